@@ -1,0 +1,1 @@
+"""One module per command-line verb; each takes parsed options and returns an exit code."""

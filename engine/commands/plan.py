@@ -1,0 +1,90 @@
+"""`runbook plan FILE`: the dry run. Every command, rendered, per host; nothing is executed.
+
+The text is meant to be read by a reviewer, so it is plain, stable and copy-pasteable: commands are
+printed exactly as they will run.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+from engine.options import Options, prepare
+from engine.planning import HostPlan, Plan, PlannedStep, digest, sha256_text, to_dict
+
+
+def main(options: Options, save: str | None = None) -> int:
+    validated, plan = prepare(options)
+    print(describe(plan))
+    if save:
+        data = to_dict(plan)
+        data["sha256"] = digest(data)
+        Path(save).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(f"\nplan saved to {save} (sha256 {data['sha256']})")
+    return 0
+
+
+def describe(plan: Plan) -> str:
+    rb = plan.runbook
+    lines = [f"{rb.title}", f"runbook {rb.name} {rb.version}  ({rb.document.path}, sha256 {sha256_text(rb.document.text)[:16]}…)",
+             f"platform: {plan.platform or 'any (every variant shown)'}"]
+    if plan.values.values or plan.values.missing:
+        lines.append("values:")
+        masked = plan.values.masked()
+        lines += [f"  {name} = {masked[name]!r}  ({plan.values.sources.get(name, '')})" for name in masked]
+        lines += [f"  {name} = ________  (not given)" for name in plan.values.missing]
+    for warning in rb.warnings:
+        lines.append(f"WARNING: {warning}")
+    if plan.checks:
+        lines.append("\npreflight checks:")
+        for check in plan.checks:
+            lines.append(f"  - {check.title}  [on {check.target}]")
+            lines += _hosts(check.hosts, indent=6)
+    lines.append("\nsteps:")
+    for planned in plan.steps:
+        lines += _step(planned)
+    return "\n".join(lines)
+
+
+def _step(planned: PlannedStep) -> list[str]:
+    step = planned.step
+    facts = [f"on {planned.target}"]
+    if step.timeout:
+        facts.append(f"timeout {step.timeout:g}s")
+    if step.retries.count:
+        facts.append(f"retries {step.retries.count}")
+    if len(planned.hosts) > 1:
+        facts.append(f"{len(planned.hosts)} hosts, {planned.concurrency} at a time")
+    lines = [f"\n{planned.number:>3}. {step.id}: {step.title}  [{', '.join(facts)}]"]
+    if step.when:
+        lines.append(f"       when: {step.when.text}")
+    if step.confirm:
+        typed = f" (type {planned.confirm_text!r})" if planned.confirm_text else ""
+        lines.append(f"       confirm: {step.confirm.question}{typed}")
+    if planned.manual:
+        lines += textwrap.indent(f"MANUAL: {planned.manual.strip()}", " " * 7).splitlines()
+        if step.record:
+            expect = planned.record_expect or step.record.matches or "(anything)"
+            lines.append(f"       record: {step.record.prompt} — expected {expect}")
+    lines += _hosts(planned.hosts, indent=7)
+    if step.result:
+        lines.append(f"       result: {step.result}")
+    return lines
+
+
+def _hosts(hosts: tuple[HostPlan, ...], indent: int) -> list[str]:
+    pad = " " * indent
+    lines = []
+    for hp in hosts:
+        where = f"{pad}@ {hp.host.name}" + (f"  (cwd {hp.cwd})" if hp.cwd else "")
+        if hp.skip:
+            lines.append(f"{where}: skipped — {hp.skip}")
+            continue
+        lines.append(where + (" (rendered again at run time)" if hp.deferred else ""))
+        for variant in hp.variants:
+            label = f"[{variant.label}] " if variant.label else ""
+            script = variant.script.rstrip("\n").splitlines() or [""]
+            lines.append(f"{pad}  {label}$ {script[0]}")
+            lines += [f"{pad}  {' ' * len(label)}  {more}" for more in script[1:]]
+    return lines

@@ -1,0 +1,401 @@
+"""The run journal: an append-only JSON-lines record of a run, fsynced line by line so a crash loses nothing done.
+
+A run lives in `<state_dir>/runs/<run_id>/`: `journal.jsonl` plus one output file per step and host
+(`<step>@<host>.log`). The journal is what `--resume` trusts, so a record is on disk before `append` returns,
+and a journal that cannot be written stops the run (`JournalError`) rather than letting it go on unrecorded.
+Nothing here masks: callers pass text already masked by `engine.masking`.
+
+Records (the journal's contract; every record also gets "time", UTC ISO 8601 with milliseconds):
+
+    {"type": "run", "run_id", "runbook": {"name", "version", "sha256", "path"},
+     "variables": {name: value, secrets as MASK}, "platform", "engine_version", "user", "hostname", "pid", "argv"}
+    {"type": "step-start", "step", "host", "attempt"}
+    {"type": "step-end", "step", "host", "status", "exit_code", "duration", "stdout_tail", "stderr_tail", "attempt"}
+    {"type": "confirmation", "step" (or null), "question", "answer", "user", "by": "operator" | "--yes"}
+    {"type": "manual", "step", "host": "operator", "prompt", "answer", "expected", "ok", "user",
+     "by": "operator" | "--confirm-manual"}
+    {"type": "resumed", "user", "pid"}
+    {"type": "interrupted", "signal"}
+    {"type": "run-end", "status", "exit_code"}
+
+A line is committed once its newline is on disk: a last line without one (or that does not parse) is what a
+crash mid-write leaves, so readers ignore it and `Journal.reopen` cuts it off before appending.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from engine.errors import JournalError
+
+JOURNAL_NAME = "journal.jsonl"
+OUTCOMES = ("ok", "failed", "timed_out", "interrupted", "skipped", "unknown")
+
+
+def default_state_dir(cwd: Path) -> Path:
+    """`$RUNBOOK_STATE_DIR` (relative to `cwd` if relative) or `cwd/.runbook`."""
+    configured = os.environ.get("RUNBOOK_STATE_DIR")
+    return cwd / Path(configured).expanduser() if configured else cwd / ".runbook"
+
+
+def timestamp(now: datetime | None = None) -> str:
+    """UTC ISO 8601 with milliseconds and a "Z", the one time format of journals, output files and locks."""
+    moment = _utc(now or datetime.now(timezone.utc))
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """`20261126T113722Z-1a2b3c`: sorts by start time; the random part keeps runs in the same second apart."""
+    return f"{_utc(now or datetime.now(timezone.utc)):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def _utc(moment: datetime) -> datetime:
+    """Naive datetimes are taken as UTC (not local time), so ids do not depend on the machine's zone."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+def safe_filename(name: str) -> str:
+    """`name` made safe as a file name; a short hash keeps names that differ only in unsafe characters apart."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name).strip(".") or "_"
+    if safe == name:
+        return name
+    return f"{safe}-{hashlib.sha256(name.encode()).hexdigest()[:6]}"
+
+
+def _reason(action: str, path: Path, error: OSError) -> str:
+    return f"cannot {action} {path}: {error.strerror or error}"
+
+
+def _json_default(value: object) -> object:
+    """Paths, datetimes and enums are what records naturally hold; anything else is a bug and raises."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, datetime):
+        return timestamp(value)
+    if isinstance(value, Enum):
+        return value.value
+    raise TypeError(f"cannot write {type(value).__name__} to the journal")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+class OutputFile:
+    """The full output of one step on one host, one line per output line: `<time> [stdout] <line>`.
+
+    Flushed per line (unbuffered writes) so a crash keeps what was printed; fsynced once, on close, because
+    the journal's step-end record, not this file, is what resume relies on.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        try:
+            self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        except OSError as error:
+            raise JournalError(_reason("open output file", path, error)) from error
+
+    @property
+    def closed(self) -> bool:
+        return self._fd is None
+
+    def write_line(self, stream: str, line: str) -> None:
+        """Write one line of `stream` ("stdout", "stderr"); embedded newlines become separate lines."""
+        prefix = f"{timestamp()} [{stream}] "
+        text = "".join(prefix + part + "\n" for part in line.rstrip("\r\n").split("\n"))
+        with self._lock:
+            if self._fd is None:
+                raise JournalError(f"cannot write {self.path}: it is closed")
+            try:
+                _write_all(self._fd, text.encode("utf-8", "replace"))
+            except OSError as error:
+                raise JournalError(_reason("write output file", self.path, error)) from error
+
+    def close(self) -> None:
+        with self._lock:
+            fd, self._fd = self._fd, None
+            if fd is None:
+                return
+            try:
+                os.fsync(fd)
+            except OSError as error:
+                raise JournalError(_reason("sync output file", self.path, error)) from error
+            finally:
+                os.close(fd)
+
+
+class Journal:
+    """Appends records to one run's `journal.jsonl`; thread-safe, and done for good after the first failure."""
+
+    def __init__(self, run_id: str, directory: Path, fd: int) -> None:
+        self.run_id = run_id
+        self.directory = directory
+        self.path = directory / JOURNAL_NAME
+        self._fd: int | None = fd
+        self._failure: str | None = None
+        self._lock = threading.Lock()
+        self._outputs: dict[tuple[str, str], OutputFile] = {}
+
+    @classmethod
+    def create(cls, state_dir: Path, header: Mapping[str, Any], run_id: str | None = None) -> Journal:
+        """Make the run directory and write the `run` header record."""
+        run_id = run_id or new_run_id()
+        directory = state_dir / "runs" / run_id
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
+        try:
+            directory.mkdir(parents=True)
+            journal = cls(run_id, directory, os.open(directory / JOURNAL_NAME, flags, 0o644))
+        except OSError as error:
+            raise JournalError(_reason("create run directory", directory, error)) from error
+        try:
+            journal.append({"type": "run", **header, "run_id": run_id})
+            _fsync_directory(directory)
+        except JournalError:
+            journal.close()
+            raise
+        return journal
+
+    @classmethod
+    def reopen(cls, state_dir: Path, run_id: str) -> Journal:
+        """Append to an existing run's journal (for `--resume`), first cutting off a line torn by a crash."""
+        directory = state_dir / "runs" / run_id
+        path = directory / JOURNAL_NAME
+        scan = scan_journal(path)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+        except OSError as error:
+            raise JournalError(_reason("reopen journal", path, error)) from error
+        if scan.torn_tail:
+            try:
+                os.ftruncate(fd, scan.committed_bytes)
+            except OSError as error:
+                os.close(fd)
+                raise JournalError(_reason("cut the torn last line of", path, error)) from error
+        return cls(run_id, directory, fd)
+
+    def append(self, record: Mapping[str, Any]) -> None:
+        """Write `record` as one line and fsync it; on any OS error, raise and refuse every later append."""
+        stamped = {**record, "time": record.get("time") or timestamp()}
+        line = json.dumps(stamped, ensure_ascii=False, default=_json_default)
+        with self._lock:
+            if self._failure or self._fd is None:
+                raise JournalError(self._failure or f"cannot write {self.path}: the journal is closed")
+            try:
+                _write_all(self._fd, (line + "\n").encode("utf-8", "replace"))
+                os.fsync(self._fd)
+                if os.fstat(self._fd).st_nlink == 0:
+                    raise FileNotFoundError(2, "the journal was deleted while the run was writing it")
+            except OSError as error:
+                self._failure = _reason("write journal", self.path, error)
+                raise JournalError(self._failure) from error
+
+    def output_file(self, step_id: str, host: str) -> OutputFile:
+        """The output file of `step_id` on `host`, opened on first use (again after a close, for a re-run)."""
+        key = (step_id, host)
+        with self._lock:
+            output = self._outputs.get(key)
+            if output is None or output.closed:
+                name = f"{safe_filename(step_id)}@{safe_filename(host)}.log"
+                output = self._outputs[key] = OutputFile(self.directory / name)
+            return output
+
+    def close(self) -> None:
+        """Close every output file and the journal; the first error is raised once everything is closed."""
+        errors: list[JournalError] = []
+        with self._lock:
+            outputs, self._outputs = list(self._outputs.values()), {}
+            fd, self._fd = self._fd, None
+        for output in outputs:
+            try:
+                output.close()
+            except JournalError as error:
+                errors.append(error)
+        if fd is not None:
+            os.close(fd)
+        if errors:
+            raise errors[0]
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the new journal's directory entry durable too, or a crash could lose the whole run."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as error:
+        raise JournalError(_reason("sync run directory", directory, error)) from error
+
+
+@dataclass(frozen=True)
+class JournalScan:
+    """What a journal holds; `torn_tail` says a crash left a half-written last line, ignored here."""
+
+    records: list[dict[str, Any]]
+    torn_tail: bool
+    committed_bytes: int
+
+
+def scan_journal(path: Path) -> JournalScan:
+    """Read every committed record; a corrupt line before the last one raises, naming `file:line`."""
+    *lines, tail = _read_bytes(path).split(b"\n")
+    records: list[dict[str, Any]] = []
+    committed = 0
+    for number, line in enumerate(lines, 1):
+        record = _parse(line)
+        if record is None:
+            if number == len(lines) and not tail:
+                return JournalScan(records, True, committed)
+            snippet = line[:80].decode("utf-8", "replace")
+            raise JournalError(f"{path}:{number}: corrupt journal line (not a JSON object): {snippet}")
+        records.append(record)
+        committed += len(line) + 1
+    return JournalScan(records, bool(tail), committed)
+
+
+def read_journal(path: Path) -> list[dict[str, Any]]:
+    """The committed records of a journal; see `scan_journal` for whether a torn last line was dropped."""
+    return scan_journal(path).records
+
+
+def _read_bytes(path: Path) -> bytes:
+    """Read up to the size seen on opening: a consistent prefix even while a run is still appending."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(os.fstat(file.fileno()).st_size)
+    except OSError as error:
+        raise JournalError(_reason("read journal", path, error)) from error
+
+
+def _parse(line: bytes) -> dict[str, Any] | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One run as `runbook runs` lists it and `--resume` finds it."""
+
+    run_id: str
+    runbook: str
+    version: str | None
+    sha256: str | None
+    user: str | None
+    started: str
+    finished: str | None
+    status: str  # "ok" | "failed" | "interrupted" (from run-end) or "unfinished" (no run-end last)
+    directory: Path
+
+
+def summarize_run(directory: Path) -> RunSummary | None:
+    """Summarise one run directory; None if it has no header yet (a crash right after it was made)."""
+    path = directory / JOURNAL_NAME
+    records = read_journal(path) if path.exists() else []
+    if not records:
+        return None
+    header, last = records[0], records[-1]
+    if header.get("type") != "run":
+        raise JournalError(f"{path}:1: the first record is not the run header")
+    runbook: dict[str, Any] = header["runbook"] if isinstance(header.get("runbook"), dict) else {}
+    ended = last.get("type") == "run-end"
+    return RunSummary(
+        run_id=str(header.get("run_id", directory.name)),
+        runbook=str(runbook.get("name", "")),
+        version=_optional_str(runbook.get("version")),
+        sha256=_optional_str(runbook.get("sha256")),
+        user=_optional_str(header.get("user")),
+        started=str(header.get("time", "")),
+        finished=_optional_str(last.get("time")) if ended else None,
+        status=str(last.get("status", "failed")) if ended else "unfinished",
+        directory=directory,
+    )
+
+
+def _optional_str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def list_runs(state_dir: Path, runbook: str | None = None) -> list[RunSummary]:
+    """Every run in `state_dir` (of `runbook` if given), newest first.
+
+    "unfinished" means the run never wrote its `run-end`; whether one is still running is the lock's to say.
+    """
+    runs_dir = state_dir / "runs"
+    if not runs_dir.is_dir():
+        return []
+    summaries = [summarize_run(directory) for directory in runs_dir.iterdir() if directory.is_dir()]
+    matching = [s for s in summaries if s is not None and (runbook is None or s.runbook == runbook)]
+    return sorted(matching, key=lambda s: (s.started, s.run_id), reverse=True)
+
+
+def latest_unfinished(state_dir: Path, runbook_name: str) -> RunSummary | None:
+    """The run `--resume` continues: the newest run of the runbook, unless it finished "ok".
+
+    A failed or interrupted run is resumable as much as a crashed one (fix the cause, resume); an older run
+    is not, once a newer one was started from scratch.
+    """
+    runs = list_runs(state_dir, runbook_name)
+    return runs[0] if runs and runs[0].status != "ok" else None
+
+
+@dataclass(frozen=True)
+class HostOutcome:
+    """The last known state of one step on one host, folded from the journal for `--resume`."""
+
+    step: str
+    host: str
+    status: str  # one of OUTCOMES
+    attempt: int
+    exit_code: int | None
+
+
+def fold_outcomes(records: list[dict[str, Any]]) -> dict[tuple[str, str], HostOutcome]:
+    """The latest state of each (step, host), in record order: a later attempt overrides an earlier one.
+
+    A start without a later end is "unknown": the command may or may not have had its effect, so resume asks.
+    """
+    folded: dict[tuple[str, str], HostOutcome] = {}
+    for record in records:
+        kind, step, host = record.get("type"), str(record.get("step")), str(record.get("host"))
+        attempt = int(record.get("attempt") or 1)
+        if kind == "step-start":
+            folded[(step, host)] = HostOutcome(step, host, "unknown", attempt, None)
+        elif kind == "step-end":
+            status = str(record.get("status")).replace("-", "_")
+            status = status if status in OUTCOMES else "unknown"
+            folded[(step, host)] = HostOutcome(step, host, status, attempt, record.get("exit_code"))
+        elif kind == "manual":
+            status = "ok" if record.get("ok") else "failed"
+            folded[(step, host)] = HostOutcome(step, host, status, attempt, None)
+    return folded
+
+
+def outcomes(records: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
+    """(step, host) -> "ok" | "failed" | "timed_out" | "interrupted" | "skipped" | "unknown"."""
+    return {key: outcome.status for key, outcome in fold_outcomes(records).items()}

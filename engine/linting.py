@@ -1,0 +1,145 @@
+"""Static checks of every template in a runbook, before any value is known.
+
+An undefined name, a sandbox escape, a Go template that jinja would choke on, or `steps.<id>` naming a
+step that has not run yet is an error at validation time, at its line: nobody should learn about a typo
+halfway through a rollback. `| raw` is legal but flagged, since it turns quoting off.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import jinja2
+from jinja2 import meta, nodes
+from jinja2.sandbox import UNSAFE_FUNCTION_ATTRIBUTES, UNSAFE_METHOD_ATTRIBUTES
+
+from engine.errors import Problem
+from engine.model import Command, Runbook, Step, Template
+from engine.rendering import environment, template_problem
+
+_GO_TEMPLATE = re.compile(r"\{\{-?\s*\.")
+_UNSAFE = UNSAFE_FUNCTION_ATTRIBUTES | UNSAFE_METHOD_ATTRIBUTES | {"mro", "gi_frame", "cr_frame"}
+
+
+@dataclass(frozen=True)
+class _Site:
+    """One template and what it may refer to."""
+
+    template: Template
+    names: frozenset[str]
+    shell: bool = False
+    expression: bool = False
+    earlier_steps: frozenset[str] = frozenset()
+
+
+def lint(runbook: Runbook) -> tuple[list[Problem], list[Problem]]:
+    """(errors, warnings) over every template of the runbook."""
+    errors: list[Problem] = []
+    warnings: list[Problem] = []
+    for site in _sites(runbook):
+        for problem, is_warning in _check(site):
+            (warnings if is_warning else errors).append(problem)
+    return errors, warnings
+
+
+def _sites(runbook: Runbook) -> Iterator[_Site]:
+    base = frozenset(v.name for v in runbook.variables) | {"platform", "runbook"}
+    for target in runbook.targets:
+        if inv := target.inventory:
+            yield _Site(inv.from_file, base)
+            for template in (inv.host, inv.user, inv.port, inv.key_file):
+                if template is not None:
+                    yield _Site(template, base | {"item", "omit"})
+    for check in runbook.checks:
+        yield from _command_sites(check.run, base | {"host"}, frozenset())
+        if check.cwd:
+            yield _Site(check.cwd, base | {"host"})
+    earlier: frozenset[str] = frozenset()
+    for step in runbook.steps:
+        yield from _step_sites(step, base | {"host", "steps"}, earlier)
+        earlier |= {step.id}
+
+
+def _command_sites(command: Command, names: frozenset[str], earlier: frozenset[str]) -> Iterator[_Site]:
+    for _, template in command.variants:
+        yield _Site(template, names, shell=True, earlier_steps=earlier)
+
+
+def _step_sites(step: Step, names: frozenset[str], earlier: frozenset[str]) -> Iterator[_Site]:
+    if step.run:
+        yield from _command_sites(step.run, names, earlier)
+    texts = [step.cwd, step.manual, step.record.equals if step.record else None,
+             step.confirm.typed if step.confirm else None, *(value for _, value in step.env)]
+    for template in texts:
+        if template is not None:
+            yield _Site(template, names, earlier_steps=earlier)
+    if step.when:
+        yield _Site(step.when, names, expression=True, earlier_steps=earlier)
+
+
+def _check(site: _Site) -> Iterator[tuple[Problem, bool]]:
+    template = site.template
+    text = template.text
+    if site.expression:
+        if "{{" in text or "{%" in text:
+            yield template_problem(template, "'when' is a bare expression: remove the {{ }}"), False
+            return
+        text = "{{ " + text + " }}"
+    try:
+        ast = environment(site.shell).parse(text)
+    except jinja2.TemplateSyntaxError as error:
+        yield _syntax(template, error), False
+        return
+    yield from ((p, False) for p in _undefined(site, ast))
+    yield from ((p, False) for p in _unsafe(template, ast))
+    yield from ((p, False) for p in _step_references(site, ast))
+    if site.shell:
+        for node in ast.find_all(nodes.Filter):
+            if node.name == "raw":
+                message = "warning: '| raw' inserts the value unquoted; be sure it cannot carry shell syntax"
+                yield template_problem(template, message, node.lineno), True
+
+
+def _syntax(template: Template, error: jinja2.TemplateSyntaxError) -> Problem:
+    lines = template.text.splitlines() or [""]
+    line_text = lines[min(error.lineno, len(lines)) - 1]
+    if _GO_TEMPLATE.search(line_text) or _GO_TEMPLATE.search(template.text):
+        message = ("this looks like a Go/docker template ({{.Field}}); jinja reads {{ }} too: "
+                   "wrap it in {% raw %}…{% endraw %}")
+    else:
+        message = f"template syntax error: {error.message}"
+    return template_problem(template, message, error.lineno)
+
+
+def _undefined(site: _Site, ast: nodes.Template) -> Iterator[Problem]:
+    known = site.names | set(environment(False).globals)
+    for name in sorted(meta.find_undeclared_variables(ast) - known):
+        close = difflib.get_close_matches(name, sorted(site.names), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        line = next((n.lineno for n in ast.find_all(nodes.Name) if n.name == name), 1)
+        yield template_problem(site.template, f"undefined name {name!r}{hint}", line)
+
+
+def _unsafe(template: Template, ast: nodes.Template) -> Iterator[Problem]:
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        attr = node.attr if isinstance(node, nodes.Getattr) else _const(node.arg)
+        if attr is not None and (attr.startswith("_") or attr in _UNSAFE):
+            message = f"access to {attr!r} is not allowed in the sandbox"
+            yield template_problem(template, message, node.lineno)
+
+
+def _step_references(site: _Site, ast: nodes.Template) -> Iterator[Problem]:
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        if not (isinstance(node.node, nodes.Name) and node.node.name == "steps"):
+            continue
+        ref = node.attr if isinstance(node, nodes.Getattr) else _const(node.arg)
+        if ref is not None and ref not in site.earlier_steps:
+            message = f"steps.{ref}: no earlier step has id {ref!r} (only steps that ran before can be read)"
+            yield template_problem(site.template, message, node.lineno)
+
+
+def _const(node: nodes.Node) -> str | None:
+    return node.value if isinstance(node, nodes.Const) and isinstance(node.value, str) else None

@@ -1,0 +1,189 @@
+"""The validated runbook as frozen values: what the file says, before any variable is known.
+
+Built only from data the schema has accepted, so construction never has to second-guess types. Templates
+stay templates here (`Template` keeps the text and where it stands); rendering them is `rendering`'s job.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.loading import Document, JsonPath, Mark
+
+LOCAL = "local"
+PLATFORMS = ("linux", "darwin", "windows")
+DEFAULT_SHELL = "sh"
+DEFAULT_CONCURRENCY = 10
+DEFAULT_CHECK_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class Template:
+    """A templated string and the place it was written, so render errors point at the file."""
+
+    text: str
+    path: JsonPath
+    mark: Mark
+    file: str = ""
+
+    @property
+    def is_static(self) -> bool:
+        return "{{" not in self.text and "{%" not in self.text and "{#" not in self.text
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    schema: dict[str, Any]
+    description: str = ""
+    default: Any = None
+    has_default: bool = False
+    required: bool = False
+    secret: bool = False
+
+    @property
+    def type(self) -> str:
+        return str(self.schema.get("type", "string"))
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """An SSH inventory read from a YAML file at plan time (`from_file` + `each`)."""
+
+    from_file: Template
+    each: str
+    host: Template
+    user: Template | None
+    port: Template | None
+    key_file: Template | None
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    local: bool
+    hosts: tuple[str, ...] = ()
+    inventory: Inventory | None = None
+    concurrency: int | None = None
+
+
+@dataclass(frozen=True)
+class Retries:
+    count: int = 0
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class Confirm:
+    """Ask before a step: a y/n question, or make the operator type `typed` exactly."""
+
+    question: str
+    typed: Template | None = None
+
+
+@dataclass(frozen=True)
+class Expect:
+    exit_codes: tuple[int, ...] = (0,)
+    stdout_contains: str | None = None
+    stdout_matches: str | None = None
+
+
+@dataclass(frozen=True)
+class Record:
+    prompt: str
+    equals: Template | None = None
+    matches: str | None = None
+
+
+@dataclass(frozen=True)
+class Command:
+    """`run` as written: one script, or one per platform (`default` for the rest)."""
+
+    variants: tuple[tuple[str, Template], ...]
+
+    def for_platform(self, platform: str) -> Template | None:
+        table = dict(self.variants)
+        return table.get(platform) or table.get("default") or table.get("*")
+
+    @property
+    def per_platform(self) -> bool:
+        return self.variants[0][0] != "*"
+
+
+@dataclass(frozen=True)
+class Check:
+    title: str
+    run: Command
+    on: str = LOCAL
+    cwd: Template | None = None
+    timeout: float = DEFAULT_CHECK_TIMEOUT
+    index: int = 0
+
+
+@dataclass(frozen=True)
+class Step:
+    index: int
+    id: str
+    title: str
+    on: str = LOCAL
+    run: Command | None = None
+    manual: Template | None = None
+    record: Record | None = None
+    description: str = ""
+    cwd: Template | None = None
+    env: tuple[tuple[str, Template], ...] = ()
+    shell: str = DEFAULT_SHELL
+    when: Template | None = None
+    confirm: Confirm | None = None
+    timeout: float | None = None
+    retries: Retries = field(default_factory=Retries)
+    continue_on_error: bool = False
+    expect: Expect = field(default_factory=Expect)
+    result: str = ""
+    concurrency: int | None = None
+    max_failed_hosts: int = 0
+    requires: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Runbook:
+    document: Document
+    format: int
+    name: str
+    version: str
+    title: str
+    description: str
+    source: str
+    warnings: tuple[str, ...]
+    variables: tuple[Variable, ...]
+    targets: tuple[Target, ...]
+    checks: tuple[Check, ...]
+    steps: tuple[Step, ...]
+    default_concurrency: int = DEFAULT_CONCURRENCY
+
+    def target(self, name: str) -> Target:
+        return next(t for t in self.targets if t.name == name)
+
+    def variable(self, name: str) -> Variable | None:
+        return next((v for v in self.variables if v.name == name), None)
+
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def seconds(value: float | int | str) -> float:
+    """`30`, `"30s"`, `"10m"` → seconds (the schema has checked the form)."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    number, unit = re.fullmatch(r"([0-9.]+)([a-z]+)", value).groups()  # type: ignore[union-attr]
+    return float(number) * _UNITS[unit]
+
+
+def retries(value: int | dict[str, Any] | None) -> Retries:
+    if value is None:
+        return Retries()
+    if isinstance(value, int):
+        return Retries(value)
+    return Retries(value["count"], seconds(value.get("delay", 0)))

@@ -1,0 +1,71 @@
+"""The options every runbook-reading command shares, and the path from them to a plan.
+
+`plan`, `run` and `checklist` all go through `prepare`: one way from a file and flags to the plan.
+"""
+
+from __future__ import annotations
+
+import platform as _platform
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine import targets as targets_mod
+from engine import variables
+from engine.errors import UsageError
+from engine.model import PLATFORMS, Variable
+from engine.planning import Plan, build_plan
+from engine.validation import Validated, validate
+
+
+@dataclass(frozen=True)
+class Options:
+    file: str
+    var: tuple[str, ...] = ()
+    vars_file: str | None = None
+    platform: str | None = None
+    hosts: tuple[str, ...] = ()
+    target: tuple[str, ...] = ()
+    environ: dict[str, str] | None = field(default=None, compare=False)
+
+
+def this_platform() -> str:
+    """`linux`, `darwin`, `windows`: the names `run:` maps use."""
+    return _platform.system().lower()
+
+
+def chosen_platform(value: str | None) -> str | None:
+    if value is not None and value not in PLATFORMS:
+        raise UsageError(f"--platform {value!r}: choose one of {', '.join(PLATFORMS)}")
+    return value
+
+
+def _prompt(variable: Variable) -> str:
+    import getpass
+
+    label = f"{variable.name}" + (f" ({variable.description})" if variable.description else "")
+    if variable.secret:
+        return getpass.getpass(f"{label}: ")
+    return input(f"{label}: ")
+
+
+def prompter() -> variables.Prompter | None:
+    """Ask for missing required values only when a person is at a terminal."""
+    return _prompt if sys.stdin.isatty() and sys.stderr.isatty() else None
+
+
+def prepare(options: Options, *, any_platform: bool = False, allow_missing: bool = False) -> tuple[Validated, Plan]:
+    """Validate, resolve values and hosts, render the plan. Nothing runs and nothing connects."""
+    validated = validate(Path(options.file), options.file)
+    runbook = validated.runbook
+    chosen = chosen_platform(options.platform)
+    platform = chosen or (None if any_platform else this_platform())
+    values = variables.resolve(
+        runbook, variables.parse_assignments(options.var),
+        Path(options.vars_file) if options.vars_file else None, options.environ,
+        prompt=None if allow_missing else prompter(), allow_missing=allow_missing)
+    context = {**values.values, "platform": platform or "", "runbook": {"name": runbook.name}}
+    resolved = targets_mod.resolve(
+        runbook, context, targets_mod.parse_overrides(list(options.hosts), "--hosts"),
+        targets_mod.parse_overrides(list(options.target), "--target"))
+    return validated, build_plan(runbook, values, platform, resolved)

@@ -1,0 +1,241 @@
+"""The plan: every step, per host, the exact command, cwd, timeout, confirmations and manual texts.
+
+One plan object feeds the dry run, the checklist and the runner, so what an operator reviews is what
+runs. Where a platform is not known yet (an SSH host before preflight, or a checklist printed for any
+machine) a step keeps every variant of its command; the runner picks one per host once it knows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from engine import model, programs
+from engine.errors import InvalidRunbook
+from engine.model import Command, Runbook, Step, Template
+from engine.rendering import Deferred, SecretRef, evaluate, names_used, render, secrets_in, template_problem
+from engine.targets import Host, ResolvedTarget
+from engine.variables import Values
+
+PLATFORM_LABELS = {"linux": "Linux", "darwin": "macOS", "windows": "Windows", "default": "Other", "*": ""}
+
+
+class Blank(Deferred):
+    """A required value not given (checklists): printed as a line to fill in by hand."""
+
+    def __str__(self) -> str:
+        return "________"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One form of a command: for one platform, or `*` for all."""
+
+    platform: str
+    script: str
+    secret_env: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return PLATFORM_LABELS.get(self.platform, self.platform)
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    host: Host
+    variants: tuple[Variant, ...]
+    cwd: str | None = None
+    env: tuple[tuple[str, str], ...] = ()
+    skip: str | None = None
+    deferred: bool = False
+
+    def variant(self, platform: str) -> Variant | None:
+        table = {v.platform: v for v in self.variants}
+        return table.get(platform) or table.get("default") or table.get("*")
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    number: int
+    step: Step
+    target: str
+    hosts: tuple[HostPlan, ...]
+    concurrency: int
+    programs: tuple[str, ...] = ()
+    manual: str | None = None
+    record_expect: str | None = None
+    confirm_text: str | None = None
+
+    @property
+    def id(self) -> str:
+        return self.step.id
+
+    @property
+    def fan_out(self) -> bool:
+        return len(self.hosts) > 1 or any(not h.host.local for h in self.hosts)
+
+
+@dataclass(frozen=True)
+class PlannedCheck:
+    title: str
+    target: str
+    hosts: tuple[HostPlan, ...]
+    timeout: float
+
+
+@dataclass(frozen=True)
+class Plan:
+    runbook: Runbook
+    values: Values
+    platform: str | None
+    targets: Mapping[str, ResolvedTarget]
+    checks: tuple[PlannedCheck, ...]
+    steps: tuple[PlannedStep, ...]
+
+    def step(self, step_id: str) -> PlannedStep | None:
+        return next((s for s in self.steps if s.id == step_id), None)
+
+    def ssh_hosts(self) -> tuple[Host, ...]:
+        seen: dict[tuple[str, int | None, str | None], Host] = {}
+        for target in self.targets.values():
+            for host in target.hosts:
+                if not host.local:
+                    seen.setdefault((host.address, host.port, host.user), host)
+        return tuple(seen.values())
+
+
+class Planner:
+    """Renders steps for hosts. Used once for the whole plan, and again by the runner for deferred steps."""
+
+    def __init__(self, runbook: Runbook, values: Values, platform: str | None,
+                 targets: Mapping[str, ResolvedTarget]) -> None:
+        self.runbook, self.values, self.platform, self.targets = runbook, values, platform, targets
+        self.secret_refs = {name: SecretRef(name) for name in values.secrets}
+        base: dict[str, Any] = {name: Blank(name) for name in values.missing}
+        base.update(values.values)
+        base.update(self.secret_refs)
+        base["runbook"] = {"name": runbook.name, "version": runbook.version}
+        self.base = base
+
+    def context(self, host: Host, platform: str | None, steps: Any) -> dict[str, Any]:
+        return {**self.base, "platform": platform or Deferred("platform"), "host": host.context(), "steps": steps}
+
+    def host_platform(self, host: Host) -> str | None:
+        return self.platform if host.local else None
+
+    def plan_step(self, step: Step, steps: Any = None, platforms: Mapping[str, str] | None = None) -> PlannedStep:
+        """Render `step` for each host of its target; `steps`/`platforms` are the run's knowledge, if any."""
+        steps = steps if steps is not None else Deferred("steps")
+        target = self.targets[step.on]
+        hosts = tuple(self._host_plan(step, host, steps, platforms) for host in (target.hosts if step.run else ()))
+        first = self.context(target.hosts[0], self.platform, steps)
+        return PlannedStep(
+            number=step.index + 1, step=step, target=step.on, hosts=hosts,
+            concurrency=step.concurrency or target.concurrency,
+            programs=programs.needed(hosts, step.requires),
+            manual=render(step.manual, first) if step.manual else None,
+            record_expect=render(step.record.equals, first) if step.record and step.record.equals else None,
+            confirm_text=render(step.confirm.typed, first) if step.confirm and step.confirm.typed else None)
+
+    def _host_plan(self, step: Step, host: Host, steps: Any, platforms: Mapping[str, str] | None) -> HostPlan:
+        platform = (platforms or {}).get(host.name) or self.host_platform(host)
+        context = self.context(host, platform, steps)
+        deferred = any("steps" in names_used(t.text) for _, t in step.run.variants) if step.run else False
+        skip = None
+        if step.when is not None:
+            unknown = names_used("{{" + step.when.text + "}}")
+            if ("steps" in unknown and isinstance(steps, Deferred)) or ("platform" in unknown and platform is None):
+                deferred = True
+            elif not evaluate(step.when, context):
+                skip = f"when: {step.when.text} is false"
+        assert step.run is not None
+        return HostPlan(
+            host=host, variants=self.variants(step.run, context, platform),
+            cwd=render(step.cwd, context) if step.cwd else None,
+            env=tuple((k, render(v, context)) for k, v in step.env), skip=skip, deferred=deferred)
+
+    def variants(self, command: Command, context: dict[str, Any], platform: str | None) -> tuple[Variant, ...]:
+        """The command's form(s) for a platform, or every form when the platform is not known."""
+        if platform is not None:
+            template = command.for_platform(platform)
+            if template is None:
+                raise InvalidRunbook([template_problem(
+                    command.variants[0][1], f"no command for platform {platform!r}: add '{platform}' or 'default'")])
+            chosen = [(platform if command.per_platform else "*", template)]
+        else:
+            chosen = list(command.variants)
+        return tuple(self._variant(name, template, context) for name, template in chosen)
+
+    def _variant(self, name: str, template: Template, context: dict[str, Any]) -> Variant:
+        if name in model.PLATFORMS:
+            context = {**context, "platform": name}
+        script = render(template, context, shell=True)
+        return Variant(name, script, secrets_in(script, self.secret_refs))
+
+    def plan_check(self, check: model.Check) -> PlannedCheck:
+        target = self.targets[check.on]
+        hosts = []
+        for host in target.hosts:
+            platform = self.host_platform(host)
+            context = self.context(host, platform, Deferred("steps"))
+            hosts.append(HostPlan(host, self.variants(check.run, context, platform),
+                                  cwd=render(check.cwd, context) if check.cwd else None))
+        return PlannedCheck(check.title, check.on, tuple(hosts), check.timeout)
+
+
+def build_plan(runbook: Runbook, values: Values, platform: str | None,
+               targets: Mapping[str, ResolvedTarget]) -> Plan:
+    """The whole plan; every render problem of every step is raised together."""
+    planner = Planner(runbook, values, platform, targets)
+    problems, steps, checks = [], [], []
+    for check in runbook.checks:
+        try:
+            checks.append(planner.plan_check(check))
+        except InvalidRunbook as error:
+            problems += error.problems
+    for step in runbook.steps:
+        try:
+            steps.append(planner.plan_step(step))
+        except InvalidRunbook as error:
+            problems += error.problems
+    if problems:
+        raise InvalidRunbook(problems)
+    return Plan(runbook, values, platform, targets, tuple(checks), tuple(steps))
+
+
+def to_dict(plan: Plan) -> dict[str, Any]:
+    """The reviewable form of a plan (what `plan --save` writes and `run --plan` compares)."""
+    rb = plan.runbook
+    return {
+        "runbook": {"name": rb.name, "version": rb.version, "title": rb.title, "sha256": sha256_text(rb.document.text)},
+        "platform": plan.platform, "values": plan.values.masked(),
+        "checks": [{"title": c.title, "target": c.target, "hosts": [_host_dict(h) for h in c.hosts]} for c in plan.checks],
+        "steps": [_step_dict(s) for s in plan.steps],
+    }
+
+
+def _step_dict(planned: PlannedStep) -> dict[str, Any]:
+    step = planned.step
+    return {
+        "id": step.id, "title": step.title, "target": planned.target, "timeout": step.timeout,
+        "confirm": step.confirm.question if step.confirm else None, "confirm_text": planned.confirm_text,
+        "manual": planned.manual, "record_expect": planned.record_expect,
+        "when": step.when.text if step.when else None, "hosts": [_host_dict(h) for h in planned.hosts],
+    }
+
+
+def _host_dict(host_plan: HostPlan) -> dict[str, Any]:
+    return {"host": host_plan.host.name, "cwd": host_plan.cwd, "env": dict(host_plan.env), "skip": host_plan.skip,
+            "commands": {v.platform: v.script for v in host_plan.variants}}
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def digest(data: Mapping[str, Any]) -> str:
+    return sha256_text(json.dumps(data, sort_keys=True, ensure_ascii=False))
+

@@ -1,0 +1,153 @@
+"""Sandboxed jinja2 rendering, with every `{{ }}` in a command shell-quoted unless marked `| raw`.
+
+Quoting by default works like HTML autoescaping: an operator's value such as `x; touch /tmp/p` reaches
+the command as one word. Secret values never enter a command's text at all: they render as a reference
+to an environment variable (`"${RUNBOOK_SECRET_TOKEN}"`) that the executor fills in without putting the
+value on any command line. Values only known while running (`steps.<id>.stdout`) render as visible
+placeholders in a plan and for real in the run.
+"""
+
+from __future__ import annotations
+
+import functools
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+from jinja2 import meta, nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+from engine.errors import InvalidRunbook, Problem
+from engine.loading import format_path
+from engine.model import Template
+
+OMIT = "\x00omit\x00"
+MASK = "********"
+
+
+class Raw(str):
+    """A value the author asked to insert unquoted (`| raw`)."""
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """Stands for a secret value: an environment reference in commands, a mask everywhere else."""
+
+    name: str
+
+    @property
+    def env(self) -> str:
+        return f"RUNBOOK_SECRET_{self.name.upper()}"
+
+    def __str__(self) -> str:
+        return MASK
+
+
+class Deferred:
+    """A value known only once earlier steps have run; renders as a visible placeholder in plans."""
+
+    def __init__(self, expression: str) -> None:
+        self.expression = expression
+
+    def __getattr__(self, name: str) -> Deferred:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return Deferred(f"{self.expression}.{name}")
+
+    def __getitem__(self, key: object) -> Deferred:
+        return Deferred(f"{self.expression}[{key!r}]")
+
+    def __str__(self) -> str:
+        return f"<{self.expression}: known at run time>"
+
+
+def _raw(value: Any) -> Raw:
+    if isinstance(value, SecretRef):
+        return Raw(f"${{{value.env}}}")
+    return Raw(value if isinstance(value, str) else _plain(value))
+
+
+def _plain(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _shell_finalize(value: Any) -> str:
+    if isinstance(value, Raw):
+        return str(value)
+    if isinstance(value, SecretRef):
+        return f'"${{{value.env}}}"'
+    if isinstance(value, Deferred):
+        return str(value)
+    return shlex.quote(_plain(value))
+
+
+def _text_finalize(value: Any) -> str:
+    return _plain(value) if not isinstance(value, (Raw, SecretRef, Deferred)) else str(value)
+
+
+@functools.cache
+def environment(shell: bool) -> jinja2.Environment:
+    """One sandboxed environment per kind (shell commands, plain text), built once."""
+    env = ImmutableSandboxedEnvironment(
+        undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True,
+        finalize=_shell_finalize if shell else _text_finalize)
+    env.filters["raw"] = _raw
+    env.filters["quote"] = lambda v: Raw(shlex.quote(_plain(v)))
+    env.globals["omit"] = OMIT
+    return env
+
+
+@functools.lru_cache(maxsize=8192)
+def _compile(text: str, shell: bool) -> jinja2.Template:
+    return environment(shell).from_string(text)
+
+
+@functools.lru_cache(maxsize=8192)
+def names_used(text: str) -> frozenset[str]:
+    """The context names a template reads (empty for plain text): decides per-host or deferred rendering."""
+    if "{" not in text:
+        return frozenset()
+    return frozenset(meta.find_undeclared_variables(environment(False).parse(text)))
+
+
+def template_problem(template: Template, message: str, line_in_template: int = 1) -> Problem:
+    """A problem located at the line inside the template where it happened (block scalars start a line lower)."""
+    mark = template.mark
+    line = mark.line + (line_in_template - 1) + (1 if mark.block else 0)
+    column = mark.column if line == mark.line else 1
+    return Problem(template.file, line, column, format_path(template.path), message)
+
+
+def render(template: Template, context: Mapping[str, Any], *, shell: bool = False) -> str:
+    """Render one template; an undefined name or sandbox violation becomes a located `InvalidRunbook`."""
+    if template.is_static:
+        return template.text
+    try:
+        return _compile(template.text, shell).render(context)
+    except jinja2.UndefinedError as error:
+        raise InvalidRunbook([template_problem(template, f"undefined: {error.message}")]) from None
+    except SecurityError as error:
+        raise InvalidRunbook([template_problem(template, f"not allowed in the sandbox: {error}")]) from None
+    except jinja2.TemplateError as error:
+        raise InvalidRunbook([template_problem(template, f"template error: {error}")]) from None
+
+
+def evaluate(template: Template, context: Mapping[str, Any]) -> Any:
+    """A bare expression (`when:`), evaluated in the same sandbox."""
+    try:
+        return environment(False).compile_expression(template.text)(**context)
+    except jinja2.UndefinedError as error:
+        raise InvalidRunbook([template_problem(template, f"undefined: {error.message}")]) from None
+    except (SecurityError, jinja2.TemplateError) as error:
+        raise InvalidRunbook([template_problem(template, f"invalid expression: {error}")]) from None
+
+
+def secrets_in(script: str, secrets: Mapping[str, SecretRef]) -> tuple[str, ...]:
+    """Which secret environment variables a rendered script refers to (only those are passed to it)."""
+    return tuple(ref.env for ref in secrets.values() if f"${{{ref.env}}}" in script)

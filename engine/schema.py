@@ -1,0 +1,111 @@
+"""The JSON Schema of the format, and its errors turned into located, fixable messages.
+
+The schema is plain data (`schemas/runbook-v1.schema.json`); this module only translates jsonschema's
+errors into what a runbook author can act on: every error at once, each at its line, with "did you mean"
+for typos and "quote it" for values YAML read as numbers.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from engine.errors import Problem
+from engine.loading import JsonPath, Positions
+
+SCHEMA_PATH = Path(__file__).with_name("runbook-v1.schema.json")
+SUPPORTED_FORMATS = (1,)
+_JSON_TYPES = {str: "a string", bool: "a boolean", int: "an integer", float: "a number", list: "a list",
+               dict: "a mapping", type(None): "nothing (null)"}
+
+
+@functools.cache
+def schema() -> dict[str, Any]:
+    """The runbook schema, read once."""
+    loaded: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return loaded
+
+
+def validator(fragment: Mapping[str, Any] | None = None) -> jsonschema.protocols.Validator:
+    """A 2020-12 validator (with format checks) for the whole schema or a variable's fragment."""
+    cls = jsonschema.Draft202012Validator
+    return cls(fragment if fragment is not None else schema(), format_checker=cls.FORMAT_CHECKER)
+
+
+def check(data: Any, positions: Positions) -> list[Problem]:
+    """Every schema problem of a loaded runbook, located; a format version we do not know stops there."""
+    if isinstance(data, dict) and "runbook" in data and data["runbook"] not in SUPPORTED_FORMATS:
+        supported = ", ".join(str(v) for v in SUPPORTED_FORMATS)
+        value = data["runbook"]
+        return [positions.problem(("runbook",), f"unsupported format version {value!r}; supported: {supported}")]
+    errors = validator().iter_errors(data)
+    problems = [p for error in errors for p in _translate(error, positions)]
+    return sorted(set(problems), key=lambda p: (p.line, p.column, p.path))
+
+
+def describe_type(value: Any) -> str:
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def _translate(error: jsonschema.ValidationError, positions: Positions) -> Iterator[Problem]:
+    path: JsonPath = tuple(error.absolute_path)
+    kind = error.validator
+    if kind == "additionalProperties":
+        yield from _unknown_keys(error, path, positions)
+    elif kind == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        yield positions.problem(path, f"{missing!r} is required")
+    elif kind == "type":
+        yield positions.problem(path, _type_message(error, positions.of(path).source))
+    elif kind == "oneOf":
+        yield from _one_of(error, path, positions)
+    elif kind == "dependentRequired":
+        yield positions.problem(path, error.message.replace("is a dependency of", "is needed with"))
+    elif kind == "propertyNames":
+        yield positions.problem(path, f"invalid name: {error.message}")
+    elif kind == "const" and error.validator_value is True:
+        yield positions.problem(path, "must be true (or remove the key)")
+    else:
+        yield positions.problem(path, error.message)
+
+
+def _unknown_keys(error: jsonschema.ValidationError, path: JsonPath, positions: Positions) -> Iterator[Problem]:
+    known = list(error.schema.get("properties", {}))
+    for key in sorted(set(error.instance) - set(known)):
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; allowed: {', '.join(known)}"
+        yield positions.problem(path + (key,), f"unknown key {key!r}{hint}", key=True)
+
+
+def _type_message(error: jsonschema.ValidationError, source: str | None) -> str:
+    wanted = error.validator_value
+    names = wanted if isinstance(wanted, list) else [wanted]
+    message = f"expected {' or '.join(names)}, got {describe_type(error.instance)}"
+    if "string" in names and source is not None and not isinstance(error.instance, str):
+        message += f"; quote it: '{source}'"
+    return message
+
+
+def _one_of(error: jsonschema.ValidationError, path: JsonPath, positions: Positions) -> Iterator[Problem]:
+    branches = error.validator_value
+    if all(set(branch) == {"required"} for branch in branches):
+        names = [branch["required"][0] for branch in branches]
+        present = [name for name in names if isinstance(error.instance, dict) and name in error.instance]
+        quoted = " or ".join(repr(n) for n in names)
+        message = f"exactly one of {quoted} is required" if not present else (
+            f"{' and '.join(repr(n) for n in present)} cannot be used together; keep one")
+        yield positions.problem(path, message)
+        return
+    same_type = [e for e in error.context if e.validator != "type" and len(e.relative_schema_path) > 1]
+    if same_type:  # the value has the right shape for one branch: report that branch's problems
+        for sub in same_type:
+            yield from _translate(sub, positions)
+        return
+    hint = error.schema.get("description", "")
+    yield positions.problem(path, f"invalid value {error.instance!r}: {hint}".rstrip(": "))

@@ -1,0 +1,193 @@
+"""Variable values: where they come from, their types, and their validation, all before anything runs.
+
+Sources, strongest first: `--var name=value`, `--vars-file FILE`, `RUNBOOK_VAR_<NAME>`, the default. Text
+from the command line or the environment is converted to the declared type. Every problem with every
+value is reported together, and a secret's value never appears in any message.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from engine import loading, schema
+from engine.errors import InvalidRunbook, Problem, UsageError
+from engine.masking import secret_problem
+from engine.model import Runbook, Variable
+from engine.rendering import MASK
+
+ENV_PREFIX = "RUNBOOK_VAR_"
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+Prompter = Callable[[Variable], str]
+
+
+@dataclass(frozen=True)
+class Values:
+    """The resolved values of a run; `missing` lists required names left blank (checklists only)."""
+
+    values: Mapping[str, Any]
+    secrets: frozenset[str] = frozenset()
+    sources: Mapping[str, str] = field(default_factory=dict)
+    missing: tuple[str, ...] = ()
+
+    def masked(self) -> dict[str, Any]:
+        """Values safe to print or journal."""
+        return {k: (MASK if k in self.secrets else v) for k, v in self.values.items()}
+
+    def secret_values(self) -> list[str]:
+        return [str(self.values[name]) for name in self.secrets if name in self.values]
+
+
+def parse_assignments(items: Iterable[str]) -> dict[str, str]:
+    """`["a=1", "b=x=y"]` → `{"a": "1", "b": "x=y"}`; a missing `=` is a usage error."""
+    result = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--var {item!r}: expected name=value")
+        result[name.strip()] = value
+    return result
+
+
+def convert(text: str, variable: Variable) -> Any:
+    """Command-line text → the declared JSON type; a ValueError names what was expected."""
+    kind = variable.type
+    if kind == "integer":
+        return int(text)
+    if kind == "number":
+        return float(text)
+    if kind == "boolean":
+        if text.lower() in _TRUE | _FALSE:
+            return text.lower() in _TRUE
+        raise ValueError("expected true or false")
+    if kind in ("array", "object"):
+        value = yaml.safe_load(text)
+        if not isinstance(value, list if kind == "array" else dict):
+            raise ValueError(f"expected a YAML {kind}")
+        return value
+    return text
+
+
+def problems_of(variable: Variable, value: Any, where: Problem) -> list[Problem]:
+    """Every schema problem of one value, phrased without the value when it is secret."""
+    found = []
+    for error in schema.validator(variable.schema).iter_errors(value):
+        message = error.message if not variable.secret else f"the value fails {error.validator!r}"
+        if variable.description and error.validator in ("pattern", "enum", "format"):
+            message += f" ({variable.description})"
+        found.append(Problem(where.file, where.line, where.column, where.path, message))
+    if variable.secret and isinstance(value, str) and (reason := secret_problem(value)):
+        found.append(Problem(where.file, where.line, where.column, where.path, reason))
+    return found
+
+
+def check_defaults(runbook: Runbook) -> list[Problem]:
+    """A default that fails its own variable's schema is a bug in the runbook: report it at its line."""
+    positions = runbook.document.positions
+    found = []
+    for variable in runbook.variables:
+        if variable.has_default:
+            where = positions.problem(("variables", variable.name, "default"), "")
+            found += problems_of(variable, variable.default, where)
+    return found
+
+
+class _Resolver:
+    def __init__(self, runbook: Runbook) -> None:
+        self.runbook = runbook
+        self.values: dict[str, Any] = {}
+        self.sources: dict[str, str] = {}
+        self.given: set[str] = set()
+        self.problems: list[Problem] = []
+
+    def text_values(self, items: Mapping[str, str], source: str, label: Callable[[str], str]) -> None:
+        for name, text in items.items():
+            where = Problem(source, 0, 0, label(name), "")
+            variable = self._known(name, where)
+            if variable is None or name in self.given:
+                continue
+            self.given.add(name)
+            try:
+                self._take(variable, convert(text, variable), source, where)
+            except ValueError as error:
+                shown = "" if variable.secret else f" {text!r}"
+                self.problems.append(_at(where, f"cannot read{shown} as {variable.type}: {error}"))
+
+    def file_values(self, path: Path) -> None:
+        document = loading.load(path)
+        if not isinstance(document.data, dict):
+            self.problems.append(document.positions.problem((), "a vars file is a mapping of name: value"))
+            return
+        for name, value in document.data.items():
+            where = document.positions.problem((name,), "", key=True)
+            variable = self._known(name, where)
+            if variable is not None and name not in self.given:
+                self.given.add(name)
+                self._take(variable, value, f"vars file {path}", where)
+
+    def _known(self, name: str, where: Problem) -> Variable | None:
+        variable = self.runbook.variable(name)
+        if variable is None:
+            names = [v.name for v in self.runbook.variables]
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; variables: {', '.join(names) or 'none'}"
+            self.problems.append(_at(where, f"unknown variable {name!r}{hint}"))
+        return variable
+
+    def _take(self, variable: Variable, value: Any, source: str, where: Problem) -> None:
+        found = problems_of(variable, value, where)
+        self.problems += found
+        if not found:
+            self.values[variable.name] = value
+            self.sources[variable.name] = source
+
+
+def _at(where: Problem, message: str) -> Problem:
+    return Problem(where.file, where.line, where.column, where.path, message)
+
+
+def resolve(runbook: Runbook, cli: Mapping[str, str], vars_file: Path | None = None,
+            environ: Mapping[str, str] | None = None, prompt: Prompter | None = None,
+            allow_missing: bool = False) -> Values:
+    """Every value of the run, validated; all problems raised together as `InvalidRunbook`."""
+    resolver = _Resolver(runbook)
+    resolver.text_values(cli, "command line", lambda n: f"--var {n}")
+    if vars_file is not None:
+        resolver.file_values(vars_file)
+    environ = os.environ if environ is None else environ
+    from_env = {v.name: environ[ENV_PREFIX + v.name.upper()] for v in runbook.variables
+                if ENV_PREFIX + v.name.upper() in environ}
+    resolver.text_values(from_env, "environment", lambda n: ENV_PREFIX + n.upper())
+    missing = []
+    for variable in runbook.variables:
+        if variable.name in resolver.given:
+            continue
+        if variable.has_default:
+            resolver.values[variable.name] = variable.default
+            resolver.sources[variable.name] = "default"
+        elif variable.required and prompt is not None:
+            resolver.text_values({variable.name: prompt(variable)}, "prompt", lambda n: n)
+        elif variable.required:
+            missing.append(variable)
+    if missing and not allow_missing:
+        resolver.problems += [_missing(runbook, v) for v in missing]
+    if resolver.problems:
+        raise InvalidRunbook(resolver.problems)
+    secrets = frozenset(v.name for v in runbook.variables if v.secret)
+    return Values(resolver.values, secrets, resolver.sources, tuple(v.name for v in missing))
+
+
+def _missing(runbook: Runbook, variable: Variable) -> Problem:
+    hint = f" ({variable.description})" if variable.description else ""
+    how = f"--var {variable.name}=…, a vars file or {ENV_PREFIX}{variable.name.upper()}"
+    return runbook.document.positions.problem(
+        ("variables", variable.name), f"no value given for required variable {variable.name!r}{hint}; pass {how}",
+        key=True)

@@ -1,0 +1,20 @@
+"""Tasks for `invoke`: the product's commands (from engine.cli) plus the developers' own.
+
+Run `invoke --list` for all of them and `invoke --help TASK` for a task's flags.
+"""
+
+from __future__ import annotations
+
+from invoke import Context, task
+
+from engine.cli import collection
+
+
+@task(help={"quick": "Fewer repetitions (for a smoke check)."})
+def bench(c: Context, quick: bool = False) -> None:
+    """Benchmarks: validate/plan wall times (median), engine overhead per step. Prints a table."""
+    c.run(f"{c.config.get('python', 'python3')} benchmarks/run.py" + (" --quick" if quick else ""), pty=False)
+
+
+ns = collection()
+ns.add_task(bench)
