@@ -12,7 +12,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from invoke import Collection, Context, Program, task
+from invoke import Collection, Context, Program, Task, task
 from invoke.exceptions import Exit
 
 from engine import __version__
@@ -88,6 +88,35 @@ def plan(c: Context, file: str, var: list[str] | None = None, vars_file: str | N
     return command.main(_options(file, var, vars_file, platform, hosts, target), save)
 
 
+class _OutputShortFlag(Task):  # type: ignore[misc]
+    """A task whose `--output` also answers to `-o` (every other flag stays long-only)."""
+
+    def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict[str, Any]:
+        opts: dict[str, Any] = super().arg_opts(name, default, taken_names)
+        if name == "output":
+            opts["names"] = [*opts["names"], "o"]
+        return opts
+
+
+@task(klass=_OutputShortFlag, iterable=_ITERABLE, auto_shortflags=False, help={
+    **_RUNBOOK_HELP, "platform": "Show only this platform's commands for local steps (default: every variant, labelled).",
+    "format": "md (Markdown task list, the default) or html (one standalone printable page).",
+    "output": "Write to this file instead of standard output (-o).",
+    "journal": "Fill the checklist from this run's journal: RUN_ID, a directory under STATE_DIR/runs.",
+    "state-dir": "Where runs are kept (default: $RUNBOOK_STATE_DIR or .runbook).",
+    "paper": "HTML page size: auto (the printer's, default), a4 or letter."})
+@_exits
+def checklist(c: Context, file: str, var: list[str] | None = None, vars_file: str | None = None,
+              platform: str | None = None, hosts: list[str] | None = None, target: list[str] | None = None,
+              format: str = "md", output: str | None = None, journal: str | None = None,
+              state_dir: str | None = None, paper: str = "auto") -> int:
+    """Printable checklist of the plan (Markdown or HTML), optionally filled from a run's journal."""
+    from engine.commands import checklist as command
+
+    return command.main(_options(file, var, vars_file, platform, hosts, target), format, output, journal,
+                        state_dir, paper)
+
+
 @task(name="list", help={"dir": "Directory to list (default: runbooks)."}, auto_shortflags=False)
 @_exits
 def list_(c: Context, dir: str = "runbooks") -> int:
@@ -106,7 +135,58 @@ def schema(c: Context) -> int:
     return command.main()
 
 
-TASKS = [validate, plan, list_, schema]
+_RUN_HELP = {
+    **_RUNBOOK_HELP,
+    "yes": "Answer yes to the warnings and to step confirmations (never to manual steps).",
+    "confirm-manual": "Answer manual steps too, with their expected value; the journal says so.",
+    "plan": "A plan saved by `plan --save`: refuse to start if today's rendering differs from it.",
+    "only": "Run just this step (by id).",
+    "from": "Start at this step (by id), skipping the ones before.",
+    "state-dir": "Where journals and locks live (default: $RUNBOOK_STATE_DIR or ./.runbook).",
+    "resume": "Continue the latest unfinished run of this runbook (--resume) or the run with this id.",
+    "rerun-unknown": "When resuming, run again steps whose outcome is unknown (started, never ended).",
+    "force": "Resume even though the runbook changed since the run began.",
+    "trust-new-host-keys": "Accept and remember SSH host keys not yet in known_hosts (never a changed key).",
+}
+
+
+@task(help=_RUN_HELP, iterable=_ITERABLE, auto_shortflags=False, optional=["resume"])
+@_exits
+def run(c: Context, file: str, var: list[str] | None = None, vars_file: str | None = None,
+        platform: str | None = None, hosts: list[str] | None = None, target: list[str] | None = None,
+        yes: bool = False, confirm_manual: bool = False, plan: str | None = None, only: str | None = None,
+        from_: str | None = None, state_dir: str | None = None, resume: Any = None, rerun_unknown: bool = False,
+        force: bool = False, trust_new_host_keys: bool = False) -> int:
+    """Run a runbook: warnings, preflight, then every step, journaled. Exit 0/1/2/3/130."""
+    from engine.commands import run as command
+
+    which = None if resume in (None, False) else ("latest" if resume is True else str(resume))
+    settings = command.RunOptions(yes, confirm_manual, rerun_unknown, plan, only, from_, state_dir, which, force,
+                                  trust_new_host_keys)
+    return command.main(_options(file, var, vars_file, platform, hosts, target), settings)
+
+
+@task(help={"run_id": "Show this run step by step (default: list every run).",
+            "state-dir": "Where journals live (default: $RUNBOOK_STATE_DIR or ./.runbook)."},
+      auto_shortflags=False, optional=["run_id"])
+@_exits
+def runs(c: Context, run_id: str | None = None, state_dir: str | None = None) -> int:
+    """Past runs: id, runbook, version, who, started, status; or one run, step by step and host by host."""
+    from engine.commands import history
+
+    return history.main(state_dir, run_id)
+
+
+@task(help={"keep": "Keep the lab directory (printed) instead of deleting it."}, auto_shortflags=False)
+@_exits
+def demo(c: Context, keep: bool = False) -> int:
+    """Run runbooks/ha-rollback.yml end to end in a throwaway lab: stand-ins for rke, docker, kubectl."""
+    from engine import demo as command
+
+    return command.main(keep)
+
+
+TASKS = [validate, plan, run, list_, schema, runs, demo, checklist]
 
 
 def collection() -> Collection:

@@ -22,6 +22,10 @@ from engine.rendering import environment, template_problem
 
 _GO_TEMPLATE = re.compile(r"\{\{-?\s*\.")
 _UNSAFE = UNSAFE_FUNCTION_ATTRIBUTES | UNSAFE_METHOD_ATTRIBUTES | {"mro", "gi_frame", "cr_frame"}
+# Methods that change a list, dict or set: the immutable sandbox refuses them (`x.append(1)`) when rendering.
+_MUTATING = frozenset({"append", "extend", "insert", "pop", "remove", "reverse", "sort", "clear", "popitem",
+                       "setdefault", "update", "add", "discard", "difference_update", "symmetric_difference_update",
+                       "appendleft", "extendleft", "popleft", "rotate"})
 
 
 @dataclass(frozen=True)
@@ -124,11 +128,25 @@ def _undefined(site: _Site, ast: nodes.Template) -> Iterator[Problem]:
 
 
 def _unsafe(template: Template, ast: nodes.Template) -> Iterator[Problem]:
-    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
-        attr = node.attr if isinstance(node, nodes.Getattr) else _const(node.arg)
-        if attr is not None and (attr.startswith("_") or attr in _UNSAFE):
-            message = f"access to {attr!r} is not allowed in the sandbox"
-            yield template_problem(template, message, node.lineno)
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter)):
+        for attr in _attributes(node):
+            mutating = isinstance(node, nodes.Getattr) and attr in _MUTATING
+            if attr.startswith("_") or attr in _UNSAFE or mutating:
+                message = (f"{attr!r} changes a value in place, which is not allowed in the sandbox" if mutating
+                           else f"access to {attr!r} is not allowed in the sandbox")
+                yield template_problem(template, message, node.lineno)
+
+
+def _attributes(node: nodes.Node) -> list[str]:
+    """Attribute names a node reads: `x.a`, `x['a']`, `x | attr('a')`, `x | map(attribute='a')`."""
+    if isinstance(node, nodes.Getattr):
+        return [node.attr]
+    if isinstance(node, nodes.Getitem):
+        return [name] if (name := _const(node.arg)) is not None else []
+    assert isinstance(node, nodes.Filter)
+    found = [_const(node.args[0])] if node.name == "attr" and node.args else []
+    found += [_const(kw.value) for kw in node.kwargs if kw.key == "attribute"]
+    return [name for name in found if name is not None]
 
 
 def _step_references(site: _Site, ast: nodes.Template) -> Iterator[Problem]:

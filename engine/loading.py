@@ -95,7 +95,12 @@ class _Builder:
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
             return [self.build(child, path + (i,)) for i, child in enumerate(node.value)]
-        return self._scalars.construct_object(node, deep=True)
+        try:
+            return self._scalars.construct_object(node, deep=True)
+        except (yaml.constructor.ConstructorError, ValueError):
+            # An explicit tag (already reported by `_event_problems`), or text PyYAML takes for an impossible
+            # date (`2001-13-45`): keep the text as written.
+            return node.value
 
     def _mapping(self, node: yaml.MappingNode, path: JsonPath) -> dict[str, Any]:
         result: dict[str, Any] = {}
@@ -133,7 +138,8 @@ def _event_problems(text: str, file: str) -> list[Problem]:
         elif getattr(event, "anchor", None):
             problems.append(Problem(*where, f"anchor &{event.anchor} is not allowed; runbooks are read as plain data"))
         if _explicit_tag(event):
-            problems.append(Problem(*where, f"tag {event.tag} is not allowed; remove it (quote the value for a string)"))
+            tag = _shown_tag(event.tag)
+            problems.append(Problem(*where, f"tag {tag} is not allowed; remove it (quote the value for a string)"))
     return problems
 
 
@@ -143,6 +149,12 @@ def _explicit_tag(event: yaml.Event) -> bool:
     if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
         return event.tag is not None and not event.implicit
     return False
+
+
+def _shown_tag(tag: str) -> str:
+    """`tag:yaml.org,2002:python/object` → `!!python/object`, as the author wrote it."""
+    prefix = "tag:yaml.org,2002:"
+    return "!!" + tag[len(prefix):] if tag.startswith(prefix) else tag
 
 
 def _tab_problems(text: str, file: str) -> list[Problem]:
@@ -174,12 +186,15 @@ def read_text(path: Path, display: str) -> str:
 
 def parse(text: str, display: str) -> tuple[Any, Positions]:
     """Plain data and positions from YAML text; every refused construct raised together."""
-    problems = _tab_problems(text, display)
     try:
-        problems += _event_problems(text, display)
+        problems = _event_problems(text, display)
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as error:
-        raise InvalidRunbook(problems + [_syntax_problem(error, display)]) from None
+        # PyYAML never takes a tab for indentation, so the lines it got past hold tabs only inside text (a
+        # block scalar's content, which may be a heredoc with tabs). At the failing line a tab is the cause.
+        syntax = _syntax_problem(error, display)
+        tabs = [p for p in _tab_problems(text, display) if p.line >= syntax.line]
+        raise InvalidRunbook(tabs + ([] if any(p.line == syntax.line for p in tabs) else [syntax])) from None
     positions = Positions(display)
     if node is None:
         raise InvalidRunbook([Problem(display, 1, 1, "", "the file is empty")])

@@ -9,6 +9,7 @@ import platform as _platform
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from engine import targets as targets_mod
 from engine import variables
@@ -27,6 +28,7 @@ class Options:
     hosts: tuple[str, ...] = ()
     target: tuple[str, ...] = ()
     environ: dict[str, str] | None = field(default=None, compare=False)
+    recorded: dict[str, Any] | None = field(default=None, compare=False)  # values of a resumed run
 
 
 def this_platform() -> str:
@@ -54,16 +56,17 @@ def prompter() -> variables.Prompter | None:
     return _prompt if sys.stdin.isatty() and sys.stderr.isatty() else None
 
 
-def prepare(options: Options, *, any_platform: bool = False, allow_missing: bool = False) -> tuple[Validated, Plan]:
-    """Validate, resolve values and hosts, render the plan. Nothing runs and nothing connects."""
-    validated = validate(Path(options.file), options.file)
+def prepare(options: Options, *, any_platform: bool = False, allow_missing: bool = False,
+            validated: Validated | None = None) -> tuple[Validated, Plan]:
+    """Validate (unless done already), resolve values and hosts, render the plan. Nothing runs or connects."""
+    validated = validated or validate(Path(options.file), options.file)
     runbook = validated.runbook
     chosen = chosen_platform(options.platform)
     platform = chosen or (None if any_platform else this_platform())
     values = variables.resolve(
         runbook, variables.parse_assignments(options.var),
         Path(options.vars_file) if options.vars_file else None, options.environ,
-        prompt=None if allow_missing else prompter(), allow_missing=allow_missing)
+        prompt=None if allow_missing else prompter(), allow_missing=allow_missing, recorded=options.recorded)
     context = {**values.values, "platform": platform or "", "runbook": {"name": runbook.name}}
     resolved = targets_mod.resolve(
         runbook, context, targets_mod.parse_overrides(list(options.hosts), "--hosts"),

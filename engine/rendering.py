@@ -21,10 +21,10 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from engine.errors import InvalidRunbook, Problem
 from engine.loading import format_path
+from engine.masking import MASK
 from engine.model import Template
 
 OMIT = "\x00omit\x00"
-MASK = "********"
 
 
 class Raw(str):
@@ -136,6 +136,10 @@ def render(template: Template, context: Mapping[str, Any], *, shell: bool = Fals
         raise InvalidRunbook([template_problem(template, f"not allowed in the sandbox: {error}")]) from None
     except jinja2.TemplateError as error:
         raise InvalidRunbook([template_problem(template, f"template error: {error}")]) from None
+    except OverflowError as error:  # the sandbox's limit on range()
+        raise InvalidRunbook([template_problem(template, f"not allowed in the sandbox: {error}")]) from None
+    except (ArithmeticError, TypeError, ValueError, LookupError) as error:  # `{{ 1/0 }}`, `{{ 'a' + 1 }}`
+        raise InvalidRunbook([template_problem(template, f"template error: {error}")]) from None
 
 
 def evaluate(template: Template, context: Mapping[str, Any]) -> Any:
@@ -144,7 +148,7 @@ def evaluate(template: Template, context: Mapping[str, Any]) -> Any:
         return environment(False).compile_expression(template.text)(**context)
     except jinja2.UndefinedError as error:
         raise InvalidRunbook([template_problem(template, f"undefined: {error.message}")]) from None
-    except (SecurityError, jinja2.TemplateError) as error:
+    except (SecurityError, jinja2.TemplateError, ArithmeticError, TypeError, ValueError, LookupError) as error:
         raise InvalidRunbook([template_problem(template, f"invalid expression: {error}")]) from None
 
 

@@ -72,7 +72,14 @@ def _translate(error: jsonschema.ValidationError, positions: Positions) -> Itera
     elif kind == "const" and error.validator_value is True:
         yield positions.problem(path, "must be true (or remove the key)")
     else:
-        yield positions.problem(path, error.message)
+        yield positions.problem(path, message(error))
+
+
+def message(error: jsonschema.ValidationError) -> str:
+    """jsonschema's message, with a pattern shown as written (its repr doubles every backslash)."""
+    if error.validator == "pattern":
+        return f"{error.instance!r} does not match the pattern {error.validator_value}"
+    return error.message
 
 
 def _unknown_keys(error: jsonschema.ValidationError, path: JsonPath, positions: Positions) -> Iterator[Problem]:

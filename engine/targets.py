@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -113,8 +113,17 @@ def _inventory(inventory: Inventory, context: Mapping[str, Any]) -> tuple[Host, 
     if not isinstance(items, list) or not items:
         message = f"{str(path)!r} has no list at {inventory.each!r}"
         raise InvalidRunbook([template_problem(inventory.from_file, message)])
-    return tuple(_inventory_host(inventory, {**context, "item": item}, path, index)
-                 for index, item in enumerate(items))
+    return tuple(_located_host(inventory, {**context, "item": item}, path, index) for index, item in enumerate(items))
+
+
+def _located_host(inventory: Inventory, context: Mapping[str, Any], path: Path, index: int) -> Host:
+    """One inventory entry; a template error names the entry, since every entry renders the same template."""
+    try:
+        return _inventory_host(inventory, context, path, index)
+    except InvalidRunbook as error:
+        prefix = f"{path}: entry {index} of {inventory.each!r}: "
+        raise InvalidRunbook([replace(p, message=p.message if p.message.startswith(str(path)) else prefix + p.message)
+                              for p in error.problems]) from None
 
 
 def _inventory_host(inventory: Inventory, context: Mapping[str, Any], path: Path, index: int) -> Host:

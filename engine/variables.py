@@ -18,9 +18,8 @@ import yaml
 
 from engine import loading, schema
 from engine.errors import InvalidRunbook, Problem, UsageError
-from engine.masking import secret_problem
+from engine.masking import MASK, secret_problem
 from engine.model import Runbook, Variable
-from engine.rendering import MASK
 
 ENV_PREFIX = "RUNBOOK_VAR_"
 _TRUE = {"true", "yes", "on", "1"}
@@ -60,18 +59,22 @@ def parse_assignments(items: Iterable[str]) -> dict[str, str]:
 def convert(text: str, variable: Variable) -> Any:
     """Command-line text → the declared JSON type; a ValueError names what was expected."""
     kind = variable.type
-    if kind == "integer":
-        return int(text)
-    if kind == "number":
-        return float(text)
+    if kind in ("integer", "number"):
+        try:
+            return int(text) if kind == "integer" else float(text)
+        except ValueError:  # Python's own message repeats the text, which may be a secret
+            raise ValueError(f"expected {'an integer' if kind == 'integer' else 'a number'}") from None
     if kind == "boolean":
         if text.lower() in _TRUE | _FALSE:
             return text.lower() in _TRUE
         raise ValueError("expected true or false")
     if kind in ("array", "object"):
-        value = yaml.safe_load(text)
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = None
         if not isinstance(value, list if kind == "array" else dict):
-            raise ValueError(f"expected a YAML {kind}")
+            raise ValueError(f"expected a YAML {'list, e.g. [a, b]' if kind == 'array' else 'mapping, e.g. {a: 1}'}")
         return value
     return text
 
@@ -80,7 +83,7 @@ def problems_of(variable: Variable, value: Any, where: Problem) -> list[Problem]
     """Every schema problem of one value, phrased without the value when it is secret."""
     found = []
     for error in schema.validator(variable.schema).iter_errors(value):
-        message = error.message if not variable.secret else f"the value fails {error.validator!r}"
+        message = schema.message(error) if not variable.secret else f"the value fails {error.validator!r}"
         if variable.description and error.validator in ("pattern", "enum", "format"):
             message += f" ({variable.description})"
         found.append(Problem(where.file, where.line, where.column, where.path, message))
@@ -133,6 +136,15 @@ class _Resolver:
                 self.given.add(name)
                 self._take(variable, value, f"vars file {path}", where)
 
+    def recorded_values(self, values: Mapping[str, Any], source: str) -> None:
+        """Typed values recorded earlier (a resumed run's journal), checked again against today's schema."""
+        for name, value in values.items():
+            where = Problem(source, 0, 0, name, "")
+            variable = self._known(name, where)
+            if variable is not None and name not in self.given and not variable.secret:
+                self.given.add(name)
+                self._take(variable, value, source, where)
+
     def _known(self, name: str, where: Problem) -> Variable | None:
         variable = self.runbook.variable(name)
         if variable is None:
@@ -156,10 +168,12 @@ def _at(where: Problem, message: str) -> Problem:
 
 def resolve(runbook: Runbook, cli: Mapping[str, str], vars_file: Path | None = None,
             environ: Mapping[str, str] | None = None, prompt: Prompter | None = None,
-            allow_missing: bool = False) -> Values:
+            allow_missing: bool = False, recorded: Mapping[str, Any] | None = None) -> Values:
     """Every value of the run, validated; all problems raised together as `InvalidRunbook`."""
     resolver = _Resolver(runbook)
     resolver.text_values(cli, "command line", lambda n: f"--var {n}")
+    if recorded:
+        resolver.recorded_values(recorded, "journal of the resumed run")
     if vars_file is not None:
         resolver.file_values(vars_file)
     environ = os.environ if environ is None else environ

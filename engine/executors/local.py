@@ -10,24 +10,12 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from functools import partial
 
-from engine.executors.base import (
-    KILL_GRACE,
-    Executor,
-    Job,
-    JobTable,
-    OutputCallback,
-    Result,
-    StreamText,
-    check_env_names,
-    stop_groups,
-    supervise,
-)
-
-_CHUNK = 65536
+from engine.executors.base import Executor, OutputCallback, Result, check_env_names
+from engine.executors.jobs import Job, JobTable, StreamText, finish, kill_jobs, start_reader, stop_job, supervise
 
 
 class LocalExecutor(Executor):
@@ -60,10 +48,7 @@ class LocalExecutor(Executor):
             self._jobs.remove(job)
 
     def kill_all(self) -> None:
-        claimed = self._jobs.interrupt_all()
-        if claimed:
-            stop_groups(claimed, _signal_groups)
-        self._jobs.wait_empty(KILL_GRACE + 1.0)
+        kill_jobs(self._jobs, _signal_groups)
 
     def platform(self) -> str:
         """From `sys.platform` ("linux", "darwin", "freebsd14" → "freebsd"): no subprocess needed."""
@@ -96,34 +81,19 @@ class LocalExecutor(Executor):
         out, err = StreamText("stdout", on_output), StreamText("stderr", on_output)
         assert proc.stdout is not None and proc.stderr is not None
         readers = [
-            _start_reader(proc.stdout.fileno(), out, job, proc.wait, self.host),
-            _start_reader(proc.stderr.fileno(), err, job, None, self.host),
+            start_reader(partial(os.read, proc.stdout.fileno()), out, job, proc.wait, f"{self.host}-stdout"),
+            start_reader(partial(os.read, proc.stderr.fileno()), err, job, None, f"{self.host}-stderr"),
         ]
-        supervise(job, timeout, self._stop)
+        supervise(job, timeout, partial(stop_job, signal=_signal_groups))
         for reader in readers:  # bounded: output held open by an escaped process must not hang us
             reader.join(None if job.done.is_set() else 1.0)
-        killed = job.timed_out or job.interrupted
+        if job.done.is_set():
+            proc.stdout.close()
+            proc.stderr.close()
         code = proc.poll()
-        result = Result(
-            command=argv[2],
-            host=self.host,
-            exit_code=None if killed or code is None else (128 - code if code < 0 else code),
-            stdout=out.text(),
-            stderr=err.text(),
-            duration=time.monotonic() - start,
-            timed_out=job.timed_out,
-            interrupted=job.interrupted and not job.timed_out,
-        )
-        for stream in (out, err):
-            if stream.error is not None:
-                raise stream.error
-        return result
-
-    def _stop(self, job: Job) -> None:
-        if job.claim_kill():
-            stop_groups([job], _signal_groups)
-        else:  # kill_all() owns it and is already stopping it
-            job.done.wait(KILL_GRACE + 1.0)
+        if code is not None and code < 0:
+            code = 128 - code  # killed by a signal: report it the way a shell (and the SSH side) does
+        return finish(job, argv[2], self.host, code, out, err, start)
 
 
 def _signal_groups(pgids: list[int], name: str) -> None:
@@ -132,23 +102,3 @@ def _signal_groups(pgids: list[int], name: str) -> None:
             os.killpg(pgid, getattr(signal, f"SIG{name}"))
         except (ProcessLookupError, PermissionError):
             pass  # already gone
-
-
-def _start_reader(
-    fd: int, stream: StreamText, job: Job, then: Callable[[], object] | None, host: str
-) -> threading.Thread:
-    """Drain one pipe to EOF (then, for stdout, reap the process) so neither pipe can fill and block."""
-
-    def read() -> None:
-        try:
-            while chunk := os.read(fd, _CHUNK):
-                stream.feed(chunk)
-            stream.finish()
-            if then is not None:
-                then()
-        finally:
-            job.part_done()
-
-    thread = threading.Thread(target=read, name=f"runbook-{host}-{stream.name}", daemon=True)
-    thread.start()
-    return thread

@@ -1,0 +1,230 @@
+"""The checklist as data: a `Plan` (and, for a filled one, a run's journal) turned into sections and items.
+
+Everything shown comes from the plan that `plan` prints and `run` executes; this module only chooses what
+a person with a pen needs and in which order. Both renderers (Markdown, HTML) read these values and nothing
+else, so they cannot disagree about what a step is.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from engine.checklist.filling import Answer, Confirmed, Outcome, RunRecord
+from engine.model import PLATFORMS
+from engine.planning import PLATFORM_LABELS, Blank, HostPlan, Plan, PlannedCheck, PlannedStep, sha256_text
+
+SECRET_TEXT = "(secret: entered at run time)"
+BLANK = str(Blank(""))
+
+
+@dataclass(frozen=True)
+class Command:
+    label: str  # "Linux", "macOS", … or "" when one form serves every platform
+    text: str
+
+
+@dataclass(frozen=True)
+class Box:
+    """One tick: a step (or check) on one host."""
+
+    host: str
+    local: bool
+    commands: tuple[Command, ...] = ()  # only when this host's command differs from the item's
+    cwd: str | None = None
+    note: str = ""
+    outcome: Outcome | None = None
+
+
+@dataclass(frozen=True)
+class Item:
+    """A preflight check or a step, with its boxes."""
+
+    kind: str  # "check", "step" or "manual"
+    number: int | None
+    id: str
+    title: str
+    boxes: tuple[Box, ...]
+    facts: tuple[str, ...] = ()
+    description: str = ""
+    commands: tuple[Command, ...] = ()
+    env: tuple[str, ...] = ()
+    fan_out: bool = False
+    result: str = ""
+    confirm: str | None = None
+    confirm_text: str | None = None
+    confirmed: Confirmed | None = None
+    manual: str | None = None
+    record_prompt: str | None = None
+    record_expect: str | None = None
+    answer: Answer | None = None
+
+
+@dataclass(frozen=True)
+class Value:
+    name: str
+    text: str | None  # None: a blank to fill in
+    description: str
+    source: str
+    secret: bool = False
+
+
+@dataclass(frozen=True)
+class Checklist:
+    title: str
+    name: str
+    version: str
+    sha256: str
+    source: str
+    path: str
+    description: str
+    platform: str
+    warnings: tuple[str, ...]
+    values: tuple[Value, ...]
+    checks: tuple[Item, ...]
+    steps: tuple[Item, ...]
+    run: RunRecord | None = None
+
+    @property
+    def changed(self) -> bool:
+        """The runbook is not the one the run used: its commands are today's, not necessarily the run's."""
+        return self.run is not None and self.run.runbook.get("sha256") not in (None, self.sha256)
+
+    @property
+    def day(self) -> str:
+        return (self.run.started if self.run else "").partition("T")[0]
+
+
+def build(plan: Plan, run: RunRecord | None = None) -> Checklist:
+    rb = plan.runbook
+    return Checklist(
+        title=rb.title, name=rb.name, version=rb.version, sha256=sha256_text(rb.document.text), source=rb.source,
+        path=str(rb.document.path), description=rb.description, platform=platform_note(plan), warnings=rb.warnings,
+        values=values(plan, run), checks=tuple(_check(plan, c) for c in plan.checks),
+        steps=tuple(_step(plan, s, run) for s in plan.steps), run=run)
+
+
+def platform_note(plan: Plan) -> str:
+    if plan.platform is not None:
+        return f"{PLATFORM_LABELS.get(plan.platform, plan.platform)} (commands for this platform only)"
+    used = {v.platform for s in plan.steps for h in s.hosts for v in h.variants}
+    labels = [PLATFORM_LABELS[p] for p in (*PLATFORMS, "default") if p in used]
+    return f"any: each variant labelled ({', '.join(labels)})" if labels else "any"
+
+
+def values(plan: Plan, run: RunRecord | None) -> tuple[Value, ...]:
+    """Every variable in the runbook's order: given values, blanks for those not given, secrets never."""
+    given, rows = plan.values, []
+    for variable in plan.runbook.variables:
+        source = given.sources.get(variable.name, "not given")
+        if run is not None and source == "environment" and variable.name in run.variables:
+            source = f"run {run.run_id}"
+        if variable.secret:
+            rows.append(Value(variable.name, SECRET_TEXT, variable.description, "secret", secret=True))
+        elif variable.name in given.values:
+            rows.append(Value(variable.name, _text(given.values[variable.name]), variable.description, source))
+        else:
+            required = "required, " if variable.required else ""
+            rows.append(Value(variable.name, None, variable.description, f"{required}not given"))
+    return tuple(rows)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _commands(host: HostPlan) -> tuple[Command, ...]:
+    return tuple(Command(v.label, v.script.rstrip("\n")) for v in host.variants)
+
+
+def _shared(hosts: tuple[HostPlan, ...]) -> tuple[tuple[Command, ...], str | None, bool]:
+    """The commands and cwd every host shares (shown once), and whether there are such."""
+    forms = {(_commands(h), h.cwd) for h in hosts}
+    if len(forms) == 1:
+        commands, cwd = forms.pop()
+        return commands, cwd, True
+    return (), None, False
+
+
+def _boxes(hosts: tuple[HostPlan, ...], shared: bool, outcome: Any) -> tuple[Box, ...]:
+    boxes = []
+    for hp in hosts:
+        note = f"skipped: {hp.skip}" if hp.skip else ("command rendered again at run time" if hp.deferred else "")
+        boxes.append(Box(hp.host.name, hp.host.local, () if shared else _commands(hp), None if shared else hp.cwd,
+                         note, outcome(hp.host.name)))
+    return tuple(boxes)
+
+
+def _check(plan: Plan, check: PlannedCheck) -> Item:
+    commands, cwd, shared = _shared(check.hosts)
+    facts = (_where(plan, check.target, len(check.hosts)), *([f"in {cwd}"] if cwd else ()))
+    return Item("check", None, "", check.title, _boxes(check.hosts, shared, lambda _: None), facts,
+                commands=commands, fan_out=len(check.hosts) > 1)
+
+
+def _step(plan: Plan, planned: PlannedStep, run: RunRecord | None) -> Item:
+    step = planned.step
+    confirmed = run.confirmations.get(step.id) if run else None
+    if planned.manual is not None:
+        outcome = run.outcome(step.id, "operator", single=True) if run else None
+        box = Box("operator", True, outcome=outcome)
+        return Item("manual", planned.number, step.id, step.title, (box,), (step.id, "by hand"),
+                    step.description, result=step.result, confirm=step.confirm.question if step.confirm else None,
+                    confirm_text=planned.confirm_text, confirmed=confirmed, manual=planned.manual.strip(),
+                    record_prompt=step.record.prompt if step.record else None,
+                    record_expect=_expectation(planned), answer=run.answers.get(step.id) if run else None)
+    commands, cwd, shared = _shared(planned.hosts)
+    single = len(planned.hosts) == 1
+
+    def outcome(host: str) -> Outcome | None:
+        return run.outcome(step.id, host, single) if run else None
+
+    return Item("step", planned.number, step.id, step.title, _boxes(planned.hosts, shared, outcome),
+                _facts(plan, planned, cwd), step.description, commands,
+                env=tuple(f"{k}={v}" for k, v in (planned.hosts[0].env if planned.hosts else ())),
+                fan_out=planned.fan_out, result=step.result, confirm=step.confirm.question if step.confirm else None,
+                confirm_text=planned.confirm_text, confirmed=confirmed)
+
+
+def _expectation(planned: PlannedStep) -> str | None:
+    record = planned.step.record
+    if record is None:
+        return None
+    if planned.record_expect is not None:
+        return planned.record_expect
+    return f"matches {record.matches}" if record.matches else None
+
+
+def _where(plan: Plan, target: str, count: int) -> str:
+    resolved = plan.targets.get(target)
+    if resolved is not None and resolved.local and count == 1:
+        return f"on {target} (this machine)" if target != "local" else "on this machine"
+    return f"on {target} ({count} host{'s' if count != 1 else ''})"
+
+
+def _facts(plan: Plan, planned: PlannedStep, cwd: str | None) -> tuple[str, ...]:
+    step = planned.step
+    facts = [step.id, _where(plan, planned.target, len(planned.hosts))]
+    if planned.fan_out and len(planned.hosts) > 1:
+        facts.append(f"{planned.concurrency} at a time")
+    if cwd:
+        facts.append(f"in {cwd}")
+    if step.timeout:
+        facts.append(f"timeout {_seconds(step.timeout)}")
+    if step.retries.count:
+        facts.append(f"retries {step.retries.count}")
+    if step.when is not None:
+        facts.append(f"only when {step.when.text}")
+    if step.continue_on_error:
+        facts.append("continues on error")
+    if step.max_failed_hosts:
+        facts.append(f"up to {step.max_failed_hosts} failed hosts allowed")
+    return tuple(facts)
+
+
+def _seconds(value: float) -> str:
+    for unit, size in (("h", 3600), ("min", 60)):
+        if value >= size and value % size == 0:
+            return f"{value / size:g} {unit}"
+    return f"{value:g} s"

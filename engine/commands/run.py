@@ -1,0 +1,208 @@
+"""`runbook run FILE`: the main job, as a pipeline of phases, each able to stop the run.
+
+prepare the plan → check it against a reviewed one → take the lock → open (or resume) the journal →
+confirm the warnings → preflight (exit 3, nothing ran) → steps → summary. Exit codes: 0 every step
+succeeded, 1 a step or host failed, 2 invalid input, 3 preflight failed, 130 (143 for SIGTERM) interrupted.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import signal
+import socket
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from engine import __version__
+from engine.console import Terminal
+from engine.errors import (EXIT_INTERRUPTED, EXIT_OK, EXIT_STEP_FAILED, Interrupted, PreflightFailed, RunbookError,
+                           UsageError)
+from engine.executors import SSHOptions
+from engine.journal import Journal, default_state_dir
+from engine.locking import RunLock
+from engine.masking import Masker
+from engine.options import Options, prepare
+from engine.outcomes import Status
+from engine.planning import Plan, PlannedStep, Planner, digest, sha256_text, to_dict
+from engine import preflight, resume
+from engine.running import Runner, Settings
+from engine.validation import validate
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    yes: bool = False
+    confirm_manual: bool = False
+    rerun_unknown: bool = False
+    plan_file: str | None = None
+    only: str | None = None
+    from_step: str | None = None
+    state_dir: str | None = None
+    resume: str | None = None  # "latest" or a run id
+    force: bool = False
+    trust_new_host_keys: bool = False
+
+
+def main(options: Options, run: RunOptions) -> int:
+    state_dir = Path(run.state_dir) if run.state_dir else default_state_dir(Path.cwd())
+    validated = validate(Path(options.file), options.file)
+    runbook = validated.runbook
+    previous = resume.find(state_dir, runbook.name, run.resume) if run.resume else None
+    if previous is not None:
+        diff = resume.check_unchanged(previous, runbook.document.text, run.force)
+        if diff:
+            print(f"--force: resuming although the runbook changed:\n{diff}", file=sys.stderr)
+        options = replace(options, recorded=previous.values)
+    validated, plan = prepare(options, validated=validated)
+    if run.plan_file:
+        _check_reviewed(plan, Path(run.plan_file))
+    steps = _select(plan, run.only, run.from_step)
+    terminal = Terminal(Masker(plan.values.secret_values()))
+    with RunLock(state_dir, runbook.name) as lock, _signals() as caught:
+        journal = previous.reopen(state_dir) if previous else _new_journal(state_dir, plan)
+        lock_run_id = journal.run_id
+        terminal.say(f"run {lock_run_id} — journal {journal.path}", "dim")
+        try:
+            return _phases(plan, steps, terminal, journal, run, previous)
+        except (Interrupted, KeyboardInterrupt) as error:
+            signame = caught.get("signal", "SIGINT")
+            journal.append({"type": "interrupted", "signal": signame})
+            journal.append({"type": "run-end", "status": "interrupted", "exit_code": _interrupt_code(signame)})
+            terminal.say(str(error) or "interrupted", "bold yellow")
+            return _interrupt_code(signame)
+        finally:
+            journal.close()
+
+
+def _phases(plan: Plan, steps: tuple[PlannedStep, ...], terminal: Terminal, journal: Journal, run: RunOptions,
+            previous: resume.Previous | None) -> int:
+    user = getpass.getuser()
+    if previous is not None:
+        journal.append({"type": "resumed", "user": user, "pid": os.getpid()})
+    if not _confirm_warnings(plan, terminal, journal, run.yes, user):
+        journal.append({"type": "run-end", "status": "declined", "exit_code": EXIT_STEP_FAILED})
+        terminal.say("not confirmed: nothing ran", "bold red")
+        return EXIT_STEP_FAILED
+    ssh = SSHOptions(trust_new_keys=run.trust_new_host_keys)
+    try:
+        fleet = preflight.connect(plan, ssh, terminal.say)
+    except PreflightFailed:
+        journal.append({"type": "run-end", "status": "preflight-failed", "exit_code": 3})
+        raise
+    try:
+        try:
+            preflight.check(plan, fleet, terminal.say)
+        except PreflightFailed:
+            journal.append({"type": "run-end", "status": "preflight-failed", "exit_code": 3})
+            raise
+        planner = Planner(plan.runbook, plan.values, plan.platform, plan.targets)
+        settings = Settings(run.yes, run.confirm_manual, run.rerun_unknown)
+        runner = Runner(planner, fleet, terminal, journal, settings, user, previous.outcomes if previous else None)
+        order = {s.id: i for i, s in enumerate(plan.steps)}
+
+        def summary() -> None:
+            terminal.summary(sorted(runner.finished, key=lambda o: (order.get(o.step, 0), o.host)))
+
+        try:
+            outcomes = runner.run(steps)
+        except Interrupted:
+            summary()
+            raise
+        except RunbookError as error:
+            summary()
+            journal.append({"type": "run-end", "status": "failed", "exit_code": error.exit_code})
+            raise
+        summary()
+        failed = [o for o in runner.finished if o.status.failed]
+        status, code = ("ok", EXIT_OK) if not failed and len(outcomes) == len(steps) else ("failed", EXIT_STEP_FAILED)
+        journal.append({"type": "run-end", "status": status, "exit_code": code})
+        if failed:
+            names = ", ".join(sorted({f"{o.step}@{o.host}" for o in failed}))
+            terminal.say(f"run failed: {names}; resume with --resume after fixing", "bold red")
+        else:
+            terminal.say("run finished: every step succeeded", "bold green")
+        return code
+    finally:
+        fleet.close()
+
+
+def _new_journal(state_dir: Path, plan: Plan) -> Journal:
+    runbook = plan.runbook
+    header = {
+        "runbook": {"name": runbook.name, "version": runbook.version, "sha256": sha256_text(runbook.document.text),
+                    "path": str(runbook.document.path)},
+        "variables": plan.values.masked(), "platform": plan.platform, "engine_version": __version__,
+        "user": getpass.getuser(), "hostname": socket.gethostname(), "pid": os.getpid(), "argv": sys.argv,
+    }
+    journal = Journal.create(state_dir, header)
+    (journal.directory / "runbook.yml").write_text(runbook.document.text, encoding="utf-8")
+    return journal
+
+
+def _confirm_warnings(plan: Plan, terminal: Terminal, journal: Journal, yes: bool, user: str) -> bool:
+    warnings = plan.runbook.warnings
+    if not warnings:
+        return True
+    for warning in warnings:
+        terminal.say(f"WARNING: {warning}", "bold red")
+    question = "Have you read the warnings above, and do you want to go on?"
+    answer, by = ("yes", "--yes") if yes else ("yes" if terminal.confirm(question) else "no", "operator")
+    if yes:
+        terminal.say(f"{question} yes (--yes)", "yellow")
+    journal.append({"type": "confirmation", "step": None, "question": question, "answer": answer,
+                    "user": user, "by": by})
+    return answer == "yes"
+
+
+def _select(plan: Plan, only: str | None, from_step: str | None) -> tuple[PlannedStep, ...]:
+    if only and from_step:
+        raise UsageError("--only and --from cannot be used together")
+    wanted = only or from_step
+    if wanted is None:
+        return plan.steps
+    ids = [s.id for s in plan.steps]
+    if wanted not in ids:
+        raise UsageError(f"no step {wanted!r}; steps: {', '.join(ids)}")
+    index = ids.index(wanted)
+    return plan.steps[index:index + 1] if only else plan.steps[index:]
+
+
+def _check_reviewed(plan: Plan, path: Path) -> None:
+    try:
+        reviewed = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise UsageError(f"--plan {path}: cannot read a saved plan: {error}") from None
+    today = to_dict(plan)
+    if reviewed.get("sha256") == digest(today):
+        return
+    old = {s["id"]: s for s in reviewed.get("steps", [])}
+    changed = [s["id"] for s in today["steps"] if old.get(s["id"]) != s] + [i for i in old if i not in
+                                                                            {s["id"] for s in today["steps"]}]
+    what = f"steps that differ: {', '.join(changed)}" if changed else "the checks, values or runbook header differ"
+    raise UsageError(f"--plan {path}: today's plan is not the reviewed one ({what}); review it again with plan --save")
+
+
+def _interrupt_code(signame: str) -> int:
+    return 128 + signal.SIGTERM if signame == "SIGTERM" else EXIT_INTERRUPTED
+
+
+@contextmanager
+def _signals() -> Iterator[dict[str, Any]]:
+    """SIGTERM behaves like Ctrl-C (the commands are killed and the journal says so), remembering which."""
+    caught: dict[str, Any] = {}
+
+    def on_term(signum: int, frame: Any) -> None:
+        caught["signal"] = "SIGTERM"
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield caught
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,88 @@
+"""Everything the operator sees and answers during a run, masked on the way out.
+
+Every byte that reaches the terminal goes through the `Masker`, so no code path can print a secret by
+accident. Questions read a line from standard input: on a terminal a person answers; in automation the
+answers can be piped in, and end-of-file means "no", so nothing runs without an explicit yes.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Iterable
+from typing import IO, Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from engine.masking import Masker
+from engine.outcomes import HostOutcome, Status
+
+_STATUS_STYLE = {Status.OK: "green", Status.FAILED: "bold red", Status.TIMED_OUT: "bold red",
+                 Status.INTERRUPTED: "yellow", Status.SKIPPED: "dim", Status.UNKNOWN: "yellow",
+                 Status.DONE_BEFORE: "dim green"}
+_STATUS_MARK = {Status.OK: "✓", Status.FAILED: "✗", Status.TIMED_OUT: "✗", Status.INTERRUPTED: "!",
+                Status.SKIPPED: "-", Status.UNKNOWN: "?", Status.DONE_BEFORE: "✓"}
+
+
+class Terminal:
+    """Masked, thread-safe output with host prefixes; line-based questions on standard input."""
+
+    def __init__(self, masker: Masker, out: IO[str] | None = None, answers: IO[str] | None = None) -> None:
+        self.masker = masker
+        self.console = Console(file=out or sys.stdout, highlight=False, soft_wrap=True)
+        self.answers = answers or sys.stdin
+        self._lock = threading.Lock()
+
+    def say(self, text: str, style: str | None = None) -> None:
+        with self._lock:
+            self.console.print(escape(self.masker.mask(text)), style=style)
+
+    def output(self, host: str, stream: str, line: str) -> None:
+        """One line of a command's output, prefixed by its host (called from reader threads)."""
+        prefix = f"[dim]{escape(host)} |[/dim] " if stream == "stdout" else f"[yellow]{escape(host)} ![/yellow] "
+        with self._lock:
+            self.console.print(prefix + escape(self.masker.mask(line)))
+
+    def result(self, outcome: HostOutcome) -> None:
+        style = _STATUS_STYLE[outcome.status]
+        detail = f" ({outcome.reason})" if outcome.reason else ""
+        code = f" exit {outcome.exit_code}" if outcome.exit_code not in (None, 0) else ""
+        self.say(f"{_STATUS_MARK[outcome.status]} {outcome.host}: {outcome.status.value}{code} "
+                 f"in {outcome.duration:.1f}s{detail}", style)
+
+    def ask(self, question: str) -> str | None:
+        """A line typed by the operator, or None at end of input (nobody there to answer)."""
+        with self._lock:
+            self.console.print(escape(self.masker.mask(question)) + " ", end="", style="bold")
+            self.console.file.flush()
+        line = self.answers.readline()
+        if not line:
+            self.say("(no answer: end of input)", "yellow")
+            return None
+        return line.rstrip("\r\n")
+
+    def confirm(self, question: str) -> bool:
+        answer = self.ask(f"{question} [y/N]")
+        return answer is not None and answer.strip().lower() in ("y", "yes")
+
+    def summary(self, outcomes: Iterable[HostOutcome]) -> None:
+        table = Table(title="Summary", title_justify="left")
+        for column in ("step", "host", "status", "exit", "duration"):
+            table.add_column(column, justify="right" if column in ("exit", "duration") else "left")
+        for outcome in outcomes:
+            status = f"[{_STATUS_STYLE[outcome.status]}]{outcome.status.value}[/]"
+            code = "" if outcome.exit_code is None else str(outcome.exit_code)
+            table.add_row(escape(outcome.step), escape(outcome.host), status, code, f"{outcome.duration:.1f}s")
+        with self._lock:
+            self.console.print(table)
+
+    def progress(self, total: int, label: str) -> Any:
+        """A progress bar for a fan-out (drawn only on a terminal; `rich` stays quiet otherwise)."""
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), console=self.console, transient=True)
+        progress.add_task(escape(label), total=total)
+        return progress

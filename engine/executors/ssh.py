@@ -1,0 +1,224 @@
+"""Runs scripts on a remote host: one paramiko transport per host, one session channel per command.
+
+Closing a channel does not stop the remote process, so every command runs under a small POSIX sh wrapper
+that (1) reads the environment, secrets included, from the channel's stdin — never from its argument
+list, which `ps` shows to everyone on the host — (2) starts the script in a process group of its own and
+(3) reports that group's id as the first line of stderr, which we strip. A timeout or `kill_all()` then
+runs `kill -TERM -PGID`, later `kill -KILL -PGID`, over a second channel of the same transport.
+
+The own process group comes from `setsid` where it exists (Linux); without it (macOS) the wrapper execs
+in place, relying on sshd, which starts every session command in a new session (setsid(2)) of its own.
+`set -m` is no fallback: dash refuses job control without a terminal, and we never ask for a pty.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets as random
+import shlex
+import threading
+import time
+from collections.abc import Mapping
+from functools import partial
+
+import paramiko
+
+from engine.errors import ConnectionFailed, PreflightFailed
+from engine.executors.base import Executor, OutputCallback, Result, SSHOptions, SSHTarget, check_env_names
+from engine.executors.jobs import Job, JobTable, StreamText, finish, kill_jobs, start_reader, stop_job, supervise
+from engine.executors.sshconnect import close_chain, open_chain, resolve
+
+__all__ = ["MAX_SESSIONS", "SSHExecutor", "SSHOptions", "SSHTarget", "resolve"]
+
+MAX_SESSIONS = 9
+"""Command channels open at once per host: sshd's MaxSessions defaults to 10, one is kept for kills."""
+
+# $1 marker, $2 shell, $3 cwd ("" = login directory), $4 script, $5 _START. One line, no `!`: any
+# Bourne-like login shell can pass it on. `read` and `printf` are builtins, so no value reaches an argv.
+# `wait 2>/dev/null` keeps dash's "Terminated" job report (ours, not the script's) out of the output.
+_WRAPPER = (
+    'while IFS=" " read -r _rb_n _rb_b && [ -n "$_rb_n" ]; do'
+    ' _rb_v=$(printf "%s\\n" "$_rb_b" | base64 -d && printf x) || exit 125;'
+    ' export "$_rb_n=${_rb_v%x}"; done;'
+    ' if [ -n "$3" ]; then cd -- "$3" || exit 1; fi;'
+    ' if command -v setsid >/dev/null 2>&1;'
+    ' then setsid sh -c "$5" "$1" "$2" "$4" </dev/null & wait "$!" 2>/dev/null;'
+    ' else exec sh -c "$5" "$1" "$2" "$4" </dev/null; fi'
+)
+# Runs as the group leader: tell the group id ($$, the pid that exec keeps) before the script can write.
+_START = 'printf "%s %s\\n" "$0" "$$" >&2; exec "$1" -ec "$2"'
+
+
+class SSHExecutor(Executor):
+    """A remote host; connects lazily on first use, or eagerly through `connect()` (preflight)."""
+
+    def __init__(self, target: SSHTarget, options: SSHOptions | None = None) -> None:
+        self.options = options or SSHOptions()
+        self.target = resolve(target, self.options)
+        self.host = target.name
+        self._chain: list[paramiko.SSHClient] = []
+        self._connect_lock = threading.Lock()
+        self._kill_lock = threading.Lock()  # one kill channel at a time: 9 sessions + 1 = MaxSessions
+        self._sessions = threading.BoundedSemaphore(MAX_SESSIONS)
+        self._jobs = JobTable()
+        self._platform: str | None = None
+
+    def connect(self) -> paramiko.Transport:
+        """Open (or return) the host's one transport; raises ConnectionFailed / HostKeyError."""
+        with self._connect_lock:
+            if self._chain:
+                transport = self._chain[-1].get_transport()
+                if transport is not None and transport.is_active():
+                    return transport
+                close_chain(self._chain)
+            self._chain = []
+            self._chain = open_chain(self.target, self.options)
+            transport = self._chain[-1].get_transport()
+            assert transport is not None
+            return transport
+
+    def run(
+        self,
+        script: str,
+        *,
+        shell: str = "sh",
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+        secrets: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        on_output: OutputCallback | None = None,
+    ) -> Result:
+        check_env_names(env, secrets)
+        job = self._jobs.add(Job())
+        try:
+            with self._sessions:
+                if job.interrupted:  # kill_all() came while we waited for a free session
+                    return Result(script, self.host, None, "", "", 0.0, interrupted=True)
+                channel = self._open_session()
+                try:
+                    environ = {**(env or {}), **(secrets or {})}
+                    return self._run(channel, job, script, shell, cwd, environ, timeout, on_output)
+                finally:
+                    channel.close()
+        finally:
+            self._jobs.remove(job)
+
+    def kill_all(self) -> None:
+        kill_jobs(self._jobs, self._signal)
+
+    def platform(self) -> str:
+        if self._platform is None:
+            result = self.run("uname -s", timeout=30)
+            if not result.ok:
+                raise PreflightFailed(f"{self.host}: `uname -s` failed: {result.tail('stderr', 3)}")
+            self._platform = result.stdout.strip().lower()
+        return self._platform
+
+    def close(self) -> None:
+        """Stop what still runs (closing alone would leave it running on the host), then disconnect."""
+        self.kill_all()
+        with self._connect_lock:
+            close_chain(self._chain)
+            self._chain = []
+
+    def _run(
+        self,
+        channel: paramiko.Channel,
+        job: Job,
+        script: str,
+        shell: str,
+        cwd: str | None,
+        environ: Mapping[str, str],
+        timeout: float | None,
+        on_output: OutputCallback | None,
+    ) -> Result:
+        start = time.monotonic()
+        marker = f"runbook-pgid-{random.token_hex(8)}"
+        channel.exec_command(_command(marker, shell, cwd, script))
+        channel.sendall(_environment(environ))
+        channel.shutdown_write()  # the wrapper's `read` loop ends; the script itself gets /dev/null
+        out, err = StreamText("stdout", on_output), StreamText("stderr", on_output)
+        readers = [
+            start_reader(channel.recv, out, job, channel.recv_exit_status, f"{self.host}-stdout"),
+            start_reader(channel.recv_stderr, _GroupMarker(marker, err, job), job, None, f"{self.host}-stderr"),
+        ]
+        supervise(job, timeout, self._stop)
+        if not job.done.is_set():
+            channel.close()  # the kill did not end it (or no group was ever reported): stop reading
+        for reader in readers:
+            reader.join(5.0)
+        code = channel.exit_status if channel.exit_status_ready() else -1
+        if code == -1 and not (job.timed_out or job.interrupted):
+            err.feed(f"runbook: lost the connection to {self.host} before the command finished\n".encode())
+            return finish(job, script, self.host, None, out, err, start)
+        return finish(job, script, self.host, code, out, err, start)
+
+    def _open_session(self) -> paramiko.Channel:
+        transport = self.connect()
+        try:
+            return transport.open_session(timeout=self.options.connect_timeout)
+        except (paramiko.SSHException, OSError) as error:
+            raise ConnectionFailed(f"{self.host}: cannot open an SSH session: {error}") from None
+
+    def _stop(self, job: Job) -> None:
+        if job.pgid_known.wait(2.0):  # else the wrapper never started the script: nothing to signal
+            stop_job(job, self._signal)
+
+    def _signal(self, pgids: list[int], name: str) -> None:
+        """`kill -TERM -PGID ...` on the host, over its own short-lived channel of the same transport."""
+        if not pgids:
+            return
+        groups = " ".join(f"-{pgid}" for pgid in pgids)
+        with self._kill_lock:
+            try:
+                channel = self.connect().open_session(timeout=self.options.connect_timeout)
+                try:
+                    channel.exec_command(f"kill -{name} {groups} 2>/dev/null; true")
+                    channel.status_event.wait(self.options.connect_timeout)
+                finally:
+                    channel.close()
+            except (paramiko.SSHException, OSError, ConnectionFailed):
+                pass  # the connection is gone; so is our way to reach the processes
+
+
+class _GroupMarker:
+    """Sits in front of stderr: takes out the wrapper's "<marker> <pgid>" line and records the group."""
+
+    def __init__(self, marker: str, stream: StreamText, job: Job) -> None:
+        self._marker = marker.encode() + b" "
+        self._stream = stream
+        self._job = job
+        self._pending = b""
+        self._found = False
+
+    def feed(self, data: bytes) -> None:
+        if self._found:
+            self._stream.feed(data)
+            return
+        self._pending += data
+        while not self._found and b"\n" in self._pending:
+            line, self._pending = self._pending.split(b"\n", 1)
+            if line.startswith(self._marker) and line[len(self._marker) :].isdigit():
+                self._found = True
+                self._job.set_pgid(int(line[len(self._marker) :]))
+            else:  # something the wrapper itself said before starting the script
+                self._stream.feed(line + b"\n")
+        if self._found and self._pending:
+            self._stream.feed(self._pending)
+            self._pending = b""
+
+    def finish(self) -> None:
+        self._stream.feed(self._pending)
+        self._stream.finish()
+
+
+def _command(marker: str, shell: str, cwd: str | None, script: str) -> str:
+    """What sshd hands to the login shell: `exec sh -c <wrapper>` with the rest as positional arguments."""
+    words = ["runbook", marker, shell, cwd or "", script, _START]
+    return f"exec sh -c {shlex.quote(_WRAPPER)} " + " ".join(shlex.quote(word) for word in words)
+
+
+def _environment(environ: Mapping[str, str]) -> bytes:
+    """One `NAME base64(value)` line per variable, then an empty line: base64 keeps newlines intact."""
+    lines = [f"{name} {base64.b64encode(value.encode()).decode()}\n" for name, value in environ.items()]
+    return ("".join(lines) + "\n").encode()

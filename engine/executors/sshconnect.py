@@ -1,0 +1,207 @@
+"""Opening the one SSH connection per host: ~/.ssh/config, known_hosts, authentication, ProxyJump.
+
+Imports paramiko (0.2 s), so nothing on the `runbook validate` path may import this module; the package
+reaches it lazily through `engine.executors.ssh_executor()`.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+import socket
+import threading
+from dataclasses import replace
+
+import paramiko
+
+from engine.errors import ConnectionFailed, HostKeyError
+from engine.executors.base import SSHOptions, SSHTarget
+
+MAX_JUMPS = 5
+_JUMP = re.compile(r"(?:ssh://)?(?:(?P<user>[^@]+)@)?(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:]+))(?::(?P<port>\d+))?")
+_known_hosts_lock = threading.Lock()
+
+
+def resolve(target: SSHTarget, options: SSHOptions) -> SSHTarget:
+    """Fill what the runbook left open from ~/.ssh/config, as OpenSSH does.
+
+    The runbook plays the part of OpenSSH's command line: an explicit user, port or key wins, the config
+    fills the rest, and the first value the config gives for a key wins. A config IdentityFile acts like
+    an explicit key (only that key is offered); the first one that exists is used.
+    """
+    path = os.path.expanduser(options.ssh_config)
+    found = _load_config(target.name, path).lookup(target.name)
+    if found.get("proxycommand", "none").lower() != "none" and not found.get("proxyjump"):
+        raise ConnectionFailed(f"{target.name}: ProxyCommand in {path} is not supported (ProxyJump is)")
+    jump = target.proxy_jump or found.get("proxyjump")
+    identity = next((key for key in found.get("identityfile", []) if os.path.exists(key)), None)
+    try:
+        port = target.port or int(found.get("port", 22))
+    except ValueError:
+        raise ConnectionFailed(f"{target.name}: bad Port in {path}: {found.get('port')!r}") from None
+    return SSHTarget(
+        name=target.name,
+        hostname=target.hostname or found.get("hostname", target.name),
+        user=target.user or found.get("user") or getpass.getuser(),
+        port=port,
+        key_file=os.path.expanduser(target.key_file) if target.key_file else identity,
+        proxy_jump=None if jump is None or jump.lower() == "none" else jump,
+    )
+
+
+def open_chain(target: SSHTarget, options: SSHOptions, depth: int = 0) -> list[paramiko.SSHClient]:
+    """Connect to `target` (resolved), through its ProxyJump hosts if any; the last client is the target's.
+
+    Like `ssh -J a,b`: connect to a (with a's own config, ProxyJump included), then to b through a
+    direct-tcpip channel of a's transport, then to the target through b. Every hop's host key is checked.
+    """
+    if target.proxy_jump is None:
+        return [_connect(target, options, None)]
+    if depth >= MAX_JUMPS:
+        raise ConnectionFailed(f"{target.name}: ProxyJump nests more than {MAX_JUMPS} hosts deep")
+    hops = [resolve(_parse_jump(spec, target.name), options) for spec in target.proxy_jump.split(",")]
+    chain = open_chain(hops[0], options, depth + 1)
+    try:
+        for hop in [*hops[1:], replace(target, proxy_jump=None)]:
+            chain.append(_connect(hop, options, _tunnel(chain[-1], hop, options)))
+    except BaseException:
+        close_chain(chain)
+        raise
+    return chain
+
+
+def close_chain(chain: list[paramiko.SSHClient]) -> None:
+    for client in reversed(chain):
+        client.close()
+
+
+def _load_config(name: str, path: str) -> paramiko.SSHConfig:
+    if not os.path.exists(path):
+        return paramiko.SSHConfig()
+    try:
+        return paramiko.SSHConfig.from_path(path)
+    except (OSError, paramiko.ConfigParseError) as error:
+        raise ConnectionFailed(f"{name}: cannot read {path}: {error}") from None
+
+
+def _parse_jump(spec: str, name: str) -> SSHTarget:
+    match = _JUMP.fullmatch(spec.strip())
+    if match is None:
+        raise ConnectionFailed(f"{name}: cannot parse ProxyJump host {spec!r}")
+    host = match["v6"] or match["host"]
+    return SSHTarget(name=host, user=match["user"], port=int(match["port"]) if match["port"] else None)
+
+
+def _tunnel(via: paramiko.SSHClient, hop: SSHTarget, options: SSHOptions) -> paramiko.Channel:
+    transport = via.get_transport()
+    assert transport is not None and hop.hostname is not None and hop.port is not None
+    try:
+        return transport.open_channel(
+            "direct-tcpip", (hop.hostname, hop.port), ("127.0.0.1", 0), timeout=options.connect_timeout
+        )
+    except (paramiko.SSHException, OSError) as error:
+        raise ConnectionFailed(f"{hop.name}: the jump host cannot reach {_where(hop)}: {error}") from None
+
+
+def _connect(target: SSHTarget, options: SSHOptions, sock: paramiko.Channel | None) -> paramiko.SSHClient:
+    """One authenticated client; the host key is checked before anything is sent to the host."""
+    known_hosts = os.path.expanduser(options.known_hosts)
+    client = paramiko.SSHClient()
+    if os.path.exists(known_hosts):
+        try:
+            client.load_host_keys(known_hosts)
+        except (OSError, paramiko.SSHException, ValueError) as error:
+            raise ConnectionFailed(f"{target.name}: cannot read {known_hosts}: {error}") from None
+    client.set_missing_host_key_policy(_UnknownHostKey(target.name, known_hosts, options.trust_new_keys))
+    only_key = target.key_file is not None
+    if only_key and not os.path.isfile(target.key_file or ""):
+        raise ConnectionFailed(f"{target.name}: key file {target.key_file} not found")
+    try:
+        client.connect(
+            target.hostname or target.name,
+            target.port or 22,
+            username=target.user,
+            key_filename=target.key_file,
+            timeout=options.connect_timeout,
+            allow_agent=not only_key,
+            look_for_keys=not only_key,
+            banner_timeout=options.banner_timeout,
+            auth_timeout=options.auth_timeout,
+            channel_timeout=options.connect_timeout,
+            sock=sock,
+        )
+    except BaseException as error:
+        client.close()
+        raise _connection_error(target, error) from None
+    transport = client.get_transport()
+    assert transport is not None
+    transport.set_keepalive(options.keepalive)
+    if isinstance(transport.sock, socket.socket):  # not when tunnelled through a jump host's channel
+        # Each command is a few small packets each way; Nagle + delayed ACK would add ~40 ms to every one.
+        transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return client
+
+
+def _connection_error(target: SSHTarget, error: BaseException) -> BaseException:
+    """One line saying what went wrong; never a secret (none is known at this point anyway)."""
+    where = _where(target)
+    if isinstance(error, HostKeyError | KeyboardInterrupt):
+        return error
+    if isinstance(error, paramiko.BadHostKeyException):
+        known, offered = error.expected_key, error.key
+        return HostKeyError(
+            f"{target.name}: the host key of {where} has CHANGED: known_hosts has {known.get_name()} "
+            f"{known.fingerprint}, the host offered {offered.get_name()} {offered.fingerprint}. "
+            "Refusing to connect (whatever --trust-new-host-keys says); if the change is expected, "
+            f"remove the old entry: ssh-keygen -R '{_known_hosts_name(target)}'"
+        )
+    if isinstance(error, paramiko.AuthenticationException):
+        key = f"key {target.key_file}" if target.key_file else "agent and default keys"
+        return ConnectionFailed(f"{target.name}: authentication failed for {target.user}@{where} ({key})")
+    if isinstance(error, paramiko.ssh_exception.NoValidConnectionsError):
+        return ConnectionFailed(f"{target.name}: connection refused by {where}")
+    if isinstance(error, TimeoutError):
+        return ConnectionFailed(f"{target.name}: timed out connecting to {where}")
+    if isinstance(error, OSError):
+        return ConnectionFailed(f"{target.name}: cannot connect to {where}: {error.strerror or error}")
+    if isinstance(error, paramiko.SSHException):
+        return ConnectionFailed(f"{target.name}: SSH failed with {where}: {str(error).splitlines()[0]}")
+    return error
+
+
+class _UnknownHostKey(paramiko.MissingHostKeyPolicy):
+    """Unknown key: refuse with its fingerprint, or (trust_new_keys) accept it and append it to known_hosts."""
+
+    def __init__(self, name: str, known_hosts: str, trust: bool) -> None:
+        self._name, self._known_hosts, self._trust = name, known_hosts, trust
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        if not self._trust:
+            raise HostKeyError(
+                f"{self._name}: unknown host key for {hostname}: {key.get_name()} {key.fingerprint}; "
+                f"check it, then rerun with --trust-new-host-keys to accept it and add it to {self._known_hosts}"
+            )
+        line = f"{hostname} {key.get_name()} {key.get_base64()}\n"
+        with _known_hosts_lock:  # several hosts may be trusted at once by the parallel preflight
+            os.makedirs(os.path.dirname(self._known_hosts) or ".", mode=0o700, exist_ok=True)
+            fd = os.open(self._known_hosts, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            with os.fdopen(fd, "a") as file:
+                if file.tell() > 0 and not _ends_with_newline(self._known_hosts):
+                    file.write("\n")
+                file.write(line)
+
+
+def _ends_with_newline(path: str) -> bool:
+    with open(path, "rb") as file:
+        file.seek(-1, os.SEEK_END)
+        return file.read(1) == b"\n"
+
+
+def _known_hosts_name(target: SSHTarget) -> str:
+    host = target.hostname or target.name
+    return host if target.port in (None, 22) else f"[{host}]:{target.port}"
+
+
+def _where(target: SSHTarget) -> str:
+    return f"{target.hostname or target.name}:{target.port or 22}"

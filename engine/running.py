@@ -1,0 +1,260 @@
+"""Executes a plan, step by step: fan-out, retries, expectations, confirmations and manual steps.
+
+Every step and host is journaled before it starts and after it ends, so a crash at any moment leaves a
+record that says what may have happened. Ctrl-C kills what runs (locally and on the nodes), records it,
+and leaves through `Interrupted`.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+from engine.console import Terminal
+from engine.errors import Interrupted, StepFailed
+from engine.executors import Result
+from engine.journal import Journal
+from engine.outcomes import HostOutcome, Status, StepOutcome
+from engine.planning import HostPlan, PlannedStep, Planner
+from engine.preflight import Fleet
+from engine.rendering import SecretRef
+
+
+@dataclass(frozen=True)
+class Settings:
+    yes: bool = False
+    confirm_manual: bool = False
+    rerun_unknown: bool = False
+
+
+OPERATOR = "operator"
+
+
+class Runner:
+    def __init__(self, planner: Planner, fleet: Fleet, terminal: Terminal, journal: Journal, settings: Settings,
+                 user: str, previous: Mapping[tuple[str, str], str] | None = None) -> None:
+        self.planner, self.fleet, self.terminal, self.journal = planner, fleet, terminal, journal
+        self.settings, self.user = settings, user
+        self.previous = dict(previous or {})
+        self.context: dict[str, Any] = {}
+        self.failed_hosts: dict[str, str] = {}  # host → step it failed in (tolerated), left out afterwards
+        self.stop = threading.Event()
+        self.finished: list[HostOutcome] = []  # every host outcome of this session, for the summary
+        values = planner.values
+        self.secrets = {SecretRef(n).env: str(values.values[n]) for n in values.secrets if n in values.values}
+
+    def run(self, steps: tuple[PlannedStep, ...]) -> list[StepOutcome]:
+        """Run `steps` in order; stops at the first step that fails (unless it may), returns every outcome."""
+        outcomes = []
+        for index, planned in enumerate(steps, start=1):
+            self.terminal.say(f"\n▶ [{index}/{len(steps)}] {planned.id}: {planned.step.title}", "bold cyan")
+            outcome = self.manual(planned) if planned.manual is not None else self.command_step(planned)
+            outcomes.append(outcome)
+            self.context[planned.id] = outcome.context()
+            if outcome.status is Status.OK and planned.step.result:
+                self.terminal.say(f"  result: {planned.step.result}", "green")
+            if outcome.stopped:
+                break
+        return outcomes
+
+    # -- command steps -------------------------------------------------------------------------------
+
+    def command_step(self, planned: PlannedStep) -> StepOutcome:
+        if any(h.deferred for h in planned.hosts):
+            planned = self.planner.plan_step(planned.step, steps=self.context, platforms=self.fleet.platforms)
+        done, todo = self._select(planned)
+        if todo and planned.step.confirm and not self._confirm_step(planned):
+            self.journal.append({"type": "run-note", "step": planned.id, "note": "declined"})
+            raise StepFailed(f"step {planned.id!r} was declined; it did not run, and nothing after it")
+        outcomes = done + self._fan_out(planned, todo)
+        failed = tuple(o.host for o in outcomes if o.status.failed)
+        step = planned.step
+        for host in failed:
+            self.failed_hosts.setdefault(host, planned.id)
+        interrupted = any(o.status is Status.INTERRUPTED for o in outcomes)
+        too_many = len(failed) > step.max_failed_hosts
+        if failed and not too_many:
+            self.terminal.say(f"  {len(failed)} host(s) failed, within max_failed_hosts={step.max_failed_hosts}: "
+                              f"going on without {', '.join(failed)}", "yellow")
+        elif failed and step.continue_on_error:
+            self.terminal.say("  step failed; continue_on_error: going on", "yellow")
+        stopped = interrupted or (too_many and not step.continue_on_error)
+        return StepOutcome(planned.id, tuple(outcomes), failed, stopped)
+
+    def _select(self, planned: PlannedStep) -> tuple[list[HostOutcome], list[HostPlan]]:
+        """Hosts already done (resume), skipped, or left out after failing earlier; the rest run."""
+        done, todo = [], []
+        for host_plan in planned.hosts:
+            name = host_plan.host.name
+            before = self.previous.get((planned.id, name))
+            if before in ("ok", "skipped"):
+                outcome = HostOutcome(planned.id, name, Status.DONE_BEFORE, reason="finished in the resumed run")
+                self.finished.append(outcome)
+                done.append(outcome)
+            elif host_plan.skip or name in self.failed_hosts:
+                # Left out after failing earlier is not journaled: a resume must run it once the host is fixed.
+                reason = host_plan.skip or f"left out: failed in step {self.failed_hosts[name]}"
+                outcome = HostOutcome(planned.id, name, Status.SKIPPED, reason=reason)
+                if host_plan.skip:
+                    self.journal.append({"type": "step-start", "step": planned.id, "host": name, "attempt": 0})
+                    self.journal.append(outcome.record())
+                self.terminal.result(outcome)
+                self.finished.append(outcome)
+                done.append(outcome)
+            elif before == "unknown" and not self._rerun_unknown(planned.id, name):
+                raise StepFailed(f"step {planned.id!r} on {name}: outcome unknown and not confirmed; stopping")
+            else:
+                todo.append(host_plan)
+        return done, todo
+
+    def _rerun_unknown(self, step: str, host: str) -> bool:
+        question = (f"step {step!r} on {host} started in the resumed run but never reported an end: its outcome is "
+                    "unknown. Run it again?")
+        if self.settings.rerun_unknown:
+            self.terminal.say(f"{question} yes (--rerun-unknown)", "yellow")
+            answer, by = True, "--rerun-unknown"
+        else:
+            answer, by = self.terminal.confirm(question), OPERATOR
+        self.journal.append({"type": "confirmation", "step": step, "host": host, "question": question,
+                             "answer": "yes" if answer else "no", "user": self.user, "by": by})
+        return answer
+
+    def _confirm_step(self, planned: PlannedStep) -> bool:
+        confirm = planned.step.confirm
+        assert confirm is not None
+        wanted = planned.confirm_text
+        if self.settings.yes:
+            self.terminal.say(f"{confirm.question} — yes (--yes)", "yellow")
+            answer, by = "yes", "--yes"
+        elif wanted is not None:
+            self.terminal.say(confirm.question, "bold")
+            answer, by = self.terminal.ask(f"Type {wanted!r} to go on:") or "", OPERATOR
+        else:
+            answer, by = ("yes" if self.terminal.confirm(confirm.question) else "no"), OPERATOR
+        ok = answer == wanted if (wanted is not None and by == OPERATOR) else answer == "yes"
+        self.journal.append({"type": "confirmation", "step": planned.id, "question": confirm.question,
+                             "answer": answer, "ok": ok, "user": self.user, "by": by})
+        return ok
+
+    def _fan_out(self, planned: PlannedStep, todo: list[HostPlan]) -> list[HostOutcome]:
+        if not todo:
+            return []
+        workers = min(planned.concurrency, len(todo))
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=planned.id)
+        futures = [pool.submit(self._host, planned, host_plan) for host_plan in todo]
+        try:
+            return self._guarded(futures)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _guarded(self, futures: list[Future[HostOutcome]]) -> list[HostOutcome]:
+        """Wait for the hosts; on Ctrl-C (or SIGTERM), kill every running command, then report."""
+        try:
+            wait(futures)
+        except KeyboardInterrupt:
+            self.stop.set()
+            self.terminal.say("\ninterrupted: stopping the running commands…", "bold yellow")
+            self.fleet.kill_all()
+            wait(futures, timeout=10)
+            raise Interrupted("interrupted by the operator") from None
+        return [f.result() for f in futures]
+
+    def _host(self, planned: PlannedStep, host_plan: HostPlan) -> HostOutcome:
+        name = host_plan.host.name
+        variant = host_plan.variant(self.fleet.platforms[name])
+        assert variant is not None  # preflight checked every host has a command
+        step = planned.step
+        out = self.journal.output_file(planned.id, name)
+
+        def on_output(stream: str, line: str) -> None:
+            masked = self.terminal.masker.mask(line)
+            out.write_line(stream, masked)
+            self.terminal.output(name, stream, masked)
+
+        secrets = {env: self.secrets[env] for env in variant.secret_env}
+        attempt = 0
+        outcome = HostOutcome(planned.id, name, Status.INTERRUPTED, reason="not started")
+        while attempt <= step.retries.count and not self.stop.is_set():
+            attempt += 1
+            self.journal.append({"type": "step-start", "step": planned.id, "host": name, "attempt": attempt})
+            result = self.fleet.executor(host_plan.host).run(
+                variant.script, shell=step.shell, cwd=host_plan.cwd, env=dict(host_plan.env), secrets=secrets,
+                timeout=step.timeout, on_output=on_output)
+            outcome = self._judge(planned, name, result, attempt)
+            self.journal.append(outcome.record())
+            if outcome.status is Status.OK or outcome.status is Status.INTERRUPTED:
+                break
+            if attempt <= step.retries.count:
+                self.terminal.say(f"  {name}: attempt {attempt} failed; retrying in {step.retries.delay:g}s", "yellow")
+                self.stop.wait(step.retries.delay)
+        out.close()
+        self.finished.append(outcome)
+        self.terminal.result(outcome)
+        return outcome
+
+    def _judge(self, planned: PlannedStep, host: str, result: Result, attempt: int) -> HostOutcome:
+        mask = self.terminal.masker.mask
+        expect = planned.step.expect
+        status, reason = Status.OK, ""
+        if result.interrupted:
+            status, reason = Status.INTERRUPTED, "interrupted"
+        elif result.timed_out:
+            status, reason = Status.TIMED_OUT, f"killed after {planned.step.timeout:g}s"
+        elif result.exit_code not in expect.exit_codes:
+            status, reason = Status.FAILED, ""
+        elif expect.stdout_contains is not None and expect.stdout_contains not in result.stdout:
+            status, reason = Status.FAILED, f"output does not contain {expect.stdout_contains!r}"
+        elif expect.stdout_matches is not None and not re.search(expect.stdout_matches, result.stdout, re.M):
+            status, reason = Status.FAILED, f"output does not match {expect.stdout_matches!r}"
+        return HostOutcome(planned.id, host, status, result.exit_code, result.duration, attempt, reason,
+                           mask(result.stdout), mask(result.stderr))
+
+    # -- manual steps --------------------------------------------------------------------------------
+
+    def manual(self, planned: PlannedStep) -> StepOutcome:
+        if self.previous.get((planned.id, OPERATOR)) == "ok":
+            outcome = HostOutcome(planned.id, OPERATOR, Status.DONE_BEFORE, reason="answered in the resumed run")
+            self.finished.append(outcome)
+            self.terminal.result(outcome)
+            return StepOutcome(planned.id, (outcome,))
+        started = time.monotonic()
+        self.journal.append({"type": "step-start", "step": planned.id, "host": OPERATOR, "attempt": 1})
+        self.terminal.say("MANUAL STEP — do this yourself:", "bold magenta")
+        self.terminal.say(planned.manual or "")
+        answer, by, ok, expected, reason = self._manual_answer(planned)
+        record = planned.step.record
+        self.journal.append({"type": "manual", "step": planned.id, "host": OPERATOR,
+                             "prompt": record.prompt if record else None, "answer": answer, "expected": expected,
+                             "ok": ok, "user": self.user, "by": by})
+        outcome = HostOutcome(planned.id, OPERATOR, Status.OK if ok else Status.FAILED, None,
+                              time.monotonic() - started, 1, reason, stdout=answer or "")
+        self.journal.append(outcome.record())
+        self.finished.append(outcome)
+        self.terminal.result(outcome)
+        return StepOutcome(planned.id, (outcome,), () if ok else (OPERATOR,), stopped=not ok)
+
+    def _manual_answer(self, planned: PlannedStep) -> tuple[str | None, str, bool, str | None, str]:
+        record = planned.step.record
+        expected = planned.record_expect if record else None
+        pattern = record.matches if record else None
+        if self.settings.confirm_manual:
+            if pattern is not None and expected is None:
+                return None, "--confirm-manual", False, pattern, "--confirm-manual cannot answer a 'matches' record"
+            answer = expected if expected is not None else "done"
+            self.terminal.say(f"answered by --confirm-manual: {answer}", "yellow")
+            return answer, "--confirm-manual", True, expected or pattern, ""
+        if record is None:
+            ok = self.terminal.confirm("Done?")
+            return ("done" if ok else "not done"), OPERATOR, ok, None, "" if ok else "not confirmed"
+        answer = self.terminal.ask(f"{record.prompt}:")
+        if answer is None:
+            return None, OPERATOR, False, expected or pattern, "no answer"
+        ok = (answer.strip() == expected.strip()) if expected is not None else (
+            re.fullmatch(pattern, answer.strip()) is not None if pattern else True)
+        reason = "" if ok else f"expected {expected or pattern!r}, got {answer!r}"
+        return answer, OPERATOR, ok, expected or pattern, reason

@@ -1,0 +1,212 @@
+"""SSHExecutor against real sshd nodes (tests/sshd.py): the executor contract, plus what only SSH has —
+host keys, ~/.ssh/config, ProxyJump, one transport per host, the session limit."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import paramiko
+import pytest
+from sshd import SSHDNode, free_port, generate_key
+from test_executors_local import ExecutorContract
+
+from engine.errors import ConnectionFailed, HostKeyError
+from engine.executors import Executor, SSHOptions, SSHTarget, resolve_ssh_target, ssh_executor
+from engine.executors.ssh import SSHExecutor
+
+pytestmark = pytest.mark.ssh
+
+Nodes = Callable[[int], list[SSHDNode]]
+
+
+def target(node: SSHDNode, **changes: object) -> SSHTarget:
+    fields: dict[str, object] = dict(
+        name=f"node-{node.address}", hostname=node.address, user=node.user, port=node.port,
+        key_file=str(node.client_key),
+    )
+    fields.update(changes)
+    return SSHTarget(**fields)  # type: ignore[arg-type]
+
+
+def options(node: SSHDNode, **changes: object) -> SSHOptions:
+    return SSHOptions(known_hosts=str(changes.pop("known_hosts", node.known_hosts)), **changes)  # type: ignore[arg-type]
+
+
+def fingerprint(public_line: str) -> str:
+    """OpenSSH's SHA256 fingerprint of an `ssh-ed25519 AAAA...` line, computed independently of paramiko."""
+    blob = base64.b64decode(public_line.split()[1])
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
+
+@pytest.fixture
+def node(sshd_nodes: Nodes) -> SSHDNode:
+    return sshd_nodes(1)[0]
+
+
+@pytest.fixture
+def connect(node: SSHDNode) -> Iterator[Callable[..., SSHExecutor]]:
+    """Make executors for `node` (keyword changes to its target / options) and close them all afterwards."""
+    made: list[SSHExecutor] = []
+
+    def make(known_hosts: object = None, trust_new_keys: bool = False, **changes: object) -> SSHExecutor:
+        opts = options(node, known_hosts=known_hosts or node.known_hosts, trust_new_keys=trust_new_keys)
+        made.append(ssh_executor(target(node, **changes), opts))
+        return made[-1]
+
+    yield make
+    for executor in made:
+        executor.close()
+
+
+class TestSSHExecutor(ExecutorContract):
+    @pytest.fixture
+    def executor(self, connect: Callable[..., SSHExecutor]) -> Executor:
+        return connect()
+
+    def test_runs_on_the_node_with_its_environment(self, executor: Executor, node: SSHDNode) -> None:
+        node.stand_in("kubectl", stdout="applied\n")
+        result = executor.run('echo "$RUNBOOK_TEST_NODE $HOME"; kubectl apply -f x.yml')
+        assert result.stdout == f"{node.address} {node.home}\napplied\n"
+        [call] = node.calls("kubectl")
+        assert call["argv"] == ["kubectl", "apply", "-f", "x.yml"] and call["node"] == node.address
+
+    def test_missing_programs_sees_the_node_path(self, executor: Executor, node: SSHDNode) -> None:
+        node.stand_in("docker")
+        assert executor.missing_programs(["docker", "kubectl"]) == ["kubectl"]
+
+
+def test_one_transport_for_many_commands(connect: Callable[..., SSHExecutor], node: SSHDNode) -> None:
+    before = node.accepted_connections()
+    executor = connect()
+    transport = executor.connect()
+    for i in range(10):
+        assert executor.run(f"echo {i}").stdout == f"{i}\n"
+    assert executor.connect() is transport and transport.is_active()
+    assert node.accepted_connections() - before == 1
+
+
+def test_unknown_host_key_is_refused_and_nothing_runs(
+    connect: Callable[..., SSHExecutor], node: SSHDNode, tmp_path: Path
+) -> None:
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    node.stand_in("deploy")
+    before = node.accepted_connections()
+    with pytest.raises(HostKeyError) as caught:
+        connect(known_hosts=empty).run("deploy")
+    message = str(caught.value)
+    assert fingerprint(node.host_public_key) in message and "ssh-ed25519" in message
+    assert "--trust-new-host-keys" in message and node.known_hosts_name in message
+    assert node.calls() == [] and node.accepted_connections() == before
+    assert empty.read_text() == ""
+
+
+def test_trust_new_keys_accepts_and_remembers(
+    connect: Callable[..., SSHExecutor], node: SSHDNode, tmp_path: Path
+) -> None:
+    known_hosts = tmp_path / "ssh" / "known_hosts"  # directory does not exist yet either
+    assert connect(known_hosts=known_hosts, trust_new_keys=True).run("true").ok
+    assert known_hosts.read_text() == f"{node.known_hosts_name} {node.host_public_key}\n"
+    assert connect(known_hosts=known_hosts).run("true").ok  # now known: no flag needed
+
+
+def test_changed_host_key_is_refused_even_when_trusting_new_keys(
+    connect: Callable[..., SSHExecutor], node: SSHDNode, tmp_path: Path
+) -> None:
+    old = generate_key(tmp_path / "old_host_key")
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(f"{node.known_hosts_name} {old}\n")
+    node.stand_in("deploy")
+    with pytest.raises(HostKeyError) as caught:
+        connect(known_hosts=known_hosts, trust_new_keys=True).run("deploy")
+    message = str(caught.value)
+    assert "CHANGED" in message and fingerprint(old) in message and fingerprint(node.host_public_key) in message
+    assert known_hosts.read_text() == f"{node.known_hosts_name} {old}\n"
+    assert node.calls() == []
+
+
+def test_hashed_known_hosts_entry(connect: Callable[..., SSHExecutor], node: SSHDNode, tmp_path: Path) -> None:
+    known_hosts = tmp_path / "known_hosts"
+    hashed = paramiko.HostKeys.hash_host(node.known_hosts_name)
+    known_hosts.write_text(f"{hashed} {node.host_public_key}\n")
+    assert connect(known_hosts=known_hosts).run("true").ok
+
+
+def test_connection_refused_fails_fast(node: SSHDNode) -> None:
+    port = free_port("127.0.0.1")
+    executor = ssh_executor(target(node, hostname="127.0.0.1", port=port), options(node))
+    started = time.monotonic()
+    with pytest.raises(ConnectionFailed, match=f"refused by 127.0.0.1:{port}") as caught:
+        executor.connect()
+    assert time.monotonic() - started < 2
+    assert str(caught.value).startswith(f"node-{node.address}: ")
+
+
+def test_wrong_key_is_an_authentication_failure(connect: Callable[..., SSHExecutor], tmp_path: Path) -> None:
+    generate_key(tmp_path / "stranger")
+    with pytest.raises(ConnectionFailed, match="authentication failed"):
+        connect(key_file=str(tmp_path / "stranger")).connect()
+    with pytest.raises(ConnectionFailed, match="not found"):
+        connect(key_file=str(tmp_path / "missing")).connect()
+
+
+def test_unresolvable_host_is_a_connection_failure(connect: Callable[..., SSHExecutor]) -> None:
+    with pytest.raises(ConnectionFailed, match="cannot connect"):
+        connect(hostname="no-such-host.invalid").connect()
+
+
+def _ssh_config(home: Path, node: SSHDNode, text: str) -> None:
+    ssh = home / ".ssh"
+    ssh.mkdir(exist_ok=True)
+    (ssh / "config").write_text(text)
+    shutil.copy(node.known_hosts, ssh / "known_hosts")  # the default known_hosts, under the test's $HOME
+
+
+def test_ssh_config_fills_what_the_runbook_leaves_open(sshd_nodes: Nodes, home: Path) -> None:
+    node = sshd_nodes(2)[1]
+    _ssh_config(home, node, (
+        f"Host web-alias\n  HostName {node.address}\n  Port {node.port}\n  User {node.user}\n"
+        f"  IdentityFile ~/missing_key\n  IdentityFile {node.client_key}\n"
+    ))
+    resolved = resolve_ssh_target(SSHTarget("web-alias"))
+    assert resolved == SSHTarget("web-alias", node.address, node.user, node.port, str(node.client_key))
+    explicit = resolve_ssh_target(SSHTarget("web-alias", user="deploy", port=2200))
+    assert (explicit.hostname, explicit.user, explicit.port) == (node.address, "deploy", 2200)
+    with ssh_executor(SSHTarget("web-alias")) as executor:
+        result = executor.run('echo "$RUNBOOK_TEST_NODE"')
+    assert (result.host, result.stdout) == ("web-alias", f"{node.address}\n")
+
+
+def test_proxy_jump(sshd_nodes: Nodes, home: Path) -> None:
+    jump, behind = sshd_nodes(3)[1:]
+    _ssh_config(home, behind, (
+        f"Host behind\n  HostName {behind.address}\n  Port {behind.port}\n"
+        f"  ProxyJump {jump.user}@{jump.address}:{jump.port}\n"
+        f"Host *\n  User {behind.user}\n  IdentityFile {behind.client_key}\n"
+    ))
+    jumps, arrivals = jump.accepted_connections(), behind.accepted_connections()
+    with ssh_executor(SSHTarget("behind")) as executor:
+        assert executor.run('echo "$RUNBOOK_TEST_NODE"').stdout == f"{behind.address}\n"
+    assert (jump.accepted_connections() - jumps, behind.accepted_connections() - arrivals) == (1, 1)
+
+
+def test_proxy_command_is_refused(home: Path, node: SSHDNode) -> None:
+    _ssh_config(home, node, "Host piped\n  ProxyCommand nc %h %p\n")
+    with pytest.raises(ConnectionFailed, match="ProxyCommand .* not supported"):
+        resolve_ssh_target(SSHTarget("piped"))
+
+
+def test_close_stops_running_commands(connect: Callable[..., SSHExecutor]) -> None:
+    executor = connect()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        running = pool.submit(executor.run, "sleep 30")
+        time.sleep(0.5)
+        executor.close()
+        result = running.result(timeout=10)
+    assert result.interrupted
