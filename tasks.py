@@ -5,6 +5,8 @@ Run `invoke --list` for all of them and `invoke --help TASK` for a task's flags.
 
 from __future__ import annotations
 
+import sys
+
 from invoke import Context, task
 
 from engine.cli import collection
@@ -13,7 +15,7 @@ from engine.cli import collection
 @task(help={"quick": "Fewer repetitions (for a smoke check)."})
 def bench(c: Context, quick: bool = False) -> None:
     """Benchmarks: validate/plan wall times (median), engine overhead per step. Prints a table."""
-    c.run(f"{c.config.get('python', 'python3')} benchmarks/run.py" + (" --quick" if quick else ""), pty=False)
+    c.run(f"{sys.executable} benchmarks/run.py" + (" --quick" if quick else ""), pty=False)
 
 
 ns = collection()

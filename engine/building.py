@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine import model
+from engine import model, schema
 from engine.errors import Problem
 from engine.loading import Document, JsonPath, Positions
 from engine.model import LOCAL, Command, Template
@@ -38,6 +38,10 @@ class _Builder:
         result = []
         for name, spec in self.data.get("variables", {}).items():
             fragment = {k: v for k, v in spec.items() if k not in _OUR_VARIABLE_KEYS or k == "description"}
+            if "format" in spec and spec["format"] not in schema.CHECKED_FORMATS:  # jsonschema would ignore it
+                self.problems.append(self.positions.problem(("variables", name, "format"), (
+                    f"format {spec['format']!r} cannot be checked here; use a pattern, or one of: "
+                    + ", ".join(sorted(schema.CHECKED_FORMATS)))))
             result.append(model.Variable(
                 name=name, schema=fragment, description=spec.get("description", ""),
                 default=spec.get("default"), has_default="default" in spec,

@@ -12,7 +12,10 @@ import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from invoke import Collection, Context, Program, Task, task
+from invoke.collection import Collection
+from invoke.context import Context
+from invoke.program import Program
+from invoke.tasks import Task, task
 from invoke.exceptions import Exit
 
 from engine import __version__
@@ -88,7 +91,7 @@ def plan(c: Context, file: str, var: list[str] | None = None, vars_file: str | N
     return command.main(_options(file, var, vars_file, platform, hosts, target), save)
 
 
-class _OutputShortFlag(Task):  # type: ignore[misc]
+class _OutputShortFlag(Task[Any]):
     """A task whose `--output` also answers to `-o` (every other flag stays long-only)."""
 
     def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict[str, Any]:

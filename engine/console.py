@@ -47,7 +47,7 @@ class Terminal:
 
     def result(self, outcome: HostOutcome) -> None:
         style = _STATUS_STYLE[outcome.status]
-        detail = f" ({outcome.reason})" if outcome.reason else ""
+        detail = f" ({outcome.reason})" if outcome.reason and outcome.reason != outcome.status.value else ""
         code = f" exit {outcome.exit_code}" if outcome.exit_code not in (None, 0) else ""
         self.say(f"{_STATUS_MARK[outcome.status]} {outcome.host}: {outcome.status.value}{code} "
                  f"in {outcome.duration:.1f}s{detail}", style)

@@ -13,12 +13,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import jinja2
-from jinja2 import meta, nodes
+from jinja2 import nodes
 from jinja2.sandbox import UNSAFE_FUNCTION_ATTRIBUTES, UNSAFE_METHOD_ATTRIBUTES
 
 from engine.errors import Problem
 from engine.model import Command, Runbook, Step, Template
-from engine.rendering import environment, template_problem
+from engine.rendering import environment, names_used, parse, template_problem
 
 _GO_TEMPLATE = re.compile(r"\{\{-?\s*\.")
 _UNSAFE = UNSAFE_FUNCTION_ATTRIBUTES | UNSAFE_METHOD_ATTRIBUTES | {"mro", "gi_frame", "cr_frame"}
@@ -93,11 +93,11 @@ def _check(site: _Site) -> Iterator[tuple[Problem, bool]]:
             return
         text = "{{ " + text + " }}"
     try:
-        ast = environment(site.shell).parse(text)
+        ast = parse(text)
     except jinja2.TemplateSyntaxError as error:
         yield _syntax(template, error), False
         return
-    yield from ((p, False) for p in _undefined(site, ast))
+    yield from ((p, False) for p in _undefined(site, ast, text))
     yield from ((p, False) for p in _unsafe(template, ast))
     yield from ((p, False) for p in _step_references(site, ast))
     if site.shell:
@@ -118,9 +118,9 @@ def _syntax(template: Template, error: jinja2.TemplateSyntaxError) -> Problem:
     return template_problem(template, message, error.lineno)
 
 
-def _undefined(site: _Site, ast: nodes.Template) -> Iterator[Problem]:
+def _undefined(site: _Site, ast: nodes.Template, text: str) -> Iterator[Problem]:
     known = site.names | set(environment(False).globals)
-    for name in sorted(meta.find_undeclared_variables(ast) - known):
+    for name in sorted(names_used(text) - known):
         close = difflib.get_close_matches(name, sorted(site.names), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         line = next((n.lineno for n in ast.find_all(nodes.Name) if n.name == name), 1)

@@ -8,6 +8,8 @@ its line. Everything found is reported at once; only a syntax error stops the sc
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +74,11 @@ class Document:
     data: Any
     positions: Positions
     text: str
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        """Identifies the exact file a plan, a journal or a checklist was made from."""
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
 
 
 def _mark(node: yaml.Node) -> Mark:
@@ -196,7 +203,7 @@ def parse(text: str, display: str) -> tuple[Any, Positions]:
         tabs = [p for p in _tab_problems(text, display) if p.line >= syntax.line]
         raise InvalidRunbook(tabs + ([] if any(p.line == syntax.line for p in tabs) else [syntax])) from None
     positions = Positions(display)
-    if node is None:
+    if node is None or (isinstance(node, yaml.ScalarNode) and node.value == "" and not node.style):  # `---` alone
         raise InvalidRunbook([Problem(display, 1, 1, "", "the file is empty")])
     builder = _Builder(positions)
     try:
@@ -205,14 +212,17 @@ def parse(text: str, display: str) -> tuple[Any, Positions]:
         raise InvalidRunbook(problems + [_syntax_problem(error, display)]) from None
     problems += builder.problems
     if problems:
-        raise InvalidRunbook(sorted(set(problems), key=lambda p: (p.line, p.column)))
+        raise InvalidRunbook(sorted(set(problems), key=lambda p: (p.line, p.column, p.message)))
     return data, positions
 
 
 def _syntax_problem(error: yaml.MarkedYAMLError, file: str) -> Problem:
     mark = error.problem_mark or error.context_mark
     line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-    message = " ".join(part for part in (error.context, error.problem) if part) or "invalid YAML"
+    message = error.problem or error.context or "invalid YAML"
+    start = error.context_mark
+    if error.problem and error.context and start is not None:  # say where the unfinished construct began
+        message += f" ({error.context} started at line {start.line + 1}, column {start.column + 1})"
     return Problem(file, line, column, "", f"YAML syntax error: {message}")
 
 

@@ -52,6 +52,7 @@ class RunLock:
         self.runbook_name = runbook_name
         self.run_id = run_id
         self.path = lock_path(state_dir, runbook_name)
+        self.taken_over: LockHolder | None = None  # a holder that died without releasing (its content stayed)
         self._fd: int | None = None
 
     def acquire(self) -> None:
@@ -63,6 +64,8 @@ class RunLock:
             who = _read_holder(fd).describe()
             os.close(fd)
             raise LockHeld(f"runbook {self.runbook_name!r} is being run by {who}; lock file {self.path}")
+        left = _read_holder(fd, tries=1)
+        self.taken_over = left if left.pid else None  # `release` empties the file: only a dead holder leaves it
         me = LockHolder(_user(), socket.gethostname(), os.getpid(), timestamp(), self.run_id)
         try:
             os.ftruncate(fd, 0)
@@ -134,15 +137,15 @@ def _try_lock(fd: int, kind: int, tries: int = _TRIES) -> bool:
     return False
 
 
-def _read_holder(fd: int) -> LockHolder:
+def _read_holder(fd: int, tries: int = _TRIES) -> LockHolder:
     """The holder written in the file, waiting briefly for one that has just taken the lock to write it."""
-    for attempt in range(_TRIES):
+    for attempt in range(tries):
         try:
             data = json.loads(os.pread(fd, 4096, 0))
             run_id = None if data.get("run_id") is None else str(data["run_id"])
             return LockHolder(str(data["user"]), str(data["host"]), int(data["pid"]), str(data["since"]), run_id)
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            if attempt + 1 < _TRIES:
+            if attempt + 1 < tries:
                 time.sleep(_RETRY_DELAY)
     return LockHolder("unknown", "unknown", 0, "", None)
 

@@ -36,11 +36,18 @@ def secret_problem(value: str) -> str | None:
     return None
 
 
+WRAP_WIDTHS = (76, 64)
+"""Line widths encoders wrap base64 at: GNU `base64` and MIME (76), PEM and `openssl base64` (64)."""
+
+
 def _base64_forms(data: bytes) -> Iterator[str]:
-    """The base64 shapes of `data`: on its own (padded and not), and embedded in a larger encoded string.
+    """The base64 shapes of `data`: on its own (padded and not), embedded in a larger encoded string, wrapped.
 
     Embedded at byte offset k (mod 3), the output characters whose 6 bits come only from `data` are the same
     whatever surrounds it; those "stable middles" are what we can recognise, for each of the 3 alignments.
+    A long secret piped through `base64` comes out wrapped, and output is masked line by line, so the lines
+    of the wrapped encoding are forms too: of the secret alone, and of the secret at the start of the input
+    (`echo "$TOKEN" | base64` adds a newline). Where the wrap falls inside a larger input is unknowable.
     """
     alone = base64.b64encode(data).decode("ascii")
     yield alone
@@ -49,6 +56,16 @@ def _base64_forms(data: bytes) -> Iterator[str]:
         encoded = base64.b64encode(b"\0" * k + data).decode("ascii")
         start, end = -(-8 * k // 6), 8 * (k + len(data)) // 6
         yield encoded[start:end]
+        if k == 0:
+            for width in WRAP_WIDTHS:
+                yield from _wrapped(alone, width)
+                yield from _wrapped(encoded[start:end], width)
+
+
+def _wrapped(encoded: str, width: int) -> Iterator[str]:
+    """The lines of `encoded` wrapped at `width` (only when it is longer: else it is a form already)."""
+    if len(encoded) > width:
+        yield from (encoded[i:i + width] for i in range(0, len(encoded), width))
 
 
 def _encoded_forms(value: str) -> Iterator[str]:

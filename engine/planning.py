@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine import model, programs
-from engine.errors import InvalidRunbook
+from engine.errors import InvalidRunbook, Problem
 from engine.model import Command, Runbook, Step, Template
 from engine.rendering import Deferred, SecretRef, evaluate, names_used, render, secrets_in, template_problem
 from engine.targets import Host, ResolvedTarget
@@ -130,20 +130,25 @@ class Planner:
         """Render `step` for each host of its target; `steps`/`platforms` are the run's knowledge, if any."""
         steps = steps if steps is not None else Deferred("steps")
         target = self.targets[step.on]
-        hosts = tuple(self._host_plan(step, host, steps, platforms) for host in (target.hosts if step.run else ()))
+        deferred = step.run is not None and any("steps" in names_used(t.text) for _, t in step.run.variants)
+        # A command that does not mention `host` is the same on every host of a platform: render it once.
+        memo: dict[str | None, _Rendered] | None = None if _uses_host(step) else {}
+        hosts = tuple(self._host_plan(step, host, steps, platforms, deferred, memo)
+                      for host in (target.hosts if step.run else ()))
         first = self.context(target.hosts[0], self.platform, steps)
         return PlannedStep(
             number=step.index + 1, step=step, target=step.on, hosts=hosts,
             concurrency=step.concurrency or target.concurrency,
-            programs=programs.needed(hosts, step.requires),
+            programs=programs.needed(step.run, step.requires),
             manual=render(step.manual, first) if step.manual else None,
             record_expect=render(step.record.equals, first) if step.record and step.record.equals else None,
             confirm_text=render(step.confirm.typed, first) if step.confirm and step.confirm.typed else None)
 
-    def _host_plan(self, step: Step, host: Host, steps: Any, platforms: Mapping[str, str] | None) -> HostPlan:
+    def _host_plan(self, step: Step, host: Host, steps: Any, platforms: Mapping[str, str] | None,
+                   deferred: bool, memo: dict[str | None, _Rendered] | None) -> HostPlan:
         platform = (platforms or {}).get(host.name) or self.host_platform(host)
         context = self.context(host, platform, steps)
-        deferred = any("steps" in names_used(t.text) for _, t in step.run.variants) if step.run else False
+        deferred = deferred and isinstance(steps, Deferred)
         skip = None
         if step.when is not None:
             unknown = names_used("{{" + step.when.text + "}}")
@@ -151,11 +156,15 @@ class Planner:
                 deferred = True
             elif not evaluate(step.when, context):
                 skip = f"when: {step.when.text} is false"
-        assert step.run is not None
-        return HostPlan(
-            host=host, variants=self.variants(step.run, context, platform),
-            cwd=render(step.cwd, context) if step.cwd else None,
-            env=tuple((k, render(v, context)) for k, v in step.env), skip=skip, deferred=deferred)
+        rendered = memo.get(platform) if memo is not None else None
+        if rendered is None:
+            assert step.run is not None
+            rendered = (self.variants(step.run, context, platform), render(step.cwd, context) if step.cwd else None,
+                        tuple((k, render(v, context)) for k, v in step.env))
+            if memo is not None:
+                memo[platform] = rendered
+        variants, cwd, env = rendered
+        return HostPlan(host=host, variants=variants, cwd=cwd, env=env, skip=skip, deferred=deferred)
 
     def variants(self, command: Command, context: dict[str, Any], platform: str | None) -> tuple[Variant, ...]:
         """The command's form(s) for a platform, or every form when the platform is not known."""
@@ -186,11 +195,23 @@ class Planner:
         return PlannedCheck(check.title, check.on, tuple(hosts), check.timeout)
 
 
+_Rendered = tuple[tuple[Variant, ...], str | None, tuple[tuple[str, str], ...]]
+
+
+def _uses_host(step: Step) -> bool:
+    templates = [t for _, t in step.run.variants] if step.run else []
+    templates += [step.cwd] if step.cwd else []
+    templates += [t for _, t in step.env]
+    return any("host" in names_used(t.text) for t in templates)
+
+
 def build_plan(runbook: Runbook, values: Values, platform: str | None,
                targets: Mapping[str, ResolvedTarget]) -> Plan:
     """The whole plan; every render problem of every step is raised together."""
     planner = Planner(runbook, values, platform, targets)
-    problems, steps, checks = [], [], []
+    problems: list[Problem] = []
+    steps: list[PlannedStep] = []
+    checks: list[PlannedCheck] = []
     for check in runbook.checks:
         try:
             checks.append(planner.plan_check(check))
@@ -210,7 +231,7 @@ def to_dict(plan: Plan) -> dict[str, Any]:
     """The reviewable form of a plan (what `plan --save` writes and `run --plan` compares)."""
     rb = plan.runbook
     return {
-        "runbook": {"name": rb.name, "version": rb.version, "title": rb.title, "sha256": sha256_text(rb.document.text)},
+        "runbook": {"name": rb.name, "version": rb.version, "title": rb.title, "sha256": rb.document.sha256},
         "platform": plan.platform, "values": plan.values.masked(),
         "checks": [{"title": c.title, "target": c.target, "hosts": [_host_dict(h) for h in c.hosts]} for c in plan.checks],
         "steps": [_step_dict(s) for s in plan.steps],

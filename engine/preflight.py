@@ -55,9 +55,11 @@ def connect(plan: Plan, options: SSHOptions, say: Callable[[str], None]) -> Flee
     say(f"connecting to {len(remote)} host(s)…")
 
     def open_one(host: Host) -> tuple[Host, Executor | None, str]:
-        executor = ssh_executor(SSHTarget(host.name, host.address, host.user, host.port, host.key_file), options)
+        # Like `ssh NAME`: a name that is its own address leaves HostName to ~/.ssh/config.
+        address = host.address if host.address != host.name else None
+        executor = ssh_executor(SSHTarget(host.name, address, host.user, host.port, host.key_file), options)
         try:
-            executor.connect()  # type: ignore[attr-defined]
+            executor.connect()
             return host, executor, executor.platform()
         except RunbookError as error:
             executor.close()
@@ -65,7 +67,8 @@ def connect(plan: Plan, options: SSHOptions, say: Callable[[str], None]) -> Flee
 
     with ThreadPoolExecutor(max_workers=min(_CONNECT_WORKERS, len(remote))) as pool:
         results = list(pool.map(open_one, remote))
-    failures = [f"{host.name}: {detail}" for host, executor, detail in results if executor is None]
+    failures = [detail if detail.startswith(f"{host.name}: ") else f"{host.name}: {detail}"
+                for host, executor, detail in results if executor is None]
     for host, executor, platform in results:
         if executor is not None:
             fleet.executors[host.name] = executor

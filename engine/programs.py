@@ -13,9 +13,10 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from engine.planning import HostPlan
+    from engine.model import Command
 
-_SEPARATORS = re.compile(r"\|\||&&|[|;&()]|\$\(|`")
+_SEPARATORS = re.compile(r"\|\||&&|[|;()]|(?<![<>])&(?!>)|\$\(|`")  # not the & of 2>&1, >&2, &>
+_TEMPLATE = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _SHELL_WORDS = frozenset(
     "if then else elif fi for while until do done case esac in function select time ! { } [ [[ ]] "
@@ -44,32 +45,45 @@ def _programs(segment: str) -> list[str]:
     except ValueError:
         words = segment.split()
     found: list[str] = []
+    prefix = ""
     while words:
-        while words and (_ASSIGNMENT.match(words[0]) or words[0].startswith("-")):
-            words = words[1:]
-        if not words or not _is_program(words[0]):
+        word, words = words[0], words[1:]
+        if word.startswith("-"):  # an option of the prefix command, perhaps with its value (`sudo -u root`)
+            words = words[1:] if word in _VALUE_OPTIONS.get(prefix, ()) else words
+        elif _ASSIGNMENT.match(word) or word in _LEADING_WORDS:
+            continue
+        elif not _is_program(word):
             break
-        found.append(words[0])
-        if words[0] not in _PREFIXES:
-            break
-        words = words[1:]
+        else:
+            found.append(word)
+            if word not in _PREFIXES:
+                break
+            prefix = word
     return found
 
 
-_PREFIXES = frozenset({"sudo", "env", "nohup", "nice", "xargs", "time"})
+_PREFIXES = frozenset({"sudo", "env", "nohup", "nice", "xargs"})
+# Shell words after which a command starts on the same line: `if kubectl get ns x; then docker ps; fi`.
+_LEADING_WORDS = frozenset({"if", "then", "else", "elif", "do", "while", "until", "!", "time", "{"})
+_VALUE_OPTIONS = {
+    "sudo": frozenset({"-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-T", "-U"}),
+    "env": frozenset({"-u", "-C", "-S"}),
+    "nice": frozenset({"-n"}),
+    "xargs": frozenset({"-a", "-d", "-E", "-I", "-L", "-n", "-P", "-s"}),
+}
 
 
 def _is_program(word: str) -> bool:
     return word not in _SHELL_WORDS and re.fullmatch(r"[\w.+-]+", word) is not None
 
 
-def needed(host_plans: Iterable[HostPlan], requires: Iterable[str]) -> tuple[str, ...]:
-    """The programs every host of a step must have."""
+def needed(command: Command | None, requires: Iterable[str]) -> tuple[str, ...]:
+    """The programs every host of a step must have, read from the command as written: the same for
+    every host, and cheap (a `{{ }}` in a program's place is a value, not a program we can check)."""
     found: list[str] = []
-    for host_plan in host_plans:
-        for variant in host_plan.variants:
-            for word in first_words(variant.script):
-                if word not in found:
-                    found.append(word)
+    for _, template in command.variants if command else ():
+        for word in first_words(_TEMPLATE.sub("$TEMPLATE", template.text)):
+            if word not in found:
+                found.append(word)
     found += [r for r in requires if r not in found]
     return tuple(found)

@@ -2,20 +2,26 @@
 
 The journal is the only truth: a step and host that reported `ok` is done; one that started and never
 reported an end is *unknown* and is run again only when someone says so (`--rerun-unknown`, or a yes).
+A command killed by Ctrl-C or SIGTERM did end, but half-way: whatever it changed before it died is as
+unknown as after a crash, so an `interrupted` outcome is treated as unknown too ("resume works the same").
 """
 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.errors import UsageError
-from engine.journal import JOURNAL_NAME, Journal, latest_unfinished, outcomes, read_journal
+from engine.journal import JOURNAL_NAME, Journal, read_journal
 from engine.planning import sha256_text
+from engine.runs import latest_unfinished, outcomes
 
 LATEST = "latest"
+UNKNOWN = "unknown"
+_UNKNOWN_OUTCOMES = (UNKNOWN, "interrupted")
 
 
 @dataclass(frozen=True)
@@ -23,12 +29,25 @@ class Previous:
     run_id: str
     directory: Path
     values: dict[str, Any]
-    outcomes: dict[tuple[str, str], str]
+    outcomes: dict[tuple[str, str], str]  # (step, host) → "ok", "failed", "skipped", "unknown", ...
     sha256: str
-    text: str | None
+    text: str | None  # the runbook as it was run (secrets masked), to show what changed
 
     def reopen(self, state_dir: Path) -> Journal:
         return Journal.reopen(state_dir, self.run_id)
+
+    def report(self, order: Iterable[str]) -> list[str]:
+        """What the resume will do, for the operator: done, to run again, unknown (asked first)."""
+        rank = {step: index for index, step in enumerate(order)}
+        keys = sorted(self.outcomes, key=lambda key: (rank.get(key[0], len(rank)), key))
+        groups = [("finished, not run again", ("ok", "skipped")), ("failed, run again", ("failed", "timed_out")),
+                  ("outcome unknown (started, never finished well), asked before running again", (UNKNOWN,))]
+        lines = [f"resuming run {self.run_id}"]
+        for label, statuses in groups:
+            found = [f"{step}@{host}" for step, host in keys if self.outcomes[(step, host)] in statuses]
+            if found:
+                lines.append(f"  {label}: {', '.join(found)}")
+        return lines
 
 
 def find(state_dir: Path, runbook_name: str, which: str) -> Previous:
@@ -51,17 +70,23 @@ def find(state_dir: Path, runbook_name: str, which: str) -> Previous:
     if records[-1].get("type") == "run-end" and records[-1].get("status") == "ok":
         raise UsageError(f"--resume {run_id}: that run finished well; there is nothing to resume")
     saved = directory / "runbook.yml"
-    return Previous(run_id, directory, dict(header.get("variables", {})), outcomes(records),
+    found = {key: UNKNOWN if status in _UNKNOWN_OUTCOMES else status for key, status in outcomes(records).items()}
+    return Previous(run_id, directory, dict(header.get("variables", {})), found,
                     header.get("runbook", {}).get("sha256", ""),
                     saved.read_text(encoding="utf-8") if saved.is_file() else None)
 
 
-def check_unchanged(previous: Previous, text: str, force: bool) -> str | None:
-    """Refuse (unless forced) a runbook that changed since the run began; returns the diff shown."""
+def check_unchanged(previous: Previous, text: str, force: bool,
+                    mask: Callable[[str], str] = lambda text: text) -> str | None:
+    """Refuse (unless forced) a runbook that changed since the run began; returns the diff shown.
+
+    `mask` hides secrets the runbook itself holds (a secret's default), in the diff and the error alike.
+    """
     if sha256_text(text) == previous.sha256:
         return None
-    diff = "".join(difflib.unified_diff((previous.text or "").splitlines(True), text.splitlines(True),
+    diff = "".join(difflib.unified_diff(mask(previous.text or "").splitlines(True), mask(text).splitlines(True),
                                         f"runbook as run ({previous.run_id})", "runbook now", n=1))
+    diff = diff or "(the copy kept with the run is missing or masked: no line-by-line difference to show)\n"
     if not force:
         raise UsageError(f"the runbook changed since run {previous.run_id} began; resuming could skip or repeat "
                          f"the wrong steps. Review the change, then pass --force to resume anyway:\n{diff}")

@@ -74,7 +74,7 @@ class Runner:
         outcomes = done + self._fan_out(planned, todo)
         failed = tuple(o.host for o in outcomes if o.status.failed)
         step = planned.step
-        for host in failed:
+        for host in failed if not step.continue_on_error else ():  # continue_on_error: the host goes on too
             self.failed_hosts.setdefault(host, planned.id)
         interrupted = any(o.status is Status.INTERRUPTED for o in outcomes)
         too_many = len(failed) > step.max_failed_hosts
@@ -251,9 +251,10 @@ class Runner:
         if record is None:
             ok = self.terminal.confirm("Done?")
             return ("done" if ok else "not done"), OPERATOR, ok, None, "" if ok else "not confirmed"
-        answer = self.terminal.ask(f"{record.prompt}:")
-        if answer is None:
+        typed = self.terminal.ask(f"{record.prompt}:")
+        if typed is None:
             return None, OPERATOR, False, expected or pattern, "no answer"
+        answer = typed
         ok = (answer.strip() == expected.strip()) if expected is not None else (
             re.fullmatch(pattern, answer.strip()) is not None if pattern else True)
         reason = "" if ok else f"expected {expected or pattern!r}, got {answer!r}"

@@ -21,6 +21,9 @@ from engine.loading import JsonPath, Positions
 
 SCHEMA_PATH = Path(__file__).with_name("runbook-v1.schema.json")
 SUPPORTED_FORMATS = (1,)
+# The `format` values jsonschema can check with what is installed (hostname and uri need extra packages);
+# any other format would be silently accepted, so a variable may not use it.
+CHECKED_FORMATS = frozenset(jsonschema.Draft202012Validator.FORMAT_CHECKER.checkers)
 _JSON_TYPES = {str: "a string", bool: "a boolean", int: "an integer", float: "a number", list: "a list",
                dict: "a mapping", type(None): "nothing (null)"}
 
@@ -46,7 +49,7 @@ def check(data: Any, positions: Positions) -> list[Problem]:
         return [positions.problem(("runbook",), f"unsupported format version {value!r}; supported: {supported}")]
     errors = validator().iter_errors(data)
     problems = [p for error in errors for p in _translate(error, positions)]
-    return sorted(set(problems), key=lambda p: (p.line, p.column, p.path))
+    return sorted(set(problems), key=lambda p: (p.line, p.column, p.path, p.message))
 
 
 def describe_type(value: Any) -> str:
@@ -67,8 +70,9 @@ def _translate(error: jsonschema.ValidationError, positions: Positions) -> Itera
         yield from _one_of(error, path, positions)
     elif kind == "dependentRequired":
         yield positions.problem(path, error.message.replace("is a dependency of", "is needed with"))
-    elif kind == "propertyNames":
-        yield positions.problem(path, f"invalid name: {error.message}")
+    elif "propertyNames" in error.relative_schema_path:  # jsonschema reports the name's own failure
+        yield positions.problem(path + (error.instance,), f"invalid name {error.instance!r}: names must match "
+                                f"{error.validator_value}", key=True)
     elif kind == "const" and error.validator_value is True:
         yield positions.problem(path, "must be true (or remove the key)")
     else:
@@ -79,7 +83,7 @@ def message(error: jsonschema.ValidationError) -> str:
     """jsonschema's message, with a pattern shown as written (its repr doubles every backslash)."""
     if error.validator == "pattern":
         return f"{error.instance!r} does not match the pattern {error.validator_value}"
-    return error.message
+    return str(error.message)
 
 
 def _unknown_keys(error: jsonschema.ValidationError, path: JsonPath, positions: Positions) -> Iterator[Problem]:

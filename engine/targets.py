@@ -31,6 +31,13 @@ class Host:
     key_file: str | None = None
     local: bool = False
 
+    @property
+    def display(self) -> str:
+        """`user@name:port` with the parts that are set, as an operator would type it to ssh."""
+        user = f"{self.user}@" if self.user and not self.local else ""
+        port = f":{self.port}" if self.port and not self.local else ""
+        return f"{user}{self.name}{port}"
+
     def context(self) -> dict[str, Any]:
         return {"name": self.name, "address": self.address, "user": self.user, "port": self.port}
 
@@ -113,7 +120,8 @@ def _inventory(inventory: Inventory, context: Mapping[str, Any]) -> tuple[Host, 
     if not isinstance(items, list) or not items:
         message = f"{str(path)!r} has no list at {inventory.each!r}"
         raise InvalidRunbook([template_problem(inventory.from_file, message)])
-    return tuple(_located_host(inventory, {**context, "item": item}, path, index) for index, item in enumerate(items))
+    return tuple(_located_host(inventory, {**context, "item": item}, path, index)
+                 for index, item in enumerate(items))
 
 
 def _located_host(inventory: Inventory, context: Mapping[str, Any], path: Path, index: int) -> Host:
@@ -122,8 +130,9 @@ def _located_host(inventory: Inventory, context: Mapping[str, Any], path: Path, 
         return _inventory_host(inventory, context, path, index)
     except InvalidRunbook as error:
         prefix = f"{path}: entry {index} of {inventory.each!r}: "
-        raise InvalidRunbook([replace(p, message=p.message if p.message.startswith(str(path)) else prefix + p.message)
-                              for p in error.problems]) from None
+        located = [p if p.message.startswith(str(path)) else replace(p, message=prefix + p.message)
+                   for p in error.problems]
+        raise InvalidRunbook(located) from None
 
 
 def _inventory_host(inventory: Inventory, context: Mapping[str, Any], path: Path, index: int) -> Host:

@@ -195,7 +195,8 @@ def resolve(runbook: Runbook, cli: Mapping[str, str], vars_file: Path | None = N
         resolver.problems += [_missing(runbook, v) for v in missing]
     if resolver.problems:
         raise InvalidRunbook(resolver.problems)
-    secrets = frozenset(v.name for v in runbook.variables if v.secret)
+    # Only secrets with a value: one left unset is undefined in templates, like any other variable.
+    secrets = frozenset(v.name for v in runbook.variables if v.secret and v.name in resolver.values)
     return Values(resolver.values, secrets, resolver.sources, tuple(v.name for v in missing))
 
 

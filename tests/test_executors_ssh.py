@@ -77,8 +77,8 @@ class TestSSHExecutor(ExecutorContract):
         assert call["argv"] == ["kubectl", "apply", "-f", "x.yml"] and call["node"] == node.address
 
     def test_missing_programs_sees_the_node_path(self, executor: Executor, node: SSHDNode) -> None:
-        node.stand_in("docker")
-        assert executor.missing_programs(["docker", "kubectl"]) == ["kubectl"]
+        node.stand_in("runbook-node-tool")
+        assert executor.missing_programs(["runbook-node-tool", "runbook-absent-tool"]) == ["runbook-absent-tool"]
 
 
 def test_one_transport_for_many_commands(connect: Callable[..., SSHExecutor], node: SSHDNode) -> None:

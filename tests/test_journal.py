@@ -14,17 +14,8 @@ from typing import Any
 import pytest
 
 from engine.errors import JournalError
-from engine.journal import (
-    Journal,
-    default_state_dir,
-    latest_unfinished,
-    list_runs,
-    new_run_id,
-    outcomes,
-    read_journal,
-    safe_filename,
-    scan_journal,
-)
+from engine.journal import Journal, default_state_dir, new_run_id, read_journal, safe_filename, scan_journal
+from engine.runs import latest_unfinished, list_runs, outcomes
 
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 

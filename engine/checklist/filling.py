@@ -54,6 +54,7 @@ class Confirmed:
 
     question: str
     answer: str
+    ok: bool
     user: str
     by: str
     time: str
@@ -98,7 +99,7 @@ def read_run(records: list[dict[str, Any]]) -> RunRecord:
             outcomes[key] = _outcome(record, outcomes.get(key))
         elif kind == "manual":
             answers[str(record.get("step"))] = _answer(record)
-        elif kind == "confirmation":
+        elif kind == "confirmation" and record.get("host") is None:  # with a host: a resume's re-run question
             step = record.get("step")
             confirmations[None if step is None else str(step)] = _confirmed(record)
         elif kind == "run-end":
@@ -129,7 +130,9 @@ def _answer(record: dict[str, Any]) -> Answer:
 
 
 def _confirmed(record: dict[str, Any]) -> Confirmed:
-    return Confirmed(str(record.get("question") or ""), str(record.get("answer") or ""), str(record.get("user") or ""),
+    answer = str(record.get("answer") or "")
+    ok = record["ok"] is True if "ok" in record else answer == "yes"
+    return Confirmed(str(record.get("question") or ""), answer, ok, str(record.get("user") or ""),
                      str(record.get("by") or "operator"), str(record.get("time") or ""))
 
 
@@ -143,6 +146,18 @@ def _text(value: object) -> str | None:
 
 def _int(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def who(user: str, by: str) -> str:
+    """`ann`, or `ann (--yes)` when a flag answered for the operator."""
+    return (user or "unknown") + (f" ({by})" if by and by != "operator" else "")
+
+
+def confirmation_text(confirmed: Confirmed, day: str = "") -> str:
+    when = f"{who(confirmed.user, confirmed.by)} at {clock(confirmed.time, day)}"
+    if confirmed.ok:
+        return f"Confirmed by {when}"
+    return f"NOT confirmed (answered {confirmed.answer!r}) by {when}"
 
 
 def clock(stamp: str | None, day: str = "") -> str:
@@ -159,9 +174,11 @@ def day_of(stamp: str | None) -> str:
 
 
 def duration(seconds: float | None) -> str:
-    """3.2 s, 4 min 05 s, 1 h 02 min."""
+    """4 ms, 3.2 s, 4 min 05 s, 1 h 02 min."""
     if seconds is None:
         return ""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
     if seconds < 60:
         return f"{seconds:.1f} s"
     whole = round(seconds)

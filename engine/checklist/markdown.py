@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from engine.checklist.filling import STATUS_LABELS, Confirmed, Outcome, clock, duration
+from engine.checklist.filling import STATUS_LABELS, Confirmed, Outcome, clock, confirmation_text, duration, who
 from engine.checklist.model import BLANK, Box, Checklist, Command, Item
 
 LINE = "________________"
@@ -26,12 +26,12 @@ def _head(c: Checklist) -> list[str]:
     facts = [f"- Runbook: **{c.name}** version **{c.version}**", f"- sha256: `{c.sha256}`",
              f"- File: {_code(c.path)}", f"- Platform: {c.platform}"]
     if c.source:
-        facts.insert(1, f"- Source: {c.source}")
+        facts.insert(1, f"- Source: {_plain(c.source)}")
     if c.run is None:
         facts += [f"- Operator: {LINE}", f"- Date: {LINE}"]
     else:
         facts += _run(c)
-    return [f"# {c.title}", "\n".join(facts), *([c.description.strip()] if c.description else [])]
+    return [f"# {_plain(c.title)}", "\n".join(facts), *([c.description.strip()] if c.description else [])]
 
 
 def _run(c: Checklist) -> list[str]:
@@ -50,19 +50,15 @@ def _run(c: Checklist) -> list[str]:
 def _warnings(c: Checklist) -> list[str]:
     if not c.warnings:
         return []
-    quoted = ["> " + f"**WARNING:** {w.strip()}".replace("\n", "\n> ") for w in c.warnings]
-    ack = _tick(_confirmed(c.run.confirmations.get(None) if c.run else None, "I have read the warnings above"))
+    quoted = ["> " + f"**WARNING:** {_plain(w.strip())}".replace("\n", "\n> ") for w in c.warnings]
+    ack = _tick(_confirmed(c.run.confirmations.get(None) if c.run else None, "I have read the warnings above", c.day))
     return ["\n>\n".join(quoted), ack]
 
 
-def _confirmed(confirmed: Confirmed | None, label: str) -> tuple[bool, str]:
+def _confirmed(confirmed: Confirmed | None, label: str, day: str) -> tuple[bool, str]:
     if confirmed is None:
         return False, f"{label} — name {LINE} time {LINE}"
-    return True, f"{label} — confirmed by {_who(confirmed.user, confirmed.by)} at {clock(confirmed.time)}"
-
-
-def _who(user: str, by: str) -> str:
-    return f"{user or 'unknown'}" + (f" ({by})" if by and by != "operator" else "")
+    return confirmed.ok, f"{label} — {confirmation_text(confirmed, day)}"
 
 
 def _tick(state: tuple[bool, str]) -> str:
@@ -74,7 +70,7 @@ def _before(c: Checklist) -> list[str]:
     rows = []
     for value in c.values:
         text = BLANK if value.text is None else (value.text if value.secret else _code(value.text))
-        notes = "; ".join(n for n in (value.description, value.source) if n)
+        notes = " ".join(n for n in (_plain(value.description), f"({value.source})" if value.source else "") if n)
         rows.append(f"- `{value.name}` = {text}" + (f" — {notes}" if notes else ""))
     parts.append("\n".join(rows) if rows else "No variables.")
     if c.values and any(v.text is None for v in c.values):
@@ -89,46 +85,53 @@ def _check(item: Item) -> str:
     where = f" — {', '.join(item.facts)}" if item.facts else ""
     blocks = [_commands(item.commands)] if item.commands else []
     if not item.fan_out:
-        return _item(False, f"{item.title}{where}", blocks)
-    return "\n\n".join([f"**{item.title}**{where}", *blocks, *(_box(b) for b in item.boxes)])
+        return _item(False, f"{_plain(item.title)}{where}", blocks)
+    return "\n\n".join([f"**{_plain(item.title)}**{where}", *blocks, _boxes(item.boxes, "")])
 
 
 def _step(item: Item, day: str) -> list[str]:
-    parts = [f"### {item.number}. {item.title}", " · ".join(_code(f) if i == 0 else f for i, f in enumerate(item.facts))]
+    step_id, *facts = item.facts
+    parts = [f"### {item.number}. {_plain(item.title)}", " · ".join([_code(step_id), *facts])]
     if item.description:
         parts.append(item.description.strip())
     if item.confirm:
-        typed = f" Type {_code(item.confirm_text)} to go on." if item.confirm_text else ""
-        parts.append(f"**Confirm before running:** {item.confirm}{typed}")
+        typed = f" Type: {_code(item.confirm_text)}" if item.confirm_text else ""
+        parts.append(f"**Confirm before running:** {_plain(item.confirm)}{typed}")
         if item.confirmed:
-            parts.append(f"Confirmed by {_who(item.confirmed.user, item.confirmed.by)} at {clock(item.confirmed.time, day)}.")
+            parts.append(confirmation_text(item.confirmed, day) + ".")
     if item.kind == "manual":
         return parts + _manual(item, day)
     if item.env:
         parts.append("Environment: " + ", ".join(_code(e) for e in item.env))
     if item.commands:
-        parts.append(("Run on each host:\n\n" if item.fan_out and len(item.boxes) > 1 else "") + _commands(item.commands))
-    parts += [_box(box, day) for box in item.boxes]
+        each = "Run on each host:\n\n" if item.fan_out and len(item.boxes) > 1 else ""
+        parts.append(each + _commands(item.commands))
     if item.result:
-        parts.append(f"Expected result: {item.result.strip()}")
-    return parts
+        parts.append(f"Expected result: {_plain(item.result.strip())}")
+    return parts + [_boxes(item.boxes, day)]
+
+
+def _boxes(boxes: tuple[Box, ...], day: str) -> str:
+    """One task item per host: a tight list, unless a host has its own command block."""
+    loose = any(box.commands or box.cwd for box in boxes)
+    return ("\n\n" if loose else "\n").join(_box(box, day) for box in boxes)
 
 
 def _manual(item: Item, day: str) -> list[str]:
-    parts = ["**Do this by hand:**", "> " + (item.manual or "").replace("\n", "\n> ")]
+    parts = ["**Do this by hand:**", "> " + _plain(item.manual or "").replace("\n", "\n> ")]
     answer, box = item.answer, item.boxes[0]
-    prompt = item.record_prompt or "Observed"
+    prompt = _plain(item.record_prompt or "Observed")
     expected = f" (expected: {item.record_expect})" if item.record_expect else ""
     if answer is None:
         done = box.outcome is not None and box.outcome.ok
         parts.append(_tick((done, f"Done. {prompt}: {LINE}{expected} — name {LINE} time {LINE}")))
     else:
         verdict = "as expected" if answer.ok else "**NOT as expected**"
-        text = (f"{prompt}: **{answer.answer}**{expected}, {verdict} — by {_who(answer.user, answer.by)} "
+        text = (f"{prompt}: **{answer.answer}**{expected}, {verdict} — by {who(answer.user, answer.by)} "
                 f"at {clock(answer.time, day)}")
         parts.append(_tick((answer.ok, text)))
     if item.result:
-        parts.append(f"Expected result: {item.result.strip()}")
+        parts.append(f"Expected result: {_plain(item.result.strip())}")
     return parts
 
 
@@ -173,6 +176,11 @@ def _fence(text: str) -> str:
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * max(3, longest + 1)
     return f"{fence}sh\n{text}\n{fence}"
+
+
+def _plain(text: str) -> str:
+    """Runbook text that is not Markdown (titles, warnings, instructions): a `<` must not start raw HTML."""
+    return text.replace("<", "\\<")
 
 
 def _code(text: str) -> str:

@@ -8,12 +8,13 @@ else, so they cannot disagree about what a step is.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from engine.checklist.filling import Answer, Confirmed, Outcome, RunRecord
 from engine.model import PLATFORMS
-from engine.planning import PLATFORM_LABELS, Blank, HostPlan, Plan, PlannedCheck, PlannedStep, sha256_text
+from engine.planning import PLATFORM_LABELS, Blank, HostPlan, Plan, PlannedCheck, PlannedStep
 
 SECRET_TEXT = "(secret: entered at run time)"
 BLANK = str(Blank(""))
@@ -99,7 +100,7 @@ class Checklist:
 def build(plan: Plan, run: RunRecord | None = None) -> Checklist:
     rb = plan.runbook
     return Checklist(
-        title=rb.title, name=rb.name, version=rb.version, sha256=sha256_text(rb.document.text), source=rb.source,
+        title=rb.title, name=rb.name, version=rb.version, sha256=rb.document.sha256, source=rb.source,
         path=str(rb.document.path), description=rb.description, platform=platform_note(plan), warnings=rb.warnings,
         values=values(plan, run), checks=tuple(_check(plan, c) for c in plan.checks),
         steps=tuple(_step(plan, s, run) for s in plan.steps), run=run)
@@ -118,7 +119,7 @@ def values(plan: Plan, run: RunRecord | None) -> tuple[Value, ...]:
     given, rows = plan.values, []
     for variable in plan.runbook.variables:
         source = given.sources.get(variable.name, "not given")
-        if run is not None and source == "environment" and variable.name in run.variables:
+        if run is not None and source.startswith("journal"):
             source = f"run {run.run_id}"
         if variable.secret:
             rows.append(Value(variable.name, SECRET_TEXT, variable.description, "secret", secret=True))
@@ -147,7 +148,7 @@ def _shared(hosts: tuple[HostPlan, ...]) -> tuple[tuple[Command, ...], str | Non
     return (), None, False
 
 
-def _boxes(hosts: tuple[HostPlan, ...], shared: bool, outcome: Any) -> tuple[Box, ...]:
+def _boxes(hosts: tuple[HostPlan, ...], shared: bool, outcome: Callable[[str], Outcome | None]) -> tuple[Box, ...]:
     boxes = []
     for hp in hosts:
         note = f"skipped: {hp.skip}" if hp.skip else ("command rendered again at run time" if hp.deferred else "")
@@ -164,16 +165,9 @@ def _check(plan: Plan, check: PlannedCheck) -> Item:
 
 
 def _step(plan: Plan, planned: PlannedStep, run: RunRecord | None) -> Item:
-    step = planned.step
-    confirmed = run.confirmations.get(step.id) if run else None
     if planned.manual is not None:
-        outcome = run.outcome(step.id, "operator", single=True) if run else None
-        box = Box("operator", True, outcome=outcome)
-        return Item("manual", planned.number, step.id, step.title, (box,), (step.id, "by hand"),
-                    step.description, result=step.result, confirm=step.confirm.question if step.confirm else None,
-                    confirm_text=planned.confirm_text, confirmed=confirmed, manual=planned.manual.strip(),
-                    record_prompt=step.record.prompt if step.record else None,
-                    record_expect=_expectation(planned), answer=run.answers.get(step.id) if run else None)
+        return _manual(planned, run)
+    step = planned.step
     commands, cwd, shared = _shared(planned.hosts)
     single = len(planned.hosts) == 1
 
@@ -184,7 +178,17 @@ def _step(plan: Plan, planned: PlannedStep, run: RunRecord | None) -> Item:
                 _facts(plan, planned, cwd), step.description, commands,
                 env=tuple(f"{k}={v}" for k, v in (planned.hosts[0].env if planned.hosts else ())),
                 fan_out=planned.fan_out, result=step.result, confirm=step.confirm.question if step.confirm else None,
-                confirm_text=planned.confirm_text, confirmed=confirmed)
+                confirm_text=planned.confirm_text, confirmed=run.confirmations.get(step.id) if run else None)
+
+
+def _manual(planned: PlannedStep, run: RunRecord | None) -> Item:
+    step = planned.step
+    box = Box("operator", True, outcome=run.outcome(step.id, "operator", single=True) if run else None)
+    return Item("manual", planned.number, step.id, step.title, (box,), (step.id, "by hand"), step.description,
+                result=step.result, confirm=step.confirm.question if step.confirm else None,
+                confirm_text=planned.confirm_text, confirmed=run.confirmations.get(step.id) if run else None,
+                manual=(planned.manual or "").strip(), record_prompt=step.record.prompt if step.record else None,
+                record_expect=_expectation(planned), answer=run.answers.get(step.id) if run else None)
 
 
 def _expectation(planned: PlannedStep) -> str | None:

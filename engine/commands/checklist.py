@@ -1,26 +1,23 @@
 """`runbook checklist FILE`: the plan as a checklist to print and tick, in Markdown or standalone HTML.
 
-`--journal RUN_ID` fills it from a run. The run's values (secrets excepted, they are masked in the journal)
-and platform are used to render the plan, so the commands shown are the ones that ran; `--var`,
-`--vars-file` and `--platform` still win over them.
+`--journal RUN_ID` fills it from a run. The run's values (secrets excepted: the journal masks them) and
+platform render the plan, as a resume would, so the commands shown are the ones that ran; `--var` and
+`--platform` still win over them.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from engine.checklist import build, to_html, to_markdown
 from engine.checklist.filling import RunRecord, read_run
 from engine.errors import UsageError
 from engine.journal import JOURNAL_NAME, default_state_dir, read_journal
+from engine.masking import MASK
 from engine.options import Options, prepare
-from engine.rendering import MASK
-from engine.variables import ENV_PREFIX
+from engine.validation import validate
 
 FORMATS = ("md", "html")
 PAPERS = ("auto", "a4", "letter")
@@ -32,12 +29,14 @@ def main(options: Options, format: str = "md", output: str | None = None, journa
         raise UsageError(f"--format {format!r}: choose one of {', '.join(FORMATS)}")
     if paper not in PAPERS:
         raise UsageError(f"--paper {paper!r}: choose one of {', '.join(PAPERS)}")
+    validated = validate(Path(options.file), options.file)
     run = load_run(Path(state_dir) if state_dir else default_state_dir(Path.cwd()), journal) if journal else None
     if run is not None:
-        options = with_run(options, run)
-    _, plan = prepare(options, any_platform=options.platform is None, allow_missing=True)
-    if run is not None and run.runbook.get("name") not in (None, plan.runbook.name):
-        raise UsageError(f"run {run.run_id} is of runbook {run.runbook.get('name')!r}, not {plan.runbook.name!r}")
+        name = validated.runbook.name
+        if run.runbook.get("name") not in (None, name):
+            raise UsageError(f"--journal {run.run_id} is a run of runbook {run.runbook.get('name')!r}, not {name!r}")
+        options = with_run(options, run, {v.name for v in validated.runbook.variables})
+    _, plan = prepare(options, any_platform=options.platform is None, allow_missing=True, validated=validated)
     checklist = build(plan, run)
     text = to_html(checklist, paper) if format == "html" else to_markdown(checklist)
     if output is None or output == "-":
@@ -55,17 +54,8 @@ def load_run(state_dir: Path, run_id: str) -> RunRecord:
     return read_run(read_journal(path))
 
 
-def with_run(options: Options, run: RunRecord) -> Options:
-    """The run's platform and values, as the weakest sources after the command line and vars file."""
-    environ = dict(os.environ if options.environ is None else options.environ)
-    for name, value in run.variables.items():
-        if value != MASK:
-            environ[ENV_PREFIX + name.upper()] = _as_text(value)
-    return replace(options, environ=environ, platform=options.platform or run.platform)
-
-
-def _as_text(value: Any) -> str:
-    """A journaled value as the text an environment variable holds (converted back to its type on reading)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return value if isinstance(value, str) else json.dumps(value)
+def with_run(options: Options, run: RunRecord, known: set[str]) -> Options:
+    """The run's platform and values (secrets are masked in the journal, so never taken from it)."""
+    recorded = {name: value for name, value in run.variables.items() if value != MASK and name in known}
+    return replace(options, recorded={**recorded, **(options.recorded or {})},
+                   platform=options.platform or run.platform)

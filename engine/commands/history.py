@@ -1,53 +1,153 @@
-"""`runbook runs [RUN_ID]`: the run history, read from the journals; one run step by step."""
+"""`runbook runs [RUN_ID]`: the run history, read from the journals; one run step by step, host by host.
+
+The list says who ran what, when, and how it ended ("running" when the run's lock is held right now,
+"unfinished" when it ended without a word: a crash, a kill, a power cut — resume it). One run shows its
+header, then every step and host with its last known outcome, then the events a person caused:
+confirmations, manual answers, interruptions, resumes.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from engine.errors import UsageError
-from engine.journal import JOURNAL_NAME, default_state_dir, list_runs, read_journal
+from engine.journal import JOURNAL_NAME, default_state_dir, read_journal
+from engine.locking import holder
+from engine.runs import UNFINISHED, RunSummary, fold_outcomes, list_runs
+
+_PIPE_WIDTH = 160
+_EVENTS = ("confirmation", "manual", "resumed", "interrupted", "run-note", "run-end")
 
 
 def main(state_dir: str | None, run_id: str | None) -> int:
     state = Path(state_dir) if state_dir else default_state_dir(Path.cwd())
     console = Console(highlight=False, soft_wrap=True)
-    if run_id is None:
-        table = Table("run", "runbook", "version", "who", "started", "status", title=f"Runs in {state}")
-        for run in list_runs(state):
-            table.add_row(run.run_id, run.runbook, run.version or "", run.user or "", run.started, run.status)
-        console.print(table)
+    if not console.is_terminal:  # piped or captured: whole rows for grep, not columns squeezed to 80
+        console.width = max(console.width, _PIPE_WIDTH)
+    if not isinstance(run_id, str) or not run_id:
+        console.print(_list(state))
         return 0
-    path = state / "runs" / run_id / JOURNAL_NAME
-    if not path.is_file():
-        raise UsageError(f"no run {run_id!r} in {state}")
-    records = read_journal(path)
-    header = records[0]
-    book = header.get("runbook", {})
-    console.print(f"run {run_id}: {book.get('name')} {book.get('version')} by {header.get('user')}"
-                  f"@{header.get('hostname')}, started {header.get('time')}")
-    table = Table("time", "step", "host", "event", "detail")
-    for record in records[1:]:
-        table.add_row(*(escape(str(cell)) for cell in _row(record)))
-    console.print(table)
+    directory = _find(state, run_id)
+    records = read_journal(directory / JOURNAL_NAME)
+    if not records or records[0].get("type") != "run":
+        raise UsageError(f"run {directory.name}: its journal has no header (the run died as it began)")
+    for line in _header(records, _status(state, records)):
+        console.print(escape(line))
+    console.print(_steps(records))
+    console.print(_events(records))
     return 0
 
 
-def _row(record: dict[str, object]) -> tuple[object, ...]:
+def _list(state: Path) -> Table:
+    table = Table(title=f"Runs in {state}", title_justify="left")
+    for column in ("run", "runbook", "version", "who", "started", "status"):
+        table.add_column(column, no_wrap=column != "status", overflow="fold")
+    for run in list_runs(state):
+        status = _live(state, run)
+        table.add_row(*(escape(cell) for cell in (run.run_id, run.runbook, run.version or "", run.user or "",
+                                                   run.started, status)))
+    return table
+
+
+def _live(state: Path, run: RunSummary) -> str:
+    """An unfinished run whose lock is held right now is still running; else it died (resume it)."""
+    if run.problem:
+        return f"{run.status}: {run.problem}"
+    if run.status != UNFINISHED:
+        return run.status
+    who = holder(state, run.runbook)
+    return f"running (pid {who.pid})" if who is not None and who.run_id == run.run_id else UNFINISHED
+
+
+def _find(state: Path, run_id: str) -> Path:
+    """The run directory named by `run_id`, or by a unique beginning of it."""
+    runs = state / "runs"
+    if (runs / run_id / JOURNAL_NAME).is_file():
+        return runs / run_id
+    matches = sorted(p for p in runs.glob(f"{run_id}*") if (p / JOURNAL_NAME).is_file()) if runs.is_dir() else []
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise UsageError(f"{run_id!r} names {len(matches)} runs: {', '.join(p.name for p in matches)}")
+    raise UsageError(f"no run {run_id!r} in {state} (`runs` lists them)")
+
+
+def _status(state: Path, records: list[dict[str, Any]]) -> str:
+    last = records[-1]
+    if last.get("type") == "run-end":
+        return f"{last.get('status')} (exit {last.get('exit_code')}), at {last.get('time')}"
+    book = records[0].get("runbook") or {}
+    who = holder(state, str(book.get("name")))
+    if who is not None and who.run_id == records[0].get("run_id"):
+        return f"running: {who.describe()}"
+    return "unfinished: it ended without a word (killed, crashed); --resume continues it"
+
+
+def _header(records: list[dict[str, Any]], status: str) -> list[str]:
+    head = records[0]
+    book = head.get("runbook") or {}
+    values = ", ".join(f"{name}={value}" for name, value in (head.get("variables") or {}).items()) or "none"
+    sessions = 1 + sum(1 for r in records if r.get("type") == "resumed")
+    return [f"run {head.get('run_id')}: {book.get('name')} {book.get('version')} (sha256 "
+            f"{str(book.get('sha256', ''))[:12]}…, {book.get('path')})",
+            f"started {head.get('time')} by {head.get('user')}@{head.get('hostname')} (pid {head.get('pid')}), "
+            f"platform {head.get('platform')}, engine {head.get('engine_version')}; {sessions} session(s)",
+            f"variables: {values}", f"status: {status}"]
+
+
+def _steps(records: list[dict[str, Any]]) -> Table:
+    """One row per step and host, in the order they first started, with the last known outcome."""
+    table = Table(title="Steps, host by host", title_justify="left")
+    for column in ("step", "host", "status", "exit", "starts", "duration", "last record", "detail"):
+        table.add_column(column, no_wrap=column != "detail", overflow="fold")
+    last: dict[tuple[str, str], dict[str, Any]] = {}
+    starts: dict[tuple[str, str], int] = {}
+    for record in records:
+        if record.get("type") in ("step-start", "step-end", "manual"):
+            key = (str(record.get("step")), str(record.get("host")))
+            last[key] = record
+            starts[key] = starts.get(key, 0) + (record.get("type") == "step-start")
+    for key, outcome in fold_outcomes(records).items():
+        record = last[key]
+        exit_code = "" if outcome.exit_code is None else str(outcome.exit_code)
+        duration = f"{record['duration']:.1f}s" if isinstance(record.get("duration"), (int, float)) else ""
+        detail = str(record.get("reason") or "") if record.get("type") == "step-end" else ""
+        table.add_row(*(escape(cell) for cell in (key[0], key[1], outcome.status, exit_code, str(starts[key]),
+                                                   duration, str(record.get("time", ""))[11:23], detail)))
+    return table
+
+
+def _events(records: list[dict[str, Any]]) -> Table:
+    table = Table(title="Events", title_justify="left")
+    for column in ("time", "event", "step", "host", "detail"):
+        table.add_column(column, no_wrap=column != "detail", overflow="fold")
+    for record in records[1:]:
+        if record.get("type") in _EVENTS:
+            table.add_row(*(escape(str(cell)) for cell in _event(record)))
+    return table
+
+
+def _event(record: dict[str, Any]) -> tuple[object, ...]:
     kind = record.get("type")
     time = str(record.get("time", ""))[11:23]
     step, host = record.get("step") or "", record.get("host") or ""
-    if kind == "step-end":
-        detail = f"exit {record.get('exit_code')}, {record.get('duration')}s" + (
-            f", {record.get('reason')}" if record.get("reason") else "")
-        return time, step, host, record.get("status"), detail
-    if kind == "step-start":
-        return time, step, host, "start", f"attempt {record.get('attempt')}"
-    if kind in ("manual", "confirmation"):
-        return time, step, host, kind, f"{record.get('answer')!r} by {record.get('user')} ({record.get('by')})"
+    if kind == "confirmation":
+        answer = f"{record.get('answer')!r} by {record.get('user')} ({record.get('by')})"
+        return time, kind, step, host, f"{answer}: {record.get('question')}"
+    if kind == "manual":
+        expected = f", expected {record.get('expected')!r}" if record.get("expected") is not None else ""
+        verdict = "ok" if record.get("ok") else "not ok"
+        return time, kind, step, host, f"{record.get('answer')!r} by {record.get('user')} ({record.get('by')})" \
+                                       f"{expected}: {verdict}"
+    if kind == "resumed":
+        return time, kind, "", "", f"by {record.get('user')} (pid {record.get('pid')})"
+    if kind == "interrupted":
+        return time, kind, "", "", str(record.get("signal"))
     if kind == "run-end":
-        return time, "", "", f"end: {record.get('status')}", f"exit {record.get('exit_code')}"
-    return time, step, host, kind, ""
+        return time, f"end: {record.get('status')}", "", "", f"exit {record.get('exit_code')}"
+    return time, kind, step, host, str(record.get("note", ""))

@@ -11,7 +11,7 @@ import textwrap
 from pathlib import Path
 
 from engine.options import Options, prepare
-from engine.planning import HostPlan, Plan, PlannedStep, digest, sha256_text, to_dict
+from engine.planning import HostPlan, Plan, PlannedStep, digest, to_dict
 
 
 def main(options: Options, save: str | None = None) -> int:
@@ -27,7 +27,7 @@ def main(options: Options, save: str | None = None) -> int:
 
 def describe(plan: Plan) -> str:
     rb = plan.runbook
-    lines = [f"{rb.title}", f"runbook {rb.name} {rb.version}  ({rb.document.path}, sha256 {sha256_text(rb.document.text)[:16]}…)",
+    lines = [f"{rb.title}", f"runbook {rb.name} {rb.version}  ({rb.document.path}, sha256 {rb.document.sha256[:16]}…)",
              f"platform: {plan.platform or 'any (every variant shown)'}"]
     if plan.values.values or plan.values.missing:
         lines.append("values:")
@@ -49,7 +49,7 @@ def describe(plan: Plan) -> str:
 
 def _step(planned: PlannedStep) -> list[str]:
     step = planned.step
-    facts = [f"on {planned.target}"]
+    facts = [f"on {planned.target}" if step.run else "manual: a person does this"]
     if step.timeout:
         facts.append(f"timeout {step.timeout:g}s")
     if step.retries.count:
@@ -77,7 +77,7 @@ def _hosts(hosts: tuple[HostPlan, ...], indent: int) -> list[str]:
     pad = " " * indent
     lines = []
     for hp in hosts:
-        where = f"{pad}@ {hp.host.name}" + (f"  (cwd {hp.cwd})" if hp.cwd else "")
+        where = f"{pad}@ {hp.host.display}" + (f"  (cwd {hp.cwd})" if hp.cwd else "")
         if hp.skip:
             lines.append(f"{where}: skipped — {hp.skip}")
             continue

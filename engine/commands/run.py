@@ -21,18 +21,20 @@ from typing import Any
 
 from engine import __version__
 from engine.console import Terminal
-from engine.errors import (EXIT_INTERRUPTED, EXIT_OK, EXIT_STEP_FAILED, Interrupted, PreflightFailed, RunbookError,
-                           UsageError)
+from engine.errors import (EXIT_INTERRUPTED, EXIT_OK, EXIT_STEP_FAILED, Interrupted, JournalError, PreflightFailed,
+                           RunbookError, UsageError)
 from engine.executors import SSHOptions
-from engine.journal import Journal, default_state_dir
+from engine.journal import Journal, default_state_dir, new_run_id
 from engine.locking import RunLock
 from engine.masking import Masker
+from engine.model import Runbook
 from engine.options import Options, prepare
 from engine.outcomes import Status
 from engine.planning import Plan, PlannedStep, Planner, digest, sha256_text, to_dict
 from engine import preflight, resume
 from engine.running import Runner, Settings
 from engine.validation import validate
+from engine.variables import ENV_PREFIX, parse_assignments
 
 
 @dataclass(frozen=True)
@@ -53,9 +55,10 @@ def main(options: Options, run: RunOptions) -> int:
     state_dir = Path(run.state_dir) if run.state_dir else default_state_dir(Path.cwd())
     validated = validate(Path(options.file), options.file)
     runbook = validated.runbook
+    _refuse_secrets_in_argv(runbook, options.var)
     previous = resume.find(state_dir, runbook.name, run.resume) if run.resume else None
     if previous is not None:
-        diff = resume.check_unchanged(previous, runbook.document.text, run.force)
+        diff = resume.check_unchanged(previous, runbook.document.text, run.force, _defaults_masker(runbook).mask)
         if diff:
             print(f"--force: resuming although the runbook changed:\n{diff}", file=sys.stderr)
         options = replace(options, recorded=previous.values)
@@ -64,10 +67,15 @@ def main(options: Options, run: RunOptions) -> int:
         _check_reviewed(plan, Path(run.plan_file))
     steps = _select(plan, run.only, run.from_step)
     terminal = Terminal(Masker(plan.values.secret_values()))
-    with RunLock(state_dir, runbook.name) as lock, _signals() as caught:
-        journal = previous.reopen(state_dir) if previous else _new_journal(state_dir, plan)
-        lock_run_id = journal.run_id
-        terminal.say(f"run {lock_run_id} — journal {journal.path}", "dim")
+    run_id = previous.run_id if previous else new_run_id()
+    with RunLock(state_dir, runbook.name, run_id) as lock, _signals() as caught:
+        if lock.taken_over is not None:
+            terminal.say(f"took over the lock left by {lock.taken_over.describe()}: that process is gone", "yellow")
+        journal = previous.reopen(state_dir) if previous else _new_journal(state_dir, plan, run_id, terminal.masker)
+        terminal.say(f"run {journal.run_id} — journal {journal.path}", "dim")
+        if previous is not None:
+            for line in previous.report(s.id for s in plan.steps):
+                terminal.say(line, "yellow")
         try:
             return _phases(plan, steps, terminal, journal, run, previous)
         except (Interrupted, KeyboardInterrupt) as error:
@@ -75,9 +83,27 @@ def main(options: Options, run: RunOptions) -> int:
             journal.append({"type": "interrupted", "signal": signame})
             journal.append({"type": "run-end", "status": "interrupted", "exit_code": _interrupt_code(signame)})
             terminal.say(str(error) or "interrupted", "bold yellow")
+            terminal.say(f"resume with: --resume {journal.run_id}", "yellow")
             return _interrupt_code(signame)
         finally:
             journal.close()
+
+
+def _refuse_secrets_in_argv(runbook: Runbook, assignments: tuple[str, ...]) -> None:
+    """A secret given with `--var` is in this process's argument list, where `ps` shows it to every user of the
+    machine (and in the shell's history): refuse it, and say how to pass it instead."""
+    secret = [v for name in parse_assignments(assignments) if (v := runbook.variable(name)) and v.secret]
+    if secret:
+        how = "; ".join(f"{ENV_PREFIX}{v.name.upper()}=… in the environment" for v in secret)
+        names = ", ".join(repr(v.name) for v in secret)
+        raise UsageError(f"--var {names}: a secret on the command line is visible to anyone on this machine (ps, "
+                         f"/proc) and stays in the shell history; pass it as {how}, in a --vars-file, or type it "
+                         "when asked (at a terminal)")
+
+
+def _defaults_masker(runbook: Runbook) -> Masker:
+    """Masks what secrets a runbook file itself holds (their defaults), for diffs of it."""
+    return Masker(str(v.default) for v in runbook.variables if v.secret and v.has_default)
 
 
 def _phases(plan: Plan, steps: tuple[PlannedStep, ...], terminal: Terminal, journal: Journal, run: RunOptions,
@@ -132,16 +158,23 @@ def _phases(plan: Plan, steps: tuple[PlannedStep, ...], terminal: Terminal, jour
         fleet.close()
 
 
-def _new_journal(state_dir: Path, plan: Plan) -> Journal:
+def _new_journal(state_dir: Path, plan: Plan, run_id: str, masker: Masker) -> Journal:
     runbook = plan.runbook
     header = {
         "runbook": {"name": runbook.name, "version": runbook.version, "sha256": sha256_text(runbook.document.text),
                     "path": str(runbook.document.path)},
         "variables": plan.values.masked(), "platform": plan.platform, "engine_version": __version__,
-        "user": getpass.getuser(), "hostname": socket.gethostname(), "pid": os.getpid(), "argv": sys.argv,
+        "user": getpass.getuser(), "hostname": socket.gethostname(), "pid": os.getpid(),
+        "argv": [masker.mask(arg) for arg in sys.argv],
     }
-    journal = Journal.create(state_dir, header)
-    (journal.directory / "runbook.yml").write_text(runbook.document.text, encoding="utf-8")
+    journal = Journal.create(state_dir, header, run_id)
+    try:
+        # Kept to show what changed if a resume finds the file different; a secret's default stays out of it.
+        (journal.directory / "runbook.yml").write_text(masker.mask(runbook.document.text), encoding="utf-8")
+    except OSError as error:
+        journal.close()
+        raise JournalError(f"cannot keep a copy of the runbook in {journal.directory}: "
+                           f"{error.strerror or error}") from error
     return journal
 
 

@@ -32,6 +32,7 @@ __all__ = ["MAX_SESSIONS", "SSHExecutor", "SSHOptions", "SSHTarget", "resolve"]
 
 MAX_SESSIONS = 9
 """Command channels open at once per host: sshd's MaxSessions defaults to 10, one is kept for kills."""
+_OPEN_TRIES = 10  # 10 ms, 20 ms, ... : at most ~0.5 s of retrying a refused session
 
 # $1 marker, $2 shell, $3 cwd ("" = login directory), $4 script, $5 _START. One line, no `!`: any
 # Bourne-like login shell can pass it on. `read` and `printf` are builtins, so no value reaches an argv.
@@ -58,6 +59,7 @@ class SSHExecutor(Executor):
         self.host = target.name
         self._chain: list[paramiko.SSHClient] = []
         self._connect_lock = threading.Lock()
+        self._open_lock = threading.Lock()
         self._kill_lock = threading.Lock()  # one kill channel at a time: 9 sessions + 1 = MaxSessions
         self._sessions = threading.BoundedSemaphore(MAX_SESSIONS)
         self._jobs = JobTable()
@@ -154,11 +156,21 @@ class SSHExecutor(Executor):
         return finish(job, script, self.host, code, out, err, start)
 
     def _open_session(self) -> paramiko.Channel:
+        """A new session channel, opened one at a time: paramiko hands a failed open's reason to whichever
+        thread asks first. sshd frees a session slot only after the loop iteration that handled our close,
+        so an open right behind a close can be refused though we stay under MaxSessions: retry that."""
         transport = self.connect()
-        try:
-            return transport.open_session(timeout=self.options.connect_timeout)
-        except (paramiko.SSHException, OSError) as error:
-            raise ConnectionFailed(f"{self.host}: cannot open an SSH session: {error}") from None
+        with self._open_lock:
+            for attempt in range(1, _OPEN_TRIES + 1):
+                try:
+                    return transport.open_session(timeout=self.options.connect_timeout)
+                except paramiko.ChannelException as error:
+                    if attempt == _OPEN_TRIES:
+                        raise ConnectionFailed(f"{self.host}: sshd refuses new sessions: {error}") from None
+                    time.sleep(0.01 * attempt)
+                except (paramiko.SSHException, OSError) as error:
+                    raise ConnectionFailed(f"{self.host}: cannot open an SSH session: {error}") from None
+        raise AssertionError("unreachable")
 
     def _stop(self, job: Job) -> None:
         if job.pgid_known.wait(2.0):  # else the wrapper never started the script: nothing to signal
@@ -171,7 +183,7 @@ class SSHExecutor(Executor):
         groups = " ".join(f"-{pgid}" for pgid in pgids)
         with self._kill_lock:
             try:
-                channel = self.connect().open_session(timeout=self.options.connect_timeout)
+                channel = self._open_session()
                 try:
                     channel.exec_command(f"kill -{name} {groups} 2>/dev/null; true")
                     channel.status_event.wait(self.options.connect_timeout)

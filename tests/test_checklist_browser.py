@@ -1,0 +1,175 @@
+"""The HTML checklist printed by a real browser: headless Chromium prints it to PDF (A4 and US Letter), and
+poppler reads the PDF back. A missing Chromium or poppler is a failure, not a skip: CI installs both.
+
+Page 1 is written as a PNG to test-artifacts/ so a person can look at it.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from test_checklist import HA, NODES, RUN_ID, VALUES, ran, up_to_the_nodes, write_run
+
+from engine.checklist import build, to_html
+from engine.checklist.html import CROSSED, EMPTY, TICKED
+from engine.commands import checklist as command
+from engine.options import Options, prepare
+from engine.planning import Plan
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "test-artifacts"
+PAGE_POINTS = {"a4": (595, 842), "letter": (612, 792)}
+BOXES = EMPTY + TICKED + CROSSED
+
+
+def tool(name: str, *fallbacks: str) -> str:
+    found = shutil.which(name) or next((f for f in fallbacks if Path(f).exists()), None)
+    if found is None:
+        pytest.fail(f"{name} is needed for the checklist print tests (apt-get install chromium poppler-utils)")
+    return found
+
+
+def print_to_pdf(html: Path, pdf: Path) -> None:
+    """Print like an operator's browser would, with nothing of the browser's own header or footer."""
+    profile = pdf.parent / f"{pdf.stem}-profile"
+    subprocess.run(
+        [tool("chromium", "/usr/bin/chromium"), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={profile}", f"--print-to-pdf={pdf}", "--no-pdf-header-footer", html.as_uri()],
+        check=True, capture_output=True, timeout=120)
+    assert pdf.stat().st_size > 0
+
+
+def pdf_text(pdf: Path, page: int | None = None) -> str:
+    pages = ["-f", str(page), "-l", str(page)] if page else []
+    return subprocess.run([tool("pdftotext"), "-layout", *pages, str(pdf), "-"], check=True, capture_output=True,
+                          text=True, timeout=60).stdout
+
+
+def pdf_info(pdf: Path) -> dict[str, str]:
+    out = subprocess.run([tool("pdfinfo"), str(pdf)], check=True, capture_output=True, text=True, timeout=60).stdout
+    return {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in out.splitlines())}
+
+
+def squeeze(text: str) -> str:
+    """Without any whitespace: a command wrapped over lines (or between a hyphen and what follows) compares equal."""
+    return re.sub(r"\s+", "", text)
+
+
+@dataclass(frozen=True)
+class Printed:
+    paper: str
+    plan: Plan
+    pdf: Path
+    text: str
+    pages: list[str]
+
+
+@pytest.fixture(scope="module", params=["a4", "letter"])
+def printed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Printed]:
+    """The blank ha-rollback checklist (3-node cluster file, snapshot and version left blank), printed."""
+    paper: str = request.param
+    directory = tmp_path_factory.mktemp(f"print-{paper}")
+    rke = directory / "rke"
+    rke.mkdir()
+    (rke / "rancher-cluster.yml").write_text(
+        "nodes:\n" + "".join(f"  - address: {a}\n    user: rancher\n" for a in NODES), encoding="utf-8")
+    plan = prepare(Options(str(HA), (f"rke_dir={rke}",), environ={}), any_platform=True, allow_missing=True)[1]
+    html = directory / "checklist.html"
+    html.write_text(to_html(build(plan), paper), encoding="utf-8")
+    pdf = directory / "checklist.pdf"
+    print_to_pdf(html, pdf)
+    count = int(pdf_info(pdf)["Pages"])
+    yield Printed(paper, plan, pdf, pdf_text(pdf), [pdf_text(pdf, n) for n in range(1, count + 1)])
+
+
+def test_every_command_is_printed_in_full(printed: Printed) -> None:
+    text = squeeze(printed.text)
+    hosts = [h for c in printed.plan.checks for h in c.hosts] + [h for s in printed.plan.steps for h in s.hosts]
+    commands = {v.script for h in hosts for v in h.variants}
+    assert len(commands) == 11
+    for script in commands:
+        assert squeeze(script) in text, f"not printed in full: {script}"
+    set_image = ("kubectl --kubeconfig=kube_config-rancher-cluster.yml set image deployment/cattle "
+                 "cattle-server=rancher/rancher:________ -n cattle-system")
+    assert squeeze(set_image) in text
+
+
+def test_one_box_per_step_and_host(printed: Printed) -> None:
+    before, _, steps = printed.text.partition("STEPS")
+    assert sum(steps.count(b) for b in BOXES) == 8
+    assert sum(before.count(b) for b in BOXES) == 1 + 3  # warnings read, and the 3 preflight checks
+    for node in NODES:
+        assert re.search(rf"{EMPTY}\s+{re.escape(node)}\s+TIME", steps), node
+    assert len(re.findall(rf"{EMPTY}\s+Done\s+TIME\s+_*\s*INITIALS", steps)) == 4  # the local steps
+    assert re.search(rf"{EMPTY}\s+Done\s+NAME\s+_*\s*TIME", steps)  # the manual step's sign-off
+
+
+def test_page_size_count_header_and_numbers(printed: Printed) -> None:
+    info = pdf_info(printed.pdf)
+    width, height = (round(float(x)) for x in re.findall(r"[\d.]+", info["Page size"])[:2])
+    assert (width, height) == PAGE_POINTS[printed.paper]
+    count = len(printed.pages)
+    assert 2 <= count <= 6, f"{count} pages for a 6-step runbook"
+    for number, page in enumerate(printed.pages, 1):
+        flat = " ".join(page.split())
+        assert "rancher-ha-rollback 1.0.0" in flat and "Rolling back — high availability installs" in flat
+        assert f"Page {number} of {count}" in flat
+
+
+def test_a_step_is_never_split_across_pages(printed: Printed) -> None:
+    titles = [f"{s.number} {s.step.title}" for s in printed.plan.steps]
+    for planned, title in zip(printed.plan.steps, titles):
+        where = [n for n, page in enumerate(printed.pages) if title in " ".join(page.split())]
+        assert len(where) == 1, title
+        page = " ".join(printed.pages[where[0]].split())
+        step = re.split("|".join(map(re.escape, titles)) + "|NOTES AND SIGN-OFF", page.split(title, 1)[1])[0]
+        assert sum(step.count(b) for b in BOXES) == max(1, len(planned.hosts)), f"{planned.id}: boxes elsewhere"
+        for host in planned.hosts:
+            for variant in host.variants:
+                assert squeeze(variant.script) in squeeze(step), f"{planned.id} runs onto another page"
+        if planned.manual:
+            assert "Done NAME" in step, f"{planned.id}: its sign-off is on another page"
+
+
+def test_page_one_is_written_for_a_person_to_look_at(printed: Printed) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    name = "checklist-page1" + ("" if printed.paper == "a4" else f"-{printed.paper}")
+    subprocess.run([tool("pdftoppm"), "-png", "-r", "80", "-f", "1", "-l", "1", "-singlefile", str(printed.pdf),
+                    str(ARTIFACTS / name)], check=True, timeout=60)
+    png = (ARTIFACTS / f"{name}.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    expected = [p * 80 / 72 for p in PAGE_POINTS[printed.paper]]
+    assert abs(width - expected[0]) <= 1 and abs(height - expected[1]) <= 1
+    first = " ".join(printed.pages[0].split())
+    assert "WARNING" in first and "Rolling back to a previous version of Rancher destroys" in first
+
+
+def test_a_filled_checklist_prints_its_ticks_and_crosses(tmp_path: Path) -> None:
+    rke = tmp_path / "rke"
+    rke.mkdir()
+    (rke / "rancher-cluster.yml").write_text(
+        "nodes:\n" + "".join(f"  - address: {a}\n    user: rancher\n" for a in NODES), encoding="utf-8")
+    records = [*up_to_the_nodes(rke, node_2="failed"), *ran("set-image", "local", "12:05:00", 1.0),
+               {"type": "run-end", "status": "failed", "exit_code": 1, "time": "2026-11-26T12:05:30.000Z"}]
+    write_run(tmp_path / "state", records, variables={**VALUES, "rke_dir": str(rke)})
+    html = tmp_path / "filled.html"
+    command.main(Options(str(HA), environ={}), "html", str(html), RUN_ID, str(tmp_path / "state"), "a4")
+    pdf = tmp_path / "filled.pdf"
+    print_to_pdf(html, pdf)
+    steps = pdf_text(pdf).partition("STEPS")[2]
+    assert (steps.count(TICKED), steps.count(CROSSED), steps.count(EMPTY)) == (5, 1, 2)
+    assert re.search(rf"{CROSSED}\s+10\.0\.0\.2\s+FAILED · started 12:04:11 UTC · 4\.2 s · exit 1", steps)
+    assert "snapshot-restore --name snap-2026" in steps
+    ARTIFACTS.mkdir(exist_ok=True)
+    subprocess.run([tool("pdftoppm"), "-png", "-r", "80", "-f", "3", "-l", "3", "-singlefile", str(pdf),
+                    str(ARTIFACTS / "checklist-filled-page3")], check=True, timeout=60)

@@ -1,0 +1,91 @@
+"""The schema is valid JSON Schema, the authoring guide documents all of it, and the shipped runbook uses it."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from engine import schema
+from engine.validation import validate
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA_FILE = ROOT / "schemas/runbook-v1.schema.json"
+ROLLBACK = ROOT / "runbooks/ha-rollback.yml"
+
+
+def schema_data() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    return data
+
+
+def subschemas(node: Any) -> Iterator[dict[str, Any]]:
+    """Every schema object reachable from `node`: properties, $defs, items, combinators…"""
+    if not isinstance(node, dict):
+        return
+    yield node
+    for key in ("properties", "$defs", "dependentSchemas"):
+        for child in node.get(key, {}).values():
+            yield from subschemas(child)
+    for key in ("items", "additionalProperties", "propertyNames", "not", "if", "then", "else"):
+        yield from subschemas(node.get(key))
+    for key in ("oneOf", "anyOf", "allOf", "prefixItems"):
+        for child in node.get(key, []):
+            yield from subschemas(child)
+
+
+def property_names() -> set[str]:
+    return {name for node in subschemas(schema_data()) for name in node.get("properties", {})}
+
+
+def authoring_guide() -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    match = re.search(r"^## Authoring guide\n(.*?)(?=^## |\Z)", readme, re.M | re.S)
+    assert match, "README.md has no '## Authoring guide' section"
+    return match.group(1)
+
+
+def test_the_schema_is_valid_against_the_2020_12_metaschema() -> None:
+    data = schema_data()
+    assert data["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    jsonschema.Draft202012Validator.check_schema(data)
+    # with format checks too: every `pattern` in it is a valid regular expression
+    metaschema = jsonschema.Draft202012Validator(jsonschema.Draft202012Validator.META_SCHEMA,
+                                                 format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    assert [e.message for e in metaschema.iter_errors(data)] == []
+
+
+def test_the_engine_reads_the_schema_file_that_is_shipped() -> None:
+    assert schema.schema() == schema_data()
+
+
+def test_every_property_has_a_description() -> None:
+    missing = [f"{name}" for node in subschemas(schema_data())
+               for name, child in node.get("properties", {}).items()
+               if "description" not in child and "$ref" not in child]
+    assert missing == []
+
+
+def test_the_authoring_guide_documents_every_property_of_the_schema() -> None:
+    names = property_names()
+    assert {"runbook", "from_file", "key_file", "stdout_matches", "max_failed_hosts", "exclusiveMinimum"} <= names
+    guide = authoring_guide()
+    undocumented = sorted(name for name in names if f"`{name}`" not in guide)
+    assert undocumented == []
+
+
+def test_the_shipped_runbook_validates() -> None:
+    validated = validate(ROLLBACK, "runbooks/ha-rollback.yml")
+    assert validated.warnings == ()
+    assert validated.runbook.name == "rancher-ha-rollback"
+
+
+def test_the_shipped_runbook_points_editors_at_the_schema() -> None:
+    first = ROLLBACK.read_text(encoding="utf-8").splitlines()[0]
+    match = re.fullmatch(r"# yaml-language-server: \$schema=(\S+)", first)
+    assert match, first
+    assert (ROLLBACK.parent / match.group(1)).resolve() == SCHEMA_FILE.resolve()

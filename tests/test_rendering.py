@@ -1,0 +1,137 @@
+"""Rendering: shell quoting by default, `| raw`, secrets as environment references, run-time placeholders."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.errors import InvalidRunbook
+from engine.loading import Mark
+from engine.model import Template
+from engine.rendering import (
+    MASK,
+    OMIT,
+    Deferred,
+    SecretRef,
+    evaluate,
+    names_used,
+    render,
+    secrets_in,
+    template_problem,
+)
+
+
+def template(text: str, line: int = 7, column: int = 10, block: bool = False) -> Template:
+    return Template(text, ("steps", 0, "run"), Mark(line, column, None, block), "rb.yml")
+
+
+def shell(text: str, **context: object) -> str:
+    return render(template(text), context, shell=True)
+
+
+def problems(text: str, context: dict[str, object], *, block: bool = False, shell: bool = True) -> list[str]:
+    with pytest.raises(InvalidRunbook) as error:
+        render(template(text, block=block), context, shell=shell)
+    return [str(p) for p in error.value.problems]
+
+
+# argv cannot carry NUL; every other character must come back exactly as it went in
+shell_text = st.text(alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=60)
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=shell_text | st.sampled_from(["$(touch x)", "`id`", "'", '"', "a'b\"c", "\n", "-n", "$HOME", "*", "!"]))
+def test_quoting_property_bash_prints_exactly_the_value(value: str) -> None:
+    script = shell("printf %s {{ v }}", v=value)
+    result = subprocess.run(["bash", "-c", script], capture_output=True, check=True)
+    assert result.stdout == value.encode("utf-8")
+
+
+def test_every_expression_in_a_command_is_one_quoted_word() -> None:
+    assert shell("echo {{ v }}", v="x; touch /tmp/p") == "echo 'x; touch /tmp/p'"
+    assert shell("echo {{ v }}", v="plain") == "echo plain"
+    assert shell("echo {{ v }}", v="") == "echo ''"
+    assert shell("echo {{ a }}{{ b }}", a="a b", b="c") == "echo 'a b'c"
+    assert shell("echo {{ n }} {{ t }} {{ f }} {{ none }}", n=3, t=True, f=False, none=None) == "echo 3 true false ''"
+    assert shell("echo {{ xs | join(' ') }}", xs=["a", "b"]) == "echo 'a b'"
+
+
+def test_raw_opts_out_of_quoting_and_quote_is_explicit() -> None:
+    assert shell("ls {{ flags | raw }}", flags="-l -a") == "ls -l -a"
+    assert shell("ls {{ flags | quote }}", flags="-l -a") == "ls '-l -a'"
+    assert shell("echo {{ n | raw }}", n=3) == "echo 3"
+
+
+def test_plain_text_templates_are_not_quoted() -> None:
+    assert render(template("Check {{ v }} now"), {"v": "a b"}) == "Check a b now"
+    assert render(template("no braces"), {}) == "no braces"
+
+
+def test_secrets_render_as_environment_references_never_as_values() -> None:
+    token = SecretRef("api_token")
+    assert token.env == "RUNBOOK_SECRET_API_TOKEN"
+    assert shell("curl -u admin:{{ token }}", token=token) == 'curl -u admin:"${RUNBOOK_SECRET_API_TOKEN}"'
+    assert shell("echo {{ token | raw }}", token=token) == "echo ${RUNBOOK_SECRET_API_TOKEN}"
+    assert render(template("The token is {{ token }}"), {"token": token}) == f"The token is {MASK}"
+
+
+def test_secrets_in_lists_only_the_secrets_a_script_uses() -> None:
+    refs = {"a": SecretRef("a"), "b": SecretRef("b")}
+    assert secrets_in('echo "${RUNBOOK_SECRET_B}"', refs) == ("RUNBOOK_SECRET_B",)
+    assert secrets_in("echo hi", refs) == ()
+
+
+def test_values_known_only_at_run_time_render_as_placeholders() -> None:
+    steps = Deferred("steps")
+    assert shell("echo {{ steps.build.stdout }}", steps=steps) == "echo <steps.build.stdout: known at run time>"
+    assert shell("echo {{ steps['build'].hosts }}", steps=steps) == (
+        "echo <steps['build'].hosts: known at run time>")
+    with pytest.raises(AttributeError):
+        getattr(steps, "__class_getitem__x")
+
+
+def test_undefined_names_are_located_errors() -> None:
+    assert problems("echo {{ nope }}", {}) == ["rb.yml:7:10: steps[0].run: undefined: 'nope' is undefined"]
+
+
+def test_error_inside_a_block_scalar_points_at_its_own_line() -> None:
+    # `run: |` at line 7: the template's first line is line 8, its third line is line 10
+    assert problems("echo a\necho b\necho {{ nope }}\n", {}, block=True) == [
+        "rb.yml:10:1: steps[0].run: undefined: 'nope' is undefined"]
+    assert template_problem(template("x", block=True), "m").line == 8
+    assert str(template_problem(template("x\ny"), "m", 2)) == "rb.yml:8:1: steps[0].run: m"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("{{ ''.__class__ }}", "not allowed in the sandbox: access to attribute '__class__' of 'str' object is unsafe."),
+    ("{{ xs.append(1) }}", "not allowed in the sandbox: access to attribute 'append' of 'list' object is unsafe."),
+    ("{{ range(10**9) | list }}", "not allowed in the sandbox: Range too big. The sandbox blocks ranges larger "
+                                  "than MAX_RANGE (100000)."),
+    ("{{ 1 / 0 }}", "template error: division by zero"),
+    ("{{ 'a' + 1 }}", 'template error: can only concatenate str (not "int") to str'),
+])
+def test_sandbox_and_runtime_errors_are_located_problems_not_crashes(text: str, message: str) -> None:
+    assert problems(text, {"xs": [1]}) == [f"rb.yml:7:10: steps[0].run: {message}"]
+
+
+def test_when_is_a_bare_expression_evaluated_in_the_sandbox() -> None:
+    assert evaluate(template("platform == 'linux'"), {"platform": "linux"}) is True
+    assert evaluate(template("count > 2"), {"count": 1}) is False
+    with pytest.raises(InvalidRunbook) as error:
+        evaluate(template("missing > 1"), {})
+    assert [str(p) for p in error.value.problems] == ["rb.yml:7:10: steps[0].run: undefined: 'missing' is undefined"]
+    with pytest.raises(InvalidRunbook) as error:
+        evaluate(template("1 / 0"), {})
+    assert [str(p) for p in error.value.problems] == ["rb.yml:7:10: steps[0].run: invalid expression: division by zero"]
+
+
+def test_omit_is_a_marker_the_inventory_drops() -> None:
+    assert render(template("{{ item.key | default(omit) }}"), {"item": {}}) == OMIT
+
+
+def test_names_used() -> None:
+    assert names_used("echo {{ a }} {{ steps.b.stdout }} {% for x in xs %}{{ x }}{% endfor %}") == {"a", "steps", "xs"}
+    assert names_used("plain") == frozenset()

@@ -1,0 +1,296 @@
+"""`runbook run` on this machine: the runner's behaviour (confirmations, manual steps, `when`, retries, expect,
+--only/--from, --plan, timeout, Ctrl-C), the ha-rollback runbook with `--target nodes=local`, and `demo`.
+
+Each test runs `python -m engine …` as a subprocess in a temporary directory and asserts its exit code, its
+output and what the commands left behind (files they touched, calls recorded by stand-ins). No sshd.
+"""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from runbooks import (CALICO_ID, COMPONENTS, DOCKER_PS, FLANNEL_ID, HA_ROLLBACK, cli_env, interrupt, journal,
+                      local_stand_in, processes_matching, run_cli, start_cli, summary_rows, wait_for,
+                      write_lab, write_runbook)
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    """Where the run starts (its cwd, where local steps touch their files); the journal goes to work/state."""
+    path = tmp_path / "work"
+    path.mkdir()
+    return path
+
+
+def book(work: Path, steps: str, extra: str = "") -> Path:
+    """A runbook of local `steps` (YAML, indented two spaces) beside the work directory."""
+    text = f'runbook: 1\nname: local-book\nversion: "1.0"\ntitle: Local acceptance runbook\n{extra}steps:\n{steps}'
+    return write_runbook(work.parent, text)
+
+
+def run(work: Path, home: Path, *args: str | Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return run_cli(list(args), work, cli_env(home), stdin=stdin)
+
+
+def records(work: Path, kind: str) -> list[dict[str, object]]:
+    return [r for r in journal(work / "state") if r["type"] == kind]
+
+
+# -- the main job, with its nodes on this machine, and the demo ---------------------------------------
+
+
+def test_ha_rollback_with_nodes_run_locally(tmp_path: Path, work: Path, home: Path) -> None:
+    addresses = ["10.0.0.11", "10.0.0.12", "10.0.0.13"]
+    lab = write_lab(tmp_path / "lab", "nodes:\n" + "".join(f"  - {{address: {a}, user: rancher}}\n" for a in addresses))
+    local_stand_in(lab.bin_dir, "docker", lab.calls_log, stdout=DOCKER_PS)
+    done = run_cli([HA_ROLLBACK, *lab.vars(), "--target", "nodes=local", "--yes", "--confirm-manual"], work,
+                   lab.env(home))
+    assert done.returncode == 0, done.stdout + done.stderr
+    calls = lab.calls()
+    names = [c["argv"][0] for c in calls]
+    first_docker, last_docker = names.index("docker"), len(names) - 1 - names[::-1].index("docker")
+    assert names[:first_docker] == ["rke_linux-amd64", "rke_linux-amd64"]
+    assert names[last_docker + 1:] == ["kubectl", "kubectl"]
+    for address in addresses:  # each "node" (RUNBOOK_HOST) got every restart exactly once
+        restarts = [c["argv"][1:] for c in calls if c["host"] == address and c["argv"][1] == "restart"]
+        assert restarts == [["restart", *COMPONENTS], ["restart", FLANNEL_ID], ["restart", CALICO_ID]], address
+        assert f"{address} | {DOCKER_PS.splitlines()[0]}" in done.stdout
+    assert "connecting to" not in done.stdout  # no SSH at all
+    assert ("restart-components", "10.0.0.12", "ok") in summary_rows(done.stdout)
+
+
+def test_demo_runs_end_to_end_without_sshd(tmp_path: Path, home: Path) -> None:
+    env = cli_env(home)
+    env["PATH"] = "/usr/local/bin:/usr/bin:/bin"  # whatever else the developer has on PATH plays no part
+    done = subprocess.run([sys.executable, "-m", "engine", "demo"], cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "answered by --confirm-manual: v2.0.8" in done.stdout
+    assert "run finished: every step succeeded" in done.stdout
+    assert "connecting to" not in done.stdout
+    assert not (home / ".ssh").exists() and not (tmp_path / ".runbook").exists()  # nothing left behind
+
+
+# -- confirmations and manual steps --------------------------------------------------------------------
+
+TYPED = """\
+  - id: drop
+    title: Drop the staging database
+    confirm: {question: This deletes every row., type: "{{ cluster }}"}
+    run: touch dropped
+"""
+TYPED_VARS = 'variables:\n  cluster: {type: string, default: staging-eu}\n'
+
+
+@pytest.mark.parametrize(("stdin", "code"), [("staging-eu\n", 0), ("staging-us\n", 1), ("y\n", 1), ("", 1)])
+def test_typed_confirmation(work: Path, home: Path, stdin: str, code: int) -> None:
+    done = run(work, home, book(work, TYPED, TYPED_VARS), stdin=stdin)
+    assert done.returncode == code, done.stdout + done.stderr
+    assert (work / "dropped").exists() is (code == 0)
+    assert "Type 'staging-eu' to go on:" in done.stdout
+    [confirmation] = records(work, "confirmation")
+    assert confirmation["by"] == "operator" and confirmation["ok"] is (code == 0)
+    if code:
+        assert "step 'drop' was declined" in done.stderr
+
+
+@pytest.mark.parametrize(("stdin", "code"), [("y\n", 0), ("n\n", 1), ("", 1)])
+def test_yes_no_confirmation(work: Path, home: Path, stdin: str, code: int) -> None:
+    steps = "  - id: restart\n    title: Restart\n    confirm: Restart the service now?\n    run: touch restarted\n"
+    done = run(work, home, book(work, steps), stdin=stdin)
+    assert done.returncode == code, done.stdout + done.stderr
+    assert (work / "restarted").exists() is (code == 0)
+    assert "Restart the service now? [y/N]" in done.stdout
+
+
+def test_warnings_are_confirmed_once_before_anything_runs(work: Path, home: Path) -> None:
+    path = book(work, "  - id: a\n    title: A\n    run: touch a\n", "warnings: [This is destructive.]\n")
+    declined = run(work, home, path, stdin="n\n")
+    assert declined.returncode == 1 and "not confirmed: nothing ran" in declined.stdout
+    assert not (work / "a").exists()
+    assert run(work, home, path, stdin="yes\n").returncode == 0 and (work / "a").exists()
+
+
+MANUAL = TYPED + """\
+  - id: check
+    title: Read the version
+    manual: Read the version in the corner of the page.
+    record: {prompt: Version shown, expect: v2.0.8}
+  - id: after
+    title: After the check
+    run: touch after
+"""
+
+
+@pytest.mark.parametrize(("stdin", "code"), [("v2.0.8\n", 0), ("v2.0.7\n", 1), ("", 1)])
+def test_yes_answers_confirmations_but_never_manual_steps(work: Path, home: Path, stdin: str, code: int) -> None:
+    done = run(work, home, book(work, MANUAL, TYPED_VARS), "--yes", stdin=stdin)
+    assert done.returncode == code, done.stdout + done.stderr
+    assert (work / "dropped").exists()  # the confirmation was answered by --yes
+    assert "— yes (--yes)" in done.stdout
+    assert "Version shown:" in done.stdout  # the manual step asked the operator
+    [manual] = records(work, "manual")
+    assert manual["by"] == "operator" and manual["answer"] == (stdin.strip() or None)
+    assert (work / "after").exists() is (code == 0)  # a wrong (or no) answer stops the run
+    if stdin == "":
+        assert "(no answer: end of input)" in done.stdout
+    elif code:
+        assert "expected 'v2.0.8', got 'v2.0.7'" in done.stdout
+
+
+def test_confirm_manual_answers_and_says_so(work: Path, home: Path) -> None:
+    done = run(work, home, book(work, MANUAL, TYPED_VARS), "--yes", "--confirm-manual")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "answered by --confirm-manual: v2.0.8" in done.stdout
+    [manual] = records(work, "manual")
+    assert manual["by"] == "--confirm-manual" and manual["answer"] == "v2.0.8"
+    assert (work / "after").exists()
+
+
+# -- when, retries, expect, continue_on_error ----------------------------------------------------------
+
+
+def test_when_false_skips_the_step_and_says_why(work: Path, home: Path) -> None:
+    steps = """\
+  - id: prod-only
+    title: Only in production
+    when: stage == 'prod'
+    run: touch prod
+  - id: always
+    title: Always
+    run: touch always
+"""
+    done = run(work, home, book(work, steps, "variables:\n  stage: {type: string, default: staging}\n"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "when: stage == 'prod' is false" in done.stdout
+    assert not (work / "prod").exists() and (work / "always").exists()
+    assert summary_rows(done.stdout) == [("prod-only", "local", "skipped"), ("always", "local", "ok")]
+
+
+FLAKY = """\
+  - id: flaky
+    title: Fails the first time
+    retries: {retries}
+    run: |
+      echo attempt >> count
+      test "$(wc -l < count)" -ge 2
+"""
+
+
+@pytest.mark.parametrize(("retries", "code", "count"), [("{count: 2, delay: 50ms}", 0, "2"), ("0", 1, "1")])
+def test_retries_run_a_failing_command_again(work: Path, home: Path, retries: str, code: int, count: str) -> None:
+    done = run(work, home, book(work, FLAKY.format(retries=retries)))
+    assert done.returncode == code, done.stdout + done.stderr
+    assert (work / "count").read_text().count("attempt") == int(count)
+    assert ("local: attempt 1 failed; retrying" in done.stdout) is (code == 0)
+    assert [r["attempt"] for r in records(work, "step-end")] == list(range(1, int(count) + 1))
+
+
+def test_expect_stdout_contains(work: Path, home: Path) -> None:
+    steps = """\
+  - id: health
+    title: Health
+    expect: {stdout_contains: healthy}
+    run: echo degraded
+  - id: after
+    title: After
+    run: touch after
+"""
+    done = run(work, home, book(work, steps))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "output does not contain 'healthy'" in done.stdout
+    assert summary_rows(done.stdout) == [("health", "local", "failed")] and not (work / "after").exists()
+
+
+def test_continue_on_error_goes_on_and_still_fails_the_run(work: Path, home: Path) -> None:
+    steps = """\
+  - id: optional
+    title: Optional
+    continue_on_error: true
+    run: exit 4
+  - id: after
+    title: After
+    run: touch after
+"""
+    done = run(work, home, book(work, steps))
+    assert done.returncode == 1 and (work / "after").exists()
+    assert "continue_on_error: going on" in done.stdout
+
+
+# -- choosing steps, reviewed plans --------------------------------------------------------------------
+
+ABC = "".join(f"  - id: {s}\n    title: Step {s}\n    run: echo {s} >> order\n" for s in "abc")
+
+
+@pytest.mark.parametrize(("flags", "ran"), [(["--only", "b"], "b"), (["--from", "b"], "b c"), ([], "a b c")])
+def test_only_and_from(work: Path, home: Path, flags: list[str], ran: str) -> None:
+    done = run(work, home, book(work, ABC), *flags)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (work / "order").read_text().split() == ran.split()
+
+
+def test_only_an_unknown_step_is_a_usage_error(work: Path, home: Path) -> None:
+    done = run(work, home, book(work, ABC), "--only", "d")
+    assert done.returncode == 2 and "no step 'd'; steps: a, b, c" in done.stderr
+    assert not (work / "order").exists()
+
+
+def test_plan_refuses_a_changed_plan_and_accepts_the_same(work: Path, home: Path) -> None:
+    path = book(work, ABC)
+    saved = work.parent / "reviewed.json"
+    subprocess.run([sys.executable, "-m", "engine", "plan", str(path), "--save", str(saved)], cwd=work,
+                   env=cli_env(home), capture_output=True, check=True, timeout=60)
+    path.write_text(path.read_text().replace("echo b >>", "echo B >>"))
+    changed = run(work, home, path, "--plan", saved)
+    assert changed.returncode == 2, changed.stdout + changed.stderr
+    assert "steps that differ: b" in changed.stderr and not (work / "order").exists()
+    path.write_text(path.read_text().replace("echo B >>", "echo b >>"))
+    same = run(work, home, path, "--plan", saved)
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert (work / "order").read_text().split() == ["a", "b", "c"]
+
+
+# -- timeout and Ctrl-C on this machine ----------------------------------------------------------------
+
+
+def test_timeout_kills_the_local_command(work: Path, home: Path) -> None:
+    marker = f"3600.{secrets.randbelow(10**6):06d}"
+    steps = f"  - id: hang\n    title: Hang\n    timeout: 1s\n    run: sh -c 'sleep {marker}; true'\n"
+    start = time.monotonic()
+    done = run(work, home, book(work, steps))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert time.monotonic() - start < 15
+    assert summary_rows(done.stdout) == [("hang", "local", "timed_out")]
+    wait_for(lambda: processes_matching(f"sleep {marker}") == [], 5, "the killed sleep to be gone")
+
+
+def test_ctrl_c_stops_the_local_command(work: Path, home: Path) -> None:
+    marker = f"3600.{secrets.randbelow(10**6):06d}"
+    steps = f"""\
+  - id: long
+    title: Run for an hour
+    run: |
+      touch started
+      sh -c 'sleep {marker}; true'
+  - id: after
+    title: Never reached
+    run: touch after
+"""
+    process = start_cli([book(work, steps)], work, cli_env(home))
+    try:
+        wait_for(lambda: (work / "started").exists(), 20, "the command to start")
+        wait_for(lambda: len(processes_matching(f"sleep {marker}")) >= 2, 5, "the sleep")
+    finally:
+        code, out, err = interrupt(process)
+    assert code == 130, out + err
+    wait_for(lambda: processes_matching(f"sleep {marker}") == [], 5, "the sleep to be gone")
+    assert summary_rows(out) == [("long", "local", "interrupted")] and not (work / "after").exists()
+    assert records(work, "interrupted")[0]["signal"] == "SIGINT"
+    [end] = records(work, "run-end")
+    assert end["status"] == "interrupted" and end["exit_code"] == 130
+

@@ -1,0 +1,288 @@
+"""`runbook run` end to end against real sshd nodes (tests/sshd.py): the acceptance tests of issue 3.
+
+Every test runs `python -m engine run …` as a subprocess in a temporary directory, with an empty HOME whose
+~/.ssh/known_hosts lists the nodes, and asserts the exit code and what the recording stand-ins saw: `docker`
+on the nodes, `rke_linux-amd64` and `kubectl` on this machine (tests/runbooks.py builds that lab).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from runbooks import (CALICO_ID, COMPONENTS, DOCKER_PS, FLANNEL_ID, HA_ROLLBACK, Lab, cli_env, cluster_yaml,
+                      docker_on, interrupt, journal, nodes_runbook, output_lines, processes_matching, run_cli,
+                      start_cli, summary_rows, wait_for, write_lab, write_runbook, write_ssh_home)
+from sshd import SSHDNode, free_port, generate_key
+
+pytestmark = pytest.mark.ssh
+
+Nodes = Callable[[int], list[SSHDNode]]
+
+
+@pytest.fixture
+def nodes(sshd_nodes: Nodes, home: Path) -> list[SSHDNode]:
+    """Three nodes, each with a recording `docker`, trusted through ~/.ssh/known_hosts."""
+    started = sshd_nodes(3)
+    docker_on(started)
+    write_ssh_home(home, started)
+    return started
+
+
+@pytest.fixture
+def lab(tmp_path: Path, nodes: list[SSHDNode]) -> Lab:
+    return write_lab(tmp_path / "lab", cluster_yaml(nodes))
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    """The directory the run starts in (its cwd); the journal goes to work/state."""
+    path = tmp_path / "work"
+    path.mkdir()
+    return path
+
+
+def ha_rollback(lab: Lab, home: Path, work: Path, *flags: str, runbook: Path = HA_ROLLBACK) -> tuple[int, str, str]:
+    done = run_cli([runbook, *lab.vars(), "--yes", "--confirm-manual", *flags], work, lab.env(home))
+    return done.returncode, done.stdout, done.stderr
+
+
+def node_calls(node: SSHDNode) -> list[list[str]]:
+    return [call["argv"] for call in node.calls("docker")]  # type: ignore[misc]
+
+
+# -- the rollback --------------------------------------------------------------------------------------
+
+
+def test_ha_rollback_on_three_nodes(lab: Lab, nodes: list[SSHDNode], home: Path, work: Path) -> None:
+    code, out, err = ha_rollback(lab, home, work)
+    assert code == 0, out + err
+    local = lab.calls()
+    assert [c["argv"] for c in local] == [
+        ["rke_linux-amd64", "etcd", "snapshot-restore", "--name", "pre-upgrade-2026-11-26",
+         "--config", "rancher-cluster.yml"],
+        ["rke_linux-amd64", "up", "--config", "rancher-cluster.yml"],
+        ["kubectl", "--kubeconfig=kube_config-rancher-cluster.yml", "set", "image", "deployment/cattle",
+         "cattle-server=rancher/rancher:v2.0.8", "-n", "cattle-system"],
+        ["kubectl", "--kubeconfig=kube_config-rancher-cluster.yml", "-n", "cattle-system", "rollout", "status",
+         "deployment/cattle", "--timeout=10m"],
+    ]
+    assert all(c["cwd"] == str(lab.rke_dir) for c in local)
+    times = [float(c["time"]) for c in local]  # type: ignore[arg-type]
+    assert times == sorted(times)
+    rke_up, set_image = times[1], times[2]
+    for node in nodes:
+        restarts = [argv[1:] for argv in node_calls(node) if argv[1] == "restart"]
+        assert restarts == [["restart", *COMPONENTS], ["restart", FLANNEL_ID], ["restart", CALICO_ID]], node.address
+        assert all(rke_up < float(c["time"]) < set_image for c in node.calls("docker")), node.address  # type: ignore[arg-type]
+        assert f"{node.address} | {DOCKER_PS.splitlines()[0]}" in out  # streamed with a host prefix
+    assert "answered by --confirm-manual: v2.0.8" in out
+    [manual] = [r for r in journal(work / "state") if r["type"] == "manual"]
+    assert manual["by"] == "--confirm-manual" and manual["answer"] == "v2.0.8" and manual["ok"] is True
+    assert summary_rows(out) == [
+        ("restore-snapshot", "local", "ok"), ("rke-up", "local", "ok"),
+        *[("restart-components", node.address, "ok") for node in nodes],
+        ("set-image", "local", "ok"), ("wait-rollout", "local", "ok"), ("check-version", "operator", "ok"),
+    ]
+
+
+def test_one_failing_node_stops_the_run(lab: Lab, nodes: list[SSHDNode], home: Path, work: Path) -> None:
+    bad = nodes[1]
+    docker_on(nodes, failing=bad.address)
+    code, out, err = ha_rollback(lab, home, work)
+    assert code == 1, out + err
+    assert ("restart-components", bad.address, "failed") in summary_rows(out)
+    assert f"run failed: restart-components@{bad.address}" in out
+    assert lab.calls("kubectl") == []
+    assert [r[0] for r in summary_rows(out)][-1] == "restart-components"  # nothing after it ran
+    assert node_calls(bad) == [["docker", "restart", *COMPONENTS]]  # `sh -e`: the first failing line ends it
+    for node in nodes:
+        if node is not bad:  # the other hosts finished their part before the step failed
+            assert [a[1:] for a in node_calls(node) if a[1] == "restart"][-1] == ["restart", CALICO_ID]
+
+
+def test_max_failed_hosts_lets_the_run_go_on(lab: Lab, nodes: list[SSHDNode], home: Path, work: Path,
+                                              tmp_path: Path) -> None:
+    text = HA_ROLLBACK.read_text()
+    anchor = "    on: nodes\n    timeout: 10m\n"
+    assert text.count(anchor) == 1
+    tolerant = write_runbook(tmp_path, text.replace(anchor, "    on: nodes\n    max_failed_hosts: 1\n    timeout: 10m\n"),
+                             "ha-rollback.yml")
+    bad = nodes[2]
+    docker_on(nodes, failing=bad.address)
+    code, out, err = ha_rollback(lab, home, work, runbook=tolerant)
+    assert code == 1, out + err  # a failed host fails the run, even when tolerated
+    assert f"within max_failed_hosts=1: going on without {bad.address}" in out
+    assert [c["argv"][0] for c in lab.calls()] == ["rke_linux-amd64", "rke_linux-amd64", "kubectl", "kubectl"]
+    rows = summary_rows(out)
+    assert ("restart-components", bad.address, "failed") in rows and ("check-version", "operator", "ok") in rows
+    assert f"run failed: restart-components@{bad.address}" in out
+
+
+# -- preflight: nothing runs anywhere ------------------------------------------------------------------
+
+
+def assert_nothing_ran(lab: Lab, nodes: list[SSHDNode], work: Path) -> None:
+    assert lab.calls() == []
+    assert all(node.calls() == [] for node in nodes)
+    records = journal(work / "state")
+    assert not [r for r in records if r["type"] == "step-start"]
+    assert records[-1]["type"] == "run-end" and records[-1]["status"] == "preflight-failed"
+
+
+def test_unreachable_node_fails_preflight(tmp_path: Path, nodes: list[SSHDNode], home: Path, work: Path) -> None:
+    gone = nodes[2]
+    closed = free_port(gone.address)  # nothing listens there: a node that is down
+    lab = write_lab(tmp_path / "lab", cluster_yaml(nodes, ports={gone.address: closed}))
+    code, out, err = ha_rollback(lab, home, work)
+    assert code == 3, out + err
+    assert f"{gone.address}: connection refused by {gone.address}:{closed}" in err
+    assert_nothing_ran(lab, nodes, work)
+
+
+@pytest.mark.parametrize("case", ["changed", "changed-trusting-new", "unknown"])
+def test_untrusted_host_key_fails_preflight(case: str, lab: Lab, nodes: list[SSHDNode], home: Path, work: Path,
+                                            tmp_path: Path) -> None:
+    odd = nodes[1]
+    if case == "unknown":
+        write_ssh_home(home, [n for n in nodes if n is not odd])
+    else:
+        write_ssh_home(home, nodes, replace={odd.address: generate_key(tmp_path / "impostor")})
+    flags = ["--trust-new-host-keys"] if case == "changed-trusting-new" else []
+    code, out, err = ha_rollback(lab, home, work, *flags)
+    assert code == 3, out + err
+    assert ("has CHANGED" if case.startswith("changed") else "unknown host key") in err and odd.address in err
+    assert_nothing_ran(lab, nodes, work)
+
+
+# -- commands on a node: output, stdin, timeout, Ctrl-C ------------------------------------------------
+
+
+def node_book(tmp_path: Path, nodes: list[SSHDNode], steps: str) -> list[str]:
+    """Arguments for a runbook of `steps` on `nodes` (read from a cluster file, as ha-rollback does)."""
+    cluster = tmp_path / "cluster.yml"
+    cluster.write_text(cluster_yaml(nodes))
+    return [str(write_runbook(tmp_path, nodes_runbook(steps))), "--var", f"cluster={cluster}"]
+
+
+def test_ten_mib_on_both_streams_at_once(tmp_path: Path, nodes: list[SSHDNode], home: Path, work: Path) -> None:
+    steps = """\
+  - id: flood
+    title: Print 10 MiB on stdout and on stderr at the same time
+    on: nodes
+    timeout: 60s
+    expect: {exit_code: 3}
+    run: |
+      head -c 10485760 /dev/zero | tr '\\0' e | fold -w 1023 >&2 &
+      head -c 10485760 /dev/zero | tr '\\0' o | fold -w 1023
+      wait
+      exit 3
+"""
+    node = nodes[0]
+    done = run_cli(node_book(tmp_path, [node], steps), work, cli_env(home))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    [end] = [r for r in journal(work / "state") if r["type"] == "step-end"]
+    assert end["exit_code"] == 3 and end["status"] == "ok"
+    lines = output_lines(work / "state", "flood", node.address)
+    for stream, char in (("stdout", "o"), ("stderr", "e")):
+        got = [line.split(f" [{stream}] ", 1)[1] for line in lines if f" [{stream}] " in line]
+        assert sum(map(len, got)) == 10 * 2**20 and set("".join(got)) == {char}, stream  # every byte arrived
+
+
+def test_stdin_is_at_end_of_file_and_ssh_config_is_read(tmp_path: Path, nodes: list[SSHDNode], home: Path,
+                                                         work: Path) -> None:
+    node = nodes[0]
+    write_ssh_home(home, nodes, config=f"Host db-primary\n  HostName {node.address}\n  Port {node.port}\n"
+                                       f"  User {node.user}\n  IdentityFile {node.client_key}\n")
+    book = write_runbook(tmp_path, """\
+runbook: 1
+name: stdin-eof
+version: "1.0"
+title: stdin is at end of file
+targets:
+  db: {ssh: {hosts: [db-primary]}}
+steps:
+  - id: read-stdin
+    title: Read stdin
+    on: db
+    timeout: 20s
+    run: |
+      cat
+      read -r line || echo "stdin: end of file on $RUNBOOK_TEST_NODE"
+""")
+    done = run_cli([book], work, cli_env(home))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"db-primary | stdin: end of file on {node.address}" in done.stdout
+
+
+def test_timeout_kills_the_command_on_the_node(tmp_path: Path, nodes: list[SSHDNode], home: Path,
+                                               work: Path) -> None:
+    marker = f"3600.{secrets.randbelow(10**6):06d}"  # a sleep no other process has
+    steps = f"""\
+  - id: hang
+    title: Hang
+    on: nodes
+    timeout: 2s
+    run: sleep {marker}
+"""
+    node = nodes[0]
+    start = time.monotonic()
+    done = run_cli(node_book(tmp_path, [node], steps), work, cli_env(home))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert time.monotonic() - start < 15
+    assert summary_rows(done.stdout) == [("hang", node.address, "timed_out")]
+    assert "killed after 2s" in done.stdout
+    wait_for(lambda: processes_matching(f"sleep {marker}") == [], 5, "the killed sleep to be gone")
+
+
+def test_ctrl_c_stops_the_commands_on_every_node(tmp_path: Path, nodes: list[SSHDNode], home: Path,
+                                                  work: Path) -> None:
+    marker = f"3600.{secrets.randbelow(10**6):06d}"
+    steps = f"""\
+  - id: long
+    title: Run for an hour
+    on: nodes
+    run: |
+      touch "$HOME/started"
+      sleep {marker}
+  - id: after
+    title: Never reached
+    on: nodes
+    run: touch "$HOME/after"
+"""
+    process = start_cli(node_book(tmp_path, nodes, steps), work, cli_env(home))
+    try:
+        wait_for(lambda: all((n.home / "started").exists() for n in nodes), 20, "the command to start everywhere")
+        wait_for(lambda: len(processes_matching(f"sleep {marker}")) >= len(nodes), 5, "the sleeps")
+    finally:
+        code, out, err = interrupt(process)
+    assert code == 130, out + err
+    wait_for(lambda: processes_matching(f"sleep {marker}") == [], 5, "every sleep to be gone")
+    assert summary_rows(out) == [("long", node.address, "interrupted") for node in nodes]
+    assert not any((n.home / "after").exists() for n in nodes)
+    records = journal(work / "state")
+    assert {"type": "interrupted", "signal": "SIGINT"}.items() <= next(r for r in records if r["type"] == "interrupted").items()
+    assert records[-1]["type"] == "run-end" and records[-1]["status"] == "interrupted" and records[-1]["exit_code"] == 130
+
+
+def test_retries_run_a_failing_command_again(tmp_path: Path, nodes: list[SSHDNode], home: Path, work: Path) -> None:
+    node = nodes[0]
+    flaky = node.bin_dir / "flaky"  # fails on its first call: a counter file in the node's HOME
+    flaky.write_text('#!/bin/sh\nn=$(( $(cat "$HOME/flaky.count" 2>/dev/null || echo 0) + 1 ))\n'
+                     'echo "$n" > "$HOME/flaky.count"\necho "flaky call $n"\n[ "$n" -ge 2 ]\n')
+    flaky.chmod(0o755)
+    steps = """\
+  - id: flaky
+    title: Succeeds the second time
+    on: nodes
+    retries: {count: 3, delay: 100ms}
+    run: flaky
+"""
+    done = run_cli(node_book(tmp_path, [node], steps), work, cli_env(home))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (node.home / "flaky.count").read_text() == "2\n"
+    assert f"{node.address}: attempt 1 failed; retrying" in done.stdout
+    assert f"{node.address} | flaky call 2" in done.stdout
