@@ -23,6 +23,7 @@ import io
 import os
 import pstats
 import shlex
+import socket
 import statistics
 import subprocess
 import sys
@@ -106,6 +107,10 @@ def paramiko_transport(node: SSHDNode, known_hosts: Path) -> paramiko.SSHClient:
     client.load_host_keys(str(known_hosts))
     client.connect(node.address, node.port, username=node.user, key_filename=str(node.client_key),
                    allow_agent=False, look_for_keys=False)
+    transport = client.get_transport()
+    assert transport is not None
+    if isinstance(transport.sock, socket.socket):
+        transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as the engine does
     return client
 
 
@@ -139,31 +144,43 @@ class OpenSSH:
 
 
 def per_step(work: Path, node: SSHDNode, ssh: OpenSSH, steps: int, runs: int) -> list[tuple[str, str]]:
+    """Engine runs of N steps and of 1 step, interleaved with bare commands so all see the same load."""
     cluster = work / "one-node.yml"
     cluster.write_text(rb.cluster_yaml([node]))
-    ssh_vars = [f"cluster={cluster}"]
     state = work / "state-steps"
     client = paramiko_transport(node, work / "home" / ".ssh" / "known_hosts")
     transport = client.get_transport()
     assert transport is not None
     ssh.run(node, "true")  # opens the master
-    bare = {"local": median_of(bare_local, steps),
-            "ssh (paramiko exec)": median_of(lambda: bare_paramiko(transport), steps),
-            "ssh (ControlMaster)": median_of(lambda: ssh.bare(node), steps)}
-    client.close()
-    rows = [(f"bare command: {name}", f"{seconds * 1000:.2f} ms") for name, seconds in bare.items()]
-    for kind, make, variables in (("local", local_runbook, []), ("ssh", ssh_runbook, ssh_vars)):
-        many, one = make(work, steps), make(work, 1)
+    bare_kinds: dict[str, Callable[[], float]] = {
+        "local": bare_local, "ssh (paramiko exec)": lambda: bare_paramiko(transport),
+        "ssh (ControlMaster)": lambda: ssh.bare(node)}
+    books = {"local": (local_runbook(work, steps), local_runbook(work, 1), []),
+             "ssh": (ssh_runbook(work, steps), ssh_runbook(work, 1), [f"cluster={cluster}"])}
+    for many, _, variables in books.values():
         engine_run(many, variables, state)  # warm-up: imports, first connection
-        wall_many = median_of(lambda: engine_run(many, variables, state), runs)
-        wall_one = median_of(lambda: engine_run(one, variables, state), runs)
+    walls: dict[str, list[float]] = {key: [] for key in ("local-many", "local-one", "ssh-many", "ssh-one")}
+    bare: dict[str, list[float]] = {name: [] for name in bare_kinds}
+    for _ in range(runs):
+        for kind, (many, one, variables) in books.items():
+            walls[f"{kind}-many"].append(engine_run(many, variables, state))
+            walls[f"{kind}-one"].append(engine_run(one, variables, state))
+        for name, measure in bare_kinds.items():
+            bare[name].append(median_of(measure, 10))
+    client.close()
+    rows = []
+    median = {name: statistics.median(values) for name, values in bare.items()}
+    rows += [(f"bare command: {name}", f"{seconds * 1000:.2f} ms") for name, seconds in median.items()]
+    for kind in books:
+        wall_many, wall_one = (statistics.median(walls[f"{kind}-{n}"]) for n in ("many", "one"))
         rows.append((f"{kind}: engine wall, {steps} steps of `true`", f"{wall_many * 1000:.0f} ms"))
         rows.append((f"{kind}: engine wall, 1 step", f"{wall_one * 1000:.0f} ms"))
         marginal = (wall_many - wall_one) / (steps - 1)
-        for name, seconds in bare.items():
+        for name, seconds in median.items():
             if name.startswith(kind):
                 overhead = (wall_many - steps * seconds) / steps
-                rows.append((f"{kind}: overhead per step vs {name} (incl. fixed costs)", f"{overhead * 1000:.2f} ms"))
+                rows.append((f"{kind}: overhead per step vs {name} (wall - {steps} x bare) / {steps}",
+                             f"{overhead * 1000:.2f} ms"))
                 rows.append((f"{kind}: marginal overhead per step vs {name}", f"{(marginal - seconds) * 1000:.2f} ms"))
     return rows
 
@@ -221,8 +238,11 @@ def rollback(work: Path, nodes: Sequence[SSHDNode], ssh: OpenSSH, runs: int,
     variables = [*rb.HA_VARS, f"rke_dir={lab.rke_dir}"]
     state = work / f"state-{len(nodes)}"
     engine_run(rb.HA_ROLLBACK, variables, state)  # warm-up
-    engine = median_of(lambda: engine_run(rb.HA_ROLLBACK, variables, state), runs)
-    floors = [floor_run(lab, nodes, ssh) for _ in range(runs)]
+    engines, floors = [], []
+    for _ in range(runs):  # interleaved, so both see the same load on the machine
+        engines.append(engine_run(rb.HA_ROLLBACK, variables, state))
+        floors.append(floor_run(lab, nodes, ssh))
+    engine = statistics.median(engines)
     with_connect = statistics.median(f[0] for f in floors)
     steps_only = statistics.median(f[1] for f in floors)
     ratio = engine / with_connect
@@ -274,6 +294,7 @@ def main() -> int:
         finally:
             cluster.stop()
             subprocess.run(["rm", "-rf", str(control)], check=False)
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
     print(f"{'measure':<80} {'value':>14}")
     for name, value in rows:
         print(f"{name:<80} {value:>14}")

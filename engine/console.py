@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Iterable
-from typing import IO, Any
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import IO
 
 from rich.console import Console
 from rich.markup import escape
@@ -78,11 +79,16 @@ class Terminal:
         with self._lock:
             self.console.print(table)
 
-    def progress(self, total: int, label: str) -> Any:
-        """A progress bar for a fan-out (drawn only on a terminal; `rich` stays quiet otherwise)."""
+    @contextmanager
+    def progress(self, total: int, label: str) -> Iterator[Callable[[], None]]:
+        """A progress bar for a fan-out, yielding `advance()` (thread-safe); drawn only on a terminal."""
+        if total < 2 or not self.console.is_terminal:
+            yield lambda: None
+            return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TimeElapsedColumn(), console=self.console, transient=True)
-        progress.add_task(escape(label), total=total)
-        return progress
+        task = progress.add_task(escape(label), total=total)
+        with progress:
+            yield lambda: progress.advance(task)

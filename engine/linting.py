@@ -43,10 +43,26 @@ def lint(runbook: Runbook) -> tuple[list[Problem], list[Problem]]:
     """(errors, warnings) over every template of the runbook."""
     errors: list[Problem] = []
     warnings: list[Problem] = []
+    secrets = frozenset(v.name for v in runbook.variables if v.secret)
     for site in _sites(runbook):
         for problem, is_warning in _check(site):
             (warnings if is_warning else errors).append(problem)
+        if secrets and not site.shell:
+            errors += _secrets_outside_run(site, secrets)
     return errors, warnings
+
+
+def _secrets_outside_run(site: _Site, secrets: frozenset[str]) -> Iterator[Problem]:
+    """A secret reaches a command only through its environment; anywhere else it would be shown or stored."""
+    text = "{{ " + site.template.text + " }}" if site.expression else site.template.text
+    try:
+        used = names_used(text) & secrets
+    except jinja2.TemplateSyntaxError:
+        return
+    for name in sorted(used):
+        message = (f"secret {name!r} can only be used in 'run' (where it becomes an environment variable "
+                   "of the command); here its value would be shown or stored")
+        yield template_problem(site.template, message)
 
 
 def _sites(runbook: Runbook) -> Iterator[_Site]:

@@ -67,7 +67,7 @@ def prepare(options: Options, *, any_platform: bool = False, allow_missing: bool
         runbook, variables.parse_assignments(options.var),
         Path(options.vars_file) if options.vars_file else None, options.environ,
         prompt=None if allow_missing else prompter(), allow_missing=allow_missing, recorded=options.recorded)
-    context = {**values.values, "platform": platform or "", "runbook": {"name": runbook.name}}
+    context = {**values.values, "platform": platform or "", "runbook": {"name": runbook.name, "version": runbook.version}}
     resolved = targets_mod.resolve(
         runbook, context, targets_mod.parse_overrides(list(options.hosts), "--hosts"),
         targets_mod.parse_overrides(list(options.target), "--target"))

@@ -156,6 +156,8 @@ class Planner:
                 deferred = True
             elif not evaluate(step.when, context):
                 skip = f"when: {step.when.text} is false"
+        if skip is not None:  # not rendered: a false `when` may guard values the command needs
+            return HostPlan(host=host, variants=(), skip=skip)
         rendered = memo.get(platform) if memo is not None else None
         if rendered is None:
             assert step.run is not None
@@ -242,15 +244,23 @@ def _step_dict(planned: PlannedStep) -> dict[str, Any]:
     step = planned.step
     return {
         "id": step.id, "title": step.title, "target": planned.target, "timeout": step.timeout,
+        "retries": [step.retries.count, step.retries.delay], "shell": step.shell,
+        "expect": [list(step.expect.exit_codes), step.expect.stdout_contains, step.expect.stdout_matches],
+        "continue_on_error": step.continue_on_error, "max_failed_hosts": step.max_failed_hosts,
+        "concurrency": planned.concurrency,
         "confirm": step.confirm.question if step.confirm else None, "confirm_text": planned.confirm_text,
         "manual": planned.manual, "record_expect": planned.record_expect,
+        "record_matches": step.record.matches if step.record else None,
         "when": step.when.text if step.when else None, "hosts": [_host_dict(h) for h in planned.hosts],
     }
 
 
 def _host_dict(host_plan: HostPlan) -> dict[str, Any]:
-    return {"host": host_plan.host.name, "cwd": host_plan.cwd, "env": dict(host_plan.env), "skip": host_plan.skip,
-            "commands": {v.platform: v.script for v in host_plan.variants}}
+    host = host_plan.host
+    return {"host": host.display, "key_file": host.key_file, "local": host.local, "cwd": host_plan.cwd,
+            "env": dict(host_plan.env), "skip": host_plan.skip, "deferred": host_plan.deferred,
+            "commands": {v.platform: v.script for v in host_plan.variants},
+            "secret_env": sorted({e for v in host_plan.variants for e in v.secret_env})}
 
 
 def sha256_text(text: str) -> str:

@@ -146,11 +146,14 @@ class Runner:
             return []
         workers = min(planned.concurrency, len(todo))
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=planned.id)
-        futures = [pool.submit(self._host, planned, host_plan) for host_plan in todo]
-        try:
-            return self._guarded(futures)
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        with self.terminal.progress(len(todo), planned.id) as advance:
+            futures = [pool.submit(self._host, planned, host_plan) for host_plan in todo]
+            for future in futures:
+                future.add_done_callback(lambda _: advance())
+            try:
+                return self._guarded(futures)
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
 
     def _guarded(self, futures: list[Future[HostOutcome]]) -> list[HostOutcome]:
         """Wait for the hosts; on Ctrl-C (or SIGTERM), kill every running command, then report."""

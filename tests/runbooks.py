@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sshd import SSHDNode
 
@@ -67,7 +68,7 @@ class Lab:
     def vars(self) -> list[str]:
         return [arg for value in (*HA_VARS, f"rke_dir={self.rke_dir}") for arg in ("--var", value)]
 
-    def calls(self, name: str | None = None) -> list[dict[str, object]]:
+    def calls(self, name: str | None = None) -> list[dict[str, Any]]:
         return local_calls(self.calls_log, name)
 
 
@@ -93,11 +94,11 @@ def local_stand_in(directory: Path, name: str, log: Path, exit_code: int = 0, st
     return path
 
 
-def local_calls(log: Path, name: str | None = None) -> list[dict[str, object]]:
+def local_calls(log: Path, name: str | None = None) -> list[dict[str, Any]]:
     if not log.exists():
         return []
     calls = [json.loads(line) for line in log.read_text().splitlines() if line]
-    return [c for c in calls if name is None or c["argv"][0] == name]  # type: ignore[index]
+    return [c for c in calls if name is None or c["argv"][0] == name]
 
 
 def cluster_yaml(nodes: Sequence[SSHDNode], ports: Mapping[str, int] | None = None) -> str:
@@ -180,7 +181,7 @@ def processes_matching(pattern: str) -> list[str]:
     return found.stdout.splitlines()
 
 
-def journal(state_dir: Path) -> list[dict[str, object]]:
+def journal(state_dir: Path) -> list[dict[str, Any]]:
     """The records of the one run in `state_dir`."""
     [path] = sorted(state_dir.glob("runs/*/journal.jsonl"))
     return [json.loads(line) for line in path.read_text().splitlines() if line]

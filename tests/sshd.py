@@ -123,7 +123,10 @@ class SSHDNode:
     def reset(self) -> None:
         """Forget what earlier tests did: stand-ins, their calls, files left in HOME."""
         for path in [*self.bin_dir.iterdir(), *self.home.iterdir()]:
-            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
 
     def stop(self) -> None:
         """Terminate, then kill: sshd must not outlive the test session."""
@@ -174,7 +177,12 @@ class SSHDCluster:
             config = root / "sshd_config"
             config.write_text(
                 _CONFIG.format(
-                    address=address, port=port, host_key=host_key, root=root, home=home, bin_dir=bin_dir,
+                    address=address,
+                    port=port,
+                    host_key=host_key,
+                    root=root,
+                    home=home,
+                    bin_dir=bin_dir,
                     authorized_keys=self.authorized_keys,
                 )
             )
@@ -191,8 +199,18 @@ class SSHDCluster:
         with open(self.known_hosts, "a") as known_hosts:
             known_hosts.write(f"[{address}]:{port} {public}\n")
         return SSHDNode(
-            address, port, root, home, bin_dir, host_key, public, self.client_key, self.known_hosts, log,
-            getpass.getuser(), process,
+            address,
+            port,
+            root,
+            home,
+            bin_dir,
+            host_key,
+            public,
+            self.client_key,
+            self.known_hosts,
+            log,
+            getpass.getuser(),
+            process,
         )
 
 

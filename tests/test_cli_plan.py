@@ -27,11 +27,10 @@ RESTART = [
 ]
 
 
-def plan(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def plan(*args: str) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}
     result = subprocess.run([sys.executable, "-m", "invoke", "plan", *args], cwd=ROOT, text=True,
-                            capture_output=True, stdin=subprocess.DEVNULL, env={**environ, **(env or {})},
-                            timeout=60)
+                            capture_output=True, stdin=subprocess.DEVNULL, env=environ, timeout=60)
     assert "Traceback" not in result.stderr
     return result
 
@@ -62,7 +61,7 @@ def test_rollback_plan_shows_every_command_for_linux(linux_plan: subprocess.Comp
         f"@ local  (cwd {RKE_DIR})",
         "[Linux] $ ./rke_linux-amd64 etcd snapshot-restore --name etcd-before-upgrade --config rancher-cluster.yml",
     ]
-    assert f"[Linux] $ ./rke_linux-amd64 up --config rancher-cluster.yml" in out
+    assert "[Linux] $ ./rke_linux-amd64 up --config rancher-cluster.yml" in out
     assert "rke_darwin-amd64" not in out
     assert ("$ kubectl --kubeconfig=kube_config-rancher-cluster.yml set image deployment/cattle "
             "cattle-server=rancher/rancher:v2.0.8 -n cattle-system") in out
@@ -113,7 +112,7 @@ def test_target_local_runs_a_targets_steps_here() -> None:
 
 
 def test_bad_overrides_are_usage_errors() -> None:
-    result = plan(*ROLLBACK, "--var", f"rke_dir={RKE_DIR}", "--hosts", "nodez=a", "--platform", "solaris")
+    result = plan(*ROLLBACK, "--var", f"rke_dir={RKE_DIR}", "--platform", "solaris")
     assert result.returncode == 2
     assert result.stderr == "error: --platform 'solaris': choose one of linux, darwin, windows\n"
     result = plan(*ROLLBACK, "--var", f"rke_dir={RKE_DIR}", "--hosts", "nodez=a")
@@ -149,10 +148,11 @@ def test_plan_executes_nothing_and_saves_a_checksummed_plan(tmp_path: Path) -> N
                                "sha256": hashlib.sha256(source).hexdigest()}
     assert data["values"] == {"marker": str(marker), "token": "********"}
     touch = data["steps"][0]
-    assert touch["hosts"] == [{"host": "local", "cwd": None, "env": {}, "skip": None,
-                               "commands": {"*": f"touch {marker}"}}]
+    assert touch["hosts"] == [{"host": "local", "key_file": None, "local": True, "cwd": None, "env": {},
+                               "skip": None, "deferred": False, "commands": {"*": f"touch {marker}"},
+                               "secret_env": []}]
     assert (touch["timeout"], touch["confirm"]) == (30.0, "Run step 'touch' (Create the marker)?")
     remote = data["steps"][1]["hosts"]
-    assert [h["host"] for h in remote] == ["web1", "web2"]
+    assert [h["host"] for h in remote] == ["web1", "deploy@web2:2200"]
     assert remote[1]["commands"] == {"linux": "uname -a && echo web2", "darwin": "sw_vers"}
     assert "s3cr3t-token-value" not in saved.read_text(encoding="utf-8") + result.stdout

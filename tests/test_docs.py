@@ -89,3 +89,12 @@ def test_the_shipped_runbook_points_editors_at_the_schema() -> None:
     match = re.fullmatch(r"# yaml-language-server: \$schema=(\S+)", first)
     assert match, first
     assert (ROLLBACK.parent / match.group(1)).resolve() == SCHEMA_FILE.resolve()
+
+
+def test_the_guides_first_example_is_a_valid_runbook(tmp_path: Path) -> None:
+    example = re.search(r"^### A first runbook\n.*?```yaml\n(.*?)```", authoring_guide(), re.M | re.S)
+    assert example, "the guide has no first example"
+    path = tmp_path / "example.yml"
+    path.write_text(example.group(1), encoding="utf-8")
+    validated = validate(path)
+    assert [step.id for step in validated.runbook.steps] == ["restart", "look"]

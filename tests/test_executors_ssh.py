@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import shutil
+import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,11 +17,12 @@ from pathlib import Path
 import paramiko
 import pytest
 from sshd import SSHDNode, free_port, generate_key
-from test_executors_local import ExecutorContract
+from test_executors_local import ExecutorContract, unique_sleep, wait_until
+from test_executors_local import running as running_processes
 
 from engine.errors import ConnectionFailed, HostKeyError
 from engine.executors import Executor, SSHOptions, SSHTarget, resolve_ssh_target, ssh_executor
-from engine.executors.ssh import SSHExecutor
+from engine.executors.ssh import SSHExecutor, _command, _environment
 
 pytestmark = pytest.mark.ssh
 
@@ -26,12 +30,14 @@ Nodes = Callable[[int], list[SSHDNode]]
 
 
 def target(node: SSHDNode, **changes: object) -> SSHTarget:
-    fields: dict[str, object] = dict(
-        name=f"node-{node.address}", hostname=node.address, user=node.user, port=node.port,
-        key_file=str(node.client_key),
-    )
-    fields.update(changes)
-    return SSHTarget(**fields)  # type: ignore[arg-type]
+    fields: dict[str, object] = {
+        "name": f"node-{node.address}",
+        "hostname": node.address,
+        "user": node.user,
+        "port": node.port,
+        "key_file": str(node.client_key),
+    }
+    return SSHTarget(**{**fields, **changes})  # type: ignore[arg-type]
 
 
 def options(node: SSHDNode, **changes: object) -> SSHOptions:
@@ -84,10 +90,12 @@ class TestSSHExecutor(ExecutorContract):
 def test_one_transport_for_many_commands(connect: Callable[..., SSHExecutor], node: SSHDNode) -> None:
     before = node.accepted_connections()
     executor = connect()
-    transport = executor.connect()
+    executor.connect()
+    transport = executor.transport
     for i in range(10):
         assert executor.run(f"echo {i}").stdout == f"{i}\n"
-    assert executor.connect() is transport and transport.is_active()
+    executor.connect()
+    assert executor.transport is transport and transport is not None and transport.is_active()
     assert node.accepted_connections() - before == 1
 
 
@@ -170,10 +178,14 @@ def _ssh_config(home: Path, node: SSHDNode, text: str) -> None:
 
 def test_ssh_config_fills_what_the_runbook_leaves_open(sshd_nodes: Nodes, home: Path) -> None:
     node = sshd_nodes(2)[1]
-    _ssh_config(home, node, (
-        f"Host web-alias\n  HostName {node.address}\n  Port {node.port}\n  User {node.user}\n"
-        f"  IdentityFile ~/missing_key\n  IdentityFile {node.client_key}\n"
-    ))
+    _ssh_config(
+        home,
+        node,
+        (
+            f"Host web-alias\n  HostName {node.address}\n  Port {node.port}\n  User {node.user}\n"
+            f"  IdentityFile ~/missing_key\n  IdentityFile {node.client_key}\n"
+        ),
+    )
     resolved = resolve_ssh_target(SSHTarget("web-alias"))
     assert resolved == SSHTarget("web-alias", node.address, node.user, node.port, str(node.client_key))
     explicit = resolve_ssh_target(SSHTarget("web-alias", user="deploy", port=2200))
@@ -185,11 +197,15 @@ def test_ssh_config_fills_what_the_runbook_leaves_open(sshd_nodes: Nodes, home: 
 
 def test_proxy_jump(sshd_nodes: Nodes, home: Path) -> None:
     jump, behind = sshd_nodes(3)[1:]
-    _ssh_config(home, behind, (
-        f"Host behind\n  HostName {behind.address}\n  Port {behind.port}\n"
-        f"  ProxyJump {jump.user}@{jump.address}:{jump.port}\n"
-        f"Host *\n  User {behind.user}\n  IdentityFile {behind.client_key}\n"
-    ))
+    _ssh_config(
+        home,
+        behind,
+        (
+            f"Host behind\n  HostName {behind.address}\n  Port {behind.port}\n"
+            f"  ProxyJump {jump.user}@{jump.address}:{jump.port}\n"
+            f"Host *\n  User {behind.user}\n  IdentityFile {behind.client_key}\n"
+        ),
+    )
     jumps, arrivals = jump.accepted_connections(), behind.accepted_connections()
     with ssh_executor(SSHTarget("behind")) as executor:
         assert executor.run('echo "$RUNBOOK_TEST_NODE"').stdout == f"{behind.address}\n"
@@ -210,3 +226,59 @@ def test_close_stops_running_commands(connect: Callable[..., SSHExecutor]) -> No
         executor.close()
         result = running.result(timeout=10)
     assert result.interrupted
+
+
+def _children(pid: int) -> set[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout
+    return {int(child) for child in found.split()}
+
+
+def test_lost_connection_ends_the_command_and_the_next_one_reconnects(
+    connect: Callable[..., SSHExecutor], node: SSHDNode
+) -> None:
+    executor = connect()
+    before = _children(node.process.pid)
+    executor.connect()
+    [ours] = _children(node.process.pid) - before  # the sshd serving this executor's connection
+    sleep = unique_sleep()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        running = pool.submit(executor.run, sleep)
+        assert wait_until(lambda: running_processes(sleep))
+        for pid in [*_children(ours), ours]:
+            os.kill(pid, signal.SIGKILL)
+        result = running.result(timeout=10)
+    for line in running_processes(sleep):  # the command outlives its connection, as with ssh(1)
+        os.kill(int(line.split()[0]), signal.SIGKILL)
+    assert result.exit_code is None and not result.ok and not result.timed_out and not result.interrupted
+    assert "lost the connection" in result.stderr
+    assert executor.run("true").ok
+    assert executor.transport is not None and executor.transport.is_active()
+
+
+def test_trusted_key_is_appended_after_existing_entries(
+    connect: Callable[..., SSHExecutor], node: SSHDNode, tmp_path: Path
+) -> None:
+    other = f"other.example {generate_key(tmp_path / 'other_key')}"
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(other)  # no final newline
+    assert connect(known_hosts=known_hosts, trust_new_keys=True).run("true").ok
+    assert known_hosts.read_text().splitlines() == [other, f"{node.known_hosts_name} {node.host_public_key}"]
+
+
+def test_wrapper_without_setsid_uses_the_session_sshd_gave_it(tmp_path: Path) -> None:
+    """No `setsid` (macOS): the wrapper execs in place and reports its own pid, the group sshd made."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for tool in ("sh", "base64"):
+        (tools / tool).symlink_to(shutil.which(tool) or tool)
+    command = _command("marker", "sh", None, 'echo "$GREETING"')
+    process = subprocess.Popen(
+        ["/bin/sh", "-c", command],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={"PATH": str(tools)},
+        start_new_session=True,  # as sshd does for every session command
+    )
+    out, err = process.communicate(_environment({"GREETING": "hi\nthere"}), timeout=10)
+    assert (process.returncode, out, err) == (0, b"hi\nthere\n", f"marker {process.pid}\n".encode())

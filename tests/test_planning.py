@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+
 import pytest
 
 from engine import targets, variables
@@ -17,7 +18,7 @@ ROLLBACK_VARS = {"snapshot": "etcd-1", "prior_version": "v2.0.8", "rke_dir": str
 
 
 def make_plan(file: str, cli: dict[str, str], platform: str | None = "linux",
-              hosts: dict[str, str] | None = None, tmp: Path | None = None) -> Plan:
+              hosts: dict[str, str] | None = None) -> Plan:
     runbook = validate(ROOT / file, file).runbook
     values = variables.resolve(runbook, cli, environ={})
     context = {**values.values, "platform": platform or ""}
@@ -81,7 +82,7 @@ def test_steps_keep_confirmations_manual_texts_and_records() -> None:
     assert check.hosts == ()
     assert check.manual is not None and check.manual.endswith("It should read v2.0.8.\n")
     assert check.record_expect == "v2.0.8"
-    assert [c.title for c in plan.checks][0] == "The RKE binary used for the upgrade is in rke_dir and executable"
+    assert plan.checks[0].title == "The RKE binary used for the upgrade is in rke_dir and executable"
     assert plan.checks[1].hosts[0].variants[0].script == (
         "test -f rancher-cluster.yml && test -f rancher-cluster.rkestate")
 
@@ -146,3 +147,30 @@ def test_render_problems_of_every_step_are_raised_together(tmp_path: Path) -> No
         f"{path}:9:28: steps[1].run: template error: can only concatenate str (not \"int\") to str",
     ]
 
+
+
+def test_a_false_when_guards_the_values_its_command_needs(tmp_path: Path) -> None:
+    """`when` is decided before the command is rendered, so it can protect an optional value."""
+    path = tmp_path / "guarded.yml"
+    path.write_text(
+        "runbook: 1\nname: guarded\nversion: '1'\ntitle: Guarded\n"
+        "variables:\n  extra: {type: object, default: {}}\n"
+        "steps:\n  - id: use\n    title: Use it\n    when: \"'name' in extra\"\n    run: echo {{ extra.name }}\n")
+    runbook = validate(path).runbook
+    values = variables.resolve(runbook, {}, environ={})
+    plan = build_plan(runbook, values, "linux", targets.resolve(runbook, values.values))
+    (host,) = plan.steps[0].hosts
+    assert host.skip == "when: 'name' in extra is false" and host.variants == ()
+
+
+def test_a_secret_outside_run_is_refused_where_it_is_written(tmp_path: Path) -> None:
+    path = tmp_path / "leak.yml"
+    path.write_text(
+        "runbook: 1\nname: leak\nversion: '1'\ntitle: Leak\n"
+        "variables:\n  token: {type: string, secret: true}\n"
+        "steps:\n  - id: use\n    title: Use it\n    cwd: /srv/{{ token }}\n    run: curl -H {{ token }} x\n")
+    with pytest.raises(InvalidRunbook) as caught:
+        validate(path)
+    (problem,) = caught.value.problems
+    assert (problem.line, problem.path) == (10, "steps[0].cwd")
+    assert problem.message.startswith("secret 'token' can only be used in 'run'")

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from runbooks import (CALICO_ID, COMPONENTS, DOCKER_PS, FLANNEL_ID, HA_ROLLBACK, cli_env, interrupt, journal,
@@ -37,7 +38,7 @@ def run(work: Path, home: Path, *args: str | Path, stdin: str = "") -> subproces
     return run_cli(list(args), work, cli_env(home), stdin=stdin)
 
 
-def records(work: Path, kind: str) -> list[dict[str, object]]:
+def records(work: Path, kind: str) -> list[dict[str, Any]]:
     return [r for r in journal(work / "state") if r["type"] == kind]
 
 

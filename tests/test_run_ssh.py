@@ -51,7 +51,7 @@ def ha_rollback(lab: Lab, home: Path, work: Path, *flags: str, runbook: Path = H
 
 
 def node_calls(node: SSHDNode) -> list[list[str]]:
-    return [call["argv"] for call in node.calls("docker")]  # type: ignore[misc]
+    return [list(call["argv"]) for call in node.calls("docker")]  # type: ignore[call-overload]
 
 
 # -- the rollback --------------------------------------------------------------------------------------
@@ -71,7 +71,7 @@ def test_ha_rollback_on_three_nodes(lab: Lab, nodes: list[SSHDNode], home: Path,
          "deployment/cattle", "--timeout=10m"],
     ]
     assert all(c["cwd"] == str(lab.rke_dir) for c in local)
-    times = [float(c["time"]) for c in local]  # type: ignore[arg-type]
+    times = [float(c["time"]) for c in local]
     assert times == sorted(times)
     rke_up, set_image = times[1], times[2]
     for node in nodes:

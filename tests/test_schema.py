@@ -112,7 +112,8 @@ def test_variable_fragments_are_json_schema() -> None:
 
 
 def test_describe_type() -> None:
-    assert [schema.describe_type(v) for v in ("", True, 1, 1.5, [], {}, None)] == [
+    values: list[object] = ["", True, 1, 1.5, [], {}, None]
+    assert [schema.describe_type(v) for v in values] == [
         "a string", "a boolean", "an integer", "a number", "a list", "a mapping", "nothing (null)"]
 
 

@@ -247,7 +247,7 @@ def test_cli_converts_values_quotes_them_and_hides_secrets(tmp_path: Path) -> No
                   f"token={SECRET}", "--save", str(saved))
     assert result.returncode == 0, result.stderr
     assert "  count = 3  (command line)" in result.stdout  # an integer, not the text '3'
-    assert "  token = '********'  (command line)" in result.stdout
+    assert "  token = \"********\"  (command line)" in result.stdout
     # a value without a pattern reaches the command as one quoted word
     assert f"$ echo 3 0.5 false r1 'x; touch {touched}' red" in result.stdout
     assert '$ curl -H X-Token:"${RUNBOOK_SECRET_TOKEN}" https://example.invalid/r1' in result.stdout
@@ -293,8 +293,8 @@ def test_cli_precedence(tmp_path: Path) -> None:
     result = plan("--var", "label=from-cli", "--vars-file", str(vars_file),
                   env={"RUNBOOK_VAR_LABEL": "from-env", "RUNBOOK_VAR_RELEASE": "from-env", "RUNBOOK_VAR_COUNT": "7"})
     assert result.returncode == 0, result.stderr
-    assert "  label = 'from-cli'  (command line)" in result.stdout
-    assert f"  release = 'from-file'  (vars file {vars_file})" in result.stdout
+    assert "  label = \"from-cli\"  (command line)" in result.stdout
+    assert f"  release = \"from-file\"  (vars file {vars_file})" in result.stdout
     assert "  count = 7  (environment)" in result.stdout
     assert "  ratio = 0.5  (default)" in result.stdout
     assert "$ echo 7 0.5 false from-file from-cli red" in result.stdout

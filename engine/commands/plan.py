@@ -32,7 +32,8 @@ def describe(plan: Plan) -> str:
     if plan.values.values or plan.values.missing:
         lines.append("values:")
         masked = plan.values.masked()
-        lines += [f"  {name} = {masked[name]!r}  ({plan.values.sources.get(name, '')})" for name in masked]
+        lines += [f"  {name} = {json.dumps(masked[name], ensure_ascii=False)}  ({plan.values.sources.get(name, '')})"
+                  for name in masked]
         lines += [f"  {name} = ________  (not given)" for name in plan.values.missing]
     for warning in rb.warnings:
         lines.append(f"WARNING: {warning}")
@@ -50,9 +51,9 @@ def describe(plan: Plan) -> str:
 def _step(planned: PlannedStep) -> list[str]:
     step = planned.step
     facts = [f"on {planned.target}" if step.run else "manual: a person does this"]
-    if step.timeout:
+    if step.timeout and step.run:
         facts.append(f"timeout {step.timeout:g}s")
-    if step.retries.count:
+    if step.retries.count and step.run:
         facts.append(f"retries {step.retries.count}")
     if len(planned.hosts) > 1:
         facts.append(f"{len(planned.hosts)} hosts, {planned.concurrency} at a time")

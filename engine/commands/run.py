@@ -33,6 +33,7 @@ from engine.outcomes import Status
 from engine.planning import Plan, PlannedStep, Planner, digest, sha256_text, to_dict
 from engine import preflight, resume
 from engine.running import Runner, Settings
+from engine.runs import RunSummary, list_runs
 from engine.validation import validate
 from engine.variables import ENV_PREFIX, parse_assignments
 
@@ -76,6 +77,9 @@ def main(options: Options, run: RunOptions) -> int:
         if previous is not None:
             for line in previous.report(s.id for s in plan.steps):
                 terminal.say(line, "yellow")
+        elif (left := _unfinished_before(state_dir, runbook.name, run_id)) is not None:
+            terminal.say(f"note: run {left.run_id} of this runbook did not finish ({left.status}); this is a new "
+                         f"run from the start. To continue that one instead: --resume {left.run_id}", "yellow")
         try:
             return _phases(plan, steps, terminal, journal, run, previous)
         except (Interrupted, KeyboardInterrupt) as error:
@@ -87,6 +91,12 @@ def main(options: Options, run: RunOptions) -> int:
             return _interrupt_code(signame)
         finally:
             journal.close()
+
+
+def _unfinished_before(state_dir: Path, name: str, run_id: str) -> RunSummary | None:
+    """The run of this runbook that `--resume` would have continued, now that a new one starts instead."""
+    previous = [r for r in list_runs(state_dir, name) if r.run_id != run_id]
+    return previous[0] if previous and previous[0].status != "ok" else None
 
 
 def _refuse_secrets_in_argv(runbook: Runbook, assignments: tuple[str, ...]) -> None:

@@ -12,6 +12,7 @@ import shlex
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Self
 
 from engine.errors import PreflightFailed
 
@@ -122,7 +123,7 @@ class Executor(abc.ABC):
     def close(self) -> None:
         """Release the host's resources; the default has none."""
 
-    def __enter__(self) -> Executor:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

@@ -59,8 +59,10 @@ class StreamText:
 
     def _emit(self, lines: list[str]) -> None:
         """Call back; a failing callback is kept for `run()` to re-raise, and reading goes on regardless
-        (a reader that stopped would fill the pipe or channel window and hang the command)."""
-        assert self._on_output is not None
+        (a reader that stopped would fill the pipe or channel window and hang the command). After the
+        first failure the callback is not called again: the first error is the one worth seeing."""
+        if self._on_output is None or self.error is not None:
+            return
         try:
             for line in lines:
                 self._on_output(self.name, line)
@@ -71,14 +73,14 @@ class StreamText:
 class Job:
     """One running command as the kill machinery sees it; shared between `run()` and `kill_all()`."""
 
-    def __init__(self, parts: int = 2) -> None:
+    def __init__(self) -> None:
         self.pgid: int | None = None
         self.interrupted = False
         self.timed_out = False
         self.done = threading.Event()
         self.wake = threading.Event()
         self.pgid_known = threading.Event()
-        self._parts = parts
+        self._parts = 2  # the stdout and the stderr reader
         self._claimed = False
         self._lock = threading.Lock()
 
@@ -96,7 +98,11 @@ class Job:
                 self.wake.set()
 
     def interrupt(self) -> None:
-        self.interrupted = True
+        """Ctrl-C: a job that has already finished keeps its own outcome."""
+        with self._lock:
+            if self.done.is_set():
+                return
+            self.interrupted = True
         self.wake.set()
 
     def claim_kill(self) -> bool:
@@ -163,7 +169,7 @@ def kill_jobs(jobs: JobTable, signal: Signaller) -> None:
     claimed = jobs.interrupt_all()
     if claimed:
         stop_groups(claimed, signal)
-    jobs.wait_empty(KILL_GRACE + 1.0)
+    jobs.wait_empty(2 * KILL_GRACE + 1.0)
 
 
 def stop_job(job: Job, signal: Signaller) -> None:
@@ -190,7 +196,7 @@ def supervise(job: Job, timeout: float | None, stop: Callable[[Job], None]) -> N
         job.wake.clear()
 
 
-def finish(
+def result_of(
     job: Job, command: str, host: str, code: int | None, out: StreamText, err: StreamText, start: float
 ) -> Result:
     """The `Result` of a job; a command we killed has no exit status of its own (`exit_code` None).

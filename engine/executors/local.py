@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from functools import partial
 
 from engine.executors.base import Executor, OutputCallback, Result, check_env_names
-from engine.executors.jobs import Job, JobTable, StreamText, finish, kill_jobs, start_reader, stop_job, supervise
+from engine.executors.jobs import Job, JobTable, StreamText, kill_jobs, result_of, start_reader, stop_job, supervise
 
 
 class LocalExecutor(Executor):
@@ -75,7 +75,8 @@ class LocalExecutor(Executor):
                 start_new_session=True,
             )
         except OSError as error:  # no such shell or cwd: a failed command, not a crash
-            message = f"runbook: cannot start {argv[0]!r}: {error.strerror or error}\n"
+            place = f" in {cwd!r}" if cwd else ""
+            message = f"runbook: cannot start {argv[0]!r}{place}: {error.strerror or error}\n"
             return Result(argv[2], self.host, 127, "", message, time.monotonic() - start)
         job.set_pgid(proc.pid)
         out, err = StreamText("stdout", on_output), StreamText("stderr", on_output)
@@ -93,7 +94,7 @@ class LocalExecutor(Executor):
         code = proc.poll()
         if code is not None and code < 0:
             code = 128 - code  # killed by a signal: report it the way a shell (and the SSH side) does
-        return finish(job, argv[2], self.host, code, out, err, start)
+        return result_of(job, argv[2], self.host, code, out, err, start)
 
 
 def _signal_groups(pgids: list[int], name: str) -> None:

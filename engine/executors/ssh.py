@@ -19,13 +19,12 @@ import shlex
 import threading
 import time
 from collections.abc import Mapping
-from functools import partial
 
 import paramiko
 
 from engine.errors import ConnectionFailed, PreflightFailed
-from engine.executors.base import Executor, OutputCallback, Result, SSHOptions, SSHTarget, check_env_names
-from engine.executors.jobs import Job, JobTable, StreamText, finish, kill_jobs, start_reader, stop_job, supervise
+from engine.executors.base import KILL_GRACE, Executor, OutputCallback, Result, SSHOptions, SSHTarget, check_env_names
+from engine.executors.jobs import Job, JobTable, StreamText, kill_jobs, result_of, start_reader, stop_job, supervise
 from engine.executors.sshconnect import close_chain, open_chain, resolve
 
 __all__ = ["MAX_SESSIONS", "SSHExecutor", "SSHOptions", "SSHTarget", "resolve"]
@@ -42,7 +41,7 @@ _WRAPPER = (
     ' _rb_v=$(printf "%s\\n" "$_rb_b" | base64 -d && printf x) || exit 125;'
     ' export "$_rb_n=${_rb_v%x}"; done;'
     ' if [ -n "$3" ]; then cd -- "$3" || exit 1; fi;'
-    ' if command -v setsid >/dev/null 2>&1;'
+    " if command -v setsid >/dev/null 2>&1;"
     ' then setsid sh -c "$5" "$1" "$2" "$4" </dev/null & wait "$!" 2>/dev/null;'
     ' else exec sh -c "$5" "$1" "$2" "$4" </dev/null; fi'
 )
@@ -65,19 +64,15 @@ class SSHExecutor(Executor):
         self._jobs = JobTable()
         self._platform: str | None = None
 
-    def connect(self) -> paramiko.Transport:
-        """Open (or return) the host's one transport; raises ConnectionFailed / HostKeyError."""
-        with self._connect_lock:
-            if self._chain:
-                transport = self._chain[-1].get_transport()
-                if transport is not None and transport.is_active():
-                    return transport
-                close_chain(self._chain)
-            self._chain = []
-            self._chain = open_chain(self.target, self.options)
-            transport = self._chain[-1].get_transport()
-            assert transport is not None
-            return transport
+    def connect(self) -> None:
+        """Connect now (preflight does, for every host, before anything runs); raises ConnectionFailed,
+        or HostKeyError when the host's key is unknown or has changed. Idempotent."""
+        self._transport()
+
+    @property
+    def transport(self) -> paramiko.Transport | None:
+        """The host's one transport, once connected."""
+        return self._chain[-1].get_transport() if self._chain else None
 
     def run(
         self,
@@ -96,7 +91,7 @@ class SSHExecutor(Executor):
             with self._sessions:
                 if job.interrupted:  # kill_all() came while we waited for a free session
                     return Result(script, self.host, None, "", "", 0.0, interrupted=True)
-                channel = self._open_session()
+                channel = self._open_session(self._transport())
                 try:
                     environ = {**(env or {}), **(secrets or {})}
                     return self._run(channel, job, script, shell, cwd, environ, timeout, on_output)
@@ -136,9 +131,12 @@ class SSHExecutor(Executor):
     ) -> Result:
         start = time.monotonic()
         marker = f"runbook-pgid-{random.token_hex(8)}"
-        channel.exec_command(_command(marker, shell, cwd, script))
-        channel.sendall(_environment(environ))
-        channel.shutdown_write()  # the wrapper's `read` loop ends; the script itself gets /dev/null
+        try:
+            channel.exec_command(_command(marker, shell, cwd, script))
+            channel.sendall(_environment(environ))
+            channel.shutdown_write()  # the wrapper's `read` loop ends; the script itself gets /dev/null
+        except (paramiko.SSHException, OSError) as error:
+            raise ConnectionFailed(f"{self.host}: cannot start a command: {error}") from None
         out, err = StreamText("stdout", on_output), StreamText("stderr", on_output)
         readers = [
             start_reader(channel.recv, out, job, channel.recv_exit_status, f"{self.host}-stdout"),
@@ -152,14 +150,26 @@ class SSHExecutor(Executor):
         code = channel.exit_status if channel.exit_status_ready() else -1
         if code == -1 and not (job.timed_out or job.interrupted):
             err.feed(f"runbook: lost the connection to {self.host} before the command finished\n".encode())
-            return finish(job, script, self.host, None, out, err, start)
-        return finish(job, script, self.host, code, out, err, start)
+            return result_of(job, script, self.host, None, out, err, start)
+        return result_of(job, script, self.host, code, out, err, start)
 
-    def _open_session(self) -> paramiko.Channel:
+    def _transport(self) -> paramiko.Transport:
+        """The live transport, connecting first if there is none (or it died: reconnect, keys checked again)."""
+        with self._connect_lock:
+            transport = self.transport
+            if transport is not None and transport.is_active():
+                return transport
+            close_chain(self._chain)
+            self._chain = []
+            self._chain = open_chain(self.target, self.options)
+            transport = self.transport
+            assert transport is not None
+            return transport
+
+    def _open_session(self, transport: paramiko.Transport) -> paramiko.Channel:
         """A new session channel, opened one at a time: paramiko hands a failed open's reason to whichever
         thread asks first. sshd frees a session slot only after the loop iteration that handled our close,
         so an open right behind a close can be refused though we stay under MaxSessions: retry that."""
-        transport = self.connect()
         with self._open_lock:
             for attempt in range(1, _OPEN_TRIES + 1):
                 try:
@@ -173,17 +183,20 @@ class SSHExecutor(Executor):
         raise AssertionError("unreachable")
 
     def _stop(self, job: Job) -> None:
-        if job.pgid_known.wait(2.0):  # else the wrapper never started the script: nothing to signal
+        if job.pgid_known.wait(KILL_GRACE):  # else the wrapper never started the script: nothing to signal
             stop_job(job, self._signal)
 
     def _signal(self, pgids: list[int], name: str) -> None:
-        """`kill -TERM -PGID ...` on the host, over its own short-lived channel of the same transport."""
-        if not pgids:
+        """`kill -TERM -PGID ...` on the host, over its own short-lived channel of the same transport.
+
+        Never reconnects: with the connection gone, a Ctrl-C must not wait out a connect timeout."""
+        transport = self.transport
+        if not pgids or transport is None or not transport.is_active():
             return
         groups = " ".join(f"-{pgid}" for pgid in pgids)
         with self._kill_lock:
             try:
-                channel = self._open_session()
+                channel = self._open_session(transport)
                 try:
                     channel.exec_command(f"kill -{name} {groups} 2>/dev/null; true")
                     channel.status_event.wait(self.options.connect_timeout)

@@ -131,9 +131,12 @@ def _connect(target: SSHTarget, options: SSHOptions, sock: paramiko.Channel | No
             channel_timeout=options.connect_timeout,
             sock=sock,
         )
-    except BaseException as error:
+    except (paramiko.SSHException, OSError, EOFError, ValueError) as error:
         client.close()
-        raise _connection_error(target, error) from None
+        raise _connection_error(target, error, known_hosts) from None
+    except BaseException:  # our HostKeyError (from _UnknownHostKey), Ctrl-C: close, pass on as they are
+        client.close()
+        raise
     transport = client.get_transport()
     assert transport is not None
     transport.set_keepalive(options.keepalive)
@@ -143,18 +146,16 @@ def _connect(target: SSHTarget, options: SSHOptions, sock: paramiko.Channel | No
     return client
 
 
-def _connection_error(target: SSHTarget, error: BaseException) -> BaseException:
+def _connection_error(target: SSHTarget, error: Exception, known_hosts: str) -> Exception:
     """One line saying what went wrong; never a secret (none is known at this point anyway)."""
     where = _where(target)
-    if isinstance(error, HostKeyError | KeyboardInterrupt):
-        return error
     if isinstance(error, paramiko.BadHostKeyException):
         known, offered = error.expected_key, error.key
         return HostKeyError(
             f"{target.name}: the host key of {where} has CHANGED: known_hosts has {known.get_name()} "
             f"{known.fingerprint}, the host offered {offered.get_name()} {offered.fingerprint}. "
             "Refusing to connect (whatever --trust-new-host-keys says); if the change is expected, "
-            f"remove the old entry: ssh-keygen -R '{_known_hosts_name(target)}'"
+            f"remove the old entry: ssh-keygen -R '{_known_hosts_name(target)}' -f {known_hosts}"
         )
     if isinstance(error, paramiko.AuthenticationException):
         key = f"key {target.key_file}" if target.key_file else "agent and default keys"

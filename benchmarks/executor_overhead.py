@@ -1,0 +1,105 @@
+"""Per-command overhead: LocalExecutor.run("true"), SSHExecutor.run("true"), and OpenSSH's own `ssh` with a
+ControlMaster (the fastest way the ssh client runs a command), against the same local sshd.
+
+Standalone: `python benchmarks/executor_overhead.py [runs]`. Starts its own sshd on 127.0.0.2 through
+tests/sshd.py (loopback only) and stops it; every loop is bounded by `runs`.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from sshd import SSHDCluster, SSHDNode
+
+from engine.executors import LocalExecutor, SSHOptions, SSHTarget, ssh_executor
+
+WARMUP = 3
+
+
+def measure(name: str, once: Callable[[], object], runs: int) -> None:
+    for _ in range(WARMUP):
+        once()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        once()
+        times.append((time.perf_counter() - start) * 1000)
+    times.sort()
+    p90 = times[int(len(times) * 0.9) - 1]
+    print(f"{name:<44} median {statistics.median(times):7.2f} ms   p90 {p90:7.2f} ms   (n={runs})")
+
+
+def ssh_argv(node: SSHDNode, control: Path, *extra: str) -> list[str]:
+    return [
+        "ssh",
+        "-F",
+        "/dev/null",
+        "-p",
+        str(node.port),
+        "-i",
+        str(node.client_key),
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        f"UserKnownHostsFile={node.known_hosts}",
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        f"ControlPath={control}",
+        *extra,
+        f"{node.user}@{node.address}",
+    ]
+
+
+def checked(argv: list[str]) -> None:
+    subprocess.run(argv, check=True, stdin=subprocess.DEVNULL)
+
+
+def main(runs: int) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        base = Path(scratch)
+        os.environ["HOME"] = str(base)  # nothing from the real ~/.ssh, no agent
+        os.environ.pop("SSH_AUTH_SOCK", None)
+        cluster = SSHDCluster(base)
+        try:
+            node = cluster.start(1)[0]
+            local = LocalExecutor()
+            measure('LocalExecutor.run("true")', lambda: local.run("true"), runs)
+            measure("subprocess.run(['sh', '-c', 'true'])", lambda: checked(["sh", "-c", "true"]), runs)
+            target = SSHTarget("bench", node.address, node.user, node.port, str(node.client_key))
+            with ssh_executor(target, SSHOptions(known_hosts=str(node.known_hosts))) as remote:
+                start = time.perf_counter()
+                remote.connect()
+                print(f"{'SSHExecutor.connect() (once per host)':<44} {1000 * (time.perf_counter() - start):7.2f} ms")
+                measure('SSHExecutor.run("true")', lambda: remote.run("true"), runs)
+            control = base / "cm"
+            master = ssh_argv(node, control, "-o", "ControlMaster=yes", "-o", "ControlPersist=60", "-N", "-f")
+            checked(master)
+            try:
+                measure(
+                    "ssh -o ControlPath=... host true (mux)", lambda: checked(ssh_argv(node, control) + ["true"]), runs
+                )
+            finally:
+                subprocess.run(ssh_argv(node, control, "-O", "exit"), capture_output=True, check=False)
+            fresh = ssh_argv(node, base / "unused", "-o", "ControlMaster=no")
+            measure("ssh host true (new connection each)", lambda: checked(fresh + ["true"]), max(5, runs // 5))
+        finally:
+            cluster.stop()
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 50)

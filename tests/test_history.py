@@ -1,0 +1,120 @@
+"""`runbook runs`: past runs read back from their journals, listed, and one shown step by step, host by host."""
+
+from __future__ import annotations
+
+import getpass
+import signal
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from e2e import Lab, block, blocking_stand_in, nodes_runbook, unblock, wait_for
+from sshd import SSHDNode
+
+pytestmark = pytest.mark.ssh
+
+Nodes = Callable[[int], list[SSHDNode]]
+
+STEPS = """\
+  - id: stop
+    title: Stop the service
+    on: nodes
+    run: docker stop app
+  - id: migrate
+    title: Migrate
+    on: nodes
+    run: slow migrate
+  - id: check
+    title: Check the version
+    manual: Read the version on the status page.
+    record:
+      prompt: Version shown
+      expect: "{{ release }}"
+"""
+VARIABLES = "  release: {type: string, default: v2.1.0}\n  token: {type: string, secret: true, default: hunter2-hunter2}\n"
+
+
+def rows(output: str) -> list[list[str]]:
+    """The body rows of the tables in `output`, as lists of stripped cells."""
+    return [[cell.strip() for cell in line.split("│")[1:-1]] for line in output.splitlines() if line.startswith("│")]
+
+
+@pytest.fixture
+def lab(tmp_path: Path, sshd_nodes: Nodes) -> Lab:
+    nodes = sshd_nodes(2)
+    for node in nodes:
+        node.stand_in("docker")
+        blocking_stand_in(node, "slow")
+    lab = Lab(tmp_path / "lab", nodes)
+    text = nodes_runbook("history", nodes, STEPS, VARIABLES)
+    lab.write(text.replace('version: "1.0"', 'version: "3.2"\nwarnings: [Stops the service.]'))
+    return lab
+
+
+def test_runs_lists_past_runs_and_shows_one_step_by_step(lab: Lab) -> None:
+    first, second = lab.nodes
+    done = lab.run(lab.book, "--yes", stdin="v2.1.0\n")
+    assert done.returncode == 0, done.stdout + done.stderr
+    [finished] = lab.run_dirs()
+
+    started = block(first, "slow")
+    running = lab.start(lab.book, "--yes")
+    wait_for(started.exists, "the second run to block in `migrate`")
+    try:
+        [live] = [d for d in lab.run_dirs() if d != finished]
+        listed = lab.run(task="runs")
+        assert listed.returncode == 0, listed.stderr
+        assert [live.name, "history", "3.2", getpass.getuser()] == rows(listed.stdout)[0][:4]
+        assert rows(listed.stdout)[0][5] == f"running (pid {running.process.pid})"
+    finally:
+        running.stop(signal.SIGKILL)
+        unblock(first, "slow")
+
+    listed = lab.run(task="runs")
+    table = rows(listed.stdout)
+    assert [row[0] for row in table] == [live.name, finished.name]  # newest first
+    assert [(row[1], row[2], row[3], row[5]) for row in table] == [
+        ("history", "3.2", getpass.getuser(), "unfinished"), ("history", "3.2", getpass.getuser(), "ok")]
+    assert all(row[4].startswith("20") and row[4].endswith("Z") for row in table)
+
+    shown = lab.run("--run-id", finished.name[:18], task="runs")  # a unique beginning is enough
+    assert shown.returncode == 0, shown.stderr
+    out = shown.stdout
+    assert f"run {finished.name}: history 3.2" in out
+    assert f"by {getpass.getuser()}@{socket.gethostname()}" in out
+    assert "variables: release=v2.1.0, token=********" in out and "hunter2" not in out
+    assert "status: ok (exit 0)" in out
+    steps = [row[:5] for row in rows(out) if len(row) == 8]
+    assert [row[0] for row in steps] == ["stop", "stop", "migrate", "migrate", "check"]  # in the order they ran
+    assert sorted(steps) == sorted([["stop", first.address, "ok", "0", "1"], ["stop", second.address, "ok", "0", "1"],
+                                    ["migrate", first.address, "ok", "0", "1"],
+                                    ["migrate", second.address, "ok", "0", "1"], ["check", "operator", "ok", "", "1"]])
+    events = [row for row in rows(out) if len(row) == 5]
+    assert [row[1] for row in events] == ["confirmation", "manual", "end: ok"]
+    assert events[0][4].startswith(f"'yes' by {getpass.getuser()} (--yes): Have you read the warnings")
+    assert events[1][2:] == ["check", "operator", f"'v2.1.0' by {getpass.getuser()} (operator), expected 'v2.1.0': ok"]
+
+    killed = lab.run("--run-id", live.name, task="runs")
+    assert "status: unfinished: it ended without a word (killed, crashed); --resume continues it" in killed.stdout
+    killed_steps = {(row[0], row[1]): row[2] for row in rows(killed.stdout) if len(row) == 8}
+    assert killed_steps[("migrate", first.address)] == "unknown"
+    assert killed_steps[("stop", first.address)] == killed_steps[("stop", second.address)] == "ok"
+
+
+def test_runs_of_an_empty_state_dir_and_an_unknown_run(lab: Lab) -> None:
+    empty = lab.run(task="runs")
+    assert empty.returncode == 0 and rows(empty.stdout) == []
+    unknown = lab.run("--run-id", "20990101T000000Z-000000", task="runs")
+    assert unknown.returncode == 2 and "no run '20990101T000000Z-000000'" in unknown.stderr
+
+
+def test_a_damaged_journal_does_not_hide_the_other_runs(lab: Lab) -> None:
+    done = lab.run(lab.book, "--yes", stdin="v2.1.0\n")
+    assert done.returncode == 0, done.stderr
+    broken = lab.state / "runs" / "20000101T000000Z-bad000"
+    broken.mkdir()
+    (broken / "journal.jsonl").write_text('{"type": "run"}\nnot json\n{"type": "run-end"}\n')
+    table = rows(lab.run(task="runs").stdout)
+    assert table[0][0] == lab.run_dirs()[-1].name and table[0][5] == "ok"
+    assert table[1][0] == broken.name and table[1][5].startswith("unreadable:")  # and why, folded below
