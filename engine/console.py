@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import IO
 
 from rich.console import Console
+from rich.control import strip_control_codes
 from rich.markup import escape
 from rich.table import Table
 
@@ -32,9 +33,11 @@ class Terminal:
 
     def __init__(self, masker: Masker, out: IO[str] | None = None, answers: IO[str] | None = None) -> None:
         self.masker = masker
-        self.console = Console(file=out or sys.stdout, highlight=False, soft_wrap=True)
+        # emoji=False: a command printing ":warning:" must be shown as it printed it, not as an emoji.
+        self.console = Console(file=out or sys.stdout, highlight=False, soft_wrap=True, emoji=False)
         self.answers = answers or sys.stdin
         self._lock = threading.Lock()
+        self._plain = not self.console.is_terminal  # a pipe or a file: no styles, so no rendering either
 
     def say(self, text: str, style: str | None = None) -> None:
         with self._lock:
@@ -42,9 +45,15 @@ class Terminal:
 
     def output(self, host: str, stream: str, line: str) -> None:
         """One line of a command's output, prefixed by its host (called from reader threads)."""
+        text = self.masker.mask(line)
+        if self._plain:  # what rich would write there, ~100x cheaper: a 10 MiB output is 10,000+ lines
+            with self._lock:
+                self.console.file.write(f"{host} {'|' if stream == 'stdout' else '!'} {strip_control_codes(text)}\n")
+                self.console.file.flush()
+            return
         prefix = f"[dim]{escape(host)} |[/dim] " if stream == "stdout" else f"[yellow]{escape(host)} ![/yellow] "
         with self._lock:
-            self.console.print(prefix + escape(self.masker.mask(line)))
+            self.console.print(prefix + escape(text))
 
     def result(self, outcome: HostOutcome) -> None:
         style = _STATUS_STYLE[outcome.status]

@@ -16,7 +16,7 @@ Records (the journal's contract; every record also gets "time", UTC ISO 8601 wit
     {"type": "run-note", "step", "note"}  (a declined step)
     {"type": "manual", "step", "host": "operator", "prompt", "answer", "expected", "ok", "user",
      "by": "operator" | "--confirm-manual"}
-    {"type": "resumed", "user", "pid"}
+    {"type": "resumed", "user", "pid", "variables" (as this session has them), "argv"}
     {"type": "interrupted", "signal"}
     {"type": "run-end", "status", "exit_code"}
 

@@ -167,9 +167,10 @@ def _attributes(node: nodes.Node) -> list[str]:
 
 def _step_references(site: _Site, ast: nodes.Template) -> Iterator[Problem]:
     for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
-        if not (isinstance(node.node, nodes.Name) and node.node.name == "steps"):
+        owner = node.node  # type: ignore[attr-defined]
+        if not (isinstance(owner, nodes.Name) and owner.name == "steps"):
             continue
-        ref = node.attr if isinstance(node, nodes.Getattr) else _const(node.arg)
+        ref = node.attr if isinstance(node, nodes.Getattr) else _const(node.arg)  # type: ignore[attr-defined]
         if ref is not None and ref not in site.earlier_steps:
             message = f"steps.{ref}: no earlier step has id {ref!r} (only steps that ran before can be read)"
             yield template_problem(site.template, message, node.lineno)

@@ -139,13 +139,14 @@ def _event_problems(text: str, file: str) -> list[Problem]:
     problems = []
     for event in yaml.parse(text, Loader=_Loader):
         mark = event.start_mark
-        where = (file, mark.line + 1, mark.column + 1, "")
+        where = (file, mark.line + 1, mark.column + 1, "") if mark else (file, 1, 1, "")
+        anchor = getattr(event, "anchor", None)
         if isinstance(event, yaml.AliasEvent):
-            problems.append(Problem(*where, f"alias *{event.anchor} is not allowed; repeat the value instead"))
-        elif getattr(event, "anchor", None):
-            problems.append(Problem(*where, f"anchor &{event.anchor} is not allowed; runbooks are read as plain data"))
+            problems.append(Problem(*where, f"alias *{anchor} is not allowed; repeat the value instead"))
+        elif anchor:
+            problems.append(Problem(*where, f"anchor &{anchor} is not allowed; runbooks are read as plain data"))
         if _explicit_tag(event):
-            tag = _shown_tag(event.tag)
+            tag = _shown_tag(getattr(event, "tag"))
             problems.append(Problem(*where, f"tag {tag} is not allowed; remove it (quote the value for a string)"))
     return problems
 

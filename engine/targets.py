@@ -144,7 +144,7 @@ def _inventory_host(inventory: Inventory, context: Mapping[str, Any], path: Path
     if address is None:
         raise InvalidRunbook([template_problem(inventory.host, f"{path}: entry {index} of {inventory.each!r} has no host")])
     port = field(inventory.port)
-    if port is not None and not port.isdigit():
+    if port is not None and not port.isdigit() and inventory.port is not None:
         raise InvalidRunbook([template_problem(inventory.port, f"{path}: entry {index}: port {port!r} is not a number")])
     key = field(inventory.key_file)
     return Host(address, address, field(inventory.user), int(port) if port else None,

@@ -219,3 +219,10 @@ def test_result_ok_and_tail() -> None:
     assert not Result("x", "h", 0, "", "", 0.1, timed_out=True).ok
     assert not Result("x", "h", None, "", "", 0.1, interrupted=True).ok
     assert not Result("x", "h", 1, "", "", 0.1).ok
+
+
+def test_importing_the_package_does_not_import_paramiko() -> None:
+    """`runbook validate` imports engine.executors; paramiko (0.2 s) must wait for the first SSH host."""
+    check = "import sys, engine.executors; sys.exit('paramiko' in sys.modules)"
+    repo = Path(__file__).resolve().parent.parent
+    assert subprocess.run([sys.executable, "-c", check], cwd=repo, check=False).returncode == 0

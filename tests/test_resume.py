@@ -175,9 +175,25 @@ def test_values_come_back_from_the_journal(lab: Lab) -> None:
     cut_short(lab)
     resumed = lab.run(lab.book, "--resume", "--yes", "--rerun-unknown")
     assert resumed.returncode == 0, resumed.stderr
-    header = lab.records()[0]
+    header, *_ = records = lab.records()
     assert header["variables"] == {"release": "1.4.2"}
+    [again] = [r for r in records if r["type"] == "resumed"]
+    assert again["variables"] == {"release": "1.4.2"} and "--rerun-unknown" in again["argv"]
     assert_nothing_done_twice(lab)  # `docker pull app:1.4.2` ran (once) before; `finish` ran after the resume
+
+
+def test_resume_reruns_only_the_hosts_that_failed(lab: Lab) -> None:
+    first, second = lab.nodes
+    first.stand_in("docker", exit_code=1)  # `docker pull` fails on the first node only
+    failed = lab.run(lab.book, "--yes", "--var", "release=1.4.2")
+    assert failed.returncode == 1 and f"run failed: prepare@{first.address}" in failed.stdout
+    first.stand_in("docker")  # fixed
+    resumed = lab.run(lab.book, "--resume", "--yes")  # a failure is known: nothing to ask
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"failed, run again: prepare@{first.address}" in resumed.stdout
+    assert calls(first, "docker") == [["docker", "pull", "app:1.4.2"]] * 2 + [["docker", "ps"]]
+    assert calls(second, "docker") == [["docker", "pull", "app:1.4.2"], ["docker", "ps"]]
+    assert fold(lab.records())[("prepare", first.address)] == "ok"
 
 
 def test_resume_of_a_run_that_finished_well_is_refused(lab: Lab) -> None:

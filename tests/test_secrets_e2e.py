@@ -169,3 +169,22 @@ def test_resume_asks_for_secrets_again_and_takes_values_from_the_journal(lab: La
     assert calls(node, "docker") == [["docker", "pull", "app:3.1"], ["docker", "run", "app:3.1"]]
     assert (node.home / "token.sha256").read_text().strip() == hashlib.sha256(TOKEN.encode()).hexdigest()
     assert leaks(resumed.stdout + resumed.stderr) == [] and files_with_leaks(lab.state) == {}
+
+
+def test_a_secret_default_stays_out_of_the_run_directory_and_the_resume_diff(lab: Lab) -> None:
+    [node] = lab.nodes
+    node.stand_in("docker", exit_code=1)
+    old, new = "default-secret-1234", "default-secret-5678"
+    variables = f"  token: {{type: string, secret: true, default: {old}}}\n"
+    steps = "  - id: login\n    title: Log in\n    on: nodes\n    run: docker login --password-stdin {{ token }}\n"
+    lab.write(nodes_runbook("secret-default", [node], steps, variables))
+    failed = lab.run(lab.book, "--yes")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert not [p for p in lab.state.rglob("*") if p.is_file() and old.encode() in p.read_bytes()]
+    assert "token: {type: string, secret: true, default: ********}" in (lab.run_dirs()[0] / "runbook.yml").read_text()
+
+    lab.book.write_text(lab.book.read_text().replace(old, new).replace("--password-stdin", "-p"))
+    refused = lab.run(lab.book, "--resume", "--yes")
+    assert refused.returncode == 2
+    assert "+    run: docker login -p {{ token }}" in refused.stderr  # the change is shown; the defaults are not
+    assert old not in refused.stderr and new not in refused.stderr

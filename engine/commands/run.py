@@ -1,8 +1,13 @@
 """`runbook run FILE`: the main job, as a pipeline of phases, each able to stop the run.
 
-prepare the plan → check it against a reviewed one → take the lock → open (or resume) the journal →
-confirm the warnings → preflight (exit 3, nothing ran) → steps → summary. Exit codes: 0 every step
-succeeded, 1 a step or host failed, 2 invalid input, 3 preflight failed, 130 (143 for SIGTERM) interrupted.
+refuse secrets given with `--var` → find the run to resume (refused if the runbook changed, unless
+`--force`) → prepare the plan → check it against a reviewed one → take the lock → open (or reopen) the
+journal → confirm the warnings → preflight (exit 3, nothing ran) → steps → summary. Exit codes: 0 every
+step succeeded, 1 a step or host failed (or the journal could not be written), 2 invalid input, a held
+lock or a changed runbook, 3 preflight failed, 130 (143 for SIGTERM) interrupted.
+
+A secret is refused on the command line rather than warned about: by the time we could warn, `ps` and the
+shell history have it already; the refusal names RUNBOOK_VAR_<NAME> and --vars-file instead.
 """
 
 from __future__ import annotations
@@ -74,10 +79,7 @@ def main(options: Options, run: RunOptions) -> int:
             terminal.say(f"took over the lock left by {lock.taken_over.describe()}: that process is gone", "yellow")
         journal = previous.reopen(state_dir) if previous else _new_journal(state_dir, plan, run_id, terminal.masker)
         terminal.say(f"run {journal.run_id} — journal {journal.path}", "dim")
-        if previous is not None:
-            for line in previous.report(s.id for s in plan.steps):
-                terminal.say(line, "yellow")
-        elif (left := _unfinished_before(state_dir, runbook.name, run_id)) is not None:
+        if previous is None and (left := _unfinished_before(state_dir, runbook.name, run_id)) is not None:
             terminal.say(f"note: run {left.run_id} of this runbook did not finish ({left.status}); this is a new "
                          f"run from the start. To continue that one instead: --resume {left.run_id}", "yellow")
         try:
@@ -120,7 +122,7 @@ def _phases(plan: Plan, steps: tuple[PlannedStep, ...], terminal: Terminal, jour
             previous: resume.Previous | None) -> int:
     user = getpass.getuser()
     if previous is not None:
-        journal.append({"type": "resumed", "user": user, "pid": os.getpid()})
+        _resumed(plan, terminal, journal, previous, user)
     if not _confirm_warnings(plan, terminal, journal, run.yes, user):
         journal.append({"type": "run-end", "status": "declined", "exit_code": EXIT_STEP_FAILED})
         terminal.say("not confirmed: nothing ran", "bold red")
@@ -166,6 +168,18 @@ def _phases(plan: Plan, steps: tuple[PlannedStep, ...], terminal: Terminal, jour
         return code
     finally:
         fleet.close()
+
+
+def _resumed(plan: Plan, terminal: Terminal, journal: Journal, previous: resume.Previous, user: str) -> None:
+    """Say what the resume will do, and journal who resumed, with which values (changed ones are noted)."""
+    for line in previous.report(s.id for s in plan.steps):
+        terminal.say(line, "yellow")
+    values = plan.values.masked()
+    changed = sorted(name for name in values if name in previous.values and values[name] != previous.values[name])
+    if changed:
+        terminal.say(f"note: resuming with other values than the run began with: {', '.join(changed)}", "yellow")
+    journal.append({"type": "resumed", "user": user, "pid": os.getpid(), "variables": values,
+                    "argv": [terminal.masker.mask(arg) for arg in sys.argv]})
 
 
 def _new_journal(state_dir: Path, plan: Plan, run_id: str, masker: Masker) -> Journal:
