@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import cProfile
 import io
+import json
 import os
 import pstats
 import shlex
@@ -28,13 +29,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]  # tests/runbooks.py, not the runbooks/ directory
 
 import paramiko  # noqa: E402
 import runbooks as rb  # noqa: E402
@@ -253,16 +256,51 @@ def rollback(work: Path, nodes: Sequence[SSHDNode], ssh: OpenSSH, runs: int,
             (f"ha-rollback, {len(nodes)} nodes: OpenSSH floor, commands only (masters already open)",
              f"{steps_only * 1000:.0f} ms"),
             (f"ha-rollback, {len(nodes)} nodes: engine / floor (target <= {TARGET_RATIO})", f"{ratio:.2f}x {verdict}")]
+    rows += phases(state, len(nodes))
     if profile:
-        profiler = cProfile.Profile()
-        profiler.enable()
-        engine_run(rb.HA_ROLLBACK, variables, state)
-        profiler.disable()
-        text = io.StringIO()
-        pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(25)
-        print(f"\ncProfile of the engine's ha-rollback on {len(nodes)} nodes (main thread; by own time):")
-        print(text.getvalue())
+        print(f"\ncProfile of the engine's ha-rollback on {len(nodes)} nodes, every thread, by own time:")
+        print(profiled(lambda: engine_run(rb.HA_ROLLBACK, variables, state)))
     return rows
+
+
+def phases(state: Path, count: int) -> list[tuple[str, str]]:
+    """Where the wall time of the last run in `state` went, from its journal's timestamps (ms resolution)."""
+    [*_, last] = sorted(state.glob("runs/*/journal.jsonl"), key=lambda p: p.stat().st_mtime)
+    records = [json.loads(line) for line in last.read_text().splitlines() if line]
+    at = [(r, datetime.fromisoformat(r["time"].replace("Z", "+00:00")).timestamp()) for r in records]
+    start, end = at[0][1], at[-1][1]
+    first_step = next(t for r, t in at if r["type"] == "step-start")
+    node = [t for r, t in at if r.get("step") == "restart-components"]
+    fan_out = max(node) - min(node)
+    return [(f"  engine, {count} nodes: journal opened -> first step (warnings, connect, preflight)",
+             f"{(first_step - start) * 1000:.0f} ms"),
+            (f"  engine, {count} nodes: restart-components on every node", f"{fan_out * 1000:.0f} ms"),
+            (f"  engine, {count} nodes: first step -> run end, other steps",
+             f"{(end - first_step - fan_out) * 1000:.0f} ms")]
+
+
+def profiled(function: Callable[[], object], top: int = 30) -> str:
+    """cProfile of `function` in this thread and every thread it starts, merged (by own time)."""
+    profilers = [cProfile.Profile()]
+
+    def in_new_thread(*_: object) -> None:  # threading's profile hook: hand over to a profiler of its own
+        profiler = cProfile.Profile()
+        profilers.append(profiler)
+        profiler.enable()
+
+    threading.setprofile(in_new_thread)
+    profilers[0].enable()
+    try:
+        function()
+    finally:
+        profilers[0].disable()
+        threading.setprofile(None)
+    text = io.StringIO()
+    stats = pstats.Stats(profilers[0], stream=text)
+    for profiler in profilers[1:]:
+        stats.add(profiler)
+    stats.sort_stats("tottime").print_stats(top)
+    return text.getvalue()
 
 
 def main() -> int:

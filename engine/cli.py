@@ -7,6 +7,7 @@ for SSH or the terminal UI). `_exits` is the one place where errors become exit 
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -53,6 +54,8 @@ def _exits(function: F) -> F:
         except KeyboardInterrupt:
             print("\ninterrupted", file=sys.stderr)
             raise Exit(code=EXIT_INTERRUPTED) from None
+        except BrokenPipeError:
+            raise  # the reader of our output went away (`| head`): handled in `main`
         except Exception:  # a bug: show it, and say it is one
             traceback.print_exc()
             print("internal error: this is a bug in the runbook engine, please report it", file=sys.stderr)
@@ -197,6 +200,17 @@ def collection() -> Collection:
     return Collection(*TASKS)
 
 
-def main() -> None:
-    """Entry point of the `runbook` console script."""
-    Program(namespace=collection(), name="runbook", binary="runbook", version=__version__).run()
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `runbook` console script.
+
+    `runbook run --help` is what people type; invoke would read `--help` as the runbook file (it fills the
+    positional first), so it is turned into invoke's own `runbook --help run`.
+    """
+    argv = list(sys.argv if argv is None else argv)
+    if len(argv) >= 3 and argv[2] in ("--help", "-h") and not argv[1].startswith("-"):
+        argv = [argv[0], "--help", argv[1], *argv[3:]]
+    try:
+        Program(namespace=collection(), name="runbook", binary="runbook", version=__version__).run(argv)
+    except BrokenPipeError:  # `runbook plan … | head`: the reader left; not an error worth a traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)

@@ -15,13 +15,19 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from engine.model import Command
 
-_SEPARATORS = re.compile(r"\|\||&&|[|;()]|(?<![<>])&(?!>)|\$\(|`")  # not the & of 2>&1, >&2, &>
+_SEPARATORS = re.compile(r"\|\||&&|[|;()]|(?<![<>])&(?!>)")  # not the & of 2>&1, >&2, &>
 _TEMPLATE = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _SHELL_WORDS = frozenset(
     "if then else elif fi for while until do done case esac in function select time ! { } [ [[ ]] "
     "cd export set unset test echo printf read true false exit return local shift eval exec "
     "command type wait trap ulimit umask source . : break continue".split())
+
+
+_ARITHMETIC = re.compile(r"\$\(\((?:[^()]|\([^()]*\))*\)\)")
+_SUBSTITUTION = re.compile(r"\$\(([^()]*)\)|`([^`]*)`")
+_REDIRECTION = re.compile(r"[0-9]*(?:>>|&>|[<>]&?)")
+_PLACEHOLDER = " $VALUE "
 
 
 def first_words(script: str) -> list[str]:
@@ -31,15 +37,31 @@ def first_words(script: str) -> list[str]:
         line = line.split(" #", 1)[0].strip()
         if not line or line.startswith("#"):
             continue
-        for segment in _SEPARATORS.split(line):
-            for word in _programs(segment):
-                if word not in found:
-                    found.append(word)
+        for part in _flatten(line):
+            for segment in _SEPARATORS.split(part):
+                for word in _programs(segment):
+                    if word not in found:
+                        found.append(word)
     return found
+
+
+def _flatten(line: str) -> list[str]:
+    """The line with `$((…))` and `$(…)`/backticks turned into plain values, plus the substituted commands
+    (innermost first), so `kill $(cat pid) 2` starts `kill` and `cat`, and `$((n + 1))` starts nothing."""
+    line = _ARITHMETIC.sub(_PLACEHOLDER, line)
+    inner: list[str] = []
+    for _ in range(20):  # nesting depth; bounded
+        match = _SUBSTITUTION.search(line)
+        if match is None:
+            break
+        inner.append(match.group(1) if match.group(1) is not None else match.group(2))
+        line = line[:match.start()] + _PLACEHOLDER + line[match.end():]
+    return [line, *inner]
 
 
 def _programs(segment: str) -> list[str]:
     """`xargs -r docker restart` → xargs and docker: a prefix command and the one it starts."""
+    segment = _REDIRECTION.sub(lambda m: f" {m.group(0)} ", segment)
     try:
         words = shlex.split(segment)
     except ValueError:
@@ -48,7 +70,9 @@ def _programs(segment: str) -> list[str]:
     prefix = ""
     while words:
         word, words = words[0], words[1:]
-        if word.startswith("-"):  # an option of the prefix command, perhaps with its value (`sudo -u root`)
+        if _REDIRECTION.fullmatch(word):  # `>out cmd`, `2>/dev/null cmd`: skip the target too
+            words = words[1:]
+        elif word.startswith("-"):  # an option of the prefix command, perhaps with its value (`sudo -u root`)
             words = words[1:] if word in _VALUE_OPTIONS.get(prefix, ()) else words
         elif _ASSIGNMENT.match(word) or word in _LEADING_WORDS:
             continue

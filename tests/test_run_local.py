@@ -7,9 +7,12 @@ output and what the commands left behind (files they touched, calls recorded by 
 
 from __future__ import annotations
 
+import os
+import pty
 import secrets
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -75,6 +78,39 @@ def test_demo_runs_end_to_end_without_sshd(tmp_path: Path, home: Path) -> None:
     assert "run finished: every step succeeded" in done.stdout
     assert "connecting to" not in done.stdout
     assert not (home / ".ssh").exists() and not (tmp_path / ".runbook").exists()  # nothing left behind
+
+
+def test_demo_on_a_terminal_draws_progress(tmp_path: Path, home: Path) -> None:
+    """On a terminal the output is rendered by rich, with a progress bar for the fan-out."""
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen([sys.executable, "-m", "engine", "demo"], cwd=tmp_path, env=cli_env(home),
+                                   stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal)
+    finally:
+        os.close(terminal)
+    chunks: list[bytes] = []
+    reader = threading.Thread(target=_read_until_eof, args=(controller, chunks), daemon=True)
+    reader.start()
+    try:
+        code = process.wait(timeout=60)
+    finally:
+        process.kill()
+        reader.join(10)
+        os.close(controller)
+    text = b"".join(chunks).decode(errors="replace")
+    assert code == 0, text
+    assert "3/3" in text and "run finished: every step succeeded" in text
+
+
+def _read_until_eof(fd: int, chunks: list[bytes]) -> None:
+    while True:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:  # EIO: the last writer closed the terminal
+            return
+        if not data:
+            return
+        chunks.append(data)
 
 
 # -- confirmations and manual steps --------------------------------------------------------------------

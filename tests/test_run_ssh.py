@@ -54,6 +54,10 @@ def node_calls(node: SSHDNode) -> list[list[str]]:
     return [list(call["argv"]) for call in node.calls("docker")]  # type: ignore[call-overload]
 
 
+def call_times(calls: list[dict[str, object]]) -> list[float]:
+    return [float(str(call["time"])) for call in calls]
+
+
 # -- the rollback --------------------------------------------------------------------------------------
 
 
@@ -71,13 +75,13 @@ def test_ha_rollback_on_three_nodes(lab: Lab, nodes: list[SSHDNode], home: Path,
          "deployment/cattle", "--timeout=10m"],
     ]
     assert all(c["cwd"] == str(lab.rke_dir) for c in local)
-    times = [float(c["time"]) for c in local]
+    times = call_times(local)
     assert times == sorted(times)
     rke_up, set_image = times[1], times[2]
     for node in nodes:
         restarts = [argv[1:] for argv in node_calls(node) if argv[1] == "restart"]
         assert restarts == [["restart", *COMPONENTS], ["restart", FLANNEL_ID], ["restart", CALICO_ID]], node.address
-        assert all(rke_up < float(c["time"]) < set_image for c in node.calls("docker")), node.address  # type: ignore[arg-type]
+        assert all(rke_up < t < set_image for t in call_times(node.calls("docker"))), node.address
         assert f"{node.address} | {DOCKER_PS.splitlines()[0]}" in out  # streamed with a host prefix
     assert "answered by --confirm-manual: v2.0.8" in out
     [manual] = [r for r in journal(work / "state") if r["type"] == "manual"]
@@ -109,8 +113,8 @@ def test_max_failed_hosts_lets_the_run_go_on(lab: Lab, nodes: list[SSHDNode], ho
     text = HA_ROLLBACK.read_text()
     anchor = "    on: nodes\n    timeout: 10m\n"
     assert text.count(anchor) == 1
-    tolerant = write_runbook(tmp_path, text.replace(anchor, "    on: nodes\n    max_failed_hosts: 1\n    timeout: 10m\n"),
-                             "ha-rollback.yml")
+    text = text.replace(anchor, "    on: nodes\n    max_failed_hosts: 1\n    timeout: 10m\n")
+    tolerant = write_runbook(tmp_path, text, "ha-rollback.yml")
     bad = nodes[2]
     docker_on(nodes, failing=bad.address)
     code, out, err = ha_rollback(lab, home, work, runbook=tolerant)
@@ -212,10 +216,12 @@ steps:
     run: |
       cat
       read -r line || echo "stdin: end of file on $RUNBOOK_TEST_NODE"
+      echo 'shown as printed: :warning: [bold]x[/bold]'
 """)
     done = run_cli([book], work, cli_env(home))
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"db-primary | stdin: end of file on {node.address}" in done.stdout
+    assert "db-primary | shown as printed: :warning: [bold]x[/bold]" in done.stdout
 
 
 def test_timeout_kills_the_command_on_the_node(tmp_path: Path, nodes: list[SSHDNode], home: Path,
@@ -264,8 +270,9 @@ def test_ctrl_c_stops_the_commands_on_every_node(tmp_path: Path, nodes: list[SSH
     assert summary_rows(out) == [("long", node.address, "interrupted") for node in nodes]
     assert not any((n.home / "after").exists() for n in nodes)
     records = journal(work / "state")
-    assert {"type": "interrupted", "signal": "SIGINT"}.items() <= next(r for r in records if r["type"] == "interrupted").items()
-    assert records[-1]["type"] == "run-end" and records[-1]["status"] == "interrupted" and records[-1]["exit_code"] == 130
+    assert [r["signal"] for r in records if r["type"] == "interrupted"] == ["SIGINT"]
+    end = records[-1]
+    assert end["type"] == "run-end" and end["status"] == "interrupted" and end["exit_code"] == 130
 
 
 def test_retries_run_a_failing_command_again(tmp_path: Path, nodes: list[SSHDNode], home: Path, work: Path) -> None:
