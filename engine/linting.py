@@ -18,7 +18,7 @@ from jinja2.sandbox import UNSAFE_FUNCTION_ATTRIBUTES, UNSAFE_METHOD_ATTRIBUTES
 
 from engine.errors import Problem
 from engine.model import Command, Runbook, Step, Template
-from engine.rendering import environment, names_used, parse, template_problem
+from engine.rendering import environment, names_used, parse, template_problem, whole_reference
 
 _GO_TEMPLATE = re.compile(r"\{\{-?\s*\.")
 _UNSAFE = UNSAFE_FUNCTION_ATTRIBUTES | UNSAFE_METHOD_ATTRIBUTES | {"mro", "gi_frame", "cr_frame"}
@@ -55,13 +55,15 @@ def lint(runbook: Runbook) -> tuple[list[Problem], list[Problem]]:
 def _secrets_outside_run(site: _Site, secrets: frozenset[str]) -> Iterator[Problem]:
     """A secret reaches a command only through its environment; anywhere else it would be shown or stored."""
     text = "{{ " + site.template.text + " }}" if site.expression else site.template.text
+    if site.template.path[-2:-1] == ("env",) and whole_reference(text) in secrets:
+        return  # `env: {TOKEN: "{{ token }}"}`: passed to the command like a secret in `run`
     try:
         used = names_used(text) & secrets
     except jinja2.TemplateSyntaxError:
         return
     for name in sorted(used):
-        message = (f"secret {name!r} can only be used in 'run' (where it becomes an environment variable "
-                   "of the command); here its value would be shown or stored")
+        message = (f"secret {name!r} can only be used in 'run', or alone as an 'env' value (it reaches the "
+                   "command through its environment); here its value would be shown or stored")
         yield template_problem(site.template, message)
 
 

@@ -15,8 +15,10 @@ from typing import Any
 
 from engine import model, programs
 from engine.errors import InvalidRunbook, Problem
+from engine.masking import MASK
 from engine.model import Command, Runbook, Step, Template
-from engine.rendering import Deferred, SecretRef, evaluate, names_used, render, secrets_in, template_problem
+from engine.rendering import (Deferred, SecretRef, evaluate, names_used, render, secrets_in, template_problem,
+                              whole_reference)
 from engine.targets import Host, ResolvedTarget
 from engine.variables import Values
 
@@ -51,6 +53,11 @@ class HostPlan:
     env: tuple[tuple[str, str], ...] = ()
     skip: str | None = None
     deferred: bool = False
+    secret_env: tuple[tuple[str, str], ...] = ()  # (variable of the command, RUNBOOK_SECRET_… it takes)
+
+    def shown_env(self) -> tuple[tuple[str, str], ...]:
+        """The command's extra environment as printed: secrets masked, never their value."""
+        return self.env + tuple((name, MASK) for name, _ in self.secret_env)
 
     def variant(self, platform: str) -> Variant | None:
         table = {v.platform: v for v in self.variants}
@@ -161,12 +168,25 @@ class Planner:
         rendered = memo.get(platform) if memo is not None else None
         if rendered is None:
             assert step.run is not None
+            env, secret_env = self._env(step, context)
             rendered = (self.variants(step.run, context, platform), render(step.cwd, context) if step.cwd else None,
-                        tuple((k, render(v, context)) for k, v in step.env))
+                        env, secret_env)
             if memo is not None:
                 memo[platform] = rendered
-        variants, cwd, env = rendered
-        return HostPlan(host=host, variants=variants, cwd=cwd, env=env, skip=skip, deferred=deferred)
+        variants, cwd, env, secret_env = rendered
+        return HostPlan(host=host, variants=variants, cwd=cwd, env=env, skip=skip, deferred=deferred,
+                        secret_env=secret_env)
+
+    def _env(self, step: Step, context: dict[str, Any]) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+        """Plain `env:` values, and those that are exactly a secret (passed the way secrets are)."""
+        plain, secret = [], []
+        for name, template in step.env:
+            ref = self.secret_refs.get(whole_reference(template.text) or "")
+            if ref is not None:
+                secret.append((name, ref.env))
+            else:
+                plain.append((name, render(template, context)))
+        return tuple(plain), tuple(secret)
 
     def variants(self, command: Command, context: dict[str, Any], platform: str | None) -> tuple[Variant, ...]:
         """The command's form(s) for a platform, or every form when the platform is not known."""
@@ -197,7 +217,8 @@ class Planner:
         return PlannedCheck(check.title, check.on, tuple(hosts), check.timeout)
 
 
-_Rendered = tuple[tuple[Variant, ...], str | None, tuple[tuple[str, str], ...]]
+_Pairs = tuple[tuple[str, str], ...]
+_Rendered = tuple[tuple[Variant, ...], str | None, _Pairs, _Pairs]
 
 
 def _uses_host(step: Step) -> bool:
@@ -260,7 +281,8 @@ def _host_dict(host_plan: HostPlan) -> dict[str, Any]:
     return {"host": host.display, "key_file": host.key_file, "local": host.local, "cwd": host_plan.cwd,
             "env": dict(host_plan.env), "skip": host_plan.skip, "deferred": host_plan.deferred,
             "commands": {v.platform: v.script for v in host_plan.variants},
-            "secret_env": sorted({e for v in host_plan.variants for e in v.secret_env})}
+            "secret_env": sorted({e for v in host_plan.variants for e in v.secret_env}),
+            "secret_vars": dict(host_plan.secret_env)}
 
 
 def sha256_text(text: str) -> str:

@@ -10,6 +10,7 @@ placeholders in a plan and for real in the run.
 from __future__ import annotations
 
 import functools
+import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -182,6 +183,15 @@ def evaluate(template: Template, context: Mapping[str, Any]) -> Any:
         raise InvalidRunbook([template_problem(template, f"undefined: {error.message}")]) from None
     except (SecurityError, jinja2.TemplateError, ArithmeticError, TypeError, ValueError, LookupError) as error:
         raise InvalidRunbook([template_problem(template, f"invalid expression: {error}")]) from None
+
+
+_WHOLE_NAME = re.compile(r"\{\{-?\s*([A-Za-z_][A-Za-z0-9_]*)\s*-?\}\}")
+
+
+def whole_reference(text: str) -> str | None:
+    """`"{{ token }}"` → `token`: a value that is exactly one variable (an `env:` value may be a secret so)."""
+    match = _WHOLE_NAME.fullmatch(text.strip())
+    return match.group(1) if match else None
 
 
 def secrets_in(script: str, secrets: Mapping[str, SecretRef]) -> tuple[str, ...]:

@@ -180,6 +180,7 @@ class Runner:
             self.terminal.output(name, stream, masked)
 
         secrets = {env: self.secrets[env] for env in variant.secret_env}
+        secrets.update({name: self.secrets[ref] for name, ref in host_plan.secret_env})
         attempt = 0
         outcome = HostOutcome(planned.id, name, Status.INTERRUPTED, reason="not started")
         while attempt <= step.retries.count and not self.stop.is_set():

@@ -150,7 +150,7 @@ def test_plan_executes_nothing_and_saves_a_checksummed_plan(tmp_path: Path) -> N
     touch = data["steps"][0]
     assert touch["hosts"] == [{"host": "local", "key_file": None, "local": True, "cwd": None, "env": {},
                                "skip": None, "deferred": False, "commands": {"*": f"touch {marker}"},
-                               "secret_env": []}]
+                               "secret_env": [], "secret_vars": {}}]
     assert (touch["timeout"], touch["confirm"]) == (30.0, "Run step 'touch' (Create the marker)?")
     remote = data["steps"][1]["hosts"]
     assert [h["host"] for h in remote] == ["web1", "deploy@web2:2200"]

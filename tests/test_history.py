@@ -32,12 +32,16 @@ STEPS = """\
       prompt: Version shown
       expect: "{{ release }}"
 """
-VARIABLES = "  release: {type: string, default: v2.1.0}\n  token: {type: string, secret: true, default: hunter2-hunter2}\n"
+VARIABLES = """\
+  release: {type: string, default: v2.1.0}
+  token: {type: string, secret: true, default: hunter2-hunter2}
+"""
 
 
 def rows(output: str) -> list[list[str]]:
     """The body rows of the tables in `output`, as lists of stripped cells."""
-    return [[cell.strip() for cell in line.split("│")[1:-1]] for line in output.splitlines() if line.startswith("│")]
+    lines = [line for line in output.splitlines() if line.startswith("│")]
+    return [[cell.strip() for cell in line.split("│")[1:-1]] for line in lines]
 
 
 @pytest.fixture

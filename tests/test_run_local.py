@@ -331,3 +331,24 @@ def test_ctrl_c_stops_the_local_command(work: Path, home: Path) -> None:
     [end] = records(work, "run-end")
     assert end["status"] == "interrupted" and end["exit_code"] == 130
 
+
+
+def test_a_secret_as_an_env_value_reaches_the_command_and_nothing_else(work: Path, home: Path) -> None:
+    """`env: {TOKEN: "{{ token }}"}` passes the value like a secret in `run`: in the environment, masked."""
+    token = "s3cr3t-" + secrets.token_hex(8)
+    steps = """\
+  - id: use
+    title: Use the token
+    env: {TOKEN: "{{ token }}"}
+    run: printf '%s' "$TOKEN" > got && echo "token is $TOKEN"
+"""
+    path = book(work, steps, "variables:\n  token: {type: string, secret: true}\n")
+    done = run_cli([path], work, {**cli_env(home), "RUNBOOK_VAR_TOKEN": token})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (work / "got").read_text() == token
+    assert token not in done.stdout + done.stderr and "token is ********" in done.stdout
+    shown = subprocess.run([sys.executable, "-m", "engine", "plan", str(path)], cwd=work, capture_output=True,
+                           text=True, env={**cli_env(home), "RUNBOOK_VAR_TOKEN": token}, timeout=60)
+    assert shown.returncode == 0 and "env: TOKEN='********'" in shown.stdout and token not in shown.stdout
+    for file in (work / "state").rglob("*"):
+        assert not file.is_file() or token not in file.read_text(errors="replace"), file

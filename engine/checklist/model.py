@@ -176,7 +176,7 @@ def _step(plan: Plan, planned: PlannedStep, run: RunRecord | None) -> Item:
 
     return Item("step", planned.number, step.id, step.title, _boxes(planned.hosts, shared, outcome),
                 _facts(plan, planned, cwd), step.description, commands,
-                env=tuple(f"{k}={v}" for k, v in (planned.hosts[0].env if planned.hosts else ())),
+                env=tuple(f"{k}={v}" for k, v in (planned.hosts[0].shown_env() if planned.hosts else ())),
                 fan_out=planned.fan_out, result=step.result, confirm=step.confirm.question if step.confirm else None,
                 confirm_text=planned.confirm_text, confirmed=run.confirmations.get(step.id) if run else None)
 

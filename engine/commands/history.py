@@ -93,11 +93,11 @@ def _header(records: list[dict[str, Any]], status: str) -> list[str]:
     book = head.get("runbook") or {}
     values = ", ".join(f"{name}={value}" for name, value in (head.get("variables") or {}).items()) or "none"
     sessions = 1 + sum(1 for r in records if r.get("type") == "resumed")
-    return [f"run {head.get('run_id')}: {book.get('name')} {book.get('version')} (sha256 "
-            f"{str(book.get('sha256', ''))[:12]}…, {book.get('path')})",
-            f"started {head.get('time')} by {head.get('user')}@{head.get('hostname')} (pid {head.get('pid')}), "
-            f"platform {head.get('platform')}, engine {head.get('engine_version')}; {sessions} session(s)",
-            f"variables: {values}", f"status: {status}"]
+    what = (f"run {head.get('run_id')}: {book.get('name')} {book.get('version')} "
+            f"(sha256 {str(book.get('sha256', ''))[:12]}…, {book.get('path')})")
+    who = (f"started {head.get('time')} by {head.get('user')}@{head.get('hostname')} (pid {head.get('pid')}), "
+           f"platform {head.get('platform')}, engine {head.get('engine_version')}; {sessions} session(s)")
+    return [what, who, f"variables: {values}", f"status: {status}"]
 
 
 def _steps(records: list[dict[str, Any]]) -> Table:
@@ -142,8 +142,8 @@ def _event(record: dict[str, Any]) -> tuple[object, ...]:
     if kind == "manual":
         expected = f", expected {record.get('expected')!r}" if record.get("expected") is not None else ""
         verdict = "ok" if record.get("ok") else "not ok"
-        return time, kind, step, host, f"{record.get('answer')!r} by {record.get('user')} ({record.get('by')})" \
-                                       f"{expected}: {verdict}"
+        answer = f"{record.get('answer')!r} by {record.get('user')} ({record.get('by')})"
+        return time, kind, step, host, f"{answer}{expected}: {verdict}"
     if kind == "resumed":
         return time, kind, "", "", f"by {record.get('user')} (pid {record.get('pid')})"
     if kind == "interrupted":

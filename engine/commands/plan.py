@@ -7,6 +7,7 @@ printed exactly as they will run.
 from __future__ import annotations
 
 import json
+import shlex
 import textwrap
 from pathlib import Path
 
@@ -83,6 +84,8 @@ def _hosts(hosts: tuple[HostPlan, ...], indent: int) -> list[str]:
             lines.append(f"{where}: skipped — {hp.skip}")
             continue
         lines.append(where + (" (rendered again at run time)" if hp.deferred else ""))
+        if hp.shown_env():
+            lines.append(f"{pad}  env: " + " ".join(f"{k}={shlex.quote(v)}" for k, v in hp.shown_env()))
         for variant in hp.variants:
             label = f"[{variant.label}] " if variant.label else ""
             script = variant.script.rstrip("\n").splitlines() or [""]

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from engine import __version__
+from engine import __version__, preflight, resume
 from engine.console import Terminal
 from engine.errors import (EXIT_INTERRUPTED, EXIT_OK, EXIT_STEP_FAILED, Interrupted, JournalError, PreflightFailed,
                            RunbookError, UsageError)
@@ -34,9 +34,7 @@ from engine.locking import RunLock
 from engine.masking import Masker
 from engine.model import Runbook
 from engine.options import Options, prepare
-from engine.outcomes import Status
 from engine.planning import Plan, PlannedStep, Planner, digest, sha256_text, to_dict
-from engine import preflight, resume
 from engine.running import Runner, Settings
 from engine.runs import RunSummary, list_runs
 from engine.validation import validate
