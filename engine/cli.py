@@ -172,9 +172,9 @@ def run(c: Context, file: str, var: list[str] | None = None, vars_file: str | No
     return command.main(_options(file, var, vars_file, platform, hosts, target), settings)
 
 
-@task(help={"run_id": "Show this run step by step (default: list every run).",
+@task(help={"run-id": "Show this run step by step (default: list every run); a unique prefix is enough.",
             "state-dir": "Where journals live (default: $RUNBOOK_STATE_DIR or ./.runbook)."},
-      auto_shortflags=False, optional=["run_id"])
+      auto_shortflags=False)
 @_exits
 def runs(c: Context, run_id: str | None = None, state_dir: str | None = None) -> int:
     """Past runs: id, runbook, version, who, started, status; or one run, step by step and host by host."""
@@ -200,6 +200,11 @@ def collection() -> Collection:
     return Collection(*TASKS)
 
 
+# invoke has no optional positional arguments (pyinvoke/invoke#159): the console script accepts
+# `runbook runs RUN_ID` and `runbook list DIR` by adding the flag; `invoke` itself needs the flag.
+_OPTIONAL_POSITIONAL = {"runs": "--run-id", "list": "--dir"}
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `runbook` console script.
 
@@ -209,6 +214,8 @@ def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv if argv is None else argv)
     if len(argv) >= 3 and argv[2] in ("--help", "-h") and not argv[1].startswith("-"):
         argv = [argv[0], "--help", argv[1], *argv[3:]]
+    elif len(argv) >= 3 and argv[1] in _OPTIONAL_POSITIONAL and not argv[2].startswith("-"):
+        argv = [argv[0], argv[1], _OPTIONAL_POSITIONAL[argv[1]], *argv[2:]]
     try:
         Program(namespace=collection(), name="runbook", binary="runbook", version=__version__).run(argv)
     except BrokenPipeError:  # `runbook plan … | head`: the reader left; not an error worth a traceback

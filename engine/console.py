@@ -71,7 +71,10 @@ class Terminal:
         if not line:
             self.say("(no answer: end of input)", "yellow")
             return None
-        return line.rstrip("\r\n")
+        answer = line.rstrip("\r\n")
+        if not self.answers.isatty():  # a piped answer is not echoed by a terminal: show it, for the record
+            self.say(answer)
+        return answer
 
     def confirm(self, question: str) -> bool:
         answer = self.ask(f"{question} [y/N]")

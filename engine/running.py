@@ -113,8 +113,8 @@ class Runner:
         return done, todo
 
     def _rerun_unknown(self, step: str, host: str) -> bool:
-        question = (f"step {step!r} on {host} started in the resumed run but never reported an end: its outcome is "
-                    "unknown. Run it again?")
+        question = (f"step {step!r} on {host} did not finish in the resumed run (crash, kill or Ctrl-C): its "
+                    "outcome is unknown. Run it again?")
         if self.settings.rerun_unknown:
             self.terminal.say(f"{question} yes (--rerun-unknown)", "yellow")
             answer, by = True, "--rerun-unknown"
@@ -142,29 +142,25 @@ class Runner:
         return ok
 
     def _fan_out(self, planned: PlannedStep, todo: list[HostPlan]) -> list[HostOutcome]:
+        """The step on its hosts, `concurrency` at a time; Ctrl-C (or SIGTERM) kills every running command."""
         if not todo:
             return []
-        workers = min(planned.concurrency, len(todo))
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=planned.id)
+        futures: list[Future[HostOutcome]] = []
+        pool = ThreadPoolExecutor(max_workers=min(planned.concurrency, len(todo)), thread_name_prefix=planned.id)
         with self.terminal.progress(len(todo), planned.id) as advance:
-            futures = [pool.submit(self._host, planned, host_plan) for host_plan in todo]
-            for future in futures:
-                future.add_done_callback(lambda _: advance())
             try:
-                return self._guarded(futures)
+                for host_plan in todo:
+                    futures.append(pool.submit(self._host, planned, host_plan))
+                    futures[-1].add_done_callback(lambda _: advance())
+                wait(futures)
+            except KeyboardInterrupt:
+                self.stop.set()
+                self.terminal.say("\ninterrupted: stopping the running commands…", "bold yellow")
+                self.fleet.kill_all()
+                wait(futures, timeout=10)
+                raise Interrupted("interrupted by the operator") from None
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
-
-    def _guarded(self, futures: list[Future[HostOutcome]]) -> list[HostOutcome]:
-        """Wait for the hosts; on Ctrl-C (or SIGTERM), kill every running command, then report."""
-        try:
-            wait(futures)
-        except KeyboardInterrupt:
-            self.stop.set()
-            self.terminal.say("\ninterrupted: stopping the running commands…", "bold yellow")
-            self.fleet.kill_all()
-            wait(futures, timeout=10)
-            raise Interrupted("interrupted by the operator") from None
         return [f.result() for f in futures]
 
     def _host(self, planned: PlannedStep, host_plan: HostPlan) -> HostOutcome:
@@ -180,7 +176,7 @@ class Runner:
             self.terminal.output(name, stream, masked)
 
         secrets = {env: self.secrets[env] for env in variant.secret_env}
-        secrets.update({name: self.secrets[ref] for name, ref in host_plan.secret_env})
+        secrets.update({var: self.secrets[ref] for var, ref in host_plan.secret_env})
         attempt = 0
         outcome = HostOutcome(planned.id, name, Status.INTERRUPTED, reason="not started")
         while attempt <= step.retries.count and not self.stop.is_set():

@@ -111,13 +111,20 @@ class _Resolver:
         self.given: set[str] = set()
         self.problems: list[Problem] = []
 
-    def text_values(self, items: Mapping[str, str], source: str, label: Callable[[str], str]) -> None:
+    def text_values(self, items: Mapping[str, str], source: str, label: Callable[[str], str],
+                    in_argv: bool = False) -> None:
         for name, text in items.items():
             where = Problem(source, 0, 0, label(name), "")
             variable = self._known(name, where)
             if variable is None or name in self.given:
                 continue
             self.given.add(name)
+            if variable.secret and in_argv:
+                self.problems.append(_at(where, f"a secret on the command line is visible to anyone on this machine "
+                                                f"(ps, /proc) and stays in the shell history; pass it as "
+                                                f"{ENV_PREFIX}{name.upper()}=… in the environment, in a --vars-file, "
+                                                "or type it when asked (at a terminal)"))
+                continue
             try:
                 self._take(variable, convert(text, variable), source, where)
             except ValueError as error:
@@ -171,7 +178,7 @@ def resolve(runbook: Runbook, cli: Mapping[str, str], vars_file: Path | None = N
             allow_missing: bool = False, recorded: Mapping[str, Any] | None = None) -> Values:
     """Every value of the run, validated; all problems raised together as `InvalidRunbook`."""
     resolver = _Resolver(runbook)
-    resolver.text_values(cli, "command line", lambda n: f"--var {n}")
+    resolver.text_values(cli, "command line", lambda n: f"--var {n}", in_argv=True)
     if recorded:
         resolver.recorded_values(recorded, "journal of the resumed run")
     if vars_file is not None:

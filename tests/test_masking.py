@@ -133,3 +133,15 @@ def test_text_without_any_form_is_unchanged(secret: str, text: str) -> None:
     masker = Masker([secret])
     assume(not any(form in text for form in masker.forms))
     assert masker.mask(text) == text
+
+
+@pytest.mark.parametrize("width", [76, 64])
+def test_base64_wrapped_by_line_is_masked_line_by_line(width: int) -> None:
+    """`base64` wraps at 76 columns and `openssl base64` at 64: each wrapped line of a long secret is masked
+    (a last line shorter than the minimum is left alone, by design)."""
+    secret = "correct-horse-battery-staple-" * 4
+    encoded = base64.b64encode(secret.encode()).decode()
+    lines = [encoded[i:i + width] for i in range(0, len(encoded), width)]
+    masked = Masker([secret]).mask("\n".join(lines)).split("\n")
+    for original, shown in zip(lines, masked, strict=True):
+        assert shown == (original if len(original) < MIN_SECRET_LENGTH else MASK)

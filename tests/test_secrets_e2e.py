@@ -123,7 +123,7 @@ def test_a_secret_on_the_command_line_is_refused(lab: Lab) -> None:
     lab.write(nodes_runbook("secrets", [node], LEAKY, VARIABLES))
     result = lab.run(lab.book, "--yes", "--var", f"token={TOKEN}", "--vars-file", lab.root / "secrets.yml")
     assert result.returncode == 2
-    assert "--var 'token': a secret on the command line is visible" in result.stderr
+    assert "command line: --var token: a secret on the command line is visible" in result.stderr
     assert "RUNBOOK_VAR_TOKEN" in result.stderr and "--vars-file" in result.stderr
     assert leaks(result.stdout + result.stderr) == []
     assert lab.run_dirs() == []  # refused before a run began

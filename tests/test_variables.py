@@ -197,7 +197,7 @@ def test_a_format_that_cannot_be_checked_is_refused(tmp_path: Path) -> None:
 
 
 def test_secret_values_are_masked_and_kept_apart(runbook: Runbook) -> None:
-    values = resolve(runbook, {"token": SECRET})
+    values = resolve(runbook, environ={"RUNBOOK_VAR_TOKEN": SECRET})
     assert values.secrets == frozenset({"token"})
     assert values.masked()["token"] == "********"
     assert values.secret_values() == [SECRET]
@@ -216,8 +216,16 @@ def test_an_unset_optional_secret_is_not_defined(runbook: Runbook) -> None:
 ])
 def test_a_failing_secret_is_never_shown(runbook: Runbook, value: str, message: str) -> None:
     with pytest.raises(InvalidRunbook) as error:
-        resolve(runbook, {"token": value})
-    assert messages(error) == [f"command line: --var token: {message}"]
+        resolve(runbook, environ={"RUNBOOK_VAR_TOKEN": value})
+    assert messages(error) == [f"environment: RUNBOOK_VAR_TOKEN: {message}"]
+
+
+def test_a_secret_on_the_command_line_is_refused_without_being_shown(runbook: Runbook) -> None:
+    with pytest.raises(InvalidRunbook) as error:
+        resolve(runbook, {"token": SECRET})
+    (message,) = messages(error)
+    assert message.startswith("command line: --var token: a secret on the command line is visible to anyone")
+    assert "RUNBOOK_VAR_TOKEN" in message and SECRET not in message
 
 
 def test_an_unconvertible_secret_is_never_shown() -> None:
@@ -243,11 +251,11 @@ def test_cli_converts_values_quotes_them_and_hides_secrets(tmp_path: Path) -> No
     touched = tmp_path / "p"
     injection = f"x; touch {touched}"
     saved = tmp_path / "plan.json"
-    result = plan("--var", "count=3", "--var", "release=r1", "--var", f"label={injection}", "--var",
-                  f"token={SECRET}", "--save", str(saved))
+    result = plan("--var", "count=3", "--var", "release=r1", "--var", f"label={injection}", "--save", str(saved),
+                  env={"RUNBOOK_VAR_TOKEN": SECRET})
     assert result.returncode == 0, result.stderr
     assert "  count = 3  (command line)" in result.stdout  # an integer, not the text '3'
-    assert "  token = \"********\"  (command line)" in result.stdout
+    assert "  token = \"********\"  (environment)" in result.stdout
     # a value without a pattern reaches the command as one quoted word
     assert f"$ echo 3 0.5 false r1 'x; touch {touched}' red" in result.stdout
     assert '$ curl -H X-Token:"${RUNBOOK_SECRET_TOKEN}" https://example.invalid/r1' in result.stdout
@@ -263,13 +271,13 @@ def test_cli_converts_values_quotes_them_and_hides_secrets(tmp_path: Path) -> No
 def test_cli_refuses_bad_values_all_at_once_without_showing_the_secret(tmp_path: Path) -> None:
     touched = tmp_path / "p"
     result = plan("--var", "count=three", "--var", f"release=x; touch {touched}", "--var", "colour=red",
-                  "--var", "token=Top-Secret-Value!")
+                  env={"RUNBOOK_VAR_TOKEN": "Top-Secret-Value!"})
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         "command line: --var count: cannot read 'three' as integer: expected an integer",
         f"command line: --var release: 'x; touch {touched}' does not match the pattern ^[a-z0-9-]+$ (A release name)",
         "command line: --var colour: unknown variable 'colour'; did you mean 'color'?",
-        "command line: --var token: the value fails 'pattern' (API token)",
+        "environment: RUNBOOK_VAR_TOKEN: the value fails 'pattern' (API token)",
         "4 problems found",
     ]
     assert "Top-Secret-Value!" not in result.stdout + result.stderr

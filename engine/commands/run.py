@@ -1,13 +1,12 @@
 """`runbook run FILE`: the main job, as a pipeline of phases, each able to stop the run.
 
-refuse secrets given with `--var` → find the run to resume (refused if the runbook changed, unless
-`--force`) → prepare the plan → check it against a reviewed one → take the lock → open (or reopen) the
+find the run to resume (refused if the runbook changed, unless `--force`) → prepare the plan → check it against a reviewed one → take the lock → open (or reopen) the
 journal → confirm the warnings → preflight (exit 3, nothing ran) → steps → summary. Exit codes: 0 every
 step succeeded, 1 a step or host failed (or the journal could not be written), 2 invalid input, a held
 lock or a changed runbook, 3 preflight failed, 130 (143 for SIGTERM) interrupted.
 
-A secret is refused on the command line rather than warned about: by the time we could warn, `ps` and the
-shell history have it already; the refusal names RUNBOOK_VAR_<NAME> and --vars-file instead.
+A secret given with `--var` is refused (by `variables`, for every command), not warned about: by the time
+we could warn, `ps` and the shell history have it already.
 """
 
 from __future__ import annotations
@@ -38,7 +37,6 @@ from engine.planning import Plan, PlannedStep, Planner, digest, sha256_text, to_
 from engine.running import Runner, Settings
 from engine.runs import RunSummary, list_runs
 from engine.validation import validate
-from engine.variables import ENV_PREFIX, parse_assignments
 
 
 @dataclass(frozen=True)
@@ -59,7 +57,6 @@ def main(options: Options, run: RunOptions) -> int:
     state_dir = Path(run.state_dir) if run.state_dir else default_state_dir(Path.cwd())
     validated = validate(Path(options.file), options.file)
     runbook = validated.runbook
-    _refuse_secrets_in_argv(runbook, options.var)
     previous = resume.find(state_dir, runbook.name, run.resume) if run.resume else None
     if previous is not None:
         diff = resume.check_unchanged(previous, runbook.document.text, run.force, _defaults_masker(runbook).mask)
@@ -97,18 +94,6 @@ def _unfinished_before(state_dir: Path, name: str, run_id: str) -> RunSummary | 
     """The run of this runbook that `--resume` would have continued, now that a new one starts instead."""
     previous = [r for r in list_runs(state_dir, name) if r.run_id != run_id]
     return previous[0] if previous and previous[0].status != "ok" else None
-
-
-def _refuse_secrets_in_argv(runbook: Runbook, assignments: tuple[str, ...]) -> None:
-    """A secret given with `--var` is in this process's argument list, where `ps` shows it to every user of the
-    machine (and in the shell's history): refuse it, and say how to pass it instead."""
-    secret = [v for name in parse_assignments(assignments) if (v := runbook.variable(name)) and v.secret]
-    if secret:
-        how = "; ".join(f"{ENV_PREFIX}{v.name.upper()}=… in the environment" for v in secret)
-        names = ", ".join(repr(v.name) for v in secret)
-        raise UsageError(f"--var {names}: a secret on the command line is visible to anyone on this machine (ps, "
-                         f"/proc) and stays in the shell history; pass it as {how}, in a --vars-file, or type it "
-                         "when asked (at a terminal)")
 
 
 def _defaults_masker(runbook: Runbook) -> Masker:
