@@ -25,7 +25,7 @@ from typing import Any
 
 from engine import __version__, preflight, resume
 from engine.console import Terminal
-from engine.errors import (EXIT_INTERRUPTED, EXIT_OK, EXIT_STEP_FAILED, Interrupted, JournalError, PreflightFailed,
+from engine.errors import (EXIT_INTERRUPTED, EXIT_OK, EXIT_PREFLIGHT, EXIT_STEP_FAILED, Interrupted, JournalError, PreflightFailed,
                            RunbookError, UsageError)
 from engine.executors import SSHOptions
 from engine.journal import Journal, default_state_dir, new_run_id
@@ -33,7 +33,7 @@ from engine.locking import RunLock
 from engine.masking import Masker
 from engine.model import Runbook
 from engine.options import Options, prepare
-from engine.planning import Plan, PlannedStep, Planner, digest, sha256_text, to_dict
+from engine.planning import Plan, PlannedStep, Planner, digest, to_dict
 from engine.running import Runner, Settings
 from engine.runs import RunSummary, list_runs
 from engine.validation import validate
@@ -110,47 +110,51 @@ def _phases(plan: Plan, steps: tuple[PlannedStep, ...], terminal: Terminal, jour
         journal.append({"type": "run-end", "status": "declined", "exit_code": EXIT_STEP_FAILED})
         terminal.say("not confirmed: nothing ran", "bold red")
         return EXIT_STEP_FAILED
-    ssh = SSHOptions(trust_new_keys=run.trust_new_host_keys)
+    fleet = _preflight(plan, terminal, journal, SSHOptions(trust_new_keys=run.trust_new_host_keys))
     try:
-        fleet = preflight.connect(plan, ssh, terminal.say)
-    except PreflightFailed:
-        journal.append({"type": "run-end", "status": "preflight-failed", "exit_code": 3})
-        raise
-    try:
-        try:
-            preflight.check(plan, fleet, terminal.say)
-        except PreflightFailed:
-            journal.append({"type": "run-end", "status": "preflight-failed", "exit_code": 3})
-            raise
-        planner = Planner(plan.runbook, plan.values, plan.platform, plan.targets)
-        settings = Settings(run.yes, run.confirm_manual, run.rerun_unknown)
-        runner = Runner(planner, fleet, terminal, journal, settings, user, previous.outcomes if previous else None)
-        order = {s.id: i for i, s in enumerate(plan.steps)}
-
-        def summary() -> None:
-            terminal.summary(sorted(runner.finished, key=lambda o: (order.get(o.step, 0), o.host)))
-
-        try:
-            outcomes = runner.run(steps)
-        except Interrupted:
-            summary()
-            raise
-        except RunbookError as error:
-            summary()
-            journal.append({"type": "run-end", "status": "failed", "exit_code": error.exit_code})
-            raise
-        summary()
-        failed = [o for o in runner.finished if o.status.failed]
-        status, code = ("ok", EXIT_OK) if not failed and len(outcomes) == len(steps) else ("failed", EXIT_STEP_FAILED)
-        journal.append({"type": "run-end", "status": status, "exit_code": code})
-        if failed:
-            names = ", ".join(sorted({f"{o.step}@{o.host}" for o in failed}))
-            terminal.say(f"run failed: {names}; resume with --resume after fixing", "bold red")
-        else:
-            terminal.say("run finished: every step succeeded", "bold green")
-        return code
+        runner = Runner(Planner(plan.runbook, plan.values, plan.platform, plan.targets), fleet, terminal, journal,
+                        Settings(run.yes, run.confirm_manual, run.rerun_unknown), user,
+                        previous.outcomes if previous else None)
+        return _steps(plan, steps, runner, terminal, journal)
     finally:
         fleet.close()
+
+
+def _preflight(plan: Plan, terminal: Terminal, journal: Journal, ssh: SSHOptions) -> preflight.Fleet:
+    """Connected executors for every host, once every check passed; otherwise exit 3 with nothing run."""
+    fleet = None
+    try:
+        fleet = preflight.connect(plan, ssh, terminal.say)
+        preflight.check(plan, fleet, terminal.say)
+        return fleet
+    except PreflightFailed:
+        if fleet is not None:
+            fleet.close()
+        journal.append({"type": "run-end", "status": "preflight-failed", "exit_code": EXIT_PREFLIGHT})
+        raise
+
+
+def _steps(plan: Plan, steps: tuple[PlannedStep, ...], runner: Runner, terminal: Terminal, journal: Journal) -> int:
+    """The steps, then the summary table (also when the run stops early) and the run's end record."""
+    order = {s.id: i for i, s in enumerate(plan.steps)}
+    try:
+        outcomes = runner.run(steps)
+    except Interrupted:
+        raise  # journaled by the caller, which knows the signal
+    except RunbookError as error:
+        journal.append({"type": "run-end", "status": "failed", "exit_code": error.exit_code})
+        raise
+    finally:
+        terminal.summary(sorted(runner.finished, key=lambda o: (order.get(o.step, 0), o.host)))
+    failed = [o for o in runner.finished if o.status.failed]
+    status, code = ("ok", EXIT_OK) if not failed and len(outcomes) == len(steps) else ("failed", EXIT_STEP_FAILED)
+    journal.append({"type": "run-end", "status": status, "exit_code": code})
+    if failed:
+        names = ", ".join(sorted({f"{o.step}@{o.host}" for o in failed}))
+        terminal.say(f"run failed: {names}; resume with --resume after fixing", "bold red")
+    else:
+        terminal.say("run finished: every step succeeded", "bold green")
+    return code
 
 
 def _resumed(plan: Plan, terminal: Terminal, journal: Journal, previous: resume.Previous, user: str) -> None:
@@ -168,7 +172,7 @@ def _resumed(plan: Plan, terminal: Terminal, journal: Journal, previous: resume.
 def _new_journal(state_dir: Path, plan: Plan, run_id: str, masker: Masker) -> Journal:
     runbook = plan.runbook
     header = {
-        "runbook": {"name": runbook.name, "version": runbook.version, "sha256": sha256_text(runbook.document.text),
+        "runbook": {"name": runbook.name, "version": runbook.version, "sha256": runbook.document.sha256,
                     "path": str(runbook.document.path)},
         "variables": plan.values.masked(), "platform": plan.platform, "engine_version": __version__,
         "user": getpass.getuser(), "hostname": socket.gethostname(), "pid": os.getpid(),
