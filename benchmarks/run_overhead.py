@@ -79,7 +79,7 @@ def local_runbook(directory: Path, count: int) -> Path:
 
 
 def ssh_runbook(directory: Path, count: int) -> Path:
-    return rb.write_runbook(directory, rb.nodes_runbook(true_steps(count, "nodes"), f"bench-ssh-{count}"),
+    return rb.write_runbook(directory, rb.nodes_runbook(f"bench-ssh-{count}", true_steps(count, "nodes")),
                             f"ssh-{count}.yml")
 
 
@@ -236,7 +236,8 @@ def floor_run(lab: rb.Lab, nodes: Sequence[SSHDNode], ssh: OpenSSH) -> tuple[flo
 
 def rollback(work: Path, nodes: Sequence[SSHDNode], ssh: OpenSSH, runs: int,
              profile: bool) -> list[tuple[str, str]]:
-    lab = rb.write_lab(work / f"lab-{len(nodes)}", rb.cluster_yaml(nodes))
+    lab = rb.Lab(work / f"lab-{len(nodes)}", work / "home")
+    rb.write_rollback(lab, rb.cluster_yaml(nodes))
     os.environ["PATH"] = f"{lab.bin_dir}{os.pathsep}{os.environ['PATH']}"
     variables = [*rb.HA_VARS, f"rke_dir={lab.rke_dir}"]
     state = work / f"state-{len(nodes)}"

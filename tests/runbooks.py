@@ -1,23 +1,26 @@
-"""Helpers for the `run` acceptance tests (and `benchmarks/run_overhead.py`): labs, SSH homes, the CLI.
+"""Helpers for the end-to-end tests of the CLI (and `benchmarks/run_overhead.py`): an operator's lab, the CLI as
+a real subprocess, runbooks written on the fly, stand-ins that record (or block), and what a run leaves behind.
 
-- `write_ssh_home()` writes `~/.ssh/known_hosts` (and optionally `~/.ssh/config`) for sshd nodes into a HOME;
-- `write_lab()` builds what an operator has for `runbooks/ha-rollback.yml`: an RKE directory with a recording
-  `rke_linux-amd64`, the `.rkestate`, the kubeconfig and a cluster file listing sshd nodes, plus a bin
-  directory with a recording `kubectl`;
-- `local_stand_in()` / `local_calls()` record calls on this machine the way `SSHDNode.stand_in` does on a node;
-- `run_cli()` / `start_cli()` run `python -m engine run …` as a subprocess, in a given cwd, with a bounded wait.
+- `Lab` is an operator's workstation: `run()` / `start()` run `python -m engine TASK …` in it, with its HOME and
+  its state directory; `operator_lab()` makes one whose HOME reaches sshd nodes (`write_ssh_home()`);
+- `write_rollback()` adds what an operator has for `runbooks/ha-rollback.yml`: an RKE directory with a recording
+  `rke_linux-amd64`, the `.rkestate`, the kubeconfig and a cluster file (`cluster_yaml()`), and a recording `kubectl`;
+- `nodes_runbook()` writes a runbook on sshd nodes; `blocking_stand_in()` / `block()` / `unblock()` hold a node's
+  command until the test lets it go;
+- `journal()`, `fold()`, `ends()`, `summary_rows()`, `output_lines()` read what a run left in its state directory.
 
-Standalone apart from `sshd` (no pytest), so the benchmark can use it too.
+Everything is bounded: every wait has a deadline, every subprocess a timeout. Standalone apart from `sshd` (no
+pytest), so the benchmark can use it too.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +32,10 @@ ROOT = Path(__file__).resolve().parent.parent
 HA_ROLLBACK = ROOT / "runbooks" / "ha-rollback.yml"
 HA_VARS = ("snapshot=pre-upgrade-2026-11-26", "prior_version=v2.0.8")
 CLI_TIMEOUT = 60.0
+STATE_TASKS = ("run", "runs", "checklist")  # the CLI tasks that take --state-dir
+
+Nodes = Callable[[int], list[SSHDNode]]  # the `sshd_nodes` fixture: `sshd_nodes(3)` → three running nodes
+Record = dict[str, Any]  # one line of a journal, or one recorded call of a stand-in
 
 # What `docker ps` prints on an RKE node with canal: one flannel and one calico container (ids first).
 DOCKER_PS = (
@@ -50,26 +57,168 @@ sys.stdout.write({stdout!r})
 sys.exit({exit_code})
 """
 
+# Like `SSHDNode.stand_in` (same call record, so `node.calls()` sees it), plus a brake: while the file
+# `$HOME/<name>.block` exists it touches `$HOME/<name>.started` and waits (at most 20 s) for it to go away.
+_BLOCKING_STAND_IN = """\
+#!{python} -S
+import json, os, sys, time
+call = {{"argv": [os.path.basename(sys.argv[0]), *sys.argv[1:]],
+        "node": os.environ.get("RUNBOOK_TEST_NODE"), "time": time.time(), "pid": os.getpid()}}
+with open({log!r}, "a") as log:
+    log.write(json.dumps(call) + "\\n")
+home, name = os.environ["HOME"], os.path.basename(sys.argv[0])
+block = os.path.join(home, name + ".block")
+if os.path.exists(block):
+    open(os.path.join(home, name + ".started"), "w").close()
+    deadline = time.time() + 20
+    while os.path.exists(block) and time.time() < deadline:
+        time.sleep(0.02)
+print(name, "done", flush=True)
+"""
+
+_FROM_CLUSTER_FILE = """\
+      from_file: "{{ cluster }}"
+      each: nodes
+      host: "{{ item.address }}"
+      user: "{{ item.user }}"
+      port: "{{ item.port }}"
+      key_file: "{{ item.ssh_key_path }}"
+"""
+
+
+# -- the lab and the CLI -------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Lab:
-    """An operator's workstation for the ha-rollback runbook; local stand-ins record into `calls_log`."""
+    """An operator's workstation: runs start in `root` as `home`, their state in `root/state`; local stand-ins
+    in `root/bin` come first on PATH and record into `root/local-calls.jsonl`; `nodes` are its sshd nodes."""
 
     root: Path
-    rke_dir: Path
-    bin_dir: Path
-    calls_log: Path
-    cluster_file: Path
+    home: Path
+    nodes: Sequence[SSHDNode] = ()
 
-    def env(self, home: Path) -> dict[str, str]:
-        """The environment of the engine subprocess: this HOME, no agent, the lab's bin first on PATH."""
-        return cli_env(home, self.bin_dir)
+    @property
+    def state(self) -> Path:
+        """The `--state-dir` of every run."""
+        return self.root / "state"
 
-    def vars(self) -> list[str]:
+    @property
+    def bin_dir(self) -> Path:
+        """Local stand-ins (first on the engine's PATH)."""
+        return self.root / "bin"
+
+    @property
+    def calls_log(self) -> Path:
+        """Where the local stand-ins record their calls."""
+        return self.root / "local-calls.jsonl"
+
+    @property
+    def rke_dir(self) -> Path:
+        """The RKE directory `write_rollback()` fills."""
+        return self.root / "rke"
+
+    @property
+    def book(self) -> Path:
+        """Where `write()` puts a runbook by default."""
+        return self.root / "book.yml"
+
+    def write(self, text: str, name: str = "book.yml") -> Path:
+        """A runbook in the lab's root."""
+        return write_runbook(self.root, text, name)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """The engine's environment (`cli_env` with this HOME and the lab's bin first on PATH), then `extra`."""
+        return {**cli_env(self.home, self.bin_dir), "TERM": "dumb", **extra}
+
+    def argv(self, task: str, *args: str | os.PathLike[str]) -> list[str]:
+        """`python -m engine TASK ARGS`, with `--state-dir STATE` last for the tasks that take it."""
+        state = ["--state-dir", str(self.state)] if task in STATE_TASKS else []
+        return [*cli(task, *args), *state]
+
+    def run(self, *args: str | os.PathLike[str], stdin: str = "", task: str = "run",
+            env: Mapping[str, str] | None = None, timeout: float = CLI_TIMEOUT) -> subprocess.CompletedProcess[str]:
+        """The CLI to its end (bounded) in the root, `stdin` piped in (empty: immediate end of input)."""
+        return subprocess.run(self.argv(task, *args), cwd=self.root, env=self.env(**(env or {})), input=stdin,
+                              capture_output=True, text=True, timeout=timeout)
+
+    def start(self, *args: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Running:
+        """`run ARGS` in the background, to be signalled; stdin at end of input, output kept for `finish()`."""
+        process = subprocess.Popen(self.argv("run", *args), cwd=self.root, env=self.env(**(env or {})),
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True)
+        return Running(process)
+
+    def calls(self, name: str | None = None) -> list[Record]:
+        """The calls the local stand-ins recorded (argv, cwd, host, time, pid), oldest first; only `name`'s if given."""
+        if not self.calls_log.exists():
+            return []
+        calls = [json.loads(line) for line in self.calls_log.read_text().splitlines() if line]
+        return [c for c in calls if name is None or c["argv"][0] == name]
+
+    def rollback_vars(self) -> list[str]:
+        """The `--var` arguments of ha-rollback for this lab's RKE directory."""
         return [arg for value in (*HA_VARS, f"rke_dir={self.rke_dir}") for arg in ("--var", value)]
 
-    def calls(self, name: str | None = None) -> list[dict[str, Any]]:
-        return local_calls(self.calls_log, name)
+
+@dataclass(frozen=True)
+class Running:
+    """A `run` in the background; `stop()` signals it, `finish()` collects its exit code and output (bounded)."""
+
+    process: subprocess.Popen[str]
+
+    def stop(self, signum: int, timeout: float = 30.0) -> tuple[int, str, str]:
+        """Send `signum` (SIGINT: as Ctrl-C does), then `finish()`."""
+        self.process.send_signal(signum)
+        return self.finish(timeout)
+
+    def finish(self, timeout: float = 30.0) -> tuple[int, str, str]:
+        """Exit code, stdout and stderr once it ends; killed, and an AssertionError, if it is not done in time."""
+        try:
+            out, err = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            out, err = self.process.communicate()
+            raise AssertionError(f"the run did not end within {timeout}s:\n{out}\n{err}") from None
+        return self.process.returncode, out, err
+
+
+def cli(task: str, *args: str | os.PathLike[str]) -> list[str]:
+    """`python -m engine TASK ARGS` as an argv."""
+    return [sys.executable, "-m", "engine", task, *(str(a) for a in args)]
+
+
+def cli_env(home: Path, *path_first: Path) -> dict[str, str]:
+    """This environment with HOME `home`, no SSH agent, no RUNBOOK_* settings, wide uncoloured output and
+    `path_first` at the front of PATH."""
+    drop = ("SSH_AUTH_SOCK", "RUNBOOK_STATE_DIR", "COLUMNS")
+    env = {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("RUNBOOK_VAR_")}
+    env.update(HOME=str(home), PYTHONPATH=str(ROOT), COLUMNS="200", NO_COLOR="1")
+    env["PATH"] = os.pathsep.join([*(str(p) for p in path_first), env.get("PATH", "")])
+    return env
+
+
+def wait_for(condition: Callable[[], object], what: str, timeout: float = 15.0) -> None:
+    """Poll `condition` every 20 ms until it is true; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+def processes_matching(text: str) -> list[str]:
+    """The command lines on this machine (the nodes' too: they are on 127.0.0.x) that contain `text`."""
+    return [line for line in command_lines().splitlines() if text in line]
+
+
+def command_lines() -> str:
+    """`ps -eww -o args`: the whole command line of every process."""
+    found = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True, timeout=10, check=True)
+    return found.stdout
+
+
+# -- HOME, nodes, runbooks -----------------------------------------------------------------------------------
 
 
 def write_ssh_home(home: Path, nodes: Iterable[SSHDNode], config: str | None = None,
@@ -77,12 +226,27 @@ def write_ssh_home(home: Path, nodes: Iterable[SSHDNode], config: str | None = N
     """`home/.ssh/known_hosts` listing `nodes` as `[address]:port`; `replace` maps an address to another
     public key line (a changed host key); `config` is written as `~/.ssh/config` if given."""
     ssh = home / ".ssh"
-    ssh.mkdir(mode=0o700, exist_ok=True)
+    ssh.mkdir(parents=True, mode=0o700, exist_ok=True)
     lines = [f"{n.known_hosts_name} {(replace or {}).get(n.address, n.host_public_key)}\n" for n in nodes]
     (ssh / "known_hosts").write_text("".join(lines))
     if config is not None:
         (ssh / "config").write_text(config)
     return ssh / "known_hosts"
+
+
+def operator_lab(root: Path, home: Path, nodes: Sequence[SSHDNode]) -> Lab:
+    """A lab in `root` (made) whose HOME trusts `nodes` and logs in to them with their client key."""
+    write_ssh_home(home, nodes, config=f"Host *\n  IdentityFile {nodes[0].client_key}\n" if nodes else None)
+    root.mkdir(parents=True, exist_ok=True)
+    return Lab(root, home, nodes)
+
+
+def blocking_lab(root: Path, home: Path, nodes: Sequence[SSHDNode]) -> Lab:
+    """`operator_lab()` on `nodes`, each given a recording `docker` and a blocking `slow` (see `block()`)."""
+    for node in nodes:
+        node.stand_in("docker")
+        blocking_stand_in(node, "slow")
+    return operator_lab(root, home, nodes)
 
 
 def local_stand_in(directory: Path, name: str, log: Path, exit_code: int = 0, stdout: str = "") -> Path:
@@ -94,11 +258,35 @@ def local_stand_in(directory: Path, name: str, log: Path, exit_code: int = 0, st
     return path
 
 
-def local_calls(log: Path, name: str | None = None) -> list[dict[str, Any]]:
-    if not log.exists():
-        return []
-    calls = [json.loads(line) for line in log.read_text().splitlines() if line]
-    return [c for c in calls if name is None or c["argv"][0] == name]
+def blocking_stand_in(node: SSHDNode, name: str) -> None:
+    """A recording `name` on `node` that blocks while `block(node, name)` is in force."""
+    path = node.bin_dir / name
+    path.write_text(_BLOCKING_STAND_IN.format(python=sys.executable, log=str(node.calls_log)))
+    path.chmod(0o755)
+
+
+def block(node: SSHDNode, name: str) -> Path:
+    """Make the next calls of the blocking stand-in `name` on `node` wait; returns its "started" file."""
+    (node.home / f"{name}.block").touch()
+    started = node.home / f"{name}.started"
+    started.unlink(missing_ok=True)
+    return started
+
+
+def unblock(node: SSHDNode, name: str) -> None:
+    """Let the blocking stand-in `name` on `node` go on."""
+    (node.home / f"{name}.block").unlink(missing_ok=True)
+
+
+def docker_on(nodes: Iterable[SSHDNode], failing: str | None = None) -> None:
+    """A recording `docker` on every node printing `docker ps`-like lines; on `failing` (an address) it exits 1."""
+    for node in nodes:
+        node.stand_in("docker", exit_code=1 if node.address == failing else 0, stdout=DOCKER_PS)
+
+
+def calls(node: SSHDNode, name: str) -> list[list[str]]:
+    """The argv of each recorded call of `name` on `node`, oldest first."""
+    return [list(c["argv"]) for c in node.calls(name)]  # type: ignore[call-overload]
 
 
 def cluster_yaml(nodes: Sequence[SSHDNode], ports: Mapping[str, int] | None = None) -> str:
@@ -109,111 +297,80 @@ def cluster_yaml(nodes: Sequence[SSHDNode], ports: Mapping[str, int] | None = No
     return f"nodes:\n{entries}"
 
 
-def write_lab(root: Path, cluster_text: str) -> Lab:
-    """The RKE directory (cluster file `cluster_text`) and the recording local stand-ins for ha-rollback."""
-    rke_dir, bin_dir, log = root / "rke", root / "bin", root / "local-calls.jsonl"
-    rke_dir.mkdir(parents=True)
-    local_stand_in(rke_dir, "rke_linux-amd64", log, stdout="INFO[0000] Running RKE version: v0.1.9 (stand-in)\n")
-    local_stand_in(bin_dir, "kubectl", log, stdout="deployment.extensions/cattle image updated\n")
-    cluster = rke_dir / "rancher-cluster.yml"
-    cluster.write_text(cluster_text)
-    (rke_dir / "rancher-cluster.rkestate").write_text("{}\n")
-    (rke_dir / "kube_config-rancher-cluster.yml").write_text("apiVersion: v1\nkind: Config\n")
-    return Lab(root, rke_dir, bin_dir, log, cluster)
-
-
-def docker_on(nodes: Iterable[SSHDNode], failing: str | None = None) -> None:
-    """A recording `docker` on every node printing `docker ps`-like lines; on `failing` (an address) it exits 1."""
-    for node in nodes:
-        node.stand_in("docker", exit_code=1 if node.address == failing else 0, stdout=DOCKER_PS)
-
-
-def cli_env(home: Path, *path_first: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("SSH_AUTH_SOCK", "RUNBOOK_STATE_DIR", "COLUMNS")}
-    env.update(HOME=str(home), PYTHONPATH=str(ROOT), COLUMNS="200", NO_COLOR="1", **extra)
-    env["PATH"] = os.pathsep.join([*(str(p) for p in path_first), env.get("PATH", "")])
-    return env
-
-
-def cli(args: Sequence[str | os.PathLike[str]], state_dir: Path) -> list[str]:
-    """`python -m engine run ARGS --state-dir STATE_DIR` as an argv."""
-    return [sys.executable, "-m", "engine", "run", *(str(a) for a in args), "--state-dir", str(state_dir)]
-
-
-def run_cli(args: Sequence[str | os.PathLike[str]], cwd: Path, env: Mapping[str, str], state_dir: Path | None = None,
-            stdin: str = "", timeout: float = CLI_TIMEOUT) -> subprocess.CompletedProcess[str]:
-    """Run the CLI to the end (bounded), `stdin` piped in (empty: immediate end of input)."""
-    return subprocess.run(cli(args, state_dir or cwd / "state"), cwd=cwd, env=dict(env), input=stdin,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def start_cli(args: Sequence[str | os.PathLike[str]], cwd: Path, env: Mapping[str, str],
-              state_dir: Path | None = None) -> subprocess.Popen[str]:
-    """Start the CLI (for interrupting it); stdin at end of input, output collected by `communicate()`."""
-    return subprocess.Popen(cli(args, state_dir or cwd / "state"), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def interrupt(process: subprocess.Popen[str], timeout: float = 30.0) -> tuple[int, str, str]:
-    """SIGINT to the CLI (as Ctrl-C does), then its exit code and output (bounded; killed if it hangs)."""
-    process.send_signal(signal.SIGINT)
-    try:
-        out, err = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        out, err = process.communicate()
-        raise AssertionError(f"the run did not end {timeout}s after SIGINT:\n{out}\n{err}") from None
-    return process.returncode, out, err
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
-    """Poll `condition` every 20 ms until true; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
-
-
-def processes_matching(pattern: str) -> list[str]:
-    """`pgrep -af PATTERN`: processes (on this machine, nodes included) whose command line contains it."""
-    found = subprocess.run(["pgrep", "-af", pattern], capture_output=True, text=True, timeout=10)
-    return found.stdout.splitlines()
-
-
-def journal(state_dir: Path) -> list[dict[str, Any]]:
-    """The records of the one run in `state_dir`."""
-    [path] = sorted(state_dir.glob("runs/*/journal.jsonl"))
-    return [json.loads(line) for line in path.read_text().splitlines() if line]
+def write_rollback(lab: Lab, cluster_text: str) -> None:
+    """What ha-rollback needs in `lab`: the RKE directory (cluster file `cluster_text`) with a recording
+    `rke_linux-amd64`, and a recording `kubectl` in the lab's bin."""
+    lab.rke_dir.mkdir(parents=True)
+    local_stand_in(lab.rke_dir, "rke_linux-amd64", lab.calls_log,
+                   stdout="INFO[0000] Running RKE version: v0.1.9 (stand-in)\n")
+    local_stand_in(lab.bin_dir, "kubectl", lab.calls_log, stdout="deployment.extensions/cattle image updated\n")
+    (lab.rke_dir / "rancher-cluster.yml").write_text(cluster_text)
+    (lab.rke_dir / "rancher-cluster.rkestate").write_text("{}\n")
+    (lab.rke_dir / "kube_config-rancher-cluster.yml").write_text("apiVersion: v1\nkind: Config\n")
 
 
 def write_runbook(directory: Path, text: str, name: str = "book.yml") -> Path:
+    """`text` as `directory/name`."""
     path = directory / name
     path.write_text(text)
     return path
 
 
-def nodes_runbook(steps: str, name: str = "node-book", extra: str = "") -> str:
-    """A runbook whose `nodes` target reads the cluster file `{{ cluster }}` (as ha-rollback does); `steps`
-    is YAML for the steps list, indented by two spaces."""
-    return f"""\
-runbook: 1
-name: {name}
-version: "1.0"
-title: Acceptance runbook on sshd nodes
-variables:
-  cluster: {{type: string, required: true}}
-targets:
-  nodes:
-    ssh:
-      from_file: "{{{{ cluster }}}}"
-      each: nodes
-      host: "{{{{ item.address }}}}"
-      user: "{{{{ item.user }}}}"
-      port: "{{{{ item.port }}}}"
-      key_file: "{{{{ item.ssh_key_path }}}}"
-{extra}steps:
-{steps}"""
+def nodes_runbook(name: str, steps: str, nodes: Sequence[SSHDNode] | None = None, variables: str = "") -> str:
+    """A runbook whose target `nodes` lists `nodes` or, without them, reads the cluster file `{{ cluster }}` as
+    ha-rollback does; `steps` and `variables` are YAML blocks indented by two spaces."""
+    if nodes is None:
+        variables = "  cluster: {type: string, required: true}\n" + variables
+        ssh = _FROM_CLUSTER_FILE
+    else:
+        ssh = f"      hosts: [{', '.join(f'{n.user}@{n.address}:{n.port}' for n in nodes)}]\n"
+    head = f'runbook: 1\nname: {name}\nversion: "1.0"\ntitle: End to end {name}\n'
+    if variables:
+        head += f"variables:\n{variables}"
+    return f"{head}targets:\n  nodes:\n    ssh:\n{ssh}    concurrency: 4\nsteps:\n{steps}"
+
+
+# -- what a run left behind ----------------------------------------------------------------------------------
+
+
+def run_dirs(state: Path) -> list[Path]:
+    """The directories of the runs in `state` that have a journal, oldest first."""
+    return sorted(p.parent for p in state.glob("runs/*/journal.jsonl"))
+
+
+def journal_path(state: Path) -> Path:
+    """The journal of the one run in `state`."""
+    [directory] = run_dirs(state)
+    return directory / "journal.jsonl"
+
+
+def journal(state: Path) -> list[Record]:
+    """The committed records of the one run in `state` (a torn last line left out)."""
+    lines = journal_path(state).read_bytes().split(b"\n")
+    return [json.loads(line) for line in lines[:-1] if line]
+
+
+def fold(records: Iterable[Record]) -> dict[tuple[str, str], str]:
+    """(step, host) → its last status: a start without an end is "unknown" (the journal's own rule)."""
+    state: dict[tuple[str, str], str] = {}
+    for record in records:
+        key = (str(record.get("step")), str(record.get("host")))
+        if record.get("type") == "step-start":
+            state[key] = "unknown"
+        elif record.get("type") == "step-end":
+            state[key] = str(record["status"])
+    return state
+
+
+def ends(records: Iterable[Record], status: str = "ok") -> Counter[tuple[str, str]]:
+    """How many `step-end` records with `status` each (step, host) has."""
+    return Counter((str(r["step"]), str(r["host"])) for r in records
+                   if r.get("type") == "step-end" and r.get("status") == status)
+
+
+def kinds(records: Iterable[Record]) -> list[str]:
+    """The type of each record."""
+    return [str(r["type"]) for r in records]
 
 
 def summary_rows(stdout: str) -> list[tuple[str, str, str]]:
@@ -228,7 +385,7 @@ def summary_rows(stdout: str) -> list[tuple[str, str, str]]:
     return rows
 
 
-def output_lines(state_dir: Path, step: str, host: str) -> list[str]:
-    """The full output file of `step` on `host` of the one run in `state_dir`: `<time> [stream] <line>` lines."""
-    [path] = state_dir.glob(f"runs/*/{step}@{host}.log")
+def output_lines(state: Path, step: str, host: str) -> list[str]:
+    """The full output file of `step` on `host` of the one run in `state`: `<time> [stream] <line>` lines."""
+    [path] = state.glob(f"runs/*/{step}@{host}.log")
     return path.read_text().splitlines()

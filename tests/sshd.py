@@ -114,7 +114,7 @@ class SSHDNode:
         if not self.calls_log.exists():
             return []
         calls = [json.loads(line) for line in self.calls_log.read_text().splitlines() if line]
-        return [call for call in calls if name is None or call["argv"][0] == name]  # type: ignore[index]
+        return [call for call in calls if name is None or call["argv"][0] == name]
 
     def accepted_connections(self) -> int:
         """How many SSH logins this sshd has accepted since it started (from its -E log)."""

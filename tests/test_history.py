@@ -5,16 +5,12 @@ from __future__ import annotations
 import getpass
 import signal
 import socket
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from e2e import Lab, block, blocking_stand_in, nodes_runbook, unblock, wait_for
-from sshd import SSHDNode
+from runbooks import Lab, Nodes, block, blocking_lab, nodes_runbook, run_dirs, unblock, wait_for
 
 pytestmark = pytest.mark.ssh
-
-Nodes = Callable[[int], list[SSHDNode]]
 
 STEPS = """\
   - id: stop
@@ -45,13 +41,9 @@ def rows(output: str) -> list[list[str]]:
 
 
 @pytest.fixture
-def lab(tmp_path: Path, sshd_nodes: Nodes) -> Lab:
-    nodes = sshd_nodes(2)
-    for node in nodes:
-        node.stand_in("docker")
-        blocking_stand_in(node, "slow")
-    lab = Lab(tmp_path / "lab", nodes)
-    text = nodes_runbook("history", nodes, STEPS, VARIABLES)
+def lab(tmp_path: Path, home: Path, sshd_nodes: Nodes) -> Lab:
+    lab = blocking_lab(tmp_path / "lab", home, sshd_nodes(2))
+    text = nodes_runbook("history", STEPS, lab.nodes, VARIABLES)
     lab.write(text.replace('version: "1.0"', 'version: "3.2"\nwarnings: [Stops the service.]'))
     return lab
 
@@ -60,13 +52,13 @@ def test_runs_lists_past_runs_and_shows_one_step_by_step(lab: Lab) -> None:
     first, second = lab.nodes
     done = lab.run(lab.book, "--yes", stdin="v2.1.0\n")
     assert done.returncode == 0, done.stdout + done.stderr
-    [finished] = lab.run_dirs()
+    [finished] = run_dirs(lab.state)
 
     started = block(first, "slow")
     running = lab.start(lab.book, "--yes")
     wait_for(started.exists, "the second run to block in `migrate`")
     try:
-        [live] = [d for d in lab.run_dirs() if d != finished]
+        [live] = [d for d in run_dirs(lab.state) if d != finished]
         listed = lab.run(task="runs")
         assert listed.returncode == 0, listed.stderr
         assert [live.name, "history", "3.2", getpass.getuser()] == rows(listed.stdout)[0][:4]
@@ -120,5 +112,5 @@ def test_a_damaged_journal_does_not_hide_the_other_runs(lab: Lab) -> None:
     broken.mkdir()
     (broken / "journal.jsonl").write_text('{"type": "run"}\nnot json\n{"type": "run-end"}\n')
     table = rows(lab.run(task="runs").stdout)
-    assert table[0][0] == lab.run_dirs()[-1].name and table[0][5] == "ok"
+    assert table[0][0] == run_dirs(lab.state)[-1].name and table[0][5] == "ok"
     assert table[1][0] == broken.name and table[1][5].startswith("unreadable:")  # and why, folded below

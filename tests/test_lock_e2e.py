@@ -6,16 +6,12 @@ import getpass
 import json
 import signal
 import socket
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from e2e import Lab, block, blocking_stand_in, calls, fold, nodes_runbook, unblock, wait_for
-from sshd import SSHDNode
+from runbooks import Lab, Nodes, block, blocking_lab, calls, fold, journal, nodes_runbook, run_dirs, unblock, wait_for
 
 pytestmark = pytest.mark.ssh
-
-Nodes = Callable[[int], list[SSHDNode]]
 
 STEPS = """\
   - id: drain
@@ -30,12 +26,9 @@ STEPS = """\
 
 
 @pytest.fixture
-def lab(tmp_path: Path, sshd_nodes: Nodes) -> Lab:
-    [node] = sshd_nodes(1)
-    node.stand_in("docker")
-    blocking_stand_in(node, "slow")
-    lab = Lab(tmp_path / "lab", [node])
-    lab.write(nodes_runbook("locked", [node], STEPS))
+def lab(tmp_path: Path, home: Path, sshd_nodes: Nodes) -> Lab:
+    lab = blocking_lab(tmp_path / "lab", home, sshd_nodes(1))
+    lab.write(nodes_runbook("locked", STEPS, lab.nodes))
     return lab
 
 
@@ -53,14 +46,14 @@ def test_a_second_run_is_refused_with_who_holds_the_lock(lab: Lab) -> None:
         assert second.returncode == 2
         holder = f"{getpass.getuser()}@{socket.gethostname()} (pid {first.process.pid}) since "
         assert "runbook 'locked' is being run by " + holder in second.stderr
-        assert f"run {lab.run_dirs()[0].name}" in second.stderr
+        assert f"run {run_dirs(lab.state)[0].name}" in second.stderr
         assert str(lock_file(lab)) in second.stderr
         resumed = lab.run(lab.book, "--resume", "--yes")  # resuming it is refused just the same
         assert resumed.returncode == 2 and holder in resumed.stderr
-        assert len(lab.run_dirs()) == 1 and calls(node, "slow") == [["slow", "drain"]]
-    finally:
+        assert len(run_dirs(lab.state)) == 1 and calls(node, "slow") == [["slow", "drain"]]
+    finally:  # let the first run finish (bounded) whatever happened above: no process outlives the test
         unblock(node, "slow")
-    code, out, err = first.finish()
+        code, out, err = first.finish()
     assert code == 0, out + err
     assert lock_file(lab).read_text() == ""  # released: it names nobody
     assert lab.run(lab.book, "--yes").returncode == 0  # and the next run takes it
@@ -80,5 +73,5 @@ def test_a_lock_left_by_a_killed_run_is_taken_over(lab: Lab) -> None:
     assert again.returncode == 0, again.stdout + again.stderr
     assert f"took over the lock left by {left['user']}@{left['host']} (pid {left['pid']})" in again.stdout
     assert "that process is gone" in again.stdout
-    assert set(fold(lab.records()).values()) == {"ok"}
+    assert set(fold(journal(lab.state)).values()) == {"ok"}
     assert lock_file(lab).read_text() == ""

@@ -11,17 +11,13 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from e2e import Lab, block, blocking_stand_in, calls, ends, fold, kinds, nodes_runbook, unblock, wait_for
-from sshd import SSHDNode
+from runbooks import (Lab, Nodes, block, blocking_lab, calls, ends, fold, journal, journal_path, kinds, nodes_runbook,
+                      processes_matching, run_dirs, unblock, wait_for)
 
 pytestmark = pytest.mark.ssh
-
-Nodes = Callable[[int], list[SSHDNode]]
 
 STEPS = """\
   - id: prepare
@@ -41,14 +37,10 @@ VARIABLES = "  release: {type: string, required: true}\n"
 
 
 @pytest.fixture
-def lab(tmp_path: Path, sshd_nodes: Nodes) -> Lab:
+def lab(tmp_path: Path, home: Path, sshd_nodes: Nodes) -> Lab:
     """Two nodes with a recording `docker` and a blocking `slow`; a runbook of three steps on both."""
-    nodes = sshd_nodes(2)
-    for node in nodes:
-        node.stand_in("docker")
-        blocking_stand_in(node, "slow")
-    lab = Lab(tmp_path / "lab", nodes)
-    lab.write(nodes_runbook("resume-me", nodes, STEPS, VARIABLES))
+    lab = blocking_lab(tmp_path / "lab", home, sshd_nodes(2))
+    lab.write(nodes_runbook("resume-me", STEPS, lab.nodes, VARIABLES))
     return lab
 
 
@@ -61,21 +53,15 @@ def cut_short(lab: Lab, signum: int = signal.SIGKILL) -> tuple[int, str, str]:
     started = block(first, "slow")
     running = lab.start(lab.book, "--yes", "--var", "release=1.4.2")
     wait_for(started.exists, "`slow` to start on the first node")
-    wait_for(lambda: ("restart", second.address) in ends(lab.records()), "`restart` to end on the second node")
+    wait_for(lambda: ("restart", second.address) in ends(journal(lab.state)), "`restart` to end on the second node")
     result = running.stop(signum)
     on_node = f"{first.bin_dir}/slow restart app"
     if signum == signal.SIGKILL:
-        assert running_commands(on_node), "the node's command should outlive a SIGKILLed engine"
+        assert processes_matching(on_node), "the node's command should outlive a SIGKILLed engine"
     else:
-        wait_for(lambda: not running_commands(on_node), "the node's command to be stopped", timeout=5)
+        wait_for(lambda: not processes_matching(on_node), "the node's command to be stopped", timeout=5)
     unblock(first, "slow")
     return result
-
-
-def running_commands(command: str) -> list[str]:
-    """Command lines on this machine (the nodes' too: they are on 127.0.0.x) that contain `command`."""
-    found = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True, timeout=10, check=True)
-    return [line for line in found.stdout.splitlines() if command in line]
 
 
 def assert_nothing_done_twice(lab: Lab) -> None:
@@ -88,7 +74,7 @@ def assert_nothing_done_twice(lab: Lab) -> None:
 
 
 def assert_finished_once(lab: Lab) -> None:
-    records = lab.records()
+    records = journal(lab.state)
     keys = {(step, node.address) for step in ("prepare", "restart", "finish") for node in lab.nodes}
     assert fold(records) == {key: "ok" for key in keys}
     assert ends(records) == {key: 1 for key in keys}
@@ -99,7 +85,7 @@ def test_sigkill_then_resume_asks_before_the_unknown_step(lab: Lab) -> None:
     first, _ = lab.nodes
     code, _, _ = cut_short(lab)
     assert code == -signal.SIGKILL
-    assert fold(lab.records())[("restart", first.address)] == "unknown"
+    assert fold(journal(lab.state))[("restart", first.address)] == "unknown"
 
     for answer in ("", "n\n"):  # end of input, then a "no": it does not run, and --yes does not answer for it
         declined = lab.run(lab.book, "--resume", "--yes", stdin=answer)
@@ -114,10 +100,10 @@ def test_sigkill_then_resume_asks_before_the_unknown_step(lab: Lab) -> None:
         in resumed.stdout
     assert_nothing_done_twice(lab)
     assert_finished_once(lab)
-    records = lab.records()
+    records = journal(lab.state)
     answers = [(r["answer"], r["by"]) for r in records if r["type"] == "confirmation" and r.get("host")]
     assert answers == [("no", "operator"), ("no", "operator"), ("yes", "operator")]
-    assert len(lab.run_dirs()) == 1
+    assert len(run_dirs(lab.state)) == 1
 
 
 @pytest.mark.parametrize(("signum", "code", "answer"), [
@@ -127,8 +113,8 @@ def test_interrupted_mid_step_is_journaled_and_resumes_the_same_way(
     first, _ = lab.nodes
     exit_code, out, _ = cut_short(lab, signum)
     assert exit_code == code, out
-    assert f"resume with: --resume {lab.run_dirs()[0].name}" in out
-    records = lab.records()
+    assert f"resume with: --resume {run_dirs(lab.state)[0].name}" in out
+    records = journal(lab.state)
     assert kinds(records)[-2:] == ["interrupted", "run-end"]
     assert records[-2]["signal"] == signal.Signals(signum).name
     assert (records[-1]["status"], records[-1]["exit_code"]) == ("interrupted", code)
@@ -147,20 +133,21 @@ def test_interrupted_mid_step_is_journaled_and_resumes_the_same_way(
 def test_torn_last_line_is_cut_and_the_run_resumes(lab: Lab) -> None:
     first, second = lab.nodes
     cut_short(lab)
-    path = lab.journal_path()
+    path = journal_path(lab.state)
     data = path.read_bytes()
     last = data.rstrip(b"\n").rsplit(b"\n", 1)[1]
     assert json.loads(last)["type"] == "step-end" and json.loads(last)["host"] == second.address
     path.write_bytes(data[: len(data) - len(last) // 2])  # a power cut in the middle of the last write
-    committed = lab.records()
+    committed = journal(lab.state)
 
     # The torn end never was: `restart` on the second node started and never ended, as on the first.
     resumed = lab.run(lab.book, "--resume", "--yes", "--rerun-unknown")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert f"asked before running again: restart@{first.address}, restart@{second.address}" in resumed.stdout
     lines = path.read_bytes().split(b"\n")
-    assert lines[-1] == b"" and all(json.loads(line) for line in lines[:-1])  # the torn half is gone
-    records = lab.records()
+    assert lines[-1] == b""  # the torn half is gone, and every line left is a whole record
+    assert all(isinstance(json.loads(line), dict) for line in lines[:-1])
+    records = journal(lab.state)
     assert records[: len(committed)] == committed and records[len(committed)]["type"] == "resumed"
     for node in lab.nodes:
         assert calls(node, "docker") == [["docker", "pull", "app:1.4.2"], ["docker", "ps"]]
@@ -170,7 +157,7 @@ def test_torn_last_line_is_cut_and_the_run_resumes(lab: Lab) -> None:
 
 def test_changed_runbook_is_refused_with_the_diff_unless_forced(lab: Lab) -> None:
     cut_short(lab)
-    before = lab.journal_path().read_bytes()
+    before = journal_path(lab.state).read_bytes()
     book = lab.book
     book.write_text(book.read_text().replace("run: docker ps", "run: docker ps --all"))
 
@@ -178,7 +165,7 @@ def test_changed_runbook_is_refused_with_the_diff_unless_forced(lab: Lab) -> Non
     assert refused.returncode == 2
     assert "the runbook changed since run" in refused.stderr and "--force" in refused.stderr
     assert "-    run: docker ps\n+    run: docker ps --all" in refused.stderr
-    assert lab.journal_path().read_bytes() == before  # refused before anything was written
+    assert journal_path(lab.state).read_bytes() == before  # refused before anything was written
 
     forced = lab.run(book, "--resume", "--yes", "--rerun-unknown", "--force")
     assert forced.returncode == 0, forced.stdout + forced.stderr
@@ -192,7 +179,7 @@ def test_values_come_back_from_the_journal(lab: Lab) -> None:
     cut_short(lab)
     resumed = lab.run(lab.book, "--resume", "--yes", "--rerun-unknown")
     assert resumed.returncode == 0, resumed.stderr
-    header, *_ = records = lab.records()
+    header, *_ = records = journal(lab.state)
     assert header["variables"] == {"release": "1.4.2"}
     [again] = [r for r in records if r["type"] == "resumed"]
     assert again["variables"] == {"release": "1.4.2"} and "--rerun-unknown" in again["argv"]
@@ -210,7 +197,7 @@ def test_resume_reruns_only_the_hosts_that_failed(lab: Lab) -> None:
     assert f"failed, run again: prepare@{first.address}" in resumed.stdout
     assert calls(first, "docker") == [["docker", "pull", "app:1.4.2"]] * 2 + [["docker", "ps"]]
     assert calls(second, "docker") == [["docker", "pull", "app:1.4.2"], ["docker", "ps"]]
-    assert fold(lab.records())[("prepare", first.address)] == "ok"
+    assert fold(journal(lab.state))[("prepare", first.address)] == "ok"
 
 
 def test_resume_of_a_run_that_finished_well_is_refused(lab: Lab) -> None:
@@ -218,7 +205,7 @@ def test_resume_of_a_run_that_finished_well_is_refused(lab: Lab) -> None:
     assert done.returncode == 0, done.stderr
     again = lab.run(lab.book, "--resume", "--yes")
     assert again.returncode == 2 and "no unfinished run of 'resume-me'" in again.stderr
-    named = lab.run(lab.book, "--resume", lab.run_dirs()[0].name, "--yes")
+    named = lab.run(lab.book, "--resume", run_dirs(lab.state)[0].name, "--yes")
     assert named.returncode == 2 and "finished well; there is nothing to resume" in named.stderr
 
 
@@ -239,7 +226,7 @@ def test_journal_lost_mid_run_stops_before_the_next_step(lab: Lab, damage: str) 
     on: nodes
     run: docker ps
 """
-    book = lab.write(nodes_runbook("lose-journal", [first], steps), "lose.yml")
+    book = lab.write(nodes_runbook("lose-journal", steps, [first]), "lose.yml")
     result = lab.run(book, "--yes")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "error: cannot write journal" in result.stderr

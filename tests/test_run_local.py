@@ -10,50 +10,43 @@ from __future__ import annotations
 import os
 import pty
 import secrets
+import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
-from runbooks import (CALICO_ID, COMPONENTS, DOCKER_PS, FLANNEL_ID, HA_ROLLBACK, cli_env, interrupt, journal,
-                      local_stand_in, processes_matching, run_cli, start_cli, summary_rows, wait_for,
-                      write_lab, write_runbook)
+from runbooks import (CALICO_ID, COMPONENTS, DOCKER_PS, FLANNEL_ID, HA_ROLLBACK, Lab, Record, cli, cli_env, journal,
+                      local_stand_in, processes_matching, summary_rows, wait_for, write_rollback, write_runbook)
 
 
 @pytest.fixture
-def work(tmp_path: Path) -> Path:
-    """Where the run starts (its cwd, where local steps touch their files); the journal goes to work/state."""
+def lab(tmp_path: Path, home: Path) -> Lab:
+    """Runs start in tmp_path/work (where local steps touch their files; the journal goes to work/state)."""
     path = tmp_path / "work"
     path.mkdir()
-    return path
+    return Lab(path, home)
 
 
-def book(work: Path, steps: str, extra: str = "") -> Path:
-    """A runbook of local `steps` (YAML, indented two spaces) beside the work directory."""
+def book(lab: Lab, steps: str, extra: str = "") -> Path:
+    """A runbook of local `steps` (YAML, indented two spaces) beside the lab's directory."""
     text = f'runbook: 1\nname: local-book\nversion: "1.0"\ntitle: Local acceptance runbook\n{extra}steps:\n{steps}'
-    return write_runbook(work.parent, text)
+    return write_runbook(lab.root.parent, text)
 
 
-def run(work: Path, home: Path, *args: str | Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return run_cli(list(args), work, cli_env(home), stdin=stdin)
-
-
-def records(work: Path, kind: str) -> list[dict[str, Any]]:
-    return [r for r in journal(work / "state") if r["type"] == kind]
+def records(lab: Lab, kind: str) -> list[Record]:
+    return [r for r in journal(lab.state) if r["type"] == kind]
 
 
 # -- the main job, with its nodes on this machine, and the demo ---------------------------------------
 
 
-def test_ha_rollback_with_nodes_run_locally(tmp_path: Path, work: Path, home: Path) -> None:
+def test_ha_rollback_with_nodes_run_locally(lab: Lab) -> None:
     addresses = ["10.0.0.11", "10.0.0.12", "10.0.0.13"]
-    lab = write_lab(tmp_path / "lab", "nodes:\n" + "".join(f"  - {{address: {a}, user: rancher}}\n" for a in addresses))
+    write_rollback(lab, "nodes:\n" + "".join(f"  - {{address: {a}, user: rancher}}\n" for a in addresses))
     local_stand_in(lab.bin_dir, "docker", lab.calls_log, stdout=DOCKER_PS)
-    done = run_cli([HA_ROLLBACK, *lab.vars(), "--target", "nodes=local", "--yes", "--confirm-manual"], work,
-                   lab.env(home))
+    done = lab.run(HA_ROLLBACK, *lab.rollback_vars(), "--target", "nodes=local", "--yes", "--confirm-manual")
     assert done.returncode == 0, done.stdout + done.stderr
     calls = lab.calls()
     names = [c["argv"][0] for c in calls]
@@ -69,10 +62,8 @@ def test_ha_rollback_with_nodes_run_locally(tmp_path: Path, work: Path, home: Pa
 
 
 def test_demo_runs_end_to_end_without_sshd(tmp_path: Path, home: Path) -> None:
-    env = cli_env(home)
-    env["PATH"] = "/usr/local/bin:/usr/bin:/bin"  # whatever else the developer has on PATH plays no part
-    done = subprocess.run([sys.executable, "-m", "engine", "demo"], cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=60)
+    path = "/usr/local/bin:/usr/bin:/bin"  # whatever else the developer has on PATH plays no part
+    done = Lab(tmp_path, home).run(task="demo", env={"PATH": path})
     assert done.returncode == 0, done.stdout + done.stderr
     assert "answered by --confirm-manual: v2.0.8" in done.stdout
     assert "run finished: every step succeeded" in done.stdout
@@ -84,8 +75,8 @@ def test_demo_on_a_terminal_draws_progress(tmp_path: Path, home: Path) -> None:
     """On a terminal the output is rendered by rich, with a progress bar for the fan-out."""
     controller, terminal = pty.openpty()
     try:
-        process = subprocess.Popen([sys.executable, "-m", "engine", "demo"], cwd=tmp_path, env=cli_env(home),
-                                   stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal)
+        process = subprocess.Popen(cli("demo"), cwd=tmp_path, env=cli_env(home), stdin=subprocess.DEVNULL,
+                                   stdout=terminal, stderr=terminal)
     finally:
         os.close(terminal)
     chunks: list[bytes] = []
@@ -125,32 +116,32 @@ TYPED_VARS = 'variables:\n  cluster: {type: string, default: staging-eu}\n'
 
 
 @pytest.mark.parametrize(("stdin", "code"), [("staging-eu\n", 0), ("staging-us\n", 1), ("y\n", 1), ("", 1)])
-def test_typed_confirmation(work: Path, home: Path, stdin: str, code: int) -> None:
-    done = run(work, home, book(work, TYPED, TYPED_VARS), stdin=stdin)
+def test_typed_confirmation(lab: Lab, stdin: str, code: int) -> None:
+    done = lab.run(book(lab, TYPED, TYPED_VARS), stdin=stdin)
     assert done.returncode == code, done.stdout + done.stderr
-    assert (work / "dropped").exists() is (code == 0)
+    assert (lab.root / "dropped").exists() is (code == 0)
     assert "Type 'staging-eu' to go on:" in done.stdout
-    [confirmation] = records(work, "confirmation")
+    [confirmation] = records(lab, "confirmation")
     assert confirmation["by"] == "operator" and confirmation["ok"] is (code == 0)
     if code:
         assert "step 'drop' was declined" in done.stderr
 
 
 @pytest.mark.parametrize(("stdin", "code"), [("y\n", 0), ("n\n", 1), ("", 1)])
-def test_yes_no_confirmation(work: Path, home: Path, stdin: str, code: int) -> None:
+def test_yes_no_confirmation(lab: Lab, stdin: str, code: int) -> None:
     steps = "  - id: restart\n    title: Restart\n    confirm: Restart the service now?\n    run: touch restarted\n"
-    done = run(work, home, book(work, steps), stdin=stdin)
+    done = lab.run(book(lab, steps), stdin=stdin)
     assert done.returncode == code, done.stdout + done.stderr
-    assert (work / "restarted").exists() is (code == 0)
+    assert (lab.root / "restarted").exists() is (code == 0)
     assert "Restart the service now? [y/N]" in done.stdout
 
 
-def test_warnings_are_confirmed_once_before_anything_runs(work: Path, home: Path) -> None:
-    path = book(work, "  - id: a\n    title: A\n    run: touch a\n", "warnings: [This is destructive.]\n")
-    declined = run(work, home, path, stdin="n\n")
+def test_warnings_are_confirmed_once_before_anything_runs(lab: Lab) -> None:
+    path = book(lab, "  - id: a\n    title: A\n    run: touch a\n", "warnings: [This is destructive.]\n")
+    declined = lab.run(path, stdin="n\n")
     assert declined.returncode == 1 and "not confirmed: nothing ran" in declined.stdout
-    assert not (work / "a").exists()
-    assert run(work, home, path, stdin="yes\n").returncode == 0 and (work / "a").exists()
+    assert not (lab.root / "a").exists()
+    assert lab.run(path, stdin="yes\n").returncode == 0 and (lab.root / "a").exists()
 
 
 MANUAL = TYPED + """\
@@ -165,34 +156,34 @@ MANUAL = TYPED + """\
 
 
 @pytest.mark.parametrize(("stdin", "code"), [("v2.0.8\n", 0), ("v2.0.7\n", 1), ("", 1)])
-def test_yes_answers_confirmations_but_never_manual_steps(work: Path, home: Path, stdin: str, code: int) -> None:
-    done = run(work, home, book(work, MANUAL, TYPED_VARS), "--yes", stdin=stdin)
+def test_yes_answers_confirmations_but_never_manual_steps(lab: Lab, stdin: str, code: int) -> None:
+    done = lab.run(book(lab, MANUAL, TYPED_VARS), "--yes", stdin=stdin)
     assert done.returncode == code, done.stdout + done.stderr
-    assert (work / "dropped").exists()  # the confirmation was answered by --yes
+    assert (lab.root / "dropped").exists()  # the confirmation was answered by --yes
     assert "— yes (--yes)" in done.stdout
     assert "Version shown:" in done.stdout  # the manual step asked the operator
-    [manual] = records(work, "manual")
+    [manual] = records(lab, "manual")
     assert manual["by"] == "operator" and manual["answer"] == (stdin.strip() or None)
-    assert (work / "after").exists() is (code == 0)  # a wrong (or no) answer stops the run
+    assert (lab.root / "after").exists() is (code == 0)  # a wrong (or no) answer stops the run
     if stdin == "":
         assert "(no answer: end of input)" in done.stdout
     elif code:
         assert "expected 'v2.0.8', got 'v2.0.7'" in done.stdout
 
 
-def test_confirm_manual_answers_and_says_so(work: Path, home: Path) -> None:
-    done = run(work, home, book(work, MANUAL, TYPED_VARS), "--yes", "--confirm-manual")
+def test_confirm_manual_answers_and_says_so(lab: Lab) -> None:
+    done = lab.run(book(lab, MANUAL, TYPED_VARS), "--yes", "--confirm-manual")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "answered by --confirm-manual: v2.0.8" in done.stdout
-    [manual] = records(work, "manual")
+    [manual] = records(lab, "manual")
     assert manual["by"] == "--confirm-manual" and manual["answer"] == "v2.0.8"
-    assert (work / "after").exists()
+    assert (lab.root / "after").exists()
 
 
 # -- when, retries, expect, continue_on_error ----------------------------------------------------------
 
 
-def test_when_false_skips_the_step_and_says_why(work: Path, home: Path) -> None:
+def test_when_false_skips_the_step_and_says_why(lab: Lab) -> None:
     steps = """\
   - id: prod-only
     title: Only in production
@@ -202,10 +193,10 @@ def test_when_false_skips_the_step_and_says_why(work: Path, home: Path) -> None:
     title: Always
     run: touch always
 """
-    done = run(work, home, book(work, steps, "variables:\n  stage: {type: string, default: staging}\n"))
+    done = lab.run(book(lab, steps, "variables:\n  stage: {type: string, default: staging}\n"))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "when: stage == 'prod' is false" in done.stdout
-    assert not (work / "prod").exists() and (work / "always").exists()
+    assert not (lab.root / "prod").exists() and (lab.root / "always").exists()
     assert summary_rows(done.stdout) == [("prod-only", "local", "skipped"), ("always", "local", "ok")]
 
 
@@ -220,15 +211,15 @@ FLAKY = """\
 
 
 @pytest.mark.parametrize(("retries", "code", "count"), [("{count: 2, delay: 50ms}", 0, "2"), ("0", 1, "1")])
-def test_retries_run_a_failing_command_again(work: Path, home: Path, retries: str, code: int, count: str) -> None:
-    done = run(work, home, book(work, FLAKY.format(retries=retries)))
+def test_retries_run_a_failing_command_again(lab: Lab, retries: str, code: int, count: str) -> None:
+    done = lab.run(book(lab, FLAKY.format(retries=retries)))
     assert done.returncode == code, done.stdout + done.stderr
-    assert (work / "count").read_text().count("attempt") == int(count)
+    assert (lab.root / "count").read_text().count("attempt") == int(count)
     assert ("local: attempt 1 failed; retrying" in done.stdout) is (code == 0)
-    assert [r["attempt"] for r in records(work, "step-end")] == list(range(1, int(count) + 1))
+    assert [r["attempt"] for r in records(lab, "step-end")] == list(range(1, int(count) + 1))
 
 
-def test_expect_stdout_contains(work: Path, home: Path) -> None:
+def test_expect_stdout_contains(lab: Lab) -> None:
     steps = """\
   - id: health
     title: Health
@@ -238,13 +229,13 @@ def test_expect_stdout_contains(work: Path, home: Path) -> None:
     title: After
     run: touch after
 """
-    done = run(work, home, book(work, steps))
+    done = lab.run(book(lab, steps))
     assert done.returncode == 1, done.stdout + done.stderr
     assert "output does not contain 'healthy'" in done.stdout
-    assert summary_rows(done.stdout) == [("health", "local", "failed")] and not (work / "after").exists()
+    assert summary_rows(done.stdout) == [("health", "local", "failed")] and not (lab.root / "after").exists()
 
 
-def test_continue_on_error_goes_on_and_still_fails_the_run(work: Path, home: Path) -> None:
+def test_continue_on_error_goes_on_and_still_fails_the_run(lab: Lab) -> None:
     steps = """\
   - id: optional
     title: Optional
@@ -254,8 +245,8 @@ def test_continue_on_error_goes_on_and_still_fails_the_run(work: Path, home: Pat
     title: After
     run: touch after
 """
-    done = run(work, home, book(work, steps))
-    assert done.returncode == 1 and (work / "after").exists()
+    done = lab.run(book(lab, steps))
+    assert done.returncode == 1 and (lab.root / "after").exists()
     assert "continue_on_error: going on" in done.stdout
 
 
@@ -265,48 +256,47 @@ ABC = "".join(f"  - id: {s}\n    title: Step {s}\n    run: echo {s} >> order\n" 
 
 
 @pytest.mark.parametrize(("flags", "ran"), [(["--only", "b"], "b"), (["--from", "b"], "b c"), ([], "a b c")])
-def test_only_and_from(work: Path, home: Path, flags: list[str], ran: str) -> None:
-    done = run(work, home, book(work, ABC), *flags)
+def test_only_and_from(lab: Lab, flags: list[str], ran: str) -> None:
+    done = lab.run(book(lab, ABC), *flags)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert (work / "order").read_text().split() == ran.split()
+    assert (lab.root / "order").read_text().split() == ran.split()
 
 
-def test_only_an_unknown_step_is_a_usage_error(work: Path, home: Path) -> None:
-    done = run(work, home, book(work, ABC), "--only", "d")
+def test_only_an_unknown_step_is_a_usage_error(lab: Lab) -> None:
+    done = lab.run(book(lab, ABC), "--only", "d")
     assert done.returncode == 2 and "no step 'd'; steps: a, b, c" in done.stderr
-    assert not (work / "order").exists()
+    assert not (lab.root / "order").exists()
 
 
-def test_plan_refuses_a_changed_plan_and_accepts_the_same(work: Path, home: Path) -> None:
-    path = book(work, ABC)
-    saved = work.parent / "reviewed.json"
-    subprocess.run([sys.executable, "-m", "engine", "plan", str(path), "--save", str(saved)], cwd=work,
-                   env=cli_env(home), capture_output=True, check=True, timeout=60)
+def test_plan_refuses_a_changed_plan_and_accepts_the_same(lab: Lab) -> None:
+    path = book(lab, ABC)
+    saved = lab.root.parent / "reviewed.json"
+    lab.run(path, "--save", saved, task="plan").check_returncode()
     path.write_text(path.read_text().replace("echo b >>", "echo B >>"))
-    changed = run(work, home, path, "--plan", saved)
+    changed = lab.run(path, "--plan", saved)
     assert changed.returncode == 2, changed.stdout + changed.stderr
-    assert "steps that differ: b" in changed.stderr and not (work / "order").exists()
+    assert "steps that differ: b" in changed.stderr and not (lab.root / "order").exists()
     path.write_text(path.read_text().replace("echo B >>", "echo b >>"))
-    same = run(work, home, path, "--plan", saved)
+    same = lab.run(path, "--plan", saved)
     assert same.returncode == 0, same.stdout + same.stderr
-    assert (work / "order").read_text().split() == ["a", "b", "c"]
+    assert (lab.root / "order").read_text().split() == ["a", "b", "c"]
 
 
 # -- timeout and Ctrl-C on this machine ----------------------------------------------------------------
 
 
-def test_timeout_kills_the_local_command(work: Path, home: Path) -> None:
+def test_timeout_kills_the_local_command(lab: Lab) -> None:
     marker = f"3600.{secrets.randbelow(10**6):06d}"
     steps = f"  - id: hang\n    title: Hang\n    timeout: 1s\n    run: sh -c 'sleep {marker}; true'\n"
     start = time.monotonic()
-    done = run(work, home, book(work, steps))
+    done = lab.run(book(lab, steps))
     assert done.returncode == 1, done.stdout + done.stderr
     assert time.monotonic() - start < 15
     assert summary_rows(done.stdout) == [("hang", "local", "timed_out")]
-    wait_for(lambda: processes_matching(f"sleep {marker}") == [], 5, "the killed sleep to be gone")
+    wait_for(lambda: processes_matching(f"sleep {marker}") == [], "the killed sleep to be gone", timeout=5)
 
 
-def test_ctrl_c_stops_the_local_command(work: Path, home: Path) -> None:
+def test_ctrl_c_stops_the_local_command(lab: Lab) -> None:
     marker = f"3600.{secrets.randbelow(10**6):06d}"
     steps = f"""\
   - id: long
@@ -318,22 +308,22 @@ def test_ctrl_c_stops_the_local_command(work: Path, home: Path) -> None:
     title: Never reached
     run: touch after
 """
-    process = start_cli([book(work, steps)], work, cli_env(home))
+    running = lab.start(book(lab, steps))
     try:
-        wait_for(lambda: (work / "started").exists(), 20, "the command to start")
-        wait_for(lambda: len(processes_matching(f"sleep {marker}")) >= 2, 5, "the sleep")
+        wait_for(lambda: (lab.root / "started").exists(), "the command to start", timeout=20)
+        wait_for(lambda: len(processes_matching(f"sleep {marker}")) >= 2, "the sleep", timeout=5)
     finally:
-        code, out, err = interrupt(process)
+        code, out, err = running.stop(signal.SIGINT)
     assert code == 130, out + err
-    wait_for(lambda: processes_matching(f"sleep {marker}") == [], 5, "the sleep to be gone")
-    assert summary_rows(out) == [("long", "local", "interrupted")] and not (work / "after").exists()
-    assert records(work, "interrupted")[0]["signal"] == "SIGINT"
-    [end] = records(work, "run-end")
+    wait_for(lambda: processes_matching(f"sleep {marker}") == [], "the sleep to be gone", timeout=5)
+    assert summary_rows(out) == [("long", "local", "interrupted")] and not (lab.root / "after").exists()
+    assert records(lab, "interrupted")[0]["signal"] == "SIGINT"
+    [end] = records(lab, "run-end")
     assert end["status"] == "interrupted" and end["exit_code"] == 130
 
 
 
-def test_a_secret_as_an_env_value_reaches_the_command_and_nothing_else(work: Path, home: Path) -> None:
+def test_a_secret_as_an_env_value_reaches_the_command_and_nothing_else(lab: Lab) -> None:
     """`env: {TOKEN: "{{ token }}"}` passes the value like a secret in `run`: in the environment, masked."""
     token = "s3cr3t-" + secrets.token_hex(8)
     steps = """\
@@ -342,13 +332,14 @@ def test_a_secret_as_an_env_value_reaches_the_command_and_nothing_else(work: Pat
     env: {TOKEN: "{{ token }}"}
     run: printf '%s' "$TOKEN" > got && echo "token is $TOKEN"
 """
-    path = book(work, steps, "variables:\n  token: {type: string, secret: true}\n")
-    done = run_cli([path], work, {**cli_env(home), "RUNBOOK_VAR_TOKEN": token})
+    path = book(lab, steps, "variables:\n  token: {type: string, secret: true}\n")
+    done = lab.run(path, env={"RUNBOOK_VAR_TOKEN": token})
     assert done.returncode == 0, done.stdout + done.stderr
-    assert (work / "got").read_text() == token
+    assert (lab.root / "got").read_text() == token
     assert token not in done.stdout + done.stderr and "token is ********" in done.stdout
-    shown = subprocess.run([sys.executable, "-m", "engine", "plan", str(path)], cwd=work, capture_output=True,
-                           text=True, env={**cli_env(home), "RUNBOOK_VAR_TOKEN": token}, timeout=60)
+    shown = lab.run(path, task="plan", env={"RUNBOOK_VAR_TOKEN": token})
     assert shown.returncode == 0 and "env: TOKEN='********'" in shown.stdout and token not in shown.stdout
-    for file in (work / "state").rglob("*"):
-        assert not file.is_file() or token not in file.read_text(errors="replace"), file
+    files = [f for f in lab.state.rglob("*") if f.is_file()]
+    assert any(f.name == "journal.jsonl" for f in files) and any(f.name.startswith("use@") for f in files)
+    for file in files:
+        assert token not in file.read_text(errors="replace"), file

@@ -8,19 +8,17 @@ on the nodes, `rke_linux-amd64` and `kubectl` on this machine (tests/runbooks.py
 from __future__ import annotations
 
 import secrets
+import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from runbooks import (CALICO_ID, COMPONENTS, DOCKER_PS, FLANNEL_ID, HA_ROLLBACK, Lab, cli_env, cluster_yaml,
-                      docker_on, interrupt, journal, nodes_runbook, output_lines, processes_matching, run_cli,
-                      start_cli, summary_rows, wait_for, write_lab, write_runbook, write_ssh_home)
+from runbooks import (CALICO_ID, COMPONENTS, DOCKER_PS, FLANNEL_ID, HA_ROLLBACK, Lab, Nodes, calls, cluster_yaml,
+                      docker_on, journal, nodes_runbook, output_lines, processes_matching, summary_rows, wait_for,
+                      write_rollback, write_runbook, write_ssh_home)
 from sshd import SSHDNode, free_port, generate_key
 
 pytestmark = pytest.mark.ssh
-
-Nodes = Callable[[int], list[SSHDNode]]
 
 
 @pytest.fixture
@@ -33,25 +31,22 @@ def nodes(sshd_nodes: Nodes, home: Path) -> list[SSHDNode]:
 
 
 @pytest.fixture
-def lab(tmp_path: Path, nodes: list[SSHDNode]) -> Lab:
-    return write_lab(tmp_path / "lab", cluster_yaml(nodes))
+def lab(tmp_path: Path, home: Path, nodes: list[SSHDNode]) -> Lab:
+    """The operator: runs start in tmp_path/work (the journal goes to work/state) with HOME `home`."""
+    path = tmp_path / "work"
+    path.mkdir()
+    return Lab(path, home, nodes)
 
 
 @pytest.fixture
-def work(tmp_path: Path) -> Path:
-    """The directory the run starts in (its cwd); the journal goes to work/state."""
-    path = tmp_path / "work"
-    path.mkdir()
-    return path
+def rollback(lab: Lab, nodes: list[SSHDNode]) -> None:
+    """What ha-rollback needs in the lab: the RKE directory, whose cluster file lists the nodes, and stand-ins."""
+    write_rollback(lab, cluster_yaml(nodes))
 
 
-def ha_rollback(lab: Lab, home: Path, work: Path, *flags: str, runbook: Path = HA_ROLLBACK) -> tuple[int, str, str]:
-    done = run_cli([runbook, *lab.vars(), "--yes", "--confirm-manual", *flags], work, lab.env(home))
+def ha_rollback(lab: Lab, *flags: str, runbook: Path = HA_ROLLBACK) -> tuple[int, str, str]:
+    done = lab.run(runbook, *lab.rollback_vars(), "--yes", "--confirm-manual", *flags)
     return done.returncode, done.stdout, done.stderr
-
-
-def node_calls(node: SSHDNode) -> list[list[str]]:
-    return [list(call["argv"]) for call in node.calls("docker")]  # type: ignore[call-overload]
 
 
 def call_times(calls: list[dict[str, object]]) -> list[float]:
@@ -61,8 +56,9 @@ def call_times(calls: list[dict[str, object]]) -> list[float]:
 # -- the rollback --------------------------------------------------------------------------------------
 
 
-def test_ha_rollback_on_three_nodes(lab: Lab, nodes: list[SSHDNode], home: Path, work: Path) -> None:
-    code, out, err = ha_rollback(lab, home, work)
+@pytest.mark.usefixtures("rollback")
+def test_ha_rollback_on_three_nodes(lab: Lab, nodes: list[SSHDNode]) -> None:
+    code, out, err = ha_rollback(lab)
     assert code == 0, out + err
     local = lab.calls()
     assert [c["argv"] for c in local] == [
@@ -79,12 +75,12 @@ def test_ha_rollback_on_three_nodes(lab: Lab, nodes: list[SSHDNode], home: Path,
     assert times == sorted(times)
     rke_up, set_image = times[1], times[2]
     for node in nodes:
-        restarts = [argv[1:] for argv in node_calls(node) if argv[1] == "restart"]
+        restarts = [argv[1:] for argv in calls(node, "docker") if argv[1] == "restart"]
         assert restarts == [["restart", *COMPONENTS], ["restart", FLANNEL_ID], ["restart", CALICO_ID]], node.address
         assert all(rke_up < t < set_image for t in call_times(node.calls("docker"))), node.address
         assert f"{node.address} | {DOCKER_PS.splitlines()[0]}" in out  # streamed with a host prefix
     assert "answered by --confirm-manual: v2.0.8" in out
-    [manual] = [r for r in journal(work / "state") if r["type"] == "manual"]
+    [manual] = [r for r in journal(lab.state) if r["type"] == "manual"]
     assert manual["by"] == "--confirm-manual" and manual["answer"] == "v2.0.8" and manual["ok"] is True
     assert summary_rows(out) == [
         ("restore-snapshot", "local", "ok"), ("rke-up", "local", "ok"),
@@ -93,23 +89,24 @@ def test_ha_rollback_on_three_nodes(lab: Lab, nodes: list[SSHDNode], home: Path,
     ]
 
 
-def test_one_failing_node_stops_the_run(lab: Lab, nodes: list[SSHDNode], home: Path, work: Path) -> None:
+@pytest.mark.usefixtures("rollback")
+def test_one_failing_node_stops_the_run(lab: Lab, nodes: list[SSHDNode]) -> None:
     bad = nodes[1]
     docker_on(nodes, failing=bad.address)
-    code, out, err = ha_rollback(lab, home, work)
+    code, out, err = ha_rollback(lab)
     assert code == 1, out + err
     assert ("restart-components", bad.address, "failed") in summary_rows(out)
     assert f"run failed: restart-components@{bad.address}" in out
     assert lab.calls("kubectl") == []
     assert [r[0] for r in summary_rows(out)][-1] == "restart-components"  # nothing after it ran
-    assert node_calls(bad) == [["docker", "restart", *COMPONENTS]]  # `sh -e`: the first failing line ends it
+    assert calls(bad, "docker") == [["docker", "restart", *COMPONENTS]]  # `sh -e`: the first failing line ends it
     for node in nodes:
         if node is not bad:  # the other hosts finished their part before the step failed
-            assert [a[1:] for a in node_calls(node) if a[1] == "restart"][-1] == ["restart", CALICO_ID]
+            assert [a[1:] for a in calls(node, "docker") if a[1] == "restart"][-1] == ["restart", CALICO_ID]
 
 
-def test_max_failed_hosts_lets_the_run_go_on(lab: Lab, nodes: list[SSHDNode], home: Path, work: Path,
-                                              tmp_path: Path) -> None:
+@pytest.mark.usefixtures("rollback")
+def test_max_failed_hosts_lets_the_run_go_on(lab: Lab, nodes: list[SSHDNode], tmp_path: Path) -> None:
     text = HA_ROLLBACK.read_text()
     anchor = "    on: nodes\n    timeout: 10m\n"
     assert text.count(anchor) == 1
@@ -117,7 +114,7 @@ def test_max_failed_hosts_lets_the_run_go_on(lab: Lab, nodes: list[SSHDNode], ho
     tolerant = write_runbook(tmp_path, text, "ha-rollback.yml")
     bad = nodes[2]
     docker_on(nodes, failing=bad.address)
-    code, out, err = ha_rollback(lab, home, work, runbook=tolerant)
+    code, out, err = ha_rollback(lab, runbook=tolerant)
     assert code == 1, out + err  # a failed host fails the run, even when tolerated
     assert f"within max_failed_hosts=1: going on without {bad.address}" in out
     assert [c["argv"][0] for c in lab.calls()] == ["rke_linux-amd64", "rke_linux-amd64", "kubectl", "kubectl"]
@@ -129,37 +126,37 @@ def test_max_failed_hosts_lets_the_run_go_on(lab: Lab, nodes: list[SSHDNode], ho
 # -- preflight: nothing runs anywhere ------------------------------------------------------------------
 
 
-def assert_nothing_ran(lab: Lab, nodes: list[SSHDNode], work: Path) -> None:
+def assert_nothing_ran(lab: Lab) -> None:
     assert lab.calls() == []
-    assert all(node.calls() == [] for node in nodes)
-    records = journal(work / "state")
+    assert all(node.calls() == [] for node in lab.nodes)
+    records = journal(lab.state)
     assert not [r for r in records if r["type"] == "step-start"]
     assert records[-1]["type"] == "run-end" and records[-1]["status"] == "preflight-failed"
 
 
-def test_unreachable_node_fails_preflight(tmp_path: Path, nodes: list[SSHDNode], home: Path, work: Path) -> None:
+def test_unreachable_node_fails_preflight(lab: Lab, nodes: list[SSHDNode]) -> None:
     gone = nodes[2]
     closed = free_port(gone.address)  # nothing listens there: a node that is down
-    lab = write_lab(tmp_path / "lab", cluster_yaml(nodes, ports={gone.address: closed}))
-    code, out, err = ha_rollback(lab, home, work)
+    write_rollback(lab, cluster_yaml(nodes, ports={gone.address: closed}))
+    code, out, err = ha_rollback(lab)
     assert code == 3, out + err
     assert f"{gone.address}: connection refused by {gone.address}:{closed}" in err
-    assert_nothing_ran(lab, nodes, work)
+    assert_nothing_ran(lab)
 
 
 @pytest.mark.parametrize("case", ["changed", "changed-trusting-new", "unknown"])
-def test_untrusted_host_key_fails_preflight(case: str, lab: Lab, nodes: list[SSHDNode], home: Path, work: Path,
-                                            tmp_path: Path) -> None:
+@pytest.mark.usefixtures("rollback")
+def test_untrusted_host_key_fails_preflight(case: str, lab: Lab, nodes: list[SSHDNode], tmp_path: Path) -> None:
     odd = nodes[1]
     if case == "unknown":
-        write_ssh_home(home, [n for n in nodes if n is not odd])
+        write_ssh_home(lab.home, [n for n in nodes if n is not odd])
     else:
-        write_ssh_home(home, nodes, replace={odd.address: generate_key(tmp_path / "impostor")})
+        write_ssh_home(lab.home, nodes, replace={odd.address: generate_key(tmp_path / "impostor")})
     flags = ["--trust-new-host-keys"] if case == "changed-trusting-new" else []
-    code, out, err = ha_rollback(lab, home, work, *flags)
+    code, out, err = ha_rollback(lab, *flags)
     assert code == 3, out + err
     assert ("has CHANGED" if case.startswith("changed") else "unknown host key") in err and odd.address in err
-    assert_nothing_ran(lab, nodes, work)
+    assert_nothing_ran(lab)
 
 
 # -- commands on a node: output, stdin, timeout, Ctrl-C ------------------------------------------------
@@ -169,10 +166,10 @@ def node_book(tmp_path: Path, nodes: list[SSHDNode], steps: str) -> list[str]:
     """Arguments for a runbook of `steps` on `nodes` (read from a cluster file, as ha-rollback does)."""
     cluster = tmp_path / "cluster.yml"
     cluster.write_text(cluster_yaml(nodes))
-    return [str(write_runbook(tmp_path, nodes_runbook(steps))), "--var", f"cluster={cluster}"]
+    return [str(write_runbook(tmp_path, nodes_runbook("node-book", steps))), "--var", f"cluster={cluster}"]
 
 
-def test_ten_mib_on_both_streams_at_once(tmp_path: Path, nodes: list[SSHDNode], home: Path, work: Path) -> None:
+def test_ten_mib_on_both_streams_at_once(tmp_path: Path, nodes: list[SSHDNode], lab: Lab) -> None:
     steps = """\
   - id: flood
     title: Print 10 MiB on stdout and on stderr at the same time
@@ -186,21 +183,20 @@ def test_ten_mib_on_both_streams_at_once(tmp_path: Path, nodes: list[SSHDNode], 
       exit 3
 """
     node = nodes[0]
-    done = run_cli(node_book(tmp_path, [node], steps), work, cli_env(home))
+    done = lab.run(*node_book(tmp_path, [node], steps))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr
-    [end] = [r for r in journal(work / "state") if r["type"] == "step-end"]
+    [end] = [r for r in journal(lab.state) if r["type"] == "step-end"]
     assert end["exit_code"] == 3 and end["status"] == "ok"
-    lines = output_lines(work / "state", "flood", node.address)
+    lines = output_lines(lab.state, "flood", node.address)
     for stream, char in (("stdout", "o"), ("stderr", "e")):
         got = [line.split(f" [{stream}] ", 1)[1] for line in lines if f" [{stream}] " in line]
         assert sum(map(len, got)) == 10 * 2**20 and set("".join(got)) == {char}, stream  # every byte arrived
 
 
-def test_stdin_is_at_end_of_file_and_ssh_config_is_read(tmp_path: Path, nodes: list[SSHDNode], home: Path,
-                                                         work: Path) -> None:
+def test_stdin_is_at_end_of_file_and_ssh_config_is_read(tmp_path: Path, nodes: list[SSHDNode], lab: Lab) -> None:
     node = nodes[0]
-    write_ssh_home(home, nodes, config=f"Host db-primary\n  HostName {node.address}\n  Port {node.port}\n"
-                                       f"  User {node.user}\n  IdentityFile {node.client_key}\n")
+    write_ssh_home(lab.home, nodes, config=f"Host db-primary\n  HostName {node.address}\n  Port {node.port}\n"
+                                           f"  User {node.user}\n  IdentityFile {node.client_key}\n")
     book = write_runbook(tmp_path, """\
 runbook: 1
 name: stdin-eof
@@ -218,14 +214,13 @@ steps:
       read -r line || echo "stdin: end of file on $RUNBOOK_TEST_NODE"
       echo 'shown as printed: :warning: [bold]x[/bold]'
 """)
-    done = run_cli([book], work, cli_env(home))
+    done = lab.run(book)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"db-primary | stdin: end of file on {node.address}" in done.stdout
     assert "db-primary | shown as printed: :warning: [bold]x[/bold]" in done.stdout
 
 
-def test_timeout_kills_the_command_on_the_node(tmp_path: Path, nodes: list[SSHDNode], home: Path,
-                                               work: Path) -> None:
+def test_timeout_kills_the_command_on_the_node(tmp_path: Path, nodes: list[SSHDNode], lab: Lab) -> None:
     marker = f"3600.{secrets.randbelow(10**6):06d}"  # a sleep no other process has
     steps = f"""\
   - id: hang
@@ -236,16 +231,15 @@ def test_timeout_kills_the_command_on_the_node(tmp_path: Path, nodes: list[SSHDN
 """
     node = nodes[0]
     start = time.monotonic()
-    done = run_cli(node_book(tmp_path, [node], steps), work, cli_env(home))
+    done = lab.run(*node_book(tmp_path, [node], steps))
     assert done.returncode == 1, done.stdout + done.stderr
     assert time.monotonic() - start < 15
     assert summary_rows(done.stdout) == [("hang", node.address, "timed_out")]
     assert "killed after 2s" in done.stdout
-    wait_for(lambda: processes_matching(f"sleep {marker}") == [], 5, "the killed sleep to be gone")
+    wait_for(lambda: processes_matching(f"sleep {marker}") == [], "the killed sleep to be gone", timeout=5)
 
 
-def test_ctrl_c_stops_the_commands_on_every_node(tmp_path: Path, nodes: list[SSHDNode], home: Path,
-                                                  work: Path) -> None:
+def test_ctrl_c_stops_the_commands_on_every_node(tmp_path: Path, nodes: list[SSHDNode], lab: Lab) -> None:
     marker = f"3600.{secrets.randbelow(10**6):06d}"
     steps = f"""\
   - id: long
@@ -259,23 +253,24 @@ def test_ctrl_c_stops_the_commands_on_every_node(tmp_path: Path, nodes: list[SSH
     on: nodes
     run: touch "$HOME/after"
 """
-    process = start_cli(node_book(tmp_path, nodes, steps), work, cli_env(home))
+    running = lab.start(*node_book(tmp_path, nodes, steps))
     try:
-        wait_for(lambda: all((n.home / "started").exists() for n in nodes), 20, "the command to start everywhere")
-        wait_for(lambda: len(processes_matching(f"sleep {marker}")) >= len(nodes), 5, "the sleeps")
+        wait_for(lambda: all((n.home / "started").exists() for n in nodes), "the command to start everywhere",
+                 timeout=20)
+        wait_for(lambda: len(processes_matching(f"sleep {marker}")) >= len(nodes), "the sleeps", timeout=5)
     finally:
-        code, out, err = interrupt(process)
+        code, out, err = running.stop(signal.SIGINT)
     assert code == 130, out + err
-    wait_for(lambda: processes_matching(f"sleep {marker}") == [], 5, "every sleep to be gone")
+    wait_for(lambda: processes_matching(f"sleep {marker}") == [], "every sleep to be gone", timeout=5)
     assert summary_rows(out) == [("long", node.address, "interrupted") for node in nodes]
     assert not any((n.home / "after").exists() for n in nodes)
-    records = journal(work / "state")
+    records = journal(lab.state)
     assert [r["signal"] for r in records if r["type"] == "interrupted"] == ["SIGINT"]
     end = records[-1]
     assert end["type"] == "run-end" and end["status"] == "interrupted" and end["exit_code"] == 130
 
 
-def test_retries_run_a_failing_command_again(tmp_path: Path, nodes: list[SSHDNode], home: Path, work: Path) -> None:
+def test_retries_run_a_failing_command_again(tmp_path: Path, nodes: list[SSHDNode], lab: Lab) -> None:
     node = nodes[0]
     flaky = node.bin_dir / "flaky"  # fails on its first call: a counter file in the node's HOME
     flaky.write_text('#!/bin/sh\nn=$(( $(cat "$HOME/flaky.count" 2>/dev/null || echo 0) + 1 ))\n'
@@ -288,7 +283,7 @@ def test_retries_run_a_failing_command_again(tmp_path: Path, nodes: list[SSHDNod
     retries: {count: 3, delay: 100ms}
     run: flaky
 """
-    done = run_cli(node_book(tmp_path, [node], steps), work, cli_env(home))
+    done = lab.run(*node_book(tmp_path, [node], steps))
     assert done.returncode == 0, done.stdout + done.stderr
     assert (node.home / "flaky.count").read_text() == "2\n"
     assert f"{node.address}: attempt 1 failed; retrying" in done.stdout

@@ -10,19 +10,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from e2e import Lab, block, blocking_stand_in, calls, nodes_runbook, unblock, wait_for
-from sshd import SSHDNode
+from runbooks import (Lab, Nodes, block, blocking_stand_in, calls, command_lines, journal, nodes_runbook,
+                      operator_lab, run_dirs, unblock, wait_for)
 
 pytestmark = pytest.mark.ssh
-
-Nodes = Callable[[int], list[SSHDNode]]
 
 # Long enough that `base64` wraps its encoding over two lines; no "*" (the mask's own character).
 TOKEN = "correct-horse-battery-staple/Tr0ub4dor&3+and-a-long-tail-of-entropy-9f2c7e1ab4"
@@ -83,21 +82,20 @@ def ps_while(process: subprocess.Popen[str], every: float = 0.05) -> Iterator[st
     """`ps -eww -o args` (every process, whole command lines), again and again until `process` ends."""
     deadline = time.monotonic() + 30
     while process.poll() is None and time.monotonic() < deadline:
-        yield subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True, timeout=10).stdout
+        yield command_lines()
         time.sleep(every)
 
 
 @pytest.fixture
-def lab(tmp_path: Path, sshd_nodes: Nodes) -> Lab:
-    [node] = sshd_nodes(1)
-    lab = Lab(tmp_path / "lab", [node])
+def lab(tmp_path: Path, home: Path, sshd_nodes: Nodes) -> Lab:
+    lab = operator_lab(tmp_path / "lab", home, sshd_nodes(1))
     (lab.root / "secrets.yml").write_text(json.dumps({"key": KEY}))
     return lab
 
 
 def test_a_secret_shows_nowhere_not_in_output_state_or_ps(lab: Lab) -> None:
     [node] = lab.nodes
-    lab.write(nodes_runbook("secrets", [node], LEAKY, VARIABLES))
+    lab.write(nodes_runbook("secrets", LEAKY, [node], VARIABLES))
     running = lab.start(lab.book, "--yes", "--vars-file", lab.root / "secrets.yml", env=TOKEN_ENV)
     snapshots = list(ps_while(running.process))
     code, out, err = running.finish()
@@ -108,9 +106,9 @@ def test_a_secret_shows_nowhere_not_in_output_state_or_ps(lab: Lab) -> None:
     assert "********" in out and "done" in out
     assert leaks(out + err) == []
     assert files_with_leaks(lab.state) == {}
-    [run] = lab.run_dirs()
+    [run] = run_dirs(lab.state)
     assert (run / "leak@127.0.0.2.log").read_text().count("********") >= 6
-    header = lab.records()[0]
+    header = journal(lab.state)[0]
     assert header["variables"] == {"token": "********", "key": "********", "release": "2.0"}
 
     # `ps` saw the command while it ran (the script refers to the secret by name), never the value.
@@ -120,13 +118,13 @@ def test_a_secret_shows_nowhere_not_in_output_state_or_ps(lab: Lab) -> None:
 
 def test_a_secret_on_the_command_line_is_refused(lab: Lab) -> None:
     [node] = lab.nodes
-    lab.write(nodes_runbook("secrets", [node], LEAKY, VARIABLES))
+    lab.write(nodes_runbook("secrets", LEAKY, [node], VARIABLES))
     result = lab.run(lab.book, "--yes", "--var", f"token={TOKEN}", "--vars-file", lab.root / "secrets.yml")
     assert result.returncode == 2
     assert "command line: --var token: a secret on the command line is visible" in result.stderr
     assert "RUNBOOK_VAR_TOKEN" in result.stderr and "--vars-file" in result.stderr
     assert leaks(result.stdout + result.stderr) == []
-    assert lab.run_dirs() == []  # refused before a run began
+    assert run_dirs(lab.state) == []  # refused before a run began
 
 
 def test_resume_asks_for_secrets_again_and_takes_values_from_the_journal(lab: Lab) -> None:
@@ -147,21 +145,21 @@ def test_resume_asks_for_secrets_again_and_takes_values_from_the_journal(lab: La
 """
     node.stand_in("docker")
     blocking_stand_in(node, "slow")
-    lab.write(nodes_runbook("secret-resume", [node], steps, VARIABLES))
+    lab.write(nodes_runbook("secret-resume", steps, [node], VARIABLES))
     started = block(node, "slow")
     running = lab.start(lab.book, "--yes", "--var", "release=3.1", "--vars-file", lab.root / "secrets.yml",
                         env=TOKEN_ENV)
     wait_for(started.exists, "`slow login` to start")
-    running.kill()
+    running.stop(signal.SIGKILL)
     unblock(node, "slow")
 
     # The journal kept `release`, not the secrets: without them the resume cannot start.
-    records = lab.records()
+    records = journal(lab.state)
     assert records[0]["variables"] == {"token": "********", "key": "********", "release": "3.1"}
     missing = lab.run(lab.book, "--resume", "--yes", "--rerun-unknown")
     assert missing.returncode == 2
     assert "required variable 'token'" in missing.stderr and "required variable 'key'" in missing.stderr
-    assert len(lab.records()) == len(records)
+    assert len(journal(lab.state)) == len(records)
 
     resumed = lab.run(lab.book, "--resume", "--yes", "--rerun-unknown", "--vars-file", lab.root / "secrets.yml",
                       env=TOKEN_ENV)
@@ -177,11 +175,12 @@ def test_a_secret_default_stays_out_of_the_run_directory_and_the_resume_diff(lab
     old, new = "default-secret-1234", "default-secret-5678"
     variables = f"  token: {{type: string, secret: true, default: {old}}}\n"
     steps = "  - id: login\n    title: Log in\n    on: nodes\n    run: docker login --password-stdin {{ token }}\n"
-    lab.write(nodes_runbook("secret-default", [node], steps, variables))
+    lab.write(nodes_runbook("secret-default", steps, [node], variables))
     failed = lab.run(lab.book, "--yes")
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert not [p for p in lab.state.rglob("*") if p.is_file() and old.encode() in p.read_bytes()]
-    assert "token: {type: string, secret: true, default: ********}" in (lab.run_dirs()[0] / "runbook.yml").read_text()
+    snapshot = run_dirs(lab.state)[0] / "runbook.yml"
+    assert "token: {type: string, secret: true, default: ********}" in snapshot.read_text()
 
     lab.book.write_text(lab.book.read_text().replace(old, new).replace("--password-stdin", "-p"))
     refused = lab.run(lab.book, "--resume", "--yes")
