@@ -10,10 +10,10 @@ Records (the journal's contract; every record also gets "time", UTC ISO 8601 wit
     {"type": "run", "run_id", "runbook": {"name", "version", "sha256", "path"},
      "variables": {name: value, secrets as MASK}, "platform", "engine_version", "user", "hostname", "pid", "argv"}
     {"type": "step-start", "step", "host", "attempt"}
-    {"type": "step-end", "step", "host", "status", "exit_code", "duration", "stdout_tail", "stderr_tail", "attempt"}
+    {"type": "step-end", "step", "host", "status", "exit_code", "duration", "attempt", "reason", "stdout_tail",
+     "stderr_tail"}
     {"type": "confirmation", "step" (or null), "host" (re-running an unknown outcome), "question", "answer",
      "ok" (typed confirmations), "user", "by": "operator" | "--yes" | "--rerun-unknown"}
-    {"type": "run-note", "step", "note"}  (a declined step)
     {"type": "manual", "step", "host": "operator", "prompt", "answer", "expected", "ok", "user",
      "by": "operator" | "--confirm-manual"}
     {"type": "resumed", "user", "pid", "variables" (as this session has them), "argv"}

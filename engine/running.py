@@ -68,8 +68,7 @@ class Runner:
         if any(h.deferred for h in planned.hosts):
             planned = self.planner.plan_step(planned.step, steps=self.context, platforms=self.fleet.platforms)
         done, todo = self._select(planned)
-        if todo and planned.step.confirm and not self._confirm_step(planned):
-            self.journal.append({"type": "run-note", "step": planned.id, "note": "declined"})
+        if todo and planned.step.confirm and not self._confirm_step(planned):  # journaled with its answer
             raise StepFailed(f"step {planned.id!r} was declined; it did not run, and nothing after it")
         outcomes = done + self._fan_out(planned, todo)
         failed = tuple(o.host for o in outcomes if o.status.failed)

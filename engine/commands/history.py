@@ -21,7 +21,7 @@ from engine.locking import holder
 from engine.runs import UNFINISHED, RunSummary, fold_outcomes, list_runs
 
 _PIPE_WIDTH = 160
-_EVENTS = ("confirmation", "manual", "resumed", "interrupted", "run-note", "run-end")
+_EVENTS = ("confirmation", "manual", "resumed", "interrupted", "run-end")
 
 
 def main(state_dir: str | None, run_id: str | None) -> int:
