@@ -16,12 +16,34 @@ from engine.model import LOCAL, Command, Template
 _OUR_VARIABLE_KEYS = {"description", "default", "required", "secret"}
 
 
+_BROKEN = (KeyError, TypeError, AttributeError, ValueError)
+
+
 class _Builder:
-    def __init__(self, document: Document) -> None:
+    """Builds the model; `tolerant` (the schema found problems) skips the parts too broken to build, so the
+    checks below still run on the rest and every problem of the file is reported at once."""
+
+    def __init__(self, document: Document, tolerant: bool = False) -> None:
         self.positions: Positions = document.positions
-        self.data: dict[str, Any] = document.data
+        self.data: dict[str, Any] = document.data if isinstance(document.data, dict) else {}
+        self.tolerant = tolerant
         self.problems: list[Problem] = []
-        self.defaults: dict[str, Any] = self.data.get("defaults", {})
+        self.defaults: dict[str, Any] = self._part("defaults", dict)
+
+    def _part(self, key: str, kind: type) -> Any:
+        value = self.data.get(key, kind())
+        return value if isinstance(value, kind) or not self.tolerant else kind()
+
+    def _each(self, items: Any, build: Any) -> list[Any]:
+        """`build(*item)` for each item; in tolerant mode an item the schema already refused is left out."""
+        built = []
+        for item in items:
+            try:
+                built.append(build(*item))
+            except _BROKEN:
+                if not self.tolerant:
+                    raise
+        return built
 
     def template(self, path: JsonPath, text: str | int) -> Template:
         return Template(str(text), path, self.positions.of(path), self.positions.file)
@@ -35,53 +57,54 @@ class _Builder:
         return Command(tuple((name, self.template(path + (name,), text)) for name, text in value.items()))
 
     def variables(self) -> tuple[model.Variable, ...]:
-        result = []
-        for name, spec in self.data.get("variables", {}).items():
-            fragment = {k: v for k, v in spec.items() if k not in _OUR_VARIABLE_KEYS or k == "description"}
-            if "format" in spec and spec["format"] not in schema.CHECKED_FORMATS:  # jsonschema would ignore it
-                self.problems.append(self.positions.problem(("variables", name, "format"), (
-                    f"format {spec['format']!r} cannot be checked here; use a pattern, or one of: "
-                    + ", ".join(sorted(schema.CHECKED_FORMATS)))))
-            result.append(model.Variable(
-                name=name, schema=fragment, description=spec.get("description", ""),
-                default=spec.get("default"), has_default="default" in spec,
-                required=spec.get("required", False), secret=spec.get("secret", False)))
-        return tuple(result)
+        return tuple(self._each(self._part("variables", dict).items(), self.variable))
+
+    def variable(self, name: str, spec: dict[str, Any]) -> model.Variable:
+        fragment = {k: v for k, v in spec.items() if k not in _OUR_VARIABLE_KEYS or k == "description"}
+        if "format" in spec and spec["format"] not in schema.CHECKED_FORMATS:  # jsonschema would ignore it
+            self.problems.append(self.positions.problem(("variables", name, "format"), (
+                f"format {spec['format']!r} cannot be checked here; use a pattern, or one of: "
+                + ", ".join(sorted(schema.CHECKED_FORMATS)))))
+        return model.Variable(
+            name=name, schema=fragment, description=spec.get("description", ""),
+            default=spec.get("default"), has_default="default" in spec,
+            required=spec.get("required", False), secret=spec.get("secret", False))
 
     def targets(self) -> tuple[model.Target, ...]:
-        result = [model.Target(LOCAL, local=True)]
-        for name, spec in self.data.get("targets", {}).items():
-            path: JsonPath = ("targets", name)
-            if name == LOCAL:
-                self.problems.append(self.positions.problem(path, "'local' is built in; choose another name", key=True))
-                continue
-            ssh = spec.get("ssh", {})
-            inventory = None
-            if "from_file" in ssh:
-                sp = path + ("ssh",)
-                inventory = model.Inventory(
-                    self.template(sp + ("from_file",), ssh["from_file"]), ssh["each"],
-                    self.template(sp + ("host",), ssh["host"]), self.optional(ssh, sp, "user"),
-                    self.optional(ssh, sp, "port"), self.optional(ssh, sp, "key_file"))
-            result.append(model.Target(name, local=bool(spec.get("local")), hosts=tuple(ssh.get("hosts", ())),
-                                       inventory=inventory, concurrency=spec.get("concurrency")))
-        return tuple(result)
+        found = self._each(self._part("targets", dict).items(), self.target)
+        return (model.Target(LOCAL, local=True), *(t for t in found if t is not None))
+
+    def target(self, name: str, spec: dict[str, Any]) -> model.Target | None:
+        path: JsonPath = ("targets", name)
+        if name == LOCAL:
+            self.problems.append(self.positions.problem(path, "'local' is built in; choose another name", key=True))
+            return None
+        ssh = spec.get("ssh", {})
+        inventory = None
+        if "from_file" in ssh:
+            sp = path + ("ssh",)
+            inventory = model.Inventory(
+                self.template(sp + ("from_file",), ssh["from_file"]), ssh["each"],
+                self.template(sp + ("host",), ssh["host"]), self.optional(ssh, sp, "user"),
+                self.optional(ssh, sp, "port"), self.optional(ssh, sp, "key_file"))
+        return model.Target(name, local=bool(spec.get("local")), hosts=tuple(ssh.get("hosts", ())),
+                            inventory=inventory, concurrency=spec.get("concurrency"))
 
     def checks(self, targets: set[str]) -> tuple[model.Check, ...]:
-        result = []
-        for index, spec in enumerate(self.data.get("checks", [])):
-            path: JsonPath = ("checks", index)
-            self._known_target(spec, path, targets)
-            result.append(model.Check(
-                spec["title"], self.command(spec["run"], path + ("run",)), spec.get("on", LOCAL),
-                self.optional(spec, path, "cwd"), model.seconds(spec.get("timeout", model.DEFAULT_CHECK_TIMEOUT)),
-                index))
-        return tuple(result)
+        return tuple(self._each(enumerate(self._part("checks", list)), lambda i, spec: self.check(i, spec, targets)))
+
+    def check(self, index: int, spec: dict[str, Any], targets: set[str]) -> model.Check:
+        path: JsonPath = ("checks", index)
+        self._known_target(spec, path, targets)
+        return model.Check(
+            spec["title"], self.command(spec["run"], path + ("run",)), spec.get("on", LOCAL),
+            self.optional(spec, path, "cwd"), model.seconds(spec.get("timeout", model.DEFAULT_CHECK_TIMEOUT)),
+            index)
 
     def steps(self, targets: set[str]) -> tuple[model.Step, ...]:
         seen: dict[str, int] = {}
-        result = []
-        for index, spec in enumerate(self.data["steps"]):
+
+        def one(index: int, spec: dict[str, Any]) -> model.Step:
             path: JsonPath = ("steps", index)
             if spec["id"] in seen:
                 first = self.positions.of(("steps", seen[spec["id"]], "id")).line
@@ -89,8 +112,9 @@ class _Builder:
                     path + ("id",), f"duplicate step id {spec['id']!r} (first used at line {first})"))
             seen.setdefault(spec["id"], index)
             self._known_target(spec, path, targets)
-            result.append(self.step(index, spec, path))
-        return tuple(result)
+            return self.step(index, spec, path)
+
+        return tuple(self._each(enumerate(self._part("steps", list)), one))
 
     def step(self, index: int, spec: dict[str, Any], path: JsonPath) -> model.Step:
         timeout = spec.get("timeout", self.defaults.get("timeout"))
@@ -142,16 +166,24 @@ class _Builder:
             self.problems.append(self.positions.problem(path + ("on",), f"unknown target {name!r}; targets: {known}"))
 
 
-def build(document: Document) -> tuple[model.Runbook, list[Problem]]:
-    """The model and the semantic problems found while building it (empty when the runbook is sound)."""
-    builder = _Builder(document)
+def build(document: Document, tolerant: bool = False) -> tuple[model.Runbook, list[Problem]]:
+    """The model and the semantic problems found while building it (empty when the runbook is sound).
+
+    `tolerant`: the schema refused parts of the file already; build what can be built, for the other checks.
+    """
+    builder = _Builder(document, tolerant)
     data = builder.data
     targets = builder.targets()
     names = {t.name for t in targets}
+
+    def text(key: str) -> str:
+        return str(data.get(key, "") if tolerant else data[key])
+
     runbook = model.Runbook(
-        document=document, format=data["runbook"], name=data["name"], version=data["version"],
-        title=data["title"], description=data.get("description", ""), source=data.get("source", ""),
-        warnings=tuple(data.get("warnings", ())), variables=builder.variables(), targets=targets,
+        document=document, format=data.get("runbook", 1), name=text("name"), version=text("version"),
+        title=text("title"), description=str(data.get("description", "")), source=str(data.get("source", "")),
+        warnings=tuple(builder._part("warnings", list)), variables=builder.variables(), targets=targets,
         checks=builder.checks(names), steps=builder.steps(names),
-        default_concurrency=builder.defaults.get("concurrency", model.DEFAULT_CONCURRENCY))
+        default_concurrency=builder.defaults.get("concurrency", model.DEFAULT_CONCURRENCY),
+    )
     return runbook, builder.problems

@@ -41,12 +41,19 @@ def validator(fragment: Mapping[str, Any] | None = None) -> jsonschema.protocols
     return cls(fragment if fragment is not None else schema(), format_checker=cls.FORMAT_CHECKER)
 
 
-def check(data: Any, positions: Positions) -> list[Problem]:
-    """Every schema problem of a loaded runbook, located; a format version we do not know stops there."""
+def format_problem(data: Any, positions: Positions) -> Problem | None:
+    """A format version we do not know: nothing else of the file can be judged by this schema."""
     if isinstance(data, dict) and "runbook" in data and data["runbook"] not in SUPPORTED_FORMATS:
         supported = ", ".join(str(v) for v in SUPPORTED_FORMATS)
         value = data["runbook"]
-        return [positions.problem(("runbook",), f"unsupported format version {value!r}; supported: {supported}")]
+        return positions.problem(("runbook",), f"unsupported format version {value!r}; supported: {supported}")
+    return None
+
+
+def check(data: Any, positions: Positions) -> list[Problem]:
+    """Every schema problem of a loaded runbook, located (`format_problem` first)."""
+    if (unsupported := format_problem(data, positions)) is not None:
+        return [unsupported]
     errors = validator().iter_errors(data)
     problems = [p for error in errors for p in _translate(error, positions)]
     return sorted(set(problems), key=lambda p: (p.line, p.column, p.path, p.message))
@@ -106,6 +113,8 @@ def _type_message(error: jsonschema.ValidationError, source: str | None) -> str:
 def _one_of(error: jsonschema.ValidationError, path: JsonPath, positions: Positions) -> Iterator[Problem]:
     branches = error.validator_value
     if all(set(branch) == {"required"} for branch in branches):
+        if not isinstance(error.instance, dict):
+            return  # not a mapping at all: the type error says so
         names = [branch["required"][0] for branch in branches]
         present = [name for name in names if isinstance(error.instance, dict) and name in error.instance]
         quoted = " or ".join(repr(n) for n in names)
