@@ -169,10 +169,6 @@ def clock(stamp: str | None, day: str = "") -> str:
     return time if date == day else f"{date} {time}"
 
 
-def day_of(stamp: str | None) -> str:
-    return (stamp or "").partition("T")[0]
-
-
 def duration(seconds: float | None) -> str:
     """4 ms, 3.2 s, 4 min 05 s, 1 h 02 min."""
     if seconds is None:
