@@ -78,8 +78,9 @@ def _translate(error: jsonschema.ValidationError, positions: Positions) -> Itera
     elif kind == "dependentRequired":
         yield positions.problem(path, error.message.replace("is a dependency of", "is needed with"))
     elif "propertyNames" in error.relative_schema_path:  # jsonschema reports the name's own failure
-        yield positions.problem(path + (error.instance,), f"invalid name {error.instance!r}: names must match "
-                                f"{error.validator_value}", key=True)
+        name = _instance(error)
+        yield positions.problem(path + (name,), f"invalid name {name!r}: names must match "
+                                f"{_value(error)}", key=True)
     elif kind == "const" and error.validator_value is True:
         yield positions.problem(path, "must be true (or remove the key)")
     else:
@@ -94,16 +95,16 @@ def message(error: jsonschema.ValidationError) -> str:
 
 
 def _unknown_keys(error: jsonschema.ValidationError, path: JsonPath, positions: Positions) -> Iterator[Problem]:
-    known = list(error.schema.get("properties", {}))
-    for key in sorted(set(error.instance) - set(known)):
+    known = list(_schema_of(error).get("properties", {}))
+    for key in sorted(set(_instance(error)) - set(known)):
         close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
         hint = f"; did you mean {close[0]!r}?" if close else f"; allowed: {', '.join(known)}"
         yield positions.problem(path + (key,), f"unknown key {key!r}{hint}", key=True)
 
 
 def _type_message(error: jsonschema.ValidationError, source: str | None) -> str:
-    wanted = error.validator_value
-    names = wanted if isinstance(wanted, list) else [wanted]
+    wanted = _value(error)
+    names = [str(n) for n in (wanted if isinstance(wanted, list) else [wanted])]
     message = f"expected {' or '.join(names)}, got {describe_type(error.instance)}"
     if "string" in names and source is not None and not isinstance(error.instance, str):
         message += f"; quote it: '{source}'"
@@ -111,7 +112,7 @@ def _type_message(error: jsonschema.ValidationError, source: str | None) -> str:
 
 
 def _one_of(error: jsonschema.ValidationError, path: JsonPath, positions: Positions) -> Iterator[Problem]:
-    branches = error.validator_value
+    branches = _value(error)
     if all(set(branch) == {"required"} for branch in branches):
         if not isinstance(error.instance, dict):
             return  # not a mapping at all: the type error says so
@@ -127,5 +128,19 @@ def _one_of(error: jsonschema.ValidationError, path: JsonPath, positions: Positi
         for sub in same_type:
             yield from _translate(sub, positions)
         return
-    hint = error.schema.get("description", "")
+    hint = _schema_of(error).get("description", "")
     yield positions.problem(path, f"invalid value {error.instance!r}: {hint}".rstrip(": "))
+
+
+# jsonschema's error attributes are typed `… | Unset` (unset only on errors built by hand): these read them
+# as the plain JSON values they are on errors from `iter_errors`.
+def _instance(error: jsonschema.ValidationError) -> Any:
+    return error.instance
+
+
+def _value(error: jsonschema.ValidationError) -> Any:
+    return error.validator_value
+
+
+def _schema_of(error: jsonschema.ValidationError) -> Mapping[str, Any]:
+    return error.schema if isinstance(error.schema, Mapping) else {}
