@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import platform as _platform
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 from engine import targets as targets_mod
 from engine import variables
 from engine.errors import UsageError
+from engine.executors.local import this_platform
 from engine.model import PLATFORMS, Variable
 from engine.planning import Plan, build_plan
 from engine.validation import Validated, validate
@@ -29,11 +29,6 @@ class Options:
     target: tuple[str, ...] = ()
     environ: dict[str, str] | None = field(default=None, compare=False)
     recorded: dict[str, Any] | None = field(default=None, compare=False)  # values of a resumed run
-
-
-def this_platform() -> str:
-    """`linux`, `darwin`, `windows`: the names `run:` maps use."""
-    return _platform.system().lower()
 
 
 def chosen_platform(value: str | None) -> str | None:

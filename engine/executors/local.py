@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
+import platform as _platform
 import time
 from collections.abc import Mapping
 from functools import partial
@@ -51,8 +51,8 @@ class LocalExecutor(Executor):
         kill_jobs(self._jobs, _signal_groups)
 
     def platform(self) -> str:
-        """From `sys.platform` ("linux", "darwin", "freebsd14" → "freebsd"): no subprocess needed."""
-        return sys.platform.rstrip("0123456789")
+        """`uname -s` lowercased, as SSH hosts report it ("linux", "darwin"; "windows"), without a subprocess."""
+        return this_platform()
 
     def _run(
         self,
@@ -103,3 +103,8 @@ def _signal_groups(pgids: list[int], name: str) -> None:
             os.killpg(pgid, getattr(signal, f"SIG{name}"))
         except (ProcessLookupError, PermissionError):
             pass  # already gone
+
+
+def this_platform() -> str:
+    """This machine's platform under the names `run:` maps use."""
+    return _platform.system().lower()
