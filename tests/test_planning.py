@@ -156,10 +156,7 @@ def test_a_false_when_guards_the_values_its_command_needs(tmp_path: Path) -> Non
         "runbook: 1\nname: guarded\nversion: '1'\ntitle: Guarded\n"
         "variables:\n  extra: {type: object, default: {}}\n"
         "steps:\n  - id: use\n    title: Use it\n    when: \"'name' in extra\"\n    run: echo {{ extra.name }}\n")
-    runbook = validate(path).runbook
-    values = variables.resolve(runbook, {}, environ={})
-    plan = build_plan(runbook, values, "linux", targets.resolve(runbook, values.values))
-    (host,) = plan.steps[0].hosts
+    (host,) = make_plan(str(path), {}).steps[0].hosts
     assert host.skip == "when: 'name' in extra is false" and host.variants == ()
 
 
