@@ -18,5 +18,15 @@ def bench(c: Context, quick: bool = False) -> None:
     c.run(f"{sys.executable} benchmarks/run.py" + (" --quick" if quick else ""), pty=False)
 
 
+@task(help={"fix": "Apply ruff's safe fixes and reformat instead of only reporting."})
+def lint(c: Context, fix: bool = False) -> None:
+    """ruff (lint, import order, format) over the tree and mypy --strict over engine/, as CI runs them."""
+    py = sys.executable
+    if fix:
+        c.run(f"{py} -m ruff check --fix . && {py} -m ruff format .", pty=False)
+    c.run(f"{py} -m ruff check . && {py} -m ruff format --check . && {py} -m mypy", pty=False)
+
+
 ns = collection()
 ns.add_task(bench)
+ns.add_task(lint)

@@ -19,9 +19,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from sshd import SSHDCluster, SSHDNode
+from sshd import SSHDCluster, SSHDNode  # noqa: E402 - after the sys.path line above
 
-from engine.executors import LocalExecutor, SSHOptions, SSHTarget, ssh_executor
+from engine.executors import LocalExecutor, SSHOptions, SSHTarget, ssh_executor  # noqa: E402
 
 WARMUP = 3
 
@@ -84,19 +84,25 @@ def main(runs: int) -> None:
             with ssh_executor(target, SSHOptions(known_hosts=str(node.known_hosts))) as remote:
                 start = time.perf_counter()
                 remote.connect()
-                print(f"{'SSHExecutor.connect() (once per host)':<44} {1000 * (time.perf_counter() - start):7.2f} ms")
+                print(
+                    f"{'SSHExecutor.connect() (once per host)':<44} {1000 * (time.perf_counter() - start):7.2f} ms"
+                )
                 measure('SSHExecutor.run("true")', lambda: remote.run("true"), runs)
             control = base / "cm"
             master = ssh_argv(node, control, "-o", "ControlMaster=yes", "-o", "ControlPersist=60", "-N", "-f")
             checked(master)
             try:
                 measure(
-                    "ssh -o ControlPath=... host true (mux)", lambda: checked(ssh_argv(node, control) + ["true"]), runs
+                    "ssh -o ControlPath=... host true (mux)",
+                    lambda: checked([*ssh_argv(node, control), "true"]),
+                    runs,
                 )
             finally:
                 subprocess.run(ssh_argv(node, control, "-O", "exit"), capture_output=True, check=False)
             fresh = ssh_argv(node, base / "unused", "-o", "ControlMaster=no")
-            measure("ssh host true (new connection each)", lambda: checked(fresh + ["true"]), max(5, runs // 5))
+            measure(
+                "ssh host true (new connection each)", lambda: checked([*fresh, "true"]), max(5, runs // 5)
+            )
         finally:
             cluster.stop()
 

@@ -41,26 +41,49 @@ def main() -> int:
     runs = 5 if args.quick else 21
     engine = [sys.executable, "-m", "engine"]
     rows = [("python -c pass (interpreter start)", median_wall([sys.executable, "-c", "pass"], runs), None)]
-    rows.append(("runbook validate runbooks/ha-rollback.yml",
-                 median_wall([*engine, "validate", "runbooks/ha-rollback.yml"], runs), 0.250))
+    rows.append(
+        (
+            "runbook validate runbooks/ha-rollback.yml",
+            median_wall([*engine, "validate", "runbooks/ha-rollback.yml"], runs),
+            0.250,
+        )
+    )
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "typical").mkdir()
         large = write_large_runbook(Path(tmp), steps=1000, hosts=50)
-        rows.append(("runbook validate (1,000 steps)", median_wall([*engine, "validate", str(large)], runs), None))
-        rows.append(("runbook plan (1,000 steps x 50 hosts)",
-                     median_wall([*engine, "plan", str(large)], max(3, runs // 3)), 1.0))
+        rows.append(
+            ("runbook validate (1,000 steps)", median_wall([*engine, "validate", str(large)], runs), None)
+        )
+        rows.append(
+            (
+                "runbook plan (1,000 steps x 50 hosts)",
+                median_wall([*engine, "plan", str(large)], max(3, runs // 3)),
+                1.0,
+            )
+        )
         typical = write_large_runbook(Path(tmp) / "typical", steps=1000, hosts=50, per_host_every=10)
-        rows.append(("  same, 1 node step in 10 naming host.name",
-                     median_wall([*engine, "plan", str(typical)], max(3, runs // 3)), 1.0))
+        rows.append(
+            (
+                "  same, 1 node step in 10 naming host.name",
+                median_wall([*engine, "plan", str(typical)], max(3, runs // 3)),
+                1.0,
+            )
+        )
     print(f"{'benchmark':<44} {'median':>9}  target")
     for name, seconds, target in rows:
-        verdict = "" if target is None else (f"< {target * 1000:.0f} ms " + ("ok" if seconds < target else "MISSED"))
+        verdict = (
+            ""
+            if target is None
+            else (f"< {target * 1000:.0f} ms " + ("ok" if seconds < target else "MISSED"))
+        )
         print(f"{name:<44} {seconds * 1000:>7.0f}ms  {verdict}")
     for extra in ("executor_overhead.py", "run_overhead.py"):
         script = Path(__file__).with_name(extra)
         if script.exists():
             print(f"\n== {extra}")
-            subprocess.run([sys.executable, str(script), *(["--quick"] if args.quick else [])], cwd=ROOT, check=False)
+            subprocess.run(
+                [sys.executable, str(script), *(["--quick"] if args.quick else [])], cwd=ROOT, check=False
+            )
     return 0
 
 

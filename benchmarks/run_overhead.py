@@ -40,9 +40,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]  # tests/runbooks.py, not the runbooks/ directory
 
 import paramiko  # noqa: E402
-import runbooks as rb  # noqa: E402
 from sshd import SSHDCluster, SSHDNode  # noqa: E402
 
+import runbooks as rb  # noqa: E402
 from engine.commands import run as run_command  # noqa: E402
 from engine.options import Options, prepare  # noqa: E402
 
@@ -60,7 +60,11 @@ def engine_run(file: Path, variables: Sequence[str], state_dir: Path) -> float:
     """Wall time of one `runbook run FILE --yes --confirm-manual` in this process, its output discarded."""
     options = Options(str(file), var=tuple(variables))
     settings = run_command.RunOptions(yes=True, confirm_manual=True, state_dir=str(state_dir))
-    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull), contextlib.redirect_stderr(devnull):
+    with (
+        open(os.devnull, "w") as devnull,
+        contextlib.redirect_stdout(devnull),
+        contextlib.redirect_stderr(devnull),
+    ):
         start = time.perf_counter()
         code = run_command.main(options, settings)
         elapsed = time.perf_counter() - start
@@ -70,7 +74,9 @@ def engine_run(file: Path, variables: Sequence[str], state_dir: Path) -> float:
 
 
 def true_steps(count: int, on: str) -> str:
-    return "".join(f"  - id: s{i}\n    title: Step {i}\n    on: {on}\n    run: 'true'\n" for i in range(count))
+    return "".join(
+        f"  - id: s{i}\n    title: Step {i}\n    on: {on}\n    run: 'true'\n" for i in range(count)
+    )
 
 
 def local_runbook(directory: Path, count: int) -> Path:
@@ -79,8 +85,9 @@ def local_runbook(directory: Path, count: int) -> Path:
 
 
 def ssh_runbook(directory: Path, count: int) -> Path:
-    return rb.write_runbook(directory, rb.nodes_runbook(f"bench-ssh-{count}", true_steps(count, "nodes")),
-                            f"ssh-{count}.yml")
+    return rb.write_runbook(
+        directory, rb.nodes_runbook(f"bench-ssh-{count}", true_steps(count, "nodes")), f"ssh-{count}.yml"
+    )
 
 
 # -- bare commands ---------------------------------------------------------------------------------------
@@ -108,8 +115,14 @@ def bare_paramiko(transport: paramiko.Transport) -> float:
 def paramiko_transport(node: SSHDNode, known_hosts: Path) -> paramiko.SSHClient:
     client = paramiko.SSHClient()
     client.load_host_keys(str(known_hosts))
-    client.connect(node.address, node.port, username=node.user, key_filename=str(node.client_key),
-                   allow_agent=False, look_for_keys=False)
+    client.connect(
+        node.address,
+        node.port,
+        username=node.user,
+        key_filename=str(node.client_key),
+        allow_agent=False,
+        look_for_keys=False,
+    )
     transport = client.get_transport()
     assert transport is not None
     if isinstance(transport.sock, socket.socket):
@@ -124,14 +137,42 @@ class OpenSSH:
         self.known_hosts, self.control_dir = known_hosts, control_dir
 
     def argv(self, node: SSHDNode, *command: str) -> list[str]:
-        return ["ssh", "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
-                "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "IdentitiesOnly=yes", "-i", str(node.client_key),
-                "-o", "ControlMaster=auto", "-o", f"ControlPath={self.control_dir}/%C", "-o", "ControlPersist=60",
-                "-p", str(node.port), "-l", node.user, node.address, *command]
+        return [
+            "ssh",
+            "-F",
+            "/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            f"UserKnownHostsFile={self.known_hosts}",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-i",
+            str(node.client_key),
+            "-o",
+            "ControlMaster=auto",
+            "-o",
+            f"ControlPath={self.control_dir}/%C",
+            "-o",
+            "ControlPersist=60",
+            "-p",
+            str(node.port),
+            "-l",
+            node.user,
+            node.address,
+            *command,
+        ]
 
     def run(self, node: SSHDNode, script: str) -> None:
-        subprocess.run(self.argv(node, "sh -ec " + shlex.quote(script)), stdin=subprocess.DEVNULL,
-                       capture_output=True, check=True, timeout=120)
+        subprocess.run(
+            self.argv(node, "sh -ec " + shlex.quote(script)),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            check=True,
+            timeout=120,
+        )
 
     def bare(self, node: SSHDNode) -> float:
         start = time.perf_counter()
@@ -140,7 +181,9 @@ class OpenSSH:
 
     def close(self, nodes: Sequence[SSHDNode]) -> None:
         for node in nodes:
-            subprocess.run(self.argv(node)[:-1] + ["-O", "exit", node.address], capture_output=True, timeout=30)
+            subprocess.run(
+                [*self.argv(node)[:-1], "-O", "exit", node.address], capture_output=True, timeout=30
+            )
 
 
 # -- part 1: overhead per step ---------------------------------------------------------------------------
@@ -156,10 +199,14 @@ def per_step(work: Path, node: SSHDNode, ssh: OpenSSH, steps: int, runs: int) ->
     assert transport is not None
     ssh.run(node, "true")  # opens the master
     bare_kinds: dict[str, Callable[[], float]] = {
-        "local": bare_local, "ssh (paramiko exec)": lambda: bare_paramiko(transport),
-        "ssh (ControlMaster)": lambda: ssh.bare(node)}
-    books = {"local": (local_runbook(work, steps), local_runbook(work, 1), []),
-             "ssh": (ssh_runbook(work, steps), ssh_runbook(work, 1), [f"cluster={cluster}"])}
+        "local": bare_local,
+        "ssh (paramiko exec)": lambda: bare_paramiko(transport),
+        "ssh (ControlMaster)": lambda: ssh.bare(node),
+    }
+    books = {
+        "local": (local_runbook(work, steps), local_runbook(work, 1), []),
+        "ssh": (ssh_runbook(work, steps), ssh_runbook(work, 1), [f"cluster={cluster}"]),
+    }
     for many, _, variables in books.values():
         engine_run(many, variables, state)  # warm-up: imports, first connection
     walls: dict[str, list[float]] = {key: [] for key in ("local-many", "local-one", "ssh-many", "ssh-one")}
@@ -182,9 +229,15 @@ def per_step(work: Path, node: SSHDNode, ssh: OpenSSH, steps: int, runs: int) ->
         for name, seconds in median.items():
             if name.startswith(kind):
                 overhead = (wall_many - steps * seconds) / steps
-                rows.append((f"{kind}: overhead per step vs {name} (wall - {steps} x bare) / {steps}",
-                             f"{overhead * 1000:.2f} ms"))
-                rows.append((f"{kind}: marginal overhead per step vs {name}", f"{(marginal - seconds) * 1000:.2f} ms"))
+                rows.append(
+                    (
+                        f"{kind}: overhead per step vs {name} (wall - {steps} x bare) / {steps}",
+                        f"{overhead * 1000:.2f} ms",
+                    )
+                )
+                rows.append(
+                    (f"{kind}: marginal overhead per step vs {name}", f"{(marginal - seconds) * 1000:.2f} ms")
+                )
     return rows
 
 
@@ -216,8 +269,9 @@ def floor_run(lab: rb.Lab, nodes: Sequence[SSHDNode], ssh: OpenSSH) -> tuple[flo
     env = {**os.environ, "PATH": f"{lab.bin_dir}{os.pathsep}{os.environ['PATH']}"}
 
     def local(script: str, cwd: str | None) -> None:
-        subprocess.run(["sh", "-ec", script], cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True,
-                       check=True)
+        subprocess.run(
+            ["sh", "-ec", script], cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, check=True
+        )
 
     start = time.perf_counter()
     with ThreadPoolExecutor(min(16, len(nodes))) as pool:
@@ -234,8 +288,9 @@ def floor_run(lab: rb.Lab, nodes: Sequence[SSHDNode], ssh: OpenSSH) -> tuple[flo
     return end - start, end - connected
 
 
-def rollback(work: Path, nodes: Sequence[SSHDNode], ssh: OpenSSH, runs: int,
-             profile: bool) -> list[tuple[str, str]]:
+def rollback(
+    work: Path, nodes: Sequence[SSHDNode], ssh: OpenSSH, runs: int, profile: bool
+) -> list[tuple[str, str]]:
     lab = rb.Lab(work / f"lab-{len(nodes)}", work / "home")
     rb.write_rollback(lab, rb.cluster_yaml(nodes))
     os.environ["PATH"] = f"{lab.bin_dir}{os.pathsep}{os.environ['PATH']}"
@@ -251,12 +306,21 @@ def rollback(work: Path, nodes: Sequence[SSHDNode], ssh: OpenSSH, runs: int,
     steps_only = statistics.median(f[1] for f in floors)
     ratio = engine / with_connect
     verdict = "ok" if ratio <= TARGET_RATIO else "MISSED"
-    rows = [(f"ha-rollback, {len(nodes)} nodes: engine wall", f"{engine * 1000:.0f} ms"),
-            (f"ha-rollback, {len(nodes)} nodes: OpenSSH floor (masters opened, then the commands)",
-             f"{with_connect * 1000:.0f} ms"),
-            (f"ha-rollback, {len(nodes)} nodes: OpenSSH floor, commands only (masters already open)",
-             f"{steps_only * 1000:.0f} ms"),
-            (f"ha-rollback, {len(nodes)} nodes: engine / floor (target <= {TARGET_RATIO})", f"{ratio:.2f}x {verdict}")]
+    rows = [
+        (f"ha-rollback, {len(nodes)} nodes: engine wall", f"{engine * 1000:.0f} ms"),
+        (
+            f"ha-rollback, {len(nodes)} nodes: OpenSSH floor (masters opened, then the commands)",
+            f"{with_connect * 1000:.0f} ms",
+        ),
+        (
+            f"ha-rollback, {len(nodes)} nodes: OpenSSH floor, commands only (masters already open)",
+            f"{steps_only * 1000:.0f} ms",
+        ),
+        (
+            f"ha-rollback, {len(nodes)} nodes: engine / floor (target <= {TARGET_RATIO})",
+            f"{ratio:.2f}x {verdict}",
+        ),
+    ]
     rows += phases(state, len(nodes))
     if profile:
         print(f"\ncProfile of the engine's ha-rollback on {len(nodes)} nodes, every thread, by own time:")
@@ -273,11 +337,17 @@ def phases(state: Path, count: int) -> list[tuple[str, str]]:
     first_step = next(t for r, t in at if r["type"] == "step-start")
     node = [t for r, t in at if r.get("step") == "restart-components"]
     fan_out = max(node) - min(node)
-    return [(f"  engine, {count} nodes: journal opened -> first step (warnings, connect, preflight)",
-             f"{(first_step - start) * 1000:.0f} ms"),
-            (f"  engine, {count} nodes: restart-components on every node", f"{fan_out * 1000:.0f} ms"),
-            (f"  engine, {count} nodes: first step -> run end, other steps",
-             f"{(end - first_step - fan_out) * 1000:.0f} ms")]
+    return [
+        (
+            f"  engine, {count} nodes: journal opened -> first step (warnings, connect, preflight)",
+            f"{(first_step - start) * 1000:.0f} ms",
+        ),
+        (f"  engine, {count} nodes: restart-components on every node", f"{fan_out * 1000:.0f} ms"),
+        (
+            f"  engine, {count} nodes: first step -> run end, other steps",
+            f"{(end - first_step - fan_out) * 1000:.0f} ms",
+        ),
+    ]
 
 
 def profiled(function: Callable[[], object], top: int = 30) -> str:
@@ -333,7 +403,9 @@ def main() -> int:
         finally:
             cluster.stop()
             subprocess.run(["rm", "-rf", str(control)], check=False)
-    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
+    print(
+        f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs"
+    )
     print(f"{'measure':<80} {'value':>14}")
     for name, value in rows:
         print(f"{name:<80} {value:>14}")

@@ -49,12 +49,12 @@ class _Builder:
         return Template(str(text), path, self.positions.of(path), self.positions.file)
 
     def optional(self, mapping: dict[str, Any], path: JsonPath, key: str) -> Template | None:
-        return self.template(path + (key,), mapping[key]) if key in mapping else None
+        return self.template((*path, key), mapping[key]) if key in mapping else None
 
     def command(self, value: str | dict[str, str], path: JsonPath) -> Command:
         if isinstance(value, str):
             return Command((("*", self.template(path, value)),))
-        return Command(tuple((name, self.template(path + (name,), text)) for name, text in value.items()))
+        return Command(tuple((name, self.template((*path, name), text)) for name, text in value.items()))
 
     def variables(self) -> tuple[model.Variable, ...]:
         return tuple(self._each(self._part("variables", dict).items(), self.variable))
@@ -62,13 +62,24 @@ class _Builder:
     def variable(self, name: str, spec: dict[str, Any]) -> model.Variable:
         fragment = {k: v for k, v in spec.items() if k not in _OUR_VARIABLE_KEYS or k == "description"}
         if "format" in spec and spec["format"] not in schema.CHECKED_FORMATS:  # jsonschema would ignore it
-            self.problems.append(self.positions.problem(("variables", name, "format"), (
-                f"format {spec['format']!r} cannot be checked here; use a pattern, or one of: "
-                + ", ".join(sorted(schema.CHECKED_FORMATS)))))
+            self.problems.append(
+                self.positions.problem(
+                    ("variables", name, "format"),
+                    (
+                        f"format {spec['format']!r} cannot be checked here; use a pattern, or one of: "
+                        + ", ".join(sorted(schema.CHECKED_FORMATS))
+                    ),
+                )
+            )
         return model.Variable(
-            name=name, schema=fragment, description=spec.get("description", ""),
-            default=spec.get("default"), has_default="default" in spec,
-            required=spec.get("required", False), secret=spec.get("secret", False))
+            name=name,
+            schema=fragment,
+            description=spec.get("description", ""),
+            default=spec.get("default"),
+            has_default="default" in spec,
+            required=spec.get("required", False),
+            secret=spec.get("secret", False),
+        )
 
     def targets(self) -> tuple[model.Target, ...]:
         found = self._each(self._part("targets", dict).items(), self.target)
@@ -77,29 +88,46 @@ class _Builder:
     def target(self, name: str, spec: dict[str, Any]) -> model.Target | None:
         path: JsonPath = ("targets", name)
         if name == LOCAL:
-            self.problems.append(self.positions.problem(path, "'local' is built in; choose another name", key=True))
+            self.problems.append(
+                self.positions.problem(path, "'local' is built in; choose another name", key=True)
+            )
             return None
         ssh = spec.get("ssh", {})
         inventory = None
         if "from_file" in ssh:
-            sp = path + ("ssh",)
+            sp = (*path, "ssh")
             inventory = model.Inventory(
-                self.template(sp + ("from_file",), ssh["from_file"]), ssh["each"],
-                self.template(sp + ("host",), ssh["host"]), self.optional(ssh, sp, "user"),
-                self.optional(ssh, sp, "port"), self.optional(ssh, sp, "key_file"))
-        return model.Target(name, local=bool(spec.get("local")), hosts=tuple(ssh.get("hosts", ())),
-                            inventory=inventory, concurrency=spec.get("concurrency"))
+                self.template((*sp, "from_file"), ssh["from_file"]),
+                ssh["each"],
+                self.template((*sp, "host"), ssh["host"]),
+                self.optional(ssh, sp, "user"),
+                self.optional(ssh, sp, "port"),
+                self.optional(ssh, sp, "key_file"),
+            )
+        return model.Target(
+            name,
+            local=bool(spec.get("local")),
+            hosts=tuple(ssh.get("hosts", ())),
+            inventory=inventory,
+            concurrency=spec.get("concurrency"),
+        )
 
     def checks(self, targets: set[str]) -> tuple[model.Check, ...]:
-        return tuple(self._each(enumerate(self._part("checks", list)), lambda i, spec: self.check(i, spec, targets)))
+        return tuple(
+            self._each(enumerate(self._part("checks", list)), lambda i, spec: self.check(i, spec, targets))
+        )
 
     def check(self, index: int, spec: dict[str, Any], targets: set[str]) -> model.Check:
         path: JsonPath = ("checks", index)
         self._known_target(spec, path, targets)
         return model.Check(
-            spec["title"], self.command(spec["run"], path + ("run",)), spec.get("on", LOCAL),
-            self.optional(spec, path, "cwd"), model.seconds(spec.get("timeout", model.DEFAULT_CHECK_TIMEOUT)),
-            index)
+            spec["title"],
+            self.command(spec["run"], (*path, "run")),
+            spec.get("on", LOCAL),
+            self.optional(spec, path, "cwd"),
+            model.seconds(spec.get("timeout", model.DEFAULT_CHECK_TIMEOUT)),
+            index,
+        )
 
     def steps(self, targets: set[str]) -> tuple[model.Step, ...]:
         seen: dict[str, int] = {}
@@ -108,8 +136,11 @@ class _Builder:
             path: JsonPath = ("steps", index)
             if spec["id"] in seen:
                 first = self.positions.of(("steps", seen[spec["id"]], "id")).line
-                self.problems.append(self.positions.problem(
-                    path + ("id",), f"duplicate step id {spec['id']!r} (first used at line {first})"))
+                self.problems.append(
+                    self.positions.problem(
+                        (*path, "id"), f"duplicate step id {spec['id']!r} (first used at line {first})"
+                    )
+                )
             seen.setdefault(spec["id"], index)
             self._known_target(spec, path, targets)
             return self.step(index, spec, path)
@@ -121,31 +152,45 @@ class _Builder:
         expect = spec.get("expect", {})
         codes = expect.get("exit_code", 0)
         return model.Step(
-            index=index, id=spec["id"], title=spec["title"], on=spec.get("on", LOCAL),
-            run=self.command(spec["run"], path + ("run",)) if "run" in spec else None,
-            manual=self.optional(spec, path, "manual"), record=self.record(spec, path),
-            description=spec.get("description", ""), cwd=self.optional(spec, path, "cwd"),
-            env=tuple((k, self.template(path + ("env", k), v)) for k, v in spec.get("env", {}).items()),
+            index=index,
+            id=spec["id"],
+            title=spec["title"],
+            on=spec.get("on", LOCAL),
+            run=self.command(spec["run"], (*path, "run")) if "run" in spec else None,
+            manual=self.optional(spec, path, "manual"),
+            record=self.record(spec, path),
+            description=spec.get("description", ""),
+            cwd=self.optional(spec, path, "cwd"),
+            env=tuple((k, self.template((*path, "env", k), v)) for k, v in spec.get("env", {}).items()),
             shell=spec.get("shell", self.defaults.get("shell", model.DEFAULT_SHELL)),
-            when=self.optional(spec, path, "when"), confirm=self.confirm(spec, path),
+            when=self.optional(spec, path, "when"),
+            confirm=self.confirm(spec, path),
             timeout=model.seconds(timeout) if timeout is not None else None,
             retries=model.retries(spec.get("retries", self.defaults.get("retries"))),
             continue_on_error=spec.get("continue_on_error", False),
-            expect=model.Expect(tuple(codes) if isinstance(codes, list) else (codes,),
-                                expect.get("stdout_contains"), expect.get("stdout_matches")),
-            result=spec.get("result", ""), concurrency=spec.get("concurrency"),
-            max_failed_hosts=spec.get("max_failed_hosts", 0), requires=tuple(spec.get("requires", ())))
+            expect=model.Expect(
+                tuple(codes) if isinstance(codes, list) else (codes,),
+                expect.get("stdout_contains"),
+                expect.get("stdout_matches"),
+            ),
+            result=spec.get("result", ""),
+            concurrency=spec.get("concurrency"),
+            max_failed_hosts=spec.get("max_failed_hosts", 0),
+            requires=tuple(spec.get("requires", ())),
+        )
 
     def record(self, spec: dict[str, Any], path: JsonPath) -> model.Record | None:
         if "record" not in spec:
             return None
         if "manual" not in spec:
-            self.problems.append(self.positions.problem(path + ("record",), "'record' belongs to manual steps only"))
+            self.problems.append(
+                self.positions.problem((*path, "record"), "'record' belongs to manual steps only")
+            )
         record = spec["record"]
         expect = record.get("expect")
         if isinstance(expect, dict):
             return model.Record(record["prompt"], matches=expect["matches"])
-        equals = self.template(path + ("record", "expect"), expect) if expect is not None else None
+        equals = self.template((*path, "record", "expect"), expect) if expect is not None else None
         return model.Record(record["prompt"], equals=equals)
 
     def confirm(self, spec: dict[str, Any], path: JsonPath) -> model.Confirm | None:
@@ -157,13 +202,15 @@ class _Builder:
         if isinstance(value, str):
             return model.Confirm(value)
         question = value.get("question", f"Type the text below to run step {spec['id']!r}")
-        return model.Confirm(question, self.template(path + ("confirm", "type"), value["type"]))
+        return model.Confirm(question, self.template((*path, "confirm", "type"), value["type"]))
 
     def _known_target(self, spec: dict[str, Any], path: JsonPath, targets: set[str]) -> None:
         name = spec.get("on", LOCAL)
         if name not in targets:
             known = ", ".join(sorted(targets))
-            self.problems.append(self.positions.problem(path + ("on",), f"unknown target {name!r}; targets: {known}"))
+            self.problems.append(
+                self.positions.problem((*path, "on"), f"unknown target {name!r}; targets: {known}")
+            )
 
 
 def build(document: Document, tolerant: bool = False) -> tuple[model.Runbook, list[Problem]]:
@@ -180,10 +227,18 @@ def build(document: Document, tolerant: bool = False) -> tuple[model.Runbook, li
         return str(data.get(key, "") if tolerant else data[key])
 
     runbook = model.Runbook(
-        document=document, format=data.get("runbook", 1), name=text("name"), version=text("version"),
-        title=text("title"), description=str(data.get("description", "")), source=str(data.get("source", "")),
-        warnings=tuple(builder._part("warnings", list)), variables=builder.variables(), targets=targets,
-        checks=builder.checks(names), steps=builder.steps(names),
+        document=document,
+        format=data.get("runbook", 1),
+        name=text("name"),
+        version=text("version"),
+        title=text("title"),
+        description=str(data.get("description", "")),
+        source=str(data.get("source", "")),
+        warnings=tuple(builder._part("warnings", list)),
+        variables=builder.variables(),
+        targets=targets,
+        checks=builder.checks(names),
+        steps=builder.steps(names),
         default_concurrency=builder.defaults.get("concurrency", model.DEFAULT_CONCURRENCY),
     )
     return runbook, builder.problems

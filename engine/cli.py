@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 
 from invoke.collection import Collection
 from invoke.context import Context
+from invoke.exceptions import Exit
 from invoke.program import Program
 from invoke.tasks import Task, task
-from invoke.exceptions import Exit
 
 from engine import __version__
 from engine.errors import EXIT_INTERRUPTED, InvalidRunbook, RunbookError
@@ -66,8 +66,14 @@ def _exits(function: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _options(file: str, var: list[str] | None, vars_file: str | None, platform: str | None,
-             hosts: list[str] | None, target: list[str] | None) -> Any:
+def _options(
+    file: str,
+    var: list[str] | None,
+    vars_file: str | None,
+    platform: str | None,
+    hosts: list[str] | None,
+    target: list[str] | None,
+) -> Any:
     from engine.options import Options
 
     return Options(file, tuple(var or ()), vars_file, platform, tuple(hosts or ()), tuple(target or ()))
@@ -82,12 +88,22 @@ def validate(c: Context, file: str) -> int:
     return command.main(file)
 
 
-@task(help={**_RUNBOOK_HELP, "save": "Also write the rendered plan as JSON, with its sha256, to this file."},
-      iterable=_ITERABLE, auto_shortflags=False)
+@task(
+    help={**_RUNBOOK_HELP, "save": "Also write the rendered plan as JSON, with its sha256, to this file."},
+    iterable=_ITERABLE,
+    auto_shortflags=False,
+)
 @_exits
-def plan(c: Context, file: str, var: list[str] | None = None, vars_file: str | None = None,
-         platform: str | None = None, hosts: list[str] | None = None, target: list[str] | None = None,
-         save: str | None = None) -> int:
+def plan(
+    c: Context,
+    file: str,
+    var: list[str] | None = None,
+    vars_file: str | None = None,
+    platform: str | None = None,
+    hosts: list[str] | None = None,
+    target: list[str] | None = None,
+    save: str | None = None,
+) -> int:
     """Dry run: every step, per host, the exact command, cwd and timeout. Nothing is executed."""
     from engine.commands import plan as command
 
@@ -104,23 +120,41 @@ class _OutputShortFlag(Task[Any]):
         return opts
 
 
-@task(klass=_OutputShortFlag, iterable=_ITERABLE, auto_shortflags=False, help={
-    **_RUNBOOK_HELP, "platform": "Show only this platform's commands for local steps (default: every variant, labelled).",
-    "format": "md (Markdown task list, the default) or html (one standalone printable page).",
-    "output": "Write to this file instead of standard output (-o).",
-    "journal": "Fill the checklist from this run's journal: RUN_ID, a directory under STATE_DIR/runs.",
-    "state-dir": "Where runs are kept (default: $RUNBOOK_STATE_DIR or .runbook).",
-    "paper": "HTML page size: auto (the printer's, default), a4 or letter."})
+@task(
+    klass=_OutputShortFlag,
+    iterable=_ITERABLE,
+    auto_shortflags=False,
+    help={
+        **_RUNBOOK_HELP,
+        "platform": "Show only this platform's commands for local steps (default: every variant, labelled).",
+        "format": "md (Markdown task list, the default) or html (one standalone printable page).",
+        "output": "Write to this file instead of standard output (-o).",
+        "journal": "Fill the checklist from this run's journal: RUN_ID, a directory under STATE_DIR/runs.",
+        "state-dir": "Where runs are kept (default: $RUNBOOK_STATE_DIR or .runbook).",
+        "paper": "HTML page size: auto (the printer's, default), a4 or letter.",
+    },
+)
 @_exits
-def checklist(c: Context, file: str, var: list[str] | None = None, vars_file: str | None = None,
-              platform: str | None = None, hosts: list[str] | None = None, target: list[str] | None = None,
-              format: str = "md", output: str | None = None, journal: str | None = None,
-              state_dir: str | None = None, paper: str = "auto") -> int:
+def checklist(
+    c: Context,
+    file: str,
+    var: list[str] | None = None,
+    vars_file: str | None = None,
+    platform: str | None = None,
+    hosts: list[str] | None = None,
+    target: list[str] | None = None,
+    format: str = "md",
+    output: str | None = None,
+    journal: str | None = None,
+    state_dir: str | None = None,
+    paper: str = "auto",
+) -> int:
     """Printable checklist of the plan (Markdown or HTML), optionally filled from a run's journal."""
     from engine.commands import checklist as command
 
-    return command.main(_options(file, var, vars_file, platform, hosts, target), format, output, journal,
-                        state_dir, paper)
+    return command.main(
+        _options(file, var, vars_file, platform, hosts, target), format, output, journal, state_dir, paper
+    )
 
 
 @task(name="list", help={"dir": "Directory to list (default: runbooks)."}, auto_shortflags=False)
@@ -158,23 +192,42 @@ _RUN_HELP = {
 
 @task(help=_RUN_HELP, iterable=_ITERABLE, auto_shortflags=False, optional=["resume"])
 @_exits
-def run(c: Context, file: str, var: list[str] | None = None, vars_file: str | None = None,
-        platform: str | None = None, hosts: list[str] | None = None, target: list[str] | None = None,
-        yes: bool = False, confirm_manual: bool = False, plan: str | None = None, only: str | None = None,
-        from_: str | None = None, state_dir: str | None = None, resume: Any = None, rerun_unknown: bool = False,
-        force: bool = False, trust_new_host_keys: bool = False) -> int:
+def run(
+    c: Context,
+    file: str,
+    var: list[str] | None = None,
+    vars_file: str | None = None,
+    platform: str | None = None,
+    hosts: list[str] | None = None,
+    target: list[str] | None = None,
+    yes: bool = False,
+    confirm_manual: bool = False,
+    plan: str | None = None,
+    only: str | None = None,
+    from_: str | None = None,
+    state_dir: str | None = None,
+    resume: Any = None,
+    rerun_unknown: bool = False,
+    force: bool = False,
+    trust_new_host_keys: bool = False,
+) -> int:
     """Run a runbook: warnings, preflight, then every step, journaled. Exit 0/1/2/3/130."""
     from engine.commands import run as command
 
     which = None if resume in (None, False) else ("latest" if resume is True else str(resume))
-    settings = command.RunOptions(yes, confirm_manual, rerun_unknown, plan, only, from_, state_dir, which, force,
-                                  trust_new_host_keys)
+    settings = command.RunOptions(
+        yes, confirm_manual, rerun_unknown, plan, only, from_, state_dir, which, force, trust_new_host_keys
+    )
     return command.main(_options(file, var, vars_file, platform, hosts, target), settings)
 
 
-@task(help={"run-id": "Show this run step by step (default: list every run); a unique prefix is enough.",
-            "state-dir": "Where journals live (default: $RUNBOOK_STATE_DIR or ./.runbook)."},
-      auto_shortflags=False)
+@task(
+    help={
+        "run-id": "Show this run step by step (default: list every run); a unique prefix is enough.",
+        "state-dir": "Where journals live (default: $RUNBOOK_STATE_DIR or ./.runbook).",
+    },
+    auto_shortflags=False,
+)
 @_exits
 def runs(c: Context, run_id: str | None = None, state_dir: str | None = None) -> int:
     """Past runs: id, runbook, version, who, started, status; or one run, step by step and host by host."""

@@ -21,11 +21,24 @@ from rich.table import Table
 from engine.masking import Masker
 from engine.outcomes import HostOutcome, Status
 
-_STATUS_STYLE = {Status.OK: "green", Status.FAILED: "bold red", Status.TIMED_OUT: "bold red",
-                 Status.INTERRUPTED: "yellow", Status.SKIPPED: "dim", Status.UNKNOWN: "yellow",
-                 Status.DONE_BEFORE: "dim green"}
-_STATUS_MARK = {Status.OK: "✓", Status.FAILED: "✗", Status.TIMED_OUT: "✗", Status.INTERRUPTED: "!",
-                Status.SKIPPED: "-", Status.UNKNOWN: "?", Status.DONE_BEFORE: "✓"}
+_STATUS_STYLE = {
+    Status.OK: "green",
+    Status.FAILED: "bold red",
+    Status.TIMED_OUT: "bold red",
+    Status.INTERRUPTED: "yellow",
+    Status.SKIPPED: "dim",
+    Status.UNKNOWN: "yellow",
+    Status.DONE_BEFORE: "dim green",
+}
+_STATUS_MARK = {
+    Status.OK: "✓",
+    Status.FAILED: "✗",
+    Status.TIMED_OUT: "✗",
+    Status.INTERRUPTED: "!",
+    Status.SKIPPED: "-",
+    Status.UNKNOWN: "?",
+    Status.DONE_BEFORE: "✓",
+}
 
 
 class Terminal:
@@ -48,10 +61,14 @@ class Terminal:
         text = self.masker.mask(line)
         if self._plain:  # what rich would write there, ~100x cheaper: a 10 MiB output is 10,000+ lines
             with self._lock:
-                self.console.file.write(f"{host} {'|' if stream == 'stdout' else '!'} {strip_control_codes(text)}\n")
+                self.console.file.write(
+                    f"{host} {'|' if stream == 'stdout' else '!'} {strip_control_codes(text)}\n"
+                )
                 self.console.file.flush()
             return
-        prefix = f"[dim]{escape(host)} |[/dim] " if stream == "stdout" else f"[yellow]{escape(host)} ![/yellow] "
+        prefix = (
+            f"[dim]{escape(host)} |[/dim] " if stream == "stdout" else f"[yellow]{escape(host)} ![/yellow] "
+        )
         with self._lock:
             self.console.print(prefix + escape(text))
 
@@ -59,8 +76,11 @@ class Terminal:
         style = _STATUS_STYLE[outcome.status]
         detail = f" ({outcome.reason})" if outcome.reason and outcome.reason != outcome.status.value else ""
         code = f" exit {outcome.exit_code}" if outcome.exit_code not in (None, 0) else ""
-        self.say(f"{_STATUS_MARK[outcome.status]} {outcome.host}: {outcome.status.value}{code} "
-                 f"in {outcome.duration:.1f}s{detail}", style)
+        self.say(
+            f"{_STATUS_MARK[outcome.status]} {outcome.host}: {outcome.status.value}{code} "
+            f"in {outcome.duration:.1f}s{detail}",
+            style,
+        )
 
     def ask(self, question: str) -> str | None:
         """A line typed by the operator, or None at end of input (nobody there to answer)."""
@@ -87,7 +107,9 @@ class Terminal:
         for outcome in outcomes:
             status = f"[{_STATUS_STYLE[outcome.status]}]{outcome.status.value}[/]"
             code = "" if outcome.exit_code is None else str(outcome.exit_code)
-            table.add_row(escape(outcome.step), escape(outcome.host), status, code, f"{outcome.duration:.1f}s")
+            table.add_row(
+                escape(outcome.step), escape(outcome.host), status, code, f"{outcome.duration:.1f}s"
+            )
         with self._lock:
             self.console.print(table)
 
@@ -99,8 +121,14 @@ class Terminal:
             return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), console=self.console, transient=True)
+        progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+        )
         task = progress.add_task(escape(label), total=total)
         with progress:
             yield lambda: progress.advance(task)

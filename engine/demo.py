@@ -42,29 +42,42 @@ def build_lab(root: Path) -> dict[str, Path]:
     bin_dir, rke_dir, log = root / "bin", root / "rke", root / "calls.log"
     bin_dir.mkdir(parents=True)
     rke_dir.mkdir()
-    for name, where in (("docker", bin_dir), ("kubectl", bin_dir), ("rke_linux-amd64", rke_dir),
-                        ("rke_darwin-amd64", rke_dir)):
+    for name, where in (
+        ("docker", bin_dir),
+        ("kubectl", bin_dir),
+        ("rke_linux-amd64", rke_dir),
+        ("rke_darwin-amd64", rke_dir),
+    ):
         body = _BODIES.get(name, _BODIES["rke"])
         path = where / name
         path.write_text(_STAND_IN.format(name=name, log=log, body=body), encoding="utf-8")
         path.chmod(0o755)
-    nodes = "".join(f"  - address: {a}\n    user: rancher\n    role: [controlplane, etcd, worker]\n" for a in NODES)
+    nodes = "".join(
+        f"  - address: {a}\n    user: rancher\n    role: [controlplane, etcd, worker]\n" for a in NODES
+    )
     (rke_dir / "rancher-cluster.yml").write_text(f"nodes:\n{nodes}", encoding="utf-8")
     (rke_dir / "rancher-cluster.rkestate").write_text("{}\n", encoding="utf-8")
-    (rke_dir / "kube_config-rancher-cluster.yml").write_text("apiVersion: v1\nkind: Config\n", encoding="utf-8")
+    (rke_dir / "kube_config-rancher-cluster.yml").write_text(
+        "apiVersion: v1\nkind: Config\n", encoding="utf-8"
+    )
     return {"bin": bin_dir, "rke": rke_dir, "log": log, "state": root / "state"}
 
 
 def main(keep: bool = False) -> int:
     root = Path(tempfile.mkdtemp(prefix="runbook-demo-"))
     lab = build_lab(root)
-    print(f"demo lab in {root}: stand-ins for rke, docker and kubectl; 3 nodes run on this machine\n"
-          "the manual version check is answered by the demo (--confirm-manual)\n")
+    print(
+        f"demo lab in {root}: stand-ins for rke, docker and kubectl; 3 nodes run on this machine\n"
+        "the manual version check is answered by the demo (--confirm-manual)\n"
+    )
     old_path = os.environ.get("PATH", "")
     os.environ["PATH"] = f"{lab['bin']}{os.pathsep}{old_path}"
     try:
-        options = Options(str(RUNBOOK), var=("snapshot=pre-upgrade-2026-11-26", "prior_version=v2.0.8",
-                                             f"rke_dir={lab['rke']}"), target=("nodes=local",))
+        options = Options(
+            str(RUNBOOK),
+            var=("snapshot=pre-upgrade-2026-11-26", "prior_version=v2.0.8", f"rke_dir={lab['rke']}"),
+            target=("nodes=local",),
+        )
         settings = run_command.RunOptions(yes=True, confirm_manual=True, state_dir=str(lab["state"]))
         code = run_command.main(options, settings)
         print("\nwhat the stand-ins recorded (time, node, command):")

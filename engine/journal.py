@@ -34,16 +34,27 @@ import re
 import secrets
 import threading
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from engine.errors import JournalError
-from engine.runs import JOURNAL_NAME, OUTCOMES, read_journal, reason as _reason, scan_journal
+from engine.runs import JOURNAL_NAME, OUTCOMES, read_journal, scan_journal
+from engine.runs import reason as _reason
 
-__all__ = ["JOURNAL_NAME", "OUTCOMES", "Journal", "OutputFile", "default_state_dir", "new_run_id", "read_journal",
-           "safe_filename", "scan_journal", "timestamp"]
+__all__ = [
+    "JOURNAL_NAME",
+    "OUTCOMES",
+    "Journal",
+    "OutputFile",
+    "default_state_dir",
+    "new_run_id",
+    "read_journal",
+    "safe_filename",
+    "scan_journal",
+    "timestamp",
+]
 
 
 def default_state_dir(cwd: Path) -> Path:
@@ -54,20 +65,20 @@ def default_state_dir(cwd: Path) -> Path:
 
 def timestamp(now: datetime | None = None) -> str:
     """UTC ISO 8601 with milliseconds and a "Z", the one time format of journals, output files and locks."""
-    moment = _utc(now or datetime.now(timezone.utc))
+    moment = _utc(now or datetime.now(UTC))
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def new_run_id(now: datetime | None = None) -> str:
     """`20261126T113722Z-1a2b3c`: sorts by start time; the random part keeps runs in the same second apart."""
-    return f"{_utc(now or datetime.now(timezone.utc)):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+    return f"{_utc(now or datetime.now(UTC)):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
 def _utc(moment: datetime) -> datetime:
     """Naive datetimes are taken as UTC (not local time), so ids do not depend on the machine's zone."""
     if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 def safe_filename(name: str) -> str:

@@ -23,9 +23,29 @@ from engine.rendering import environment, names_used, parse, template_problem, w
 _GO_TEMPLATE = re.compile(r"\{\{-?\s*\.")
 _UNSAFE = UNSAFE_FUNCTION_ATTRIBUTES | UNSAFE_METHOD_ATTRIBUTES | {"mro", "gi_frame", "cr_frame"}
 # Methods that change a list, dict or set: the immutable sandbox refuses them (`x.append(1)`) when rendering.
-_MUTATING = frozenset({"append", "extend", "insert", "pop", "remove", "reverse", "sort", "clear", "popitem",
-                       "setdefault", "update", "add", "discard", "difference_update", "symmetric_difference_update",
-                       "appendleft", "extendleft", "popleft", "rotate"})
+_MUTATING = frozenset(
+    {
+        "append",
+        "extend",
+        "insert",
+        "pop",
+        "remove",
+        "reverse",
+        "sort",
+        "clear",
+        "popitem",
+        "setdefault",
+        "update",
+        "add",
+        "discard",
+        "difference_update",
+        "symmetric_difference_update",
+        "appendleft",
+        "extendleft",
+        "popleft",
+        "rotate",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -62,8 +82,10 @@ def _secrets_outside_run(site: _Site, secrets: frozenset[str]) -> Iterator[Probl
     except jinja2.TemplateSyntaxError:
         return
     for name in sorted(used):
-        message = (f"secret {name!r} can only be used in 'run', or alone as an 'env' value (it reaches the "
-                   "command through its environment); here its value would be shown or stored")
+        message = (
+            f"secret {name!r} can only be used in 'run', or alone as an 'env' value (it reaches the "
+            "command through its environment); here its value would be shown or stored"
+        )
         yield template_problem(site.template, message)
 
 
@@ -93,8 +115,13 @@ def _command_sites(command: Command, names: frozenset[str], earlier: frozenset[s
 def _step_sites(step: Step, names: frozenset[str], earlier: frozenset[str]) -> Iterator[_Site]:
     if step.run:
         yield from _command_sites(step.run, names, earlier)
-    texts = [step.cwd, step.manual, step.record.equals if step.record else None,
-             step.confirm.typed if step.confirm else None, *(value for _, value in step.env)]
+    texts = [
+        step.cwd,
+        step.manual,
+        step.record.equals if step.record else None,
+        step.confirm.typed if step.confirm else None,
+        *(value for _, value in step.env),
+    ]
     for template in texts:
         if template is not None:
             yield _Site(template, names, earlier_steps=earlier)
@@ -129,8 +156,10 @@ def _syntax(template: Template, error: jinja2.TemplateSyntaxError) -> Problem:
     lines = template.text.splitlines() or [""]
     line_text = lines[min(error.lineno, len(lines)) - 1]
     if _GO_TEMPLATE.search(line_text) or _GO_TEMPLATE.search(template.text):
-        message = ("this looks like a Go/docker template ({{.Field}}); jinja reads {{ }} too: "
-                   "wrap it in {% raw %}…{% endraw %}")
+        message = (
+            "this looks like a Go/docker template ({{.Field}}); jinja reads {{ }} too: "
+            "wrap it in {% raw %}…{% endraw %}"
+        )
     else:
         message = f"template syntax error: {error.message}"
     return template_problem(template, message, error.lineno)
@@ -150,8 +179,11 @@ def _unsafe(template: Template, ast: nodes.Template) -> Iterator[Problem]:
         for attr in _attributes(node):
             mutating = isinstance(node, nodes.Getattr) and attr in _MUTATING
             if attr.startswith("_") or attr in _UNSAFE or mutating:
-                message = (f"{attr!r} changes a value in place, which is not allowed in the sandbox" if mutating
-                           else f"access to {attr!r} is not allowed in the sandbox")
+                message = (
+                    f"{attr!r} changes a value in place, which is not allowed in the sandbox"
+                    if mutating
+                    else f"access to {attr!r} is not allowed in the sandbox"
+                )
                 yield template_problem(template, message, node.lineno)
 
 

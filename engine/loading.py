@@ -101,7 +101,7 @@ class _Builder:
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
-            return [self.build(child, path + (i,)) for i, child in enumerate(node.value)]
+            return [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
         try:
             return self._scalars.construct_object(node, deep=True)
         except (yaml.constructor.ConstructorError, ValueError):
@@ -120,7 +120,7 @@ class _Builder:
             if not isinstance(key, str):
                 self._refuse(key_node, path, "mapping keys must be plain strings")
                 continue
-            child = path + (key,)
+            child = (*path, key)
             if key in result:
                 first = self.positions.keys[child]
                 self._refuse(key_node, child, f"duplicate key {key!r} (first defined at line {first.line})")
@@ -144,10 +144,14 @@ def _event_problems(text: str, file: str) -> list[Problem]:
         if isinstance(event, yaml.AliasEvent):
             problems.append(Problem(*where, f"alias *{anchor} is not allowed; repeat the value instead"))
         elif anchor:
-            problems.append(Problem(*where, f"anchor &{anchor} is not allowed; runbooks are read as plain data"))
+            problems.append(
+                Problem(*where, f"anchor &{anchor} is not allowed; runbooks are read as plain data")
+            )
         if _explicit_tag(event):
-            tag = _shown_tag(getattr(event, "tag"))
-            problems.append(Problem(*where, f"tag {tag} is not allowed; remove it (quote the value for a string)"))
+            tag = _shown_tag(getattr(event, "tag"))  # noqa: B009 - not every event type declares .tag
+            problems.append(
+                Problem(*where, f"tag {tag} is not allowed; remove it (quote the value for a string)")
+            )
     return problems
 
 
@@ -162,7 +166,7 @@ def _explicit_tag(event: yaml.Event) -> bool:
 def _shown_tag(tag: str) -> str:
     """`tag:yaml.org,2002:python/object` → `!!python/object`, as the author wrote it."""
     prefix = "tag:yaml.org,2002:"
-    return "!!" + tag[len(prefix):] if tag.startswith(prefix) else tag
+    return "!!" + tag[len(prefix) :] if tag.startswith(prefix) else tag
 
 
 def _tab_problems(text: str, file: str) -> list[Problem]:
@@ -171,7 +175,9 @@ def _tab_problems(text: str, file: str) -> list[Problem]:
         indent = line[: len(line) - len(line.lstrip(" \t"))]
         if "\t" in indent:
             column = indent.index("\t") + 1
-            problems.append(Problem(file, number, column, "", "tab in indentation; YAML indents with spaces only"))
+            problems.append(
+                Problem(file, number, column, "", "tab in indentation; YAML indents with spaces only")
+            )
     return problems
 
 
@@ -204,13 +210,15 @@ def parse(text: str, display: str) -> tuple[Any, Positions]:
         tabs = [p for p in _tab_problems(text, display) if p.line >= syntax.line]
         raise InvalidRunbook(tabs + ([] if any(p.line == syntax.line for p in tabs) else [syntax])) from None
     positions = Positions(display)
-    if node is None or (isinstance(node, yaml.ScalarNode) and node.value == "" and not node.style):  # `---` alone
+    if node is None or (
+        isinstance(node, yaml.ScalarNode) and node.value == "" and not node.style
+    ):  # `---` alone
         raise InvalidRunbook([Problem(display, 1, 1, "", "the file is empty")])
     builder = _Builder(positions)
     try:
         data = builder.build(node, ())
     except yaml.constructor.ConstructorError as error:
-        raise InvalidRunbook(problems + [_syntax_problem(error, display)]) from None
+        raise InvalidRunbook([*problems, _syntax_problem(error, display)]) from None
     problems += builder.problems
     if problems:
         raise InvalidRunbook(sorted(set(problems), key=lambda p: (p.line, p.column, p.message)))

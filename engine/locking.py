@@ -65,7 +65,9 @@ class RunLock:
             os.close(fd)
             raise LockHeld(f"runbook {self.runbook_name!r} is being run by {who}; lock file {self.path}")
         left = _read_holder(fd, tries=1)
-        self.taken_over = left if left.pid else None  # `release` empties the file: only a dead holder leaves it
+        self.taken_over = (
+            left if left.pid else None
+        )  # `release` empties the file: only a dead holder leaves it
         me = LockHolder(_user(), socket.gethostname(), os.getpid(), timestamp(), self.run_id)
         try:
             os.ftruncate(fd, 0)
@@ -143,7 +145,9 @@ def _read_holder(fd: int, tries: int = _TRIES) -> LockHolder:
         try:
             data = json.loads(os.pread(fd, 4096, 0))
             run_id = None if data.get("run_id") is None else str(data["run_id"])
-            return LockHolder(str(data["user"]), str(data["host"]), int(data["pid"]), str(data["since"]), run_id)
+            return LockHolder(
+                str(data["user"]), str(data["host"]), int(data["pid"]), str(data["since"]), run_id
+            )
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             if attempt + 1 < tries:
                 time.sleep(_RETRY_DELAY)

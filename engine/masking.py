@@ -65,7 +65,7 @@ def _base64_forms(data: bytes) -> Iterator[str]:
 def _wrapped(encoded: str, width: int) -> Iterator[str]:
     """The lines of `encoded` wrapped at `width` (only when it is longer: else it is a form already)."""
     if len(encoded) > width:
-        yield from (encoded[i:i + width] for i in range(0, len(encoded), width))
+        yield from (encoded[i : i + width] for i in range(0, len(encoded), width))
 
 
 def _encoded_forms(value: str) -> Iterator[str]:

@@ -51,19 +51,36 @@ def prompter() -> variables.Prompter | None:
     return _prompt if sys.stdin.isatty() and sys.stderr.isatty() else None
 
 
-def prepare(options: Options, *, any_platform: bool = False, allow_missing: bool = False,
-            validated: Validated | None = None) -> tuple[Validated, Plan]:
+def prepare(
+    options: Options,
+    *,
+    any_platform: bool = False,
+    allow_missing: bool = False,
+    validated: Validated | None = None,
+) -> tuple[Validated, Plan]:
     """Validate (unless done already), resolve values and hosts, render the plan. Nothing runs or connects."""
     validated = validated or validate(Path(options.file), options.file)
     runbook = validated.runbook
     chosen = chosen_platform(options.platform)
     platform = chosen or (None if any_platform else this_platform())
     values = variables.resolve(
-        runbook, variables.parse_assignments(options.var),
-        Path(options.vars_file) if options.vars_file else None, options.environ,
-        prompt=None if allow_missing else prompter(), allow_missing=allow_missing, recorded=options.recorded)
-    context = {**values.values, "platform": platform or "", "runbook": {"name": runbook.name, "version": runbook.version}}
+        runbook,
+        variables.parse_assignments(options.var),
+        Path(options.vars_file) if options.vars_file else None,
+        options.environ,
+        prompt=None if allow_missing else prompter(),
+        allow_missing=allow_missing,
+        recorded=options.recorded,
+    )
+    context = {
+        **values.values,
+        "platform": platform or "",
+        "runbook": {"name": runbook.name, "version": runbook.version},
+    }
     resolved = targets_mod.resolve(
-        runbook, context, targets_mod.parse_overrides(list(options.hosts), "--hosts"),
-        targets_mod.parse_overrides(list(options.target), "--target"))
+        runbook,
+        context,
+        targets_mod.parse_overrides(list(options.hosts), "--hosts"),
+        targets_mod.parse_overrides(list(options.target), "--target"),
+    )
     return validated, build_plan(runbook, values, platform, resolved)

@@ -7,11 +7,11 @@ checklist all read the same values.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     OK = "ok"
     FAILED = "failed"
     TIMED_OUT = "timed_out"
@@ -39,10 +39,18 @@ class HostOutcome:
 
     def record(self, tail_lines: int = 20) -> dict[str, Any]:
         """The journal's `step-end` record (output tails only: the full output is in its own file)."""
-        return {"type": "step-end", "step": self.step, "host": self.host, "status": self.status.value,
-                "exit_code": self.exit_code, "duration": round(self.duration, 3), "attempt": self.attempts,
-                "reason": self.reason or None, "stdout_tail": _tail(self.stdout, tail_lines),
-                "stderr_tail": _tail(self.stderr, tail_lines)}
+        return {
+            "type": "step-end",
+            "step": self.step,
+            "host": self.host,
+            "status": self.status.value,
+            "exit_code": self.exit_code,
+            "duration": round(self.duration, 3),
+            "attempt": self.attempts,
+            "reason": self.reason or None,
+            "stdout_tail": _tail(self.stdout, tail_lines),
+            "stderr_tail": _tail(self.stderr, tail_lines),
+        }
 
 
 @dataclass(frozen=True)
@@ -64,11 +72,23 @@ class StepOutcome:
 
     def context(self) -> dict[str, Any]:
         """`steps.<id>` for later templates: the first host's output, and every host's."""
-        hosts = {h.host: {"stdout": h.stdout, "stderr": h.stderr, "exit_code": h.exit_code,
-                          "status": h.status.value} for h in self.hosts}
+        hosts = {
+            h.host: {
+                "stdout": h.stdout,
+                "stderr": h.stderr,
+                "exit_code": h.exit_code,
+                "status": h.status.value,
+            }
+            for h in self.hosts
+        }
         first = self.hosts[0] if self.hosts else None
-        return {"stdout": first.stdout if first else "", "stderr": first.stderr if first else "",
-                "exit_code": first.exit_code if first else None, "status": self.status.value, "hosts": hosts}
+        return {
+            "stdout": first.stdout if first else "",
+            "stderr": first.stderr if first else "",
+            "exit_code": first.exit_code if first else None,
+            "status": self.status.value,
+            "hosts": hosts,
+        }
 
 
 def _tail(text: str, lines: int) -> str:

@@ -17,8 +17,16 @@ from engine import model, programs
 from engine.errors import InvalidRunbook, Problem
 from engine.masking import MASK
 from engine.model import Command, Runbook, Step, Template
-from engine.rendering import (Deferred, SecretRef, evaluate, names_used, render, secrets_in, template_problem,
-                              whole_reference)
+from engine.rendering import (
+    Deferred,
+    SecretRef,
+    evaluate,
+    names_used,
+    render,
+    secrets_in,
+    template_problem,
+    whole_reference,
+)
 from engine.targets import Host, ResolvedTarget
 from engine.variables import Values
 
@@ -117,8 +125,9 @@ class Plan:
 class Planner:
     """Renders steps for hosts. Used once for the whole plan, and again by the runner for deferred steps."""
 
-    def __init__(self, runbook: Runbook, values: Values, platform: str | None,
-                 targets: Mapping[str, ResolvedTarget]) -> None:
+    def __init__(
+        self, runbook: Runbook, values: Values, platform: str | None, targets: Mapping[str, ResolvedTarget]
+    ) -> None:
         self.runbook, self.values, self.platform, self.targets = runbook, values, platform, targets
         self.secret_refs = {name: SecretRef(name) for name in values.secrets}
         base: dict[str, Any] = {name: Blank(name) for name in values.missing}
@@ -128,38 +137,60 @@ class Planner:
         self.base = base
 
     def context(self, host: Host, platform: str | None, steps: Any) -> dict[str, Any]:
-        return {**self.base, "platform": platform or Deferred("platform"), "host": host.context(), "steps": steps}
+        return {
+            **self.base,
+            "platform": platform or Deferred("platform"),
+            "host": host.context(),
+            "steps": steps,
+        }
 
     def host_platform(self, host: Host) -> str | None:
         return self.platform if host.local else None
 
-    def plan_step(self, step: Step, steps: Any = None, platforms: Mapping[str, str] | None = None) -> PlannedStep:
+    def plan_step(
+        self, step: Step, steps: Any = None, platforms: Mapping[str, str] | None = None
+    ) -> PlannedStep:
         """Render `step` for each host of its target; `steps`/`platforms` are the run's knowledge, if any."""
         steps = steps if steps is not None else Deferred("steps")
         target = self.targets[step.on]
         deferred = step.run is not None and any("steps" in names_used(t.text) for _, t in step.run.variants)
         # A command that does not mention `host` is the same on every host of a platform: render it once.
         memo: dict[str | None, _Rendered] | None = None if _uses_host(step) else {}
-        hosts = tuple(self._host_plan(step, host, steps, platforms, deferred, memo)
-                      for host in (target.hosts if step.run else ()))
+        hosts = tuple(
+            self._host_plan(step, host, steps, platforms, deferred, memo)
+            for host in (target.hosts if step.run else ())
+        )
         first = self.context(target.hosts[0], self.platform, steps)
         return PlannedStep(
-            number=step.index + 1, step=step, target=step.on, hosts=hosts,
+            number=step.index + 1,
+            step=step,
+            target=step.on,
+            hosts=hosts,
             concurrency=step.concurrency or target.concurrency,
             programs=programs.needed(step.run, step.requires),
             manual=render(step.manual, first) if step.manual else None,
             record_expect=render(step.record.equals, first) if step.record and step.record.equals else None,
-            confirm_text=render(step.confirm.typed, first) if step.confirm and step.confirm.typed else None)
+            confirm_text=render(step.confirm.typed, first) if step.confirm and step.confirm.typed else None,
+        )
 
-    def _host_plan(self, step: Step, host: Host, steps: Any, platforms: Mapping[str, str] | None,
-                   deferred: bool, memo: dict[str | None, _Rendered] | None) -> HostPlan:
+    def _host_plan(
+        self,
+        step: Step,
+        host: Host,
+        steps: Any,
+        platforms: Mapping[str, str] | None,
+        deferred: bool,
+        memo: dict[str | None, _Rendered] | None,
+    ) -> HostPlan:
         platform = (platforms or {}).get(host.name) or self.host_platform(host)
         context = self.context(host, platform, steps)
         deferred = deferred and isinstance(steps, Deferred)
         skip = None
         if step.when is not None:
             unknown = names_used("{{" + step.when.text + "}}")
-            if ("steps" in unknown and isinstance(steps, Deferred)) or ("platform" in unknown and platform is None):
+            if ("steps" in unknown and isinstance(steps, Deferred)) or (
+                "platform" in unknown and platform is None
+            ):
                 deferred = True
             elif not evaluate(step.when, context):
                 skip = f"when: {step.when.text} is false"
@@ -169,15 +200,28 @@ class Planner:
         if rendered is None:
             assert step.run is not None
             env, secret_env = self._env(step, context)
-            rendered = (self.variants(step.run, context, platform), render(step.cwd, context) if step.cwd else None,
-                        env, secret_env)
+            rendered = (
+                self.variants(step.run, context, platform),
+                render(step.cwd, context) if step.cwd else None,
+                env,
+                secret_env,
+            )
             if memo is not None:
                 memo[platform] = rendered
         variants, cwd, env, secret_env = rendered
-        return HostPlan(host=host, variants=variants, cwd=cwd, env=env, skip=skip, deferred=deferred,
-                        secret_env=secret_env)
+        return HostPlan(
+            host=host,
+            variants=variants,
+            cwd=cwd,
+            env=env,
+            skip=skip,
+            deferred=deferred,
+            secret_env=secret_env,
+        )
 
-    def _env(self, step: Step, context: dict[str, Any]) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+    def _env(
+        self, step: Step, context: dict[str, Any]
+    ) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
         """Plain `env:` values, and those that are exactly a secret (passed the way secrets are)."""
         plain, secret = [], []
         for name, template in step.env:
@@ -188,13 +232,21 @@ class Planner:
                 plain.append((name, render(template, context)))
         return tuple(plain), tuple(secret)
 
-    def variants(self, command: Command, context: dict[str, Any], platform: str | None) -> tuple[Variant, ...]:
+    def variants(
+        self, command: Command, context: dict[str, Any], platform: str | None
+    ) -> tuple[Variant, ...]:
         """The command's form(s) for a platform, or every form when the platform is not known."""
         if platform is not None:
             template = command.for_platform(platform)
             if template is None:
-                raise InvalidRunbook([template_problem(
-                    command.variants[0][1], f"no command for platform {platform!r}: add '{platform}' or 'default'")])
+                raise InvalidRunbook(
+                    [
+                        template_problem(
+                            command.variants[0][1],
+                            f"no command for platform {platform!r}: add '{platform}' or 'default'",
+                        )
+                    ]
+                )
             chosen = [(platform if command.per_platform else "*", template)]
         else:
             chosen = list(command.variants)
@@ -212,8 +264,13 @@ class Planner:
         for host in target.hosts:
             platform = self.host_platform(host)
             context = self.context(host, platform, Deferred("steps"))
-            hosts.append(HostPlan(host, self.variants(check.run, context, platform),
-                                  cwd=render(check.cwd, context) if check.cwd else None))
+            hosts.append(
+                HostPlan(
+                    host,
+                    self.variants(check.run, context, platform),
+                    cwd=render(check.cwd, context) if check.cwd else None,
+                )
+            )
         return PlannedCheck(check.title, check.on, tuple(hosts), check.timeout)
 
 
@@ -228,8 +285,9 @@ def _uses_host(step: Step) -> bool:
     return any("host" in names_used(t.text) for t in templates)
 
 
-def build_plan(runbook: Runbook, values: Values, platform: str | None,
-               targets: Mapping[str, ResolvedTarget]) -> Plan:
+def build_plan(
+    runbook: Runbook, values: Values, platform: str | None, targets: Mapping[str, ResolvedTarget]
+) -> Plan:
     """The whole plan; every render problem of every step is raised together."""
     planner = Planner(runbook, values, platform, targets)
     problems: list[Problem] = []
@@ -255,8 +313,12 @@ def to_dict(plan: Plan) -> dict[str, Any]:
     rb = plan.runbook
     return {
         "runbook": {"name": rb.name, "version": rb.version, "title": rb.title, "sha256": rb.document.sha256},
-        "platform": plan.platform, "values": plan.values.masked(),
-        "checks": [{"title": c.title, "target": c.target, "hosts": [_host_dict(h) for h in c.hosts]} for c in plan.checks],
+        "platform": plan.platform,
+        "values": plan.values.masked(),
+        "checks": [
+            {"title": c.title, "target": c.target, "hosts": [_host_dict(h) for h in c.hosts]}
+            for c in plan.checks
+        ],
         "steps": [_step_dict(s) for s in plan.steps],
     }
 
@@ -264,25 +326,40 @@ def to_dict(plan: Plan) -> dict[str, Any]:
 def _step_dict(planned: PlannedStep) -> dict[str, Any]:
     step = planned.step
     return {
-        "id": step.id, "title": step.title, "target": planned.target, "timeout": step.timeout,
-        "retries": [step.retries.count, step.retries.delay], "shell": step.shell,
+        "id": step.id,
+        "title": step.title,
+        "target": planned.target,
+        "timeout": step.timeout,
+        "retries": [step.retries.count, step.retries.delay],
+        "shell": step.shell,
         "expect": [list(step.expect.exit_codes), step.expect.stdout_contains, step.expect.stdout_matches],
-        "continue_on_error": step.continue_on_error, "max_failed_hosts": step.max_failed_hosts,
+        "continue_on_error": step.continue_on_error,
+        "max_failed_hosts": step.max_failed_hosts,
         "concurrency": planned.concurrency,
-        "confirm": step.confirm.question if step.confirm else None, "confirm_text": planned.confirm_text,
-        "manual": planned.manual, "record_expect": planned.record_expect,
+        "confirm": step.confirm.question if step.confirm else None,
+        "confirm_text": planned.confirm_text,
+        "manual": planned.manual,
+        "record_expect": planned.record_expect,
         "record_matches": step.record.matches if step.record else None,
-        "when": step.when.text if step.when else None, "hosts": [_host_dict(h) for h in planned.hosts],
+        "when": step.when.text if step.when else None,
+        "hosts": [_host_dict(h) for h in planned.hosts],
     }
 
 
 def _host_dict(host_plan: HostPlan) -> dict[str, Any]:
     host = host_plan.host
-    return {"host": host.display, "key_file": host.key_file, "local": host.local, "cwd": host_plan.cwd,
-            "env": dict(host_plan.env), "skip": host_plan.skip, "deferred": host_plan.deferred,
-            "commands": {v.platform: v.script for v in host_plan.variants},
-            "secret_env": sorted({e for v in host_plan.variants for e in v.secret_env}),
-            "secret_vars": dict(host_plan.secret_env)}
+    return {
+        "host": host.display,
+        "key_file": host.key_file,
+        "local": host.local,
+        "cwd": host_plan.cwd,
+        "env": dict(host_plan.env),
+        "skip": host_plan.skip,
+        "deferred": host_plan.deferred,
+        "commands": {v.platform: v.script for v in host_plan.variants},
+        "secret_env": sorted({e for v in host_plan.variants for e in v.secret_env}),
+        "secret_vars": dict(host_plan.secret_env),
+    }
 
 
 def sha256_text(text: str) -> str:
@@ -291,4 +368,3 @@ def sha256_text(text: str) -> str:
 
 def digest(data: Mapping[str, Any]) -> str:
     return sha256_text(json.dumps(data, sort_keys=True, ensure_ascii=False))
-

@@ -47,7 +47,9 @@ def connect(plan: Plan, options: SSHOptions, say: Callable[[str], None]) -> Flee
     """Executors for every host of the plan, SSH hosts connected in parallel; all failures reported at once."""
     fleet = Fleet()
     for host in _local_hosts(plan):
-        fleet.executors[host.name] = LocalExecutor(host.name, {"RUNBOOK_HOST": host.name} if host.name != "local" else None)
+        fleet.executors[host.name] = LocalExecutor(
+            host.name, {"RUNBOOK_HOST": host.name} if host.name != "local" else None
+        )
         fleet.platforms[host.name] = plan.platform or fleet.executors[host.name].platform()
     remote = plan.ssh_hosts()
     if not remote:
@@ -67,8 +69,11 @@ def connect(plan: Plan, options: SSHOptions, say: Callable[[str], None]) -> Flee
 
     with ThreadPoolExecutor(max_workers=min(_CONNECT_WORKERS, len(remote))) as pool:
         results = list(pool.map(open_one, remote))
-    failures = [detail if detail.startswith(f"{host.name}: ") else f"{host.name}: {detail}"
-                for host, executor, detail in results if executor is None]
+    failures = [
+        detail if detail.startswith(f"{host.name}: ") else f"{host.name}: {detail}"
+        for host, executor, detail in results
+        if executor is None
+    ]
     for host, executor, platform in results:
         if executor is not None:
             fleet.executors[host.name] = executor
@@ -91,7 +96,9 @@ def check(plan: Plan, fleet: Fleet, say: Callable[[str], None]) -> None:
         for host_plan in step.hosts:
             platform = fleet.platforms[host_plan.host.name]
             if host_plan.variant(platform) is None and not host_plan.skip:
-                problems.append(f"step {step.id} on {host_plan.host.name}: no command for platform {platform!r}")
+                problems.append(
+                    f"step {step.id} on {host_plan.host.name}: no command for platform {platform!r}"
+                )
             wanted = needed.setdefault(host_plan.host.name, [])
             wanted += [p for p in step.programs if p not in wanted]
     problems += _missing_programs(needed, fleet)

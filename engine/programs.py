@@ -19,9 +19,58 @@ _SEPARATORS = re.compile(r"\|\||&&|[|;()]|(?<![<>])&(?!>)")  # not the & of 2>&1
 _TEMPLATE = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _SHELL_WORDS = frozenset(
-    "if then else elif fi for while until do done case esac in function select time ! { } [ [[ ]] "
-    "cd export set unset test echo printf read true false exit return local shift eval exec "
-    "command type wait trap ulimit umask source . : break continue".split())
+    {
+        "if",
+        "then",
+        "else",
+        "elif",
+        "fi",
+        "for",
+        "while",
+        "until",
+        "do",
+        "done",
+        "case",
+        "esac",
+        "in",
+        "function",
+        "select",
+        "time",
+        "!",
+        "{",
+        "}",
+        "[",
+        "[[",
+        "]]",
+        "cd",
+        "export",
+        "set",
+        "unset",
+        "test",
+        "echo",
+        "printf",
+        "read",
+        "true",
+        "false",
+        "exit",
+        "return",
+        "local",
+        "shift",
+        "eval",
+        "exec",
+        "command",
+        "type",
+        "wait",
+        "trap",
+        "ulimit",
+        "umask",
+        "source",
+        ".",
+        ":",
+        "break",
+        "continue",
+    }
+)
 
 
 _ARITHMETIC = re.compile(r"\$\(\((?:[^()]|\([^()]*\))*\)\)")
@@ -55,7 +104,7 @@ def _flatten(line: str) -> list[str]:
         if match is None:
             break
         inner.append(match.group(1) if match.group(1) is not None else match.group(2))
-        line = line[:match.start()] + _PLACEHOLDER + line[match.end():]
+        line = line[: match.start()] + _PLACEHOLDER + line[match.end() :]
     return [line, *inner]
 
 

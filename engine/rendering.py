@@ -97,8 +97,11 @@ def _text_finalize(value: Any) -> str:
 def environment(shell: bool) -> jinja2.Environment:
     """One sandboxed environment per kind (shell commands, plain text), built once."""
     env = ImmutableSandboxedEnvironment(
-        undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True,
-        finalize=_shell_finalize if shell else _text_finalize)
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        finalize=_shell_finalize if shell else _text_finalize,
+    )
     env.filters["raw"] = _raw
     env.filters["quote"] = lambda v: Raw(shlex.quote(_plain(v)))
     env.globals["omit"] = OMIT
@@ -181,7 +184,14 @@ def evaluate(template: Template, context: Mapping[str, Any]) -> Any:
         return environment(False).compile_expression(template.text)(**context)
     except jinja2.UndefinedError as error:
         raise InvalidRunbook([template_problem(template, f"undefined: {error.message}")]) from None
-    except (SecurityError, jinja2.TemplateError, ArithmeticError, TypeError, ValueError, LookupError) as error:
+    except (
+        SecurityError,
+        jinja2.TemplateError,
+        ArithmeticError,
+        TypeError,
+        ValueError,
+        LookupError,
+    ) as error:
         raise InvalidRunbook([template_problem(template, f"invalid expression: {error}")]) from None
 
 

@@ -40,8 +40,11 @@ class Previous:
         """What the resume will do, for the operator: done, to run again, unknown (asked first)."""
         rank = {step: index for index, step in enumerate(order)}
         keys = sorted(self.outcomes, key=lambda key: (rank.get(key[0], len(rank)), key))
-        groups = [("finished, not run again", ("ok", "skipped")), ("failed, run again", ("failed", "timed_out")),
-                  ("outcome unknown (started, never finished well), asked before running again", (UNKNOWN,))]
+        groups = [
+            ("finished, not run again", ("ok", "skipped")),
+            ("failed, run again", ("failed", "timed_out")),
+            ("outcome unknown (started, never finished well), asked before running again", (UNKNOWN,)),
+        ]
         lines = [f"resuming run {self.run_id}"]
         for label, statuses in groups:
             found = [f"{step}@{host}" for step, host in keys if self.outcomes[(step, host)] in statuses]
@@ -65,29 +68,48 @@ def find(state_dir: Path, runbook_name: str, which: str) -> Previous:
     records = read_journal(directory / JOURNAL_NAME)
     header = records[0] if records and records[0].get("type") == "run" else {}
     if header.get("runbook", {}).get("name") != runbook_name:
-        raise UsageError(f"--resume {run_id}: that run is of {header.get('runbook', {}).get('name')!r}, "
-                         f"not {runbook_name!r}")
+        raise UsageError(
+            f"--resume {run_id}: that run is of {header.get('runbook', {}).get('name')!r}, "
+            f"not {runbook_name!r}"
+        )
     if records[-1].get("type") == "run-end" and records[-1].get("status") == "ok":
         raise UsageError(f"--resume {run_id}: that run finished well; there is nothing to resume")
     saved = directory / "runbook.yml"
-    found = {key: UNKNOWN if status in _UNKNOWN_OUTCOMES else status for key, status in outcomes(records).items()}
-    return Previous(run_id, directory, dict(header.get("variables", {})), found,
-                    header.get("runbook", {}).get("sha256", ""),
-                    saved.read_text(encoding="utf-8") if saved.is_file() else None)
+    found = {
+        key: UNKNOWN if status in _UNKNOWN_OUTCOMES else status for key, status in outcomes(records).items()
+    }
+    return Previous(
+        run_id,
+        directory,
+        dict(header.get("variables", {})),
+        found,
+        header.get("runbook", {}).get("sha256", ""),
+        saved.read_text(encoding="utf-8") if saved.is_file() else None,
+    )
 
 
-def check_unchanged(previous: Previous, text: str, force: bool,
-                    mask: Callable[[str], str] = lambda text: text) -> str | None:
+def check_unchanged(
+    previous: Previous, text: str, force: bool, mask: Callable[[str], str] = lambda text: text
+) -> str | None:
     """Refuse (unless forced) a runbook that changed since the run began; returns the diff shown.
 
     `mask` hides secrets the runbook itself holds (a secret's default), in the diff and the error alike.
     """
     if sha256_text(text) == previous.sha256:
         return None
-    diff = "".join(difflib.unified_diff(mask(previous.text or "").splitlines(True), mask(text).splitlines(True),
-                                        f"runbook as run ({previous.run_id})", "runbook now", n=1))
+    diff = "".join(
+        difflib.unified_diff(
+            mask(previous.text or "").splitlines(True),
+            mask(text).splitlines(True),
+            f"runbook as run ({previous.run_id})",
+            "runbook now",
+            n=1,
+        )
+    )
     diff = diff or "(the copy kept with the run is missing or masked: no line-by-line difference to show)\n"
     if not force:
-        raise UsageError(f"the runbook changed since run {previous.run_id} began; resuming could skip or repeat "
-                         f"the wrong steps. Review the change, then pass --force to resume anyway:\n{diff}")
+        raise UsageError(
+            f"the runbook changed since run {previous.run_id} began; resuming could skip or repeat "
+            f"the wrong steps. Review the change, then pass --force to resume anyway:\n{diff}"
+        )
     return diff

@@ -36,8 +36,16 @@ OPERATOR = "operator"
 
 
 class Runner:
-    def __init__(self, planner: Planner, fleet: Fleet, terminal: Terminal, journal: Journal, settings: Settings,
-                 user: str, previous: Mapping[tuple[str, str], str] | None = None) -> None:
+    def __init__(
+        self,
+        planner: Planner,
+        fleet: Fleet,
+        terminal: Terminal,
+        journal: Journal,
+        settings: Settings,
+        user: str,
+        previous: Mapping[tuple[str, str], str] | None = None,
+    ) -> None:
         self.planner, self.fleet, self.terminal, self.journal = planner, fleet, terminal, journal
         self.settings, self.user = settings, user
         self.previous = dict(previous or {})
@@ -78,8 +86,11 @@ class Runner:
         interrupted = any(o.status is Status.INTERRUPTED for o in outcomes)
         too_many = len(failed) > step.max_failed_hosts
         if failed and not too_many:
-            self.terminal.say(f"  {len(failed)} host(s) failed, within max_failed_hosts={step.max_failed_hosts}: "
-                              f"going on without {', '.join(failed)}", "yellow")
+            self.terminal.say(
+                f"  {len(failed)} host(s) failed, within max_failed_hosts={step.max_failed_hosts}: "
+                f"going on without {', '.join(failed)}",
+                "yellow",
+            )
         elif failed and step.continue_on_error:
             self.terminal.say("  step failed; continue_on_error: going on", "yellow")
         stopped = interrupted or (too_many and not step.continue_on_error)
@@ -92,7 +103,9 @@ class Runner:
             name = host_plan.host.name
             before = self.previous.get((planned.id, name))
             if before in ("ok", "skipped"):
-                outcome = HostOutcome(planned.id, name, Status.DONE_BEFORE, reason="finished in the resumed run")
+                outcome = HostOutcome(
+                    planned.id, name, Status.DONE_BEFORE, reason="finished in the resumed run"
+                )
                 self.finished.append(outcome)
                 done.append(outcome)
             elif host_plan.skip or name in self.failed_hosts:
@@ -100,27 +113,42 @@ class Runner:
                 reason = host_plan.skip or f"left out: failed in step {self.failed_hosts[name]}"
                 outcome = HostOutcome(planned.id, name, Status.SKIPPED, reason=reason)
                 if host_plan.skip:
-                    self.journal.append({"type": "step-start", "step": planned.id, "host": name, "attempt": 0})
+                    self.journal.append(
+                        {"type": "step-start", "step": planned.id, "host": name, "attempt": 0}
+                    )
                     self.journal.append(outcome.record())
                 self.terminal.result(outcome)
                 self.finished.append(outcome)
                 done.append(outcome)
             elif before == "unknown" and not self._rerun_unknown(planned.id, name):
-                raise StepFailed(f"step {planned.id!r} on {name}: outcome unknown and not confirmed; stopping")
+                raise StepFailed(
+                    f"step {planned.id!r} on {name}: outcome unknown and not confirmed; stopping"
+                )
             else:
                 todo.append(host_plan)
         return done, todo
 
     def _rerun_unknown(self, step: str, host: str) -> bool:
-        question = (f"step {step!r} on {host} did not finish in the resumed run (crash, kill or Ctrl-C): its "
-                    "outcome is unknown. Run it again?")
+        question = (
+            f"step {step!r} on {host} did not finish in the resumed run (crash, kill or Ctrl-C): its "
+            "outcome is unknown. Run it again?"
+        )
         if self.settings.rerun_unknown:
             self.terminal.say(f"{question} yes (--rerun-unknown)", "yellow")
             answer, by = True, "--rerun-unknown"
         else:
             answer, by = self.terminal.confirm(question), OPERATOR
-        self.journal.append({"type": "confirmation", "step": step, "host": host, "question": question,
-                             "answer": "yes" if answer else "no", "user": self.user, "by": by})
+        self.journal.append(
+            {
+                "type": "confirmation",
+                "step": step,
+                "host": host,
+                "question": question,
+                "answer": "yes" if answer else "no",
+                "user": self.user,
+                "by": by,
+            }
+        )
         return answer
 
     def _confirm_step(self, planned: PlannedStep) -> bool:
@@ -136,8 +164,17 @@ class Runner:
         else:
             answer, by = ("yes" if self.terminal.confirm(confirm.question) else "no"), OPERATOR
         ok = answer == wanted if (wanted is not None and by == OPERATOR) else answer == "yes"
-        self.journal.append({"type": "confirmation", "step": planned.id, "question": confirm.question,
-                             "answer": answer, "ok": ok, "user": self.user, "by": by})
+        self.journal.append(
+            {
+                "type": "confirmation",
+                "step": planned.id,
+                "question": confirm.question,
+                "answer": answer,
+                "ok": ok,
+                "user": self.user,
+                "by": by,
+            }
+        )
         return ok
 
     def _fan_out(self, planned: PlannedStep, todo: list[HostPlan]) -> list[HostOutcome]:
@@ -145,7 +182,9 @@ class Runner:
         if not todo:
             return []
         futures: list[Future[HostOutcome]] = []
-        pool = ThreadPoolExecutor(max_workers=min(planned.concurrency, len(todo)), thread_name_prefix=planned.id)
+        pool = ThreadPoolExecutor(
+            max_workers=min(planned.concurrency, len(todo)), thread_name_prefix=planned.id
+        )
         with self.terminal.progress(len(todo), planned.id) as advance:
             try:
                 for host_plan in todo:
@@ -182,14 +221,22 @@ class Runner:
             attempt += 1
             self.journal.append({"type": "step-start", "step": planned.id, "host": name, "attempt": attempt})
             result = self.fleet.executor(host_plan.host).run(
-                variant.script, shell=step.shell, cwd=host_plan.cwd, env=dict(host_plan.env), secrets=secrets,
-                timeout=step.timeout, on_output=on_output)
+                variant.script,
+                shell=step.shell,
+                cwd=host_plan.cwd,
+                env=dict(host_plan.env),
+                secrets=secrets,
+                timeout=step.timeout,
+                on_output=on_output,
+            )
             outcome = self._judge(planned, name, result, attempt)
             self.journal.append(outcome.record())
             if outcome.status is Status.OK or outcome.status is Status.INTERRUPTED:
                 break
             if attempt <= step.retries.count:
-                self.terminal.say(f"  {name}: attempt {attempt} failed; retrying in {step.retries.delay:g}s", "yellow")
+                self.terminal.say(
+                    f"  {name}: attempt {attempt} failed; retrying in {step.retries.delay:g}s", "yellow"
+                )
                 self.stop.wait(step.retries.delay)
         out.close()
         self.finished.append(outcome)
@@ -210,14 +257,25 @@ class Runner:
             status, reason = Status.FAILED, f"output does not contain {expect.stdout_contains!r}"
         elif expect.stdout_matches is not None and not re.search(expect.stdout_matches, result.stdout, re.M):
             status, reason = Status.FAILED, f"output does not match {expect.stdout_matches!r}"
-        return HostOutcome(planned.id, host, status, result.exit_code, result.duration, attempt, reason,
-                           mask(result.stdout), mask(result.stderr))
+        return HostOutcome(
+            planned.id,
+            host,
+            status,
+            result.exit_code,
+            result.duration,
+            attempt,
+            reason,
+            mask(result.stdout),
+            mask(result.stderr),
+        )
 
     # -- manual steps --------------------------------------------------------------------------------
 
     def manual(self, planned: PlannedStep) -> StepOutcome:
         if self.previous.get((planned.id, OPERATOR)) == "ok":
-            outcome = HostOutcome(planned.id, OPERATOR, Status.DONE_BEFORE, reason="answered in the resumed run")
+            outcome = HostOutcome(
+                planned.id, OPERATOR, Status.DONE_BEFORE, reason="answered in the resumed run"
+            )
             self.finished.append(outcome)
             self.terminal.result(outcome)
             return StepOutcome(planned.id, (outcome,))
@@ -227,11 +285,29 @@ class Runner:
         self.terminal.say(planned.manual or "")
         answer, by, ok, expected, reason = self._manual_answer(planned)
         record = planned.step.record
-        self.journal.append({"type": "manual", "step": planned.id, "host": OPERATOR,
-                             "prompt": record.prompt if record else None, "answer": answer, "expected": expected,
-                             "ok": ok, "user": self.user, "by": by})
-        outcome = HostOutcome(planned.id, OPERATOR, Status.OK if ok else Status.FAILED, None,
-                              time.monotonic() - started, 1, reason, stdout=answer or "")
+        self.journal.append(
+            {
+                "type": "manual",
+                "step": planned.id,
+                "host": OPERATOR,
+                "prompt": record.prompt if record else None,
+                "answer": answer,
+                "expected": expected,
+                "ok": ok,
+                "user": self.user,
+                "by": by,
+            }
+        )
+        outcome = HostOutcome(
+            planned.id,
+            OPERATOR,
+            Status.OK if ok else Status.FAILED,
+            None,
+            time.monotonic() - started,
+            1,
+            reason,
+            stdout=answer or "",
+        )
         self.journal.append(outcome.record())
         self.finished.append(outcome)
         self.terminal.result(outcome)
@@ -243,7 +319,13 @@ class Runner:
         pattern = record.matches if record else None
         if self.settings.confirm_manual:
             if pattern is not None and expected is None:
-                return None, "--confirm-manual", False, pattern, "--confirm-manual cannot answer a 'matches' record"
+                return (
+                    None,
+                    "--confirm-manual",
+                    False,
+                    pattern,
+                    "--confirm-manual cannot answer a 'matches' record",
+                )
             answer = expected if expected is not None else "done"
             self.terminal.say(f"answered by --confirm-manual: {answer}", "yellow")
             return answer, "--confirm-manual", True, expected or pattern, ""
@@ -254,7 +336,10 @@ class Runner:
         if typed is None:
             return None, OPERATOR, False, expected or pattern, "no answer"
         answer = typed
-        ok = (answer.strip() == expected.strip()) if expected is not None else (
-            re.fullmatch(pattern, answer.strip()) is not None if pattern else True)
+        ok = (
+            (answer.strip() == expected.strip())
+            if expected is not None
+            else (re.fullmatch(pattern, answer.strip()) is not None if pattern else True)
+        )
         reason = "" if ok else f"expected {expected or pattern!r}, got {answer!r}"
         return answer, OPERATOR, ok, expected or pattern, reason

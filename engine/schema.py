@@ -24,8 +24,15 @@ SUPPORTED_FORMATS = (1,)
 # The `format` values jsonschema can check with what is installed (hostname and uri need extra packages);
 # any other format would be silently accepted, so a variable may not use it.
 CHECKED_FORMATS = frozenset(jsonschema.Draft202012Validator.FORMAT_CHECKER.checkers)
-_JSON_TYPES = {str: "a string", bool: "a boolean", int: "an integer", float: "a number", list: "a list",
-               dict: "a mapping", type(None): "nothing (null)"}
+_JSON_TYPES = {
+    str: "a string",
+    bool: "a boolean",
+    int: "an integer",
+    float: "a number",
+    list: "a list",
+    dict: "a mapping",
+    type(None): "nothing (null)",
+}
 
 
 @functools.cache
@@ -46,7 +53,9 @@ def format_problem(data: Any, positions: Positions) -> Problem | None:
     if isinstance(data, dict) and "runbook" in data and data["runbook"] not in SUPPORTED_FORMATS:
         supported = ", ".join(str(v) for v in SUPPORTED_FORMATS)
         value = data["runbook"]
-        return positions.problem(("runbook",), f"unsupported format version {value!r}; supported: {supported}")
+        return positions.problem(
+            ("runbook",), f"unsupported format version {value!r}; supported: {supported}"
+        )
     return None
 
 
@@ -79,8 +88,9 @@ def _translate(error: jsonschema.ValidationError, positions: Positions) -> Itera
         yield positions.problem(path, error.message.replace("is a dependency of", "is needed with"))
     elif "propertyNames" in error.relative_schema_path:  # jsonschema reports the name's own failure
         name = _instance(error)
-        yield positions.problem(path + (name,), f"invalid name {name!r}: names must match "
-                                f"{_value(error)}", key=True)
+        yield positions.problem(
+            (*path, name), f"invalid name {name!r}: names must match {_value(error)}", key=True
+        )
     elif kind == "const" and error.validator_value is True:
         yield positions.problem(path, "must be true (or remove the key)")
     else:
@@ -94,12 +104,14 @@ def message(error: jsonschema.ValidationError) -> str:
     return str(error.message)
 
 
-def _unknown_keys(error: jsonschema.ValidationError, path: JsonPath, positions: Positions) -> Iterator[Problem]:
+def _unknown_keys(
+    error: jsonschema.ValidationError, path: JsonPath, positions: Positions
+) -> Iterator[Problem]:
     known = list(_schema_of(error).get("properties", {}))
     for key in sorted(set(_instance(error)) - set(known)):
         close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
         hint = f"; did you mean {close[0]!r}?" if close else f"; allowed: {', '.join(known)}"
-        yield positions.problem(path + (key,), f"unknown key {key!r}{hint}", key=True)
+        yield positions.problem((*path, key), f"unknown key {key!r}{hint}", key=True)
 
 
 def _type_message(error: jsonschema.ValidationError, source: str | None) -> str:
@@ -119,8 +131,11 @@ def _one_of(error: jsonschema.ValidationError, path: JsonPath, positions: Positi
         names = [branch["required"][0] for branch in branches]
         present = [name for name in names if isinstance(error.instance, dict) and name in error.instance]
         quoted = " or ".join(repr(n) for n in names)
-        message = f"exactly one of {quoted} is required" if not present else (
-            f"{' and '.join(repr(n) for n in present)} cannot be used together; keep one")
+        message = (
+            f"exactly one of {quoted} is required"
+            if not present
+            else (f"{' and '.join(repr(n) for n in present)} cannot be used together; keep one")
+        )
         yield positions.problem(path, message)
         return
     same_type = [e for e in error.context if e.validator != "type" and len(e.relative_schema_path) > 1]

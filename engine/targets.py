@@ -73,24 +73,33 @@ def parse_overrides(items: list[str], flag: str) -> dict[str, str]:
     return result
 
 
-def resolve(runbook: Runbook, context: Mapping[str, Any], hosts: Mapping[str, str] | None = None,
-            run_locally: Mapping[str, str] | None = None) -> dict[str, ResolvedTarget]:
+def resolve(
+    runbook: Runbook,
+    context: Mapping[str, Any],
+    hosts: Mapping[str, str] | None = None,
+    run_locally: Mapping[str, str] | None = None,
+) -> dict[str, ResolvedTarget]:
     """Every target's hosts, after `--hosts TARGET=a,b` and `--target TARGET=local` overrides."""
     hosts, run_locally = hosts or {}, run_locally or {}
     names = {t.name for t in runbook.targets}
     for flag, table in (("--hosts", hosts), ("--target", run_locally)):
         for name in table:
             if name not in names:
-                raise UsageError(f"{flag} {name}=…: unknown target {name!r}; targets: {', '.join(sorted(names))}")
+                raise UsageError(
+                    f"{flag} {name}=…: unknown target {name!r}; targets: {', '.join(sorted(names))}"
+                )
     for name, where in run_locally.items():
         if where != LOCAL:
             raise UsageError(f"--target {name}={where}: only 'local' is supported")
-    return {t.name: _resolve_one(runbook, t, context, hosts.get(t.name), t.name in run_locally)
-            for t in runbook.targets}
+    return {
+        t.name: _resolve_one(runbook, t, context, hosts.get(t.name), t.name in run_locally)
+        for t in runbook.targets
+    }
 
 
-def _resolve_one(runbook: Runbook, target: Target, context: Mapping[str, Any], override: str | None,
-                 locally: bool) -> ResolvedTarget:
+def _resolve_one(
+    runbook: Runbook, target: Target, context: Mapping[str, Any], override: str | None, locally: bool
+) -> ResolvedTarget:
     concurrency = target.concurrency or runbook.default_concurrency
     if target.local:
         return ResolvedTarget(target.name, (LOCAL_HOST,), True, 1)
@@ -111,8 +120,14 @@ def _inventory(inventory: Inventory, context: Mapping[str, Any]) -> tuple[Host, 
         document = loading.load(path)
     except InvalidRunbook as error:
         if error.problems and error.problems[0].line == 0:
-            raise InvalidRunbook([template_problem(
-                inventory.from_file, f"cannot read the inventory {str(path)!r}: {error.problems[0].message}")]) from None
+            raise InvalidRunbook(
+                [
+                    template_problem(
+                        inventory.from_file,
+                        f"cannot read the inventory {str(path)!r}: {error.problems[0].message}",
+                    )
+                ]
+            ) from None
         raise
     items: Any = document.data
     for key in inventory.each.split("."):
@@ -120,8 +135,9 @@ def _inventory(inventory: Inventory, context: Mapping[str, Any]) -> tuple[Host, 
     if not isinstance(items, list) or not items:
         message = f"{str(path)!r} has no list at {inventory.each!r}"
         raise InvalidRunbook([template_problem(inventory.from_file, message)])
-    return tuple(_located_host(inventory, {**context, "item": item}, path, index)
-                 for index, item in enumerate(items))
+    return tuple(
+        _located_host(inventory, {**context, "item": item}, path, index) for index, item in enumerate(items)
+    )
 
 
 def _located_host(inventory: Inventory, context: Mapping[str, Any], path: Path, index: int) -> Host:
@@ -130,8 +146,10 @@ def _located_host(inventory: Inventory, context: Mapping[str, Any], path: Path, 
         return _inventory_host(inventory, context, path, index)
     except InvalidRunbook as error:
         prefix = f"{path}: entry {index} of {inventory.each!r}: "
-        located = [p if p.message.startswith(str(path)) else replace(p, message=prefix + p.message)
-                   for p in error.problems]
+        located = [
+            p if p.message.startswith(str(path)) else replace(p, message=prefix + p.message)
+            for p in error.problems
+        ]
         raise InvalidRunbook(located) from None
 
 
@@ -142,10 +160,19 @@ def _inventory_host(inventory: Inventory, context: Mapping[str, Any], path: Path
 
     address = field(inventory.host)
     if address is None:
-        raise InvalidRunbook([template_problem(inventory.host, f"{path}: entry {index} of {inventory.each!r} has no host")])
+        raise InvalidRunbook(
+            [template_problem(inventory.host, f"{path}: entry {index} of {inventory.each!r} has no host")]
+        )
     port = field(inventory.port)
     if port is not None and not port.isdigit() and inventory.port is not None:
-        raise InvalidRunbook([template_problem(inventory.port, f"{path}: entry {index}: port {port!r} is not a number")])
+        raise InvalidRunbook(
+            [template_problem(inventory.port, f"{path}: entry {index}: port {port!r} is not a number")]
+        )
     key = field(inventory.key_file)
-    return Host(address, address, field(inventory.user), int(port) if port else None,
-                str(Path(key).expanduser()) if key else None)
+    return Host(
+        address,
+        address,
+        field(inventory.user),
+        int(port) if port else None,
+        str(Path(key).expanduser()) if key else None,
+    )

@@ -74,7 +74,9 @@ def convert(text: str, variable: Variable) -> Any:
         except yaml.YAMLError:
             value = None
         if not isinstance(value, list if kind == "array" else dict):
-            raise ValueError(f"expected a YAML {'list, e.g. [a, b]' if kind == 'array' else 'mapping, e.g. {a: 1}'}")
+            raise ValueError(
+                f"expected a YAML {'list, e.g. [a, b]' if kind == 'array' else 'mapping, e.g. {a: 1}'}"
+            )
         return value
     return text
 
@@ -111,8 +113,9 @@ class _Resolver:
         self.given: set[str] = set()
         self.problems: list[Problem] = []
 
-    def text_values(self, items: Mapping[str, str], source: str, label: Callable[[str], str],
-                    in_argv: bool = False) -> None:
+    def text_values(
+        self, items: Mapping[str, str], source: str, label: Callable[[str], str], in_argv: bool = False
+    ) -> None:
         for name, text in items.items():
             where = Problem(source, 0, 0, label(name), "")
             variable = self._known(name, where)
@@ -120,10 +123,15 @@ class _Resolver:
                 continue
             self.given.add(name)
             if variable.secret and in_argv:
-                self.problems.append(_at(where, f"a secret on the command line is visible to anyone on this machine "
-                                                f"(ps, /proc) and stays in the shell history; pass it as "
-                                                f"{ENV_PREFIX}{name.upper()}=… in the environment, in a --vars-file, "
-                                                "or type it when asked (at a terminal)"))
+                self.problems.append(
+                    _at(
+                        where,
+                        f"a secret on the command line is visible to anyone on this machine "
+                        f"(ps, /proc) and stays in the shell history; pass it as "
+                        f"{ENV_PREFIX}{name.upper()}=… in the environment, in a --vars-file, "
+                        "or type it when asked (at a terminal)",
+                    )
+                )
                 continue
             try:
                 self._take(variable, convert(text, variable), source, where)
@@ -173,9 +181,15 @@ def _at(where: Problem, message: str) -> Problem:
     return Problem(where.file, where.line, where.column, where.path, message)
 
 
-def resolve(runbook: Runbook, cli: Mapping[str, str], vars_file: Path | None = None,
-            environ: Mapping[str, str] | None = None, prompt: Prompter | None = None,
-            allow_missing: bool = False, recorded: Mapping[str, Any] | None = None) -> Values:
+def resolve(
+    runbook: Runbook,
+    cli: Mapping[str, str],
+    vars_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    prompt: Prompter | None = None,
+    allow_missing: bool = False,
+    recorded: Mapping[str, Any] | None = None,
+) -> Values:
     """Every value of the run, validated; all problems raised together as `InvalidRunbook`."""
     resolver = _Resolver(runbook)
     resolver.text_values(cli, "command line", lambda n: f"--var {n}", in_argv=True)
@@ -184,8 +198,11 @@ def resolve(runbook: Runbook, cli: Mapping[str, str], vars_file: Path | None = N
     if vars_file is not None:
         resolver.file_values(vars_file)
     environ = os.environ if environ is None else environ
-    from_env = {v.name: environ[ENV_PREFIX + v.name.upper()] for v in runbook.variables
-                if ENV_PREFIX + v.name.upper() in environ}
+    from_env = {
+        v.name: environ[ENV_PREFIX + v.name.upper()]
+        for v in runbook.variables
+        if ENV_PREFIX + v.name.upper() in environ
+    }
     resolver.text_values(from_env, "environment", lambda n: ENV_PREFIX + n.upper())
     missing = []
     for variable in runbook.variables:
@@ -211,5 +228,7 @@ def _missing(runbook: Runbook, variable: Variable) -> Problem:
     hint = f" ({variable.description})" if variable.description else ""
     how = f"--var {variable.name}=…, a vars file or {ENV_PREFIX}{variable.name.upper()}"
     return runbook.document.positions.problem(
-        ("variables", variable.name), f"no value given for required variable {variable.name!r}{hint}; pass {how}",
-        key=True)
+        ("variables", variable.name),
+        f"no value given for required variable {variable.name!r}{hint}; pass {how}",
+        key=True,
+    )

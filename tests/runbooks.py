@@ -136,17 +136,36 @@ class Lab:
         state = ["--state-dir", str(self.state)] if task in STATE_TASKS else []
         return [*cli(task, *args), *state]
 
-    def run(self, *args: str | os.PathLike[str], stdin: str = "", task: str = "run",
-            env: Mapping[str, str] | None = None, timeout: float = CLI_TIMEOUT) -> subprocess.CompletedProcess[str]:
+    def run(
+        self,
+        *args: str | os.PathLike[str],
+        stdin: str = "",
+        task: str = "run",
+        env: Mapping[str, str] | None = None,
+        timeout: float = CLI_TIMEOUT,
+    ) -> subprocess.CompletedProcess[str]:
         """The CLI to its end (bounded) in the root, `stdin` piped in (empty: immediate end of input)."""
-        return subprocess.run(self.argv(task, *args), cwd=self.root, env=self.env(**(env or {})), input=stdin,
-                              capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            self.argv(task, *args),
+            cwd=self.root,
+            env=self.env(**(env or {})),
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def start(self, *args: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Running:
         """`run ARGS` in the background, to be signalled; stdin at end of input, output kept for `finish()`."""
-        process = subprocess.Popen(self.argv("run", *args), cwd=self.root, env=self.env(**(env or {})),
-                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   text=True)
+        process = subprocess.Popen(
+            self.argv("run", *args),
+            cwd=self.root,
+            env=self.env(**(env or {})),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         return Running(process)
 
     def calls(self, name: str | None = None) -> list[Record]:
@@ -214,15 +233,18 @@ def processes_matching(text: str) -> list[str]:
 
 def command_lines() -> str:
     """`ps -eww -o args`: the whole command line of every process."""
-    found = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True, timeout=10, check=True)
+    found = subprocess.run(
+        ["ps", "-eww", "-o", "args"], capture_output=True, text=True, timeout=10, check=True
+    )
     return found.stdout
 
 
 # -- HOME, nodes, runbooks -----------------------------------------------------------------------------------
 
 
-def write_ssh_home(home: Path, nodes: Iterable[SSHDNode], config: str | None = None,
-                   replace: Mapping[str, str] | None = None) -> Path:
+def write_ssh_home(
+    home: Path, nodes: Iterable[SSHDNode], config: str | None = None, replace: Mapping[str, str] | None = None
+) -> Path:
     """`home/.ssh/known_hosts` listing `nodes` as `[address]:port`; `replace` maps an address to another
     public key line (a changed host key); `config` is written as `~/.ssh/config` if given."""
     ssh = home / ".ssh"
@@ -253,7 +275,9 @@ def local_stand_in(directory: Path, name: str, log: Path, exit_code: int = 0, st
     """An executable `directory/name` recording each call (argv, cwd, time, pid) as a JSON line in `log`."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / name
-    path.write_text(_LOCAL_STAND_IN.format(python=sys.executable, log=str(log), stdout=stdout, exit_code=exit_code))
+    path.write_text(
+        _LOCAL_STAND_IN.format(python=sys.executable, log=str(log), stdout=stdout, exit_code=exit_code)
+    )
     path.chmod(0o755)
     return path
 
@@ -293,7 +317,9 @@ def cluster_yaml(nodes: Sequence[SSHDNode], ports: Mapping[str, int] | None = No
     """An RKE cluster file whose nodes are sshd nodes (address, user, port, the client key as ssh_key_path)."""
     entries = "".join(
         f"  - address: {n.address}\n    user: {n.user}\n    port: {(ports or {}).get(n.address, n.port)}\n"
-        f"    ssh_key_path: {n.client_key}\n    role: [controlplane, etcd, worker]\n" for n in nodes)
+        f"    ssh_key_path: {n.client_key}\n    role: [controlplane, etcd, worker]\n"
+        for n in nodes
+    )
     return f"nodes:\n{entries}"
 
 
@@ -301,9 +327,15 @@ def write_rollback(lab: Lab, cluster_text: str) -> None:
     """What ha-rollback needs in `lab`: the RKE directory (cluster file `cluster_text`) with a recording
     `rke_linux-amd64`, and a recording `kubectl` in the lab's bin."""
     lab.rke_dir.mkdir(parents=True)
-    local_stand_in(lab.rke_dir, "rke_linux-amd64", lab.calls_log,
-                   stdout="INFO[0000] Running RKE version: v0.1.9 (stand-in)\n")
-    local_stand_in(lab.bin_dir, "kubectl", lab.calls_log, stdout="deployment.extensions/cattle image updated\n")
+    local_stand_in(
+        lab.rke_dir,
+        "rke_linux-amd64",
+        lab.calls_log,
+        stdout="INFO[0000] Running RKE version: v0.1.9 (stand-in)\n",
+    )
+    local_stand_in(
+        lab.bin_dir, "kubectl", lab.calls_log, stdout="deployment.extensions/cattle image updated\n"
+    )
     (lab.rke_dir / "rancher-cluster.yml").write_text(cluster_text)
     (lab.rke_dir / "rancher-cluster.rkestate").write_text("{}\n")
     (lab.rke_dir / "kube_config-rancher-cluster.yml").write_text("apiVersion: v1\nkind: Config\n")
@@ -364,8 +396,11 @@ def fold(records: Iterable[Record]) -> dict[tuple[str, str], str]:
 
 def ends(records: Iterable[Record], status: str = "ok") -> Counter[tuple[str, str]]:
     """How many `step-end` records with `status` each (step, host) has."""
-    return Counter((str(r["step"]), str(r["host"])) for r in records
-                   if r.get("type") == "step-end" and r.get("status") == status)
+    return Counter(
+        (str(r["step"]), str(r["host"]))
+        for r in records
+        if r.get("type") == "step-end" and r.get("status") == status
+    )
 
 
 def kinds(records: Iterable[Record]) -> list[str]:

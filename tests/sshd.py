@@ -104,7 +104,9 @@ class SSHDNode:
     def stand_in(self, name: str, exit_code: int = 0, stdout: str = "") -> Path:
         """An executable `name` in the node's bin dir that records each call (argv, node, time, pid)."""
         path = self.bin_dir / name
-        text = _STAND_IN.format(python=sys.executable, log=str(self.calls_log), stdout=stdout, exit_code=exit_code)
+        text = _STAND_IN.format(
+            python=sys.executable, log=str(self.calls_log), stdout=stdout, exit_code=exit_code
+        )
         path.write_text(text)
         path.chmod(0o755)
         return path
@@ -172,7 +174,7 @@ class SSHDCluster:
             directory.mkdir(parents=True, exist_ok=True)
         host_key = root / "ssh_host_ed25519_key"
         public = generate_key(host_key)
-        for attempt in range(START_ATTEMPTS):
+        for _attempt in range(START_ATTEMPTS):
             port = free_port(address)
             config = root / "sshd_config"
             config.write_text(
@@ -188,7 +190,9 @@ class SSHDCluster:
             )
             log = root / "sshd.log"
             with open(root / "sshd.stderr", "wb") as stderr:
-                process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config), "-E", str(log)], stderr=stderr)
+                process = subprocess.Popen(
+                    [SSHD, "-D", "-e", "-f", str(config), "-E", str(log)], stderr=stderr
+                )
             if _wait_listening(process, address, port):
                 break
             process.kill()

@@ -64,7 +64,9 @@ def task_items(markdown: str) -> list[TaskItem]:
     for index, token in enumerate(tokens):
         if token.type == "heading_open":
             text = tokens[index + 1].content
-            section, heading = (text, "") if token.tag == "h2" else (section, text if token.tag == "h3" else heading)
+            section, heading = (
+                (text, "") if token.tag == "h2" else (section, text if token.tag == "h3" else heading)
+            )
         elif token.type == "list_item_open" and tokens[index + 1].type == "paragraph_open":
             match = re.match(r"\[([ xX])\] (.*)", tokens[index + 2].content, re.DOTALL)
             if match:
@@ -81,7 +83,9 @@ def rke_dir(tmp_path: Path) -> Path:
     """An RKE directory with a 3-node cluster file, as the ha-rollback inventory reads it."""
     directory = tmp_path / "rke"
     directory.mkdir()
-    nodes = "".join(f"  - address: {a}\n    user: rancher\n    role: [controlplane, etcd, worker]\n" for a in NODES)
+    nodes = "".join(
+        f"  - address: {a}\n    user: rancher\n    role: [controlplane, etcd, worker]\n" for a in NODES
+    )
     (directory / "rancher-cluster.yml").write_text(f"nodes:\n{nodes}", encoding="utf-8")
     return directory
 
@@ -126,8 +130,10 @@ def test_every_command_of_the_plan_is_in_a_code_block(rke_dir: Path) -> None:
     commands = {v.script.rstrip("\n") for h in hosts for v in h.variants}
     assert len(commands) == 11
     assert commands <= set(blocks)
-    assert ("kubectl --kubeconfig=kube_config-rancher-cluster.yml set image deployment/cattle "
-            "cattle-server=rancher/rancher:v2.0.8 -n cattle-system") in blocks
+    assert (
+        "kubectl --kubeconfig=kube_config-rancher-cluster.yml set image deployment/cattle "
+        "cattle-server=rancher/rancher:v2.0.8 -n cattle-system"
+    ) in blocks
 
 
 def test_both_platform_variants_are_labelled_when_no_platform_is_chosen(rke_dir: Path) -> None:
@@ -150,7 +156,9 @@ def test_blanks_for_values_not_given_and_given_values_shown(rke_dir: Path) -> No
     assert "--name ________ --config rancher-cluster.yml" in markdown
     assert "cattle-server=rancher/rancher:v2.0.8" in markdown
     manual = next(i for i in task_items(markdown) if i.heading.startswith("6."))
-    assert "(expected: v2.0.8)" in manual.text and "name ________________ time ________________" in manual.text
+    assert (
+        "(expected: v2.0.8)" in manual.text and "name ________________ time ________________" in manual.text
+    )
 
 
 def test_steps_carry_their_facts_confirmation_result_and_manual_text(rke_dir: Path) -> None:
@@ -159,7 +167,10 @@ def test_steps_carry_their_facts_confirmation_result_and_manual_text(rke_dir: Pa
     assert "`restart-components` · on nodes (3 hosts) · 10 at a time · timeout 10 min" in markdown
     assert "**Confirm before running:** This overwrites the cluster's etcd data" in markdown
     assert "Type: `snap-1`" in markdown
-    assert "Expected result: The rollback begins. Rancher Server may be unavailable for a few minutes." in markdown
+    assert (
+        "Expected result: The rollback begins. Rancher Server may be unavailable for a few minutes."
+        in markdown
+    )
     assert "> Log into Rancher. Confirm that the rollback succeeded" in markdown
     assert "> **WARNING:** Rolling back to a previous version of Rancher destroys any changes" in markdown
 
@@ -180,7 +191,9 @@ def test_secrets_never_appear(secret_runbook: Path) -> None:
         assert "TOKEN=********" in text
 
 
-def test_secrets_never_appear_even_from_a_journal_that_holds_one(secret_runbook: Path, tmp_path: Path) -> None:
+def test_secrets_never_appear_even_from_a_journal_that_holds_one(
+    secret_runbook: Path, tmp_path: Path
+) -> None:
     state = tmp_path / "state"
     write_run(state, [], runbook=secret_runbook, variables={"token": SECRET, "region": "eu-1"})
     for fmt in ("md", "html"):
@@ -196,7 +209,9 @@ def test_runbook_text_cannot_inject_html_or_break_the_style_sheet(secret_runbook
     assert "<b>API</b>" not in html and "&lt;b&gt;API&lt;/b&gt;" in html
     assert "<i>clients</i>" not in html and "&lt;i&gt;clients&lt;/i&gt;" in html
     assert html.count("</style>") == 1
-    assert r'@top-right { content: "Rotate the \3c b\3e API\3c /b\3e  token \22 now\22  \3c /style\3e ";' in html
+    assert (
+        r'@top-right { content: "Rotate the \3c b\3e API\3c /b\3e  token \22 now\22  \3c /style\3e ";' in html
+    )
     markdown = to_markdown(build(plan))
     assert "<b>" not in MarkdownIt("commonmark").render(markdown)
 
@@ -216,26 +231,67 @@ def test_html_is_one_standalone_print_page(rke_dir: Path) -> None:
 # -- filled from a journal ---------------------------------------------------------------------------
 
 
-def write_run(state_dir: Path, records: list[dict[str, Any]], runbook: Path = HA,
-              variables: dict[str, Any] | None = None, run_id: str = RUN_ID) -> None:
+def write_run(
+    state_dir: Path,
+    records: list[dict[str, Any]],
+    runbook: Path = HA,
+    variables: dict[str, Any] | None = None,
+    run_id: str = RUN_ID,
+) -> None:
     """A journal as the runner writes it (engine/journal.py's documented records), with fixed times."""
     text = runbook.read_text(encoding="utf-8")
-    header = {"runbook": {"name": re.search(r"^name: (\S+)", text, re.MULTILINE)[1],  # type: ignore[index]
-                          "version": "1.0.0", "sha256": sha256_text(text), "path": str(runbook)},
-              "variables": variables or {}, "platform": "linux", "engine_version": "0.1.0", "user": "ann",
-              "hostname": "jump-1", "pid": 4242, "argv": ["runbook", "run"], "time": "2026-11-26T12:00:00.000Z"}
+    header = {
+        "runbook": {
+            "name": re.search(r"^name: (\S+)", text, re.MULTILINE)[1],  # type: ignore[index]
+            "version": "1.0.0",
+            "sha256": sha256_text(text),
+            "path": str(runbook),
+        },
+        "variables": variables or {},
+        "platform": "linux",
+        "engine_version": "0.1.0",
+        "user": "ann",
+        "hostname": "jump-1",
+        "pid": 4242,
+        "argv": ["runbook", "run"],
+        "time": "2026-11-26T12:00:00.000Z",
+    }
     with Journal.create(state_dir, header, run_id=run_id) as journal:
         for record in records:
             journal.append(record)
 
 
-def ran(step: str, host: str, start: str, seconds: float, status: str = "ok", exit_code: int | None = 0,
-        attempt: int = 1) -> list[dict[str, Any]]:
+def ran(
+    step: str,
+    host: str,
+    start: str,
+    seconds: float,
+    status: str = "ok",
+    exit_code: int | None = 0,
+    attempt: int = 1,
+) -> list[dict[str, Any]]:
     end = f"2026-11-26T{_add(start, seconds)}.000Z"
-    return [{"type": "step-start", "step": step, "host": host, "attempt": attempt,
-             "time": f"2026-11-26T{start}.000Z"},
-            {"type": "step-end", "step": step, "host": host, "status": status, "exit_code": exit_code,
-             "duration": seconds, "stdout_tail": "", "stderr_tail": "", "attempt": attempt, "time": end}]
+    return [
+        {
+            "type": "step-start",
+            "step": step,
+            "host": host,
+            "attempt": attempt,
+            "time": f"2026-11-26T{start}.000Z",
+        },
+        {
+            "type": "step-end",
+            "step": step,
+            "host": host,
+            "status": status,
+            "exit_code": exit_code,
+            "duration": seconds,
+            "stdout_tail": "",
+            "stderr_tail": "",
+            "attempt": attempt,
+            "time": end,
+        },
+    ]
 
 
 def _add(clock: str, seconds: float) -> str:
@@ -244,21 +300,51 @@ def _add(clock: str, seconds: float) -> str:
     return f"{total // 3600:02d}:{total % 3600 // 60:02d}:{total % 60:02d}"
 
 
-VALUES = {"snapshot": "snap-2026", "prior_version": "v2.0.8", "cluster_config": "rancher-cluster.yml",
-          "kubeconfig": "kube_config-rancher-cluster.yml", "rollout_timeout": "10m"}
-WARNINGS_OK = {"type": "confirmation", "step": None, "question": "Have you read the warnings above?",
-               "answer": "yes", "user": "ann", "by": "operator", "time": "2026-11-26T12:00:01.000Z"}
-RESTORE_OK = {"type": "confirmation", "step": "restore-snapshot", "question": "Type the snapshot name",
-              "answer": "snap-2026", "ok": True, "user": "ann", "by": "operator", "time": "2026-11-26T12:00:04.000Z"}
+VALUES = {
+    "snapshot": "snap-2026",
+    "prior_version": "v2.0.8",
+    "cluster_config": "rancher-cluster.yml",
+    "kubeconfig": "kube_config-rancher-cluster.yml",
+    "rollout_timeout": "10m",
+}
+WARNINGS_OK = {
+    "type": "confirmation",
+    "step": None,
+    "question": "Have you read the warnings above?",
+    "answer": "yes",
+    "user": "ann",
+    "by": "operator",
+    "time": "2026-11-26T12:00:01.000Z",
+}
+RESTORE_OK = {
+    "type": "confirmation",
+    "step": "restore-snapshot",
+    "question": "Type the snapshot name",
+    "answer": "snap-2026",
+    "ok": True,
+    "user": "ann",
+    "by": "operator",
+    "time": "2026-11-26T12:00:04.000Z",
+}
 
 
 def up_to_the_nodes(rke_dir: Path, node_2: str = "ok") -> list[dict[str, Any]]:
-    records: list[dict[str, Any]] = [WARNINGS_OK, RESTORE_OK, *ran("restore-snapshot", "local", "12:00:05", 42.5),
-               *ran("rke-up", "local", "12:01:00", 185.2)]
+    records: list[dict[str, Any]] = [
+        WARNINGS_OK,
+        RESTORE_OK,
+        *ran("restore-snapshot", "local", "12:00:05", 42.5),
+        *ran("rke-up", "local", "12:01:00", 185.2),
+    ]
     for index, node in enumerate(NODES):
         failed = node == "10.0.0.2" and node_2 != "ok"
-        records += ran("restart-components", node, f"12:04:1{index}", 3.25 + index,
-                       status=node_2 if failed else "ok", exit_code=1 if failed else 0)
+        records += ran(
+            "restart-components",
+            node,
+            f"12:04:1{index}",
+            3.25 + index,
+            status=node_2 if failed else "ok",
+            exit_code=1 if failed else 0,
+        )
     return records
 
 
@@ -271,42 +357,69 @@ def filled(rke_dir: Path, tmp_path: Path, records: list[dict[str, Any]], fmt: st
 
 
 def test_a_finished_run_ticks_every_step_and_host_and_shows_the_answer(rke_dir: Path, tmp_path: Path) -> None:
-    records = [*up_to_the_nodes(rke_dir), *ran("set-image", "local", "12:05:00", 1.4),
-               *ran("wait-rollout", "local", "12:05:02", 96.0),
-               {"type": "step-start", "step": "check-version", "host": "operator", "attempt": 1,
-                "time": "2026-11-26T12:07:00.000Z"},
-               {"type": "manual", "step": "check-version", "host": "operator", "prompt": "Version shown",
-                "answer": "v2.0.8", "expected": "v2.0.8", "ok": True, "user": "ann", "by": "operator",
-                "time": "2026-11-26T12:07:41.000Z"},
-               *ran("check-version", "operator", "12:07:00", 41.0, exit_code=None),
-               {"type": "run-end", "status": "ok", "exit_code": 0, "time": "2026-11-26T12:07:42.000Z"}]
+    records = [
+        *up_to_the_nodes(rke_dir),
+        *ran("set-image", "local", "12:05:00", 1.4),
+        *ran("wait-rollout", "local", "12:05:02", 96.0),
+        {
+            "type": "step-start",
+            "step": "check-version",
+            "host": "operator",
+            "attempt": 1,
+            "time": "2026-11-26T12:07:00.000Z",
+        },
+        {
+            "type": "manual",
+            "step": "check-version",
+            "host": "operator",
+            "prompt": "Version shown",
+            "answer": "v2.0.8",
+            "expected": "v2.0.8",
+            "ok": True,
+            "user": "ann",
+            "by": "operator",
+            "time": "2026-11-26T12:07:41.000Z",
+        },
+        *ran("check-version", "operator", "12:07:00", 41.0, exit_code=None),
+        {"type": "run-end", "status": "ok", "exit_code": 0, "time": "2026-11-26T12:07:42.000Z"},
+    ]
     markdown = filled(rke_dir, tmp_path, records)
     steps = [i for i in task_items(markdown) if i.section == "Steps"]
     assert len(steps) == 8 and all(i.checked for i in steps)
     text = {i.heading[:2] + i.text.split(" ")[0]: i.text for i in steps}
     assert text["1.Done"] == "Done — ✓ ok · started 12:00:05 UTC · ended 12:00:47 UTC · 42.5 s · exit 0"
     assert "3 min 05 s · exit 0" in text["2.Done"]
-    assert text["3.`10.0.0.3`"] == ("`10.0.0.3` — ✓ ok · started 12:04:12 UTC · ended 12:04:17 UTC · 5.2 s · "
-                                    "exit 0")
-    assert text["6.Version"] == ("Version shown in the bottom-left corner: **v2.0.8** (expected: v2.0.8), "
-                                 "as expected — by ann at 12:07:41 UTC")
+    assert text["3.`10.0.0.3`"] == (
+        "`10.0.0.3` — ✓ ok · started 12:04:12 UTC · ended 12:04:17 UTC · 5.2 s · exit 0"
+    )
+    assert text["6.Version"] == (
+        "Version shown in the bottom-left corner: **v2.0.8** (expected: v2.0.8), "
+        "as expected — by ann at 12:07:41 UTC"
+    )
     assert "Confirmed by ann at 12:00:04 UTC." in markdown
     warnings = next(i for i in task_items(markdown) if "warnings" in i.text)
     assert warnings.checked and warnings.text.endswith("Confirmed by ann at 12:00:01 UTC")
-    assert (f"- Run: `{RUN_ID}` by ann on jump-1, started 2026-11-26 12:00:00 UTC, ended 12:07:42 UTC: **ok** (exit 0)"
-            in markdown)
+    assert (
+        f"- Run: `{RUN_ID}` by ann on jump-1, started 2026-11-26 12:00:00 UTC, ended 12:07:42 UTC: **ok** (exit 0)"
+        in markdown
+    )
     # the run's values render the plan: the commands shown are the ones that ran
     assert "./rke_linux-amd64 etcd snapshot-restore --name snap-2026" in markdown and "darwin" not in markdown
-    assert "- `snapshot` = `snap-2026` — Name of the etcd snapshot" in markdown and f"(run {RUN_ID})" in markdown
+    assert (
+        "- `snapshot` = `snap-2026` — Name of the etcd snapshot" in markdown and f"(run {RUN_ID})" in markdown
+    )
 
 
 def test_a_failed_run_crosses_the_host_and_leaves_later_steps_empty(rke_dir: Path, tmp_path: Path) -> None:
-    records = [*up_to_the_nodes(rke_dir, node_2="failed"),
-               {"type": "run-end", "status": "failed", "exit_code": 1, "time": "2026-11-26T12:04:30.000Z"}]
+    records = [
+        *up_to_the_nodes(rke_dir, node_2="failed"),
+        {"type": "run-end", "status": "failed", "exit_code": 1, "time": "2026-11-26T12:04:30.000Z"},
+    ]
     items = [i for i in task_items(filled(rke_dir, tmp_path, records)) if i.section == "Steps"]
     by_host = {i.text.split(" ")[0]: i for i in items if i.heading.startswith("3.")}
     assert by_host["`10.0.0.2`"].text == (
-        "`10.0.0.2` — ✗ **FAILED** · started 12:04:11 UTC · ended 12:04:15 UTC · 4.2 s · exit 1")
+        "`10.0.0.2` — ✗ **FAILED** · started 12:04:11 UTC · ended 12:04:15 UTC · 4.2 s · exit 1"
+    )
     assert not by_host["`10.0.0.2`"].checked
     assert by_host["`10.0.0.1`"].checked and by_host["`10.0.0.3`"].checked
     later = [i for i in items if i.heading[:2] in ("4.", "5.", "6.")]
@@ -315,10 +428,18 @@ def test_a_failed_run_crosses_the_host_and_leaves_later_steps_empty(rke_dir: Pat
 
 
 def test_a_step_started_but_never_ended_and_a_retry(rke_dir: Path, tmp_path: Path) -> None:
-    records = [*up_to_the_nodes(rke_dir), *ran("set-image", "local", "12:05:00", 1.0, "failed", 1),
-               *ran("set-image", "local", "12:05:10", 1.5, attempt=2),
-               {"type": "step-start", "step": "wait-rollout", "host": "local", "attempt": 1,
-                "time": "2026-11-26T12:05:20.000Z"}]
+    records = [
+        *up_to_the_nodes(rke_dir),
+        *ran("set-image", "local", "12:05:00", 1.0, "failed", 1),
+        *ran("set-image", "local", "12:05:10", 1.5, attempt=2),
+        {
+            "type": "step-start",
+            "step": "wait-rollout",
+            "host": "local",
+            "attempt": 1,
+            "time": "2026-11-26T12:05:20.000Z",
+        },
+    ]
     markdown = filled(rke_dir, tmp_path, records)
     steps = {i.heading[:2]: i for i in task_items(markdown) if i.section == "Steps"}
     assert steps["4."].checked and steps["4."].text.endswith("1.5 s · exit 0 · attempt 2")
@@ -334,8 +455,10 @@ def test_a_declined_confirmation_is_shown_as_such(rke_dir: Path, tmp_path: Path)
 
 
 def test_filled_html_marks_boxes(rke_dir: Path, tmp_path: Path) -> None:
-    records = [*up_to_the_nodes(rke_dir, node_2="timed_out"),
-               {"type": "run-end", "status": "failed", "exit_code": 1, "time": "2026-11-26T12:04:30.000Z"}]
+    records = [
+        *up_to_the_nodes(rke_dir, node_2="timed_out"),
+        {"type": "run-end", "status": "failed", "exit_code": 1, "time": "2026-11-26T12:04:30.000Z"},
+    ]
     html = filled(rke_dir, tmp_path, records, "html")
     assert html.count("\u2611") == 1 + 4  # warnings, restore, rke-up, two nodes
     assert html.count("\u2612") == 1  # the node that timed out
@@ -343,13 +466,14 @@ def test_filled_html_marks_boxes(rke_dir: Path, tmp_path: Path) -> None:
     assert "TIMED OUT" in html and "exit 1" in html and "started 12:04:11 UTC" in html
 
 
-def test_journal_of_another_runbook_or_missing_is_refused(rke_dir: Path, tmp_path: Path,
-                                                          secret_runbook: Path) -> None:
+def test_journal_of_another_runbook_or_missing_is_refused(
+    rke_dir: Path, tmp_path: Path, secret_runbook: Path
+) -> None:
     state = tmp_path / "state"
     write_run(state, [], runbook=secret_runbook)
-    with pytest.raises(UsageError, match="is a run of runbook 'secret-demo', not 'rancher-ha-rollback'"):
+    with pytest.raises(UsageError, match=r"is a run of runbook 'secret-demo', not 'rancher-ha-rollback'"):
         command.main(ha_options(rke_dir), "md", None, RUN_ID, str(state))
-    with pytest.raises(UsageError, match="no journal at .*nope"):
+    with pytest.raises(UsageError, match=r"no journal at .*nope"):
         command.main(ha_options(rke_dir), "md", None, "nope", str(state))
 
 
@@ -369,8 +493,14 @@ def test_a_changed_runbook_is_said_to_have_changed(rke_dir: Path, tmp_path: Path
 
 def test_cli_writes_markdown_and_html_and_refuses_unknown_format(rke_dir: Path, tmp_path: Path) -> None:
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "engine", "checklist", str(HA), "--var", f"rke_dir={rke_dir}",
-                               *args], check=False, cwd=REPO, capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "engine", "checklist", str(HA), "--var", f"rke_dir={rke_dir}", *args],
+            check=False,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     shown = cli("--var", "snapshot=snap-1")
     assert shown.returncode == 0, shown.stderr

@@ -33,7 +33,9 @@ BOXES = EMPTY + TICKED + CROSSED
 def tool(name: str, *fallbacks: str) -> str:
     found = shutil.which(name) or next((f for f in fallbacks if Path(f).exists()), None)
     if found is None:
-        pytest.fail(f"{name} is needed for the checklist print tests (apt-get install chromium poppler-utils)")
+        pytest.fail(
+            f"{name} is needed for the checklist print tests (apt-get install chromium poppler-utils)"
+        )
     return found
 
 
@@ -41,21 +43,43 @@ def print_to_pdf(html: Path, pdf: Path) -> None:
     """Print like an operator's browser would, with nothing of the browser's own header or footer."""
     profile = pdf.parent / f"{pdf.stem}-profile"
     subprocess.run(
-        [tool("chromium", "/usr/bin/chromium"), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={profile}", f"--print-to-pdf={pdf}", "--no-pdf-header-footer", html.as_uri()],
-        check=True, capture_output=True, timeout=120)
+        [
+            tool("chromium", "/usr/bin/chromium"),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            f"--print-to-pdf={pdf}",
+            "--no-pdf-header-footer",
+            html.as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     assert pdf.stat().st_size > 0
 
 
 def pdf_text(pdf: Path, page: int | None = None) -> str:
     pages = ["-f", str(page), "-l", str(page)] if page else []
-    return subprocess.run([tool("pdftotext"), "-layout", *pages, str(pdf), "-"], check=True, capture_output=True,
-                          text=True, timeout=60).stdout
+    return subprocess.run(
+        [tool("pdftotext"), "-layout", *pages, str(pdf), "-"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
 
 
 def pdf_info(pdf: Path) -> dict[str, str]:
-    out = subprocess.run([tool("pdfinfo"), str(pdf)], check=True, capture_output=True, text=True, timeout=60).stdout
+    out = subprocess.run(
+        [tool("pdfinfo"), str(pdf)], check=True, capture_output=True, text=True, timeout=60
+    ).stdout
     return {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in out.splitlines())}
 
 
@@ -81,8 +105,11 @@ def printed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     rke = directory / "rke"
     rke.mkdir()
     (rke / "rancher-cluster.yml").write_text(
-        "nodes:\n" + "".join(f"  - address: {a}\n    user: rancher\n" for a in NODES), encoding="utf-8")
-    plan = prepare(Options(str(HA), (f"rke_dir={rke}",), environ={}), any_platform=True, allow_missing=True)[1]
+        "nodes:\n" + "".join(f"  - address: {a}\n    user: rancher\n" for a in NODES), encoding="utf-8"
+    )
+    plan = prepare(Options(str(HA), (f"rke_dir={rke}",), environ={}), any_platform=True, allow_missing=True)[
+        1
+    ]
     html = directory / "checklist.html"
     html.write_text(to_html(build(plan), paper), encoding="utf-8")
     pdf = directory / "checklist.pdf"
@@ -93,13 +120,17 @@ def printed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 def test_every_command_is_printed_in_full(printed: Printed) -> None:
     text = squeeze(printed.text)
-    hosts = [h for c in printed.plan.checks for h in c.hosts] + [h for s in printed.plan.steps for h in s.hosts]
+    hosts = [h for c in printed.plan.checks for h in c.hosts] + [
+        h for s in printed.plan.steps for h in s.hosts
+    ]
     commands = {v.script for h in hosts for v in h.variants}
     assert len(commands) == 11
     for script in commands:
         assert squeeze(script) in text, f"not printed in full: {script}"
-    set_image = ("kubectl --kubeconfig=kube_config-rancher-cluster.yml set image deployment/cattle "
-                 "cattle-server=rancher/rancher:________ -n cattle-system")
+    set_image = (
+        "kubectl --kubeconfig=kube_config-rancher-cluster.yml set image deployment/cattle "
+        "cattle-server=rancher/rancher:________ -n cattle-system"
+    )
     assert squeeze(set_image) in text
 
 
@@ -132,7 +163,9 @@ def test_a_step_is_never_split_across_pages(printed: Printed) -> None:
         assert len(where) == 1, title
         page = " ".join(printed.pages[where[0]].split())
         step = re.split("|".join(map(re.escape, titles)) + "|NOTES AND SIGN-OFF", page.split(title, 1)[1])[0]
-        assert sum(step.count(b) for b in BOXES) == max(1, len(planned.hosts)), f"{planned.id}: boxes elsewhere"
+        assert sum(step.count(b) for b in BOXES) == max(1, len(planned.hosts)), (
+            f"{planned.id}: boxes elsewhere"
+        )
         for host in planned.hosts:
             for variant in host.variants:
                 assert squeeze(variant.script) in squeeze(step), f"{planned.id} runs onto another page"
@@ -143,8 +176,23 @@ def test_a_step_is_never_split_across_pages(printed: Printed) -> None:
 def test_page_one_is_written_for_a_person_to_look_at(printed: Printed) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     name = "checklist-page1" + ("" if printed.paper == "a4" else f"-{printed.paper}")
-    subprocess.run([tool("pdftoppm"), "-png", "-r", "80", "-f", "1", "-l", "1", "-singlefile", str(printed.pdf),
-                    str(ARTIFACTS / name)], check=True, timeout=60)
+    subprocess.run(
+        [
+            tool("pdftoppm"),
+            "-png",
+            "-r",
+            "80",
+            "-f",
+            "1",
+            "-l",
+            "1",
+            "-singlefile",
+            str(printed.pdf),
+            str(ARTIFACTS / name),
+        ],
+        check=True,
+        timeout=60,
+    )
     png = (ARTIFACTS / f"{name}.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
@@ -158,9 +206,13 @@ def test_a_filled_checklist_prints_its_ticks_and_crosses(tmp_path: Path) -> None
     rke = tmp_path / "rke"
     rke.mkdir()
     (rke / "rancher-cluster.yml").write_text(
-        "nodes:\n" + "".join(f"  - address: {a}\n    user: rancher\n" for a in NODES), encoding="utf-8")
-    records = [*up_to_the_nodes(rke, node_2="failed"), *ran("set-image", "local", "12:05:00", 1.0),
-               {"type": "run-end", "status": "failed", "exit_code": 1, "time": "2026-11-26T12:05:30.000Z"}]
+        "nodes:\n" + "".join(f"  - address: {a}\n    user: rancher\n" for a in NODES), encoding="utf-8"
+    )
+    records = [
+        *up_to_the_nodes(rke, node_2="failed"),
+        *ran("set-image", "local", "12:05:00", 1.0),
+        {"type": "run-end", "status": "failed", "exit_code": 1, "time": "2026-11-26T12:05:30.000Z"},
+    ]
     write_run(tmp_path / "state", records, variables={**VALUES, "rke_dir": str(rke)})
     html = tmp_path / "filled.html"
     command.main(Options(str(HA), environ={}), "html", str(html), RUN_ID, str(tmp_path / "state"), "a4")
@@ -171,5 +223,20 @@ def test_a_filled_checklist_prints_its_ticks_and_crosses(tmp_path: Path) -> None
     assert re.search(rf"{CROSSED}\s+10\.0\.0\.2\s+FAILED · started 12:04:11 UTC · 4\.2 s · exit 1", steps)
     assert "snapshot-restore --name snap-2026" in steps
     ARTIFACTS.mkdir(exist_ok=True)
-    subprocess.run([tool("pdftoppm"), "-png", "-r", "80", "-f", "3", "-l", "3", "-singlefile", str(pdf),
-                    str(ARTIFACTS / "checklist-filled-page3")], check=True, timeout=60)
+    subprocess.run(
+        [
+            tool("pdftoppm"),
+            "-png",
+            "-r",
+            "80",
+            "-f",
+            "3",
+            "-l",
+            "3",
+            "-singlefile",
+            str(pdf),
+            str(ARTIFACTS / "checklist-filled-page3"),
+        ],
+        check=True,
+        timeout=60,
+    )

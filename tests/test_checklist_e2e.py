@@ -7,8 +7,18 @@ import getpass
 from pathlib import Path
 
 import pytest
-from runbooks import HA_ROLLBACK, Lab, Nodes, cluster_yaml, docker_on, run_dirs, write_rollback, write_ssh_home
 from test_checklist import task_items
+
+from runbooks import (
+    HA_ROLLBACK,
+    Lab,
+    Nodes,
+    cluster_yaml,
+    docker_on,
+    run_dirs,
+    write_rollback,
+    write_ssh_home,
+)
 
 pytestmark = pytest.mark.ssh
 
@@ -57,6 +67,8 @@ def test_a_failed_run_crosses_the_failed_host_and_leaves_the_steps_not_reached_e
     assert crossed and not any(i.checked for i in crossed) and "FAILED" in crossed[0].text
     ticked_nodes = [i for i in items if i.checked and any(n.address in i.text for n in lab.nodes)]
     assert len(ticked_nodes) == 2  # the two healthy nodes finished their part
-    not_reached = [i for i in items if "Roll the Rancher deployment back" in i.heading or "Log into" in i.heading]
+    not_reached = [
+        i for i in items if "Roll the Rancher deployment back" in i.heading or "Log into" in i.heading
+    ]
     assert len(not_reached) == 2 and not any(i.checked for i in not_reached)
     assert all("—" in i.text and "time ________________" in i.text for i in not_reached)  # still blank

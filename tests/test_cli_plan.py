@@ -16,7 +16,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 RKE_DIR = "tests/data/rke"
-ROLLBACK = ["runbooks/ha-rollback.yml", "--var", "snapshot=etcd-before-upgrade", "--var", "prior_version=v2.0.8"]
+ROLLBACK = [
+    "runbooks/ha-rollback.yml",
+    "--var",
+    "snapshot=etcd-before-upgrade",
+    "--var",
+    "prior_version=v2.0.8",
+]
 NODES = ["10.0.0.11", "10.0.0.12", "node3.example.com"]
 # as the plan shows them: user@address:port (the inventory's port, else its template's default(22))
 NODES_SHOWN = ["ubuntu@10.0.0.11:2222", "ubuntu@10.0.0.12:22", "rancher@node3.example.com:22"]
@@ -29,8 +35,15 @@ RESTART = [
 
 def plan(*args: str) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}
-    result = subprocess.run([sys.executable, "-m", "invoke", "plan", *args], cwd=ROOT, text=True,
-                            capture_output=True, stdin=subprocess.DEVNULL, env=environ, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "invoke", "plan", *args],
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        env=environ,
+        timeout=60,
+    )
     assert "Traceback" not in result.stderr
     return result
 
@@ -52,8 +65,10 @@ def test_rollback_plan_shows_every_command_for_linux(linux_plan: subprocess.Comp
     out = linux_plan.stdout
     assert linux_plan.returncode == 0, linux_plan.stderr
     assert "platform: linux" in out
-    assert ("WARNING: Rolling back to a previous version of Rancher destroys any changes made to Rancher "
-            "following the upgrade. Unrecoverable data loss may occur.") in out
+    assert (
+        "WARNING: Rolling back to a previous version of Rancher destroys any changes made to Rancher "
+        "following the upgrade. Unrecoverable data loss may occur."
+    ) in out
     assert step_block(out, "restore-snapshot") == [
         "1. restore-snapshot: Restore the etcd snapshot taken before the upgrade  [on local, timeout 1800s]",
         "confirm: This overwrites the cluster's etcd data with the snapshot. Type the snapshot name to go on. "
@@ -63,19 +78,26 @@ def test_rollback_plan_shows_every_command_for_linux(linux_plan: subprocess.Comp
     ]
     assert "[Linux] $ ./rke_linux-amd64 up --config rancher-cluster.yml" in out
     assert "rke_darwin-amd64" not in out
-    assert ("$ kubectl --kubeconfig=kube_config-rancher-cluster.yml set image deployment/cattle "
-            "cattle-server=rancher/rancher:v2.0.8 -n cattle-system") in out
+    assert (
+        "$ kubectl --kubeconfig=kube_config-rancher-cluster.yml set image deployment/cattle "
+        "cattle-server=rancher/rancher:v2.0.8 -n cattle-system"
+    ) in out
     assert "result: The rollback begins. Rancher Server may be unavailable for a few minutes." in out
-    assert ("$ kubectl --kubeconfig=kube_config-rancher-cluster.yml -n cattle-system rollout status "
-            "deployment/cattle --timeout=10m") in out
+    assert (
+        "$ kubectl --kubeconfig=kube_config-rancher-cluster.yml -n cattle-system rollout status "
+        "deployment/cattle --timeout=10m"
+    ) in out
     assert "record: Version shown in the bottom-left corner — expected v2.0.8" in out
     assert "$ test -f rancher-cluster.yml && test -f rancher-cluster.rkestate" in out
 
 
 def test_rollback_plan_restarts_components_on_every_node_of_the_cluster_file(
-        linux_plan: subprocess.CompletedProcess[str]) -> None:
-    expected = ["3. restart-components: Restart the Kubernetes components on every node  "
-                "[on nodes, timeout 600s, 3 hosts, 10 at a time]"]
+    linux_plan: subprocess.CompletedProcess[str],
+) -> None:
+    expected = [
+        "3. restart-components: Restart the Kubernetes components on every node  "
+        "[on nodes, timeout 600s, 3 hosts, 10 at a time]"
+    ]
     for node in NODES_SHOWN:
         expected += [f"@ {node}", f"$ {RESTART[0]}", RESTART[1], RESTART[2]]
     assert step_block(linux_plan.stdout, "restart-components") == expected
@@ -86,8 +108,10 @@ def test_rollback_plan_for_macos_uses_the_darwin_binary() -> None:
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "platform: darwin" in out
-    assert ("[macOS] $ ./rke_darwin-amd64 etcd snapshot-restore --name etcd-before-upgrade "
-            "--config rancher-cluster.yml") in out
+    assert (
+        "[macOS] $ ./rke_darwin-amd64 etcd snapshot-restore --name etcd-before-upgrade "
+        "--config rancher-cluster.yml"
+    ) in out
     assert "[macOS] $ ./rke_darwin-amd64 up --config rancher-cluster.yml" in out
     assert "[macOS] $ test -x ./rke_darwin-amd64" in out
     assert "rke_linux-amd64" not in out
@@ -96,8 +120,15 @@ def test_rollback_plan_for_macos_uses_the_darwin_binary() -> None:
 
 def test_hosts_override_replaces_the_inventory() -> None:
     # the override wins: the inventory is not even read (rke_dir does not hold one)
-    result = plan(*ROLLBACK, "--var", "rke_dir=tests/data/nowhere", "--hosts", "nodes=a,admin@b:2200",
-                  "--platform", "linux")
+    result = plan(
+        *ROLLBACK,
+        "--var",
+        "rke_dir=tests/data/nowhere",
+        "--hosts",
+        "nodes=a,admin@b:2200",
+        "--platform",
+        "linux",
+    )
     assert result.returncode == 0, result.stderr
     block = step_block(result.stdout, "restart-components")
     assert block[0].endswith("[on nodes, timeout 600s, 2 hosts, 10 at a time]")
@@ -108,7 +139,8 @@ def test_target_local_runs_a_targets_steps_here() -> None:
     result = plan(*ROLLBACK, "--var", f"rke_dir={RKE_DIR}", "--target", "nodes=local", "--platform", "linux")
     assert result.returncode == 0, result.stderr
     assert [line for line in step_block(result.stdout, "restart-components") if line.startswith("@")] == [
-        f"@ {node}" for node in NODES]
+        f"@ {node}" for node in NODES
+    ]
 
 
 def test_bad_overrides_are_usage_errors() -> None:
@@ -117,7 +149,10 @@ def test_bad_overrides_are_usage_errors() -> None:
     assert result.stderr == "error: --platform 'solaris': choose one of linux, darwin, windows\n"
     result = plan(*ROLLBACK, "--var", f"rke_dir={RKE_DIR}", "--hosts", "nodez=a")
     assert result.returncode == 2
-    assert result.stderr == "error: --hosts nodez=…: unknown target 'nodez'; targets: local, nodes, workstation\n"
+    assert (
+        result.stderr
+        == "error: --hosts nodez=…: unknown target 'nodez'; targets: local, nodes, workstation\n"
+    )
 
 
 def test_missing_inventory_is_reported_at_the_from_file_line() -> None:
@@ -133,8 +168,9 @@ def test_missing_inventory_is_reported_at_the_from_file_line() -> None:
 def test_plan_executes_nothing_and_saves_a_checksummed_plan(tmp_path: Path) -> None:
     marker = tmp_path / "MARKER"
     saved = tmp_path / "plan.json"
-    result = plan("tests/data/plan-demo.yml", "--var", f"marker={marker}", "--save", str(saved),
-                  "--platform", "linux")
+    result = plan(
+        "tests/data/plan-demo.yml", "--var", f"marker={marker}", "--save", str(saved), "--platform", "linux"
+    )
     assert result.returncode == 0, result.stderr
     assert f"$ touch {marker}" in result.stdout
     assert not marker.exists()
@@ -144,13 +180,28 @@ def test_plan_executes_nothing_and_saves_a_checksummed_plan(tmp_path: Path) -> N
     assert digest == hashlib.sha256(content).hexdigest()
     assert result.stdout.endswith(f"\nplan saved to {saved} (sha256 {digest})\n")
     source = (ROOT / "tests/data/plan-demo.yml").read_bytes()
-    assert data["runbook"] == {"name": "plan-demo", "version": "2.1", "title": "Plan demo",
-                               "sha256": hashlib.sha256(source).hexdigest()}
+    assert data["runbook"] == {
+        "name": "plan-demo",
+        "version": "2.1",
+        "title": "Plan demo",
+        "sha256": hashlib.sha256(source).hexdigest(),
+    }
     assert data["values"] == {"marker": str(marker), "token": "********"}
     touch = data["steps"][0]
-    assert touch["hosts"] == [{"host": "local", "key_file": None, "local": True, "cwd": None, "env": {},
-                               "skip": None, "deferred": False, "commands": {"*": f"touch {marker}"},
-                               "secret_env": [], "secret_vars": {}}]
+    assert touch["hosts"] == [
+        {
+            "host": "local",
+            "key_file": None,
+            "local": True,
+            "cwd": None,
+            "env": {},
+            "skip": None,
+            "deferred": False,
+            "commands": {"*": f"touch {marker}"},
+            "secret_env": [],
+            "secret_vars": {},
+        }
+    ]
     assert (touch["timeout"], touch["confirm"]) == (30.0, "Run step 'touch' (Create the marker)?")
     remote = data["steps"][1]["hosts"]
     assert [h["host"] for h in remote] == ["web1", "deploy@web2:2200"]

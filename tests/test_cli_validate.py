@@ -38,8 +38,15 @@ def clean_env(home: Path) -> dict[str, str]:
 
 
 def start(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "invoke", *args], cwd=ROOT, env=env, text=True,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 # file → the exact problem lines `validate` must print (path relative to the repository root, as typed)
@@ -162,7 +169,8 @@ def test_raw_is_a_warning_with_its_line(results: dict[str, Result]) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines() == [
         f"{DATA}/raw_warning.yml:12:1: steps[0].run: warning: '| raw' inserts the value unquoted; "
-        "be sure it cannot carry shell syntax"]
+        "be sure it cannot carry shell syntax"
+    ]
     assert result.stdout == f"{DATA}/raw_warning.yml: ok — demo 1.0, 1 steps, 1 warning(s)\n"
 
 

@@ -54,8 +54,10 @@ def test_the_schema_is_valid_against_the_2020_12_metaschema() -> None:
     assert data["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     jsonschema.Draft202012Validator.check_schema(data)
     # with format checks too: every `pattern` in it is a valid regular expression
-    metaschema = jsonschema.Draft202012Validator(jsonschema.Draft202012Validator.META_SCHEMA,
-                                                 format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    metaschema = jsonschema.Draft202012Validator(
+        jsonschema.Draft202012Validator.META_SCHEMA,
+        format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
+    )
     assert [e.message for e in metaschema.iter_errors(data)] == []
 
 
@@ -64,15 +66,25 @@ def test_the_engine_reads_the_schema_file_that_is_shipped() -> None:
 
 
 def test_every_property_has_a_description() -> None:
-    missing = [f"{name}" for node in subschemas(schema_data())
-               for name, child in node.get("properties", {}).items()
-               if "description" not in child and "$ref" not in child]
+    missing = [
+        f"{name}"
+        for node in subschemas(schema_data())
+        for name, child in node.get("properties", {}).items()
+        if "description" not in child and "$ref" not in child
+    ]
     assert missing == []
 
 
 def test_the_authoring_guide_documents_every_property_of_the_schema() -> None:
     names = property_names()
-    assert {"runbook", "from_file", "key_file", "stdout_matches", "max_failed_hosts", "exclusiveMinimum"} <= names
+    assert {
+        "runbook",
+        "from_file",
+        "key_file",
+        "stdout_matches",
+        "max_failed_hosts",
+        "exclusiveMinimum",
+    } <= names
     guide = authoring_guide()
     undocumented = sorted(name for name in names if f"`{name}`" not in guide)
     assert undocumented == []

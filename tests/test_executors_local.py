@@ -58,7 +58,8 @@ class ExecutorContract:
 
     def test_10_mib_on_both_streams_at_once(self, executor: Executor) -> None:
         script = (
-            f"head -c {10 * MIB} /dev/zero | tr '\\0' o &\nhead -c {10 * MIB} /dev/zero | tr '\\0' e >&2\nwait\nexit 3"
+            f"head -c {10 * MIB} /dev/zero | tr '\\0' o &\n"
+            f"head -c {10 * MIB} /dev/zero | tr '\\0' e >&2\nwait\nexit 3"
         )
         result = executor.run(script, timeout=60)
         assert result.exit_code == 3 and not result.timed_out
@@ -101,7 +102,9 @@ class ExecutorContract:
             "i=0; while [ $i -lt 300 ]; do echo out $i; echo err $i >&2; i=$((i+1)); done\n"
             "sleep 1\nprintf 'last\\nno newline'"
         )
-        result = executor.run(script, on_output=lambda stream, line: seen.append((stream, line, time.monotonic())))
+        result = executor.run(
+            script, on_output=lambda stream, line: seen.append((stream, line, time.monotonic()))
+        )
         done = time.monotonic()
         out = [line for stream, line, _ in seen if stream == "stdout"]
         err = [line for stream, line, _ in seen if stream == "stderr"]
@@ -119,7 +122,7 @@ class ExecutorContract:
             raise RuntimeError(f"callback broke on {line}")
 
         started = time.monotonic()
-        with pytest.raises(RuntimeError, match="^callback broke on one$"):
+        with pytest.raises(RuntimeError, match=r"^callback broke on one$"):
             executor.run(f"printf 'one\\ntwo'; head -c {2 * MIB} /dev/zero", on_output=fail, timeout=30)
         assert calls == ["one"], "called again after it failed"
         assert time.monotonic() - started < 10, "output stopped being read after the callback failed"
@@ -147,7 +150,9 @@ class ExecutorContract:
         worker.start()
         snapshots: list[str] = []
         for _ in range(100):  # bounded: about 2 s of `ps` snapshots while the command runs
-            snapshots.append(subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=False).stdout)
+            snapshots.append(
+                subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=False).stdout
+            )
             if not worker.is_alive():
                 break
             time.sleep(0.02)
@@ -165,13 +170,15 @@ class ExecutorContract:
         assert result.stdout == secret
 
     def test_bad_environment_names_are_refused(self, executor: Executor) -> None:
-        with pytest.raises(ValueError, match="environment variable name"):
+        with pytest.raises(ValueError, match=r"environment variable name"):
             executor.run("true", env={"NOT-A-NAME": "x"})
-        with pytest.raises(ValueError, match="environment variable name"):
+        with pytest.raises(ValueError, match=r"environment variable name"):
             executor.run("true", secrets={"A=B": "x"})
 
     def test_missing_programs(self, executor: Executor) -> None:
-        assert executor.missing_programs(["sh", "runbook-no-such-program", "cat"]) == ["runbook-no-such-program"]
+        assert executor.missing_programs(["sh", "runbook-no-such-program", "cat"]) == [
+            "runbook-no-such-program"
+        ]
         assert executor.missing_programs([]) == []
 
     def test_platform(self, executor: Executor) -> None:

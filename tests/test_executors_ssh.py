@@ -84,7 +84,9 @@ class TestSSHExecutor(ExecutorContract):
 
     def test_missing_programs_sees_the_node_path(self, executor: Executor, node: SSHDNode) -> None:
         node.stand_in("runbook-node-tool")
-        assert executor.missing_programs(["runbook-node-tool", "runbook-absent-tool"]) == ["runbook-absent-tool"]
+        assert executor.missing_programs(["runbook-node-tool", "runbook-absent-tool"]) == [
+            "runbook-absent-tool"
+        ]
 
 
 def test_one_transport_for_many_commands(connect: Callable[..., SSHExecutor], node: SSHDNode) -> None:
@@ -134,12 +136,16 @@ def test_changed_host_key_is_refused_even_when_trusting_new_keys(
     with pytest.raises(HostKeyError) as caught:
         connect(known_hosts=known_hosts, trust_new_keys=True).run("deploy")
     message = str(caught.value)
-    assert "CHANGED" in message and fingerprint(old) in message and fingerprint(node.host_public_key) in message
+    assert (
+        "CHANGED" in message and fingerprint(old) in message and fingerprint(node.host_public_key) in message
+    )
     assert known_hosts.read_text() == f"{node.known_hosts_name} {old}\n"
     assert node.calls() == []
 
 
-def test_hashed_known_hosts_entry(connect: Callable[..., SSHExecutor], node: SSHDNode, tmp_path: Path) -> None:
+def test_hashed_known_hosts_entry(
+    connect: Callable[..., SSHExecutor], node: SSHDNode, tmp_path: Path
+) -> None:
     known_hosts = tmp_path / "known_hosts"
     hashed = paramiko.HostKeys.hash_host(node.known_hosts_name)
     known_hosts.write_text(f"{hashed} {node.host_public_key}\n")
@@ -158,14 +164,14 @@ def test_connection_refused_fails_fast(node: SSHDNode) -> None:
 
 def test_wrong_key_is_an_authentication_failure(connect: Callable[..., SSHExecutor], tmp_path: Path) -> None:
     generate_key(tmp_path / "stranger")
-    with pytest.raises(ConnectionFailed, match="authentication failed"):
+    with pytest.raises(ConnectionFailed, match=r"authentication failed"):
         connect(key_file=str(tmp_path / "stranger")).connect()
-    with pytest.raises(ConnectionFailed, match="not found"):
+    with pytest.raises(ConnectionFailed, match=r"not found"):
         connect(key_file=str(tmp_path / "missing")).connect()
 
 
 def test_unresolvable_host_is_a_connection_failure(connect: Callable[..., SSHExecutor]) -> None:
-    with pytest.raises(ConnectionFailed, match="cannot connect"):
+    with pytest.raises(ConnectionFailed, match=r"cannot connect"):
         connect(hostname="no-such-host.invalid").connect()
 
 
@@ -214,7 +220,7 @@ def test_proxy_jump(sshd_nodes: Nodes, home: Path) -> None:
 
 def test_proxy_command_is_refused(home: Path, node: SSHDNode) -> None:
     _ssh_config(home, node, "Host piped\n  ProxyCommand nc %h %p\n")
-    with pytest.raises(ConnectionFailed, match="ProxyCommand .* not supported"):
+    with pytest.raises(ConnectionFailed, match=r"ProxyCommand .* not supported"):
         resolve_ssh_target(SSHTarget("piped"))
 
 

@@ -8,6 +8,7 @@ import socket
 from pathlib import Path
 
 import pytest
+
 from runbooks import Lab, Nodes, block, blocking_lab, nodes_runbook, run_dirs, unblock, wait_for
 
 pytestmark = pytest.mark.ssh
@@ -71,7 +72,9 @@ def test_runs_lists_past_runs_and_shows_one_step_by_step(lab: Lab) -> None:
     table = rows(listed.stdout)
     assert [row[0] for row in table] == [live.name, finished.name]  # newest first
     assert [(row[1], row[2], row[3], row[5]) for row in table] == [
-        ("history", "3.2", getpass.getuser(), "unfinished"), ("history", "3.2", getpass.getuser(), "ok")]
+        ("history", "3.2", getpass.getuser(), "unfinished"),
+        ("history", "3.2", getpass.getuser(), "ok"),
+    ]
     assert all(row[4].startswith("20") and row[4].endswith("Z") for row in table)
 
     shown = lab.run("--run-id", finished.name[:-2], task="runs")  # a unique beginning is enough
@@ -82,17 +85,36 @@ def test_runs_lists_past_runs_and_shows_one_step_by_step(lab: Lab) -> None:
     assert "variables: release=v2.1.0, token=********" in out and "hunter2" not in out
     assert "status: ok (exit 0)" in out
     steps = [row[:5] for row in rows(out) if len(row) == 8]
-    assert [row[0] for row in steps] == ["stop", "stop", "migrate", "migrate", "check"]  # in the order they ran
-    assert sorted(steps) == sorted([["stop", first.address, "ok", "0", "1"], ["stop", second.address, "ok", "0", "1"],
-                                    ["migrate", first.address, "ok", "0", "1"],
-                                    ["migrate", second.address, "ok", "0", "1"], ["check", "operator", "ok", "", "1"]])
+    assert [row[0] for row in steps] == [
+        "stop",
+        "stop",
+        "migrate",
+        "migrate",
+        "check",
+    ]  # in the order they ran
+    assert sorted(steps) == sorted(
+        [
+            ["stop", first.address, "ok", "0", "1"],
+            ["stop", second.address, "ok", "0", "1"],
+            ["migrate", first.address, "ok", "0", "1"],
+            ["migrate", second.address, "ok", "0", "1"],
+            ["check", "operator", "ok", "", "1"],
+        ]
+    )
     events = [row for row in rows(out) if len(row) == 5]
     assert [row[1] for row in events] == ["confirmation", "manual", "end: ok"]
     assert events[0][4].startswith(f"'yes' by {getpass.getuser()} (--yes): Have you read the warnings")
-    assert events[1][2:] == ["check", "operator", f"'v2.1.0' by {getpass.getuser()} (operator), expected 'v2.1.0': ok"]
+    assert events[1][2:] == [
+        "check",
+        "operator",
+        f"'v2.1.0' by {getpass.getuser()} (operator), expected 'v2.1.0': ok",
+    ]
 
     killed = lab.run("--run-id", live.name, task="runs")
-    assert "status: unfinished: it ended without a word (killed, crashed); --resume continues it" in killed.stdout
+    assert (
+        "status: unfinished: it ended without a word (killed, crashed); --resume continues it"
+        in killed.stdout
+    )
     killed_steps = {(row[0], row[1]): row[2] for row in rows(killed.stdout) if len(row) == 8}
     assert killed_steps[("migrate", first.address)] == "unknown"
     assert killed_steps[("stop", first.address)] == killed_steps[("stop", second.address)] == "ok"

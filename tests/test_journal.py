@@ -7,7 +7,7 @@ import re
 import shutil
 import threading
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,12 @@ TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 def header(name: str = "deploy", time: str | None = None) -> dict[str, Any]:
     runbook = {"name": name, "version": "1.2", "sha256": "ab" * 32, "path": f"{name}.yaml"}
-    return {"runbook": runbook, "variables": {"token": "********"}, "user": "ann", **({"time": time} if time else {})}
+    return {
+        "runbook": runbook,
+        "variables": {"token": "********"},
+        "user": "ann",
+        **({"time": time} if time else {}),
+    }
 
 
 @pytest.fixture
@@ -53,7 +58,7 @@ def test_default_state_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
 
 
 def test_run_ids_sort_by_time_and_are_utc() -> None:
-    early = new_run_id(datetime(2026, 11, 26, 11, 37, 22, tzinfo=timezone.utc))
+    early = new_run_id(datetime(2026, 11, 26, 11, 37, 22, tzinfo=UTC))
     assert re.fullmatch(r"20261126T113722Z-[0-9a-f]{6}", early)
     assert early < new_run_id(datetime(2026, 11, 26, 11, 37, 23))
     assert new_run_id() != new_run_id()
@@ -68,7 +73,7 @@ def test_create_writes_the_header(journal: Journal, tmp_path: Path) -> None:
 
 
 def test_create_refuses_an_existing_run(journal: Journal, tmp_path: Path) -> None:
-    with pytest.raises(JournalError, match="cannot create run directory .*File exists"):
+    with pytest.raises(JournalError, match=r"cannot create run directory .*File exists"):
         Journal.create(tmp_path, header(), run_id=journal.run_id)
 
 
@@ -95,7 +100,9 @@ def test_append_serialises_paths_and_enums(journal: Journal) -> None:
 def test_append_is_thread_safe(journal: Journal) -> None:
     def work(n: int) -> None:
         for i in range(50):
-            journal.append({"type": "step-start", "step": f"s{n}", "host": "h", "attempt": i, "pad": "x" * 500})
+            journal.append(
+                {"type": "step-start", "step": f"s{n}", "host": "h", "attempt": i, "pad": "x" * 500}
+            )
 
     threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
     for thread in threads:
@@ -149,10 +156,12 @@ def test_disk_full_stops_the_run_and_refuses_later_appends(
     journal.path.unlink()
     journal.path.symlink_to("/dev/full")
     full = Journal.reopen(tmp_path, journal.run_id)
-    with pytest.raises(JournalError, match=r"^cannot write journal .*journal.jsonl: No space left on device$"):
+    with pytest.raises(
+        JournalError, match=r"^cannot write journal .*journal.jsonl: No space left on device$"
+    ):
         full.append({"type": "step-start", "step": "a", "host": "h", "attempt": 1})
     writes = counting(monkeypatch, "write")
-    with pytest.raises(JournalError, match="No space left on device"):
+    with pytest.raises(JournalError, match=r"No space left on device"):
         full.append({"type": "run-end", "status": "failed", "exit_code": 1})
     assert writes == []
 
@@ -161,20 +170,20 @@ def test_journal_that_is_a_directory_cannot_be_reopened(journal: Journal, tmp_pa
     journal.close()
     journal.path.unlink()
     journal.path.mkdir()
-    with pytest.raises(JournalError, match="Is a directory"):
+    with pytest.raises(JournalError, match=r"Is a directory"):
         Journal.reopen(tmp_path, journal.run_id)
 
 
 def test_state_dir_that_is_a_file_cannot_hold_runs(tmp_path: Path) -> None:
     (tmp_path / "state").write_text("")
-    with pytest.raises(JournalError, match="Not a directory"):
+    with pytest.raises(JournalError, match=r"Not a directory"):
         Journal.create(tmp_path / "state", header())
 
 
 def test_closed_journal_refuses_appends(journal: Journal) -> None:
     journal.close()
     journal.close()
-    with pytest.raises(JournalError, match="closed"):
+    with pytest.raises(JournalError, match=r"closed"):
         journal.append({"type": "run-end", "status": "ok", "exit_code": 0})
 
 
@@ -207,7 +216,9 @@ def test_output_file_reopens_for_a_rerun(journal: Journal) -> None:
 def test_output_file_on_a_full_disk(journal: Journal) -> None:
     (journal.directory / "a@local.log").symlink_to("/dev/full")
     output = journal.output_file("a", "local")
-    with pytest.raises(JournalError, match=r"cannot write output file .*a@local.log: No space left on device"):
+    with pytest.raises(
+        JournalError, match=r"cannot write output file .*a@local.log: No space left on device"
+    ):
         output.write_line("stdout", "x")
 
 
@@ -233,7 +244,10 @@ def test_list_runs_newest_first_with_statuses(tmp_path: Path) -> None:
     (tmp_path / "runs" / "r5-crashed-before-header").mkdir()
     runs = list_runs(tmp_path)
     assert [(r.run_id, r.status) for r in runs] == [
-        ("r4", "unfinished"), ("r3", "unfinished"), ("r2", "failed"), ("r1", "ok")
+        ("r4", "unfinished"),
+        ("r3", "unfinished"),
+        ("r2", "failed"),
+        ("r1", "ok"),
     ]
     assert runs[2].finished == "2026-01-01T00:00:09.000Z" and runs[0].finished is None
     assert (runs[2].runbook, runs[2].version, runs[2].user) == ("deploy", "1.2", "ann")
@@ -250,7 +264,9 @@ def test_latest_unfinished_is_the_newest_run_unless_it_succeeded(tmp_path: Path)
     assert found is not None and found.run_id == "r1"
     write_run(tmp_path, "r3", "deploy", "2026-01-01T00:00:03.000Z", {"type": "run-end", "status": "ok"})
     assert latest_unfinished(tmp_path, "deploy") is None
-    write_run(tmp_path, "r4", "deploy", "2026-01-01T00:00:04.000Z", {"type": "run-end", "status": "interrupted"})
+    write_run(
+        tmp_path, "r4", "deploy", "2026-01-01T00:00:04.000Z", {"type": "run-end", "status": "interrupted"}
+    )
     found = latest_unfinished(tmp_path, "deploy")
     assert found is not None and (found.run_id, found.status) == ("r4", "interrupted")
 
@@ -264,13 +280,21 @@ def test_outcomes_fold_attempts_and_unknowns() -> None:
 
     records = [
         {"type": "run", "run_id": "r"},
-        start("a", "db1"), end("a", "db1", "ok"),
-        start("a", "db2"), end("a", "db2", "failed"), start("a", "db2", 2), end("a", "db2", "ok", 2),
-        start("b", "db1"), end("b", "db1", "ok"), start("b", "db1", 2),
+        start("a", "db1"),
+        end("a", "db1", "ok"),
+        start("a", "db2"),
+        end("a", "db2", "failed"),
+        start("a", "db2", 2),
+        end("a", "db2", "ok", 2),
+        start("b", "db1"),
+        end("b", "db1", "ok"),
+        start("b", "db1", 2),
         start("c", "db1"),
-        start("d", "db1"), end("d", "db1", "timed-out"),
+        start("d", "db1"),
+        end("d", "db1", "timed-out"),
         end("e", "db1", "skipped"),
-        start("f", "db1"), end("f", "db1", "exploded"),
+        start("f", "db1"),
+        end("f", "db1", "exploded"),
         {"type": "interrupted", "signal": "SIGINT"},
         {"type": "manual", "step": "g", "host": "operator", "ok": False},
         {"type": "confirmation", "step": None, "question": "go?", "answer": "yes"},

@@ -64,7 +64,9 @@ def test_tags_on_collections_are_refused_too() -> None:
 
 
 def test_a_tab_in_indentation_replaces_the_syntax_error_it_causes() -> None:
-    assert problems_of("a:\n  b: 1\n\tc: 2\n") == ["rb.yml:3:1: tab in indentation; YAML indents with spaces only"]
+    assert problems_of("a:\n  b: 1\n\tc: 2\n") == [
+        "rb.yml:3:1: tab in indentation; YAML indents with spaces only"
+    ]
 
 
 def test_tabs_inside_a_block_scalar_are_text() -> None:
@@ -75,14 +77,18 @@ def test_tabs_inside_a_block_scalar_are_text() -> None:
 def test_syntax_error_says_where_the_unfinished_construct_began() -> None:
     assert problems_of("a: 1\nb: [1, 2\nc: 3\n") == [
         "rb.yml:3:2: YAML syntax error: did not find expected ',' or ']' "
-        "(while parsing a flow sequence started at line 2, column 4)"]
-    assert problems_of("a: b: c\n") == ["rb.yml:1:5: YAML syntax error: mapping values are not allowed in this context"]
+        "(while parsing a flow sequence started at line 2, column 4)"
+    ]
+    assert problems_of("a: b: c\n") == [
+        "rb.yml:1:5: YAML syntax error: mapping values are not allowed in this context"
+    ]
 
 
 def test_several_documents_are_refused() -> None:
     assert problems_of("a: 1\n---\nb: 2\n") == [
         "rb.yml:2:1: YAML syntax error: but found another document "
-        "(expected a single document in the stream started at line 1, column 1)"]
+        "(expected a single document in the stream started at line 1, column 1)"
+    ]
 
 
 def test_an_impossible_date_stays_text_and_a_real_one_is_a_date() -> None:
@@ -105,7 +111,9 @@ def test_not_utf8_names_the_line_of_the_first_bad_byte(tmp_path: Path) -> None:
     path.write_bytes(b"a: 1\nb: 2\nc: caf\xe9\n")
     with pytest.raises(InvalidRunbook) as error:
         read_text(path, "rb.yml")
-    assert [str(p) for p in error.value.problems] == ["rb.yml:3:1: not UTF-8 (byte 0xe9); save the file as UTF-8"]
+    assert [str(p) for p in error.value.problems] == [
+        "rb.yml:3:1: not UTF-8 (byte 0xe9); save the file as UTF-8"
+    ]
 
 
 def test_a_byte_order_mark_is_accepted(tmp_path: Path) -> None:

@@ -9,7 +9,20 @@ import socket
 from pathlib import Path
 
 import pytest
-from runbooks import Lab, Nodes, block, blocking_lab, calls, fold, journal, nodes_runbook, run_dirs, unblock, wait_for
+
+from runbooks import (
+    Lab,
+    Nodes,
+    block,
+    blocking_lab,
+    calls,
+    fold,
+    journal,
+    nodes_runbook,
+    run_dirs,
+    unblock,
+    wait_for,
+)
 
 pytestmark = pytest.mark.ssh
 

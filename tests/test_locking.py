@@ -63,7 +63,9 @@ def test_acquire_and_release(tmp_path: Path) -> None:
 
 def test_second_run_is_refused_with_the_holder(tmp_path: Path) -> None:
     with RunLock(tmp_path, "deploy", run_id="r1"):
-        with pytest.raises(LockHeld, match=rf"'deploy' is being run by .+@.+ \(pid {os.getpid()}\) since .+, run r1"):
+        with pytest.raises(
+            LockHeld, match=rf"'deploy' is being run by .+@.+ \(pid {os.getpid()}\) since .+, run r1"
+        ):
             RunLock(tmp_path, "deploy").acquire()
         with RunLock(tmp_path, "other"):
             pass
@@ -83,7 +85,7 @@ def test_runbook_names_become_safe_file_names(tmp_path: Path) -> None:
 
 def test_lock_dir_that_cannot_be_made(tmp_path: Path) -> None:
     (tmp_path / "locks").write_text("")
-    with pytest.raises(JournalError, match="cannot create lock file .*deploy.lock"):
+    with pytest.raises(JournalError, match=r"cannot create lock file .*deploy.lock"):
         RunLock(tmp_path, "deploy").acquire()
 
 
@@ -98,7 +100,9 @@ def test_live_process_holds_the_lock_and_sigkill_releases_it(
 
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert f'"pid": {process.pid}' in (tmp_path / "locks" / "deploy.lock").read_text()  # a dead run's leftover
+    assert (
+        f'"pid": {process.pid}' in (tmp_path / "locks" / "deploy.lock").read_text()
+    )  # a dead run's leftover
     assert holder(tmp_path, "deploy") is None
     with RunLock(tmp_path, "deploy", run_id="r2"):
         found = holder(tmp_path, "deploy")

@@ -102,7 +102,9 @@ def test_secret_never_survives(secret: str, before: str, after: str) -> None:
     assert secret not in masked
 
 
-@given(secret=secret_text, prefix=st.binary(max_size=12), suffix=st.binary(max_size=12), urlsafe=st.booleans())
+@given(
+    secret=secret_text, prefix=st.binary(max_size=12), suffix=st.binary(max_size=12), urlsafe=st.booleans()
+)
 def test_base64_middle_never_survives(secret: str, prefix: bytes, suffix: bytes, urlsafe: bool) -> None:
     middle = stable_middle(prefix, secret.encode(), suffix)
     encoded = base64.b64encode(prefix + secret.encode() + suffix).decode()
@@ -141,7 +143,7 @@ def test_base64_wrapped_by_line_is_masked_line_by_line(width: int) -> None:
     (a last line shorter than the minimum is left alone, by design)."""
     secret = "correct-horse-battery-staple-" * 4
     encoded = base64.b64encode(secret.encode()).decode()
-    lines = [encoded[i:i + width] for i in range(0, len(encoded), width)]
+    lines = [encoded[i : i + width] for i in range(0, len(encoded), width)]
     masked = Masker([secret]).mask("\n".join(lines)).split("\n")
     for original, shown in zip(lines, masked, strict=True):
         assert shown == (original if len(original) < MIN_SECRET_LENGTH else MASK)

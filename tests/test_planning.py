@@ -17,8 +17,9 @@ ROLLBACK = "runbooks/ha-rollback.yml"
 ROLLBACK_VARS = {"snapshot": "etcd-1", "prior_version": "v2.0.8", "rke_dir": str(ROOT / "tests/data/rke")}
 
 
-def make_plan(file: str, cli: dict[str, str], platform: str | None = "linux",
-              hosts: dict[str, str] | None = None) -> Plan:
+def make_plan(
+    file: str, cli: dict[str, str], platform: str | None = "linux", hosts: dict[str, str] | None = None
+) -> Plan:
     runbook = validate(ROOT / file, file).runbook
     values = variables.resolve(runbook, cli, environ={})
     context = {**values.values, "platform": platform or ""}
@@ -34,18 +35,27 @@ def commands(plan: Plan, step_id: str) -> list[dict[str, str]]:
 def test_local_steps_use_the_chosen_platform() -> None:
     linux = make_plan(ROLLBACK, ROLLBACK_VARS, "linux")
     assert commands(linux, "restore-snapshot") == [
-        {"linux": "./rke_linux-amd64 etcd snapshot-restore --name etcd-1 --config rancher-cluster.yml"}]
+        {"linux": "./rke_linux-amd64 etcd snapshot-restore --name etcd-1 --config rancher-cluster.yml"}
+    ]
     darwin = make_plan(ROLLBACK, ROLLBACK_VARS, "darwin")
     assert commands(darwin, "rke-up") == [{"darwin": "./rke_darwin-amd64 up --config rancher-cluster.yml"}]
-    assert commands(darwin, "set-image") == [{"*": "kubectl --kubeconfig=kube_config-rancher-cluster.yml set image "
-                                                   "deployment/cattle cattle-server=rancher/rancher:v2.0.8 "
-                                                   "-n cattle-system"}]
+    assert commands(darwin, "set-image") == [
+        {
+            "*": "kubectl --kubeconfig=kube_config-rancher-cluster.yml set image "
+            "deployment/cattle cattle-server=rancher/rancher:v2.0.8 "
+            "-n cattle-system"
+        }
+    ]
 
 
 def test_without_a_platform_every_variant_is_kept() -> None:
     plan = make_plan(ROLLBACK, ROLLBACK_VARS, None)
-    assert commands(plan, "rke-up") == [{"darwin": "./rke_darwin-amd64 up --config rancher-cluster.yml",
-                                         "linux": "./rke_linux-amd64 up --config rancher-cluster.yml"}]
+    assert commands(plan, "rke-up") == [
+        {
+            "darwin": "./rke_darwin-amd64 up --config rancher-cluster.yml",
+            "linux": "./rke_linux-amd64 up --config rancher-cluster.yml",
+        }
+    ]
 
 
 def test_a_step_on_a_target_runs_on_every_host_with_the_platform_left_open() -> None:
@@ -55,8 +65,10 @@ def test_a_step_on_a_target_runs_on_every_host_with_the_platform_left_open() -> 
     assert (remote.target, remote.concurrency, remote.fan_out) == ("web", 1, True)
     assert [hp.host.name for hp in remote.hosts] == ["web1", "web2"]
     # an SSH host's platform is learnt in preflight: both variants stay, `host` is this host
-    assert commands(plan, "remote") == [{"linux": "uname -a && echo web1", "darwin": "sw_vers"},
-                                        {"linux": "uname -a && echo web2", "darwin": "sw_vers"}]
+    assert commands(plan, "remote") == [
+        {"linux": "uname -a && echo web1", "darwin": "sw_vers"},
+        {"linux": "uname -a && echo web2", "darwin": "sw_vers"},
+    ]
     assert remote.hosts[1].host.user == "deploy" and remote.hosts[1].host.port == 2200
 
 
@@ -84,7 +96,8 @@ def test_steps_keep_confirmations_manual_texts_and_records() -> None:
     assert check.record_expect == "v2.0.8"
     assert plan.checks[0].title == "The RKE binary used for the upgrade is in rke_dir and executable"
     assert plan.checks[1].hosts[0].variants[0].script == (
-        "test -f rancher-cluster.yml && test -f rancher-cluster.rkestate")
+        "test -f rancher-cluster.yml && test -f rancher-cluster.rkestate"
+    )
 
 
 def test_values_from_earlier_steps_are_marked_for_run_time() -> None:
@@ -109,16 +122,20 @@ def test_secrets_are_environment_references_with_their_names_listed() -> None:
 
 def test_a_missing_platform_variant_is_an_error_and_a_false_when_skips(tmp_path: Path) -> None:
     path = tmp_path / "rb.yml"
-    path.write_text("runbook: 1\nname: demo\nversion: '1'\ntitle: T\nsteps:\n"
-                    "  - {id: mac, title: Mac only, when: \"platform == 'darwin'\", run: sw_vers}\n"
-                    "  - {id: win, title: W, run: {windows: ver}}\n", encoding="utf-8")
+    path.write_text(
+        "runbook: 1\nname: demo\nversion: '1'\ntitle: T\nsteps:\n"
+        "  - {id: mac, title: Mac only, when: \"platform == 'darwin'\", run: sw_vers}\n"
+        "  - {id: win, title: W, run: {windows: ver}}\n",
+        encoding="utf-8",
+    )
     runbook = validate(path).runbook
     values = variables.resolve(runbook, {}, environ={})
     resolved = targets.resolve(runbook, {"platform": "linux"})
     with pytest.raises(InvalidRunbook) as error:
         build_plan(runbook, values, "linux", resolved)
     assert [str(p) for p in error.value.problems] == [
-        f"{path}:7:40: steps[1].run.windows: no command for platform 'linux': add 'linux' or 'default'"]
+        f"{path}:7:40: steps[1].run.windows: no command for platform 'linux': add 'linux' or 'default'"
+    ]
     plan = build_plan(runbook, values, "windows", resolved)
     step = plan.step("mac")
     assert step is not None
@@ -137,16 +154,18 @@ def test_the_saved_form_is_stable_and_its_digest_covers_it() -> None:
 
 def test_render_problems_of_every_step_are_raised_together(tmp_path: Path) -> None:
     path = tmp_path / "rb.yml"
-    path.write_text("runbook: 1\nname: demo\nversion: '1'\ntitle: T\nvariables:\n  n: {type: integer, default: 0}\n"
-                    "steps:\n  - {id: a, title: A, run: 'echo {{ 1 / n }}'}\n"
-                    "  - {id: b, title: B, run: 'echo {{ \"x\" + n }}'}\n", encoding="utf-8")
+    path.write_text(
+        "runbook: 1\nname: demo\nversion: '1'\ntitle: T\nvariables:\n  n: {type: integer, default: 0}\n"
+        "steps:\n  - {id: a, title: A, run: 'echo {{ 1 / n }}'}\n"
+        "  - {id: b, title: B, run: 'echo {{ \"x\" + n }}'}\n",
+        encoding="utf-8",
+    )
     with pytest.raises(InvalidRunbook) as error:
         make_plan(str(path), {})
     assert [str(p) for p in error.value.problems] == [
         f"{path}:8:28: steps[0].run: template error: division by zero",
-        f"{path}:9:28: steps[1].run: template error: can only concatenate str (not \"int\") to str",
+        f'{path}:9:28: steps[1].run: template error: can only concatenate str (not "int") to str',
     ]
-
 
 
 def test_a_false_when_guards_the_values_its_command_needs(tmp_path: Path) -> None:
@@ -155,7 +174,8 @@ def test_a_false_when_guards_the_values_its_command_needs(tmp_path: Path) -> Non
     path.write_text(
         "runbook: 1\nname: guarded\nversion: '1'\ntitle: Guarded\n"
         "variables:\n  extra: {type: object, default: {}}\n"
-        "steps:\n  - id: use\n    title: Use it\n    when: \"'name' in extra\"\n    run: echo {{ extra.name }}\n")
+        "steps:\n  - id: use\n    title: Use it\n    when: \"'name' in extra\"\n    run: echo {{ extra.name }}\n"
+    )
     (host,) = make_plan(str(path), {}).steps[0].hosts
     assert host.skip == "when: 'name' in extra is false" and host.variants == ()
 
@@ -165,7 +185,8 @@ def test_a_secret_outside_run_is_refused_where_it_is_written(tmp_path: Path) -> 
     path.write_text(
         "runbook: 1\nname: leak\nversion: '1'\ntitle: Leak\n"
         "variables:\n  token: {type: string, secret: true}\n"
-        "steps:\n  - id: use\n    title: Use it\n    cwd: /srv/{{ token }}\n    run: curl -H {{ token }} x\n")
+        "steps:\n  - id: use\n    title: Use it\n    cwd: /srv/{{ token }}\n    run: curl -H {{ token }} x\n"
+    )
     with pytest.raises(InvalidRunbook) as caught:
         validate(path)
     (problem,) = caught.value.problems

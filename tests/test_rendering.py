@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from engine.errors import InvalidRunbook
 from engine.loading import Mark
-from engine.model import Template
 from engine.masking import MASK
+from engine.model import Template
 from engine.rendering import (
     OMIT,
     Deferred,
@@ -39,11 +39,16 @@ def problems(text: str, context: dict[str, object], *, block: bool = False, shel
 
 
 # argv cannot carry NUL; every other character must come back exactly as it went in
-shell_text = st.text(alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=60)
+shell_text = st.text(
+    alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=60
+)
 
 
 @settings(max_examples=200, deadline=None)
-@given(value=shell_text | st.sampled_from(["$(touch x)", "`id`", "'", '"', "a'b\"c", "\n", "-n", "$HOME", "*", "!"]))
+@given(
+    value=shell_text
+    | st.sampled_from(["$(touch x)", "`id`", "'", '"', "a'b\"c", "\n", "-n", "$HOME", "*", "!"])
+)
 def test_quoting_property_bash_prints_exactly_the_value(value: str) -> None:
     script = shell("printf %s {{ v }}", v=value)
     result = subprocess.run(["bash", "-c", script], capture_output=True, check=True)
@@ -55,7 +60,10 @@ def test_every_expression_in_a_command_is_one_quoted_word() -> None:
     assert shell("echo {{ v }}", v="plain") == "echo plain"
     assert shell("echo {{ v }}", v="") == "echo ''"
     assert shell("echo {{ a }}{{ b }}", a="a b", b="c") == "echo 'a b'c"
-    assert shell("echo {{ n }} {{ t }} {{ f }} {{ none }}", n=3, t=True, f=False, none=None) == "echo 3 true false ''"
+    assert (
+        shell("echo {{ n }} {{ t }} {{ f }} {{ none }}", n=3, t=True, f=False, none=None)
+        == "echo 3 true false ''"
+    )
     assert shell("echo {{ xs | join(' ') }}", xs=["a", "b"]) == "echo 'a b'"
 
 
@@ -86,9 +94,12 @@ def test_secrets_in_lists_only_the_secrets_a_script_uses() -> None:
 
 def test_values_known_only_at_run_time_render_as_placeholders() -> None:
     steps = Deferred("steps")
-    assert shell("echo {{ steps.build.stdout }}", steps=steps) == "echo <steps.build.stdout: known at run time>"
+    assert (
+        shell("echo {{ steps.build.stdout }}", steps=steps) == "echo <steps.build.stdout: known at run time>"
+    )
     assert shell("echo {{ steps['build'].hosts }}", steps=steps) == (
-        "echo <steps['build'].hosts: known at run time>")
+        "echo <steps['build'].hosts: known at run time>"
+    )
     with pytest.raises(AttributeError):
         steps._private  # noqa: B018 - never a placeholder for private names (the sandbox relies on it)
 
@@ -100,19 +111,32 @@ def test_undefined_names_are_located_errors() -> None:
 def test_error_inside_a_block_scalar_points_at_its_own_line() -> None:
     # `run: |` at line 7: the template's first line is line 8, its third line is line 10
     assert problems("echo a\necho b\necho {{ nope }}\n", {}, block=True) == [
-        "rb.yml:10:1: steps[0].run: undefined: 'nope' is undefined"]
+        "rb.yml:10:1: steps[0].run: undefined: 'nope' is undefined"
+    ]
     assert template_problem(template("x", block=True), "m").line == 8
     assert str(template_problem(template("x\ny"), "m", 2)) == "rb.yml:8:1: steps[0].run: m"
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("{{ ''.__class__ }}", "not allowed in the sandbox: access to attribute '__class__' of 'str' object is unsafe."),
-    ("{{ xs.append(1) }}", "not allowed in the sandbox: access to attribute 'append' of 'list' object is unsafe."),
-    ("{{ range(10**9) | list }}", "not allowed in the sandbox: Range too big. The sandbox blocks ranges larger "
-                                  "than MAX_RANGE (100000)."),
-    ("{{ 1 / 0 }}", "template error: division by zero"),
-    ("{{ 'a' + 1 }}", 'template error: can only concatenate str (not "int") to str'),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "{{ ''.__class__ }}",
+            "not allowed in the sandbox: access to attribute '__class__' of 'str' object is unsafe.",
+        ),
+        (
+            "{{ xs.append(1) }}",
+            "not allowed in the sandbox: access to attribute 'append' of 'list' object is unsafe.",
+        ),
+        (
+            "{{ range(10**9) | list }}",
+            "not allowed in the sandbox: Range too big. The sandbox blocks ranges larger "
+            "than MAX_RANGE (100000).",
+        ),
+        ("{{ 1 / 0 }}", "template error: division by zero"),
+        ("{{ 'a' + 1 }}", 'template error: can only concatenate str (not "int") to str'),
+    ],
+)
 def test_sandbox_and_runtime_errors_are_located_problems_not_crashes(text: str, message: str) -> None:
     assert problems(text, {"xs": [1]}) == [f"rb.yml:7:10: steps[0].run: {message}"]
 
@@ -122,10 +146,14 @@ def test_when_is_a_bare_expression_evaluated_in_the_sandbox() -> None:
     assert evaluate(template("count > 2"), {"count": 1}) is False
     with pytest.raises(InvalidRunbook) as error:
         evaluate(template("missing > 1"), {})
-    assert [str(p) for p in error.value.problems] == ["rb.yml:7:10: steps[0].run: undefined: 'missing' is undefined"]
+    assert [str(p) for p in error.value.problems] == [
+        "rb.yml:7:10: steps[0].run: undefined: 'missing' is undefined"
+    ]
     with pytest.raises(InvalidRunbook) as error:
         evaluate(template("1 / 0"), {})
-    assert [str(p) for p in error.value.problems] == ["rb.yml:7:10: steps[0].run: invalid expression: division by zero"]
+    assert [str(p) for p in error.value.problems] == [
+        "rb.yml:7:10: steps[0].run: invalid expression: division by zero"
+    ]
 
 
 def test_omit_is_a_marker_the_inventory_drops() -> None:
@@ -133,5 +161,9 @@ def test_omit_is_a_marker_the_inventory_drops() -> None:
 
 
 def test_names_used() -> None:
-    assert names_used("echo {{ a }} {{ steps.b.stdout }} {% for x in xs %}{{ x }}{% endfor %}") == {"a", "steps", "xs"}
+    assert names_used("echo {{ a }} {{ steps.b.stdout }} {% for x in xs %}{{ x }}{% endfor %}") == {
+        "a",
+        "steps",
+        "xs",
+    }
     assert names_used("plain") == frozenset()

@@ -14,8 +14,24 @@ import signal
 from pathlib import Path
 
 import pytest
-from runbooks import (Lab, Nodes, block, blocking_lab, calls, ends, fold, journal, journal_path, kinds, nodes_runbook,
-                      processes_matching, run_dirs, unblock, wait_for)
+
+from runbooks import (
+    Lab,
+    Nodes,
+    block,
+    blocking_lab,
+    calls,
+    ends,
+    fold,
+    journal,
+    journal_path,
+    kinds,
+    nodes_runbook,
+    processes_matching,
+    run_dirs,
+    unblock,
+    wait_for,
+)
 
 pytestmark = pytest.mark.ssh
 
@@ -53,7 +69,9 @@ def cut_short(lab: Lab, signum: int = signal.SIGKILL) -> tuple[int, str, str]:
     started = block(first, "slow")
     running = lab.start(lab.book, "--yes", "--var", "release=1.4.2")
     wait_for(started.exists, "`slow` to start on the first node")
-    wait_for(lambda: ("restart", second.address) in ends(journal(lab.state)), "`restart` to end on the second node")
+    wait_for(
+        lambda: ("restart", second.address) in ends(journal(lab.state)), "`restart` to end on the second node"
+    )
     result = running.stop(signum)
     on_node = f"{first.bin_dir}/slow restart app"
     if signum == signal.SIGKILL:
@@ -76,8 +94,8 @@ def assert_nothing_done_twice(lab: Lab) -> None:
 def assert_finished_once(lab: Lab) -> None:
     records = journal(lab.state)
     keys = {(step, node.address) for step in ("prepare", "restart", "finish") for node in lab.nodes}
-    assert fold(records) == {key: "ok" for key in keys}
-    assert ends(records) == {key: 1 for key in keys}
+    assert fold(records) == dict.fromkeys(keys, "ok")
+    assert ends(records) == dict.fromkeys(keys, 1)
     assert kinds(records)[-1] == "run-end" and records[-1]["status"] == "ok"
 
 
@@ -90,14 +108,19 @@ def test_sigkill_then_resume_asks_before_the_unknown_step(lab: Lab) -> None:
     for answer in ("", "n\n"):  # end of input, then a "no": it does not run, and --yes does not answer for it
         declined = lab.run(lab.book, "--resume", "--yes", stdin=answer)
         assert declined.returncode == 1, declined.stderr
-        assert f"step 'restart' on {first.address}" in declined.stdout and "outcome is unknown" in declined.stdout
+        assert (
+            f"step 'restart' on {first.address}" in declined.stdout
+            and "outcome is unknown" in declined.stdout
+        )
         assert "outcome unknown and not confirmed" in declined.stderr
         assert len(calls(first, "slow")) == 1 and len(calls(first, "docker")) == 1
 
     resumed = lab.run(lab.book, "--resume", "--yes", stdin="y\n")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert f"outcome unknown (started, never finished well), asked before running again: restart@{first.address}" \
+    assert (
+        f"outcome unknown (started, never finished well), asked before running again: restart@{first.address}"
         in resumed.stdout
+    )
     assert_nothing_done_twice(lab)
     assert_finished_once(lab)
     records = journal(lab.state)
@@ -106,10 +129,13 @@ def test_sigkill_then_resume_asks_before_the_unknown_step(lab: Lab) -> None:
     assert len(run_dirs(lab.state)) == 1
 
 
-@pytest.mark.parametrize(("signum", "code", "answer"), [
-    (signal.SIGINT, 130, ["--yes"]), (signal.SIGTERM, 143, ["--yes", "--rerun-unknown"])])
+@pytest.mark.parametrize(
+    ("signum", "code", "answer"),
+    [(signal.SIGINT, 130, ["--yes"]), (signal.SIGTERM, 143, ["--yes", "--rerun-unknown"])],
+)
 def test_interrupted_mid_step_is_journaled_and_resumes_the_same_way(
-        lab: Lab, signum: int, code: int, answer: list[str]) -> None:
+    lab: Lab, signum: int, code: int, answer: list[str]
+) -> None:
     first, _ = lab.nodes
     exit_code, out, _ = cut_short(lab, signum)
     assert exit_code == code, out
@@ -169,7 +195,10 @@ def test_changed_runbook_is_refused_with_the_diff_unless_forced(lab: Lab) -> Non
 
     forced = lab.run(book, "--resume", "--yes", "--rerun-unknown", "--force")
     assert forced.returncode == 0, forced.stdout + forced.stderr
-    assert "resuming although the runbook changed" in forced.stderr and "+    run: docker ps --all" in forced.stderr
+    assert (
+        "resuming although the runbook changed" in forced.stderr
+        and "+    run: docker ps --all" in forced.stderr
+    )
     assert [c[-1] for node in lab.nodes for c in calls(node, "docker")] == ["app:1.4.2", "--all"] * 2
     assert_finished_once(lab)
 
@@ -209,10 +238,14 @@ def test_resume_of_a_run_that_finished_well_is_refused(lab: Lab) -> None:
     assert named.returncode == 2 and "finished well; there is nothing to resume" in named.stderr
 
 
-@pytest.mark.parametrize("damage", [
-    "rm -rf {state}/runs/*",
-    "for d in {state}/runs/*; do rm $d/journal.jsonl; mkdir $d/journal.jsonl; done",
-], ids=["run-directory-removed", "journal-replaced-by-a-directory"])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "rm -rf {state}/runs/*",
+        "for d in {state}/runs/*; do rm $d/journal.jsonl; mkdir $d/journal.jsonl; done",
+    ],
+    ids=["run-directory-removed", "journal-replaced-by-a-directory"],
+)
 def test_journal_lost_mid_run_stops_before_the_next_step(lab: Lab, damage: str) -> None:
     first, _ = lab.nodes
     steps = f"""\

@@ -17,8 +17,25 @@ import time
 from pathlib import Path
 
 import pytest
-from runbooks import (CALICO_ID, COMPONENTS, DOCKER_PS, FLANNEL_ID, HA_ROLLBACK, Lab, Record, cli, cli_env, journal,
-                      local_stand_in, processes_matching, summary_rows, wait_for, write_rollback, write_runbook)
+
+from runbooks import (
+    CALICO_ID,
+    COMPONENTS,
+    DOCKER_PS,
+    FLANNEL_ID,
+    HA_ROLLBACK,
+    Lab,
+    Record,
+    cli,
+    cli_env,
+    journal,
+    local_stand_in,
+    processes_matching,
+    summary_rows,
+    wait_for,
+    write_rollback,
+    write_runbook,
+)
 
 
 @pytest.fixture
@@ -52,10 +69,12 @@ def test_ha_rollback_with_nodes_run_locally(lab: Lab) -> None:
     names = [c["argv"][0] for c in calls]
     first_docker, last_docker = names.index("docker"), len(names) - 1 - names[::-1].index("docker")
     assert names[:first_docker] == ["rke_linux-amd64", "rke_linux-amd64"]
-    assert names[last_docker + 1:] == ["kubectl", "kubectl"]
+    assert names[last_docker + 1 :] == ["kubectl", "kubectl"]
     for address in addresses:  # each "node" (RUNBOOK_HOST) got every restart exactly once
         restarts = [c["argv"][1:] for c in calls if c["host"] == address and c["argv"][1] == "restart"]
-        assert restarts == [["restart", *COMPONENTS], ["restart", FLANNEL_ID], ["restart", CALICO_ID]], address
+        assert restarts == [["restart", *COMPONENTS], ["restart", FLANNEL_ID], ["restart", CALICO_ID]], (
+            address
+        )
         assert f"{address} | {DOCKER_PS.splitlines()[0]}" in done.stdout
     assert "connecting to" not in done.stdout  # no SSH at all
     assert ("restart-components", "10.0.0.12", "ok") in summary_rows(done.stdout)
@@ -75,8 +94,14 @@ def test_demo_on_a_terminal_draws_progress(tmp_path: Path, home: Path) -> None:
     """On a terminal the output is rendered by rich, with a progress bar for the fan-out."""
     controller, terminal = pty.openpty()
     try:
-        process = subprocess.Popen(cli("demo"), cwd=tmp_path, env=cli_env(home), stdin=subprocess.DEVNULL,
-                                   stdout=terminal, stderr=terminal)
+        process = subprocess.Popen(
+            cli("demo"),
+            cwd=tmp_path,
+            env=cli_env(home),
+            stdin=subprocess.DEVNULL,
+            stdout=terminal,
+            stderr=terminal,
+        )
     finally:
         os.close(terminal)
     chunks: list[bytes] = []
@@ -112,7 +137,7 @@ TYPED = """\
     confirm: {question: This deletes every row., type: "{{ cluster }}"}
     run: touch dropped
 """
-TYPED_VARS = 'variables:\n  cluster: {type: string, default: staging-eu}\n'
+TYPED_VARS = "variables:\n  cluster: {type: string, default: staging-eu}\n"
 
 
 @pytest.mark.parametrize(("stdin", "code"), [("staging-eu\n", 0), ("staging-us\n", 1), ("y\n", 1), ("", 1)])
@@ -144,7 +169,9 @@ def test_warnings_are_confirmed_once_before_anything_runs(lab: Lab) -> None:
     assert lab.run(path, stdin="yes\n").returncode == 0 and (lab.root / "a").exists()
 
 
-MANUAL = TYPED + """\
+MANUAL = (
+    TYPED
+    + """\
   - id: check
     title: Read the version
     manual: Read the version in the corner of the page.
@@ -153,6 +180,7 @@ MANUAL = TYPED + """\
     title: After the check
     run: touch after
 """
+)
 
 
 @pytest.mark.parametrize(("stdin", "code"), [("v2.0.8\n", 0), ("v2.0.7\n", 1), ("", 1)])
@@ -320,7 +348,6 @@ def test_ctrl_c_stops_the_local_command(lab: Lab) -> None:
     assert records(lab, "interrupted")[0]["signal"] == "SIGINT"
     [end] = records(lab, "run-end")
     assert end["status"] == "interrupted" and end["exit_code"] == 130
-
 
 
 def test_a_secret_as_an_env_value_reaches_the_command_and_nothing_else(lab: Lab) -> None:

@@ -13,10 +13,29 @@ import time
 from pathlib import Path
 
 import pytest
-from runbooks import (CALICO_ID, COMPONENTS, DOCKER_PS, FLANNEL_ID, HA_ROLLBACK, Lab, Nodes, calls, cluster_yaml,
-                      docker_on, journal, nodes_runbook, output_lines, processes_matching, summary_rows, wait_for,
-                      write_rollback, write_runbook, write_ssh_home)
 from sshd import SSHDNode, free_port, generate_key
+
+from runbooks import (
+    CALICO_ID,
+    COMPONENTS,
+    DOCKER_PS,
+    FLANNEL_ID,
+    HA_ROLLBACK,
+    Lab,
+    Nodes,
+    calls,
+    cluster_yaml,
+    docker_on,
+    journal,
+    nodes_runbook,
+    output_lines,
+    processes_matching,
+    summary_rows,
+    wait_for,
+    write_rollback,
+    write_runbook,
+    write_ssh_home,
+)
 
 pytestmark = pytest.mark.ssh
 
@@ -62,13 +81,36 @@ def test_ha_rollback_on_three_nodes(lab: Lab, nodes: list[SSHDNode]) -> None:
     assert code == 0, out + err
     local = lab.calls()
     assert [c["argv"] for c in local] == [
-        ["rke_linux-amd64", "etcd", "snapshot-restore", "--name", "pre-upgrade-2026-11-26",
-         "--config", "rancher-cluster.yml"],
+        [
+            "rke_linux-amd64",
+            "etcd",
+            "snapshot-restore",
+            "--name",
+            "pre-upgrade-2026-11-26",
+            "--config",
+            "rancher-cluster.yml",
+        ],
         ["rke_linux-amd64", "up", "--config", "rancher-cluster.yml"],
-        ["kubectl", "--kubeconfig=kube_config-rancher-cluster.yml", "set", "image", "deployment/cattle",
-         "cattle-server=rancher/rancher:v2.0.8", "-n", "cattle-system"],
-        ["kubectl", "--kubeconfig=kube_config-rancher-cluster.yml", "-n", "cattle-system", "rollout", "status",
-         "deployment/cattle", "--timeout=10m"],
+        [
+            "kubectl",
+            "--kubeconfig=kube_config-rancher-cluster.yml",
+            "set",
+            "image",
+            "deployment/cattle",
+            "cattle-server=rancher/rancher:v2.0.8",
+            "-n",
+            "cattle-system",
+        ],
+        [
+            "kubectl",
+            "--kubeconfig=kube_config-rancher-cluster.yml",
+            "-n",
+            "cattle-system",
+            "rollout",
+            "status",
+            "deployment/cattle",
+            "--timeout=10m",
+        ],
     ]
     assert all(c["cwd"] == str(lab.rke_dir) for c in local)
     times = call_times(local)
@@ -76,16 +118,21 @@ def test_ha_rollback_on_three_nodes(lab: Lab, nodes: list[SSHDNode]) -> None:
     rke_up, set_image = times[1], times[2]
     for node in nodes:
         restarts = [argv[1:] for argv in calls(node, "docker") if argv[1] == "restart"]
-        assert restarts == [["restart", *COMPONENTS], ["restart", FLANNEL_ID], ["restart", CALICO_ID]], node.address
+        assert restarts == [["restart", *COMPONENTS], ["restart", FLANNEL_ID], ["restart", CALICO_ID]], (
+            node.address
+        )
         assert all(rke_up < t < set_image for t in call_times(node.calls("docker"))), node.address
         assert f"{node.address} | {DOCKER_PS.splitlines()[0]}" in out  # streamed with a host prefix
     assert "answered by --confirm-manual: v2.0.8" in out
     [manual] = [r for r in journal(lab.state) if r["type"] == "manual"]
     assert manual["by"] == "--confirm-manual" and manual["answer"] == "v2.0.8" and manual["ok"] is True
     assert summary_rows(out) == [
-        ("restore-snapshot", "local", "ok"), ("rke-up", "local", "ok"),
+        ("restore-snapshot", "local", "ok"),
+        ("rke-up", "local", "ok"),
         *[("restart-components", node.address, "ok") for node in nodes],
-        ("set-image", "local", "ok"), ("wait-rollout", "local", "ok"), ("check-version", "operator", "ok"),
+        ("set-image", "local", "ok"),
+        ("wait-rollout", "local", "ok"),
+        ("check-version", "operator", "ok"),
     ]
 
 
@@ -99,7 +146,9 @@ def test_one_failing_node_stops_the_run(lab: Lab, nodes: list[SSHDNode]) -> None
     assert f"run failed: restart-components@{bad.address}" in out
     assert lab.calls("kubectl") == []
     assert [r[0] for r in summary_rows(out)][-1] == "restart-components"  # nothing after it ran
-    assert calls(bad, "docker") == [["docker", "restart", *COMPONENTS]]  # `sh -e`: the first failing line ends it
+    assert calls(bad, "docker") == [
+        ["docker", "restart", *COMPONENTS]
+    ]  # `sh -e`: the first failing line ends it
     for node in nodes:
         if node is not bad:  # the other hosts finished their part before the step failed
             assert [a[1:] for a in calls(node, "docker") if a[1] == "restart"][-1] == ["restart", CALICO_ID]
@@ -119,7 +168,11 @@ def test_max_failed_hosts_lets_the_run_go_on(lab: Lab, nodes: list[SSHDNode], tm
     assert f"within max_failed_hosts=1: going on without {bad.address}" in out
     assert [c["argv"][0] for c in lab.calls()] == ["rke_linux-amd64", "rke_linux-amd64", "kubectl", "kubectl"]
     rows = summary_rows(out)
-    assert ("restart-components", bad.address, "failed") in rows and ("check-version", "operator", "ok") in rows
+    assert ("restart-components", bad.address, "failed") in rows and (
+        "check-version",
+        "operator",
+        "ok",
+    ) in rows
     assert f"run failed: restart-components@{bad.address}" in out
 
 
@@ -146,7 +199,9 @@ def test_unreachable_node_fails_preflight(lab: Lab, nodes: list[SSHDNode]) -> No
 
 @pytest.mark.parametrize("case", ["changed", "changed-trusting-new", "unknown"])
 @pytest.mark.usefixtures("rollback")
-def test_untrusted_host_key_fails_preflight(case: str, lab: Lab, nodes: list[SSHDNode], tmp_path: Path) -> None:
+def test_untrusted_host_key_fails_preflight(
+    case: str, lab: Lab, nodes: list[SSHDNode], tmp_path: Path
+) -> None:
     odd = nodes[1]
     if case == "unknown":
         write_ssh_home(lab.home, [n for n in nodes if n is not odd])
@@ -193,11 +248,19 @@ def test_ten_mib_on_both_streams_at_once(tmp_path: Path, nodes: list[SSHDNode], 
         assert sum(map(len, got)) == 10 * 2**20 and set("".join(got)) == {char}, stream  # every byte arrived
 
 
-def test_stdin_is_at_end_of_file_and_ssh_config_is_read(tmp_path: Path, nodes: list[SSHDNode], lab: Lab) -> None:
+def test_stdin_is_at_end_of_file_and_ssh_config_is_read(
+    tmp_path: Path, nodes: list[SSHDNode], lab: Lab
+) -> None:
     node = nodes[0]
-    write_ssh_home(lab.home, nodes, config=f"Host db-primary\n  HostName {node.address}\n  Port {node.port}\n"
-                                           f"  User {node.user}\n  IdentityFile {node.client_key}\n")
-    book = write_runbook(tmp_path, """\
+    write_ssh_home(
+        lab.home,
+        nodes,
+        config=f"Host db-primary\n  HostName {node.address}\n  Port {node.port}\n"
+        f"  User {node.user}\n  IdentityFile {node.client_key}\n",
+    )
+    book = write_runbook(
+        tmp_path,
+        """\
 runbook: 1
 name: stdin-eof
 version: "1.0"
@@ -213,7 +276,8 @@ steps:
       cat
       read -r line || echo "stdin: end of file on $RUNBOOK_TEST_NODE"
       echo 'shown as printed: :warning: [bold]x[/bold]'
-""")
+""",
+    )
     done = lab.run(book)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"db-primary | stdin: end of file on {node.address}" in done.stdout
@@ -255,8 +319,11 @@ def test_ctrl_c_stops_the_commands_on_every_node(tmp_path: Path, nodes: list[SSH
 """
     running = lab.start(*node_book(tmp_path, nodes, steps))
     try:
-        wait_for(lambda: all((n.home / "started").exists() for n in nodes), "the command to start everywhere",
-                 timeout=20)
+        wait_for(
+            lambda: all((n.home / "started").exists() for n in nodes),
+            "the command to start everywhere",
+            timeout=20,
+        )
         wait_for(lambda: len(processes_matching(f"sleep {marker}")) >= len(nodes), "the sleeps", timeout=5)
     finally:
         code, out, err = running.stop(signal.SIGINT)
@@ -273,8 +340,10 @@ def test_ctrl_c_stops_the_commands_on_every_node(tmp_path: Path, nodes: list[SSH
 def test_retries_run_a_failing_command_again(tmp_path: Path, nodes: list[SSHDNode], lab: Lab) -> None:
     node = nodes[0]
     flaky = node.bin_dir / "flaky"  # fails on its first call: a counter file in the node's HOME
-    flaky.write_text('#!/bin/sh\nn=$(( $(cat "$HOME/flaky.count" 2>/dev/null || echo 0) + 1 ))\n'
-                     'echo "$n" > "$HOME/flaky.count"\necho "flaky call $n"\n[ "$n" -ge 2 ]\n')
+    flaky.write_text(
+        '#!/bin/sh\nn=$(( $(cat "$HOME/flaky.count" 2>/dev/null || echo 0) + 1 ))\n'
+        'echo "$n" > "$HOME/flaky.count"\necho "flaky call $n"\n[ "$n" -ge 2 ]\n'
+    )
     flaky.chmod(0o755)
     steps = """\
   - id: flaky

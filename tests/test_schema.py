@@ -53,15 +53,21 @@ def test_a_version_yaml_read_as_another_type_says_quote_it(value: str, hint: str
 
 
 def test_unsupported_format_version_lists_the_supported_ones_and_stops_there() -> None:
-    assert check("runbook: 7\nsteps: 3\n") == ["rb.yml:1:10: runbook: unsupported format version 7; supported: 1"]
-    assert check("runbook: '1'\nname: demo\nversion: '1'\ntitle: T\nsteps: [{id: a, title: A, run: b}]\n") == [
-        "rb.yml:1:10: runbook: unsupported format version '1'; supported: 1"]
+    assert check("runbook: 7\nsteps: 3\n") == [
+        "rb.yml:1:10: runbook: unsupported format version 7; supported: 1"
+    ]
+    assert check(
+        "runbook: '1'\nname: demo\nversion: '1'\ntitle: T\nsteps: [{id: a, title: A, run: b}]\n"
+    ) == ["rb.yml:1:10: runbook: unsupported format version '1'; supported: 1"]
 
 
 def test_run_and_manual_exactly_one() -> None:
     assert check_steps("- id: a\n  title: A\n  run: x\n  manual: y\n") == [
-        "rb.yml:6:5: steps[0]: 'run' and 'manual' cannot be used together; keep one"]
-    assert check_steps("- id: a\n  title: A\n") == ["rb.yml:6:5: steps[0]: exactly one of 'run' or 'manual' is required"]
+        "rb.yml:6:5: steps[0]: 'run' and 'manual' cannot be used together; keep one"
+    ]
+    assert check_steps("- id: a\n  title: A\n") == [
+        "rb.yml:6:5: steps[0]: exactly one of 'run' or 'manual' is required"
+    ]
 
 
 def test_one_of_with_the_right_shape_reports_that_branchs_problem() -> None:
@@ -71,11 +77,14 @@ def test_one_of_with_the_right_shape_reports_that_branchs_problem() -> None:
     ]
     assert check_steps("- id: a\n  title: A\n  run: x\n  confirm: 3\n") == [
         "rb.yml:9:14: steps[0].confirm: invalid value 3: Ask before running: true, a question, or {type: text} "
-        "to make the operator type the text."]
+        "to make the operator type the text."
+    ]
 
 
 def test_target_needs_local_or_ssh_and_ssh_needs_hosts_or_from_file() -> None:
-    text = HEAD + """\
+    text = (
+        HEAD
+        + """\
 targets:
   a: {concurrency: 2}
   b: {local: false}
@@ -83,6 +92,7 @@ targets:
   d: {ssh: {hosts: ['user@host:22', 'bad host']}}
 steps: [{id: a, title: A, run: b}]
 """
+    )
     assert check(text) == [
         "rb.yml:6:6: targets.a: exactly one of 'local' or 'ssh' is required",
         "rb.yml:7:14: targets.b.local: must be true (or remove the key)",
@@ -93,8 +103,10 @@ steps: [{id: a, title: A, run: b}]
 
 
 def test_names_of_variables_and_targets_are_checked() -> None:
-    text = HEAD + "variables:\n  bad-name: {type: string}\ntargets:\n  Web: {local: true}\n" \
-                  "steps: [{id: a, title: A, run: b}]\n"
+    text = (
+        HEAD + "variables:\n  bad-name: {type: string}\ntargets:\n  Web: {local: true}\n"
+        "steps: [{id: a, title: A, run: b}]\n"
+    )
     assert check(text) == [
         "rb.yml:6:3: variables.bad-name: invalid name 'bad-name': names must match ^[A-Za-z_][A-Za-z0-9_]*$",
         "rb.yml:8:3: targets.Web: invalid name 'Web': names must match ^[a-z][a-z0-9_-]*$",
@@ -102,7 +114,10 @@ def test_names_of_variables_and_targets_are_checked() -> None:
 
 
 def test_variable_fragments_are_json_schema() -> None:
-    text = HEAD + "variables:\n  v: {type: text, pattern: '[', minimum: low}\nsteps: [{id: a, title: A, run: b}]\n"
+    text = (
+        HEAD
+        + "variables:\n  v: {type: text, pattern: '[', minimum: low}\nsteps: [{id: a, title: A, run: b}]\n"
+    )
     assert check(text) == [
         "rb.yml:6:13: variables.v.type: 'text' is not one of ['string', 'integer', 'number', 'boolean', 'array', "
         "'object']",
@@ -114,7 +129,14 @@ def test_variable_fragments_are_json_schema() -> None:
 def test_describe_type() -> None:
     values: list[object] = ["", True, 1, 1.5, [], {}, None]
     assert [schema.describe_type(v) for v in values] == [
-        "a string", "a boolean", "an integer", "a number", "a list", "a mapping", "nothing (null)"]
+        "a string",
+        "a boolean",
+        "an integer",
+        "a number",
+        "a list",
+        "a mapping",
+        "nothing (null)",
+    ]
 
 
 def test_variable_validator_checks_formats() -> None:

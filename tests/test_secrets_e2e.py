@@ -18,17 +18,32 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from runbooks import (Lab, Nodes, block, blocking_stand_in, calls, command_lines, journal, nodes_runbook,
-                      operator_lab, run_dirs, unblock, wait_for)
+
+from runbooks import (
+    Lab,
+    Nodes,
+    block,
+    blocking_stand_in,
+    calls,
+    command_lines,
+    journal,
+    nodes_runbook,
+    operator_lab,
+    run_dirs,
+    unblock,
+    wait_for,
+)
 
 pytestmark = pytest.mark.ssh
 
 # Long enough that `base64` wraps its encoding over two lines; no "*" (the mask's own character).
 TOKEN = "correct-horse-battery-staple/Tr0ub4dor&3+and-a-long-tail-of-entropy-9f2c7e1ab4"
-KEY = ("-----BEGIN OPENSSH PRIVATE KEY-----\n"
-       "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
-       "QyNTUxOQAAACDk3yQv0VmP1mYk1vJQ2Zr8uC0bBk2sXyD5oWQq3xkV7gAAAJiA5eGXgOXh\n"
-       "-----END OPENSSH PRIVATE KEY-----")
+KEY = (
+    "-----BEGIN OPENSSH PRIVATE KEY-----\n"
+    "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
+    "QyNTUxOQAAACDk3yQv0VmP1mYk1vJQ2Zr8uC0bBk2sXyD5oWQq3xkV7gAAAJiA5eGXgOXh\n"
+    "-----END OPENSSH PRIVATE KEY-----"
+)
 
 TOKEN_ENV = {"RUNBOOK_VAR_TOKEN": TOKEN}  # the one way in besides a vars file: never --var (see below)
 
@@ -147,8 +162,9 @@ def test_resume_asks_for_secrets_again_and_takes_values_from_the_journal(lab: La
     blocking_stand_in(node, "slow")
     lab.write(nodes_runbook("secret-resume", steps, [node], VARIABLES))
     started = block(node, "slow")
-    running = lab.start(lab.book, "--yes", "--var", "release=3.1", "--vars-file", lab.root / "secrets.yml",
-                        env=TOKEN_ENV)
+    running = lab.start(
+        lab.book, "--yes", "--var", "release=3.1", "--vars-file", lab.root / "secrets.yml", env=TOKEN_ENV
+    )
     wait_for(started.exists, "`slow login` to start")
     running.stop(signal.SIGKILL)
     unblock(node, "slow")
@@ -161,8 +177,15 @@ def test_resume_asks_for_secrets_again_and_takes_values_from_the_journal(lab: La
     assert "required variable 'token'" in missing.stderr and "required variable 'key'" in missing.stderr
     assert len(journal(lab.state)) == len(records)
 
-    resumed = lab.run(lab.book, "--resume", "--yes", "--rerun-unknown", "--vars-file", lab.root / "secrets.yml",
-                      env=TOKEN_ENV)
+    resumed = lab.run(
+        lab.book,
+        "--resume",
+        "--yes",
+        "--rerun-unknown",
+        "--vars-file",
+        lab.root / "secrets.yml",
+        env=TOKEN_ENV,
+    )
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert calls(node, "docker") == [["docker", "pull", "app:3.1"], ["docker", "run", "app:3.1"]]
     assert (node.home / "token.sha256").read_text().strip() == hashlib.sha256(TOKEN.encode()).hexdigest()
@@ -185,5 +208,7 @@ def test_a_secret_default_stays_out_of_the_run_directory_and_the_resume_diff(lab
     lab.book.write_text(lab.book.read_text().replace(old, new).replace("--password-stdin", "-p"))
     refused = lab.run(lab.book, "--resume", "--yes")
     assert refused.returncode == 2
-    assert "+    run: docker login -p {{ token }}" in refused.stderr  # the change is shown; the defaults are not
+    assert (
+        "+    run: docker login -p {{ token }}" in refused.stderr
+    )  # the change is shown; the defaults are not
     assert old not in refused.stderr and new not in refused.stderr

@@ -21,6 +21,8 @@ print("heavy:", ",".join(heavy))
 
 
 def test_validate_imports_neither_ssh_nor_the_terminal_ui() -> None:
-    result = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1].strip() == "heavy:"

@@ -57,8 +57,11 @@ def test_target_local_keeps_the_hosts_but_runs_them_here(rollback: Runbook) -> N
 
 
 def test_overrides_of_unknown_targets_or_places_are_usage_errors(rollback: Runbook) -> None:
-    with pytest.raises(UsageError, match=r"^--hosts node=…: unknown target 'node'; targets: local, nodes, "
-                                         r"workstation$"):
+    with pytest.raises(
+        UsageError,
+        match=r"^--hosts node=…: unknown target 'node'; targets: local, nodes, "
+        r"workstation$",
+    ):
         targets.resolve(rollback, context("."), hosts={"node": "a"})
     with pytest.raises(UsageError, match=r"^--target nodes=elsewhere: only 'local' is supported$"):
         targets.resolve(rollback, context("."), run_locally={"nodes": "elsewhere"})
@@ -69,19 +72,33 @@ def test_a_missing_inventory_is_reported_at_the_from_file_line(rollback: Runbook
         targets.resolve(rollback, context(tmp_path))
     assert problems(error) == [
         f"{ROLLBACK}:59:18: targets.nodes.ssh.from_file: cannot read the inventory "
-        f"'{tmp_path}/rancher-cluster.yml': cannot read: No such file or directory"]
+        f"'{tmp_path}/rancher-cluster.yml': cannot read: No such file or directory"
+    ]
 
 
-@pytest.mark.parametrize(("inventory", "expected"), [
-    ("nodes: {}\n", "59:18: targets.nodes.ssh.from_file: '{path}' has no list at 'nodes'"),
-    ("nodes: []\n", "59:18: targets.nodes.ssh.from_file: '{path}' has no list at 'nodes'"),
-    ("nodes:\n  - address: a\n    user: u\n  - user: u\n",
-     "61:13: targets.nodes.ssh.host: {path}: entry 1 of 'nodes': undefined: 'dict object' has no attribute 'address'"),
-    ("nodes:\n  - address: ''\n    user: u\n", "61:13: targets.nodes.ssh.host: {path}: entry 0 of 'nodes' has no host"),
-    ("nodes:\n  - address: a\n    user: u\n    port: ssh\n",
-     "63:13: targets.nodes.ssh.port: {path}: entry 0: port 'ssh' is not a number"),
-])
-def test_inventory_problems_name_the_entry(rollback: Runbook, tmp_path: Path, inventory: str, expected: str) -> None:
+@pytest.mark.parametrize(
+    ("inventory", "expected"),
+    [
+        ("nodes: {}\n", "59:18: targets.nodes.ssh.from_file: '{path}' has no list at 'nodes'"),
+        ("nodes: []\n", "59:18: targets.nodes.ssh.from_file: '{path}' has no list at 'nodes'"),
+        (
+            "nodes:\n  - address: a\n    user: u\n  - user: u\n",
+            "61:13: targets.nodes.ssh.host: {path}: entry 1 of 'nodes': "
+            "undefined: 'dict object' has no attribute 'address'",
+        ),
+        (
+            "nodes:\n  - address: ''\n    user: u\n",
+            "61:13: targets.nodes.ssh.host: {path}: entry 0 of 'nodes' has no host",
+        ),
+        (
+            "nodes:\n  - address: a\n    user: u\n    port: ssh\n",
+            "63:13: targets.nodes.ssh.port: {path}: entry 0: port 'ssh' is not a number",
+        ),
+    ],
+)
+def test_inventory_problems_name_the_entry(
+    rollback: Runbook, tmp_path: Path, inventory: str, expected: str
+) -> None:
     path = tmp_path / "rancher-cluster.yml"
     path.write_text(inventory, encoding="utf-8")
     with pytest.raises(InvalidRunbook) as error:
@@ -94,15 +111,20 @@ def test_a_malformed_inventory_is_reported_in_its_own_file(rollback: Runbook, tm
     path.write_text("nodes:\n  - address: a\n  - address: a\n    address: b\n", encoding="utf-8")
     with pytest.raises(InvalidRunbook) as error:
         targets.resolve(rollback, context(tmp_path))
-    assert problems(error) == [f"{path}:4:5: nodes[1].address: duplicate key 'address' (first defined at line 3)"]
+    assert problems(error) == [
+        f"{path}:4:5: nodes[1].address: duplicate key 'address' (first defined at line 3)"
+    ]
 
 
-@pytest.mark.parametrize(("spec", "host"), [
-    ("web1", Host("web1", "web1")),
-    ("deploy@web2", Host("web2", "web2", "deploy")),
-    ("deploy@web2:2200", Host("web2", "web2", "deploy", 2200)),
-    (" 10.0.0.1:22 ", Host("10.0.0.1", "10.0.0.1", None, 22)),
-])
+@pytest.mark.parametrize(
+    ("spec", "host"),
+    [
+        ("web1", Host("web1", "web1")),
+        ("deploy@web2", Host("web2", "web2", "deploy")),
+        ("deploy@web2:2200", Host("web2", "web2", "deploy", 2200)),
+        (" 10.0.0.1:22 ", Host("10.0.0.1", "10.0.0.1", None, 22)),
+    ],
+)
 def test_parse_host(spec: str, host: Host) -> None:
     assert parse_host(spec) == host
 
@@ -122,4 +144,8 @@ def test_parse_overrides() -> None:
 
 def test_host_context_for_templates() -> None:
     assert Host("web2", "10.1.1.2", "deploy", 2200).context() == {
-        "name": "web2", "address": "10.1.1.2", "user": "deploy", "port": 2200}
+        "name": "web2",
+        "address": "10.1.1.2",
+        "user": "deploy",
+        "port": 2200,
+    }

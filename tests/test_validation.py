@@ -57,5 +57,6 @@ def test_an_unknown_format_version_is_the_only_problem_reported(tmp_path: Path) 
     path.write_text(BROKEN.replace("runbook: 1", "runbook: 2"))
     with pytest.raises(InvalidRunbook) as caught:
         validate(path, "future.yml")
-    assert [str(p) for p in caught.value.problems] == ["future.yml:1:10: runbook: unsupported format version 2; "
-                                                       "supported: 1"]
+    assert [str(p) for p in caught.value.problems] == [
+        "future.yml:1:10: runbook: unsupported format version 2; supported: 1"
+    ]

@@ -12,8 +12,14 @@ from typing import Any
 
 from engine.journal import OUTCOMES
 
-STATUS_LABELS = {"ok": "ok", "failed": "FAILED", "timed_out": "TIMED OUT", "interrupted": "INTERRUPTED",
-                 "skipped": "skipped", "unknown": "started, no end recorded"}
+STATUS_LABELS = {
+    "ok": "ok",
+    "failed": "FAILED",
+    "timed_out": "TIMED OUT",
+    "interrupted": "INTERRUPTED",
+    "skipped": "skipped",
+    "unknown": "started, no end recorded",
+}
 
 
 @dataclass(frozen=True)
@@ -105,11 +111,20 @@ def read_run(records: list[dict[str, Any]]) -> RunRecord:
         elif kind == "run-end":
             end = record
     return RunRecord(
-        run_id=str(header.get("run_id", "")), runbook=_mapping(header.get("runbook")),
-        variables=_mapping(header.get("variables")), platform=_text(header.get("platform")),
-        user=str(header.get("user") or ""), hostname=str(header.get("hostname") or ""),
-        started=str(header.get("time") or ""), ended=_text(end.get("time")), status=_text(end.get("status")),
-        exit_code=_int(end.get("exit_code")), outcomes=outcomes, answers=answers, confirmations=confirmations)
+        run_id=str(header.get("run_id", "")),
+        runbook=_mapping(header.get("runbook")),
+        variables=_mapping(header.get("variables")),
+        platform=_text(header.get("platform")),
+        user=str(header.get("user") or ""),
+        hostname=str(header.get("hostname") or ""),
+        started=str(header.get("time") or ""),
+        ended=_text(end.get("time")),
+        status=_text(end.get("status")),
+        exit_code=_int(end.get("exit_code")),
+        outcomes=outcomes,
+        answers=answers,
+        confirmations=confirmations,
+    )
 
 
 def _outcome(record: dict[str, Any], before: Outcome | None) -> Outcome:
@@ -119,21 +134,38 @@ def _outcome(record: dict[str, Any], before: Outcome | None) -> Outcome:
     status = str(record.get("status")).replace("-", "_")
     started = before.started if before is not None and before.attempt == attempt else None
     duration = record.get("duration")
-    return Outcome(status if status in OUTCOMES else "unknown", started, _text(record.get("time")),
-                   float(duration) if isinstance(duration, (int, float)) else None,
-                   _int(record.get("exit_code")), attempt)
+    return Outcome(
+        status if status in OUTCOMES else "unknown",
+        started,
+        _text(record.get("time")),
+        float(duration) if isinstance(duration, (int, float)) else None,
+        _int(record.get("exit_code")),
+        attempt,
+    )
 
 
 def _answer(record: dict[str, Any]) -> Answer:
-    return Answer(str(record.get("answer") or ""), _text(record.get("expected")), bool(record.get("ok")),
-                  str(record.get("user") or ""), str(record.get("by") or "operator"), str(record.get("time") or ""))
+    return Answer(
+        str(record.get("answer") or ""),
+        _text(record.get("expected")),
+        bool(record.get("ok")),
+        str(record.get("user") or ""),
+        str(record.get("by") or "operator"),
+        str(record.get("time") or ""),
+    )
 
 
 def _confirmed(record: dict[str, Any]) -> Confirmed:
     answer = str(record.get("answer") or "")
     ok = record["ok"] is True if "ok" in record else answer == "yes"
-    return Confirmed(str(record.get("question") or ""), answer, ok, str(record.get("user") or ""),
-                     str(record.get("by") or "operator"), str(record.get("time") or ""))
+    return Confirmed(
+        str(record.get("question") or ""),
+        answer,
+        ok,
+        str(record.get("user") or ""),
+        str(record.get("by") or "operator"),
+        str(record.get("time") or ""),
+    )
 
 
 def _mapping(value: object) -> Mapping[str, Any]:

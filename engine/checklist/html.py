@@ -29,10 +29,21 @@ def render(checklist: Checklist, paper: str = "auto") -> str:
 @functools.cache
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("engine.checklist", "templates"), autoescape=True,
-        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(css_string=css_string, paragraphs=paragraphs, words=words, clock=clock, duration=duration,
-                       box=box, confirmation=confirmation_text)
+        loader=jinja2.PackageLoader("engine.checklist", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        css_string=css_string,
+        paragraphs=paragraphs,
+        words=words,
+        clock=clock,
+        duration=duration,
+        box=box,
+        confirmation=confirmation_text,
+    )
     env.globals["who"] = who
     return env
 
@@ -51,15 +62,20 @@ def paragraphs(text: str) -> Markup:
 
 def _inline_code(text: str) -> Markup:
     parts = re.split(r"`([^`]+)`", text)
-    return Markup("").join(escape(p) if i % 2 == 0 else Markup("<code>{}</code>").format(p)
-                           for i, p in enumerate(parts))
+    return Markup("").join(
+        escape(p) if i % 2 == 0 else Markup("<code>{}</code>").format(p) for i, p in enumerate(parts)
+    )
 
 
 def words(line: str) -> Markup:
     """A command line with each word kept whole (`kube-proxy` never breaks at its hyphen): lines wrap at
     spaces only. A word too long for a line (over 60 characters) may still break anywhere, never overflow."""
-    return Markup("").join(Markup('<span class="w">{}</span>').format(part) if 0 < len(part) <= 60 and
-                           not part.isspace() else escape(part) for part in re.split(r"(\s+)", line))
+    return Markup("").join(
+        Markup('<span class="w">{}</span>').format(part)
+        if 0 < len(part) <= 60 and not part.isspace()
+        else escape(part)
+        for part in re.split(r"(\s+)", line)
+    )
 
 
 def box(outcome: Outcome | None) -> str:

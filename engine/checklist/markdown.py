@@ -9,7 +9,15 @@ from __future__ import annotations
 
 import re
 
-from engine.checklist.filling import STATUS_LABELS, Confirmed, Outcome, clock, confirmation_text, duration, who
+from engine.checklist.filling import (
+    STATUS_LABELS,
+    Confirmed,
+    Outcome,
+    clock,
+    confirmation_text,
+    duration,
+    who,
+)
 from engine.checklist.model import BLANK, Box, Checklist, Command, Item
 
 LINE = "________________"
@@ -23,8 +31,12 @@ def render(checklist: Checklist) -> str:
 
 
 def _head(c: Checklist) -> list[str]:
-    facts = [f"- Runbook: **{c.name}** version **{c.version}**", f"- sha256: `{c.sha256}`",
-             f"- File: {_code(c.path)}", f"- Platform: {c.platform}"]
+    facts = [
+        f"- Runbook: **{c.name}** version **{c.version}**",
+        f"- sha256: `{c.sha256}`",
+        f"- File: {_code(c.path)}",
+        f"- Platform: {c.platform}",
+    ]
     if c.source:
         facts.insert(1, f"- Source: {_plain(c.source)}")
     if c.run is None:
@@ -38,12 +50,19 @@ def _run(c: Checklist) -> list[str]:
     run = c.run
     assert run is not None
     where = f" on {run.hostname}" if run.hostname else ""
-    ended = (f"ended {clock(run.ended, c.day)}: **{run.status}** (exit {run.exit_code})" if run.ended
-             else "**no end recorded** (still running, or stopped without a trace)")
-    facts = [f"- Run: `{run.run_id}` by {run.user or 'unknown'}{where}, started {clock(run.started)}, {ended}"]
+    ended = (
+        f"ended {clock(run.ended, c.day)}: **{run.status}** (exit {run.exit_code})"
+        if run.ended
+        else "**no end recorded** (still running, or stopped without a trace)"
+    )
+    facts = [
+        f"- Run: `{run.run_id}` by {run.user or 'unknown'}{where}, started {clock(run.started)}, {ended}"
+    ]
     if c.changed:
-        facts.append(f"- **The runbook changed since this run** (run used sha256 `{run.runbook.get('sha256')}`): "
-                     "the commands below are today's, not necessarily the ones that ran.")
+        facts.append(
+            f"- **The runbook changed since this run** (run used sha256 `{run.runbook.get('sha256')}`): "
+            "the commands below are today's, not necessarily the ones that ran."
+        )
     return facts
 
 
@@ -51,7 +70,9 @@ def _warnings(c: Checklist) -> list[str]:
     if not c.warnings:
         return []
     quoted = ["> " + f"**WARNING:** {_plain(w.strip())}".replace("\n", "\n> ") for w in c.warnings]
-    ack = _tick(_confirmed(c.run.confirmations.get(None) if c.run else None, "I have read the warnings above", c.day))
+    ack = _tick(
+        _confirmed(c.run.confirmations.get(None) if c.run else None, "I have read the warnings above", c.day)
+    )
     return ["\n>\n".join(quoted), ack]
 
 
@@ -70,7 +91,9 @@ def _before(c: Checklist) -> list[str]:
     rows = []
     for value in c.values:
         text = BLANK if value.text is None else (value.text if value.secret else _code(value.text))
-        notes = " ".join(n for n in (_plain(value.description), f"({value.source})" if value.source else "") if n)
+        notes = " ".join(
+            n for n in (_plain(value.description), f"({value.source})" if value.source else "") if n
+        )
         rows.append(f"- `{value.name}` = {text}" + (f" — {notes}" if notes else ""))
     parts.append("\n".join(rows) if rows else "No variables.")
     if c.values and any(v.text is None for v in c.values):
@@ -108,7 +131,7 @@ def _step(item: Item, day: str) -> list[str]:
         parts.append(each + _commands(item.commands))
     if item.result:
         parts.append(f"Expected result: {_plain(item.result.strip())}")
-    return parts + [_boxes(item.boxes, day)]
+    return [*parts, _boxes(item.boxes, day)]
 
 
 def _boxes(boxes: tuple[Box, ...], day: str) -> str:
@@ -127,8 +150,10 @@ def _manual(item: Item, day: str) -> list[str]:
         parts.append(_tick((done, f"Done. {prompt}: {LINE}{expected} — name {LINE} time {LINE}")))
     else:
         verdict = "as expected" if answer.ok else "**NOT as expected**"
-        text = (f"{prompt}: **{answer.answer}**{expected}, {verdict} — by {who(answer.user, answer.by)} "
-                f"at {clock(answer.time, day)}")
+        text = (
+            f"{prompt}: **{answer.answer}**{expected}, {verdict} — by {who(answer.user, answer.by)} "
+            f"at {clock(answer.time, day)}"
+        )
         parts.append(_tick((answer.ok, text)))
     if item.result:
         parts.append(f"Expected result: {_plain(item.result.strip())}")
@@ -149,10 +174,13 @@ def _state(outcome: Outcome | None, label: str, note: str, day: str) -> tuple[bo
     suffix = f" — {note}" if note else ""
     if outcome is None:
         return False, f"{label}{suffix} — time {LINE}"
-    facts = [f"started {clock(outcome.started, day)}" if outcome.started else "",
-             f"ended {clock(outcome.ended, day)}" if outcome.ended else "", duration(outcome.duration),
-             f"exit {outcome.exit_code}" if outcome.exit_code is not None else "",
-             f"attempt {outcome.attempt}" if outcome.attempt > 1 else ""]
+    facts = [
+        f"started {clock(outcome.started, day)}" if outcome.started else "",
+        f"ended {clock(outcome.ended, day)}" if outcome.ended else "",
+        duration(outcome.duration),
+        f"exit {outcome.exit_code}" if outcome.exit_code is not None else "",
+        f"attempt {outcome.attempt}" if outcome.attempt > 1 else "",
+    ]
     status = STATUS_LABELS.get(outcome.status, outcome.status)
     mark = "✓" if outcome.ok else ("✗" if outcome.failed else "–")
     shown = f"**{status}**" if not outcome.ok else status

@@ -100,10 +100,20 @@ class Checklist:
 def build(plan: Plan, run: RunRecord | None = None) -> Checklist:
     rb = plan.runbook
     return Checklist(
-        title=rb.title, name=rb.name, version=rb.version, sha256=rb.document.sha256, source=rb.source,
-        path=str(rb.document.path), description=rb.description, platform=platform_note(plan), warnings=rb.warnings,
-        values=values(plan, run), checks=tuple(_check(plan, c) for c in plan.checks),
-        steps=tuple(_step(plan, s, run) for s in plan.steps), run=run)
+        title=rb.title,
+        name=rb.name,
+        version=rb.version,
+        sha256=rb.document.sha256,
+        source=rb.source,
+        path=str(rb.document.path),
+        description=rb.description,
+        platform=platform_note(plan),
+        warnings=rb.warnings,
+        values=values(plan, run),
+        checks=tuple(_check(plan, c) for c in plan.checks),
+        steps=tuple(_step(plan, s, run) for s in plan.steps),
+        run=run,
+    )
 
 
 def platform_note(plan: Plan) -> str:
@@ -124,7 +134,9 @@ def values(plan: Plan, run: RunRecord | None) -> tuple[Value, ...]:
         if variable.secret:
             rows.append(Value(variable.name, SECRET_TEXT, variable.description, "secret", secret=True))
         elif variable.name in given.values:
-            rows.append(Value(variable.name, _text(given.values[variable.name]), variable.description, source))
+            rows.append(
+                Value(variable.name, _text(given.values[variable.name]), variable.description, source)
+            )
         else:
             required = "required, " if variable.required else ""
             rows.append(Value(variable.name, None, variable.description, f"{required}not given"))
@@ -148,20 +160,42 @@ def _shared(hosts: tuple[HostPlan, ...]) -> tuple[tuple[Command, ...], str | Non
     return (), None, False
 
 
-def _boxes(hosts: tuple[HostPlan, ...], shared: bool, outcome: Callable[[str], Outcome | None]) -> tuple[Box, ...]:
+def _boxes(
+    hosts: tuple[HostPlan, ...], shared: bool, outcome: Callable[[str], Outcome | None]
+) -> tuple[Box, ...]:
     boxes = []
     for hp in hosts:
-        note = f"skipped: {hp.skip}" if hp.skip else ("command rendered again at run time" if hp.deferred else "")
-        boxes.append(Box(hp.host.name, hp.host.local, () if shared else _commands(hp), None if shared else hp.cwd,
-                         note, outcome(hp.host.name)))
+        note = (
+            f"skipped: {hp.skip}"
+            if hp.skip
+            else ("command rendered again at run time" if hp.deferred else "")
+        )
+        boxes.append(
+            Box(
+                hp.host.name,
+                hp.host.local,
+                () if shared else _commands(hp),
+                None if shared else hp.cwd,
+                note,
+                outcome(hp.host.name),
+            )
+        )
     return tuple(boxes)
 
 
 def _check(plan: Plan, check: PlannedCheck) -> Item:
     commands, cwd, shared = _shared(check.hosts)
     facts = (_where(plan, check.target, len(check.hosts)), *([f"in {cwd}"] if cwd else ()))
-    return Item("check", None, "", check.title, _boxes(check.hosts, shared, lambda _: None), facts,
-                commands=commands, fan_out=len(check.hosts) > 1)
+    return Item(
+        "check",
+        None,
+        "",
+        check.title,
+        _boxes(check.hosts, shared, lambda _: None),
+        facts,
+        commands=commands,
+        fan_out=len(check.hosts) > 1,
+    )
 
 
 def _step(plan: Plan, planned: PlannedStep, run: RunRecord | None) -> Item:
@@ -174,21 +208,44 @@ def _step(plan: Plan, planned: PlannedStep, run: RunRecord | None) -> Item:
     def outcome(host: str) -> Outcome | None:
         return run.outcome(step.id, host, single) if run else None
 
-    return Item("step", planned.number, step.id, step.title, _boxes(planned.hosts, shared, outcome),
-                _facts(plan, planned, cwd), step.description, commands,
-                env=tuple(f"{k}={v}" for k, v in (planned.hosts[0].shown_env() if planned.hosts else ())),
-                fan_out=planned.fan_out, result=step.result, confirm=step.confirm.question if step.confirm else None,
-                confirm_text=planned.confirm_text, confirmed=run.confirmations.get(step.id) if run else None)
+    return Item(
+        "step",
+        planned.number,
+        step.id,
+        step.title,
+        _boxes(planned.hosts, shared, outcome),
+        _facts(plan, planned, cwd),
+        step.description,
+        commands,
+        env=tuple(f"{k}={v}" for k, v in (planned.hosts[0].shown_env() if planned.hosts else ())),
+        fan_out=planned.fan_out,
+        result=step.result,
+        confirm=step.confirm.question if step.confirm else None,
+        confirm_text=planned.confirm_text,
+        confirmed=run.confirmations.get(step.id) if run else None,
+    )
 
 
 def _manual(planned: PlannedStep, run: RunRecord | None) -> Item:
     step = planned.step
     box = Box("operator", True, outcome=run.outcome(step.id, "operator", single=True) if run else None)
-    return Item("manual", planned.number, step.id, step.title, (box,), (step.id, "by hand"), step.description,
-                result=step.result, confirm=step.confirm.question if step.confirm else None,
-                confirm_text=planned.confirm_text, confirmed=run.confirmations.get(step.id) if run else None,
-                manual=(planned.manual or "").strip(), record_prompt=step.record.prompt if step.record else None,
-                record_expect=_expectation(planned), answer=run.answers.get(step.id) if run else None)
+    return Item(
+        "manual",
+        planned.number,
+        step.id,
+        step.title,
+        (box,),
+        (step.id, "by hand"),
+        step.description,
+        result=step.result,
+        confirm=step.confirm.question if step.confirm else None,
+        confirm_text=planned.confirm_text,
+        confirmed=run.confirmations.get(step.id) if run else None,
+        manual=(planned.manual or "").strip(),
+        record_prompt=step.record.prompt if step.record else None,
+        record_expect=_expectation(planned),
+        answer=run.answers.get(step.id) if run else None,
+    )
 
 
 def _expectation(planned: PlannedStep) -> str | None:

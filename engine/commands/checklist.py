@@ -23,18 +23,30 @@ FORMATS = ("md", "html")
 PAPERS = ("auto", "a4", "letter")
 
 
-def main(options: Options, format: str = "md", output: str | None = None, journal: str | None = None,
-         state_dir: str | None = None, paper: str = "auto") -> int:
+def main(
+    options: Options,
+    format: str = "md",
+    output: str | None = None,
+    journal: str | None = None,
+    state_dir: str | None = None,
+    paper: str = "auto",
+) -> int:
     if format not in FORMATS:
         raise UsageError(f"--format {format!r}: choose one of {', '.join(FORMATS)}")
     if paper not in PAPERS:
         raise UsageError(f"--paper {paper!r}: choose one of {', '.join(PAPERS)}")
     validated = validate(Path(options.file), options.file)
-    run = load_run(Path(state_dir) if state_dir else default_state_dir(Path.cwd()), journal) if journal else None
+    run = (
+        load_run(Path(state_dir) if state_dir else default_state_dir(Path.cwd()), journal)
+        if journal
+        else None
+    )
     if run is not None:
         name = validated.runbook.name
         if run.runbook.get("name") not in (None, name):
-            raise UsageError(f"--journal {run.run_id} is a run of runbook {run.runbook.get('name')!r}, not {name!r}")
+            raise UsageError(
+                f"--journal {run.run_id} is a run of runbook {run.runbook.get('name')!r}, not {name!r}"
+            )
         options = with_run(options, run, {v.name for v in validated.runbook.variables})
     _, plan = prepare(options, any_platform=options.platform is None, allow_missing=True, validated=validated)
     checklist = build(plan, run)
@@ -50,12 +62,15 @@ def main(options: Options, format: str = "md", output: str | None = None, journa
 def load_run(state_dir: Path, run_id: str) -> RunRecord:
     path = state_dir / "runs" / run_id / JOURNAL_NAME
     if not path.is_file():
-        raise UsageError(f"--journal {run_id}: no journal at {path} (--state-dir or RUNBOOK_STATE_DIR moves it)")
+        raise UsageError(
+            f"--journal {run_id}: no journal at {path} (--state-dir or RUNBOOK_STATE_DIR moves it)"
+        )
     return read_run(read_journal(path))
 
 
 def with_run(options: Options, run: RunRecord, known: set[str]) -> Options:
     """The run's platform and values (secrets are masked in the journal, so never taken from it)."""
     recorded = {name: value for name, value in run.variables.items() if value != MASK and name in known}
-    return replace(options, recorded={**recorded, **(options.recorded or {})},
-                   platform=options.platform or run.platform)
+    return replace(
+        options, recorded={**recorded, **(options.recorded or {})}, platform=options.platform or run.platform
+    )

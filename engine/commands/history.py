@@ -49,8 +49,12 @@ def _list(state: Path) -> Table:
         table.add_column(column, no_wrap=column != "status", overflow="fold")
     for run in list_runs(state):
         status = _live(state, run)
-        table.add_row(*(escape(cell) for cell in (run.run_id, run.runbook, run.version or "", run.user or "",
-                                                   run.started, status)))
+        table.add_row(
+            *(
+                escape(cell)
+                for cell in (run.run_id, run.runbook, run.version or "", run.user or "", run.started, status)
+            )
+        )
     return table
 
 
@@ -69,7 +73,9 @@ def _find(state: Path, run_id: str) -> Path:
     runs = state / "runs"
     if (runs / run_id / JOURNAL_NAME).is_file():
         return runs / run_id
-    matches = sorted(p for p in runs.glob(f"{run_id}*") if (p / JOURNAL_NAME).is_file()) if runs.is_dir() else []
+    matches = (
+        sorted(p for p in runs.glob(f"{run_id}*") if (p / JOURNAL_NAME).is_file()) if runs.is_dir() else []
+    )
     if len(matches) == 1:
         return matches[0]
     if matches:
@@ -93,10 +99,14 @@ def _header(records: list[dict[str, Any]], status: str) -> list[str]:
     book = head.get("runbook") or {}
     values = ", ".join(f"{name}={value}" for name, value in (head.get("variables") or {}).items()) or "none"
     sessions = 1 + sum(1 for r in records if r.get("type") == "resumed")
-    what = (f"run {head.get('run_id')}: {book.get('name')} {book.get('version')} "
-            f"(sha256 {str(book.get('sha256', ''))[:12]}…, {book.get('path')})")
-    who = (f"started {head.get('time')} by {head.get('user')}@{head.get('hostname')} (pid {head.get('pid')}), "
-           f"platform {head.get('platform')}, engine {head.get('engine_version')}; {sessions} session(s)")
+    what = (
+        f"run {head.get('run_id')}: {book.get('name')} {book.get('version')} "
+        f"(sha256 {str(book.get('sha256', ''))[:12]}…, {book.get('path')})"
+    )
+    who = (
+        f"started {head.get('time')} by {head.get('user')}@{head.get('hostname')} (pid {head.get('pid')}), "
+        f"platform {head.get('platform')}, engine {head.get('engine_version')}; {sessions} session(s)"
+    )
     return [what, who, f"variables: {values}", f"status: {status}"]
 
 
@@ -117,8 +127,21 @@ def _steps(records: list[dict[str, Any]]) -> Table:
         exit_code = "" if outcome.exit_code is None else str(outcome.exit_code)
         duration = f"{record['duration']:.1f}s" if isinstance(record.get("duration"), (int, float)) else ""
         detail = str(record.get("reason") or "") if record.get("type") == "step-end" else ""
-        table.add_row(*(escape(cell) for cell in (key[0], key[1], outcome.status, exit_code, str(starts[key]),
-                                                   duration, str(record.get("time", ""))[11:23], detail)))
+        table.add_row(
+            *(
+                escape(cell)
+                for cell in (
+                    key[0],
+                    key[1],
+                    outcome.status,
+                    exit_code,
+                    str(starts[key]),
+                    duration,
+                    str(record.get("time", ""))[11:23],
+                    detail,
+                )
+            )
+        )
     return table
 
 

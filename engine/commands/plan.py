@@ -16,7 +16,7 @@ from engine.planning import HostPlan, Plan, PlannedStep, digest, to_dict
 
 
 def main(options: Options, save: str | None = None) -> int:
-    validated, plan = prepare(options)
+    _validated, plan = prepare(options)
     print(describe(plan))
     if save:
         data = to_dict(plan)
@@ -28,13 +28,18 @@ def main(options: Options, save: str | None = None) -> int:
 
 def describe(plan: Plan) -> str:
     rb = plan.runbook
-    lines = [f"{rb.title}", f"runbook {rb.name} {rb.version}  ({rb.document.path}, sha256 {rb.document.sha256[:16]}…)",
-             f"platform: {plan.platform or 'any (every variant shown)'}"]
+    lines = [
+        f"{rb.title}",
+        f"runbook {rb.name} {rb.version}  ({rb.document.path}, sha256 {rb.document.sha256[:16]}…)",
+        f"platform: {plan.platform or 'any (every variant shown)'}",
+    ]
     if plan.values.values or plan.values.missing:
         lines.append("values:")
         masked = plan.values.masked()
-        lines += [f"  {name} = {json.dumps(masked[name], ensure_ascii=False)}  ({plan.values.sources.get(name, '')})"
-                  for name in masked]
+        lines += [
+            f"  {name} = {json.dumps(masked[name], ensure_ascii=False)}  ({plan.values.sources.get(name, '')})"
+            for name in masked
+        ]
         lines += [f"  {name} = ________  (not given)" for name in plan.values.missing]
     for warning in rb.warnings:
         lines.append(f"WARNING: {warning}")

@@ -1,9 +1,10 @@
 """`runbook run FILE`: the main job, as a pipeline of phases, each able to stop the run.
 
-find the run to resume (refused if the runbook changed, unless `--force`) → prepare the plan → check it against a reviewed one → take the lock → open (or reopen) the
-journal → confirm the warnings → preflight (exit 3, nothing ran) → steps → summary. Exit codes: 0 every
-step succeeded, 1 a step or host failed (or the journal could not be written), 2 invalid input, a held
-lock or a changed runbook, 3 preflight failed, 130 (143 for SIGTERM) interrupted.
+find the run to resume (refused if the runbook changed, unless `--force`) → prepare the plan → check it
+against a reviewed one → take the lock → open (or reopen) the journal → confirm the warnings → preflight
+(exit 3, nothing ran) → steps → summary. Exit codes: 0 every step succeeded, 1 a step or host failed (or
+the journal could not be written), 2 invalid input, a held lock or a changed runbook, 3 preflight failed,
+130 (143 for SIGTERM) interrupted.
 
 A secret given with `--var` is refused (by `variables`, for every command), not warned about: by the time
 we could warn, `ps` and the shell history have it already.
@@ -25,8 +26,17 @@ from typing import Any
 
 from engine import __version__, preflight, resume
 from engine.console import Terminal
-from engine.errors import (EXIT_INTERRUPTED, EXIT_OK, EXIT_PREFLIGHT, EXIT_STEP_FAILED, Interrupted, JournalError, PreflightFailed,
-                           RunbookError, UsageError)
+from engine.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PREFLIGHT,
+    EXIT_STEP_FAILED,
+    Interrupted,
+    JournalError,
+    PreflightFailed,
+    RunbookError,
+    UsageError,
+)
 from engine.executors import SSHOptions
 from engine.journal import Journal, default_state_dir, new_run_id
 from engine.locking import RunLock
@@ -59,7 +69,9 @@ def main(options: Options, run: RunOptions) -> int:
     runbook = validated.runbook
     previous = resume.find(state_dir, runbook.name, run.resume) if run.resume else None
     if previous is not None:
-        diff = resume.check_unchanged(previous, runbook.document.text, run.force, _defaults_masker(runbook).mask)
+        diff = resume.check_unchanged(
+            previous, runbook.document.text, run.force, _defaults_masker(runbook).mask
+        )
         if diff:
             print(f"--force: resuming although the runbook changed:\n{diff}", file=sys.stderr)
         options = replace(options, recorded=previous.values)
@@ -71,18 +83,27 @@ def main(options: Options, run: RunOptions) -> int:
     run_id = previous.run_id if previous else new_run_id()
     with RunLock(state_dir, runbook.name, run_id) as lock, _signals() as caught:
         if lock.taken_over is not None:
-            terminal.say(f"took over the lock left by {lock.taken_over.describe()}: that process is gone", "yellow")
-        journal = previous.reopen(state_dir) if previous else _new_journal(state_dir, plan, run_id, terminal.masker)
+            terminal.say(
+                f"took over the lock left by {lock.taken_over.describe()}: that process is gone", "yellow"
+            )
+        journal = (
+            previous.reopen(state_dir) if previous else _new_journal(state_dir, plan, run_id, terminal.masker)
+        )
         terminal.say(f"run {journal.run_id} — journal {journal.path}", "dim")
         if previous is None and (left := _unfinished_before(state_dir, runbook.name, run_id)) is not None:
-            terminal.say(f"note: run {left.run_id} of this runbook did not finish ({left.status}); this is a new "
-                         f"run from the start. To continue that one instead: --resume {left.run_id}", "yellow")
+            terminal.say(
+                f"note: run {left.run_id} of this runbook did not finish ({left.status}); this is a new "
+                f"run from the start. To continue that one instead: --resume {left.run_id}",
+                "yellow",
+            )
         try:
             return _phases(plan, steps, terminal, journal, run, previous)
         except (Interrupted, KeyboardInterrupt) as error:
             signame = caught.get("signal", "SIGINT")
             journal.append({"type": "interrupted", "signal": signame})
-            journal.append({"type": "run-end", "status": "interrupted", "exit_code": _interrupt_code(signame)})
+            journal.append(
+                {"type": "run-end", "status": "interrupted", "exit_code": _interrupt_code(signame)}
+            )
             terminal.say(str(error) or "interrupted", "bold yellow")
             terminal.say(f"resume with: --resume {journal.run_id}", "yellow")
             return _interrupt_code(signame)
@@ -101,8 +122,14 @@ def _defaults_masker(runbook: Runbook) -> Masker:
     return Masker(str(v.default) for v in runbook.variables if v.secret and v.has_default)
 
 
-def _phases(plan: Plan, steps: tuple[PlannedStep, ...], terminal: Terminal, journal: Journal, run: RunOptions,
-            previous: resume.Previous | None) -> int:
+def _phases(
+    plan: Plan,
+    steps: tuple[PlannedStep, ...],
+    terminal: Terminal,
+    journal: Journal,
+    run: RunOptions,
+    previous: resume.Previous | None,
+) -> int:
     user = getpass.getuser()
     if previous is not None:
         _resumed(plan, terminal, journal, previous, user)
@@ -112,9 +139,15 @@ def _phases(plan: Plan, steps: tuple[PlannedStep, ...], terminal: Terminal, jour
         return EXIT_STEP_FAILED
     fleet = _preflight(plan, terminal, journal, SSHOptions(trust_new_keys=run.trust_new_host_keys))
     try:
-        runner = Runner(Planner(plan.runbook, plan.values, plan.platform, plan.targets), fleet, terminal, journal,
-                        Settings(run.yes, run.confirm_manual, run.rerun_unknown), user,
-                        previous.outcomes if previous else None)
+        runner = Runner(
+            Planner(plan.runbook, plan.values, plan.platform, plan.targets),
+            fleet,
+            terminal,
+            journal,
+            Settings(run.yes, run.confirm_manual, run.rerun_unknown),
+            user,
+            previous.outcomes if previous else None,
+        )
         return _steps(plan, steps, runner, terminal, journal)
     finally:
         fleet.close()
@@ -134,7 +167,9 @@ def _preflight(plan: Plan, terminal: Terminal, journal: Journal, ssh: SSHOptions
         raise
 
 
-def _steps(plan: Plan, steps: tuple[PlannedStep, ...], runner: Runner, terminal: Terminal, journal: Journal) -> int:
+def _steps(
+    plan: Plan, steps: tuple[PlannedStep, ...], runner: Runner, terminal: Terminal, journal: Journal
+) -> int:
     """The steps, then the summary table (also when the run stops early) and the run's end record."""
     order = {s.id: i for i, s in enumerate(plan.steps)}
     try:
@@ -147,7 +182,9 @@ def _steps(plan: Plan, steps: tuple[PlannedStep, ...], runner: Runner, terminal:
     finally:
         terminal.summary(sorted(runner.finished, key=lambda o: (order.get(o.step, 0), o.host)))
     failed = [o for o in runner.finished if o.status.failed]
-    status, code = ("ok", EXIT_OK) if not failed and len(outcomes) == len(steps) else ("failed", EXIT_STEP_FAILED)
+    status, code = (
+        ("ok", EXIT_OK) if not failed and len(outcomes) == len(steps) else ("failed", EXIT_STEP_FAILED)
+    )
     journal.append({"type": "run-end", "status": status, "exit_code": code})
     if failed:
         names = ", ".join(sorted({f"{o.step}@{o.host}" for o in failed}))
@@ -162,20 +199,39 @@ def _resumed(plan: Plan, terminal: Terminal, journal: Journal, previous: resume.
     for line in previous.report(s.id for s in plan.steps):
         terminal.say(line, "yellow")
     values = plan.values.masked()
-    changed = sorted(name for name in values if name in previous.values and values[name] != previous.values[name])
+    changed = sorted(
+        name for name in values if name in previous.values and values[name] != previous.values[name]
+    )
     if changed:
-        terminal.say(f"note: resuming with other values than the run began with: {', '.join(changed)}", "yellow")
-    journal.append({"type": "resumed", "user": user, "pid": os.getpid(), "variables": values,
-                    "argv": [terminal.masker.mask(arg) for arg in sys.argv]})
+        terminal.say(
+            f"note: resuming with other values than the run began with: {', '.join(changed)}", "yellow"
+        )
+    journal.append(
+        {
+            "type": "resumed",
+            "user": user,
+            "pid": os.getpid(),
+            "variables": values,
+            "argv": [terminal.masker.mask(arg) for arg in sys.argv],
+        }
+    )
 
 
 def _new_journal(state_dir: Path, plan: Plan, run_id: str, masker: Masker) -> Journal:
     runbook = plan.runbook
     header = {
-        "runbook": {"name": runbook.name, "version": runbook.version, "sha256": runbook.document.sha256,
-                    "path": str(runbook.document.path)},
-        "variables": plan.values.masked(), "platform": plan.platform, "engine_version": __version__,
-        "user": getpass.getuser(), "hostname": socket.gethostname(), "pid": os.getpid(),
+        "runbook": {
+            "name": runbook.name,
+            "version": runbook.version,
+            "sha256": runbook.document.sha256,
+            "path": str(runbook.document.path),
+        },
+        "variables": plan.values.masked(),
+        "platform": plan.platform,
+        "engine_version": __version__,
+        "user": getpass.getuser(),
+        "hostname": socket.gethostname(),
+        "pid": os.getpid(),
         "argv": [masker.mask(arg) for arg in sys.argv],
     }
     journal = Journal.create(state_dir, header, run_id)
@@ -184,8 +240,9 @@ def _new_journal(state_dir: Path, plan: Plan, run_id: str, masker: Masker) -> Jo
         (journal.directory / "runbook.yml").write_text(masker.mask(runbook.document.text), encoding="utf-8")
     except OSError as error:
         journal.close()
-        raise JournalError(f"cannot keep a copy of the runbook in {journal.directory}: "
-                           f"{error.strerror or error}") from error
+        raise JournalError(
+            f"cannot keep a copy of the runbook in {journal.directory}: {error.strerror or error}"
+        ) from error
     return journal
 
 
@@ -199,8 +256,9 @@ def _confirm_warnings(plan: Plan, terminal: Terminal, journal: Journal, yes: boo
     answer, by = ("yes", "--yes") if yes else ("yes" if terminal.confirm(question) else "no", "operator")
     if yes:
         terminal.say(f"{question} yes (--yes)", "yellow")
-    journal.append({"type": "confirmation", "step": None, "question": question, "answer": answer,
-                    "user": user, "by": by})
+    journal.append(
+        {"type": "confirmation", "step": None, "question": question, "answer": answer, "user": user, "by": by}
+    )
     return answer == "yes"
 
 
@@ -214,7 +272,7 @@ def _select(plan: Plan, only: str | None, from_step: str | None) -> tuple[Planne
     if wanted not in ids:
         raise UsageError(f"no step {wanted!r}; steps: {', '.join(ids)}")
     index = ids.index(wanted)
-    return plan.steps[index:index + 1] if only else plan.steps[index:]
+    return plan.steps[index : index + 1] if only else plan.steps[index:]
 
 
 def _check_reviewed(plan: Plan, path: Path) -> None:
@@ -226,10 +284,17 @@ def _check_reviewed(plan: Plan, path: Path) -> None:
     if reviewed.get("sha256") == digest(today):
         return
     old = {s["id"]: s for s in reviewed.get("steps", [])}
-    changed = [s["id"] for s in today["steps"] if old.get(s["id"]) != s] + [i for i in old if i not in
-                                                                            {s["id"] for s in today["steps"]}]
-    what = f"steps that differ: {', '.join(changed)}" if changed else "the checks, values or runbook header differ"
-    raise UsageError(f"--plan {path}: today's plan is not the reviewed one ({what}); review it again with plan --save")
+    changed = [s["id"] for s in today["steps"] if old.get(s["id"]) != s] + [
+        i for i in old if i not in {s["id"] for s in today["steps"]}
+    ]
+    what = (
+        f"steps that differ: {', '.join(changed)}"
+        if changed
+        else "the checks, values or runbook header differ"
+    )
+    raise UsageError(
+        f"--plan {path}: today's plan is not the reviewed one ({what}); review it again with plan --save"
+    )
 
 
 def _interrupt_code(signame: str) -> int:

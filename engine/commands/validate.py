@@ -13,6 +13,8 @@ def main(file: str) -> int:
     for warning in validated.warnings:
         print(warning, file=sys.stderr)
     runbook = validated.runbook
-    print(f"{file}: ok — {runbook.name} {runbook.version}, {len(runbook.steps)} steps"
-          + (f", {len(validated.warnings)} warning(s)" if validated.warnings else ""))
+    print(
+        f"{file}: ok — {runbook.name} {runbook.version}, {len(runbook.steps)} steps"
+        + (f", {len(validated.warnings)} warning(s)" if validated.warnings else "")
+    )
     return 0

@@ -120,7 +120,7 @@ class Executor(abc.ABC):
             raise PreflightFailed(f"{self.host}: cannot look for programs: {result.tail('stderr', 3)}")
         return result.stdout.splitlines()
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook: executors without resources need not override it
         """Release the host's resources; the default has none."""
 
     def __enter__(self) -> Self:

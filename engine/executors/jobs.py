@@ -66,7 +66,7 @@ class StreamText:
         try:
             for line in lines:
                 self._on_output(self.name, line)
-        except BaseException as error:  # noqa: BLE001 - re-raised by run() in the caller's thread
+        except BaseException as error:
             self.error = error
 
 

@@ -7,15 +7,24 @@ group reaches every process the script started, not just the shell, so nothing i
 from __future__ import annotations
 
 import os
+import platform as _platform
 import signal
 import subprocess
-import platform as _platform
 import time
 from collections.abc import Mapping
 from functools import partial
 
 from engine.executors.base import Executor, OutputCallback, Result, check_env_names
-from engine.executors.jobs import Job, JobTable, StreamText, kill_jobs, result_of, start_reader, stop_job, supervise
+from engine.executors.jobs import (
+    Job,
+    JobTable,
+    StreamText,
+    kill_jobs,
+    result_of,
+    start_reader,
+    stop_job,
+    supervise,
+)
 
 
 class LocalExecutor(Executor):

@@ -23,8 +23,25 @@ from collections.abc import Mapping
 import paramiko
 
 from engine.errors import ConnectionFailed, PreflightFailed
-from engine.executors.base import KILL_GRACE, Executor, OutputCallback, Result, SSHOptions, SSHTarget, check_env_names
-from engine.executors.jobs import Job, JobTable, StreamText, kill_jobs, result_of, start_reader, stop_job, supervise
+from engine.executors.base import (
+    KILL_GRACE,
+    Executor,
+    OutputCallback,
+    Result,
+    SSHOptions,
+    SSHTarget,
+    check_env_names,
+)
+from engine.executors.jobs import (
+    Job,
+    JobTable,
+    StreamText,
+    kill_jobs,
+    result_of,
+    start_reader,
+    stop_job,
+    supervise,
+)
 from engine.executors.sshconnect import close_chain, open_chain, resolve
 
 __all__ = ["MAX_SESSIONS", "SSHExecutor", "SSHOptions", "SSHTarget", "resolve"]
@@ -140,7 +157,9 @@ class SSHExecutor(Executor):
         out, err = StreamText("stdout", on_output), StreamText("stderr", on_output)
         readers = [
             start_reader(channel.recv, out, job, channel.recv_exit_status, f"{self.host}-stdout"),
-            start_reader(channel.recv_stderr, _GroupMarker(marker, err, job), job, None, f"{self.host}-stderr"),
+            start_reader(
+                channel.recv_stderr, _GroupMarker(marker, err, job), job, None, f"{self.host}-stderr"
+            ),
         ]
         supervise(job, timeout, self._stop)
         if not job.done.is_set():

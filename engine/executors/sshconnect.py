@@ -19,7 +19,9 @@ from engine.errors import ConnectionFailed, HostKeyError
 from engine.executors.base import SSHOptions, SSHTarget
 
 MAX_JUMPS = 5
-_JUMP = re.compile(r"(?:ssh://)?(?:(?P<user>[^@]+)@)?(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:]+))(?::(?P<port>\d+))?")
+_JUMP = re.compile(
+    r"(?:ssh://)?(?:(?P<user>[^@]+)@)?(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:]+))(?::(?P<port>\d+))?"
+)
 _known_hosts_lock = threading.Lock()
 
 
