@@ -173,7 +173,7 @@ class _Builder:
                 expect.get("stdout_contains"),
                 expect.get("stdout_matches"),
             ),
-            result=spec.get("result", ""),
+            result=self.optional(spec, path, "result"),
             concurrency=spec.get("concurrency"),
             max_failed_hosts=spec.get("max_failed_hosts", 0),
             requires=tuple(spec.get("requires", ())),
@@ -187,22 +187,25 @@ class _Builder:
                 self.positions.problem((*path, "record"), "'record' belongs to manual steps only")
             )
         record = spec["record"]
+        prompt = self.template((*path, "record", "prompt"), record["prompt"])
         expect = record.get("expect")
         if isinstance(expect, dict):
-            return model.Record(record["prompt"], matches=expect["matches"])
+            return model.Record(prompt, matches=expect["matches"])
         equals = self.template((*path, "record", "expect"), expect) if expect is not None else None
-        return model.Record(record["prompt"], equals=equals)
+        return model.Record(prompt, equals=equals)
 
     def confirm(self, spec: dict[str, Any], path: JsonPath) -> model.Confirm | None:
         value = spec.get("confirm", False)
         if value is False:
             return None
         if value is True:
-            return model.Confirm(f"Run step {spec['id']!r} ({spec['title']})?")
+            return model.Confirm()
         if isinstance(value, str):
-            return model.Confirm(value)
-        question = value.get("question", f"Type the text below to run step {spec['id']!r}")
-        return model.Confirm(question, self.template((*path, "confirm", "type"), value["type"]))
+            return model.Confirm(self.template((*path, "confirm"), value))
+        return model.Confirm(
+            self.optional(value, (*path, "confirm"), "question"),
+            self.template((*path, "confirm", "type"), value["type"]),
+        )
 
     def _known_target(self, spec: dict[str, Any], path: JsonPath, targets: set[str]) -> None:
         name = spec.get("on", LOCAL)

@@ -118,13 +118,17 @@ def _step_sites(step: Step, names: frozenset[str], earlier: frozenset[str]) -> I
     texts = [
         step.cwd,
         step.manual,
+        step.record.prompt if step.record else None,
         step.record.equals if step.record else None,
+        step.confirm.question if step.confirm else None,
         step.confirm.typed if step.confirm else None,
         *(value for _, value in step.env),
     ]
     for template in texts:
         if template is not None:
             yield _Site(template, names, earlier_steps=earlier)
+    if step.result:  # shown once the step has run: its own output is known by then
+        yield _Site(step.result, names, earlier_steps=earlier | {step.id})
     if step.when:
         yield _Site(step.when, names, expression=True, earlier_steps=earlier)
 

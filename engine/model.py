@@ -77,9 +77,12 @@ class Retries:
 
 @dataclass(frozen=True)
 class Confirm:
-    """Ask before a step: a y/n question, or make the operator type `typed` exactly."""
+    """Ask before a step: a y/n question, or make the operator type `typed` exactly.
 
-    question: str
+    `question` is the author's (a template, rendered when the step is reached); None asks the engine's own.
+    """
+
+    question: Template | None = None
     typed: Template | None = None
 
 
@@ -92,7 +95,7 @@ class Expect:
 
 @dataclass(frozen=True)
 class Record:
-    prompt: str
+    prompt: Template
     equals: Template | None = None
     matches: str | None = None
 
@@ -141,7 +144,7 @@ class Step:
     retries: Retries = field(default_factory=Retries)
     continue_on_error: bool = False
     expect: Expect = field(default_factory=Expect)
-    result: str = ""
+    result: Template | None = None
     concurrency: int | None = None
     max_failed_hosts: int = 0
     requires: tuple[str, ...] = ()

@@ -83,10 +83,19 @@ class PlannedStep:
     manual: str | None = None
     record_expect: str | None = None
     confirm_text: str | None = None
+    confirm_question: str | None = None
+    record_prompt: str | None = None
+    result: str | None = None
+    texts_deferred: bool = False  # a text the operator reads needs an earlier step's output
 
     @property
     def id(self) -> str:
         return self.step.id
+
+    @property
+    def deferred(self) -> bool:
+        """Rendered again when the step is reached, with the outputs of the steps before it."""
+        return self.texts_deferred or any(h.deferred for h in self.hosts)
 
     @property
     def fan_out(self) -> bool:
@@ -161,6 +170,11 @@ class Planner:
             for host in (target.hosts if step.run else ())
         )
         first = self.context(target.hosts[0], self.platform, steps)
+
+        def text(template: Template | None) -> str | None:
+            return render(template, first) if template is not None else None
+
+        confirm, record = step.confirm, step.record
         return PlannedStep(
             number=step.index + 1,
             step=step,
@@ -168,10 +182,19 @@ class Planner:
             hosts=hosts,
             concurrency=step.concurrency or target.concurrency,
             programs=programs.needed(step.run, step.requires),
-            manual=render(step.manual, first) if step.manual else None,
-            record_expect=render(step.record.equals, first) if step.record and step.record.equals else None,
-            confirm_text=render(step.confirm.typed, first) if step.confirm and step.confirm.typed else None,
+            manual=text(step.manual),
+            record_expect=text(record.equals) if record else None,
+            confirm_text=text(confirm.typed) if confirm else None,
+            confirm_question=(text(confirm.question) or default_question(step)) if confirm else None,
+            record_prompt=text(record.prompt) if record else None,
+            result=text(step.result) if isinstance(steps, Deferred) else None,  # the runner's, after it
+            texts_deferred=isinstance(steps, Deferred)
+            and any("steps" in names_used(t.text) for t in operator_texts(step)),
         )
+
+    def text(self, step: Step, template: Template, steps: Any) -> str:
+        """A text the operator reads (a step's `result`), rendered with what is known now."""
+        return render(template, self.context(self.targets[step.on].hosts[0], self.platform, steps))
 
     def _host_plan(
         self,
@@ -278,6 +301,27 @@ _Pairs = tuple[tuple[str, str], ...]
 _Rendered = tuple[tuple[Variant, ...], str | None, _Pairs, _Pairs]
 
 
+def default_question(step: Step) -> str:
+    """The engine's own question, for `confirm: true` or a `{type: …}` without a question."""
+    if step.confirm is not None and step.confirm.typed is not None:
+        return f"Type the text below to run step {step.id!r}"
+    return f"Run step {step.id!r} ({step.title})?"
+
+
+def operator_texts(step: Step) -> tuple[Template, ...]:
+    """Every template of a step that a person reads while it runs (rendered again then, if need be)."""
+    confirm, record = step.confirm, step.record
+    found = (
+        step.manual,
+        step.result,
+        confirm.question if confirm else None,
+        confirm.typed if confirm else None,
+        record.prompt if record else None,
+        record.equals if record else None,
+    )
+    return tuple(t for t in found if t is not None)
+
+
 def _uses_host(step: Step) -> bool:
     templates = [t for _, t in step.run.variants] if step.run else []
     templates += [step.cwd] if step.cwd else []
@@ -336,11 +380,13 @@ def _step_dict(planned: PlannedStep) -> dict[str, Any]:
         "continue_on_error": step.continue_on_error,
         "max_failed_hosts": step.max_failed_hosts,
         "concurrency": planned.concurrency,
-        "confirm": step.confirm.question if step.confirm else None,
+        "confirm": planned.confirm_question,
         "confirm_text": planned.confirm_text,
         "manual": planned.manual,
         "record_expect": planned.record_expect,
+        "record_prompt": planned.record_prompt,
         "record_matches": step.record.matches if step.record else None,
+        "result": planned.result,
         "when": step.when.text if step.when else None,
         "hosts": [_host_dict(h) for h in planned.hosts],
     }

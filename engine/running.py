@@ -61,11 +61,16 @@ class Runner:
         outcomes = []
         for index, planned in enumerate(steps, start=1):
             self.terminal.say(f"\n▶ [{index}/{len(steps)}] {planned.id}: {planned.step.title}", "bold cyan")
+            if planned.deferred:  # commands or texts that read earlier steps' output: rendered with it now
+                planned = self.planner.plan_step(
+                    planned.step, steps=self.context, platforms=self.fleet.platforms
+                )
             outcome = self.manual(planned) if planned.manual is not None else self.command_step(planned)
             outcomes.append(outcome)
             self.context[planned.id] = outcome.context()
-            if outcome.status is Status.OK and planned.step.result:
-                self.terminal.say(f"  result: {planned.step.result}", "green")
+            if outcome.status is Status.OK and planned.step.result is not None:
+                result = self.planner.text(planned.step, planned.step.result, self.context)
+                self.terminal.say(f"  result: {result}", "green")
             if outcome.stopped:
                 break
         return outcomes
@@ -73,8 +78,6 @@ class Runner:
     # -- command steps -------------------------------------------------------------------------------
 
     def command_step(self, planned: PlannedStep) -> StepOutcome:
-        if any(h.deferred for h in planned.hosts):
-            planned = self.planner.plan_step(planned.step, steps=self.context, platforms=self.fleet.platforms)
         done, todo = self._select(planned)
         if todo and planned.step.confirm and not self._confirm_step(planned):  # journaled with its answer
             raise StepFailed(f"step {planned.id!r} was declined; it did not run, and nothing after it")
@@ -152,23 +155,22 @@ class Runner:
         return answer
 
     def _confirm_step(self, planned: PlannedStep) -> bool:
-        confirm = planned.step.confirm
-        assert confirm is not None
+        question = planned.confirm_question or ""
         wanted = planned.confirm_text
         if self.settings.yes:
-            self.terminal.say(f"{confirm.question} — yes (--yes)", "yellow")
+            self.terminal.say(f"{question} — yes (--yes)", "yellow")
             answer, by = "yes", "--yes"
         elif wanted is not None:
-            self.terminal.say(confirm.question, "bold")
+            self.terminal.say(question, "bold")
             answer, by = self.terminal.ask(f"Type {wanted!r} to go on:") or "", OPERATOR
         else:
-            answer, by = ("yes" if self.terminal.confirm(confirm.question) else "no"), OPERATOR
+            answer, by = ("yes" if self.terminal.confirm(question) else "no"), OPERATOR
         ok = answer == wanted if (wanted is not None and by == OPERATOR) else answer == "yes"
         self.journal.append(
             {
                 "type": "confirmation",
                 "step": planned.id,
-                "question": confirm.question,
+                "question": question,
                 "answer": answer,
                 "ok": ok,
                 "user": self.user,
@@ -284,13 +286,12 @@ class Runner:
         self.terminal.say("MANUAL STEP — do this yourself:", "bold magenta")
         self.terminal.say(planned.manual or "")
         answer, by, ok, expected, reason = self._manual_answer(planned)
-        record = planned.step.record
         self.journal.append(
             {
                 "type": "manual",
                 "step": planned.id,
                 "host": OPERATOR,
-                "prompt": record.prompt if record else None,
+                "prompt": planned.record_prompt,
                 "answer": answer,
                 "expected": expected,
                 "ok": ok,
@@ -332,7 +333,7 @@ class Runner:
         if record is None:
             ok = self.terminal.confirm("Done?")
             return ("done" if ok else "not done"), OPERATOR, ok, None, "" if ok else "not confirmed"
-        typed = self.terminal.ask(f"{record.prompt}:")
+        typed = self.terminal.ask(f"{planned.record_prompt}:")
         if typed is None:
             return None, OPERATOR, False, expected or pattern, "no answer"
         answer = typed

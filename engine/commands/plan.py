@@ -68,15 +68,15 @@ def _step(planned: PlannedStep) -> list[str]:
         lines.append(f"       when: {step.when.text}")
     if step.confirm:
         typed = f" (type {planned.confirm_text!r})" if planned.confirm_text else ""
-        lines.append(f"       confirm: {step.confirm.question}{typed}")
+        lines.append(f"       confirm: {planned.confirm_question}{typed}")
     if planned.manual:
         lines += textwrap.indent(f"MANUAL: {planned.manual.strip()}", " " * 7).splitlines()
         if step.record:
             expect = planned.record_expect or step.record.matches or "(anything)"
-            lines.append(f"       record: {step.record.prompt} — expected {expect}")
+            lines.append(f"       record: {planned.record_prompt} — expected {expect}")
     lines += _hosts(planned.hosts, indent=7)
-    if step.result:
-        lines.append(f"       result: {step.result}")
+    if planned.result:
+        lines.append(f"       result: {planned.result}")
     return lines
 
 

@@ -1,0 +1,71 @@
+"""In-process: the authoring features at the plan level — texts rendered again at run time, `run_once`, `until`,
+`rules`, `loop`, `use` — built from runbooks written on the fly and planned without running anything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from engine import targets, variables
+from engine.planning import Plan, Planner, build_plan, to_dict
+from engine.validation import validate
+
+HEAD = 'runbook: 1\nname: authoring\nversion: "1.0"\ntitle: T\n'
+
+
+def plan_of(
+    tmp_path: Path, body: str, cli: dict[str, str] | None = None, hosts: dict[str, str] | None = None
+) -> Plan:
+    path = tmp_path / "book.yml"
+    path.write_text(HEAD + body, encoding="utf-8")
+    runbook = validate(path, "book.yml").runbook
+    values = variables.resolve(runbook, cli or {}, environ={})
+    context = {**values.values, "platform": "linux"}
+    return build_plan(runbook, values, "linux", targets.resolve(runbook, context, hosts))
+
+
+def replan(plan: Plan, step_id: str, steps: dict[str, Any]) -> Any:
+    planned = plan.step(step_id)
+    assert planned is not None
+    planner = Planner(plan.runbook, plan.values, plan.platform, plan.targets)
+    return planner.plan_step(planned.step, steps=steps)
+
+
+TEXTS = """\
+variables:
+  who: {default: ops}
+steps:
+  - id: find
+    title: Find
+    run: echo c1
+  - id: stop
+    title: Stop
+    confirm: "Stop {{ steps.find.stdout }} for {{ who }}?"
+    run: 'true'
+  - id: look
+    title: Look
+    manual: "Is {{ steps.find.stdout }} gone?"
+    record: {prompt: "State of {{ steps.find.stdout }}", expect: gone}
+    result: "{{ who }} looked"
+"""
+
+
+def test_operator_texts_are_placeholders_in_the_plan_and_rendered_with_the_run(tmp_path: Path) -> None:
+    plan = plan_of(tmp_path, TEXTS)
+    stop, look = plan.step("stop"), plan.step("look")
+    assert stop is not None and look is not None
+    assert stop.deferred and look.deferred
+    assert stop.confirm_question == "Stop <steps.find.stdout: known at run time> for ops?"
+    assert look.result == "ops looked"
+    known = {"find": {"stdout": "c1"}}
+    assert replan(plan, "stop", known).confirm_question == "Stop c1 for ops?"
+    again = replan(plan, "look", known)
+    assert (again.manual, again.record_prompt) == ("Is c1 gone?", "State of c1")
+    saved = to_dict(plan)["steps"]
+    assert saved[1]["confirm"] == stop.confirm_question and saved[2]["record_prompt"] == look.record_prompt
+
+
+def test_a_confirm_true_asks_the_engines_question(tmp_path: Path) -> None:
+    plan = plan_of(tmp_path, "steps:\n  - id: a\n    title: Do A\n    confirm: true\n    run: 'true'\n")
+    step = plan.step("a")
+    assert step is not None and step.confirm_question == "Run step 'a' (Do A)?" and not step.deferred

@@ -1,0 +1,88 @@
+"""What a runbook writer reaches for, through the CLI: texts rendered when the operator reads them, `run_once`,
+`until`, `rules`, `loop` and `use` — each run as `python -m engine …` in a temporary directory (no sshd needed;
+the multi-host cases use `--hosts` on local stand-ins or `--target NAME=local`).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from runbooks import Lab, Record, journal, write_runbook
+
+
+@pytest.fixture
+def lab(tmp_path: Path, home: Path) -> Lab:
+    path = tmp_path / "work"
+    path.mkdir()
+    return Lab(path, home)
+
+
+def book(lab: Lab, steps: str, extra: str = "", name: str = "book.yml") -> Path:
+    text = f'runbook: 1\nname: authoring\nversion: "1.0"\ntitle: Authoring acceptance runbook\n{extra}steps:\n{steps}'
+    return write_runbook(lab.root, text, name)
+
+
+def records(lab: Lab, kind: str) -> list[Record]:
+    return [r for r in journal(lab.state) if r["type"] == kind]
+
+
+# -- 1. texts the operator reads are rendered with what is known then ---------------------------------------
+
+TEXTS = """\
+  - id: find-container
+    title: Find the Rancher container
+    run: echo rancher-7f3a
+  - id: stop
+    title: Stop it
+    confirm: "Stop the Rancher container {{ steps['find-container'].stdout | trim }}?"
+    run: echo stopped {{ steps['find-container'].stdout | trim }}
+    result: "Container {{ steps['find-container'].stdout | trim }} is {{ steps.stop.stdout | trim }}."
+  - id: look
+    title: Look at it
+    manual: "Check that {{ steps['find-container'].stdout | trim }} is gone from docker ps."
+    record:
+      prompt: "State of {{ steps['find-container'].stdout | trim }}"
+      expect: "gone"
+"""
+
+
+def test_manual_texts_confirm_questions_and_results_show_the_run_time_value(lab: Lab) -> None:
+    done = lab.run(book(lab, TEXTS), stdin="y\ngone\n")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Stop the Rancher container rancher-7f3a? [y/N]" in done.stdout
+    assert "result: Container rancher-7f3a is stopped rancher-7f3a." in done.stdout
+    assert "Check that rancher-7f3a is gone from docker ps." in done.stdout
+    assert "State of rancher-7f3a:" in done.stdout
+    assert "known at run time" not in done.stdout and "{{" not in done.stdout
+    [confirmation] = records(lab, "confirmation")
+    assert confirmation["question"] == "Stop the Rancher container rancher-7f3a?"
+    [manual] = records(lab, "manual")
+    assert manual["prompt"] == "State of rancher-7f3a" and manual["ok"] is True
+
+
+@pytest.mark.parametrize(
+    ("key", "text"),
+    [
+        ("confirm", "Stop {{ steps.find_container.stdout }}?"),
+        ("result", "Now {{ stepz.a.stdout }}"),
+        ("manual", "Look at {{ nope }}"),
+    ],
+)
+def test_validate_checks_every_text_the_operator_reads(lab: Lab, key: str, text: str) -> None:
+    steps = "  - id: a\n    title: A\n    run: 'true'\n  - id: b\n    title: B\n    run: 'true'\n"
+    steps += f'    {key}: "{text}"\n'
+    if key == "manual":
+        steps = steps.replace("    run: 'true'\n    manual", "    manual")
+    done = lab.run(book(lab, steps), task="validate")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert re.search(rf"book\.yml:1[12]:\d+: steps\[1\]\.{key}: ", done.stderr), done.stderr
+
+
+def test_record_prompt_is_checked_by_validate(lab: Lab) -> None:
+    steps = "  - id: a\n    title: A\n    manual: Do it.\n    record: {prompt: 'Seen {{ versoin }}'}\n"
+    done = lab.run(book(lab, steps, "variables:\n  version: {default: v1}\n"), task="validate")
+    assert done.returncode == 2
+    assert "steps[0].record.prompt: undefined name 'versoin'; did you mean 'version'?" in done.stderr
