@@ -44,6 +44,7 @@ from sshd import SSHDCluster, SSHDNode  # noqa: E402
 
 import runbooks as rb  # noqa: E402
 from engine.commands import run as run_command  # noqa: E402
+from engine.executors import Transport  # noqa: E402
 from engine.options import Options, prepare  # noqa: E402
 
 TARGET_RATIO = 1.25
@@ -256,7 +257,7 @@ def rendered(lab: rb.Lab) -> tuple[list[tuple[str, str | None]], str, list[tuple
             continue  # the manual step
         variant = step.hosts[0].variant("linux")
         assert variant is not None
-        if step.hosts[0].host.local:
+        if step.hosts[0].host.transport is Transport.LOCAL:
             (after if node_script else before).append((variant.script, step.hosts[0].cwd))
         else:
             node_script, concurrency = variant.script, step.concurrency

@@ -15,6 +15,7 @@ from typing import Any
 
 from engine import model, programs
 from engine.errors import InvalidRunbook, Problem
+from engine.executors.base import Transport
 from engine.masking import MASK
 from engine.model import Command, Runbook, Step, Template
 from engine.rendering import (
@@ -99,7 +100,7 @@ class PlannedStep:
 
     @property
     def fan_out(self) -> bool:
-        return len(self.hosts) > 1 or any(not h.host.local for h in self.hosts)
+        return len(self.hosts) > 1 or any(h.host.transport is not Transport.LOCAL for h in self.hosts)
 
 
 @dataclass(frozen=True)
@@ -122,11 +123,12 @@ class Plan:
     def step(self, step_id: str) -> PlannedStep | None:
         return next((s for s in self.steps if s.id == step_id), None)
 
-    def ssh_hosts(self) -> tuple[Host, ...]:
+    def remote_hosts(self) -> tuple[Host, ...]:
+        """Every host reached over a connection (not this machine), once per address, port and user."""
         seen: dict[tuple[str, int | None, str | None], Host] = {}
         for target in self.targets.values():
             for host in target.hosts:
-                if not host.local:
+                if host.transport is not Transport.LOCAL:
                     seen.setdefault((host.address, host.port, host.user), host)
         return tuple(seen.values())
 
@@ -154,7 +156,7 @@ class Planner:
         }
 
     def host_platform(self, host: Host) -> str | None:
-        return self.platform if host.local else None
+        return self.platform if host.transport is Transport.LOCAL else None
 
     def plan_step(
         self, step: Step, steps: Any = None, platforms: Mapping[str, str] | None = None
@@ -397,7 +399,7 @@ def _host_dict(host_plan: HostPlan) -> dict[str, Any]:
     return {
         "host": host.display,
         "key_file": host.key_file,
-        "local": host.local,
+        "local": host.transport is Transport.LOCAL,
         "cwd": host_plan.cwd,
         "env": dict(host_plan.env),
         "skip": host_plan.skip,

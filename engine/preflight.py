@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from engine.errors import PreflightFailed, RunbookError
-from engine.executors import Executor, LocalExecutor, SSHOptions, SSHTarget, ssh_executor
+from engine.executors import Executor, SSHOptions, Transport, executor_for
 from engine.planning import HostPlan, Plan
 from engine.targets import LOCAL_HOST, Host
 
@@ -40,26 +40,22 @@ class Fleet:
 def _local_hosts(plan: Plan) -> Iterable[Host]:
     yield LOCAL_HOST
     for target in plan.targets.values():
-        yield from (h for h in target.hosts if h.local and h != LOCAL_HOST)
+        yield from (h for h in target.hosts if h.transport is Transport.LOCAL and h != LOCAL_HOST)
 
 
 def connect(plan: Plan, options: SSHOptions, say: Callable[[str], None]) -> Fleet:
     """Executors for every host of the plan, SSH hosts connected in parallel; all failures reported at once."""
     fleet = Fleet()
     for host in _local_hosts(plan):
-        fleet.executors[host.name] = LocalExecutor(
-            host.name, {"RUNBOOK_HOST": host.name} if host.name != "local" else None
-        )
+        fleet.executors[host.name] = executor_for(host, options)
         fleet.platforms[host.name] = plan.platform or fleet.executors[host.name].platform()
-    remote = plan.ssh_hosts()
+    remote = plan.remote_hosts()
     if not remote:
         return fleet
     say(f"connecting to {len(remote)} host(s)…")
 
     def open_one(host: Host) -> tuple[Host, Executor | None, str]:
-        # Like `ssh NAME`: a name that is its own address leaves HostName to ~/.ssh/config.
-        address = host.address if host.address != host.name else None
-        executor = ssh_executor(SSHTarget(host.name, address, host.user, host.port, host.key_file), options)
+        executor = executor_for(host, options)
         try:
             executor.connect()
             return host, executor, executor.platform()

@@ -14,6 +14,7 @@ from typing import Any
 
 from engine import loading
 from engine.errors import InvalidRunbook, UsageError
+from engine.executors.base import Transport
 from engine.model import LOCAL, Inventory, Runbook, Target, Template
 from engine.rendering import OMIT, render, template_problem
 
@@ -29,20 +30,21 @@ class Host:
     user: str | None = None
     port: int | None = None
     key_file: str | None = None
-    local: bool = False
+    transport: Transport = Transport.SSH
 
     @property
     def display(self) -> str:
         """`user@name:port` with the parts that are set, as an operator would type it to ssh."""
-        user = f"{self.user}@" if self.user and not self.local else ""
-        port = f":{self.port}" if self.port and not self.local else ""
+        remote = self.transport is not Transport.LOCAL
+        user = f"{self.user}@" if self.user and remote else ""
+        port = f":{self.port}" if self.port and remote else ""
         return f"{user}{self.name}{port}"
 
     def context(self) -> dict[str, Any]:
         return {"name": self.name, "address": self.address, "user": self.user, "port": self.port}
 
 
-LOCAL_HOST = Host(LOCAL, "localhost", local=True)
+LOCAL_HOST = Host(LOCAL, "localhost", transport=Transport.LOCAL)
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,7 @@ def _resolve_one(
     else:
         found = tuple(parse_host(spec) for spec in target.hosts)
     if locally:
-        found = tuple(Host(h.name, h.address, h.user, h.port, h.key_file, local=True) for h in found)
+        found = tuple(replace(h, transport=Transport.LOCAL) for h in found)
     return ResolvedTarget(target.name, found, locally, concurrency)
 
 

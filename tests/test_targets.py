@@ -9,6 +9,7 @@ import pytest
 
 from engine import targets
 from engine.errors import InvalidRunbook, UsageError
+from engine.executors import Transport
 from engine.model import Runbook
 from engine.targets import Host, parse_host, parse_overrides
 from engine.validation import validate
@@ -53,7 +54,7 @@ def test_target_local_keeps_the_hosts_but_runs_them_here(rollback: Runbook) -> N
     nodes = resolved["nodes"]
     assert nodes.local is True
     assert [h.name for h in nodes.hosts] == ["10.0.0.11", "10.0.0.12", "node3.example.com"]
-    assert all(h.local for h in nodes.hosts)
+    assert all(h.transport is Transport.LOCAL for h in nodes.hosts)
 
 
 def test_overrides_of_unknown_targets_or_places_are_usage_errors(rollback: Runbook) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.checklist.filling import Answer, Confirmed, Outcome, RunRecord
+from engine.executors.base import Transport
 from engine.model import PLATFORMS
 from engine.planning import PLATFORM_LABELS, Blank, HostPlan, Plan, PlannedCheck, PlannedStep
 
@@ -173,7 +174,7 @@ def _boxes(
         boxes.append(
             Box(
                 hp.host.name,
-                hp.host.local,
+                hp.host.transport is Transport.LOCAL,
                 () if shared else _commands(hp),
                 None if shared else hp.cwd,
                 note,

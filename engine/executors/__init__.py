@@ -1,19 +1,15 @@
-"""Where commands run: `LocalExecutor` here, `SSHExecutor` on remote hosts, both behind `Executor`.
+"""Where commands run: `executor_for(host)` picks `LocalExecutor` here or `SSHExecutor` on remote hosts.
 
-The SSH side needs paramiko, which costs 0.2 s to import; `runbook validate` must not pay that, so this
-package never imports `ssh` itself. Code that runs commands gets an SSH executor from `ssh_executor()`,
-which imports it on first use; `SSHTarget` and `SSHOptions` are plain values and cost nothing.
+Both are the one template in `base.Executor` over their own primitives. The SSH side needs paramiko, which
+costs 0.2 s to import; `runbook validate` must not pay that, so this package never imports `ssh` itself:
+the factory imports it on first use; `SSHTarget` and `SSHOptions` are plain values and cost nothing.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from engine.executors.base import Executor, OutputCallback, Result, SSHOptions, SSHTarget
+from engine.executors.base import Executor, OutputCallback, Result, SSHOptions, SSHTarget, Transport
+from engine.executors.factory import executor_for, ssh_executor, ssh_target
 from engine.executors.local import LocalExecutor
-
-if TYPE_CHECKING:
-    from engine.executors.ssh import SSHExecutor
 
 __all__ = [
     "Executor",
@@ -22,16 +18,12 @@ __all__ = [
     "Result",
     "SSHOptions",
     "SSHTarget",
+    "Transport",
+    "executor_for",
     "resolve_ssh_target",
     "ssh_executor",
+    "ssh_target",
 ]
-
-
-def ssh_executor(target: SSHTarget, options: SSHOptions | None = None) -> SSHExecutor:
-    """An `SSHExecutor` for `target` (resolved against ~/.ssh/config); imports paramiko on first call."""
-    from engine.executors.ssh import SSHExecutor
-
-    return SSHExecutor(target, options)
 
 
 def resolve_ssh_target(target: SSHTarget, options: SSHOptions | None = None) -> SSHTarget:

@@ -1,4 +1,4 @@
-"""The one executor interface and the values it deals in: `Result`, `SSHTarget`, `SSHOptions`.
+"""The one executor template and the values it deals in: `Transport`, `Result`, `SSHTarget`, `SSHOptions`.
 
 Everything here is paramiko-free on purpose: `runbook validate` imports this package and must stay fast, so
 the SSH *values* (`SSHTarget`, `SSHOptions`) live here and only `ssh.py` touches paramiko.
@@ -9,18 +9,38 @@ from __future__ import annotations
 import abc
 import re
 import shlex
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from enum import StrEnum
 from types import TracebackType
 from typing import Self
 
 from engine.errors import PreflightFailed
+from engine.executors.jobs import (
+    KILL_GRACE,
+    Job,
+    JobTable,
+    OutputCallback,
+    Sink,
+    StreamText,
+    kill_jobs,
+    start_reader,
+    stop_job,
+    supervise,
+)
 
-OutputCallback = Callable[[str, str], None]
-"""(stream "stdout"|"stderr", line without its newline); called from reader threads as lines arrive."""
-
-KILL_GRACE = 2.0
-"""Seconds a killed command gets between SIGTERM and SIGKILL (nox uses the same staged shutdown)."""
+__all__ = [
+    "KILL_GRACE",
+    "CannotStart",
+    "Executor",
+    "Invocation",
+    "OutputCallback",
+    "Process",
+    "Result",
+    "Transport",
+]
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -81,12 +101,77 @@ def check_env_names(*mappings: Mapping[str, str] | None) -> None:
                 raise ValueError(f"not a usable environment variable name: {name!r}")
 
 
+class Transport(StrEnum):
+    """How a host is reached, so which executor runs its commands (`executor_for` maps one to the other)."""
+
+    LOCAL = "local"
+    SSH = "ssh"
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One command as an executor's `start()` gets it: the script, how to run it, and with what."""
+
+    script: str
+    shell: str = "sh"
+    cwd: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    secrets: Mapping[str, str] = field(default_factory=dict)
+
+
+class CannotStart(Exception):
+    """The command could not be started here (no such shell or cwd): a failed command (127), not a crash."""
+
+
+class Process(abc.ABC):
+    """One started command, as the template in `Executor.run` drives it (invoke's Runner primitives)."""
+
+    join_grace: float = 1.0
+    """Seconds to wait for a reader once the command was killed but its output is still held open."""
+
+    @abc.abstractmethod
+    def read_stdout(self, size: int) -> bytes:
+        """Up to `size` bytes of stdout; b"" at its end."""
+
+    @abc.abstractmethod
+    def read_stderr(self, size: int) -> bytes:
+        """Up to `size` bytes of stderr; b"" at its end."""
+
+    @abc.abstractmethod
+    def wait(self) -> object:
+        """Block until the exit status is known (called once stdout is drained)."""
+
+    @abc.abstractmethod
+    def returncode(self) -> int | None:
+        """The exit status, 128+N for a signal N; None if none is known (killed, or the connection died)."""
+
+    def stderr_sink(self, stream: StreamText, job: Job) -> Sink:
+        """Where stderr's bytes go; an executor that talks on stderr itself puts a filter in front."""
+        return stream
+
+    def abandon(self) -> None:  # noqa: B027 - optional hook: a local pipe needs nothing
+        """The command was killed but something still holds its output open: stop waiting for it."""
+
+    def close(self, drained: bool) -> None:  # noqa: B027 - optional hook
+        """Release the command's resources; `drained` says both readers reached the end of their stream."""
+
+
 class Executor(abc.ABC):
-    """Runs scripts on one host. Thread-safe: several `run()` calls may be in flight at once."""
+    """Runs scripts on one host. Thread-safe: several `run()` calls may be in flight at once.
+
+    `run()` is the one sequence every executor shares (start, two readers, supervise, close, join, exit
+    code, `Result`); an executor supplies the primitives only: `start`, `signal_groups`, `platform`, and
+    optionally `slot`, `connect`, `close`. Adding one means a subclass here and a line in `executor_for`.
+    """
 
     host: str
 
-    @abc.abstractmethod
+    def __init__(self, host: str) -> None:
+        self.host = host
+        self._jobs = JobTable()
+
+    # -- the template --------------------------------------------------------------------------------
+
     def run(
         self,
         script: str,
@@ -99,14 +184,77 @@ class Executor(abc.ABC):
         on_output: OutputCallback | None = None,
     ) -> Result:
         """Run `script` as `<shell> -ec <script>` with stdin at EOF; never raises for a failing command."""
+        check_env_names(env, secrets)
+        invocation = Invocation(script, shell, cwd, dict(env or {}), dict(secrets or {}))
+        job = self._jobs.add(Job())
+        try:
+            with self.slot():
+                if job.interrupted:  # kill_all() came while we waited for a slot: start nothing
+                    return Result(script, self.host, None, "", "", 0.0, interrupted=True)
+                return self._execute(job, invocation, timeout, on_output)
+        finally:
+            self._jobs.remove(job)
 
-    @abc.abstractmethod
+    def _execute(
+        self, job: Job, invocation: Invocation, timeout: float | None, on_output: OutputCallback | None
+    ) -> Result:
+        start = time.monotonic()
+        try:
+            process = self.start(job, invocation)
+        except CannotStart as error:
+            return Result(
+                invocation.script, self.host, 127, "", f"runbook: {error}\n", time.monotonic() - start
+            )
+        out, err = StreamText("stdout", on_output), StreamText("stderr", on_output)
+        try:
+            readers = [
+                start_reader(process.read_stdout, out, job, process.wait, f"{self.host}-stdout"),
+                start_reader(
+                    process.read_stderr, process.stderr_sink(err, job), job, None, f"{self.host}-stderr"
+                ),
+            ]
+            supervise(job, timeout, self._stop)
+            if not job.done.is_set():
+                process.abandon()
+            for reader in readers:  # bounded: output held open by an escaped process must not hang us
+                reader.join(None if job.done.is_set() else process.join_grace)
+            code = process.returncode()
+        finally:
+            process.close(job.done.is_set())
+        if code is None and not (job.timed_out or job.interrupted):
+            err.feed(f"runbook: lost the connection to {self.host} before the command finished\n".encode())
+        return _result(job, invocation.script, self.host, code, out, err, start)
+
     def kill_all(self) -> None:
         """Stop every command this executor runs (from another thread); return once they are gone."""
+        kill_jobs(self._jobs, self.signal_groups)
+
+    def _stop(self, job: Job) -> None:
+        """A timeout or an interrupt: stop the job's group, once its id is known (else nothing started)."""
+        if job.pgid_known.wait(KILL_GRACE):
+            stop_job(job, self.signal_groups)
+
+    # -- the primitives ------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def start(self, job: Job, invocation: Invocation) -> Process:
+        """Start the command in a process group of its own and tell `job` its id (`job.set_pgid`), now
+        or from its output; raise `CannotStart` for a command that cannot start here."""
+
+    @abc.abstractmethod
+    def signal_groups(self, pgids: list[int], name: str) -> None:
+        """Send SIG`name` ("TERM", "KILL") to whole process groups on the host; gone ones are no error."""
 
     @abc.abstractmethod
     def platform(self) -> str:
         """`uname -s` lowercased: "linux", "darwin", ..."""
+
+    def slot(self) -> AbstractContextManager[object]:
+        """Held while a command runs: an executor with a limit on commands at once (SSH sessions) waits here."""
+        return nullcontext()
+
+    def connect(self) -> None:  # noqa: B027 - optional hook: a local executor has nothing to connect
+        """Reach the host now, before anything runs (preflight); raises `ConnectionFailed`. Idempotent."""
 
     def missing_programs(self, programs: Iterable[str]) -> list[str]:
         """The programs `command -v` cannot find on the host, checked in one command for all."""
@@ -130,3 +278,26 @@ class Executor(abc.ABC):
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _result(
+    job: Job, command: str, host: str, code: int | None, out: StreamText, err: StreamText, start: float
+) -> Result:
+    """The `Result` of a job; a command we killed has no exit status of its own (`exit_code` None).
+
+    An exception raised by the `on_output` callback in a reader thread is re-raised here, in the caller's.
+    """
+    for stream in (out, err):
+        if stream.error is not None:
+            raise stream.error
+    killed = job.timed_out or job.interrupted
+    return Result(
+        command=command,
+        host=host,
+        exit_code=None if killed else code,
+        stdout=out.text(),
+        stderr=err.text(),
+        duration=time.monotonic() - start,
+        timed_out=job.timed_out,
+        interrupted=job.interrupted and not job.timed_out,
+    )

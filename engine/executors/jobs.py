@@ -1,6 +1,6 @@
-"""The plumbing both executors share: output streams read by threads, and jobs that can be killed.
+"""The plumbing of the executor template: output streams read by threads, and jobs that can be killed.
 
-A `Job` is one running command as `kill_all()` sees it. The `run()` thread `supervise()`s it; a timeout or
+A `Job` is one running command as `kill_all()` sees it. `Executor.run()` `supervise()`s it; a timeout or
 an interrupt stops its process group in stages (`stop_groups`). Only the signalling differs per executor:
 `os.killpg` locally, `kill` over a second channel remotely.
 """
@@ -13,7 +13,11 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from engine.executors.base import KILL_GRACE, OutputCallback, Result
+OutputCallback = Callable[[str, str], None]
+"""(stream "stdout"|"stderr", line without its newline); called from reader threads as lines arrive."""
+
+KILL_GRACE = 2.0
+"""Seconds a killed command gets between SIGTERM and SIGKILL (nox uses the same staged shutdown)."""
 
 
 class StreamText:
@@ -194,29 +198,6 @@ def supervise(job: Job, timeout: float | None, stop: Callable[[Job], None]) -> N
             return
         job.wake.wait(remaining)
         job.wake.clear()
-
-
-def result_of(
-    job: Job, command: str, host: str, code: int | None, out: StreamText, err: StreamText, start: float
-) -> Result:
-    """The `Result` of a job; a command we killed has no exit status of its own (`exit_code` None).
-
-    An exception raised by the `on_output` callback in a reader thread is re-raised here, in the caller's.
-    """
-    for stream in (out, err):
-        if stream.error is not None:
-            raise stream.error
-    killed = job.timed_out or job.interrupted
-    return Result(
-        command=command,
-        host=host,
-        exit_code=None if killed else code,
-        stdout=out.text(),
-        stderr=err.text(),
-        duration=time.monotonic() - start,
-        timed_out=job.timed_out,
-        interrupted=job.interrupted and not job.timed_out,
-    )
 
 
 class Sink(Protocol):

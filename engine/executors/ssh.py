@@ -19,29 +19,13 @@ import shlex
 import threading
 import time
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 
 import paramiko
 
 from engine.errors import ConnectionFailed, PreflightFailed
-from engine.executors.base import (
-    KILL_GRACE,
-    Executor,
-    OutputCallback,
-    Result,
-    SSHOptions,
-    SSHTarget,
-    check_env_names,
-)
-from engine.executors.jobs import (
-    Job,
-    JobTable,
-    StreamText,
-    kill_jobs,
-    result_of,
-    start_reader,
-    stop_job,
-    supervise,
-)
+from engine.executors.base import Executor, Invocation, Process, SSHOptions, SSHTarget
+from engine.executors.jobs import Job, Sink, StreamText
 from engine.executors.sshconnect import close_chain, open_chain, resolve
 
 __all__ = ["MAX_SESSIONS", "SSHExecutor", "SSHOptions", "SSHTarget", "resolve"]
@@ -70,15 +54,14 @@ class SSHExecutor(Executor):
     """A remote host; connects lazily on first use, or eagerly through `connect()` (preflight)."""
 
     def __init__(self, target: SSHTarget, options: SSHOptions | None = None) -> None:
+        super().__init__(target.name)
         self.options = options or SSHOptions()
         self.target = resolve(target, self.options)
-        self.host = target.name
         self._chain: list[paramiko.SSHClient] = []
         self._connect_lock = threading.Lock()
         self._open_lock = threading.Lock()
         self._kill_lock = threading.Lock()  # one kill channel at a time: 9 sessions + 1 = MaxSessions
         self._sessions = threading.BoundedSemaphore(MAX_SESSIONS)
-        self._jobs = JobTable()
         self._platform: str | None = None
 
     def connect(self) -> None:
@@ -91,34 +74,22 @@ class SSHExecutor(Executor):
         """The host's one transport, once connected."""
         return self._chain[-1].get_transport() if self._chain else None
 
-    def run(
-        self,
-        script: str,
-        *,
-        shell: str = "sh",
-        cwd: str | None = None,
-        env: Mapping[str, str] | None = None,
-        secrets: Mapping[str, str] | None = None,
-        timeout: float | None = None,
-        on_output: OutputCallback | None = None,
-    ) -> Result:
-        check_env_names(env, secrets)
-        job = self._jobs.add(Job())
-        try:
-            with self._sessions:
-                if job.interrupted:  # kill_all() came while we waited for a free session
-                    return Result(script, self.host, None, "", "", 0.0, interrupted=True)
-                channel = self._open_session(self._transport())
-                try:
-                    environ = {**(env or {}), **(secrets or {})}
-                    return self._run(channel, job, script, shell, cwd, environ, timeout, on_output)
-                finally:
-                    channel.close()
-        finally:
-            self._jobs.remove(job)
+    def slot(self) -> AbstractContextManager[object]:
+        """A command holds one of the host's session channels while it runs."""
+        return self._sessions
 
-    def kill_all(self) -> None:
-        kill_jobs(self._jobs, self._signal)
+    def start(self, job: Job, invocation: Invocation) -> Process:
+        channel = self._open_session(self._transport())
+        marker = f"runbook-pgid-{random.token_hex(8)}"
+        command = _command(marker, invocation.shell, invocation.cwd, invocation.script)
+        try:
+            channel.exec_command(command)
+            channel.sendall(_environment({**invocation.env, **invocation.secrets}))
+            channel.shutdown_write()  # the wrapper's `read` loop ends; the script itself gets /dev/null
+        except (paramiko.SSHException, OSError) as error:
+            channel.close()
+            raise ConnectionFailed(f"{self.host}: cannot start a command: {error}") from None
+        return _SSHProcess(channel, marker)
 
     def platform(self) -> str:
         if self._platform is None:
@@ -134,43 +105,6 @@ class SSHExecutor(Executor):
         with self._connect_lock:
             close_chain(self._chain)
             self._chain = []
-
-    def _run(
-        self,
-        channel: paramiko.Channel,
-        job: Job,
-        script: str,
-        shell: str,
-        cwd: str | None,
-        environ: Mapping[str, str],
-        timeout: float | None,
-        on_output: OutputCallback | None,
-    ) -> Result:
-        start = time.monotonic()
-        marker = f"runbook-pgid-{random.token_hex(8)}"
-        try:
-            channel.exec_command(_command(marker, shell, cwd, script))
-            channel.sendall(_environment(environ))
-            channel.shutdown_write()  # the wrapper's `read` loop ends; the script itself gets /dev/null
-        except (paramiko.SSHException, OSError) as error:
-            raise ConnectionFailed(f"{self.host}: cannot start a command: {error}") from None
-        out, err = StreamText("stdout", on_output), StreamText("stderr", on_output)
-        readers = [
-            start_reader(channel.recv, out, job, channel.recv_exit_status, f"{self.host}-stdout"),
-            start_reader(
-                channel.recv_stderr, _GroupMarker(marker, err, job), job, None, f"{self.host}-stderr"
-            ),
-        ]
-        supervise(job, timeout, self._stop)
-        if not job.done.is_set():
-            channel.close()  # the kill did not end it (or no group was ever reported): stop reading
-        for reader in readers:
-            reader.join(5.0)
-        code = channel.exit_status if channel.exit_status_ready() else -1
-        if code == -1 and not (job.timed_out or job.interrupted):
-            err.feed(f"runbook: lost the connection to {self.host} before the command finished\n".encode())
-            return result_of(job, script, self.host, None, out, err, start)
-        return result_of(job, script, self.host, code, out, err, start)
 
     def _transport(self) -> paramiko.Transport:
         """The live transport, connecting first if there is none (or it died: reconnect, keys checked again)."""
@@ -201,11 +135,7 @@ class SSHExecutor(Executor):
                     raise ConnectionFailed(f"{self.host}: cannot open an SSH session: {error}") from None
         raise AssertionError("unreachable")
 
-    def _stop(self, job: Job) -> None:
-        if job.pgid_known.wait(KILL_GRACE):  # else the wrapper never started the script: nothing to signal
-            stop_job(job, self._signal)
-
-    def _signal(self, pgids: list[int], name: str) -> None:
+    def signal_groups(self, pgids: list[int], name: str) -> None:
         """`kill -TERM -PGID ...` on the host, over its own short-lived channel of the same transport.
 
         Never reconnects: with the connection gone, a Ctrl-C must not wait out a connect timeout."""
@@ -223,6 +153,39 @@ class SSHExecutor(Executor):
                     channel.close()
             except (paramiko.SSHException, OSError, ConnectionFailed):
                 pass  # the connection is gone; so is our way to reach the processes
+
+
+class _SSHProcess(Process):
+    """A command on one session channel; its stderr starts with the wrapper's process-group line."""
+
+    join_grace = 5.0
+
+    def __init__(self, channel: paramiko.Channel, marker: str) -> None:
+        self._channel = channel
+        self._marker = marker
+
+    def read_stdout(self, size: int) -> bytes:
+        return self._channel.recv(size)
+
+    def read_stderr(self, size: int) -> bytes:
+        return self._channel.recv_stderr(size)
+
+    def wait(self) -> object:
+        return self._channel.recv_exit_status()
+
+    def returncode(self) -> int | None:
+        """None when the channel closed without an exit status: the connection died under the command."""
+        status = self._channel.exit_status if self._channel.exit_status_ready() else -1
+        return None if status == -1 else status
+
+    def stderr_sink(self, stream: StreamText, job: Job) -> Sink:
+        return _GroupMarker(self._marker, stream, job)
+
+    def abandon(self) -> None:
+        self._channel.close()  # the kill did not end it (or no group was ever reported): stop reading
+
+    def close(self, drained: bool) -> None:
+        self._channel.close()
 
 
 class _GroupMarker:

@@ -1,0 +1,40 @@
+"""`executor_for(host)`: the one place that picks an executor class for a host, by its `Transport`.
+
+A third way to reach hosts (say `kubectl exec`) is a `Transport` member, an `Executor` subclass in this
+package, and one branch here; nothing outside the package names an executor class.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from engine.executors.base import Executor, SSHOptions, SSHTarget, Transport
+from engine.executors.local import LocalExecutor
+
+if TYPE_CHECKING:
+    from engine.executors.ssh import SSHExecutor
+    from engine.targets import Host
+
+
+def executor_for(host: Host, options: SSHOptions | None = None) -> Executor:
+    """A new executor for `host`; an SSH one imports paramiko on first use and connects lazily."""
+    if host.transport is Transport.LOCAL:
+        # A target moved here with `--target T=local` keeps its host names; commands can tell them apart.
+        return LocalExecutor(host.name, {"RUNBOOK_HOST": host.name} if host.name != "local" else None)
+    if host.transport is Transport.SSH:
+        return ssh_executor(ssh_target(host), options)
+    raise AssertionError(f"no executor for transport {host.transport!r}")
+
+
+def ssh_target(host: Host) -> SSHTarget:
+    """The host as OpenSSH would see it; like `ssh NAME`, a name that is its own address leaves HostName
+    to ~/.ssh/config."""
+    address = host.address if host.address != host.name else None
+    return SSHTarget(host.name, address, host.user, host.port, host.key_file)
+
+
+def ssh_executor(target: SSHTarget, options: SSHOptions | None = None) -> SSHExecutor:
+    """An `SSHExecutor` for `target` (resolved against ~/.ssh/config); imports paramiko on first call."""
+    from engine.executors.ssh import SSHExecutor
+
+    return SSHExecutor(target, options)
