@@ -177,6 +177,7 @@ class _Builder:
             concurrency=spec.get("concurrency"),
             max_failed_hosts=spec.get("max_failed_hosts", 0),
             requires=tuple(spec.get("requires", ())),
+            run_once=spec.get("run_once", False),
         )
 
     def record(self, spec: dict[str, Any], path: JsonPath) -> model.Record | None:

@@ -148,6 +148,7 @@ class Step:
     concurrency: int | None = None
     max_failed_hosts: int = 0
     requires: tuple[str, ...] = ()
+    run_once: bool = False
 
 
 @dataclass(frozen=True)

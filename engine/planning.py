@@ -102,6 +102,13 @@ class PlannedStep:
     def fan_out(self) -> bool:
         return len(self.hosts) > 1 or any(h.host.transport is not Transport.LOCAL for h in self.hosts)
 
+    @property
+    def shown_hosts(self) -> tuple[HostPlan, ...]:
+        """The hosts a reader sees: for `run_once`, the one it will run on unless that host is left out."""
+        if not self.step.run_once or not self.hosts:
+            return self.hosts
+        return (next((h for h in self.hosts if not h.skip), self.hosts[0]),)
+
 
 @dataclass(frozen=True)
 class PlannedCheck:
@@ -390,6 +397,7 @@ def _step_dict(planned: PlannedStep) -> dict[str, Any]:
         "record_matches": step.record.matches if step.record else None,
         "result": planned.result,
         "when": step.when.text if step.when else None,
+        "run_once": step.run_once,
         "hosts": [_host_dict(h) for h in planned.hosts],
     }
 

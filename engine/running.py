@@ -101,8 +101,27 @@ class Runner:
 
     def _select(self, planned: PlannedStep) -> tuple[list[HostOutcome], list[HostPlan]]:
         """Hosts already done (resume), skipped, or left out after failing earlier; the rest run."""
-        done, todo = [], []
+        return self._select_from(planned, self._once(planned) if planned.step.run_once else planned.hosts)
+
+    def _once(self, planned: PlannedStep) -> tuple[HostPlan, ...]:
+        """`run_once`: the host that ran it in the resumed run, else the first host not left out."""
         for host_plan in planned.hosts:
+            if self.previous.get((planned.id, host_plan.host.name)) in ("ok", "skipped", "unknown"):
+                return (host_plan,)
+        for host_plan in planned.hosts:
+            if not host_plan.skip and host_plan.host.name not in self.failed_hosts:
+                others = len(planned.hosts) - 1
+                self.terminal.say(
+                    f"  run_once: on {host_plan.host.name} only (not on {others} other host(s))"
+                )
+                return (host_plan,)
+        return planned.hosts  # every host is left out: each says why
+
+    def _select_from(
+        self, planned: PlannedStep, hosts: tuple[HostPlan, ...]
+    ) -> tuple[list[HostOutcome], list[HostPlan]]:
+        done, todo = [], []
+        for host_plan in hosts:
             name = host_plan.host.name
             before = self.previous.get((planned.id, name))
             if before in ("ok", "skipped"):

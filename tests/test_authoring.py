@@ -69,3 +69,22 @@ def test_a_confirm_true_asks_the_engines_question(tmp_path: Path) -> None:
     plan = plan_of(tmp_path, "steps:\n  - id: a\n    title: Do A\n    confirm: true\n    run: 'true'\n")
     step = plan.step("a")
     assert step is not None and step.confirm_question == "Run step 'a' (Do A)?" and not step.deferred
+
+
+def test_run_once_shows_one_host_the_first_whose_when_holds(tmp_path: Path) -> None:
+    body = """\
+targets:
+  nodes: {ssh: {hosts: [a.example, b.example, c.example]}}
+steps:
+  - id: once
+    title: Once
+    on: nodes
+    run_once: true
+    when: host.name != 'a.example'
+    run: echo {{ host.name }}
+"""
+    plan = plan_of(tmp_path, body)
+    step = plan.step("once")
+    assert step is not None and len(step.hosts) == 3
+    assert [h.host.name for h in step.shown_hosts] == ["b.example"]
+    assert to_dict(plan)["steps"][0]["run_once"] is True

@@ -9,8 +9,9 @@ import re
 from pathlib import Path
 
 import pytest
+from sshd import SSHDNode
 
-from runbooks import Lab, Record, journal, write_runbook
+from runbooks import Lab, Nodes, Record, journal, nodes_runbook, operator_lab, summary_rows, write_runbook
 
 
 @pytest.fixture
@@ -86,3 +87,47 @@ def test_record_prompt_is_checked_by_validate(lab: Lab) -> None:
     done = lab.run(book(lab, steps, "variables:\n  version: {default: v1}\n"), task="validate")
     assert done.returncode == 2
     assert "steps[0].record.prompt: undefined name 'versoin'; did you mean 'version'?" in done.stderr
+
+
+# -- 2. run_once ------------------------------------------------------------------------------------------
+
+ONCE = """\
+  - id: bucket
+    title: Create the bucket
+    on: nodes
+    run_once: true
+    when: host.address != {first!r}
+    run: kubectl create bucket
+  - id: everywhere
+    title: Restart docker
+    on: nodes
+    run: docker restart kubelet
+"""
+
+
+@pytest.mark.ssh
+def test_run_once_runs_on_one_host_of_three_the_first_not_left_out(
+    sshd_nodes: Nodes, tmp_path: Path, home: Path
+) -> None:
+    nodes: list[SSHDNode] = sshd_nodes(3)
+    for node in nodes:
+        node.stand_in("kubectl")
+        node.stand_in("docker")
+    lab = operator_lab(tmp_path / "work", home, nodes)
+    path = lab.write(nodes_runbook("once", ONCE.format(first=nodes[0].address), nodes))
+    plan = lab.run(path, task="plan")
+    assert plan.returncode == 0, plan.stderr
+    assert "once, on the first of 3 hosts not left out" in plan.stdout
+    assert plan.stdout.count("$ kubectl create bucket") == 1
+    done = lab.run(path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    ran = [n for n in nodes if n.calls("kubectl")]
+    assert ran == [nodes[1]], "once, on the second node: the first is left out by its when"
+    assert all(len(n.calls("docker")) == 1 for n in nodes)
+    assert f"run_once: on {nodes[1].address} only" in done.stdout
+    rows = [r for r in summary_rows(done.stdout) if r[0] == "bucket"]
+    assert [r[2] for r in rows] == ["ok"], rows
+    checklist = lab.run(path, task="checklist")
+    assert checklist.returncode == 0, checklist.stderr
+    section = checklist.stdout.split("Create the bucket")[1].split("###")[0]
+    assert section.count("- [ ]") == 1 and "once: on the first host not left out" in section

@@ -203,8 +203,9 @@ def _step(plan: Plan, planned: PlannedStep, run: RunRecord | None) -> Item:
     if planned.manual is not None:
         return _manual(planned, run)
     step = planned.step
-    commands, cwd, shared = _shared(planned.hosts)
-    single = len(planned.hosts) == 1
+    hosts = planned.shown_hosts  # run_once: one box
+    commands, cwd, shared = _shared(hosts)
+    single = len(hosts) == 1
 
     def outcome(host: str) -> Outcome | None:
         return run.outcome(step.id, host, single) if run else None
@@ -214,7 +215,7 @@ def _step(plan: Plan, planned: PlannedStep, run: RunRecord | None) -> Item:
         planned.number,
         step.id,
         step.title,
-        _boxes(planned.hosts, shared, outcome),
+        _boxes(hosts, shared, outcome),
         _facts(plan, planned, cwd),
         step.description,
         commands,
@@ -268,7 +269,9 @@ def _where(plan: Plan, target: str, count: int) -> str:
 def _facts(plan: Plan, planned: PlannedStep, cwd: str | None) -> tuple[str, ...]:
     step = planned.step
     facts = [step.id, _where(plan, planned.target, len(planned.hosts))]
-    if planned.fan_out and len(planned.hosts) > 1:
+    if step.run_once:
+        facts.append("once: on the first host not left out")
+    elif planned.fan_out and len(planned.hosts) > 1:
         facts.append(f"{planned.concurrency} at a time")
     if cwd:
         facts.append(f"in {cwd}")

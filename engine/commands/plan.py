@@ -61,7 +61,9 @@ def _step(planned: PlannedStep) -> list[str]:
         facts.append(f"timeout {step.timeout:g}s")
     if step.retries.count and step.run:
         facts.append(f"retries {step.retries.count}")
-    if len(planned.hosts) > 1:
+    if step.run_once and len(planned.hosts) > 1:
+        facts.append(f"once, on the first of {len(planned.hosts)} hosts not left out")
+    elif len(planned.hosts) > 1:
         facts.append(f"{len(planned.hosts)} hosts, {planned.concurrency} at a time")
     lines = [f"\n{planned.number:>3}. {step.id}: {step.title}  [{', '.join(facts)}]"]
     if step.when:
@@ -74,7 +76,7 @@ def _step(planned: PlannedStep) -> list[str]:
         if step.record:
             expect = planned.record_expect or step.record.matches or "(anything)"
             lines.append(f"       record: {planned.record_prompt} — expected {expect}")
-    lines += _hosts(planned.hosts, indent=7)
+    lines += _hosts(planned.shown_hosts, indent=7)
     if planned.result:
         lines.append(f"       result: {planned.result}")
     return lines
