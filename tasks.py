@@ -5,6 +5,7 @@ Run `invoke --list` for all of them and `invoke --help TASK` for a task's flags.
 
 from __future__ import annotations
 
+import shlex
 import sys
 
 from invoke import Context, task
@@ -12,10 +13,23 @@ from invoke import Context, task
 from engine.cli import collection
 
 
-@task(help={"quick": "Fewer repetitions (for a smoke check)."})
-def bench(c: Context, quick: bool = False) -> None:
-    """Benchmarks: validate/plan wall times (median), engine overhead per step. Prints a table."""
-    c.run(f"{sys.executable} benchmarks/run.py" + (" --quick" if quick else ""), pty=False)
+@task(
+    help={
+        "quick": "Smoke check: 3 nodes, 3 runs, fabric only if its venv exists, no ansible.",
+        "nodes": "Node counts, comma-separated (default 3,20,100,250).",
+        "runs": "Interleaved runs per command and N (default 5).",
+        "ansible-max": "Largest N ansible-playbook runs at (default 20; it takes minutes beyond).",
+    },
+    auto_shortflags=False,
+)
+def bench(c: Context, quick: bool = False, nodes: str = "", runs: int = 0, ansible_max: int = 20) -> None:
+    """Whole-process wall times and peak RSS: `runbook run` vs OpenSSH, fabric, ansible; start-up. Writes
+    benchmarks/results/bench.md and .json."""
+    argv = [sys.executable, "benchmarks/bench.py", "--ansible-max", str(ansible_max)]
+    argv += ["--quick"] if quick else []
+    argv += ["--nodes", *nodes.split(",")] if nodes else []
+    argv += ["--runs", str(runs)] if runs else []
+    c.run(shlex.join(argv), pty=False)
 
 
 @task(help={"fix": "Apply ruff's safe fixes and reformat instead of only reporting."})

@@ -1,0 +1,631 @@
+"""`invoke bench`: what the operator feels — whole processes, from Enter to the prompt coming back.
+
+For each N (sshd nodes on 127.0.0.2 …, started by tests/sshd.py) the same work is done four ways, the
+commands alternated run by run so machine noise hits all of them alike:
+
+- engine: `runbook run` of a copy of runbooks/ha-rollback.yml whose node target has `concurrency: N`
+  (so every tool below has the same parallelism), `--yes --confirm-manual`, its own state directory;
+- floor: a shell script this benchmark writes: the same rendered local commands through `sh -ec`, and one
+  plain `ssh` per node, all at once, running the same node block (no ControlMaster; curve25519, which
+  the nodes' sshd offers, so OpenSSH 9.2's costlier default kex is not what is measured);
+- fabric: a script using fabric's `ThreadingGroup` for the node block and invoke's `run` for the local
+  commands (fabric from the benchmark venv, made on first use);
+- ansible: `ansible-playbook` with three plays (local, nodes with `-f N`, local), gathering explicit,
+  ansible's own ssh settings (ControlPersist shortened so masters do not outlive the run); skipped past
+  N = 20 unless `--ansible-max` says otherwise.
+
+The stand-ins sleep a known 0.55 s in total (`rke` 0.15 s twice, `kubectl` 0.05 s twice, `docker
+restart` 0.05 s three times per node), so the floor's lower bound is known. Each process's peak RSS comes
+from `wait4`. Start-up: `runbook validate` and `runbook plan` against `python -c 'import jinja2,
+jsonschema, yaml'`, with the engine's bytecode and from an uncompiled copy of the source under
+PYTHONDONTWRITEBYTECODE=1. Results go to benchmarks/results/ as Markdown and JSON. Loopback only; every
+loop is bounded and every process has a timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+# tests/sshd.py and tests/runbooks.py (not the runbooks/ directory), generate.py beside this file
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT), str(Path(__file__).resolve().parent)]
+
+from generate import write_large_runbook  # noqa: E402
+from sshd import SSHDCluster, SSHDNode  # noqa: E402
+
+import runbooks as rb  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+BENCH_VENV = ROOT / ".bench-venv"
+RUN_TIMEOUT = 600.0
+TOOLS = ("engine", "floor", "fabric", "ansible")
+
+RKE_SLEEP, KUBECTL_SLEEP, DOCKER_SLEEP = 0.15, 0.05, 0.05
+STAND_INS_TOTAL = 2 * RKE_SLEEP + 2 * KUBECTL_SLEEP + 3 * DOCKER_SLEEP
+
+# Shell stand-ins (no Python start-up in what is measured): they sleep, and print what the real tools would.
+_RKE = f"#!/bin/sh\nsleep {RKE_SLEEP}\necho 'INFO[0000] Running RKE version: v0.1.9 (stand-in)'\n"
+_KUBECTL = f"#!/bin/sh\nsleep {KUBECTL_SLEEP}\necho 'deployment.extensions/cattle image updated'\n"
+_DOCKER = f"""#!/bin/sh
+case "$1" in
+  ps) printf '%s\\n' {shlex.quote(rb.DOCKER_PS.splitlines()[0])} {shlex.quote(rb.DOCKER_PS.splitlines()[1])} ;;
+  restart) sleep {DOCKER_SLEEP}; shift; printf '%s\\n' "$@" ;;
+esac
+"""
+
+_FABRIC = """\
+import json, shlex, sys
+from fabric import ThreadingGroup
+from invoke import run
+
+spec = json.load(open(sys.argv[1]))
+def local(script, cwd):
+    run(f"cd {shlex.quote(cwd)} && sh -ec {shlex.quote(script)}", hide=True, in_stream=False)
+for script, cwd in spec["before"]:
+    local(script, cwd)
+group = ThreadingGroup(*spec["hosts"], connect_kwargs={"key_filename": spec["key"], "look_for_keys": False,
+                                                       "allow_agent": False})
+group.run("sh -ec " + shlex.quote(spec["node"]), hide=True, in_stream=False)
+group.close()
+for script, cwd in spec["after"]:
+    local(script, cwd)
+"""
+
+
+# -- measuring one process ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sample:
+    seconds: float
+    rss_mib: float
+
+
+def measure(argv: Sequence[str], env: dict[str, str], cwd: Path, log: Path) -> Sample:
+    """Wall time and peak RSS (largest process of its tree that was waited for) of one command to its end."""
+    with open(log, "wb") as out:
+        start = time.perf_counter()
+        process = subprocess.Popen(
+            list(argv), cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+        )
+        deadline = start + RUN_TIMEOUT
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                process.kill()
+                raise SystemExit(f"{argv[0]} did not finish in {RUN_TIMEOUT:.0f}s; log: {log}")
+            time.sleep(0.002)
+        seconds = time.perf_counter() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+        raise SystemExit(f"{' '.join(argv[:3])} … exited {process.returncode}:\n{tail}")
+    return Sample(seconds, usage.ru_maxrss / 1024)
+
+
+@dataclass
+class Series:
+    samples: list[Sample] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(s.seconds for s in self.samples)
+
+    @property
+    def spread(self) -> tuple[float, float]:
+        seconds = [s.seconds for s in self.samples]
+        return min(seconds), max(seconds)
+
+    @property
+    def rss(self) -> float:
+        return max(s.rss_mib for s in self.samples)
+
+    def as_json(self) -> dict[str, Any]:
+        low, high = self.spread
+        return {
+            "median_s": round(self.median, 4),
+            "min_s": round(low, 4),
+            "max_s": round(high, 4),
+            "runs_s": [round(s.seconds, 4) for s in self.samples],
+            "peak_rss_mib": round(self.rss, 1),
+        }
+
+
+def interleaved(
+    commands: dict[str, Callable[[int], Sample]], runs: int, warmup: int = 1
+) -> dict[str, Series]:
+    """Every command once per round, the order rotated each round; the `warmup` first rounds not counted."""
+    names = list(commands)
+    series = {name: Series() for name in names}
+    for round_ in range(runs + warmup):
+        order = names[round_ % len(names) :] + names[: round_ % len(names)]
+        for name in order:
+            sample = commands[name](round_)
+            if round_ >= warmup:
+                series[name].samples.append(sample)
+    return series
+
+
+# -- the tools ------------------------------------------------------------------------------------------
+
+
+def runbook_command() -> list[str]:
+    """The `runbook` console script next to this interpreter (what an operator types), else `-m engine`."""
+    script = Path(sys.executable).with_name("runbook")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "engine"]
+
+
+def bench_python(install: bool) -> Path | None:
+    """The benchmark venv's interpreter with fabric and ansible-core; made on first use when `install`."""
+    python = BENCH_VENV / "bin" / "python"
+    ready = python.exists() and (BENCH_VENV / "bin" / "ansible-playbook").exists()
+    if not ready and install:
+        print(f"making the benchmark venv {BENCH_VENV} (fabric, ansible-core)…", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True, timeout=300)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "fabric>=3", "ansible-core>=2.16"],
+            check=True,
+            timeout=900,
+        )
+        ready = True
+    return python if ready else None
+
+
+def versions(python: Path | None) -> dict[str, str]:
+    found = {
+        "python": platform.python_version(),
+        "openssh": subprocess.run(["ssh", "-V"], capture_output=True, text=True).stderr.strip(),
+    }
+    if python is not None:
+        probe = "import fabric, ansible.release as a; print(fabric.__version__, a.__version__)"
+        out = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, timeout=60)
+        if out.returncode == 0:
+            found["fabric"], found["ansible-core"] = out.stdout.split()
+    return found
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """The rollback's commands as the engine renders them: local ones before and after the node block."""
+
+    before: list[tuple[str, str]]
+    node: str
+    after: list[tuple[str, str]]
+
+
+def render(book: Path, variables: Sequence[str]) -> Rendered:
+    from engine.options import Options, prepare
+
+    _, plan = prepare(Options(str(book), var=tuple(variables), platform="linux"))
+    before: list[tuple[str, str]] = []
+    after: list[tuple[str, str]] = []
+    node = ""
+    for step in plan.steps:
+        if not step.hosts:
+            continue  # the manual step
+        variant = step.hosts[0].variant("linux")
+        assert variant is not None
+        if step.hosts[0].host.local:
+            (after if node else before).append((variant.script, step.hosts[0].cwd or "."))
+        else:
+            node = variant.script
+    return Rendered(before, node, after)
+
+
+def ssh_argv(node: SSHDNode, known_hosts: Path) -> list[str]:
+    return [
+        "ssh",
+        "-F",
+        "/dev/null",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        f"UserKnownHostsFile={known_hosts}",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "KexAlgorithms=curve25519-sha256",
+        "-i",
+        str(node.client_key),
+        "-p",
+        str(node.port),
+        "-l",
+        node.user,
+        node.address,
+    ]
+
+
+def floor_script(work: Path, rendered: Rendered, nodes: Sequence[SSHDNode], known_hosts: Path) -> Path:
+    """The OpenSSH floor as a bash script: local commands in order, one `ssh` per node all at once."""
+    out = work / "floor-out"
+    out.mkdir(exist_ok=True)
+
+    def local(script: str, cwd: str) -> str:
+        return f"(cd {shlex.quote(cwd)} && sh -ec {shlex.quote(script)}) >>{out}/local.log 2>&1\n"
+
+    lines = ["#!/bin/bash\nset -e\n"] + [local(s, c) for s, c in rendered.before]
+    remote = shlex.quote("sh -ec " + shlex.quote(rendered.node))
+    for i, node in enumerate(nodes):
+        argv = " ".join(shlex.quote(a) for a in ssh_argv(node, known_hosts))
+        lines.append(f"{argv} {remote} </dev/null >{out}/node-{i}.log 2>&1 &\npids[{i}]=$!\n")
+    lines.append('failed=0\nfor pid in "${pids[@]}"; do wait "$pid" || failed=1; done\n[ $failed = 0 ]\n')
+    lines += [local(s, c) for s, c in rendered.after]
+    path = work / "floor.sh"
+    path.write_text("".join(lines))
+    return path
+
+
+def fabric_spec(work: Path, rendered: Rendered, nodes: Sequence[SSHDNode]) -> Path:
+    (work / "fabric_rollback.py").write_text(_FABRIC)
+    spec = {
+        "before": rendered.before,
+        "node": rendered.node,
+        "after": rendered.after,
+        "hosts": [f"{n.user}@{n.address}:{n.port}" for n in nodes],
+        "key": str(nodes[0].client_key),
+    }
+    path = work / "fabric.json"
+    path.write_text(json.dumps(spec))
+    return path
+
+
+def ansible_files(work: Path, rendered: Rendered, nodes: Sequence[SSHDNode]) -> tuple[Path, Path]:
+    inventory = work / "inventory.ini"
+    inventory.write_text(
+        "[nodes]\n"
+        + "".join(
+            f"n{i} ansible_host={n.address} ansible_port={n.port} ansible_user={n.user} "
+            f"ansible_ssh_private_key_file={n.client_key}\n"
+            for i, n in enumerate(nodes)
+        )
+        + f"[all:vars]\nansible_python_interpreter={sys.executable}\n"
+    )
+
+    def local_play(commands: list[tuple[str, str]]) -> dict[str, Any]:
+        tasks = [
+            {"shell": script, "args": {"chdir": cwd, "executable": "/bin/sh"}} for script, cwd in commands
+        ]
+        return {"hosts": "localhost", "connection": "local", "gather_facts": False, "tasks": tasks}
+
+    node_play = {
+        "hosts": "nodes",
+        "gather_facts": False,
+        "tasks": [{"shell": rendered.node, "args": {"executable": "/bin/sh"}}],
+    }
+    playbook = work / "rollback-playbook.yml"
+    playbook.write_text(json.dumps([local_play(rendered.before), node_play, local_play(rendered.after)]))
+    return inventory, playbook
+
+
+# -- one lab per N ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Lab:
+    work: Path
+    home: Path
+    nodes: Sequence[SSHDNode]
+    book: Path
+    variables: list[str]
+    env: dict[str, str]
+
+
+def make_lab(base: Path, nodes: Sequence[SSHDNode]) -> Lab:
+    count = len(nodes)
+    work = base / f"n{count}"
+    home = work / "home"
+    lab = rb.operator_lab(work, home, nodes)
+    lab.rke_dir.mkdir(parents=True)
+    lab.bin_dir.mkdir(parents=True)
+    for path, text in ((lab.rke_dir / "rke_linux-amd64", _RKE), (lab.bin_dir / "kubectl", _KUBECTL)):
+        path.write_text(text)
+        path.chmod(0o755)
+    for node in nodes:
+        docker = node.bin_dir / "docker"
+        docker.write_text(_DOCKER)
+        docker.chmod(0o755)
+    (lab.rke_dir / "rancher-cluster.yml").write_text(rb.cluster_yaml(nodes))
+    (lab.rke_dir / "rancher-cluster.rkestate").write_text("{}\n")
+    (lab.rke_dir / "kube_config-rancher-cluster.yml").write_text("apiVersion: v1\nkind: Config\n")
+    text = rb.HA_ROLLBACK.read_text()
+    assert "    concurrency: 10\n" in text, "ha-rollback's node target no longer says `concurrency: 10`"
+    book = work / "ha-rollback.yml"
+    book.write_text(text.replace("    concurrency: 10\n", f"    concurrency: {count}\n"))
+    env = lab.env()
+    env.pop("PYTHONPATH", None)  # the console script finds its own engine, as an operator's does
+    return Lab(work, home, nodes, book, [*rb.HA_VARS, f"rke_dir={lab.rke_dir}"], env)
+
+
+def rollback_commands(
+    lab: Lab, python: Path | None, with_ansible: bool
+) -> dict[str, Callable[[int], Sample]]:
+    rendered = render(lab.book, lab.variables)
+    known_hosts = lab.home / ".ssh" / "known_hosts"
+    floor = floor_script(lab.work, rendered, lab.nodes, known_hosts)
+    engine = [
+        *runbook_command(),
+        "run",
+        str(lab.book),
+        *(a for v in lab.variables for a in ("--var", v)),
+        "--yes",
+        "--confirm-manual",
+    ]
+    logs = lab.work / "logs"
+    logs.mkdir(exist_ok=True)
+
+    def engine_run(round_: int) -> Sample:
+        state = lab.work / f"state-{round_}"
+        return measure([*engine, "--state-dir", str(state)], lab.env, lab.work, logs / f"engine-{round_}.log")
+
+    commands: dict[str, Callable[[int], Sample]] = {
+        "engine": engine_run,
+        "floor": lambda r: measure(["bash", str(floor)], lab.env, lab.work, logs / f"floor-{r}.log"),
+    }
+    if python is not None:
+        spec = fabric_spec(lab.work, rendered, lab.nodes)
+        script = lab.work / "fabric_rollback.py"
+        commands["fabric"] = lambda r: measure(
+            [str(python), str(script), str(spec)], lab.env, lab.work, logs / f"fabric-{r}.log"
+        )
+    if python is not None and with_ansible:
+        inventory, playbook = ansible_files(lab.work, rendered, lab.nodes)
+        control = Path(tempfile.mkdtemp(prefix="rb-ans-", dir="/tmp"))  # a unix socket path holds 108 bytes
+        ansible_env = {
+            **lab.env,
+            "ANSIBLE_GATHERING": "explicit",
+            "ANSIBLE_HOME": str(lab.work / "ansible-home"),
+            "ANSIBLE_LOCAL_TEMP": str(lab.work / "ansible-tmp"),
+            "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control),
+            "ANSIBLE_SSH_ARGS": "-C -o ControlMaster=auto -o ControlPersist=1s -o KexAlgorithms=curve25519-sha256"
+            f" -o UserKnownHostsFile={lab.home / '.ssh' / 'known_hosts'}",  # ssh's ~ is passwd's, not $HOME
+            "ANSIBLE_HOST_KEY_CHECKING": "True",
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+        }
+        playbook_bin = python.with_name("ansible-playbook")
+        commands["ansible"] = lambda r: measure(
+            [str(playbook_bin), "-i", str(inventory), "-f", str(len(lab.nodes)), str(playbook)],
+            ansible_env,
+            lab.work,
+            logs / f"ansible-{r}.log",
+        )
+    return commands
+
+
+# -- start-up ---------------------------------------------------------------------------------------------
+
+
+def startup_commands(base: Path, lab: Lab) -> dict[str, Callable[[int], Sample]]:
+    """validate and plan of the shipped rollback vs the imports they cannot avoid; with the engine's
+    bytecode, and from a copy of the source that has none (PYTHONDONTWRITEBYTECODE=1: never written)."""
+    source = base / "uncompiled"
+    shutil.copytree(ROOT / "engine", source / "engine", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {k: v for k, v in lab.env.items() if k != "PYTHONPATH"}
+    uncompiled = {**env, "PYTHONPATH": str(source), "PYTHONDONTWRITEBYTECODE": "1"}
+    vars_ = [a for v in lab.variables for a in ("--var", v)]
+    book = str(rb.HA_ROLLBACK)
+    runbook = runbook_command()
+    logs = base / "startup-logs"
+    logs.mkdir(exist_ok=True)
+
+    def run(name: str, argv: list[str], environ: dict[str, str]) -> Callable[[int], Sample]:
+        return lambda r: measure(argv, environ, ROOT, logs / f"{name}-{r}.log")
+
+    imports = [sys.executable, "-c", "import jinja2, jsonschema, yaml"]
+    large = write_large_runbook(base, steps=1000, hosts=50)
+    return {
+        "imports": run("imports", imports, env),
+        "validate": run("validate", [*runbook, "validate", book], env),
+        "plan": run("plan", [*runbook, "plan", book, *vars_], env),
+        "validate-uncompiled": run(
+            "validate-uncompiled", [sys.executable, "-m", "engine", "validate", book], uncompiled
+        ),
+        "plan-uncompiled": run(
+            "plan-uncompiled", [sys.executable, "-m", "engine", "plan", book, *vars_], uncompiled
+        ),
+        "plan-1000-steps-50-hosts": run("plan-large", [*runbook, "plan", str(large)], env),
+    }
+
+
+# -- the whole benchmark ------------------------------------------------------------------------------------
+
+
+@contextmanager
+def sshd_nodes(base: Path, count: int) -> Iterator[list[SSHDNode]]:
+    base.mkdir(parents=True, exist_ok=True)
+    cluster = SSHDCluster(base)
+    try:
+        yield cluster.start(count)
+    finally:
+        cluster.stop()
+
+
+def ratio(a: Series | None, b: Series | None) -> float | None:
+    return None if a is None or b is None else round(a.median / b.median, 3)
+
+
+def run_benchmark(
+    counts: Sequence[int],
+    runs: int,
+    startup_runs: int,
+    ansible_max: int,
+    install: bool,
+    out: Path | None,
+    warmup: int = 1,
+    others: bool = True,
+) -> dict[str, Any]:
+    python = bench_python(install) if others else None
+    if python is None:
+        print("fabric and ansible: no benchmark venv (run without --quick to make it); left out", flush=True)
+    report: dict[str, Any] = {
+        "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip(),
+        "machine": {"cpus": os.cpu_count(), "load_before": [round(x, 2) for x in os.getloadavg()]},
+        "versions": versions(python),
+        "runs": runs,
+        "warmup_rounds": warmup,
+        "stand_ins_sleep_s": STAND_INS_TOTAL,
+        "rollback": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="rb-bench-") as tmp:
+        base = Path(tmp)
+        with sshd_nodes(base / "sshd", max(counts)) as nodes:
+            for count in counts:
+                print(f"ha-rollback on {count} node(s), {runs} interleaved runs…", flush=True)
+                lab = make_lab(base, nodes[:count])
+                series = interleaved(rollback_commands(lab, python, count <= ansible_max), runs, warmup)
+                row = {name: s.as_json() for name, s in series.items()}
+                row["ratios"] = {
+                    "engine/floor": ratio(series["engine"], series["floor"]),
+                    "engine/fabric": ratio(series["engine"], series.get("fabric")),
+                    "ansible/engine": ratio(series.get("ansible"), series["engine"]),
+                }
+                report["rollback"][str(count)] = row
+                print(f"  {summary_line(row)}", flush=True)
+            print(f"start-up, {startup_runs} interleaved runs…", flush=True)
+            lab = make_lab(base / "startup", nodes[: min(counts)])
+            startup = interleaved(startup_commands(base, lab), startup_runs, warmup)
+    imports = startup["imports"]
+    report["startup"] = {name: s.as_json() for name, s in startup.items()}
+    report["startup"]["ratios"] = {
+        f"{name}/imports": ratio(s, imports) for name, s in startup.items() if name != "imports"
+    }
+    report["machine"]["load_after"] = [round(x, 2) for x in os.getloadavg()]
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
+        (out / "bench.md").write_text(markdown(report))
+        print(f"results: {out / 'bench.md'}, {out / 'bench.json'}")
+    print(markdown(report))
+    return report
+
+
+def summary_line(row: dict[str, Any]) -> str:
+    return (
+        "  ".join(f"{k} {v['median_s']:.2f}s" for k, v in row.items() if k != "ratios")
+        + "  "
+        + "  ".join(f"{k} {v:.2f}" for k, v in row["ratios"].items() if v is not None)
+    )
+
+
+TARGETS = {
+    "engine/floor": {"3": 1.3, "20": 1.15},
+    "engine/fabric": {"100": 1.0, "250": 1.0},
+    "ansible/engine": {"20": 10.0},
+    "rss": {"100": 80.0, "250": 120.0},
+    "validate/imports": 1.25,
+    "plan/imports": 1.4,
+}
+
+
+def markdown(report: dict[str, Any]) -> str:
+    def cell(value: dict[str, Any] | None) -> str:
+        if value is None:
+            return "—"
+        return f"{value['median_s']:.2f} s ({value['min_s']:.2f}–{value['max_s']:.2f})"
+
+    def rss(value: dict[str, Any] | None) -> str:
+        return "—" if value is None else f"{value['peak_rss_mib']:.0f}"
+
+    def fmt(value: float | None) -> str:
+        return "—" if value is None else f"{value:.2f}×"
+
+    lines = [
+        "# `invoke bench`: whole processes, interleaved",
+        "",
+        f"{report['when']}, commit {report['commit']}, {report['machine']['cpus']} CPUs, load "
+        f"{report['machine']['load_before']} before / {report['machine'].get('load_after')} after; "
+        + ", ".join(f"{k} {v}" for k, v in report["versions"].items()),
+        "",
+        "`runbook run` of ha-rollback (a copy with `concurrency: N`), stand-ins sleeping "
+        f"{report['stand_ins_sleep_s']:.2f} s in total; median (min–max) of {report['runs']} runs after "
+        f"{report['warmup_rounds']} warm-up round(s); peak RSS in MiB.",
+        "",
+        "| N | engine | OpenSSH floor | fabric | ansible-playbook | engine/floor | engine/fabric | ansible/engine "
+        "| RSS engine | RSS fabric | RSS ansible |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for count, row in report["rollback"].items():
+        r = row["ratios"]
+        lines.append(
+            f"| {count} | {cell(row['engine'])} | {cell(row['floor'])} | {cell(row.get('fabric'))} | "
+            f"{cell(row.get('ansible'))} | {fmt(r['engine/floor'])} | {fmt(r['engine/fabric'])} | "
+            f"{fmt(r['ansible/engine'])} | {rss(row['engine'])} | {rss(row.get('fabric'))} | "
+            f"{rss(row.get('ansible'))} |"
+        )
+    startup = report.get("startup", {})
+    if startup:
+        lines += [
+            "",
+            "Start-up (`runbook validate` / `plan` of runbooks/ha-rollback.yml) against "
+            "`python -c 'import jinja2, jsonschema, yaml'`; *uncompiled*: a copy of engine/ without "
+            "bytecode, PYTHONDONTWRITEBYTECODE=1.",
+            "",
+            "| command | median (min–max) | × imports | peak RSS MiB |",
+            "|---|---|---|---|",
+        ]
+        for name, value in startup.items():
+            if name == "ratios":
+                continue
+            times = startup["ratios"].get(f"{name}/imports")
+            lines.append(f"| {name} | {cell(value)} | {fmt(times)} | {rss(value)} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke check: N=3, 3 runs, no new venv")
+    parser.add_argument("--nodes", type=int, nargs="+", help="node counts (default 3 20 100 250)")
+    parser.add_argument("--runs", type=int, help="interleaved runs per command (default 5; quick 3)")
+    parser.add_argument("--startup-runs", type=int, help="runs of the start-up commands (default 21)")
+    parser.add_argument("--ansible-max", type=int, default=20, help="largest N ansible runs at (default 20)")
+    parser.add_argument("--out", default=str(RESULTS), help="results directory ('' for none)")
+    parser.add_argument("--warmup", type=int, default=1, help="rounds run first and not counted (default 1)")
+    parser.add_argument(
+        "--engine-only", action="store_true", help="engine and floor only: no fabric, ansible"
+    )
+    args = parser.parse_args(argv)
+    counts = args.nodes or ([3] if args.quick else [3, 20, 100, 250])
+    if max(counts) > 250:
+        parser.error("at most 250 nodes: one loopback address each, 127.0.0.2 to 127.0.0.251")
+    runs = args.runs or (3 if args.quick else 5)
+    startup_runs = args.startup_runs or (5 if args.quick else 21)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the sshd nodes are stopped
+    run_benchmark(
+        counts,
+        runs,
+        startup_runs,
+        args.ansible_max if not args.quick else 0,
+        install=not args.quick,
+        out=Path(args.out) if args.out else None,
+        warmup=args.warmup,
+        others=not args.engine_only,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""`invoke bench` runs end to end on one node, once (not timed: it only must not rot)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import bench  # noqa: E402
+
+
+@pytest.mark.ssh
+def test_the_benchmark_measures_every_command_and_writes_its_results(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    argv = ["--quick", "--engine-only", "--nodes", "1", "--runs", "1", "--startup-runs", "1", "--warmup", "0"]
+    code = bench.main([*argv, "--out", str(out)])
+    assert code == 0
+    report = json.loads((out / "bench.json").read_text())
+    row = report["rollback"]["1"]
+    for tool in ("engine", "floor"):
+        assert len(row[tool]["runs_s"]) == 1 and row[tool]["median_s"] > bench.STAND_INS_TOTAL
+        assert row[tool]["peak_rss_mib"] > 0
+    assert row["ratios"]["engine/floor"] > 0
+    startup = report["startup"]
+    assert {"imports", "validate", "plan", "validate-uncompiled", "plan-uncompiled"} <= set(startup)
+    assert startup["ratios"]["validate/imports"] > 0
+    text = (out / "bench.md").read_text()
+    assert "| 1 |" in text and "engine/floor" in text
