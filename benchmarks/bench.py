@@ -214,6 +214,7 @@ class Rendered:
 
 def render(book: Path, variables: Sequence[str]) -> Rendered:
     from engine.options import Options, prepare
+    from engine.targets import Transport
 
     _, plan = prepare(Options(str(book), var=tuple(variables), platform="linux"))
     before: list[tuple[str, str]] = []
@@ -224,7 +225,7 @@ def render(book: Path, variables: Sequence[str]) -> Rendered:
             continue  # the manual step
         variant = step.hosts[0].variant("linux")
         assert variant is not None
-        if step.hosts[0].host.local:
+        if step.hosts[0].host.transport is Transport.LOCAL:
             (after if node else before).append((variant.script, step.hosts[0].cwd or "."))
         else:
             node = variant.script
