@@ -178,6 +178,8 @@ class _Builder:
             max_failed_hosts=spec.get("max_failed_hosts", 0),
             requires=tuple(spec.get("requires", ())),
             run_once=spec.get("run_once", False),
+            until=self.optional(spec, path, "until"),
+            deadline=model.seconds(spec["deadline"]) if "deadline" in spec else None,
         )
 
     def record(self, spec: dict[str, Any], path: JsonPath) -> model.Record | None:

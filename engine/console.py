@@ -78,7 +78,7 @@ class Terminal:
         code = f" exit {outcome.exit_code}" if outcome.exit_code not in (None, 0) else ""
         self.say(
             f"{_STATUS_MARK[outcome.status]} {outcome.host}: {outcome.status.value}{code} "
-            f"in {outcome.duration:.1f}s{detail}",
+            f"in {_took(outcome)}{detail}",
             style,
         )
 
@@ -107,9 +107,7 @@ class Terminal:
         for outcome in outcomes:
             status = f"[{_STATUS_STYLE[outcome.status]}]{outcome.status.value}[/]"
             code = "" if outcome.exit_code is None else str(outcome.exit_code)
-            table.add_row(
-                escape(outcome.step), escape(outcome.host), status, code, f"{outcome.duration:.1f}s"
-            )
+            table.add_row(escape(outcome.step), escape(outcome.host), status, code, _took(outcome))
         with self._lock:
             self.console.print(table)
 
@@ -132,3 +130,9 @@ class Terminal:
         task = progress.add_task(escape(label), total=total)
         with progress:
             yield lambda: progress.advance(task)
+
+
+def _took(outcome: HostOutcome) -> str:
+    """The whole time a step took on a host, every attempt and the waits between them counted."""
+    tries = f", {outcome.attempts} attempts" if outcome.attempts > 1 else ""
+    return f"{outcome.duration:.1f}s{tries}"

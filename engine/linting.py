@@ -131,6 +131,8 @@ def _step_sites(step: Step, names: frozenset[str], earlier: frozenset[str]) -> I
         yield _Site(step.result, names, earlier_steps=earlier | {step.id})
     if step.when:
         yield _Site(step.when, names, expression=True, earlier_steps=earlier)
+    if step.until:  # judged after each attempt: its `result`, and the outputs of the steps before it
+        yield _Site(step.until, names | {"result"}, expression=True, earlier_steps=earlier)
 
 
 def _check(site: _Site) -> Iterator[tuple[Problem, bool]]:
@@ -138,7 +140,8 @@ def _check(site: _Site) -> Iterator[tuple[Problem, bool]]:
     text = template.text
     if site.expression:
         if "{{" in text or "{%" in text:
-            yield template_problem(template, "'when' is a bare expression: remove the {{ }}"), False
+            key = template.path[-1]
+            yield template_problem(template, f"'{key}' is a bare expression: remove the {{{{ }}}}"), False
             return
         text = "{{ " + text + " }}"
     try:

@@ -149,6 +149,8 @@ class Step:
     max_failed_hosts: int = 0
     requires: tuple[str, ...] = ()
     run_once: bool = False
+    until: Template | None = None  # a bare expression over `result`: the attempt succeeded when it is true
+    deadline: float | None = None  # seconds from the first attempt after which none starts (and one is cut)
 
 
 @dataclass(frozen=True)

@@ -398,6 +398,8 @@ def _step_dict(planned: PlannedStep) -> dict[str, Any]:
         "result": planned.result,
         "when": step.when.text if step.when else None,
         "run_once": step.run_once,
+        "until": step.until.text if step.until else None,
+        "deadline": step.deadline,
         "hosts": [_host_dict(h) for h in planned.hosts],
     }
 

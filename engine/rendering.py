@@ -10,6 +10,7 @@ placeholders in a plan and for real in the run.
 from __future__ import annotations
 
 import functools
+import json
 import re
 import shlex
 from collections.abc import Mapping
@@ -79,6 +80,16 @@ def _plain(value: Any) -> str:
     return str(value)
 
 
+def _from_json(value: Any) -> Any:
+    """`result.stdout | from_json`: a command's JSON output as values (an error says what was not JSON)."""
+    text = str(value)
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        shown = text if len(text) <= 60 else text[:57] + "..."
+        raise ValueError(f"from_json: not JSON ({error.args[0]}): {shown!r}") from None
+
+
 def _shell_finalize(value: Any) -> str:
     if isinstance(value, Raw):
         return str(value)
@@ -104,6 +115,7 @@ def environment(shell: bool) -> jinja2.Environment:
     )
     env.filters["raw"] = _raw
     env.filters["quote"] = lambda v: Raw(shlex.quote(_plain(v)))
+    env.filters["from_json"] = _from_json
     env.globals["omit"] = OMIT
     return env
 

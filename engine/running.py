@@ -12,9 +12,10 @@ import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from engine.attempts import Attempts, until_holds
 from engine.console import Terminal
 from engine.errors import Interrupted, StepFailed
 from engine.executors import Result
@@ -236,48 +237,60 @@ class Runner:
 
         secrets = {env: self.secrets[env] for env in variant.secret_env}
         secrets.update({var: self.secrets[ref] for var, ref in host_plan.secret_env})
-        attempt = 0
+        attempt, attempts = 0, Attempts(step)
         outcome = HostOutcome(planned.id, name, Status.INTERRUPTED, reason="not started")
-        while attempt <= step.retries.count and not self.stop.is_set():
+        while not self.stop.is_set():
             attempt += 1
             self.journal.append({"type": "step-start", "step": planned.id, "host": name, "attempt": attempt})
+            timeout = attempts.timeout()
             result = self.fleet.executor(host_plan.host).run(
                 variant.script,
                 shell=step.shell,
                 cwd=host_plan.cwd,
                 env=dict(host_plan.env),
                 secrets=secrets,
-                timeout=step.timeout,
+                timeout=timeout,
                 on_output=on_output,
             )
-            outcome = self._judge(planned, name, result, attempt)
+            outcome = self._judge(planned, host_plan, result, attempt, timeout)
+            outcome = replace(outcome, duration=attempts.elapsed)  # the whole wait, every attempt and delay
+            again, why_not = attempts.another(attempt)
+            if not again and why_not and outcome.status.failed and outcome.status is not Status.INTERRUPTED:
+                outcome = replace(outcome, reason=f"{outcome.reason}; {why_not}".lstrip("; "))
             self.journal.append(outcome.record())
-            if outcome.status is Status.OK or outcome.status is Status.INTERRUPTED:
+            if outcome.status is Status.OK or outcome.status is Status.INTERRUPTED or not again:
                 break
-            if attempt <= step.retries.count:
-                self.terminal.say(
-                    f"  {name}: attempt {attempt} failed; retrying in {step.retries.delay:g}s", "yellow"
-                )
-                self.stop.wait(step.retries.delay)
+            why = f" ({outcome.reason})" if outcome.reason else ""
+            self.terminal.say(
+                f"  {name}: attempt {attempt} failed{why}; retrying in {step.retries.delay:g}s", "yellow"
+            )
+            self.stop.wait(step.retries.delay)
         out.close()
         self.finished.append(outcome)
         self.terminal.result(outcome)
         return outcome
 
-    def _judge(self, planned: PlannedStep, host: str, result: Result, attempt: int) -> HostOutcome:
+    def _judge(
+        self, planned: PlannedStep, host_plan: HostPlan, result: Result, attempt: int, timeout: float | None
+    ) -> HostOutcome:
         mask = self.terminal.masker.mask
         expect = planned.step.expect
+        host = host_plan.host.name
         status, reason = Status.OK, ""
         if result.interrupted:
             status, reason = Status.INTERRUPTED, "interrupted"
         elif result.timed_out:
-            status, reason = Status.TIMED_OUT, f"killed after {planned.step.timeout:g}s"
+            status, reason = Status.TIMED_OUT, f"killed after {timeout or 0:g}s"
         elif result.exit_code not in expect.exit_codes:
             status, reason = Status.FAILED, ""
         elif expect.stdout_contains is not None and expect.stdout_contains not in result.stdout:
             status, reason = Status.FAILED, f"output does not contain {expect.stdout_contains!r}"
         elif expect.stdout_matches is not None and not re.search(expect.stdout_matches, result.stdout, re.M):
             status, reason = Status.FAILED, f"output does not match {expect.stdout_matches!r}"
+        else:
+            context = self.planner.context(host_plan.host, self.fleet.platforms.get(host), self.context)
+            held, why = until_holds(planned.step, context, result)
+            status, reason = (Status.OK, "") if held else (Status.FAILED, mask(why))
         return HostOutcome(
             planned.id,
             host,

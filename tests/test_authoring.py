@@ -3,10 +3,16 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from engine import targets, variables
+from engine.attempts import Attempts, until_holds
+from engine.errors import InvalidRunbook
+from engine.executors import Result
+from engine.model import Retries, Step
 from engine.planning import Plan, Planner, build_plan, to_dict
 from engine.validation import validate
 
@@ -88,3 +94,50 @@ steps:
     assert step is not None and len(step.hosts) == 3
     assert [h.host.name for h in step.shown_hosts] == ["b.example"]
     assert to_dict(plan)["steps"][0]["run_once"] is True
+
+
+def problems_of(tmp_path: Path, body: str) -> list[str]:
+    path = tmp_path / "book.yml"
+    path.write_text(HEAD + body, encoding="utf-8")
+    try:
+        validate(path, "book.yml")
+    except InvalidRunbook as error:
+        return [str(p) for p in error.problems]
+    return []
+
+
+def test_until_may_read_result_and_nothing_undefined(tmp_path: Path) -> None:
+    step = "steps:\n  - id: a\n    title: A\n    run: 'true'\n    until: {}\n    result: '{{{{ result }}}}'\n"
+    assert problems_of(tmp_path, step.format("result.exit_code == 0 and resutl")) == [
+        "book.yml:9:12: steps[0].until: undefined name 'resutl'; did you mean 'result'?",
+        "book.yml:10:13: steps[0].result: undefined name 'result'",
+    ]
+    assert problems_of(tmp_path, step.format("'{{ result }}'"))[0].endswith(
+        "steps[0].until: 'until' is a bare expression: remove the {{ }}"
+    )
+
+
+def test_attempts_end_at_the_count_or_before_the_deadline() -> None:
+    step = Step(0, "a", "A", retries=Retries(3, 10.0), deadline=15.0, timeout=60.0)
+    attempts = Attempts(step, started=time.monotonic())
+    assert attempts.another(1) == (True, "")
+    assert 14.0 < (attempts.timeout() or 0) <= 15.0  # cut to the deadline
+    late = Attempts(step, started=time.monotonic() - 6.0)
+    assert late.another(1) == (False, "deadline 15s reached after 1 attempt(s)")
+    assert Attempts(replace(step, deadline=None)).another(4) == (False, "4 attempt(s)")
+
+
+def test_until_holds_judges_the_attempt_and_not_json_is_not_yet(tmp_path: Path) -> None:
+    plan = plan_of(
+        tmp_path,
+        "steps:\n  - id: a\n    title: A\n    run: 'true'\n    until: (result.stdout | from_json).up\n",
+    )
+    step = plan.steps[0].step
+    result = Result("x", "local", 0, '{"up": true}', "", 0.1)
+    assert until_holds(step, {}, result) == (True, "")
+    assert until_holds(step, {}, replace(result, stdout='{"up": false}')) == (
+        False,
+        "until (result.stdout | from_json).up is false",
+    )
+    held, why = until_holds(step, {}, replace(result, stdout="<html>"))
+    assert not held and why.startswith("until: invalid expression: from_json: not JSON")

@@ -131,3 +131,67 @@ def test_run_once_runs_on_one_host_of_three_the_first_not_left_out(
     assert checklist.returncode == 0, checklist.stderr
     section = checklist.stdout.split("Create the bucket")[1].split("###")[0]
     assert section.count("- [ ]") == 1 and "once: on the first host not left out" in section
+
+
+# -- 3. until, deadline -------------------------------------------------------------------------------------
+
+# A service that answers "starting" twice, then "ok" (counted in a file beside it), as JSON.
+SERVICE = """\
+#!/bin/sh
+count=$(cat "$0.count" 2>/dev/null || echo 0); count=$((count + 1)); echo $count > "$0.count"
+if [ $count -le {starting} ]; then echo '{{"status": "starting"}}'; else echo '{{"status": "ok", "calls": '$count'}}'; fi
+"""
+
+UNTIL = """\
+  - id: wait-healthy
+    title: Wait until the service answers ok
+    run: health
+    until: (result.stdout | from_json).status == 'ok'
+    retries: {{count: {count}, delay: 0.4s}}
+    deadline: {deadline}
+"""
+
+
+def service(lab: Lab, starting: int) -> None:
+    lab.bin_dir.mkdir(parents=True, exist_ok=True)
+    path = lab.bin_dir / "health"
+    path.write_text(SERVICE.format(starting=starting))
+    path.chmod(0o755)
+
+
+def test_until_waits_until_the_stand_in_answers_and_the_summary_shows_the_whole_wait(lab: Lab) -> None:
+    service(lab, starting=2)
+    path = book(lab, UNTIL.format(count=10, deadline="1m"))
+    plan = lab.run(path, task="plan")
+    assert "until: (result.stdout | from_json).status == 'ok'" in plan.stdout
+    assert "retries 10 every 0.4s, deadline 60s" in plan.stdout
+    done = lab.run(path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("until (result.stdout | from_json).status == 'ok' is false") == 2
+    ends = [r for r in records(lab, "step-end")]
+    assert [e["attempt"] for e in ends] == [1, 2, 3] and ends[-1]["status"] == "ok"
+    assert ends[-1]["duration"] >= 0.8  # two delays of 0.4 s at least: the whole wait, not the last attempt
+    [row] = [line for line in done.stdout.splitlines() if line.startswith("│ wait-healthy")]
+    seconds = float(row.split("│")[5].strip().split("s,")[0])
+    assert seconds >= 0.8 and "3 attempts" in row, row
+    checklist = lab.run(path, task="checklist")
+    assert "until (result.stdout | from_json).status == 'ok'" in checklist.stdout
+    assert "retries 10, every 0.4 s" in checklist.stdout and "deadline 1 min" in checklist.stdout
+
+
+def test_a_deadline_stops_the_wait_before_the_retries_run_out(lab: Lab) -> None:
+    service(lab, starting=1000)
+    done = lab.run(book(lab, UNTIL.format(count=1000, deadline="1s")))
+    assert done.returncode == 1, done.stdout + done.stderr
+    ends = records(lab, "step-end")
+    assert 2 <= len(ends) <= 4, ends  # 0.4 s apart within 1 s
+    assert "deadline 1s reached after" in ends[-1]["reason"]
+    assert "wait-healthy@local" in done.stdout
+
+
+def test_until_over_output_that_is_not_json_is_not_yet_then_fails_with_why(lab: Lab) -> None:
+    steps = "  - id: w\n    title: W\n    run: echo '<html>'\n    until: (result.stdout | from_json).ok\n"
+    done = lab.run(book(lab, steps + "    retries: 1\n"))
+    assert done.returncode == 1
+    [*_, last] = records(lab, "step-end")
+    assert "from_json: not JSON" in last["reason"] and last["attempt"] == 2

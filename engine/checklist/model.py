@@ -277,8 +277,13 @@ def _facts(plan: Plan, planned: PlannedStep, cwd: str | None) -> tuple[str, ...]
         facts.append(f"in {cwd}")
     if step.timeout:
         facts.append(f"timeout {_seconds(step.timeout)}")
+    if step.until is not None:
+        facts.append(f"until {step.until.text}")
     if step.retries.count:
-        facts.append(f"retries {step.retries.count}")
+        every = f", every {_seconds(step.retries.delay)}" if step.retries.delay else ""
+        facts.append(f"retries {step.retries.count}{every}")
+    if step.deadline is not None:
+        facts.append(f"deadline {_seconds(step.deadline)}")
     if step.when is not None:
         facts.append(f"only when {step.when.text}")
     if step.continue_on_error:

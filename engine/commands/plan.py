@@ -60,7 +60,10 @@ def _step(planned: PlannedStep) -> list[str]:
     if step.timeout and step.run:
         facts.append(f"timeout {step.timeout:g}s")
     if step.retries.count and step.run:
-        facts.append(f"retries {step.retries.count}")
+        every = f" every {step.retries.delay:g}s" if step.retries.delay else ""
+        facts.append(f"retries {step.retries.count}{every}")
+    if step.deadline is not None and step.run:
+        facts.append(f"deadline {step.deadline:g}s")
     if step.run_once and len(planned.hosts) > 1:
         facts.append(f"once, on the first of {len(planned.hosts)} hosts not left out")
     elif len(planned.hosts) > 1:
@@ -68,6 +71,8 @@ def _step(planned: PlannedStep) -> list[str]:
     lines = [f"\n{planned.number:>3}. {step.id}: {step.title}  [{', '.join(facts)}]"]
     if step.when:
         lines.append(f"       when: {step.when.text}")
+    if step.until:
+        lines.append(f"       until: {step.until.text}")
     if step.confirm:
         typed = f" (type {planned.confirm_text!r})" if planned.confirm_text else ""
         lines.append(f"       confirm: {planned.confirm_question}{typed}")
