@@ -139,7 +139,8 @@ def test_run_once_runs_on_one_host_of_three_the_first_not_left_out(
 SERVICE = """\
 #!/bin/sh
 count=$(cat "$0.count" 2>/dev/null || echo 0); count=$((count + 1)); echo $count > "$0.count"
-if [ $count -le {starting} ]; then echo '{{"status": "starting"}}'; else echo '{{"status": "ok", "calls": '$count'}}'; fi
+if [ $count -le {starting} ]; then echo '{{"status": "starting"}}'
+else echo '{{"status": "ok", "calls": '$count'}}'; fi
 """
 
 UNTIL = """\
@@ -168,7 +169,7 @@ def test_until_waits_until_the_stand_in_answers_and_the_summary_shows_the_whole_
     done = lab.run(path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("until (result.stdout | from_json).status == 'ok' is false") == 2
-    ends = [r for r in records(lab, "step-end")]
+    ends = records(lab, "step-end")
     assert [e["attempt"] for e in ends] == [1, 2, 3] and ends[-1]["status"] == "ok"
     assert ends[-1]["duration"] >= 0.8  # two delays of 0.4 s at least: the whole wait, not the last attempt
     [row] = [line for line in done.stdout.splitlines() if line.startswith("│ wait-healthy")]
