@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine import model, schema
+from engine import model
 from engine.errors import Problem
 from engine.loading import Document, JsonPath, Positions
 from engine.model import LOCAL, Command, Template
@@ -61,16 +61,6 @@ class _Builder:
 
     def variable(self, name: str, spec: dict[str, Any]) -> model.Variable:
         fragment = {k: v for k, v in spec.items() if k not in _OUR_VARIABLE_KEYS or k == "description"}
-        if "format" in spec and spec["format"] not in schema.CHECKED_FORMATS:  # jsonschema would ignore it
-            self.problems.append(
-                self.positions.problem(
-                    ("variables", name, "format"),
-                    (
-                        f"format {spec['format']!r} cannot be checked here; use a pattern, or one of: "
-                        + ", ".join(sorted(schema.CHECKED_FORMATS))
-                    ),
-                )
-            )
         return model.Variable(
             name=name,
             schema=fragment,
@@ -185,10 +175,6 @@ class _Builder:
     def record(self, spec: dict[str, Any], path: JsonPath) -> model.Record | None:
         if "record" not in spec:
             return None
-        if "manual" not in spec:
-            self.problems.append(
-                self.positions.problem((*path, "record"), "'record' belongs to manual steps only")
-            )
         record = spec["record"]
         prompt = self.template((*path, "record", "prompt"), record["prompt"])
         expect = record.get("expect")

@@ -21,9 +21,6 @@ from engine.loading import JsonPath, Positions
 
 SCHEMA_PATH = Path(__file__).with_name("runbook-v1.schema.json")
 SUPPORTED_FORMATS = (1,)
-# The `format` values jsonschema can check with what is installed (hostname and uri need extra packages);
-# any other format would be silently accepted, so a variable may not use it.
-CHECKED_FORMATS = frozenset(jsonschema.Draft202012Validator.FORMAT_CHECKER.checkers)
 _JSON_TYPES = {
     str: "a string",
     bool: "a boolean",
@@ -40,6 +37,13 @@ def schema() -> dict[str, Any]:
     """The runbook schema, read once."""
     loaded: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
     return loaded
+
+
+def checked_formats() -> tuple[str, ...]:
+    """The `format` values a variable may use: those jsonschema checks here (it would accept anything for
+    another, such as hostname), listed in the schema so that editors refuse the others too."""
+    formats: tuple[str, ...] = tuple(schema()["$defs"]["variable"]["properties"]["format"]["enum"])
+    return formats
 
 
 def validator(fragment: Mapping[str, Any] | None = None) -> jsonschema.protocols.Validator:
@@ -64,7 +68,7 @@ def check(data: Any, positions: Positions) -> list[Problem]:
     if (unsupported := format_problem(data, positions)) is not None:
         return [unsupported]
     errors = validator().iter_errors(data)
-    problems = [p for error in errors for p in _translate(error, positions)]
+    problems = [p for error in errors for p in _translate(error, positions, data)]
     return sorted(set(problems), key=lambda p: (p.line, p.column, p.path, p.message))
 
 
@@ -72,7 +76,7 @@ def describe_type(value: Any) -> str:
     return _JSON_TYPES.get(type(value), type(value).__name__)
 
 
-def _translate(error: jsonschema.ValidationError, positions: Positions) -> Iterator[Problem]:
+def _translate(error: jsonschema.ValidationError, positions: Positions, data: Any) -> Iterator[Problem]:
     path: JsonPath = tuple(error.absolute_path)
     kind = error.validator
     if kind == "additionalProperties":
@@ -82,8 +86,10 @@ def _translate(error: jsonschema.ValidationError, positions: Positions) -> Itera
         yield positions.problem(path, f"{missing!r} is required")
     elif kind == "type":
         yield positions.problem(path, _type_message(error, positions.of(path).source))
-    elif kind == "oneOf":
-        yield from _one_of(error, path, positions)
+    elif kind in ("oneOf", "anyOf"):
+        yield from _one_of(error, path, positions, data)
+    elif kind is None and "dependentSchemas" in error.relative_schema_path:
+        yield from _not_allowed_with(error, path, positions, data)
     elif kind == "dependentRequired":
         yield positions.problem(path, error.message.replace("is a dependency of", "is needed with"))
     elif "propertyNames" in error.relative_schema_path:  # jsonschema reports the name's own failure
@@ -98,10 +104,37 @@ def _translate(error: jsonschema.ValidationError, positions: Positions) -> Itera
 
 
 def message(error: jsonschema.ValidationError) -> str:
-    """jsonschema's message, with a pattern shown as written (its repr doubles every backslash)."""
+    """The schema's own words for the rule where it has them (`patternErrorMessage`, `errorMessage`: the
+    keywords editors show too), else jsonschema's message with a pattern shown as written."""
+    own = _schema_of(error)
+    said = own.get("patternErrorMessage") if error.validator == "pattern" else None
+    if (said := said or own.get("errorMessage")) is not None:
+        return f"{_instance(error)!r} is {said[0].lower()}{said[1:].rstrip('.')}"
     if error.validator == "pattern":
         return f"{error.instance!r} does not match the pattern {error.validator_value}"
     return str(error.message)
+
+
+def _not_allowed_with(
+    error: jsonschema.ValidationError, path: JsonPath, positions: Positions, data: Any
+) -> Iterator[Problem]:
+    """Keys that a present key excludes (`dependentSchemas: {run: {properties: {manual: false}}}`), with the
+    dependent schema's description saying why.
+
+    jsonschema reports a `false` property schema at the mapping, not at the key (its path lacks the key), so
+    the keys are found in the mapping itself."""
+    schema_path = list(error.relative_schema_path)
+    trigger = str(schema_path[schema_path.index("dependentSchemas") + 1])
+    mapping = data
+    for part in path:
+        mapping = mapping[part]
+    for node in schema()["$defs"].values():
+        dependent = node.get("dependentSchemas", {}).get(trigger, {})
+        excluded = [k for k, sub in dependent.get("properties", {}).items() if sub is False and k in mapping]
+        why = str(dependent.get("description", "")).rstrip(".")
+        for key in excluded:
+            message = f"{key!r} is not allowed with {trigger!r}" + (f": {why}" if why else "")
+            yield positions.problem((*path, key), message, key=True)
 
 
 def _unknown_keys(
@@ -117,13 +150,17 @@ def _unknown_keys(
 def _type_message(error: jsonschema.ValidationError, source: str | None) -> str:
     wanted = _value(error)
     names = [str(n) for n in (wanted if isinstance(wanted, list) else [wanted])]
-    message = f"expected {' or '.join(names)}, got {describe_type(error.instance)}"
-    if "string" in names and source is not None and not isinstance(error.instance, str):
+    wanted_names = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+    message = f"expected {wanted_names}, got {describe_type(error.instance)}"
+    quotable = "string" in names and "pattern" not in _schema_of(error)  # quoted, it would be valid
+    if quotable and source is not None and not isinstance(error.instance, str):
         message += f"; quote it: '{source}'"
     return message
 
 
-def _one_of(error: jsonschema.ValidationError, path: JsonPath, positions: Positions) -> Iterator[Problem]:
+def _one_of(
+    error: jsonschema.ValidationError, path: JsonPath, positions: Positions, data: Any
+) -> Iterator[Problem]:
     branches = _value(error)
     if all(set(branch) == {"required"} for branch in branches):
         if not isinstance(error.instance, dict):
@@ -141,7 +178,7 @@ def _one_of(error: jsonschema.ValidationError, path: JsonPath, positions: Positi
     same_type = [e for e in error.context if e.validator != "type" and len(e.relative_schema_path) > 1]
     if same_type:  # the value has the right shape for one branch: report that branch's problems
         for sub in same_type:
-            yield from _translate(sub, positions)
+            yield from _translate(sub, positions, data)
         return
     hint = _schema_of(error).get("description", "")
     yield positions.problem(path, f"invalid value {error.instance!r}: {hint}".rstrip(": "))

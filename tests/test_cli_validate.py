@@ -96,7 +96,8 @@ CASES: dict[str, list[str]] = {
         "1:10: runbook: unsupported format version 2; supported: 1",
     ],
     "run_and_manual.yml": [
-        "6:5: steps[0]: 'run' and 'manual' cannot be used together; keep one",
+        "9:5: steps[0].manual: 'manual' is not allowed with 'run': a step runs a command or is manual, "
+        "not both (record is for manual steps)",
     ],
     "bad_default.yml": [
         "9:14: variables.retries.default: 0 is less than the minimum of 1",
@@ -120,12 +121,14 @@ CASES: dict[str, list[str]] = {
     # several problems of the schema phase, all reported at once
     "many_problems.yml": [
         "1:1: 'title' is required",
-        "2:7: name: 'Demo Runbook' does not match the pattern ^[a-z0-9][a-z0-9-]*$",
+        "2:7: name: 'Demo Runbook' is not a runbook name: lowercase letters, digits and -, starting with a letter or "
+        "digit (at most 64)",
         "3:10: version: expected string, got a number; quote it: '2.0'",
         "4:1: titel: unknown key 'titel'; did you mean 'title'?",
         "9:5: targets.nodes.concurency: unknown key 'concurency'; did you mean 'concurrency'?",
         "15:7: steps[0].run.macos: unknown key 'macos'; allowed: linux, darwin, windows, default",
-        "16:14: steps[0].timeout: '10 minutes' does not match the pattern ^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$",
+        "16:14: steps[0].timeout: '10 minutes' is not a duration: write seconds (90) or a number with a unit "
+        "(500ms, 30s, 10m, 1h)",
         "17:5: steps[1]: 'id' is required",
     ],
     # several problems found after the schema: defaults, targets, ids, templates, all at once

@@ -70,7 +70,7 @@ def test_every_property_has_a_description() -> None:
         f"{name}"
         for node in subschemas(schema_data())
         for name, child in node.get("properties", {}).items()
-        if "description" not in child and "$ref" not in child
+        if isinstance(child, dict) and "description" not in child and "$ref" not in child
     ]
     assert missing == []
 
@@ -110,3 +110,53 @@ def test_the_guides_first_example_is_a_valid_runbook(tmp_path: Path) -> None:
     path.write_text(example.group(1), encoding="utf-8")
     validated = validate(path)
     assert [step.id for step in validated.runbook.steps] == ["restart", "look"]
+
+
+def test_every_definition_has_a_title_and_every_description_its_markdown() -> None:
+    data = schema_data()
+    assert [name for name, node in data["$defs"].items() if "title" not in node] == []
+    described = [node for node in subschemas(data) if "description" in node]
+    assert [n["description"] for n in described if "markdownDescription" not in n] == []
+    assert [
+        n["description"] for n in described if "`" in n["description"]
+    ] == []  # plain text for plain clients
+
+
+def test_the_schemas_own_messages_read_as_sentences_about_the_value() -> None:
+    """`runbook validate` prints them as "'x' is not a …", editors as they are."""
+    said = [
+        node[key]
+        for node in subschemas(schema_data())
+        for key in ("patternErrorMessage", "errorMessage")
+        if key in node
+    ]
+    assert len(said) >= 5
+    assert [text for text in said if not (text.startswith("Not ") and text.endswith("."))] == []
+
+
+def fill(body: Any) -> Any:
+    """A snippet body with each `${n:placeholder}` replaced by its placeholder (and `\\$` by `$`)."""
+    if isinstance(body, dict):
+        return {k: fill(v) for k, v in body.items()}
+    if isinstance(body, list):
+        return [fill(v) for v in body]
+    if isinstance(body, str):
+        return re.sub(r"\$\{\d+:([^}]*)\}", r"\1", body).replace("\\$", "$")
+    return body
+
+
+def test_snippets_and_examples_are_valid_where_they_are_offered() -> None:
+    data = schema_data()
+    checked = 0
+    for name, node in data["$defs"].items():
+        validator = jsonschema.Draft202012Validator({**node, "$defs": data["$defs"]})
+        for value in [fill(s["body"]) for s in node.get("defaultSnippets", [])] + node.get("examples", []):
+            assert [e.message for e in validator.iter_errors(value)] == [], (name, value)
+            checked += 1
+    labels = {s["label"] for node in data["$defs"].values() for s in node.get("defaultSnippets", [])}
+    assert {"command step", "manual step", "variable", "SSH target"} <= labels
+    assert checked >= 15
+
+
+def test_the_schema_claims_no_address_it_is_not_served_at() -> None:
+    assert "$id" not in schema_data()

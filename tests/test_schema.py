@@ -62,23 +62,33 @@ def test_unsupported_format_version_lists_the_supported_ones_and_stops_there() -
     ) == ["rb.yml:1:10: runbook: unsupported format version '1'; supported: 1"]
 
 
-def test_run_and_manual_exactly_one() -> None:
-    assert check_steps("- id: a\n  title: A\n  run: x\n  manual: y\n") == [
-        "rb.yml:6:5: steps[0]: 'run' and 'manual' cannot be used together; keep one"
+def test_run_and_manual_exactly_one_and_record_only_on_manual_steps() -> None:
+    assert check_steps("- id: a\n  title: A\n  run: x\n  manual: y\n  record: {prompt: Seen}\n") == [
+        "rb.yml:9:5: steps[0].manual: 'manual' is not allowed with 'run': a step runs a command or is manual, "
+        "not both (record is for manual steps)",
+        "rb.yml:10:5: steps[0].record: 'record' is not allowed with 'run': a step runs a command or is manual, "
+        "not both (record is for manual steps)",
     ]
     assert check_steps("- id: a\n  title: A\n") == [
         "rb.yml:6:5: steps[0]: exactly one of 'run' or 'manual' is required"
     ]
 
 
-def test_one_of_with_the_right_shape_reports_that_branchs_problem() -> None:
+def test_a_two_form_value_is_judged_by_the_rules_of_its_own_type() -> None:
     assert check_steps("- id: a\n  title: A\n  run: x\n  timeout: 10 minutes\n  retries: {count: -1}\n") == [
-        "rb.yml:9:14: steps[0].timeout: '10 minutes' does not match the pattern ^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$",
+        "rb.yml:9:14: steps[0].timeout: '10 minutes' is not a duration: write seconds (90) or a number with a "
+        "unit (500ms, 30s, 10m, 1h)",
         "rb.yml:10:22: steps[0].retries.count: -1 is less than the minimum of 0",
     ]
-    assert check_steps("- id: a\n  title: A\n  run: x\n  confirm: 3\n") == [
-        "rb.yml:9:14: steps[0].confirm: invalid value 3: Ask before running: true, a question, or {type: text} "
-        "to make the operator type the text."
+    assert check_steps("- id: a\n  title: A\n  run: x\n  confirm: 3\n  timeout: -1\n  retries: 1.5\n") == [
+        "rb.yml:9:14: steps[0].confirm: expected boolean, string or object, got an integer; quote it: '3'",
+        "rb.yml:10:14: steps[0].timeout: -1 is less than or equal to the minimum of 0",
+        "rb.yml:11:14: steps[0].retries: expected integer or object, got a number",
+    ]
+    # a mapping where a string is expected is judged as a mapping: the unknown key, not "expected string"
+    assert check_steps("- id: a\n  title: A\n  run: {macos: x}\n  timeout: true\n") == [
+        "rb.yml:8:11: steps[0].run.macos: unknown key 'macos'; allowed: linux, darwin, windows, default",
+        "rb.yml:9:14: steps[0].timeout: expected number or string, got a boolean",
     ]
 
 
@@ -91,6 +101,8 @@ targets:
   b: {local: false}
   c: {ssh: {each: nodes}}
   d: {ssh: {hosts: ['user@host:22', 'bad host']}}
+  e: {local: true, ssh: {hosts: [x]}}
+  f: {ssh: {hosts: [x], from_file: c.yml, each: nodes, host: h}}
 steps: [{id: a, title: A, run: b}]
 """
     )
@@ -99,7 +111,11 @@ steps: [{id: a, title: A, run: b}]
         "rb.yml:7:14: targets.b.local: must be true (or remove the key)",
         "rb.yml:8:12: targets.c.ssh: 'from_file' is needed with 'each'",
         "rb.yml:8:12: targets.c.ssh: exactly one of 'hosts' or 'from_file' is required",
-        "rb.yml:9:37: targets.d.ssh.hosts[1]: 'bad host' does not match the pattern ^([^@\\s]+@)?[^@:\\s]+(:[0-9]+)?$",
+        "rb.yml:9:37: targets.d.ssh.hosts[1]: 'bad host' is not a host: write name, user@name or user@name:port",
+        "rb.yml:10:20: targets.e.ssh: 'ssh' is not allowed with 'local': a target is this machine or SSH hosts, "
+        "not both; keep one",
+        "rb.yml:11:25: targets.f.ssh.from_file: 'from_file' is not allowed with 'hosts': hosts are listed or "
+        "read from a file, not both; keep one",
     ]
 
 

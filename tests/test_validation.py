@@ -48,7 +48,13 @@ def test_schema_problems_do_not_hide_the_others(tmp_path: Path) -> None:
         (14, 9, "steps[1].on", "unknown target 'nodes'"),
         (15, 10, "steps[1].run", "this looks like a Go/docker template ({{.Field}})"),
         (16, 5, "steps[2]", "expected object, got a string"),
-        (17, 5, "steps[3]", "'run' and 'manual' cannot be used together"),
+        (
+            20,
+            5,
+            "steps[3].manual",
+            "'manual' is not allowed with 'run': a step runs a command or is manual, "
+            "not both (record is for manual steps)",
+        ),
     ]
 
 

@@ -1,0 +1,106 @@
+"""The schema as editors see it: yaml-language-server (VS Code's YAML engine) over stdio, on real files.
+
+Each broken runbook must be reported at the line of the mistake with a message that names the real problem
+(not a `oneOf` best match); a sound one must be clean. The server is mapped to the schema by the same
+`yaml.schemas` setting the README shows, and by the `$schema` modeline.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from yamlls import Diagnostic, YamlLanguageServer
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = ROOT / "schemas/runbook-v1.schema.json"
+HEAD = 'runbook: 1\nname: demo\nversion: "1.0"\ntitle: Demo\nsteps:\n'  # steps start at line 6
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[YamlLanguageServer]:
+    """One server for the module, with the schema mapped to `*.runbook.yml` as in the README."""
+    running = YamlLanguageServer(
+        {"validate": True, "hover": True, "schemas": {SCHEMA.as_uri(): "*.runbook.yml"}}
+    )
+    running.wait_until_validating(tmp_path_factory.mktemp("warm") / "warm.runbook.yml", "runbook: x\n")
+    yield running
+    running.close()
+
+
+def diagnostics(server: YamlLanguageServer, tmp_path: Path, text: str) -> list[str]:
+    return [str(d) for d in server.diagnostics(tmp_path / "broken.runbook.yml", text)]
+
+
+def test_a_bad_duration_is_reported_as_a_bad_duration(server: YamlLanguageServer, tmp_path: Path) -> None:
+    text = HEAD + "  - id: a\n    title: A\n    run: sleep 1\n    timeout: 30 minutes\n"
+    assert diagnostics(server, tmp_path, text) == [
+        "9:14: Not a duration: write seconds (90) or a number with a unit (500ms, 30s, 10m, 1h)."
+    ]
+
+
+def test_manual_with_run_is_reported_at_manual(server: YamlLanguageServer, tmp_path: Path) -> None:
+    text = HEAD + "  - id: a\n    title: A\n    run: echo\n    manual: Look at the screen.\n"
+    assert diagnostics(server, tmp_path, text) == ["9:5: Property manual is not allowed."]
+
+
+def test_record_on_a_run_step_is_reported_at_record(server: YamlLanguageServer, tmp_path: Path) -> None:
+    text = HEAD + "  - id: a\n    title: A\n    run: echo\n    record:\n      prompt: Seen\n"
+    assert diagnostics(server, tmp_path, text) == ["9:5: Property record is not allowed."]
+
+
+def test_every_mistake_of_a_file_at_its_own_line(server: YamlLanguageServer, tmp_path: Path) -> None:
+    text = (
+        HEAD.replace("steps:\n", "")
+        + "variables:\n  host: {type: string, format: hostname}\n"  # 6
+        + "targets:\n  web: {ssh: {hosts: ['bad host']}}\n"  # 8
+        + "steps:\n"
+        + "  - id: Restart\n    title: A\n    run: {macos: x}\n"  # 10, 12
+        + "  - id: b\n    title: B\n    run: echo\n    confirm: 3\n    retries: {count: -1}\n"  # 16, 17
+    )
+    assert sorted(server.diagnostics(tmp_path / "many.runbook.yml", text), key=lambda d: d.line) == [
+        Diagnostic(
+            6,
+            32,
+            "Not a format the engine checks; use a pattern, or one of: date, email, idn-email, ipv4, "
+            "ipv6, regex, uuid.",
+        ),
+        Diagnostic(8, 23, "Not a host: write name, user@name or user@name:port."),
+        Diagnostic(
+            10, 9, "Not a step id: lowercase letters, digits, - and _, starting with a letter or digit."
+        ),
+        Diagnostic(12, 11, "Property macos is not allowed."),
+        Diagnostic(16, 14, "Incorrect type. Expected one of boolean, string, object."),
+        Diagnostic(17, 22, "Value is below the minimum of 0."),
+    ]
+
+
+def test_the_readme_example_and_the_shipped_runbooks_are_clean(
+    server: YamlLanguageServer, tmp_path: Path
+) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    first = re.search(r"### A first runbook\n\n```yaml\n(.*?)```", readme, re.S)
+    assert first is not None
+    # opened where it would live, so that its modeline's relative path resolves
+    assert server.diagnostics(ROOT / "runbooks/example.yml", first.group(1)) == []
+    for path in sorted((ROOT / "runbooks").glob("*.yml")):
+        assert server.diagnostics(path, path.read_text(encoding="utf-8")) == [], path.name
+
+
+def test_the_modeline_maps_a_file_the_settings_do_not(server: YamlLanguageServer, tmp_path: Path) -> None:
+    text = f"# yaml-language-server: $schema={SCHEMA.as_uri()}\n" + HEAD + "  - id: a\n    title: A\n"
+    # steps[0] has neither run nor manual: the first branch's key is named, at the step
+    assert [str(d) for d in server.diagnostics(tmp_path / "other.yml", text)] == [
+        '7:5: Missing property "run".'
+    ]
+
+
+def test_a_hover_names_the_definition_and_shows_its_markdown(
+    server: YamlLanguageServer, tmp_path: Path
+) -> None:
+    text = HEAD + "  - id: a\n    title: A\n    run: echo\n    timeout: 30s\n"
+    hover = server.hover(tmp_path / "hover.runbook.yml", text, 9, 6)
+    assert hover.startswith("#### Duration\n")
+    assert "`30s`, `10m`, `1h`" in hover
