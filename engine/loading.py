@@ -95,8 +95,15 @@ class _Builder:
         self.positions = positions
         self.problems: list[Problem] = []
         self._scalars = yaml.SafeLoader("")
+        self._built: set[int] = set()
 
     def build(self, node: yaml.Node, path: JsonPath) -> Any:
+        if isinstance(node, yaml.CollectionNode):
+            # An alias composes to the very node it names; walking it again would expand it, and nine
+            # levels of nine aliases (a "billion laughs") exhaust memory. The event scan has refused it.
+            if id(node) in self._built:
+                return None
+            self._built.add(id(node))
         self.positions.values[path] = _mark(node)
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
@@ -221,8 +228,12 @@ def parse(text: str, display: str) -> tuple[Any, Positions]:
         raise InvalidRunbook([*problems, _syntax_problem(error, display)]) from None
     problems += builder.problems
     if problems:
-        raise InvalidRunbook(sorted(set(problems), key=lambda p: (p.line, p.column, p.message)))
+        raise InvalidRunbook(_sorted(problems))
     return data, positions
+
+
+def _sorted(problems: list[Problem]) -> list[Problem]:
+    return sorted(set(problems), key=lambda p: (p.line, p.column, p.message))
 
 
 def _syntax_problem(error: yaml.MarkedYAMLError, file: str) -> Problem:

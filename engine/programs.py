@@ -1,21 +1,21 @@
 """Which programs a step needs on its hosts, so preflight can check them before anything runs.
 
-The first word of each simple command in a script (after `|`, `&&`, `||`, `;`, `xargs`), plus the step's
-`requires`. Shell keywords and builtins, variable assignments and explicit paths are left out: a path is
-the runbook's own `checks` to prove (`test -x ./rke_linux-amd64`).
+The first word of each simple command in a script (after `|`, `&&`, `||`, `;`, `xargs`, inside `$(…)`), split
+the way a POSIX shell splits it (quotes, escapes, comments, here-documents), plus the step's `requires`
+(`!word` takes a word back out). Shell keywords and builtins, variable assignments and explicit paths are
+left out: a path is the runbook's own `checks` to prove (`test -x ./rke_linux-amd64`).
 """
 
 from __future__ import annotations
 
+import functools
 import re
-import shlex
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from engine.model import Command
 
-_SEPARATORS = re.compile(r"\|\||&&|[|;()]|(?<![<>])&(?!>)")  # not the & of 2>&1, >&2, &>
 _TEMPLATE = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _SHELL_WORDS = frozenset(
@@ -74,56 +74,141 @@ _SHELL_WORDS = frozenset(
 
 
 _ARITHMETIC = re.compile(r"\$\(\((?:[^()]|\([^()]*\))*\)\)")
-_SUBSTITUTION = re.compile(r"\$\(([^()]*)\)|`([^`]*)`")
-_REDIRECTION = re.compile(r"[0-9]*(?:>>|&>|[<>]&?)")
+_SUBSTITUTION = re.compile(r"\$\(([^()]*)\)")
+_BACKTICKS = re.compile(r"`([^`]*)`")
+_HEREDOC = re.compile(
+    r"<<-?[ \t]*(['\"]?)([A-Za-z_][A-Za-z0-9_]*)\1[^\n]*\n(.*?)(?:^[ \t]*\2[ \t]*$|\Z)", re.S | re.M
+)
+_PUNCTUATION = ";&|()<>\n"
+_UNQUOTED_TOKEN = re.compile(r"[;&|()<>\n]+|[^ \t\r;&|()<>\n]+")
+_OPERATOR_RUN = re.compile(r"[;&|()<>\n]+")
+_QUOTED = "\\"  # before a quoted word made only of operator characters: a word, not an operator
 _PLACEHOLDER = " $VALUE "
+_MAX_DEPTH = 20  # command substitutions inside command substitutions; bounded
 
 
 def first_words(script: str) -> list[str]:
     """Programs a script starts, in order of appearance, without repeats."""
+    return list(_first_words(script, 0))
+
+
+@functools.lru_cache(maxsize=4096)
+def _first_words(script: str, depth: int) -> tuple[str, ...]:
+    """Split as a POSIX shell does (quotes, escapes, comments, operators), so a quoted argument
+    such as `python3 -c 'import sys; print(sys.version)'` stays one word; cached, since a plan asks about
+    the same script for every step that shares it."""
+    script = _BACKTICKS.sub(r"$(\1)", _ARITHMETIC.sub(_PLACEHOLDER, script))  # `…` is $(…) written old-style
+    script = _HEREDOC.sub(lambda m: m.group(0)[: m.start(3) - m.start(0)], script)  # a here-document is data
     found: list[str] = []
-    for line in script.splitlines():
-        line = line.split(" #", 1)[0].strip()
-        if not line or line.startswith("#"):
-            continue
-        for part in _flatten(line):
-            for segment in _SEPARATORS.split(part):
-                for word in _programs(segment):
-                    if word not in found:
-                        found.append(word)
+    for words in _simple_commands(_tokens(script.replace("\n", "\n;"))):
+        for word in [*_programs(words), *_substituted(words, depth)]:
+            if word not in found:
+                found.append(word)
+    return tuple(found)
+
+
+def _tokens(script: str) -> list[str]:
+    """Words and operators. Text without quotes, escapes or comments splits with a regular expression;
+    quoted text goes through `_Words`. A newline ends a command, and a comment swallows the newline that ends
+    it: hence the `;` the caller puts after each."""
+    if not any(c in script for c in "'\"\\#"):
+        return _UNQUOTED_TOKEN.findall(script)
+    return _Words(script).split()
+
+
+class _Words:
+    """The POSIX shell's token rules (quotes, backslash, comments, operators), in one pass.
+
+    Not `shlex`: its punctuation mode returns a quoted `'('` or an escaped `\\;` as the same token as the
+    operator, so `alpha '(' 0` would start `0`; here an operator is only what stands outside quotes (a test
+    checks this against bash on generated scripts). A quoted operator comes back as `_QUOTED` + itself.
+    """
+
+    def __init__(self, script: str) -> None:
+        self.script, self.word, self.quoted = script, "", False
+        self.tokens: list[str] = []
+
+    def split(self) -> list[str]:
+        text, i = self.script, 0
+        while i < len(text):
+            c = text[i]
+            if c == "\\":
+                self.word, self.quoted, i = self.word + text[i + 1 : i + 2], True, i + 2
+                continue
+            if c in "'\"":
+                i = self._quoted_text(i)
+                continue
+            if c == "#" and not self.word and not self.quoted:
+                i = text.find("\n", i)
+                i = len(text) if i < 0 else i
+                continue
+            if c in " \t\r" or c in _PUNCTUATION:
+                self._end()
+                if c in _PUNCTUATION:
+                    run = _OPERATOR_RUN.match(text, i)
+                    assert run is not None
+                    self.tokens.append(run.group(0))
+                    i = run.end()
+                    continue
+            else:
+                self.word += c
+            i += 1
+        self._end()
+        return self.tokens
+
+    def _quoted_text(self, start: int) -> int:
+        """The text between quotes joins the word (inside "…", a backslash escapes only $ ` " \\ and the
+        newline); returns where reading goes on. Unbalanced, the shell refuses the script: read to the end."""
+        text, quote, i = self.script, self.script[start], start + 1
+        self.quoted = True
+        while i < len(text) and text[i] != quote:
+            if quote == '"' and text[i] == "\\" and text[i + 1 : i + 2] in ('"', "\\", "$", "`", "\n"):
+                i += 1
+            self.word += text[i : i + 1]
+            i += 1
+        return i + 1
+
+    def _end(self) -> None:
+        if self.word or self.quoted:
+            word_is_operator = self.word and all(c in _PUNCTUATION for c in self.word)
+            self.tokens.append(_QUOTED + self.word if word_is_operator else self.word)
+        self.word, self.quoted = "", False
+
+
+def _simple_commands(tokens: list[str]) -> list[list[str]]:
+    """Tokens → the words of each simple command; a redirection's operator is kept before its target, and
+    the words after `)` (which ends a subshell or `$(…)`) belong to no new command."""
+    commands: list[list[str]] = [[]]
+    for token in tokens:
+        if token and all(c in _PUNCTUATION for c in token) and not any(c in "<>" for c in token):
+            commands.append([] if ")" not in token else [_PLACEHOLDER.strip()])
+        else:
+            commands[-1].append(token)
+    return [c for c in commands if c]
+
+
+def _substituted(words: list[str], depth: int) -> list[str]:
+    """Programs started by a `$(…)` left inside a word (double quotes keep it whole)."""
+    if depth >= _MAX_DEPTH:
+        return []
+    found: list[str] = []
+    for word in words:
+        if "$(" in word:
+            for match in _SUBSTITUTION.finditer(word):
+                found += _first_words(match.group(1), depth + 1)
     return found
 
 
-def _flatten(line: str) -> list[str]:
-    """The line with `$((…))` and `$(…)`/backticks turned into plain values, plus the substituted commands
-    (innermost first), so `kill $(cat pid) 2` starts `kill` and `cat`, and `$((n + 1))` starts nothing."""
-    line = _ARITHMETIC.sub(_PLACEHOLDER, line)
-    inner: list[str] = []
-    for _ in range(20):  # nesting depth; bounded
-        match = _SUBSTITUTION.search(line)
-        if match is None:
-            break
-        inner.append(match.group(1) if match.group(1) is not None else match.group(2))
-        line = line[: match.start()] + _PLACEHOLDER + line[match.end() :]
-    return [line, *inner]
-
-
-def _programs(segment: str) -> list[str]:
+def _programs(words: list[str]) -> list[str]:
     """`xargs -r docker restart` → xargs and docker: a prefix command and the one it starts."""
-    segment = _REDIRECTION.sub(lambda m: f" {m.group(0)} ", segment)
-    if any(c in segment for c in "'\"\\"):
-        try:
-            words = shlex.split(segment)
-        except ValueError:
-            words = segment.split()
-    else:  # nothing quoted: the same words, without shlex's per-character loop (large runbooks plan faster)
-        words = segment.split()
     found: list[str] = []
     prefix = ""
     while words:
         word, words = words[0], words[1:]
-        if _REDIRECTION.fullmatch(word):  # `>out cmd`, `2>/dev/null cmd`: skip the target too
-            words = words[1:]
+        if (word and word[0] in "<>") or (word.isdigit() and words and words[0][:1] in "<>"):
+            words = words[1:] if word[0] in "<>" else words  # `>out cmd`, `2>/dev/null cmd`: the target too
+        elif word == "$":  # `$(`: the substitution's own words are a command of their own
+            break
         elif word.startswith("-"):  # an option of the prefix command, perhaps with its value (`sudo -u root`)
             words = words[1:] if word in _VALUE_OPTIONS.get(prefix, ()) else words
         elif _ASSIGNMENT.match(word) or word in _LEADING_WORDS:
@@ -155,11 +240,13 @@ def _is_program(word: str) -> bool:
 
 def needed(command: Command | None, requires: Iterable[str]) -> tuple[str, ...]:
     """The programs every host of a step must have, read from the command as written: the same for
-    every host, and cheap (a `{{ }}` in a program's place is a value, not a program we can check)."""
+    every host, and cheap (a `{{ }}` in a program's place is a value, not a program we can check).
+    `requires` adds programs, and takes a word found in the command back out with `!word`."""
     found: list[str] = []
     for _, template in command.variants if command else ():
         for word in first_words(_TEMPLATE.sub("$TEMPLATE", template.text)):
             if word not in found:
                 found.append(word)
-    found += [r for r in requires if r not in found]
-    return tuple(found)
+    not_programs = {r[1:] for r in requires if r.startswith("!")}
+    found += [r for r in requires if r not in found and not r.startswith("!")]
+    return tuple(word for word in found if word not in not_programs)

@@ -52,6 +52,22 @@ def validator(fragment: Mapping[str, Any] | None = None) -> jsonschema.protocols
     return cls(fragment if fragment is not None else schema(), format_checker=cls.FORMAT_CHECKER)
 
 
+def usable_fragment(fragment: Mapping[str, Any]) -> bool:
+    """Whether a variable's schema is itself valid JSON Schema (its regexes compile, its types exist).
+
+    A broken keyword (`type: strin`, `pattern: '('`, `enum: 3`) is reported by the runbook schema at its
+    line; checking a value against the broken fragment would only crash jsonschema, so values are checked
+    against usable fragments only.
+    """
+    return bool(_meta_validator().is_valid(fragment))
+
+
+@functools.cache
+def _meta_validator() -> jsonschema.protocols.Validator:
+    cls = jsonschema.Draft202012Validator
+    return cls(cls.META_SCHEMA, format_checker=cls.FORMAT_CHECKER)
+
+
 def format_problem(data: Any, positions: Positions) -> Problem | None:
     """A format version we do not know: nothing else of the file can be judged by this schema."""
     if isinstance(data, dict) and "runbook" in data and data["runbook"] not in SUPPORTED_FORMATS:

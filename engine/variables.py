@@ -83,7 +83,9 @@ def convert(text: str, variable: Variable) -> Any:
 
 def problems_of(variable: Variable, value: Any, where: Problem) -> list[Problem]:
     """Every schema problem of one value, phrased without the value when it is secret."""
-    found = []
+    found: list[Problem] = []
+    if not schema.usable_fragment(variable.schema):
+        return found  # the schema phase reported the broken keyword at its line
     for error in schema.validator(variable.schema).iter_errors(value):
         message = schema.message(error) if not variable.secret else f"the value fails {error.validator!r}"
         if variable.description and error.validator in ("pattern", "enum", "format"):

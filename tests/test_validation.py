@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from engine.errors import InvalidRunbook
 from engine.validation import validate
+
+ROOT = Path(__file__).resolve().parent.parent
 
 BROKEN = """\
 runbook: 1
@@ -66,3 +71,54 @@ def test_an_unknown_format_version_is_the_only_problem_reported(tmp_path: Path) 
     assert [str(p) for p in caught.value.problems] == [
         "future.yml:1:10: runbook: unsupported format version 2; supported: 1"
     ]
+
+
+BROKEN_KEYWORDS = {
+    "type: strin": "variables.a.type",
+    "type:": "variables.a.type",
+    "pattern: '('": "variables.a.pattern",
+    "minLength: x": "variables.a.minLength",
+    "enum: 3": "variables.a.enum",
+    "type: [string, strin]": "variables.a.type",
+}
+
+
+def _broken_keyword_runbook(keyword: str) -> str:
+    return (
+        "runbook: 1\nname: broken-keyword\nversion: '1'\ntitle: Broken keyword\nvariables:\n"
+        f"  a:\n    {keyword}\n    default: x\nsteps:\n  - id: s\n    title: S\n    run: echo hi\n"
+    )
+
+
+@pytest.mark.parametrize("keyword", list(BROKEN_KEYWORDS))
+def test_a_default_is_not_checked_against_a_broken_schema_keyword(tmp_path: Path, keyword: str) -> None:
+    path = tmp_path / "book.yml"
+    path.write_text(_broken_keyword_runbook(keyword))
+    with pytest.raises(InvalidRunbook) as caught:
+        validate(path, "book.yml")
+    assert [(p.line, p.path) for p in caught.value.problems] == [(7, BROKEN_KEYWORDS[keyword])]
+
+
+def test_a_default_is_still_checked_against_a_valid_fragment(tmp_path: Path) -> None:
+    path = tmp_path / "book.yml"
+    path.write_text(_broken_keyword_runbook("pattern: '^[0-9]+$'"))
+    with pytest.raises(InvalidRunbook) as caught:
+        validate(path, "book.yml")
+    assert [(p.line, p.path) for p in caught.value.problems] == [(8, "variables.a.default")]
+
+
+@pytest.mark.parametrize("task", ["validate", "plan", "run"])
+def test_broken_keyword_with_a_default_exits_2_without_a_traceback(tmp_path: Path, task: str) -> None:
+    path = tmp_path / "book.yml"
+    path.write_text(_broken_keyword_runbook("type: strin"))
+    found = subprocess.run(
+        [sys.executable, "-m", "engine", task, str(path), *(["--yes"] if task == "run" else [])],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert found.returncode == 2, found.stderr
+    assert "Traceback" not in found.stderr
+    assert f"{path}:7:11: variables.a.type" in found.stdout + found.stderr
