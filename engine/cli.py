@@ -166,13 +166,16 @@ def list_(c: Context, dir: str = "runbooks") -> int:
     return listing.main(dir)
 
 
-@task(auto_shortflags=False)
+@task(
+    help={"path": "Print the installed schema's file path instead (for editor settings)."},
+    auto_shortflags=False,
+)
 @_exits
-def schema(c: Context) -> int:
-    """Print the runbook JSON Schema (for editors: yaml-language-server, VS Code)."""
+def schema(c: Context, path: bool = False) -> int:
+    """Print the runbook JSON Schema (for editors: yaml-language-server, VS Code), or its path."""
     from engine.commands import schema as command
 
-    return command.main()
+    return command.main(path)
 
 
 _RUN_HELP = {

@@ -8,6 +8,8 @@ Each broken runbook must be reported at the line of the mistake with a message t
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,12 +21,27 @@ SCHEMA = ROOT / "schemas/runbook-v1.schema.json"
 HEAD = 'runbook: 1\nname: demo\nversion: "1.0"\ntitle: Demo\nsteps:\n'  # steps start at line 6
 
 
+def installed_schema() -> str:
+    """What `runbook schema --path` prints: the path the README tells editors to map runbooks to."""
+    runbook = Path(sys.executable).with_name("runbook")
+    done = subprocess.run(
+        [runbook, "schema", "--path"], capture_output=True, text=True, timeout=60, check=True
+    )
+    return done.stdout.strip()
+
+
+def test_schema_path_prints_the_installed_schema() -> None:
+    path = Path(installed_schema())
+    assert path.is_absolute()
+    assert path.read_text(encoding="utf-8") == SCHEMA.read_text(encoding="utf-8")
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[YamlLanguageServer]:
-    """One server for the module, with the schema mapped to `*.runbook.yml` as in the README."""
-    running = YamlLanguageServer(
-        {"validate": True, "hover": True, "schemas": {SCHEMA.as_uri(): "*.runbook.yml"}}
-    )
+    """One server for the module, set up as the README's VS Code settings say: the plain path that
+    `runbook schema --path` prints, mapped to runbook files by globs (no modeline)."""
+    globs = ["*.runbook.yml", "runbooks/*.yml"]
+    running = YamlLanguageServer({"validate": True, "hover": True, "schemas": {installed_schema(): globs}})
     running.wait_until_validating(tmp_path_factory.mktemp("warm") / "warm.runbook.yml", "runbook: x\n")
     yield running
     running.close()
