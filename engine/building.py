@@ -196,6 +196,16 @@ class _Builder:
             self.template((*path, "confirm", "type"), value["type"]),
         )
 
+    def rules(self) -> tuple[model.Rule, ...]:
+        def one(index: int, spec: dict[str, Any]) -> model.Rule:
+            path: JsonPath = ("rules", index)
+            return model.Rule(
+                self.template((*path, "assert"), spec["assert"]),
+                self.template((*path, "message"), spec["message"]),
+            )
+
+        return tuple(self._each(enumerate(self._part("rules", list)), one))
+
     def _known_target(self, spec: dict[str, Any], path: JsonPath, targets: set[str]) -> None:
         name = spec.get("on", LOCAL)
         if name not in targets:
@@ -232,5 +242,6 @@ def build(document: Document, tolerant: bool = False) -> tuple[model.Runbook, li
         checks=builder.checks(names),
         steps=builder.steps(names),
         default_concurrency=builder.defaults.get("concurrency", model.DEFAULT_CONCURRENCY),
+        rules=builder.rules(),
     )
     return runbook, builder.problems

@@ -67,7 +67,7 @@ def lint(runbook: Runbook) -> tuple[list[Problem], list[Problem]]:
     for site in _sites(runbook):
         for problem, is_warning in _check(site):
             (warnings if is_warning else errors).append(problem)
-        if secrets and not site.shell:
+        if secrets and not site.shell and site.template.path[-1] != "assert":  # a rule shows only its message
             errors += _secrets_outside_run(site, secrets)
     return errors, warnings
 
@@ -97,6 +97,9 @@ def _sites(runbook: Runbook) -> Iterator[_Site]:
             for template in (inv.host, inv.user, inv.port, inv.key_file):
                 if template is not None:
                     yield _Site(template, base | {"item", "omit"})
+    for rule in runbook.rules:
+        yield _Site(rule.condition, base, expression=True)
+        yield _Site(rule.message, base)
     for check in runbook.checks:
         yield from _command_sites(check.run, base | {"host"}, frozenset())
         if check.cwd:

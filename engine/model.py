@@ -154,6 +154,14 @@ class Step:
 
 
 @dataclass(frozen=True)
+class Rule:
+    """`{assert: <expression over the values>, message: <text>}`: refused with the message when false."""
+
+    condition: Template
+    message: Template
+
+
+@dataclass(frozen=True)
 class Runbook:
     document: Document
     format: int
@@ -168,6 +176,7 @@ class Runbook:
     checks: tuple[Check, ...]
     steps: tuple[Step, ...]
     default_concurrency: int = DEFAULT_CONCURRENCY
+    rules: tuple[Rule, ...] = ()
 
     def target(self, name: str) -> Target:
         return next(t for t in self.targets if t.name == name)

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine import rules, variables
 from engine import targets as targets_mod
-from engine import variables
 from engine.errors import UsageError
 from engine.executors.local import this_platform
 from engine.model import PLATFORMS, Variable
@@ -77,6 +77,7 @@ def prepare(
         "platform": platform or "",
         "runbook": {"name": runbook.name, "version": runbook.version},
     }
+    rules.check(runbook, values, context)  # before anything else: hosts, the lock, the warnings
     resolved = targets_mod.resolve(
         runbook,
         context,

@@ -8,7 +8,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from engine import targets, variables
+import pytest
+
+from engine import rules, targets, variables
 from engine.attempts import Attempts, until_holds
 from engine.errors import InvalidRunbook
 from engine.executors import Result
@@ -141,3 +143,31 @@ def test_until_holds_judges_the_attempt_and_not_json_is_not_yet(tmp_path: Path) 
     )
     held, why = until_holds(step, {}, replace(result, stdout="<html>"))
     assert not held and why.startswith("until: invalid expression: from_json: not JSON")
+
+
+RULES = """\
+variables:
+  a: {type: integer, required: true}
+  b: {type: integer, default: 1}
+rules:
+  - {assert: a < b, message: "a ({{ a }}) must be less than b ({{ b }})"}
+  - {assert: b > 0, message: b must be positive}
+steps: [{id: x, title: X, run: 'true'}]
+"""
+
+
+def test_every_broken_rule_is_told_and_a_rule_over_a_blank_waits(tmp_path: Path) -> None:
+    path = tmp_path / "book.yml"
+    path.write_text(HEAD + RULES, encoding="utf-8")
+    runbook = validate(path, "book.yml").runbook
+    values = variables.resolve(runbook, {"a": "5", "b": "-1"}, environ={})
+    with pytest.raises(InvalidRunbook) as error:
+        rules.check(runbook, values, dict(values.values))
+    assert [p.message for p in error.value.problems] == [
+        "a (5) must be less than b (-1)",
+        "b must be positive",
+    ]
+    blank = variables.resolve(runbook, {}, environ={}, allow_missing=True)
+    rules.check(
+        runbook, blank, dict(blank.values)
+    )  # `a` not given: only the second rule is judged, and holds

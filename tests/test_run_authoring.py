@@ -196,3 +196,39 @@ def test_until_over_output_that_is_not_json_is_not_yet_then_fails_with_why(lab: 
     assert done.returncode == 1
     [*_, last] = records(lab, "step-end")
     assert "from_json: not JSON" in last["reason"] and last["attempt"] == 2
+
+
+# -- 4. rules -----------------------------------------------------------------------------------------------
+
+RULES = """\
+warnings: [This rotates certificates.]
+variables:
+  rotate_ca: {type: boolean, default: false}
+  services: {type: array, default: []}
+rules:
+  - assert: not (rotate_ca and services)
+    message: "rotate_ca rotates every certificate: do not name services ({{ services | join(', ') }}) with it"
+"""
+ROTATE = "  - id: rotate\n    title: Rotate\n    run: touch rotated\n"
+
+
+@pytest.mark.parametrize("task", ["plan", "run", "checklist"])
+def test_a_broken_rule_stops_with_its_message_before_anything_else(lab: Lab, task: str) -> None:
+    path = book(lab, ROTATE, RULES)
+    done = lab.run(path, "--var", "rotate_ca=true", "--var", 'services=["etcd", "kubelet"]', task=task)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert (
+        "book.yml:10:13: rules[0].assert: rotate_ca rotates every certificate: do not name services "
+        "(etcd, kubelet) with it"
+    ) in done.stderr
+    assert "WARNING" not in done.stdout and not lab.state.exists()  # no warnings shown, no lock, no journal
+    assert not (lab.root / "rotated").exists()
+    fine = lab.run(path, "--var", "rotate_ca=true", task=task, stdin="y\n")
+    assert fine.returncode == 0, fine.stdout + fine.stderr
+
+
+def test_rules_are_checked_by_validate(lab: Lab) -> None:
+    broken = RULES.replace("not (rotate_ca and services)", "not (rotate_ca and service)")
+    done = lab.run(book(lab, ROTATE, broken), task="validate")
+    assert done.returncode == 2
+    assert "rules[0].assert: undefined name 'service'; did you mean 'services'?" in done.stderr
