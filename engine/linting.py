@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import jinja2
 from jinja2 import nodes
 from jinja2.sandbox import UNSAFE_FUNCTION_ATTRIBUTES, UNSAFE_METHOD_ATTRIBUTES
 
+from engine import programs
 from engine.errors import Problem
 from engine.model import Command, Runbook, Step, Template
 from engine.rendering import environment, names_used, parse, template_problem, whole_reference
@@ -69,7 +70,43 @@ def lint(runbook: Runbook) -> tuple[list[Problem], list[Problem]]:
             (warnings if is_warning else errors).append(problem)
         if secrets and not site.shell and site.template.path[-1] != "assert":  # a rule shows only its message
             errors += _secrets_outside_run(site, secrets)
+        elif secrets:
+            warnings += _secrets_as_arguments(site, secrets)
     return errors, warnings
+
+
+_EXPRESSION = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)
+
+
+def _secrets_as_arguments(site: _Site, secrets: frozenset[str]) -> Iterator[Problem]:
+    """A secret in `run` reaches the command as `"${RUNBOOK_SECRET_…}"`, which the shell expands into the
+    argument list of the program that gets it: `ps` on the host shows it there to every user."""
+    for name in sorted(secrets):
+        marker = f"@RUNBOOK_SECRET_{name}@"
+        marked = _EXPRESSION.sub(_marking(name, marker), site.template.text)
+        for program in dict.fromkeys(programs.argument_receivers(marked, marker)):
+            yield template_problem(
+                site.template,
+                f"warning: secret {name!r} is an argument of {program!r}: while it runs, `ps` on the host "
+                f"shows it to every user; give it on standard input (`printf '%s\\n' {{{{ {name} }}}} | "
+                f"{program} …`, if {program} reads it there) or in the environment "
+                f"(`env: {{VAR: '{{{{ {name} }}}}'}}`)",
+            )
+
+
+def _marking(name: str, marker: str) -> Callable[[re.Match[str]], str]:
+    """`{{ … }}` that reads `name` → `marker`; any other expression → a plain value; `{% … %}` → nothing."""
+
+    def mark(match: re.Match[str]) -> str:
+        text = match.group(0)
+        if text.startswith("{%"):
+            return ""
+        try:
+            return marker if name in names_used(text) else "$V"
+        except jinja2.TemplateSyntaxError:  # reported by the template checks
+            return "$V"
+
+    return mark
 
 
 def _secrets_outside_run(site: _Site, secrets: frozenset[str]) -> Iterator[Problem]:

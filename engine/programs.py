@@ -238,6 +238,32 @@ def _is_program(word: str) -> bool:
     return word not in _SHELL_WORDS and re.fullmatch(r"[\w.+-]+", word) is not None
 
 
+# Commands the shell runs itself: their arguments never reach an argument list that `ps` can show.
+_BUILTINS_WITHOUT_ARGV = frozenset(
+    {"echo", "printf", "export", "local", "read", "test", "[", "[[", ":", "true"}
+)
+
+
+def argument_receivers(script: str, marker: str) -> list[str]:
+    """The programs a script starts with a word containing `marker` in their arguments, where `ps` on the
+    host shows it while they run (a `NAME=value` prefix, a builtin such as `printf`, or a here-document
+    keep it out of any argument list)."""
+    script = _BACKTICKS.sub(r"$(\1)", _ARITHMETIC.sub(_PLACEHOLDER, script))
+    script = _HEREDOC.sub(lambda m: m.group(0)[: m.start(3) - m.start(0)], script)
+    found: list[str] = []
+    for words in _simple_commands(_tokens(script.replace("\n", "\n;"))):
+        arguments = list(words)
+        while arguments and (_ASSIGNMENT.match(arguments[0]) or arguments[0] in _LEADING_WORDS):
+            arguments = arguments[1:]
+        program = arguments[0] if arguments else ""
+        if program not in _BUILTINS_WITHOUT_ARGV and any(marker in word for word in arguments[1:]):
+            found.append(program)
+        for word in words:
+            for match in _SUBSTITUTION.finditer(word) if "$(" in word else ():
+                found += argument_receivers(match.group(1), marker)
+    return found
+
+
 def needed(command: Command | None, requires: Iterable[str]) -> tuple[str, ...]:
     """The programs every host of a step must have, read from the command as written: the same for
     every host, and cheap (a `{{ }}` in a program's place is a value, not a program we can check).

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from engine.loading import Mark
 from engine.model import Command, Template
-from engine.programs import first_words, needed
+from engine.programs import argument_receivers, first_words, needed
 
 
 @pytest.mark.parametrize(
@@ -115,3 +115,19 @@ def test_first_words_match_bash_on_generated_scripts(script: str, tmp_path: Path
     started = _started_by_bash(script, tmp_path / "started.log")
     assert started, f"bash started nothing: {script!r}"  # the generator makes scripts that start commands
     assert sorted(set(first_words(script))) == sorted(set(started)), script
+
+
+@pytest.mark.parametrize(
+    ("script", "receivers"),
+    [
+        ("vault login @S@", ["vault"]),
+        ('curl -H "Authorization: Bearer @S@" https://x', ["curl"]),
+        ("printf '%s\\n' @S@ | vault login -", []),  # a builtin: no argument list
+        ("echo @S@ > f; TOKEN=@S@ deploy --now", []),  # an assignment: the environment of `deploy`
+        ("cat <<EOF | vault login -\n@S@\nEOF\n", []),  # a here-document: standard input
+        ("sudo env T=@S@ deploy", ["sudo"]),  # env's argument list shows it
+        ("x=$(openssl enc -k @S@ -in f)", ["openssl"]),
+    ],
+)
+def test_argument_receivers(script: str, receivers: list[str]) -> None:
+    assert argument_receivers(script, "@S@") == receivers

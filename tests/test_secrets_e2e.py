@@ -212,3 +212,36 @@ def test_a_secret_default_stays_out_of_the_run_directory_and_the_resume_diff(lab
         "+    run: docker login -p {{ token }}" in refused.stderr
     )  # the change is shown; the defaults are not
     assert old not in refused.stderr and new not in refused.stderr
+
+
+AS_ARGUMENT = """\
+  - id: as-argument
+    title: The secret is an argument of a program (ps shows it)
+    on: nodes
+    run: python3 -c 'import time; time.sleep(1.5)' {{ token }} as-argument
+  - id: on-stdin
+    title: The secret goes in on standard input (ps shows nothing)
+    on: nodes
+    run: printf '%s\\n' {{ token }} | python3 -c 'import sys, time; sys.stdin.read(); time.sleep(1.5)' on-stdin
+"""
+
+
+def test_validate_warns_where_a_secret_is_a_programs_argument_and_ps_proves_it(lab: Lab) -> None:
+    [node] = lab.nodes
+    lab.write(nodes_runbook("secrets", AS_ARGUMENT, [node], VARIABLES))
+    checked = lab.run(lab.book, task="validate")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    warned = [line for line in checked.stderr.splitlines() if "is an argument of" in line]
+    assert (
+        len(warned) == 1 and "steps[0].run: warning: secret 'token' is an argument of 'python3'" in warned[0]
+    )
+    assert "standard input" in warned[0] and "env:" in warned[0]
+
+    # What the warning is about, on a real node: the first step's argument list carries the value.
+    running = lab.start(lab.book, "--yes", "--vars-file", lab.root / "secrets.yml", env=TOKEN_ENV)
+    snapshots = list(ps_while(running.process))
+    code, out, err = running.finish()
+    assert code == 0, out + err
+    assert any(TOKEN in s for s in snapshots if "as-argument" in s)
+    assert not any(TOKEN in s for s in snapshots if "on-stdin" in s and "as-argument" not in s)
+    assert any("on-stdin" in s for s in snapshots)
