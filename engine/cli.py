@@ -1,16 +1,17 @@
 """The command line: invoke tasks shared by `invoke <task>` (tasks.py) and the `runbook` console script.
 
 Each task only parses its flags and calls one command module (imported lazily, so `validate` never pays
-for SSH or the terminal UI). `_exits` is the one place where errors become exit codes.
+for SSH or the terminal UI). `error_handler` is the one place where errors become messages and exit codes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from invoke.collection import Collection
@@ -20,7 +21,7 @@ from invoke.program import Program
 from invoke.tasks import Task, task
 
 from engine import __version__
-from engine.errors import EXIT_INTERRUPTED, InvalidRunbook, RunbookError
+from engine.errors import InvalidRunbook, RunbookError, exit_code
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -36,34 +37,52 @@ _ITERABLE = ["var", "hosts", "target"]
 
 
 def _exits(function: F) -> F:
-    """Map errors to exit codes: 2 invalid input, 1 step failed, 3 preflight, 130 interrupted; a bug says so."""
+    """Run a task under `error_handler`: its return value, or the error it raised, is its exit code."""
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
+        with error_handler():
             code = function(*args, **kwargs)
-        except InvalidRunbook as error:
-            for problem in error.problems:
-                print(problem, file=sys.stderr)
-            count = len(error.problems)
-            print(f"{count} problem{'s' if count != 1 else ''} found", file=sys.stderr)
-            raise Exit(code=error.exit_code) from None
-        except RunbookError as error:
-            print(f"error: {error}", file=sys.stderr)
-            raise Exit(code=error.exit_code) from None
-        except KeyboardInterrupt:
-            print("\ninterrupted", file=sys.stderr)
-            raise Exit(code=EXIT_INTERRUPTED) from None
-        except BrokenPipeError:
-            raise  # the reader of our output went away (`| head`): handled in `main`
-        except Exception:  # a bug: show it, and say it is one
-            traceback.print_exc()
-            print("internal error: this is a bug in the runbook engine, please report it", file=sys.stderr)
-            raise Exit(code=70) from None
         if code:
             raise Exit(code=code)
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def error_handler() -> Iterator[None]:
+    """The one place errors become messages and exit codes (the codes themselves: `errors.exit_code`).
+
+    A user's mistake gets its message and no traceback; Ctrl-C a short note; a bug its traceback and a
+    word that it is one; a reader that went away (`| head`) nothing at all.
+    """
+    try:
+        yield
+    except InvalidRunbook as error:
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        count = len(error.problems)
+        print(f"{count} problem{'s' if count != 1 else ''} found", file=sys.stderr)
+        raise Exit(code=exit_code(error)) from None
+    except RunbookError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise Exit(code=exit_code(error)) from None
+    except KeyboardInterrupt as error:
+        print("\ninterrupted", file=sys.stderr)
+        raise Exit(code=exit_code(error)) from None
+    except BrokenPipeError as error:
+        _quiet_stdout()
+        raise Exit(code=exit_code(error)) from None
+    except Exception as error:  # a bug: show it, and say it is one
+        traceback.print_exc()
+        print("internal error: this is a bug in the runbook engine, please report it", file=sys.stderr)
+        raise Exit(code=exit_code(error)) from None
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null: Python's final flush would otherwise hit the closed pipe and print a
+    traceback after all."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _options(
@@ -274,6 +293,6 @@ def main(argv: list[str] | None = None) -> None:
         argv = [argv[0], argv[1], _OPTIONAL_POSITIONAL[argv[1]], *argv[2:]]
     try:
         Program(namespace=collection(), name="runbook", binary="runbook", version=__version__).run(argv)
-    except BrokenPipeError:  # `runbook plan … | head`: the reader left; not an error worth a traceback
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(1)
+    except BrokenPipeError as error:  # from invoke's own output (`runbook --help | head`)
+        _quiet_stdout()
+        sys.exit(exit_code(error))

@@ -1,17 +1,26 @@
-"""One exception root, mapped to exit codes in one place (`engine.cli`).
+"""One exception root, and every exit code, each named here and decided by `exit_code()` alone.
 
-Every error a user can cause is a `RunbookError`; anything else that escapes is a bug and is shown as one.
+Every error a user can cause is a `RunbookError`; its class says how the command ends (`exit_code`) and how
+a run's journal records the end (`run_status`). Anything else that escapes is a bug and is shown as one
+(70, EX_SOFTWARE). `engine.cli` is the one handler that turns them into messages and exits, the way
+pre-commit's `error_handler` does.
 """
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
+
+from engine.outcomes import RunStatus
 
 EXIT_OK = 0
 EXIT_STEP_FAILED = 1
 EXIT_INVALID = 2
 EXIT_PREFLIGHT = 3
-EXIT_INTERRUPTED = 130
+EXIT_BUG = 70  # sysexits.h EX_SOFTWARE: an internal error, with its traceback
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, as a shell reports a command stopped by Ctrl-C
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143: SIGTERM stops a run the way Ctrl-C does
+EXIT_BROKEN_PIPE = 1  # the reader of our output went away (`| head`): no traceback, not a success either
 
 
 @dataclass(frozen=True)
@@ -31,9 +40,11 @@ class Problem:
 
 
 class RunbookError(Exception):
-    """Root of every error caused by the user's input or environment; `exit_code` says how the CLI ends."""
+    """Root of every error caused by the user's input or environment; `exit_code` says how the CLI ends,
+    `run_status` how a run that stops on it ends in its journal."""
 
     exit_code = EXIT_INVALID
+    run_status = RunStatus.FAILED
 
 
 class InvalidRunbook(RunbookError):
@@ -56,6 +67,7 @@ class PreflightFailed(RunbookError):
     """Something needed before the first step is missing; nothing has run anywhere."""
 
     exit_code = EXIT_PREFLIGHT
+    run_status = RunStatus.PREFLIGHT_FAILED
 
 
 class ConnectionFailed(PreflightFailed):
@@ -72,6 +84,12 @@ class StepFailed(RunbookError):
     exit_code = EXIT_STEP_FAILED
 
 
+class Declined(StepFailed):
+    """The operator answered no (to the warnings, or to a step's confirmation): what follows did not run."""
+
+    run_status = RunStatus.DECLINED
+
+
 class JournalError(RunbookError):
     """The journal cannot be written; the run must not go on without a record."""
 
@@ -85,6 +103,23 @@ class LockHeld(RunbookError):
 
 
 class Interrupted(RunbookError):
-    """The operator pressed Ctrl-C (or the run got SIGINT/SIGTERM)."""
+    """The operator pressed Ctrl-C (or the run got SIGINT/SIGTERM); `signal` says which."""
 
     exit_code = EXIT_INTERRUPTED
+    run_status = RunStatus.INTERRUPTED
+
+    def __init__(self, message: str = "interrupted", signal: str = "SIGINT") -> None:
+        super().__init__(message)
+        self.signal = signal
+        self.exit_code = EXIT_TERMINATED if signal == "SIGTERM" else EXIT_INTERRUPTED
+
+
+def exit_code(error: BaseException) -> int:
+    """How a command ends on `error`: the one mapping of every ending to its exit code."""
+    if isinstance(error, RunbookError):
+        return error.exit_code
+    if isinstance(error, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if isinstance(error, BrokenPipeError):
+        return EXIT_BROKEN_PIPE
+    return EXIT_BUG

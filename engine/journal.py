@@ -1,11 +1,14 @@
 """The run journal: an append-only JSON-lines record of a run, fsynced line by line so a crash loses nothing done.
 
-A run lives in `<state_dir>/runs/<run_id>/`: `journal.jsonl` plus one output file per step and host
-(`<step>@<host>.log`). The journal is what `--resume` trusts, so a record is on disk before `append` returns,
-and a journal that cannot be written stops the run (`JournalError`) rather than letting it go on unrecorded.
+A run lives in `run_directory(state_dir, run_id)`, `<state_dir>/runs/<run_id>/`: `journal.jsonl` plus one
+output file per step and host (`<step>@<host>.log`). The journal is what `--resume` trusts, so a record is
+on disk before `append` returns, and a journal that cannot be written stops the run (`JournalError`)
+rather than letting it go on unrecorded.
 Nothing here masks: callers pass text already masked by `engine.masking`.
 
-Records (the journal's contract; every record also gets "time", UTC ISO 8601 with milliseconds):
+Records (the journal's contract; every record also gets "time", UTC ISO 8601 with milliseconds). Each is
+built by the function of the same name below, and only there; `type` is a `Record`, `status` a `Status`
+(steps) or `RunStatus` (run-end), `by` an `AnsweredBy`:
 
     {"type": "run", "run_id", "runbook": {"name", "version", "sha256", "path"},
      "variables": {name: value, secrets as MASK}, "platform", "engine_version", "user", "hostname", "pid", "argv"}
@@ -21,8 +24,8 @@ Records (the journal's contract; every record also gets "time", UTC ISO 8601 wit
     {"type": "run-end", "status", "exit_code"}
 
 A line is committed once its newline is on disk: a last line without one (or that does not parse) is what a
-crash mid-write leaves, so readers ignore it and `Journal.reopen` cuts it off before appending. Reading
-records back, and folding them into run summaries and step outcomes, is `engine.runs`'s job.
+crash mid-write leaves, so `scan_journal` ignores it and `Journal.reopen` cuts it off before appending.
+Folding records into run summaries and step outcomes is `engine.runs`'s job.
 """
 
 from __future__ import annotations
@@ -33,34 +36,157 @@ import os
 import re
 import secrets
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import Enum
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any
 
 from engine.errors import JournalError
-from engine.runs import JOURNAL_NAME, OUTCOMES, read_journal, scan_journal
-from engine.runs import reason as _reason
+from engine.outcomes import HostOutcome, RunStatus
 
-__all__ = [
-    "JOURNAL_NAME",
-    "OUTCOMES",
-    "Journal",
-    "OutputFile",
-    "default_state_dir",
-    "new_run_id",
-    "read_journal",
-    "safe_filename",
-    "scan_journal",
-    "timestamp",
-]
+JOURNAL_NAME = "journal.jsonl"
+OPERATOR = "operator"
+"""The `host` of a manual step's records: a person, not a machine."""
+
+
+class Record(StrEnum):
+    """The `type` of every journal record; a reader that meets another type ignores it."""
+
+    RUN = "run"
+    STEP_START = "step-start"
+    STEP_END = "step-end"
+    CONFIRMATION = "confirmation"
+    MANUAL = "manual"
+    RESUMED = "resumed"
+    INTERRUPTED = "interrupted"
+    RUN_END = "run-end"
+
+
+class AnsweredBy(StrEnum):
+    """Who answered a question: the operator, or the flag that answered for them."""
+
+    OPERATOR = OPERATOR
+    YES = "--yes"
+    RERUN_UNKNOWN = "--rerun-unknown"
+    CONFIRM_MANUAL = "--confirm-manual"
+
+
+# -- the records ------------------------------------------------------------------------------------
+
+
+def run(header: Mapping[str, Any], run_id: str) -> dict[str, Any]:
+    """The header: the runbook, the values (secrets masked), and who ran it where."""
+    return {"type": Record.RUN, **header, "run_id": run_id}
+
+
+def step_start(step: str, host: str, attempt: int) -> dict[str, Any]:
+    return {"type": Record.STEP_START, "step": step, "host": host, "attempt": attempt}
+
+
+def step_end(outcome: HostOutcome, tail_lines: int = 20) -> dict[str, Any]:
+    """A host's outcome, with output tails only: the full output is in its own file."""
+    return {
+        "type": Record.STEP_END,
+        "step": outcome.step,
+        "host": outcome.host,
+        "status": outcome.status,
+        "exit_code": outcome.exit_code,
+        "duration": round(outcome.duration, 3),
+        "attempt": outcome.attempts,
+        "reason": outcome.reason or None,
+        "stdout_tail": _tail(outcome.stdout, tail_lines),
+        "stderr_tail": _tail(outcome.stderr, tail_lines),
+    }
+
+
+def confirmation(
+    step: str | None,
+    question: str,
+    answer: str,
+    user: str,
+    by: AnsweredBy,
+    *,
+    host: str | None = None,
+    ok: bool | None = None,
+) -> dict[str, Any]:
+    """An answer to a question: the warnings (step None), a step's confirmation (with `ok` when typed),
+    or whether to run an unknown outcome again (with its `host`)."""
+    record: dict[str, Any] = {"type": Record.CONFIRMATION, "step": step}
+    if host is not None:
+        record["host"] = host
+    record.update(question=question, answer=answer)
+    if ok is not None:
+        record["ok"] = ok
+    return {**record, "user": user, "by": by}
+
+
+def manual(
+    step: str,
+    prompt: str | None,
+    answer: str | None,
+    expected: str | None,
+    ok: bool,
+    user: str,
+    by: AnsweredBy,
+) -> dict[str, Any]:
+    return {
+        "type": Record.MANUAL,
+        "step": step,
+        "host": OPERATOR,
+        "prompt": prompt,
+        "answer": answer,
+        "expected": expected,
+        "ok": ok,
+        "user": user,
+        "by": by,
+    }
+
+
+def resumed(user: str, pid: int, variables: Mapping[str, Any], argv: Sequence[str]) -> dict[str, Any]:
+    return {
+        "type": Record.RESUMED,
+        "user": user,
+        "pid": pid,
+        "variables": dict(variables),
+        "argv": list(argv),
+    }
+
+
+def interrupted(signal: str) -> dict[str, Any]:
+    return {"type": Record.INTERRUPTED, "signal": signal}
+
+
+def run_end(status: RunStatus, exit_code: int) -> dict[str, Any]:
+    return {"type": Record.RUN_END, "status": status, "exit_code": exit_code}
+
+
+def _tail(text: str, lines: int) -> str:
+    return "\n".join(text.rstrip("\n").split("\n")[-lines:]) if text else ""
+
+
+# -- where runs live --------------------------------------------------------------------------------
 
 
 def default_state_dir(cwd: Path) -> Path:
     """`$RUNBOOK_STATE_DIR` (relative to `cwd` if relative) or `cwd/.runbook`."""
     configured = os.environ.get("RUNBOOK_STATE_DIR")
     return cwd / Path(configured).expanduser() if configured else cwd / ".runbook"
+
+
+def runs_directory(state_dir: Path) -> Path:
+    """Where every run of a state directory lives."""
+    return state_dir / "runs"
+
+
+def run_directory(state_dir: Path, run_id: str) -> Path:
+    """One run's directory: its journal, its output files, the copy of its runbook."""
+    return runs_directory(state_dir) / run_id
+
+
+def journal_path(state_dir: Path, run_id: str) -> Path:
+    return run_directory(state_dir, run_id) / JOURNAL_NAME
 
 
 def timestamp(now: datetime | None = None) -> str:
@@ -104,6 +230,65 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
+
+
+# -- reading back -----------------------------------------------------------------------------------
+
+
+def _reason(action: str, path: Path, error: OSError) -> str:
+    """`cannot <action> <path>: <why>`, the one shape of every journal I/O error."""
+    return f"cannot {action} {path}: {error.strerror or error}"
+
+
+@dataclass(frozen=True)
+class JournalScan:
+    """What a journal holds; `torn_tail` says a crash left a half-written last line, ignored here."""
+
+    records: list[dict[str, Any]]
+    torn_tail: bool
+    committed_bytes: int
+
+
+def scan_journal(path: Path) -> JournalScan:
+    """Read every committed record; a corrupt line before the last one raises, naming `file:line`."""
+    *lines, tail = _read_bytes(path).split(b"\n")
+    records: list[dict[str, Any]] = []
+    committed = 0
+    for number, line in enumerate(lines, 1):
+        record = _parse(line)
+        if record is None:
+            if number == len(lines) and not tail:
+                return JournalScan(records, True, committed)
+            snippet = line[:80].decode("utf-8", "replace")
+            raise JournalError(f"{path}:{number}: corrupt journal line (not a JSON object): {snippet}")
+        records.append(record)
+        committed += len(line) + 1
+    return JournalScan(records, bool(tail), committed)
+
+
+def read_journal(path: Path) -> list[dict[str, Any]]:
+    """The committed records of a journal; see `scan_journal` for whether a torn last line was dropped."""
+    return scan_journal(path).records
+
+
+def _read_bytes(path: Path) -> bytes:
+    """Read up to the size seen on opening: a consistent prefix even while a run is still appending."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(os.fstat(file.fileno()).st_size)
+    except OSError as error:
+        raise JournalError(_reason("read journal", path, error)) from error
+
+
+def _parse(line: bytes) -> dict[str, Any] | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+# -- writing ----------------------------------------------------------------------------------------
 
 
 class OutputFile:
@@ -166,7 +351,7 @@ class Journal:
     def create(cls, state_dir: Path, header: Mapping[str, Any], run_id: str | None = None) -> Journal:
         """Make the run directory and write the `run` header record."""
         run_id = run_id or new_run_id()
-        directory = state_dir / "runs" / run_id
+        directory = run_directory(state_dir, run_id)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
         try:
             directory.mkdir(parents=True)
@@ -174,7 +359,7 @@ class Journal:
         except OSError as error:
             raise JournalError(_reason("create run directory", directory, error)) from error
         try:
-            journal.append({"type": "run", **header, "run_id": run_id})
+            journal.append(run(header, run_id))
             _fsync_directory(directory)
         except JournalError:
             journal.close()
@@ -184,7 +369,7 @@ class Journal:
     @classmethod
     def reopen(cls, state_dir: Path, run_id: str) -> Journal:
         """Append to an existing run's journal (for `--resume`), first cutting off a line torn by a crash."""
-        directory = state_dir / "runs" / run_id
+        directory = run_directory(state_dir, run_id)
         path = directory / JOURNAL_NAME
         scan = scan_journal(path)
         try:

@@ -1,7 +1,8 @@
-"""What happened to each step on each host: a status enum kept apart from process exit codes.
+"""The outcome vocabulary: what happened to each step on each host (`Status`) and to a whole run
+(`RunStatus`), kept apart from process exit codes.
 
-Outcomes serialise themselves into journal records, and the runner, the summary and the filled
-checklist all read the same values.
+These enums are the only spelling of a status: the runner, the journal's records, resume, the summary, the
+run history and the filled checklist all read and write these values.
 """
 
 from __future__ import annotations
@@ -12,17 +13,48 @@ from typing import Any
 
 
 class Status(StrEnum):
+    """One step on one host."""
+
     OK = "ok"
     FAILED = "failed"
     TIMED_OUT = "timed_out"
     INTERRUPTED = "interrupted"
     SKIPPED = "skipped"
-    UNKNOWN = "unknown"
-    DONE_BEFORE = "done-before"  # finished well in the run being resumed; not run again
+    UNKNOWN = "unknown"  # started, no end recorded: it may or may not have had its effect
+    DONE_BEFORE = "done_before"  # finished well in the run being resumed; not run again
 
     @property
     def failed(self) -> bool:
         return self in (Status.FAILED, Status.TIMED_OUT, Status.INTERRUPTED, Status.UNKNOWN)
+
+    @property
+    def finished_well(self) -> bool:
+        """Done, and not to be run again by a resume."""
+        return self in (Status.OK, Status.SKIPPED)
+
+    @property
+    def ran_and_failed(self) -> bool:
+        """It ended, and badly: a resume runs it again without asking."""
+        return self in (Status.FAILED, Status.TIMED_OUT)
+
+    @classmethod
+    def recorded(cls, value: object) -> Status:
+        """The status a journal record holds (a hyphen reads as an underscore: `timed-out`, `done-before`
+        of older journals); anything unknown to this version reads as UNKNOWN."""
+        try:
+            return cls(str(value).replace("-", "_"))
+        except ValueError:
+            return cls.UNKNOWN
+
+
+class RunStatus(StrEnum):
+    """A whole run, as its `run-end` record says."""
+
+    OK = "ok"
+    FAILED = "failed"
+    DECLINED = "declined"  # the warnings were not confirmed: nothing ran
+    PREFLIGHT_FAILED = "preflight-failed"
+    INTERRUPTED = "interrupted"
 
 
 @dataclass(frozen=True)
@@ -36,21 +68,6 @@ class HostOutcome:
     reason: str = ""
     stdout: str = ""
     stderr: str = ""
-
-    def record(self, tail_lines: int = 20) -> dict[str, Any]:
-        """The journal's `step-end` record (output tails only: the full output is in its own file)."""
-        return {
-            "type": "step-end",
-            "step": self.step,
-            "host": self.host,
-            "status": self.status.value,
-            "exit_code": self.exit_code,
-            "duration": round(self.duration, 3),
-            "attempt": self.attempts,
-            "reason": self.reason or None,
-            "stdout_tail": _tail(self.stdout, tail_lines),
-            "stderr_tail": _tail(self.stderr, tail_lines),
-        }
 
 
 @dataclass(frozen=True)
@@ -89,7 +106,3 @@ class StepOutcome:
             "status": self.status.value,
             "hosts": hosts,
         }
-
-
-def _tail(text: str, lines: int) -> str:
-    return "\n".join(text.rstrip("\n").split("\n")[-lines:]) if text else ""

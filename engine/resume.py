@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import UsageError
-from engine.journal import JOURNAL_NAME, Journal, read_journal
+from engine.journal import JOURNAL_NAME, Journal, Record, read_journal, run_directory
+from engine.outcomes import RunStatus, Status
 from engine.planning import sha256_text
 from engine.runs import latest_unfinished, outcomes
 
 LATEST = "latest"
-UNKNOWN = "unknown"
-_UNKNOWN_OUTCOMES = (UNKNOWN, "interrupted")
 
 
 @dataclass(frozen=True)
@@ -29,7 +28,7 @@ class Previous:
     run_id: str
     directory: Path
     values: dict[str, Any]
-    outcomes: dict[tuple[str, str], str]  # (step, host) → "ok", "failed", "skipped", "unknown", ...
+    outcomes: dict[tuple[str, str], Status]  # (step, host) → its last state; INTERRUPTED reads as UNKNOWN
     sha256: str
     text: str | None  # the runbook as it was run (secrets masked), to show what changed
 
@@ -40,14 +39,17 @@ class Previous:
         """What the resume will do, for the operator: done, to run again, unknown (asked first)."""
         rank = {step: index for index, step in enumerate(order)}
         keys = sorted(self.outcomes, key=lambda key: (rank.get(key[0], len(rank)), key))
-        groups = [
-            ("finished, not run again", ("ok", "skipped")),
-            ("failed, run again", ("failed", "timed_out")),
-            ("outcome unknown (started, never finished well), asked before running again", (UNKNOWN,)),
+        groups: list[tuple[str, Callable[[Status], bool]]] = [
+            ("finished, not run again", lambda status: status.finished_well),
+            ("failed, run again", lambda status: status.ran_and_failed),
+            (
+                "outcome unknown (started, never finished well), asked before running again",
+                lambda status: status is Status.UNKNOWN,
+            ),
         ]
         lines = [f"resuming run {self.run_id}"]
-        for label, statuses in groups:
-            found = [f"{step}@{host}" for step, host in keys if self.outcomes[(step, host)] in statuses]
+        for label, belongs in groups:
+            found = [f"{step}@{host}" for step, host in keys if belongs(self.outcomes[(step, host)])]
             if found:
                 lines.append(f"  {label}: {', '.join(found)}")
         return lines
@@ -62,21 +64,22 @@ def find(state_dir: Path, runbook_name: str, which: str) -> Previous:
         run_id = summary.run_id
     else:
         run_id = which
-    directory = state_dir / "runs" / run_id
+    directory = run_directory(state_dir, run_id)
     if not (directory / JOURNAL_NAME).is_file():
         raise UsageError(f"--resume {run_id}: no such run in {state_dir}")
     records = read_journal(directory / JOURNAL_NAME)
-    header = records[0] if records and records[0].get("type") == "run" else {}
+    header = records[0] if records and records[0].get("type") == Record.RUN else {}
     if header.get("runbook", {}).get("name") != runbook_name:
         raise UsageError(
             f"--resume {run_id}: that run is of {header.get('runbook', {}).get('name')!r}, "
             f"not {runbook_name!r}"
         )
-    if records[-1].get("type") == "run-end" and records[-1].get("status") == "ok":
+    if records[-1].get("type") == Record.RUN_END and records[-1].get("status") == RunStatus.OK:
         raise UsageError(f"--resume {run_id}: that run finished well; there is nothing to resume")
     saved = directory / "runbook.yml"
-    found = {
-        key: UNKNOWN if status in _UNKNOWN_OUTCOMES else status for key, status in outcomes(records).items()
+    found: dict[tuple[str, str], Status] = {
+        key: Status.UNKNOWN if status is Status.INTERRUPTED else status
+        for key, status in outcomes(records).items()
     }
     return Previous(
         run_id,

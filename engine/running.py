@@ -15,11 +15,12 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from typing import Any
 
+from engine import journal as records
 from engine.attempts import Attempts, until_holds
 from engine.console import Terminal
-from engine.errors import Interrupted, StepFailed
+from engine.errors import Declined, Interrupted, StepFailed
 from engine.executors import Result
-from engine.journal import Journal
+from engine.journal import OPERATOR, AnsweredBy, Journal
 from engine.outcomes import HostOutcome, Status, StepOutcome
 from engine.planning import HostPlan, PlannedStep, Planner
 from engine.preflight import Fleet
@@ -33,7 +34,25 @@ class Settings:
     rerun_unknown: bool = False
 
 
-OPERATOR = "operator"
+@dataclass(frozen=True)
+class ManualAnswer:
+    """What a manual step got: the answer (None: none given), who gave it, and whether it is the expected one."""
+
+    answer: str | None
+    by: AnsweredBy
+    ok: bool
+    expected: str | None = None  # the value or pattern it had to meet, as journaled
+    reason: str = ""  # why it is not ok
+
+
+def yes_or_ask(
+    terminal: Terminal, question: str, flag: AnsweredBy | None, said: str | None = None
+) -> tuple[bool, AnsweredBy]:
+    """The flag's yes, said on the terminal so the log shows who answered; without a flag, the operator's."""
+    if flag is not None:
+        terminal.say(said or f"{question} yes ({flag})", "yellow")
+        return True, flag
+    return terminal.confirm(question), AnsweredBy.OPERATOR
 
 
 class Runner:
@@ -45,7 +64,7 @@ class Runner:
         journal: Journal,
         settings: Settings,
         user: str,
-        previous: Mapping[tuple[str, str], str] | None = None,
+        previous: Mapping[tuple[str, str], Status] | None = None,
     ) -> None:
         self.planner, self.fleet, self.terminal, self.journal = planner, fleet, terminal, journal
         self.settings, self.user = settings, user
@@ -81,7 +100,7 @@ class Runner:
     def command_step(self, planned: PlannedStep) -> StepOutcome:
         done, todo = self._select(planned)
         if todo and planned.step.confirm and not self._confirm_step(planned):  # journaled with its answer
-            raise StepFailed(f"step {planned.id!r} was declined; it did not run, and nothing after it")
+            raise Declined(f"step {planned.id!r} was declined; it did not run, and nothing after it")
         outcomes = done + self._fan_out(planned, todo)
         failed = tuple(o.host for o in outcomes if o.status.failed)
         step = planned.step
@@ -107,7 +126,8 @@ class Runner:
     def _once(self, planned: PlannedStep) -> tuple[HostPlan, ...]:
         """`run_once`: the host that ran it in the resumed run, else the first host not left out."""
         for host_plan in planned.hosts:
-            if self.previous.get((planned.id, host_plan.host.name)) in ("ok", "skipped", "unknown"):
+            before = self.previous.get((planned.id, host_plan.host.name))
+            if before is not None and (before.finished_well or before is Status.UNKNOWN):
                 return (host_plan,)
         for host_plan in planned.hosts:
             if not host_plan.skip and host_plan.host.name not in self.failed_hosts:
@@ -125,7 +145,7 @@ class Runner:
         for host_plan in hosts:
             name = host_plan.host.name
             before = self.previous.get((planned.id, name))
-            if before in ("ok", "skipped"):
+            if before is not None and before.finished_well:
                 outcome = HostOutcome(
                     planned.id, name, Status.DONE_BEFORE, reason="finished in the resumed run"
                 )
@@ -136,14 +156,12 @@ class Runner:
                 reason = host_plan.skip or f"left out: failed in step {self.failed_hosts[name]}"
                 outcome = HostOutcome(planned.id, name, Status.SKIPPED, reason=reason)
                 if host_plan.skip:
-                    self.journal.append(
-                        {"type": "step-start", "step": planned.id, "host": name, "attempt": 0}
-                    )
-                    self.journal.append(outcome.record())
+                    self.journal.append(records.step_start(planned.id, name, 0))
+                    self.journal.append(records.step_end(outcome))
                 self.terminal.result(outcome)
                 self.finished.append(outcome)
                 done.append(outcome)
-            elif before == "unknown" and not self._rerun_unknown(planned.id, name):
+            elif before is Status.UNKNOWN and not self._rerun_unknown(planned.id, name):
                 raise StepFailed(
                     f"step {planned.id!r} on {name}: outcome unknown and not confirmed; stopping"
                 )
@@ -156,47 +174,25 @@ class Runner:
             f"step {step!r} on {host} did not finish in the resumed run (crash, kill or Ctrl-C): its "
             "outcome is unknown. Run it again?"
         )
-        if self.settings.rerun_unknown:
-            self.terminal.say(f"{question} yes (--rerun-unknown)", "yellow")
-            answer, by = True, "--rerun-unknown"
-        else:
-            answer, by = self.terminal.confirm(question), OPERATOR
+        flag = AnsweredBy.RERUN_UNKNOWN if self.settings.rerun_unknown else None
+        answer, by = yes_or_ask(self.terminal, question, flag)
         self.journal.append(
-            {
-                "type": "confirmation",
-                "step": step,
-                "host": host,
-                "question": question,
-                "answer": "yes" if answer else "no",
-                "user": self.user,
-                "by": by,
-            }
+            records.confirmation(step, question, "yes" if answer else "no", self.user, by, host=host)
         )
         return answer
 
     def _confirm_step(self, planned: PlannedStep) -> bool:
         question = planned.confirm_question or ""
         wanted = planned.confirm_text
-        if self.settings.yes:
-            self.terminal.say(f"{question} — yes (--yes)", "yellow")
-            answer, by = "yes", "--yes"
-        elif wanted is not None:
+        if wanted is not None and not self.settings.yes:
             self.terminal.say(question, "bold")
-            answer, by = self.terminal.ask(f"Type {wanted!r} to go on:") or "", OPERATOR
+            answer, by = self.terminal.ask(f"Type {wanted!r} to go on:") or "", AnsweredBy.OPERATOR
+            ok = answer == wanted
         else:
-            answer, by = ("yes" if self.terminal.confirm(question) else "no"), OPERATOR
-        ok = answer == wanted if (wanted is not None and by == OPERATOR) else answer == "yes"
-        self.journal.append(
-            {
-                "type": "confirmation",
-                "step": planned.id,
-                "question": question,
-                "answer": answer,
-                "ok": ok,
-                "user": self.user,
-                "by": by,
-            }
-        )
+            flag = AnsweredBy.YES if self.settings.yes else None
+            ok, by = yes_or_ask(self.terminal, question, flag, f"{question} — yes ({flag})")
+            answer = "yes" if ok else "no"
+        self.journal.append(records.confirmation(planned.id, question, answer, self.user, by, ok=ok))
         return ok
 
     def _fan_out(self, planned: PlannedStep, todo: list[HostPlan]) -> list[HostOutcome]:
@@ -241,7 +237,7 @@ class Runner:
         outcome = HostOutcome(planned.id, name, Status.INTERRUPTED, reason="not started")
         while not self.stop.is_set():
             attempt += 1
-            self.journal.append({"type": "step-start", "step": planned.id, "host": name, "attempt": attempt})
+            self.journal.append(records.step_start(planned.id, name, attempt))
             timeout = attempts.timeout()
             result = self.fleet.executor(host_plan.host).run(
                 variant.script,
@@ -257,7 +253,7 @@ class Runner:
             again, why_not = attempts.another(attempt)
             if not again and why_not and outcome.status.failed and outcome.status is not Status.INTERRUPTED:
                 outcome = replace(outcome, reason=f"{outcome.reason}; {why_not}".lstrip("; "))
-            self.journal.append(outcome.record())
+            self.journal.append(records.step_end(outcome))
             if outcome.status is Status.OK or outcome.status is Status.INTERRUPTED or not again:
                 break
             why = f" ({outcome.reason})" if outcome.reason else ""
@@ -306,7 +302,7 @@ class Runner:
     # -- manual steps --------------------------------------------------------------------------------
 
     def manual(self, planned: PlannedStep) -> StepOutcome:
-        if self.previous.get((planned.id, OPERATOR)) == "ok":
+        if self.previous.get((planned.id, OPERATOR)) is Status.OK:
             outcome = HostOutcome(
                 planned.id, OPERATOR, Status.DONE_BEFORE, reason="answered in the resumed run"
             )
@@ -314,65 +310,54 @@ class Runner:
             self.terminal.result(outcome)
             return StepOutcome(planned.id, (outcome,))
         started = time.monotonic()
-        self.journal.append({"type": "step-start", "step": planned.id, "host": OPERATOR, "attempt": 1})
+        self.journal.append(records.step_start(planned.id, OPERATOR, 1))
         self.terminal.say("MANUAL STEP — do this yourself:", "bold magenta")
         self.terminal.say(planned.manual or "")
-        answer, by, ok, expected, reason = self._manual_answer(planned)
+        got = self._manual_answer(planned)
         self.journal.append(
-            {
-                "type": "manual",
-                "step": planned.id,
-                "host": OPERATOR,
-                "prompt": planned.record_prompt,
-                "answer": answer,
-                "expected": expected,
-                "ok": ok,
-                "user": self.user,
-                "by": by,
-            }
+            records.manual(
+                planned.id, planned.record_prompt, got.answer, got.expected, got.ok, self.user, got.by
+            )
         )
         outcome = HostOutcome(
             planned.id,
             OPERATOR,
-            Status.OK if ok else Status.FAILED,
+            Status.OK if got.ok else Status.FAILED,
             None,
             time.monotonic() - started,
             1,
-            reason,
-            stdout=answer or "",
+            got.reason,
+            stdout=got.answer or "",
         )
-        self.journal.append(outcome.record())
+        self.journal.append(records.step_end(outcome))
         self.finished.append(outcome)
         self.terminal.result(outcome)
-        return StepOutcome(planned.id, (outcome,), () if ok else (OPERATOR,), stopped=not ok)
+        return StepOutcome(planned.id, (outcome,), () if got.ok else (OPERATOR,), stopped=not got.ok)
 
-    def _manual_answer(self, planned: PlannedStep) -> tuple[str | None, str, bool, str | None, str]:
+    def _manual_answer(self, planned: PlannedStep) -> ManualAnswer:
         record = planned.step.record
         expected = planned.record_expect if record else None
         pattern = record.matches if record else None
         if self.settings.confirm_manual:
+            flag = AnsweredBy.CONFIRM_MANUAL
             if pattern is not None and expected is None:
-                return (
-                    None,
-                    "--confirm-manual",
-                    False,
-                    pattern,
-                    "--confirm-manual cannot answer a 'matches' record",
-                )
+                return ManualAnswer(None, flag, False, pattern, f"{flag} cannot answer a 'matches' record")
             answer = expected if expected is not None else "done"
-            self.terminal.say(f"answered by --confirm-manual: {answer}", "yellow")
-            return answer, "--confirm-manual", True, expected or pattern, ""
+            self.terminal.say(f"answered by {flag}: {answer}", "yellow")
+            return ManualAnswer(answer, flag, True, expected or pattern)
+        operator = AnsweredBy.OPERATOR
         if record is None:
             ok = self.terminal.confirm("Done?")
-            return ("done" if ok else "not done"), OPERATOR, ok, None, "" if ok else "not confirmed"
+            return ManualAnswer(
+                "done" if ok else "not done", operator, ok, None, "" if ok else "not confirmed"
+            )
         typed = self.terminal.ask(f"{planned.record_prompt}:")
         if typed is None:
-            return None, OPERATOR, False, expected or pattern, "no answer"
-        answer = typed
+            return ManualAnswer(None, operator, False, expected or pattern, "no answer")
         ok = (
-            (answer.strip() == expected.strip())
+            (typed.strip() == expected.strip())
             if expected is not None
-            else (re.fullmatch(pattern, answer.strip()) is not None if pattern else True)
+            else (re.fullmatch(pattern, typed.strip()) is not None if pattern else True)
         )
-        reason = "" if ok else f"expected {expected or pattern!r}, got {answer!r}"
-        return answer, OPERATOR, ok, expected or pattern, reason
+        reason = "" if ok else f"expected {expected or pattern!r}, got {typed!r}"
+        return ManualAnswer(typed, operator, ok, expected or pattern, reason)

@@ -10,15 +10,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.journal import OUTCOMES
+from engine.journal import AnsweredBy, Record
+from engine.outcomes import RunStatus, Status
 
 STATUS_LABELS = {
-    "ok": "ok",
-    "failed": "FAILED",
-    "timed_out": "TIMED OUT",
-    "interrupted": "INTERRUPTED",
-    "skipped": "skipped",
-    "unknown": "started, no end recorded",
+    Status.OK: "ok",
+    Status.FAILED: "FAILED",
+    Status.TIMED_OUT: "TIMED OUT",
+    Status.INTERRUPTED: "INTERRUPTED",
+    Status.SKIPPED: "skipped",
+    Status.UNKNOWN: "started, no end recorded",
+    Status.DONE_BEFORE: "done before",
 }
 
 
@@ -26,7 +28,7 @@ STATUS_LABELS = {
 class Outcome:
     """One step on one host, as the journal last saw it (a later attempt replaces an earlier one)."""
 
-    status: str  # one of engine.journal.OUTCOMES
+    status: Status
     started: str | None = None
     ended: str | None = None
     duration: float | None = None
@@ -35,11 +37,11 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return self.status == "ok"
+        return self.status is Status.OK
 
     @property
     def failed(self) -> bool:
-        return self.status in ("failed", "timed_out", "interrupted")
+        return self.status in (Status.FAILED, Status.TIMED_OUT, Status.INTERRUPTED)
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,11 @@ class RunRecord:
     answers: Mapping[str, Answer] = field(default_factory=dict)
     confirmations: Mapping[str | None, Confirmed] = field(default_factory=dict)
 
+    @property
+    def ok(self) -> bool:
+        """The run ended, and well."""
+        return self.status == RunStatus.OK
+
     def outcome(self, step: str, host: str, single: bool) -> Outcome | None:
         """The outcome of `step` on `host`; a single-host step takes its one record whatever the host was called."""
         found = self.outcomes.get((step, host))
@@ -93,22 +100,24 @@ class RunRecord:
 
 def read_run(records: list[dict[str, Any]]) -> RunRecord:
     """Fold a journal's records (header first) into a `RunRecord`."""
-    header = records[0] if records and records[0].get("type") == "run" else {}
+    header = records[0] if records and records[0].get("type") == Record.RUN else {}
     outcomes: dict[tuple[str, str], Outcome] = {}
     answers: dict[str, Answer] = {}
     confirmations: dict[str | None, Confirmed] = {}
     end: dict[str, Any] = {}
     for record in records:
         kind = record.get("type")
-        if kind in ("step-start", "step-end"):
+        if kind in (Record.STEP_START, Record.STEP_END):
             key = (str(record.get("step")), str(record.get("host")))
             outcomes[key] = _outcome(record, outcomes.get(key))
-        elif kind == "manual":
+        elif kind == Record.MANUAL:
             answers[str(record.get("step"))] = _answer(record)
-        elif kind == "confirmation" and record.get("host") is None:  # with a host: a resume's re-run question
+        elif (
+            kind == Record.CONFIRMATION and record.get("host") is None
+        ):  # with a host: a resume's re-run question
             step = record.get("step")
             confirmations[None if step is None else str(step)] = _confirmed(record)
-        elif kind == "run-end":
+        elif kind == Record.RUN_END:
             end = record
     return RunRecord(
         run_id=str(header.get("run_id", "")),
@@ -129,13 +138,12 @@ def read_run(records: list[dict[str, Any]]) -> RunRecord:
 
 def _outcome(record: dict[str, Any], before: Outcome | None) -> Outcome:
     attempt = _int(record.get("attempt")) or 1
-    if record.get("type") == "step-start":
-        return Outcome("unknown", started=_text(record.get("time")), attempt=attempt)
-    status = str(record.get("status")).replace("-", "_")
+    if record.get("type") == Record.STEP_START:
+        return Outcome(Status.UNKNOWN, started=_text(record.get("time")), attempt=attempt)
     started = before.started if before is not None and before.attempt == attempt else None
     duration = record.get("duration")
     return Outcome(
-        status if status in OUTCOMES else "unknown",
+        Status.recorded(record.get("status")),
         started,
         _text(record.get("time")),
         float(duration) if isinstance(duration, (int, float)) else None,
@@ -150,7 +158,7 @@ def _answer(record: dict[str, Any]) -> Answer:
         _text(record.get("expected")),
         bool(record.get("ok")),
         str(record.get("user") or ""),
-        str(record.get("by") or "operator"),
+        str(record.get("by") or AnsweredBy.OPERATOR),
         str(record.get("time") or ""),
     )
 
@@ -163,7 +171,7 @@ def _confirmed(record: dict[str, Any]) -> Confirmed:
         answer,
         ok,
         str(record.get("user") or ""),
-        str(record.get("by") or "operator"),
+        str(record.get("by") or AnsweredBy.OPERATOR),
         str(record.get("time") or ""),
     )
 
@@ -182,7 +190,7 @@ def _int(value: object) -> int | None:
 
 def who(user: str, by: str) -> str:
     """`ann`, or `ann (--yes)` when a flag answered for the operator."""
-    return (user or "unknown") + (f" ({by})" if by and by != "operator" else "")
+    return (user or "unknown") + (f" ({by})" if by and by != AnsweredBy.OPERATOR else "")
 
 
 def confirmation_text(confirmed: Confirmed, day: str = "") -> str:

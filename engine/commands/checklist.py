@@ -14,7 +14,7 @@ from pathlib import Path
 from engine.checklist import build, to_html, to_markdown
 from engine.checklist.filling import RunRecord, read_run
 from engine.errors import UsageError
-from engine.journal import JOURNAL_NAME, default_state_dir, read_journal
+from engine.journal import default_state_dir, journal_path, read_journal
 from engine.masking import MASK
 from engine.options import Options, prepare
 from engine.validation import validate
@@ -60,7 +60,7 @@ def main(
 
 
 def load_run(state_dir: Path, run_id: str) -> RunRecord:
-    path = state_dir / "runs" / run_id / JOURNAL_NAME
+    path = journal_path(state_dir, run_id)
     if not path.is_file():
         raise UsageError(
             f"--journal {run_id}: no journal at {path} (--state-dir or RUNBOOK_STATE_DIR moves it)"

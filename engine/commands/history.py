@@ -16,12 +16,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from engine.errors import UsageError
-from engine.journal import JOURNAL_NAME, default_state_dir, read_journal
+from engine.journal import JOURNAL_NAME, Record, default_state_dir, read_journal, runs_directory
 from engine.locking import holder
 from engine.runs import UNFINISHED, RunSummary, fold_outcomes, list_runs
 
 _PIPE_WIDTH = 160
-_EVENTS = ("confirmation", "manual", "resumed", "interrupted", "run-end")
+_EVENTS = (Record.CONFIRMATION, Record.MANUAL, Record.RESUMED, Record.INTERRUPTED, Record.RUN_END)
 
 
 def main(state_dir: str | None, run_id: str | None) -> int:
@@ -34,7 +34,7 @@ def main(state_dir: str | None, run_id: str | None) -> int:
         return 0
     directory = _find(state, run_id)
     records = read_journal(directory / JOURNAL_NAME)
-    if not records or records[0].get("type") != "run":
+    if not records or records[0].get("type") != Record.RUN:
         raise UsageError(f"run {directory.name}: its journal has no header (the run died as it began)")
     for line in _header(records, _status(state, records)):
         console.print(escape(line))
@@ -70,7 +70,7 @@ def _live(state: Path, run: RunSummary) -> str:
 
 def _find(state: Path, run_id: str) -> Path:
     """The run directory named by `run_id`, or by a unique beginning of it."""
-    runs = state / "runs"
+    runs = runs_directory(state)
     if (runs / run_id / JOURNAL_NAME).is_file():
         return runs / run_id
     matches = (
@@ -85,7 +85,7 @@ def _find(state: Path, run_id: str) -> Path:
 
 def _status(state: Path, records: list[dict[str, Any]]) -> str:
     last = records[-1]
-    if last.get("type") == "run-end":
+    if last.get("type") == Record.RUN_END:
         return f"{last.get('status')} (exit {last.get('exit_code')}), at {last.get('time')}"
     book = records[0].get("runbook") or {}
     who = holder(state, str(book.get("name")))
@@ -98,7 +98,7 @@ def _header(records: list[dict[str, Any]], status: str) -> list[str]:
     head = records[0]
     book = head.get("runbook") or {}
     values = ", ".join(f"{name}={value}" for name, value in (head.get("variables") or {}).items()) or "none"
-    sessions = 1 + sum(1 for r in records if r.get("type") == "resumed")
+    sessions = 1 + sum(1 for r in records if r.get("type") == Record.RESUMED)
     what = (
         f"run {head.get('run_id')}: {book.get('name')} {book.get('version')} "
         f"(sha256 {str(book.get('sha256', ''))[:12]}…, {book.get('path')})"
@@ -118,15 +118,15 @@ def _steps(records: list[dict[str, Any]]) -> Table:
     last: dict[tuple[str, str], dict[str, Any]] = {}
     starts: dict[tuple[str, str], int] = {}
     for record in records:
-        if record.get("type") in ("step-start", "step-end", "manual"):
+        if record.get("type") in (Record.STEP_START, Record.STEP_END, Record.MANUAL):
             key = (str(record.get("step")), str(record.get("host")))
             last[key] = record
-            starts[key] = starts.get(key, 0) + (record.get("type") == "step-start")
+            starts[key] = starts.get(key, 0) + (record.get("type") == Record.STEP_START)
     for key, outcome in fold_outcomes(records).items():
         record = last[key]
         exit_code = "" if outcome.exit_code is None else str(outcome.exit_code)
         duration = f"{record['duration']:.1f}s" if isinstance(record.get("duration"), (int, float)) else ""
-        detail = str(record.get("reason") or "") if record.get("type") == "step-end" else ""
+        detail = str(record.get("reason") or "") if record.get("type") == Record.STEP_END else ""
         table.add_row(
             *(
                 escape(cell)
@@ -159,18 +159,18 @@ def _event(record: dict[str, Any]) -> tuple[object, ...]:
     kind = record.get("type")
     time = str(record.get("time", ""))[11:23]
     step, host = record.get("step") or "", record.get("host") or ""
-    if kind == "confirmation":
+    if kind == Record.CONFIRMATION:
         answer = f"{record.get('answer')!r} by {record.get('user')} ({record.get('by')})"
         return time, kind, step, host, f"{answer}: {record.get('question')}"
-    if kind == "manual":
+    if kind == Record.MANUAL:
         expected = f", expected {record.get('expected')!r}" if record.get("expected") is not None else ""
         verdict = "ok" if record.get("ok") else "not ok"
         answer = f"{record.get('answer')!r} by {record.get('user')} ({record.get('by')})"
         return time, kind, step, host, f"{answer}{expected}: {verdict}"
-    if kind == "resumed":
+    if kind == Record.RESUMED:
         return time, kind, "", "", f"by {record.get('user')} (pid {record.get('pid')})"
-    if kind == "interrupted":
+    if kind == Record.INTERRUPTED:
         return time, kind, "", "", str(record.get("signal"))
-    if kind == "run-end":
+    if kind == Record.RUN_END:
         return time, f"end: {record.get('status')}", "", "", f"exit {record.get('exit_code')}"
     return time, kind, step, host, str(record.get("note", ""))

@@ -3,8 +3,9 @@
 find the run to resume (refused if the runbook changed, unless `--force`) → prepare the plan → check it
 against a reviewed one → take the lock → open (or reopen) the journal → confirm the warnings → preflight
 (exit 3, nothing ran) → steps → summary. Exit codes: 0 every step succeeded, 1 a step or host failed (or
-the journal could not be written), 2 invalid input, a held lock or a changed runbook, 3 preflight failed,
-130 (143 for SIGTERM) interrupted.
+was declined, or the journal could not be written), 2 invalid input, a held lock or a changed runbook,
+3 preflight failed, 130 (143 for SIGTERM) interrupted. However the run ends, `main` writes its one
+`run-end` record; the status and code come from the error it ended on (`engine.errors`).
 
 A secret given with `--var` is refused (by `variables`, for every command), not warned about: by the time
 we could warn, `ps` and the shell history have it already.
@@ -25,12 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from engine import __version__, preflight, resume
+from engine import journal as records
 from engine.console import Terminal
 from engine.errors import (
-    EXIT_INTERRUPTED,
     EXIT_OK,
-    EXIT_PREFLIGHT,
     EXIT_STEP_FAILED,
+    Declined,
     Interrupted,
     JournalError,
     PreflightFailed,
@@ -38,13 +39,14 @@ from engine.errors import (
     UsageError,
 )
 from engine.executors import SSHOptions
-from engine.journal import Journal, default_state_dir, new_run_id
+from engine.journal import AnsweredBy, Journal, default_state_dir, new_run_id
 from engine.locking import RunLock
 from engine.masking import Masker
 from engine.model import Runbook
 from engine.options import Options, prepare
+from engine.outcomes import RunStatus
 from engine.planning import Plan, PlannedStep, Planner, digest, to_dict
-from engine.running import Runner, Settings
+from engine.running import Runner, Settings, yes_or_ask
 from engine.runs import RunSummary, list_runs
 from engine.validation import validate
 
@@ -96,25 +98,32 @@ def main(options: Options, run: RunOptions) -> int:
                 f"run from the start. To continue that one instead: --resume {left.run_id}",
                 "yellow",
             )
+        ending: tuple[RunStatus, int] | None = None  # None: a bug; the journal says "unfinished"
         try:
-            return _phases(plan, steps, terminal, journal, run, previous)
+            ending = _phases(plan, steps, terminal, journal, run, previous)
+            return ending[1]
         except (Interrupted, KeyboardInterrupt) as error:
-            signame = caught.get("signal", "SIGINT")
-            journal.append({"type": "interrupted", "signal": signame})
-            journal.append(
-                {"type": "run-end", "status": "interrupted", "exit_code": _interrupt_code(signame)}
-            )
-            terminal.say(str(error) or "interrupted", "bold yellow")
+            stop = Interrupted(str(error) or "interrupted", caught.get("signal", "SIGINT"))
+            journal.append(records.interrupted(stop.signal))
+            ending = (stop.run_status, stop.exit_code)
+            terminal.say(str(stop), "bold yellow")
             terminal.say(f"resume with: --resume {journal.run_id}", "yellow")
-            return _interrupt_code(signame)
+            return stop.exit_code
+        except RunbookError as error:
+            ending = (error.run_status, error.exit_code)
+            raise
         finally:
-            journal.close()
+            try:
+                if ending is not None:
+                    journal.append(records.run_end(*ending))
+            finally:
+                journal.close()
 
 
 def _unfinished_before(state_dir: Path, name: str, run_id: str) -> RunSummary | None:
     """The run of this runbook that `--resume` would have continued, now that a new one starts instead."""
     previous = [r for r in list_runs(state_dir, name) if r.run_id != run_id]
-    return previous[0] if previous and previous[0].status != "ok" else None
+    return previous[0] if previous and previous[0].status != RunStatus.OK else None
 
 
 def _defaults_masker(runbook: Runbook) -> Masker:
@@ -129,14 +138,14 @@ def _phases(
     journal: Journal,
     run: RunOptions,
     previous: resume.Previous | None,
-) -> int:
+) -> tuple[RunStatus, int]:
+    """The phases of a run that got the lock and its journal; a phase stops the run by raising."""
     user = getpass.getuser()
     if previous is not None:
         _resumed(plan, terminal, journal, previous, user)
     if not _confirm_warnings(plan, terminal, journal, run.yes, user):
-        journal.append({"type": "run-end", "status": "declined", "exit_code": EXIT_STEP_FAILED})
         terminal.say("not confirmed: nothing ran", "bold red")
-        return EXIT_STEP_FAILED
+        raise Declined("the warnings were not confirmed; nothing ran")
     fleet = _preflight(plan, terminal, journal, SSHOptions(trust_new_keys=run.trust_new_host_keys))
     try:
         runner = Runner(
@@ -148,7 +157,7 @@ def _phases(
             user,
             previous.outcomes if previous else None,
         )
-        return _steps(plan, steps, runner, terminal, journal)
+        return _steps(plan, steps, runner, terminal)
     finally:
         fleet.close()
 
@@ -163,35 +172,26 @@ def _preflight(plan: Plan, terminal: Terminal, journal: Journal, ssh: SSHOptions
     except PreflightFailed:
         if fleet is not None:
             fleet.close()
-        journal.append({"type": "run-end", "status": "preflight-failed", "exit_code": EXIT_PREFLIGHT})
         raise
 
 
 def _steps(
-    plan: Plan, steps: tuple[PlannedStep, ...], runner: Runner, terminal: Terminal, journal: Journal
-) -> int:
-    """The steps, then the summary table (also when the run stops early) and the run's end record."""
+    plan: Plan, steps: tuple[PlannedStep, ...], runner: Runner, terminal: Terminal
+) -> tuple[RunStatus, int]:
+    """The steps, then the summary table (also when the run stops early); how the run ended."""
     order = {s.id: i for i, s in enumerate(plan.steps)}
     try:
         outcomes = runner.run(steps)
-    except Interrupted:
-        raise  # journaled by the caller, which knows the signal
-    except RunbookError as error:
-        journal.append({"type": "run-end", "status": "failed", "exit_code": error.exit_code})
-        raise
     finally:
         terminal.summary(sorted(runner.finished, key=lambda o: (order.get(o.step, 0), o.host)))
     failed = [o for o in runner.finished if o.status.failed]
-    status, code = (
-        ("ok", EXIT_OK) if not failed and len(outcomes) == len(steps) else ("failed", EXIT_STEP_FAILED)
-    )
-    journal.append({"type": "run-end", "status": status, "exit_code": code})
+    ok = not failed and len(outcomes) == len(steps)
     if failed:
         names = ", ".join(sorted({f"{o.step}@{o.host}" for o in failed}))
         terminal.say(f"run failed: {names}; resume with --resume after fixing", "bold red")
     else:
         terminal.say("run finished: every step succeeded", "bold green")
-    return code
+    return (RunStatus.OK, EXIT_OK) if ok else (RunStatus.FAILED, EXIT_STEP_FAILED)
 
 
 def _resumed(plan: Plan, terminal: Terminal, journal: Journal, previous: resume.Previous, user: str) -> None:
@@ -207,13 +207,7 @@ def _resumed(plan: Plan, terminal: Terminal, journal: Journal, previous: resume.
             f"note: resuming with other values than the run began with: {', '.join(changed)}", "yellow"
         )
     journal.append(
-        {
-            "type": "resumed",
-            "user": user,
-            "pid": os.getpid(),
-            "variables": values,
-            "argv": [terminal.masker.mask(arg) for arg in sys.argv],
-        }
+        records.resumed(user, os.getpid(), values, [terminal.masker.mask(arg) for arg in sys.argv])
     )
 
 
@@ -253,13 +247,9 @@ def _confirm_warnings(plan: Plan, terminal: Terminal, journal: Journal, yes: boo
     for warning in warnings:
         terminal.say(f"WARNING: {warning}", "bold red")
     question = "Have you read the warnings above, and do you want to go on?"
-    answer, by = ("yes", "--yes") if yes else ("yes" if terminal.confirm(question) else "no", "operator")
-    if yes:
-        terminal.say(f"{question} yes (--yes)", "yellow")
-    journal.append(
-        {"type": "confirmation", "step": None, "question": question, "answer": answer, "user": user, "by": by}
-    )
-    return answer == "yes"
+    ok, by = yes_or_ask(terminal, question, AnsweredBy.YES if yes else None)
+    journal.append(records.confirmation(None, question, "yes" if ok else "no", user, by))
+    return ok
 
 
 def _select(plan: Plan, only: str | None, from_step: str | None) -> tuple[PlannedStep, ...]:
@@ -295,10 +285,6 @@ def _check_reviewed(plan: Plan, path: Path) -> None:
     raise UsageError(
         f"--plan {path}: today's plan is not the reviewed one ({what}); review it again with plan --save"
     )
-
-
-def _interrupt_code(signame: str) -> int:
-    return 128 + signal.SIGTERM if signame == "SIGTERM" else EXIT_INTERRUPTED
 
 
 @contextmanager

@@ -1,0 +1,398 @@
+"""engine/running.py in process: the runner driven with a fake executor and a captured terminal.
+
+The fake executor is a real `Executor` (the template in engine/executors/base.py runs it) over scripted
+primitives: each command gets a scripted reply, or hangs until it is killed. So retries, timeouts, expect,
+confirmations, manual answers, max_failed_hosts and interrupts are decided here in milliseconds; the
+end-to-end tests (test_run_local.py, test_run_ssh.py) prove the same with real processes and sshd.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine import targets, variables
+from engine.console import Terminal
+from engine.errors import Declined, Interrupted, StepFailed
+from engine.executors.base import Executor, Invocation, Process
+from engine.executors.jobs import Job
+from engine.journal import Journal, read_journal
+from engine.masking import Masker
+from engine.outcomes import Status, StepOutcome
+from engine.planning import Plan, Planner, build_plan
+from engine.preflight import Fleet
+from engine.running import Runner, Settings
+from engine.validation import validate
+
+# -- the fake executor --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What a scripted command does: print, then exit with `code`; or hang until killed."""
+
+    code: int = 0
+    stdout: str = ""
+    stderr: str = ""
+    hang: bool = False
+    interrupt: bool = False  # press Ctrl-C (in the main thread) once the command runs
+
+
+class FakeProcess(Process):
+    def __init__(self, reply: Reply, killed: threading.Event) -> None:
+        self.reply, self.killed = reply, killed
+        self.out = [reply.stdout.encode()] if reply.stdout else []
+        self.err = [reply.stderr.encode()] if reply.stderr else []
+
+    def read_stdout(self, size: int) -> bytes:
+        if self.out:
+            return self.out.pop()
+        if self.reply.hang:
+            self.killed.wait(10)  # bounded: a test that forgets to kill still ends
+        return b""
+
+    def read_stderr(self, size: int) -> bytes:
+        return self.err.pop() if self.err else b""
+
+    def wait(self) -> object:
+        return None
+
+    def returncode(self) -> int | None:
+        return 128 + 15 if self.killed.is_set() else self.reply.code
+
+
+@dataclass
+class FakeExecutor(Executor):
+    """`replies(script, attempt)` says what each command does; every invocation is kept, in order."""
+
+    name: str
+    replies: Callable[[str, int], Reply]
+    calls: list[Invocation] = field(default_factory=list)
+    killed: dict[int, threading.Event] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.name)
+        self._ids = itertools.count(1000)
+        self._lock = threading.Lock()
+
+    def start(self, job: Job, invocation: Invocation) -> Process:
+        with self._lock:
+            self.calls.append(invocation)
+            attempt = sum(1 for c in self.calls if c.script == invocation.script)
+            pgid = next(self._ids)
+            self.killed[pgid] = threading.Event()
+        reply = self.replies(invocation.script, attempt)
+        job.set_pgid(pgid)
+        if reply.interrupt:  # what Ctrl-C does: SIGINT to the main thread, waiting for the fan-out
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+        return FakeProcess(reply, self.killed[pgid])
+
+    def signal_groups(self, pgids: list[int], name: str) -> None:
+        for pgid in pgids:
+            self.killed[pgid].set()
+
+    def platform(self) -> str:
+        return "linux"
+
+    def scripts(self) -> list[str]:
+        return [c.script.strip() for c in self.calls]
+
+
+def ok(script: str, attempt: int) -> Reply:
+    return Reply(stdout=f"ran {script.strip()}\n")
+
+
+# -- a runner around a runbook -------------------------------------------------------------------------
+
+AFTER = "  - id: after\n    title: After\n    run: after\n"
+HEAD = 'runbook: 1\nname: fake\nversion: "1.0"\ntitle: In-process runner\n'
+NODES = "targets:\n  nodes:\n    ssh:\n      hosts: [a, b, c]\n    concurrency: 3\n"
+
+
+@dataclass
+class Lab:
+    plan: Plan
+    runner: Runner
+    executors: dict[str, FakeExecutor]
+    out: io.StringIO
+    journal: Journal
+
+    def run(self) -> list[StepOutcome]:
+        return self.runner.run(self.plan.steps)
+
+    def records(self, kind: str) -> list[dict[str, Any]]:
+        return [r for r in read_journal(self.journal.path) if r["type"] == kind]
+
+    @property
+    def text(self) -> str:
+        return self.out.getvalue()
+
+
+@pytest.fixture
+def lab_for(tmp_path: Path) -> Iterator[Callable[..., Lab]]:
+    journals: list[Journal] = []
+
+    def make(
+        steps: str,
+        extra: str = "",
+        answers: str = "",
+        replies: Callable[[str, int], Reply] = ok,
+        settings: Settings | None = None,
+        previous: dict[tuple[str, str], Status] | None = None,
+    ) -> Lab:
+        path = tmp_path / "book.yml"
+        path.write_text(HEAD + extra + "steps:\n" + steps)
+        runbook = validate(path, "book.yml").runbook
+        values = variables.resolve(runbook, {}, environ={})
+        resolved = targets.resolve(runbook, {**values.values, "platform": "linux"})
+        plan = build_plan(runbook, values, "linux", resolved)
+        names = {h.name for t in resolved.values() for h in t.hosts}
+        executors = {name: FakeExecutor(name, replies) for name in names}
+        fleet = Fleet(dict(executors), dict.fromkeys(names, "linux"))
+        out = io.StringIO()
+        terminal = Terminal(Masker(plan.values.secret_values()), out=out, answers=io.StringIO(answers))
+        journal = Journal.create(tmp_path / "state", {"runbook": {"name": "fake"}})
+        journals.append(journal)
+        planner = Planner(runbook, values, "linux", resolved)
+        runner = Runner(planner, fleet, terminal, journal, settings or Settings(), "ann", previous)
+        return Lab(plan, runner, executors, out, journal)
+
+    yield make
+    for journal in journals:
+        journal.close()
+
+
+# -- retries, timeouts, expect ----------------------------------------------------------------------
+
+
+def fails_first(script: str, attempt: int) -> Reply:
+    return Reply(code=1 if attempt == 1 else 0)
+
+
+@pytest.mark.parametrize(
+    ("retries", "status", "attempts"), [("{count: 2, delay: 10ms}", Status.OK, 2), ("0", Status.FAILED, 1)]
+)
+def test_retries_run_a_failing_command_again(
+    lab_for: Callable[..., Lab], retries: str, status: Status, attempts: int
+) -> None:
+    lab = lab_for(
+        f"  - id: flaky\n    title: Flaky\n    retries: {retries}\n    run: flaky\n", replies=fails_first
+    )
+    [outcome] = lab.run()
+    assert outcome.hosts[0].status is status and outcome.hosts[0].attempts == attempts
+    assert lab.executors["local"].scripts() == ["flaky"] * attempts
+    assert [r["attempt"] for r in lab.records("step-end")] == list(range(1, attempts + 1))
+    assert ("local: attempt 1 failed; retrying" in lab.text) is (status is Status.OK)
+
+
+def test_a_timeout_kills_the_command_and_times_the_step_out(lab_for: Callable[..., Lab]) -> None:
+    lab = lab_for(
+        "  - id: hang\n    title: Hang\n    timeout: 0.2s\n    run: hang\n",
+        replies=lambda s, a: Reply(hang=True),
+    )
+    [outcome] = lab.run()
+    host = outcome.hosts[0]
+    assert host.status is Status.TIMED_OUT and host.exit_code is None and host.reason == "killed after 0.2s"
+    assert all(event.is_set() for event in lab.executors["local"].killed.values())
+    assert outcome.stopped and lab.records("step-end")[0]["status"] == "timed_out"
+
+
+@pytest.mark.parametrize(
+    ("expect", "stdout", "reason"),
+    [
+        ("{stdout_contains: healthy}", "degraded\n", "output does not contain 'healthy'"),
+        ("{stdout_matches: '^v2\\.'}", "v1.9\n", "output does not match " + repr("^v2\\.")),
+        ("{exit_code: [0, 3]}", "", None),
+    ],
+)
+def test_expect_decides_success(
+    lab_for: Callable[..., Lab], expect: str, stdout: str, reason: str | None
+) -> None:
+    steps = f"  - id: health\n    title: Health\n    expect: {expect}\n    run: check\n" + AFTER
+    code = 3 if reason is None else 0
+    lab = lab_for(steps, replies=lambda s, a: Reply(code=code if s.strip() == "check" else 0, stdout=stdout))
+    outcomes = lab.run()
+    if reason is None:  # exit 3 is expected: the run goes on
+        assert [o.status for o in outcomes] == [Status.OK, Status.OK]
+        return
+    assert [o.status for o in outcomes] == [Status.FAILED] and outcomes[0].hosts[0].reason == reason
+    assert lab.executors["local"].scripts() == ["check"]
+
+
+def test_continue_on_error_goes_on_and_the_failure_stays(lab_for: Callable[..., Lab]) -> None:
+    steps = "  - id: optional\n    title: Optional\n    continue_on_error: true\n    run: fail\n" + AFTER
+    lab = lab_for(steps, replies=lambda s, a: Reply(code=4 if s.strip() == "fail" else 0))
+    outcomes = lab.run()
+    assert [o.status for o in outcomes] == [Status.FAILED, Status.OK]
+    assert "continue_on_error: going on" in lab.text
+
+
+# -- fan-out and max_failed_hosts -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("tolerated", "goes_on"), [(0, False), (1, True)])
+def test_max_failed_hosts(lab_for: Callable[..., Lab], tolerated: int, goes_on: bool) -> None:
+    steps = (
+        f"  - id: one\n    title: One\n    on: nodes\n    max_failed_hosts: {tolerated}\n    run: one\n"
+        "  - id: two\n    title: Two\n    on: nodes\n    run: two\n"
+    )
+    lab = lab_for(steps, NODES)
+    lab.executors["b"].replies = lambda s, a: Reply(code=1 if s.startswith("one") else 0)
+    outcomes = lab.run()
+    assert outcomes[0].failed_hosts == ("b",) and outcomes[0].stopped is not goes_on
+    if goes_on:  # the failed host is left out of later steps; the others go on
+        assert "within max_failed_hosts=1: going on without b" in lab.text
+        assert sorted((h.host, h.status) for h in outcomes[1].hosts) == [
+            ("a", Status.OK),
+            ("b", Status.SKIPPED),
+            ("c", Status.OK),
+        ]
+        assert lab.executors["b"].scripts() == ["one"] and lab.executors["a"].scripts() == ["one", "two"]
+    else:
+        assert len(outcomes) == 1 and lab.executors["a"].scripts() == ["one"]
+
+
+# -- confirmations and manual answers ----------------------------------------------------------------------
+
+TYPED = (
+    '  - id: drop\n    title: Drop\n    confirm: {question: This deletes every row., type: "{{ cluster }}"}\n'
+    "    run: drop\n"
+)
+TYPED_VARS = "variables:\n  cluster: {type: string, default: staging-eu}\n"
+
+
+@pytest.mark.parametrize(
+    ("answers", "ran"), [("staging-eu\n", True), ("staging-us\n", False), ("y\n", False), ("", False)]
+)
+def test_typed_confirmation(lab_for: Callable[..., Lab], answers: str, ran: bool) -> None:
+    lab = lab_for(TYPED, TYPED_VARS, answers)
+    if ran:
+        lab.run()
+    else:
+        with pytest.raises(Declined, match="step 'drop' was declined"):
+            lab.run()
+    assert lab.executors["local"].scripts() == (["drop"] if ran else [])
+    assert "Type 'staging-eu' to go on:" in lab.text
+    [confirmation] = lab.records("confirmation")
+    assert confirmation["by"] == "operator" and confirmation["ok"] is ran
+
+
+@pytest.mark.parametrize(("answers", "ran"), [("y\n", True), ("n\n", False), ("", False)])
+def test_yes_no_confirmation(lab_for: Callable[..., Lab], answers: str, ran: bool) -> None:
+    lab = lab_for(
+        "  - id: restart\n    title: Restart\n    confirm: Restart now?\n    run: restart\n", answers=answers
+    )
+    if ran:
+        lab.run()
+    else:
+        with pytest.raises(Declined):
+            lab.run()
+    assert "Restart now? [y/N]" in lab.text and lab.executors["local"].scripts() == (
+        ["restart"] if ran else []
+    )
+
+
+MANUAL = TYPED + (
+    "  - id: check\n    title: Read the version\n    manual: Read the version.\n"
+    "    record: {prompt: Version shown, expect: v2.0.8}\n  - id: after\n    title: After\n    run: after\n"
+)
+
+
+@pytest.mark.parametrize(("answers", "ok"), [("v2.0.8\n", True), ("v2.0.7\n", False), ("", False)])
+def test_yes_answers_confirmations_but_never_manual_steps(
+    lab_for: Callable[..., Lab], answers: str, ok: bool
+) -> None:
+    lab = lab_for(MANUAL, TYPED_VARS, answers, settings=Settings(yes=True))
+    outcomes = lab.run()
+    assert "— yes (--yes)" in lab.text and "Version shown:" in lab.text
+    [manual] = lab.records("manual")
+    assert manual["by"] == "operator" and manual["answer"] == (answers.strip() or None) and manual["ok"] is ok
+    assert lab.executors["local"].scripts() == (["drop", "after"] if ok else ["drop"])
+    assert outcomes[1].status is (Status.OK if ok else Status.FAILED)
+    if answers == "":
+        assert "(no answer: end of input)" in lab.text
+    elif not ok:
+        assert "expected 'v2.0.8', got 'v2.0.7'" in lab.text
+
+
+def test_confirm_manual_answers_and_says_so(lab_for: Callable[..., Lab]) -> None:
+    lab = lab_for(MANUAL, TYPED_VARS, settings=Settings(yes=True, confirm_manual=True))
+    lab.run()
+    assert "answered by --confirm-manual: v2.0.8" in lab.text
+    [manual] = lab.records("manual")
+    assert manual["by"] == "--confirm-manual" and manual["answer"] == "v2.0.8"
+    assert lab.executors["local"].scripts() == ["drop", "after"]
+
+
+def test_confirm_manual_cannot_answer_a_pattern(lab_for: Callable[..., Lab]) -> None:
+    steps = "  - id: check\n    title: Check\n    manual: Look.\n"
+    steps += "    record: {prompt: Seen, expect: {matches: 'v[0-9]+'}}\n"
+    lab = lab_for(steps, settings=Settings(confirm_manual=True))
+    [outcome] = lab.run()
+    assert outcome.status is Status.FAILED and "cannot answer a 'matches' record" in outcome.hosts[0].reason
+
+
+def test_when_false_skips_the_step_and_journals_why(lab_for: Callable[..., Lab]) -> None:
+    steps = "  - id: prod-only\n    title: Prod\n    when: stage == 'prod'\n    run: prod\n" + AFTER
+    lab = lab_for(steps, "variables:\n  stage: {type: string, default: staging}\n")
+    outcomes = lab.run()
+    assert [o.status for o in outcomes] == [Status.SKIPPED, Status.OK]
+    assert lab.executors["local"].scripts() == ["after"]
+    assert "when: stage == 'prod' is false" in lab.records("step-end")[0]["reason"]
+
+
+# -- resume: what finished is not run again; unknown outcomes are asked about ----------------------------
+
+ABC = "".join(f"  - id: {s}\n    title: Step {s}\n    run: {s}\n" for s in "abc")
+
+
+def test_resume_skips_what_finished_and_asks_about_unknown(lab_for: Callable[..., Lab]) -> None:
+    previous = {("a", "local"): Status.OK, ("b", "local"): Status.UNKNOWN}
+    lab = lab_for(ABC, answers="y\n", previous=previous)
+    outcomes = lab.run()
+    assert [o.hosts[0].status for o in outcomes] == [Status.DONE_BEFORE, Status.OK, Status.OK]
+    assert lab.executors["local"].scripts() == ["b", "c"]
+    [asked] = lab.records("confirmation")
+    assert asked["host"] == "local" and asked["answer"] == "yes" and asked["by"] == "operator"
+
+
+def test_resume_stops_at_an_unknown_outcome_not_confirmed(lab_for: Callable[..., Lab]) -> None:
+    lab = lab_for(ABC, answers="n\n", previous={("a", "local"): Status.UNKNOWN})
+    with pytest.raises(StepFailed, match="outcome unknown and not confirmed"):
+        lab.run()
+    assert lab.executors["local"].scripts() == []
+
+
+def test_rerun_unknown_answers_for_the_operator(lab_for: Callable[..., Lab]) -> None:
+    lab = lab_for(ABC, previous={("a", "local"): Status.UNKNOWN}, settings=Settings(rerun_unknown=True))
+    lab.run()
+    assert "Run it again? yes (--rerun-unknown)" in lab.text
+    assert lab.records("confirmation")[0]["by"] == "--rerun-unknown"
+
+
+# -- interrupts ----------------------------------------------------------------------------------------------
+
+
+def test_ctrl_c_kills_every_running_command_and_leaves_through_interrupted(
+    lab_for: Callable[..., Lab],
+) -> None:
+    steps = "  - id: long\n    title: Long\n    on: nodes\n    run: long\n" + AFTER
+    lab = lab_for(steps, NODES, replies=lambda s, a: Reply(hang=True))
+    lab.executors["c"].replies = lambda s, a: Reply(hang=True, interrupt=True)
+    with pytest.raises(Interrupted):
+        lab.run()
+    for name in "abc":
+        assert [event.is_set() for event in lab.executors[name].killed.values()] == [True], name
+    ends = lab.records("step-end")
+    assert sorted(r["host"] for r in ends) == ["a", "b", "c"] and {r["status"] for r in ends} == {
+        "interrupted"
+    }
+    assert lab.executors["local"].calls == []
