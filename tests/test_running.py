@@ -386,7 +386,18 @@ def test_ctrl_c_kills_every_running_command_and_leaves_through_interrupted(
 ) -> None:
     steps = "  - id: long\n    title: Long\n    on: nodes\n    run: long\n" + AFTER
     lab = lab_for(steps, NODES, replies=lambda s, a: Reply(hang=True))
-    lab.executors["c"].replies = lambda s, a: Reply(hang=True, interrupt=True)
+
+    def last_to_start(script: str, attempt: int) -> Reply:  # Ctrl-C once every host's command runs
+        others = threading.Event()
+        for _ in range(500):
+            if lab.executors["a"].calls and lab.executors["b"].calls:
+                others.set()
+                break
+            others.wait(0.01)
+        assert others.is_set(), "a and b never started"
+        return Reply(hang=True, interrupt=True)
+
+    lab.executors["c"].replies = last_to_start
     with pytest.raises(Interrupted):
         lab.run()
     for name in "abc":
