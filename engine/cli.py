@@ -176,6 +176,37 @@ def checklist(
     )
 
 
+@task(
+    klass=_OutputShortFlag,
+    iterable=_ITERABLE,
+    auto_shortflags=False,
+    help={
+        **_RUNBOOK_HELP,
+        "kind": "What to export to: ansible (a playbook and an inventory).",
+        "platform": "Fix this machine's platform for local steps (default: chosen on the host at run time).",
+        "output": "The directory to write to (-o): playbook.yml and inventory.yml.",
+        "lossy": "Export what can be expressed; write a comment at each place that cannot (default: refuse).",
+    },
+)
+@_exits
+def export(
+    c: Context,
+    kind: str,
+    file: str,
+    output: str | None = None,
+    var: list[str] | None = None,
+    vars_file: str | None = None,
+    platform: str | None = None,
+    hosts: list[str] | None = None,
+    target: list[str] | None = None,
+    lossy: bool = False,
+) -> int:
+    """Export the plan for another engine: `export ansible FILE -o DIR` writes a playbook and an inventory."""
+    from engine.commands import export as command
+
+    return command.main(_options(file, var, vars_file, platform, hosts, target), kind, output, lossy)
+
+
 @task(name="list", help={"dir": "Directory to list (default: runbooks)."}, auto_shortflags=False)
 @_exits
 def list_(c: Context, dir: str = "runbooks") -> int:
@@ -267,7 +298,7 @@ def demo(c: Context, keep: bool = False) -> int:
     return command.main(keep)
 
 
-TASKS = [validate, plan, run, list_, schema, runs, demo, checklist]
+TASKS = [validate, plan, run, list_, schema, runs, demo, checklist, export]
 
 
 def collection() -> Collection:

@@ -57,8 +57,12 @@ def prepare(
     any_platform: bool = False,
     allow_missing: bool = False,
     validated: Validated | None = None,
+    secrets_later: bool = False,
 ) -> tuple[Validated, Plan]:
-    """Validate (unless done already), resolve values and hosts, render the plan. Nothing runs or connects."""
+    """Validate (unless done already), resolve values and hosts, render the plan. Nothing runs or connects.
+
+    `secrets_later` (exports): secrets are not asked for; they stay references, read where the export runs.
+    """
     validated = validated or validate(Path(options.file), options.file)
     runbook = validated.runbook
     chosen = chosen_platform(options.platform)
@@ -68,10 +72,12 @@ def prepare(
         variables.parse_assignments(options.var),
         Path(options.vars_file) if options.vars_file else None,
         options.environ,
-        prompt=None if allow_missing else prompter(),
-        allow_missing=allow_missing,
+        prompt=None if allow_missing or secrets_later else prompter(),
+        allow_missing=allow_missing or secrets_later,
         recorded=options.recorded,
     )
+    if secrets_later:
+        values = variables.secrets_as_references(runbook, values)
     context = {
         **values.values,
         "platform": platform or "",

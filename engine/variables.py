@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -224,6 +224,16 @@ def resolve(
     # Only secrets with a value: one left unset is undefined in templates, like any other variable.
     secrets = frozenset(v.name for v in runbook.variables if v.secret and v.name in resolver.values)
     return Values(resolver.values, secrets, resolver.sources, tuple(v.name for v in missing))
+
+
+def secrets_as_references(runbook: Runbook, values: Values) -> Values:
+    """For an export: every secret stays a reference, given now or not (the export reads it where it runs);
+    any other required value must be given now, since it is rendered into the exported commands."""
+    missing = [v for v in runbook.variables if v.name in values.missing and not v.secret]
+    if missing:
+        raise InvalidRunbook([_missing(runbook, v) for v in missing])
+    secrets = frozenset(v.name for v in runbook.variables if v.secret)
+    return replace(values, secrets=secrets, missing=())
 
 
 def _missing(runbook: Runbook, variable: Variable) -> Problem:

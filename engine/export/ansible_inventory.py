@@ -1,0 +1,87 @@
+"""The Ansible inventory of a plan: every target's hosts as they were resolved now, one group per SSH target.
+
+Hosts are expanded when the export is made (an inventory `from_file` is read then, `--hosts` applies), so
+the inventory lists exactly the hosts `plan` shows. A host keeps what the runbook or the inventory file says
+about it (user, port, key file); what it does not say is left to `~/.ssh/config`, as `ssh` itself does.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from engine.planning import Plan
+from engine.targets import LOCAL_HOST, Host
+
+LOCALHOST = "localhost"
+_LOCAL_VARS = {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """The inventory as data, with the names the playbook uses for hosts and targets."""
+
+    data: dict[str, Any]
+    aliases: Mapping[Host, str]  # each host → its inventory name
+    groups: Mapping[str, str]  # each target → the `hosts:` pattern of its plays
+
+    def pattern(self, target: str) -> str:
+        return self.groups[target]
+
+
+def build(plan: Plan) -> Inventory:
+    aliases: dict[Host, str] = {LOCAL_HOST: LOCALHOST}
+    hosts: dict[str, dict[str, Any]] = {LOCALHOST: dict(_LOCAL_VARS)}
+    children: dict[str, Any] = {}
+    groups: dict[str, str] = {}
+    for name, target in plan.targets.items():
+        if target.hosts == (LOCAL_HOST,):
+            groups[name] = LOCALHOST
+            continue
+        members: dict[str, None] = {}
+        for host in target.hosts:
+            alias = aliases.get(host) or _alias(host, hosts)
+            aliases[host] = alias
+            hosts[alias] = _host_vars(host)
+            members[alias] = None
+        group = _group_name(name, set(children) | set(hosts))
+        children[group] = {"hosts": members}
+        groups[name] = group
+    groups.setdefault("local", LOCALHOST)
+    top_hosts = {alias: hosts[alias] for alias in hosts}
+    return Inventory({"all": {"hosts": top_hosts, "children": children}}, aliases, groups)
+
+
+def _alias(host: Host, taken: Mapping[str, Any]) -> str:
+    """The host's own name, unless another host (another user or port) has it: then `name_2`, `name_3`…"""
+    alias, number = host.name, 1
+    while alias in taken:
+        number += 1
+        alias = f"{host.name}_{number}"
+    return alias
+
+
+def _group_name(target: str, taken: set[str]) -> str:
+    """Ansible group names are identifiers: `web-tier` → `web_tier` (a clash gets a number)."""
+    base = re.sub(r"[^A-Za-z0-9_]", "_", target)
+    group, number = base, 1
+    while group in taken:
+        number += 1
+        group = f"{base}_{number}"
+    return group
+
+
+def _host_vars(host: Host) -> dict[str, Any]:
+    if host.local:  # `--target NAME=local`: the target's hosts run on this machine, each named
+        return {**_LOCAL_VARS, "runbook_host": host.name}
+    found: dict[str, Any] = {"ansible_host": host.address}
+    if host.port is not None:
+        found["ansible_port"] = host.port
+    if host.user is not None:
+        found["ansible_user"] = host.user
+    if host.key_file is not None:
+        found["ansible_ssh_private_key_file"] = host.key_file
+    found["ansible_python_interpreter"] = "auto_silent"
+    return found

@@ -1,0 +1,132 @@
+"""What an export cannot express, found before anything is written: refused, or commented with `--lossy`.
+
+The rule is a whitelist: every field of the model an export maps is named here, and any other field that is
+set (a step key added after the export was written) is refused by name rather than silently dropped. So the
+export stays safe as the format grows: a new key is refused until someone maps it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from engine.errors import Problem
+from engine.loading import JsonPath
+from engine.model import Runbook
+from engine.planning import Plan, PlannedStep
+from engine.rendering import names_used
+from engine.targets import Host
+
+# The fields an export maps, per model class. Fields left at their default are never a problem.
+STEP_FIELDS = frozenset(
+    {
+        "index", "id", "title", "on", "run", "manual", "record", "description", "cwd", "env", "shell",
+        "when", "confirm", "timeout", "retries", "continue_on_error", "expect", "result", "concurrency",
+        "max_failed_hosts", "requires",
+    }
+)  # fmt: skip
+CHECK_FIELDS = frozenset({"title", "run", "on", "cwd", "timeout", "index"})
+TARGET_FIELDS = frozenset({"name", "local", "hosts", "inventory", "concurrency"})
+HOST_FIELDS = frozenset({"name", "address", "user", "port", "key_file", "local"})
+RUNBOOK_FIELDS = frozenset(
+    {
+        "document", "format", "name", "version", "title", "description", "source", "warnings", "variables",
+        "targets", "checks", "steps", "default_concurrency",
+    }
+)  # fmt: skip
+
+RUN_TIME = "known at run time>"  # the tail of a `Deferred` placeholder in rendered text
+
+
+@dataclass(frozen=True)
+class Unmapped:
+    """One place the export cannot express; `step` is the step it belongs to (None: the whole runbook)."""
+
+    problem: Problem
+    step: str | None = None
+
+    @property
+    def comment(self) -> str:
+        """The `--lossy` comment written at the place instead."""
+        return f"LOSSY {self.problem.path}: {self.problem.message}"
+
+
+def find(plan: Plan) -> list[Unmapped]:
+    """Every place of the plan the export cannot express, in file order."""
+    runbook = plan.runbook
+    found = list(_fields(runbook, runbook, (), RUNBOOK_FIELDS, None))
+    for target in runbook.targets:
+        found += _fields(runbook, target, ("targets", target.name), TARGET_FIELDS, None)
+    for name, resolved in plan.targets.items():
+        for host in resolved.hosts:
+            found += _host_fields(runbook, name, host)
+    for check in runbook.checks:
+        found += _fields(runbook, check, ("checks", check.index), CHECK_FIELDS, None)
+    for planned in plan.steps:
+        found += _fields(runbook, planned.step, ("steps", planned.step.index), STEP_FIELDS, planned.id)
+        found += _run_time(runbook, planned)
+    found += _run_time_checks(plan)
+    return sorted(found, key=lambda u: (u.problem.line, u.problem.column))
+
+
+def _fields(
+    runbook: Runbook, value: Any, path: JsonPath, mapped: frozenset[str], step: str | None
+) -> Iterable[Unmapped]:
+    for item in dataclasses.fields(value):
+        if item.name in mapped or _is_default(item, getattr(value, item.name)):
+            continue
+        where = runbook.document.positions.problem((*path, item.name), "", key=True)
+        message = f"{item.name!r} has no Ansible equivalent the export knows; it is not carried over"
+        yield Unmapped(dataclasses.replace(where, message=message), step)
+
+
+def _is_default(item: dataclasses.Field[Any], value: Any) -> bool:
+    if item.default is not dataclasses.MISSING:
+        return bool(value == item.default)
+    if item.default_factory is not dataclasses.MISSING:
+        return bool(value == item.default_factory())
+    return False
+
+
+def _host_fields(runbook: Runbook, target: str, host: Host) -> Iterable[Unmapped]:
+    for item in dataclasses.fields(host):
+        if item.name not in HOST_FIELDS and not _is_default(item, getattr(host, item.name)):
+            where = runbook.document.positions.problem(("targets", target), "", key=True)
+            message = f"host {host.name}: {item.name!r} has no Ansible equivalent the export knows"
+            yield Unmapped(dataclasses.replace(where, path=f"targets.{target}", message=message))
+
+
+def _run_time(runbook: Runbook, planned: PlannedStep) -> Iterable[Unmapped]:
+    """Values the plan only knows while running: `steps.<id>`, or an SSH host's platform outside `run:` keys."""
+    step = planned.step
+    places = []
+    deferred = any(h.deferred and h.skip is None for h in planned.hosts)
+    if (
+        step.when is not None
+        and deferred
+        and names_used("{{" + step.when.text + "}}") & {"steps", "platform"}
+    ):
+        places.append("when")
+    texts = {
+        "run": [v.script for h in planned.hosts for v in h.variants],
+        "cwd": [h.cwd or "" for h in planned.hosts],
+        "env": [value for h in planned.hosts for _, value in h.env],
+    }
+    places += [key for key, found in texts.items() if any(RUN_TIME in text for text in found)]
+    for key in places:
+        where = runbook.document.positions.problem(("steps", step.index, key), "", key=True)
+        message = (
+            "uses a value known only while running (steps.<id>, or an SSH host's platform outside "
+            "per-platform run: keys); the export renders every command when it is made"
+        )
+        yield Unmapped(dataclasses.replace(where, message=message), planned.id)
+
+
+def _run_time_checks(plan: Plan) -> Iterable[Unmapped]:
+    for planned, check in zip(plan.checks, plan.runbook.checks):
+        if any(RUN_TIME in v.script or RUN_TIME in (h.cwd or "") for h in planned.hosts for v in h.variants):
+            where = plan.runbook.document.positions.problem(("checks", check.index, "run"), "", key=True)
+            message = "uses an SSH host's platform outside a per-platform run:; the export renders it now"
+            yield Unmapped(dataclasses.replace(where, message=message))

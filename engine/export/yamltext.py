@@ -1,0 +1,77 @@
+"""YAML text with comments, for files a person reads before running them (PyYAML writes no comments).
+
+Plays and tasks are dumped one by one and put together with their comments; multi-line strings (scripts,
+manual texts) are written as `|` blocks so they read as they were written in the runbook.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+WIDTH = 110
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style for multi-line strings; keys in the order they were built; lists indented under their key
+    (the layout yamllint and ansible-lint expect)."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value.rstrip("\n") else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+@dataclass(frozen=True)
+class Item:
+    """A mapping written as one list entry (a play or a task), with comment lines above it."""
+
+    data: dict[str, Any]
+    comments: tuple[str, ...] = ()
+    children: tuple[tuple[str, Sequence[Item]], ...] = field(default=())  # e.g. ("tasks", [...])
+
+
+def dump(data: Any) -> str:
+    text: str = yaml.dump(
+        data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=WIDTH, default_flow_style=False
+    )
+    return text
+
+
+def comment_lines(texts: Iterable[str], indent: int = 0) -> list[str]:
+    """`# text` lines, wrapped; an empty text is a bare `#` line."""
+    pad = " " * indent
+    lines = []
+    for text in texts:
+        wrapped = textwrap.wrap(text, WIDTH - indent - 2, subsequent_indent="  ") or [""]
+        lines += [f"{pad}# {line}".rstrip() for line in wrapped]
+    return lines
+
+
+def items(entries: Sequence[Item], indent: int = 0) -> list[str]:
+    """A YAML sequence of mappings, each with its comments and nested sequences (`tasks:`)."""
+    pad = " " * indent
+    lines = []
+    for entry in entries:
+        lines += comment_lines(entry.comments, indent)
+        body = dump(entry.data).splitlines()
+        lines.append(f"{pad}- {body[0]}")
+        lines += [f"{pad}  {line}".rstrip() for line in body[1:]]
+        for key, children in entry.children:
+            lines.append(f"{pad}  {key}:")
+            lines += items(children, indent + 4)
+    return lines
+
+
+def document(header: Sequence[str], entries: Sequence[Item]) -> str:
+    return "\n".join(["---", *comment_lines(header), *items(entries)]) + "\n"

@@ -1,0 +1,263 @@
+"""`runbook export ansible` in process: the mapping of each runbook field, refusals, `--lossy`, secrets.
+
+The playbook is read back with PyYAML and checked as data; `test_export_ansible_e2e.py` runs it for real.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from engine.commands import export as command
+from engine.errors import InvalidRunbook
+from engine.export import unmapped
+from engine.export.ansible_tasks import literal
+from engine.model import Step
+from engine.options import Options, prepare
+from runbooks import cli, cli_env, write_runbook
+
+SECRET = "hunter2-hunter2-xyz"
+
+BOOK = """\
+runbook: 1
+name: mapped
+version: "1.0"
+title: every mapped field
+warnings: [Careful.]
+variables:
+  token: {type: string, secret: true, required: true}
+  flag: {type: boolean, default: false}
+targets:
+  web:
+    ssh:
+      hosts: [deploy@web1:2222, web2]
+    concurrency: 2
+checks:
+  - title: the web hosts answer
+    on: web
+    run: uptime
+steps:
+  - id: local-work
+    title: Work here
+    cwd: /srv
+    env: {MODE: fast, TOKEN: "{{ token }}"}
+    timeout: 90s
+    retries: {count: 2, delay: 5s}
+    expect: {exit_code: [0, 3], stdout_contains: done}
+    continue_on_error: true
+    run: ./work --mode "$MODE"
+  - id: web-work
+    title: work on the web hosts
+    on: web
+    max_failed_hosts: 1
+    confirm: {type: "{{ runbook.name }}"}
+    run:
+      linux: systemctl restart web
+      default: echo unsupported; exit 1
+  - id: never
+    title: Only when flagged
+    when: flag
+    run: echo flagged
+  - id: look
+    title: Look at the site
+    manual: Open the home page.
+    record: {prompt: Release shown, expect: {matches: '^r[0-9]+$'}}
+"""
+
+
+def export(tmp_path: Path, text: str, lossy: bool = False, **environ: str) -> tuple[str, str]:
+    book = write_runbook(tmp_path, text)
+    out = tmp_path / "out"
+    command.main(Options(str(book), environ=environ), "ansible", str(out), lossy)
+    return (out / "playbook.yml").read_text(), (out / "inventory.yml").read_text()
+
+
+def tasks(playbook: str) -> dict[str, dict[str, Any]]:
+    """Every task (blocks flattened) by name."""
+    found: dict[str, dict[str, Any]] = {}
+
+    def walk(items: list[dict[str, Any]]) -> None:
+        for task in items:
+            found[task["name"]] = task
+            walk(task.get("block", []) + task.get("rescue", []))
+
+    for play in yaml.safe_load(playbook):
+        walk(play["tasks"])
+    return found
+
+
+def test_each_field_maps_to_its_ansible_keyword(tmp_path: Path) -> None:
+    playbook, inventory = export(tmp_path, BOOK, RUNBOOK_VAR_TOKEN=SECRET)
+    found = tasks(playbook)
+    work = found["Work here (local-work)"]
+    assert work["ansible.builtin.command"] == {
+        "argv": ["sh", "-ec", './work --mode "$MODE"'],
+        "chdir": "/srv",
+    }
+    assert work["environment"] == {
+        "MODE": "fast",
+        "TOKEN": "{{ lookup('ansible.builtin.env', 'RUNBOOK_VAR_TOKEN') }}",
+    }
+    assert work["no_log"] is True and work["timeout"] == 90 and work["ignore_errors"] is True
+    assert (work["until"], work["retries"], work["delay"]) == ("runbook_result is not failed", 2, 5)
+    assert work["failed_when"] == ('runbook_result.rc not in [0, 3] or "done" not in runbook_result.stdout')
+    assert work["when"] == "inventory_hostname == 'localhost'"
+    web = found["Work on the web hosts (web-work) (Linux)"]
+    assert web["throttle"] == 2 and web["when"] == [
+        "inventory_hostname in groups['web']",
+        'ansible_system == "Linux"',
+    ]
+    assert found["Work on the web hosts (web-work) (Other)"]["when"][1] == "ansible_system not in ['Linux']"
+    assert (
+        "runbook_yes"
+        in found["Work on the web hosts (web-work): go on only if confirmed"]["ansible.builtin.assert"][
+            "that"
+        ]
+    )
+    assert (
+        '== "mapped"'
+        in found["Work on the web hosts (web-work): go on only if confirmed"]["ansible.builtin.assert"][
+            "that"
+        ]
+    )
+    assert (
+        found["Work on the web hosts (web-work): go on without the failed host"]["ansible.builtin.meta"]
+        == "end_host"
+    )
+    assert (
+        "<= 1"
+        in found["Work on the web hosts (web-work): no more than max_failed_hosts=1 failed"][
+            "ansible.builtin.assert"
+        ]["that"]
+    )
+    assert "echo flagged" not in playbook  # `when: flag` is false: evaluated now, as the plan does
+    assert found["Only when flagged (never): skipped on localhost"]["ansible.builtin.debug"]["msg"] == (
+        "when: flag is false"
+    )
+    assert "is match(" in found["Look at the site (look): check the answer"]["ansible.builtin.assert"]["that"]
+    assert found["Check: The web hosts answer"]["changed_when"] is False
+    hosts = yaml.safe_load(inventory)["all"]
+    assert hosts["hosts"]["web1"] == {
+        "ansible_host": "web1",
+        "ansible_port": 2222,
+        "ansible_user": "deploy",
+        "ansible_python_interpreter": "auto_silent",
+    }
+    assert hosts["children"]["web"]["hosts"] == {"web1": None, "web2": None}
+    assert SECRET not in playbook + inventory
+    [play_one, play_two] = yaml.safe_load(playbook)
+    assert play_one["any_errors_fatal"] is True and play_two["hosts"] == "all"
+
+
+def test_an_inventory_file_is_expanded_with_user_port_and_key(tmp_path: Path) -> None:
+    (tmp_path / "cluster.yml").write_text(
+        "nodes:\n  - {address: 10.0.0.1, user: rke, port: 2200, ssh_key_path: /keys/id}\n  - {address: 10.0.0.2}\n"
+    )
+    text = f"""\
+runbook: 1
+name: inv
+version: "1"
+title: t
+targets:
+  node-set:
+    ssh:
+      from_file: {tmp_path}/cluster.yml
+      each: nodes
+      host: "{{{{ item.address }}}}"
+      user: "{{{{ item.user | default(omit) }}}}"
+      port: "{{{{ item.port | default(22) }}}}"
+      key_file: "{{{{ item.ssh_key_path | default(omit) }}}}"
+steps:
+  - {{id: a, title: A, on: node-set, run: "docker ps --format '{{% raw %}}{{{{.Names}}}}{{% endraw %}}'"}}
+"""
+    playbook, inventory = export(tmp_path, text)
+    data = yaml.safe_load(inventory)["all"]
+    assert data["hosts"]["10.0.0.1"]["ansible_ssh_private_key_file"] == "/keys/id"
+    assert data["hosts"]["10.0.0.1"]["ansible_user"] == "rke"
+    assert data["hosts"]["10.0.0.2"]["ansible_port"] == 22 and "ansible_user" not in data["hosts"]["10.0.0.2"]
+    assert list(data["children"]) == ["node_set"]  # Ansible group names are identifiers
+    task = tasks(playbook)["A (a)"]
+    assert (
+        task["ansible.builtin.command"]["argv"][2] == "{% raw %}docker ps --format '{{.Names}}'{% endraw %}"
+    )
+
+
+RUN_TIME = """\
+runbook: 1
+name: deferred
+version: "1"
+title: t
+steps:
+  - id: probe
+    title: Probe
+    run: echo hi
+  - id: after
+    title: After
+    when: steps.probe.exit_code != 0
+    run: echo {{ steps.probe.stdout }}
+"""
+
+
+def test_what_cannot_be_expressed_is_refused_with_its_place(tmp_path: Path) -> None:
+    with pytest.raises(InvalidRunbook) as refused:
+        export(tmp_path, RUN_TIME)
+    lines = [str(p) for p in refused.value.problems]
+    book = tmp_path / "book.yml"
+    assert lines[0].startswith(f"{book}:11:5: steps[1].when: uses a value known only while running")
+    assert lines[1].startswith(f"{book}:12:5: steps[1].run: uses a value known only while running")
+    assert "--lossy" in lines[-1]
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_lossy_writes_a_comment_at_each_place(tmp_path: Path) -> None:
+    playbook, _ = export(tmp_path, RUN_TIME, lossy=True)
+    assert "# LOSSY steps[1].when: uses a value known only while running" in playbook
+    assert "Not expressed (exported with --lossy" in playbook
+    [step] = [line for line in playbook.splitlines() if "# step 2: after" in line]
+    assert playbook.index(step) < playbook.index("# LOSSY steps[1].when")
+
+
+def test_a_field_the_export_does_not_map_is_refused_by_name(tmp_path: Path) -> None:
+    """A step key added later (here a stand-in `loop`) is refused until the export maps it."""
+    book = write_runbook(
+        tmp_path,
+        RUN_TIME.replace("    when: steps.probe.exit_code != 0\n", "").replace(
+            "echo {{ steps.probe.stdout }}", "echo x"
+        ),
+    )
+    _, plan = prepare(Options(str(book)), any_platform=True, secrets_later=True)
+    assert unmapped.find(plan) == []
+    looping = dataclasses.make_dataclass(
+        "LoopStep", [("loop", Any, dataclasses.field(default=None))], bases=(Step,), frozen=True
+    )
+    step = looping(
+        **{f.name: getattr(plan.steps[1].step, f.name) for f in dataclasses.fields(Step)}, loop=["a"]
+    )
+    changed = dataclasses.replace(plan, steps=(plan.steps[0], dataclasses.replace(plan.steps[1], step=step)))
+    [place] = unmapped.find(changed)
+    assert place.step == "after" and "'loop' has no Ansible equivalent" in str(place.problem)
+
+
+def test_literal_keeps_template_marks_from_ansible() -> None:
+    assert literal("echo plain") == "echo plain"
+    assert literal("a {{ b }} {% endraw %}") == (
+        "{% raw %}a {{ b }} {% endraw %}{{ '{% endraw %}' }}{% raw %}{% endraw %}"
+    )
+
+
+def test_cli_refuses_with_exit_2_and_every_place(tmp_path: Path, home: Path) -> None:
+    book = write_runbook(tmp_path, RUN_TIME)
+    done = subprocess.run(
+        cli("export", "ansible", book, "-o", tmp_path / "out"),
+        env=cli_env(home),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"{book}:11:5: steps[1].when" in done.stderr and "cannot be exported to Ansible" in done.stderr

@@ -1,0 +1,191 @@
+"""`runbook export ansible` proven with the real thing: the exported playbook run by `ansible-playbook` (from
+the test extra) against real sshd nodes, with the same recording stand-ins as `runbook run` (tests/runbooks.py).
+
+Each test runs the engine and the export on the same lab and compares what the stand-ins recorded: the same
+commands, on the same hosts, in the same order. Host keys are checked against the lab's known_hosts, as the
+engine checks them (ANSIBLE_HOST_KEY_CHECKING stays on).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sshd import SSHDNode
+
+from runbooks import (
+    COMPONENTS,
+    HA_ROLLBACK,
+    Lab,
+    Nodes,
+    cluster_yaml,
+    docker_on,
+    nodes_runbook,
+    write_rollback,
+    write_runbook,
+    write_ssh_home,
+)
+
+pytestmark = pytest.mark.ssh
+
+BIN = Path(sys.executable).parent
+ANSIBLE_TIMEOUT = 240.0
+ANSWERS = ("-e", "runbook_yes=true", "-e", "runbook_confirm_manual=true")
+
+
+@pytest.fixture
+def nodes(sshd_nodes: Nodes, home: Path) -> list[SSHDNode]:
+    """Three nodes, each with a recording `docker`, trusted through ~/.ssh/known_hosts."""
+    started = sshd_nodes(3)
+    docker_on(started)
+    write_ssh_home(home, started, config=f"Host *\n  IdentityFile {started[0].client_key}\n")
+    return started
+
+
+@pytest.fixture
+def lab(tmp_path: Path, home: Path, nodes: list[SSHDNode]) -> Lab:
+    path = tmp_path / "work"
+    path.mkdir()
+    return Lab(path, home, nodes)
+
+
+def export(lab: Lab, runbook: Path, *args: str) -> Path:
+    """`runbook export ansible RUNBOOK -o out ARGS` in the lab; the output directory."""
+    out = lab.root / "out"
+    done = lab.run("ansible", runbook, "-o", out, *args, task="export")
+    assert done.returncode == 0, done.stdout + done.stderr
+    return out
+
+
+def ansible_playbook(
+    lab: Lab, out: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`ansible-playbook -i out/inventory.yml out/playbook.yml ARGS` as the operator, in the lab (bounded)."""
+    settings = {
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        "ANSIBLE_LOCAL_TEMP": str(lab.home / ".ansible" / "tmp"),
+        # OpenSSH reads the passwd entry's home, not $HOME: point it at the lab's files. A short
+        # ControlPersist: no ssh master outlives the test by more than 2 s.
+        "ANSIBLE_SSH_ARGS": f"-o ControlMaster=auto -o ControlPersist=2s -o UserKnownHostsFile={lab.home}/.ssh/"
+        f"known_hosts -o StrictHostKeyChecking=yes -F {lab.home}/.ssh/config",
+        "ANSIBLE_PIPELINING": "True",
+    }
+    return subprocess.run(
+        [str(BIN / "ansible-playbook"), "-i", str(out / "inventory.yml"), str(out / "playbook.yml"), *args],
+        cwd=lab.root,
+        env=lab.env(**settings, **(env or {})),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=ANSIBLE_TIMEOUT,
+    )
+
+
+def recorded(lab: Lab) -> dict[str, Any]:
+    """What the stand-ins saw (local: argv and cwd; each node: argv), in order; then forgotten."""
+    seen: dict[str, Any] = {"local": [(c["argv"], c["cwd"]) for c in lab.calls()]}
+    for node in lab.nodes:
+        seen[node.address] = [c["argv"] for c in node.calls()]
+        node.calls_log.unlink(missing_ok=True)
+    lab.calls_log.unlink(missing_ok=True)
+    return seen
+
+
+def engine_run(lab: Lab, runbook: Path, *args: str) -> tuple[int, dict[str, Any]]:
+    done = lab.run(runbook, *args, "--yes", "--confirm-manual")
+    return done.returncode, recorded(lab)
+
+
+def test_exported_rollback_rolls_back_like_the_engine(lab: Lab, nodes: list[SSHDNode]) -> None:
+    write_rollback(lab, cluster_yaml(nodes))
+    code, by_engine = engine_run(lab, HA_ROLLBACK, *lab.rollback_vars())
+    assert code == 0
+    out = export(lab, HA_ROLLBACK, *lab.rollback_vars())
+    unanswered = ansible_playbook(lab, out)  # no terminal, no runbook_yes: like `runbook run` without --yes
+    assert unanswered.returncode != 0
+    assert "the warnings were not accepted" in unanswered.stdout
+    assert recorded(lab) == {"local": [], **{n.address: [] for n in nodes}}
+    done = ansible_playbook(lab, out, *ANSWERS)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr
+    local_times = [float(c["time"]) for c in lab.calls()]
+    node_times = {n.address: [float(str(c["time"])) for c in n.calls()] for n in nodes}
+    by_ansible = recorded(lab)
+    assert by_ansible == by_engine  # the same commands, in the same directories, on the same hosts
+    assert [argv[0] for argv, _ in by_ansible["local"]] == ["rke_linux-amd64"] * 2 + ["kubectl"] * 2
+    assert all(len(by_ansible[n.address]) == 5 for n in nodes)  # restart, ps, restart, ps, restart
+    rke_up, set_image = local_times[1], local_times[2]  # and in the same order across hosts
+    assert all(rke_up < t < set_image for times in node_times.values() for t in times)
+
+
+def test_a_failing_node_stops_the_playbook_as_it_stops_the_run(lab: Lab, nodes: list[SSHDNode]) -> None:
+    write_rollback(lab, cluster_yaml(nodes))
+    bad = nodes[1]
+    docker_on(nodes, failing=bad.address)
+    code, by_engine = engine_run(lab, HA_ROLLBACK, *lab.rollback_vars())
+    assert code == 1
+    out = export(lab, HA_ROLLBACK, *lab.rollback_vars())
+    done = ansible_playbook(lab, out, *ANSWERS)
+    assert done.returncode != 0, done.stdout[-4000:]
+    assert recorded(lab) == by_engine
+    assert [argv[0] for argv, _ in by_engine["local"]] == ["rke_linux-amd64"] * 2  # no kubectl
+    assert by_engine[bad.address] == [
+        ["docker", "restart", *COMPONENTS]
+    ]  # `sh -e`: the first failure ends it
+    assert all(len(by_engine[n.address]) == 5 for n in nodes if n is not bad)  # the others finished the step
+
+
+SECRET = "s3cr3t-Value-4711"
+SECRET_STEPS = """\
+  - id: use-token
+    title: Use the token on every node
+    on: nodes
+    env: {TOKEN: "{{ token }}"}
+    run: |
+      docker login --password {{ token }}
+      echo "token is $TOKEN"
+      echo '{% raw %}{{.Names}}{% endraw %}' > "$HOME/format.txt"
+      docker ps --format '{% raw %}{{.Names}}{% endraw %}'
+"""
+
+
+def test_a_secret_is_in_no_file_and_no_output(lab: Lab, nodes: list[SSHDNode], tmp_path: Path) -> None:
+    variables = "  token: {type: string, secret: true, required: true}\n"
+    book = write_runbook(tmp_path, nodes_runbook("secret-book", SECRET_STEPS, nodes[:1], variables))
+    secret_env = {"RUNBOOK_VAR_TOKEN": SECRET}
+    assert lab.run(book, env=secret_env).returncode == 0
+    by_engine = recorded(lab)
+    done = lab.run("ansible", book, "-o", lab.root / "out", task="export", env=secret_env)
+    assert done.returncode == 0, done.stderr
+    assert SECRET not in done.stdout + done.stderr
+    for path in (lab.root / "out").iterdir():
+        assert SECRET not in path.read_text(), path
+    missing = ansible_playbook(lab, lab.root / "out")
+    assert missing.returncode != 0 and "set RUNBOOK_VAR_TOKEN" in missing.stdout
+    assert recorded(lab) == {"local": [], **{n.address: [] for n in nodes}}  # nothing ran
+    ran = ansible_playbook(lab, lab.root / "out", "-v", env=secret_env)
+    assert ran.returncode == 0, ran.stdout[-4000:] + ran.stderr
+    assert SECRET not in ran.stdout + ran.stderr
+    assert recorded(lab) == by_engine
+    assert by_engine[nodes[0].address][0] == ["docker", "login", "--password", SECRET]  # it did arrive
+    assert (nodes[0].home / "format.txt").read_text() == "{{.Names}}\n"
+
+
+def test_ansible_lint_finds_no_error_in_the_rollback_export(lab: Lab, nodes: list[SSHDNode]) -> None:
+    write_rollback(lab, cluster_yaml(nodes))
+    out = export(lab, HA_ROLLBACK, *lab.rollback_vars())
+    done = subprocess.run(
+        [str(BIN / "ansible-lint"), "--offline", "--nocolor", "--profile", "production", "playbook.yml"],
+        cwd=out,
+        env=lab.env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Passed" in done.stdout + done.stderr
