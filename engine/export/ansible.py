@@ -200,8 +200,8 @@ def _step_tasks(planned: PlannedStep, inventory: Inventory, notes: list[str]) ->
         if step.max_failed_hosts and not step.continue_on_error:
             commands = _tolerating(planned, name, where, commands)
         tasks += commands
-        if step.result:
-            result = {"name": f"{name}: result", "ansible.builtin.debug": {"msg": literal(step.result)}}
+        if planned.result:
+            result = {"name": f"{name}: result", "ansible.builtin.debug": {"msg": literal(planned.result)}}
             tasks.append(Item({**result, "when": where}))
     return [replace(tasks[0], comments=comments), *tasks[1:]]
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from engine.executors.base import Transport
 from engine.planning import Plan
 from engine.targets import LOCAL_HOST, Host
 
@@ -74,7 +75,9 @@ def _group_name(target: str, taken: set[str]) -> str:
 
 
 def _host_vars(host: Host) -> dict[str, Any]:
-    if host.local:  # `--target NAME=local`: the target's hosts run on this machine, each named
+    if (
+        host.transport is Transport.LOCAL
+    ):  # `--target NAME=local`: the target's hosts run on this machine, each named
         return {**_LOCAL_VARS, "runbook_host": host.name}
     found: dict[str, Any] = {"ansible_host": host.address}
     if host.port is not None:

@@ -46,7 +46,7 @@ def warnings(texts: tuple[str, ...]) -> list[Item]:
 def confirm(planned: PlannedStep, name: str) -> list[Item]:
     """`confirm:` before the step's command: y/n, or the text to type exactly."""
     assert planned.step.confirm is not None
-    question = planned.step.confirm.question
+    question = planned.confirm_question or ""
     typed = planned.confirm_text
     if typed is not None:
         prompt = f"{question}\nType {typed!r} to go on"
@@ -67,7 +67,7 @@ def confirm(planned: PlannedStep, name: str) -> list[Item]:
 def manual(planned: PlannedStep, name: str) -> list[Item]:
     """A manual step: the text, then the record's question (or "Done?"), and the answer checked."""
     record = planned.step.record
-    question = f"{record.prompt}:" if record else "Done? [y/N]"
+    question = f"{planned.record_prompt}:" if record else "Done? [y/N]"
     prompt = f"MANUAL STEP — do this yourself:\n{(planned.manual or '').strip()}\n\n{question}"
     tasks = [_pause(f"{name} (manual)", prompt, CONFIRM_MANUAL)]
     answer = f"{ANSWER}.user_input | trim"

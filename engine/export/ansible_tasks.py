@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.executors.base import Transport
 from engine.export.yamltext import Item
 from engine.model import Expect, Retries
 from engine.planning import HostPlan, Variant
@@ -156,7 +157,9 @@ def _command(
         command["chdir"] = literal(plan.cwd)
     task: dict[str, Any] = {"name": spec.name + label, "ansible.builtin.command": command}
     environment = {name: literal(value) for name, value in plan.env}
-    if plan.host.local and plan.host.name != "local":  # `--target NAME=local`: the engine names the host
+    if (
+        plan.host.transport is Transport.LOCAL and plan.host.name != "local"
+    ):  # `--target NAME=local`: the engine names the host
         environment["RUNBOOK_HOST"] = "{{ runbook_host }}"
     secrets = {env: secret_lookup(env) for env in variant.secret_env}
     secrets.update({name: secret_lookup(env) for name, env in plan.secret_env})

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import Problem
+from engine.executors.base import Transport
 from engine.loading import JsonPath
 from engine.model import Runbook
-from engine.planning import Plan, PlannedStep
-from engine.rendering import names_used
+from engine.planning import Plan, PlannedStep, operator_texts
+from engine.rendering import names_used, template_problem
 from engine.targets import Host
 
 # The fields an export maps, per model class. Fields left at their default are never a problem.
@@ -29,7 +30,8 @@ STEP_FIELDS = frozenset(
 )  # fmt: skip
 CHECK_FIELDS = frozenset({"title", "run", "on", "cwd", "timeout", "index"})
 TARGET_FIELDS = frozenset({"name", "local", "hosts", "inventory", "concurrency"})
-HOST_FIELDS = frozenset({"name", "address", "user", "port", "key_file", "local"})
+HOST_FIELDS = frozenset({"name", "address", "user", "port", "key_file", "transport"})
+TRANSPORTS = frozenset({Transport.LOCAL, Transport.SSH})
 RUNBOOK_FIELDS = frozenset(
     {
         "document", "format", "name", "version", "title", "description", "source", "warnings", "variables",
@@ -91,6 +93,12 @@ def _is_default(item: dataclasses.Field[Any], value: Any) -> bool:
 
 
 def _host_fields(runbook: Runbook, target: str, host: Host) -> Iterable[Unmapped]:
+    if host.transport not in TRANSPORTS:
+        where = runbook.document.positions.problem(("targets", target), "", key=True)
+        message = (
+            f"host {host.name}: transport {host.transport.value!r} has no Ansible connection the export knows"
+        )
+        yield Unmapped(dataclasses.replace(where, message=message))
     for item in dataclasses.fields(host):
         if item.name not in HOST_FIELDS and not _is_default(item, getattr(host, item.name)):
             where = runbook.document.positions.problem(("targets", target), "", key=True)
@@ -115,13 +123,17 @@ def _run_time(runbook: Runbook, planned: PlannedStep) -> Iterable[Unmapped]:
         "env": [value for h in planned.hosts for _, value in h.env],
     }
     places += [key for key, found in texts.items() if any(RUN_TIME in text for text in found)]
+    message = (
+        "uses a value known only while running (steps.<id>, or an SSH host's platform outside "
+        "per-platform run: keys); the export renders every command and text when it is made"
+    )
     for key in places:
         where = runbook.document.positions.problem(("steps", step.index, key), "", key=True)
-        message = (
-            "uses a value known only while running (steps.<id>, or an SSH host's platform outside "
-            "per-platform run: keys); the export renders every command when it is made"
-        )
         yield Unmapped(dataclasses.replace(where, message=message), planned.id)
+    if planned.texts_deferred:
+        for template in operator_texts(step):
+            if "steps" in names_used(template.text):
+                yield Unmapped(template_problem(template, message), planned.id)
 
 
 def _run_time_checks(plan: Plan) -> Iterable[Unmapped]:
