@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -317,6 +318,9 @@ def main(argv: list[str] | None = None) -> None:
     `runbook run --help` is what people type; invoke would read `--help` as the runbook file (it fills the
     positional first), so it is turned into invoke's own `runbook --help run`.
     """
+    # Python leaves SIGINT ignored when it starts so (`runbook run … &` from a script, nohup): Ctrl-C and
+    # `kill -INT` must still stop a run, kill its commands and journal the interruption.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     argv = list(sys.argv if argv is None else argv)
     if len(argv) >= 3 and argv[2] in ("--help", "-h") and not argv[1].startswith("-"):
         argv = [argv[0], "--help", argv[1], *argv[3:]]

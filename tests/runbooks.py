@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -155,8 +156,19 @@ class Lab:
             timeout=timeout,
         )
 
-    def start(self, *args: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Running:
-        """`run ARGS` in the background, to be signalled; stdin at end of input, output kept for `finish()`."""
+    def start(
+        self,
+        *args: str | os.PathLike[str],
+        env: Mapping[str, str] | None = None,
+        ignoring: Sequence[int] = (),
+    ) -> Running:
+        """`run ARGS` in the background, to be signalled; stdin at end of input, output kept for `finish()`;
+        started with the signals `ignoring` ignored (as `cmd &` in a script ignores SIGINT, or nohup SIGHUP)."""
+
+        def ignore() -> None:
+            for signum in ignoring:
+                signal.signal(signum, signal.SIG_IGN)
+
         process = subprocess.Popen(
             self.argv("run", *args),
             cwd=self.root,
@@ -165,6 +177,7 @@ class Lab:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=ignore if ignoring else None,
         )
         return Running(process)
 

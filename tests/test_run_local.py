@@ -324,7 +324,9 @@ def test_timeout_kills_the_local_command(lab: Lab) -> None:
     wait_for(lambda: processes_matching(f"sleep {marker}") == [], "the killed sleep to be gone", timeout=5)
 
 
-def test_ctrl_c_stops_the_local_command(lab: Lab) -> None:
+@pytest.mark.parametrize("inherited", ["default", "ignored"])
+def test_ctrl_c_stops_the_local_command(lab: Lab, inherited: str) -> None:
+    """Also when the engine starts with SIGINT ignored (`runbook run … &` from a script, nohup)."""
     marker = f"3600.{secrets.randbelow(10**6):06d}"
     steps = f"""\
   - id: long
@@ -336,12 +338,12 @@ def test_ctrl_c_stops_the_local_command(lab: Lab) -> None:
     title: Never reached
     run: touch after
 """
-    running = lab.start(book(lab, steps))
+    running = lab.start(book(lab, steps), ignoring=[signal.SIGINT] if inherited == "ignored" else [])
     try:
         wait_for(lambda: (lab.root / "started").exists(), "the command to start", timeout=20)
         wait_for(lambda: len(processes_matching(f"sleep {marker}")) >= 2, "the sleep", timeout=5)
     finally:
-        code, out, err = running.stop(signal.SIGINT)
+        code, out, err = running.stop(signal.SIGINT, timeout=10)
     assert code == 130, out + err
     wait_for(lambda: processes_matching(f"sleep {marker}") == [], "the sleep to be gone", timeout=5)
     assert summary_rows(out) == [("long", "local", "interrupted")] and not (lab.root / "after").exists()
