@@ -8,7 +8,6 @@ machine) a step keeps every variant of its command; the runner picks one per hos
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -361,68 +360,6 @@ def build_plan(
     return Plan(runbook, values, platform, targets, tuple(checks), tuple(steps))
 
 
-def to_dict(plan: Plan) -> dict[str, Any]:
-    """The reviewable form of a plan (what `plan --save` writes and `run --plan` compares)."""
-    rb = plan.runbook
-    return {
-        "runbook": {"name": rb.name, "version": rb.version, "title": rb.title, "sha256": rb.document.sha256},
-        "platform": plan.platform,
-        "values": plan.values.masked(),
-        "checks": [
-            {"title": c.title, "target": c.target, "hosts": [_host_dict(h) for h in c.hosts]}
-            for c in plan.checks
-        ],
-        "steps": [_step_dict(s) for s in plan.steps],
-    }
-
-
-def _step_dict(planned: PlannedStep) -> dict[str, Any]:
-    step = planned.step
-    return {
-        "id": step.id,
-        "title": step.title,
-        "target": planned.target,
-        "timeout": step.timeout,
-        "retries": [step.retries.count, step.retries.delay],
-        "shell": step.shell,
-        "expect": [list(step.expect.exit_codes), step.expect.stdout_contains, step.expect.stdout_matches],
-        "continue_on_error": step.continue_on_error,
-        "max_failed_hosts": step.max_failed_hosts,
-        "concurrency": planned.concurrency,
-        "confirm": planned.confirm_question,
-        "confirm_text": planned.confirm_text,
-        "manual": planned.manual,
-        "record_expect": planned.record_expect,
-        "record_prompt": planned.record_prompt,
-        "record_matches": step.record.matches if step.record else None,
-        "result": planned.result,
-        "when": step.when.text if step.when else None,
-        "run_once": step.run_once,
-        "until": step.until.text if step.until else None,
-        "deadline": step.deadline,
-        "hosts": [_host_dict(h) for h in planned.hosts],
-    }
-
-
-def _host_dict(host_plan: HostPlan) -> dict[str, Any]:
-    host = host_plan.host
-    return {
-        "host": host.display,
-        "key_file": host.key_file,
-        "local": host.transport is Transport.LOCAL,
-        "cwd": host_plan.cwd,
-        "env": dict(host_plan.env),
-        "skip": host_plan.skip,
-        "deferred": host_plan.deferred,
-        "commands": {v.platform: v.script for v in host_plan.variants},
-        "secret_env": sorted({e for v in host_plan.variants for e in v.secret_env}),
-        "secret_vars": dict(host_plan.secret_env),
-    }
-
-
 def sha256_text(text: str) -> str:
+    """The sha256 of a text (a runbook as read, a plan's reviewable form), as hex."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def digest(data: Mapping[str, Any]) -> str:
-    return sha256_text(json.dumps(data, sort_keys=True, ensure_ascii=False))

@@ -8,7 +8,8 @@ import pytest
 
 from engine import targets, variables
 from engine.errors import InvalidRunbook
-from engine.planning import Plan, build_plan, digest, sha256_text, to_dict
+from engine.planning import Plan, build_plan, sha256_text
+from engine.reviewing import digest, reviewable
 from engine.validation import validate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,7 +118,7 @@ def test_secrets_are_environment_references_with_their_names_listed() -> None:
     assert variant.script == 'curl -u admin:"${RUNBOOK_SECRET_TOKEN}" https://example.invalid'
     assert variant.secret_env == ("RUNBOOK_SECRET_TOKEN",)
     assert step.hosts[0].env == (("MODE", "linux"),)
-    assert "s3cr3t-token-value" not in repr(to_dict(plan))
+    assert "s3cr3t-token-value" not in repr(reviewable(plan))
 
 
 def test_a_missing_platform_variant_is_an_error_and_a_false_when_skips(tmp_path: Path) -> None:
@@ -143,11 +144,11 @@ def test_a_missing_platform_variant_is_an_error_and_a_false_when_skips(tmp_path:
 
 
 def test_the_saved_form_is_stable_and_its_digest_covers_it() -> None:
-    first = to_dict(make_plan(DEMO, {"marker": "m"}))
-    second = to_dict(make_plan(DEMO, {"marker": "m"}))
+    first = reviewable(make_plan(DEMO, {"marker": "m"}))
+    second = reviewable(make_plan(DEMO, {"marker": "m"}))
     assert first == second and digest(first) == digest(second)
     assert first["runbook"]["sha256"] == sha256_text((ROOT / DEMO).read_text(encoding="utf-8"))
-    changed = to_dict(make_plan(DEMO, {"marker": "other"}))
+    changed = reviewable(make_plan(DEMO, {"marker": "other"}))
     assert digest(changed) != digest(first)
     assert [s["id"] for s in first["steps"]] == ["touch", "remote", "uses-secret", "later", "look"]
 

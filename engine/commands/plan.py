@@ -11,18 +11,17 @@ import shlex
 import textwrap
 from pathlib import Path
 
+from engine import reviewing
 from engine.options import Options, prepare
-from engine.planning import HostPlan, Plan, PlannedStep, digest, to_dict
+from engine.planning import HostPlan, Plan, PlannedStep
 
 
 def main(options: Options, save: str | None = None) -> int:
     _validated, plan = prepare(options)
     print(describe(plan))
     if save:
-        data = to_dict(plan)
-        data["sha256"] = digest(data)
-        Path(save).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        print(f"\nplan saved to {save} (sha256 {data['sha256']})")
+        digest = reviewing.save(plan, Path(save))
+        print(f"\nplan saved to {save} (sha256 {digest})")
     return 0
 
 

@@ -14,7 +14,6 @@ we could warn, `ps` and the shell history have it already.
 from __future__ import annotations
 
 import getpass
-import json
 import os
 import signal
 import socket
@@ -25,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from engine import __version__, preflight, resume
+from engine import __version__, preflight, resume, reviewing
 from engine import journal as records
 from engine.console import Terminal
 from engine.errors import (
@@ -45,7 +44,7 @@ from engine.masking import Masker
 from engine.model import Runbook
 from engine.options import Options, prepare
 from engine.outcomes import RunStatus
-from engine.planning import Plan, PlannedStep, Planner, digest, to_dict
+from engine.planning import Plan, PlannedStep, Planner
 from engine.running import Runner, Settings, yes_or_ask
 from engine.runs import RunSummary, list_runs
 from engine.validation import validate
@@ -79,7 +78,7 @@ def main(options: Options, run: RunOptions) -> int:
         options = replace(options, recorded=previous.values)
     validated, plan = prepare(options, validated=validated)
     if run.plan_file:
-        _check_reviewed(plan, Path(run.plan_file))
+        reviewing.check(plan, Path(run.plan_file))
     steps = _select(plan, run.only, run.from_step)
     terminal = Terminal(Masker(plan.values.secret_values()))
     run_id = previous.run_id if previous else new_run_id()
@@ -263,28 +262,6 @@ def _select(plan: Plan, only: str | None, from_step: str | None) -> tuple[Planne
         raise UsageError(f"no step {wanted!r}; steps: {', '.join(ids)}")
     index = ids.index(wanted)
     return plan.steps[index : index + 1] if only else plan.steps[index:]
-
-
-def _check_reviewed(plan: Plan, path: Path) -> None:
-    try:
-        reviewed = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise UsageError(f"--plan {path}: cannot read a saved plan: {error}") from None
-    today = to_dict(plan)
-    if reviewed.get("sha256") == digest(today):
-        return
-    old = {s["id"]: s for s in reviewed.get("steps", [])}
-    changed = [s["id"] for s in today["steps"] if old.get(s["id"]) != s] + [
-        i for i in old if i not in {s["id"] for s in today["steps"]}
-    ]
-    what = (
-        f"steps that differ: {', '.join(changed)}"
-        if changed
-        else "the checks, values or runbook header differ"
-    )
-    raise UsageError(
-        f"--plan {path}: today's plan is not the reviewed one ({what}); review it again with plan --save"
-    )
 
 
 @contextmanager

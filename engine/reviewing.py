@@ -1,0 +1,146 @@
+"""Reviewed plans: `plan --save` writes the plan a reviewer approved, `run --plan` refuses any other.
+
+The saved form is what the review covers: everything that decides what runs, where and how, rendered per
+host (commands, cwd, env, platform variants), secrets masked. Every field of `model.Step` is either in it
+(`STEP_REVIEW`, with the entries it contributes) or listed in `NOT_REVIEWED` with the reason it cannot
+change a run; `tests/test_reviewing.py` fails on a field that is in neither, so a new field that changes
+execution cannot silently escape review.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from engine.errors import UsageError
+from engine.executors import Transport
+from engine.planning import HostPlan, Plan, PlannedStep, sha256_text
+
+DIGEST_KEY = "sha256"
+
+STEP_REVIEW: Mapping[str, Callable[[PlannedStep], dict[str, Any]]] = {
+    "id": lambda p: {"id": p.step.id},
+    "title": lambda p: {"title": p.step.title},
+    "on": lambda p: {"target": p.target},
+    "run": lambda p: {"hosts": [_host(h) for h in p.hosts]},  # rendered per host, with cwd and env
+    "cwd": lambda p: {},  # in "hosts", rendered
+    "env": lambda p: {},  # in "hosts", rendered (secrets by name only)
+    "timeout": lambda p: {"timeout": p.step.timeout},
+    "retries": lambda p: {"retries": [p.step.retries.count, p.step.retries.delay]},
+    "shell": lambda p: {"shell": p.step.shell},
+    "expect": lambda p: {
+        "expect": [
+            list(p.step.expect.exit_codes),
+            p.step.expect.stdout_contains,
+            p.step.expect.stdout_matches,
+        ]
+    },
+    "continue_on_error": lambda p: {"continue_on_error": p.step.continue_on_error},
+    "max_failed_hosts": lambda p: {"max_failed_hosts": p.step.max_failed_hosts},
+    "concurrency": lambda p: {"concurrency": p.concurrency},
+    "confirm": lambda p: {"confirm": p.confirm_question, "confirm_text": p.confirm_text},
+    "manual": lambda p: {"manual": p.manual},
+    "record": lambda p: {
+        "record_expect": p.record_expect,
+        "record_prompt": p.record_prompt,
+        "record_matches": p.step.record.matches if p.step.record else None,
+    },
+    "result": lambda p: {"result": p.result},
+    "when": lambda p: {"when": p.step.when.text if p.step.when else None},
+    "run_once": lambda p: {"run_once": p.step.run_once},
+    "until": lambda p: {"until": p.step.until.text if p.step.until else None},
+    "deadline": lambda p: {"deadline": p.step.deadline},
+}
+"""Each reviewed field of `model.Step`, and the entries of the saved step it becomes."""
+
+NOT_REVIEWED: Mapping[str, str] = {
+    "index": "the step's position: the saved steps are in order already",
+    "description": "prose for the reader of the runbook; never executed or shown during a run",
+    "requires": "programs preflight looks for before anything runs; it changes no command",
+}
+"""Fields of `model.Step` deliberately outside the review, each with the reason it cannot change a run."""
+
+
+def reviewable(plan: Plan) -> dict[str, Any]:
+    """The reviewable form of a plan: what `plan --save` writes and `run --plan` compares."""
+    rb = plan.runbook
+    return {
+        "runbook": {"name": rb.name, "version": rb.version, "title": rb.title, "sha256": rb.document.sha256},
+        "platform": plan.platform,
+        "values": plan.values.masked(),
+        "checks": [
+            {"title": c.title, "target": c.target, "hosts": [_host(h) for h in c.hosts]} for c in plan.checks
+        ],
+        "steps": [_step(s) for s in plan.steps],
+    }
+
+
+def digest(data: Mapping[str, Any]) -> str:
+    """The sha256 of a reviewable form, independent of key order."""
+    return sha256_text(json.dumps(data, sort_keys=True, ensure_ascii=False))
+
+
+def save(plan: Plan, path: Path) -> str:
+    """Write the plan's reviewable form with its digest; returns the digest."""
+    data = reviewable(plan)
+    data[DIGEST_KEY] = digest(data)
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return str(data[DIGEST_KEY])
+
+
+def load(path: Path) -> dict[str, Any]:
+    """A saved plan; a file that cannot be read or is not one is the operator's mistake (exit 2)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise UsageError(f"--plan {path}: cannot read a saved plan: {error}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"--plan {path}: cannot read a saved plan: not a JSON object")
+    return data
+
+
+def differences(plan: Plan, reviewed: Mapping[str, Any]) -> str | None:
+    """None when today's plan is the reviewed one; else what differs, for the operator."""
+    today = reviewable(plan)
+    if reviewed.get(DIGEST_KEY) == digest(today):
+        return None
+    old = {s.get("id"): s for s in reviewed.get("steps", []) if isinstance(s, dict)}
+    ids = [s["id"] for s in today["steps"]]
+    changed = [s["id"] for s in today["steps"] if old.get(s["id"]) != s] + [i for i in old if i not in ids]
+    if changed:
+        return f"steps that differ: {', '.join(str(i) for i in changed)}"
+    return "the checks, values or runbook header differ"
+
+
+def check(plan: Plan, path: Path) -> None:
+    """Refuse to run anything but the reviewed plan saved at `path`."""
+    what = differences(plan, load(path))
+    if what is not None:
+        raise UsageError(
+            f"--plan {path}: today's plan is not the reviewed one ({what}); review it again with plan --save"
+        )
+
+
+def _step(planned: PlannedStep) -> dict[str, Any]:
+    entries: dict[str, Any] = {}
+    for field in STEP_REVIEW.values():
+        entries.update(field(planned))
+    return entries
+
+
+def _host(host_plan: HostPlan) -> dict[str, Any]:
+    host = host_plan.host
+    return {
+        "host": host.display,
+        "key_file": host.key_file,
+        "local": host.transport is Transport.LOCAL,
+        "cwd": host_plan.cwd,
+        "env": dict(host_plan.env),
+        "skip": host_plan.skip,
+        "deferred": host_plan.deferred,
+        "commands": {v.platform: v.script for v in host_plan.variants},
+        "secret_env": sorted({e for v in host_plan.variants for e in v.secret_env}),
+        "secret_vars": dict(host_plan.secret_env),
+    }
