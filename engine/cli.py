@@ -99,13 +99,34 @@ def _options(
     return Options(file, tuple(var or ()), vars_file, platform, tuple(hosts or ()), tuple(target or ()))
 
 
-@task(help={"file": _RUNBOOK_HELP["file"]}, auto_shortflags=False)
+_VALIDATE_FORMAT = "text (default), json (one versioned document) or github (workflow commands: annotations)."
+
+
+@task(help={"file": _RUNBOOK_HELP["file"], "format": _VALIDATE_FORMAT}, auto_shortflags=False)
 @_exits
-def validate(c: Context, file: str) -> int:
+def validate(c: Context, file: str, format: str = "text") -> int:
     """Check a runbook: schema, templates, lint. Every problem at once, as file:line:col. Exit 2 if invalid."""
     from engine.commands import validate as command
 
-    return command.main(file)
+    return command.main([file], format)
+
+
+def validate_files(argv: list[str] | None = None) -> None:
+    """Entry point of `runbook-validate FILE…`: `validate` for several files (the pre-commit hook)."""
+    import argparse
+
+    from engine.commands import validate as command
+
+    parser = argparse.ArgumentParser(
+        prog="runbook-validate", description="Check runbooks; exit 2 if any is invalid."
+    )
+    parser.add_argument("--format", choices=command.FORMATS, default="text", help=_VALIDATE_FORMAT)
+    parser.add_argument("files", nargs="+", metavar="FILE", help="runbook files (YAML)")
+    args = parser.parse_args(argv)
+    try:
+        _exits(command.main)(args.files, args.format)
+    except Exit as done:
+        sys.exit(done.code)
 
 
 @task(

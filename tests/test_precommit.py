@@ -1,0 +1,105 @@
+"""The pre-commit hook, through the real `pre-commit try-repo`: a good runbook passes, a broken one fails at its line.
+
+The hook repository is this working tree as it is (tracked and new files) committed into a fresh git repo,
+so what is tested is what would be pushed. pre-commit installs it into its own virtualenv with pip, once for
+both runs (about a minute: the cost of testing the hook as users get it).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PRE_COMMIT = Path(sys.executable).with_name("pre-commit")
+BROKEN = """\
+runbook: 1
+name: broken
+version: "1.0"
+title: Broken
+steps:
+  - id: wait
+    title: Wait
+    run: sleep 1
+    timeout: 30 minutes
+"""
+
+
+def git(cwd: Path, *args: str) -> None:
+    identity = ["-c", "user.name=Test", "-c", "user.email=test@example.invalid", "-c", "commit.gpgsign=false"]
+    subprocess.run(["git", *identity, *args], cwd=cwd, check=True, capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def hook_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This working tree's files, committed into a new repository (try-repo reads committed files)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    ).stdout.decode()
+    repo = tmp_path_factory.mktemp("hook-repo")
+    for name in filter(None, listed.split("\0")):
+        if (ROOT / name).is_file():
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, repo / name, follow_symlinks=False)
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "hooks")
+    return repo
+
+
+@pytest.fixture(scope="module")
+def environment(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PRE_COMMIT_HOME"] = str(tmp_path_factory.mktemp("pre-commit-home"))
+    return env
+
+
+def try_repo(consumer: Path, hook_repo: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(PRE_COMMIT), "try-repo", str(hook_repo), "runbook-validate", "--all-files", "--color", "never"],
+        cwd=consumer,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def test_the_hook_passes_good_runbooks_and_fails_a_broken_one_at_its_line(
+    tmp_path: Path, hook_repo: Path, environment: dict[str, str]
+) -> None:
+    consumer = tmp_path / "ops"
+    (consumer / "runbooks").mkdir(parents=True)
+    shutil.copy(ROOT / "runbooks/ha-rollback.yml", consumer / "runbooks/ha-rollback.yml")
+    (consumer / "deploy.runbook.yml").write_text(
+        BROKEN.replace("30 minutes", "30m").replace("broken", "deploy")
+    )
+    (consumer / "ci.yml").write_text("jobs: {build: {timeout: 30 minutes}}\n")  # YAML, but not a runbook
+    git(consumer, "init", "-q")
+    git(consumer, "add", "-A")
+    git(consumer, "commit", "-q", "-m", "good")
+
+    good = try_repo(consumer, hook_repo, environment)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "runbook validate" in good.stdout and "Passed" in good.stdout
+
+    (consumer / "runbooks/broken.yml").write_text(BROKEN)
+    git(consumer, "add", "-A")
+    broken = try_repo(consumer, hook_repo, environment)
+    assert broken.returncode == 1, broken.stdout + broken.stderr
+    assert "Failed" in broken.stdout
+    assert (
+        "runbooks/broken.yml:9:14: steps[0].timeout: '30 minutes' is not a duration: write seconds (90) or a "
+        "number with a unit (500ms, 30s, 10m, 1h)"
+    ) in broken.stdout
+    assert "1 problem found" in broken.stdout
+    assert "ci.yml" not in broken.stdout
