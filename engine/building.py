@@ -16,6 +16,7 @@ from engine.model import LOCAL, Command, Template
 _OUR_VARIABLE_KEYS = {"description", "default", "required", "secret"}
 
 
+_RESERVED_NAMES = {"platform", "runbook", "host", "steps", "result", "omit"}
 _BROKEN = (KeyError, TypeError, AttributeError, ValueError)
 
 
@@ -170,7 +171,25 @@ class _Builder:
             run_once=spec.get("run_once", False),
             until=self.optional(spec, path, "until"),
             deadline=model.seconds(spec["deadline"]) if "deadline" in spec else None,
+            loop=self.loop(spec, path),
         )
+
+    def loop(self, spec: dict[str, Any], path: JsonPath) -> model.Loop | None:
+        var = spec.get("loop_var", "item")
+        if "loop" not in spec:
+            if "loop_var" in spec:
+                self.problems.append(self.positions.problem((*path, "loop_var"), "'loop_var' needs a 'loop'"))
+            return None
+        if var in self.data.get("variables", {}) or var in _RESERVED_NAMES:
+            self.problems.append(
+                self.positions.problem(
+                    (*path, "loop_var"), f"loop_var {var!r} would hide a name templates use; choose another"
+                )
+            )
+        value = spec["loop"]
+        if isinstance(value, str):
+            return model.Loop(expression=self.template((*path, "loop"), value), var=var)
+        return model.Loop(items=tuple(value), var=var)
 
     def record(self, spec: dict[str, Any], path: JsonPath) -> model.Record | None:
         if "record" not in spec:

@@ -143,7 +143,12 @@ def _sites(runbook: Runbook) -> Iterator[_Site]:
             yield _Site(check.cwd, base | {"host"})
     earlier: frozenset[str] = frozenset()
     for step in runbook.steps:
-        yield from _step_sites(step, base | {"host", "steps"}, earlier)
+        names = base | {"host", "steps"}
+        if step.loop is not None:
+            names |= {step.loop.var}
+            if step.loop.expression is not None:  # known before the run: the plan lists the items
+                yield _Site(step.loop.expression, base, expression=True)
+        yield from _step_sites(step, names, earlier)
         earlier |= {step.id}
 
 

@@ -126,6 +126,15 @@ class Check:
 
 
 @dataclass(frozen=True)
+class Loop:
+    """`loop:` as written: literal items, or an expression over the values giving them; `var` names each."""
+
+    items: tuple[Any, ...] = ()
+    expression: Template | None = None
+    var: str = "item"
+
+
+@dataclass(frozen=True)
 class Step:
     index: int
     id: str
@@ -151,6 +160,7 @@ class Step:
     run_once: bool = False
     until: Template | None = None  # a bare expression over `result`: the attempt succeeded when it is true
     deadline: float | None = None  # seconds from the first attempt after which none starts (and one is cut)
+    loop: Loop | None = None
 
 
 @dataclass(frozen=True)

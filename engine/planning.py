@@ -12,9 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine import model, programs
+from engine import looping, model, programs
 from engine.errors import InvalidRunbook, Problem
 from engine.executors.base import Transport
+from engine.looping import LoopItem
 from engine.masking import MASK
 from engine.model import Command, Runbook, Step, Template
 from engine.rendering import (
@@ -87,10 +88,21 @@ class PlannedStep:
     record_prompt: str | None = None
     result: str | None = None
     texts_deferred: bool = False  # a text the operator reads needs an earlier step's output
+    item: LoopItem | None = None  # one item of the step's loop: a unit of its own
 
     @property
     def id(self) -> str:
-        return self.step.id
+        """The unit's id: the step's, with the item's number for a loop (`rotate[2]`)."""
+        return self.item.suffix(self.step.id) if self.item else self.step.id
+
+    @property
+    def title(self) -> str:
+        item = self.item
+        return (
+            f"{self.step.title} ({item.var} {item.index + 1}/{item.count}: {item.label})"
+            if item
+            else self.step.title
+        )
 
     @property
     def deferred(self) -> bool:
@@ -153,19 +165,35 @@ class Planner:
         base["runbook"] = {"name": runbook.name, "version": runbook.version}
         self.base = base
 
-    def context(self, host: Host, platform: str | None, steps: Any) -> dict[str, Any]:
-        return {
+    def context(
+        self, host: Host, platform: str | None, steps: Any, item: LoopItem | None = None
+    ) -> dict[str, Any]:
+        found = {
             **self.base,
             "platform": platform or Deferred("platform"),
             "host": host.context(),
             "steps": steps,
         }
+        if item is not None:
+            found[item.var] = item.value
+        return found
 
     def host_platform(self, host: Host) -> str | None:
         return self.platform if host.transport is Transport.LOCAL else None
 
+    def plan_loop(self, step: Step) -> tuple[PlannedStep, ...]:
+        """The step once, or once per item of its loop (each its own unit: `rotate[1]`, `rotate[2]`…)."""
+        if step.loop is None:
+            return (self.plan_step(step),)
+        context = self.context(self.targets[step.on].hosts[0], self.platform, Deferred("steps"))
+        return tuple(self.plan_step(step, item=item) for item in looping.items(step, context))
+
     def plan_step(
-        self, step: Step, steps: Any = None, platforms: Mapping[str, str] | None = None
+        self,
+        step: Step,
+        steps: Any = None,
+        platforms: Mapping[str, str] | None = None,
+        item: LoopItem | None = None,
     ) -> PlannedStep:
         """Render `step` for each host of its target; `steps`/`platforms` are the run's knowledge, if any."""
         steps = steps if steps is not None else Deferred("steps")
@@ -174,10 +202,10 @@ class Planner:
         # A command that does not mention `host` is the same on every host of a platform: render it once.
         memo: dict[str | None, _Rendered] | None = None if _uses_host(step) else {}
         hosts = tuple(
-            self._host_plan(step, host, steps, platforms, deferred, memo)
+            self._host_plan(step, host, steps, platforms, deferred, memo, item)
             for host in (target.hosts if step.run else ())
         )
-        first = self.context(target.hosts[0], self.platform, steps)
+        first = self.context(target.hosts[0], self.platform, steps, item)
 
         def text(template: Template | None) -> str | None:
             return render(template, first) if template is not None else None
@@ -198,11 +226,13 @@ class Planner:
             result=text(step.result) if isinstance(steps, Deferred) else None,  # the runner's, after it
             texts_deferred=isinstance(steps, Deferred)
             and any("steps" in names_used(t.text) for t in operator_texts(step)),
+            item=item,
         )
 
-    def text(self, step: Step, template: Template, steps: Any) -> str:
+    def text(self, planned: PlannedStep, template: Template, steps: Any) -> str:
         """A text the operator reads (a step's `result`), rendered with what is known now."""
-        return render(template, self.context(self.targets[step.on].hosts[0], self.platform, steps))
+        host = self.targets[planned.step.on].hosts[0]
+        return render(template, self.context(host, self.platform, steps, planned.item))
 
     def _host_plan(
         self,
@@ -212,9 +242,10 @@ class Planner:
         platforms: Mapping[str, str] | None,
         deferred: bool,
         memo: dict[str | None, _Rendered] | None,
+        item: LoopItem | None = None,
     ) -> HostPlan:
         platform = (platforms or {}).get(host.name) or self.host_platform(host)
-        context = self.context(host, platform, steps)
+        context = self.context(host, platform, steps, item)
         deferred = deferred and isinstance(steps, Deferred)
         skip = None
         if step.when is not None:
@@ -352,7 +383,7 @@ def build_plan(
             problems += error.problems
     for step in runbook.steps:
         try:
-            steps.append(planner.plan_step(step))
+            steps += planner.plan_loop(step)
         except InvalidRunbook as error:
             problems += error.problems
     if problems:

@@ -21,7 +21,7 @@ from engine.planning import HostPlan, Plan, PlannedStep, sha256_text
 DIGEST_KEY = "sha256"
 
 STEP_REVIEW: Mapping[str, Callable[[PlannedStep], dict[str, Any]]] = {
-    "id": lambda p: {"id": p.step.id},
+    "id": lambda p: {"id": p.id},  # a loop's item: the unit's id, `rotate[2]`
     "title": lambda p: {"title": p.step.title},
     "on": lambda p: {"target": p.target},
     "run": lambda p: {"hosts": [_host(h) for h in p.hosts]},  # rendered per host, with cwd and env
@@ -52,6 +52,7 @@ STEP_REVIEW: Mapping[str, Callable[[PlannedStep], dict[str, Any]]] = {
     "run_once": lambda p: {"run_once": p.step.run_once},
     "until": lambda p: {"until": p.step.until.text if p.step.until else None},
     "deadline": lambda p: {"deadline": p.step.deadline},
+    "loop": lambda p: {"item": p.item.value if p.item else None, "loop_var": p.item.var if p.item else None},
 }
 """Each reviewed field of `model.Step`, and the entries of the saved step it becomes."""
 

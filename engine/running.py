@@ -80,20 +80,28 @@ class Runner:
         """Run `steps` in order; stops at the first step that fails (unless it may), returns every outcome."""
         outcomes = []
         for index, planned in enumerate(steps, start=1):
-            self.terminal.say(f"\n▶ [{index}/{len(steps)}] {planned.id}: {planned.step.title}", "bold cyan")
+            self.terminal.say(f"\n▶ [{index}/{len(steps)}] {planned.id}: {planned.title}", "bold cyan")
             if planned.deferred:  # commands or texts that read earlier steps' output: rendered with it now
                 planned = self.planner.plan_step(
-                    planned.step, steps=self.context, platforms=self.fleet.platforms
+                    planned.step, steps=self.context, platforms=self.fleet.platforms, item=planned.item
                 )
             outcome = self.manual(planned) if planned.manual is not None else self.command_step(planned)
             outcomes.append(outcome)
-            self.context[planned.id] = outcome.context()
+            self._learn(planned, outcome)
             if outcome.status is Status.OK and planned.step.result is not None:
-                result = self.planner.text(planned.step, planned.step.result, self.context)
+                result = self.planner.text(planned, planned.step.result, self.context)
                 self.terminal.say(f"  result: {result}", "green")
             if outcome.stopped:
                 break
         return outcomes
+
+    def _learn(self, planned: PlannedStep, outcome: StepOutcome) -> None:
+        """`steps.<id>` for later templates; a loop's is its last item's, with every item's in `items`."""
+        known = outcome.context()
+        if planned.item is not None:
+            items = [*self.context.get(planned.step.id, {}).get("items", ()), known]
+            known = {**known, "items": items}
+        self.context[planned.step.id] = known
 
     # -- command steps -------------------------------------------------------------------------------
 
@@ -284,7 +292,8 @@ class Runner:
         elif expect.stdout_matches is not None and not re.search(expect.stdout_matches, result.stdout, re.M):
             status, reason = Status.FAILED, f"output does not match {expect.stdout_matches!r}"
         else:
-            context = self.planner.context(host_plan.host, self.fleet.platforms.get(host), self.context)
+            platform = self.fleet.platforms.get(host)
+            context = self.planner.context(host_plan.host, platform, self.context, planned.item)
             held, why = until_holds(planned.step, context, result)
             status, reason = (Status.OK, "") if held else (Status.FAILED, mask(why))
         return HostOutcome(

@@ -15,7 +15,8 @@ from engine.attempts import Attempts, until_holds
 from engine.errors import InvalidRunbook
 from engine.executors import Result
 from engine.model import Retries, Step
-from engine.planning import Plan, Planner, build_plan, to_dict
+from engine.planning import Plan, Planner, build_plan
+from engine.reviewing import reviewable as to_dict
 from engine.validation import validate
 
 HEAD = 'runbook: 1\nname: authoring\nversion: "1.0"\ntitle: T\n'
@@ -171,3 +172,42 @@ def test_every_broken_rule_is_told_and_a_rule_over_a_blank_waits(tmp_path: Path)
     rules.check(
         runbook, blank, dict(blank.values)
     )  # `a` not given: only the second rule is judged, and holds
+
+
+LOOPED = """\
+variables:
+  nodes: {type: array, default: [a, b]}
+  count: {type: integer, default: 2}
+steps:
+  - id: each
+    title: Each
+    loop: "LOOP"
+    run: echo {{ item }}
+"""
+
+
+def test_a_loop_expression_over_the_values_gives_one_unit_per_item(tmp_path: Path) -> None:
+    plan = plan_of(tmp_path, LOOPED.replace("LOOP", "nodes + ['c']"))
+    assert [(s.id, s.hosts[0].variants[0].script) for s in plan.steps] == [
+        ("each[1]", "echo a"),
+        ("each[2]", "echo b"),
+        ("each[3]", "echo c"),
+    ]
+    assert [s["item"] for s in to_dict(plan)["steps"]] == ["a", "b", "c"]
+    assert [s.id for s in plan_of(tmp_path, LOOPED.replace("LOOP", "range(count)")).steps] == [
+        "each[1]",
+        "each[2]",
+    ]
+
+
+def test_a_loop_that_is_not_a_list_or_reads_steps_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(InvalidRunbook) as error:
+        plan_of(tmp_path, LOOPED.replace("LOOP", "count"))
+    assert "steps[0].loop: loop must give a list, got int: 2" in str(error.value.problems[0])
+    assert "book.yml:11:11: steps[0].loop: undefined name 'steps'" in problems_of(
+        tmp_path, LOOPED.replace("LOOP", "steps.x.stdout")
+    )
+    clash = LOOPED.replace("LOOP", "nodes").replace("    run:", "    loop_var: count\n    run:")
+    assert any("loop_var 'count' would hide a name" in p for p in problems_of(tmp_path, clash))
+    outside = "steps:\n  - id: a\n    title: A\n    run: echo {{ item }}\n"
+    assert problems_of(tmp_path, outside) == ["book.yml:8:10: steps[0].run: undefined name 'item'"]

@@ -232,3 +232,62 @@ def test_rules_are_checked_by_validate(lab: Lab) -> None:
     done = lab.run(book(lab, ROTATE, broken), task="validate")
     assert done.returncode == 2
     assert "rules[0].assert: undefined name 'service'; did you mean 'services'?" in done.stderr
+
+
+# -- 5. loop ------------------------------------------------------------------------------------------------
+
+LOOP_VARS = "variables:\n  services: {type: array, default: [etcd, kubelet, kube-proxy]}\n"
+LOOP = """\
+  - id: rotate
+    title: Rotate the certificate
+    loop: services
+    loop_var: service
+    run: rotate-cert {{ service }}
+    result: "{{ service }} rotated"
+  - id: after
+    title: After
+    run: touch after
+"""
+# Records each call; fails for a service while `<bin>/fail-<service>` exists.
+ROTATE_CERT = """\
+#!/bin/sh
+echo "$1" >> "$(dirname "$0")/rotated.log"
+if [ -e "$(dirname "$0")/fail-$1" ]; then echo "cannot rotate $1" >&2; exit 3; fi
+echo "rotated $1"
+"""
+
+
+def rotate_cert(lab: Lab) -> Path:
+    lab.bin_dir.mkdir(parents=True, exist_ok=True)
+    path = lab.bin_dir / "rotate-cert"
+    path.write_text(ROTATE_CERT)
+    path.chmod(0o755)
+    return lab.bin_dir / "rotated.log"
+
+
+def test_a_loop_whose_second_item_fails_resumes_at_the_second_item(lab: Lab) -> None:
+    log = rotate_cert(lab)
+    (lab.bin_dir / "fail-kubelet").touch()
+    path = book(lab, LOOP, LOOP_VARS)
+    plan = lab.run(path, task="plan")
+    assert plan.returncode == 0, plan.stderr
+    for n, name in enumerate(["etcd", "kubelet", "kube-proxy"], start=1):
+        assert f"rotate[{n}]: Rotate the certificate (service {n}/3: {name})" in plan.stdout
+        assert f"$ rotate-cert {name}" in plan.stdout
+    first = lab.run(path)
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert log.read_text().split() == ["etcd", "kubelet"]  # stopped at the failing item
+    assert ("rotate[1]", "local", "ok") in summary_rows(first.stdout)
+    assert ("rotate[2]", "local", "failed") in summary_rows(first.stdout)
+    assert "result: etcd rotated" in first.stdout
+    (lab.bin_dir / "fail-kubelet").unlink()
+    resumed = lab.run(path, "--resume", "latest", stdin="")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert log.read_text().split() == ["etcd", "kubelet", "kubelet", "kube-proxy"]  # etcd not again
+    rows = summary_rows(resumed.stdout)
+    assert ("rotate[1]", "local", "done-before") in rows and ("rotate[3]", "local", "ok") in rows
+    assert (lab.root / "after").exists()
+    ends = {(r["step"], r["status"]) for r in records(lab, "step-end")}
+    assert {("rotate[1]", "ok"), ("rotate[2]", "failed"), ("rotate[2]", "ok"), ("rotate[3]", "ok")} <= ends
+    checklist = lab.run(path, task="checklist")
+    assert checklist.stdout.count("Rotate the certificate (service ") == 3, checklist.stdout

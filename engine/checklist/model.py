@@ -208,13 +208,13 @@ def _step(plan: Plan, planned: PlannedStep, run: RunRecord | None) -> Item:
     single = len(hosts) == 1
 
     def outcome(host: str) -> Outcome | None:
-        return run.outcome(step.id, host, single) if run else None
+        return run.outcome(planned.id, host, single) if run else None
 
     return Item(
         "step",
         planned.number,
-        step.id,
-        step.title,
+        planned.id,
+        planned.title,
         _boxes(hosts, shared, outcome),
         _facts(plan, planned, cwd),
         step.description,
@@ -224,29 +224,29 @@ def _step(plan: Plan, planned: PlannedStep, run: RunRecord | None) -> Item:
         result=planned.result or "",
         confirm=planned.confirm_question,
         confirm_text=planned.confirm_text,
-        confirmed=run.confirmations.get(step.id) if run else None,
+        confirmed=run.confirmations.get(planned.id) if run else None,
     )
 
 
 def _manual(planned: PlannedStep, run: RunRecord | None) -> Item:
     step = planned.step
-    box = Box("operator", True, outcome=run.outcome(step.id, "operator", single=True) if run else None)
+    box = Box("operator", True, outcome=run.outcome(planned.id, "operator", single=True) if run else None)
     return Item(
         "manual",
         planned.number,
-        step.id,
-        step.title,
+        planned.id,
+        planned.title,
         (box,),
-        (step.id, "by hand"),
+        (planned.id, "by hand"),
         step.description,
         result=planned.result or "",
         confirm=planned.confirm_question,
         confirm_text=planned.confirm_text,
-        confirmed=run.confirmations.get(step.id) if run else None,
+        confirmed=run.confirmations.get(planned.id) if run else None,
         manual=(planned.manual or "").strip(),
         record_prompt=planned.record_prompt,
         record_expect=_expectation(planned),
-        answer=run.answers.get(step.id) if run else None,
+        answer=run.answers.get(planned.id) if run else None,
     )
 
 
@@ -268,7 +268,7 @@ def _where(plan: Plan, target: str, count: int) -> str:
 
 def _facts(plan: Plan, planned: PlannedStep, cwd: str | None) -> tuple[str, ...]:
     step = planned.step
-    facts = [step.id, _where(plan, planned.target, len(planned.hosts))]
+    facts = [planned.id, _where(plan, planned.target, len(planned.hosts))]
     if step.run_once:
         facts.append("once: on the first host not left out")
     elif planned.fan_out and len(planned.hosts) > 1:

@@ -67,7 +67,7 @@ def _step(planned: PlannedStep) -> list[str]:
         facts.append(f"once, on the first of {len(planned.hosts)} hosts not left out")
     elif len(planned.hosts) > 1:
         facts.append(f"{len(planned.hosts)} hosts, {planned.concurrency} at a time")
-    lines = [f"\n{planned.number:>3}. {step.id}: {step.title}  [{', '.join(facts)}]"]
+    lines = [f"\n{planned.number:>3}. {planned.id}: {planned.title}  [{', '.join(facts)}]"]
     if step.when:
         lines.append(f"       when: {step.when.text}")
     if step.until:

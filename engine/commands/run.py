@@ -258,10 +258,10 @@ def _select(plan: Plan, only: str | None, from_step: str | None) -> tuple[Planne
     if wanted is None:
         return plan.steps
     ids = [s.id for s in plan.steps]
-    if wanted not in ids:
+    chosen = [i for i, s in enumerate(plan.steps) if wanted in (s.id, s.step.id)]  # a loop: all its items
+    if not chosen:
         raise UsageError(f"no step {wanted!r}; steps: {', '.join(ids)}")
-    index = ids.index(wanted)
-    return plan.steps[index : index + 1] if only else plan.steps[index:]
+    return plan.steps[chosen[0] : chosen[-1] + 1] if only else plan.steps[chosen[0] :]
 
 
 @contextmanager
