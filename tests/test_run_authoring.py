@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sshd import SSHDNode
 
+from engine.outcomes import Status
 from runbooks import Lab, Nodes, Record, journal, nodes_runbook, operator_lab, summary_rows, write_runbook
 
 
@@ -285,7 +286,7 @@ def test_a_loop_whose_second_item_fails_resumes_at_the_second_item(lab: Lab) -> 
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert log.read_text().split() == ["etcd", "kubelet", "kubelet", "kube-proxy"]  # etcd not again
     rows = summary_rows(resumed.stdout)
-    assert ("rotate[1]", "local", "done-before") in rows and ("rotate[3]", "local", "ok") in rows
+    assert ("rotate[1]", "local", Status.DONE_BEFORE.value) in rows and ("rotate[3]", "local", "ok") in rows
     assert (lab.root / "after").exists()
     ends = {(r["step"], r["status"]) for r in records(lab, "step-end")}
     assert {("rotate[1]", "ok"), ("rotate[2]", "failed"), ("rotate[2]", "ok"), ("rotate[3]", "ok")} <= ends
