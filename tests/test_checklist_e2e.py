@@ -34,7 +34,7 @@ def lab(sshd_nodes: Nodes, home: Path, tmp_path: Path) -> Lab:
 
 
 def filled(lab: Lab, run_id: str) -> str:
-    done = lab.run(HA_ROLLBACK, *lab.rollback_vars(), "--journal", run_id, task="checklist")
+    done = lab.run_here(HA_ROLLBACK, *lab.rollback_vars(), "--journal", run_id, task="checklist")
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -42,7 +42,7 @@ def filled(lab: Lab, run_id: str) -> str:
 def test_a_checklist_filled_from_a_real_run_shows_statuses_and_the_recorded_answer(lab: Lab) -> None:
     docker_on(lab.nodes)
     # `--yes` answers the confirmations; the operator types the version they read (piped here).
-    done = lab.run(HA_ROLLBACK, *lab.rollback_vars(), "--yes", stdin="v2.0.8\n")
+    done = lab.run_here(HA_ROLLBACK, *lab.rollback_vars(), "--yes", stdin="v2.0.8\n")
     assert done.returncode == 0, done.stdout + done.stderr
     (run,) = run_dirs(lab.state)
     text = filled(lab, run.name)
@@ -59,7 +59,7 @@ def test_a_checklist_filled_from_a_real_run_shows_statuses_and_the_recorded_answ
 def test_a_failed_run_crosses_the_failed_host_and_leaves_the_steps_not_reached_empty(lab: Lab) -> None:
     failing = lab.nodes[1].address
     docker_on(lab.nodes, failing=failing)
-    done = lab.run(HA_ROLLBACK, *lab.rollback_vars(), "--yes")
+    done = lab.run_here(HA_ROLLBACK, *lab.rollback_vars(), "--yes")
     assert done.returncode == 1
     (run,) = run_dirs(lab.state)
     items = task_items(filled(lab, run.name))

@@ -51,7 +51,7 @@ def lab(tmp_path: Path, home: Path, sshd_nodes: Nodes) -> Lab:
 
 def test_runs_lists_past_runs_and_shows_one_step_by_step(lab: Lab) -> None:
     first, second = lab.nodes
-    done = lab.run(lab.book, "--yes", stdin="v2.1.0\n")
+    done = lab.run_here(lab.book, "--yes", stdin="v2.1.0\n")
     assert done.returncode == 0, done.stdout + done.stderr
     [finished] = run_dirs(lab.state)
 
@@ -60,7 +60,7 @@ def test_runs_lists_past_runs_and_shows_one_step_by_step(lab: Lab) -> None:
     wait_for(started.exists, "the second run to block in `migrate`")
     try:
         [live] = [d for d in run_dirs(lab.state) if d != finished]
-        listed = lab.run(task="runs")
+        listed = lab.run_here(task="runs")
         assert listed.returncode == 0, listed.stderr
         assert [live.name, "history", "3.2", getpass.getuser()] == rows(listed.stdout)[0][:4]
         assert rows(listed.stdout)[0][5] == f"running (pid {running.process.pid})"
@@ -68,7 +68,7 @@ def test_runs_lists_past_runs_and_shows_one_step_by_step(lab: Lab) -> None:
         running.stop(signal.SIGKILL)
         unblock(first, "slow")
 
-    listed = lab.run(task="runs")
+    listed = lab.run_here(task="runs")
     table = rows(listed.stdout)
     assert [row[0] for row in table] == [live.name, finished.name]  # newest first
     assert [(row[1], row[2], row[3], row[5]) for row in table] == [
@@ -77,7 +77,7 @@ def test_runs_lists_past_runs_and_shows_one_step_by_step(lab: Lab) -> None:
     ]
     assert all(row[4].startswith("20") and row[4].endswith("Z") for row in table)
 
-    shown = lab.run("--run-id", finished.name[:-2], task="runs")  # a unique beginning is enough
+    shown = lab.run_here("--run-id", finished.name[:-2], task="runs")  # a unique beginning is enough
     assert shown.returncode == 0, shown.stderr
     out = shown.stdout
     assert f"run {finished.name}: history 3.2" in out
@@ -110,7 +110,7 @@ def test_runs_lists_past_runs_and_shows_one_step_by_step(lab: Lab) -> None:
         f"'v2.1.0' by {getpass.getuser()} (operator), expected 'v2.1.0': ok",
     ]
 
-    killed = lab.run("--run-id", live.name, task="runs")
+    killed = lab.run_here("--run-id", live.name, task="runs")
     assert (
         "status: unfinished: it ended without a word (killed, crashed); --resume continues it"
         in killed.stdout
@@ -121,18 +121,18 @@ def test_runs_lists_past_runs_and_shows_one_step_by_step(lab: Lab) -> None:
 
 
 def test_runs_of_an_empty_state_dir_and_an_unknown_run(lab: Lab) -> None:
-    empty = lab.run(task="runs")
+    empty = lab.run_here(task="runs")
     assert empty.returncode == 0 and rows(empty.stdout) == []
-    unknown = lab.run("--run-id", "20990101T000000Z-000000", task="runs")
+    unknown = lab.run_here("--run-id", "20990101T000000Z-000000", task="runs")
     assert unknown.returncode == 2 and "no run '20990101T000000Z-000000'" in unknown.stderr
 
 
 def test_a_damaged_journal_does_not_hide_the_other_runs(lab: Lab) -> None:
-    done = lab.run(lab.book, "--yes", stdin="v2.1.0\n")
+    done = lab.run_here(lab.book, "--yes", stdin="v2.1.0\n")
     assert done.returncode == 0, done.stderr
     broken = lab.state / "runs" / "20000101T000000Z-bad000"
     broken.mkdir()
     (broken / "journal.jsonl").write_text('{"type": "run"}\nnot json\n{"type": "run-end"}\n')
-    table = rows(lab.run(task="runs").stdout)
+    table = rows(lab.run_here(task="runs").stdout)
     assert table[0][0] == run_dirs(lab.state)[-1].name and table[0][5] == "ok"
     assert table[1][0] == broken.name and table[1][5].startswith("unreadable:")  # and why, folded below

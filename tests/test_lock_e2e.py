@@ -55,13 +55,13 @@ def test_a_second_run_is_refused_with_who_holds_the_lock(lab: Lab) -> None:
     first = lab.start(lab.book, "--yes")
     try:
         wait_for(started.exists, "the first run to block in its step")
-        second = lab.run(lab.book, "--yes")
+        second = lab.run_here(lab.book, "--yes")
         assert second.returncode == 2
         holder = f"{getpass.getuser()}@{socket.gethostname()} (pid {first.process.pid}) since "
         assert "runbook 'locked' is being run by " + holder in second.stderr
         assert f"run {run_dirs(lab.state)[0].name}" in second.stderr
         assert str(lock_file(lab)) in second.stderr
-        resumed = lab.run(lab.book, "--resume", "--yes")  # resuming it is refused just the same
+        resumed = lab.run_here(lab.book, "--resume", "--yes")  # resuming it is refused just the same
         assert resumed.returncode == 2 and holder in resumed.stderr
         assert len(run_dirs(lab.state)) == 1 and calls(node, "slow") == [["slow", "drain"]]
     finally:  # let the first run finish (bounded) whatever happened above: no process outlives the test
@@ -69,7 +69,7 @@ def test_a_second_run_is_refused_with_who_holds_the_lock(lab: Lab) -> None:
         code, out, err = first.finish()
     assert code == 0, out + err
     assert lock_file(lab).read_text() == ""  # released: it names nobody
-    assert lab.run(lab.book, "--yes").returncode == 0  # and the next run takes it
+    assert lab.run_here(lab.book, "--yes").returncode == 0  # and the next run takes it
 
 
 def test_a_lock_left_by_a_killed_run_is_taken_over(lab: Lab) -> None:
@@ -82,7 +82,7 @@ def test_a_lock_left_by_a_killed_run_is_taken_over(lab: Lab) -> None:
     left = json.loads(lock_file(lab).read_text())
     assert left["pid"] == first.process.pid  # the dead run still "holds" it, on paper
 
-    again = lab.run(lab.book, "--resume", "--yes", "--rerun-unknown")
+    again = lab.run_here(lab.book, "--resume", "--yes", "--rerun-unknown")
     assert again.returncode == 0, again.stdout + again.stderr
     assert f"took over the lock left by {left['user']}@{left['host']} (pid {left['pid']})" in again.stdout
     assert "that process is gone" in again.stdout

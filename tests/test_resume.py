@@ -1,4 +1,5 @@
-"""A run that survives crashes, end to end: the engine as a subprocess, its steps on real sshd nodes.
+"""A run that survives crashes, end to end: its steps on real sshd nodes; the run that is killed is a process
+of its own, the resumes run the same command line in this process (`Lab.run_here`).
 
 Kill it (SIGKILL, SIGINT, SIGTERM) while a node step runs, then `run --resume`: what finished does not run
 again (the recording stand-ins prove it), the step that was cut short is unknown and runs again only once
@@ -106,7 +107,7 @@ def test_sigkill_then_resume_asks_before_the_unknown_step(lab: Lab) -> None:
     assert fold(journal(lab.state))[("restart", first.address)] == "unknown"
 
     for answer in ("", "n\n"):  # end of input, then a "no": it does not run, and --yes does not answer for it
-        declined = lab.run(lab.book, "--resume", "--yes", stdin=answer)
+        declined = lab.run_here(lab.book, "--resume", "--yes", stdin=answer)
         assert declined.returncode == 1, declined.stderr
         assert (
             f"step 'restart' on {first.address}" in declined.stdout
@@ -115,7 +116,7 @@ def test_sigkill_then_resume_asks_before_the_unknown_step(lab: Lab) -> None:
         assert "outcome unknown and not confirmed" in declined.stderr
         assert len(calls(first, "slow")) == 1 and len(calls(first, "docker")) == 1
 
-    resumed = lab.run(lab.book, "--resume", "--yes", stdin="y\n")
+    resumed = lab.run_here(lab.book, "--resume", "--yes", stdin="y\n")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert (
         f"outcome unknown (started, never finished well), asked before running again: restart@{first.address}"
@@ -146,9 +147,9 @@ def test_interrupted_mid_step_is_journaled_and_resumes_the_same_way(
     assert (records[-1]["status"], records[-1]["exit_code"]) == ("interrupted", code)
     assert fold(records)[("restart", first.address)] == "interrupted"  # killed on the node, and recorded
 
-    refused = lab.run(lab.book, "--resume", "--yes")
+    refused = lab.run_here(lab.book, "--resume", "--yes")
     assert refused.returncode == 1 and "outcome is unknown" in refused.stdout
-    resumed = lab.run(lab.book, "--resume", *answer, stdin="y\n" if answer == ["--yes"] else "")
+    resumed = lab.run_here(lab.book, "--resume", *answer, stdin="y\n" if answer == ["--yes"] else "")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     if "--rerun-unknown" in answer:
         assert "Run it again? yes (--rerun-unknown)" in resumed.stdout
@@ -167,7 +168,7 @@ def test_torn_last_line_is_cut_and_the_run_resumes(lab: Lab) -> None:
     committed = journal(lab.state)
 
     # The torn end never was: `restart` on the second node started and never ended, as on the first.
-    resumed = lab.run(lab.book, "--resume", "--yes", "--rerun-unknown")
+    resumed = lab.run_here(lab.book, "--resume", "--yes", "--rerun-unknown")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert f"asked before running again: restart@{first.address}, restart@{second.address}" in resumed.stdout
     lines = path.read_bytes().split(b"\n")
@@ -187,13 +188,13 @@ def test_changed_runbook_is_refused_with_the_diff_unless_forced(lab: Lab) -> Non
     book = lab.book
     book.write_text(book.read_text().replace("run: docker ps", "run: docker ps --all"))
 
-    refused = lab.run(book, "--resume", "--yes", "--rerun-unknown")
+    refused = lab.run_here(book, "--resume", "--yes", "--rerun-unknown")
     assert refused.returncode == 2
     assert "the runbook changed since run" in refused.stderr and "--force" in refused.stderr
     assert "-    run: docker ps\n+    run: docker ps --all" in refused.stderr
     assert journal_path(lab.state).read_bytes() == before  # refused before anything was written
 
-    forced = lab.run(book, "--resume", "--yes", "--rerun-unknown", "--force")
+    forced = lab.run_here(book, "--resume", "--yes", "--rerun-unknown", "--force")
     assert forced.returncode == 0, forced.stdout + forced.stderr
     assert (
         "resuming although the runbook changed" in forced.stderr
@@ -206,7 +207,7 @@ def test_changed_runbook_is_refused_with_the_diff_unless_forced(lab: Lab) -> Non
 def test_values_come_back_from_the_journal(lab: Lab) -> None:
     """The first run had `--var release=1.4.2`; the resume is not given it, and uses the journal's."""
     cut_short(lab)
-    resumed = lab.run(lab.book, "--resume", "--yes", "--rerun-unknown")
+    resumed = lab.run_here(lab.book, "--resume", "--yes", "--rerun-unknown")
     assert resumed.returncode == 0, resumed.stderr
     header, *_ = records = journal(lab.state)
     assert header["variables"] == {"release": "1.4.2"}
@@ -218,10 +219,10 @@ def test_values_come_back_from_the_journal(lab: Lab) -> None:
 def test_resume_reruns_only_the_hosts_that_failed(lab: Lab) -> None:
     first, second = lab.nodes
     first.stand_in("docker", exit_code=1)  # `docker pull` fails on the first node only
-    failed = lab.run(lab.book, "--yes", "--var", "release=1.4.2")
+    failed = lab.run_here(lab.book, "--yes", "--var", "release=1.4.2")
     assert failed.returncode == 1 and f"run failed: prepare@{first.address}" in failed.stdout
     first.stand_in("docker")  # fixed
-    resumed = lab.run(lab.book, "--resume", "--yes")  # a failure is known: nothing to ask
+    resumed = lab.run_here(lab.book, "--resume", "--yes")  # a failure is known: nothing to ask
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert f"failed, run again: prepare@{first.address}" in resumed.stdout
     assert calls(first, "docker") == [["docker", "pull", "app:1.4.2"]] * 2 + [["docker", "ps"]]
@@ -230,11 +231,11 @@ def test_resume_reruns_only_the_hosts_that_failed(lab: Lab) -> None:
 
 
 def test_resume_of_a_run_that_finished_well_is_refused(lab: Lab) -> None:
-    done = lab.run(lab.book, "--yes", "--var", "release=1.4.2")
+    done = lab.run_here(lab.book, "--yes", "--var", "release=1.4.2")
     assert done.returncode == 0, done.stderr
-    again = lab.run(lab.book, "--resume", "--yes")
+    again = lab.run_here(lab.book, "--resume", "--yes")
     assert again.returncode == 2 and "no unfinished run of 'resume-me'" in again.stderr
-    named = lab.run(lab.book, "--resume", run_dirs(lab.state)[0].name, "--yes")
+    named = lab.run_here(lab.book, "--resume", run_dirs(lab.state)[0].name, "--yes")
     assert named.returncode == 2 and "finished well; there is nothing to resume" in named.stderr
 
 
@@ -260,7 +261,7 @@ def test_journal_lost_mid_run_stops_before_the_next_step(lab: Lab, damage: str) 
     run: docker ps
 """
     book = lab.write(nodes_runbook("lose-journal", steps, [first]), "lose.yml")
-    result = lab.run(book, "--yes")
+    result = lab.run_here(book, "--yes")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "error: cannot write journal" in result.stderr
     assert "the journal was deleted while the run was writing it" in result.stderr

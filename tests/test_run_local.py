@@ -1,8 +1,10 @@
 """`runbook run` on this machine: the runner's behaviour (confirmations, manual steps, `when`, retries, expect,
 --only/--from, --plan, timeout, Ctrl-C), the ha-rollback runbook with `--target nodes=local`, and `demo`.
 
-Each test runs `python -m engine …` as a subprocess in a temporary directory and asserts its exit code, its
-output and what the commands left behind (files they touched, calls recorded by stand-ins). No sshd.
+Each test runs the command line in a temporary directory and asserts its exit code, its output and what the
+commands left behind (files they touched, calls recorded by stand-ins). No sshd. Most run the CLI in this
+process (`Lab.run_here`: same arguments, directory, environment and stdin; real local commands); the main
+job, the demo, the terminal, the timeout and Ctrl-C run it as a process of its own (`Lab.run`/`Lab.start`).
 """
 
 from __future__ import annotations
@@ -142,7 +144,7 @@ TYPED_VARS = "variables:\n  cluster: {type: string, default: staging-eu}\n"
 
 @pytest.mark.parametrize(("stdin", "code"), [("staging-eu\n", 0), ("staging-us\n", 1), ("y\n", 1), ("", 1)])
 def test_typed_confirmation(lab: Lab, stdin: str, code: int) -> None:
-    done = lab.run(book(lab, TYPED, TYPED_VARS), stdin=stdin)
+    done = lab.run_here(book(lab, TYPED, TYPED_VARS), stdin=stdin)
     assert done.returncode == code, done.stdout + done.stderr
     assert (lab.root / "dropped").exists() is (code == 0)
     assert "Type 'staging-eu' to go on:" in done.stdout
@@ -155,7 +157,7 @@ def test_typed_confirmation(lab: Lab, stdin: str, code: int) -> None:
 @pytest.mark.parametrize(("stdin", "code"), [("y\n", 0), ("n\n", 1), ("", 1)])
 def test_yes_no_confirmation(lab: Lab, stdin: str, code: int) -> None:
     steps = "  - id: restart\n    title: Restart\n    confirm: Restart the service now?\n    run: touch restarted\n"
-    done = lab.run(book(lab, steps), stdin=stdin)
+    done = lab.run_here(book(lab, steps), stdin=stdin)
     assert done.returncode == code, done.stdout + done.stderr
     assert (lab.root / "restarted").exists() is (code == 0)
     assert "Restart the service now? [y/N]" in done.stdout
@@ -163,10 +165,10 @@ def test_yes_no_confirmation(lab: Lab, stdin: str, code: int) -> None:
 
 def test_warnings_are_confirmed_once_before_anything_runs(lab: Lab) -> None:
     path = book(lab, "  - id: a\n    title: A\n    run: touch a\n", "warnings: [This is destructive.]\n")
-    declined = lab.run(path, stdin="n\n")
+    declined = lab.run_here(path, stdin="n\n")
     assert declined.returncode == 1 and "not confirmed: nothing ran" in declined.stdout
     assert not (lab.root / "a").exists()
-    assert lab.run(path, stdin="yes\n").returncode == 0 and (lab.root / "a").exists()
+    assert lab.run_here(path, stdin="yes\n").returncode == 0 and (lab.root / "a").exists()
 
 
 MANUAL = (
@@ -185,7 +187,7 @@ MANUAL = (
 
 @pytest.mark.parametrize(("stdin", "code"), [("v2.0.8\n", 0), ("v2.0.7\n", 1), ("", 1)])
 def test_yes_answers_confirmations_but_never_manual_steps(lab: Lab, stdin: str, code: int) -> None:
-    done = lab.run(book(lab, MANUAL, TYPED_VARS), "--yes", stdin=stdin)
+    done = lab.run_here(book(lab, MANUAL, TYPED_VARS), "--yes", stdin=stdin)
     assert done.returncode == code, done.stdout + done.stderr
     assert (lab.root / "dropped").exists()  # the confirmation was answered by --yes
     assert "— yes (--yes)" in done.stdout
@@ -200,7 +202,7 @@ def test_yes_answers_confirmations_but_never_manual_steps(lab: Lab, stdin: str, 
 
 
 def test_confirm_manual_answers_and_says_so(lab: Lab) -> None:
-    done = lab.run(book(lab, MANUAL, TYPED_VARS), "--yes", "--confirm-manual")
+    done = lab.run_here(book(lab, MANUAL, TYPED_VARS), "--yes", "--confirm-manual")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "answered by --confirm-manual: v2.0.8" in done.stdout
     [manual] = records(lab, "manual")
@@ -221,7 +223,7 @@ def test_when_false_skips_the_step_and_says_why(lab: Lab) -> None:
     title: Always
     run: touch always
 """
-    done = lab.run(book(lab, steps, "variables:\n  stage: {type: string, default: staging}\n"))
+    done = lab.run_here(book(lab, steps, "variables:\n  stage: {type: string, default: staging}\n"))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "when: stage == 'prod' is false" in done.stdout
     assert not (lab.root / "prod").exists() and (lab.root / "always").exists()
@@ -240,7 +242,7 @@ FLAKY = """\
 
 @pytest.mark.parametrize(("retries", "code", "count"), [("{count: 2, delay: 50ms}", 0, "2"), ("0", 1, "1")])
 def test_retries_run_a_failing_command_again(lab: Lab, retries: str, code: int, count: str) -> None:
-    done = lab.run(book(lab, FLAKY.format(retries=retries)))
+    done = lab.run_here(book(lab, FLAKY.format(retries=retries)))
     assert done.returncode == code, done.stdout + done.stderr
     assert (lab.root / "count").read_text().count("attempt") == int(count)
     assert ("local: attempt 1 failed; retrying" in done.stdout) is (code == 0)
@@ -257,7 +259,7 @@ def test_expect_stdout_contains(lab: Lab) -> None:
     title: After
     run: touch after
 """
-    done = lab.run(book(lab, steps))
+    done = lab.run_here(book(lab, steps))
     assert done.returncode == 1, done.stdout + done.stderr
     assert "output does not contain 'healthy'" in done.stdout
     assert summary_rows(done.stdout) == [("health", "local", "failed")] and not (lab.root / "after").exists()
@@ -273,7 +275,7 @@ def test_continue_on_error_goes_on_and_still_fails_the_run(lab: Lab) -> None:
     title: After
     run: touch after
 """
-    done = lab.run(book(lab, steps))
+    done = lab.run_here(book(lab, steps))
     assert done.returncode == 1 and (lab.root / "after").exists()
     assert "continue_on_error: going on" in done.stdout
 
@@ -285,13 +287,13 @@ ABC = "".join(f"  - id: {s}\n    title: Step {s}\n    run: echo {s} >> order\n" 
 
 @pytest.mark.parametrize(("flags", "ran"), [(["--only", "b"], "b"), (["--from", "b"], "b c"), ([], "a b c")])
 def test_only_and_from(lab: Lab, flags: list[str], ran: str) -> None:
-    done = lab.run(book(lab, ABC), *flags)
+    done = lab.run_here(book(lab, ABC), *flags)
     assert done.returncode == 0, done.stdout + done.stderr
     assert (lab.root / "order").read_text().split() == ran.split()
 
 
 def test_only_an_unknown_step_is_a_usage_error(lab: Lab) -> None:
-    done = lab.run(book(lab, ABC), "--only", "d")
+    done = lab.run_here(book(lab, ABC), "--only", "d")
     assert done.returncode == 2 and "no step 'd'; steps: a, b, c" in done.stderr
     assert not (lab.root / "order").exists()
 
@@ -299,13 +301,13 @@ def test_only_an_unknown_step_is_a_usage_error(lab: Lab) -> None:
 def test_plan_refuses_a_changed_plan_and_accepts_the_same(lab: Lab) -> None:
     path = book(lab, ABC)
     saved = lab.root.parent / "reviewed.json"
-    lab.run(path, "--save", saved, task="plan").check_returncode()
+    lab.run_here(path, "--save", saved, task="plan").check_returncode()
     path.write_text(path.read_text().replace("echo b >>", "echo B >>"))
-    changed = lab.run(path, "--plan", saved)
+    changed = lab.run_here(path, "--plan", saved)
     assert changed.returncode == 2, changed.stdout + changed.stderr
     assert "steps that differ: b" in changed.stderr and not (lab.root / "order").exists()
     path.write_text(path.read_text().replace("echo B >>", "echo b >>"))
-    same = lab.run(path, "--plan", saved)
+    same = lab.run_here(path, "--plan", saved)
     assert same.returncode == 0, same.stdout + same.stderr
     assert (lab.root / "order").read_text().split() == ["a", "b", "c"]
 
@@ -362,11 +364,11 @@ def test_a_secret_as_an_env_value_reaches_the_command_and_nothing_else(lab: Lab)
     run: printf '%s' "$TOKEN" > got && echo "token is $TOKEN"
 """
     path = book(lab, steps, "variables:\n  token: {type: string, secret: true}\n")
-    done = lab.run(path, env={"RUNBOOK_VAR_TOKEN": token})
+    done = lab.run_here(path, env={"RUNBOOK_VAR_TOKEN": token})
     assert done.returncode == 0, done.stdout + done.stderr
     assert (lab.root / "got").read_text() == token
     assert token not in done.stdout + done.stderr and "token is ********" in done.stdout
-    shown = lab.run(path, task="plan", env={"RUNBOOK_VAR_TOKEN": token})
+    shown = lab.run_here(path, task="plan", env={"RUNBOOK_VAR_TOKEN": token})
     assert shown.returncode == 0 and "env: TOKEN='********'" in shown.stdout and token not in shown.stdout
     files = [f for f in lab.state.rglob("*") if f.is_file()]
     assert any(f.name == "journal.jsonl" for f in files) and any(f.name.startswith("use@") for f in files)

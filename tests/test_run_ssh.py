@@ -1,6 +1,7 @@
 """`runbook run` end to end against real sshd nodes (tests/sshd.py): the acceptance tests of issue 3.
 
-Every test runs `python -m engine run …` as a subprocess in a temporary directory, with an empty HOME whose
+Every test runs the command line in a temporary directory (in this process, `Lab.run_here`; the main job
+and Ctrl-C as a process of its own), with an empty HOME whose
 ~/.ssh/known_hosts lists the nodes, and asserts the exit code and what the recording stand-ins saw: `docker`
 on the nodes, `rke_linux-amd64` and `kubectl` on this machine (tests/runbooks.py builds that lab).
 """
@@ -63,8 +64,12 @@ def rollback(lab: Lab, nodes: list[SSHDNode]) -> None:
     write_rollback(lab, cluster_yaml(nodes))
 
 
-def ha_rollback(lab: Lab, *flags: str, runbook: Path = HA_ROLLBACK) -> tuple[int, str, str]:
-    done = lab.run(runbook, *lab.rollback_vars(), "--yes", "--confirm-manual", *flags)
+def ha_rollback(
+    lab: Lab, *flags: str, runbook: Path = HA_ROLLBACK, process: bool = False
+) -> tuple[int, str, str]:
+    """The rollback to its end: in this process, or (`process`) as a process of its own."""
+    run = lab.run if process else lab.run_here
+    done = run(runbook, *lab.rollback_vars(), "--yes", "--confirm-manual", *flags)
     return done.returncode, done.stdout, done.stderr
 
 
@@ -77,7 +82,7 @@ def call_times(calls: list[dict[str, object]]) -> list[float]:
 
 @pytest.mark.usefixtures("rollback")
 def test_ha_rollback_on_three_nodes(lab: Lab, nodes: list[SSHDNode]) -> None:
-    code, out, err = ha_rollback(lab)
+    code, out, err = ha_rollback(lab, process=True)
     assert code == 0, out + err
     local = lab.calls()
     assert [c["argv"] for c in local] == [
@@ -238,7 +243,7 @@ def test_ten_mib_on_both_streams_at_once(tmp_path: Path, nodes: list[SSHDNode], 
       exit 3
 """
     node = nodes[0]
-    done = lab.run(*node_book(tmp_path, [node], steps))
+    done = lab.run_here(*node_book(tmp_path, [node], steps))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr
     [end] = [r for r in journal(lab.state) if r["type"] == "step-end"]
     assert end["exit_code"] == 3 and end["status"] == "ok"
@@ -278,7 +283,7 @@ steps:
       echo 'shown as printed: :warning: [bold]x[/bold]'
 """,
     )
-    done = lab.run(book)
+    done = lab.run_here(book)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"db-primary | stdin: end of file on {node.address}" in done.stdout
     assert "db-primary | shown as printed: :warning: [bold]x[/bold]" in done.stdout
@@ -295,7 +300,7 @@ def test_timeout_kills_the_command_on_the_node(tmp_path: Path, nodes: list[SSHDN
 """
     node = nodes[0]
     start = time.monotonic()
-    done = lab.run(*node_book(tmp_path, [node], steps))
+    done = lab.run_here(*node_book(tmp_path, [node], steps))
     assert done.returncode == 1, done.stdout + done.stderr
     assert time.monotonic() - start < 15
     assert summary_rows(done.stdout) == [("hang", node.address, "timed_out")]
@@ -352,7 +357,7 @@ def test_retries_run_a_failing_command_again(tmp_path: Path, nodes: list[SSHDNod
     retries: {count: 3, delay: 100ms}
     run: flaky
 """
-    done = lab.run(*node_book(tmp_path, [node], steps))
+    done = lab.run_here(*node_book(tmp_path, [node], steps))
     assert done.returncode == 0, done.stdout + done.stderr
     assert (node.home / "flaky.count").read_text() == "2\n"
     assert f"{node.address}: attempt 1 failed; retrying" in done.stdout

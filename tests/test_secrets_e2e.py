@@ -134,7 +134,9 @@ def test_a_secret_shows_nowhere_not_in_output_state_or_ps(lab: Lab) -> None:
 def test_a_secret_on_the_command_line_is_refused(lab: Lab) -> None:
     [node] = lab.nodes
     lab.write(nodes_runbook("secrets", LEAKY, [node], VARIABLES))
-    result = lab.run(lab.book, "--yes", "--var", f"token={TOKEN}", "--vars-file", lab.root / "secrets.yml")
+    result = lab.run_here(
+        lab.book, "--yes", "--var", f"token={TOKEN}", "--vars-file", lab.root / "secrets.yml"
+    )
     assert result.returncode == 2
     assert "command line: --var token: a secret on the command line is visible" in result.stderr
     assert "RUNBOOK_VAR_TOKEN" in result.stderr and "--vars-file" in result.stderr
@@ -172,12 +174,12 @@ def test_resume_asks_for_secrets_again_and_takes_values_from_the_journal(lab: La
     # The journal kept `release`, not the secrets: without them the resume cannot start.
     records = journal(lab.state)
     assert records[0]["variables"] == {"token": "********", "key": "********", "release": "3.1"}
-    missing = lab.run(lab.book, "--resume", "--yes", "--rerun-unknown")
+    missing = lab.run_here(lab.book, "--resume", "--yes", "--rerun-unknown")
     assert missing.returncode == 2
     assert "required variable 'token'" in missing.stderr and "required variable 'key'" in missing.stderr
     assert len(journal(lab.state)) == len(records)
 
-    resumed = lab.run(
+    resumed = lab.run_here(
         lab.book,
         "--resume",
         "--yes",
@@ -199,14 +201,14 @@ def test_a_secret_default_stays_out_of_the_run_directory_and_the_resume_diff(lab
     variables = f"  token: {{type: string, secret: true, default: {old}}}\n"
     steps = "  - id: login\n    title: Log in\n    on: nodes\n    run: docker login --password-stdin {{ token }}\n"
     lab.write(nodes_runbook("secret-default", steps, [node], variables))
-    failed = lab.run(lab.book, "--yes")
+    failed = lab.run_here(lab.book, "--yes")
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert not [p for p in lab.state.rglob("*") if p.is_file() and old.encode() in p.read_bytes()]
     snapshot = run_dirs(lab.state)[0] / "runbook.yml"
     assert "token: {type: string, secret: true, default: ********}" in snapshot.read_text()
 
     lab.book.write_text(lab.book.read_text().replace(old, new).replace("--password-stdin", "-p"))
-    refused = lab.run(lab.book, "--resume", "--yes")
+    refused = lab.run_here(lab.book, "--resume", "--yes")
     assert refused.returncode == 2
     assert (
         "+    run: docker login -p {{ token }}" in refused.stderr
@@ -229,7 +231,7 @@ AS_ARGUMENT = """\
 def test_validate_warns_where_a_secret_is_a_programs_argument_and_ps_proves_it(lab: Lab) -> None:
     [node] = lab.nodes
     lab.write(nodes_runbook("secrets", AS_ARGUMENT, [node], VARIABLES))
-    checked = lab.run(lab.book, task="validate")
+    checked = lab.run_here(lab.book, task="validate")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     warned = [line for line in checked.stderr.splitlines() if "is an argument of" in line]
     assert (
