@@ -114,7 +114,9 @@ class Runner:
         step = planned.step
         for host in failed if not step.continue_on_error else ():  # continue_on_error: the host goes on too
             self.failed_hosts.setdefault(host, planned.id)
-        interrupted = any(o.status is Status.INTERRUPTED for o in outcomes)
+        # An unknown outcome (the connection was lost under the command) stops the run like an interrupt:
+        # what comes next may depend on a command that is perhaps still running.
+        interrupted = any(o.status in (Status.INTERRUPTED, Status.UNKNOWN) for o in outcomes)
         too_many = len(failed) > step.max_failed_hosts
         if failed and not too_many:
             self.terminal.say(
@@ -179,8 +181,8 @@ class Runner:
 
     def _rerun_unknown(self, step: str, host: str) -> bool:
         question = (
-            f"step {step!r} on {host} did not finish in the resumed run (crash, kill or Ctrl-C): its "
-            "outcome is unknown. Run it again?"
+            f"step {step!r} on {host} did not finish in the resumed run (crash, kill, Ctrl-C or a lost "
+            "connection): its outcome is unknown. Run it again?"
         )
         flag = AnsweredBy.RERUN_UNKNOWN if self.settings.rerun_unknown else None
         answer, by = yes_or_ask(self.terminal, question, flag)
@@ -262,7 +264,7 @@ class Runner:
             if not again and why_not and outcome.status.failed and outcome.status is not Status.INTERRUPTED:
                 outcome = replace(outcome, reason=f"{outcome.reason}; {why_not}".lstrip("; "))
             self.journal.append(records.step_end(outcome))
-            if outcome.status is Status.OK or outcome.status is Status.INTERRUPTED or not again:
+            if outcome.status in (Status.OK, Status.INTERRUPTED, Status.UNKNOWN) or not again:
                 break
             why = f" ({outcome.reason})" if outcome.reason else ""
             self.terminal.say(
@@ -281,7 +283,13 @@ class Runner:
         expect = planned.step.expect
         host = host_plan.host.name
         status, reason = Status.OK, ""
-        if result.interrupted:
+        if result.connection_lost is not None:  # the truth: it may have had its effect, or still be running
+            killed = f"timed out after {timeout or 0:g}s, then " if result.timed_out else ""
+            status = Status.UNKNOWN
+            reason = (
+                f"{killed}lost the connection ({result.connection_lost}): the command may still be running"
+            )
+        elif result.interrupted:
             status, reason = Status.INTERRUPTED, "interrupted"
         elif result.timed_out:
             status, reason = Status.TIMED_OUT, f"killed after {timeout or 0:g}s"

@@ -354,6 +354,25 @@ def test_ctrl_c_stops_the_local_command(lab: Lab, inherited: str) -> None:
     assert end["status"] == "interrupted" and end["exit_code"] == 130
 
 
+def test_a_local_command_dies_with_the_engine(lab: Lab) -> None:
+    """SIGKILL of the engine (no handler runs): its local command's whole group goes too, so a resume with
+    --rerun-unknown cannot start a second copy beside the first. Before, the command ran on for an hour."""
+    marker = f"3600.{secrets.randbelow(10**6):06d}"
+    steps = f"""\
+  - id: long
+    title: Run for an hour
+    run: |
+      touch started
+      sh -c 'sleep {marker}; true'
+"""
+    running = lab.start(book(lab, steps))
+    try:
+        wait_for(lambda: len(processes_matching(f"sleep {marker}")) >= 2, "the sleep", timeout=20)
+    finally:
+        running.stop(signal.SIGKILL)
+    wait_for(lambda: processes_matching(f"sleep {marker}") == [], "the sleep to die with the engine", timeout=10)
+
+
 def test_a_secret_as_an_env_value_reaches_the_command_and_nothing_else(lab: Lab) -> None:
     """`env: {TOKEN: "{{ token }}"}` passes the value like a secret in `run`: in the environment, masked."""
     token = "s3cr3t-" + secrets.token_hex(8)

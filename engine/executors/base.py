@@ -12,7 +12,7 @@ import shlex
 import time
 from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import TracebackType
 from typing import Self
@@ -57,6 +57,8 @@ class Result:
     duration: float
     timed_out: bool = False
     interrupted: bool = False
+    connection_lost: str | None = None
+    """Why the connection ended under the command (no exit status): it may still be running on the host."""
 
     @property
     def ok(self) -> bool:
@@ -78,6 +80,10 @@ class SSHTarget:
     port: int | None = None
     key_file: str | None = None
     proxy_jump: str | None = None
+    alive_interval: float | None = None
+    """Seconds between keepalives that expect an answer (`ServerAliveInterval`); None: `SSHOptions.keepalive`."""
+    alive_count_max: int | None = None
+    """Keepalives left unanswered before the peer is declared dead (`ServerAliveCountMax`); None: 3."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +155,10 @@ class Process(abc.ABC):
         """Where stderr's bytes go; an executor that talks on stderr itself puts a filter in front."""
         return stream
 
+    def connection_lost(self) -> str | None:
+        """Why the connection to the host ended before the command's exit status came (None: it did not)."""
+        return None
+
     def abandon(self) -> None:  # noqa: B027 - optional hook: a local pipe needs nothing
         """The command was killed but something still holds its output open: stop waiting for it."""
 
@@ -219,11 +229,17 @@ class Executor(abc.ABC):
             for reader in readers:  # bounded: output held open by an escaped process must not hang us
                 reader.join(None if job.done.is_set() else process.join_grace)
             code = process.returncode()
+            lost = process.connection_lost() if code is None else None
         finally:
             process.close(job.done.is_set())
-        if code is None and not (job.timed_out or job.interrupted):
-            err.feed(f"runbook: lost the connection to {self.host} before the command finished\n".encode())
-        return _result(job, invocation.script, self.host, code, out, err, start)
+        if lost is not None:
+            err.feed(
+                f"runbook: lost the connection to {self.host} ({lost}) before the command's exit status "
+                "came: it may still be running there\n".encode()
+            )
+        return replace(
+            _result(job, invocation.script, self.host, code, out, err, start), connection_lost=lost
+        )
 
     def kill_all(self) -> None:
         """Stop every command this executor runs (from another thread); return once they are gone."""

@@ -13,6 +13,7 @@ import signal
 import subprocess
 from collections.abc import Mapping
 
+from engine.executors import watchdog
 from engine.executors.base import CannotStart, Executor, Invocation, Process, check_env_names
 from engine.executors.jobs import Job
 
@@ -42,6 +43,7 @@ class LocalExecutor(Executor):
         except OSError as error:  # no such shell or cwd: a failed command, not a crash
             place = f" in {invocation.cwd!r}" if invocation.cwd else ""
             raise CannotStart(f"cannot start {argv[0]!r}{place}: {error.strerror or error}") from None
+        watchdog.watch(proc.pid)  # the group dies with the engine (see watchdog.py)
         job.set_pgid(proc.pid)
         return _LocalProcess(proc)
 
@@ -81,6 +83,7 @@ class _LocalProcess(Process):
         return code
 
     def close(self, drained: bool) -> None:
+        watchdog.unwatch(self._proc.pid)
         # A pipe still held by an escaped process is left open: its reader thread may still be in `read`.
         if drained:
             self._stdout.close()

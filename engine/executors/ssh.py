@@ -18,12 +18,13 @@ import secrets as random
 import shlex
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 
 import paramiko
 
 from engine.errors import ConnectionFailed, PreflightFailed
+from engine.executors import heartbeat
 from engine.executors.base import Executor, Invocation, Process, SSHOptions, SSHTarget
 from engine.executors.jobs import Job, Sink, StreamText
 from engine.executors.sshconnect import close_chain, open_chain, resolve
@@ -33,6 +34,10 @@ __all__ = ["MAX_SESSIONS", "SSHExecutor", "SSHOptions", "SSHTarget", "resolve"]
 MAX_SESSIONS = 9
 """Command channels open at once per host: sshd's MaxSessions defaults to 10, one is kept for kills."""
 _OPEN_TRIES = 10  # 10 ms, 20 ms, ... : at most ~0.5 s of retrying a refused session
+_KILL_WAIT = (
+    5.0  # seconds for the kill's channel to open and report: a peer slower than that is presumed dead
+)
+_ALIVE_COUNT_MAX = 3  # OpenSSH's default ServerAliveCountMax
 
 # $1 marker, $2 shell, $3 cwd ("" = login directory), $4 script, $5 _START. One line, no `!`: any
 # Bourne-like login shell can pass it on. `read` and `printf` are builtins, so no value reaches an argv.
@@ -63,6 +68,7 @@ class SSHExecutor(Executor):
         self._kill_lock = threading.Lock()  # one kill channel at a time: 9 sessions + 1 = MaxSessions
         self._sessions = threading.BoundedSemaphore(MAX_SESSIONS)
         self._platform: str | None = None
+        self._lost: str | None = None  # why the last transport was declared dead
 
     def connect(self) -> None:
         """Connect now (preflight does, for every host, before anything runs); raises ConnectionFailed,
@@ -89,7 +95,7 @@ class SSHExecutor(Executor):
         except (paramiko.SSHException, OSError) as error:
             channel.close()
             raise ConnectionFailed(f"{self.host}: cannot start a command: {error}") from None
-        return _SSHProcess(channel, marker)
+        return _SSHProcess(channel, marker, self._lost_reason)
 
     def platform(self) -> str:
         if self._platform is None:
@@ -117,16 +123,25 @@ class SSHExecutor(Executor):
             self._chain = open_chain(self.target, self.options)
             transport = self.transport
             assert transport is not None
+            self._lost = None
+            interval = self.target.alive_interval or float(self.options.keepalive)
+            heartbeat.watch(transport, interval, self.target.alive_count_max or _ALIVE_COUNT_MAX, self._dead)
             return transport
 
-    def _open_session(self, transport: paramiko.Transport) -> paramiko.Channel:
+    def _dead(self, reason: str) -> None:
+        self._lost = reason
+
+    def _lost_reason(self) -> str:
+        return self._lost or "the connection closed"
+
+    def _open_session(self, transport: paramiko.Transport, timeout: float | None = None) -> paramiko.Channel:
         """A new session channel, opened one at a time: paramiko hands a failed open's reason to whichever
         thread asks first. sshd frees a session slot only after the loop iteration that handled our close,
         so an open right behind a close can be refused though we stay under MaxSessions: retry that."""
         with self._open_lock:
             for attempt in range(1, _OPEN_TRIES + 1):
                 try:
-                    return transport.open_session(timeout=self.options.connect_timeout)
+                    return transport.open_session(timeout=timeout or self.options.connect_timeout)
                 except paramiko.ChannelException as error:
                     if attempt == _OPEN_TRIES:
                         raise ConnectionFailed(f"{self.host}: sshd refuses new sessions: {error}") from None
@@ -145,14 +160,18 @@ class SSHExecutor(Executor):
         groups = " ".join(f"-{pgid}" for pgid in pgids)
         with self._kill_lock:
             try:
-                channel = self._open_session(transport)
+                channel = self._open_session(transport, timeout=_KILL_WAIT)
                 try:
                     channel.exec_command(f"kill -{name} {groups} 2>/dev/null; true")
-                    channel.status_event.wait(self.options.connect_timeout)
+                    answered = channel.status_event.wait(_KILL_WAIT)
                 finally:
                     channel.close()
             except (paramiko.SSHException, OSError, ConnectionFailed):
-                pass  # the connection is gone; so is our way to reach the processes
+                answered = False
+            if not answered and transport.is_active():
+                # A stalled peer: a timeout must still end the step now, not when (if) the peer wakes up.
+                self._lost = f"no answer for {_KILL_WAIT:g}s while stopping the command"
+                transport.close()
 
 
 class _SSHProcess(Process):
@@ -160,9 +179,10 @@ class _SSHProcess(Process):
 
     join_grace = 5.0
 
-    def __init__(self, channel: paramiko.Channel, marker: str) -> None:
+    def __init__(self, channel: paramiko.Channel, marker: str, lost_reason: Callable[[], str]) -> None:
         self._channel = channel
         self._marker = marker
+        self._lost_reason = lost_reason
 
     def read_stdout(self, size: int) -> bytes:
         return self._channel.recv(size)
@@ -177,6 +197,12 @@ class _SSHProcess(Process):
         """None when the channel closed without an exit status: the connection died under the command."""
         status = self._channel.exit_status if self._channel.exit_status_ready() else -1
         return None if status == -1 else status
+
+    def connection_lost(self) -> str | None:
+        transport = self._channel.get_transport()
+        if self._channel.exit_status != -1 or (transport is not None and transport.is_active()):
+            return None  # an exit status came, or the channel alone closed (not the connection)
+        return self._lost_reason()
 
     def stderr_sink(self, stream: StreamText, job: Job) -> Sink:
         return _GroupMarker(self._marker, stream, job)

@@ -42,6 +42,7 @@ def resolve(target: SSHTarget, options: SSHOptions) -> SSHTarget:
         port = target.port or int(found.get("port", 22))
     except ValueError:
         raise ConnectionFailed(f"{target.name}: bad Port in {path}: {found.get('port')!r}") from None
+    alive = _alive_settings(target.name, path, found)
     return SSHTarget(
         name=target.name,
         hostname=target.hostname or found.get("hostname", target.name),
@@ -49,7 +50,19 @@ def resolve(target: SSHTarget, options: SSHOptions) -> SSHTarget:
         port=port,
         key_file=os.path.expanduser(target.key_file) if target.key_file else identity,
         proxy_jump=None if jump is None or jump.lower() == "none" else jump,
+        alive_interval=target.alive_interval or alive[0],
+        alive_count_max=target.alive_count_max or alive[1],
     )
+
+
+def _alive_settings(name: str, path: str, found: paramiko.SSHConfigDict) -> tuple[float | None, int | None]:
+    """`ServerAliveInterval` and `ServerAliveCountMax`: how soon a silent peer is declared dead."""
+    try:
+        interval = float(found["serveraliveinterval"]) if "serveraliveinterval" in found else None
+        count = int(found["serveralivecountmax"]) if "serveralivecountmax" in found else None
+    except ValueError:
+        raise ConnectionFailed(f"{name}: bad ServerAlive* setting in {path}") from None
+    return (interval if interval and interval > 0 else None), (count if count and count > 0 else None)
 
 
 def open_chain(target: SSHTarget, options: SSHOptions, depth: int = 0) -> list[paramiko.SSHClient]:
