@@ -261,3 +261,51 @@ def test_cli_refuses_with_exit_2_and_every_place(tmp_path: Path, home: Path) -> 
     )
     assert done.returncode == 2, done.stdout + done.stderr
     assert f"{book}:11:5: steps[1].when" in done.stderr and "cannot be exported to Ansible" in done.stderr
+
+
+WAITING = """\
+runbook: 1
+name: waiting
+version: "1"
+title: t
+targets:
+  web: {ssh: {hosts: [web1, web2]}}
+steps:
+  - id: once
+    title: Once
+    on: web
+    run_once: true
+    run: date
+  - id: wait
+    title: Wait
+    on: web
+    retries: 3
+    until: (result.stdout | from_json).status == 'ok'
+    run: curl -s localhost/health
+"""
+
+
+def test_run_once_and_until_map_to_a_host_choice_and_until(tmp_path: Path) -> None:
+    found = tasks(export(tmp_path, WAITING)[0])
+    once = found["Once (once)"]["when"]
+    assert (
+        once[1]
+        == "inventory_hostname == (['web1', 'web2'] | intersect(ansible_play_hosts) | first | default(''))"
+    )
+    wait = found["Wait (wait)"]
+    assert wait["until"] == "runbook_result is not failed and ((result.stdout | from_json).status == 'ok')"
+    assert (
+        wait["retries"] == 3
+        and wait["vars"]["result"]["exit_code"] == "{{ runbook_result.rc | default(None) }}"
+    )
+
+
+def test_deadline_and_an_until_over_other_names_are_refused(tmp_path: Path) -> None:
+    text = WAITING.replace("    retries: 3\n", "    retries: 3\n    deadline: 5m\n").replace(
+        "status == 'ok'", "status == host.name"
+    )
+    with pytest.raises(InvalidRunbook) as refused:
+        export(tmp_path, text)
+    lines = [str(p) for p in refused.value.problems]
+    assert "steps[1].deadline: 'deadline' has no Ansible equivalent" in lines[0]
+    assert "steps[1].until: until reads host: the export maps an until over `result` only" in lines[1]

@@ -189,3 +189,58 @@ def test_ansible_lint_finds_no_error_in_the_rollback_export(lab: Lab, nodes: lis
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Passed" in done.stdout + done.stderr
+
+
+TOLERANT_STEPS = """\
+  - id: restart
+    title: Restart the web container
+    on: nodes
+    max_failed_hosts: 1
+    run: docker restart web
+  - id: once
+    title: List the containers once
+    on: nodes
+    run_once: true
+    run: docker ps
+  - id: wait
+    title: Wait until healthy
+    on: nodes
+    retries: {count: 4, delay: 100ms}
+    until: "'healthy' in result.stdout"
+    run: health
+"""
+HEALTH = '#!/bin/sh\nn=$(( $(cat "$HOME/health.count" 2>/dev/null || echo 0) + 1 ))\necho "$n" > "$HOME/health.count"\n'
+HEALTH += '[ "$n" -ge 2 ] && echo healthy || echo starting\n'
+
+
+def test_run_once_until_and_max_failed_hosts_as_in_the_engine(
+    lab: Lab, nodes: list[SSHDNode], tmp_path: Path
+) -> None:
+    bad = nodes[0]  # left out after `restart`: run_once then runs on the next host
+    docker_on(nodes, failing=bad.address)
+    for node in nodes:
+        (node.bin_dir / "health").write_text(HEALTH)
+        (node.bin_dir / "health").chmod(0o755)
+    book = write_runbook(tmp_path, nodes_runbook("tolerant", TOLERANT_STEPS, nodes))
+
+    def counts() -> dict[str, str]:
+        found = {
+            n.address: (n.home / "health.count").read_text()
+            for n in nodes
+            if (n.home / "health.count").exists()
+        }
+        for node in nodes:
+            (node.home / "health.count").unlink(missing_ok=True)
+        return found
+
+    engine = lab.run(book)
+    assert engine.returncode == 1, engine.stdout + engine.stderr  # a tolerated failure still fails the run
+    by_engine, engine_counts = recorded(lab), counts()
+    assert by_engine[bad.address] == [["docker", "restart", "web"]]
+    assert by_engine[nodes[1].address] == [["docker", "restart", "web"], ["docker", "ps"]]
+    assert engine_counts == {nodes[1].address: "2\n", nodes[2].address: "2\n"}
+    out = export(lab, book)
+    done = ansible_playbook(lab, out)
+    assert done.returncode != 0, done.stdout[-4000:]
+    assert "hosts failed within max_failed_hosts" in done.stdout
+    assert (recorded(lab), counts()) == (by_engine, engine_counts)

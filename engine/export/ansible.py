@@ -195,6 +195,8 @@ def _step_tasks(planned: PlannedStep, inventory: Inventory, notes: list[str]) ->
             ignore_errors=step.continue_on_error,
             throttle=planned.concurrency if len(planned.hosts) > 1 else None,
             where=where,
+            once=step.run_once,
+            until=step.until.text if step.until else None,
         )
         commands = _with_facts(planned.hosts, where, command_tasks(spec, planned.hosts, inventory.aliases))
         if step.max_failed_hosts and not step.continue_on_error:
@@ -212,8 +214,9 @@ def _tolerating(planned: PlannedStep, name: str, where: str, tasks: list[Item]) 
         Item({"name": f"{name}: note the failed host", "ansible.builtin.set_fact": {_FAILED: planned.id}}),
         Item({"name": f"{name}: go on without the failed host", "ansible.builtin.meta": "end_host"}),
     ]
+    # any_errors_fatal off for the block only: on, one failure would send every host to the rescue.
     block = Item(
-        {"name": f"{name}: at most {planned.step.max_failed_hosts} host(s) may fail"},
+        {"name": f"{name}: at most {planned.step.max_failed_hosts} host(s) may fail", "any_errors_fatal": False},
         (),
         (("block", tasks), ("rescue", rescue)),
     )

@@ -82,6 +82,8 @@ class CommandSpec:
     ignore_errors: bool = False
     throttle: int | None = None
     where: str = "true"  # which hosts of the play the target is: `inventory_hostname in groups['nodes']`
+    once: bool = False  # `run_once`: the first host not left out
+    until: str | None = None  # the step's `until`, a bare expression over `result`
 
 
 def command_tasks(spec: CommandSpec, hosts: Sequence[HostPlan], aliases: Mapping[Host, str]) -> list[Item]:
@@ -91,9 +93,10 @@ def command_tasks(spec: CommandSpec, hosts: Sequence[HostPlan], aliases: Mapping
         if plan.skip is None:
             groups.setdefault((plan.variants, plan.cwd, plan.env, plan.secret_env), []).append(plan)
     tasks = []
+    once = [aliases[h.host] for h in hosts if h.skip is None] if spec.once else None
     for members in groups.values():
         only = None if len(members) == len(hosts) else [aliases[m.host] for m in members]
-        tasks += _variant_tasks(spec, members[0], only or spec.where)
+        tasks += _variant_tasks(spec, members[0], only or spec.where, once)
     skipped = [(aliases[h.host], h.skip) for h in hosts if h.skip is not None]
     if skipped:
         reasons = sorted({reason for _, reason in skipped if reason})
@@ -110,12 +113,15 @@ def command_tasks(spec: CommandSpec, hosts: Sequence[HostPlan], aliases: Mapping
     return tasks
 
 
-def _variant_tasks(spec: CommandSpec, plan: HostPlan, only: list[str] | str) -> list[Item]:
+def _variant_tasks(
+    spec: CommandSpec, plan: HostPlan, only: list[str] | str, once: list[str] | None
+) -> list[Item]:
     variants = plan.variants
     per_platform = len(variants) > 1 or variants[0].platform not in ("*",)
     tasks = []
     for variant in variants:
-        when = [_platform_condition(variant, variants)] if per_platform else []
+        when = [_once_condition(once)] if once is not None else []
+        when += [_platform_condition(variant, variants)] if per_platform else []
         tasks.append(_command(spec, plan, variant, when, only))
     if per_platform and not any(v.platform == "default" for v in variants):
         listed = [ANSIBLE_SYSTEMS.get(v.platform, v.platform) for v in variants]
@@ -131,6 +137,11 @@ def _variant_tasks(spec: CommandSpec, plan: HostPlan, only: list[str] | str) -> 
             )
         )
     return tasks
+
+
+def _once_condition(candidates: list[str]) -> str:
+    """`run_once`: the first of `candidates` still in the play (a failed or ended host is left out)."""
+    return f"inventory_hostname == ({candidates} | intersect(ansible_play_hosts) | first | default(''))"
 
 
 def _platform_condition(variant: Variant, variants: Sequence[Variant]) -> str:
@@ -180,11 +191,19 @@ def _judging(spec: CommandSpec) -> dict[str, Any]:
     failed = _failed_when(spec.expect)
     if failed:
         task["failed_when"] = failed
-    if spec.retries.count:
+    if spec.retries.count or spec.until:
         delay = spec.retries.delay
-        task["until"] = f"{RESULT} is not failed"
+        task["until"] = f"{RESULT} is not failed" + (f" and ({spec.until})" if spec.until else "")
         task["retries"] = spec.retries.count
         task["delay"] = int(delay) if delay == int(delay) else math.ceil(delay)
+    if spec.until:  # the runbook's `result`, as the engine gives it to `until`
+        task["vars"] = {
+            "result": {
+                "stdout": f"{{{{ {RESULT}.stdout | default('') }}}}",
+                "stderr": f"{{{{ {RESULT}.stderr | default('') }}}}",
+                "exit_code": f"{{{{ {RESULT}.rc | default(None) }}}}",
+            }
+        }
     if spec.timeout:
         task["timeout"] = math.ceil(spec.timeout)
     if spec.throttle:

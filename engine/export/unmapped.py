@@ -25,7 +25,7 @@ STEP_FIELDS = frozenset(
     {
         "index", "id", "title", "on", "run", "manual", "record", "description", "cwd", "env", "shell",
         "when", "confirm", "timeout", "retries", "continue_on_error", "expect", "result", "concurrency",
-        "max_failed_hosts", "requires",
+        "max_failed_hosts", "requires", "run_once", "until",
     }
 )  # fmt: skip
 CHECK_FIELDS = frozenset({"title", "run", "on", "cwd", "timeout", "index"})
@@ -130,6 +130,10 @@ def _run_time(runbook: Runbook, planned: PlannedStep) -> Iterable[Unmapped]:
     for key in places:
         where = runbook.document.positions.problem(("steps", step.index, key), "", key=True)
         yield Unmapped(dataclasses.replace(where, message=message), planned.id)
+    if step.until is not None and names_used("{{" + step.until.text + "}}") - {"result"}:
+        names = ", ".join(sorted(names_used("{{" + step.until.text + "}}") - {"result"}))
+        text = f"until reads {names}: the export maps an until over `result` only"
+        yield Unmapped(template_problem(step.until, text), planned.id)
     if planned.texts_deferred:
         for template in operator_texts(step):
             if "steps" in names_used(template.text):
