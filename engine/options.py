@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +83,12 @@ def prepare(
         "platform": platform or "",
         "runbook": {"name": runbook.name, "version": runbook.version},
     }
-    rules.check(runbook, values, context)  # before anything else: hosts, the lock, the warnings
+    # before anything else: hosts, the lock, the warnings (an export refuses a rule over a secret itself)
+    rules.check(
+        runbook,
+        replace(values, missing=(*values.missing, *values.secrets)) if secrets_later else values,
+        context,
+    )
     resolved = targets_mod.resolve(
         runbook,
         context,

@@ -223,7 +223,7 @@ def test_lossy_writes_a_comment_at_each_place(tmp_path: Path) -> None:
 
 
 def test_a_field_the_export_does_not_map_is_refused_by_name(tmp_path: Path) -> None:
-    """A step key added later (here a stand-in `loop`) is refused until the export maps it."""
+    """A step key added later (here a stand-in `future_key`) is refused until the export maps it."""
     book = write_runbook(
         tmp_path,
         RUN_TIME.replace("    when: steps.probe.exit_code != 0\n", "").replace(
@@ -233,14 +233,14 @@ def test_a_field_the_export_does_not_map_is_refused_by_name(tmp_path: Path) -> N
     _, plan = prepare(Options(str(book)), any_platform=True, secrets_later=True)
     assert unmapped.find(plan) == []
     looping = dataclasses.make_dataclass(
-        "LoopStep", [("loop", Any, dataclasses.field(default=None))], bases=(Step,), frozen=True
+        "FutureStep", [("future_key", Any, dataclasses.field(default=None))], bases=(Step,), frozen=True
     )
     step = looping(
-        **{f.name: getattr(plan.steps[1].step, f.name) for f in dataclasses.fields(Step)}, loop=["a"]
+        **{f.name: getattr(plan.steps[1].step, f.name) for f in dataclasses.fields(Step)}, future_key=["a"]
     )
     changed = dataclasses.replace(plan, steps=(plan.steps[0], dataclasses.replace(plan.steps[1], step=step)))
     [place] = unmapped.find(changed)
-    assert place.step == "after" and "'loop' has no Ansible equivalent" in str(place.problem)
+    assert place.step == "after" and "'future_key' has no Ansible equivalent" in str(place.problem)
 
 
 def test_literal_keeps_template_marks_from_ansible() -> None:
@@ -309,3 +309,28 @@ def test_deadline_and_an_until_over_other_names_are_refused(tmp_path: Path) -> N
     lines = [str(p) for p in refused.value.problems]
     assert "steps[1].deadline: 'deadline' has no Ansible equivalent" in lines[0]
     assert "steps[1].until: until reads host: the export maps an until over `result` only" in lines[1]
+
+
+def test_a_loop_is_one_task_per_item_in_the_plans_order(tmp_path: Path) -> None:
+    text = WAITING.replace(
+        "    run_once: true\n    run: date\n", "    loop: [a, b]\n    run: date {{ item }}\n"
+    )
+    found = tasks(export(tmp_path, text)[0])
+    first, second = found["Once (item 1/2: a) (once[1])"], found["Once (item 2/2: b) (once[2])"]
+    assert first["ansible.builtin.command"]["argv"][2] == "date a"
+    assert second["ansible.builtin.command"]["argv"][2] == "date b"
+
+
+def test_rules_are_checked_at_export_and_a_rule_over_a_secret_is_refused(tmp_path: Path) -> None:
+    rules = (
+        "variables:\n  n: {type: integer, default: 1}\n  token: {type: string, secret: true}\n"
+        "rules:\n  - {assert: n > 0, message: n must be positive}\n"
+    )
+    text = WAITING.replace("targets:\n", rules + "targets:\n")
+    assert "Once (once)" in tasks(export(tmp_path, text)[0])
+    with pytest.raises(InvalidRunbook) as broken:
+        export(tmp_path, text.replace("default: 1", "default: 0"))
+    assert "n must be positive" in str(broken.value)
+    with pytest.raises(InvalidRunbook) as secret:
+        export(tmp_path, text.replace("n > 0", "n > 0 and token"))
+    assert "the rule reads the secret token" in str(secret.value)

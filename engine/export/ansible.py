@@ -175,7 +175,7 @@ def _programs_tasks(plan: Plan, inventory: Inventory) -> list[Item]:
 
 def _step_tasks(planned: PlannedStep, inventory: Inventory, notes: list[str]) -> list[Item]:
     step = planned.step
-    name = f"{_capital(step.title)} ({planned.id})"
+    name = f"{_capital(planned.title)} ({planned.id})"
     comments = (f"step {planned.number}: {planned.id}", *notes)
     where = _where(planned.target, inventory)
     if planned.manual is not None:
@@ -216,7 +216,10 @@ def _tolerating(planned: PlannedStep, name: str, where: str, tasks: list[Item]) 
     ]
     # any_errors_fatal off for the block only: on, one failure would send every host to the rescue.
     block = Item(
-        {"name": f"{name}: at most {planned.step.max_failed_hosts} host(s) may fail", "any_errors_fatal": False},
+        {
+            "name": f"{name}: at most {planned.step.max_failed_hosts} host(s) may fail",
+            "any_errors_fatal": False,
+        },
         (),
         (("block", tasks), ("rescue", rescue)),
     )

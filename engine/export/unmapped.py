@@ -25,7 +25,7 @@ STEP_FIELDS = frozenset(
     {
         "index", "id", "title", "on", "run", "manual", "record", "description", "cwd", "env", "shell",
         "when", "confirm", "timeout", "retries", "continue_on_error", "expect", "result", "concurrency",
-        "max_failed_hosts", "requires", "run_once", "until",
+        "max_failed_hosts", "requires", "run_once", "until", "loop",
     }
 )  # fmt: skip
 CHECK_FIELDS = frozenset({"title", "run", "on", "cwd", "timeout", "index"})
@@ -35,7 +35,7 @@ TRANSPORTS = frozenset({Transport.LOCAL, Transport.SSH})
 RUNBOOK_FIELDS = frozenset(
     {
         "document", "format", "name", "version", "title", "description", "source", "warnings", "variables",
-        "targets", "checks", "steps", "default_concurrency",
+        "targets", "checks", "steps", "default_concurrency", "rules",
     }
 )  # fmt: skip
 
@@ -64,6 +64,7 @@ def find(plan: Plan) -> list[Unmapped]:
     for name, resolved in plan.targets.items():
         for host in resolved.hosts:
             found += _host_fields(runbook, name, host)
+    found += _secret_rules(runbook)
     for check in runbook.checks:
         found += _fields(runbook, check, ("checks", check.index), CHECK_FIELDS, None)
     for planned in plan.steps:
@@ -82,6 +83,16 @@ def _fields(
         where = runbook.document.positions.problem((*path, item.name), "", key=True)
         message = f"{item.name!r} has no Ansible equivalent the export knows; it is not carried over"
         yield Unmapped(dataclasses.replace(where, message=message), step)
+
+
+def _secret_rules(runbook: Runbook) -> Iterable[Unmapped]:
+    """Rules are checked when the export is made (the values are fixed then); one over a secret cannot be."""
+    secrets = {v.name for v in runbook.variables if v.secret}
+    for rule in runbook.rules:
+        read = names_used("{{ " + rule.condition.text + " }}") & secrets
+        if read:
+            message = f"the rule reads the secret {', '.join(sorted(read))}, which the export never has"
+            yield Unmapped(template_problem(rule.condition, message))
 
 
 def _is_default(item: dataclasses.Field[Any], value: Any) -> bool:
