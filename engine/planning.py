@@ -262,7 +262,7 @@ class Planner:
         if rendered is None:
             assert step.run is not None
             env, secret_env = self._env(step, context)
-            rendered = (
+            rendered = _Rendered(
                 self.variants(step.run, context, platform),
                 render(step.cwd, context) if step.cwd else None,
                 env,
@@ -270,15 +270,14 @@ class Planner:
             )
             if memo is not None:
                 memo[platform] = rendered
-        variants, cwd, env, secret_env = rendered
         return HostPlan(
             host=host,
-            variants=variants,
-            cwd=cwd,
-            env=env,
+            variants=rendered.variants,
+            cwd=rendered.cwd,
+            env=rendered.env,
             skip=skip,
             deferred=deferred,
-            secret_env=secret_env,
+            secret_env=rendered.secret_env,
         )
 
     def _env(
@@ -336,8 +335,14 @@ class Planner:
         return PlannedCheck(check.title, check.on, tuple(hosts), check.timeout)
 
 
-_Pairs = tuple[tuple[str, str], ...]
-_Rendered = tuple[tuple[Variant, ...], str | None, _Pairs, _Pairs]
+@dataclass(frozen=True)
+class _Rendered:
+    """What a step renders to on one platform when its templates do not mention `host` (shared by its hosts)."""
+
+    variants: tuple[Variant, ...]
+    cwd: str | None
+    env: tuple[tuple[str, str], ...]
+    secret_env: tuple[tuple[str, str], ...]
 
 
 def default_question(step: Step) -> str:
