@@ -370,7 +370,9 @@ def test_a_local_command_dies_with_the_engine(lab: Lab) -> None:
         wait_for(lambda: len(processes_matching(f"sleep {marker}")) >= 2, "the sleep", timeout=20)
     finally:
         running.stop(signal.SIGKILL)
-    wait_for(lambda: processes_matching(f"sleep {marker}") == [], "the sleep to die with the engine", timeout=10)
+    wait_for(
+        lambda: processes_matching(f"sleep {marker}") == [], "the sleep to die with the engine", timeout=10
+    )
 
 
 def test_a_secret_as_an_env_value_reaches_the_command_and_nothing_else(lab: Lab) -> None:
