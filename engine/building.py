@@ -14,6 +14,7 @@ from engine.loading import Document, JsonPath, Positions
 from engine.model import LOCAL, Command, Template
 
 _OUR_VARIABLE_KEYS = {"description", "default", "required", "secret"}
+_REACH_KEYS = ("user", "port", "key_file", "key", "cert_file", "cert", "agent")  # model.Reach's order
 
 
 _RESERVED_NAMES = {"platform", "runbook", "host", "steps", "result", "omit"}
@@ -84,23 +85,52 @@ class _Builder:
             )
             return None
         ssh = spec.get("ssh", {})
+        sp: JsonPath = (*path, "ssh")
         inventory = None
         if "from_file" in ssh:
-            sp = (*path, "ssh")
             inventory = model.Inventory(
                 self.template((*sp, "from_file"), ssh["from_file"]),
                 ssh["each"],
                 self.template((*sp, "host"), ssh["host"]),
-                self.optional(ssh, sp, "user"),
-                self.optional(ssh, sp, "port"),
-                self.optional(ssh, sp, "key_file"),
+                self.optional(ssh, sp, "where"),
             )
+        hosts = tuple(self.template((*sp, "hosts", i), h) for i, h in enumerate(ssh.get("hosts", ())))
         return model.Target(
             name,
             local=bool(spec.get("local")),
-            hosts=tuple(ssh.get("hosts", ())),
+            hosts=hosts,
             inventory=inventory,
             concurrency=spec.get("concurrency"),
+            reach=self.reach(ssh, sp),
+            jump=self.jump(ssh, sp),
+        )
+
+    def reach(self, spec: dict[str, Any], path: JsonPath) -> model.Reach:
+        """The SSH settings of a target or of one jump host; booleans (`agent: no`) become their text."""
+
+        def one(key: str) -> Template | None:
+            value = spec.get(key)
+            if isinstance(value, bool):
+                value = "yes" if value else "no"
+            return self.template((*path, key), value) if value is not None else None
+
+        return model.Reach(*(one(key) for key in _REACH_KEYS))
+
+    def jump(self, spec: dict[str, Any], path: JsonPath) -> model.Jump:
+        value = spec.get("jump")
+        if value is None:
+            return model.Jump()
+        if isinstance(value, str):
+            return model.Jump(text=self.template((*path, "jump"), value))
+        hops = [value] if isinstance(value, dict) else value
+        where = (
+            [(*path, "jump")] if isinstance(value, dict) else [(*path, "jump", i) for i in range(len(hops))]
+        )
+        return model.Jump(
+            hops=tuple(
+                model.Hop(self.template((*p, "host"), hop["host"]), self.reach(hop, p))
+                for hop, p in zip(hops, where, strict=True)
+            )
         )
 
     def checks(self, targets: set[str]) -> tuple[model.Check, ...]:

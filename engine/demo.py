@@ -33,8 +33,13 @@ esac""",
   *"rollout status"*) echo 'deployment "cattle" successfully rolled out' ;;
   *"set image"*) echo 'deployment.extensions/cattle image updated' ;;
 esac""",
-    "rke": 'echo "INFO[0000] Running RKE version: v0.1.9 (stand-in)"; echo "INFO[0001] Finished: $*"',
+    "rke": """case "$1" in
+  --version) echo "rke version v0.2.8" ;;
+  *) echo "INFO[0000] Running RKE version: v0.2.8 (stand-in)"; echo "INFO[0001] Finished: $*" ;;
+esac""",
 }
+# Two nodes with every role and a worker-only one: the restart step restarts there only what RKE runs there.
+ROLES = ("[controlplane, etcd, worker]", "[controlplane, etcd, worker]", "[worker]")
 
 
 def build_lab(root: Path) -> dict[str, Path]:
@@ -53,11 +58,11 @@ def build_lab(root: Path) -> dict[str, Path]:
         path.write_text(_STAND_IN.format(name=name, log=log, body=body), encoding="utf-8")
         path.chmod(0o755)
     nodes = "".join(
-        f"  - address: {a}\n    user: rancher\n    role: [controlplane, etcd, worker]\n" for a in NODES
+        f"  - address: {a}\n    user: rancher\n    role: {r}\n" for a, r in zip(NODES, ROLES, strict=True)
     )
     (rke_dir / "rancher-cluster.yml").write_text(f"nodes:\n{nodes}", encoding="utf-8")
     (rke_dir / "rancher-cluster.rkestate").write_text("{}\n", encoding="utf-8")
-    (rke_dir / "kube_config-rancher-cluster.yml").write_text(
+    (rke_dir / "kube_config_rancher-cluster.yml").write_text(
         "apiVersion: v1\nkind: Config\n", encoding="utf-8"
     )
     return {"bin": bin_dir, "rke": rke_dir, "log": log, "state": root / "state"}

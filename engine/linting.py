@@ -129,11 +129,15 @@ def _secrets_outside_run(site: _Site, secrets: frozenset[str]) -> Iterator[Probl
 def _sites(runbook: Runbook) -> Iterator[_Site]:
     base = frozenset(v.name for v in runbook.variables) | {"platform", "runbook"}
     for target in runbook.targets:
+        names = base | {"omit"}
         if inv := target.inventory:
             yield _Site(inv.from_file, base)
-            for template in (inv.host, inv.user, inv.port, inv.key_file):
-                if template is not None:
-                    yield _Site(template, base | {"item", "omit"})
+            names |= {"item", "inventory"}
+            yield _Site(inv.host, names)
+            if inv.where is not None:
+                yield _Site(inv.where, names, expression=True)
+        for template in (*target.hosts, *target.reach.templates(), *target.jump.templates()):
+            yield _Site(template, names)
     for rule in runbook.rules:
         yield _Site(rule.condition, base, expression=True)
         yield _Site(rule.message, base)

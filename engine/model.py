@@ -49,24 +49,63 @@ class Variable:
 
 
 @dataclass(frozen=True)
+class Reach:
+    """How to reach each host of an SSH target, as templates rendered per host (or per inventory entry)."""
+
+    user: Template | None = None
+    port: Template | None = None
+    key_file: Template | None = None
+    key: Template | None = None
+    cert_file: Template | None = None
+    cert: Template | None = None
+    agent: Template | None = None
+
+    def templates(self) -> tuple[Template, ...]:
+        found = (self.user, self.port, self.key_file, self.key, self.cert_file, self.cert, self.agent)
+        return tuple(t for t in found if t is not None)
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One jump host on the way to a target's hosts: its address and its own way of being reached."""
+
+    host: Template
+    reach: Reach
+
+
+@dataclass(frozen=True)
+class Jump:
+    """The jump hosts: written as `-J`-like text (`jump_text`), or as hops with their own settings."""
+
+    text: Template | None = None
+    hops: tuple[Hop, ...] = ()
+
+    def templates(self) -> tuple[Template, ...]:
+        found = [self.text] if self.text is not None else []
+        for hop in self.hops:
+            found += [hop.host, *hop.reach.templates()]
+        return tuple(found)
+
+
+@dataclass(frozen=True)
 class Inventory:
-    """An SSH inventory read from a YAML file at plan time (`from_file` + `each`)."""
+    """An SSH inventory read from a YAML file at plan time (`from_file` + `each`, filtered by `where`)."""
 
     from_file: Template
     each: str
     host: Template
-    user: Template | None
-    port: Template | None
-    key_file: Template | None
+    where: Template | None = None
 
 
 @dataclass(frozen=True)
 class Target:
     name: str
     local: bool
-    hosts: tuple[str, ...] = ()
+    hosts: tuple[Template, ...] = ()
     inventory: Inventory | None = None
     concurrency: int | None = None
+    reach: Reach = field(default_factory=Reach)
+    jump: Jump = field(default_factory=Jump)
 
 
 @dataclass(frozen=True)

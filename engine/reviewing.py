@@ -135,7 +135,7 @@ def _host(host_plan: HostPlan) -> dict[str, Any]:
     host = host_plan.host
     return {
         "host": host.display,
-        "key_file": host.key_file,
+        "reach": host.reach,
         "local": host.transport is Transport.LOCAL,
         "cwd": host_plan.cwd,
         "env": dict(host_plan.env),

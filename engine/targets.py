@@ -1,29 +1,34 @@
-"""Targets → concrete hosts: inline host lists, YAML inventories (the RKE cluster file), and overrides.
+"""Targets → concrete hosts: inline host lists, YAML inventories, and the command-line overrides.
 
 Resolution happens at plan time, so a plan, a checklist and a run all see the same host list. Nothing
 here connects anywhere; SSH config (`~/.ssh/config`) is applied by the SSH executor, like OpenSSH does.
+How each host is reached (key, agent, certificate, jump hosts) is rendered by `reach`; inventories are
+read by `inventory`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from engine import loading
+from engine import inventory, reach
 from engine.errors import InvalidRunbook, UsageError
-from engine.executors.base import Transport
-from engine.model import LOCAL, Inventory, Runbook, Target, Template
-from engine.rendering import OMIT, render, template_problem
+from engine.executors.base import Agent, Transport, describe_auth
+from engine.executors.factory import ssh_target
+from engine.model import LOCAL, Runbook, Target
+from engine.rendering import render, template_problem
 
 _HOST_SPEC = re.compile(r"^(?:(?P<user>[^@\s]+)@)?(?P<name>[^@:\s]+)(?::(?P<port>[0-9]+))?$")
 
 
 @dataclass(frozen=True)
 class Host:
-    """One place a step runs. `name` is what the operator wrote and sees; `address` is what we connect to."""
+    """One place a step runs. `name` is what the operator wrote and sees; `address` is what we connect to.
+
+    `key` is an inline private key (a secret: out of `repr`, never shown or stored); `vars` is the host's
+    inventory entry, which step templates see as `host.vars`."""
 
     name: str
     address: str
@@ -31,6 +36,12 @@ class Host:
     port: int | None = None
     key_file: str | None = None
     transport: Transport = Transport.SSH
+    key: str | None = field(default=None, repr=False)
+    cert_file: str | None = None
+    cert: str | None = field(default=None, repr=False)
+    agent: Agent | None = None
+    jump: tuple[Host, ...] = ()
+    vars: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def display(self) -> str:
@@ -40,8 +51,36 @@ class Host:
         port = f":{self.port}" if self.port and remote else ""
         return f"{user}{self.name}{port}"
 
+    @property
+    def reach(self) -> str:
+        """How the host is reached, in words, for `plan`: never the inline key or certificate themselves."""
+        if self.transport is Transport.LOCAL:
+            return "this machine"
+        via = (
+            f", via {' → '.join(f'{h.address_text} ({h.auth_text})' for h in self.jump)}" if self.jump else ""
+        )
+        return f"ssh {self.address_text}, {self.auth_text}{via}"
+
+    @property
+    def address_text(self) -> str:
+        user = f"{self.user}@" if self.user else ""
+        return f"{user}{self.address}:{self.port or 22}"
+
+    @property
+    def auth_text(self) -> str:
+        words = describe_auth(ssh_target(self))
+        if self.cert is not None or self.cert_file is not None:
+            words += ", certificate " + ("inline" if self.cert is not None else str(self.cert_file))
+        return words
+
     def context(self) -> dict[str, Any]:
-        return {"name": self.name, "address": self.address, "user": self.user, "port": self.port}
+        return {
+            "name": self.name,
+            "address": self.address,
+            "user": self.user,
+            "port": self.port,
+            "vars": self.vars,
+        }
 
 
 LOCAL_HOST = Host(LOCAL, "localhost", transport=Transport.LOCAL)
@@ -108,73 +147,50 @@ def _resolve_one(
     if override is not None:
         found = tuple(parse_host(spec) for spec in override.split(",") if spec.strip())
     elif target.inventory is not None:
-        found = _inventory(target.inventory, context)
+        found = inventory.entries(
+            target.inventory,
+            context,
+            lambda entry: _host(
+                target, entry.context, Host(entry.address, entry.address), entry.base, entry.item
+            ),
+        )
     else:
-        found = tuple(parse_host(spec) for spec in target.hosts)
+        found = tuple(_listed(target, context))
     if locally:
         found = tuple(replace(h, transport=Transport.LOCAL) for h in found)
     return ResolvedTarget(target.name, found, locally, concurrency)
 
 
-def _inventory(inventory: Inventory, context: Mapping[str, Any]) -> tuple[Host, ...]:
-    path = Path(render(inventory.from_file, context)).expanduser()
-    try:
-        document = loading.load(path)
-    except InvalidRunbook as error:
-        if error.problems and error.problems[0].line == 0:
-            raise InvalidRunbook(
-                [
-                    template_problem(
-                        inventory.from_file,
-                        f"cannot read the inventory {str(path)!r}: {error.problems[0].message}",
-                    )
-                ]
-            ) from None
-        raise
-    items: Any = document.data
-    for key in inventory.each.split("."):
-        items = items.get(key) if isinstance(items, dict) else None
-    if not isinstance(items, list) or not items:
-        message = f"{str(path)!r} has no list at {inventory.each!r}"
-        raise InvalidRunbook([template_problem(inventory.from_file, message)])
-    return tuple(
-        _located_host(inventory, {**context, "item": item}, path, index) for index, item in enumerate(items)
-    )
+def _listed(target: Target, context: Mapping[str, Any]) -> list[Host]:
+    """`hosts:` entries, each a template (`"{{ rancher_host }}"`) giving `name`, `user@name` or `user@name:port`."""
+    hosts = []
+    for template in target.hosts:
+        spec = render(template, context).strip()
+        try:
+            host = parse_host(spec)
+        except UsageError as error:
+            raise InvalidRunbook([template_problem(template, str(error))]) from None
+        hosts.append(_host(target, context, host, None, {}))
+    return hosts
 
 
-def _located_host(inventory: Inventory, context: Mapping[str, Any], path: Path, index: int) -> Host:
-    """One inventory entry; a template error names the entry, since every entry renders the same template."""
-    try:
-        return _inventory_host(inventory, context, path, index)
-    except InvalidRunbook as error:
-        prefix = f"{path}: entry {index} of {inventory.each!r}: "
-        located = [
-            p if p.message.startswith(str(path)) else replace(p, message=prefix + p.message)
-            for p in error.problems
-        ]
-        raise InvalidRunbook(located) from None
-
-
-def _inventory_host(inventory: Inventory, context: Mapping[str, Any], path: Path, index: int) -> Host:
-    def field(template: Template | None) -> str | None:
-        value = render(template, context).strip() if template is not None else ""
-        return None if value in ("", OMIT, "None") else value
-
-    address = field(inventory.host)
-    if address is None:
-        raise InvalidRunbook(
-            [template_problem(inventory.host, f"{path}: entry {index} of {inventory.each!r} has no host")]
-        )
-    port = field(inventory.port)
-    if port is not None and not port.isdigit() and inventory.port is not None:
-        raise InvalidRunbook(
-            [template_problem(inventory.port, f"{path}: entry {index}: port {port!r} is not a number")]
-        )
-    key = field(inventory.key_file)
-    return Host(
-        address,
-        address,
-        field(inventory.user),
-        int(port) if port else None,
-        str(Path(key).expanduser()) if key else None,
+def _host(
+    target: Target, context: Mapping[str, Any], found: Host, base: str | None, item: Mapping[str, Any]
+) -> Host:
+    """`found` (name, address and any user/port it was written with) plus the target's SSH settings."""
+    settings = reach.render_reach(target.reach, context, base)
+    return replace(
+        found,
+        user=found.user or settings.user,
+        port=found.port or settings.port,
+        key_file=settings.key_file,
+        key=settings.key,
+        cert_file=settings.cert_file,
+        cert=settings.cert,
+        agent=settings.agent,
+        jump=tuple(
+            Host(hop.address, hop.address, **reach.fields(hop.settings))
+            for hop in reach.render_jump(target.jump, context, base)
+        ),
+        vars=item,
     )

@@ -19,6 +19,7 @@ import io
 import json
 import os
 import signal
+import string
 import subprocess
 import sys
 import time
@@ -32,6 +33,7 @@ from sshd import SSHDNode
 
 ROOT = Path(__file__).resolve().parent.parent
 HA_ROLLBACK = ROOT / "runbooks" / "ha-rollback.yml"
+RKE_DATA = ROOT / "tests" / "data" / "rke"
 HA_VARS = ("snapshot=pre-upgrade-2026-11-26", "prior_version=v2.0.8")
 CLI_TIMEOUT = 60.0
 STATE_TASKS = ("run", "runs", "checklist")  # the CLI tasks that take --state-dir
@@ -76,6 +78,42 @@ if os.path.exists(block):
     while os.path.exists(block) and time.time() < deadline:
         time.sleep(0.02)
 print(name, "done", flush=True)
+"""
+
+# `rke --version` prints "rke version vX.Y.Z"; any other call prints what rke logs first.
+_RKE_STAND_IN = """\
+#!{python} -S
+import json, os, sys, time
+call = {{"argv": [os.path.basename(sys.argv[0]), *sys.argv[1:]], "cwd": os.getcwd(), "time": time.time(),
+        "host": os.environ.get("RUNBOOK_HOST"), "pid": os.getpid()}}
+with open({log!r}, "a") as log:
+    log.write(json.dumps(call) + "\\n")
+if sys.argv[1:] == ["--version"]:
+    print("rke version {version}")
+else:
+    print("INFO[0000] Running RKE version: {version} (stand-in)")
+"""
+
+_DOCKER_LIKE = """\
+#!{python} -S
+import json, os, sys, time
+call = {{"argv": [os.path.basename(sys.argv[0]), *sys.argv[1:]],
+        "node": os.environ.get("RUNBOOK_TEST_NODE"), "time": time.time(), "pid": os.getpid()}}
+with open({log!r}, "a") as log:
+    log.write(json.dumps(call) + "\\n")
+containers = {containers!r}
+if sys.argv[1:2] == ["ps"]:
+    sys.stdout.write({docker_ps!r})
+    sys.stdout.write("".join("%012x k8s/%s  %s\\n" % (i, c, c) for i, c in enumerate(containers)))
+elif sys.argv[1:2] == ["restart"]:
+    failed = False
+    for name in sys.argv[2:]:
+        if name in containers or name in ({flannel!r}, {calico!r}):
+            print(name)
+        else:
+            failed = True
+            sys.stderr.write("Error response from daemon: No such container: %s\\n" % name)
+    sys.exit(1 if failed else 0)
 """
 
 _FROM_CLUSTER_FILE = """\
@@ -193,11 +231,13 @@ class Lab:
         )
         return Running(process)
 
-    def calls(self, name: str | None = None) -> list[Record]:
-        """The calls the local stand-ins recorded (argv, cwd, host, time, pid), oldest first; only `name`'s if given."""
+    def calls(self, name: str | None = None, queries: bool = False) -> list[Record]:
+        """The calls the local stand-ins recorded (argv, cwd, host, time, pid), oldest first; only `name`'s if given.
+        `--version` calls (preflight asking the RKE binary, which changes nothing) only with `queries`."""
         if not self.calls_log.exists():
             return []
         calls = [json.loads(line) for line in self.calls_log.read_text().splitlines() if line]
+        calls = [c for c in calls if queries or c["argv"][1:] != ["--version"]]
         return [c for c in calls if name is None or c["argv"][0] == name]
 
     def rollback_vars(self) -> list[str]:
@@ -376,22 +416,57 @@ def cluster_yaml(nodes: Sequence[SSHDNode], ports: Mapping[str, int] | None = No
     return f"nodes:\n{entries}"
 
 
-def write_rollback(lab: Lab, cluster_text: str) -> None:
-    """What ha-rollback needs in `lab`: the RKE directory (cluster file `cluster_text`) with a recording
-    `rke_linux-amd64`, and a recording `kubectl` in the lab's bin."""
+def write_rollback(lab: Lab, cluster_text: str, rke_version: str = "v0.2.8", rkestate: bool = True) -> None:
+    """What ha-rollback needs in `lab`: the RKE directory (cluster file `cluster_text`, its `.rkestate` if
+    `rkestate`, the kubeconfig under RKE's name) with a recording `rke_linux-amd64` that says it is
+    `rke_version`, and a recording `kubectl` in the lab's bin."""
     lab.rke_dir.mkdir(parents=True)
-    local_stand_in(
-        lab.rke_dir,
-        "rke_linux-amd64",
-        lab.calls_log,
-        stdout="INFO[0000] Running RKE version: v0.1.9 (stand-in)\n",
-    )
+    rke = lab.rke_dir / "rke_linux-amd64"
+    rke.write_text(_RKE_STAND_IN.format(python=sys.executable, log=str(lab.calls_log), version=rke_version))
+    rke.chmod(0o755)
     local_stand_in(
         lab.bin_dir, "kubectl", lab.calls_log, stdout="deployment.extensions/cattle image updated\n"
     )
     (lab.rke_dir / "rancher-cluster.yml").write_text(cluster_text)
-    (lab.rke_dir / "rancher-cluster.rkestate").write_text("{}\n")
-    (lab.rke_dir / "kube_config-rancher-cluster.yml").write_text("apiVersion: v1\nkind: Config\n")
+    if rkestate:
+        (lab.rke_dir / "rancher-cluster.rkestate").write_text("{}\n")
+    (lab.rke_dir / "kube_config_rancher-cluster.yml").write_text("apiVersion: v1\nkind: Config\n")
+
+
+def rke_cluster(name: str, nodes: Sequence[SSHDNode], **extra: str) -> str:
+    """The cluster file tests/data/rke/`name` with its $-placeholders filled: $USER, $ADDRi and $PORTi for
+    `nodes`, and `extra` (KEY, BASTION, ...)."""
+    values = {"USER": nodes[0].user if nodes else "rancher", **extra}
+    for index, node in enumerate(nodes):
+        values.update({f"ADDR{index}": node.address, f"PORT{index}": str(node.port)})
+    return fill_cluster(name, values)
+
+
+def fill_cluster(name: str, values: Mapping[str, str]) -> str:
+    """tests/data/rke/`name` with its $-placeholders replaced by `values` (a missing one is an error)."""
+    return string.Template((RKE_DATA / name).read_text()).substitute(values)
+
+
+def inline_key(path: Path, indent: int = 6) -> str:
+    """The private key at `path` as a YAML block scalar's lines (for $INLINE_KEY)."""
+    return "".join(" " * indent + line + "\n" for line in path.read_text().splitlines())
+
+
+def docker_like(node: SSHDNode, containers: Sequence[str]) -> None:
+    """A recording `docker` on `node` that has only `containers`: `ps` lists them (plus flannel and calico),
+    `restart` restarts those it has and, like docker, fails (exit 1) naming each one it does not have."""
+    path = node.bin_dir / "docker"
+    path.write_text(
+        _DOCKER_LIKE.format(
+            python=sys.executable,
+            log=str(node.calls_log),
+            containers=list(containers),
+            docker_ps=DOCKER_PS,
+            flannel=FLANNEL_ID,
+            calico=CALICO_ID,
+        )
+    )
+    path.chmod(0o755)
 
 
 def write_runbook(directory: Path, text: str, name: str = "book.yml") -> Path:

@@ -131,7 +131,7 @@ def test_every_command_of_the_plan_is_in_a_code_block(rke_dir: Path) -> None:
     assert len(commands) == 11
     assert commands <= set(blocks)
     assert (
-        "kubectl --kubeconfig=kube_config-rancher-cluster.yml set image deployment/cattle "
+        "kubectl --kubeconfig=kube_config_rancher-cluster.yml set image deployment/cattle "
         "cattle-server=rancher/rancher:v2.0.8 -n cattle-system"
     ) in blocks
 
@@ -304,7 +304,7 @@ VALUES = {
     "snapshot": "snap-2026",
     "prior_version": "v2.0.8",
     "cluster_config": "rancher-cluster.yml",
-    "kubeconfig": "kube_config-rancher-cluster.yml",
+    "kubeconfig": "kube_config_rancher-cluster.yml",
     "rollout_timeout": "10m",
 }
 WARNINGS_OK = {

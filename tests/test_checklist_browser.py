@@ -128,7 +128,7 @@ def test_every_command_is_printed_in_full(printed: Printed) -> None:
     for script in commands:
         assert squeeze(script) in text, f"not printed in full: {script}"
     set_image = (
-        "kubectl --kubeconfig=kube_config-rancher-cluster.yml set image deployment/cattle "
+        "kubectl --kubeconfig=kube_config_rancher-cluster.yml set image deployment/cattle "
         "cattle-server=rancher/rancher:________ -n cattle-system"
     )
     assert squeeze(set_image) in text

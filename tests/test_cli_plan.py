@@ -79,16 +79,17 @@ def test_rollback_plan_shows_every_command_for_linux(linux_plan: subprocess.Comp
     assert "[Linux] $ ./rke_linux-amd64 up --config rancher-cluster.yml" in out
     assert "rke_darwin-amd64" not in out
     assert (
-        "$ kubectl --kubeconfig=kube_config-rancher-cluster.yml set image deployment/cattle "
+        "$ kubectl --kubeconfig=kube_config_rancher-cluster.yml set image deployment/cattle "
         "cattle-server=rancher/rancher:v2.0.8 -n cattle-system"
     ) in out
     assert "result: The rollback begins. Rancher Server may be unavailable for a few minutes." in out
     assert (
-        "$ kubectl --kubeconfig=kube_config-rancher-cluster.yml -n cattle-system rollout status "
+        "$ kubectl --kubeconfig=kube_config_rancher-cluster.yml -n cattle-system rollout status "
         "deployment/cattle --timeout=10m"
     ) in out
     assert "record: Version shown in the bottom-left corner — expected v2.0.8" in out
-    assert "$ test -f rancher-cluster.yml && test -f rancher-cluster.rkestate" in out
+    assert "$ test -f rancher-cluster.yml\n" in out and "v[0-9]*) test -f rancher-cluster.rkestate || " in out
+    assert "hosts of nodes:\n  10.0.0.11: ssh ubuntu@10.0.0.11:2222, key " in out
 
 
 def test_rollback_plan_restarts_components_on_every_node_of_the_cluster_file(
@@ -159,7 +160,7 @@ def test_missing_inventory_is_reported_at_the_from_file_line() -> None:
     result = plan(*ROLLBACK, "--var", "rke_dir=tests/data/nowhere")
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        "runbooks/ha-rollback.yml:59:18: targets.nodes.ssh.from_file: cannot read the inventory "
+        "runbooks/ha-rollback.yml:80:18: targets.nodes.ssh.from_file: cannot read the inventory "
         "'tests/data/nowhere/rancher-cluster.yml': cannot read: No such file or directory",
         "1 problem found",
     ]
@@ -191,7 +192,7 @@ def test_plan_executes_nothing_and_saves_a_checksummed_plan(tmp_path: Path) -> N
     assert touch["hosts"] == [
         {
             "host": "local",
-            "key_file": None,
+            "reach": "this machine",
             "local": True,
             "cwd": None,
             "env": {},

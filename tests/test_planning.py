@@ -42,7 +42,7 @@ def test_local_steps_use_the_chosen_platform() -> None:
     assert commands(darwin, "rke-up") == [{"darwin": "./rke_darwin-amd64 up --config rancher-cluster.yml"}]
     assert commands(darwin, "set-image") == [
         {
-            "*": "kubectl --kubeconfig=kube_config-rancher-cluster.yml set image "
+            "*": "kubectl --kubeconfig=kube_config_rancher-cluster.yml set image "
             "deployment/cattle cattle-server=rancher/rancher:v2.0.8 "
             "-n cattle-system"
         }
@@ -96,9 +96,9 @@ def test_steps_keep_confirmations_manual_texts_and_records() -> None:
     assert check.manual is not None and check.manual.endswith("It should read v2.0.8.\n")
     assert check.record_expect == "v2.0.8"
     assert plan.checks[0].title == "The RKE binary used for the upgrade is in rke_dir and executable"
-    assert plan.checks[1].hosts[0].variants[0].script == (
-        "test -f rancher-cluster.yml && test -f rancher-cluster.rkestate"
-    )
+    state = plan.checks[1].hosts[0].variants[0].script
+    assert state.startswith("test -f rancher-cluster.yml\nversion=$(./rke_linux-amd64 --version ")
+    assert "v[0-9]*) test -f rancher-cluster.rkestate || " in state
 
 
 def test_values_from_earlier_steps_are_marked_for_run_time() -> None:

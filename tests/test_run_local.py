@@ -63,7 +63,10 @@ def records(lab: Lab, kind: str) -> list[Record]:
 
 def test_ha_rollback_with_nodes_run_locally(lab: Lab) -> None:
     addresses = ["10.0.0.11", "10.0.0.12", "10.0.0.13"]
-    write_rollback(lab, "nodes:\n" + "".join(f"  - {{address: {a}, user: rancher}}\n" for a in addresses))
+    roles = "[controlplane, etcd, worker]"
+    write_rollback(
+        lab, "nodes:\n" + "".join(f"  - {{address: {a}, user: rancher, role: {roles}}}\n" for a in addresses)
+    )
     local_stand_in(lab.bin_dir, "docker", lab.calls_log, stdout=DOCKER_PS)
     done = lab.run(HA_ROLLBACK, *lab.rollback_vars(), "--target", "nodes=local", "--yes", "--confirm-manual")
     assert done.returncode == 0, done.stdout + done.stderr

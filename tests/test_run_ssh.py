@@ -98,7 +98,7 @@ def test_ha_rollback_on_three_nodes(lab: Lab, nodes: list[SSHDNode]) -> None:
         ["rke_linux-amd64", "up", "--config", "rancher-cluster.yml"],
         [
             "kubectl",
-            "--kubeconfig=kube_config-rancher-cluster.yml",
+            "--kubeconfig=kube_config_rancher-cluster.yml",
             "set",
             "image",
             "deployment/cattle",
@@ -108,7 +108,7 @@ def test_ha_rollback_on_three_nodes(lab: Lab, nodes: list[SSHDNode]) -> None:
         ],
         [
             "kubectl",
-            "--kubeconfig=kube_config-rancher-cluster.yml",
+            "--kubeconfig=kube_config_rancher-cluster.yml",
             "-n",
             "cattle-system",
             "rollout",

@@ -1,4 +1,4 @@
-"""Targets → hosts: inline lists, the RKE cluster file as an inventory, and the command-line overrides."""
+"""Targets → hosts: inline lists, inventories as data (the RKE cluster files users write), SSH settings, overrides."""
 
 from __future__ import annotations
 
@@ -8,14 +8,23 @@ from typing import Any
 import pytest
 
 from engine import targets
+from engine.commands.plan import describe
 from engine.errors import InvalidRunbook, UsageError
-from engine.executors import Transport
+from engine.executors import Agent, Transport, ssh_target
 from engine.model import Runbook
+from engine.options import Options, prepare
 from engine.targets import Host, parse_host, parse_overrides
 from engine.validation import validate
+from runbooks import fill_cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 ROLLBACK = "runbooks/ha-rollback.yml"
+KEY = "/keys/cluster_ed25519"
+NODES = {"ADDR0": "10.0.0.11", "PORT0": "2201", "ADDR1": "10.0.0.12", "PORT1": "2202"}
+NODES |= {"ADDR2": "10.0.0.13", "PORT2": "22", "USER": "rancher", "KEY": KEY}
+VARIABLES = "variables: {rancher_host: {default: h}, who: {default: w}, k: {default: k}}\n"
+PRIVATE = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAAnot-a-real-key\n"
+PRIVATE += "-----END OPENSSH PRIVATE KEY-----"
 
 
 @pytest.fixture(scope="module")
@@ -31,17 +40,261 @@ def problems(error: pytest.ExceptionInfo[InvalidRunbook]) -> list[str]:
     return [str(p) for p in error.value.problems]
 
 
-def test_the_rke_cluster_file_gives_every_node(rollback: Runbook, home: Path) -> None:
+def cluster_hosts(rollback: Runbook, tmp_path: Path, text: str) -> tuple[Host, ...]:
+    """The `nodes` of ha-rollback for the cluster file `text` (written in tmp_path, the RKE directory)."""
+    (tmp_path / "rancher-cluster.yml").write_text(text, encoding="utf-8")
+    return targets.resolve(rollback, context(tmp_path))["nodes"].hosts
+
+
+def book(tmp_path: Path, ssh: str, steps: str = "steps: [{id: a, title: A, run: 'true'}]\n") -> Runbook:
+    """A runbook whose target `t` has the `ssh:` block `ssh` (indented by 6)."""
+    text = f'runbook: 1\nname: t\nversion: "1"\ntitle: T\n{VARIABLES}targets:\n  t:\n    ssh:\n{ssh}{steps}'
+    path = tmp_path / "book.yml"
+    path.write_text(text, encoding="utf-8")
+    return validate(path, "book.yml").runbook
+
+
+# -- the cluster files users write, read as rke reads them ---------------------------------------------
+
+
+def test_the_documentation_cluster_file(rollback: Runbook, home: Path) -> None:
     resolved = targets.resolve(rollback, context(ROOT / "tests/data/rke"))
     nodes = resolved["nodes"]
     assert (nodes.local, nodes.concurrency) == (False, 10)
+    default = str(home / ".ssh/id_rsa")  # rke's default key, where neither the node nor the cluster names one
     assert nodes.hosts == (
-        Host("10.0.0.11", "10.0.0.11", "ubuntu", 2222, None),
-        Host("10.0.0.12", "10.0.0.12", "ubuntu", 22, str(home / ".ssh/rke_node2")),  # `~` is expanded
-        Host("node3.example.com", "node3.example.com", "rancher", 22, None),  # default(omit): no key file
+        Host("10.0.0.11", "10.0.0.11", "ubuntu", 2222, default, agent=Agent.NO),
+        Host("10.0.0.12", "10.0.0.12", "ubuntu", 22, str(home / ".ssh/rke_node2"), agent=Agent.NO),
+        Host("node3.example.com", "node3.example.com", "rancher", 22, default, agent=Agent.NO),
     )
+    assert nodes.hosts[0].vars["role"] == ["controlplane", "etcd", "worker"]
     assert resolved["workstation"].hosts == (targets.LOCAL_HOST,)
     assert resolved["local"].hosts == (targets.LOCAL_HOST,)
+
+
+def test_a_cluster_level_key_with_ports_as_text_and_empty_strings(rollback: Runbook, tmp_path: Path) -> None:
+    hosts = cluster_hosts(rollback, tmp_path, fill_cluster("cluster-key.yml", NODES))
+    assert [(h.name, h.address, h.user, h.port, h.key_file, h.agent, h.jump) for h in hosts] == [
+        ("10.0.0.11", "10.0.0.11", "rancher", 2201, KEY, Agent.NO, ()),  # "" key path: the cluster's key
+        ("10.0.0.12", "10.0.0.12", "rancher", 2202, KEY, Agent.NO, ()),
+        ("10.0.0.13", "10.0.0.13", "rancher", 22, KEY, Agent.NO, ()),
+    ]
+    assert all(h.key is None and h.cert is None and h.cert_file is None for h in hosts)
+    # hostname_override and internal_address are not used for SSH, but steps can read them
+    assert [h.vars.get("hostname_override") for h in hosts] == ["cp-1", "", "worker-2"]
+    assert [h.vars["role"] for h in hosts] == [["controlplane", "etcd"], ["worker"], ["worker"]]
+
+
+def test_key_paths_relative_to_the_cluster_file_under_home_or_rkes_default(
+    rollback: Runbook, tmp_path: Path, home: Path
+) -> None:
+    hosts = cluster_hosts(rollback, tmp_path, fill_cluster("relative-keys.yml", NODES))
+    assert [h.key_file for h in hosts] == [
+        str(tmp_path / "keys/node_key"),
+        str(home / ".ssh/rke_key"),
+        str(home / ".ssh/id_rsa"),
+    ]
+
+
+def test_agent_auth_means_the_agent_alone(rollback: Runbook, tmp_path: Path) -> None:
+    hosts = cluster_hosts(rollback, tmp_path, fill_cluster("agent.yml", NODES))
+    assert [(h.agent, h.key_file, h.key) for h in hosts] == [(Agent.ONLY, None, None)] * 2
+    assert hosts[0].reach == "ssh rancher@10.0.0.11:2201, the SSH agent only"
+
+
+def test_an_inline_key_wins_over_a_path_and_is_never_shown(rollback: Runbook, tmp_path: Path) -> None:
+    text = fill_cluster(
+        "inline-key.yml", {**NODES, "INLINE_KEY": "".join(f"      {line}\n" for line in PRIVATE.splitlines())}
+    )
+    hosts = cluster_hosts(rollback, tmp_path, text)
+    assert [(h.key, h.key_file) for h in hosts] == [(PRIVATE + "\n", None)] * 2
+    shown = [repr(hosts), *(h.reach for h in hosts), *(h.display for h in hosts), repr(ssh_target(hosts[0]))]
+    assert not any("not-a-real-key" in text for text in shown)
+    assert hosts[0].reach == "ssh rancher@10.0.0.11:2201, inline key"
+
+
+def test_a_bastion_host_is_the_jump_host_of_every_node(rollback: Runbook, tmp_path: Path) -> None:
+    values = {**NODES, "BASTION": "203.0.113.5", "BASTION_PORT": "2222", "BASTION_KEY": "keys/bastion"}
+    hosts = cluster_hosts(rollback, tmp_path, fill_cluster("bastion.yml", values))
+    bastion = Host(
+        "203.0.113.5", "203.0.113.5", "rancher", 2222, str(tmp_path / "keys/bastion"), agent=Agent.NO
+    )
+    assert [h.jump for h in hosts] == [(bastion,)] * 3
+    assert [h.key_file for h in hosts] == [KEY] * 3
+    assert hosts[0].reach == (
+        f"ssh rancher@10.0.0.11:2201, key {KEY}, via rancher@203.0.113.5:2222 (key {tmp_path}/keys/bastion)"
+    )
+    target = ssh_target(hosts[0])
+    assert target.jump[0].hostname is None and target.jump[0].key_file == f"{tmp_path}/keys/bastion"
+
+
+def test_a_bastion_without_a_key_path_uses_the_cluster_key(rollback: Runbook, tmp_path: Path) -> None:
+    text = (
+        f"ssh_key_path: {KEY}\nbastion_host: {{address: b.example, user: jump}}\n"
+        "nodes:\n  - {address: a, user: u}\n"
+    )
+    [host] = cluster_hosts(rollback, tmp_path, text)
+    assert host.jump == (Host("b.example", "b.example", "jump", 22, KEY, agent=Agent.NO),)
+
+
+# -- inventories as data -------------------------------------------------------------------------------------
+
+
+def test_where_keeps_entries_and_templates_see_the_whole_inventory(tmp_path: Path) -> None:
+    (tmp_path / "fleet.yml").write_text(
+        "user: ops\nport: 2200\nhosts:\n  - {name: a, role: web}\n  - {name: b, role: db}\n  - {name: c, role: web}\n",
+        encoding="utf-8",
+    )
+    runbook = book(
+        tmp_path,
+        f"      from_file: {tmp_path}/fleet.yml\n      each: hosts\n      where: item.role == 'web'\n"
+        "      host: '{{ item.name }}'\n      user: '{{ inventory.user }}'\n      port: '{{ inventory.port }}'\n",
+    )
+    hosts = targets.resolve(runbook, {})["t"].hosts
+    assert [(h.name, h.user, h.port, h.vars) for h in hosts] == [
+        ("a", "ops", 2200, {"name": "a", "role": "web"}),
+        ("c", "ops", 2200, {"name": "c", "role": "web"}),
+    ]
+
+
+def test_a_where_that_keeps_nothing_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "fleet.yml").write_text("hosts: [{name: a}]\n", encoding="utf-8")
+    runbook = book(
+        tmp_path,
+        f"      from_file: {tmp_path}/fleet.yml\n      each: hosts\n      where: 'false'\n      host: x\n",
+    )
+    with pytest.raises(InvalidRunbook) as error:
+        targets.resolve(runbook, {})
+    assert problems(error) == [
+        f"book.yml:11:14: targets.t.ssh.where: no entry of 'hosts' in '{tmp_path}/fleet.yml' is kept by where: false"
+    ]
+
+
+def test_steps_see_their_hosts_inventory_entry(tmp_path: Path) -> None:
+    (tmp_path / "fleet.yml").write_text("hosts:\n  - {name: a, role: [web]}\n  - {name: b, role: [db]}\n")
+    book(
+        tmp_path,
+        f"      from_file: {tmp_path}/fleet.yml\n      each: hosts\n      host: '{{{{ item.name }}}}'\n",
+        "steps:\n  - id: s\n    title: S\n    on: t\n"
+        "    run: \"{% if 'web' in host.vars.role %}restart web"
+        '{% else %}restart {{ host.vars.role[0] }}{% endif %}"\n',
+    )
+    _validated, plan = prepare(Options(str(tmp_path / "book.yml")))
+    assert [(hp.host.name, hp.variants[0].script) for hp in plan.steps[0].hosts] == [
+        ("a", "restart web"),
+        ("b", "restart db"),
+    ]
+
+
+def test_templated_hosts_and_settings_on_a_host_list(tmp_path: Path, home: Path) -> None:
+    runbook = book(
+        tmp_path,
+        "      hosts: ['{{ rancher_host }}', 'admin@b:2201']\n      user: '{{ who }}'\n      port: 2222\n"
+        "      key_file: ~/.ssh/deploy\n      cert_file: keys/deploy-cert.pub\n      agent: yes\n"
+        "      jump: 'ops@j1:2022,j2'\n",
+    )
+    hosts = targets.resolve(runbook, {"rancher_host": "rancher.example", "who": "deploy"})["t"].hosts
+    jump = (Host("j1", "j1", "ops", 2022), Host("j2", "j2"))
+    key = str(home / ".ssh/deploy")
+    assert hosts == (
+        Host(
+            "rancher.example",
+            "rancher.example",
+            "deploy",
+            2222,
+            key,
+            cert_file="keys/deploy-cert.pub",
+            agent=Agent.YES,
+            jump=jump,
+        ),
+        Host("b", "b", "admin", 2201, key, cert_file="keys/deploy-cert.pub", agent=Agent.YES, jump=jump),
+    )
+    assert hosts[0].reach == (
+        f"ssh deploy@rancher.example:2222, key {key}, the SSH agent, certificate keys/deploy-cert.pub, "
+        "via ops@j1:2022 (the SSH agent, default keys) → j2:22 (the SSH agent, default keys)"
+    )
+
+
+def test_only_a_leading_tilde_slash_is_home(tmp_path: Path, home: Path) -> None:
+    runbook = book(tmp_path, "      hosts: [a]\n      key_file: '{{ k }}'\n")
+    for written, expected in [("~/k", str(home / "k")), ("~root/k", "~root/k"), ("a/~/k", "a/~/k")]:
+        assert targets.resolve(runbook, {"k": written})["t"].hosts[0].key_file == expected
+
+
+@pytest.mark.parametrize(
+    ("ssh", "expected"),
+    [
+        (
+            "      agent: maybe\n",
+            "book.yml:10:14: targets.t.ssh.agent: agent 'maybe': expected yes, no or only",
+        ),
+        (
+            "      key: '{{ k }}'\n      key_file: /k\n",
+            "book.yml:10:12: targets.t.ssh.key: both key and key_file are set: give one",
+        ),
+        (
+            "      agent: only\n      key_file: /k\n",
+            "book.yml:10:14: targets.t.ssh.agent: agent: only, but a key is set too: leave key and key_file "
+            "empty when only the agent is used",
+        ),
+        (
+            "      cert_file: /c\n",
+            "book.yml:10:18: targets.t.ssh.cert_file: a certificate needs its key (key or key_file)",
+        ),
+        ("      port: x\n", "book.yml:10:13: targets.t.ssh.port: port 'x' is not a number"),
+        (
+            "      jump: 'a b'\n",
+            "book.yml:10:13: targets.t.ssh.jump: jump host 'a b': expected host, user@host or user@host:port",
+        ),
+    ],
+)
+def test_settings_that_cannot_work_are_errors_at_their_line(tmp_path: Path, ssh: str, expected: str) -> None:
+    runbook = book(tmp_path, "      hosts: [a]\n" + ssh)
+    with pytest.raises(InvalidRunbook) as error:
+        targets.resolve(runbook, {"k": PRIVATE})
+    assert problems(error) == [expected]
+    assert "not-a-real-key" not in expected
+
+
+@pytest.mark.parametrize(
+    ("ssh", "expected"),
+    [
+        ("      hosts: [a]\n      identity_file: /k\n", "unknown key 'identity_file'"),
+        ("      hosts: [a]\n      jump: {user: u}\n", "targets.t.ssh.jump"),
+        ("      hosts: [a]\n      where: 'true'\n", "'from_file' is needed with 'where'"),
+        ("      hosts: [a]\n      jump: [{host: j, keyfile: k}]\n", "keyfile"),
+    ],
+)
+def test_the_schema_refuses_settings_it_would_not_honour(tmp_path: Path, ssh: str, expected: str) -> None:
+    head = 'runbook: 1\nname: t\nversion: "1"\ntitle: T\ntargets:\n  t:\n    ssh:\n'
+    text = f"{head}{ssh}steps: [{{id: a, title: A, run: x}}]\n"
+    (tmp_path / "book.yml").write_text(text, encoding="utf-8")
+    with pytest.raises(InvalidRunbook) as error:
+        validate(tmp_path / "book.yml", "book.yml")
+    assert any(expected in line for line in problems(error)), problems(error)
+
+
+def test_plan_shows_how_each_host_is_reached(tmp_path: Path, home: Path) -> None:
+    values = {**NODES, "BASTION": "203.0.113.5", "BASTION_PORT": "2222", "BASTION_KEY": "keys/bastion"}
+    (tmp_path / "rancher-cluster.yml").write_text(fill_cluster("bastion.yml", values), encoding="utf-8")
+    variables = ("snapshot=s1", "prior_version=v2.0.8", f"rke_dir={tmp_path}")
+    _validated, plan = prepare(Options(ROLLBACK, var=variables, platform="linux"))
+    text = describe(plan)
+    via = f"via rancher@203.0.113.5:2222 (key {tmp_path}/keys/bastion)"
+    assert "\nhosts of nodes:\n" in text
+    for address, port in (("10.0.0.11", 2201), ("10.0.0.12", 2202), ("10.0.0.13", 22)):
+        assert f"  {address}: ssh rancher@{address}:{port}, key {KEY}, {via}\n" in text
+    restarts = {
+        hp.host.name: hp.variants[0].script.splitlines()[0] for hp in plan.step("restart-components").hosts
+    }
+    assert restarts == {
+        "10.0.0.11": "docker restart kube-apiserver kubelet kube-controller-manager kube-scheduler kube-proxy",
+        "10.0.0.12": "docker restart kubelet kube-proxy",
+        "10.0.0.13": "docker restart kubelet kube-proxy",
+    }
+
+
+# -- overrides and errors ------------------------------------------------------------------------------------
 
 
 def test_hosts_override_replaces_the_inventory_without_reading_it(rollback: Runbook) -> None:
@@ -54,7 +307,7 @@ def test_target_local_keeps_the_hosts_but_runs_them_here(rollback: Runbook) -> N
     nodes = resolved["nodes"]
     assert nodes.local is True
     assert [h.name for h in nodes.hosts] == ["10.0.0.11", "10.0.0.12", "node3.example.com"]
-    assert all(h.transport is Transport.LOCAL for h in nodes.hosts)
+    assert all(h.transport is Transport.LOCAL and h.vars["role"] for h in nodes.hosts)
 
 
 def test_overrides_of_unknown_targets_or_places_are_usage_errors(rollback: Runbook) -> None:
@@ -72,7 +325,7 @@ def test_a_missing_inventory_is_reported_at_the_from_file_line(rollback: Runbook
     with pytest.raises(InvalidRunbook) as error:
         targets.resolve(rollback, context(tmp_path))
     assert problems(error) == [
-        f"{ROLLBACK}:59:18: targets.nodes.ssh.from_file: cannot read the inventory "
+        f"{ROLLBACK}:80:18: targets.nodes.ssh.from_file: cannot read the inventory "
         f"'{tmp_path}/rancher-cluster.yml': cannot read: No such file or directory"
     ]
 
@@ -80,20 +333,20 @@ def test_a_missing_inventory_is_reported_at_the_from_file_line(rollback: Runbook
 @pytest.mark.parametrize(
     ("inventory", "expected"),
     [
-        ("nodes: {}\n", "59:18: targets.nodes.ssh.from_file: '{path}' has no list at 'nodes'"),
-        ("nodes: []\n", "59:18: targets.nodes.ssh.from_file: '{path}' has no list at 'nodes'"),
+        ("nodes: {}\n", "80:18: targets.nodes.ssh.from_file: '{path}' has no list at 'nodes'"),
+        ("nodes: []\n", "80:18: targets.nodes.ssh.from_file: '{path}' has no list at 'nodes'"),
         (
             "nodes:\n  - address: a\n    user: u\n  - user: u\n",
-            "61:13: targets.nodes.ssh.host: {path}: entry 1 of 'nodes': "
+            "82:13: targets.nodes.ssh.host: {path}: entry 1 of 'nodes': "
             "undefined: 'dict object' has no attribute 'address'",
         ),
         (
             "nodes:\n  - address: ''\n    user: u\n",
-            "61:13: targets.nodes.ssh.host: {path}: entry 0 of 'nodes' has no host",
+            "82:13: targets.nodes.ssh.host: {path}: entry 0 of 'nodes' has no host",
         ),
         (
             "nodes:\n  - address: a\n    user: u\n    port: ssh\n",
-            "63:13: targets.nodes.ssh.port: {path}: entry 0: port 'ssh' is not a number",
+            "84:13: targets.nodes.ssh.port: {path}: entry 0 of 'nodes': port 'ssh' is not a number",
         ),
     ],
 )
@@ -144,9 +397,10 @@ def test_parse_overrides() -> None:
 
 
 def test_host_context_for_templates() -> None:
-    assert Host("web2", "10.1.1.2", "deploy", 2200).context() == {
+    assert Host("web2", "10.1.1.2", "deploy", 2200, vars={"role": ["worker"]}).context() == {
         "name": "web2",
         "address": "10.1.1.2",
         "user": "deploy",
         "port": 2200,
+        "vars": {"role": ["worker"]},
     }

@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 from engine import reviewing
+from engine.executors.base import Transport
 from engine.options import Options, prepare
 from engine.planning import HostPlan, Plan, PlannedStep
 
@@ -42,6 +43,7 @@ def describe(plan: Plan) -> str:
         lines += [f"  {name} = ________  (not given)" for name in plan.values.missing]
     for warning in rb.warnings:
         lines.append(f"WARNING: {warning}")
+    lines += _reach(plan)
     if plan.checks:
         lines.append("\npreflight checks:")
         for check in plan.checks:
@@ -51,6 +53,17 @@ def describe(plan: Plan) -> str:
     for planned in plan.steps:
         lines += _step(planned)
     return "\n".join(lines)
+
+
+def _reach(plan: Plan) -> list[str]:
+    """Per SSH target, how each host will be reached: user, address, port, key or agent, jump hosts."""
+    lines = []
+    for target in plan.targets.values():
+        remote = [h for h in target.hosts if h.transport is not Transport.LOCAL]
+        if remote:
+            lines.append(f"\nhosts of {target.name}:")
+            lines += [f"  {h.name}: {h.reach}" for h in remote]
+    return lines
 
 
 def _step(planned: PlannedStep) -> list[str]:

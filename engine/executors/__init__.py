@@ -7,11 +7,12 @@ the factory imports it on first use; `SSHTarget` and `SSHOptions` are plain valu
 
 from __future__ import annotations
 
-from engine.executors.base import Executor, OutputCallback, Result, SSHOptions, SSHTarget, Transport
+from engine.executors.base import Agent, Executor, OutputCallback, Result, SSHOptions, SSHTarget, Transport
 from engine.executors.factory import executor_for, ssh_executor, ssh_target
 from engine.executors.local import LocalExecutor
 
 __all__ = [
+    "Agent",
     "Executor",
     "LocalExecutor",
     "OutputCallback",

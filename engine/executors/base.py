@@ -7,6 +7,8 @@ the SSH *values* (`SSHTarget`, `SSHOptions`) live here and only `ssh.py` touches
 from __future__ import annotations
 
 import abc
+import enum
+import os
 import re
 import shlex
 import time
@@ -70,9 +72,21 @@ class Result:
         return "\n".join(text.rstrip("\n").split("\n")[-lines:]) if lines > 0 else ""
 
 
+class Agent(enum.Enum):
+    """Whether the SSH agent's keys are offered: besides the host's key (YES), never (NO), or alone (ONLY)."""
+
+    YES = "yes"
+    NO = "no"
+    ONLY = "only"
+
+
 @dataclass(frozen=True)
 class SSHTarget:
-    """A host as written in the runbook; `None` fields are filled from ~/.ssh/config by `ssh.resolve()`."""
+    """A host as written in the runbook; `None` fields are filled from ~/.ssh/config by `ssh.resolve()`.
+
+    `key` is an inline private key: a secret, so it is kept out of `repr` and only ever parsed in memory.
+    `jump` lists jump hosts with their own settings; `proxy_jump` is OpenSSH's text form (from ~/.ssh/config).
+    `agent` None: the agent and the default keys when no key is given, else only the key (like `ssh -i`)."""
 
     name: str
     hostname: str | None = None
@@ -84,6 +98,36 @@ class SSHTarget:
     """Seconds between keepalives that expect an answer (`ServerAliveInterval`); None: `SSHOptions.keepalive`."""
     alive_count_max: int | None = None
     """Keepalives left unanswered before the peer is declared dead (`ServerAliveCountMax`); None: 3."""
+    key: str | None = field(default=None, repr=False)
+    cert_file: str | None = None
+    cert: str | None = field(default=None, repr=False)
+    agent: Agent | None = None
+    jump: tuple[SSHTarget, ...] = ()
+
+    @property
+    def has_key(self) -> bool:
+        return self.key is not None or self.key_file is not None
+
+
+def expand_home(path: str) -> str:
+    """Only a leading `~/` (or a bare `~`) means $HOME: `~user/` and a `~` further on stay as written."""
+    if path == "~" or path.startswith("~/"):
+        return os.path.join(os.path.expanduser("~"), path[2:])
+    return path
+
+
+def describe_auth(target: SSHTarget) -> str:
+    """What is offered to the host, in words (never the key itself)."""
+    if target.agent is Agent.ONLY:
+        return "the SSH agent only"
+    offered = (
+        ["inline key"] if target.key is not None else [f"key {target.key_file}"] if target.key_file else []
+    )
+    if target.agent is Agent.YES or (target.agent is None and not offered):
+        offered.append("the SSH agent")
+    if not target.has_key:
+        offered.append("default keys")
+    return ", ".join(offered)
 
 
 @dataclass(frozen=True)

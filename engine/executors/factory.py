@@ -30,7 +30,18 @@ def ssh_target(host: Host) -> SSHTarget:
     """The host as OpenSSH would see it; like `ssh NAME`, a name that is its own address leaves HostName
     to ~/.ssh/config."""
     address = host.address if host.address != host.name else None
-    return SSHTarget(host.name, address, host.user, host.port, host.key_file)
+    return SSHTarget(
+        host.name,
+        address,
+        host.user,
+        host.port,
+        host.key_file,
+        key=host.key,
+        cert_file=host.cert_file,
+        cert=host.cert,
+        agent=host.agent,
+        jump=tuple(ssh_target(hop) for hop in host.jump),
+    )
 
 
 def ssh_executor(target: SSHTarget, options: SSHOptions | None = None) -> SSHExecutor:

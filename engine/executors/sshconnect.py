@@ -7,16 +7,18 @@ reaches it lazily through `engine.executors.ssh_executor()`.
 from __future__ import annotations
 
 import getpass
+import io
 import os
 import re
 import socket
 import threading
 from dataclasses import replace
+from typing import Any
 
 import paramiko
 
 from engine.errors import ConnectionFailed, HostKeyError
-from engine.executors.base import SSHOptions, SSHTarget
+from engine.executors.base import Agent, SSHOptions, SSHTarget, describe_auth, expand_home
 
 MAX_JUMPS = 5
 _JUMP = re.compile(
@@ -36,19 +38,21 @@ def resolve(target: SSHTarget, options: SSHOptions) -> SSHTarget:
     found = _load_config(target.name, path).lookup(target.name)
     if found.get("proxycommand", "none").lower() != "none" and not found.get("proxyjump"):
         raise ConnectionFailed(f"{target.name}: ProxyCommand in {path} is not supported (ProxyJump is)")
-    jump = target.proxy_jump or found.get("proxyjump")
-    identity = next((key for key in found.get("identityfile", []) if os.path.exists(key)), None)
+    jump = target.proxy_jump or (None if target.jump else found.get("proxyjump"))
+    identity = None
+    if not target.has_key and target.agent is not Agent.ONLY:
+        identity = next((key for key in found.get("identityfile", []) if os.path.exists(key)), None)
     try:
         port = target.port or int(found.get("port", 22))
     except ValueError:
         raise ConnectionFailed(f"{target.name}: bad Port in {path}: {found.get('port')!r}") from None
     alive = _alive_settings(target.name, path, found)
-    return SSHTarget(
-        name=target.name,
+    return replace(
+        target,
         hostname=target.hostname or found.get("hostname", target.name),
         user=target.user or found.get("user") or getpass.getuser(),
         port=port,
-        key_file=os.path.expanduser(target.key_file) if target.key_file else identity,
+        key_file=expand_home(target.key_file) if target.key_file else identity,
         proxy_jump=None if jump is None or jump.lower() == "none" else jump,
         alive_interval=target.alive_interval or alive[0],
         alive_count_max=target.alive_count_max or alive[1],
@@ -71,14 +75,17 @@ def open_chain(target: SSHTarget, options: SSHOptions, depth: int = 0) -> list[p
     Like `ssh -J a,b`: connect to a (with a's own config, ProxyJump included), then to b through a
     direct-tcpip channel of a's transport, then to the target through b. Every hop's host key is checked.
     """
-    if target.proxy_jump is None:
+    if target.jump:
+        hops = [resolve(hop, options) for hop in target.jump]
+    elif target.proxy_jump is not None:
+        hops = [resolve(_parse_jump(spec, target.name), options) for spec in target.proxy_jump.split(",")]
+    else:
         return [_connect(target, options, None)]
     if depth >= MAX_JUMPS:
         raise ConnectionFailed(f"{target.name}: ProxyJump nests more than {MAX_JUMPS} hosts deep")
-    hops = [resolve(_parse_jump(spec, target.name), options) for spec in target.proxy_jump.split(",")]
     chain = open_chain(hops[0], options, depth + 1)
     try:
-        for hop in [*hops[1:], replace(target, proxy_jump=None)]:
+        for hop in [*hops[1:], replace(target, proxy_jump=None, jump=())]:
             chain.append(_connect(hop, options, _tunnel(chain[-1], hop, options)))
     except BaseException:
         close_chain(chain)
@@ -129,22 +136,18 @@ def _connect(target: SSHTarget, options: SSHOptions, sock: paramiko.Channel | No
         except (OSError, paramiko.SSHException, ValueError) as error:
             raise ConnectionFailed(f"{target.name}: cannot read {known_hosts}: {error}") from None
     client.set_missing_host_key_policy(_UnknownHostKey(target.name, known_hosts, options.trust_new_keys))
-    only_key = target.key_file is not None
-    if only_key and not os.path.isfile(target.key_file or ""):
-        raise ConnectionFailed(f"{target.name}: key file {target.key_file} not found")
+    auth = _auth(target)
     try:
         client.connect(
             target.hostname or target.name,
             target.port or 22,
             username=target.user,
-            key_filename=target.key_file,
             timeout=options.connect_timeout,
-            allow_agent=not only_key,
-            look_for_keys=not only_key,
             banner_timeout=options.banner_timeout,
             auth_timeout=options.auth_timeout,
             channel_timeout=options.connect_timeout,
             sock=sock,
+            **auth,
         )
     except (paramiko.SSHException, OSError, EOFError, ValueError) as error:
         client.close()
@@ -173,8 +176,9 @@ def _connection_error(target: SSHTarget, error: Exception, known_hosts: str) -> 
             f"remove the old entry: ssh-keygen -R '{_known_hosts_name(target)}' -f {known_hosts}"
         )
     if isinstance(error, paramiko.AuthenticationException):
-        key = f"key {target.key_file}" if target.key_file else "agent and default keys"
-        return ConnectionFailed(f"{target.name}: authentication failed for {target.user}@{where} ({key})")
+        return ConnectionFailed(
+            f"{target.name}: authentication failed for {target.user}@{where} ({describe_auth(target)})"
+        )
     if isinstance(error, paramiko.ssh_exception.NoValidConnectionsError):
         return ConnectionFailed(f"{target.name}: connection refused by {where}")
     if isinstance(error, TimeoutError):
@@ -221,3 +225,69 @@ def _known_hosts_name(target: SSHTarget) -> str:
 
 def _where(target: SSHTarget) -> str:
     return f"{target.hostname or target.name}:{target.port or 22}"
+
+
+def _auth(target: SSHTarget) -> dict[str, Any]:
+    """paramiko's authentication arguments: the key (inline ones parsed in memory, never written anywhere),
+    its certificate, and whether the agent and ~/.ssh/id_* are offered."""
+    if target.agent is Agent.ONLY:
+        if not os.environ.get("SSH_AUTH_SOCK"):
+            raise ConnectionFailed(
+                f"{target.name}: only the SSH agent may be used, but SSH_AUTH_SOCK is not set"
+            )
+        return {"allow_agent": True, "look_for_keys": False}
+    agent = target.agent is Agent.YES or (target.agent is None and not target.has_key)
+    auth: dict[str, Any] = {"allow_agent": agent, "look_for_keys": not target.has_key}
+    if target.key is not None:
+        auth["pkey"] = _certified(target, _inline_key(target))
+    elif target.key_file is not None:
+        if not os.path.isfile(target.key_file):
+            raise ConnectionFailed(f"{target.name}: key file {target.key_file} not found")
+        if target.cert is None and target.cert_file is None:
+            auth["key_filename"] = target.key_file  # paramiko also picks up <key>-cert.pub, as ssh does
+        else:
+            auth["pkey"] = _certified(target, _key_file(target, target.key_file))
+    return auth
+
+
+_KEY_TYPES: tuple[type[paramiko.PKey], ...] = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
+
+
+def _inline_key(target: SSHTarget) -> paramiko.PKey:
+    """The inline key, parsed from memory; an error never quotes it."""
+    for kind in _KEY_TYPES:
+        try:
+            return kind.from_private_key(io.StringIO(target.key or ""))
+        except paramiko.PasswordRequiredException:
+            raise ConnectionFailed(
+                f"{target.name}: the inline key is encrypted; load it into ssh-agent and use the agent instead"
+            ) from None
+        except (paramiko.SSHException, ValueError):
+            continue
+    raise ConnectionFailed(
+        f"{target.name}: the inline key is not an unencrypted ed25519, ECDSA or RSA private key"
+    )
+
+
+def _key_file(target: SSHTarget, path: str) -> paramiko.PKey:
+    try:
+        return paramiko.PKey.from_path(path)
+    except paramiko.PasswordRequiredException:
+        raise ConnectionFailed(
+            f"{target.name}: key file {path} is encrypted; load it into ssh-agent and use the agent instead"
+        ) from None
+    except (paramiko.SSHException, OSError, ValueError) as error:
+        raise ConnectionFailed(f"{target.name}: cannot read key file {path}: {error}") from None
+
+
+def _certified(target: SSHTarget, key: paramiko.PKey) -> paramiko.PKey:
+    """`key` with its certificate (inline text or a file) attached, when one is given."""
+    try:
+        if target.cert is not None:
+            key.load_certificate(target.cert.strip())
+        elif target.cert_file is not None:
+            key.load_certificate(target.cert_file)
+    except (paramiko.SSHException, OSError, ValueError) as error:
+        where = "the inline certificate" if target.cert is not None else f"certificate {target.cert_file}"
+        raise ConnectionFailed(f"{target.name}: {where} does not fit the key: {error}") from None
+    return key
