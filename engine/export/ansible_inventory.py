@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine.executors.base import Transport
+from engine.executors.base import Agent, Transport
 from engine.planning import Plan
 from engine.targets import LOCAL_HOST, Host
 
@@ -86,5 +86,7 @@ def _host_vars(host: Host) -> dict[str, Any]:
         found["ansible_user"] = host.user
     if host.key_file is not None:
         found["ansible_ssh_private_key_file"] = host.key_file
+    if host.agent is Agent.NO:  # only the given key, none of the agent's (unmapped refuses the other uses)
+        found["ansible_ssh_common_args"] = "-o IdentitiesOnly=yes"
     found["ansible_python_interpreter"] = "auto_silent"
     return found

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import Problem
-from engine.executors.base import Transport
+from engine.executors.base import Agent, Transport
 from engine.loading import JsonPath
 from engine.model import Runbook
 from engine.planning import Plan, PlannedStep, operator_texts
@@ -29,8 +29,11 @@ STEP_FIELDS = frozenset(
     }
 )  # fmt: skip
 CHECK_FIELDS = frozenset({"title", "run", "on", "cwd", "timeout", "index"})
-TARGET_FIELDS = frozenset({"name", "local", "hosts", "inventory", "concurrency"})
-HOST_FIELDS = frozenset({"name", "address", "user", "port", "key_file", "transport"})
+# A target's `reach`/`jump` templates end up in its hosts' fields, checked one by one below; a host's `vars`
+# (its inventory entry) only feed templates, which the plan has rendered already.
+TARGET_FIELDS = frozenset({"name", "local", "hosts", "inventory", "concurrency", "reach", "jump"})
+HOST_FIELDS = frozenset({"name", "address", "user", "port", "key_file", "transport", "vars"})
+AGENTS = frozenset({None, Agent.NO})  # the agent uses an export can say (see ansible_inventory)
 TRANSPORTS = frozenset({Transport.LOCAL, Transport.SSH})
 RUNBOOK_FIELDS = frozenset(
     {
@@ -111,6 +114,8 @@ def _host_fields(runbook: Runbook, target: str, host: Host) -> Iterable[Unmapped
         )
         yield Unmapped(dataclasses.replace(where, message=message))
     for item in dataclasses.fields(host):
+        if item.name == "agent" and host.agent in AGENTS:
+            continue
         if item.name not in HOST_FIELDS and not _is_default(item, getattr(host, item.name)):
             where = runbook.document.positions.problem(("targets", target), "", key=True)
             message = f"host {host.name}: {item.name!r} has no Ansible equivalent the export knows"
