@@ -1,4 +1,6 @@
-"""`runbook validate` must stay fast: it never imports SSH (paramiko, ~0.2 s) or the terminal UI (rich)."""
+"""`runbook validate` must stay fast: it never imports SSH (paramiko, ~0.2 s), the terminal UI (rich) or the
+CLI framework (invoke, which pulls in unittest.mock and importlib.metadata: the `runbook` parser is argparse,
+derived from the same command definitions — checked here flag by flag against the invoke tasks)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ try:
     main(["runbook", "validate", "runbooks/ha-rollback.yml"])  # the console script, in-process
 except SystemExit as done:
     assert not done.code, done.code
-heavy = sorted(m for m in ("paramiko", "rich", "cryptography") if m in sys.modules)
+heavy = sorted(m for m in ("paramiko", "rich", "cryptography", "invoke", "unittest.mock") if m in sys.modules)
 print("heavy:", ",".join(heavy))
 """
 
@@ -26,3 +28,53 @@ def test_validate_imports_neither_ssh_nor_the_terminal_ui() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1].strip() == "heavy:"
+
+
+def test_runbook_parses_exactly_the_flags_of_the_invoke_tasks() -> None:
+    from engine.cli import COMMANDS, collection, parser
+
+    tasks = collection()
+    commands = parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert sorted(commands) == sorted(tasks.task_names)
+    for spec in COMMANDS:
+        invoked = {
+            (f"--{name}" if len(name) > 1 else f"-{name}")
+            for argument in tasks[spec.name].get_arguments()
+            for name in argument.names
+            if not argument.positional
+        }
+        ours = {
+            option
+            for action in commands[spec.name]._actions
+            for option in action.option_strings
+            if option not in ("-h", "--help")
+        }
+        assert ours == invoked, spec.name
+
+
+def test_help_shows_the_runbook_options_with_their_placeholders_and_none_of_invokes() -> None:
+    def help_of(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "engine", *args, "--help"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    top, run = help_of(), help_of("run")
+    for text in (top, run):
+        for invoke_only in ("--prompt-for-sudo-password", "--pty", "--write-pyc", "--echo", "--complete"):
+            assert invoke_only not in text
+    assert all(name in top for name in ("validate", "plan", "checklist", "run", "runs", "demo"))
+    for flag in (
+        "--var NAME=VALUE",
+        "--hosts TARGET=HOSTS",
+        "--vars-file FILE",
+        "--resume [RUN_ID]",
+        "--yes",
+    ):
+        assert flag in run
+    assert "-o FILE, --output FILE" in help_of("checklist")
