@@ -6,6 +6,7 @@ all in one go; and if anything fails, nothing has run anywhere (exit 3).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -15,7 +16,10 @@ from engine.executors import Executor, SSHOptions, Transport, executor_for
 from engine.planning import HostPlan, Plan
 from engine.targets import LOCAL_HOST, Host
 
-_CONNECT_WORKERS = 16
+CONNECT_AT_ONCE = 64
+"""Hosts connected (and probed) at once. Each connection waits mostly on the network and the host, so
+all of them go out together — up to this bound, which keeps threads and sockets sane at hundreds of hosts
+and stays under a jump host's sshd MaxStartups ceiling (100) for the connections it forwards."""
 
 
 @dataclass
@@ -24,12 +28,13 @@ class Fleet:
 
     executors: dict[str, Executor] = field(default_factory=dict)
     platforms: dict[str, str] = field(default_factory=dict)
+    missing: dict[str, list[str]] = field(default_factory=dict)  # programs not found, by host
 
     def executor(self, host: Host) -> Executor:
         return self.executors[host.name]
 
     def kill_all(self) -> None:
-        with ThreadPoolExecutor(max_workers=_CONNECT_WORKERS) as pool:
+        with ThreadPoolExecutor(max_workers=CONNECT_AT_ONCE) as pool:
             list(pool.map(lambda e: e.kill_all(), self.executors.values()))
 
     def close(self) -> None:
@@ -44,60 +49,85 @@ def _local_hosts(plan: Plan) -> Iterable[Host]:
 
 
 def connect(plan: Plan, options: SSHOptions, say: Callable[[str], None]) -> Fleet:
-    """Executors for every host of the plan, SSH hosts connected in parallel; all failures reported at once."""
-    fleet = Fleet()
-    for host in _local_hosts(plan):
-        fleet.executors[host.name] = executor_for(host, options)
-        fleet.platforms[host.name] = plan.platform or fleet.executors[host.name].platform()
-    remote = plan.remote_hosts()
-    if not remote:
-        return fleet
-    say(f"connecting to {len(remote)} host(s)…")
+    """Executors for every host of the plan, each with its platform and the programs it lacks.
 
-    def open_one(host: Host) -> tuple[Host, Executor | None, str]:
+    SSH hosts are connected all at once (up to `CONNECT_AT_ONCE`) and asked both things in one command, so
+    a host costs one round trip before the checks; all failures are reported at once.
+    """
+    fleet = Fleet()
+    needed = _needed_programs(plan)
+    for host in _local_hosts(plan):
+        executor = fleet.executors[host.name] = executor_for(host, options)
+        fleet.platforms[host.name] = plan.platform or executor.platform()
+    remote = plan.remote_hosts()
+    if remote:
+        say(f"connecting to {len(remote)} host(s)…")
+
+    def open_one(host: Host) -> tuple[Host, Executor | None, str, list[str]]:
         executor = executor_for(host, options)
         try:
             executor.connect()
-            return host, executor, executor.platform()
+            platform, missing = executor.probe(needed.get(host.name, []))
+            return host, executor, platform, missing
         except RunbookError as error:
             executor.close()
-            return host, None, str(error)
+            return host, None, str(error), []
 
-    with ThreadPoolExecutor(max_workers=min(_CONNECT_WORKERS, len(remote))) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, min(CONNECT_AT_ONCE, len(remote)))) as pool:
         results = list(pool.map(open_one, remote))
     failures = [
         detail if detail.startswith(f"{host.name}: ") else f"{host.name}: {detail}"
-        for host, executor, detail in results
+        for host, executor, detail, _ in results
         if executor is None
     ]
-    for host, executor, platform in results:
-        if executor is not None:
-            fleet.executors[host.name] = executor
+    for host, connected, platform, missing in results:
+        if connected is not None:
+            fleet.executors[host.name] = connected
             fleet.platforms[host.name] = platform
+            fleet.missing[host.name] = missing
     if failures:
         fleet.close()
         raise PreflightFailed("cannot reach every host; nothing has run:\n  " + "\n  ".join(failures))
     return fleet
 
 
-def check(plan: Plan, fleet: Fleet, say: Callable[[str], None]) -> None:
-    """The runbook's checks, a command for every host and platform, and the programs each step calls."""
-    problems: list[str] = []
-    for planned in plan.checks:
-        say(f"check: {planned.title}")
-        for host_plan in planned.hosts:
-            problems += _run_check(planned.title, host_plan, fleet, planned.timeout)
+def _needed_programs(plan: Plan) -> dict[str, list[str]]:
+    """The programs the steps call, by host, in order of first use."""
     needed: dict[str, list[str]] = {}
     for step in plan.steps:
         for host_plan in step.hosts:
-            platform = fleet.platforms[host_plan.host.name]
-            if host_plan.variant(platform) is None and not host_plan.skip:
-                problems.append(
-                    f"step {step.id} on {host_plan.host.name}: no command for platform {platform!r}"
-                )
             wanted = needed.setdefault(host_plan.host.name, [])
             wanted += [p for p in step.programs if p not in wanted]
-    problems += _missing_programs(needed, fleet)
+    return needed
+
+
+def check(plan: Plan, fleet: Fleet, say: Callable[[str], None]) -> None:
+    """The runbook's checks (each on its hosts at once), a command for every host and platform, and the
+    programs each step calls."""
+    problems: list[str] = []
+    with ThreadPoolExecutor(max_workers=CONNECT_AT_ONCE) as pool:
+        for planned in plan.checks:
+            say(f"check: {planned.title}")
+            run = functools.partial(_run_check, planned.title, fleet=fleet, timeout=planned.timeout)
+            problems += [line for lines in pool.map(run, planned.hosts) for line in lines]
+        for step in plan.steps:
+            for host_plan in step.hosts:
+                platform = fleet.platforms[host_plan.host.name]
+                if host_plan.variant(platform) is None and not host_plan.skip:
+                    problems.append(
+                        f"step {step.id} on {host_plan.host.name}: no command for platform {platform!r}"
+                    )
+
+        def missing(item: tuple[str, list[str]]) -> list[str]:
+            host, programs = item
+            if host in fleet.missing:  # asked with the platform, in the same round trip
+                lacking = [name for name in programs if name in fleet.missing[host]]
+            else:
+                lacking = fleet.executors[host].missing_programs(programs)
+            return [f"{host}: program not found: {name}" for name in lacking]
+
+        wanted = [(h, p) for h, p in _needed_programs(plan).items() if p]
+        problems += [line for lines in pool.map(missing, wanted) for line in lines]
     if problems:
         raise PreflightFailed("preflight failed; nothing has run:\n  " + "\n  ".join(problems))
 
@@ -113,13 +143,3 @@ def _run_check(title: str, host_plan: HostPlan, fleet: Fleet, timeout: float) ->
     why = "timed out" if result.timed_out else f"exit {result.exit_code}"
     detail = result.tail("stderr", 3) or result.tail("stdout", 3)
     return [f"check failed on {host}: {title} ({why}){': ' + detail if detail else ''}"]
-
-
-def _missing_programs(needed: dict[str, list[str]], fleet: Fleet) -> list[str]:
-    def probe(item: tuple[str, list[str]]) -> list[str]:
-        host, programs = item
-        missing = fleet.executors[host].missing_programs(programs)
-        return [f"{host}: program not found: {name}" for name in missing]
-
-    with ThreadPoolExecutor(max_workers=_CONNECT_WORKERS) as pool:
-        return [line for lines in pool.map(probe, [(h, p) for h, p in needed.items() if p]) for line in lines]

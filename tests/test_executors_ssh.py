@@ -101,6 +101,35 @@ def test_one_transport_for_many_commands(connect: Callable[..., SSHExecutor], no
     assert node.accepted_connections() - before == 1
 
 
+def test_known_hosts_is_read_once_for_many_connections(
+    connect: Callable[..., SSHExecutor], node: SSHDNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[str] = []
+    load = paramiko.HostKeys.load
+    monkeypatch.setattr(paramiko.HostKeys, "load", lambda keys, path: (reads.append(path), load(keys, path)))
+    os.utime(node.known_hosts)  # a file changed since the last reading is read again
+    for _ in range(3):
+        assert connect().run("true").ok
+    assert reads == [str(node.known_hosts)]
+    with open(node.known_hosts, "a") as known_hosts:  # changed (as trusting a new key does): read again
+        known_hosts.write("\n")
+    assert connect().run("true").ok and len(reads) == 2
+
+
+def test_probe_learns_platform_and_missing_programs_in_one_command(
+    connect: Callable[..., SSHExecutor], node: SSHDNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node.stand_in("runbook-node-tool")
+    executor = connect()
+    commands: list[str] = []
+    start = SSHExecutor.start
+    monkeypatch.setattr(
+        SSHExecutor, "start", lambda self, job, inv: (commands.append(inv.script), start(self, job, inv))[1]
+    )
+    assert executor.probe(["runbook-node-tool", "runbook-absent-tool"]) == ("linux", ["runbook-absent-tool"])
+    assert executor.platform() == "linux" and len(commands) == 1
+
+
 def test_unknown_host_key_is_refused_and_nothing_runs(
     connect: Callable[..., SSHExecutor], node: SSHDNode, tmp_path: Path
 ) -> None:

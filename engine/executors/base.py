@@ -321,12 +321,15 @@ class Executor(abc.ABC):
         names = list(programs)
         if not names:
             return []
-        words = " ".join(shlex.quote(name) for name in names)
-        script = f'for p in {words}; do command -v "$p" >/dev/null 2>&1 || printf "%s\\n" "$p"; done'
-        result = self.run(script, timeout=60)
+        result = self.run(lookup_script(names), timeout=60)
         if not result.ok:
             raise PreflightFailed(f"{self.host}: cannot look for programs: {result.tail('stderr', 3)}")
         return result.stdout.splitlines()
+
+    def probe(self, programs: Iterable[str]) -> tuple[str, list[str]]:
+        """The host's platform and the programs it lacks (preflight); an executor that must ask the host
+        both asks in one command (`SSHExecutor`): one round trip per host instead of two."""
+        return self.platform(), self.missing_programs(programs)
 
     def close(self) -> None:  # noqa: B027 - optional hook: executors without resources need not override it
         """Release the host's resources; the default has none."""
@@ -338,6 +341,12 @@ class Executor(abc.ABC):
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         self.close()
+
+
+def lookup_script(programs: Iterable[str]) -> str:
+    """A POSIX sh loop printing, one a line, the `programs` that `command -v` cannot find."""
+    words = " ".join(shlex.quote(name) for name in programs)
+    return f'for p in {words}; do command -v "$p" >/dev/null 2>&1 || printf "%s\\n" "$p"; done'
 
 
 def _result(

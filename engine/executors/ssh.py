@@ -18,14 +18,14 @@ import secrets as random
 import shlex
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 
 import paramiko
 
 from engine.errors import ConnectionFailed, PreflightFailed
 from engine.executors import heartbeat
-from engine.executors.base import Executor, Invocation, Process, SSHOptions, SSHTarget
+from engine.executors.base import Executor, Invocation, Process, SSHOptions, SSHTarget, lookup_script
 from engine.executors.jobs import Job, Sink, StreamText
 from engine.executors.sshconnect import close_chain, open_chain, resolve
 
@@ -104,6 +104,19 @@ class SSHExecutor(Executor):
                 raise PreflightFailed(f"{self.host}: `uname -s` failed: {result.tail('stderr', 3)}")
             self._platform = result.stdout.strip().lower()
         return self._platform
+
+    def probe(self, programs: Iterable[str]) -> tuple[str, list[str]]:
+        """`uname -s` and the program lookup in one command: preflight's one round trip to the host."""
+        names = list(programs)
+        result = self.run("uname -s" + (f"; {lookup_script(names)}" if names else ""), timeout=30)
+        lines = result.stdout.splitlines()
+        if not result.ok or not lines:
+            raise PreflightFailed(
+                f"{self.host}: cannot learn its platform and programs (`uname -s`, `command -v`): "
+                f"{result.tail('stderr', 3)}"
+            )
+        self._platform = lines[0].strip().lower()
+        return self._platform, lines[1:]
 
     def close(self) -> None:
         """Stop what still runs (closing alone would leave it running on the host), then disconnect."""

@@ -25,6 +25,8 @@ _JUMP = re.compile(
     r"(?:ssh://)?(?:(?P<user>[^@]+)@)?(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:]+))(?::(?P<port>\d+))?"
 )
 _known_hosts_lock = threading.Lock()
+_known_hosts_read_lock = threading.Lock()
+_known_hosts_read: dict[str, tuple[tuple[int, int], paramiko.HostKeys]] = {}
 
 
 def resolve(target: SSHTarget, options: SSHOptions) -> SSHTarget:
@@ -130,11 +132,16 @@ def _connect(target: SSHTarget, options: SSHOptions, sock: paramiko.Channel | No
     """One authenticated client; the host key is checked before anything is sent to the host."""
     known_hosts = os.path.expanduser(options.known_hosts)
     client = paramiko.SSHClient()
-    if os.path.exists(known_hosts):
-        try:
-            client.load_host_keys(known_hosts)
-        except (OSError, paramiko.SSHException, ValueError) as error:
-            raise ConnectionFailed(f"{target.name}: cannot read {known_hosts}: {error}") from None
+    name = _known_hosts_name(target)
+    try:
+        known = _known_keys(known_hosts, name)
+    except (OSError, paramiko.SSHException, ValueError) as error:
+        raise ConnectionFailed(f"{target.name}: cannot read {known_hosts}: {error}") from None
+    for (
+        key_type,
+        key,
+    ) in known.items():  # paramiko checks them, and prefers their type, as it would the file's
+        client.get_host_keys().add(name, key_type, key)
     client.set_missing_host_key_policy(_UnknownHostKey(target.name, known_hosts, options.trust_new_keys))
     auth = _auth(target)
     try:
@@ -210,6 +217,25 @@ class _UnknownHostKey(paramiko.MissingHostKeyPolicy):
                 if file.tell() > 0 and not _ends_with_newline(self._known_hosts):
                     file.write("\n")
                 file.write(line)
+
+
+def _known_keys(path: str, name: str) -> dict[str, paramiko.PKey]:
+    """The keys known_hosts has for `name`, from one reading of the file per process (read again only when
+    it changes, as when a key is trusted): `SSHClient.load_host_keys` would parse the whole file, decoding
+    every key, for each connection — 250 hosts, 250 × 250 keys, one thread at a time."""
+    with _known_hosts_read_lock:
+        try:
+            stat = os.stat(path)
+        except FileNotFoundError:
+            return {}
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        cached = _known_hosts_read.get(path)
+        if cached is None or cached[0] != stamp:
+            keys = paramiko.HostKeys()
+            keys.load(path)
+            cached = _known_hosts_read[path] = (stamp, keys)
+    found = cached[1].lookup(name)
+    return dict(found) if found else {}
 
 
 def _ends_with_newline(path: str) -> bool:
