@@ -101,6 +101,10 @@ class Terminal:
         return answer is not None and answer.strip().lower() in ("y", "yes")
 
     def summary(self, outcomes: Iterable[HostOutcome]) -> None:
+        """The table of every step run on every host; nothing at all when no step ran."""
+        outcomes = list(outcomes)
+        if not outcomes:
+            return
         table = Table(title="Summary", title_justify="left")
         for column in ("step", "host", "status", "exit", "duration"):
             table.add_column(column, justify="right" if column in ("exit", "duration") else "left")

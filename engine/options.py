@@ -14,7 +14,7 @@ from engine import rules, variables
 from engine import targets as targets_mod
 from engine.errors import UsageError
 from engine.executors.local import this_platform
-from engine.model import PLATFORMS, Variable
+from engine.model import PLATFORMS
 from engine.planning import Plan, build_plan
 from engine.validation import Validated, validate
 
@@ -37,18 +37,11 @@ def chosen_platform(value: str | None) -> str | None:
     return value
 
 
-def _prompt(variable: Variable) -> str:
-    import getpass
-
-    label = f"{variable.name}" + (f" ({variable.description})" if variable.description else "")
-    if variable.secret:
-        return getpass.getpass(f"{label}: ")
-    return input(f"{label}: ")
-
-
 def prompter() -> variables.Prompter | None:
-    """Ask for missing required values only when a person is at a terminal."""
-    return _prompt if sys.stdin.isatty() and sys.stderr.isatty() else None
+    """Ask for missing required values only when a person is at a terminal (asked again when wrong)."""
+    from engine import prompting
+
+    return prompting.ask if sys.stdin.isatty() and sys.stderr.isatty() else None
 
 
 def prepare(

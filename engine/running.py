@@ -24,6 +24,7 @@ from engine.journal import OPERATOR, AnsweredBy, Journal
 from engine.outcomes import HostOutcome, Status, StepOutcome
 from engine.planning import HostPlan, PlannedStep, Planner
 from engine.preflight import Fleet
+from engine.prompting import ATTEMPTS
 from engine.rendering import SecretRef
 
 
@@ -196,7 +197,7 @@ class Runner:
         wanted = planned.confirm_text
         if wanted is not None and not self.settings.yes:
             self.terminal.say(question, "bold")
-            answer, by = self.terminal.ask(f"Type {wanted!r} to go on:") or "", AnsweredBy.OPERATOR
+            answer, by = self._typed(wanted), AnsweredBy.OPERATOR
             ok = answer == wanted
         else:
             flag = AnsweredBy.YES if self.settings.yes else None
@@ -204,6 +205,20 @@ class Runner:
             answer = "yes" if ok else "no"
         self.journal.append(records.confirmation(planned.id, question, answer, self.user, by, ok=ok))
         return ok
+
+    def _typed(self, wanted: str) -> str:
+        """The text typed to confirm a step, asked again while it does not match (a typo is not a no);
+        Enter, or the end of input, declines at once."""
+        answer = ""
+        for attempt in range(1, ATTEMPTS + 1):
+            answer = self.terminal.ask(f"Type {wanted!r} to go on (Enter to decline):") or ""
+            if answer in (wanted, ""):
+                return answer
+            again = f"; type it exactly ({ATTEMPTS - attempt} more), or press Enter to decline"
+            self.terminal.say(
+                f"{answer!r} is not {wanted!r}" + (again if attempt < ATTEMPTS else ""), "yellow"
+            )
+        return answer
 
     def _fan_out(self, planned: PlannedStep, todo: list[HostPlan]) -> list[HostOutcome]:
         """The step on its hosts, `concurrency` at a time; Ctrl-C (or SIGTERM) kills every running command."""

@@ -111,7 +111,7 @@ def _translate(error: jsonschema.ValidationError, positions: Positions, data: An
     elif "propertyNames" in error.relative_schema_path:  # jsonschema reports the name's own failure
         name = _instance(error)
         yield positions.problem(
-            (*path, name), f"invalid name {name!r}: names must match {_value(error)}", key=True
+            (*path, name), f"invalid name {name!r}: names must match {rule_value(error)}", key=True
         )
     elif kind == "const" and error.validator_value is True:
         yield positions.problem(path, "must be true (or remove the key)")
@@ -164,7 +164,7 @@ def _unknown_keys(
 
 
 def _type_message(error: jsonschema.ValidationError, source: str | None) -> str:
-    wanted = _value(error)
+    wanted = rule_value(error)
     names = [str(n) for n in (wanted if isinstance(wanted, list) else [wanted])]
     wanted_names = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
     message = f"expected {wanted_names}, got {describe_type(error.instance)}"
@@ -177,7 +177,7 @@ def _type_message(error: jsonschema.ValidationError, source: str | None) -> str:
 def _one_of(
     error: jsonschema.ValidationError, path: JsonPath, positions: Positions, data: Any
 ) -> Iterator[Problem]:
-    branches = _value(error)
+    branches = rule_value(error)
     if all(set(branch) == {"required"} for branch in branches):
         if not isinstance(error.instance, dict):
             return  # not a mapping at all: the type error says so
@@ -206,7 +206,8 @@ def _instance(error: jsonschema.ValidationError) -> Any:
     return error.instance
 
 
-def _value(error: jsonschema.ValidationError) -> Any:
+def rule_value(error: jsonschema.ValidationError) -> Any:
+    """The value of the keyword that failed (the pattern, the minimum…)."""
     return error.validator_value
 
 

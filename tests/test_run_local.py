@@ -150,7 +150,7 @@ def test_typed_confirmation(lab: Lab, stdin: str, code: int) -> None:
     done = lab.run_here(book(lab, TYPED, TYPED_VARS), stdin=stdin)
     assert done.returncode == code, done.stdout + done.stderr
     assert (lab.root / "dropped").exists() is (code == 0)
-    assert "Type 'staging-eu' to go on:" in done.stdout
+    assert "Type 'staging-eu' to go on (Enter to decline):" in done.stdout
     [confirmation] = records(lab, "confirmation")
     assert confirmation["by"] == "operator" and confirmation["ok"] is (code == 0)
     if code:

@@ -270,7 +270,15 @@ TYPED_VARS = "variables:\n  cluster: {type: string, default: staging-eu}\n"
 
 
 @pytest.mark.parametrize(
-    ("answers", "ran"), [("staging-eu\n", True), ("staging-us\n", False), ("y\n", False), ("", False)]
+    ("answers", "ran"),
+    [
+        ("staging-eu\n", True),
+        ("staging-us\nstaging-eu\n", True),  # a typo is asked again
+        ("staging-us\n", False),  # then end of input: declined
+        ("y\n\n", False),  # Enter declines
+        ("a\nb\nc\nstaging-eu\n", False),  # three wrong answers decline
+        ("", False),
+    ],
 )
 def test_typed_confirmation(lab_for: Callable[..., Lab], answers: str, ran: bool) -> None:
     lab = lab_for(TYPED, TYPED_VARS, answers)
@@ -280,7 +288,7 @@ def test_typed_confirmation(lab_for: Callable[..., Lab], answers: str, ran: bool
         with pytest.raises(Declined, match="step 'drop' was declined"):
             lab.run()
     assert lab.executors["local"].scripts() == (["drop"] if ran else [])
-    assert "Type 'staging-eu' to go on:" in lab.text
+    assert "Type 'staging-eu' to go on (Enter to decline):" in lab.text
     [confirmation] = lab.records("confirmation")
     assert confirmation["by"] == "operator" and confirmation["ok"] is ran
 
