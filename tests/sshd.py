@@ -47,7 +47,7 @@ X11Forwarding no
 PrintMotd no
 PrintLastLog no
 UseDNS no
-LogLevel INFO
+LogLevel {log_level}
 SetEnv HOME={home} PATH={bin_dir}:/usr/local/bin:/usr/bin:/bin RUNBOOK_TEST_NODE={address}
 """
 
@@ -155,6 +155,7 @@ class SSHDCluster:
         self.authorized_keys.write_text(generate_key(self.client_key) + "\n")
         self.known_hosts.write_text("")
         self.nodes: list[SSHDNode] = []
+        self.extras: dict[str, SSHDNode] = {}
 
     def start(self, count: int) -> list[SSHDNode]:
         """The first `count` nodes, starting those not running yet."""
@@ -162,12 +163,22 @@ class SSHDCluster:
             self.nodes.append(self._start_node(f"127.0.0.{len(self.nodes) + 2}"))
         return self.nodes[:count]
 
+    def extra(self, address: str, authorized_keys: Path, log_level: str = "INFO") -> SSHDNode:
+        """A node apart from the numbered ones (a bastion, say), started once: its own address, its own
+        authorized_keys file, and `log_level` (DEBUG1 logs each forwarding: `server_request_direct_tcpip`)."""
+        if address not in self.extras:
+            self.extras[address] = self._start_node(address, authorized_keys, log_level)
+        return self.extras[address]
+
     def stop(self) -> None:
-        for node in self.nodes:
+        for node in [*self.nodes, *self.extras.values()]:
             node.stop()
         self.nodes = []
+        self.extras = {}
 
-    def _start_node(self, address: str) -> SSHDNode:
+    def _start_node(
+        self, address: str, authorized_keys: Path | None = None, log_level: str = "INFO"
+    ) -> SSHDNode:
         root = self.base / f"node-{address}"
         home, bin_dir = root / "home", root / "bin"
         for directory in (home, bin_dir):
@@ -185,7 +196,8 @@ class SSHDCluster:
                     root=root,
                     home=home,
                     bin_dir=bin_dir,
-                    authorized_keys=self.authorized_keys,
+                    authorized_keys=authorized_keys or self.authorized_keys,
+                    log_level=log_level,
                 )
             )
             log = root / "sshd.log"
