@@ -114,6 +114,8 @@ def _secrets_outside_run(site: _Site, secrets: frozenset[str]) -> Iterator[Probl
     text = "{{ " + site.template.text + " }}" if site.expression else site.template.text
     if site.template.path[-2:-1] == ("env",) and whole_reference(text) in secrets:
         return  # `env: {TOKEN: "{{ token }}"}`: passed to the command like a secret in `run`
+    if site.template.path[-1] == "when":
+        return  # a condition shows no value: only its text is ever printed ("when: … is false")
     try:
         used = names_used(text) & secrets
     except jinja2.TemplateSyntaxError:

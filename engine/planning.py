@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from engine import looping, model, programs
 from engine.errors import InvalidRunbook, Problem
 from engine.executors.base import Transport
 from engine.looping import LoopItem
-from engine.masking import MASK
+from engine.masking import MASK, Masker
 from engine.model import Command, Runbook, Step, Template
 from engine.rendering import (
     Deferred,
@@ -178,6 +178,18 @@ class Planner:
             found[item.var] = item.value
         return found
 
+    def condition(self, when: Template, context: Mapping[str, Any]) -> Any:
+        """A `when`, evaluated with the real values of secrets (a condition prints nothing); an error about
+        it is masked, since an exception's message may quote a value it read."""
+        secrets = {name: self.values.values[name] for name in self.secret_refs}
+        try:
+            return evaluate(when, {**context, **secrets})
+        except InvalidRunbook as error:
+            masker = Masker(str(value) for value in secrets.values())
+            raise InvalidRunbook(
+                [replace(p, message=masker.mask(p.message)) for p in error.problems]
+            ) from None
+
     def host_platform(self, host: Host) -> str | None:
         return self.platform if host.transport is Transport.LOCAL else None
 
@@ -254,8 +266,8 @@ class Planner:
                 "platform" in unknown and platform is None
             ):
                 deferred = True
-            elif not evaluate(step.when, context):
-                skip = f"when: {step.when.text} is false"
+            elif not self.condition(step.when, context):
+                skip = f"when: {step.when.text} is false"  # the expression, never the values it read
         if skip is not None:  # not rendered: a false `when` may guard values the command needs
             return HostPlan(host=host, variants=(), skip=skip)
         rendered = memo.get(platform) if memo is not None else None

@@ -193,3 +193,17 @@ def test_a_secret_outside_run_is_refused_where_it_is_written(tmp_path: Path) -> 
     (problem,) = caught.value.problems
     assert (problem.line, problem.path) == (10, "steps[0].cwd")
     assert problem.message.startswith("secret 'token' can only be used in 'run'")
+
+
+def test_an_error_in_a_when_reading_a_secret_does_not_quote_it(tmp_path: Path) -> None:
+    path = tmp_path / "when.yml"
+    path.write_text(
+        "runbook: 1\nname: when\nversion: '1'\ntitle: When\n"
+        "variables:\n  token: {type: string, secret: true, default: s3cr3t-t0ken-value}\n"
+        "steps:\n  - id: use\n    title: Use it\n    when: \"{'a': 1}[token] > 0\"\n    run: echo\n"
+    )
+    with pytest.raises(InvalidRunbook) as caught:
+        make_plan(str(path), {})
+    (problem,) = caught.value.problems
+    assert problem.path == "steps[0].when"
+    assert problem.message == "undefined: 'dict object' has no attribute '********'"  # jinja quoted the key

@@ -398,3 +398,33 @@ def test_a_secret_as_an_env_value_reaches_the_command_and_nothing_else(lab: Lab)
     assert any(f.name == "journal.jsonl" for f in files) and any(f.name.startswith("use@") for f in files)
     for file in files:
         assert token not in file.read_text(errors="replace"), file
+
+
+# -- secrets in `when` -----------------------------------------------------------------------------------
+
+SECRET = "s3cr3t-registry-t0ken"
+WHEN_SECRET = """\
+  - id: login
+    title: Log in to the registry
+    when: registry_token | length > 0
+    run: touch logged-in
+  - id: rotate
+    title: Rotate the default token
+    when: registry_token == 'changeme'
+    run: touch rotated
+"""
+
+
+def test_a_secret_in_when_decides_and_is_never_shown(lab: Lab) -> None:
+    path = book(
+        lab, WHEN_SECRET, "variables:\n  registry_token: {type: string, secret: true, required: true}\n"
+    )
+    done = lab.run(path, env={"RUNBOOK_VAR_REGISTRY_TOKEN": SECRET})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (lab.root / "logged-in").exists() and not (lab.root / "rotated").exists()
+    assert "when: registry_token == 'changeme' is false" in done.stdout
+    planned = lab.run(path, task="plan", env={"RUNBOOK_VAR_REGISTRY_TOKEN": SECRET})
+    assert "skipped — when: registry_token == 'changeme' is false" in planned.stdout
+    every_file = "".join(p.read_text(errors="replace") for p in lab.state.rglob("*") if p.is_file())
+    for shown in (done.stdout, done.stderr, planned.stdout, planned.stderr, every_file):
+        assert SECRET not in shown
