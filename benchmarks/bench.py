@@ -61,7 +61,12 @@ RKE_SLEEP, KUBECTL_SLEEP, DOCKER_SLEEP = 0.15, 0.05, 0.05
 STAND_INS_TOTAL = 2 * RKE_SLEEP + 2 * KUBECTL_SLEEP + 3 * DOCKER_SLEEP
 
 # Shell stand-ins (no Python start-up in what is measured): they sleep, and print what the real tools would.
-_RKE = f"#!/bin/sh\nsleep {RKE_SLEEP}\necho 'INFO[0000] Running RKE version: v0.1.9 (stand-in)'\n"
+_RKE = f"""#!/bin/sh
+case "$1" in
+  --version) echo 'rke version v0.2.8' ;;
+  *) sleep {RKE_SLEEP}; echo 'INFO[0000] Running RKE version: v0.2.8 (stand-in)' ;;
+esac
+"""
 _KUBECTL = f"#!/bin/sh\nsleep {KUBECTL_SLEEP}\necho 'deployment.extensions/cattle image updated'\n"
 _DOCKER = f"""#!/bin/sh
 case "$1" in
@@ -348,7 +353,7 @@ def make_lab(base: Path, nodes: Sequence[SSHDNode]) -> Lab:
         docker.chmod(0o755)
     (lab.rke_dir / "rancher-cluster.yml").write_text(rb.cluster_yaml(nodes))
     (lab.rke_dir / "rancher-cluster.rkestate").write_text("{}\n")
-    (lab.rke_dir / "kube_config-rancher-cluster.yml").write_text("apiVersion: v1\nkind: Config\n")
+    (lab.rke_dir / "kube_config_rancher-cluster.yml").write_text("apiVersion: v1\nkind: Config\n")
     text = rb.HA_ROLLBACK.read_text()
     assert "    concurrency: 10\n" in text, "ha-rollback's node target no longer says `concurrency: 10`"
     book = work / "ha-rollback.yml"

@@ -6,7 +6,9 @@ import os
 import re
 import shutil
 import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -315,3 +317,32 @@ def test_journal_lines_are_plain_json(journal: Journal) -> None:
     journal.append({"type": "run-end", "status": "ok", "exit_code": 0})
     lines = journal.path.read_text(encoding="utf-8").splitlines()
     assert [json.loads(line)["type"] for line in lines] == ["run", "run-end"]
+
+
+def test_appends_at_once_share_fsyncs_and_each_returns_once_its_line_is_on_disk(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Group commit: 64 hosts ending together cost a few fsyncs, not 64 in a row; none returns early."""
+    synced: list[int] = []  # the journal's size when each finished fsync began
+    real = os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        size = os.fstat(fd).st_size
+        time.sleep(0.005)  # a disk's fsync: the others write their lines meanwhile
+        real(fd)
+        synced.append(size)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+
+    def host(i: int) -> bool:
+        journal.append({"type": "step-start", "step": "deploy", "host": f"node-{i}", "attempt": 1})
+        covered = max(synced, default=0)
+        text = journal.path.read_bytes()
+        end = text.index(b"\n", text.index(f'"node-{i}"'.encode())) + 1
+        return covered >= end
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        on_disk = list(pool.map(host, range(64)))
+    assert all(on_disk)
+    assert 1 <= len(synced) < 32
+    assert len(read_journal(journal.path)) == 65
