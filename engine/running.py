@@ -298,7 +298,9 @@ class Runner:
         expect = planned.step.expect
         host = host_plan.host.name
         status, reason = Status.OK, ""
-        if result.connection_lost is not None:  # the truth: it may have had its effect, or still be running
+        if result.not_started is not None:
+            status, reason = Status.FAILED, f"not started: {result.not_started}"
+        elif result.connection_lost is not None:  # the truth: it may have had its effect, or still be running
             killed = f"timed out after {timeout or 0:g}s, then " if result.timed_out else ""
             status = Status.UNKNOWN
             reason = (

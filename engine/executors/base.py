@@ -19,7 +19,7 @@ from enum import StrEnum
 from types import TracebackType
 from typing import Self
 
-from engine.errors import PreflightFailed
+from engine.errors import ConnectionFailed, PreflightFailed
 from engine.executors.jobs import (
     KILL_GRACE,
     Job,
@@ -61,6 +61,8 @@ class Result:
     interrupted: bool = False
     connection_lost: str | None = None
     """Why the connection ended under the command (no exit status): it may still be running on the host."""
+    not_started: str | None = None
+    """Why the command could not be started at all (the host unreachable, its key changed): it did not run."""
 
     @property
     def ok(self) -> bool:
@@ -258,6 +260,17 @@ class Executor(abc.ABC):
         except CannotStart as error:
             return Result(
                 invocation.script, self.host, 127, "", f"runbook: {error}\n", time.monotonic() - start
+            )
+        except ConnectionFailed as error:  # e.g. a reconnect refused for a changed host key: nothing ran
+            message = str(error)
+            return Result(
+                invocation.script,
+                self.host,
+                None,
+                "",
+                f"runbook: {message}\n",
+                time.monotonic() - start,
+                not_started=message,
             )
         out, err = StreamText("stdout", on_output), StreamText("stderr", on_output)
         try:

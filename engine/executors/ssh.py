@@ -101,7 +101,15 @@ class SSHExecutor(Executor):
         if self._platform is None:
             result = self.run("uname -s", timeout=30)
             if not result.ok:
-                raise PreflightFailed(f"{self.host}: `uname -s` failed: {result.tail('stderr', 3)}")
+                said = result.tail("stderr", 3) or result.tail("stdout", 3)
+                raise PreflightFailed(
+                    f"{self.host}: `uname -s` failed (exit {result.exit_code}): "
+                    + (
+                        said
+                        or "no output at all; the login shell of the account (or a ForceCommand) may "
+                        "exit before running any command: check its shell and its profile on the host"
+                    )
+                )
             self._platform = result.stdout.strip().lower()
         return self._platform
 

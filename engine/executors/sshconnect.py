@@ -7,7 +7,9 @@ reaches it lazily through `engine.executors.ssh_executor()`.
 from __future__ import annotations
 
 import getpass
+import glob
 import io
+import logging
 import os
 import re
 import socket
@@ -27,6 +29,15 @@ _JUMP = re.compile(
 _known_hosts_lock = threading.Lock()
 _known_hosts_read_lock = threading.Lock()
 _known_hosts_read: dict[str, tuple[tuple[int, int], paramiko.HostKeys]] = {}
+_INCLUDE = re.compile(r"^\s*include\s*=?\s*(?P<paths>.+?)\s*$", re.I)
+_BLOCK = re.compile(r"^\s*(host|match)\b", re.I)
+_MAX_INCLUDE_DEPTH = 16  # OpenSSH's own limit (READCONF_MAX_DEPTH)
+_DEFAULT_KEYS = ("id_rsa", "id_ecdsa", "id_ecdsa_sk", "id_ed25519", "id_ed25519_sk", "id_dsa")
+
+# paramiko logs its transport thread's failures with a traceback; with no handler configured Python's
+# last-resort handler would print them raw on the terminal (a garbage banner → a paramiko traceback). The
+# same failure reaches us as an exception, which we report in one line: paramiko's own log goes nowhere.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 def resolve(target: SSHTarget, options: SSHOptions) -> SSHTarget:
@@ -104,9 +115,35 @@ def _load_config(name: str, path: str) -> paramiko.SSHConfig:
     if not os.path.exists(path):
         return paramiko.SSHConfig()
     try:
-        return paramiko.SSHConfig.from_path(path)
-    except (OSError, paramiko.ConfigParseError) as error:
+        return paramiko.SSHConfig.from_text(_with_includes(path, 0))
+    except (OSError, UnicodeDecodeError, paramiko.ConfigParseError) as error:
         raise ConnectionFailed(f"{name}: cannot read {path}: {error}") from None
+
+
+def _with_includes(path: str, depth: int) -> str:
+    """The config's text with every `Include` replaced by the files it names, as OpenSSH reads it (paramiko
+    does not): globs, several paths per line, `~`, and relative paths taken from ~/.ssh. An included file
+    may open `Host` blocks of its own; the block the `Include` stood in is reopened after it."""
+    if depth > _MAX_INCLUDE_DEPTH:
+        raise paramiko.ConfigParseError(f"Include nests deeper than {_MAX_INCLUDE_DEPTH} files (a loop?)")
+    lines: list[str] = []
+    block = "Host *"
+    with open(path, encoding="utf-8") as file:
+        for line in file:
+            if _BLOCK.match(line):
+                block = line.strip()
+            match = _INCLUDE.match(line)
+            if match is None:
+                lines.append(line.rstrip("\n"))
+                continue
+            for pattern in match["paths"].split():
+                pattern = os.path.expanduser(pattern.strip('"'))
+                if not os.path.isabs(pattern):
+                    pattern = os.path.join(os.path.expanduser("~/.ssh"), pattern)
+                for included in sorted(glob.glob(pattern)):
+                    if os.path.isfile(included):
+                        lines += [_with_includes(included, depth + 1), block]
+    return "\n".join(lines) + "\n"
 
 
 def _parse_jump(spec: str, name: str) -> SSHTarget:
@@ -158,7 +195,7 @@ def _connect(target: SSHTarget, options: SSHOptions, sock: paramiko.Channel | No
         )
     except (paramiko.SSHException, OSError, EOFError, ValueError) as error:
         client.close()
-        raise _connection_error(target, error, known_hosts) from None
+        raise _connection_error(target, error, known_hosts, options.banner_timeout) from None
     except BaseException:  # our HostKeyError (from _UnknownHostKey), Ctrl-C: close, pass on as they are
         client.close()
         raise
@@ -171,7 +208,9 @@ def _connect(target: SSHTarget, options: SSHOptions, sock: paramiko.Channel | No
     return client
 
 
-def _connection_error(target: SSHTarget, error: Exception, known_hosts: str) -> Exception:
+def _connection_error(
+    target: SSHTarget, error: Exception, known_hosts: str, banner_timeout: float
+) -> Exception:
     """One line saying what went wrong; never a secret (none is known at this point anyway)."""
     where = _where(target)
     if isinstance(error, paramiko.BadHostKeyException):
@@ -182,9 +221,21 @@ def _connection_error(target: SSHTarget, error: Exception, known_hosts: str) -> 
             "Refusing to connect (whatever --trust-new-host-keys says); if the change is expected, "
             f"remove the old entry: ssh-keygen -R '{_known_hosts_name(target)}' -f {known_hosts}"
         )
-    if isinstance(error, paramiko.AuthenticationException):
+    if isinstance(error, paramiko.AuthenticationException) or str(error) == "No existing session":
+        # "No existing session": sshd hung up while we were still offering keys (MaxAuthTries).
+        hung_up = (
+            " (the host closed the connection: too many keys offered?)" if "session" in str(error) else ""
+        )
         return ConnectionFailed(
-            f"{target.name}: authentication failed for {target.user}@{where} ({describe_auth(target)})"
+            f"{target.name}: authentication failed for {target.user}@{where}{hung_up}; keys tried: "
+            f"{_keys_tried(target)}. Give the right one with IdentityFile in ~/.ssh/config or the "
+            "inventory's key_file"
+        )
+    if isinstance(error, paramiko.SSHException) and "protocol banner" in str(error):
+        return ConnectionFailed(
+            f"{target.name}: {where} accepted the connection but sent no SSH banner within "
+            f"{banner_timeout:g}s (nothing, or something that is not SSH): not an SSH server there, or "
+            "one too busy to answer (MaxStartups)"
         )
     if isinstance(error, paramiko.ssh_exception.NoValidConnectionsError):
         return ConnectionFailed(f"{target.name}: connection refused by {where}")
@@ -317,3 +368,20 @@ def _certified(target: SSHTarget, key: paramiko.PKey) -> paramiko.PKey:
         where = "the inline certificate" if target.cert is not None else f"certificate {target.cert_file}"
         raise ConnectionFailed(f"{target.name}: {where} does not fit the key: {error}") from None
     return key
+
+
+def _keys_tried(target: SSHTarget) -> str:
+    """What `connect` offered (`describe_auth`), with the agent's keys and the default key files named."""
+    named = []
+    if (
+        target.agent is Agent.ONLY
+        or target.agent is Agent.YES
+        or (target.agent is None and not target.has_key)
+    ):
+        try:
+            named += [f"agent {key.get_name()} {key.fingerprint}" for key in paramiko.Agent().get_keys()]
+        except (paramiko.SSHException, OSError):
+            pass
+    if not target.has_key and target.agent is not Agent.ONLY:
+        named += [p for name in _DEFAULT_KEYS if os.path.exists(p := os.path.expanduser(f"~/.ssh/{name}"))]
+    return describe_auth(target) + (f" ({', '.join(named)})" if named else "")
