@@ -18,7 +18,7 @@ from typing import Any
 from engine import journal as records
 from engine.attempts import Attempts, until_holds
 from engine.console import Terminal
-from engine.errors import Declined, Interrupted, StepFailed
+from engine.errors import ConnectionFailed, Declined, Interrupted, StepFailed
 from engine.executors import Result
 from engine.journal import OPERATOR, AnsweredBy, Journal
 from engine.outcomes import HostOutcome, Status, StepOutcome
@@ -264,15 +264,20 @@ class Runner:
             attempt += 1
             self.journal.append(records.step_start(planned.id, name, attempt))
             timeout = attempts.timeout()
-            result = self.fleet.executor(host_plan.host).run(
-                variant.script,
-                shell=step.shell,
-                cwd=host_plan.cwd,
-                env=dict(host_plan.env),
-                secrets=secrets,
-                timeout=timeout,
-                on_output=on_output,
-            )
+            try:
+                result = self.fleet.executor(host_plan.host).run(
+                    variant.script,
+                    shell=step.shell,
+                    cwd=host_plan.cwd,
+                    env=dict(host_plan.env),
+                    secrets=secrets,
+                    timeout=timeout,
+                    on_output=on_output,
+                )
+            except ConnectionFailed as error:  # e.g. a reconnect refused for a changed host key: nothing ran
+                result = Result(
+                    variant.script, name, None, "", f"runbook: {error}\n", 0.0, not_started=str(error)
+                )
             outcome = self._judge(planned, host_plan, result, attempt, timeout)
             outcome = replace(outcome, duration=attempts.elapsed)  # the whole wait, every attempt and delay
             again, why_not = attempts.another(attempt)

@@ -19,7 +19,7 @@ from enum import StrEnum
 from types import TracebackType
 from typing import Self
 
-from engine.errors import ConnectionFailed, PreflightFailed
+from engine.errors import PreflightFailed
 from engine.executors.jobs import (
     KILL_GRACE,
     Job,
@@ -261,17 +261,7 @@ class Executor(abc.ABC):
             return Result(
                 invocation.script, self.host, 127, "", f"runbook: {error}\n", time.monotonic() - start
             )
-        except ConnectionFailed as error:  # e.g. a reconnect refused for a changed host key: nothing ran
-            message = str(error)
-            return Result(
-                invocation.script,
-                self.host,
-                None,
-                "",
-                f"runbook: {message}\n",
-                time.monotonic() - start,
-                not_started=message,
-            )
+
         out, err = StreamText("stdout", on_output), StreamText("stderr", on_output)
         try:
             readers = [
