@@ -162,7 +162,7 @@ def _resolve_one(
 
 
 def _listed(target: Target, context: Mapping[str, Any]) -> list[Host]:
-    """`hosts:` entries, each a template (`"{{ rancher_host }}"`) giving `name`, `user@name` or `user@name:port`."""
+    """`hosts:` entries, each a template (`"{{ web_host }}"`) giving `name`, `user@name` or `user@name:port`."""
     hosts = []
     for template in target.hosts:
         spec = render(template, context).strip()

@@ -49,7 +49,7 @@ PrintLastLog no
 UseDNS no
 LogLevel {log_level}
 SetEnv HOME={home} PATH={bin_dir}:/usr/local/bin:/usr/bin:/bin RUNBOOK_TEST_NODE={address}
-"""
+{extra}"""
 
 _STAND_IN = """\
 #!{python} -S
@@ -163,11 +163,14 @@ class SSHDCluster:
             self.nodes.append(self._start_node(f"127.0.0.{len(self.nodes) + 2}"))
         return self.nodes[:count]
 
-    def extra(self, address: str, authorized_keys: Path, log_level: str = "INFO") -> SSHDNode:
+    def extra(
+        self, address: str, authorized_keys: Path, log_level: str = "INFO", extra_config: str = ""
+    ) -> SSHDNode:
         """A node apart from the numbered ones (a bastion, say), started once: its own address, its own
-        authorized_keys file, and `log_level` (DEBUG1 logs each forwarding: `server_request_direct_tcpip`)."""
+        authorized_keys file, `log_level` (DEBUG1 logs each forwarding: `server_request_direct_tcpip`) and
+        `extra_config` lines for its sshd_config (e.g. TrustedUserCAKeys)."""
         if address not in self.extras:
-            self.extras[address] = self._start_node(address, authorized_keys, log_level)
+            self.extras[address] = self._start_node(address, authorized_keys, log_level, extra_config)
         return self.extras[address]
 
     def stop(self) -> None:
@@ -177,7 +180,11 @@ class SSHDCluster:
         self.extras = {}
 
     def _start_node(
-        self, address: str, authorized_keys: Path | None = None, log_level: str = "INFO"
+        self,
+        address: str,
+        authorized_keys: Path | None = None,
+        log_level: str = "INFO",
+        extra_config: str = "",
     ) -> SSHDNode:
         root = self.base / f"node-{address}"
         home, bin_dir = root / "home", root / "bin"
@@ -198,6 +205,7 @@ class SSHDCluster:
                     bin_dir=bin_dir,
                     authorized_keys=authorized_keys or self.authorized_keys,
                     log_level=log_level,
+                    extra=extra_config,
                 )
             )
             log = root / "sshd.log"

@@ -293,3 +293,67 @@ def test_an_rke_v1_directory_without_rkestate_stops_at_preflight(lab: Lab, nodes
     assert "RKE v1.4 needs its state file, missing: rancher-cluster.rkestate" in out + err
     assert [c["argv"][1:] for c in lab.calls(queries=True)] == [["--version"]]  # asked, nothing done
     assert all(node.calls() == [] for node in nodes)
+
+
+# -- certificates --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def certified(sshd_cluster: SSHDCluster, tmp_path_factory: pytest.TempPathFactory) -> tuple[SSHDNode, Path]:
+    """An sshd on 127.0.0.101 with no authorized key at all: it trusts the user certificates of its CA."""
+    directory = tmp_path_factory.mktemp("ca")
+    ca = directory / "ca_ed25519"
+    generate_key(ca)
+    nobody = directory / "authorized_keys"
+    nobody.write_text("")
+    node = sshd_cluster.extra("127.0.0.101", nobody, extra_config=f"TrustedUserCAKeys {ca}.pub\n")
+    node.reset()
+    docker_on([node])
+    return node, ca
+
+
+def test_certificates_from_a_path_or_inline(
+    lab: Lab, home: Path, tmp_path: Path, certified: tuple[SSHDNode, Path]
+) -> None:
+    node, ca = certified
+    write_ssh_home(home, [node])
+    key = tmp_path / "user_ed25519"
+    generate_key(key)
+    signing = [
+        "ssh-keygen",
+        "-q",
+        "-s",
+        ca,
+        "-I",
+        "rollback-test",
+        "-n",
+        node.user,
+        "-V",
+        "+1h",
+        f"{key}.pub",
+    ]
+    subprocess.run(signing, check=True, timeout=30)
+    cert = tmp_path / "certs/node.cert"
+    cert.parent.mkdir()
+    Path(f"{key}-cert.pub").rename(cert)  # away from where paramiko would find it by itself
+
+    write_rollback(lab, rke_cluster("certificate.yml", [node], KEY=str(key), CERT_PATH=str(cert)))
+    code, out, err = rollback(lab)
+    assert_rolled_back(lab, [node], code, out + err)
+
+    (lab.rke_dir / "rancher-cluster.yml").write_text(
+        rke_cluster("certificate.yml", [node], KEY=str(key), CERT_PATH="")
+    )
+    code, out, err = rollback(lab)  # the key alone: refused, so the certificate is what let us in above
+    assert code == 3, out + err
+    assert "authentication failed" in out + err
+
+    inline = rke_cluster(
+        "inline-certificate.yml", [node], INLINE_KEY=inline_key(key), CERT=cert.read_text().strip()
+    )
+    (lab.rke_dir / "rancher-cluster.yml").write_text(inline)
+    lab.calls_log.unlink()
+    node.reset()
+    docker_on([node])
+    code, out, err = rollback(lab)
+    assert_rolled_back(lab, [node], code, out + err)
