@@ -203,8 +203,12 @@ def validate_files(argv: list[str] | None = None) -> None:
 
 
 @command(
-    help={**_RUNBOOK_HELP, "save": "Also write the rendered plan as JSON, with its sha256, to this file."},
-    metavars={**_RUNBOOK_METAVARS, "save": "FILE"},
+    help={
+        **_RUNBOOK_HELP,
+        "save": "Also write the rendered plan as JSON, with its sha256, to this file.",
+        "format": "text (default) or json (the document --save writes).",
+    },
+    metavars={**_RUNBOOK_METAVARS, "save": "FILE", "format": "text|json"},
     iterable=_ITERABLE,
 )
 def plan(
@@ -216,11 +220,12 @@ def plan(
     hosts: list[str] | None = None,
     target: list[str] | None = None,
     save: str | None = None,
+    format: str = "text",
 ) -> int:
     """Dry run: every step, per host, the exact command, cwd and timeout. Nothing is executed."""
     from engine.commands import plan as command
 
-    return command.main(_options(file, var, vars_file, platform, hosts, target), save)
+    return command.main(_options(file, var, vars_file, platform, hosts, target), save, format)
 
 
 @command(
@@ -376,15 +381,16 @@ def run(
     help={
         "run-id": "Show this run step by step (default: list every run); a unique prefix is enough.",
         "state-dir": "Where journals live (default: $RUNBOOK_STATE_DIR or ./.runbook).",
+        "format": "text (default) or json (one versioned document).",
     },
-    metavars={"run-id": "RUN_ID", "state-dir": "DIR"},
+    metavars={"run-id": "RUN_ID", "state-dir": "DIR", "format": "text|json"},
     positional_too="run_id",
 )
-def runs(c: object, run_id: str | None = None, state_dir: str | None = None) -> int:
+def runs(c: object, run_id: str | None = None, state_dir: str | None = None, format: str = "text") -> int:
     """Past runs: id, runbook, version, who, started, status; or one run, step by step and host by host."""
     from engine.commands import history
 
-    return history.main(state_dir, run_id)
+    return history.main(state_dir, run_id, format)
 
 
 @command(help={"keep": "Keep the lab directory (printed) instead of deleting it."})

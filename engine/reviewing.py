@@ -83,12 +83,26 @@ def digest(data: Mapping[str, Any]) -> str:
     return sha256_text(json.dumps(data, sort_keys=True, ensure_ascii=False))
 
 
-def save(plan: Plan, path: Path) -> str:
-    """Write the plan's reviewable form with its digest; returns the digest."""
+FORMAT = "runbook-plan"
+FORMAT_VERSION = 1
+"""Of the saved document (`plan --save`, `plan --format json`): bumped when a key changes meaning or goes
+away. The format keys frame the reviewable form; the digest covers the reviewable form only."""
+
+
+def document(plan: Plan) -> dict[str, Any]:
+    """The saved form: format keys, the reviewable form, and its digest."""
     data = reviewable(plan)
-    data[DIGEST_KEY] = digest(data)
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return str(data[DIGEST_KEY])
+    return {"format": FORMAT, "format_version": FORMAT_VERSION, **data, DIGEST_KEY: digest(data)}
+
+
+def to_json(plan: Plan) -> str:
+    return json.dumps(document(plan), indent=2, ensure_ascii=False) + "\n"
+
+
+def save(plan: Plan, path: Path) -> str:
+    """Write the plan's saved form; returns its digest."""
+    path.write_text(to_json(plan), encoding="utf-8")
+    return str(digest(reviewable(plan)))
 
 
 def load(path: Path) -> dict[str, Any]:

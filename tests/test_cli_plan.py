@@ -177,6 +177,7 @@ def test_plan_executes_nothing_and_saves_a_checksummed_plan(tmp_path: Path) -> N
     assert not marker.exists()
     data = json.loads(saved.read_text(encoding="utf-8"))
     digest = data.pop("sha256")
+    assert (data.pop("format"), data.pop("format_version")) == ("runbook-plan", 1)  # the frame, not reviewed
     content = json.dumps(data, sort_keys=True, ensure_ascii=False).encode("utf-8")
     assert digest == hashlib.sha256(content).hexdigest()
     assert result.stdout.endswith(f"\nplan saved to {saved} (sha256 {digest})\n")
@@ -208,3 +209,18 @@ def test_plan_executes_nothing_and_saves_a_checksummed_plan(tmp_path: Path) -> N
     assert [h["host"] for h in remote] == ["web1", "deploy@web2:2200"]
     assert remote[1]["commands"] == {"linux": "uname -a && echo web2", "darwin": "sw_vers"}
     assert "s3cr3t-token-value" not in saved.read_text(encoding="utf-8") + result.stdout
+
+
+def test_plan_format_json_prints_the_document_save_writes(tmp_path: Path) -> None:
+    saved = tmp_path / "plan.json"
+    args = ("tests/data/plan-demo.yml", "--var", "marker=/nonexistent/m", "--platform", "linux")
+    result = plan(*args, "--format", "json", "--save", str(saved))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == saved.read_text(encoding="utf-8")  # the JSON alone on standard output
+    assert result.stderr.startswith(f"plan saved to {saved} (sha256 ")
+    alone = plan(*args, "--format", "json")
+    assert (alone.stdout, alone.stderr) == (result.stdout, "")
+    assert json.loads(alone.stdout)["format"] == "runbook-plan"
+    assert "s3cr3t-token-value" not in alone.stdout
+    wrong = plan(*args, "--format", "yaml")
+    assert (wrong.returncode, wrong.stderr) == (2, "error: --format 'yaml': choose one of text, json\n")

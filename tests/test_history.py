@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import json
 import signal
 import socket
 from pathlib import Path
@@ -118,6 +119,28 @@ def test_runs_lists_past_runs_and_shows_one_step_by_step(lab: Lab) -> None:
     killed_steps = {(row[0], row[1]): row[2] for row in rows(killed.stdout) if len(row) == 8}
     assert killed_steps[("migrate", first.address)] == "unknown"
     assert killed_steps[("stop", first.address)] == killed_steps[("stop", second.address)] == "ok"
+
+    # the same, as JSON documents a script can read
+    listed = json.loads(lab.run_here("--format", "json", task="runs").stdout)
+    assert (listed["format"], listed["format_version"]) == ("runbook-runs", 1)
+    assert [(r["run_id"], r["runbook"], r["version"], r["status"]) for r in listed["runs"]] == [
+        (live.name, "history", "3.2", "unfinished"),
+        (finished.name, "history", "3.2", "ok"),
+    ]
+    one = json.loads(lab.run_here("--run-id", finished.name, "--format", "json", task="runs").stdout)
+    assert (one["format"], one["format_version"]) == ("runbook-run", 1)
+    assert (one["run"]["status"], one["run"]["exit_code"], one["run"]["user"]) == ("ok", 0, getpass.getuser())
+    assert one["run"]["variables"] == {"release": "v2.1.0", "token": "********"}
+    assert sorted((s["step"], s["host"], s["status"]) for s in one["steps"]) == sorted(
+        (row[0], row[1], row[2]) for row in steps
+    )
+    assert all(s["started"] <= s["ended"] for s in one["steps"] if s["host"] != "operator")
+    assert [e["type"] for e in one["events"]] == ["confirmation", "manual", "run-end"]
+    dead = json.loads(lab.run_here("--run-id", live.name, "--format", "json", task="runs").stdout)
+    assert dead["run"]["state"].startswith("unfinished") and dead["run"]["ended"] is None
+    assert {(s["step"], s["host"]): s["status"] for s in dead["steps"]}[
+        ("migrate", first.address)
+    ] == "unknown"
 
 
 def test_runs_of_an_empty_state_dir_and_an_unknown_run(lab: Lab) -> None:

@@ -8,6 +8,7 @@ confirmations, manual answers, interruptions, resumes.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from engine.checklist.filling import read_run
 from engine.errors import UsageError
 from engine.journal import JOURNAL_NAME, Record, default_state_dir, read_journal, runs_directory
 from engine.locking import holder
@@ -24,18 +26,30 @@ _PIPE_WIDTH = 160
 _EVENTS = (Record.CONFIRMATION, Record.MANUAL, Record.RESUMED, Record.INTERRUPTED, Record.RUN_END)
 
 
-def main(state_dir: str | None, run_id: str | None) -> int:
+FORMATS = ("text", "json")
+FORMAT_VERSION = 1  # of the JSON documents: bumped when a key changes meaning or goes away
+
+
+def main(state_dir: str | None, run_id: str | None, format: str = "text") -> int:
+    if format not in FORMATS:
+        raise UsageError(f"--format {format!r}: choose one of {', '.join(FORMATS)}")
     state = Path(state_dir) if state_dir else default_state_dir(Path.cwd())
     console = Console(highlight=False, soft_wrap=True)
     if not console.is_terminal:  # piped or captured: whole rows for grep, not columns squeezed to 80
         console.width = max(console.width, _PIPE_WIDTH)
     if not isinstance(run_id, str) or not run_id:
-        console.print(_list(state))
+        if format == "json":
+            print(json.dumps(list_document(state), indent=2, ensure_ascii=False))
+        else:
+            console.print(_list(state))
         return 0
     directory = _find(state, run_id)
     records = read_journal(directory / JOURNAL_NAME)
     if not records or records[0].get("type") != Record.RUN:
         raise UsageError(f"run {directory.name}: its journal has no header (the run died as it began)")
+    if format == "json":
+        print(json.dumps(run_document(records, _status(state, records)), indent=2, ensure_ascii=False))
+        return 0
     for line in _header(records, _status(state, records)):
         console.print(escape(line))
     console.print(_steps(records))
@@ -56,6 +70,67 @@ def _list(state: Path) -> Table:
             )
         )
     return table
+
+
+def list_document(state: Path) -> dict[str, Any]:
+    """`runs --format json`: every run, newest first, as the list shows it."""
+    return {
+        "format": "runbook-runs",
+        "format_version": FORMAT_VERSION,
+        "state_dir": str(state),
+        "runs": [
+            {
+                "run_id": run.run_id,
+                "runbook": run.runbook,
+                "version": run.version,
+                "sha256": run.sha256,
+                "user": run.user,
+                "started": run.started,
+                "finished": run.finished,
+                "status": _live(state, run),
+            }
+            for run in list_runs(state)
+        ],
+    }
+
+
+def run_document(records: list[dict[str, Any]], status: str) -> dict[str, Any]:
+    """`runs --run-id ID --format json`: the run's header, every step on every host (its last known
+    outcome and times), and the events a person caused, as journaled (secrets are masked there)."""
+    run = read_run(records)
+    head = records[0]
+    return {
+        "format": "runbook-run",
+        "format_version": FORMAT_VERSION,
+        "run": {
+            "run_id": run.run_id,
+            "runbook": dict(run.runbook),
+            "variables": dict(run.variables),
+            "platform": run.platform,
+            "user": run.user,
+            "hostname": run.hostname,
+            "engine_version": head.get("engine_version"),
+            "started": run.started,
+            "ended": run.ended,
+            "status": run.status,
+            "exit_code": run.exit_code,
+            "state": status,
+        },
+        "steps": [
+            {
+                "step": step,
+                "host": host,
+                "status": str(outcome.status),
+                "exit_code": outcome.exit_code,
+                "attempt": outcome.attempt,
+                "started": outcome.started,
+                "ended": outcome.ended,
+                "duration": outcome.duration,
+            }
+            for (step, host), outcome in run.outcomes.items()
+        ],
+        "events": [r for r in records[1:] if r.get("type") in _EVENTS],
+    }
 
 
 def _live(state: Path, run: RunSummary) -> str:

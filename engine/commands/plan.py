@@ -8,21 +8,35 @@ from __future__ import annotations
 
 import json
 import shlex
+import sys
 import textwrap
 from pathlib import Path
 
 from engine import reviewing
+from engine.errors import UsageError
 from engine.executors.base import Transport
 from engine.options import Options, prepare
 from engine.planning import HostPlan, Plan, PlannedStep
 
+FORMATS = ("text", "json")
 
-def main(options: Options, save: str | None = None) -> int:
+
+def main(options: Options, save: str | None = None, format: str = "text") -> int:
+    """`format` json prints the document `--save` writes (a script reads one, or the other, alike)."""
+    if format not in FORMATS:
+        raise UsageError(f"--format {format!r}: choose one of {', '.join(FORMATS)}")
     _validated, plan = prepare(options)
-    print(describe(plan))
+    if format == "json":
+        print(reviewing.to_json(plan), end="")
+    else:
+        print(describe(plan))
     if save:
         digest = reviewing.save(plan, Path(save))
-        print(f"\nplan saved to {save} (sha256 {digest})")
+        note = f"plan saved to {save} (sha256 {digest})"
+        if format == "json":
+            print(note, file=sys.stderr)  # standard output holds the JSON document alone
+        else:
+            print(f"\n{note}")
     return 0
 
 
