@@ -446,8 +446,9 @@ def _flag(parameter: inspect.Parameter) -> str:
     return parameter.name.strip("_").replace("_", "-")
 
 
-def parser() -> argparse.ArgumentParser:
-    """The `runbook` command line, built from `COMMANDS`: the same flags, help and defaults as the tasks."""
+def parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The `runbook` command line, built from `COMMANDS`: the same flags, help and defaults as the tasks;
+    with `only`, just that command's (what a command line naming it needs: the others cost start-up)."""
     import argparse
 
     top = argparse.ArgumentParser(
@@ -457,7 +458,7 @@ def parser() -> argparse.ArgumentParser:
     )
     top.add_argument("--version", action="version", version=f"runbook {__version__}")
     commands = top.add_subparsers(dest="command", metavar="COMMAND", title="commands")
-    for spec in COMMANDS:
+    for spec in COMMANDS if only is None else [c for c in COMMANDS if c.name == only]:
         doc = spec.doc
         sub = commands.add_parser(spec.name, help=doc.split("\n\n")[0], description=doc, allow_abbrev=False)
         for parameter in spec.parameters():
@@ -517,7 +518,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _parse(argv: list[str]) -> tuple[Command, dict[str, Any]]:
     """The command `argv` names and its keyword arguments; argparse exits 2 on a usage error."""
-    line = parser()
+    line = parser(argv[1] if len(argv) > 1 and argv[1] in {c.name for c in COMMANDS} else None)
     if len(argv) < 2:
         line.print_help(sys.stderr)
         sys.exit(2)
