@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from engine.executors import Executor, LocalExecutor, Result
+from engine.executors.jobs import KEPT
 
 MIB = 1024 * 1024
 
@@ -61,10 +62,28 @@ class ExecutorContract:
             f"head -c {10 * MIB} /dev/zero | tr '\\0' o &\n"
             f"head -c {10 * MIB} /dev/zero | tr '\\0' e >&2\nwait\nexit 3"
         )
-        result = executor.run(script, timeout=60)
+        seen = {"stdout": 0, "stderr": 0}
+        result = executor.run(
+            script, timeout=60, on_output=lambda s, line: seen.__setitem__(s, seen[s] + len(line))
+        )
         assert result.exit_code == 3 and not result.timed_out
-        assert len(result.stdout) == 10 * MIB and set(result.stdout) == {"o"}
-        assert len(result.stderr) == 10 * MIB and set(result.stderr) == {"e"}
+        assert seen == {"stdout": 10 * MIB, "stderr": 10 * MIB}  # every byte reached the output file's writer
+        for text in (result.stdout, result.stderr):  # one endless line: no whole line to keep in memory
+            assert len(text) <= KEPT + 100 and "output cut here" in text
+
+    def test_long_output_is_kept_in_memory_as_its_first_and_last_whole_lines(
+        self, executor: Executor
+    ) -> None:
+        lines: list[str] = []
+        result = executor.run("seq 1 300000", timeout=60, on_output=lambda _, line: lines.append(line))
+        assert lines == [str(i) for i in range(1, 300001)]
+        assert len(result.stdout) <= KEPT + 100  # and the note of the cut
+        head, cut, tail = result.stdout.partition(
+            "[runbook: output cut here; the step's output file has all of it]\n"
+        )
+        assert cut and head.startswith("1\n2\n3\n") and tail.endswith("\n299999\n300000\n")
+        numbers = [int(n) for n in (head + tail).split()]
+        assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers)  # whole lines, in order
 
     def test_stdin_is_at_eof(self, executor: Executor) -> None:
         result = executor.run("cat; echo after", timeout=10)

@@ -8,6 +8,7 @@ an interrupt stops its process group in stages (`stop_groups`). Only the signall
 from __future__ import annotations
 
 import codecs
+import collections
 import threading
 import time
 from collections.abc import Callable
@@ -20,19 +21,32 @@ KILL_GRACE = 2.0
 """Seconds a killed command gets between SIGTERM and SIGKILL (nox uses the same staged shutdown)."""
 
 
+KEPT = 1 << 20
+"""Characters of one stream kept in memory: half from its start, half from its end. Every line still goes
+to the callback (the step's output file has them all); what expectations, `steps.<id>.stdout` and the
+journal's tails see of a longer stream is its first and last lines around a note of what was left out —
+so 250 hosts printing without end cannot exhaust the engine's memory."""
+
+
 class StreamText:
     """One output stream: decoded incrementally (UTF-8, errors replaced) and split into lines as it arrives.
 
     A multi-byte character or a line may straddle two reads; the incremental decoder and `_partial` carry
-    the unfinished piece over so the callback only ever sees whole lines.
+    the unfinished piece over so the callback only ever sees whole lines. What `text()` returns is bounded
+    by `KEPT`, cut at line ends (so a secret on a line is kept whole or left out whole, never in part).
     """
 
-    def __init__(self, name: str, on_output: OutputCallback | None) -> None:
+    def __init__(self, name: str, on_output: OutputCallback | None, kept: int = KEPT) -> None:
         self.name = name
         self.error: BaseException | None = None
         self._on_output = on_output
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._chunks: list[str] = []
+        self._half = kept // 2
+        self._head: list[str] = []
+        self._head_size = 0
+        self._tail: collections.deque[str] = collections.deque()
+        self._tail_size = 0
+        self._dropped = False
         self._partial: list[str] = []
 
     def feed(self, data: bytes) -> None:
@@ -46,12 +60,39 @@ class StreamText:
             self._partial = []
 
     def text(self) -> str:
-        return "".join(self._chunks)
+        """The stream, or (past `KEPT`) its first and last whole lines around a note of the cut."""
+        head, tail = "".join(self._head), "".join(self._tail)
+        if not self._dropped:  # all of it
+            return head + tail
+        head = head[: head.rfind("\n") + 1]  # whole lines only on both sides of the cut
+        cut = tail.find("\n")
+        tail = tail[cut + 1 :] if cut >= 0 else ""  # no line end: all of it is the middle of one line
+        return f"{head}[runbook: output cut here; the step's output file has all of it]\n{tail}"
+
+    def _keep(self, text: str) -> None:
+        room = self._half - self._head_size
+        if room > 0:
+            self._head.append(text[:room])
+            self._head_size += min(room, len(text))
+            text = text[room:]
+            if not text:
+                return
+        self._tail.append(text)
+        self._tail_size += len(text)
+        while self._tail_size > self._half:
+            excess, first = self._tail_size - self._half, self._tail[0]
+            self._dropped = True
+            if len(first) <= excess:
+                self._tail.popleft()
+                self._tail_size -= len(first)
+            else:
+                self._tail[0] = first[excess:]
+                self._tail_size -= excess
 
     def _add(self, text: str) -> None:
         if not text:
             return
-        self._chunks.append(text)
+        self._keep(text)
         if self._on_output is None or self.error is not None:
             return
         if "\n" not in text:
