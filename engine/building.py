@@ -6,6 +6,8 @@ schema: each reported at its line, all together.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from engine import model
@@ -27,6 +29,7 @@ class _Builder:
 
     def __init__(self, document: Document, tolerant: bool = False) -> None:
         self.positions: Positions = document.positions
+        self.directory = document.path.parent  # `use:` paths are relative to the using runbook
         self.data: dict[str, Any] = document.data if isinstance(document.data, dict) else {}
         self.tolerant = tolerant
         self.problems: list[Problem] = []
@@ -202,7 +205,18 @@ class _Builder:
             until=self.optional(spec, path, "until"),
             deadline=model.seconds(spec["deadline"]) if "deadline" in spec else None,
             loop=self.loop(spec, path),
+            use=self.use(spec, path),
         )
+
+    def use(self, spec: dict[str, Any], path: JsonPath) -> model.Use | None:
+        if "use" not in spec:
+            return None
+        given = tuple(
+            (name, self.template((*path, "with", name), value) if isinstance(value, str) else value)
+            for name, value in spec.get("with", {}).items()
+        )
+        file = Path(os.path.normpath(self.directory / spec["use"]))
+        return model.Use(self.template((*path, "use"), spec["use"]), file, given)
 
     def loop(self, spec: dict[str, Any], path: JsonPath) -> model.Loop | None:
         var = spec.get("loop_var", "item")

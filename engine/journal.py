@@ -11,7 +11,7 @@ Records (the journal's contract; every record also gets "time", UTC ISO 8601 wit
 built by the function of the same name below, and only there; `type` is a `Record`, `status` a `Status`
 (steps) or `RunStatus` (run-end), `by` an `AnsweredBy`:
 
-    {"type": "run", "run_id", "runbook": {"name", "version", "sha256", "path"},
+    {"type": "run", "run_id", "runbook": {"name", "version", "sha256", "path"}, "uses": [{"step", "path", "sha256"}],
      "variables": {name: value, secrets as MASK}, "platform", "engine_version", "user", "hostname", "pid", "argv"}
     {"type": "step-start", "step", "host", "attempt"}
     {"type": "step-end", "step", "host", "status", "exit_code", "duration", "attempt", "reason", "stdout_tail",

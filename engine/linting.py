@@ -20,6 +20,7 @@ from engine import programs
 from engine.errors import Problem
 from engine.model import Command, Runbook, Step, Template
 from engine.rendering import environment, names_used, parse, template_problem, whole_reference
+from engine.using import unit_ids
 
 _GO_TEMPLATE = re.compile(r"\{\{-?\s*\.")
 _UNSAFE = UNSAFE_FUNCTION_ATTRIBUTES | UNSAFE_METHOD_ATTRIBUTES | {"mro", "gi_frame", "cr_frame"}
@@ -155,7 +156,9 @@ def _sites(runbook: Runbook) -> Iterator[_Site]:
             if step.loop.expression is not None:  # known before the run: the plan lists the items
                 yield _Site(step.loop.expression, base, expression=True)
         yield from _step_sites(step, names, earlier)
-        earlier |= {step.id}
+        if step.use is not None:  # rendered at plan time, to fill the used runbook's values
+            yield from (_Site(v, base) for _, v in step.use.with_ if isinstance(v, Template))
+        earlier |= set(unit_ids(step))
 
 
 def _command_sites(command: Command, names: frozenset[str], earlier: frozenset[str]) -> Iterator[_Site]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from engine.loading import Document, JsonPath, Mark
@@ -174,6 +175,19 @@ class Loop:
 
 
 @dataclass(frozen=True)
+class Use:
+    """`use:` another runbook from a step, `with:` its values (templates over this runbook's values).
+
+    `runbook` is the used file's own validated model, filled in by validation once the file is read.
+    """
+
+    path: Template  # as written: relative to the using runbook's directory
+    file: Path
+    with_: tuple[tuple[str, Any], ...] = ()  # a string value is a Template, any other the YAML value
+    runbook: Runbook | None = None
+
+
+@dataclass(frozen=True)
 class Step:
     index: int
     id: str
@@ -200,6 +214,7 @@ class Step:
     until: Template | None = None  # a bare expression over `result`: the attempt succeeded when it is true
     deadline: float | None = None  # seconds from the first attempt after which none starts (and one is cut)
     loop: Loop | None = None
+    use: Use | None = None
 
 
 @dataclass(frozen=True)

@@ -88,4 +88,4 @@ def prepare(
         targets_mod.parse_overrides(list(options.hosts), "--hosts"),
         targets_mod.parse_overrides(list(options.target), "--target"),
     )
-    return validated, build_plan(runbook, values, platform, resolved)
+    return validated, build_plan(runbook, values, platform, resolved, allow_missing=allow_missing)

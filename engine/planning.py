@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from engine import looping, model, programs
+from engine import looping, model, programs, using
 from engine.errors import InvalidRunbook, Problem
 from engine.executors.base import Transport
 from engine.looping import LoopItem
@@ -28,7 +28,7 @@ from engine.rendering import (
     template_problem,
     whole_reference,
 )
-from engine.targets import Host, ResolvedTarget
+from engine.targets import LOCAL_HOST, Host, ResolvedTarget
 from engine.variables import Values
 
 PLATFORM_LABELS = {"linux": "Linux", "darwin": "macOS", "windows": "Windows", "default": "Other", "*": ""}
@@ -89,11 +89,15 @@ class PlannedStep:
     result: str | None = None
     texts_deferred: bool = False  # a text the operator reads needs an earlier step's output
     item: LoopItem | None = None  # one item of the step's loop: a unit of its own
+    scope: str = ""  # a used runbook's step: the using step's id (`snapshot`)
+    planner: Planner | None = field(default=None, compare=False, repr=False)  # a used runbook's own
 
     @property
     def id(self) -> str:
-        """The unit's id: the step's, with the item's number for a loop (`rotate[2]`)."""
-        return self.item.suffix(self.step.id) if self.item else self.step.id
+        """The unit's id: the step's, with the item's number for a loop (`rotate[2]`), under the using
+        step's id for a used runbook's step (`snapshot/save`)."""
+        unit = self.item.suffix(self.step.id) if self.item else self.step.id
+        return f"{self.scope}/{unit}" if self.scope else unit
 
     @property
     def title(self) -> str:
@@ -130,13 +134,24 @@ class PlannedCheck:
 
 
 @dataclass(frozen=True)
+class UsedFile:
+    """A runbook used by a step (`use:`): which step, the file, and the sha256 it had when planned."""
+
+    step: str
+    path: str
+    sha256: str
+
+
+@dataclass(frozen=True)
 class Plan:
     runbook: Runbook
     values: Values
     platform: str | None
-    targets: Mapping[str, ResolvedTarget]
+    targets: Mapping[str, ResolvedTarget]  # a used runbook's under the using step's id: `snapshot/local`
     checks: tuple[PlannedCheck, ...]
     steps: tuple[PlannedStep, ...]
+    warnings: tuple[str, ...] = ()  # the runbook's, then each used runbook's
+    uses: tuple[UsedFile, ...] = ()
 
     def step(self, step_id: str) -> PlannedStep | None:
         return next((s for s in self.steps if s.id == step_id), None)
@@ -155,9 +170,16 @@ class Planner:
     """Renders steps for hosts. Used once for the whole plan, and again by the runner for deferred steps."""
 
     def __init__(
-        self, runbook: Runbook, values: Values, platform: str | None, targets: Mapping[str, ResolvedTarget]
+        self,
+        runbook: Runbook,
+        values: Values,
+        platform: str | None,
+        targets: Mapping[str, ResolvedTarget],
+        scope: str = "",
+        number: int | None = None,
     ) -> None:
         self.runbook, self.values, self.platform, self.targets = runbook, values, platform, targets
+        self.scope, self.number = scope, number  # a used runbook's: the using step's id and number
         self.secret_refs = {name: SecretRef(name) for name in values.secrets}
         base: dict[str, Any] = {name: Blank(name) for name in values.missing}
         base.update(values.values)
@@ -193,6 +215,19 @@ class Planner:
     def host_platform(self, host: Host) -> str | None:
         return self.platform if host.transport is Transport.LOCAL else None
 
+    def scoped(self, name: str) -> str:
+        """A name of this runbook as the whole plan knows it: under the using step's id, if used."""
+        return f"{self.scope}/{name}" if self.scope else name
+
+    def plan_use(self, step: Step, allow_missing: bool) -> Plan:
+        """The plan of the runbook a step uses, its values from `with:`, under the step's id."""
+        assert step.use is not None and step.use.runbook is not None
+        context = self.context(LOCAL_HOST, self.platform, Deferred("steps"))
+        values, targets = using.used_values(self.runbook, step, context, allow_missing)
+        number = self.number or step.index + 1
+        scope = self.scoped(step.id)
+        return build_plan(step.use.runbook, values, self.platform, targets, scope, number, allow_missing)
+
     def plan_loop(self, step: Step) -> tuple[PlannedStep, ...]:
         """The step once, or once per item of its loop (each its own unit: `rotate[1]`, `rotate[2]`…)."""
         if step.loop is None:
@@ -224,9 +259,9 @@ class Planner:
 
         confirm, record = step.confirm, step.record
         return PlannedStep(
-            number=step.index + 1,
+            number=self.number or step.index + 1,
             step=step,
-            target=step.on,
+            target=self.scoped(step.on),
             hosts=hosts,
             concurrency=step.concurrency or target.concurrency,
             programs=programs.needed(step.run, step.requires),
@@ -239,6 +274,8 @@ class Planner:
             texts_deferred=isinstance(steps, Deferred)
             and any("steps" in names_used(t.text) for t in operator_texts(step)),
             item=item,
+            scope=self.scope,
+            planner=self if self.scope else None,
         )
 
     def text(self, planned: PlannedStep, template: Template, steps: Any) -> str:
@@ -344,7 +381,8 @@ class Planner:
                     cwd=render(check.cwd, context) if check.cwd else None,
                 )
             )
-        return PlannedCheck(check.title, check.on, tuple(hosts), check.timeout)
+        title = f"({self.scope}) {check.title}" if self.scope else check.title
+        return PlannedCheck(title, self.scoped(check.on), tuple(hosts), check.timeout)
 
 
 @dataclass(frozen=True)
@@ -386,13 +424,26 @@ def _uses_host(step: Step) -> bool:
 
 
 def build_plan(
-    runbook: Runbook, values: Values, platform: str | None, targets: Mapping[str, ResolvedTarget]
+    runbook: Runbook,
+    values: Values,
+    platform: str | None,
+    targets: Mapping[str, ResolvedTarget],
+    scope: str = "",
+    number: int | None = None,
+    allow_missing: bool = False,
 ) -> Plan:
-    """The whole plan; every render problem of every step is raised together."""
-    planner = Planner(runbook, values, platform, targets)
+    """The whole plan; every render problem of every step is raised together.
+
+    A step that uses another runbook adds that runbook's plan in its place: its warnings, checks, targets
+    and steps, under the step's id (`scope`).
+    """
+    planner = Planner(runbook, values, platform, targets, scope, number)
     problems: list[Problem] = []
     steps: list[PlannedStep] = []
     checks: list[PlannedCheck] = []
+    warnings = [f"({scope}) {w}" if scope else w for w in runbook.warnings]
+    resolved = {planner.scoped(name): target for name, target in targets.items()}
+    uses: list[UsedFile] = []
     for check in runbook.checks:
         try:
             checks.append(planner.plan_check(check))
@@ -400,12 +451,23 @@ def build_plan(
             problems += error.problems
     for step in runbook.steps:
         try:
-            steps += planner.plan_loop(step)
+            if step.use is None:
+                steps += planner.plan_loop(step)
+                continue
+            used = planner.plan_use(step, allow_missing)
+            document = used.runbook.document
+            uses += [UsedFile(planner.scoped(step.id), str(document.path), document.sha256), *used.uses]
+            steps += used.steps
+            checks += used.checks
+            warnings += used.warnings
+            resolved.update(used.targets)
         except InvalidRunbook as error:
             problems += error.problems
     if problems:
         raise InvalidRunbook(problems)
-    return Plan(runbook, values, platform, targets, tuple(checks), tuple(steps))
+    return Plan(
+        runbook, values, platform, resolved, tuple(checks), tuple(steps), tuple(warnings), tuple(uses)
+    )
 
 
 def sha256_text(text: str) -> str:

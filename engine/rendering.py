@@ -9,6 +9,7 @@ placeholders in a plan and for real in the run.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import json
 import re
@@ -80,6 +81,18 @@ def _plain(value: Any) -> str:
     return str(value)
 
 
+STARTED = datetime.datetime.now(datetime.UTC)
+
+
+def now(format: str = "%Y-%m-%dT%H:%M:%SZ") -> str:
+    """`{{ now('%Y%m%d-%H%M') }}`: the time this command started, UTC, formatted (strftime).
+
+    One instant per invocation, so the plan, the commands re-rendered during the run and the texts all
+    name the same snapshot, however long the run takes.
+    """
+    return STARTED.strftime(format)
+
+
 def _from_json(value: Any) -> Any:
     """`result.stdout | from_json`: a command's JSON output as values (an error says what was not JSON)."""
     text = str(value)
@@ -117,6 +130,7 @@ def environment(shell: bool) -> jinja2.Environment:
     env.filters["quote"] = lambda v: Raw(shlex.quote(_plain(v)))
     env.filters["from_json"] = _from_json
     env.globals["omit"] = OMIT
+    env.globals["now"] = now
     return env
 
 

@@ -60,6 +60,8 @@ NOT_REVIEWED: Mapping[str, str] = {
     "index": "the step's position: the saved steps are in order already",
     "description": "prose for the reader of the runbook; never executed or shown during a run",
     "requires": "programs preflight looks for before anything runs; it changes no command",
+    "use": "a use step is not in the plan itself: the used runbook's steps take its place (each reviewed, "
+    "under the step's id), and the used file's sha256 is in the plan's 'uses'",
 }
 """Fields of `model.Step` deliberately outside the review, each with the reason it cannot change a run."""
 
@@ -69,6 +71,7 @@ def reviewable(plan: Plan) -> dict[str, Any]:
     rb = plan.runbook
     return {
         "runbook": {"name": rb.name, "version": rb.version, "title": rb.title, "sha256": rb.document.sha256},
+        "uses": [{"step": u.step, "path": u.path, "sha256": u.sha256} for u in plan.uses],
         "platform": plan.platform,
         "values": plan.values.masked(),
         "checks": [

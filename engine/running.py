@@ -70,7 +70,8 @@ class Runner:
         self.planner, self.fleet, self.terminal, self.journal = planner, fleet, terminal, journal
         self.settings, self.user = settings, user
         self.previous = dict(previous or {})
-        self.context: dict[str, Any] = {}
+        self.context: dict[str, Any] = {}  # `steps.` of the runbook's templates
+        self.scopes: dict[str, dict[str, Any]] = {"": self.context}  # and of each used runbook's
         self.failed_hosts: dict[str, str] = {}  # host → step it failed in (tolerated), left out afterwards
         self.stop = threading.Event()
         self.finished: list[HostOutcome] = []  # every host outcome of this session, for the summary
@@ -83,14 +84,17 @@ class Runner:
         for index, planned in enumerate(steps, start=1):
             self.terminal.say(f"\n▶ [{index}/{len(steps)}] {planned.id}: {planned.title}", "bold cyan")
             if planned.deferred:  # commands or texts that read earlier steps' output: rendered with it now
-                planned = self.planner.plan_step(
-                    planned.step, steps=self.context, platforms=self.fleet.platforms, item=planned.item
+                planned = self._planner(planned).plan_step(
+                    planned.step,
+                    steps=self._steps(planned),
+                    platforms=self.fleet.platforms,
+                    item=planned.item,
                 )
             outcome = self.manual(planned) if planned.manual is not None else self.command_step(planned)
             outcomes.append(outcome)
             self._learn(planned, outcome)
             if outcome.status is Status.OK and planned.step.result is not None:
-                result = self.planner.text(planned, planned.step.result, self.context)
+                result = self._planner(planned).text(planned, planned.step.result, self._steps(planned))
                 self.terminal.say(f"  result: {result}", "green")
             if outcome.stopped:
                 break
@@ -100,9 +104,19 @@ class Runner:
         """`steps.<id>` for later templates; a loop's is its last item's, with every item's in `items`."""
         known = outcome.context()
         if planned.item is not None:
-            items = [*self.context.get(planned.step.id, {}).get("items", ()), known]
+            items = [*self._steps(planned).get(planned.step.id, {}).get("items", ()), known]
             known = {**known, "items": items}
-        self.context[planned.step.id] = known
+        # a used runbook's step is `steps.save` in it, `steps['snapshot/save']` in the runbook using it
+        parts = [*planned.scope.split("/"), planned.step.id] if planned.scope else [planned.step.id]
+        for cut in range(len(parts)):
+            self.scopes.setdefault("/".join(parts[:cut]), {})["/".join(parts[cut:])] = known
+
+    def _planner(self, planned: PlannedStep) -> Planner:
+        return planned.planner or self.planner
+
+    def _steps(self, planned: PlannedStep) -> dict[str, Any]:
+        """What `steps.` holds for this step's templates: its own runbook's steps that ran."""
+        return self.scopes.setdefault(planned.scope, {})
 
     # -- command steps -------------------------------------------------------------------------------
 
@@ -323,7 +337,9 @@ class Runner:
             status, reason = Status.FAILED, f"output does not match {expect.stdout_matches!r}"
         else:
             platform = self.fleet.platforms.get(host)
-            context = self.planner.context(host_plan.host, platform, self.context, planned.item)
+            context = self._planner(planned).context(
+                host_plan.host, platform, self._steps(planned), planned.item
+            )
             held, why = until_holds(planned.step, context, result)
             status, reason = (Status.OK, "") if held else (Status.FAILED, mask(why))
         return HostOutcome(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine import building, linting, loading, schema, variables
+from engine import building, linting, loading, schema, using, variables
 from engine.errors import InvalidRunbook, Problem
 from engine.model import Runbook
 
@@ -27,6 +27,24 @@ def _ordered(problems: list[Problem]) -> list[Problem]:
 
 def validate(path: Path, display: str | None = None) -> Validated:
     """The runbook model and its lint warnings, or `InvalidRunbook` with every problem found."""
+    runbook, problems, warnings = _validate(path, display, (path.resolve(),))
+    if problems:
+        raise InvalidRunbook(_ordered(problems))
+    return Validated(runbook, tuple(_ordered(warnings)))
+
+
+def _used(path: Path, display: str, stack: tuple[Path, ...]) -> tuple[Runbook | None, list[Problem]]:
+    """A runbook used by another (`use:`): its problems join the user's, with their own file and line."""
+    try:
+        runbook, problems, _warnings = _validate(path, display, stack)
+    except InvalidRunbook as error:
+        return None, list(error.problems)  # not a runbook at all: the step stays unread
+    return runbook, problems
+
+
+def _validate(
+    path: Path, display: str | None, stack: tuple[Path, ...]
+) -> tuple[Runbook, list[Problem], list[Problem]]:
     document = loading.load(path, display)
     if (unsupported := schema.format_problem(document.data, document.positions)) is not None:
         raise InvalidRunbook([unsupported])  # another format: nothing else of it can be judged
@@ -35,9 +53,9 @@ def validate(path: Path, display: str | None = None) -> Validated:
         raise InvalidRunbook(problems)
     runbook, found = building.build(document, tolerant=bool(problems))
     problems += found
+    runbook, found = using.attach(runbook, stack, _used)
+    problems += found + using.check_given(runbook)
     problems += variables.check_defaults(runbook)
     errors, warnings = linting.lint(runbook)
     problems += errors
-    if problems:
-        raise InvalidRunbook(_ordered(problems))
-    return Validated(runbook, tuple(_ordered(warnings)))
+    return runbook, problems, warnings

@@ -191,10 +191,21 @@ def resolve(
     prompt: Prompter | None = None,
     allow_missing: bool = False,
     recorded: Mapping[str, Any] | None = None,
+    given: Mapping[str, Any] | None = None,
+    given_at: Callable[[str], Problem] | None = None,
+    given_by: str = "",
 ) -> Values:
-    """Every value of the run, validated; all problems raised together as `InvalidRunbook`."""
+    """Every value of the run, validated; all problems raised together as `InvalidRunbook`.
+
+    `given` are typed values a using runbook passes (`with:`), each located by `given_at(name)`.
+    """
     resolver = _Resolver(runbook)
     resolver.text_values(cli, "command line", lambda n: f"--var {n}", in_argv=True)
+    for name, value in (given or {}).items():
+        where = given_at(name) if given_at else Problem("", 0, 0, name, "")
+        if (variable := resolver._known(name, where)) is not None:
+            resolver.given.add(name)
+            resolver._take(variable, value, f"with: of step {given_by}", where)
     if recorded:
         resolver.recorded_values(recorded, "journal of the resumed run")
     if vars_file is not None:
@@ -218,7 +229,12 @@ def resolve(
         elif variable.required:
             missing.append(variable)
     if missing and not allow_missing:
-        resolver.problems += [_missing(runbook, v) for v in missing]
+        resolver.problems += [
+            _missing(runbook, v)
+            if given_at is None
+            else _at(given_at(v.name), f"{runbook.name} requires {v.name!r}: give it in with:")
+            for v in missing
+        ]
     if resolver.problems:
         raise InvalidRunbook(resolver.problems)
     # Only secrets with a value: one left unset is undefined in templates, like any other variable.

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -16,6 +17,7 @@ from engine.errors import InvalidRunbook
 from engine.executors import Result
 from engine.model import Retries, Step
 from engine.planning import Plan, Planner, build_plan
+from engine.rendering import STARTED
 from engine.reviewing import reviewable as to_dict
 from engine.validation import validate
 
@@ -211,3 +213,12 @@ def test_a_loop_that_is_not_a_list_or_reads_steps_is_refused(tmp_path: Path) -> 
     assert any("loop_var 'count' would hide a name" in p for p in problems_of(tmp_path, clash))
     outside = "steps:\n  - id: a\n    title: A\n    run: echo {{ item }}\n"
     assert problems_of(tmp_path, outside) == ["book.yml:8:10: steps[0].run: undefined name 'item'"]
+
+
+def test_now_is_one_utc_instant_formatted_as_asked(tmp_path: Path) -> None:
+    plan = plan_of(
+        tmp_path, "steps:\n  - id: a\n    title: A\n    run: echo {{ now('%Y%m%d') }} {{ now() }}\n"
+    )
+    script = plan.steps[0].hosts[0].variants[0].script
+    assert script == f"echo {STARTED:%Y%m%d} {STARTED:%Y-%m-%dT%H:%M:%SZ}"
+    assert STARTED.utcoffset() == datetime.timedelta(0)

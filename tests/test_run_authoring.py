@@ -5,6 +5,8 @@ the multi-host cases use `--hosts` on local stand-ins or `--target NAME=local`).
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 from pathlib import Path
 
@@ -12,7 +14,18 @@ import pytest
 from sshd import SSHDNode
 
 from engine.outcomes import Status
-from runbooks import Lab, Nodes, Record, journal, nodes_runbook, operator_lab, summary_rows, write_runbook
+from runbooks import (
+    ROOT,
+    Lab,
+    Nodes,
+    Record,
+    journal,
+    nodes_runbook,
+    operator_lab,
+    summary_rows,
+    write_rollback,
+    write_runbook,
+)
 
 
 @pytest.fixture
@@ -292,3 +305,85 @@ def test_a_loop_whose_second_item_fails_resumes_at_the_second_item(lab: Lab) -> 
     assert {("rotate[1]", "ok"), ("rotate[2]", "failed"), ("rotate[2]", "ok"), ("rotate[3]", "ok")} <= ends
     checklist = lab.run(path, task="checklist")
     assert checklist.stdout.count("Rotate the certificate (service ") == 3, checklist.stdout
+
+
+# -- 6. use / with ------------------------------------------------------------------------------------------
+
+ETCD_SNAPSHOT = ROOT / "runbooks" / "etcd-snapshot.yml"
+UPGRADE = """\
+runbook: 1
+name: upgrade
+version: "1.0"
+title: Upgrade Rancher
+warnings: [The upgrade restarts Rancher.]
+variables:
+  rke_dir: {{type: string, required: true}}
+steps:
+  - id: snapshot
+    title: Take an etcd snapshot before the upgrade
+    use: {use}
+    with: {{name: "{name}", rke_dir: "{{{{ rke_dir }}}}"}}
+  - id: upgrade
+    title: Upgrade
+    run: kubectl rollout restart deployment/cattle --note {{{{ steps['snapshot/save'].exit_code }}}}
+"""
+
+
+def upgrade_book(lab: Lab, name: str = "pre-upgrade-1") -> Path:
+    use = os.path.relpath(ETCD_SNAPSHOT, lab.root)
+    return lab.write(UPGRADE.format(use=use, name=name), "upgrade.yml")
+
+
+def test_a_runbook_using_etcd_snapshot_plans_runs_and_prints_with_the_used_steps_in_place(lab: Lab) -> None:
+    write_rollback(lab, "nodes: []\n")
+    path = upgrade_book(lab)
+    rke = ["--var", f"rke_dir={lab.rke_dir}"]
+    plan = lab.run(path, *rke, task="plan")
+    assert plan.returncode == 0, plan.stderr
+    save = "./rke_linux-amd64 etcd snapshot-save --name pre-upgrade-1 --config rancher-cluster.yml"
+    assert plan.stdout.index("snapshot/save: Save the etcd snapshot") < plan.stdout.index("upgrade: Upgrade")
+    assert save in plan.stdout and "(snapshot) The RKE binary is in rke_dir and executable" in plan.stdout
+    sha = hashlib.sha256(ETCD_SNAPSHOT.read_bytes()).hexdigest()
+    assert f"sha256 {sha[:16]}" in plan.stdout
+    done = lab.run(path, *rke, "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    calls = [c["argv"] for c in lab.calls()]
+    assert calls == [
+        [
+            "rke_linux-amd64",
+            "etcd",
+            "snapshot-save",
+            "--name",
+            "pre-upgrade-1",
+            "--config",
+            "rancher-cluster.yml",
+        ],
+        ["kubectl", "rollout", "restart", "deployment/cattle", "--note", "0"],
+    ]
+    assert ("snapshot/save", "local", "ok") in summary_rows(done.stdout)
+    assert "result: Snapshot pre-upgrade-1 saved on each etcd node" in done.stdout
+    [header] = records(lab, "run")
+    assert header["uses"] == [{"step": "snapshot", "path": str(ETCD_SNAPSHOT), "sha256": sha}]
+    printed = lab.run(path, *rke, task="checklist")
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout.index("`snapshot/save`") < printed.stdout.index("`upgrade`")
+    assert save in printed.stdout and "The upgrade restarts Rancher." in printed.stdout
+
+
+def test_with_values_are_checked_by_the_used_runbooks_schema(lab: Lab) -> None:
+    write_rollback(lab, "nodes: []\n")
+    done = lab.run(upgrade_book(lab, name="pre-upgrade.zip"), "--var", f"rke_dir={lab.rke_dir}", task="plan")
+    assert done.returncode == 2
+    assert "upgrade.yml:12:" in done.stderr and "steps[0].with.name:" in done.stderr, done.stderr
+
+
+def test_a_cycle_of_runbooks_is_refused_at_its_line(lab: Lab) -> None:
+    step = "steps:\n  - id: other\n    title: Other\n    use: {}\n"
+    head = 'runbook: 1\nname: {}\nversion: "1"\ntitle: T\n'
+    lab.write(head.format("a") + step.format("b.yml"), "a.yml")
+    lab.write(head.format("b") + step.format("a.yml"), "b.yml")
+    done = lab.run(lab.root / "a.yml", task="validate")
+    assert done.returncode == 2
+    assert (
+        "b.yml:8:10: steps[0].use: a cycle: " in done.stderr and "a.yml uses b.yml uses a.yml" in done.stderr
+    )

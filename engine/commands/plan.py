@@ -55,7 +55,9 @@ def describe(plan: Plan) -> str:
             for name in masked
         ]
         lines += [f"  {name} = ________  (not given)" for name in plan.values.missing]
-    for warning in rb.warnings:
+    for used in plan.uses:
+        lines.append(f"uses: {used.step} → {used.path} (sha256 {used.sha256[:16]}…)")
+    for warning in plan.warnings:
         lines.append(f"WARNING: {warning}")
     lines += _reach(plan)
     if plan.checks:

@@ -219,6 +219,7 @@ def _new_journal(state_dir: Path, plan: Plan, run_id: str, masker: Masker) -> Jo
             "sha256": runbook.document.sha256,
             "path": str(runbook.document.path),
         },
+        "uses": [{"step": u.step, "path": u.path, "sha256": u.sha256} for u in plan.uses],
         "variables": plan.values.masked(),
         "platform": plan.platform,
         "engine_version": __version__,
@@ -240,7 +241,7 @@ def _new_journal(state_dir: Path, plan: Plan, run_id: str, masker: Masker) -> Jo
 
 
 def _confirm_warnings(plan: Plan, terminal: Terminal, journal: Journal, yes: bool, user: str) -> bool:
-    warnings = plan.runbook.warnings
+    warnings = plan.warnings
     if not warnings:
         return True
     for warning in warnings:

@@ -1,0 +1,108 @@
+"""`use:` a runbook from a step: reading the used file (once, cycles refused) and filling its values.
+
+Composition happens in the model, not by copying text: the used runbook is validated by its own rules
+(its own file and lines in every error), its variables are filled from `with:` and checked by its own
+schema, and its steps join the plan under the using step's id (`snapshot/save`), so the plan, the run,
+the journal and the checklist show what runs, where it comes from, and the sha256 of the file it came from.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from engine import rules, variables
+from engine import targets as targets_mod
+from engine.errors import Problem
+from engine.model import Runbook, Step, Template
+from engine.rendering import render, template_problem
+from engine.variables import Values
+
+Validate = Callable[[Path, str, tuple[Path, ...]], tuple[Runbook | None, list[Problem]]]
+
+
+def attach(runbook: Runbook, stack: tuple[Path, ...], validate: Validate) -> tuple[Runbook, list[Problem]]:
+    """The runbook with each `use:` step's file read and validated; a cycle or a missing file is a problem."""
+    problems: list[Problem] = []
+    steps = []
+    for step in runbook.steps:
+        use = step.use
+        if use is None:
+            steps.append(step)
+            continue
+        file = use.file.resolve()
+        if file in stack:
+            chain = " uses ".join(_shown(p) for p in (*stack[stack.index(file) :], file))
+            problems.append(template_problem(use.path, f"a cycle: {chain}"))
+        elif not file.is_file():
+            problems.append(template_problem(use.path, f"no such runbook: {_shown(use.file)}"))
+        else:
+            used, found = validate(use.file, _shown(use.file), (*stack, file))
+            problems += found
+            if used is not None:
+                step = replace(step, use=replace(use, runbook=used))
+        steps.append(step)
+    return replace(runbook, steps=tuple(steps)), problems
+
+
+def _shown(path: Path) -> str:
+    """A path as the operator reads it: relative to where they are, when it is below."""
+    relative = os.path.relpath(path)
+    return path.as_posix() if relative.startswith("..") else relative
+
+
+def unit_ids(step: Step) -> Iterator[str]:
+    """The ids a step adds to `steps.` for the steps after it: its own, and each used step's under it."""
+    yield step.id
+    used = step.use.runbook if step.use else None
+    for inner in used.steps if used else ():
+        yield from (f"{step.id}/{unit}" for unit in unit_ids(inner))
+
+
+def used_values(
+    runbook: Runbook, step: Step, context: Mapping[str, Any], allow_missing: bool
+) -> tuple[Values, dict[str, Any]]:
+    """The used runbook's values from `with:` (rendered with this runbook's values), checked by its own
+    schema and rules, and its targets resolved with them."""
+    assert step.use is not None and step.use.runbook is not None
+    used = step.use.runbook
+    given = {
+        name: render(value, context) if isinstance(value, Template) else value
+        for name, value in step.use.with_
+    }
+    positions = runbook.document.positions
+
+    def where(name: str) -> Problem:
+        return positions.problem(("steps", step.index, "with", name), "")
+
+    values = variables.resolve(
+        used, {}, environ={}, allow_missing=allow_missing, given=given, given_at=where, given_by=step.id
+    )
+    known = {
+        **values.values,
+        "platform": context.get("platform") if isinstance(context.get("platform"), str) else "",
+        "runbook": {"name": used.name, "version": used.version},
+    }
+    rules.check(used, values, known)
+    return values, targets_mod.resolve(used, known)
+
+
+def check_given(runbook: Runbook) -> list[Problem]:
+    """`with:` names that the used runbook does not have, found at validation (before any value is known)."""
+    problems = []
+    for step in runbook.steps:
+        used = step.use.runbook if step.use else None
+        if used is None or step.use is None:
+            continue
+        names = {v.name for v in used.variables}
+        for name, _ in step.use.with_:
+            if name not in names:
+                known = ", ".join(sorted(names)) or "none"
+                message = f"{used.name} has no variable {name!r}; its variables: {known}"
+                problems.append(
+                    runbook.document.positions.problem(("steps", step.index, "with", name), message)
+                )
+    return problems
