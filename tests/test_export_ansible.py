@@ -290,7 +290,7 @@ def test_run_once_and_until_map_to_a_host_choice_and_until(tmp_path: Path) -> No
     once = found["Once (once)"]["when"]
     assert (
         once[1]
-        == "inventory_hostname == (['web1', 'web2'] | intersect(ansible_play_hosts) | first | default(''))"
+        == "inventory_hostname == (['web1', 'web2'] | select('in', ansible_play_hosts) | first | default(''))"
     )
     wait = found["Wait (wait)"]
     assert wait["until"] == "runbook_result is not failed and ((result.stdout | from_json).status == 'ok')"
@@ -334,3 +334,19 @@ def test_rules_are_checked_at_export_and_a_rule_over_a_secret_is_refused(tmp_pat
     with pytest.raises(InvalidRunbook) as secret:
         export(tmp_path, text.replace("n > 0", "n > 0 and token"))
     assert "the rule reads the secret token" in str(secret.value)
+
+
+def test_a_when_on_an_ssh_hosts_platform_is_decided_on_the_host(tmp_path: Path) -> None:
+    text = WAITING.replace(
+        "    run_once: true\n", "    when: platform == 'linux' and runbook.name == 'waiting'\n"
+    )
+    once = tasks(export(tmp_path, text)[0])["Once (once)"]
+    assert once["when"] == [
+        "inventory_hostname in groups['web']",
+        "platform == 'linux' and runbook.name == 'waiting'",
+    ]
+    assert once["vars"]["platform"].startswith("{{ {'Linux': 'linux'")
+    assert once["vars"]["runbook"] == {"name": "waiting", "version": "1"}
+    with pytest.raises(InvalidRunbook) as refused:  # `host` is not passed along: refused, not guessed
+        export(tmp_path, text.replace("runbook.name == 'waiting'", "host.name == 'web1'"))
+    assert "steps[0].when: uses a value known only while running" in str(refused.value)

@@ -208,12 +208,22 @@ TOLERANT_STEPS = """\
     retries: {count: 4, delay: 100ms}
     until: "'healthy' in result.stdout"
     run: health
+  - id: on-linux
+    title: Only on Linux hosts (decided on the host)
+    on: nodes
+    when: platform == 'linux'
+    run: docker info
+  - id: on-macos
+    title: Only on macOS hosts
+    on: nodes
+    when: platform == 'darwin'
+    run: docker version
 """
 HEALTH = '#!/bin/sh\nn=$(( $(cat "$HOME/health.count" 2>/dev/null || echo 0) + 1 ))\necho "$n" > "$HOME/health.count"\n'
 HEALTH += '[ "$n" -ge 2 ] && echo healthy || echo starting\n'
 
 
-def test_run_once_until_and_max_failed_hosts_as_in_the_engine(
+def test_run_once_until_when_and_max_failed_hosts_as_in_the_engine(
     lab: Lab, nodes: list[SSHDNode], tmp_path: Path
 ) -> None:
     bad = nodes[0]  # left out after `restart`: run_once then runs on the next host
@@ -237,7 +247,7 @@ def test_run_once_until_and_max_failed_hosts_as_in_the_engine(
     assert engine.returncode == 1, engine.stdout + engine.stderr  # a tolerated failure still fails the run
     by_engine, engine_counts = recorded(lab), counts()
     assert by_engine[bad.address] == [["docker", "restart", "web"]]
-    assert by_engine[nodes[1].address] == [["docker", "restart", "web"], ["docker", "ps"]]
+    assert by_engine[nodes[1].address] == [["docker", "restart", "web"], ["docker", "ps"], ["docker", "info"]]
     assert engine_counts == {nodes[1].address: "2\n", nodes[2].address: "2\n"}
     out = export(lab, book)
     done = ansible_playbook(lab, out)

@@ -14,12 +14,22 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from engine.export import ansible_prompts as prompts
+from engine.export import unmapped
 from engine.export.ansible_inventory import LOCALHOST, Inventory
 from engine.export.ansible_inventory import build as build_inventory
-from engine.export.ansible_tasks import CommandSpec, command_tasks, facts, literal, needs_facts
+from engine.export.ansible_tasks import (
+    PLATFORM,
+    CommandSpec,
+    command_tasks,
+    facts,
+    literal,
+    needs_facts,
+    value,
+)
 from engine.export.unmapped import Unmapped
 from engine.export.yamltext import Item, comment_lines, document, dump
 from engine.planning import HostPlan, Plan, PlannedCheck, PlannedStep
+from engine.rendering import names_used
 from engine.variables import ENV_PREFIX
 
 NOT_CARRIED_OVER = (
@@ -91,7 +101,7 @@ def _plays(plan: Plan, inventory: Inventory, notes: Mapping[str | None, list[str
     first += _programs_tasks(plan, inventory)
     steps: list[Item] = []
     for planned in plan.steps:
-        steps += _step_tasks(planned, inventory, notes.get(planned.id, []))
+        steps += _step_tasks(plan, planned, inventory, notes.get(planned.id, []))
     if any(s.step.max_failed_hosts and not s.step.continue_on_error for s in plan.steps):
         steps.append(_tolerated_failures_fail_the_run())
     plays = (
@@ -173,7 +183,7 @@ def _programs_tasks(plan: Plan, inventory: Inventory) -> list[Item]:
     return tasks
 
 
-def _step_tasks(planned: PlannedStep, inventory: Inventory, notes: list[str]) -> list[Item]:
+def _step_tasks(plan: Plan, planned: PlannedStep, inventory: Inventory, notes: list[str]) -> list[Item]:
     step = planned.step
     name = f"{_capital(planned.title)} ({planned.id})"
     comments = (f"step {planned.number}: {planned.id}", *notes)
@@ -198,7 +208,10 @@ def _step_tasks(planned: PlannedStep, inventory: Inventory, notes: list[str]) ->
             once=step.run_once,
             until=step.until.text if step.until else None,
         )
-        commands = _with_facts(planned.hosts, where, command_tasks(spec, planned.hosts, inventory.aliases))
+        if step.when is not None and unmapped.when_on_the_host(plan, planned):
+            spec = replace(spec, when=step.when.text, values=_when_values(plan, step.when.text))
+        found = command_tasks(spec, planned.hosts, inventory.aliases)
+        commands = [facts(where), *found] if spec.when or needs_facts(planned.hosts) else found
         if step.max_failed_hosts and not step.continue_on_error:
             commands = _tolerating(planned, name, where, commands)
         tasks += commands
@@ -206,6 +219,17 @@ def _step_tasks(planned: PlannedStep, inventory: Inventory, notes: list[str]) ->
             result = {"name": f"{name}: result", "ansible.builtin.debug": {"msg": literal(planned.result)}}
             tasks.append(Item({**result, "when": where}))
     return [replace(tasks[0], comments=comments), *tasks[1:]]
+
+
+def _when_values(plan: Plan, when: str) -> tuple[tuple[str, Any], ...]:
+    """What a `when` decided on the host reads: `platform` from the host's facts, the values as exported."""
+    found: list[tuple[str, Any]] = [("platform", PLATFORM)]
+    for name in sorted(names_used("{{" + when + "}}") - {"platform"}):
+        if name == "runbook":
+            found.append((name, value({"name": plan.runbook.name, "version": plan.runbook.version})))
+        else:
+            found.append((name, value(plan.values.values[name])))
+    return tuple(found)
 
 
 def _tolerating(planned: PlannedStep, name: str, where: str, tasks: list[Item]) -> list[Item]:

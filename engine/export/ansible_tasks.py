@@ -84,6 +84,8 @@ class CommandSpec:
     where: str = "true"  # which hosts of the play the target is: `inventory_hostname in groups['nodes']`
     once: bool = False  # `run_once`: the first host not left out
     until: str | None = None  # the step's `until`, a bare expression over `result`
+    when: str | None = None  # a `when` decided on the host (it reads the host's platform)
+    values: tuple[tuple[str, Any], ...] = ()  # what that `when` reads, as task vars
 
 
 def command_tasks(spec: CommandSpec, hosts: Sequence[HostPlan], aliases: Mapping[Host, str]) -> list[Item]:
@@ -140,8 +142,9 @@ def _variant_tasks(
 
 
 def _once_condition(candidates: list[str]) -> str:
-    """`run_once`: the first of `candidates` still in the play (a failed or ended host is left out)."""
-    return f"inventory_hostname == ({candidates} | intersect(ansible_play_hosts) | first | default(''))"
+    """`run_once`: the first of `candidates` still in the play (a failed or ended host is left out); `select`
+    keeps their order, which `intersect` does not (measured with ansible-core 2.19)."""
+    return f"inventory_hostname == ({candidates} | select('in', ansible_play_hosts) | first | default(''))"
 
 
 def _platform_condition(variant: Variant, variants: Sequence[Variant]) -> str:
@@ -153,6 +156,20 @@ def _platform_condition(variant: Variant, variants: Sequence[Variant]) -> str:
 
 def _hosts_condition(only: list[str] | str) -> list[str]:
     return [only] if isinstance(only, str) else [f"inventory_hostname in {only}"]
+
+
+PLATFORM = "{{ {'Linux': 'linux', 'Darwin': 'darwin', 'Win32NT': 'windows'}[ansible_system] | default('') }}"
+
+
+def value(data: Any) -> Any:
+    """A runbook value as an Ansible var: its text kept from Ansible's templating, lists and mappings too."""
+    if isinstance(data, str):
+        return literal(data)
+    if isinstance(data, list):
+        return [value(item) for item in data]
+    if isinstance(data, dict):
+        return {key: value(item) for key, item in data.items()}
+    return data
 
 
 def needs_facts(hosts: Sequence[HostPlan]) -> bool:
@@ -180,7 +197,7 @@ def _command(
     task.update(_judging(spec))
     if secrets:
         task["no_log"] = True
-    conditions = _hosts_condition(only) + when
+    conditions = _hosts_condition(only) + when + ([spec.when] if spec.when else [])
     task["when"] = conditions if len(conditions) > 1 else conditions[0]
     return Item(task)
 
@@ -196,13 +213,16 @@ def _judging(spec: CommandSpec) -> dict[str, Any]:
         task["until"] = f"{RESULT} is not failed" + (f" and ({spec.until})" if spec.until else "")
         task["retries"] = spec.retries.count
         task["delay"] = int(delay) if delay == int(delay) else math.ceil(delay)
+    if spec.values:
+        task["vars"] = dict(spec.values)
     if spec.until:  # the runbook's `result`, as the engine gives it to `until`
         task["vars"] = {
+            **task.get("vars", {}),
             "result": {
                 "stdout": f"{{{{ {RESULT}.stdout | default('') }}}}",
                 "stderr": f"{{{{ {RESULT}.stderr | default('') }}}}",
                 "exit_code": f"{{{{ {RESULT}.rc | default(None) }}}}",
-            }
+            },
         }
     if spec.timeout:
         task["timeout"] = math.ceil(spec.timeout)

@@ -72,7 +72,7 @@ def find(plan: Plan) -> list[Unmapped]:
         found += _fields(runbook, check, ("checks", check.index), CHECK_FIELDS, None)
     for planned in plan.steps:
         found += _fields(runbook, planned.step, ("steps", planned.step.index), STEP_FIELDS, planned.id)
-        found += _run_time(runbook, planned)
+        found += _run_time(plan, planned)
     found += _run_time_checks(plan)
     return sorted(found, key=lambda u: (u.problem.line, u.problem.column))
 
@@ -122,16 +122,23 @@ def _host_fields(runbook: Runbook, target: str, host: Host) -> Iterable[Unmapped
             yield Unmapped(dataclasses.replace(where, path=f"targets.{target}", message=message))
 
 
-def _run_time(runbook: Runbook, planned: PlannedStep) -> Iterable[Unmapped]:
-    """Values the plan only knows while running: `steps.<id>`, or an SSH host's platform outside `run:` keys."""
+def when_on_the_host(plan: Plan, planned: PlannedStep) -> bool:
+    """A `when` the plan could not decide only because an SSH host's platform is known once connected, over
+    values an export can pass along: the exported playbook decides it on each host."""
     step = planned.step
+    if step.when is None or not any(h.deferred and h.skip is None for h in planned.hosts):
+        return False
+    names = names_used("{{" + step.when.text + "}}")
+    known = {"platform", "runbook"} | (set(plan.values.values) - plan.values.secrets)
+    return "platform" in names and names <= known
+
+
+def _run_time(plan: Plan, planned: PlannedStep) -> Iterable[Unmapped]:
+    """Values the plan only knows while running: `steps.<id>`, or an SSH host's platform outside `run:` keys."""
+    runbook, step = plan.runbook, planned.step
     places = []
     deferred = any(h.deferred and h.skip is None for h in planned.hosts)
-    if (
-        step.when is not None
-        and deferred
-        and names_used("{{" + step.when.text + "}}") & {"steps", "platform"}
-    ):
+    if step.when is not None and deferred and not when_on_the_host(plan, planned):
         places.append("when")
     texts = {
         "run": [v.script for h in planned.hosts for v in h.variants],
