@@ -350,3 +350,37 @@ def test_a_when_on_an_ssh_hosts_platform_is_decided_on_the_host(tmp_path: Path) 
     with pytest.raises(InvalidRunbook) as refused:  # `host` is not passed along: refused, not guessed
         export(tmp_path, text.replace("runbook.name == 'waiting'", "host.name == 'web1'"))
     assert "steps[0].when: uses a value known only while running" in str(refused.value)
+
+
+KEYED = """\
+runbook: 1
+name: keyed
+version: "1"
+title: t
+targets:
+  web:
+    ssh:
+      hosts: [web1]
+      KEYS
+steps:
+  - {id: a, title: A, on: web, run: date}
+"""
+
+
+def test_jump_hosts_become_ssh_options_and_an_inline_key_is_never_written(tmp_path: Path) -> None:
+    plain = KEYED.replace("KEYS", "jump: admin@bastion:2222,inner")
+    hosts = yaml.safe_load(export(tmp_path, plain)[1])["all"]["hosts"]
+    assert hosts["web1"]["ansible_ssh_common_args"] == "-o ProxyJump=admin@bastion:2222,inner"
+    keyed = KEYED.replace("KEYS", "jump: {host: bastion, user: admin, key_file: /keys/bastion}")
+    hosts = yaml.safe_load(export(tmp_path, keyed)[1])["all"]["hosts"]
+    assert hosts["web1"]["ansible_ssh_common_args"] == (
+        "-o ProxyCommand='ssh -W %h:%p -i /keys/bastion -o IdentitiesOnly=yes admin@bastion'"
+    )
+    inline = "key: |\n        -----BEGIN OPENSSH PRIVATE KEY-----\n        c2VjcmV0LWtleS1ieXRlcw==\n" + (
+        "        -----END OPENSSH PRIVATE KEY-----"
+    )
+    with pytest.raises(InvalidRunbook) as refused:
+        export(tmp_path, KEYED.replace("KEYS", inline))
+    assert "host web1: 'key' has no Ansible equivalent" in str(refused.value)
+    playbook, inventory = export(tmp_path, KEYED.replace("KEYS", inline), lossy=True)
+    assert "c2VjcmV0LWtleS1ieXRlcw" not in playbook + inventory

@@ -8,13 +8,14 @@ engine checks them (ANSIBLE_HOST_KEY_CHECKING stays on).
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sshd import SSHDNode
+from sshd import SSHDCluster, SSHDNode
 
 from runbooks import (
     COMPONENTS,
@@ -63,16 +64,23 @@ def export(lab: Lab, runbook: Path, *args: str) -> Path:
 def ansible_playbook(
     lab: Lab, out: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """`ansible-playbook -i out/inventory.yml out/playbook.yml ARGS` as the operator, in the lab (bounded)."""
+    """`ansible-playbook -i out/inventory.yml out/playbook.yml ARGS` as the operator, in the lab (bounded).
+
+    OpenSSH reads the passwd entry's home, not $HOME: an `ssh` first on PATH gives every ssh Ansible starts
+    (a jump host's ProxyCommand too) the lab's config and known_hosts, with host keys checked."""
+    config = lab.home / ".ssh" / "ansible_config"
+    own = (lab.home / ".ssh" / "config").read_text() if (lab.home / ".ssh" / "config").exists() else ""
+    config.write_text(f"UserKnownHostsFile {lab.home}/.ssh/known_hosts\nStrictHostKeyChecking yes\n{own}")
+    lab.bin_dir.mkdir(parents=True, exist_ok=True)
+    (lab.bin_dir / "ssh").write_text(f'#!/bin/sh\nexec /usr/bin/ssh -F {config} "$@"\n')
+    (lab.bin_dir / "ssh").chmod(0o755)
     settings = {
         "ANSIBLE_HOST_KEY_CHECKING": "True",
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
         "ANSIBLE_LOCAL_TEMP": str(lab.home / ".ansible" / "tmp"),
-        # OpenSSH reads the passwd entry's home, not $HOME: point it at the lab's files. A short
-        # ControlPersist: no ssh master outlives the test by more than 2 s.
-        "ANSIBLE_SSH_ARGS": f"-o ControlMaster=auto -o ControlPersist=2s -o UserKnownHostsFile={lab.home}/.ssh/"
-        f"known_hosts -o StrictHostKeyChecking=yes -F {lab.home}/.ssh/config",
+        # A short ControlPersist: no ssh master outlives the test by more than 2 s.
+        "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=2s",
         "ANSIBLE_PIPELINING": "True",
     }
     return subprocess.run(
@@ -254,3 +262,33 @@ def test_run_once_until_when_and_max_failed_hosts_as_in_the_engine(
     assert done.returncode != 0, done.stdout[-4000:]
     assert "hosts failed within max_failed_hosts" in done.stdout
     assert (recorded(lab), counts()) == (by_engine, engine_counts)
+
+
+def test_nodes_behind_a_jump_host_with_its_own_key(
+    lab: Lab, nodes: list[SSHDNode], tmp_path: Path, sshd_cluster: SSHDCluster
+) -> None:
+    """The jump host's own log shows a forwarding to each node, for the engine and for Ansible alike."""
+    jump = sshd_cluster.extra("127.0.0.101", sshd_cluster.authorized_keys, log_level="DEBUG1")
+    write_ssh_home(lab.home, [*nodes, jump], config=f"Host *\n  IdentityFile {nodes[0].client_key}\n")
+    hops = f"{{host: {jump.address}, port: {jump.port}, user: {jump.user}, key_file: {jump.client_key}}}"
+    text = nodes_runbook("behind", "  - {id: ps, title: List, on: nodes, run: docker ps}\n", nodes)
+    book = write_runbook(
+        tmp_path, text.replace("    concurrency: 4\n", f"      jump: {hops}\n    concurrency: 4\n")
+    )
+
+    def forwarded() -> list[str]:
+        log = jump.log.read_text()
+        return sorted(set(re.findall(r"server_request_direct_tcpip: originator .* target (\S+) port", log)))
+
+    before = jump.log.read_text()
+    assert lab.run(book).returncode == 0
+    by_engine = recorded(lab)
+    assert by_engine == {"local": [], **{n.address: [["docker", "ps"]] for n in nodes}}
+    out = export(lab, book)
+    inventory = (out / "inventory.yml").read_text()
+    assert f"ProxyCommand='ssh -W %h:%p -p {jump.port} -i {jump.client_key}" in inventory
+    jump.log.write_text(before)
+    done = ansible_playbook(lab, out)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr
+    assert recorded(lab) == by_engine
+    assert forwarded() == sorted(n.address for n in nodes)  # Ansible went through the jump host

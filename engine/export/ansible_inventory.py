@@ -8,6 +8,7 @@ about it (user, port, key file); what it does not say is left to `~/.ssh/config`
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -74,6 +75,41 @@ def _group_name(target: str, taken: set[str]) -> str:
     return group
 
 
+def jump_refusal(hop: Host, hops: int) -> str | None:
+    """Why a jump hop cannot be written as ssh options, or None: inline keys and certificates are never
+    written, and only a single hop can have a key of its own (a ProxyCommand; several would nest)."""
+    if hop.key is not None or hop.cert is not None:
+        return "an inline key or certificate is never written to the export; give the hop a key_file"
+    if hop.agent not in (None, Agent.NO) or hop.jump:
+        return "the hop's agent setting or own jump hosts have no ssh option the export writes"
+    if hops > 1 and _own_identity(hop):
+        return "several jump hosts with keys of their own would need nested ProxyCommands"
+    return None
+
+
+def _own_identity(hop: Host) -> bool:
+    return hop.key_file is not None or hop.cert_file is not None or hop.agent is Agent.NO
+
+
+def jump_option(hops: tuple[Host, ...]) -> str:
+    """`-o ProxyJump=a,b` (OpenSSH's -J), or a ProxyCommand for one hop with a key of its own."""
+    if len(hops) == 1 and _own_identity(hops[0]):
+        hop = hops[0]
+        words = ["ssh", "-W", "%h:%p"]
+        words += ["-p", str(hop.port)] if hop.port else []
+        words += ["-i", hop.key_file] if hop.key_file else []
+        words += ["-o", f"CertificateFile={hop.cert_file}"] if hop.cert_file else []
+        words += ["-o", "IdentitiesOnly=yes"] if hop.agent is Agent.NO or hop.key_file else []
+        words.append(f"{hop.user}@{hop.address}" if hop.user else hop.address)
+        return f"-o ProxyCommand={shlex.quote(shlex.join(words))}"
+    return "-o ProxyJump=" + ",".join(_hop_text(hop) for hop in hops)
+
+
+def _hop_text(hop: Host) -> str:
+    user = f"{hop.user}@" if hop.user else ""
+    return f"{user}{hop.address}" + (f":{hop.port}" if hop.port else "")
+
+
 def _host_vars(host: Host) -> dict[str, Any]:
     if (
         host.transport is Transport.LOCAL
@@ -86,7 +122,9 @@ def _host_vars(host: Host) -> dict[str, Any]:
         found["ansible_user"] = host.user
     if host.key_file is not None:
         found["ansible_ssh_private_key_file"] = host.key_file
-    if host.agent is Agent.NO:  # only the given key, none of the agent's (unmapped refuses the other uses)
-        found["ansible_ssh_common_args"] = "-o IdentitiesOnly=yes"
+    args = ["-o IdentitiesOnly=yes"] if host.agent is Agent.NO else []  # only the given key, not the agent's
+    args += [jump_option(host.jump)] if host.jump else []
+    if args:
+        found["ansible_ssh_common_args"] = " ".join(args)
     found["ansible_python_interpreter"] = "auto_silent"
     return found

@@ -14,6 +14,7 @@ from typing import Any
 
 from engine.errors import Problem
 from engine.executors.base import Agent, Transport
+from engine.export.ansible_inventory import jump_refusal
 from engine.loading import JsonPath
 from engine.model import Runbook
 from engine.planning import Plan, PlannedStep, operator_texts
@@ -113,8 +114,14 @@ def _host_fields(runbook: Runbook, target: str, host: Host) -> Iterable[Unmapped
             f"host {host.name}: transport {host.transport.value!r} has no Ansible connection the export knows"
         )
         yield Unmapped(dataclasses.replace(where, message=message))
+    for hop in host.jump:
+        refusal = jump_refusal(hop, len(host.jump))
+        if refusal is not None:
+            where = runbook.document.positions.problem(("targets", target), "", key=True)
+            message = f"host {host.name}: jump host {hop.address}: {refusal}"
+            yield Unmapped(dataclasses.replace(where, path=f"targets.{target}", message=message))
     for item in dataclasses.fields(host):
-        if item.name == "agent" and host.agent in AGENTS:
+        if (item.name == "agent" and host.agent in AGENTS) or item.name == "jump":
             continue
         if item.name not in HOST_FIELDS and not _is_default(item, getattr(host, item.name)):
             where = runbook.document.positions.problem(("targets", target), "", key=True)
