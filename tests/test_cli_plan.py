@@ -1,6 +1,7 @@
 """Acceptance tests of `invoke plan`: the shipped rollback runbook, overrides, --save, and nothing executed.
 
-Every test runs the real command line in a subprocess from the repository root.
+Every test runs the real command line from the repository root: the shipped runbook's linux plan as a
+process of its own (`invoke plan`), the others in this process (`runbooks.in_process`), as fast as a function.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from runbooks import in_process
 
 ROOT = Path(__file__).resolve().parent.parent
 RKE_DIR = "tests/data/rke"
@@ -33,8 +36,12 @@ RESTART = [
 ]
 
 
-def plan(*args: str) -> subprocess.CompletedProcess[str]:
+def plan(*args: str, process: bool = False) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}
+    if not process:
+        result = in_process(["plan", *args], ROOT, environ)
+        assert "Traceback" not in result.stderr
+        return result
     result = subprocess.run(
         [sys.executable, "-m", "invoke", "plan", *args],
         cwd=ROOT,
@@ -58,7 +65,7 @@ def step_block(stdout: str, step: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def linux_plan() -> subprocess.CompletedProcess[str]:
-    return plan(*ROLLBACK, "--var", f"rke_dir={RKE_DIR}", "--platform", "linux")
+    return plan(*ROLLBACK, "--var", f"rke_dir={RKE_DIR}", "--platform", "linux", process=True)
 
 
 def test_rollback_plan_shows_every_command_for_linux(linux_plan: subprocess.CompletedProcess[str]) -> None:

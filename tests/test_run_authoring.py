@@ -1,6 +1,7 @@
 """What a runbook writer reaches for, through the CLI: texts rendered when the operator reads them, `run_once`,
-`until`, `rules`, `loop` and `use` — each run as `python -m engine …` in a temporary directory (no sshd needed;
-the multi-host cases use `--hosts` on local stand-ins or `--target NAME=local`).
+`until`, `rules`, `loop` and `use` — each through the command line in this process (`Lab.run_here`) in a
+temporary directory (no sshd needed; the multi-host cases use `--hosts` on local stand-ins or
+`--target NAME=local`).
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ TEXTS = """\
 
 
 def test_manual_texts_confirm_questions_and_results_show_the_run_time_value(lab: Lab) -> None:
-    done = lab.run(book(lab, TEXTS), stdin="y\ngone\n")
+    done = lab.run_here(book(lab, TEXTS), stdin="y\ngone\n")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Stop the Rancher container rancher-7f3a? [y/N]" in done.stdout
     assert "result: Container rancher-7f3a is stopped rancher-7f3a." in done.stdout
@@ -91,14 +92,14 @@ def test_validate_checks_every_text_the_operator_reads(lab: Lab, key: str, text:
     steps += f'    {key}: "{text}"\n'
     if key == "manual":
         steps = steps.replace("    run: 'true'\n    manual", "    manual")
-    done = lab.run(book(lab, steps), task="validate")
+    done = lab.run_here(book(lab, steps), task="validate")
     assert done.returncode == 2, done.stdout + done.stderr
     assert re.search(rf"book\.yml:1[12]:\d+: steps\[1\]\.{key}: ", done.stderr), done.stderr
 
 
 def test_record_prompt_is_checked_by_validate(lab: Lab) -> None:
     steps = "  - id: a\n    title: A\n    manual: Do it.\n    record: {prompt: 'Seen {{ versoin }}'}\n"
-    done = lab.run(book(lab, steps, "variables:\n  version: {default: v1}\n"), task="validate")
+    done = lab.run_here(book(lab, steps, "variables:\n  version: {default: v1}\n"), task="validate")
     assert done.returncode == 2
     assert "steps[0].record.prompt: undefined name 'versoin'; did you mean 'version'?" in done.stderr
 
@@ -129,11 +130,11 @@ def test_run_once_runs_on_one_host_of_three_the_first_not_left_out(
         node.stand_in("docker")
     lab = operator_lab(tmp_path / "work", home, nodes)
     path = lab.write(nodes_runbook("once", ONCE.format(first=nodes[0].address), nodes))
-    plan = lab.run(path, task="plan")
+    plan = lab.run_here(path, task="plan")
     assert plan.returncode == 0, plan.stderr
     assert "once, on the first of 3 hosts not left out" in plan.stdout
     assert plan.stdout.count("$ kubectl create bucket") == 1
-    done = lab.run(path)
+    done = lab.run_here(path)
     assert done.returncode == 0, done.stdout + done.stderr
     ran = [n for n in nodes if n.calls("kubectl")]
     assert ran == [nodes[1]], "once, on the second node: the first is left out by its when"
@@ -141,7 +142,7 @@ def test_run_once_runs_on_one_host_of_three_the_first_not_left_out(
     assert f"run_once: on {nodes[1].address} only" in done.stdout
     rows = [r for r in summary_rows(done.stdout) if r[0] == "bucket"]
     assert [r[2] for r in rows] == ["ok"], rows
-    checklist = lab.run(path, task="checklist")
+    checklist = lab.run_here(path, task="checklist")
     assert checklist.returncode == 0, checklist.stderr
     section = checklist.stdout.split("Create the bucket")[1].split("###")[0]
     assert section.count("- [ ]") == 1 and "once: on the first host not left out" in section
@@ -177,10 +178,10 @@ def service(lab: Lab, starting: int) -> None:
 def test_until_waits_until_the_stand_in_answers_and_the_summary_shows_the_whole_wait(lab: Lab) -> None:
     service(lab, starting=2)
     path = book(lab, UNTIL.format(count=10, deadline="1m"))
-    plan = lab.run(path, task="plan")
+    plan = lab.run_here(path, task="plan")
     assert "until: (result.stdout | from_json).status == 'ok'" in plan.stdout
     assert "retries 10 every 0.4s, deadline 60s" in plan.stdout
-    done = lab.run(path)
+    done = lab.run_here(path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("until (result.stdout | from_json).status == 'ok' is false") == 2
     ends = records(lab, "step-end")
@@ -189,14 +190,14 @@ def test_until_waits_until_the_stand_in_answers_and_the_summary_shows_the_whole_
     [row] = [line for line in done.stdout.splitlines() if line.startswith("│ wait-healthy")]
     seconds = float(row.split("│")[5].strip().split("s,")[0])
     assert seconds >= 0.8 and "3 attempts" in row, row
-    checklist = lab.run(path, task="checklist")
+    checklist = lab.run_here(path, task="checklist")
     assert "until (result.stdout | from_json).status == 'ok'" in checklist.stdout
     assert "retries 10, every 0.4 s" in checklist.stdout and "deadline 1 min" in checklist.stdout
 
 
 def test_a_deadline_stops_the_wait_before_the_retries_run_out(lab: Lab) -> None:
     service(lab, starting=1000)
-    done = lab.run(book(lab, UNTIL.format(count=1000, deadline="1s")))
+    done = lab.run_here(book(lab, UNTIL.format(count=1000, deadline="1s")))
     assert done.returncode == 1, done.stdout + done.stderr
     ends = records(lab, "step-end")
     assert 2 <= len(ends) <= 4, ends  # 0.4 s apart within 1 s
@@ -206,7 +207,7 @@ def test_a_deadline_stops_the_wait_before_the_retries_run_out(lab: Lab) -> None:
 
 def test_until_over_output_that_is_not_json_is_not_yet_then_fails_with_why(lab: Lab) -> None:
     steps = "  - id: w\n    title: W\n    run: echo '<html>'\n    until: (result.stdout | from_json).ok\n"
-    done = lab.run(book(lab, steps + "    retries: 1\n"))
+    done = lab.run_here(book(lab, steps + "    retries: 1\n"))
     assert done.returncode == 1
     [*_, last] = records(lab, "step-end")
     assert "from_json: not JSON" in last["reason"] and last["attempt"] == 2
@@ -229,7 +230,7 @@ ROTATE = "  - id: rotate\n    title: Rotate\n    run: touch rotated\n"
 @pytest.mark.parametrize("task", ["plan", "run", "checklist"])
 def test_a_broken_rule_stops_with_its_message_before_anything_else(lab: Lab, task: str) -> None:
     path = book(lab, ROTATE, RULES)
-    done = lab.run(path, "--var", "rotate_ca=true", "--var", 'services=["etcd", "kubelet"]', task=task)
+    done = lab.run_here(path, "--var", "rotate_ca=true", "--var", 'services=["etcd", "kubelet"]', task=task)
     assert done.returncode == 2, done.stdout + done.stderr
     assert (
         "book.yml:10:13: rules[0].assert: rotate_ca rotates every certificate: do not name services "
@@ -237,13 +238,13 @@ def test_a_broken_rule_stops_with_its_message_before_anything_else(lab: Lab, tas
     ) in done.stderr
     assert "WARNING" not in done.stdout and not lab.state.exists()  # no warnings shown, no lock, no journal
     assert not (lab.root / "rotated").exists()
-    fine = lab.run(path, "--var", "rotate_ca=true", task=task, stdin="y\n")
+    fine = lab.run_here(path, "--var", "rotate_ca=true", task=task, stdin="y\n")
     assert fine.returncode == 0, fine.stdout + fine.stderr
 
 
 def test_rules_are_checked_by_validate(lab: Lab) -> None:
     broken = RULES.replace("not (rotate_ca and services)", "not (rotate_ca and service)")
-    done = lab.run(book(lab, ROTATE, broken), task="validate")
+    done = lab.run_here(book(lab, ROTATE, broken), task="validate")
     assert done.returncode == 2
     assert "rules[0].assert: undefined name 'service'; did you mean 'services'?" in done.stderr
 
@@ -283,19 +284,19 @@ def test_a_loop_whose_second_item_fails_resumes_at_the_second_item(lab: Lab) -> 
     log = rotate_cert(lab)
     (lab.bin_dir / "fail-kubelet").touch()
     path = book(lab, LOOP, LOOP_VARS)
-    plan = lab.run(path, task="plan")
+    plan = lab.run_here(path, task="plan")
     assert plan.returncode == 0, plan.stderr
     for n, name in enumerate(["etcd", "kubelet", "kube-proxy"], start=1):
         assert f"rotate[{n}]: Rotate the certificate (service {n}/3: {name})" in plan.stdout
         assert f"$ rotate-cert {name}" in plan.stdout
-    first = lab.run(path)
+    first = lab.run_here(path)
     assert first.returncode == 1, first.stdout + first.stderr
     assert log.read_text().split() == ["etcd", "kubelet"]  # stopped at the failing item
     assert ("rotate[1]", "local", "ok") in summary_rows(first.stdout)
     assert ("rotate[2]", "local", "failed") in summary_rows(first.stdout)
     assert "result: etcd rotated" in first.stdout
     (lab.bin_dir / "fail-kubelet").unlink()
-    resumed = lab.run(path, "--resume", "latest", stdin="")
+    resumed = lab.run_here(path, "--resume", "latest", stdin="")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert log.read_text().split() == ["etcd", "kubelet", "kubelet", "kube-proxy"]  # etcd not again
     rows = summary_rows(resumed.stdout)
@@ -303,7 +304,7 @@ def test_a_loop_whose_second_item_fails_resumes_at_the_second_item(lab: Lab) -> 
     assert (lab.root / "after").exists()
     ends = {(r["step"], r["status"]) for r in records(lab, "step-end")}
     assert {("rotate[1]", "ok"), ("rotate[2]", "failed"), ("rotate[2]", "ok"), ("rotate[3]", "ok")} <= ends
-    checklist = lab.run(path, task="checklist")
+    checklist = lab.run_here(path, task="checklist")
     assert checklist.stdout.count("Rotate the certificate (service ") == 3, checklist.stdout
 
 
