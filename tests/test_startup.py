@@ -78,3 +78,27 @@ def test_help_shows_the_runbook_options_with_their_placeholders_and_none_of_invo
     ):
         assert flag in run
     assert "-o FILE, --output FILE" in help_of("checklist")
+
+
+SSH_PROBE = """\
+import sys
+from engine.executors import SSHOptions, SSHTarget, resolve_ssh_target, ssh_executor
+ssh_executor(SSHTarget("node", "127.0.0.1", "ops", 22))
+print("paramiko:", "paramiko" in sys.modules, "invoke loaded:", "invoke.tasks" in sys.modules)
+resolved = resolve_ssh_target(SSHTarget("node"), SSHOptions(ssh_config=sys.argv[1]))
+print("user:", resolved.user, "invoke loaded:", "invoke.tasks" in sys.modules)
+"""
+
+
+def test_ssh_does_not_import_invoke_until_an_ssh_config_runs_match_exec(tmp_path: Path) -> None:
+    """paramiko imports invoke for `Match exec`; `runbook run` pays for that only when a config has one."""
+    config = tmp_path / "ssh_config"
+    config.write_text('Match exec "test -n runbook"\n  User matched\n')
+    result = subprocess.run(
+        [sys.executable, "-c", SSH_PROBE, str(config)], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "paramiko: True invoke loaded: False",
+        "user: matched invoke loaded: True",
+    ]

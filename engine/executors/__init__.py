@@ -29,6 +29,9 @@ __all__ = [
 
 def resolve_ssh_target(target: SSHTarget, options: SSHOptions | None = None) -> SSHTarget:
     """`target` with ~/.ssh/config applied (HostName, User, Port, IdentityFile, ProxyJump)."""
+    from engine.executors.factory import defer_invoke
+
+    defer_invoke()
     from engine.executors.ssh import resolve
 
     return resolve(target, options or SSHOptions())

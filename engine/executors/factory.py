@@ -6,7 +6,12 @@ package, and one branch here; nothing outside the package names an executor clas
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib
+import importlib.util
+import sys
+import threading
+import types
+from typing import TYPE_CHECKING, Any
 
 from engine.executors.base import Executor, SSHOptions, SSHTarget, Transport
 from engine.executors.local import LocalExecutor
@@ -46,6 +51,39 @@ def ssh_target(host: Host) -> SSHTarget:
 
 def ssh_executor(target: SSHTarget, options: SSHOptions | None = None) -> SSHExecutor:
     """An `SSHExecutor` for `target` (resolved against ~/.ssh/config); imports paramiko on first call."""
+    defer_invoke()
     from engine.executors.ssh import SSHExecutor
 
     return SSHExecutor(target, options)
+
+
+def defer_invoke() -> None:
+    """Before paramiko is first imported: make its `import invoke` cheap until invoke is really used.
+
+    paramiko's config module imports invoke whenever it is installed, for the one `Match exec` of an ssh
+    config, and invoke's import costs ~150 ms (unittest.mock, its vendored yaml); `runbook` itself never
+    imports invoke. So a stand-in takes invoke's place in `sys.modules` and imports it for real on first
+    use, which only a `Match exec` line makes. (importlib's LazyLoader cannot do this: the `import`
+    statement itself reads the module's `__spec__`, which loads it.) Under `invoke run` it is loaded already.
+    """
+    if "invoke" in sys.modules or "paramiko" in sys.modules:
+        return
+    spec = importlib.util.find_spec("invoke")
+    if spec is None:
+        return  # not installed: paramiko copes (and says so on a `Match exec`)
+    stand_in = _Deferred("invoke")
+    stand_in.__spec__ = spec
+    sys.modules["invoke"] = stand_in
+
+
+class _Deferred(types.ModuleType):
+    """Stands for a module until one of its attributes is used; then imports it and hands that out."""
+
+    _lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        with _Deferred._lock:
+            if sys.modules.get(self.__name__) is self:
+                del sys.modules[self.__name__]
+            module = importlib.import_module(self.__name__)
+        return getattr(module, name)
