@@ -198,6 +198,10 @@ def _check(site: _Site) -> Iterator[tuple[Problem, bool]]:
             yield template_problem(template, f"'{key}' is a bare expression: remove the {{{{ }}}}"), False
             return
         text = "{{ " + text + " }}"
+    hyphenated = list(_hyphenated(site, text))
+    if hyphenated:  # `steps.find-container` reads as `steps.find - container`: every other message is noise
+        yield from ((p, False) for p in hyphenated)
+        return
     try:
         ast = parse(text)
     except jinja2.TemplateSyntaxError as error:
@@ -211,6 +215,22 @@ def _check(site: _Site) -> Iterator[tuple[Problem, bool]]:
             if node.name == "raw":
                 message = "warning: '| raw' inserts the value unquoted; be sure it cannot carry shell syntax"
                 yield template_problem(template, message, node.lineno), True
+
+
+_HYPHENATED = re.compile(r"\bsteps\.([a-z0-9][a-z0-9_]*(?:-[a-z0-9_]+)+)((?:\.[A-Za-z_][A-Za-z0-9_]*)*)")
+
+
+def _hyphenated(site: _Site, text: str) -> Iterator[Problem]:
+    """`steps.<id-with-hyphens>` naming an earlier step: jinja reads the `-` as a minus; say how to write it."""
+    for match in _HYPHENATED.finditer(text):
+        step_id, rest = match.group(1), match.group(2)
+        if step_id in site.earlier_steps:
+            line = text.count("\n", 0, match.start()) + 1
+            message = (
+                f"steps.{step_id}{rest}: jinja reads '-' as a minus; "
+                f"write steps['{step_id}']{rest} for a step id with hyphens"
+            )
+            yield template_problem(site.template, message, line)
 
 
 def _syntax(template: Template, error: jinja2.TemplateSyntaxError) -> Problem:

@@ -51,8 +51,11 @@ def prepare(
     allow_missing: bool = False,
     validated: Validated | None = None,
     secrets_later: bool = False,
+    paper: bool = False,
 ) -> tuple[Validated, Plan]:
     """Validate (unless done already), resolve values and hosts, render the plan. Nothing runs or connects.
+
+    `paper` (checklists): a value known only at run time is a blank naming the step it comes from.
 
     `secrets_later` (exports): secrets are not asked for; they stay references, read where the export runs.
     """
@@ -88,4 +91,6 @@ def prepare(
         targets_mod.parse_overrides(list(options.hosts), "--hosts"),
         targets_mod.parse_overrides(list(options.target), "--target"),
     )
-    return validated, build_plan(runbook, values, platform, resolved, allow_missing=allow_missing)
+    return validated, build_plan(
+        runbook, values, platform, resolved, allow_missing=allow_missing, paper=paper
+    )

@@ -177,9 +177,14 @@ class Planner:
         targets: Mapping[str, ResolvedTarget],
         scope: str = "",
         number: int | None = None,
+        paper: bool = False,
     ) -> None:
         self.runbook, self.values, self.platform, self.targets = runbook, values, platform, targets
         self.scope, self.number = scope, number  # a used runbook's: the using step's id and number
+        self.paper = paper
+        numbers = {unit: self.number or s.index + 1 for s in runbook.steps for unit in using.unit_ids(s)}
+        # what `steps.` is before the run: a placeholder, or on paper a blank naming the step to read it from
+        self.unknown_steps = Deferred("steps", numbers if paper else None)
         self.secret_refs = {name: SecretRef(name) for name in values.secrets}
         base: dict[str, Any] = {name: Blank(name) for name in values.missing}
         base.update(values.values)
@@ -222,17 +227,18 @@ class Planner:
     def plan_use(self, step: Step, allow_missing: bool) -> Plan:
         """The plan of the runbook a step uses, its values from `with:`, under the step's id."""
         assert step.use is not None and step.use.runbook is not None
-        context = self.context(LOCAL_HOST, self.platform, Deferred("steps"))
+        context = self.context(LOCAL_HOST, self.platform, self.unknown_steps)
         values, targets = using.used_values(self.runbook, step, context, allow_missing)
         number = self.number or step.index + 1
         scope = self.scoped(step.id)
-        return build_plan(step.use.runbook, values, self.platform, targets, scope, number, allow_missing)
+        used = step.use.runbook
+        return build_plan(used, values, self.platform, targets, scope, number, allow_missing, self.paper)
 
     def plan_loop(self, step: Step) -> tuple[PlannedStep, ...]:
         """The step once, or once per item of its loop (each its own unit: `rotate[1]`, `rotate[2]`…)."""
         if step.loop is None:
             return (self.plan_step(step),)
-        context = self.context(self.targets[step.on].hosts[0], self.platform, Deferred("steps"))
+        context = self.context(self.targets[step.on].hosts[0], self.platform, self.unknown_steps)
         return tuple(self.plan_step(step, item=item) for item in looping.items(step, context))
 
     def plan_step(
@@ -243,7 +249,7 @@ class Planner:
         item: LoopItem | None = None,
     ) -> PlannedStep:
         """Render `step` for each host of its target; `steps`/`platforms` are the run's knowledge, if any."""
-        steps = steps if steps is not None else Deferred("steps")
+        steps = steps if steps is not None else self.unknown_steps
         target = self.targets[step.on]
         deferred = step.run is not None and any("steps" in names_used(t.text) for _, t in step.run.variants)
         # A command that does not mention `host` is the same on every host of a platform: render it once.
@@ -373,7 +379,7 @@ class Planner:
         hosts = []
         for host in target.hosts:
             platform = self.host_platform(host)
-            context = self.context(host, platform, Deferred("steps"))
+            context = self.context(host, platform, self.unknown_steps)
             hosts.append(
                 HostPlan(
                     host,
@@ -431,13 +437,14 @@ def build_plan(
     scope: str = "",
     number: int | None = None,
     allow_missing: bool = False,
+    paper: bool = False,
 ) -> Plan:
     """The whole plan; every render problem of every step is raised together.
 
     A step that uses another runbook adds that runbook's plan in its place: its warnings, checks, targets
     and steps, under the step's id (`scope`).
     """
-    planner = Planner(runbook, values, platform, targets, scope, number)
+    planner = Planner(runbook, values, platform, targets, scope, number, paper)
     problems: list[Problem] = []
     steps: list[PlannedStep] = []
     checks: list[PlannedCheck] = []

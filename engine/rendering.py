@@ -52,18 +52,29 @@ class SecretRef:
 class Deferred:
     """A value known only once earlier steps have run; renders as a visible placeholder in plans."""
 
-    def __init__(self, expression: str) -> None:
+    def __init__(
+        self, expression: str, paper: Mapping[str, int] | None = None, step: str | None = None
+    ) -> None:
         self.expression = expression
+        self.paper = paper  # on paper (a checklist): step id → number, for a blank to fill in
+        self.step = step  # the step it comes from, once known (`steps.<id>`)
+
+    def _read(self, expression: str, key: object) -> Deferred:
+        step = self.step or (key if self.expression == "steps" and isinstance(key, str) else None)
+        return Deferred(expression, self.paper, step)
 
     def __getattr__(self, name: str) -> Deferred:
         if name.startswith("_"):
             raise AttributeError(name)
-        return Deferred(f"{self.expression}.{name}")
+        return self._read(f"{self.expression}.{name}", name)
 
     def __getitem__(self, key: object) -> Deferred:
-        return Deferred(f"{self.expression}[{key!r}]")
+        return self._read(f"{self.expression}[{key!r}]", key)
 
     def __str__(self) -> str:
+        if self.paper is not None:  # a person writes the value in while following the checklist
+            number = self.paper.get(self.step or "")
+            return f"________ (from step {number})" if number else "________"
         return f"<{self.expression}: known at run time>"
 
 

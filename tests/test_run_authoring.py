@@ -6,6 +6,7 @@ temporary directory (no sshd needed; the multi-host cases use `--hosts` on local
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import os
 import re
@@ -388,3 +389,46 @@ def test_a_cycle_of_runbooks_is_refused_at_its_line(lab: Lab) -> None:
     assert (
         "b.yml:8:10: steps[0].use: a cycle: " in done.stderr and "a.yml uses b.yml uses a.yml" in done.stderr
     )
+
+
+# -- 7. the small ones --------------------------------------------------------------------------------------
+
+HYPHEN = """\
+  - id: find-container
+    title: Find the Rancher container
+    run: echo rancher-7f3a
+  - id: stop
+    title: Stop it
+    run: docker stop {{ steps.find-container.stdout | trim }}
+"""
+
+
+def test_a_hyphenated_step_id_after_steps_dot_gets_the_bracket_hint(lab: Lab) -> None:
+    done = lab.run(book(lab, HYPHEN), task="validate")
+    assert done.returncode == 2
+    assert (
+        "book.yml:11:10: steps[1].run: steps.find-container.stdout: jinja reads '-' as a minus; "
+        "write steps['find-container'].stdout for a step id with hyphens"
+    ) in done.stderr
+    assert "1 problem found" in done.stderr  # not also "undefined name 'container'"
+
+
+def test_paper_gets_a_blank_naming_the_step_where_the_plan_gets_a_placeholder(lab: Lab) -> None:
+    path = book(lab, HYPHEN.replace("steps.find-container.stdout | trim", "steps['find-container'].stdout"))
+    printed = lab.run(path, task="checklist")
+    assert printed.returncode == 0, printed.stderr
+    assert (
+        "docker stop ________ (from step 1)" in printed.stdout and "known at run time" not in printed.stdout
+    )
+    planned = lab.run(path, task="plan")
+    assert "docker stop <steps['find-container'].stdout: known at run time>" in planned.stdout
+
+
+def test_now_names_a_snapshot_with_todays_utc_date(lab: Lab) -> None:
+    steps = "  - id: snap\n    title: Snapshot\n    run: echo snap-{{ now('%Y%m%d') }}\n"
+    before = datetime.datetime.now(datetime.UTC)
+    done = lab.run(book(lab, steps))
+    after = datetime.datetime.now(datetime.UTC)
+    assert done.returncode == 0, done.stderr
+    days = {f"{moment:%Y%m%d}" for moment in (before, after)}
+    assert any(f"local | snap-{day}" in done.stdout for day in days), done.stdout

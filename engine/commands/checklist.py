@@ -48,7 +48,9 @@ def main(
                 f"--journal {run.run_id} is a run of runbook {run.runbook.get('name')!r}, not {name!r}"
             )
         options = with_run(options, run, {v.name for v in validated.runbook.variables})
-    _, plan = prepare(options, any_platform=options.platform is None, allow_missing=True, validated=validated)
+    _, plan = prepare(
+        options, any_platform=options.platform is None, allow_missing=True, validated=validated, paper=True
+    )
     checklist = build(plan, run)
     text = to_html(checklist, paper) if format == "html" else to_markdown(checklist)
     if output is None or output == "-":
