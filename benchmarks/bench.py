@@ -101,6 +101,7 @@ for script, cwd in spec["after"]:
 class Sample:
     seconds: float
     rss_mib: float
+    cpu: float  # user + system seconds of the process and the children it waited for
 
 
 def measure(argv: Sequence[str], env: dict[str, str], cwd: Path, log: Path) -> Sample:
@@ -124,7 +125,7 @@ def measure(argv: Sequence[str], env: dict[str, str], cwd: Path, log: Path) -> S
     if process.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
         raise SystemExit(f"{' '.join(argv[:3])} … exited {process.returncode}:\n{tail}")
-    return Sample(seconds, usage.ru_maxrss / 1024)
+    return Sample(seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
 
 
 @dataclass
@@ -141,6 +142,10 @@ class Series:
         return min(seconds), max(seconds)
 
     @property
+    def cpu(self) -> float:
+        return statistics.median(s.cpu for s in self.samples)
+
+    @property
     def rss(self) -> float:
         return max(s.rss_mib for s in self.samples)
 
@@ -152,6 +157,7 @@ class Series:
             "max_s": round(high, 4),
             "runs_s": [round(s.seconds, 4) for s in self.samples],
             "peak_rss_mib": round(self.rss, 1),
+            "cpu_median_s": round(self.cpu, 4),
         }
 
 
@@ -519,6 +525,9 @@ def run_benchmark(
     report["startup"]["ratios"] = {
         f"{name}/imports": ratio(s, imports) for name, s in startup.items() if name != "imports"
     }
+    report["startup"]["cpu_ratios"] = {  # steadier than wall time on a machine others share
+        f"{name}/imports": round(s.cpu / imports.cpu, 3) for name, s in startup.items() if name != "imports"
+    }
     report["machine"]["load_after"] = [round(x, 2) for x in os.getloadavg()]
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -556,6 +565,9 @@ def markdown(report: dict[str, Any]) -> str:
     def rss(value: dict[str, Any] | None) -> str:
         return "—" if value is None else f"{value['peak_rss_mib']:.0f}"
 
+    def cpu(value: dict[str, Any] | None) -> str:
+        return "—" if value is None else f"{value['cpu_median_s']:.2f} s"
+
     def fmt(value: float | None) -> str:
         return "—" if value is None else f"{value:.2f}×"
 
@@ -568,11 +580,12 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "`runbook run` of ha-rollback (a copy with `concurrency: N`), stand-ins sleeping "
         f"{report['stand_ins_sleep_s']:.2f} s in total; median (min–max) of {report['runs']} runs after "
-        f"{report['warmup_rounds']} warm-up round(s); peak RSS in MiB.",
+        f"{report['warmup_rounds']} warm-up round(s); peak RSS in MiB; CPU: user + system of the process and "
+        "the children it waited for (median).",
         "",
         "| N | engine | OpenSSH floor | fabric | ansible-playbook | engine/floor | engine/fabric | ansible/engine "
-        "| RSS engine | RSS fabric | RSS ansible |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| RSS engine | RSS fabric | RSS ansible | CPU engine | CPU floor | CPU fabric |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for count, row in report["rollback"].items():
         r = row["ratios"]
@@ -580,7 +593,7 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {count} | {cell(row['engine'])} | {cell(row['floor'])} | {cell(row.get('fabric'))} | "
             f"{cell(row.get('ansible'))} | {fmt(r['engine/floor'])} | {fmt(r['engine/fabric'])} | "
             f"{fmt(r['ansible/engine'])} | {rss(row['engine'])} | {rss(row.get('fabric'))} | "
-            f"{rss(row.get('ansible'))} |"
+            f"{rss(row.get('ansible'))} | {cpu(row['engine'])} | {cpu(row['floor'])} | {cpu(row.get('fabric'))} |"
         )
     startup = report.get("startup", {})
     if startup:
@@ -590,14 +603,18 @@ def markdown(report: dict[str, Any]) -> str:
             "`python -c 'import jinja2, jsonschema, yaml'`; *uncompiled*: a copy of engine/ without "
             "bytecode, PYTHONDONTWRITEBYTECODE=1.",
             "",
-            "| command | median (min–max) | × imports | peak RSS MiB |",
-            "|---|---|---|---|",
+            "| command | wall median (min–max) | × imports | CPU median | CPU × imports | peak RSS MiB |",
+            "|---|---|---|---|---|---|",
         ]
         for name, value in startup.items():
-            if name == "ratios":
+            if name in ("ratios", "cpu_ratios"):
                 continue
             times = startup["ratios"].get(f"{name}/imports")
-            lines.append(f"| {name} | {cell(value)} | {fmt(times)} | {rss(value)} |")
+            cpu = startup["cpu_ratios"].get(f"{name}/imports")
+            lines.append(
+                f"| {name} | {cell(value)} | {fmt(times)} | {value['cpu_median_s']:.2f} s | {fmt(cpu)} | "
+                f"{rss(value)} |"
+            )
     return "\n".join(lines) + "\n"
 
 
