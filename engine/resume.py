@@ -31,6 +31,7 @@ class Previous:
     outcomes: dict[tuple[str, str], Status]  # (step, host) → its last state; INTERRUPTED reads as UNKNOWN
     sha256: str
     text: str | None  # the runbook as it was run (secrets masked), to show what changed
+    uses: tuple[tuple[str, str], ...] = ()  # (using step, sha256) of each runbook it used
 
     def reopen(self, state_dir: Path) -> Journal:
         return Journal.reopen(state_dir, self.run_id)
@@ -88,7 +89,27 @@ def find(state_dir: Path, runbook_name: str, which: str) -> Previous:
         found,
         header.get("runbook", {}).get("sha256", ""),
         saved.read_text(encoding="utf-8") if saved.is_file() else None,
+        tuple(
+            (str(u.get("step")), str(u.get("sha256"))) for u in header.get("uses", []) if isinstance(u, dict)
+        ),
     )
+
+
+def changed_uses(previous: Previous, today: Iterable[tuple[str, str, str]], force: bool) -> str | None:
+    """Refuse (unless forced) a resume whose used runbooks (`use:`) changed since the run began."""
+    now = {step: (path, sha) for step, path, sha in today}
+    then = dict(previous.uses)
+    changed = [
+        f"{step} ({now[step][0] if step in now else 'no longer used'})"
+        for step in sorted(set(now) | set(then))
+        if then.get(step) != (now[step][1] if step in now else None)
+    ]
+    if not changed:
+        return None
+    what = f"the runbook(s) used by {', '.join(changed)} changed since run {previous.run_id} began"
+    if not force:
+        raise UsageError(f"{what}; resuming could skip or repeat the wrong steps. Review, then pass --force")
+    return what
 
 
 def check_unchanged(

@@ -432,3 +432,50 @@ def test_now_names_a_snapshot_with_todays_utc_date(lab: Lab) -> None:
     assert done.returncode == 0, done.stderr
     days = {f"{moment:%Y%m%d}" for moment in (before, after)}
     assert any(f"local | snap-{day}" in done.stdout for day in days), done.stdout
+
+
+INNER = """\
+runbook: 1
+name: inner
+version: "1"
+title: Inner
+variables:
+  label: {type: string, required: true}
+steps:
+  - id: first
+    title: First
+    run: touch {{ label }}-first
+  - id: second
+    title: Second
+    run: test ! -e stop && touch {{ label }}-second
+"""
+OUTER = """\
+  - id: sub
+    title: Use the inner runbook
+    use: inner.yml
+    with: {label: x}
+  - id: last
+    title: Last
+    run: touch last
+"""
+
+
+def test_resume_refuses_a_used_runbook_that_changed_and_only_selects_its_steps(lab: Lab) -> None:
+    lab.write(INNER, "inner.yml")
+    path = book(lab, OUTER)
+    (lab.root / "stop").touch()
+    first = lab.run(path)
+    assert first.returncode == 1 and (lab.root / "x-first").exists()
+    (lab.root / "stop").unlink()
+    lab.write(INNER.replace("title: Second", "title: Second, changed"), "inner.yml")
+    refused = lab.run(path, "--resume", "latest")
+    assert refused.returncode == 2
+    assert "the runbook(s) used by sub (" in refused.stderr and "changed since run" in refused.stderr
+    forced = lab.run(path, "--resume", "latest", "--force")
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    rows = summary_rows(forced.stdout)
+    assert ("sub/first", "local", Status.DONE_BEFORE.value) in rows and ("sub/second", "local", "ok") in rows
+    (lab.root / "x-first").unlink()
+    only = lab.run(path, "--only", "sub")
+    assert only.returncode == 0 and (lab.root / "x-first").exists()
+    assert [r[0] for r in summary_rows(only.stdout)] == ["sub/first", "sub/second"]

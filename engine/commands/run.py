@@ -77,6 +77,10 @@ def main(options: Options, run: RunOptions) -> int:
             print(f"--force: resuming although the runbook changed:\n{diff}", file=sys.stderr)
         options = replace(options, recorded=previous.values)
     validated, plan = prepare(options, validated=validated)
+    if previous is not None:
+        used = ((u.step, u.path, u.sha256) for u in plan.uses)
+        if changed := resume.changed_uses(previous, used, run.force):
+            print(f"--force: resuming although {changed}", file=sys.stderr)
     if run.plan_file:
         reviewing.check(plan, Path(run.plan_file))
     steps = _select(plan, run.only, run.from_step)
@@ -252,6 +256,12 @@ def _confirm_warnings(plan: Plan, terminal: Terminal, journal: Journal, yes: boo
     return ok
 
 
+def _named(planned: PlannedStep, wanted: str) -> bool:
+    """`rotate[2]` is one item, `rotate` every item of the loop, `snapshot` every step the step uses."""
+    step = f"{planned.scope}/{planned.step.id}" if planned.scope else planned.step.id
+    return wanted in (planned.id, step) or planned.id.startswith(wanted + "/")
+
+
 def _select(plan: Plan, only: str | None, from_step: str | None) -> tuple[PlannedStep, ...]:
     if only and from_step:
         raise UsageError("--only and --from cannot be used together")
@@ -259,7 +269,7 @@ def _select(plan: Plan, only: str | None, from_step: str | None) -> tuple[Planne
     if wanted is None:
         return plan.steps
     ids = [s.id for s in plan.steps]
-    chosen = [i for i, s in enumerate(plan.steps) if wanted in (s.id, s.step.id)]  # a loop: all its items
+    chosen = [i for i, s in enumerate(plan.steps) if _named(s, wanted)]
     if not chosen:
         raise UsageError(f"no step {wanted!r}; steps: {', '.join(ids)}")
     return plan.steps[chosen[0] : chosen[-1] + 1] if only else plan.steps[chosen[0] :]
