@@ -384,3 +384,41 @@ def test_jump_hosts_become_ssh_options_and_an_inline_key_is_never_written(tmp_pa
     assert "host web1: 'key' has no Ansible equivalent" in str(refused.value)
     playbook, inventory = export(tmp_path, KEYED.replace("KEYS", inline), lossy=True)
     assert "c2VjcmV0LWtleS1ieXRlcw" not in playbook + inventory
+
+
+def test_a_used_runbook_is_exported_in_place_and_its_secrets_are_refused(tmp_path: Path) -> None:
+    used = """\
+runbook: 1
+name: used
+version: "1"
+title: t
+warnings: [From the used runbook.]
+variables:
+  word: {type: string, required: true}
+checks:
+  - {title: Check it, run: "true"}
+steps:
+  - {id: say, title: Say it, run: "echo {{ word }}"}
+"""
+    write_runbook(tmp_path, used, "used.yml")
+    using = """\
+runbook: 1
+name: using
+version: "1"
+title: t
+steps:
+  - {id: first, title: First, run: echo one}
+  - {id: inner, title: Use it, use: used.yml, with: {word: hello}}
+"""
+    playbook, _ = export(tmp_path, using)
+    found = tasks(playbook)
+    assert found["Say it (inner/say)"]["ansible.builtin.command"]["argv"][2] == "echo hello"
+    assert (
+        "From the used runbook."
+        in found["Show the warnings and ask to go on"]["ansible.builtin.pause"]["prompt"]
+    )
+    assert "Check: (inner) Check it" in found
+    write_runbook(tmp_path, used.replace("required: true}", "required: true, secret: true}"), "used.yml")
+    with pytest.raises(InvalidRunbook) as refused:
+        export(tmp_path, using.replace("word: hello", "word: hello-hello-hello"))
+    assert f"{tmp_path / 'used.yml'}:7:3: variables.word: a used runbook's secret" in str(refused.value)

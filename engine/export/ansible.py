@@ -138,8 +138,8 @@ def _start_tasks(plan: Plan) -> list[Item]:
                 }
             )
         )
-    if plan.runbook.warnings:
-        tasks += prompts.warnings(plan.runbook.warnings)
+    if plan.warnings:  # the runbook's and each used runbook's
+        tasks += prompts.warnings(plan.warnings)
     return tasks
 
 
@@ -209,7 +209,7 @@ def _step_tasks(plan: Plan, planned: PlannedStep, inventory: Inventory, notes: l
             until=step.until.text if step.until else None,
         )
         if step.when is not None and unmapped.when_on_the_host(plan, planned):
-            spec = replace(spec, when=step.when.text, values=_when_values(plan, step.when.text))
+            spec = replace(spec, when=step.when.text, values=_when_values(plan, planned, step.when.text))
         found = command_tasks(spec, planned.hosts, inventory.aliases)
         commands = [facts(where), *found] if spec.when or needs_facts(planned.hosts) else found
         if step.max_failed_hosts and not step.continue_on_error:
@@ -221,14 +221,15 @@ def _step_tasks(plan: Plan, planned: PlannedStep, inventory: Inventory, notes: l
     return [replace(tasks[0], comments=comments), *tasks[1:]]
 
 
-def _when_values(plan: Plan, when: str) -> tuple[tuple[str, Any], ...]:
+def _when_values(plan: Plan, planned: PlannedStep, when: str) -> tuple[tuple[str, Any], ...]:
     """What a `when` decided on the host reads: `platform` from the host's facts, the values as exported."""
+    runbook, values = unmapped.source(plan, planned)
     found: list[tuple[str, Any]] = [("platform", PLATFORM)]
     for name in sorted(names_used("{{" + when + "}}") - {"platform"}):
         if name == "runbook":
-            found.append((name, value({"name": plan.runbook.name, "version": plan.runbook.version})))
+            found.append((name, value({"name": runbook.name, "version": runbook.version})))
         else:
-            found.append((name, value(plan.values.values[name])))
+            found.append((name, value(values.values[name])))
     return tuple(found)
 
 

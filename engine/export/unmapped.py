@@ -16,10 +16,11 @@ from engine.errors import Problem
 from engine.executors.base import Agent, Transport
 from engine.export.ansible_inventory import jump_refusal
 from engine.loading import JsonPath
-from engine.model import Runbook
+from engine.model import Check, Runbook
 from engine.planning import Plan, PlannedStep, operator_texts
 from engine.rendering import names_used, template_problem
 from engine.targets import Host
+from engine.variables import Values
 
 # The fields an export maps, per model class. Fields left at their default are never a problem.
 STEP_FIELDS = frozenset(
@@ -60,22 +61,55 @@ class Unmapped:
 
 
 def find(plan: Plan) -> list[Unmapped]:
-    """Every place of the plan the export cannot express, in file order."""
-    runbook = plan.runbook
-    found = list(_fields(runbook, runbook, (), RUNBOOK_FIELDS, None))
-    for target in runbook.targets:
-        found += _fields(runbook, target, ("targets", target.name), TARGET_FIELDS, None)
+    """Every place of the plan the export cannot express: the runbook's file first, then each used one's."""
+    found = list(_runbook_parts(plan.runbook, used=False))
     for name, resolved in plan.targets.items():
         for host in resolved.hosts:
-            found += _host_fields(runbook, name, host)
-    found += _secret_rules(runbook)
-    for check in runbook.checks:
-        found += _fields(runbook, check, ("checks", check.index), CHECK_FIELDS, None)
+            found += _host_fields(plan.runbook, name, host)
     for planned in plan.steps:
+        runbook = source(plan, planned)[0]
         found += _fields(runbook, planned.step, ("steps", planned.step.index), STEP_FIELDS, planned.id)
         found += _run_time(plan, planned)
     found += _run_time_checks(plan)
-    return sorted(found, key=lambda u: (u.problem.line, u.problem.column))
+    main = plan.runbook.document.positions.file
+    return sorted(
+        found, key=lambda u: (u.problem.file != main, u.problem.file, u.problem.line, u.problem.column)
+    )
+
+
+def source(plan: Plan, planned: PlannedStep) -> tuple[Runbook, Values]:
+    """The runbook a planned step comes from (a used one's, for `use:`) and the values it was planned with."""
+    if planned.planner is not None:
+        return planned.planner.runbook, planned.planner.values
+    return plan.runbook, plan.values
+
+
+def _runbook_parts(runbook: Runbook, used: bool) -> Iterable[Unmapped]:
+    """The runbook's own fields, targets, rules, checks and `use:` steps, and the same of each used runbook."""
+    yield from _fields(runbook, runbook, (), RUNBOOK_FIELDS, None)
+    for target in runbook.targets:
+        yield from _fields(runbook, target, ("targets", target.name), TARGET_FIELDS, None)
+    yield from _secret_rules(runbook)
+    for check in runbook.checks:
+        yield from _fields(runbook, check, ("checks", check.index), CHECK_FIELDS, None)
+    secrets = [v for v in runbook.variables if v.secret]
+    if used and secrets:
+        where = runbook.document.positions.problem(("variables", secrets[0].name), "", key=True)
+        message = "a used runbook's secret would come through `with:`; the export reads secrets of the top runbook only"
+        yield Unmapped(dataclasses.replace(where, message=message))
+    for step in runbook.steps:
+        if step.use is not None:  # in the plan only through its runbook's steps
+            yield from _fields(runbook, step, ("steps", step.index), STEP_FIELDS | {"use"}, step.id)
+            if step.use.runbook is not None:
+                yield from _runbook_parts(step.use.runbook, used=True)
+
+
+def all_checks(runbook: Runbook) -> Iterable[tuple[Runbook, Check]]:
+    """Every check in the plan's order: the runbook's, then each used runbook's (as `build_plan` adds them)."""
+    yield from ((runbook, check) for check in runbook.checks)
+    for step in runbook.steps:
+        if step.use is not None and step.use.runbook is not None:
+            yield from all_checks(step.use.runbook)
 
 
 def _fields(
@@ -136,13 +170,14 @@ def when_on_the_host(plan: Plan, planned: PlannedStep) -> bool:
     if step.when is None or not any(h.deferred and h.skip is None for h in planned.hosts):
         return False
     names = names_used("{{" + step.when.text + "}}")
-    known = {"platform", "runbook"} | (set(plan.values.values) - plan.values.secrets)
+    values = source(plan, planned)[1]
+    known = {"platform", "runbook"} | (set(values.values) - values.secrets)
     return "platform" in names and names <= known
 
 
 def _run_time(plan: Plan, planned: PlannedStep) -> Iterable[Unmapped]:
     """Values the plan only knows while running: `steps.<id>`, or an SSH host's platform outside `run:` keys."""
-    runbook, step = plan.runbook, planned.step
+    runbook, step = source(plan, planned)[0], planned.step
     places = []
     deferred = any(h.deferred and h.skip is None for h in planned.hosts)
     if step.when is not None and deferred and not when_on_the_host(plan, planned):
@@ -171,8 +206,8 @@ def _run_time(plan: Plan, planned: PlannedStep) -> Iterable[Unmapped]:
 
 
 def _run_time_checks(plan: Plan) -> Iterable[Unmapped]:
-    for planned, check in zip(plan.checks, plan.runbook.checks):
+    for planned, (runbook, check) in zip(plan.checks, all_checks(plan.runbook)):
         if any(RUN_TIME in v.script or RUN_TIME in (h.cwd or "") for h in planned.hosts for v in h.variants):
-            where = plan.runbook.document.positions.problem(("checks", check.index, "run"), "", key=True)
+            where = runbook.document.positions.problem(("checks", check.index, "run"), "", key=True)
             message = "uses an SSH host's platform outside a per-platform run:; the export renders it now"
             yield Unmapped(dataclasses.replace(where, message=message))
