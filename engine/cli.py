@@ -381,9 +381,9 @@ def run(
     help={
         "run-id": "Show this run step by step (default: list every run); a unique prefix is enough.",
         "state-dir": "Where journals live (default: $RUNBOOK_STATE_DIR or ./.runbook).",
-        "format": "text (default) or json (one versioned document).",
+        "format": "text (default), json (one versioned document) or html (one run: a page with its timeline).",
     },
-    metavars={"run-id": "RUN_ID", "state-dir": "DIR", "format": "text|json"},
+    metavars={"run-id": "RUN_ID", "state-dir": "DIR", "format": "text|json|html"},
     positional_too="run_id",
 )
 def runs(c: object, run_id: str | None = None, state_dir: str | None = None, format: str = "text") -> int:

@@ -6,6 +6,9 @@ Page 1 is written as a PNG to test-artifacts/ so a person can look at it.
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import html
 import re
 import shutil
 import subprocess
@@ -19,6 +22,7 @@ from test_checklist import HA, NODES, RUN_ID, VALUES, ran, up_to_the_nodes, writ
 from engine.checklist import build, to_html
 from engine.checklist.html import CROSSED, EMPTY, TICKED
 from engine.commands import checklist as command
+from engine.commands import history
 from engine.options import Options, prepare
 from engine.planning import Plan
 
@@ -218,8 +222,11 @@ def test_a_filled_checklist_prints_its_ticks_and_crosses(tmp_path: Path) -> None
     command.main(Options(str(HA), environ={}), "html", str(html), RUN_ID, str(tmp_path / "state"), "a4")
     pdf = tmp_path / "filled.pdf"
     print_to_pdf(html, pdf)
-    steps = pdf_text(pdf).partition("STEPS")[2]
+    everything = pdf_text(pdf)
+    steps = everything.partition("STEPS")[2]
     assert (steps.count(TICKED), steps.count(CROSSED), steps.count(EMPTY)) == (5, 1, 2)
+    timeline = everything.partition("TIMELINE")[2].partition("STEPS")[0]  # drawn, and printed as text too
+    assert "restart-components · 10.0.0.2" in timeline and "✗ FAILED 4.2 s" in timeline
     assert re.search(rf"{CROSSED}\s+10\.0\.0\.2\s+FAILED · started 12:04:11 UTC · 4\.2 s · exit 1", steps)
     assert "snapshot-restore --name snap-2026" in steps
     ARTIFACTS.mkdir(exist_ok=True)
@@ -240,3 +247,76 @@ def test_a_filled_checklist_prints_its_ticks_and_crosses(tmp_path: Path) -> None
         check=True,
         timeout=60,
     )
+
+
+def word_boxes(pdf: Path) -> list[tuple[str, float, float, float]]:
+    """(word, left x, right x, top y) of every word poppler finds in the PDF, in points."""
+    out = subprocess.run(
+        [tool("pdftotext"), "-bbox", str(pdf), "-"], check=True, capture_output=True, text=True, timeout=60
+    ).stdout
+    pattern = r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="[\d.]+">([^<]*)</word>'
+    return [
+        (html.unescape(w), float(left), float(right), float(y))
+        for left, y, right, w in re.findall(pattern, out)
+    ]
+
+
+def test_the_run_page_draws_each_step_and_host_on_the_time_axis(tmp_path: Path) -> None:
+    """`runs --run-id ID --format html`, printed by Chromium: every bar's label sits where its end is on the
+    axis (read back from the PDF's word positions), the failed host and the unfinished step are marked."""
+    records = [
+        *ran("restore-snapshot", "local", "12:00:05", 42.5),
+        *ran("rke-up", "local", "12:01:00", 185.2),
+        *[
+            r
+            for i, node in enumerate(NODES)
+            for r in ran("restart-components", node, f"12:04:1{i}", 3.25 + i)
+        ],
+        *ran("restart-components", "10.0.0.9", "12:04:20", 50.0, status="failed", exit_code=1),
+        {
+            "type": "step-start",
+            "step": "wait-rollout",
+            "host": "local",
+            "attempt": 1,
+            "time": "2026-11-26T12:05:02.000Z",
+        },
+        {"type": "run-end", "status": "failed", "exit_code": 1, "time": "2026-11-26T12:06:30.000Z"},
+    ]
+    write_run(tmp_path / "state", records)
+    page = tmp_path / "run.html"
+    with page.open("w", encoding="utf-8") as out, contextlib.redirect_stdout(out):
+        assert history.main(str(tmp_path / "state"), RUN_ID, "html") == 0
+    assert "<script" not in page.read_text(encoding="utf-8")
+    pdf = tmp_path / "run.pdf"
+    print_to_pdf(page, pdf)
+    text = pdf_text(pdf)
+    assert "TIMELINE" in text and "? no end recorded" in text and "✗ FAILED 50.0 s" in text
+
+    words = word_boxes(pdf)
+    rows = collections.Counter(y for w, _, _, y in words if w == "min")
+    axis = next(y for y, count in rows.items() if count == 6)  # "0 s", "1 min" … "6 min": the tick row
+    tick_row = [(w, left, right) for w, left, right, y in words if y == axis]
+    assert [w for w, _, _ in tick_row[::2]] == ["0", "1", "2", "3", "4", "5", "6"]
+    # a tick's label is centred on its time: the middle of its number and its unit
+    centres = [(tick_row[i][1] + tick_row[i + 1][2]) / 2 for i in range(0, len(tick_row), 2)]
+    minute = (centres[6] - centres[0]) / 6
+    assert all(abs(centres[m] - centres[0] - m * minute) < 1 for m in range(7))  # an even axis
+
+    def at(seconds: float) -> float:
+        return centres[0] + seconds / 60 * minute
+
+    labels: dict[str, float] = {}  # a bar's label follows its end (the first of each: the table comes after)
+    for w, left, _, _ in words:
+        labels.setdefault(w, left)
+    assert 0 < labels["42.5"] - at(47.5) < 5  # restore-snapshot ends at 0:47.5
+    assert 0 < labels["✗"] - at(310) < 5  # the failed host ends at 5:10
+    assert 0 < labels["?"] - at(390) < 5  # the unfinished step reaches the run's end, 6:30
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    picture = ARTIFACTS / "run-timeline"
+    subprocess.run(
+        [tool("pdftoppm"), "-png", "-r", "80", "-f", "1", "-l", "1", "-singlefile", str(pdf), str(picture)],
+        check=True,
+        timeout=60,
+    )
+    assert picture.with_suffix(".png").stat().st_size > 0

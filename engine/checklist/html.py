@@ -14,7 +14,16 @@ import re
 import jinja2
 from markupsafe import Markup, escape
 
-from engine.checklist.filling import STATUS_LABELS, Outcome, clock, confirmation_text, duration, who
+from engine.checklist import timeline
+from engine.checklist.filling import (
+    STATUS_LABELS,
+    Outcome,
+    RunRecord,
+    clock,
+    confirmation_text,
+    duration,
+    who,
+)
 from engine.checklist.model import Checklist
 
 PAPER_SIZES = {"auto": "auto", "a4": "A4", "letter": "letter"}
@@ -24,6 +33,22 @@ EMPTY, TICKED, CROSSED = "\u2610", "\u2611", "\u2612"  # ☐ ☑ ☒: text, so t
 def render(checklist: Checklist, paper: str = "auto") -> str:
     template = environment().get_template("checklist.html")
     return template.render(c=checklist, page_size=PAPER_SIZES[paper], status_labels=STATUS_LABELS)
+
+
+def render_run(run: RunRecord, paper: str = "auto") -> str:
+    """One run as a standalone page (`runbook runs --run-id ID --format html`): its facts, its timeline
+    and every step on every host, from the journal alone (no runbook file needed)."""
+    book = run.runbook
+    page = {
+        "name": str(book.get("name", "")),
+        "version": str(book.get("version", "")),
+        "title": f"run {run.run_id}",
+        "sha256": str(book.get("sha256", "")),
+        "run": run,
+        "day": run.started.partition("T")[0],
+    }
+    template = environment().get_template("run.html")
+    return template.render(c=page, page_size=PAPER_SIZES[paper], status_labels=STATUS_LABELS)
 
 
 @functools.cache
@@ -44,7 +69,7 @@ def environment() -> jinja2.Environment:
         box=box,
         confirmation=confirmation_text,
     )
-    env.globals["who"] = who
+    env.globals.update(who=who, timeline=timeline.svg)
     return env
 
 

@@ -26,7 +26,7 @@ _PIPE_WIDTH = 160
 _EVENTS = (Record.CONFIRMATION, Record.MANUAL, Record.RESUMED, Record.INTERRUPTED, Record.RUN_END)
 
 
-FORMATS = ("text", "json")
+FORMATS = ("text", "json", "html")
 FORMAT_VERSION = 1  # of the JSON documents: bumped when a key changes meaning or goes away
 
 
@@ -38,6 +38,8 @@ def main(state_dir: str | None, run_id: str | None, format: str = "text") -> int
     if not console.is_terminal:  # piped or captured: whole rows for grep, not columns squeezed to 80
         console.width = max(console.width, _PIPE_WIDTH)
     if not isinstance(run_id, str) or not run_id:
+        if format == "html":
+            raise UsageError("--format html shows one run: give its id (--run-id RUN_ID)")
         if format == "json":
             print(json.dumps(list_document(state), indent=2, ensure_ascii=False))
         else:
@@ -49,6 +51,11 @@ def main(state_dir: str | None, run_id: str | None, format: str = "text") -> int
         raise UsageError(f"run {directory.name}: its journal has no header (the run died as it began)")
     if format == "json":
         print(json.dumps(run_document(records, _status(state, records)), indent=2, ensure_ascii=False))
+        return 0
+    if format == "html":
+        from engine.checklist.html import render_run
+
+        print(render_run(read_run(records)), end="")
         return 0
     for line in _header(records, _status(state, records)):
         console.print(escape(line))
