@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from engine import __version__
-from engine.errors import InvalidRunbook, RunbookError, exit_code
+from engine.errors import EXIT_INVALID, InvalidRunbook, RunbookError, exit_code
 
 if TYPE_CHECKING:
     import argparse
@@ -521,7 +521,7 @@ def _parse(argv: list[str]) -> tuple[Command, dict[str, Any]]:
     line = parser(argv[1] if len(argv) > 1 and argv[1] in {c.name for c in COMMANDS} else None)
     if len(argv) < 2:
         line.print_help(sys.stderr)
-        sys.exit(2)
+        sys.exit(EXIT_INVALID)
     parsed = vars(line.parse_args(argv[1:]))
     name = parsed.pop("command")
     spec = next(c for c in COMMANDS if c.name == name)
