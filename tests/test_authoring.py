@@ -222,3 +222,11 @@ def test_now_is_one_utc_instant_formatted_as_asked(tmp_path: Path) -> None:
     script = plan.steps[0].hosts[0].variants[0].script
     assert script == f"echo {STARTED:%Y%m%d} {STARTED:%Y-%m-%dT%H:%M:%SZ}"
     assert STARTED.utcoffset() == datetime.timedelta(0)
+
+
+def test_attempt_and_host_keys_on_a_manual_step_are_refused_not_ignored(tmp_path: Path) -> None:
+    body = "steps:\n  - id: a\n    title: A\n    manual: Look.\n    until: result\n    deadline: 1m\n"
+    assert problems_of(tmp_path, body) == [
+        "book.yml:9:12: steps[0].until: 'until' belongs to command steps (run), not to manual ones",
+        "book.yml:10:15: steps[0].deadline: 'deadline' belongs to command steps (run), not to manual ones",
+    ]
