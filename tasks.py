@@ -41,6 +41,17 @@ def lint(c: Context, fix: bool = False) -> None:
     c.run(f"{py} -m ruff check . && {py} -m ruff format --check . && {py} -m mypy", pty=False)
 
 
+@task(help={"examples": "How many hostile documents (and values) to try (default 5000)."})
+def fuzz(c: Context, examples: int = 5000) -> None:
+    """The suite's fuzz tests (tests/test_fuzz.py) at length, exploring new cases each time."""
+    c.run(
+        f"{sys.executable} -m pytest -q -p no:cacheprovider tests/test_fuzz.py",
+        env={"RUNBOOK_FUZZ_EXAMPLES": str(examples)},
+        pty=False,
+    )
+
+
 ns = collection()
 ns.add_task(bench)
+ns.add_task(fuzz)
 ns.add_task(lint)

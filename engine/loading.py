@@ -19,6 +19,8 @@ import yaml
 from engine.errors import InvalidRunbook, Problem
 
 JsonPath = tuple[str | int, ...]
+MAX_DEPTH = 50
+"""Mappings and lists inside each other: far beyond any runbook, far below Python's recursion limit."""
 
 try:  # the C parser is ~5x faster; the marks it reports are the same
     _Loader: type = yaml.CSafeLoader
@@ -142,11 +144,20 @@ class _Builder:
 
 
 def _event_problems(text: str, file: str) -> list[Problem]:
-    """Anchors, aliases and explicit tags, found on the event stream before composing resolves them away."""
-    problems = []
+    """Anchors, aliases and explicit tags, found on the event stream before composing resolves them away;
+    nesting deeper than `MAX_DEPTH` stops the scan (every later phase walks the data recursively)."""
+    problems: list[Problem] = []
+    depth = 0
     for event in yaml.parse(text, Loader=_Loader):
         mark = event.start_mark
         where = (file, mark.line + 1, mark.column + 1, "") if mark else (file, 1, 1, "")
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                message = f"nested more than {MAX_DEPTH} levels deep; a runbook never needs that"
+                raise InvalidRunbook([*problems, Problem(*where, message)])
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
         anchor = getattr(event, "anchor", None)
         if isinstance(event, yaml.AliasEvent):
             problems.append(Problem(*where, f"alias *{anchor} is not allowed; repeat the value instead"))
@@ -216,6 +227,11 @@ def parse(text: str, display: str) -> tuple[Any, Positions]:
         syntax = _syntax_problem(error, display)
         tabs = [p for p in _tab_problems(text, display) if p.line >= syntax.line]
         raise InvalidRunbook(tabs + ([] if any(p.line == syntax.line for p in tabs) else [syntax])) from None
+    except yaml.reader.ReaderError as error:  # a character YAML does not allow anywhere (a control character)
+        before = text[: error.position]
+        line, column = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
+        message = f"character U+{error.character:04X} is not allowed in YAML; remove it"
+        raise InvalidRunbook([Problem(display, line, column, "", message)]) from None
     positions = Positions(display)
     if node is None or (
         isinstance(node, yaml.ScalarNode) and node.value == "" and not node.style

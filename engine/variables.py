@@ -14,8 +14,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from engine import loading, schema
 from engine.errors import InvalidRunbook, Problem, UsageError
 from engine.masking import MASK, secret_problem
@@ -69,9 +67,9 @@ def convert(text: str, variable: Variable) -> Any:
             return text.lower() in _TRUE
         raise ValueError("expected true or false")
     if kind in ("array", "object"):
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError:
+        try:  # our loader: no aliases or tags, and nesting bounded (yaml.safe_load recursed until it crashed)
+            value, _ = loading.parse(text, "value")
+        except InvalidRunbook:
             value = None
         if not isinstance(value, list if kind == "array" else dict):
             raise ValueError(

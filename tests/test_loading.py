@@ -156,3 +156,15 @@ def test_an_alias_bomb_is_refused_without_expanding_it() -> None:
     aliases = [p for p in found if "alias *l" in p]
     assert len(aliases) == 81
     assert aliases[0] == "rb.yml:2:10: alias *l0 is not allowed; repeat the value instead"
+
+
+def test_nesting_deeper_than_any_runbook_is_refused_before_it_is_walked() -> None:
+    """500 levels crashed the loader (RecursionError, exit 70); the C parser alone stops at 1,000."""
+    text = "steps: " + "[" * 500 + "]" * 500 + "\n"
+    assert problems_of(text) == ["rb.yml:1:57: nested more than 50 levels deep; a runbook never needs that"]
+
+
+def test_a_control_character_is_a_located_problem() -> None:
+    assert problems_of('name: "a\x7fb"\n') == [
+        "rb.yml:1:9: character U+007F is not allowed in YAML; remove it"
+    ]
