@@ -145,7 +145,11 @@ def _resolve_one(
     if target.local:
         return ResolvedTarget(target.name, (LOCAL_HOST,), True, 1)
     if override is not None:
-        found = tuple(parse_host(spec) for spec in override.split(",") if spec.strip())
+        # A host list's settings (key, agent, jump...) still apply; an inventory's speak of its entries, so
+        # hosts given instead of its entries are reached as ~/.ssh/config says.
+        given = [parse_host(spec) for spec in override.split(",") if spec.strip()]
+        keep = target.inventory is None
+        found = tuple(_host(target, context, host, None, {}) if keep else host for host in given)
     elif target.inventory is not None:
         found = inventory.entries(
             target.inventory,

@@ -302,6 +302,12 @@ def test_hosts_override_replaces_the_inventory_without_reading_it(rollback: Runb
     assert resolved["nodes"].hosts == (Host("a", "a"), Host("b", "b", "admin", 2200))
 
 
+def test_hosts_override_of_a_host_list_keeps_its_settings(tmp_path: Path) -> None:
+    runbook = book(tmp_path, "      hosts: [a]\n      user: deploy\n      agent: only\n      jump: j\n")
+    [host] = targets.resolve(runbook, {}, hosts={"t": "b:2200"})["t"].hosts
+    assert host == Host("b", "b", "deploy", 2200, agent=Agent.ONLY, jump=(Host("j", "j"),))
+
+
 def test_target_local_keeps_the_hosts_but_runs_them_here(rollback: Runbook) -> None:
     resolved = targets.resolve(rollback, context(ROOT / "tests/data/rke"), run_locally={"nodes": "local"})
     nodes = resolved["nodes"]
