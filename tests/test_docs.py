@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from collections.abc import Iterator
@@ -160,3 +161,21 @@ def test_snippets_and_examples_are_valid_where_they_are_offered() -> None:
 
 def test_the_schema_claims_no_address_it_is_not_served_at() -> None:
     assert "$id" not in schema_data()
+
+
+def test_every_reliability_row_names_a_test_that_exists() -> None:
+    """docs/reliability.md: each row's tests are `tests/FILE.py::test_name` of a test function defined there."""
+    text = (ROOT / "docs" / "reliability.md").read_text(encoding="utf-8")
+    rows = [
+        line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| Bad input")
+    ]
+    rows = [row for row in rows if not row.startswith("| Fault")]
+    named = [ref for row in rows for ref in re.findall(r"`(tests/[\w/]+\.py)::(\w+)`", row)]
+    assert len(named) >= 30 and all(re.search(r"`tests/\S+::\w+`", row) for row in rows)
+    missing = []
+    for file, name in named:
+        tree = ast.parse((ROOT / file).read_text(encoding="utf-8"))
+        defined = {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
+        if name not in defined:
+            missing.append(f"{file}::{name}")
+    assert missing == []
