@@ -5,6 +5,7 @@ Run `invoke --list` for all of them and `invoke --help TASK` for a task's flags.
 
 from __future__ import annotations
 
+import random
 import shlex
 import sys
 
@@ -51,7 +52,17 @@ def fuzz(c: Context, examples: int = 5000) -> None:
     )
 
 
+@task(help={"iterations": "How many SIGKILLs (default 30).", "seed": "Random seed (default: a new one)."})
+def torture(c: Context, iterations: int = 30, seed: int = -1) -> None:
+    """A run SIGKILLed at random moments and resumed, again and again (tests/torture.py): every step runs,
+    never twice at once, never again after it ended well."""
+    chosen = seed if seed >= 0 else random.randrange(10**6)
+    print(f"seed {chosen}")
+    c.run(f"{sys.executable} tests/torture.py {iterations} {chosen}", pty=False)
+
+
 ns = collection()
 ns.add_task(bench)
 ns.add_task(fuzz)
 ns.add_task(lint)
+ns.add_task(torture)
