@@ -1,35 +1,26 @@
 """`runbook export ansible`: the plan as an Ansible playbook and inventory, and what does not carry over.
 
 Built from the same `Plan` the dry run prints and the runner executes, never from the YAML: the commands in
-the playbook are the plan's, rendered now with the values given now. One play per check target and per
-step keeps the runbook's order across targets; every play stops the whole playbook on a failure
-(`any_errors_fatal`), except a step with `max_failed_hosts`, whose play tolerates that many failed hosts.
+the playbook are the plan's, rendered now with the values given now. Two plays on every host — what runs
+before anything (secrets, warnings, checks, programs), then the steps — each with `any_errors_fatal`, and
+each task on its target's hosts only. One play per step would not do: a failure ends only the play it is
+in, and the plays after it would go on for the other hosts (measured with ansible-core 2.19).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from engine.export import ansible_prompts as prompts
-from engine.export import unmapped
-from engine.export.ansible_inventory import LOCALHOST, Inventory
+from engine.export.ansible_inventory import ON_LOCALHOST, Inventory
 from engine.export.ansible_inventory import build as build_inventory
-from engine.export.ansible_tasks import (
-    PLATFORM,
-    CommandSpec,
-    command_tasks,
-    facts,
-    literal,
-    needs_facts,
-    value,
-)
+from engine.export.ansible_steps import step_tasks, tolerated_failures_fail_the_run
+from engine.export.ansible_tasks import CommandSpec, capital, command_tasks, facts, literal, needs_facts
 from engine.export.unmapped import Unmapped
 from engine.export.yamltext import Item, comment_lines, document, dump
-from engine.planning import HostPlan, Plan, PlannedCheck, PlannedStep
-from engine.rendering import names_used
+from engine.planning import HostPlan, Plan, PlannedCheck
 from engine.variables import ENV_PREFIX
 
 NOT_CARRIED_OVER = (
@@ -101,9 +92,9 @@ def _plays(plan: Plan, inventory: Inventory, notes: Mapping[str | None, list[str
     first += _programs_tasks(plan, inventory)
     steps: list[Item] = []
     for planned in plan.steps:
-        steps += _step_tasks(plan, planned, inventory, notes.get(planned.id, []))
+        steps += step_tasks(plan, planned, inventory, notes.get(planned.id, []))
     if any(s.step.max_failed_hosts and not s.step.continue_on_error for s in plan.steps):
-        steps.append(_tolerated_failures_fail_the_run())
+        steps.append(tolerated_failures_fail_the_run())
     plays = (
         [_play(f"Before anything runs: {plan.runbook.title}", first, notes.get(None, []))] if first else []
     )
@@ -134,7 +125,7 @@ def _start_tasks(plan: Plan) -> list[Item]:
                         "fail_msg": f"set {env} in the environment of ansible-playbook; nothing ran",
                     },
                     "no_log": True,
-                    "when": _ON_LOCALHOST,
+                    "when": ON_LOCALHOST,
                 }
             )
         )
@@ -143,17 +134,9 @@ def _start_tasks(plan: Plan) -> list[Item]:
     return tasks
 
 
-_ON_LOCALHOST = f"inventory_hostname == '{LOCALHOST}'"
-
-
-def _where(target: str, inventory: Inventory) -> str:
-    pattern = inventory.pattern(target)
-    return _ON_LOCALHOST if pattern == LOCALHOST else f"inventory_hostname in groups['{pattern}']"
-
-
 def _check_tasks(check: PlannedCheck, index: int, inventory: Inventory) -> list[Item]:
-    where = _where(check.target, inventory)
-    spec = CommandSpec(f"Check: {_capital(check.title)}", "sh", check.timeout, changes=False, where=where)
+    where = inventory.condition(check.target)
+    spec = CommandSpec(f"Check: {capital(check.title)}", "sh", check.timeout, changes=False, where=where)
     tasks = _with_facts(check.hosts, where, command_tasks(spec, check.hosts, inventory.aliases))
     return [replace(tasks[0], comments=(f"checks[{index}]",)), *tasks[1:]]
 
@@ -177,125 +160,14 @@ def _programs_tasks(plan: Plan, inventory: Inventory) -> list[Item]:
             "name": f"Check: the programs the steps start on {target} are there",
             "ansible.builtin.command": {"argv": ["sh", "-ec", script]},
             "changed_when": False,
-            "when": _where(target, inventory),
+            "when": inventory.condition(target),
         }
         tasks.append(Item(task))
     return tasks
 
 
-def _step_tasks(plan: Plan, planned: PlannedStep, inventory: Inventory, notes: list[str]) -> list[Item]:
-    step = planned.step
-    name = f"{_capital(planned.title)} ({planned.id})"
-    comments = (f"step {planned.number}: {planned.id}", *notes)
-    where = _where(planned.target, inventory)
-    if planned.manual is not None:
-        tasks = prompts.manual(planned, name)
-    else:
-        tasks = (
-            prompts.confirm(planned, name)
-            if step.confirm and any(h.skip is None for h in planned.hosts)
-            else []
-        )
-        spec = CommandSpec(
-            name,
-            step.shell,
-            step.timeout,
-            step.retries,
-            step.expect,
-            ignore_errors=step.continue_on_error,
-            throttle=planned.concurrency if len(planned.hosts) > 1 else None,
-            where=where,
-            once=step.run_once,
-            until=step.until.text if step.until else None,
-        )
-        if step.when is not None and unmapped.when_on_the_host(plan, planned):
-            spec = replace(spec, when=step.when.text, values=_when_values(plan, planned, step.when.text))
-        found = command_tasks(spec, planned.hosts, inventory.aliases)
-        commands = [facts(where), *found] if spec.when or needs_facts(planned.hosts) else found
-        if step.max_failed_hosts and not step.continue_on_error:
-            commands = _tolerating(planned, name, where, commands)
-        tasks += commands
-        if planned.result:
-            result = {"name": f"{name}: result", "ansible.builtin.debug": {"msg": literal(planned.result)}}
-            tasks.append(Item({**result, "when": where}))
-    return [replace(tasks[0], comments=comments), *tasks[1:]]
-
-
-def _when_values(plan: Plan, planned: PlannedStep, when: str) -> tuple[tuple[str, Any], ...]:
-    """What a `when` decided on the host reads: `platform` from the host's facts, the values as exported."""
-    runbook, values = unmapped.source(plan, planned)
-    found: list[tuple[str, Any]] = [("platform", PLATFORM)]
-    for name in sorted(names_used("{{" + when + "}}") - {"platform"}):
-        if name == "runbook":
-            found.append((name, value({"name": runbook.name, "version": runbook.version})))
-        else:
-            found.append((name, value(values.values[name])))
-    return tuple(found)
-
-
-def _tolerating(planned: PlannedStep, name: str, where: str, tasks: list[Item]) -> list[Item]:
-    """`max_failed_hosts`: a failed host is left out of the rest (end_host); more failures stop everything."""
-    rescue = [
-        Item({"name": f"{name}: note the failed host", "ansible.builtin.set_fact": {_FAILED: planned.id}}),
-        Item({"name": f"{name}: go on without the failed host", "ansible.builtin.meta": "end_host"}),
-    ]
-    # any_errors_fatal off for the block only: on, one failure would send every host to the rescue.
-    block = Item(
-        {
-            "name": f"{name}: at most {planned.step.max_failed_hosts} host(s) may fail",
-            "any_errors_fatal": False,
-        },
-        (),
-        (("block", tasks), ("rescue", rescue)),
-    )
-    count = (
-        f"ansible_play_hosts_all | map('extract', hostvars) | selectattr('{_FAILED}', 'defined') "
-        f"| selectattr('{_FAILED}', 'equalto', '{planned.id}') | list | length"
-    )
-    check = Item(
-        {
-            "name": f"{name}: no more than max_failed_hosts={planned.step.max_failed_hosts} failed",
-            "ansible.builtin.assert": {
-                "that": f"{count} <= {planned.step.max_failed_hosts}",
-                "fail_msg": f"step {planned.id!r}: more hosts failed than max_failed_hosts allows",
-            },
-            "when": _ON_LOCALHOST,
-        }
-    )
-    return [block, check]
-
-
-_FAILED = "runbook_failed_in"
-
-
-def _tolerated_failures_fail_the_run() -> Item:
-    """A host left out after failing fails the run at its end, as in the engine (exit 1)."""
-    failed = f"ansible_play_hosts_all | map('extract', hostvars) | selectattr('{_FAILED}', 'defined') | list"
-    return Item(
-        {
-            "name": "The run fails if a host failed, even within max_failed_hosts",
-            "ansible.builtin.assert": {
-                "that": f"{failed} | length == 0",
-                "fail_msg": "hosts failed within max_failed_hosts; the rest of the run went on without them",
-            },
-            "when": _ON_LOCALHOST,
-        }
-    )
-
-
-def _tolerated(failures: int, hosts: int) -> float:
-    """A percentage strictly between `failures` and `failures + 1` of `hosts` (Ansible stops above it)."""
-    if failures >= hosts:
-        return 100
-    return math.floor((failures + 0.5) * 10000 / hosts) / 100
-
-
 def _with_facts(hosts: Sequence[HostPlan], where: str, tasks: list[Item]) -> list[Item]:
     return [facts(where), *tasks] if needs_facts(hosts) else tasks
-
-
-def _capital(text: str) -> str:
-    return text[:1].upper() + text[1:]
 
 
 def _header(plan: Plan, lossy: Sequence[Unmapped]) -> list[str]:
@@ -315,7 +187,7 @@ def _header(plan: Plan, lossy: Sequence[Unmapped]) -> list[str]:
     shown = plan.values.masked()
     if shown:
         lines += ["", "Values rendered into this playbook:"]
-        lines += [f"  {name} = {value}" for name, value in shown.items()]
+        lines += [f"  {name} = {shown_value}" for name, shown_value in shown.items()]
     lines += ["", "What does not carry over, and what this playbook does instead:"]
     lines += [f"- {what}: {instead}" for what, instead in NOT_CARRIED_OVER]
     if lossy:

@@ -18,6 +18,7 @@ from engine.planning import Plan
 from engine.targets import LOCAL_HOST, Host
 
 LOCALHOST = "localhost"
+ON_LOCALHOST = f"inventory_hostname == '{LOCALHOST}'"
 _LOCAL_VARS = {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
 
 
@@ -29,8 +30,10 @@ class Inventory:
     aliases: Mapping[Host, str]  # each host → its inventory name
     groups: Mapping[str, str]  # each target → the `hosts:` pattern of its plays
 
-    def pattern(self, target: str) -> str:
-        return self.groups[target]
+    def condition(self, target: str) -> str:
+        """The `when` that selects the target's hosts in a play on every host."""
+        group = self.groups[target]
+        return ON_LOCALHOST if group == LOCALHOST else f"inventory_hostname in groups['{group}']"
 
 
 def build(plan: Plan) -> Inventory:

@@ -42,6 +42,11 @@ def facts(where: str) -> Item:
     )
 
 
+def capital(text: str) -> str:
+    """A task name starts with a capital (ansible-lint's name[casing])."""
+    return text[:1].upper() + text[1:]
+
+
 def literal(text: str) -> str:
     """Text Ansible must pass on as written: `{{ }}`, `{% %}` and `{# #}` in it are not templates."""
     if not any(mark in text for mark in ("{{", "{%", "{#")):
