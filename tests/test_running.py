@@ -415,3 +415,43 @@ def test_ctrl_c_kills_every_running_command_and_leaves_through_interrupted(
         "interrupted"
     }
     assert lab.executors["local"].calls == []
+
+
+# -- authoring: run_once, until, loop (issue 13) -------------------------------------------------------------
+
+ONCE = "  - id: once\n    title: Once\n    on: nodes\n    run_once: true\n    run: create-bucket\n"
+
+
+def test_run_once_runs_on_the_first_host_not_left_out_and_a_resume_keeps_its_host(
+    lab_for: Callable[..., Lab],
+) -> None:
+    lab = lab_for(ONCE.replace("    run:", "    when: host.name != 'a'\n    run:"), NODES)
+    [outcome] = lab.run()
+    assert [h.host for h in outcome.hosts] == ["b"] and outcome.hosts[0].status is Status.OK
+    assert [lab.executors[n].scripts() for n in "abc"] == [[], ["create-bucket"], []]
+    resumed = lab_for(ONCE, NODES, previous={("once", "c"): Status.UNKNOWN}, answers="y\n")
+    resumed.run()
+    assert [resumed.executors[n].scripts() for n in "abc"] == [[], [], ["create-bucket"]]
+
+
+def test_until_tries_again_until_the_output_says_so(lab_for: Callable[..., Lab]) -> None:
+    def starting_twice(script: str, attempt: int) -> Reply:
+        return Reply(stdout='{"up": %s}\n' % ("true" if attempt == 3 else "false"))
+
+    step = "  - id: w\n    title: W\n    run: probe\n    until: (result.stdout | from_json).up\n"
+    lab = lab_for(step + "    retries: {count: 5, delay: 10ms}\n", replies=starting_twice)
+    [outcome] = lab.run()
+    assert outcome.hosts[0].status is Status.OK and outcome.hosts[0].attempts == 3
+    assert lab.text.count("until (result.stdout | from_json).up is false") == 2
+
+
+def test_each_loop_item_is_a_unit_with_its_own_outcome(lab_for: Callable[..., Lab]) -> None:
+    def fails_b(script: str, attempt: int) -> Reply:
+        return Reply(code=1 if script.strip() == "rotate b" else 0)
+
+    step = "  - id: r\n    title: R\n    loop: [a, b, c]\n    run: rotate {{ item }}\n"
+    lab = lab_for(step, replies=fails_b, previous={("r[1]", "local"): Status.OK})
+    outcomes = lab.run()
+    assert [(o.step, o.status) for o in outcomes] == [("r[1]", Status.OK), ("r[2]", Status.FAILED)]
+    assert outcomes[0].hosts[0].status is Status.DONE_BEFORE
+    assert lab.executors["local"].scripts() == ["rotate b"]  # a done, c not reached
