@@ -60,46 +60,67 @@ def hook_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def environment(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     env = dict(os.environ)
     env["PRE_COMMIT_HOME"] = str(tmp_path_factory.mktemp("pre-commit-home"))
+    env["PIP_NO_COMPILE"] = "1"  # no bytecode for the hook's own environment: it runs twice, briefly
     return env
 
 
-def try_repo(consumer: Path, hook_repo: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+def try_repo(consumer: Path, hook_repo: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    """`pre-commit try-repo` started in `consumer`. Each try-repo builds the hook's environment afresh in a
+    temporary store (about a minute), so the tests start theirs together."""
+    return subprocess.Popen(
         [str(PRE_COMMIT), "try-repo", str(hook_repo), "runbook-validate", "--all-files", "--color", "never"],
         cwd=consumer,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-        timeout=900,
     )
+
+
+def consumer_repo(root: Path, files: dict[str, str]) -> Path:
+    """A repository of runbooks, committed (try-repo checks the files of the index with --all-files)."""
+    root.mkdir(parents=True)
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text, encoding="utf-8")
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "runbooks")
+    return root
 
 
 def test_the_hook_passes_good_runbooks_and_fails_a_broken_one_at_its_line(
     tmp_path: Path, hook_repo: Path, environment: dict[str, str]
 ) -> None:
-    consumer = tmp_path / "ops"
-    (consumer / "runbooks").mkdir(parents=True)
-    shutil.copy(ROOT / "runbooks/ha-rollback.yml", consumer / "runbooks/ha-rollback.yml")
-    (consumer / "deploy.runbook.yml").write_text(
-        BROKEN.replace("30 minutes", "30m").replace("broken", "deploy")
+    good_files = {
+        "runbooks/ha-rollback.yml": (ROOT / "runbooks/ha-rollback.yml").read_text(encoding="utf-8"),
+        "deploy.runbook.yml": BROKEN.replace("30 minutes", "30m").replace("broken", "deploy"),
+        "ci.yml": "jobs: {build: {timeout: 30 minutes}}\n",  # YAML, but not a runbook: not checked
+    }
+    good = try_repo(consumer_repo(tmp_path / "good", good_files), hook_repo, environment)
+    broken = try_repo(
+        consumer_repo(tmp_path / "broken", {**good_files, "runbooks/broken.yml": BROKEN}),
+        hook_repo,
+        environment,
     )
-    (consumer / "ci.yml").write_text("jobs: {build: {timeout: 30 minutes}}\n")  # YAML, but not a runbook
-    git(consumer, "init", "-q")
-    git(consumer, "add", "-A")
-    git(consumer, "commit", "-q", "-m", "good")
+    try:
+        good_out, _ = good.communicate(timeout=900)
+        broken_out, _ = broken.communicate(timeout=900)
+    finally:
+        for process in (good, broken):
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=60)
 
-    good = try_repo(consumer, hook_repo, environment)
-    assert good.returncode == 0, good.stdout + good.stderr
-    assert "runbook validate" in good.stdout and "Passed" in good.stdout
+    assert good.returncode == 0, good_out
+    assert "runbook validate" in good_out and "Passed" in good_out
 
-    (consumer / "runbooks/broken.yml").write_text(BROKEN)
-    git(consumer, "add", "-A")
-    broken = try_repo(consumer, hook_repo, environment)
-    assert broken.returncode == 1, broken.stdout + broken.stderr
-    assert "Failed" in broken.stdout
+    assert broken.returncode == 1, broken_out
+    assert "Failed" in broken_out
     assert (
         "runbooks/broken.yml:9:14: steps[0].timeout: '30 minutes' is not a duration: write seconds (90) or a "
         "number with a unit (500ms, 30s, 10m, 1h)"
-    ) in broken.stdout
-    assert "1 problem found" in broken.stdout
-    assert "ci.yml" not in broken.stdout
+    ) in broken_out
+    assert "1 problem found" in broken_out
+    assert "runbooks/ha-rollback.yml: ok" in broken_out  # the good files of the same commit are checked too
+    assert "ci.yml" not in broken_out
