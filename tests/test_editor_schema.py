@@ -121,3 +121,15 @@ def test_a_hover_names_the_definition_and_shows_its_markdown(
     hover = server.hover(tmp_path / "hover.runbook.yml", text, 9, 6)
     assert hover.startswith("#### Duration\n")
     assert "`30s`, `10m`, `1h`" in hover
+
+
+def test_completion_offers_the_snippets(server: YamlLanguageServer, tmp_path: Path) -> None:
+    step = server.completion(tmp_path / "step.runbook.yml", HEAD + "  - \n", 6, 5)
+    assert step[:2] == ["command step", "manual step"] and "timeout" in step
+    top = HEAD.replace("steps:\n", "")
+    target = server.completion(tmp_path / "t.runbook.yml", top + "targets:\n  web: \nsteps: []\n", 6, 8)
+    assert "SSH target" in target
+    variable = server.completion(
+        tmp_path / "v.runbook.yml", top + "variables:\n  release: \nsteps: []\n", 6, 12
+    )
+    assert {"variable", "secret variable"} <= set(variable)

@@ -126,6 +126,18 @@ class YamlLanguageServer:
         self.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
         return str(result["contents"]["value"]) if result else ""
 
+    def completion(self, path: Path, text: str, line: int, column: int) -> list[str]:
+        """The labels the server offers at a 1-based position of `text` opened as `path`."""
+        uri = path.as_uri()
+        self.version += 1
+        document = {"uri": uri, "languageId": "yaml", "version": self.version, "text": text}
+        self.notify("textDocument/didOpen", {"textDocument": document})
+        position = {"line": line - 1, "character": column - 1}
+        found = self.request("textDocument/completion", {"textDocument": {"uri": uri}, "position": position})
+        self.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+        items = found["items"] if isinstance(found, dict) else found or []
+        return [str(item["label"]) for item in items]
+
     def close(self) -> None:
         try:
             self.request("shutdown", {})
