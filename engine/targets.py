@@ -63,8 +63,12 @@ class Host:
 
     @property
     def address_text(self) -> str:
+        """`user@address:port`; what the runbook leaves unset comes from ~/.ssh/config (else ssh's defaults)."""
         user = f"{self.user}@" if self.user else ""
-        return f"{user}{self.address}:{self.port or 22}"
+        port = f":{self.port}" if self.port else ""
+        unset = [word for word, value in (("user", self.user), ("port", self.port)) if value is None]
+        config = f" ({' and '.join(unset)} from ~/.ssh/config)" if unset else ""
+        return f"{user}{self.address}{port}{config}"
 
     @property
     def auth_text(self) -> str:

@@ -211,7 +211,8 @@ def test_templated_hosts_and_settings_on_a_host_list(tmp_path: Path, home: Path)
     )
     assert hosts[0].reach == (
         f"ssh deploy@rancher.example:2222, key {key}, the SSH agent, certificate keys/deploy-cert.pub, "
-        "via ops@j1:2022 (the SSH agent, default keys) → j2:22 (the SSH agent, default keys)"
+        "via ops@j1:2022 (the SSH agent, default keys) → "
+        "j2 (user and port from ~/.ssh/config) (the SSH agent, default keys)"
     )
 
 
