@@ -156,6 +156,7 @@ class SSHDCluster:
         self.known_hosts.write_text("")
         self.nodes: list[SSHDNode] = []
         self.extras: dict[str, SSHDNode] = {}
+        self._extra_settings: dict[str, tuple[Path, str, str]] = {}
 
     def start(self, count: int) -> list[SSHDNode]:
         """The first `count` nodes, starting those not running yet."""
@@ -169,8 +170,12 @@ class SSHDCluster:
         """A node apart from the numbered ones (a bastion, say), started once: its own address, its own
         authorized_keys file, `log_level` (DEBUG1 logs each forwarding: `server_request_direct_tcpip`) and
         `extra_config` lines for its sshd_config (e.g. TrustedUserCAKeys)."""
+        wanted = (authorized_keys, log_level, extra_config)
+        if address in self.extras and self._extra_settings[address] != wanted:
+            raise RuntimeError(f"extra sshd {address} already runs with other settings: pick another address")
         if address not in self.extras:
             self.extras[address] = self._start_node(address, authorized_keys, log_level, extra_config)
+            self._extra_settings[address] = wanted
         return self.extras[address]
 
     def stop(self) -> None:
@@ -178,6 +183,7 @@ class SSHDCluster:
             node.stop()
         self.nodes = []
         self.extras = {}
+        self._extra_settings = {}
 
     def _start_node(
         self,

@@ -215,7 +215,7 @@ def test_an_inline_key_appears_nowhere(lab: Lab, nodes: list[SSHDNode]) -> None:
 # -- a bastion host ------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def bastion(sshd_cluster: SSHDCluster, tmp_path_factory: pytest.TempPathFactory) -> tuple[SSHDNode, Path]:
     """An sshd on 127.0.0.100 that logs each forwarding (LogLevel DEBUG1) and accepts only its own key."""
     directory = tmp_path_factory.mktemp("bastion")
@@ -298,24 +298,23 @@ def test_an_rke_v1_directory_without_rkestate_stops_at_preflight(lab: Lab, nodes
 # -- certificates --------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def certified(sshd_cluster: SSHDCluster, tmp_path_factory: pytest.TempPathFactory) -> tuple[SSHDNode, Path]:
-    """An sshd on 127.0.0.101 with no authorized key at all: it trusts the user certificates of its CA."""
+    """An sshd on 127.0.0.120 with no authorized key at all: it trusts the user certificates of its CA."""
     directory = tmp_path_factory.mktemp("ca")
     ca = directory / "ca_ed25519"
     generate_key(ca)
     nobody = directory / "authorized_keys"
     nobody.write_text("")
-    node = sshd_cluster.extra("127.0.0.101", nobody, extra_config=f"TrustedUserCAKeys {ca}.pub\n")
-    node.reset()
-    docker_on([node])
-    return node, ca
+    return sshd_cluster.extra("127.0.0.120", nobody, extra_config=f"TrustedUserCAKeys {ca}.pub\n"), ca
 
 
 def test_certificates_from_a_path_or_inline(
     lab: Lab, home: Path, tmp_path: Path, certified: tuple[SSHDNode, Path]
 ) -> None:
     node, ca = certified
+    node.reset()
+    docker_on([node])
     write_ssh_home(home, [node])
     key = tmp_path / "user_ed25519"
     generate_key(key)
