@@ -1,8 +1,9 @@
 """ha-rollback on the cluster files users write, end to end against real sshd nodes, connecting as `rke` would.
 
-Each test writes a cluster file of tests/data/rke/ for the nodes, runs `python -m engine run runbooks/ha-rollback.yml`
-as an operator would (HOME with known_hosts only: no ~/.ssh/config, so every key comes from the cluster file), and
-checks that the rollback completed: `set image` once, and each node restarted what RKE runs on it.
+Each test writes a cluster file of tests/data/rke/ for the nodes, runs `runbook run runbooks/ha-rollback.yml`
+(the command line in this process, `Lab.run_here`; SSH to the nodes is real) as an operator would (HOME with
+known_hosts only: no ~/.ssh/config, so every key comes from the cluster file), and checks that the rollback
+completed: `set image` once, and each node restarted what RKE runs on it.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def lab(tmp_path: Path, home: Path, nodes: list[SSHDNode]) -> Lab:
 
 
 def rollback(lab: Lab, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    done = lab.run(HA_ROLLBACK, *lab.rollback_vars(), "--yes", "--confirm-manual", env=env)
+    done = lab.run_here(HA_ROLLBACK, *lab.rollback_vars(), "--yes", "--confirm-manual", env=env)
     return done.returncode, done.stdout, done.stderr
 
 
@@ -178,7 +179,7 @@ def test_agent_only_with_a_passphrase_protected_key(
     write_rollback(lab, rke_cluster("agent.yml", two, KEY=str(key)))
     code, out, err = rollback(lab, env={"SSH_AUTH_SOCK": socket})
     assert_rolled_back(lab, two, code, out + err)
-    assert "the SSH agent only" in lab.run(HA_ROLLBACK, *lab.rollback_vars(), task="plan").stdout
+    assert "the SSH agent only" in lab.run_here(HA_ROLLBACK, *lab.rollback_vars(), task="plan").stdout
     for text in (out, err):
         assert PASSPHRASE not in text
     assert files_containing(lab.root, PASSPHRASE) == []
@@ -200,7 +201,7 @@ def test_an_inline_key_appears_nowhere(lab: Lab, nodes: list[SSHDNode]) -> None:
     started = time.time()
     code, out, err = rollback(lab, env={"TMPDIR": str(tmp)})
     assert_rolled_back(lab, two, code, out + err)
-    plan = lab.run(HA_ROLLBACK, *lab.rollback_vars(), task="plan")
+    plan = lab.run_here(HA_ROLLBACK, *lab.rollback_vars(), task="plan")
     assert "inline key" in plan.stdout
     for text in (out, err, plan.stdout, plan.stderr):
         assert secret not in text
@@ -252,7 +253,7 @@ def test_every_node_is_reached_through_the_bastion(
         ), node.address
     assert (
         f"via {jump.user}@{jump.address}:{jump.port} (key {jump_key})"
-        in lab.run(HA_ROLLBACK, *lab.rollback_vars(), task="plan").stdout
+        in lab.run_here(HA_ROLLBACK, *lab.rollback_vars(), task="plan").stdout
     )
 
 

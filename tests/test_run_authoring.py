@@ -340,14 +340,14 @@ def test_a_runbook_using_etcd_snapshot_plans_runs_and_prints_with_the_used_steps
     write_rollback(lab, "nodes: []\n")
     path = upgrade_book(lab)
     rke = ["--var", f"rke_dir={lab.rke_dir}"]
-    plan = lab.run(path, *rke, task="plan")
+    plan = lab.run_here(path, *rke, task="plan")
     assert plan.returncode == 0, plan.stderr
     save = "./rke_linux-amd64 etcd snapshot-save --name pre-upgrade-1 --config rancher-cluster.yml"
     assert plan.stdout.index("snapshot/save: Save the etcd snapshot") < plan.stdout.index("upgrade: Upgrade")
     assert save in plan.stdout and "(snapshot) The RKE binary is in rke_dir and executable" in plan.stdout
     sha = hashlib.sha256(ETCD_SNAPSHOT.read_bytes()).hexdigest()
     assert f"sha256 {sha[:16]}" in plan.stdout
-    done = lab.run(path, *rke, "--yes")
+    done = lab.run_here(path, *rke, "--yes")
     assert done.returncode == 0, done.stdout + done.stderr
     calls = [c["argv"] for c in lab.calls()]
     assert calls == [
@@ -366,7 +366,7 @@ def test_a_runbook_using_etcd_snapshot_plans_runs_and_prints_with_the_used_steps
     assert "result: Snapshot pre-upgrade-1 saved on each etcd node" in done.stdout
     [header] = records(lab, "run")
     assert header["uses"] == [{"step": "snapshot", "path": str(ETCD_SNAPSHOT), "sha256": sha}]
-    printed = lab.run(path, *rke, task="checklist")
+    printed = lab.run_here(path, *rke, task="checklist")
     assert printed.returncode == 0, printed.stderr
     assert printed.stdout.index("`snapshot/save`") < printed.stdout.index("`upgrade`")
     assert save in printed.stdout and "The upgrade restarts Rancher." in printed.stdout
@@ -374,7 +374,9 @@ def test_a_runbook_using_etcd_snapshot_plans_runs_and_prints_with_the_used_steps
 
 def test_with_values_are_checked_by_the_used_runbooks_schema(lab: Lab) -> None:
     write_rollback(lab, "nodes: []\n")
-    done = lab.run(upgrade_book(lab, name="pre-upgrade.zip"), "--var", f"rke_dir={lab.rke_dir}", task="plan")
+    done = lab.run_here(
+        upgrade_book(lab, name="pre-upgrade.zip"), "--var", f"rke_dir={lab.rke_dir}", task="plan"
+    )
     assert done.returncode == 2
     assert "upgrade.yml:12:" in done.stderr and "steps[0].with.name:" in done.stderr, done.stderr
 
@@ -384,7 +386,7 @@ def test_a_cycle_of_runbooks_is_refused_at_its_line(lab: Lab) -> None:
     head = 'runbook: 1\nname: {}\nversion: "1"\ntitle: T\n'
     lab.write(head.format("a") + step.format("b.yml"), "a.yml")
     lab.write(head.format("b") + step.format("a.yml"), "b.yml")
-    done = lab.run(lab.root / "a.yml", task="validate")
+    done = lab.run_here(lab.root / "a.yml", task="validate")
     assert done.returncode == 2
     assert (
         "b.yml:8:10: steps[0].use: a cycle: " in done.stderr and "a.yml uses b.yml uses a.yml" in done.stderr
@@ -404,7 +406,7 @@ HYPHEN = """\
 
 
 def test_a_hyphenated_step_id_after_steps_dot_gets_the_bracket_hint(lab: Lab) -> None:
-    done = lab.run(book(lab, HYPHEN), task="validate")
+    done = lab.run_here(book(lab, HYPHEN), task="validate")
     assert done.returncode == 2
     assert (
         "book.yml:11:10: steps[1].run: steps.find-container.stdout: jinja reads '-' as a minus; "
@@ -415,19 +417,19 @@ def test_a_hyphenated_step_id_after_steps_dot_gets_the_bracket_hint(lab: Lab) ->
 
 def test_paper_gets_a_blank_naming_the_step_where_the_plan_gets_a_placeholder(lab: Lab) -> None:
     path = book(lab, HYPHEN.replace("steps.find-container.stdout | trim", "steps['find-container'].stdout"))
-    printed = lab.run(path, task="checklist")
+    printed = lab.run_here(path, task="checklist")
     assert printed.returncode == 0, printed.stderr
     assert (
         "docker stop ________ (from step 1)" in printed.stdout and "known at run time" not in printed.stdout
     )
-    planned = lab.run(path, task="plan")
+    planned = lab.run_here(path, task="plan")
     assert "docker stop <steps['find-container'].stdout: known at run time>" in planned.stdout
 
 
 def test_now_names_a_snapshot_with_todays_utc_date(lab: Lab) -> None:
     steps = "  - id: snap\n    title: Snapshot\n    run: echo snap-{{ now('%Y%m%d') }}\n"
     before = datetime.datetime.now(datetime.UTC)
-    done = lab.run(book(lab, steps))
+    done = lab.run_here(book(lab, steps))
     after = datetime.datetime.now(datetime.UTC)
     assert done.returncode == 0, done.stderr
     days = {f"{moment:%Y%m%d}" for moment in (before, after)}
@@ -464,18 +466,18 @@ def test_resume_refuses_a_used_runbook_that_changed_and_only_selects_its_steps(l
     lab.write(INNER, "inner.yml")
     path = book(lab, OUTER)
     (lab.root / "stop").touch()
-    first = lab.run(path)
+    first = lab.run_here(path)
     assert first.returncode == 1 and (lab.root / "x-first").exists()
     (lab.root / "stop").unlink()
     lab.write(INNER.replace("title: Second", "title: Second, changed"), "inner.yml")
-    refused = lab.run(path, "--resume", "latest")
+    refused = lab.run_here(path, "--resume", "latest")
     assert refused.returncode == 2
     assert "the runbook(s) used by sub (" in refused.stderr and "changed since run" in refused.stderr
-    forced = lab.run(path, "--resume", "latest", "--force")
+    forced = lab.run_here(path, "--resume", "latest", "--force")
     assert forced.returncode == 0, forced.stdout + forced.stderr
     rows = summary_rows(forced.stdout)
     assert ("sub/first", "local", Status.DONE_BEFORE.value) in rows and ("sub/second", "local", "ok") in rows
     (lab.root / "x-first").unlink()
-    only = lab.run(path, "--only", "sub")
+    only = lab.run_here(path, "--only", "sub")
     assert only.returncode == 0 and (lab.root / "x-first").exists()
     assert [r[0] for r in summary_rows(only.stdout)] == ["sub/first", "sub/second"]
