@@ -343,7 +343,7 @@ class Lab:
     env: dict[str, str]
 
 
-def make_lab(base: Path, nodes: Sequence[SSHDNode]) -> Lab:
+def make_lab(base: Path, nodes: Sequence[SSHDNode], source: Path = rb.HA_ROLLBACK) -> Lab:
     count = len(nodes)
     work = base / f"n{count}"
     home = work / "home"
@@ -359,8 +359,9 @@ def make_lab(base: Path, nodes: Sequence[SSHDNode]) -> Lab:
         docker.chmod(0o755)
     (lab.rke_dir / "rancher-cluster.yml").write_text(rb.cluster_yaml(nodes))
     (lab.rke_dir / "rancher-cluster.rkestate").write_text("{}\n")
-    (lab.rke_dir / "kube_config_rancher-cluster.yml").write_text("apiVersion: v1\nkind: Config\n")
-    text = rb.HA_ROLLBACK.read_text()
+    for kubeconfig in ("kube_config_rancher-cluster.yml", "kube_config-rancher-cluster.yml"):  # new, old name
+        (lab.rke_dir / kubeconfig).write_text("apiVersion: v1\nkind: Config\n")
+    text = source.read_text()
     assert "    concurrency: 10\n" in text, "ha-rollback's node target no longer says `concurrency: 10`"
     book = work / "ha-rollback.yml"
     book.write_text(text.replace("    concurrency: 10\n", f"    concurrency: {count}\n"))
@@ -370,7 +371,7 @@ def make_lab(base: Path, nodes: Sequence[SSHDNode]) -> Lab:
 
 
 def rollback_commands(
-    lab: Lab, python: Path | None, with_ansible: bool
+    lab: Lab, python: Path | None, with_ansible: bool, before: Path | None = None
 ) -> dict[str, Callable[[int], Sample]]:
     rendered = render(lab.book, lab.variables)
     known_hosts = lab.home / ".ssh" / "known_hosts"
@@ -394,6 +395,14 @@ def rollback_commands(
         "engine": engine_run,
         "floor": lambda r: measure(["bash", str(floor)], lab.env, lab.work, logs / f"floor-{r}.log"),
     }
+    if before is not None:  # another checkout's engine, same runbook, same lab: before and after at once
+        old = [str(before / ".venv" / "bin" / "runbook"), *engine[1:]]
+        commands["engine-before"] = lambda r: measure(
+            [*old, "--state-dir", str(lab.work / f"state-before-{r}")],
+            lab.env,
+            lab.work,
+            logs / f"engine-before-{r}.log",
+        )
     if python is not None:
         spec = fabric_spec(lab.work, rendered, lab.nodes)
         script = lab.work / "fabric_rollback.py"
@@ -486,6 +495,8 @@ def run_benchmark(
     out: Path | None,
     warmup: int = 1,
     others: bool = True,
+    book: Path = rb.HA_ROLLBACK,
+    before: Path | None = None,
 ) -> dict[str, Any]:
     python = bench_python(install) if others else None
     if python is None:
@@ -500,6 +511,8 @@ def run_benchmark(
         "runs": runs,
         "warmup_rounds": warmup,
         "stand_ins_sleep_s": STAND_INS_TOTAL,
+        "runbook": str(book),
+        "before": str(before) if before else None,
         "rollback": {},
     }
     with tempfile.TemporaryDirectory(prefix="rb-bench-") as tmp:
@@ -507,18 +520,20 @@ def run_benchmark(
         with sshd_nodes(base / "sshd", max(counts)) as nodes:
             for count in counts:
                 print(f"ha-rollback on {count} node(s), {runs} interleaved runs…", flush=True)
-                lab = make_lab(base, nodes[:count])
-                series = interleaved(rollback_commands(lab, python, count <= ansible_max), runs, warmup)
+                lab = make_lab(base, nodes[:count], book)
+                commands = rollback_commands(lab, python, count <= ansible_max, before)
+                series = interleaved(commands, runs, warmup)
                 row = {name: s.as_json() for name, s in series.items()}
                 row["ratios"] = {
                     "engine/floor": ratio(series["engine"], series["floor"]),
                     "engine/fabric": ratio(series["engine"], series.get("fabric")),
                     "ansible/engine": ratio(series.get("ansible"), series["engine"]),
+                    "engine/engine-before": ratio(series["engine"], series.get("engine-before")),
                 }
                 report["rollback"][str(count)] = row
                 print(f"  {summary_line(row)}", flush=True)
             print(f"start-up, {startup_runs} interleaved runs…", flush=True)
-            lab = make_lab(base / "startup", nodes[: min(counts)])
+            lab = make_lab(base / "startup", nodes[: min(counts)], book)
             startup = interleaved(startup_commands(base, lab), startup_runs, warmup)
     imports = startup["imports"]
     report["startup"] = {name: s.as_json() for name, s in startup.items()}
@@ -595,6 +610,20 @@ def markdown(report: dict[str, Any]) -> str:
             f"{fmt(r['ansible/engine'])} | {rss(row['engine'])} | {rss(row.get('fabric'))} | "
             f"{rss(row.get('ansible'))} | {cpu(row['engine'])} | {cpu(row['floor'])} | {cpu(row.get('fabric'))} |"
         )
+    if report.get("before"):
+        lines += [
+            "",
+            f"Before and after, same runbook and lab: `engine-before` is {report['before']}'s `runbook`.",
+            "",
+            "| N | engine | engine-before | engine/engine-before | RSS engine | RSS before | CPU engine | CPU before |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for count, row in report["rollback"].items():
+            old = row.get("engine-before")
+            lines.append(
+                f"| {count} | {cell(row['engine'])} | {cell(old)} | {fmt(row['ratios']['engine/engine-before'])} | "
+                f"{rss(row['engine'])} | {rss(old)} | {cpu(row['engine'])} | {cpu(old)} |"
+            )
     startup = report.get("startup", {})
     if startup:
         lines += [
@@ -646,6 +675,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         out=Path(args.out) if args.out else None,
         warmup=args.warmup,
         others=not args.engine_only,
+        book=Path(args.runbook),
+        before=Path(args.compare_with) if args.compare_with else None,
     )
     return 0
 
