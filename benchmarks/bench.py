@@ -659,6 +659,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--engine-only", action="store_true", help="engine and floor only: no fabric, ansible"
     )
+    parser.add_argument("--runbook", default=str(rb.HA_ROLLBACK), help="the rollback runbook to copy")
+    parser.add_argument("--compare-with", help="a checkout whose .venv/bin/runbook runs too (engine-before)")
     args = parser.parse_args(argv)
     counts = args.nodes or ([3] if args.quick else [3, 20, 100, 250])
     if max(counts) > 250:
