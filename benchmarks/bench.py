@@ -451,7 +451,9 @@ def startup_commands(base: Path, lab: Lab) -> dict[str, Callable[[int], Sample]]
     logs.mkdir(exist_ok=True)
 
     def run(name: str, argv: list[str], environ: dict[str, str]) -> Callable[[int], Sample]:
-        return lambda r: measure(argv, environ, ROOT, logs / f"{name}-{r}.log")
+        # `python -m` puts the working directory first on sys.path: the copy's, for the uncompiled rows
+        cwd = source if environ is uncompiled else ROOT
+        return lambda r: measure(argv, environ, cwd, logs / f"{name}-{r}.log")
 
     imports = [sys.executable, "-c", "import jinja2, jsonschema, yaml"]
     large = write_large_runbook(base, steps=1000, hosts=50)
