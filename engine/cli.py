@@ -332,6 +332,8 @@ _RUN_HELP = {
     "state-dir": "Where journals and locks live (default: $RUNBOOK_STATE_DIR or ./.runbook).",
     "resume": "Continue the latest unfinished run of this runbook (--resume) or the run with this id.",
     "rerun-unknown": "When resuming, run again steps whose outcome is unknown (started, never ended).",
+    "if-still-running": "When resuming, an unknown step's first copy still runs: wait for it to end, kill it "
+    "(TERM, then KILL), or leave it and stop. Without it, the operator is asked.",
     "force": "Resume even though the runbook changed since the run began.",
     "trust-new-host-keys": "Accept and remember SSH host keys not yet in known_hosts (never a changed key).",
 }
@@ -344,6 +346,7 @@ _RUN_METAVARS = {
     "from": "STEP",
     "state-dir": "DIR",
     "resume": "RUN_ID",
+    "if-still-running": "wait|kill|leave",
 }
 
 
@@ -364,6 +367,7 @@ def run(
     state_dir: str | None = None,
     resume: Any = None,
     rerun_unknown: bool = False,
+    if_still_running: str | None = None,
     force: bool = False,
     trust_new_host_keys: bool = False,
 ) -> int:
@@ -372,7 +376,17 @@ def run(
 
     which = None if resume in (None, False) else ("latest" if resume is True else str(resume))
     settings = command.RunOptions(
-        yes, confirm_manual, rerun_unknown, plan, only, from_, state_dir, which, force, trust_new_host_keys
+        yes,
+        confirm_manual,
+        rerun_unknown,
+        plan,
+        only,
+        from_,
+        state_dir,
+        which,
+        force,
+        trust_new_host_keys,
+        if_still_running,
     )
     return command.main(_options(file, var, vars_file, platform, hosts, target), settings)
 

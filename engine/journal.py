@@ -14,10 +14,14 @@ built by the function of the same name below, and only there; `type` is a `Recor
     {"type": "run", "run_id", "runbook": {"name", "version", "sha256", "path"}, "uses": [{"step", "path", "sha256"}],
      "variables": {name: value, secrets as MASK}, "platform", "engine_version", "user", "hostname", "pid", "argv"}
     {"type": "step-start", "step", "host", "attempt"}
+    {"type": "process-group", "step", "host", "attempt", "pgid", "started"} — the step's process group on its
+     host, written as soon as the executor knows it; `started` tells a reused pid apart (locally the group
+     leader's start time, clock ticks since boot from /proc/PID/stat; null where it cannot be known). A resume
+     checks whether the group of an unknown step still runs (`engine.stillrunning`).
     {"type": "step-end", "step", "host", "status", "exit_code", "duration", "attempt", "reason", "stdout_tail",
      "stderr_tail"}
     {"type": "confirmation", "step" (or null), "host" (re-running an unknown outcome), "question", "answer",
-     "ok" (typed confirmations), "user", "by": "operator" | "--yes" | "--rerun-unknown"}
+     "ok" (typed confirmations), "user", "by": "operator" | "--yes" | "--rerun-unknown" | "--if-still-running"}
     {"type": "manual", "step", "host": "operator", "prompt", "answer", "expected", "ok", "user",
      "by": "operator" | "--confirm-manual"}
     {"type": "resumed", "user", "pid", "variables" (as this session has them), "argv"}
@@ -57,6 +61,7 @@ class Record(StrEnum):
 
     RUN = "run"
     STEP_START = "step-start"
+    PROCESS_GROUP = "process-group"
     STEP_END = "step-end"
     CONFIRMATION = "confirmation"
     MANUAL = "manual"
@@ -72,6 +77,7 @@ class AnsweredBy(StrEnum):
     YES = "--yes"
     RERUN_UNKNOWN = "--rerun-unknown"
     CONFIRM_MANUAL = "--confirm-manual"
+    IF_STILL_RUNNING = "--if-still-running"
 
 
 # -- the records ------------------------------------------------------------------------------------
@@ -84,6 +90,18 @@ def run(header: Mapping[str, Any], run_id: str) -> dict[str, Any]:
 
 def step_start(step: str, host: str, attempt: int) -> dict[str, Any]:
     return {"type": Record.STEP_START, "step": step, "host": host, "attempt": attempt}
+
+
+def process_group(step: str, host: str, attempt: int, pgid: int, started: str | None) -> dict[str, Any]:
+    """Where the step's command runs: what a resume needs to tell whether it still runs (no second copy)."""
+    return {
+        "type": Record.PROCESS_GROUP,
+        "step": step,
+        "host": host,
+        "attempt": attempt,
+        "pgid": pgid,
+        "started": started,
+    }
 
 
 def step_end(outcome: HostOutcome, tail_lines: int = 20) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from engine.journal import JOURNAL_NAME, Journal, Record, read_journal, run_dire
 from engine.outcomes import RunStatus, Status
 from engine.planning import sha256_text
 from engine.runs import latest_unfinished, outcomes
+from engine.stillrunning import Group, groups
 
 LATEST = "latest"
 
@@ -32,6 +33,7 @@ class Previous:
     sha256: str
     text: str | None  # the runbook as it was run (secrets masked), to show what changed
     uses: tuple[tuple[str, str], ...] = ()  # (using step, sha256) of each runbook it used
+    groups: dict[tuple[str, str], Group] = field(default_factory=dict)  # unknown ones' process groups
 
     def reopen(self, state_dir: Path) -> Journal:
         return Journal.reopen(state_dir, self.run_id)
@@ -92,6 +94,7 @@ def find(state_dir: Path, runbook_name: str, which: str) -> Previous:
         tuple(
             (str(u.get("step")), str(u.get("sha256"))) for u in header.get("uses", []) if isinstance(u, dict)
         ),
+        {key: group for key, group in groups(records).items() if found.get(key) is Status.UNKNOWN},
     )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from engine import journal as records
 from engine.attempts import Attempts, until_holds
 from engine.console import Terminal
-from engine.errors import ConnectionFailed, Declined, Interrupted, StepFailed
+from engine.errors import ConnectionFailed, Declined, Interrupted, JournalError, StepFailed
 from engine.executors import Result
 from engine.journal import OPERATOR, AnsweredBy, Journal
 from engine.outcomes import HostOutcome, Status, StepOutcome
@@ -26,6 +26,7 @@ from engine.planning import HostPlan, PlannedStep, Planner
 from engine.preflight import Fleet
 from engine.prompting import ATTEMPTS
 from engine.rendering import SecretRef
+from engine.stillrunning import Check, FirstCopy, Group, IfStillRunning
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,9 @@ class Settings:
     yes: bool = False
     confirm_manual: bool = False
     rerun_unknown: bool = False
+    if_still_running: IfStillRunning | None = (
+        None  # an unknown step's first copy still runs: the flag's answer
+    )
 
 
 @dataclass(frozen=True)
@@ -66,10 +70,13 @@ class Runner:
         settings: Settings,
         user: str,
         previous: Mapping[tuple[str, str], Status] | None = None,
+        groups: Mapping[tuple[str, str], Group] | None = None,
     ) -> None:
         self.planner, self.fleet, self.terminal, self.journal = planner, fleet, terminal, journal
         self.settings, self.user = settings, user
         self.previous = dict(previous or {})
+        self.groups = dict(groups or {})  # (step, host) → its process group in the resumed run
+        self.first_copy = FirstCopy(terminal, journal, user, settings.if_still_running)
         self.context: dict[str, Any] = {}  # `steps.` of the runbook's templates
         self.scopes: dict[str, dict[str, Any]] = {"": self.context}  # and of each used runbook's
         self.failed_hosts: dict[str, str] = {}  # host → step it failed in (tolerated), left out afterwards
@@ -186,13 +193,21 @@ class Runner:
                 self.terminal.result(outcome)
                 self.finished.append(outcome)
                 done.append(outcome)
-            elif before is Status.UNKNOWN and not self._rerun_unknown(planned.id, name):
+            elif before is Status.UNKNOWN and not self._unknown_again(planned.id, host_plan):
                 raise StepFailed(
                     f"step {planned.id!r} on {name}: outcome unknown and not confirmed; stopping"
                 )
             else:
                 todo.append(host_plan)
         return done, todo
+
+    def _unknown_again(self, step: str, host_plan: HostPlan) -> bool:
+        """Run an unknown step again? Never while its first copy still runs (`FirstCopy` settles that first)."""
+        name = host_plan.host.name
+        group = self.groups.get((step, name))
+        if group is not None:
+            self.first_copy.settle(Check(step, name, group, self.fleet.executor(host_plan.host)))
+        return self._rerun_unknown(step, name)
 
     def _rerun_unknown(self, step: str, host: str) -> bool:
         question = (
@@ -274,6 +289,13 @@ class Runner:
         secrets.update({var: self.secrets[ref] for var, ref in host_plan.secret_env})
         attempt, attempts = 0, Attempts(step)
         outcome = HostOutcome(planned.id, name, Status.INTERRUPTED, reason="not started")
+
+        def on_group(pgid: int, started: str | None) -> None:
+            try:
+                self.journal.append(records.process_group(planned.id, name, attempt, pgid, started))
+            except JournalError:
+                pass  # the journal refuses every later append: the step's end raises this same error
+
         while not self.stop.is_set():
             attempt += 1
             self.journal.append(records.step_start(planned.id, name, attempt))
@@ -287,6 +309,7 @@ class Runner:
                     secrets=secrets,
                     timeout=timeout,
                     on_output=on_output,
+                    on_group=on_group,
                 )
             except ConnectionFailed as error:  # e.g. a reconnect refused for a changed host key: nothing ran
                 result = Result(

@@ -93,9 +93,10 @@ def test_a_dropped_connection_makes_the_step_unknown_and_stops_the_run(lab: Lab)
     # The command itself is still running on the node: exactly why the outcome is not "failed".
     assert os.path.exists(f"/proc/{int((node.home / 'long.pid').read_text())}")
 
-    # A resume asks before running it again; refused (no terminal, no flag), nothing runs.
+    # A resume finds the first copy still running (its process group is journaled) and, with nobody to
+    # choose (no terminal, no flag), leaves it alone: nothing runs again.
     resumed = lab.run(lab.book, "--yes", "--resume")
-    assert "outcome is unknown" in resumed.stdout + resumed.stderr
+    assert "is STILL RUNNING" in resumed.stdout and "left alone; nothing was started again" in resumed.stderr
     assert not (node.home / "after").exists()
 
 

@@ -102,6 +102,9 @@ class FakeExecutor(Executor):
     def platform(self) -> str:
         return "linux"
 
+    def group_alive(self, pgid: int, started: str | None) -> bool:
+        return False  # the fake's commands end with their `run()` call
+
     def scripts(self) -> list[str]:
         return [c.script.strip() for c in self.calls]
 

@@ -54,7 +54,9 @@ def main(iterations: int = 30, seed: int | None = None) -> int:
         runs = 0
         for _ in range(iterations):
             runs += 1
-            args = ["--yes"] + (["--resume", "--rerun-unknown"] if run_dirs(lab.state) else [])
+            args = ["--yes"] + (
+                ["--resume", "--rerun-unknown", "--if-still-running", "wait"] if run_dirs(lab.state) else []
+            )
             running = lab.start(book, *args, env=env)
             _wait_for_a_step(lab, running.process)  # the engine's own start-up is not what is tortured
             time.sleep(rng.uniform(0.0, 2.5))
@@ -64,7 +66,9 @@ def main(iterations: int = 30, seed: int | None = None) -> int:
             running.finish(timeout=60)
             if _finished(lab):
                 break
-        final = lab.run(book, "--yes", "--resume", "--rerun-unknown", env=env, timeout=120)
+        final = lab.run(
+            book, "--yes", "--resume", "--rerun-unknown", "--if-still-running", "wait", env=env, timeout=120
+        )
         return _verdict(lab, kills, runs, final)
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from engine import __version__, preflight, resume, reviewing
+from engine import __version__, preflight, resume, reviewing, stillrunning
 from engine import journal as records
 from engine.console import Terminal
 from engine.errors import (
@@ -62,9 +62,11 @@ class RunOptions:
     resume: str | None = None  # "latest" or a run id
     force: bool = False
     trust_new_host_keys: bool = False
+    if_still_running: str | None = None  # wait | kill | leave: an unknown step's first copy still runs
 
 
 def main(options: Options, run: RunOptions) -> int:
+    stillrunning.choice(run.if_still_running)  # a wrong value is refused before anything else
     state_dir = Path(run.state_dir) if run.state_dir else default_state_dir(Path.cwd())
     validated = validate(Path(options.file), options.file)
     runbook = validated.runbook
@@ -156,9 +158,12 @@ def _phases(
             fleet,
             terminal,
             journal,
-            Settings(run.yes, run.confirm_manual, run.rerun_unknown),
+            Settings(
+                run.yes, run.confirm_manual, run.rerun_unknown, stillrunning.choice(run.if_still_running)
+            ),
             user,
             previous.outcomes if previous else None,
+            previous.groups if previous else None,
         )
         return _steps(plan, steps, runner, terminal)
     finally:

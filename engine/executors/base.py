@@ -22,6 +22,7 @@ from typing import Self
 from engine.errors import PreflightFailed
 from engine.executors.jobs import (
     KILL_GRACE,
+    GroupCallback,
     Job,
     JobTable,
     OutputCallback,
@@ -238,11 +239,15 @@ class Executor(abc.ABC):
         secrets: Mapping[str, str] | None = None,
         timeout: float | None = None,
         on_output: OutputCallback | None = None,
+        on_group: GroupCallback | None = None,
     ) -> Result:
-        """Run `script` as `<shell> -ec <script>` with stdin at EOF; never raises for a failing command."""
+        """Run `script` as `<shell> -ec <script>` with stdin at EOF; never raises for a failing command.
+
+        `on_group` hears the command's process group (and what tells a reused id apart) as soon as it is
+        known, so the journal can name what may still run after a crash."""
         check_env_names(env, secrets)
         invocation = Invocation(script, shell, cwd, dict(env or {}), dict(secrets or {}))
-        job = self._jobs.add(Job())
+        job = self._jobs.add(Job(on_group))
         try:
             with self.slot():
                 if job.interrupted:  # kill_all() came while we waited for a slot: start nothing
@@ -311,6 +316,25 @@ class Executor(abc.ABC):
     @abc.abstractmethod
     def platform(self) -> str:
         """`uname -s` lowercased: "linux", "darwin", ..."""
+
+    @abc.abstractmethod
+    def group_alive(self, pgid: int, started: str | None) -> bool:
+        """Whether a process group journaled by an earlier run (`on_group`) still has a live process here;
+        `started` (when known) tells the group from a later one that reuses the id. Zombies do not count."""
+
+    def stop_group(self, pgid: int, started: str | None, grace: float = KILL_GRACE) -> bool:
+        """Stop a group left by an earlier run the way a timeout stops one (SIGTERM, `grace` seconds, SIGKILL);
+        True once it is gone. Signals only a group that `group_alive` still recognises (never a reused id)."""
+        for name, wait in (("TERM", grace), ("KILL", grace)):
+            if not self.group_alive(pgid, started):
+                return True
+            self.signal_groups([pgid], name)
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                if not self.group_alive(pgid, started):
+                    return True
+                time.sleep(0.2)
+        return not self.group_alive(pgid, started)
 
     def slot(self) -> AbstractContextManager[object]:
         """Held while a command runs: an executor with a limit on commands at once (SSH sessions) waits here."""

@@ -115,11 +115,16 @@ class StreamText:
             self.error = error
 
 
+GroupCallback = Callable[[int, "str | None"], None]
+"""(process group id, its leader's start time or None): told once, as soon as the executor knows the group."""
+
+
 class Job:
     """One running command as the kill machinery sees it; shared between `run()` and `kill_all()`."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_group: GroupCallback | None = None) -> None:
         self.pgid: int | None = None
+        self._on_group = on_group
         self.interrupted = False
         self.timed_out = False
         self.done = threading.Event()
@@ -129,7 +134,10 @@ class Job:
         self._claimed = False
         self._lock = threading.Lock()
 
-    def set_pgid(self, pgid: int) -> None:
+    def set_pgid(self, pgid: int, started: str | None = None) -> None:
+        """The command's group is known: tell `on_group` first (the journal has it before a kill can come)."""
+        if self._on_group is not None:
+            self._on_group(pgid, started)
         self.pgid = pgid
         self.pgid_known.set()
         self.wake.set()

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from engine.executors import watchdog
 from engine.executors.base import CannotStart, Executor, Invocation, Process, check_env_names
@@ -43,8 +44,10 @@ class LocalExecutor(Executor):
             place = f" in {invocation.cwd!r}" if invocation.cwd else ""
             raise CannotStart(f"cannot start {argv[0]!r}{place}: {error.strerror or error}") from None
         watchdog.watch(proc.pid)  # the group dies with the engine (see watchdog.py)
-        job.set_pgid(proc.pid)
-        return _LocalProcess(proc)
+        process = _LocalProcess(proc)
+        stat = _stat(proc.pid)
+        job.set_pgid(proc.pid, stat.started if stat else None)
+        return process
 
     def signal_groups(self, pgids: list[int], name: str) -> None:
         for pgid in pgids:
@@ -53,9 +56,58 @@ class LocalExecutor(Executor):
             except (ProcessLookupError, PermissionError):
                 pass  # already gone
 
+    def group_alive(self, pgid: int, started: str | None) -> bool:
+        """A live (not zombie) process in group `pgid` that is not younger than its journaled leader; a leader
+        with another start time means the id was reused. Without /proc: `killpg(pgid, 0)`."""
+        if not os.path.isdir("/proc/self"):
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                return False
+            except PermissionError:
+                return True
+            return True
+        leader = _stat(pgid)
+        if leader is not None and started is not None and leader.started != started:
+            return False  # another process has the id now
+        floor = int(started) if started is not None and started.isdigit() else 0
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                stat = _stat(int(entry.name))
+                if (
+                    stat is not None
+                    and stat.pgrp == pgid
+                    and stat.state != "Z"
+                    and int(stat.started) >= floor
+                ):
+                    return True
+        return False
+
     def platform(self) -> str:
         """`uname -s` lowercased, as SSH hosts report it ("linux", "darwin"; "windows"), without a subprocess."""
         return this_platform()
+
+
+@dataclass(frozen=True)
+class _Stat:
+    """The fields of /proc/PID/stat a resume needs: state ("Z": zombie), process group, start time."""
+
+    state: str
+    pgrp: int
+    started: str  # clock ticks after boot: with the pid, tells this process from a later one with its id
+
+
+def _stat(pid: int) -> _Stat | None:
+    """/proc/PID/stat read (the name in parentheses may hold spaces); None when gone or not Linux."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            text = file.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    fields = text.rsplit(")", 1)[-1].split()
+    if len(fields) < 20:
+        return None
+    return _Stat(fields[0], int(fields[2]), fields[19])
 
 
 class _LocalProcess(Process):

@@ -52,7 +52,11 @@ _WRAPPER = (
     ' else exec sh -c "$5" "$1" "$2" "$4" </dev/null; fi'
 )
 # Runs as the group leader: tell the group id ($$, the pid that exec keeps) before the script can write.
-_START = 'printf "%s %s\\n" "$0" "$$" >&2; exec "$1" -ec "$2"'
+# With its start time where /proc has it (field 22, clock ticks after boot; the command name here is "sh",
+# no spaces): a resume tells the journaled group from a later one that reuses the id.
+_START = (
+    'printf "%s %s %s\\n" "$0" "$$" "$(cut -d " " -f 22 /proc/$$/stat 2>/dev/null)" >&2; exec "$1" -ec "$2"'
+)
 
 
 class SSHExecutor(Executor):
@@ -112,6 +116,27 @@ class SSHExecutor(Executor):
                 )
             self._platform = result.stdout.strip().lower()
         return self._platform
+
+    def group_alive(self, pgid: int, started: str | None) -> bool:
+        """`kill -0 -PGID` on the host, then (where `ps` exists) a live member that is not a zombie: an exited
+        command's processes nobody reaped yet still answer `kill -0`. A leader whose start time is not the
+        journaled one means the id was reused (where the host has /proc; elsewhere `started` is None)."""
+        reused = (
+            f'[ -r /proc/{pgid}/stat ] && [ "$(cut -d " " -f 22 /proc/{pgid}/stat)" != {started} ] && exit 1; '
+            if started is not None and started.isdigit()
+            else ""
+        )
+        script = (
+            f"kill -0 -{pgid} 2>/dev/null || exit 1; {reused}command -v ps >/dev/null 2>&1 || exit 0; "
+            f"ps -e -o pgid= -o stat= | awk -v g={pgid} '$1 == g && $2 !~ /^Z/ {{n++}} END {{exit n ? 0 : 1}}'"
+        )
+        result = self.run(script, timeout=30)
+        if result.exit_code not in (0, 1):
+            raise ConnectionFailed(
+                f"{self.host}: cannot tell whether process group {pgid} still runs: "
+                f"{result.tail('stderr', 3) or f'exit {result.exit_code}'}"
+            )
+        return result.exit_code == 0
 
     def probe(self, programs: Iterable[str]) -> tuple[str, list[str]]:
         """`uname -s` and the program lookup in one command: preflight's one round trip to the host."""
@@ -252,9 +277,11 @@ class _GroupMarker:
         self._pending += data
         while not self._found and b"\n" in self._pending:
             line, self._pending = self._pending.split(b"\n", 1)
-            if line.startswith(self._marker) and line[len(self._marker) :].isdigit():
+            words = line[len(self._marker) :].split() if line.startswith(self._marker) else []
+            if words and words[0].isdigit():
                 self._found = True
-                self._job.set_pgid(int(line[len(self._marker) :]))
+                started = words[1].decode() if len(words) > 1 and words[1].isdigit() else None
+                self._job.set_pgid(int(words[0]), started)
             else:  # something the wrapper itself said before starting the script
                 self._stream.feed(line + b"\n")
         if self._found and self._pending:
