@@ -13,7 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sshd import SSHDNode, generate_key
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from sshd import SSHDCluster, SSHDNode, generate_key
 
 from engine.errors import ConnectionFailed, PreflightFailed
 from engine.executors import SSHOptions, SSHTarget, resolve_ssh_target, ssh_executor
@@ -210,3 +212,64 @@ def test_an_include_loop_is_refused_clearly(home: Path) -> None:
     (ssh / "config").write_text("Include config\n")
     with pytest.raises(ConnectionFailed, match=r"cannot read .*config: Include nests deeper than 16"):
         resolve_ssh_target(SSHTarget("web"))
+
+
+@pytest.fixture
+def legacy_rsa_node(sshd_cluster: SSHDCluster) -> tuple[SSHDNode, Path]:
+    """An sshd that accepts only SHA-1 `ssh-rsa` signatures (`PubkeyAcceptedAlgorithms ssh-rsa`, as an old
+    sshd does) and one RSA client key; started once per session on its own address."""
+    key = sshd_cluster.base / "legacy_rsa"
+    authorized = sshd_cluster.base / "legacy_rsa_authorized_keys"
+    if not key.exists():
+        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        key.write_bytes(
+            private.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+            )
+        )
+        key.chmod(0o600)
+        public = private.public_key().public_bytes(
+            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+        )
+        authorized.write_bytes(public + b"\n")
+    node = sshd_cluster.extra("127.0.0.130", authorized, extra_config="PubkeyAcceptedAlgorithms ssh-rsa\n")
+    return node, key
+
+
+def test_an_sshd_that_accepts_only_sha1_ssh_rsa_is_named_and_can_be_allowed(
+    legacy_rsa_node: tuple[SSHDNode, Path], tmp_path: Path, home: Path
+) -> None:
+    """Before: "SSH failed with …: Invalid key". Now the cause, found by asking the server (signing nothing),
+    and the OpenSSH way to allow it for that host only."""
+    node, key = legacy_rsa_node
+    write_ssh_home(home, [node])
+    host = f"Host legacy\n  HostName {node.address}\n  Port {node.port}\n  User {node.user}\n  IdentityFile {key}\n"
+    config = home / ".ssh" / "config"
+    config.write_text(host)
+    options = SSHOptions(known_hosts=str(home / ".ssh" / "known_hosts"))
+    with pytest.raises(ConnectionFailed) as caught:
+        ssh_executor(SSHTarget("legacy"), options).connect()
+    said = str(caught.value)
+    assert "accepts this RSA key only with the legacy SHA-1 `ssh-rsa` signature" in said, said
+    assert "add `PubkeyAcceptedAlgorithms +ssh-rsa` under its Host in ~/.ssh/config" in said
+    assert "Invalid key" not in said
+
+    # An RSA key the server does not know is not blamed on SHA-1: the usual failure, naming the key.
+    stranger = tmp_path / "stranger_rsa"
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    stranger.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+        )
+    )
+    stranger.chmod(0o600)
+    with pytest.raises(ConnectionFailed) as caught:
+        ssh_executor(SSHTarget("legacy", key_file=str(stranger)), options).connect()
+    assert "ssh-rsa" not in str(caught.value) and f"keys tried: key {stranger}" in str(caught.value)
+
+    # Allowed for this host, the way OpenSSH users say it: the command runs.
+    config.write_text(host + "  PubkeyAcceptedAlgorithms +ssh-rsa\n")
+    with ssh_executor(SSHTarget("legacy"), options) as executor:
+        result = executor.run("echo signed with $((1 + 1)) hashes")
+    assert result.ok and result.stdout == "signed with 2 hashes\n", result
+    assert "Accepted publickey" in node.log.read_text()

@@ -106,6 +106,9 @@ class SSHTarget:
     cert: str | None = field(default=None, repr=False)
     agent: Agent | None = None
     jump: tuple[SSHTarget, ...] = ()
+    legacy_rsa: bool = False
+    """Sign with SHA-1 `ssh-rsa` for this host (`PubkeyAcceptedAlgorithms +ssh-rsa` in ~/.ssh/config): for an
+    old sshd that accepts nothing else; never on by default."""
 
     @property
     def has_key(self) -> bool:

@@ -11,6 +11,7 @@ import glob
 import io
 import logging
 import os
+import queue
 import re
 import socket
 import threading
@@ -18,6 +19,9 @@ from dataclasses import replace
 from typing import Any
 
 import paramiko
+from cryptography.hazmat.primitives import hashes
+from paramiko.auth_handler import AuthHandler
+from paramiko.common import MSG_USERAUTH_FAILURE, MSG_USERAUTH_PK_OK, cMSG_USERAUTH_REQUEST
 
 from engine.errors import ConnectionFailed, HostKeyError
 from engine.executors.base import Agent, SSHOptions, SSHTarget, describe_auth, expand_home
@@ -32,6 +36,8 @@ _known_hosts_read: dict[str, tuple[tuple[int, int], paramiko.HostKeys]] = {}
 _INCLUDE = re.compile(r"^\s*include\s*=?\s*(?P<paths>.+?)\s*$", re.I)
 _BLOCK = re.compile(r"^\s*(host|match)\b", re.I)
 _MAX_INCLUDE_DEPTH = 16  # OpenSSH's own limit (READCONF_MAX_DEPTH)
+_SHA2_RSA = ["rsa-sha2-512", "rsa-sha2-256"]
+_LEGACY_OPTION = "PubkeyAcceptedAlgorithms +ssh-rsa"
 _DEFAULT_KEYS = ("id_rsa", "id_ecdsa", "id_ecdsa_sk", "id_ed25519", "id_ed25519_sk", "id_dsa")
 
 # paramiko logs its transport thread's failures with a traceback; with no handler configured Python's
@@ -60,6 +66,7 @@ def resolve(target: SSHTarget, options: SSHOptions) -> SSHTarget:
     except ValueError:
         raise ConnectionFailed(f"{target.name}: bad Port in {path}: {found.get('port')!r}") from None
     alive = _alive_settings(target.name, path, found)
+    accepted = found.get("pubkeyacceptedalgorithms") or found.get("pubkeyacceptedkeytypes") or ""
     return replace(
         target,
         hostname=target.hostname or found.get("hostname", target.name),
@@ -69,7 +76,14 @@ def resolve(target: SSHTarget, options: SSHOptions) -> SSHTarget:
         proxy_jump=None if jump is None or jump.lower() == "none" else jump,
         alive_interval=target.alive_interval or alive[0],
         alive_count_max=target.alive_count_max or alive[1],
+        legacy_rsa=target.legacy_rsa or _allows_ssh_rsa(accepted),
     )
+
+
+def _allows_ssh_rsa(accepted: str) -> bool:
+    """Whether OpenSSH's `PubkeyAcceptedAlgorithms` (or its old name `PubkeyAcceptedKeyTypes`) lets SHA-1
+    `ssh-rsa` signatures in: `+ssh-rsa`, `^ssh-rsa`, or a list naming it (`-ssh-rsa` takes it out)."""
+    return any(word.strip().lstrip("+^") == "ssh-rsa" for word in accepted.split(","))
 
 
 def _alive_settings(name: str, path: str, found: paramiko.SSHConfigDict) -> tuple[float | None, int | None]:
@@ -181,6 +195,8 @@ def _connect(target: SSHTarget, options: SSHOptions, sock: paramiko.Channel | No
         client.get_host_keys().add(name, key_type, key)
     client.set_missing_host_key_policy(_UnknownHostKey(target.name, known_hosts, options.trust_new_keys))
     auth = _auth(target)
+    if target.legacy_rsa:  # the operator allowed SHA-1 for this host: RSA keys sign `ssh-rsa` only
+        auth.update(transport_factory=_LegacyTransport, disabled_algorithms={"pubkeys": _SHA2_RSA})
     try:
         client.connect(
             target.hostname or target.name,
@@ -195,7 +211,7 @@ def _connect(target: SSHTarget, options: SSHOptions, sock: paramiko.Channel | No
         )
     except (paramiko.SSHException, OSError, EOFError, ValueError) as error:
         client.close()
-        raise _connection_error(target, error, known_hosts, options.banner_timeout) from None
+        raise _connection_error(target, error, known_hosts, options, sock is None) from None
     except BaseException:  # our HostKeyError (from _UnknownHostKey), Ctrl-C: close, pass on as they are
         client.close()
         raise
@@ -209,10 +225,11 @@ def _connect(target: SSHTarget, options: SSHOptions, sock: paramiko.Channel | No
 
 
 def _connection_error(
-    target: SSHTarget, error: Exception, known_hosts: str, banner_timeout: float
+    target: SSHTarget, error: Exception, known_hosts: str, options: SSHOptions, direct: bool
 ) -> Exception:
     """One line saying what went wrong; never a secret (none is known at this point anyway)."""
     where = _where(target)
+    banner_timeout = options.banner_timeout
     if isinstance(error, paramiko.BadHostKeyException):
         known, offered = error.expected_key, error.key
         return HostKeyError(
@@ -221,7 +238,19 @@ def _connection_error(
             "Refusing to connect (whatever --trust-new-host-keys says); if the change is expected, "
             f"remove the old entry: ssh-keygen -R '{_known_hosts_name(target)}' -f {known_hosts}"
         )
-    if isinstance(error, paramiko.AuthenticationException) or str(error) == "No existing session":
+    # "Invalid key": what paramiko leaves after a refused RSA key file (its retry of the file as another type)
+    auth_failed = isinstance(error, paramiko.AuthenticationException) or str(error) in (
+        "No existing session",
+        "Invalid key",
+    )
+    if auth_failed and not target.legacy_rsa and direct and _accepts_only_sha1(target, options):
+        return ConnectionFailed(
+            f"{target.name}: authentication failed for {target.user}@{where}: the server accepts this RSA key "
+            "only with the legacy SHA-1 `ssh-rsa` signature (an old sshd, or PubkeyAcceptedAlgorithms ssh-rsa "
+            f"there), which is not used unless allowed. To allow it for this host, add `{_LEGACY_OPTION}` "
+            f"under its Host in ~/.ssh/config (as for OpenSSH), or give the host an ed25519 or ECDSA key"
+        )
+    if auth_failed:
         # "No existing session": sshd hung up while we were still offering keys (MaxAuthTries).
         hung_up = (
             " (the host closed the connection: too many keys offered?)" if "session" in str(error) else ""
@@ -316,15 +345,131 @@ def _auth(target: SSHTarget) -> dict[str, Any]:
     agent = target.agent is Agent.YES or (target.agent is None and not target.has_key)
     auth: dict[str, Any] = {"allow_agent": agent, "look_for_keys": not target.has_key}
     if target.key is not None:
-        auth["pkey"] = _certified(target, _inline_key(target))
+        auth["pkey"] = _certified(target, _legacy(target, _inline_key(target)))
     elif target.key_file is not None:
         if not os.path.isfile(target.key_file):
             raise ConnectionFailed(f"{target.name}: key file {target.key_file} not found")
-        if target.cert is None and target.cert_file is None:
+        if target.legacy_rsa:  # loaded here: paramiko's own loading makes keys that cannot sign SHA-1
+            auth["pkey"] = _certified(target, _legacy(target, _key_file(target, target.key_file)))
+        elif target.cert is None and target.cert_file is None:
             auth["key_filename"] = target.key_file  # paramiko also picks up <key>-cert.pub, as ssh does
         else:
             auth["pkey"] = _certified(target, _key_file(target, target.key_file))
+    elif target.legacy_rsa:  # paramiko would load ~/.ssh/id_rsa as a key that cannot sign SHA-1
+        auth["look_for_keys"] = False
+        default = os.path.expanduser("~/.ssh/id_rsa")
+        if os.path.isfile(default):
+            auth["pkey"] = _legacy(target, _key_file(target, default))
     return auth
+
+
+class _LegacyRSAKey(paramiko.RSAKey):
+    """An RSA key that can also sign with SHA-1 (`ssh-rsa`), which paramiko no longer offers; used only for
+    a host whose ~/.ssh/config allows it (`PubkeyAcceptedAlgorithms +ssh-rsa`)."""
+
+    HASHES = {**paramiko.RSAKey.HASHES, "ssh-rsa": hashes.SHA1}  # type: ignore[misc]  # noqa: RUF012
+
+
+class _LegacyTransport(paramiko.Transport):
+    """A transport that may pick `ssh-rsa` for public-key authentication (paramiko's list no longer has it)."""
+
+    _preferred_pubkeys = (*paramiko.Transport._preferred_pubkeys, "ssh-rsa")  # type: ignore[attr-defined]
+
+
+def _legacy(target: SSHTarget, key: paramiko.PKey) -> paramiko.PKey:
+    """`key`, able to sign `ssh-rsa` when the host allows SHA-1 and it is an RSA key."""
+    if target.legacy_rsa and isinstance(key, paramiko.RSAKey) and not isinstance(key, _LegacyRSAKey):
+        return _LegacyRSAKey(key=key.key)
+    return key
+
+
+def _rsa_keys_offered(target: SSHTarget) -> list[paramiko.PKey]:
+    """The RSA public keys a connection to `target` offered: its key (inline or file), the agent's, or
+    ~/.ssh/id_rsa when no key is given."""
+    keys: list[paramiko.PKey] = []
+    try:
+        if target.key is not None:
+            keys.append(_inline_key(target))
+        elif target.key_file is not None:
+            keys.append(_key_file(target, target.key_file))
+        elif target.agent is not Agent.ONLY and os.path.isfile(path := os.path.expanduser("~/.ssh/id_rsa")):
+            keys.append(_key_file(target, path))
+    except ConnectionFailed:
+        pass
+    if (
+        target.agent is Agent.ONLY
+        or target.agent is Agent.YES
+        or (target.agent is None and not target.has_key)
+    ):
+        try:
+            keys += list(paramiko.Agent().get_keys())
+        except (paramiko.SSHException, OSError):
+            pass
+    return [key for key in keys if key.get_name() == "ssh-rsa"]
+
+
+class _KeyQuery(AuthHandler):
+    """Asks the server whether it would accept a public key with a given signature algorithm, signing
+    nothing: RFC 4252's query (a publickey request without a signature), answered PK_OK or FAILURE."""
+
+    def __init__(self, transport: paramiko.Transport) -> None:
+        super().__init__(transport)
+        self.answers: queue.Queue[bool] = queue.Queue()
+
+    @property
+    def _client_handler_table(self) -> dict[int, Any]:
+        table: dict[int, Any] = dict(super()._client_handler_table)  # type: ignore[misc]
+        table[MSG_USERAUTH_PK_OK] = lambda message: self.answers.put(True)
+        table[MSG_USERAUTH_FAILURE] = lambda message: self.answers.put(False)
+        return table
+
+    def accepts(self, user: str, algorithm: str, key: paramiko.PKey, timeout: float) -> bool | None:
+        message = paramiko.Message()
+        message.add_byte(cMSG_USERAUTH_REQUEST)
+        for text in (user, "ssh-connection", "publickey"):
+            message.add_string(text)
+        message.add_boolean(False)
+        message.add_string(algorithm)
+        message.add_string(key.asbytes())
+        self.transport._send_message(message)  # type: ignore[attr-defined]
+        try:
+            return self.answers.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+
+def _accepts_only_sha1(target: SSHTarget, options: SSHOptions) -> bool:
+    """After an authentication failure: does the server accept one of the RSA keys we offered, but only with
+    the SHA-1 `ssh-rsa` signature? Asked on a connection of its own, signing nothing and sending nothing but
+    public keys already offered (`_KeyQuery`): `rsa-sha2-256` refused and `ssh-rsa` accepted proves it."""
+    keys = _rsa_keys_offered(target)
+    if not keys or target.user is None:
+        return False
+    try:
+        sock = socket.create_connection(
+            (target.hostname or target.name, target.port or 22), timeout=options.connect_timeout
+        )
+    except OSError:
+        return False
+    transport = paramiko.Transport(sock)
+    try:
+        transport.start_client(timeout=options.connect_timeout)
+        try:
+            transport.auth_none(target.user)
+        except paramiko.BadAuthenticationType:
+            pass  # the expected answer: the user-auth service is now open for our queries
+        query = _KeyQuery(transport)
+        transport.auth_handler = query
+        wait = options.auth_timeout
+        return any(
+            query.accepts(target.user, "rsa-sha2-256", key, wait) is False
+            and query.accepts(target.user, "ssh-rsa", key, wait) is True
+            for key in keys
+        )
+    except (paramiko.SSHException, OSError, EOFError):
+        return False
+    finally:
+        transport.close()
 
 
 _KEY_TYPES: tuple[type[paramiko.PKey], ...] = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
