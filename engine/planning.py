@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from engine import looping, model, programs, using
 from engine.errors import InvalidRunbook, Problem
 from engine.executors.base import Transport
 from engine.looping import LoopItem
-from engine.masking import MASK, Masker
+from engine.masking import MASK
 from engine.model import Command, Runbook, Step, Template
 from engine.rendering import (
     Deferred,
@@ -209,13 +209,7 @@ class Planner:
         """A `when`, evaluated with the real values of secrets (a condition prints nothing); an error about
         it is masked, since an exception's message may quote a value it read."""
         secrets = {name: self.values.values[name] for name in self.secret_refs}
-        try:
-            return evaluate(when, {**context, **secrets})
-        except InvalidRunbook as error:
-            masker = Masker(str(value) for value in secrets.values())
-            raise InvalidRunbook(
-                [replace(p, message=masker.mask(p.message)) for p in error.problems]
-            ) from None
+        return evaluate(when, {**context, **secrets}, hidden=(str(value) for value in secrets.values()))
 
     def host_platform(self, host: Host) -> str | None:
         return self.platform if host.transport is Transport.LOCAL else None

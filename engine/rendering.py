@@ -14,7 +14,7 @@ import functools
 import json
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from engine.errors import InvalidRunbook, Problem
 from engine.loading import format_path
-from engine.masking import MASK
+from engine.masking import MASK, Masker
 from engine.model import Template
 
 OMIT = "\x00omit\x00"
@@ -215,12 +215,15 @@ def _failing_line(compiled: jinja2.Template, error: BaseException) -> int:
     return line
 
 
-def evaluate(template: Template, context: Mapping[str, Any]) -> Any:
-    """A bare expression (`when:`), evaluated in the same sandbox."""
+def evaluate(template: Template, context: Mapping[str, Any], hidden: Iterable[str] = ()) -> Any:
+    """A bare expression (`when:`, a rule's `assert:`), evaluated in the same sandbox.
+
+    `hidden`: secret values the context holds (a condition may read a secret, since it prints nothing); an
+    error's message may quote a value it read, so they are masked in it."""
     try:
         return environment(False).compile_expression(template.text)(**context)
     except jinja2.UndefinedError as error:
-        raise InvalidRunbook([template_problem(template, f"undefined: {error.message}")]) from None
+        message = f"undefined: {error.message}"
     except (
         SecurityError,
         jinja2.TemplateError,
@@ -229,7 +232,8 @@ def evaluate(template: Template, context: Mapping[str, Any]) -> Any:
         ValueError,
         LookupError,
     ) as error:
-        raise InvalidRunbook([template_problem(template, f"invalid expression: {error}")]) from None
+        message = f"invalid expression: {error}"
+    raise InvalidRunbook([template_problem(template, Masker(hidden).mask(message))]) from None
 
 
 _WHOLE_NAME = re.compile(r"\{\{-?\s*([A-Za-z_][A-Za-z0-9_]*)\s*-?\}\}")

@@ -22,7 +22,7 @@ def check(runbook: Runbook, values: Values, context: Mapping[str, Any]) -> None:
     for rule in runbook.rules:
         if names_used("{{ " + rule.condition.text + " }}") & set(values.missing):
             continue
-        if not evaluate(rule.condition, context):
+        if not evaluate(rule.condition, context, hidden=values.secret_values()):
             problems.append(template_problem(rule.condition, render(rule.message, context)))
     if problems:
         raise InvalidRunbook(problems)

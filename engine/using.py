@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from engine import rules, variables
-from engine import targets as targets_mod
 from engine.errors import Problem
 from engine.model import Runbook, Step, Template
 from engine.rendering import render, template_problem
@@ -87,7 +86,10 @@ def used_values(
         "runbook": {"name": used.name, "version": used.version},
     }
     rules.check(used, values, known)
-    return values, targets_mod.resolve(used, known)
+    # Imported here, not at the top: `validate` imports this module and must not pay for the executors.
+    from engine import targets
+
+    return values, targets.resolve(used, known)
 
 
 def check_given(runbook: Runbook) -> list[Problem]:

@@ -230,3 +230,20 @@ def test_attempt_and_host_keys_on_a_manual_step_are_refused_not_ignored(tmp_path
         "book.yml:9:12: steps[0].until: 'until' belongs to command steps (run), not to manual ones",
         "book.yml:10:15: steps[0].deadline: 'deadline' belongs to command steps (run), not to manual ones",
     ]
+
+
+def test_a_rule_over_a_secret_never_shows_the_value_in_its_error(tmp_path: Path) -> None:
+    path = tmp_path / "book.yml"
+    path.write_text(
+        HEAD
+        + "variables:\n  pw: {type: string, secret: true, required: true}\n"
+        + "rules:\n  - {assert: (pw | from_json) == 1, message: pw must be JSON}\n"
+        + "steps: [{id: x, title: X, run: 'true'}]\n",
+        encoding="utf-8",
+    )
+    runbook = validate(path, "book.yml").runbook
+    values = variables.resolve(runbook, {}, environ={"RUNBOOK_VAR_PW": "hunter2hunter2"})
+    with pytest.raises(InvalidRunbook) as error:
+        rules.check(runbook, values, dict(values.values))
+    [problem] = error.value.problems
+    assert "not JSON" in problem.message and "hunter2hunter2" not in problem.message

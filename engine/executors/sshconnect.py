@@ -15,6 +15,7 @@ import queue
 import re
 import socket
 import threading
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -243,7 +244,7 @@ def _connection_error(
         "No existing session",
         "Invalid key",
     )
-    if auth_failed and not target.legacy_rsa and direct and _accepts_only_sha1(target, options):
+    if auth_failed and not target.legacy_rsa and direct and _accepts_only_sha1(target, options, known_hosts):
         return ConnectionFailed(
             f"{target.name}: authentication failed for {target.user}@{where}: the server accepts this RSA key "
             "only with the legacy SHA-1 `ssh-rsa` signature (an old sshd, or PubkeyAcceptedAlgorithms ssh-rsa "
@@ -438,13 +439,18 @@ class _KeyQuery(AuthHandler):
             return None
 
 
-def _accepts_only_sha1(target: SSHTarget, options: SSHOptions) -> bool:
+def _accepts_only_sha1(target: SSHTarget, options: SSHOptions, known_hosts: str) -> bool:
     """After an authentication failure: does the server accept one of the RSA keys we offered, but only with
     the SHA-1 `ssh-rsa` signature? Asked on a connection of its own, signing nothing and sending nothing but
-    public keys already offered (`_KeyQuery`): `rsa-sha2-256` refused and `ssh-rsa` accepted proves it."""
+    public keys already offered (`_KeyQuery`): `rsa-sha2-256` refused and `ssh-rsa` accepted proves it.
+
+    The host must prove it is the one in known_hosts before the user name or a key is sent, as on the
+    connection that failed; the queries share one deadline, and the first one left unanswered ends them
+    (a late answer would otherwise be read as the answer to the next query)."""
     keys = _rsa_keys_offered(target)
     if not keys or target.user is None:
         return False
+    deadline = time.monotonic() + options.auth_timeout
     try:
         sock = socket.create_connection(
             (target.hostname or target.name, target.port or 22), timeout=options.connect_timeout
@@ -454,18 +460,27 @@ def _accepts_only_sha1(target: SSHTarget, options: SSHOptions) -> bool:
     transport = paramiko.Transport(sock)
     try:
         transport.start_client(timeout=options.connect_timeout)
+        offered = transport.get_remote_server_key()
+        if _known_keys(known_hosts, _known_hosts_name(target)).get(offered.get_name()) != offered:
+            return False
         try:
             transport.auth_none(target.user)
         except paramiko.BadAuthenticationType:
             pass  # the expected answer: the user-auth service is now open for our queries
         query = _KeyQuery(transport)
         transport.auth_handler = query
-        wait = options.auth_timeout
-        return any(
-            query.accepts(target.user, "rsa-sha2-256", key, wait) is False
-            and query.accepts(target.user, "ssh-rsa", key, wait) is True
-            for key in keys
-        )
+        for key in keys:
+            modern = query.accepts(target.user, "rsa-sha2-256", key, max(0.0, deadline - time.monotonic()))
+            if modern is None:
+                return False
+            if modern:
+                continue
+            legacy = query.accepts(target.user, "ssh-rsa", key, max(0.0, deadline - time.monotonic()))
+            if legacy is None:
+                return False
+            if legacy:
+                return True
+        return False
     except (paramiko.SSHException, OSError, EOFError):
         return False
     finally:
