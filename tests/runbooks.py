@@ -282,6 +282,12 @@ def in_process(
     saved = (dict(os.environ), os.getcwd(), sys.stdin, sys.stdout, sys.stderr, sys.argv)
     out, err = io.StringIO(), io.StringIO()
     argv = ["runbook", *argv]
+
+    def overdue(signum: int, frame: object) -> None:  # bounded like a subprocess: a hang fails, never waits
+        raise AssertionError(f"{' '.join(argv)} did not end within {CLI_TIMEOUT:g}s")
+
+    previous_alarm = signal.signal(signal.SIGALRM, overdue)
+    signal.alarm(int(CLI_TIMEOUT))
     try:
         os.environ.clear()
         os.environ.update(env)
@@ -293,6 +299,8 @@ def in_process(
         except SystemExit as stop:
             code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
     finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous_alarm)
         environ, directory, sys.stdin, sys.stdout, sys.stderr, sys.argv = saved
         os.environ.clear()
         os.environ.update(environ)

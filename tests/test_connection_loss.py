@@ -24,7 +24,7 @@ STEPS = """\
     on: nodes
 {timeout}    run: |
       echo $$ > "$HOME/long.pid"
-      sleep 30
+      sleep 600
       touch "$HOME/long.finished"
   - id: after
     title: Must not run after an unknown outcome
@@ -69,7 +69,7 @@ def _start_and_fault(lab: Lab, signum: int, timeout: str = "", ssh_config: str =
     wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), "the command to start", timeout=20)
     session = sshd_session_of(int(pid_file.read_text()))
     os.kill(session, signum)
-    try:
+    try:  # the command sleeps 600 s: a run that waited for it, not for the fault, ends here as a failure
         code, out, err = running.finish(timeout=40)
     finally:
         if signum == signal.SIGSTOP:  # a stopped process dies of SIGKILL too; sshd may reap it at once
@@ -109,7 +109,6 @@ def test_a_stalled_peer_is_declared_dead_by_keepalives_that_expect_answers(lab: 
     [end] = [r for r in journal(lab.state) if r["type"] == "step-end"]
     assert end["status"] == "unknown"
     assert "no answer to keepalives for 2s" in end["reason"]
-    assert end["duration"] < 15  # 1 s + 2 x 1 s without an answer, not the command's 30 s
     assert not (lab.nodes[0].home / "after").exists()
 
 
@@ -122,4 +121,3 @@ def test_a_step_timeout_ends_the_step_even_when_the_peer_is_stalled(lab: Lab) ->
     assert end["status"] == "unknown"
     assert end["reason"].startswith("timed out after 2s, then lost the connection")
     assert "killed after" not in output
-    assert end["duration"] < 2 + 15  # the timeout, the kill's bounded wait, and slack for a loaded machine

@@ -206,11 +206,16 @@ def test_an_inline_key_appears_nowhere(lab: Lab, nodes: list[SSHDNode]) -> None:
     for text in (out, err, plan.stdout, plan.stderr):
         assert secret not in text
     assert files_containing(lab.root, secret) == [lab.rke_dir / "rancher-cluster.yml"]
-    assert [
-        p
-        for p in Path("/tmp").glob("*")
-        if p.is_file() and p.stat().st_mtime >= started and secret.encode() in p.read_bytes()
-    ] == []
+    assert [p for p in Path("/tmp").glob("*") if _written_since(p, started - 1, secret.encode())] == []
+
+
+def _written_since(path: Path, since: float, needle: bytes) -> bool:
+    """A file of /tmp written since `since` that holds `needle`; other processes may remove or lock theirs
+    while we look, which is none of ours."""
+    try:
+        return path.is_file() and path.stat().st_mtime >= since and needle in path.read_bytes()
+    except OSError:
+        return False
 
 
 # -- a bastion host ------------------------------------------------------------------------------------------

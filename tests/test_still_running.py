@@ -11,9 +11,9 @@ whether a second copy started and whether it started only after the first had en
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import subprocess
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +36,7 @@ STEP = """\
 {on}    run: |
       if [ -s "{dir}/copies" ]; then echo $$ >> "{dir}/copies"; exit 0; fi
       echo $$ >> "{dir}/copies"
-      sleep {seconds}
+      n=0; while [ ! -e "{dir}/release" ] && [ $n -lt {tenths} ]; do sleep 0.1; n=$((n+1)); done
       echo end >> "{dir}/copies"
   - id: after
     title: After it
@@ -85,21 +85,21 @@ class Crashed:
 def crash(
     request: pytest.FixtureRequest, tmp_path: Path, home: Path, sshd_nodes: Nodes
 ) -> Iterator[Callable[[int], Crashed]]:
-    """`crash(seconds)`: start a run whose step sleeps `seconds`, SIGKILL the engine while it sleeps."""
+    """`crash(seconds)`: start a run whose step waits `seconds` (or until a `release` file appears beside
+    `copies`), SIGKILL the engine while it waits."""
     started: list[int] = []
 
     def make(seconds: int) -> Crashed:
-        seconds_text = f"{seconds}.{secrets.randbelow(10**6):06d}"  # a sleep no other test runs
         if request.param == "local":
             lab = Lab(tmp_path / "work", home)
             lab.root.mkdir()
             directory, host = lab.root, "local"
-            text = LOCAL.format(steps=STEP.format(on="", dir=directory, seconds=seconds_text))
+            text = LOCAL.format(steps=STEP.format(on="", dir=directory, tenths=seconds * 10))
         else:
             [node] = sshd_nodes(1)
             lab = operator_lab(tmp_path / "lab", home, [node])
             directory, host = node.home, node.address
-            steps = STEP.format(on="    on: nodes\n", dir="$HOME", seconds=seconds_text)
+            steps = STEP.format(on="    on: nodes\n", dir="$HOME", tenths=seconds * 10)
             text = nodes_runbook("still-running", steps, [node])
         book = write_runbook(lab.root, text)
         copies = directory / "copies"
@@ -161,11 +161,31 @@ def test_leave_starts_nothing_and_stops_the_run(crash: Callable[[int], Crashed])
     assert not (crashed.copies.parent / "after").exists()
 
 
+def _answered(lab: Lab, answer: str) -> bool:
+    """The journal has the answer to the first-copy question (a line being written is not read yet)."""
+    try:
+        records = journal(lab.state)
+    except ValueError:
+        return False
+    return any(
+        r["type"] == "confirmation" and "first copy" in r["question"] and r["answer"] == answer
+        for r in records
+    )
+
+
 def test_wait_lets_the_first_copy_end_then_asks_about_the_rerun(crash: Callable[[int], Crashed]) -> None:
-    crashed = crash(8)
+    crashed = crash(600)
+
+    def release_once_waiting() -> None:  # the first copy ends by itself only once the resume waits for it
+        wait_for(lambda: _answered(crashed.lab, "wait"), "the resume to wait", timeout=60)
+        (crashed.copies.parent / "release").touch()
+
+    releaser = threading.Thread(target=release_once_waiting, daemon=True)
+    releaser.start()
     done = crashed.lab.run_here(
         crashed.book, "--yes", "--resume", "--if-still-running", "wait", "--rerun-unknown"
     )
+    releaser.join(5)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert "STILL RUNNING" in output and "has ended by itself" in output
