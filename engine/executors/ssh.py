@@ -42,8 +42,10 @@ _ALIVE_COUNT_MAX = 3  # OpenSSH's default ServerAliveCountMax
 # $1 marker, $2 shell, $3 cwd ("" = login directory), $4 script, $5 _START. One line, no `!`: any
 # Bourne-like login shell can pass it on. `read` and `printf` are builtins, so no value reaches an argv.
 # `wait 2>/dev/null` keeps dash's "Terminated" job report (ours, not the script's) out of the output.
+# The environment ends with an empty line; stdin ending before it (the connection dropped while we sent
+# it) exits 125 before the script starts: never a script run with half its environment, secrets missing.
 _WRAPPER = (
-    'while IFS=" " read -r _rb_n _rb_b && [ -n "$_rb_n" ]; do'
+    'while IFS=" " read -r _rb_n _rb_b || exit 125; [ -n "$_rb_n" ]; do'
     ' _rb_v=$(printf "%s\\n" "$_rb_b" | base64 -d && printf x) || exit 125;'
     ' export "$_rb_n=${_rb_v%x}"; done;'
     ' if [ -n "$3" ]; then cd -- "$3" || exit 1; fi;'
@@ -92,13 +94,16 @@ class SSHExecutor(Executor):
         channel = self._open_session(self._transport())
         marker = f"runbook-pgid-{random.token_hex(8)}"
         command = _command(marker, invocation.shell, invocation.cwd, invocation.script)
-        try:
+        try:  # until the environment's last line is sent, the wrapper cannot start the script
             channel.exec_command(command)
             channel.sendall(_environment({**invocation.env, **invocation.secrets}))
-            channel.shutdown_write()  # the wrapper's `read` loop ends; the script itself gets /dev/null
         except (paramiko.SSHException, OSError) as error:
             channel.close()
             raise ConnectionFailed(f"{self.host}: cannot start a command: {error}") from None
+        try:
+            channel.shutdown_write()  # the script itself reads /dev/null, not this channel
+        except (paramiko.SSHException, OSError):
+            pass  # the script may be running: the process reports the lost connection (unknown, not failed)
         return _SSHProcess(channel, marker, self._lost_reason)
 
     def platform(self) -> str:
