@@ -232,6 +232,18 @@ def bastion(sshd_cluster: SSHDCluster, tmp_path_factory: pytest.TempPathFactory)
     return node, key
 
 
+def bastion_cluster(nodes: list[SSHDNode], jump: SSHDNode, jump_key: Path) -> str:
+    """bastion.yml: the nodes with the cluster key, reached through `jump` with its own user, port and key."""
+    return rke_cluster(
+        "bastion.yml",
+        nodes,
+        KEY=str(nodes[0].client_key),
+        BASTION=jump.address,
+        BASTION_PORT=str(jump.port),
+        BASTION_KEY=str(jump_key),
+    )
+
+
 def test_every_node_is_reached_through_the_bastion(
     lab: Lab, nodes: list[SSHDNode], home: Path, bastion: tuple[SSHDNode, Path]
 ) -> None:
@@ -240,15 +252,7 @@ def test_every_node_is_reached_through_the_bastion(
     jump, jump_key = bastion
     write_ssh_home(home, [*nodes, jump])
     before = jump.log.read_text()
-    text = rke_cluster(
-        "bastion.yml",
-        nodes,
-        KEY=str(nodes[0].client_key),
-        BASTION=jump.address,
-        BASTION_PORT=str(jump.port),
-        BASTION_KEY=str(jump_key),
-    )
-    write_rollback(lab, text)
+    write_rollback(lab, bastion_cluster(nodes, jump, jump_key))
     code, out, err = rollback(lab)
     assert_rolled_back(lab, nodes, code, out + err)
     log = jump.log.read_text()[len(before) :]
@@ -267,15 +271,7 @@ def test_an_unknown_bastion_host_key_is_refused(
 ) -> None:
     jump, jump_key = bastion
     write_ssh_home(home, nodes)  # the nodes are known, the bastion is not
-    text = rke_cluster(
-        "bastion.yml",
-        nodes,
-        KEY=str(nodes[0].client_key),
-        BASTION=jump.address,
-        BASTION_PORT=str(jump.port),
-        BASTION_KEY=str(jump_key),
-    )
-    write_rollback(lab, text)
+    write_rollback(lab, bastion_cluster(nodes, jump, jump_key))
     code, out, err = rollback(lab)
     assert code == 3, out + err
     assert f"unknown host key for [{jump.address}]:{jump.port}" in out + err
