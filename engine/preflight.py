@@ -2,11 +2,17 @@
 
 Everything is checked and every problem collected before one is reported, so the operator fixes them
 all in one go; and if anything fails, nothing has run anywhere (exit 3).
+
+Connecting is mostly waiting on the hosts (their sshd's key exchange, session and shell), so `run` starts
+it in the background as soon as the plan is known (`Connecting`) and collects it at the preflight phase:
+the lock, the journal and the warnings are done meanwhile. Connecting and probing run nothing of the
+runbook, and what they find is reported at the same phase, with the same exit code, as before.
 """
 
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -48,7 +54,59 @@ def _local_hosts(plan: Plan) -> Iterable[Host]:
         yield from (h for h in target.hosts if h.transport is Transport.LOCAL and h != LOCAL_HOST)
 
 
-def connect(plan: Plan, options: SSHOptions, say: Callable[[str], None]) -> Fleet:
+class Connecting:
+    """`connect` in a thread of its own, started early (`start`) or at the preflight phase (`fleet`).
+
+    `close()` ends it however the run ends: the connections are closed now, or as soon as they are made if
+    connecting is still under way, so a run that stops before its preflight (lock held, warnings declined)
+    waits for no host that does not answer.
+    """
+
+    def __init__(self, plan: Plan, options: SSHOptions) -> None:
+        self._plan, self._options = plan, options
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._result: Fleet | BaseException | None = None
+        self._closed = False
+
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._connect, name="connecting", daemon=True)
+                self._thread.start()
+
+    def fleet(self, say: Callable[[str], None]) -> Fleet:
+        """The connected fleet, or the error connecting ended with (PreflightFailed: nothing has run)."""
+        if remote := self._plan.remote_hosts():
+            say(f"connecting to {len(remote)} host(s)…")
+        self.start()
+        self._done.wait()
+        if isinstance(self._result, BaseException):
+            raise self._result
+        assert self._result is not None
+        return self._result
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            if isinstance(self._result, Fleet):
+                self._result.close()
+
+    def _connect(self) -> None:
+        result: Fleet | BaseException
+        try:
+            result = connect(self._plan, self._options)
+        except BaseException as error:  # raised again in the thread that waits (`fleet`)
+            result = error
+        with self._lock:
+            self._result = result
+            if self._closed and isinstance(result, Fleet):
+                result.close()
+        self._done.set()
+
+
+def connect(plan: Plan, options: SSHOptions) -> Fleet:
     """Executors for every host of the plan, each with its platform and the programs it lacks.
 
     SSH hosts are connected all at once (up to `CONNECT_AT_ONCE`) and asked both things in one command, so
@@ -60,8 +118,6 @@ def connect(plan: Plan, options: SSHOptions, say: Callable[[str], None]) -> Flee
         executor = fleet.executors[host.name] = executor_for(host, options)
         fleet.platforms[host.name] = plan.platform or executor.platform()
     remote = plan.remote_hosts()
-    if remote:
-        say(f"connecting to {len(remote)} host(s)…")
 
     def open_one(host: Host) -> tuple[Host, Executor | None, str, list[str]]:
         executor = executor_for(host, options)
@@ -106,10 +162,13 @@ def check(plan: Plan, fleet: Fleet, say: Callable[[str], None]) -> None:
     programs each step calls."""
     problems: list[str] = []
     with ThreadPoolExecutor(max_workers=CONNECT_AT_ONCE) as pool:
+        # every check on every host at once (they only look), reported in the runbook's order
+        running = []
         for planned in plan.checks:
             say(f"check: {planned.title}")
             run = functools.partial(_run_check, planned.title, fleet=fleet, timeout=planned.timeout)
-            problems += [line for lines in pool.map(run, planned.hosts) for line in lines]
+            running += [pool.submit(run, host_plan) for host_plan in planned.hosts]
+        problems += [line for future in running for line in future.result()]
         for step in plan.steps:
             for host_plan in step.hosts:
                 platform = fleet.platforms[host_plan.host.name]

@@ -6,8 +6,10 @@ import getpass
 import json
 import signal
 import socket
+import threading
 from pathlib import Path
 
+import paramiko
 import pytest
 
 from runbooks import (
@@ -70,6 +72,36 @@ def test_a_second_run_is_refused_with_who_holds_the_lock(lab: Lab) -> None:
     assert code == 0, out + err
     assert lock_file(lab).read_text() == ""  # released: it names nobody
     assert lab.run_here(lab.book, "--yes").returncode == 0  # and the next run takes it
+
+
+def test_a_run_refused_by_the_lock_connected_early_and_left_nothing(lab: Lab) -> None:
+    """A run connects in the background while it takes its lock; refused, it closes that connection, and
+    it never trusts a new host key before its preflight (that waits for the phase the run never reached)."""
+    [node] = lab.nodes
+    known_hosts = lab.home / ".ssh" / "known_hosts"
+    started = block(node, "slow")
+    first = lab.start(lab.book, "--yes")
+    try:
+        wait_for(started.exists, "the first run to block in its step")
+        logins = node.accepted_connections()
+        refused = lab.run_here(lab.book, "--yes")
+        assert refused.returncode == 2 and "is being run by" in refused.stderr
+        assert "connecting to" not in refused.stdout + refused.stderr  # the preflight phase never came
+        wait_for(lambda: node.accepted_connections() == logins + 1, "the early connection's login")
+        wait_for(
+            lambda: not [t for t in threading.enumerate() if isinstance(t, paramiko.Transport)],
+            "the early connection to be closed",
+        )
+        known = known_hosts.read_text()
+        known_hosts.write_text("")  # the node's key unknown to the next run, which may trust it
+        trusting = lab.run_here(lab.book, "--yes", "--trust-new-host-keys")
+        assert trusting.returncode == 2 and known_hosts.read_text() == ""
+        assert node.accepted_connections() == logins + 1  # it did not even connect
+        known_hosts.write_text(known)
+    finally:  # let the first run finish (bounded) whatever happened above
+        unblock(node, "slow")
+        code, out, err = first.finish()
+    assert code == 0, out + err
 
 
 def test_a_lock_left_by_a_killed_run_is_taken_over(lab: Lab) -> None:

@@ -82,7 +82,7 @@ def test_a_clean_preflight_runs_the_checks_with_their_cwd_and_timeout(tmp_path: 
 def test_connect_gives_local_hosts_a_local_executor_without_connecting(tmp_path: Path) -> None:
     plan = plan_of(tmp_path, "steps:\n  - id: a\n    title: A\n    run: echo a\n")
     said: list[str] = []
-    fleet = preflight.connect(plan, SSHOptions(), said.append)
+    fleet = preflight.Connecting(plan, SSHOptions()).fleet(said.append)
     try:
         assert list(fleet.executors) == ["local"] and isinstance(fleet.executors["local"], LocalExecutor)
         assert fleet.platforms == {"local": "linux"} and said == []  # no "connecting to" for this machine

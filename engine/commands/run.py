@@ -88,6 +88,27 @@ def main(options: Options, run: RunOptions) -> int:
     steps = _select(plan, run.only, run.from_step)
     terminal = Terminal(Masker(plan.values.secret_values()))
     run_id = previous.run_id if previous else new_run_id()
+    connecting = preflight.Connecting(plan, SSHOptions(trust_new_keys=run.trust_new_host_keys))
+    if not run.trust_new_host_keys:  # else a run that stops before its preflight would change known_hosts
+        connecting.start()  # waiting on the hosts goes on while the lock, journal and warnings are done
+    try:
+        return _locked(plan, steps, terminal, run, previous, state_dir, run_id, connecting)
+    finally:
+        connecting.close()
+
+
+def _locked(
+    plan: Plan,
+    steps: tuple[PlannedStep, ...],
+    terminal: Terminal,
+    run: RunOptions,
+    previous: resume.Previous | None,
+    state_dir: Path,
+    run_id: str,
+    connecting: preflight.Connecting,
+) -> int:
+    """The run under its lock, with its journal: one `run-end` record however it ends."""
+    runbook = plan.runbook
     with RunLock(state_dir, runbook.name, run_id) as lock, _signals() as caught:
         if lock.taken_over is not None:
             terminal.say(
@@ -105,7 +126,7 @@ def main(options: Options, run: RunOptions) -> int:
             )
         ending: tuple[RunStatus, int] | None = None  # None: a bug; the journal says "unfinished"
         try:
-            ending = _phases(plan, steps, terminal, journal, run, previous)
+            ending = _phases(plan, steps, terminal, journal, run, previous, connecting)
             return ending[1]
         except (Interrupted, KeyboardInterrupt) as error:
             stop = Interrupted(str(error) or "interrupted", caught.get("signal", "SIGINT"))
@@ -143,6 +164,7 @@ def _phases(
     journal: Journal,
     run: RunOptions,
     previous: resume.Previous | None,
+    connecting: preflight.Connecting,
 ) -> tuple[RunStatus, int]:
     """The phases of a run that got the lock and its journal; a phase stops the run by raising."""
     user = getpass.getuser()
@@ -151,7 +173,7 @@ def _phases(
     if not _confirm_warnings(plan, terminal, journal, run.yes, user):
         terminal.say("not confirmed: nothing ran", "bold red")
         raise Declined("the warnings were not confirmed; nothing ran")
-    fleet = _preflight(plan, terminal, journal, SSHOptions(trust_new_keys=run.trust_new_host_keys))
+    fleet = _preflight(plan, terminal, connecting)
     try:
         runner = Runner(
             Planner(plan.runbook, plan.values, plan.platform, plan.targets),
@@ -170,11 +192,11 @@ def _phases(
         fleet.close()
 
 
-def _preflight(plan: Plan, terminal: Terminal, journal: Journal, ssh: SSHOptions) -> preflight.Fleet:
+def _preflight(plan: Plan, terminal: Terminal, connecting: preflight.Connecting) -> preflight.Fleet:
     """Connected executors for every host, once every check passed; otherwise exit 3 with nothing run."""
     fleet = None
     try:
-        fleet = preflight.connect(plan, ssh, terminal.say)
+        fleet = connecting.fleet(terminal.say)
         preflight.check(plan, fleet, terminal.say)
         return fleet
     except PreflightFailed:
