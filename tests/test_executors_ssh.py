@@ -121,13 +121,15 @@ def test_probe_learns_platform_and_missing_programs_in_one_command(
 ) -> None:
     node.stand_in("runbook-node-tool")
     executor = connect()
-    commands: list[str] = []
-    start = SSHExecutor.start
+    sessions: list[object] = []
+    open_session = SSHExecutor._open_session
     monkeypatch.setattr(
-        SSHExecutor, "start", lambda self, job, inv: (commands.append(inv.script), start(self, job, inv))[1]
+        SSHExecutor,
+        "_open_session",
+        lambda self, *a, **k: (sessions.append(a), open_session(self, *a, **k))[1],
     )
     assert executor.probe(["runbook-node-tool", "runbook-absent-tool"]) == ("linux", ["runbook-absent-tool"])
-    assert executor.platform() == "linux" and len(commands) == 1
+    assert executor.platform() == "linux" and len(sessions) == 1
 
 
 def test_unknown_host_key_is_refused_and_nothing_runs(
@@ -317,5 +319,8 @@ def test_wrapper_without_setsid_uses_the_session_sshd_gave_it(tmp_path: Path) ->
     )
     out, err = process.communicate(_environment({"GREETING": "hi\nthere"}), timeout=10)
     assert (process.returncode, out) == (0, b"hi\nthere\n")
-    # "marker PGID STARTED": no `cut` here, so no start time (the resume then goes by the group id alone)
-    assert err.endswith(b"\n") and err.split() == [b"marker", str(process.pid).encode()]
+    # "marker PGID STARTED": the start time is read by the shell's own `read`, no tool needed for it
+    marker, pgid, started = err.split()
+    assert (
+        err.endswith(b"\n") and (marker, pgid) == (b"marker", str(process.pid).encode()) and started.isdigit()
+    )

@@ -138,6 +138,24 @@ def test_a_login_that_exits_at_once_is_explained(forced_exit_key: tuple[SSHDNode
     )
 
 
+def test_a_login_that_exits_at_once_fails_the_probe_and_is_explained(
+    forced_exit_key: tuple[SSHDNode, Path], home: Path
+) -> None:
+    node, key = forced_exit_key
+    target = SSHTarget("n", node.address, node.user, node.port, str(key))
+    executor = ssh_executor(target, SSHOptions(known_hosts=str(node.known_hosts)))
+    try:
+        with pytest.raises(PreflightFailed) as caught:
+            executor.probe(["docker"])
+    finally:
+        executor.close()
+    assert str(caught.value) == (
+        "n: `uname -s` (and `command -v`) failed (exit 255): no output at all; the login shell of the "
+        "account (or a ForceCommand) may exit before running any command: check its shell and its profile "
+        "on the host"
+    )
+
+
 CHANGE_KEY = """\
 import os, signal, sys
 known_hosts, master = sys.argv[1], int(sys.argv[2])

@@ -38,6 +38,7 @@ _KILL_WAIT = (
     5.0  # seconds for the kill's channel to open and report: a peer slower than that is presumed dead
 )
 _ALIVE_COUNT_MAX = 3  # OpenSSH's default ServerAliveCountMax
+_PROBE_WAIT = 30.0  # seconds for preflight's probe to answer
 
 # $1 marker, $2 shell, $3 cwd ("" = login directory), $4 script, $5 _START. One line, no `!`: any
 # Bourne-like login shell can pass it on. `read` and `printf` are builtins, so no value reaches an argv.
@@ -55,9 +56,11 @@ _WRAPPER = (
 )
 # Runs as the group leader: tell the group id ($$, the pid that exec keeps) before the script can write.
 # With its start time where /proc has it (field 22, clock ticks after boot; the command name here is "sh",
-# no spaces): a resume tells the journaled group from a later one that reuses the id.
+# no spaces): a resume tells the journaled group from a later one that reuses the id. Read with the `read`
+# builtin, not `cut`: every command pays this, and a fork and exec less is CPU the host's sshd keeps.
 _START = (
-    'printf "%s %s %s\\n" "$0" "$$" "$(cut -d " " -f 22 /proc/$$/stat 2>/dev/null)" >&2; exec "$1" -ec "$2"'
+    "read -r" + " _rb_x" * 21 + " _rb_t _rb_x 2>/dev/null </proc/$$/stat || _rb_t=;"
+    ' printf "%s %s %s\\n" "$0" "$$" "$_rb_t" >&2; exec "$1" -ec "$2"'
 )
 
 
@@ -111,14 +114,7 @@ class SSHExecutor(Executor):
             result = self.run("uname -s", timeout=30)
             if not result.ok:
                 said = result.tail("stderr", 3) or result.tail("stdout", 3)
-                raise PreflightFailed(
-                    f"{self.host}: `uname -s` failed (exit {result.exit_code}): "
-                    + (
-                        said
-                        or "no output at all; the login shell of the account (or a ForceCommand) may "
-                        "exit before running any command: check its shell and its profile on the host"
-                    )
-                )
+                raise _no_platform(self.host, "`uname -s`", result.exit_code, said)
             self._platform = result.stdout.strip().lower()
         return self._platform
 
@@ -144,17 +140,45 @@ class SSHExecutor(Executor):
         return result.exit_code == 0
 
     def probe(self, programs: Iterable[str]) -> tuple[str, list[str]]:
-        """`uname -s` and the program lookup in one command: preflight's one round trip to the host."""
+        """`uname -s` and the program lookup in one command: preflight's one round trip to the host.
+
+        Run by `sh` straight from the login shell, not under the command wrapper: it starts nothing that
+        could outlive it (`uname` and a builtin loop), so it needs no process group of its own to be
+        stopped by, and the host forks one shell and `uname` instead of the wrapper's five processes —
+        CPU that hundreds of sshd's share with us on a small machine."""
         names = list(programs)
-        result = self.run("uname -s" + (f"; {lookup_script(names)}" if names else ""), timeout=30)
-        lines = result.stdout.splitlines()
-        if not result.ok or not lines:
-            raise PreflightFailed(
-                f"{self.host}: cannot learn its platform and programs (`uname -s`, `command -v`): "
-                f"{result.tail('stderr', 3)}"
-            )
+        script = "uname -s" + (f"; {lookup_script(names)}" if names else "")
+        code, out, err = self._bare(script, _PROBE_WAIT)
+        lines = out.splitlines()
+        if code != 0 or not lines:
+            said = "\n".join(err.rstrip("\n").split("\n")[-3:])
+            raise _no_platform(self.host, "`uname -s` (and `command -v`)", code, said)
         self._platform = lines[0].strip().lower()
         return self._platform, lines[1:]
+
+    def _bare(self, script: str, timeout: float) -> tuple[int | None, str, str]:
+        """Exit status (None: none came), stdout and stderr of `sh -c script` run on a session channel of
+        its own, stdin at EOF. Only for a script that ends by itself; `close()` (it closes the transport)
+        ends the wait early."""
+        with self._sessions:
+            channel = self._open_session(self._transport())
+            try:
+                channel.settimeout(timeout)
+                channel.exec_command(f"exec sh -c {shlex.quote(script)}")
+                channel.shutdown_write()
+                out = channel.makefile("rb").read()  # tiny on both streams: far below the channel window
+                err = channel.makefile_stderr("rb").read()
+                code = channel.exit_status if channel.status_event.wait(timeout) else -1
+            except TimeoutError:
+                raise PreflightFailed(f"{self.host}: no answer for {timeout:g}s to `{script}`") from None
+            except (paramiko.SSHException, OSError) as error:
+                raise ConnectionFailed(
+                    f"{self.host}: lost the connection during `{script}`: {error}"
+                ) from None
+            finally:
+                channel.close()
+        text = out.decode(errors="replace"), err.decode(errors="replace")
+        return (None if code == -1 else code), *text
 
     def close(self) -> None:
         """Stop what still runs (closing alone would leave it running on the host), then disconnect."""
@@ -296,6 +320,17 @@ class _GroupMarker:
     def finish(self) -> None:
         self._stream.feed(self._pending)
         self._stream.finish()
+
+
+def _no_platform(host: str, what: str, code: int | None, said: str) -> PreflightFailed:
+    return PreflightFailed(
+        f"{host}: {what} failed ({'no exit status' if code is None else f'exit {code}'}): "
+        + (
+            said
+            or "no output at all; the login shell of the account (or a ForceCommand) may "
+            "exit before running any command: check its shell and its profile on the host"
+        )
+    )
 
 
 def _command(marker: str, shell: str, cwd: str | None, script: str) -> str:
