@@ -8,6 +8,7 @@ import hashlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -99,6 +100,31 @@ def test_one_transport_for_many_commands(connect: Callable[..., SSHExecutor], no
     executor.connect()
     assert executor.transport is transport and transport is not None and transport.is_active()
     assert node.accepted_connections() - before == 1
+
+
+def test_the_connection_sends_small_packets_at_once_and_acknowledges_at_once(
+    connect: Callable[..., SSHExecutor],
+) -> None:
+    """Nagle off from the first packet, and every read acknowledged at once: sshd leaves Nagle on for
+    sessions without a terminal, and its second small packet would otherwise wait up to 40 ms for our
+    delayed ACK (measured: the first session after login took 45 ms to open instead of 3)."""
+    executor = connect()
+    executor.connect()
+    assert executor.transport is not None
+    sock = executor.transport.sock
+    assert isinstance(sock, socket.socket)
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    quickacks: list[int] = []
+    real_setsockopt = sock.setsockopt
+
+    def setsockopt(level: int, option: int, value: int) -> None:  # what each read does afterwards
+        if (level, option) == (socket.IPPROTO_TCP, socket.TCP_QUICKACK):
+            quickacks.append(value)
+        real_setsockopt(level, option, value)
+
+    sock.setsockopt = setsockopt  # type: ignore[method-assign]
+    assert executor.run("echo one").stdout == "one\n"
+    assert quickacks and set(quickacks) == {1}  # every read acknowledged at once
 
 
 def test_known_hosts_is_read_once_for_many_connections(
