@@ -106,3 +106,51 @@ def test_ssh_does_not_import_invoke_until_an_ssh_config_runs_match_exec(tmp_path
         "paramiko: True invoke loaded: False",
         "user: matched invoke loaded: True",
     ]
+
+
+RUN_PROBE = """\
+import sys
+from engine.cli import main
+try:
+    main(["runbook", "run", sys.argv[1], "--yes", "--state-dir", sys.argv[2]])
+except SystemExit as done:
+    assert not done.code, done.code
+heavy = sorted(
+    m
+    for m in ("rich", "paramiko", "invoke", "engine.executors.ssh", "engine.reviewing")
+    if m in sys.modules
+)
+print("heavy:", ",".join(heavy))
+"""
+
+LOCAL_RUNBOOK = """\
+runbook: 1
+name: local-only
+version: "1"
+title: Local only
+targets:
+  here: {local: true}
+steps:
+  - id: greet
+    title: Greet
+    on: here
+    run: echo hello
+"""
+
+
+def test_a_local_run_into_a_pipe_imports_neither_ssh_nor_the_terminal_ui(tmp_path: Path) -> None:
+    """rich only draws on a terminal (a pipe gets the same text without it), paramiko only connects to SSH
+    hosts, and a saved plan's checker only loads for `--plan`."""
+    book = tmp_path / "local.yml"
+    book.write_text(LOCAL_RUNBOOK)
+    result = subprocess.run(
+        [sys.executable, "-c", RUN_PROBE, str(book), str(tmp_path / "state")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "local | hello" in result.stdout
+    assert result.stdout.splitlines()[-1].strip() == "heavy:"

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from engine import __version__, preflight, resume, reviewing, stillrunning
+from engine import __version__, preflight, resume, stillrunning
 from engine import journal as records
 from engine.console import Terminal
 from engine.errors import (
@@ -84,6 +84,8 @@ def main(options: Options, run: RunOptions) -> int:
         if changed := resume.changed_uses(previous, used, run.force):
             print(f"--force: resuming although {changed}", file=sys.stderr)
     if run.plan_file:
+        from engine import reviewing  # only a run checked against a saved plan reads one
+
         reviewing.check(plan, Path(run.plan_file))
     steps = _select(plan, run.only, run.from_step)
     terminal = Terminal(Masker(plan.values.secret_values()))
