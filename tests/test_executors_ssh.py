@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -140,6 +141,34 @@ def test_known_hosts_is_read_once_for_many_connections(
     with open(node.known_hosts, "a") as known_hosts:  # changed (as trusting a new key does): read again
         known_hosts.write("\n")
     assert connect().run("true").ok and len(reads) == 2
+
+
+def test_many_connections_share_one_heartbeat_thread_and_one_reading_of_the_key(
+    connect: Callable[..., SSHExecutor], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[object] = []
+    from_path = paramiko.PKey.from_path
+    monkeypatch.setattr(
+        paramiko.PKey, "from_path", lambda path, *a: (reads.append(path), from_path(path, *a))[1]
+    )
+    executors = [connect() for _ in range(3)]
+    for executor in executors:
+        assert executor.run("true").ok
+    assert [t.name for t in threading.enumerate()].count("ssh-heartbeat") == 1
+    assert len(reads) <= 1  # none when an earlier test already read this key file
+    os.utime(executors[0].target.key_file or "")  # the file changed: read again
+    assert connect().run("true").ok and len(reads) == 2 - (not reads[:-1])
+
+
+def test_one_reader_thread_serves_both_streams_of_a_command(connect: Callable[..., SSHExecutor]) -> None:
+    executor = connect()
+    started: list[str] = []
+    start = threading.Thread.start
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(threading.Thread, "start", lambda self: (started.append(self.name), start(self))[1])
+        result = executor.run("echo out; echo err >&2")  # both streams at full size: the contract's tests
+    assert (result.stdout, result.stderr) == ("out\n", "err\n")
+    assert [name for name in started if "-output" in name or "-std" in name] == [f"{executor.host}-output"]
 
 
 def test_probe_learns_platform_and_missing_programs_in_one_command(

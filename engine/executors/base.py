@@ -11,6 +11,7 @@ import enum
 import os
 import re
 import shlex
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager, nullcontext
@@ -201,6 +202,16 @@ class Process(abc.ABC):
     def returncode(self) -> int | None:
         """The exit status, 128+N for a signal N; None if none is known (killed, or the connection died)."""
 
+    def readers(self, stdout: Sink, stderr: Sink, job: Job, name: str) -> list[threading.Thread]:
+        """Drain both streams to their end on daemon threads, stdout's then collecting the exit status
+        (`wait`); each stream's end is one `job.part_done()`. Both must be read at once: a stream left
+        unread fills its pipe (or the channel's window) and the command blocks forever. Two pipes take a
+        thread each; an executor that can wait on both streams at once starts one."""
+        return [
+            start_reader(self.read_stdout, stdout, job, self.wait, f"{name}-stdout"),
+            start_reader(self.read_stderr, stderr, job, None, f"{name}-stderr"),
+        ]
+
     def stderr_sink(self, stream: StreamText, job: Job) -> Sink:
         """Where stderr's bytes go; an executor that talks on stderr itself puts a filter in front."""
         return stream
@@ -272,12 +283,7 @@ class Executor(abc.ABC):
 
         out, err = StreamText("stdout", on_output), StreamText("stderr", on_output)
         try:
-            readers = [
-                start_reader(process.read_stdout, out, job, process.wait, f"{self.host}-stdout"),
-                start_reader(
-                    process.read_stderr, process.stderr_sink(err, job), job, None, f"{self.host}-stderr"
-                ),
-            ]
+            readers = process.readers(out, process.stderr_sink(err, job), job, self.host)
             supervise(job, timeout, self._stop)
             if not job.done.is_set():
                 process.abandon()

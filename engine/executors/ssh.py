@@ -279,6 +279,43 @@ class _SSHProcess(Process):
             return None  # an exit status came, or the channel alone closed (not the connection)
         return self._lost_reason()
 
+    def readers(self, stdout: Sink, stderr: Sink, job: Job, name: str) -> list[threading.Thread]:
+        """One thread for both streams: the channel's two buffers tell one condition when they have data or
+        end, so a command costs one reader thread (not two) and one wake-up per arrival."""
+        ready = threading.Condition()
+        flags = _Ready(ready), _Ready(ready)
+        self._channel.in_buffer.set_event(flags[0])
+        self._channel.in_stderr_buffer.set_event(flags[1])
+        streams = [
+            (flags[0], self._channel.recv, stdout, self.wait),
+            (flags[1], self._channel.recv_stderr, stderr, None),
+        ]
+
+        def drain() -> None:
+            try:
+                while streams:
+                    with ready:
+                        ready.wait_for(lambda: any(flag.is_set() for flag, *_ in streams))
+                    for stream in list(streams):
+                        flag, read, sink, then = stream
+                        if not flag.is_set():
+                            continue
+                        if chunk := read(65536):  # data is there, or the stream ended: never blocks
+                            sink.feed(chunk)
+                            continue
+                        streams.remove(stream)
+                        sink.finish()
+                        if then is not None:
+                            then()
+                        job.part_done()
+            finally:
+                for _ in streams:  # ended by an exception: the job must still end
+                    job.part_done()
+
+        thread = threading.Thread(target=drain, name=f"{name}-output", daemon=True)
+        thread.start()
+        return [thread]
+
     def stderr_sink(self, stream: StreamText, job: Job) -> Sink:
         return _GroupMarker(self._marker, stream, job)
 
@@ -287,6 +324,20 @@ class _SSHProcess(Process):
 
     def close(self, drained: bool) -> None:
         self._channel.close()
+
+
+class _Ready(threading.Event):
+    """The event paramiko's channel buffer sets when it has data or has ended (and clears once drained);
+    setting it also wakes the channel's one reader, which waits on a condition shared by both streams."""
+
+    def __init__(self, ready: threading.Condition) -> None:
+        super().__init__()
+        self._ready = ready
+
+    def set(self) -> None:
+        with self._ready:
+            super().set()
+            self._ready.notify()
 
 
 class _GroupMarker:

@@ -39,6 +39,9 @@ _BLOCK = re.compile(r"^\s*(host|match)\b", re.I)
 _MAX_INCLUDE_DEPTH = 16  # OpenSSH's own limit (READCONF_MAX_DEPTH)
 _SHA2_RSA = ["rsa-sha2-512", "rsa-sha2-256"]
 _LEGACY_OPTION = "PubkeyAcceptedAlgorithms +ssh-rsa"
+_IDLE_POLL = 1.0  # seconds between a connected transport thread's checks for being closed (paramiko: 0.1)
+_keys_read_lock = threading.Lock()
+_keys_read: dict[tuple[str, str], tuple[tuple[int, int, int, int], paramiko.PKey]] = {}
 _DEFAULT_KEYS = ("id_rsa", "id_ecdsa", "id_ecdsa_sk", "id_ed25519", "id_ed25519_sk", "id_dsa")
 
 # paramiko logs its transport thread's failures with a traceback; with no handler configured Python's
@@ -219,7 +222,11 @@ def _connect(target: SSHTarget, options: SSHOptions, sock: paramiko.Channel | No
         raise
     transport = client.get_transport()
     assert transport is not None
-    transport.set_keepalive(options.keepalive)
+    # No `set_keepalive`: the heartbeat (heartbeat.py) already sends a request every interval, one that
+    # expects an answer. The transport thread polls its socket every 0.1 s (paramiko's default) to notice
+    # a close; with hundreds of hosts that is thousands of wake-ups a second, each taking the GIL from
+    # whoever works. Data still wakes it at once; only noticing our own close may take up to `_IDLE_POLL`.
+    transport.sock.settimeout(_IDLE_POLL)
     return client
 
 
@@ -381,7 +388,7 @@ def _auth(target: SSHTarget) -> dict[str, Any]:
         if target.legacy_rsa:  # loaded here: paramiko's own loading makes keys that cannot sign SHA-1
             auth["pkey"] = _certified(target, _legacy(target, _key_file(target, target.key_file)))
         elif target.cert is None and target.cert_file is None:
-            auth["key_filename"] = target.key_file  # paramiko also picks up <key>-cert.pub, as ssh does
+            auth["pkey"] = _key_file_once(target, target.key_file)
         else:
             auth["pkey"] = _certified(target, _key_file(target, target.key_file))
     elif target.legacy_rsa:  # paramiko would load ~/.ssh/id_rsa as a key that cannot sign SHA-1
@@ -541,6 +548,36 @@ def _key_file(target: SSHTarget, path: str) -> paramiko.PKey:
         ) from None
     except (paramiko.SSHException, OSError, ValueError) as error:
         raise ConnectionFailed(f"{target.name}: cannot read key file {path}: {error}") from None
+
+
+def _key_file_once(target: SSHTarget, path: str) -> paramiko.PKey:
+    """The key in `path` with `<path>-cert.pub` attached when that exists (as ssh and paramiko's
+    `key_filename` do), read once per process while both files stay as they are: 250 hosts sharing one
+    key file would otherwise parse it 250 times (paramiko tries each key type on the file in turn)."""
+    cert = f"{path}-cert.pub"
+
+    def stamp(name: str) -> tuple[int, int]:
+        try:
+            stat = os.stat(name)
+        except FileNotFoundError:
+            return (-1, -1)
+        return (stat.st_mtime_ns, stat.st_size)
+
+    with _keys_read_lock:
+        now = (*stamp(path), *stamp(cert))
+        cached = _keys_read.get((path, cert))
+        if cached is not None and cached[0] == now:
+            return cached[1]
+        key = _key_file(target, path)
+        if now[2] >= 0:
+            try:
+                key.load_certificate(cert)
+            except (paramiko.SSHException, OSError, ValueError) as error:
+                raise ConnectionFailed(
+                    f"{target.name}: certificate {cert} does not fit the key: {error}"
+                ) from None
+        _keys_read[(path, cert)] = (now, key)
+        return key
 
 
 def _certified(target: SSHTarget, key: paramiko.PKey) -> paramiko.PKey:
