@@ -7,6 +7,7 @@ lines back (`read_journal`); this module makes sense of them.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,7 @@ def list_runs(state_dir: Path, runbook: str | None = None) -> list[RunSummary]:
         return []
     summaries = [_summary_or_problem(directory) for directory in runs_dir.iterdir() if directory.is_dir()]
     matching = [s for s in summaries if s is not None and (runbook is None or s.runbook == runbook)]
-    return sorted(matching, key=lambda s: (s.started or s.run_id, s.run_id), reverse=True)
+    return sorted(matching, key=lambda s: _order(s.started, s.run_id), reverse=True)
 
 
 def latest_unfinished(state_dir: Path, runbook_name: str) -> RunSummary | None:
@@ -92,8 +93,60 @@ def latest_unfinished(state_dir: Path, runbook_name: str) -> RunSummary | None:
     A failed or interrupted run is resumable as much as a crashed one (fix the cause, resume); an older run
     is not, once a newer one was started from scratch.
     """
-    runs = list_runs(state_dir, runbook_name)
-    return runs[0] if runs and runs[0].status != RunStatus.OK else None
+    run = newest(state_dir, runbook_name)
+    return run if run is not None and run.status != RunStatus.OK else None
+
+
+def newest(state_dir: Path, runbook: str, excluding: str | None = None) -> RunSummary | None:
+    """`list_runs(state_dir, runbook)[0]` (leaving out the run `excluding`), reading only what decides it.
+
+    Every `run` asks this at start, and a state directory keeps every run ever made: reading all their
+    journals whole costs ~0.4 ms per 100 records (~45 ms at start for 100 past runs of 20 hosts). The
+    order and the runbook's name are in each journal's header, so only headers are read, and then whole
+    journals from the newest down until one is readable (an unreadable one is never listed for a runbook).
+    """
+    runs_dir = runs_directory(state_dir)
+    if not runbook or not runs_dir.is_dir():  # a runbook always has a name; unreadable runs have none
+        listed = [r for r in list_runs(state_dir, runbook) if r.run_id != excluding]
+        return listed[0] if listed else None
+    headed = [(directory, _header(directory)) for directory in runs_dir.iterdir() if directory.is_dir()]
+    candidates = [
+        (directory, header)
+        for directory, header in headed
+        if header is not None and str(header["runbook"].get("name", "")) == runbook
+    ]
+    candidates.sort(
+        key=lambda dh: _order(dh[1].get("time", ""), dh[1].get("run_id", dh[0].name)), reverse=True
+    )
+    for directory, _ in candidates:
+        summary = _summary_or_problem(directory)
+        if summary is not None and summary.runbook == runbook and summary.run_id != excluding:
+            return summary
+    return None
+
+
+def _order(started: object, run_id: object) -> tuple[str, str]:
+    """The order of `list_runs`, newest first once reversed."""
+    return (str(started) or str(run_id), str(run_id))
+
+
+def _header(directory: Path) -> dict[str, Any] | None:
+    """A journal's first record when it is a run header (None otherwise: such a run is never listed for a
+    runbook); its first line only, as `read_journal` would parse it."""
+    try:
+        with open(directory / JOURNAL_NAME, "rb") as file:
+            line = file.readline()
+    except OSError:
+        return None
+    if not line.endswith(b"\n"):
+        return None  # torn or empty: no committed record
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(record, dict) or record.get("type") != Record.RUN:
+        return None
+    return record if isinstance(record.get("runbook"), dict) else None
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
+from engine import runs as runs_module
 from engine.errors import JournalError
 from engine.journal import Journal, default_state_dir, new_run_id, read_journal, safe_filename, scan_journal
-from engine.runs import latest_unfinished, list_runs, outcomes
+from engine.runs import latest_unfinished, list_runs, newest, outcomes
 
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -271,6 +272,61 @@ def test_latest_unfinished_is_the_newest_run_unless_it_succeeded(tmp_path: Path)
     )
     found = latest_unfinished(tmp_path, "deploy")
     assert found is not None and (found.run_id, found.status) == ("r4", "interrupted")
+
+
+def _raw_run(state_dir: Path, run_id: str, text: str) -> None:
+    directory = state_dir / "runs" / run_id
+    directory.mkdir(parents=True)
+    (directory / "journal.jsonl").write_text(text)
+
+
+def _run_header(run_id: str, name: str, time: str | None) -> str:
+    record: dict[str, Any] = {"type": "run", "run_id": run_id, "runbook": {"name": name}}
+    return json.dumps(record | ({"time": time} if time is not None else {})) + "\n"
+
+
+ENDED = json.dumps({"type": "run-end", "status": "ok", "time": "2026-01-02T00:00:00.000Z"}) + "\n"
+# Journals that only a whole reading judges, each newer than the plain runs: the newest must not be taken
+# from its header alone.
+TRICKY = {
+    "t-corrupt-middle": _run_header("t-corrupt-middle", "deploy", "2026-01-01T00:00:09.000Z")
+    + "not json\n"
+    + ENDED,
+    "t-torn-header": _run_header("t-torn-header", "deploy", "2026-01-01T00:00:08.000Z").rstrip("\n"),
+    "t-not-a-header": json.dumps({"type": "step-start", "runbook": {"name": "deploy"}}) + "\n",
+    "t-no-time": _run_header("t-no-time", "deploy", None) + ENDED,  # ordered by its run id, as listed
+    "t-same-time": _run_header("t-same-time", "deploy", "2026-01-01T00:00:03.000Z") + ENDED,
+    "t-other-runbook": _run_header("t-other-runbook", "other", "2026-01-01T00:00:07.000Z"),
+    "t-name-not-text": _run_header("t-name-not-text", "7", "2026-01-01T00:00:06.000Z").replace('"7"', "7"),
+    "t-empty": "",
+}
+
+
+@pytest.mark.parametrize("tricky", [(), *((name,) for name in TRICKY), tuple(TRICKY)])
+def test_newest_is_the_first_run_listed_while_reading_only_headers_and_one_journal(
+    tmp_path: Path, tricky: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for number in range(1, 6):
+        ending = ENDED if number % 2 else ""
+        _raw_run(
+            tmp_path,
+            f"r{number}",
+            _run_header(f"r{number}", "deploy", f"2026-01-01T00:00:0{number}.000Z") + ending,
+        )
+    (tmp_path / "runs" / "r0-crashed-before-header").mkdir()
+    for name in tricky:
+        _raw_run(tmp_path, name, TRICKY[name])
+    for runbook in ("deploy", "other", "7", "missing"):
+        listed = list_runs(tmp_path, runbook)
+        for excluding in (None, *(r.run_id for r in listed[:2])):
+            expected = [r for r in listed if r.run_id != excluding]
+            assert newest(tmp_path, runbook, excluding) == (expected[0] if expected else None)
+    first = list_runs(tmp_path, "deploy")[0]
+    read: list[Path] = []
+    original = runs_module.read_journal
+    monkeypatch.setattr(runs_module, "read_journal", lambda path: read.append(path) or original(path))
+    assert newest(tmp_path, "deploy") == first
+    assert 1 <= len(read) <= 1 + ("t-corrupt-middle" in tricky)  # the newest readable one, not every run
 
 
 def test_outcomes_fold_attempts_and_unknowns() -> None:

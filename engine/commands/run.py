@@ -46,7 +46,7 @@ from engine.options import Options, prepare
 from engine.outcomes import RunStatus
 from engine.planning import Plan, PlannedStep, Planner
 from engine.running import Runner, Settings, yes_or_ask
-from engine.runs import RunSummary, list_runs
+from engine.runs import RunSummary, newest
 from engine.validation import validate
 
 
@@ -150,8 +150,8 @@ def _locked(
 
 def _unfinished_before(state_dir: Path, name: str, run_id: str) -> RunSummary | None:
     """The run of this runbook that `--resume` would have continued, now that a new one starts instead."""
-    previous = [r for r in list_runs(state_dir, name) if r.run_id != run_id]
-    return previous[0] if previous and previous[0].status != RunStatus.OK else None
+    previous = newest(state_dir, name, excluding=run_id)
+    return previous if previous is not None and previous.status != RunStatus.OK else None
 
 
 def _defaults_masker(runbook: Runbook) -> Masker:
