@@ -8,7 +8,6 @@ unknown as after a crash, so an `interrupted` outcome is treated as unknown too 
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,6 +123,8 @@ def check_unchanged(
     """
     if sha256_text(text) == previous.sha256:
         return None
+    import difflib  # only for a changed runbook's diff (~2 ms of every start)
+
     diff = "".join(
         difflib.unified_diff(
             mask(previous.text or "").splitlines(True),

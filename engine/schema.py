@@ -7,7 +7,6 @@ for typos and "quote it" for values YAML read as numbers.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import json
 from collections.abc import Iterator, Mapping
@@ -158,6 +157,8 @@ def _unknown_keys(
 ) -> Iterator[Problem]:
     known = list(_schema_of(error).get("properties", {}))
     for key in sorted(set(_instance(error)) - set(known)):
+        import difflib  # only for an error's suggestion (~2 ms of every start)
+
         close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
         hint = f"; did you mean {close[0]!r}?" if close else f"; allowed: {', '.join(known)}"
         yield positions.problem((*path, key), f"unknown key {key!r}{hint}", key=True)

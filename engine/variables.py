@@ -7,7 +7,6 @@ value is reported together, and a secret's value never appears in any message.
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -164,6 +163,8 @@ class _Resolver:
         variable = self.runbook.variable(name)
         if variable is None:
             names = [v.name for v in self.runbook.variables]
+            import difflib  # only for an error's suggestion (~2 ms of every start)
+
             close = difflib.get_close_matches(name, names, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f"; variables: {', '.join(names) or 'none'}"
             self.problems.append(_at(where, f"unknown variable {name!r}{hint}"))

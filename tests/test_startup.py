@@ -19,7 +19,9 @@ except SystemExit as done:
     assert not done.code, done.code
 heavy = sorted(
     m
-    for m in ("paramiko", "rich", "cryptography", "invoke", "unittest.mock", "engine.executors", "subprocess")
+    for m in (
+        "paramiko", "rich", "cryptography", "invoke", "unittest.mock", "engine.executors", "subprocess", "difflib"
+    )
     if m in sys.modules
 )
 print("heavy:", ",".join(heavy))
@@ -117,7 +119,7 @@ except SystemExit as done:
     assert not done.code, done.code
 heavy = sorted(
     m
-    for m in ("rich", "paramiko", "invoke", "engine.executors.ssh", "engine.reviewing")
+    for m in ("rich", "paramiko", "invoke", "engine.executors.ssh", "engine.reviewing", "difflib")
     if m in sys.modules
 )
 print("heavy:", ",".join(heavy))
