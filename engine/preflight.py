@@ -177,16 +177,18 @@ def check(plan: Plan, fleet: Fleet, say: Callable[[str], None]) -> None:
                         f"step {step.id} on {host_plan.host.name}: no command for platform {platform!r}"
                     )
 
-        def missing(item: tuple[str, list[str]]) -> list[str]:
+        def lookup(item: tuple[str, list[str]]) -> tuple[str, list[str]]:
             host, programs = item
-            if host in fleet.missing:  # asked with the platform, in the same round trip
-                lacking = [name for name in programs if name in fleet.missing[host]]
-            else:
-                lacking = fleet.executors[host].missing_programs(programs)
-            return [f"{host}: program not found: {name}" for name in lacking]
+            return host, fleet.executors[host].missing_programs(programs)
 
+        # SSH hosts were asked with their platform, in the same round trip: only the others are asked now
         wanted = [(h, p) for h, p in _needed_programs(plan).items() if p]
-        problems += [line for lines in pool.map(missing, wanted) for line in lines]
+        known = [
+            (h, [name for name in p if name in fleet.missing[h]]) for h, p in wanted if h in fleet.missing
+        ]
+        asked = list(pool.map(lookup, [(h, p) for h, p in wanted if h not in fleet.missing]))
+        lacking = dict(known + asked)
+        problems += [f"{h}: program not found: {name}" for h, _ in wanted for name in lacking[h]]
     if problems:
         raise PreflightFailed("preflight failed; nothing has run:\n  " + "\n  ".join(problems))
 
