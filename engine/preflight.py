@@ -168,6 +168,14 @@ def check(plan: Plan, fleet: Fleet, say: Callable[[str], None]) -> None:
             say(f"check: {planned.title}")
             run = functools.partial(_run_check, planned.title, fleet=fleet, timeout=planned.timeout)
             running += [pool.submit(run, host_plan) for host_plan in planned.hosts]
+        # the programs of hosts not asked with their platform (SSH hosts were, in the same round trip),
+        # looked up while the checks run
+        wanted = [(h, p) for h, p in _needed_programs(plan).items() if p]
+        asked = {
+            h: pool.submit(fleet.executors[h].missing_programs, p)
+            for h, p in wanted
+            if h not in fleet.missing
+        }
         problems += [line for future in running for line in future.result()]
         for step in plan.steps:
             for host_plan in step.hosts:
@@ -176,19 +184,9 @@ def check(plan: Plan, fleet: Fleet, say: Callable[[str], None]) -> None:
                     problems.append(
                         f"step {step.id} on {host_plan.host.name}: no command for platform {platform!r}"
                     )
-
-        def lookup(item: tuple[str, list[str]]) -> tuple[str, list[str]]:
-            host, programs = item
-            return host, fleet.executors[host].missing_programs(programs)
-
-        # SSH hosts were asked with their platform, in the same round trip: only the others are asked now
-        wanted = [(h, p) for h, p in _needed_programs(plan).items() if p]
-        known = [
-            (h, [name for name in p if name in fleet.missing[h]]) for h, p in wanted if h in fleet.missing
-        ]
-        asked = list(pool.map(lookup, [(h, p) for h, p in wanted if h not in fleet.missing]))
-        lacking = dict(known + asked)
-        problems += [f"{h}: program not found: {name}" for h, _ in wanted for name in lacking[h]]
+        for host, programs in wanted:
+            lacking = asked[host].result() if host in asked else fleet.missing[host]
+            problems += [f"{host}: program not found: {name}" for name in programs if name in lacking]
     if problems:
         raise PreflightFailed("preflight failed; nothing has run:\n  " + "\n  ".join(problems))
 
