@@ -23,7 +23,7 @@ from test_executors_local import ExecutorContract, unique_sleep, wait_until
 from test_executors_local import running as running_processes
 
 from engine.errors import ConnectionFailed, HostKeyError
-from engine.executors import Executor, SSHOptions, SSHTarget, resolve_ssh_target, ssh_executor
+from engine.executors import Executor, SSHOptions, SSHTarget, heartbeat, resolve_ssh_target, ssh_executor
 from engine.executors.ssh import SSHExecutor, _command, _environment
 
 pytestmark = pytest.mark.ssh
@@ -158,6 +158,23 @@ def test_many_connections_share_one_heartbeat_thread_and_one_reading_of_the_key(
     assert len(reads) <= 1  # none when an earlier test already read this key file
     os.utime(executors[0].target.key_file or "")  # the file changed: read again
     assert connect().run("true").ok and len(reads) == 2 - (not reads[:-1])
+
+
+def test_a_peer_that_answers_keeps_its_connection_through_many_keepalive_rounds(
+    connect: Callable[..., SSHExecutor], node: SSHDNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shared heartbeat asks again after each answer, and an answered peer is never declared dead."""
+    asked: list[float] = []
+    ask = heartbeat._ask
+    monkeypatch.setattr(heartbeat, "_ask", lambda *args: (asked.append(time.monotonic()), ask(*args))[1])
+    executor = connect(alive_interval=0.2, alive_count_max=2)
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(executor.run, 'while [ ! -e "$HOME/go" ]; do sleep 0.05; done', timeout=60)
+        assert wait_until(lambda: len(asked) >= 4, 30), asked  # four rounds, each answered in time
+        (node.home / "go").touch()
+        result = waiting.result(timeout=60)
+    assert result.ok and result.connection_lost is None, result
+    assert executor.transport is not None and executor.transport.is_active()
 
 
 def test_one_reader_thread_serves_both_streams_of_a_command(connect: Callable[..., SSHExecutor]) -> None:
