@@ -20,6 +20,7 @@ import pytest
 
 from engine.executors import Executor, LocalExecutor, Result
 from engine.executors.jobs import KEPT
+from engine.executors.local import _GO
 
 MIB = 1024 * 1024
 
@@ -84,6 +85,20 @@ class ExecutorContract:
         assert cut and head.startswith("1\n2\n3\n") and tail.endswith("\n299999\n300000\n")
         numbers = [int(n) for n in (head + tail).split()]
         assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers)  # whole lines, in order
+
+    def test_the_script_starts_only_once_its_group_is_journaled(
+        self, executor: Executor, tmp_path: Path
+    ) -> None:
+        """The group leader waits for a go that comes once `on_group` returned (the journal has the group):
+        an engine killed before that leaves a script that never started, never a copy nobody knows of."""
+        started = tmp_path / "started"
+        early: list[bool] = []
+
+        def on_group(pgid: int, when: str | None) -> None:  # a slow journal: would the script run meanwhile?
+            early.append(wait_until(started.exists, 0.5))
+
+        result = executor.run(f"touch {started}", on_group=on_group)
+        assert result.ok and early == [False] and started.exists()
 
     def test_stdin_is_at_eof(self, executor: Executor) -> None:
         result = executor.run("cat; echo after", timeout=10)
@@ -237,6 +252,13 @@ class TestLocalExecutor(ExecutorContract):
 
     def test_platform_needs_no_subprocess(self, executor: Executor) -> None:
         assert executor.platform() == sys.platform.rstrip("0123456789")
+
+
+def test_a_command_whose_go_never_comes_never_starts(tmp_path: Path) -> None:
+    """The engine died between starting the command and journaling its group: its stdin ends, no go."""
+    started = tmp_path / "started"
+    process = subprocess.run(["sh", "-c", _GO, "sh", f"touch {started}"], input=b"", timeout=10, check=False)
+    assert process.returncode == 125 and not started.exists()
 
 
 def test_result_ok_and_tail() -> None:

@@ -374,6 +374,24 @@ def test_trusted_key_is_appended_after_existing_entries(
     assert known_hosts.read_text().splitlines() == [other, f"{node.known_hosts_name} {node.host_public_key}"]
 
 
+@pytest.mark.parametrize("sent", ["half the environment", "the environment but no go"])
+def test_the_wrapper_starts_nothing_without_the_whole_environment_and_the_go(
+    sent: str, tmp_path: Path
+) -> None:
+    """The engine died (or the connection dropped) before the group was journaled: exit 125, nothing ran."""
+    started = tmp_path / "started"
+    environment = _environment({"A": "1", "B": "2"})
+    stdin = environment[: environment.index(b"\n") + 1] if sent.startswith("half") else environment
+    process = subprocess.run(
+        ["/bin/sh", "-c", _command("marker", "sh", None, f"touch {started}")],
+        input=stdin,
+        capture_output=True,
+        timeout=10,
+        check=False,
+    )
+    assert process.returncode == 125 and not started.exists(), process.stderr
+
+
 def test_wrapper_without_setsid_uses_the_session_sshd_gave_it(tmp_path: Path) -> None:
     """No `setsid` (macOS): the wrapper execs in place and reports its own pid, the group sshd made."""
     tools = tmp_path / "bin"
@@ -389,7 +407,7 @@ def test_wrapper_without_setsid_uses_the_session_sshd_gave_it(tmp_path: Path) ->
         env={"PATH": str(tools)},
         start_new_session=True,  # as sshd does for every session command
     )
-    out, err = process.communicate(_environment({"GREETING": "hi\nthere"}), timeout=10)
+    out, err = process.communicate(_environment({"GREETING": "hi\nthere"}) + b"\n", timeout=10)  # and go
     assert (process.returncode, out) == (0, b"hi\nthere\n")
     # "marker PGID STARTED": the start time is read by the shell's own `read`, no tool needed for it
     marker, pgid, started = err.split()

@@ -17,6 +17,12 @@ from engine.executors import watchdog
 from engine.executors.base import CannotStart, Executor, Invocation, Process, check_env_names
 from engine.executors.jobs import Job
 
+# The command's group leader waits for the engine's go (a line on stdin), which comes once the group is in
+# the journal: an engine killed before that leaves a script that never started (exit 125 at the end of
+# input), so a resume may run the step again; after it, the resume knows which group to look for. The
+# script then reads an empty, closed stdin.
+_GO = 'read -r _rb_go || exit 125; exec "$0" -ec "$1"'
+
 
 class LocalExecutor(Executor):
     """The machine the runbook runs on; `extra_env` is added to every command's environment."""
@@ -29,11 +35,11 @@ class LocalExecutor(Executor):
     def start(self, job: Job, invocation: Invocation) -> Process:
         # Secrets go into the child's environment, never into its argument list (visible to `ps`).
         environ = {**os.environ, **self._extra_env, **invocation.env, **invocation.secrets}
-        argv = [invocation.shell, "-ec", invocation.script]
+        argv = ["sh", "-c", _GO, invocation.shell, invocation.script]
         try:
             proc = subprocess.Popen(
                 argv,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 cwd=invocation.cwd,
@@ -42,11 +48,19 @@ class LocalExecutor(Executor):
             )
         except OSError as error:  # no such shell or cwd: a failed command, not a crash
             place = f" in {invocation.cwd!r}" if invocation.cwd else ""
-            raise CannotStart(f"cannot start {argv[0]!r}{place}: {error.strerror or error}") from None
+            raise CannotStart(
+                f"cannot start {invocation.shell!r}{place}: {error.strerror or error}"
+            ) from None
         watchdog.watch(proc.pid)  # the group dies with the engine (see watchdog.py)
         process = _LocalProcess(proc)
         stat = _stat(proc.pid)
-        job.set_pgid(proc.pid, stat.started if stat else None)
+        job.set_pgid(proc.pid, stat.started if stat else None)  # journaled when it returns: now the go
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(b"\n")
+            proc.stdin.close()
+        except OSError:
+            pass  # it is gone already (killed): its exit status says so
         return process
 
     def signal_groups(self, pgids: list[int], name: str) -> None:

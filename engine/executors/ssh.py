@@ -45,22 +45,27 @@ _PROBE_WAIT = 30.0  # seconds for preflight's probe to answer
 # `wait 2>/dev/null` keeps dash's "Terminated" job report (ours, not the script's) out of the output.
 # The environment ends with an empty line; stdin ending before it (the connection dropped while we sent
 # it) exits 125 before the script starts: never a script run with half its environment, secrets missing.
+# The channel stays on fd 3 for `_START`'s go (an asynchronous list's stdin is /dev/null, so it is saved
+# before); the script itself reads /dev/null.
 _WRAPPER = (
     'while IFS=" " read -r _rb_n _rb_b || exit 125; [ -n "$_rb_n" ]; do'
     ' _rb_v=$(printf "%s\\n" "$_rb_b" | base64 -d && printf x) || exit 125;'
     ' export "$_rb_n=${_rb_v%x}"; done;'
-    ' if [ -n "$3" ]; then cd -- "$3" || exit 1; fi;'
+    ' if [ -n "$3" ]; then cd -- "$3" || exit 1; fi; exec 3<&0;'
     " if command -v setsid >/dev/null 2>&1;"
     ' then setsid sh -c "$5" "$1" "$2" "$4" </dev/null & wait "$!" 2>/dev/null;'
     ' else exec sh -c "$5" "$1" "$2" "$4" </dev/null; fi'
 )
-# Runs as the group leader: tell the group id ($$, the pid that exec keeps) before the script can write.
-# With its start time where /proc has it (field 22, clock ticks after boot; the command name here is "sh",
-# no spaces): a resume tells the journaled group from a later one that reuses the id. Read with the `read`
-# builtin, not `cut`: every command pays this, and a fork and exec less is CPU the host's sshd keeps.
+# Runs as the group leader: tell the group id ($$, the pid that exec keeps), then wait for the engine's go
+# (a line on fd 3), which it sends once the group is in the journal: an engine killed before that leaves a
+# script that never started (exit 125 at the end of input), so a resume may run the step again; after it,
+# the resume knows which group to look for. With the leader's start time where /proc has it (field 22,
+# clock ticks after boot; the command name here is "sh", no spaces): a resume tells the journaled group
+# from a later one that reuses the id. Read with the `read` builtin, not `cut`: every command pays this,
+# and a fork and exec less is CPU the host's sshd keeps.
 _START = (
     "read -r" + " _rb_x" * 21 + " _rb_t _rb_x 2>/dev/null </proc/$$/stat || _rb_t=;"
-    ' printf "%s %s %s\\n" "$0" "$$" "$_rb_t" >&2; exec "$1" -ec "$2"'
+    ' printf "%s %s %s\\n" "$0" "$$" "$_rb_t" >&2; read -r _rb_go <&3 || exit 125; exec "$1" -ec "$2" 3<&-'
 )
 
 
@@ -103,11 +108,9 @@ class SSHExecutor(Executor):
         except (paramiko.SSHException, OSError) as error:
             channel.close()
             raise ConnectionFailed(f"{self.host}: cannot start a command: {error}") from None
-        try:
-            channel.shutdown_write()  # the script itself reads /dev/null, not this channel
-        except (paramiko.SSHException, OSError):
-            pass  # the script may be running: the process reports the lost connection (unknown, not failed)
-        return _SSHProcess(channel, marker, self._lost_reason)
+        return _SSHProcess(
+            channel, marker, self._lost_reason
+        )  # its group line brings the go (`_GroupMarker`)
 
     def platform(self) -> str:
         if self._platform is None:
@@ -317,7 +320,15 @@ class _SSHProcess(Process):
         return [thread]
 
     def stderr_sink(self, stream: StreamText, job: Job) -> Sink:
-        return _GroupMarker(self._marker, stream, job)
+        return _GroupMarker(self._marker, stream, job, self._go)
+
+    def _go(self) -> None:
+        """The group is journaled: let the script start, and end our side of its input."""
+        try:
+            self._channel.sendall(b"\n")
+            self._channel.shutdown_write()
+        except (paramiko.SSHException, OSError):
+            pass  # the connection is going: the script never starts (EOF) or the process reports it lost
 
     def abandon(self) -> None:
         self._channel.close()  # the kill did not end it (or no group was ever reported): stop reading
@@ -341,12 +352,13 @@ class _Ready(threading.Event):
 
 
 class _GroupMarker:
-    """Sits in front of stderr: takes out the wrapper's "<marker> <pgid>" line and records the group."""
+    """Sits in front of stderr: takes out the wrapper's "<marker> <pgid>" line, records the group, then `go`."""
 
-    def __init__(self, marker: str, stream: StreamText, job: Job) -> None:
+    def __init__(self, marker: str, stream: StreamText, job: Job, go: Callable[[], None]) -> None:
         self._marker = marker.encode() + b" "
         self._stream = stream
         self._job = job
+        self._go = go
         self._pending = b""
         self._found = False
 
@@ -361,7 +373,8 @@ class _GroupMarker:
             if words and words[0].isdigit():
                 self._found = True
                 started = words[1].decode() if len(words) > 1 and words[1].isdigit() else None
-                self._job.set_pgid(int(words[0]), started)
+                self._job.set_pgid(int(words[0]), started)  # journaled when it returns
+                self._go()
             else:  # something the wrapper itself said before starting the script
                 self._stream.feed(line + b"\n")
         if self._found and self._pending:
