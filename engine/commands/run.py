@@ -2,9 +2,12 @@
 
 find the run to resume (refused if the runbook changed, unless `--force`) → prepare the plan → check it
 against a reviewed one → take the lock → open (or reopen) the journal → confirm the warnings → preflight
-(exit 3, nothing ran) → steps → summary. Exit codes: 0 every step succeeded, 1 a step or host failed (or
-was declined, or the journal could not be written), 2 invalid input, a held lock or a changed runbook,
-3 preflight failed, 130 (143 for SIGTERM) interrupted. However the run ends, `main` writes its one
+(exit 3, nothing ran) → steps → summary. The hosts are connected in the background from the moment the
+plan is ready (`preflight.Connecting`); what that finds is reported at the preflight phase.
+
+Exit codes: 0 every step succeeded, 1 a step or host failed (or was declined, or the journal could not be
+written), 2 invalid input, a held lock or a changed runbook, 3 preflight failed, 130 (143 for SIGTERM)
+interrupted. However the run ends, `main` writes its one
 `run-end` record; the status and code come from the error it ended on (`engine.errors`).
 
 A secret given with `--var` is refused (by `variables`, for every command), not warned about: by the time
