@@ -7,8 +7,8 @@ plan is ready (`preflight.Connecting`); what that finds is reported at the prefl
 
 Exit codes: 0 every step succeeded, 1 a step or host failed (or was declined, or the journal could not be
 written), 2 invalid input, a held lock or a changed runbook, 3 preflight failed, 130 (143 for SIGTERM)
-interrupted. However the run ends, `main` writes its one
-`run-end` record; the status and code come from the error it ended on (`engine.errors`).
+interrupted. However the run ends, `main` writes its one `run-end` record; the status and code come from
+the error it ended on (`engine.errors`).
 
 A secret given with `--var` is refused (by `variables`, for every command), not warned about: by the time
 we could warn, `ps` and the shell history have it already.
