@@ -357,9 +357,14 @@ def write_ssh_home(
     return ssh / "known_hosts"
 
 
+def identity_config(nodes: Sequence[SSHDNode]) -> str | None:
+    """An ~/.ssh/config that gives every host the nodes' client key (None without nodes)."""
+    return f"Host *\n  IdentityFile {nodes[0].client_key}\n" if nodes else None
+
+
 def operator_lab(root: Path, home: Path, nodes: Sequence[SSHDNode]) -> Lab:
     """A lab in `root` (made) whose HOME trusts `nodes` and logs in to them with their client key."""
-    write_ssh_home(home, nodes, config=f"Host *\n  IdentityFile {nodes[0].client_key}\n" if nodes else None)
+    write_ssh_home(home, nodes, config=identity_config(nodes))
     root.mkdir(parents=True, exist_ok=True)
     return Lab(root, home, nodes)
 
@@ -407,6 +412,22 @@ def docker_on(nodes: Iterable[SSHDNode], failing: str | None = None) -> None:
     """A recording `docker` on every node printing `docker ps`-like lines; on `failing` (an address) it exits 1."""
     for node in nodes:
         node.stand_in("docker", exit_code=1 if node.address == failing else 0, stdout=DOCKER_PS)
+
+
+def docker_nodes(sshd_nodes: Nodes, home: Path, identity_file: bool = False) -> list[SSHDNode]:
+    """Three nodes, each with a recording `docker`, trusted through `home`'s ~/.ssh/known_hosts; with
+    `identity_file`, ~/.ssh/config names their client key too (as `operator_lab` does)."""
+    started = sshd_nodes(3)
+    docker_on(started)
+    write_ssh_home(home, started, config=identity_config(started) if identity_file else None)
+    return started
+
+
+def work_lab(tmp_path: Path, home: Path, nodes: Sequence[SSHDNode]) -> Lab:
+    """The operator: runs start in tmp_path/work (the journal goes to work/state) with HOME `home`."""
+    root = tmp_path / "work"
+    root.mkdir()
+    return Lab(root, home, nodes)
 
 
 def calls(node: SSHDNode, name: str) -> list[list[str]]:

@@ -23,8 +23,11 @@ from runbooks import (
     Lab,
     Nodes,
     cluster_yaml,
+    docker_nodes,
     docker_on,
+    identity_config,
     nodes_runbook,
+    work_lab,
     write_rollback,
     write_runbook,
     write_ssh_home,
@@ -39,18 +42,14 @@ ANSWERS = ("-e", "runbook_yes=true", "-e", "runbook_confirm_manual=true")
 
 @pytest.fixture
 def nodes(sshd_nodes: Nodes, home: Path) -> list[SSHDNode]:
-    """Three nodes, each with a recording `docker`, trusted through ~/.ssh/known_hosts."""
-    started = sshd_nodes(3)
-    docker_on(started)
-    write_ssh_home(home, started, config=f"Host *\n  IdentityFile {started[0].client_key}\n")
-    return started
+    """Three nodes, each with a recording `docker`, trusted through ~/.ssh/known_hosts; the client key in
+    ~/.ssh/config, as ansible's ssh finds it."""
+    return docker_nodes(sshd_nodes, home, identity_file=True)
 
 
 @pytest.fixture
 def lab(tmp_path: Path, home: Path, nodes: list[SSHDNode]) -> Lab:
-    path = tmp_path / "work"
-    path.mkdir()
-    return Lab(path, home, nodes)
+    return work_lab(tmp_path, home, nodes)
 
 
 def export(lab: Lab, runbook: Path, *args: str) -> Path:
@@ -269,7 +268,7 @@ def test_nodes_behind_a_jump_host_with_its_own_key(
 ) -> None:
     """The jump host's own log shows a forwarding to each node, for the engine and for Ansible alike."""
     jump = sshd_cluster.extra("127.0.0.101", sshd_cluster.authorized_keys, log_level="DEBUG1")
-    write_ssh_home(lab.home, [*nodes, jump], config=f"Host *\n  IdentityFile {nodes[0].client_key}\n")
+    write_ssh_home(lab.home, [*nodes, jump], config=identity_config(nodes))
     hops = f"{{host: {jump.address}, port: {jump.port}, user: {jump.user}, key_file: {jump.client_key}}}"
     text = nodes_runbook("behind", "  - {id: ps, title: List, on: nodes, run: docker ps}\n", nodes)
     book = write_runbook(

@@ -26,10 +26,12 @@ from runbooks import (
     calls,
     cluster_yaml,
     docker_like,
+    docker_nodes,
     docker_on,
     inline_key,
     rke_cluster,
     wait_for,
+    work_lab,
     write_rollback,
     write_ssh_home,
 )
@@ -44,17 +46,12 @@ PASSPHRASE = "correct horse battery staple 4711"
 @pytest.fixture
 def nodes(sshd_nodes: Nodes, home: Path) -> list[SSHDNode]:
     """Three nodes with a recording `docker`, trusted through ~/.ssh/known_hosts (and no ~/.ssh/config)."""
-    started = sshd_nodes(3)
-    docker_on(started)
-    write_ssh_home(home, started)
-    return started
+    return docker_nodes(sshd_nodes, home)
 
 
 @pytest.fixture
 def lab(tmp_path: Path, home: Path, nodes: list[SSHDNode]) -> Lab:
-    root = tmp_path / "work"
-    root.mkdir()
-    return Lab(root, home, nodes)
+    return work_lab(tmp_path, home, nodes)
 
 
 def rollback(lab: Lab, env: dict[str, str] | None = None) -> tuple[int, str, str]:

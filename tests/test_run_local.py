@@ -329,20 +329,26 @@ def test_timeout_kills_the_local_command(lab: Lab) -> None:
     wait_for(lambda: processes_matching(f"sleep {marker}") == [], "the killed sleep to be gone", timeout=5)
 
 
-@pytest.mark.parametrize("inherited", ["default", "ignored"])
-def test_ctrl_c_stops_the_local_command(lab: Lab, inherited: str) -> None:
-    """Also when the engine starts with SIGINT ignored (`runbook run … &` from a script, nohup)."""
+def hour_long() -> tuple[str, str]:
+    """A step that touches `started`, then runs for an hour; and its `sleep`'s argument, unique to find it by."""
     marker = f"3600.{secrets.randbelow(10**6):06d}"
-    steps = f"""\
+    return (
+        marker,
+        f"""\
   - id: long
     title: Run for an hour
     run: |
       touch started
       sh -c 'sleep {marker}; true'
-  - id: after
-    title: Never reached
-    run: touch after
-"""
+""",
+    )
+
+
+@pytest.mark.parametrize("inherited", ["default", "ignored"])
+def test_ctrl_c_stops_the_local_command(lab: Lab, inherited: str) -> None:
+    """Also when the engine starts with SIGINT ignored (`runbook run … &` from a script, nohup)."""
+    marker, steps = hour_long()
+    steps += "  - id: after\n    title: Never reached\n    run: touch after\n"
     running = lab.start(book(lab, steps), ignoring=[signal.SIGINT] if inherited == "ignored" else [])
     try:
         wait_for(lambda: (lab.root / "started").exists(), "the command to start", timeout=20)
@@ -360,14 +366,7 @@ def test_ctrl_c_stops_the_local_command(lab: Lab, inherited: str) -> None:
 def test_a_local_command_dies_with_the_engine(lab: Lab) -> None:
     """SIGKILL of the engine (no handler runs): its local command's whole group goes too, so a resume with
     --rerun-unknown cannot start a second copy beside the first. Before, the command ran on for an hour."""
-    marker = f"3600.{secrets.randbelow(10**6):06d}"
-    steps = f"""\
-  - id: long
-    title: Run for an hour
-    run: |
-      touch started
-      sh -c 'sleep {marker}; true'
-"""
+    marker, steps = hour_long()
     running = lab.start(book(lab, steps))
     try:
         wait_for(lambda: len(processes_matching(f"sleep {marker}")) >= 2, "the sleep", timeout=20)

@@ -26,6 +26,7 @@ from runbooks import (
     Nodes,
     calls,
     cluster_yaml,
+    docker_nodes,
     docker_on,
     journal,
     nodes_runbook,
@@ -33,6 +34,7 @@ from runbooks import (
     processes_matching,
     summary_rows,
     wait_for,
+    work_lab,
     write_rollback,
     write_runbook,
     write_ssh_home,
@@ -44,18 +46,12 @@ pytestmark = pytest.mark.ssh
 @pytest.fixture
 def nodes(sshd_nodes: Nodes, home: Path) -> list[SSHDNode]:
     """Three nodes, each with a recording `docker`, trusted through ~/.ssh/known_hosts."""
-    started = sshd_nodes(3)
-    docker_on(started)
-    write_ssh_home(home, started)
-    return started
+    return docker_nodes(sshd_nodes, home)
 
 
 @pytest.fixture
 def lab(tmp_path: Path, home: Path, nodes: list[SSHDNode]) -> Lab:
-    """The operator: runs start in tmp_path/work (the journal goes to work/state) with HOME `home`."""
-    path = tmp_path / "work"
-    path.mkdir()
-    return Lab(path, home, nodes)
+    return work_lab(tmp_path, home, nodes)
 
 
 @pytest.fixture
