@@ -5,13 +5,22 @@ Run `invoke --list` for all of them and `invoke --help TASK` for a task's flags.
 
 from __future__ import annotations
 
+import compileall
 import random
 import shlex
 import sys
+from pathlib import Path
 
 from invoke import Context, task
 
-from engine.cli import collection
+# From a checkout, engine/ is imported from its source, and where PYTHONDONTWRITEBYTECODE=1 is set (as on
+# our machines) Python never writes the bytecode: every `invoke run` would compile the engine again, ~0.18 s
+# of a 1.35 s rollback. So compile it here, explicitly, as an install would; when the bytecode is fresh this
+# is a stat and a 16-byte read per module. quiet=2: a module that does not compile (or a read-only checkout)
+# is left to the import below, which reports it at its line.
+compileall.compile_dir(Path(__file__).resolve().parent / "engine", quiet=2)
+
+from engine.cli import collection  # noqa: E402 (after its bytecode is fresh)
 
 
 @task(

@@ -4,6 +4,9 @@ derived from the same command definitions — checked here flag by flag against 
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -156,3 +159,42 @@ def test_a_local_run_into_a_pipe_imports_neither_ssh_nor_the_terminal_ui(tmp_pat
     assert result.returncode == 0, result.stderr
     assert "local | hello" in result.stdout
     assert result.stdout.splitlines()[-1].strip() == "heavy:"
+
+
+def test_invoke_compiles_a_checkouts_engine_so_commands_start_from_bytecode(tmp_path: Path) -> None:
+    """With PYTHONDONTWRITEBYTECODE=1 Python never writes engine/'s bytecode; tasks.py writes it, so neither
+    `invoke` nor a later `runbook` compiles the engine from source again."""
+    checkout = tmp_path / "checkout"
+    shutil.copytree(ROOT / "engine", checkout / "engine", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "schemas", checkout / "schemas")  # engine/runbook-v1.schema.json links there
+    shutil.copy(ROOT / "tasks.py", checkout)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"PYTHONDONTWRITEBYTECODE": "1"}
+    listed = subprocess.run(
+        [sys.executable, "-m", "invoke", "--list"],
+        cwd=checkout,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "run" in listed.stdout.split()
+    sources = sorted(p.relative_to(checkout) for p in (checkout / "engine").rglob("*.py"))
+    assert sources and all(
+        Path(importlib.util.cache_from_source(str(checkout / s))).exists() for s in sources
+    )
+    # `python -v` names where each module's code came from: the bytecode, not the source
+    started = subprocess.run(
+        [sys.executable, "-v", "-c", "import engine.cli, engine.commands.run"],
+        cwd=checkout,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert started.returncode == 0, started.stderr
+    lines = started.stderr.splitlines()
+    from_source = [line for line in lines if line.startswith(f"# code object from {checkout}")]
+    from_bytecode = [line for line in lines if line.startswith(f"# code object from '{checkout}")]
+    assert not from_source, from_source[:3]
+    assert any("/engine/commands/__pycache__/run." in line for line in from_bytecode)
