@@ -58,6 +58,11 @@ RUN_TIMEOUT = 600.0
 TOOLS = ("engine", "floor", "fabric", "ansible")
 
 RKE_SLEEP, KUBECTL_SLEEP, DOCKER_SLEEP = 0.15, 0.05, 0.05
+# What any Python engine built on the required libraries imports before its first step can run: jinja2,
+# jsonschema, yaml and paramiko. paramiko imports invoke only for an ssh config's `Match exec`, and the engine
+# defers that (engine/executors/factory.py), so this does too. The floor plus this is the least such an
+# engine can take: it must import them all before its first step, and the floor's work comes after.
+UNAVOIDABLE_IMPORTS = "import sys; sys.modules['invoke'] = None; import jinja2, jsonschema, yaml, paramiko"
 STAND_INS_TOTAL = 2 * RKE_SLEEP + 2 * KUBECTL_SLEEP + 3 * DOCKER_SLEEP
 
 # Shell stand-ins (no Python start-up in what is measured): they sleep, and print what the real tools would.
@@ -102,10 +107,44 @@ class Sample:
     seconds: float
     rss_mib: float
     cpu: float  # user + system seconds of the process and the children it waited for
+    node_cpu: float = 0.0  # what the nodes' sshds (and all they started) spent meanwhile
 
 
-def measure(argv: Sequence[str], env: dict[str, str], cwd: Path, log: Path) -> Sample:
-    """Wall time and peak RSS (largest process of its tree that was waited for) of one command to its end."""
+class NodeCPU:
+    """CPU seconds the nodes' sshds spent: each listener's own and its reaped children's (the per-connection
+    sshd, and through it the sessions' shells and stand-ins). On this machine the nodes share the cores with
+    the tool measured, so work a tool makes the nodes do costs it wall time too."""
+
+    SETTLE = 2.0  # seconds at most for the last connections' sshds to exit and be reaped after the tool
+
+    def __init__(self, nodes: Sequence[SSHDNode]) -> None:
+        self.stats = [Path(f"/proc/{node.process.pid}/stat") for node in nodes]
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def now(self) -> float:
+        total = 0
+        for stat in self.stats:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+        return total / self.tick
+
+    def settled(self) -> float:
+        """The reading once it stops moving (two equal readings 50 ms apart), or after SETTLE seconds."""
+        last, deadline = self.now(), time.perf_counter() + self.SETTLE
+        while time.perf_counter() < deadline:
+            time.sleep(0.05)
+            if (reading := self.now()) == last:
+                break
+            last = reading
+        return last
+
+
+def measure(
+    argv: Sequence[str], env: dict[str, str], cwd: Path, log: Path, nodes: NodeCPU | None = None
+) -> Sample:
+    """Wall time and peak RSS (largest process of its tree that was waited for) of one command to its end;
+    with `nodes`, what the nodes spent for it."""
+    node_start = nodes.settled() if nodes else 0.0
     with open(log, "wb") as out:
         start = time.perf_counter()
         process = subprocess.Popen(
@@ -125,7 +164,8 @@ def measure(argv: Sequence[str], env: dict[str, str], cwd: Path, log: Path) -> S
     if process.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
         raise SystemExit(f"{' '.join(argv[:3])} … exited {process.returncode}:\n{tail}")
-    return Sample(seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
+    node_cpu = nodes.settled() - node_start if nodes else 0.0
+    return Sample(seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, node_cpu)
 
 
 @dataclass
@@ -146,6 +186,10 @@ class Series:
         return statistics.median(s.cpu for s in self.samples)
 
     @property
+    def node_cpu(self) -> float:
+        return statistics.median(s.node_cpu for s in self.samples)
+
+    @property
     def rss(self) -> float:
         return max(s.rss_mib for s in self.samples)
 
@@ -158,6 +202,7 @@ class Series:
             "runs_s": [round(s.seconds, 4) for s in self.samples],
             "peak_rss_mib": round(self.rss, 1),
             "cpu_median_s": round(self.cpu, 4),
+            "node_cpu_median_s": round(self.node_cpu, 4),
         }
 
 
@@ -386,29 +431,27 @@ def rollback_commands(
     ]
     logs = lab.work / "logs"
     logs.mkdir(exist_ok=True)
+    nodes = NodeCPU(lab.nodes)
 
-    def engine_run(round_: int) -> Sample:
-        state = lab.work / f"state-{round_}"
-        return measure([*engine, "--state-dir", str(state)], lab.env, lab.work, logs / f"engine-{round_}.log")
+    def tool(
+        name: str, argv: Callable[[int], list[str]], env: dict[str, str] = lab.env
+    ) -> Callable[[int], Sample]:
+        return lambda r: measure(argv(r), env, lab.work, logs / f"{name}-{r}.log", nodes)
 
     commands: dict[str, Callable[[int], Sample]] = {
-        "engine": engine_run,
-        "floor": lambda r: measure(["bash", str(floor)], lab.env, lab.work, logs / f"floor-{r}.log"),
+        "engine": tool("engine", lambda r: [*engine, "--state-dir", str(lab.work / f"state-{r}")]),
+        "floor": tool("floor", lambda r: ["bash", str(floor)]),
+        "imports": tool("imports", lambda r: [sys.executable, "-c", UNAVOIDABLE_IMPORTS]),
     }
     if before is not None:  # another checkout's engine, same runbook, same lab: before and after at once
         old = [str(before / ".venv" / "bin" / "runbook"), *engine[1:]]
-        commands["engine-before"] = lambda r: measure(
-            [*old, "--state-dir", str(lab.work / f"state-before-{r}")],
-            lab.env,
-            lab.work,
-            logs / f"engine-before-{r}.log",
+        commands["engine-before"] = tool(
+            "engine-before", lambda r: [*old, "--state-dir", str(lab.work / f"state-before-{r}")]
         )
     if python is not None:
         spec = fabric_spec(lab.work, rendered, lab.nodes)
         script = lab.work / "fabric_rollback.py"
-        commands["fabric"] = lambda r: measure(
-            [str(python), str(script), str(spec)], lab.env, lab.work, logs / f"fabric-{r}.log"
-        )
+        commands["fabric"] = tool("fabric", lambda r: [str(python), str(script), str(spec)])
     if python is not None and with_ansible:
         inventory, playbook = ansible_files(lab.work, rendered, lab.nodes)
         control = Path(tempfile.mkdtemp(prefix="rb-ans-", dir="/tmp"))  # a unix socket path holds 108 bytes
@@ -425,11 +468,10 @@ def rollback_commands(
             "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
         }
         playbook_bin = python.with_name("ansible-playbook")
-        commands["ansible"] = lambda r: measure(
-            [str(playbook_bin), "-i", str(inventory), "-f", str(len(lab.nodes)), str(playbook)],
+        commands["ansible"] = tool(
+            "ansible",
+            lambda r: [str(playbook_bin), "-i", str(inventory), "-f", str(len(lab.nodes)), str(playbook)],
             ansible_env,
-            lab.work,
-            logs / f"ansible-{r}.log",
         )
     return commands
 
@@ -526,8 +568,10 @@ def run_benchmark(
                 commands = rollback_commands(lab, python, count <= ansible_max, before)
                 series = interleaved(commands, runs, warmup)
                 row = {name: s.as_json() for name, s in series.items()}
+                bound = series["floor"].median + series["imports"].median
                 row["ratios"] = {
                     "engine/floor": ratio(series["engine"], series["floor"]),
+                    "(floor+imports)/floor": round(bound / series["floor"].median, 3),
                     "engine/fabric": ratio(series["engine"], series.get("fabric")),
                     "ansible/engine": ratio(series.get("ansible"), series["engine"]),
                     "engine/engine-before": ratio(series["engine"], series.get("engine-before")),
@@ -585,6 +629,9 @@ def markdown(report: dict[str, Any]) -> str:
     def cpu(value: dict[str, Any] | None) -> str:
         return "—" if value is None else f"{value['cpu_median_s']:.2f} s"
 
+    def node(value: dict[str, Any] | None) -> str:
+        return "—" if value is None else f"{value['node_cpu_median_s']:.2f} s"
+
     def fmt(value: float | None) -> str:
         return "—" if value is None else f"{value:.2f}×"
 
@@ -611,6 +658,27 @@ def markdown(report: dict[str, Any]) -> str:
             f"{cell(row.get('ansible'))} | {fmt(r['engine/floor'])} | {fmt(r['engine/fabric'])} | "
             f"{fmt(r['ansible/engine'])} | {rss(row['engine'])} | {rss(row.get('fabric'))} | "
             f"{rss(row.get('ansible'))} | {cpu(row['engine'])} | {cpu(row['floor'])} | {cpu(row.get('fabric'))} |"
+        )
+    lines += [
+        "",
+        "What no engine on these libraries can go below: before its first step it must import jinja2, "
+        "jsonschema, yaml and paramiko (`imports`, run in the same rounds: "
+        f"`python -c \"{UNAVOIDABLE_IMPORTS}\"`), and the floor's work all comes after that. The engine's own "
+        "share is what it takes beyond floor + imports. Node CPU: what the nodes' sshds and everything they "
+        "started spent during the command (they share this machine's cores with the tool measured).",
+        "",
+        "| N | floor | imports | floor + imports | (floor + imports)/floor | target engine/floor | engine/floor "
+        "| engine − (floor + imports) | node CPU engine | node CPU floor | node CPU fabric |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for count, row in report["rollback"].items():
+        floor, imports, engine = (row[k]["median_s"] for k in ("floor", "imports", "engine"))
+        target = TARGETS["engine/floor"].get(count)
+        lines.append(
+            f"| {count} | {floor:.2f} s | {imports:.2f} s | {floor + imports:.2f} s | "
+            f"{fmt(row['ratios']['(floor+imports)/floor'])} | {fmt(target)} | "
+            f"{fmt(row['ratios']['engine/floor'])} | {engine - floor - imports:+.2f} s | "
+            f"{node(row['engine'])} | {node(row['floor'])} | {node(row.get('fabric'))} |"
         )
     if report.get("before"):
         lines += [
