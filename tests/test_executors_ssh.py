@@ -24,7 +24,7 @@ from test_executors_local import running as running_processes
 
 from engine.errors import ConnectionFailed, HostKeyError
 from engine.executors import Executor, SSHOptions, SSHTarget, heartbeat, resolve_ssh_target, ssh_executor
-from engine.executors.ssh import SSHExecutor, _command, _environment
+from engine.executors.ssh import MAX_SESSIONS, SSHExecutor, _command, _environment
 
 pytestmark = pytest.mark.ssh
 
@@ -73,6 +73,8 @@ def connect(node: SSHDNode) -> Iterator[Callable[..., SSHExecutor]]:
 
 
 class TestSSHExecutor(ExecutorContract):
+    AT_ONCE = MAX_SESSIONS
+
     @pytest.fixture
     def executor(self, connect: Callable[..., SSHExecutor]) -> Executor:
         return connect()

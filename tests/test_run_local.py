@@ -15,7 +15,6 @@ import secrets
 import signal
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -321,10 +320,8 @@ def test_plan_refuses_a_changed_plan_and_accepts_the_same(lab: Lab) -> None:
 def test_timeout_kills_the_local_command(lab: Lab) -> None:
     marker = f"3600.{secrets.randbelow(10**6):06d}"
     steps = f"  - id: hang\n    title: Hang\n    timeout: 1s\n    run: sh -c 'sleep {marker}; true'\n"
-    start = time.monotonic()
-    done = lab.run(book(lab, steps))
+    done = lab.run(book(lab, steps))  # an hour's sleep: only the kill lets it return (lab.run's own timeout)
     assert done.returncode == 1, done.stdout + done.stderr
-    assert time.monotonic() - start < 15
     assert summary_rows(done.stdout) == [("hang", "local", "timed_out")]
     wait_for(lambda: processes_matching(f"sleep {marker}") == [], "the killed sleep to be gone", timeout=5)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import secrets
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -295,10 +294,8 @@ def test_timeout_kills_the_command_on_the_node(tmp_path: Path, nodes: list[SSHDN
     run: sleep {marker}
 """
     node = nodes[0]
-    start = time.monotonic()
-    done = lab.run_here(*node_book(tmp_path, [node], steps))
+    done = lab.run_here(*node_book(tmp_path, [node], steps))  # an hour's sleep: only the kill ends the run
     assert done.returncode == 1, done.stdout + done.stderr
-    assert time.monotonic() - start < 15
     assert summary_rows(done.stdout) == [("hang", node.address, "timed_out")]
     assert "killed after 2s" in done.stdout
     wait_for(lambda: processes_matching(f"sleep {marker}") == [], "the killed sleep to be gone", timeout=5)
