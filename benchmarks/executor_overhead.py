@@ -25,8 +25,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 import paramiko  # noqa: E402
 from sshd import SSHDCluster, SSHDNode  # noqa: E402 - after the sys.path line above
 
-from engine.executors import LocalExecutor, SSHOptions, SSHTarget, ssh_executor  # noqa: E402
+from engine.executors import LocalExecutor, ssh_executor  # noqa: E402
 from engine.executors.sshconnect import _dial  # noqa: E402
+from engine.transports import SSHOptions, SSHTarget  # noqa: E402
 
 WARMUP = 3
 

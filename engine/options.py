@@ -13,9 +13,9 @@ from typing import Any
 from engine import rules, variables
 from engine import targets as targets_mod
 from engine.errors import UsageError
-from engine.executors.local import this_platform
 from engine.model import PLATFORMS
 from engine.planning import Plan, build_plan
+from engine.transports import this_platform
 from engine.validation import Validated, validate
 
 

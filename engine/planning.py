@@ -14,7 +14,6 @@ from typing import Any
 
 from engine import looping, model, programs, using
 from engine.errors import InvalidRunbook, Problem
-from engine.executors.base import Transport
 from engine.looping import LoopItem
 from engine.masking import MASK
 from engine.model import Command, Runbook, Step, Template
@@ -29,6 +28,7 @@ from engine.rendering import (
     whole_reference,
 )
 from engine.targets import LOCAL_HOST, Host, ResolvedTarget
+from engine.transports import Transport
 from engine.variables import Values
 
 PLATFORM_LABELS = {"linux": "Linux", "darwin": "macOS", "windows": "Windows", "default": "Other", "*": ""}

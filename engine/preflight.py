@@ -18,9 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from engine.errors import PreflightFailed, RunbookError
-from engine.executors import Executor, SSHOptions, Transport, executor_for
+from engine.executors import Executor, executor_for
 from engine.planning import HostPlan, Plan
 from engine.targets import LOCAL_HOST, Host
+from engine.transports import SSHOptions, Transport
 
 CONNECT_AT_ONCE = 64
 """Hosts connected (and probed) at once. Each connection waits mostly on the network and the host, so

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import InvalidRunbook
-from engine.executors.base import Agent, expand_home
 from engine.model import Jump, Reach, Template
 from engine.rendering import OMIT, render, template_problem
+from engine.transports import Agent, expand_home
 
 _AGENT_WORDS = {
     "yes": Agent.YES,

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import UsageError
-from engine.executors import Transport
 from engine.planning import HostPlan, Plan, PlannedStep, sha256_text
+from engine.transports import Transport
 
 DIGEST_KEY = "sha256"
 

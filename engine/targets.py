@@ -15,10 +15,9 @@ from typing import Any
 
 from engine import inventory, reach
 from engine.errors import InvalidRunbook, UsageError
-from engine.executors.base import Agent, Transport, describe_auth
-from engine.executors.factory import ssh_target
 from engine.model import LOCAL, Runbook, Target
 from engine.rendering import render, template_problem
+from engine.transports import Agent, Transport, describe_auth, ssh_target
 
 _HOST_SPEC = re.compile(r"^(?:(?P<user>[^@\s]+)@)?(?P<name>[^@:\s]+)(?::(?P<port>[0-9]+))?$")
 

@@ -23,8 +23,9 @@ from test_executors_local import ExecutorContract, unique_sleep, wait_until
 from test_executors_local import running as running_processes
 
 from engine.errors import ConnectionFailed, HostKeyError
-from engine.executors import Executor, SSHOptions, SSHTarget, heartbeat, resolve_ssh_target, ssh_executor
+from engine.executors import Executor, heartbeat, resolve_ssh_target, ssh_executor
 from engine.executors.ssh import MAX_SESSIONS, SSHExecutor, _command, _environment
+from engine.transports import SSHOptions, SSHTarget
 
 pytestmark = pytest.mark.ssh
 

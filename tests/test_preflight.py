@@ -13,9 +13,10 @@ from test_running import HEAD, FakeExecutor, Reply
 
 from engine import preflight, targets, variables
 from engine.errors import PreflightFailed
-from engine.executors import LocalExecutor, SSHOptions
+from engine.executors import LocalExecutor
 from engine.planning import Plan, build_plan
 from engine.preflight import Fleet
+from engine.transports import SSHOptions
 from engine.validation import validate
 
 NODES = "targets:\n  nodes:\n    ssh:\n      hosts: [a, b]\n"

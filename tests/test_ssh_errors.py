@@ -18,7 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sshd import SSHDCluster, SSHDNode, generate_key
 
 from engine.errors import ConnectionFailed, PreflightFailed
-from engine.executors import SSHOptions, SSHTarget, resolve_ssh_target, ssh_executor
+from engine.executors import resolve_ssh_target, ssh_executor
+from engine.transports import SSHOptions, SSHTarget
 from runbooks import Nodes, journal, nodes_runbook, operator_lab, write_ssh_home
 
 pytestmark = pytest.mark.ssh

@@ -39,6 +39,42 @@ def test_validate_imports_neither_ssh_nor_the_terminal_ui() -> None:
     assert result.stdout.splitlines()[-1].strip() == "heavy:"
 
 
+SSH_RUNBOOK = """\
+runbook: 1
+name: ssh-hosts
+version: "1"
+title: SSH hosts
+targets:
+  web:
+    ssh:
+      hosts: [deploy@10.1.0.5:2222, 10.1.0.6]
+      key_file: keys/deploy
+      agent: no
+      jump:
+        - host: bastion.example.com
+          user: ops
+steps:
+  - id: greet
+    title: Greet
+    on: web
+    run: echo hello
+"""
+
+
+def test_plan_of_ssh_hosts_imports_no_executor(tmp_path: Path) -> None:
+    """How a host is reached is plain values (`engine.transports`): planning one runs and connects nothing,
+    so it imports neither the executors package nor subprocess, let alone paramiko."""
+    book = tmp_path / "ssh.yml"
+    book.write_text(SSH_RUNBOOK)
+    probe = PROBE.replace('"validate", "runbooks/ha-rollback.yml"', f'"plan", {str(book)!r}')
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "via ops@bastion.example.com" in result.stdout  # the plan did say how each host is reached
+    assert result.stdout.splitlines()[-1].strip() == "heavy:"
+
+
 def test_runbook_parses_exactly_the_flags_of_the_invoke_tasks() -> None:
     from engine.cli import COMMANDS, collection, parser
 
@@ -91,7 +127,8 @@ def test_help_shows_the_runbook_options_with_their_placeholders_and_none_of_invo
 
 SSH_PROBE = """\
 import sys
-from engine.executors import SSHOptions, SSHTarget, resolve_ssh_target, ssh_executor
+from engine.executors import resolve_ssh_target, ssh_executor
+from engine.transports import SSHOptions, SSHTarget
 ssh_executor(SSHTarget("node", "127.0.0.1", "ops", 22))
 print("paramiko:", "paramiko" in sys.modules, "invoke loaded:", "invoke.tasks" in sys.modules)
 resolved = resolve_ssh_target(SSHTarget("node"), SSHOptions(ssh_config=sys.argv[1]))

@@ -10,10 +10,10 @@ import pytest
 from engine import targets
 from engine.commands.plan import describe
 from engine.errors import InvalidRunbook, UsageError
-from engine.executors import Agent, Transport, ssh_target
 from engine.model import Runbook
 from engine.options import Options, prepare
 from engine.targets import Host, parse_host, parse_overrides
+from engine.transports import Agent, Transport, ssh_target
 from engine.validation import validate
 from runbooks import fill_cluster
 

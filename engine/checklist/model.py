@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.checklist.filling import Answer, Confirmed, Outcome, RunRecord
-from engine.executors.base import Transport
 from engine.model import PLATFORMS
 from engine.planning import PLATFORM_LABELS, Blank, HostPlan, Plan, PlannedCheck, PlannedStep
+from engine.transports import Transport
 
 SECRET_TEXT = "(secret: entered at run time)"
 BLANK = str(Blank(""))

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from engine import reviewing
 from engine.errors import UsageError
-from engine.executors.base import Transport
 from engine.options import Options, prepare
 from engine.planning import HostPlan, Plan, PlannedStep
+from engine.transports import Transport
 
 FORMATS = ("text", "json")
 

@@ -40,7 +40,6 @@ from engine.errors import (
     RunbookError,
     UsageError,
 )
-from engine.executors import SSHOptions
 from engine.journal import AnsweredBy, Journal, default_state_dir, new_run_id
 from engine.locking import RunLock
 from engine.masking import Masker
@@ -50,6 +49,7 @@ from engine.outcomes import RunStatus
 from engine.planning import Plan, PlannedStep, Planner
 from engine.running import Runner, Settings, yes_or_ask
 from engine.runs import RunSummary, newest
+from engine.transports import SSHOptions
 from engine.validation import validate
 
 

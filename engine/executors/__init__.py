@@ -2,28 +2,25 @@
 
 Both are the one template in `base.Executor` over their own primitives. The SSH side needs paramiko, which
 costs 0.2 s to import; `runbook validate` must not pay that, so this package never imports `ssh` itself:
-the factory imports it on first use; `SSHTarget` and `SSHOptions` are plain values and cost nothing.
+the factory imports it on first use. The values that say how a host is reached (`Transport`, `SSHTarget`,
+`SSHOptions`…) live in `engine.transports`, so the plan side never imports this package.
 """
 
 from __future__ import annotations
 
-from engine.executors.base import Agent, Executor, OutputCallback, Result, SSHOptions, SSHTarget, Transport
-from engine.executors.factory import executor_for, ssh_executor, ssh_target
+from engine.executors.base import Executor, OutputCallback, Result
+from engine.executors.factory import executor_for, ssh_executor
 from engine.executors.local import LocalExecutor
+from engine.transports import SSHOptions, SSHTarget
 
 __all__ = [
-    "Agent",
     "Executor",
     "LocalExecutor",
     "OutputCallback",
     "Result",
-    "SSHOptions",
-    "SSHTarget",
-    "Transport",
     "executor_for",
     "resolve_ssh_target",
     "ssh_executor",
-    "ssh_target",
 ]
 
 

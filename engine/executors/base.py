@@ -7,8 +7,6 @@ the SSH *values* (`SSHTarget`, `SSHOptions`) live here and only `ssh.py` touches
 from __future__ import annotations
 
 import abc
-import enum
-import os
 import re
 import shlex
 import threading
@@ -16,7 +14,6 @@ import time
 from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 from types import TracebackType
 from typing import Self
 
@@ -43,7 +40,6 @@ __all__ = [
     "OutputCallback",
     "Process",
     "Result",
-    "Transport",
 ]
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -76,93 +72,12 @@ class Result:
         return "\n".join(text.rstrip("\n").split("\n")[-lines:]) if lines > 0 else ""
 
 
-class Agent(enum.Enum):
-    """Whether the SSH agent's keys are offered: besides the host's key (YES), never (NO), or alone (ONLY)."""
-
-    YES = "yes"
-    NO = "no"
-    ONLY = "only"
-
-
-@dataclass(frozen=True)
-class SSHTarget:
-    """A host as written in the runbook; `None` fields are filled from ~/.ssh/config by `ssh.resolve()`.
-
-    `key` is an inline private key: a secret, so it is kept out of `repr` and only ever parsed in memory.
-    `jump` lists jump hosts with their own settings; `proxy_jump` is OpenSSH's text form (from ~/.ssh/config).
-    `agent` None: the agent and the default keys when no key is given, else only the key (like `ssh -i`)."""
-
-    name: str
-    hostname: str | None = None
-    user: str | None = None
-    port: int | None = None
-    key_file: str | None = None
-    proxy_jump: str | None = None
-    alive_interval: float | None = None
-    """Seconds between keepalives that expect an answer (`ServerAliveInterval`); None: `SSHOptions.keepalive`."""
-    alive_count_max: int | None = None
-    """Keepalives left unanswered before the peer is declared dead (`ServerAliveCountMax`); None: 3."""
-    key: str | None = field(default=None, repr=False)
-    cert_file: str | None = None
-    cert: str | None = field(default=None, repr=False)
-    agent: Agent | None = None
-    jump: tuple[SSHTarget, ...] = ()
-    legacy_rsa: bool = False
-    """Sign with SHA-1 `ssh-rsa` for this host (`PubkeyAcceptedAlgorithms +ssh-rsa` in ~/.ssh/config): for an
-    old sshd that accepts nothing else; never on by default."""
-
-    @property
-    def has_key(self) -> bool:
-        return self.key is not None or self.key_file is not None
-
-
-def expand_home(path: str) -> str:
-    """Only a leading `~/` (or a bare `~`) means $HOME: `~user/` and a `~` further on stay as written."""
-    if path == "~" or path.startswith("~/"):
-        return os.path.join(os.path.expanduser("~"), path[2:])
-    return path
-
-
-def describe_auth(target: SSHTarget) -> str:
-    """What is offered to the host, in words (never the key itself)."""
-    if target.agent is Agent.ONLY:
-        return "the SSH agent only"
-    offered = (
-        ["inline key"] if target.key is not None else [f"key {target.key_file}"] if target.key_file else []
-    )
-    if target.agent is Agent.YES or (target.agent is None and not offered):
-        offered.append("the SSH agent")
-    if not target.has_key:
-        offered.append("default keys")
-    return ", ".join(offered)
-
-
-@dataclass(frozen=True)
-class SSHOptions:
-    """Run-wide SSH settings; paths keep their `~` so it is expanded against $HOME when used."""
-
-    known_hosts: str = "~/.ssh/known_hosts"
-    ssh_config: str = "~/.ssh/config"
-    trust_new_keys: bool = False
-    connect_timeout: float = 10.0
-    banner_timeout: float = 15.0
-    auth_timeout: float = 15.0
-    keepalive: int = 15
-
-
 def check_env_names(*mappings: Mapping[str, str] | None) -> None:
     """Refuse names a shell cannot export: they would be silently dropped or, remotely, be code."""
     for mapping in mappings:
         for name in mapping or {}:
             if not _ENV_NAME.match(name) or name.startswith("_rb_"):
                 raise ValueError(f"not a usable environment variable name: {name!r}")
-
-
-class Transport(StrEnum):
-    """How a host is reached, so which executor runs its commands (`executor_for` maps one to the other)."""
-
-    LOCAL = "local"
-    SSH = "ssh"
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,9 @@ import threading
 import types
 from typing import TYPE_CHECKING, Any
 
-from engine.executors.base import Executor, SSHOptions, SSHTarget, Transport
+from engine.executors.base import Executor
 from engine.executors.local import LocalExecutor
+from engine.transports import SSHOptions, SSHTarget, Transport, ssh_target
 
 if TYPE_CHECKING:
     from engine.executors.ssh import SSHExecutor
@@ -29,24 +30,6 @@ def executor_for(host: Host, options: SSHOptions | None = None) -> Executor:
     if host.transport is Transport.SSH:
         return ssh_executor(ssh_target(host), options)
     raise AssertionError(f"no executor for transport {host.transport!r}")
-
-
-def ssh_target(host: Host) -> SSHTarget:
-    """The host as OpenSSH would see it; like `ssh NAME`, a name that is its own address leaves HostName
-    to ~/.ssh/config."""
-    address = host.address if host.address != host.name else None
-    return SSHTarget(
-        host.name,
-        address,
-        host.user,
-        host.port,
-        host.key_file,
-        key=host.key,
-        cert_file=host.cert_file,
-        cert=host.cert,
-        agent=host.agent,
-        jump=tuple(ssh_target(hop) for hop in host.jump),
-    )
 
 
 def ssh_executor(target: SSHTarget, options: SSHOptions | None = None) -> SSHExecutor:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from engine.executors import watchdog
 from engine.executors.base import CannotStart, Executor, Invocation, Process, check_env_names
 from engine.executors.jobs import Job
+from engine.transports import this_platform
 
 # The command's group leader waits for the engine's go (a line on stdin), which comes once the group is in
 # the journal: an engine killed before that leaves a script that never started (exit 125 at the end of
@@ -153,9 +154,3 @@ class _LocalProcess(Process):
         if drained:
             self._stdout.close()
             self._stderr.close()
-
-
-def this_platform() -> str:
-    """This machine's platform under the names `run:` maps use: what `platform.system()` says, lowercased,
-    without importing `platform` (every `plan` and `run` would pay for its import)."""
-    return os.uname().sysname.lower() if hasattr(os, "uname") else "windows"

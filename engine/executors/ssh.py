@@ -25,11 +25,12 @@ import paramiko
 
 from engine.errors import ConnectionFailed, PreflightFailed
 from engine.executors import heartbeat
-from engine.executors.base import Executor, Invocation, Process, SSHOptions, SSHTarget, lookup_script
+from engine.executors.base import Executor, Invocation, Process, lookup_script
 from engine.executors.jobs import Job, Sink, StreamText
 from engine.executors.sshconnect import close_chain, open_chain, resolve
+from engine.transports import SSHOptions, SSHTarget
 
-__all__ = ["MAX_SESSIONS", "SSHExecutor", "SSHOptions", "SSHTarget", "resolve"]
+__all__ = ["MAX_SESSIONS", "SSHExecutor", "resolve"]
 
 MAX_SESSIONS = 9
 """Command channels open at once per host: sshd's MaxSessions defaults to 10, one is kept for kills."""

@@ -25,7 +25,7 @@ from paramiko.auth_handler import AuthHandler
 from paramiko.common import MSG_USERAUTH_FAILURE, MSG_USERAUTH_PK_OK, cMSG_USERAUTH_REQUEST
 
 from engine.errors import ConnectionFailed, HostKeyError
-from engine.executors.base import Agent, SSHOptions, SSHTarget, describe_auth, expand_home
+from engine.transports import Agent, SSHOptions, SSHTarget, describe_auth, expand_home
 
 MAX_JUMPS = 5
 _JUMP = re.compile(

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine.executors.base import Agent, Transport
 from engine.planning import Plan
 from engine.targets import LOCAL_HOST, Host
+from engine.transports import Agent, Transport
 
 LOCALHOST = "localhost"
 ON_LOCALHOST = f"inventory_hostname == '{LOCALHOST}'"

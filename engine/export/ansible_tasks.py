@@ -14,12 +14,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.executors.base import Transport
 from engine.export.yamltext import Item
 from engine.model import Expect, Retries
 from engine.planning import HostPlan, Variant
 from engine.rendering import SecretRef
 from engine.targets import Host
+from engine.transports import Transport
 
 RESULT = "runbook_result"
 ANSWER = "runbook_answer"

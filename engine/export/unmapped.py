@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import Problem
-from engine.executors.base import Agent, Transport
 from engine.export.ansible_inventory import jump_refusal
 from engine.loading import JsonPath
 from engine.model import Check, Runbook
 from engine.planning import Plan, PlannedStep, operator_texts
 from engine.rendering import names_used, template_problem
 from engine.targets import Host
+from engine.transports import Agent, Transport
 from engine.variables import Values
 
 # The fields an export maps, per model class. Fields left at their default are never a problem.
