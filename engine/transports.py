@@ -57,6 +57,18 @@ class SSHTarget:
     def has_key(self) -> bool:
         return self.key is not None or self.key_file is not None
 
+    @property
+    def offers_agent(self) -> bool:
+        """The agent's keys are offered: when asked (YES, ONLY), or by default when no key is given (like
+        `ssh` without `-i`). The one statement of the rule: connecting, its error messages and `plan` read it."""
+        return self.agent in (Agent.YES, Agent.ONLY) or (self.agent is None and not self.has_key)
+
+    @property
+    def offers_default_keys(self) -> bool:
+        """~/.ssh/id_* (and an IdentityFile of ~/.ssh/config) are offered: only when no key is given and the
+        agent is not the only way."""
+        return not self.has_key and self.agent is not Agent.ONLY
+
 
 def expand_home(path: str) -> str:
     """Only a leading `~/` (or a bare `~`) means $HOME: `~user/` and a `~` further on stay as written."""
@@ -72,9 +84,9 @@ def describe_auth(target: SSHTarget) -> str:
     offered = (
         ["inline key"] if target.key is not None else [f"key {target.key_file}"] if target.key_file else []
     )
-    if target.agent is Agent.YES or (target.agent is None and not offered):
+    if target.offers_agent:
         offered.append("the SSH agent")
-    if not target.has_key:
+    if target.offers_default_keys:
         offered.append("default keys")
     return ", ".join(offered)
 

@@ -63,7 +63,7 @@ def resolve(target: SSHTarget, options: SSHOptions) -> SSHTarget:
         raise ConnectionFailed(f"{target.name}: ProxyCommand in {path} is not supported (ProxyJump is)")
     jump = target.proxy_jump or (None if target.jump else found.get("proxyjump"))
     identity = None
-    if not target.has_key and target.agent is not Agent.ONLY:
+    if target.offers_default_keys:
         identity = next((key for key in found.get("identityfile", []) if os.path.exists(key)), None)
     try:
         port = target.port or int(found.get("port", 22))
@@ -378,8 +378,7 @@ def _auth(target: SSHTarget) -> dict[str, Any]:
                 f"{target.name}: only the SSH agent may be used, but SSH_AUTH_SOCK is not set"
             )
         return {"allow_agent": True, "look_for_keys": False}
-    agent = target.agent is Agent.YES or (target.agent is None and not target.has_key)
-    auth: dict[str, Any] = {"allow_agent": agent, "look_for_keys": not target.has_key}
+    auth: dict[str, Any] = {"allow_agent": target.offers_agent, "look_for_keys": target.offers_default_keys}
     if target.key is not None:
         auth["pkey"] = _certified(target, _legacy(target, _inline_key(target)))
     elif target.key_file is not None:
@@ -428,15 +427,11 @@ def _rsa_keys_offered(target: SSHTarget) -> list[paramiko.PKey]:
             keys.append(_inline_key(target))
         elif target.key_file is not None:
             keys.append(_key_file(target, target.key_file))
-        elif target.agent is not Agent.ONLY and os.path.isfile(path := os.path.expanduser("~/.ssh/id_rsa")):
+        elif target.offers_default_keys and os.path.isfile(path := os.path.expanduser("~/.ssh/id_rsa")):
             keys.append(_key_file(target, path))
     except ConnectionFailed:
         pass
-    if (
-        target.agent is Agent.ONLY
-        or target.agent is Agent.YES
-        or (target.agent is None and not target.has_key)
-    ):
+    if target.offers_agent:
         try:
             keys += list(paramiko.Agent().get_keys())
         except (paramiko.SSHException, OSError):
@@ -596,15 +591,11 @@ def _certified(target: SSHTarget, key: paramiko.PKey) -> paramiko.PKey:
 def _keys_tried(target: SSHTarget) -> str:
     """What `connect` offered (`describe_auth`), with the agent's keys and the default key files named."""
     named = []
-    if (
-        target.agent is Agent.ONLY
-        or target.agent is Agent.YES
-        or (target.agent is None and not target.has_key)
-    ):
+    if target.offers_agent:
         try:
             named += [f"agent {key.get_name()} {key.fingerprint}" for key in paramiko.Agent().get_keys()]
         except (paramiko.SSHException, OSError):
             pass
-    if not target.has_key and target.agent is not Agent.ONLY:
+    if target.offers_default_keys:
         named += [p for name in _DEFAULT_KEYS if os.path.exists(p := os.path.expanduser(f"~/.ssh/{name}"))]
     return describe_auth(target) + (f" ({', '.join(named)})" if named else "")
