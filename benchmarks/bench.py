@@ -9,7 +9,11 @@ commands alternated run by run so machine noise hits all of them alike:
   plain `ssh` per node, all at once, running the same node block (no ControlMaster; curve25519, which
   the nodes' sshd offers, so OpenSSH 9.2's costlier default kex is not what is measured);
 - fabric: a script using fabric's `ThreadingGroup` for the node block and invoke's `run` for the local
-  commands (fabric from the benchmark venv, made on first use);
+  commands (fabric from the benchmark venv, made on first use); `fabric+probe`: the same script first
+  sending every node the engine's preflight command (platform and program lookup), which the engine must
+  send before any step, so the two are also compared doing the same work;
+- imports: `python -c` importing what any engine on the required libraries must import before its first
+  step (jinja2, jsonschema, yaml, paramiko): the floor plus that is the least such an engine can take;
 - ansible: `ansible-playbook` with three plays (local, nodes with `-f N`, local), gathering explicit,
   ansible's own ssh settings (ControlPersist shortened so masters do not outlive the run); skipped past
   N = 20 unless `--ansible-max` says otherwise.
@@ -92,6 +96,8 @@ for script, cwd in spec["before"]:
     local(script, cwd)
 group = ThreadingGroup(*spec["hosts"], connect_kwargs={"key_filename": spec["key"], "look_for_keys": False,
                                                        "allow_agent": False})
+if len(sys.argv) > 2 and sys.argv[2] == "--probe":  # the engine's preflight round trip, on every host first
+    group.run(spec["probe"], hide=True, in_stream=False)
 group.run("sh -ec " + shlex.quote(spec["node"]), hide=True, in_stream=False)
 group.close()
 for script, cwd in spec["after"]:
@@ -266,16 +272,19 @@ class Rendered:
     before: list[tuple[str, str]]
     node: str
     after: list[tuple[str, str]]
+    probe: str  # the engine's preflight command for a node
 
 
 def render(book: Path, variables: Sequence[str]) -> Rendered:
+    from engine.executors.base import lookup_script
     from engine.options import Options, prepare
-    from engine.targets import Transport
+    from engine.transports import Transport
 
     _, plan = prepare(Options(str(book), var=tuple(variables), platform="linux"))
     before: list[tuple[str, str]] = []
     after: list[tuple[str, str]] = []
     node = ""
+    programs: list[str] = []
     for step in plan.steps:
         if not step.hosts:
             continue  # the manual step
@@ -285,7 +294,10 @@ def render(book: Path, variables: Sequence[str]) -> Rendered:
             (after if node else before).append((variant.script, step.hosts[0].cwd or "."))
         else:
             node = variant.script
-    return Rendered(before, node, after)
+            programs += [p for p in step.programs if p not in programs]
+    # what SSHExecutor.probe sends each node before any step: its platform and the programs it lacks
+    probe = "exec sh -c " + shlex.quote("uname -s" + (f"; {lookup_script(programs)}" if programs else ""))
+    return Rendered(before, node, after, probe)
 
 
 def ssh_argv(node: SSHDNode, known_hosts: Path) -> list[str]:
@@ -339,6 +351,7 @@ def fabric_spec(work: Path, rendered: Rendered, nodes: Sequence[SSHDNode]) -> Pa
         "before": rendered.before,
         "node": rendered.node,
         "after": rendered.after,
+        "probe": rendered.probe,
         "hosts": [f"{n.user}@{n.address}:{n.port}" for n in nodes],
         "key": str(nodes[0].client_key),
     }
@@ -452,6 +465,10 @@ def rollback_commands(
         spec = fabric_spec(lab.work, rendered, lab.nodes)
         script = lab.work / "fabric_rollback.py"
         commands["fabric"] = tool("fabric", lambda r: [str(python), str(script), str(spec)])
+        # fabric also making the one round trip the engine must make to every host before any step
+        commands["fabric+probe"] = tool(
+            "fabric-probe", lambda r: [str(python), str(script), str(spec), "--probe"]
+        )
     if python is not None and with_ansible:
         inventory, playbook = ansible_files(lab.work, rendered, lab.nodes)
         control = Path(tempfile.mkdtemp(prefix="rb-ans-", dir="/tmp"))  # a unix socket path holds 108 bytes
@@ -573,6 +590,7 @@ def run_benchmark(
                     "engine/floor": ratio(series["engine"], series["floor"]),
                     "(floor+imports)/floor": round(bound / series["floor"].median, 3),
                     "engine/fabric": ratio(series["engine"], series.get("fabric")),
+                    "engine/(fabric+probe)": ratio(series["engine"], series.get("fabric+probe")),
                     "ansible/engine": ratio(series.get("ansible"), series["engine"]),
                     "engine/engine-before": ratio(series["engine"], series.get("engine-before")),
                 }
@@ -664,12 +682,11 @@ def markdown(report: dict[str, Any]) -> str:
         "What no engine on these libraries can go below: before its first step it must import jinja2, "
         "jsonschema, yaml and paramiko (`imports`, run in the same rounds: "
         f"`python -c \"{UNAVOIDABLE_IMPORTS}\"`), and the floor's work all comes after that. The engine's own "
-        "share is what it takes beyond floor + imports. Node CPU: what the nodes' sshds and everything they "
-        "started spent during the command (they share this machine's cores with the tool measured).",
+        "share is what it takes beyond floor + imports.",
         "",
         "| N | floor | imports | floor + imports | (floor + imports)/floor | target engine/floor | engine/floor "
-        "| engine − (floor + imports) | node CPU engine | node CPU floor | node CPU fabric |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| engine − (floor + imports) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for count, row in report["rollback"].items():
         floor, imports, engine = (row[k]["median_s"] for k in ("floor", "imports", "engine"))
@@ -677,8 +694,26 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(
             f"| {count} | {floor:.2f} s | {imports:.2f} s | {floor + imports:.2f} s | "
             f"{fmt(row['ratios']['(floor+imports)/floor'])} | {fmt(target)} | "
-            f"{fmt(row['ratios']['engine/floor'])} | {engine - floor - imports:+.2f} s | "
-            f"{node(row['engine'])} | {node(row['floor'])} | {node(row.get('fabric'))} |"
+            f"{fmt(row['ratios']['engine/floor'])} | {engine - floor - imports:+.2f} s |"
+        )
+    lines += [
+        "",
+        "Node CPU: what the nodes' sshds and everything they started spent during the command; they share this "
+        "machine's cores with the tool measured, so it costs that tool wall time. *fabric + probe*: the same "
+        "fabric script, first sending every node the engine's preflight command (platform and program lookup, "
+        "one session each), which the engine must do before any step and fabric never does.",
+        "",
+        "| N | engine | fabric | fabric + probe | engine/fabric | engine/(fabric + probe) | CPU engine | CPU fabric "
+        "| CPU fabric + probe | node CPU engine | node CPU fabric | node CPU fabric + probe | node CPU floor |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for count, row in report["rollback"].items():
+        r = row["ratios"]
+        fab, probed = row.get("fabric"), row.get("fabric+probe")
+        lines.append(
+            f"| {count} | {cell(row['engine'])} | {cell(fab)} | {cell(probed)} | {fmt(r['engine/fabric'])} | "
+            f"{fmt(r['engine/(fabric+probe)'])} | {cpu(row['engine'])} | {cpu(fab)} | {cpu(probed)} | "
+            f"{node(row['engine'])} | {node(fab)} | {node(probed)} | {node(row['floor'])} |"
         )
     if report.get("before"):
         lines += [
