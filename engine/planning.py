@@ -157,12 +157,13 @@ class Plan:
         return next((s for s in self.steps if s.id == step_id), None)
 
     def remote_hosts(self) -> tuple[Host, ...]:
-        """Every host reached over a connection (not this machine), once per address, port and user."""
-        seen: dict[tuple[str, int | None, str | None], Host] = {}
+        """Every host reached over a connection (not this machine), once per name: a name is one account
+        reached one way (`targets` refuses a plan where it is not), so one connection serves all its steps."""
+        seen: dict[str, Host] = {}
         for target in self.targets.values():
             for host in target.hosts:
                 if host.transport is not Transport.LOCAL:
-                    seen.setdefault((host.address, host.port, host.user), host)
+                    seen.setdefault(host.name, host)
         return tuple(seen.values())
 
 

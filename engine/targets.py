@@ -135,10 +135,42 @@ def resolve(
     for name, where in run_locally.items():
         if where != LOCAL:
             raise UsageError(f"--target {name}={where}: only 'local' is supported")
-    return {
+    resolved = {
         t.name: _resolve_one(runbook, t, context, hosts.get(t.name), t.name in run_locally)
         for t in runbook.targets
     }
+    _one_way_each(runbook, resolved)
+    return resolved
+
+
+def _one_way_each(runbook: Runbook, resolved: Mapping[str, ResolvedTarget]) -> None:
+    """Refuse a host name that two entries reach differently (another user, port, key, agent use, jump).
+
+    A run names hosts by name: one connection each, and the journal, the summary and a resume key every
+    outcome by it. Two ways to reach one name would run every step through whichever connected first, the
+    other's settings silently ignored: `deploy@web1` and `root@web1` would run as one of them."""
+    first: dict[str, tuple[str, Host]] = {}
+    problems, reported = [], set()
+    for target in resolved.values():
+        for host in target.hosts:
+            if host.transport is Transport.LOCAL:
+                continue
+            where, seen = first.setdefault(host.name, (target.name, host))
+            if ssh_target(seen) != ssh_target(host) and host.name not in reported:
+                reported.add(host.name)  # once a name: its other entries would only repeat it
+                other = "another entry of this target" if where == target.name else f"target {where!r}"
+                problems.append(
+                    runbook.document.positions.problem(
+                        ("targets", target.name),
+                        f"host {host.name!r} is reached two ways: here as {host.reach.removeprefix('ssh ')}; "
+                        f"by {other} as {seen.reach.removeprefix('ssh ')}. A run knows each host by its name, "
+                        "so one name must be one account reached one way: give one of them another name (a "
+                        "Host alias in ~/.ssh/config)",
+                        key=True,
+                    )
+                )
+    if problems:
+        raise InvalidRunbook(problems)
 
 
 def _resolve_one(

@@ -309,6 +309,70 @@ def test_hosts_override_of_a_host_list_keeps_its_settings(tmp_path: Path) -> Non
     assert host == Host("b", "b", "deploy", 2200, agent=Agent.ONLY, jump=(Host("j", "j"),))
 
 
+TWO_TARGETS = """\
+  app:
+    ssh:
+      hosts: [{app}]
+  admin:
+    ssh:
+      hosts: [{admin}]
+{settings}steps:
+  - {{id: a, title: A, on: app, run: 'true'}}
+  - {{id: b, title: B, on: admin, run: 'true'}}
+"""
+
+
+def two_targets(tmp_path: Path, app: str, admin: str, settings: str = "") -> Runbook:
+    text = f'runbook: 1\nname: t\nversion: "1"\ntitle: T\ntargets:\n{TWO_TARGETS}'
+    path = tmp_path / "two.yml"
+    path.write_text(text.format(app=app, admin=admin, settings=settings), encoding="utf-8")
+    return validate(path, "two.yml").runbook
+
+
+@pytest.mark.parametrize(
+    ("app", "admin", "settings", "here", "there"),
+    [
+        ("deploy@web1", "root@web1", "", "root@web1 (port", "deploy@web1 (port"),
+        ("web1:22", "web1:2222", "", "web1:2222 (user", "web1:22 (user"),
+        ("web1", "web1", "      key_file: /keys/admin\n", "key /keys/admin", "the SSH agent, default keys"),
+        ("web1", "web1", "      jump: bastion\n", "via bastion", "default keys. A run"),
+    ],
+)
+def test_one_host_name_reached_two_ways_is_refused_at_the_target(
+    tmp_path: Path, app: str, admin: str, settings: str, here: str, there: str
+) -> None:
+    """A run keeps one connection per host name and keys every outcome by it: the second way would be
+    silently ignored (`root@web1`'s steps run as deploy, or the other way round)."""
+    runbook = two_targets(tmp_path, app, admin, settings)
+    with pytest.raises(InvalidRunbook) as caught:
+        targets.resolve(runbook, {})
+    [problem] = problems(caught)
+    assert problem.startswith("two.yml:9:3: targets.admin: host 'web1' is reached two ways: here as ")
+    assert (
+        here in problem.split("; by target 'app' as ")[0]
+        and there in problem.split("; by target 'app' as ")[1]
+    )
+    assert problem.endswith("give one of them another name (a Host alias in ~/.ssh/config)")
+
+
+def test_one_host_in_two_targets_reached_alike_is_one_connection(tmp_path: Path) -> None:
+    two_targets(tmp_path, "deploy@web1, web2", "deploy@web1", "      user: deploy\n")
+    validated = validate(tmp_path / "two.yml", "two.yml")
+    _, plan = prepare(Options(str(tmp_path / "two.yml"), platform="linux"), validated=validated)
+    assert [h.display for h in plan.remote_hosts()] == ["deploy@web1", "web2"]
+    both = [h.display for name in ("app", "admin") for h in plan.targets[name].hosts]
+    assert both == ["deploy@web1", "web2", "deploy@web1"]  # both targets keep it; one connection serves them
+
+
+def test_two_entries_of_one_target_for_one_host_must_agree(tmp_path: Path) -> None:
+    runbook = book(tmp_path, "      hosts: [deploy@web1, root@web1, root@web1]\n")
+    with pytest.raises(InvalidRunbook) as caught:
+        targets.resolve(runbook, {})
+    [problem] = problems(caught)  # once for the name, though the third entry disagrees again
+    assert "targets.t: host 'web1' is reached two ways: here as root@web1" in problem
+    assert "; by another entry of this target as deploy@web1" in problem
+
+
 def test_target_local_keeps_the_hosts_but_runs_them_here(rollback: Runbook) -> None:
     resolved = targets.resolve(rollback, context(ROOT / "tests/data/rke"), run_locally={"nodes": "local"})
     nodes = resolved["nodes"]
