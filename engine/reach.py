@@ -9,7 +9,6 @@ The inline `key` is a secret: it is carried in memory only, and no message here 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 from engine.errors import InvalidRunbook
 from engine.model import Jump, Reach, Template
 from engine.rendering import OMIT, render, template_problem
-from engine.transports import Agent, expand_home
+from engine.transports import DESTINATION_FORMS, Agent, expand_home, parse_destination
 
 _AGENT_WORDS = {
     "yes": Agent.YES,
@@ -28,7 +27,6 @@ _AGENT_WORDS = {
     "off": Agent.NO,
     "only": Agent.ONLY,
 }
-_HOP = re.compile(r"^(?:(?P<user>[^@\s,]+)@)?(?P<host>[^@:\s,]+)(?::(?P<port>[0-9]+))?$")
 
 
 @dataclass(frozen=True)
@@ -112,12 +110,11 @@ def render_jump(jump: Jump, context: Mapping[str, Any], base: str | None) -> lis
 
 
 def _parse_hop(template: Template, spec: str) -> RenderedHop:
-    match = _HOP.match(spec.strip())
-    if match is None:
-        message = f"jump host {spec.strip()!r}: expected host, user@host or user@host:port"
+    found = parse_destination(spec)
+    if found is None:
+        message = f"jump host {spec.strip()!r}: expected {DESTINATION_FORMS}"
         raise InvalidRunbook([template_problem(template, message)])
-    port = match["port"]
-    return RenderedHop(match["host"], Settings(user=match["user"], port=int(port) if port else None))
+    return RenderedHop(found.host, Settings(user=found.user, port=found.port))
 
 
 def _secret(template: Template | None, context: Mapping[str, Any]) -> str | None:

@@ -8,7 +8,6 @@ read by `inventory`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -17,9 +16,14 @@ from engine import inventory, reach
 from engine.errors import InvalidRunbook, UsageError
 from engine.model import LOCAL, Runbook, Target
 from engine.rendering import render, template_problem
-from engine.transports import Agent, Transport, describe_auth, ssh_target
-
-_HOST_SPEC = re.compile(r"^(?:(?P<user>[^@\s]+)@)?(?P<name>[^@:\s]+)(?::(?P<port>[0-9]+))?$")
+from engine.transports import (
+    DESTINATION_FORMS,
+    Agent,
+    Transport,
+    describe_auth,
+    parse_destination,
+    ssh_target,
+)
 
 
 @dataclass(frozen=True)
@@ -99,11 +103,10 @@ class ResolvedTarget:
 
 def parse_host(spec: str) -> Host:
     """`user@name:port` (user and port optional), as in the runbook's `hosts:` and `--hosts`."""
-    match = _HOST_SPEC.match(spec.strip())
-    if not match:
-        raise UsageError(f"{spec!r} is not a host: expected name, user@name or user@name:port")
-    port = match["port"]
-    return Host(match["name"], match["name"], match["user"], int(port) if port else None)
+    found = parse_destination(spec)
+    if found is None:
+        raise UsageError(f"{spec!r} is not a host: expected {DESTINATION_FORMS}")
+    return Host(found.host, found.host, found.user, found.port)
 
 
 def parse_overrides(items: list[str], flag: str) -> dict[str, str]:

@@ -10,12 +10,43 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from engine.targets import Host
+
+
+# OpenSSH's destination: [ssh://][user@]host[:port], an IPv6 address in brackets ([fe80::1]:22), a port
+# from 1 to 65535. The schema's `hosts` items pattern says the same for editors (tests/test_targets.py
+# checks both give the same verdicts).
+_PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+_DESTINATION = re.compile(
+    r"(?:ssh://)?(?:(?P<user>[^@\s,/]+)@)?(?:\[(?P<v6>[0-9A-Fa-f:.]+(?:%[\w.-]+)?)\]|(?P<host>[^@:\s,/\[\]]+))"
+    rf"(?::(?P<port>{_PORT}))?"
+)
+DESTINATION_FORMS = "host, user@host or user@host:port ([addr] for an IPv6 address)"
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where a `user@host:port` written by a person (a hosts list, a jump host, ProxyJump) points."""
+
+    host: str
+    user: str | None = None
+    port: int | None = None
+
+
+def parse_destination(spec: str) -> Destination | None:
+    """`spec` as OpenSSH reads a destination; None when it is not one (the caller says where it was)."""
+    match = _DESTINATION.fullmatch(spec.strip())
+    if match is None:
+        return None
+    return Destination(
+        match["v6"] or match["host"], match["user"], int(match["port"]) if match["port"] else None
+    )
 
 
 class Agent(enum.Enum):

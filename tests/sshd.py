@@ -29,7 +29,7 @@ START_TIMEOUT = 10.0
 START_ATTEMPTS = 3  # a port found free can be taken before sshd binds it; then try another
 
 _CONFIG = """\
-ListenAddress {address}:{port}
+ListenAddress {listen}
 HostKey {host_key}
 PidFile {root}/sshd.pid
 AuthorizedKeysFile {authorized_keys}
@@ -203,6 +203,7 @@ class SSHDCluster:
             config = root / "sshd_config"
             config.write_text(
                 _CONFIG.format(
+                    listen=f"[{address}]:{port}" if ":" in address else f"{address}:{port}",  # IPv6: [::1]:22
                     address=address,
                     port=port,
                     host_key=host_key,
@@ -246,7 +247,7 @@ class SSHDCluster:
 
 def free_port(address: str) -> int:
     """A port nothing listens on at `address` right now (the kernel's pick for a bind to port 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+    with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((address, 0))
         return int(probe.getsockname()[1])
 

@@ -84,7 +84,11 @@ def test_every_mistake_of_a_file_at_its_own_line(server: YamlLanguageServer, tmp
             "Not a format the engine checks; use a pattern, or one of: date, email, idn-email, ipv4, "
             "ipv6, regex, uuid.",
         ),
-        Diagnostic(8, 23, "Not a host: write name, user@name or user@name:port, or a template."),
+        Diagnostic(
+            8,
+            23,
+            "Not a host: write host, user@host or user@host:port ([addr] for an IPv6 address), or a template.",
+        ),
         Diagnostic(
             10, 9, "Not a step id: lowercase letters, digits, - and _, starting with a letter or digit."
         ),

@@ -13,7 +13,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from sshd import SSHDNode, free_port, generate_key
+from sshd import SSHDCluster, SSHDNode, free_port, generate_key
 
 from runbooks import (
     CALICO_ID,
@@ -282,6 +282,26 @@ steps:
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"db-primary | stdin: end of file on {node.address}" in done.stdout
     assert "db-primary | shown as printed: :warning: [bold]x[/bold]" in done.stdout
+
+
+def test_an_ipv6_host_written_in_brackets(tmp_path: Path, sshd_cluster: SSHDCluster, home: Path) -> None:
+    """`user@[::1]:port` in a hosts list, as OpenSSH writes a destination: the run reaches that sshd, and
+    the journal and the summary name the host by its address."""
+    node = sshd_cluster.extra("::1", sshd_cluster.authorized_keys)
+    write_ssh_home(home, [node])  # known_hosts: [::1]:port
+    book = write_runbook(
+        tmp_path,
+        'runbook: 1\nname: v6\nversion: "1"\ntitle: IPv6\ntargets:\n  nodes:\n    ssh:\n'
+        f"      hosts: ['{node.user}@[::1]:{node.port}']\n      key_file: {node.client_key}\n"
+        "steps:\n  - {id: where, title: Where, on: nodes, run: 'echo on $RUNBOOK_TEST_NODE'}\n",
+    )
+    lab = work_lab(tmp_path, home, [node])
+    done = lab.run_here(str(book), "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert summary_rows(done.stdout) == [("where", "::1", "ok")]
+    [line] = [r for r in journal(lab.state) if r["type"] == "step-end"]
+    assert line["host"] == "::1" and line["status"] == "ok"
+    assert "on ::1" in done.stdout  # the command ran on that sshd (its RUNBOOK_TEST_NODE)
 
 
 def test_timeout_kills_the_command_on_the_node(tmp_path: Path, nodes: list[SSHDNode], lab: Lab) -> None:

@@ -111,8 +111,8 @@ steps: [{id: a, title: A, run: b}]
         "rb.yml:7:14: targets.b.local: must be true (or remove the key)",
         "rb.yml:8:12: targets.c.ssh: 'from_file' is needed with 'each'",
         "rb.yml:8:12: targets.c.ssh: exactly one of 'hosts' or 'from_file' is required",
-        "rb.yml:9:37: targets.d.ssh.hosts[1]: 'bad host' is not a host: write name, user@name or user@name:port, "
-        "or a template",
+        "rb.yml:9:37: targets.d.ssh.hosts[1]: 'bad host' is not a host: write host, user@host or user@host:port "
+        "([addr] for an IPv6 address), or a template",
         "rb.yml:10:20: targets.e.ssh: 'ssh' is not allowed with 'local': a target is this machine or SSH hosts, "
         "not both; keep one",
         "rb.yml:11:25: targets.f.ssh.from_file: 'from_file' is not allowed with 'hosts': hosts are listed or "

@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from engine import targets
+from engine import schema, targets
 from engine.commands.plan import describe
 from engine.errors import InvalidRunbook, UsageError
 from engine.model import Runbook
 from engine.options import Options, prepare
 from engine.targets import Host, parse_host, parse_overrides
-from engine.transports import Agent, Transport, ssh_target
+from engine.transports import Agent, Transport, parse_destination, ssh_target
 from engine.validation import validate
 from runbooks import fill_cluster
 
@@ -245,7 +245,8 @@ def test_only_a_leading_tilde_slash_is_home(tmp_path: Path, home: Path) -> None:
         ("      port: x\n", "book.yml:10:13: targets.t.ssh.port: port 'x' is not a number"),
         (
             "      jump: 'a b'\n",
-            "book.yml:10:13: targets.t.ssh.jump: jump host 'a b': expected host, user@host or user@host:port",
+            "book.yml:10:13: targets.t.ssh.jump: jump host 'a b': expected host, user@host or user@host:port "
+            "([addr] for an IPv6 address)",
         ),
     ],
 )
@@ -448,16 +449,73 @@ def test_a_malformed_inventory_is_reported_in_its_own_file(rollback: Runbook, tm
         ("deploy@web2", Host("web2", "web2", "deploy")),
         ("deploy@web2:2200", Host("web2", "web2", "deploy", 2200)),
         (" 10.0.0.1:22 ", Host("10.0.0.1", "10.0.0.1", None, 22)),
+        ("[fd00::11]", Host("fd00::11", "fd00::11")),  # IPv6 in brackets, as OpenSSH writes it
+        ("rancher@[fd00::11]:2201", Host("fd00::11", "fd00::11", "rancher", 2201)),
+        ("ssh://deploy@web2:2200", Host("web2", "web2", "deploy", 2200)),
     ],
 )
 def test_parse_host(spec: str, host: Host) -> None:
     assert parse_host(spec) == host
 
 
-@pytest.mark.parametrize("spec", ["", "a b", "u@", "a:port", "a@b@c"])
+@pytest.mark.parametrize(
+    "spec", ["", "a b", "u@", "a:port", "a@b@c", "fd00::11", "[web1]", "web1:0", "web1:65536", "a/b"]
+)
 def test_parse_host_refuses_what_is_not_a_host(spec: str) -> None:
-    with pytest.raises(UsageError, match="is not a host: expected name, user@name or user@name:port"):
+    with pytest.raises(
+        UsageError, match=r"is not a host: expected host, user@host or user@host:port \(\[addr\]"
+    ):
         parse_host(spec)
+
+
+HOSTS_GOOD = (
+    "web1",
+    "deploy@web2:2200",
+    "10.0.0.1:22",
+    "[fd00::11]",
+    "ops@[fe80::1%eth0]:65535",
+    "ssh://u@h:1",
+)
+HOSTS_BAD = (
+    "",
+    "a b",
+    "u@",
+    "a:port",
+    "a@b@c",
+    "fd00::11",
+    "[web1]",
+    "web1:0",
+    "web1:65536",
+    "web1:022",
+    "a/b",
+)
+
+
+@pytest.mark.parametrize("spec", [*HOSTS_GOOD, *HOSTS_BAD])
+def test_the_schema_and_the_engine_read_hosts_alike(spec: str) -> None:
+    """Editors judge `hosts:` entries by the schema's pattern, the engine by `parse_destination`: one verdict."""
+    items = schema.schema()["$defs"]["ssh"]["properties"]["hosts"]["items"]
+    engine_says, schema_says = parse_destination(spec) is not None, schema.validator(items).is_valid(spec)
+    assert engine_says == schema_says == (spec in HOSTS_GOOD)
+
+
+def test_hosts_jump_hosts_and_proxyjump_read_one_grammar(tmp_path: Path) -> None:
+    """A jump host in a runbook and one in ~/.ssh/config's ProxyJump are read like a hosts entry."""
+    runbook = book(
+        tmp_path, "      hosts: ['ops@[fd00::11]:2201']\n      jump: 'admin@[fd00::1]:2222, inner'\n"
+    )
+    [host] = targets.resolve(runbook, {})["t"].hosts
+    assert (host.address, host.user, host.port) == ("fd00::11", "ops", 2201)
+    assert [(hop.address, hop.user, hop.port) for hop in host.jump] == [
+        ("fd00::1", "admin", 2222),
+        ("inner", None, None),
+    ]
+    broken = book(tmp_path, "      hosts: [web1]\n      jump: 'admin@bastion:99999'\n")
+    with pytest.raises(InvalidRunbook) as caught:
+        targets.resolve(broken, {})
+    assert (
+        "jump host 'admin@bastion:99999': expected host, user@host or user@host:port" in problems(caught)[0]
+    )
 
 
 def test_parse_overrides() -> None:

@@ -25,12 +25,17 @@ from paramiko.auth_handler import AuthHandler
 from paramiko.common import MSG_USERAUTH_FAILURE, MSG_USERAUTH_PK_OK, cMSG_USERAUTH_REQUEST
 
 from engine.errors import ConnectionFailed, HostKeyError
-from engine.transports import Agent, SSHOptions, SSHTarget, describe_auth, expand_home
+from engine.transports import (
+    DESTINATION_FORMS,
+    Agent,
+    SSHOptions,
+    SSHTarget,
+    describe_auth,
+    expand_home,
+    parse_destination,
+)
 
 MAX_JUMPS = 5
-_JUMP = re.compile(
-    r"(?:ssh://)?(?:(?P<user>[^@]+)@)?(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:]+))(?::(?P<port>\d+))?"
-)
 _known_hosts_lock = threading.Lock()
 _known_hosts_read_lock = threading.Lock()
 _known_hosts_read: dict[str, tuple[tuple[int, int], paramiko.HostKeys]] = {}
@@ -165,11 +170,10 @@ def _with_includes(path: str, depth: int) -> str:
 
 
 def _parse_jump(spec: str, name: str) -> SSHTarget:
-    match = _JUMP.fullmatch(spec.strip())
-    if match is None:
-        raise ConnectionFailed(f"{name}: cannot parse ProxyJump host {spec!r}")
-    host = match["v6"] or match["host"]
-    return SSHTarget(name=host, user=match["user"], port=int(match["port"]) if match["port"] else None)
+    found = parse_destination(spec)
+    if found is None:
+        raise ConnectionFailed(f"{name}: cannot parse ProxyJump host {spec!r}: expected {DESTINATION_FORMS}")
+    return SSHTarget(name=found.host, user=found.user, port=found.port)
 
 
 def _tunnel(via: paramiko.SSHClient, hop: SSHTarget, options: SSHOptions) -> paramiko.Channel:
