@@ -172,7 +172,6 @@ class _Builder:
         return tuple(self._each(enumerate(self._part("steps", list)), one))
 
     def step(self, index: int, spec: dict[str, Any], path: JsonPath) -> model.Step:
-        self._command_only(spec, path)
         timeout = spec.get("timeout", self.defaults.get("timeout"))
         expect = spec.get("expect", {})
         codes = expect.get("exit_code", 0)
@@ -208,15 +207,6 @@ class _Builder:
             loop=self.loop(spec, path),
             use=self.use(spec, path),
         )
-
-    def _command_only(self, spec: dict[str, Any], path: JsonPath) -> None:
-        """Keys about a command's attempts or hosts mean nothing to a person: refused, not ignored."""
-        if "manual" not in spec:
-            return
-        for key in ("until", "deadline", "run_once"):
-            if key in spec:
-                message = f"'{key}' belongs to command steps (run), not to manual ones"
-                self.problems.append(self.positions.problem((*path, key), message))
 
     def use(self, spec: dict[str, Any], path: JsonPath) -> model.Use | None:
         if "use" not in spec:

@@ -226,9 +226,12 @@ def test_now_is_one_utc_instant_formatted_as_asked(tmp_path: Path) -> None:
 
 def test_attempt_and_host_keys_on_a_manual_step_are_refused_not_ignored(tmp_path: Path) -> None:
     body = "steps:\n  - id: a\n    title: A\n    manual: Look.\n    until: result\n    deadline: 1m\n"
+    why = (
+        "until, deadline and run_once are about a command's attempts and hosts: they belong to command steps"
+    )
     assert problems_of(tmp_path, body) == [
-        "book.yml:9:12: steps[0].until: 'until' belongs to command steps (run), not to manual ones",
-        "book.yml:10:15: steps[0].deadline: 'deadline' belongs to command steps (run), not to manual ones",
+        f"book.yml:9:5: steps[0].until: 'until' is not allowed with 'manual': {why} (run), not to manual ones",
+        f"book.yml:10:5: steps[0].deadline: 'deadline' is not allowed with 'manual': {why} (run), not to manual ones",
     ]
 
 

@@ -63,6 +63,17 @@ def test_manual_with_run_is_reported_at_manual(server: YamlLanguageServer, tmp_p
     assert diagnostics(server, tmp_path, text) == ["9:5: Property manual is not allowed."]
 
 
+def test_a_commands_keys_on_a_manual_step_are_reported_at_each(
+    server: YamlLanguageServer, tmp_path: Path
+) -> None:
+    """The editor says what `runbook validate` says: the schema holds the rule (its dependentSchemas)."""
+    text = HEAD + "  - id: a\n    title: A\n    manual: Look.\n    until: result\n    run_once: true\n"
+    assert diagnostics(server, tmp_path, text) == [
+        "9:5: Property until is not allowed.",
+        "10:5: Property run_once is not allowed.",
+    ]
+
+
 def test_record_on_a_run_step_is_reported_at_record(server: YamlLanguageServer, tmp_path: Path) -> None:
     text = HEAD + "  - id: a\n    title: A\n    run: echo\n    record:\n      prompt: Seen\n"
     assert diagnostics(server, tmp_path, text) == ["9:5: Property record is not allowed."]
