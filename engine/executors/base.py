@@ -1,7 +1,8 @@
-"""The one executor template and the values it deals in: `Transport`, `Result`, `SSHTarget`, `SSHOptions`.
+"""The one executor template and what it deals in: `Executor`, `Process`, `Invocation`, `Result`.
 
-Everything here is paramiko-free on purpose: `runbook validate` imports this package and must stay fast, so
-the SSH *values* (`SSHTarget`, `SSHOptions`) live here and only `ssh.py` touches paramiko.
+Everything here is paramiko-free on purpose: a local run imports this package and must stay fast, so only
+`ssh.py` touches paramiko. How a host is reached (`Transport`, `SSHTarget`, `SSHOptions`) is
+`engine.transports`: the plan side names it without importing any executor.
 """
 
 from __future__ import annotations
