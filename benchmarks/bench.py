@@ -40,7 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -635,6 +635,13 @@ TARGETS = {
 }
 
 
+def table(header: str, rows: Iterable[Sequence[str]]) -> list[str]:
+    """A Markdown table (after a blank line): `header` ("a | b | c"), its rule, one line per row."""
+    columns = header.split(" | ")
+    lines = ["", f"| {header} |", "|" + "---|" * len(columns)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
 def markdown(report: dict[str, Any]) -> str:
     def cell(value: dict[str, Any] | None) -> str:
         if value is None:
@@ -653,6 +660,7 @@ def markdown(report: dict[str, Any]) -> str:
     def fmt(value: float | None) -> str:
         return "—" if value is None else f"{value:.2f}×"
 
+    rollback = report["rollback"].items()
     lines = [
         "# `invoke bench`: whole processes, interleaved",
         "",
@@ -664,71 +672,93 @@ def markdown(report: dict[str, Any]) -> str:
         f"{report['stand_ins_sleep_s']:.2f} s in total; median (min–max) of {report['runs']} runs after "
         f"{report['warmup_rounds']} warm-up round(s); peak RSS in MiB; CPU: user + system of the process and "
         "the children it waited for (median).",
-        "",
-        "| N | engine | OpenSSH floor | fabric | ansible-playbook | engine/floor | engine/fabric | ansible/engine "
-        "| RSS engine | RSS fabric | RSS ansible | CPU engine | CPU floor | CPU fabric |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for count, row in report["rollback"].items():
-        r = row["ratios"]
-        lines.append(
-            f"| {count} | {cell(row['engine'])} | {cell(row['floor'])} | {cell(row.get('fabric'))} | "
-            f"{cell(row.get('ansible'))} | {fmt(r['engine/floor'])} | {fmt(r['engine/fabric'])} | "
-            f"{fmt(r['ansible/engine'])} | {rss(row['engine'])} | {rss(row.get('fabric'))} | "
-            f"{rss(row.get('ansible'))} | {cpu(row['engine'])} | {cpu(row['floor'])} | {cpu(row.get('fabric'))} |"
-        )
+    lines += table(
+        "N | engine | OpenSSH floor | fabric | ansible-playbook | engine/floor | engine/fabric | "
+        "ansible/engine | RSS engine | RSS fabric | RSS ansible | CPU engine | CPU floor | "
+        "CPU fabric",
+        (
+            [
+                count,
+                cell(row["engine"]),
+                cell(row["floor"]),
+                cell(row.get("fabric")),
+                cell(row.get("ansible")),
+            ]
+            + [fmt(row["ratios"][k]) for k in ("engine/floor", "engine/fabric", "ansible/engine")]
+            + [rss(row["engine"]), rss(row.get("fabric")), rss(row.get("ansible"))]
+            + [cpu(row["engine"]), cpu(row["floor"]), cpu(row.get("fabric"))]
+            for count, row in rollback
+        ),
+    )
     lines += [
         "",
         "What no engine on these libraries can go below: before its first step it must import jinja2, "
         "jsonschema, yaml and paramiko (`imports`, run in the same rounds: "
         f"`python -c \"{UNAVOIDABLE_IMPORTS}\"`), and the floor's work all comes after that. The engine's own "
         "share is what it takes beyond floor + imports.",
-        "",
-        "| N | floor | imports | floor + imports | (floor + imports)/floor | target engine/floor | engine/floor "
-        "| engine − (floor + imports) |",
-        "|---|---|---|---|---|---|---|---|",
     ]
-    for count, row in report["rollback"].items():
+
+    def bound(count: str, row: dict[str, Any]) -> list[str]:
         floor, imports, engine = (row[k]["median_s"] for k in ("floor", "imports", "engine"))
-        target = TARGETS["engine/floor"].get(count)
-        lines.append(
-            f"| {count} | {floor:.2f} s | {imports:.2f} s | {floor + imports:.2f} s | "
-            f"{fmt(row['ratios']['(floor+imports)/floor'])} | {fmt(target)} | "
-            f"{fmt(row['ratios']['engine/floor'])} | {engine - floor - imports:+.2f} s |"
-        )
+        return [
+            count,
+            f"{floor:.2f} s",
+            f"{imports:.2f} s",
+            f"{floor + imports:.2f} s",
+            fmt(row["ratios"]["(floor+imports)/floor"]),
+            fmt(TARGETS["engine/floor"].get(count)),
+            fmt(row["ratios"]["engine/floor"]),
+            f"{engine - floor - imports:+.2f} s",
+        ]
+
+    lines += table(
+        "N | floor | imports | floor + imports | (floor + imports)/floor | target engine/floor | "
+        "engine/floor | engine − (floor + imports)",
+        (bound(count, row) for count, row in rollback),
+    )
     lines += [
         "",
         "Node CPU: what the nodes' sshds and everything they started spent during the command; they share this "
         "machine's cores with the tool measured, so it costs that tool wall time. *fabric + probe*: the same "
         "fabric script, first sending every node the engine's preflight command (platform and program lookup, "
         "one session each), which the engine must do before any step and fabric never does.",
-        "",
-        "| N | engine | fabric | fabric + probe | engine/fabric | engine/(fabric + probe) | CPU engine | CPU fabric "
-        "| CPU fabric + probe | node CPU engine | node CPU fabric | node CPU fabric + probe | node CPU floor |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for count, row in report["rollback"].items():
-        r = row["ratios"]
-        fab, probed = row.get("fabric"), row.get("fabric+probe")
-        lines.append(
-            f"| {count} | {cell(row['engine'])} | {cell(fab)} | {cell(probed)} | {fmt(r['engine/fabric'])} | "
-            f"{fmt(r['engine/(fabric+probe)'])} | {cpu(row['engine'])} | {cpu(fab)} | {cpu(probed)} | "
-            f"{node(row['engine'])} | {node(fab)} | {node(probed)} | {node(row['floor'])} |"
-        )
+    tools = ("engine", "fabric", "fabric+probe")
+    lines += table(
+        "N | engine | fabric | fabric + probe | engine/fabric | engine/(fabric + probe) | "
+        "CPU engine | CPU fabric | CPU fabric + probe | node CPU engine | node CPU fabric | "
+        "node CPU fabric + probe | node CPU floor",
+        (
+            [count, *(cell(row.get(t)) for t in tools)]
+            + [fmt(row["ratios"][k]) for k in ("engine/fabric", "engine/(fabric+probe)")]
+            + [cpu(row.get(t)) for t in tools]
+            + [node(row.get(t)) for t in (*tools, "floor")]
+            for count, row in rollback
+        ),
+    )
     if report.get("before"):
         lines += [
             "",
             f"Before and after, same runbook and lab: `engine-before` is {report['before']}'s `runbook`.",
-            "",
-            "| N | engine | engine-before | engine/engine-before | RSS engine | RSS before | CPU engine | CPU before |",
-            "|---|---|---|---|---|---|---|---|",
         ]
-        for count, row in report["rollback"].items():
-            old = row.get("engine-before")
-            lines.append(
-                f"| {count} | {cell(row['engine'])} | {cell(old)} | {fmt(row['ratios']['engine/engine-before'])} | "
-                f"{rss(row['engine'])} | {rss(old)} | {cpu(row['engine'])} | {cpu(old)} |"
-            )
+        lines += table(
+            "N | engine | engine-before | engine/engine-before | RSS engine | RSS before | CPU engine | "
+            "CPU before",
+            (
+                [
+                    count,
+                    cell(row["engine"]),
+                    cell(row.get("engine-before")),
+                    fmt(row["ratios"]["engine/engine-before"]),
+                    rss(row["engine"]),
+                    rss(row.get("engine-before")),
+                    cpu(row["engine"]),
+                    cpu(row.get("engine-before")),
+                ]
+                for count, row in rollback
+            ),
+        )
     startup = report.get("startup", {})
     if startup:
         lines += [
@@ -736,19 +766,22 @@ def markdown(report: dict[str, Any]) -> str:
             "Start-up (`runbook validate` / `plan` of runbooks/ha-rollback.yml) against "
             "`python -c 'import jinja2, jsonschema, yaml'`; *uncompiled*: a copy of engine/ without "
             "bytecode, PYTHONDONTWRITEBYTECODE=1.",
-            "",
-            "| command | wall median (min–max) | × imports | CPU median | CPU × imports | peak RSS MiB |",
-            "|---|---|---|---|---|---|",
         ]
-        for name, value in startup.items():
-            if name in ("ratios", "cpu_ratios"):
-                continue
-            times = startup["ratios"].get(f"{name}/imports")
-            cpu = startup["cpu_ratios"].get(f"{name}/imports")
-            lines.append(
-                f"| {name} | {cell(value)} | {fmt(times)} | {value['cpu_median_s']:.2f} s | {fmt(cpu)} | "
-                f"{rss(value)} |"
-            )
+        lines += table(
+            "command | wall median (min–max) | × imports | CPU median | CPU × imports | peak RSS MiB",
+            (
+                [
+                    name,
+                    cell(value),
+                    fmt(startup["ratios"].get(f"{name}/imports")),
+                    f"{value['cpu_median_s']:.2f} s",
+                    fmt(startup["cpu_ratios"].get(f"{name}/imports")),
+                    rss(value),
+                ]
+                for name, value in startup.items()
+                if name not in ("ratios", "cpu_ratios")
+            ),
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -206,14 +206,13 @@ def test_invoke_compiles_a_checkouts_engine_so_commands_start_from_bytecode(tmp_
     shutil.copytree(ROOT / "schemas", checkout / "schemas")  # engine/runbook-v1.schema.json links there
     shutil.copy(ROOT / "tasks.py", checkout)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"PYTHONDONTWRITEBYTECODE": "1"}
-    listed = subprocess.run(
-        [sys.executable, "-m", "invoke", "--list"],
-        cwd=checkout,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+
+    def python(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, *args], cwd=checkout, env=env, capture_output=True, text=True, timeout=60
+        )
+
+    listed = python("-m", "invoke", "--list")
     assert listed.returncode == 0, listed.stderr
     assert "run" in listed.stdout.split()
     sources = sorted(p.relative_to(checkout) for p in (checkout / "engine").rglob("*.py"))
@@ -221,14 +220,7 @@ def test_invoke_compiles_a_checkouts_engine_so_commands_start_from_bytecode(tmp_
         Path(importlib.util.cache_from_source(str(checkout / s))).exists() for s in sources
     )
     # `python -v` names where each module's code came from: the bytecode, not the source
-    started = subprocess.run(
-        [sys.executable, "-v", "-c", "import engine.cli, engine.commands.run"],
-        cwd=checkout,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    started = python("-v", "-c", "import engine.cli, engine.commands.run")
     assert started.returncode == 0, started.stderr
     lines = started.stderr.splitlines()
     from_source = [line for line in lines if line.startswith(f"# code object from {checkout}")]
