@@ -458,16 +458,6 @@ def test_parse_host(spec: str, host: Host) -> None:
     assert parse_host(spec) == host
 
 
-@pytest.mark.parametrize(
-    "spec", ["", "a b", "u@", "a:port", "a@b@c", "fd00::11", "[web1]", "web1:0", "web1:65536", "a/b"]
-)
-def test_parse_host_refuses_what_is_not_a_host(spec: str) -> None:
-    with pytest.raises(
-        UsageError, match=r"is not a host: expected host, user@host or user@host:port \(\[addr\]"
-    ):
-        parse_host(spec)
-
-
 HOSTS_GOOD = (
     "web1",
     "deploy@web2:2200",
@@ -489,6 +479,14 @@ HOSTS_BAD = (
     "web1:022",
     "a/b",
 )
+
+
+@pytest.mark.parametrize("spec", HOSTS_BAD)
+def test_parse_host_refuses_what_is_not_a_host(spec: str) -> None:
+    with pytest.raises(
+        UsageError, match=r"is not a host: expected host, user@host or user@host:port \(\[addr\]"
+    ):
+        parse_host(spec)
 
 
 @pytest.mark.parametrize("spec", [*HOSTS_GOOD, *HOSTS_BAD])
