@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
+import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from pgserver import PG_TEMPLATE, PgDatabase, PgServer, cluster_directory, migrate_as_superuser
 from sshd import SSHDCluster, SSHDNode
+
+_PG_NUMBERS = itertools.count(1)
 
 
 @pytest.fixture(autouse=True)
@@ -45,3 +51,33 @@ def sshd_nodes(sshd_cluster: SSHDCluster) -> Callable[[int], list[SSHDNode]]:
         return started
 
     return nodes
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """A real PostgreSQL server for the whole session (initdb ~1 s), with the team's roles: `alice` and `bob`
+    in `runbook_operators`, `mallory` outside it; and the database `runbook_template`, migrated.
+
+    No server is a failure, not a skip: `.ci/setup` installs it.
+    """
+    try:
+        server = PgServer(cluster_directory() / "cluster").init().start()
+    except RuntimeError as error:
+        pytest.fail(str(error))
+    try:
+        server.create_roles()
+        server.create_database(PG_TEMPLATE)
+        migrate_as_superuser(server, PG_TEMPLATE)
+        yield server
+    finally:
+        server.stop("immediate")
+        shutil.rmtree(server.directory.parent, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_db(pg_server: PgServer, request: pytest.FixtureRequest) -> Iterator[PgDatabase]:
+    """A database of this test's own, copied from the migrated template (milliseconds), dropped after."""
+    name = f"t{next(_PG_NUMBERS)}_{os.getpid()}"
+    pg_server.create_database(name, template=PG_TEMPLATE)
+    yield PgDatabase(pg_server, name)
+    pg_server.sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

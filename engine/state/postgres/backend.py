@@ -1,0 +1,228 @@
+"""`PostgresState`: the team's shared state behind the same seam as the files (`engine.state.base`).
+
+One connection per run holds the runbook's lock and writes its journal (`writing.PostgresWriter`); another,
+opened on first use, reads (history, records, who holds a lock). Each is checked to be a session of a
+primary's own (`connecting.session`) and its login an operator (`check_operator`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from engine.errors import LockHeld, StateUnavailable, UsageError
+from engine.journal import default_state_dir, run_directory
+from engine.state.postgres import connecting, history, lock
+from engine.state.postgres.schema import MIGRATIONS
+from engine.state.postgres.writing import Fenced, PostgresWriter
+
+_TAKE_OVER_WAIT = 10.0  # seconds for a terminated holder's session to go and free the lock
+_RACE_TRIES = 20  # a holder seen between its lock and its label: read the label again, bounded
+
+
+def check_operator(connection: psycopg.Connection[Any], spec: connecting.Spec) -> str:
+    """Refuse a database without the schema (or an older one), and a login that is not an operator; the
+    login."""
+    row = connection.execute(
+        "SELECT session_user, to_regnamespace('runbook') IS NOT NULL, "
+        "coalesce(has_schema_privilege('runbook', 'USAGE'), false)"
+    ).fetchone()
+    assert row is not None
+    login, has_schema, usable = str(row[0]), bool(row[1]), bool(row[2])
+    where = spec.describe()
+    if not has_schema:
+        raise StateUnavailable(f"{where} has no runbook state yet: run `runbook state migrate` there first")
+    if not usable:
+        raise StateUnavailable(
+            f"login {login!r} is not a runbook operator on {where}: an admin can make it one with "
+            f"GRANT runbook_operators TO {login}"
+        )
+    version, operators = connection.execute("SELECT version, operators FROM runbook.meta").fetchone() or (
+        0,
+        "",
+    )
+    if version != len(MIGRATIONS):
+        newer = "upgrade the engine" if version > len(MIGRATIONS) else "run `runbook state migrate`"
+        raise StateUnavailable(
+            f"{where} holds state schema v{version}, this engine needs v{len(MIGRATIONS)}: {newer}"
+        )
+    member = connection.execute("SELECT pg_has_role(session_user, %s, 'MEMBER')", (operators,)).fetchone()
+    if not member or not member[0]:
+        raise StateUnavailable(
+            f"login {login!r} is not a runbook operator on {where}: an admin can make it one with "
+            f"GRANT {operators} TO {login}"
+        )
+    return login
+
+
+class PostgresState:
+    """The PostgreSQL state backend for one connection string; output logs under `cwd`'s state dir."""
+
+    def __init__(self, spec: str, cwd: Path) -> None:
+        self.spec = connecting.parse(spec)
+        self.local = default_state_dir(cwd)
+        self._reader: psycopg.Connection[Any] | None = None
+
+    @property
+    def where(self) -> str:
+        return self.spec.describe()
+
+    def _read(self) -> psycopg.Connection[Any]:
+        if self._reader is None or self._reader.closed:
+            connection = connecting.connect(self.spec)
+            try:
+                check_operator(connection, self.spec)
+            except BaseException:
+                connection.close()
+                raise
+            self._reader = connection
+        return self._reader
+
+    # -- the lock and the journal -------------------------------------------------------------------
+
+    def start(
+        self, runbook_name: str, run_id: str, header: Mapping[str, Any], runbook_text: str
+    ) -> PostgresWriter:
+        """Take the lock, record the run, append its header: the run's writer."""
+        connection, left = self._lock(runbook_name, take_over=False)
+        try:
+            runbook = header.get("runbook") or {}
+            connection.execute(
+                "INSERT INTO runbook.runs (run_id, runbook, version, sha256, os_user, host, started, "
+                "runbook_text) VALUES (%s, %s, %s, %s, %s, %s, now(), %s)",
+                (
+                    run_id,
+                    runbook_name,
+                    runbook.get("version"),
+                    runbook.get("sha256"),
+                    header.get("user"),
+                    header.get("hostname"),
+                    runbook_text.replace("\x00", "\ufffd"),
+                ),
+            )
+            writer = self._writer(connection, runbook_name, run_id, header, left, first_seq=1)
+        except BaseException:
+            connection.close()
+            raise
+        writer.append({"type": "run", **header, "run_id": run_id})
+        return writer
+
+    def resume(self, runbook_name: str, run_id: str, *, take_over: bool = False) -> PostgresWriter:
+        """Take the (free, or with `take_over` stale) lock again for `run_id`, raising the epoch."""
+        found = history.run(self._read(), run_id)
+        if found is None:
+            raise UsageError(f"--resume {run_id}: no such run in {self.where}")
+        connection, left = self._lock(runbook_name, take_over=take_over)
+        try:
+            header = {"user": found.os_user, "hostname": found.host}
+            first = history.last_seq(connection, run_id) + 1
+            return self._writer(connection, runbook_name, run_id, header, left, first_seq=first)
+        except BaseException:
+            connection.close()
+            raise
+
+    def _lock(self, runbook_name: str, take_over: bool) -> tuple[psycopg.Connection[Any], lock.Label | None]:
+        """A new session holding the runbook's lock, and the label a dead holder left (if any)."""
+        connection = connecting.connect(self.spec)
+        try:
+            connecting.session(connection, self.spec)
+            check_operator(connection, self.spec)
+            key = lock.key(connection, runbook_name)
+            if not lock.try_lock(connection, key):
+                self._refuse_or_take_over(connection, runbook_name, key, take_over)
+            return connection, lock.left_label(connection, runbook_name)
+        except BaseException:
+            connection.close()
+            raise
+
+    def _refuse_or_take_over(
+        self, connection: psycopg.Connection[Any], runbook_name: str, key: int, take_over: bool
+    ) -> None:
+        """The lock is held: `LockHeld` naming the holder, unless `take_over` and its heartbeat is stale."""
+        held = self._live_holder(connection, runbook_name)
+        if held is None and lock.try_lock(connection, key):
+            return  # the holder ended just now
+        who = held.describe() if held is not None else "another session (it has not labelled the lock yet)"
+        message = f"runbook {runbook_name!r} is being run by {who}; state {self.where}"
+        age = held.heartbeat_age() if held is not None else None
+        stale = age is not None and age > lock.STALE
+        if not take_over:
+            hint = "; its heartbeat is stale: --resume RUN_ID --take-over ends that session" if stale else ""
+            raise LockHeld(message + hint)
+        if not stale:
+            raise LockHeld(
+                f"{message}. --take-over refused: its heartbeat is fresh (a hung but alive holder is never "
+                f"taken over; it may once its heartbeat is older than {int(lock.STALE.total_seconds())}s)"
+            )
+        lock.take_over(connection, runbook_name)
+        deadline = time.monotonic() + _TAKE_OVER_WAIT
+        while not lock.try_lock(connection, key):
+            if time.monotonic() > deadline:
+                raise LockHeld(f"{message}; its session did not end after the take-over")
+            time.sleep(0.1)
+
+    def _live_holder(self, connection: psycopg.Connection[Any], runbook_name: str) -> lock.Label | None:
+        for _ in range(_RACE_TRIES):
+            held = lock.holder(connection, runbook_name)
+            if held is not None and held.run_id is not None:
+                return held
+            time.sleep(0.05)
+        return None
+
+    def _writer(
+        self,
+        connection: psycopg.Connection[Any],
+        runbook_name: str,
+        run_id: str,
+        header: Mapping[str, Any],
+        left: lock.Label | None,
+        first_seq: int,
+    ) -> PostgresWriter:
+        import os
+
+        epoch = lock.write_label(
+            connection,
+            runbook_name,
+            run_id,
+            str(header.get("user")),
+            str(header.get("hostname")),
+            os.getpid(),
+        )
+        pid = connection.info.backend_pid
+        fenced = Fenced(
+            runbook_name,
+            run_id,
+            epoch,
+            first_seq,
+            f"{self.where} (lock session {pid}, epoch {epoch})",
+            run_directory(self.local, run_id),
+            left,
+        )
+        return PostgresWriter(connection, fenced)
+
+    # -- reading ------------------------------------------------------------------------------------
+
+    def holder(self, runbook_name: str) -> lock.Label | None:
+        return lock.holder(self._read(), runbook_name)
+
+    def records(self, run_id: str) -> list[dict[str, Any]]:
+        return history.records(self._read(), run_id)
+
+    def shared_runs(self, filters: history.Filters) -> list[history.SharedRun]:
+        return history.runs(self._read(), filters)
+
+    def runbook_copy(self, run_id: str) -> str | None:
+        return history.runbook_text(self._read(), run_id)
+
+    def prune(self, older_than: timedelta) -> int:
+        return history.prune(self._read(), older_than)
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None

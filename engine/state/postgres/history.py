@@ -1,0 +1,136 @@
+"""Reading the shared state back: the runs (newest first, filtered on indexed columns), one run's records,
+the runbook text as it was run, and pruning old runs.
+
+A run without a `run-end` is *running* while the session labelled with its id holds the runbook's lock, and
+*abandoned* otherwise (its workstation died or lost the lock): never failed, never running forever.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+
+RUNNING = "running"
+ABANDONED = "abandoned"
+
+_STATUS = f"""
+CASE WHEN r.ended IS NOT NULL THEN coalesce(r.status, 'failed')
+     WHEN EXISTS (SELECT 1 FROM runbook.holders() h WHERE h.run_id = r.run_id AND h.live) THEN '{RUNNING}'
+     ELSE '{ABANDONED}' END
+"""
+
+
+@dataclass(frozen=True)
+class Filters:
+    """`runbook runs` filters; None: any."""
+
+    runbook: str | None = None
+    user: str | None = None  # the database login, or the OS user
+    since: datetime | None = None
+    status: str | None = None
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
+class SharedRun:
+    """One row of the shared history."""
+
+    run_id: str
+    runbook: str
+    version: str | None
+    sha256: str | None
+    login: str
+    os_user: str | None
+    host: str | None
+    started: datetime
+    ended: datetime | None
+    status: str
+    exit_code: int | None
+
+
+_COLUMNS = (
+    "r.run_id, r.runbook, r.version, r.sha256, r.login, r.os_user, r.host, r.started, r.ended, "
+    f"{_STATUS} AS status, r.exit_code"
+)
+
+
+def runs(connection: psycopg.Connection[Any], filters: Filters) -> list[SharedRun]:
+    """The runs matching `filters`, newest first; the WHERE clauses are on indexed columns only."""
+    where: list[str] = ["true"]
+    params: dict[str, Any] = {}
+    if filters.runbook is not None:
+        where.append("r.runbook = %(runbook)s")
+        params["runbook"] = filters.runbook
+    if filters.user is not None:
+        where.append("(r.login = %(user)s OR r.os_user = %(user)s)")
+        params["user"] = filters.user
+    if filters.since is not None:
+        where.append("r.started >= %(since)s")
+        params["since"] = filters.since
+    if filters.status in (RUNNING, ABANDONED):
+        where.append("r.ended IS NULL")
+    elif filters.status is not None:
+        where.append("r.status = %(status)s")
+        params["status"] = filters.status
+    limit = (
+        f" LIMIT {int(filters.limit)}"
+        if filters.limit is not None and filters.status not in (RUNNING, ABANDONED)
+        else ""
+    )
+    query = (
+        f"SELECT {_COLUMNS} FROM runbook.runs r WHERE {' AND '.join(where)} "
+        f"ORDER BY r.started DESC, r.run_id DESC{limit}"
+    )
+    found = [SharedRun(*row) for row in connection.execute(query, params).fetchall()]
+    if filters.status in (RUNNING, ABANDONED):
+        found = [run for run in found if run.status == filters.status][: filters.limit]
+    return found
+
+
+def run(connection: psycopg.Connection[Any], run_id: str) -> SharedRun | None:
+    row = connection.execute(
+        f"SELECT {_COLUMNS} FROM runbook.runs r WHERE r.run_id = %s", (run_id,)
+    ).fetchone()
+    return SharedRun(*row) if row else None
+
+
+def matching(connection: psycopg.Connection[Any], prefix: str) -> list[str]:
+    """Run ids starting with `prefix` (a unique prefix names a run, as with the file backend)."""
+    rows = connection.execute(
+        "SELECT run_id FROM runbook.runs WHERE run_id LIKE %s ORDER BY run_id",
+        (prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%",),
+    ).fetchall()
+    return [str(row[0]) for row in rows]
+
+
+def records(connection: psycopg.Connection[Any], run_id: str) -> list[dict[str, Any]]:
+    """A run's committed records, in order, as the journal has them."""
+    rows = connection.execute(
+        "SELECT body FROM runbook.records WHERE run_id = %s ORDER BY seq", (run_id,)
+    ).fetchall()
+    return [dict(row[0]) for row in rows]
+
+
+def last_seq(connection: psycopg.Connection[Any], run_id: str) -> int:
+    row = connection.execute(
+        "SELECT coalesce(max(seq), 0) FROM runbook.records WHERE run_id = %s", (run_id,)
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def runbook_text(connection: psycopg.Connection[Any], run_id: str) -> str | None:
+    row = connection.execute("SELECT runbook_text FROM runbook.runs WHERE run_id = %s", (run_id,)).fetchone()
+    return None if row is None or row[0] is None else str(row[0])
+
+
+def prune(connection: psycopg.Connection[Any], older_than: timedelta) -> int:
+    """Delete the runs that started before now − `older_than` (and their records), except one still
+    running; how many went."""
+    cursor = connection.execute(
+        f"DELETE FROM runbook.runs r WHERE r.started < now() - %s AND {_STATUS} <> '{RUNNING}'",
+        (older_than,),
+    )
+    return cursor.rowcount

@@ -1,0 +1,212 @@
+"""One run's write-ahead journal on PostgreSQL, written on the lock's own connection and fenced by it.
+
+Every insert is one statement that checks, in the server, that the backend running it holds the runbook's
+advisory lock and that the label's epoch is still ours; it inserts nothing otherwise, and the append raises
+`LockLost`. So a `step-start` that returned *proves* the lock was held when the step was recorded ("no step
+starts without the lock"), a writer whose lock was taken over cannot append, and a pooler that moved the
+statement to another backend is caught too. Autocommit: each statement is durable (synchronous_commit)
+before it returns.
+
+Group commit, as the file journal's: hosts appending at once each queue their record; the first in sends
+everything queued in one statement (one round trip), and the others whose records it carried return
+without one of their own.
+
+Output logs stay on this workstation (`OutputFile`s in the local run directory); only the records, whose
+text the caller has masked, go to the database.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from engine.errors import JournalError, LockLost
+from engine.journal import OutputFile, safe_filename, timestamp
+from engine.state.postgres import lock
+from engine.state.postgres.schema import NAMESPACE
+
+_FENCE = f"""
+    SELECT 1 FROM runbook.locks l
+    JOIN pg_locks p ON p.locktype = 'advisory' AND p.classid = {NAMESPACE} AND p.objid = l.key
+         AND p.objsubid = 2 AND p.granted AND p.pid = pg_backend_pid()
+         AND p.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+    WHERE l.runbook = %(runbook)s AND l.epoch = %(epoch)s AND l.backend_pid = pg_backend_pid()
+"""
+
+_APPEND = f"""
+WITH fence AS ({_FENCE}),
+added AS (
+    INSERT INTO runbook.records (run_id, seq, epoch, time, type, step, host, attempt, body)
+    SELECT %(run_id)s, %(first)s + r.n - 1, %(epoch)s, (r.body->>'time')::timestamptz, r.body->>'type',
+           r.body->>'step', r.body->>'host', (r.body->>'attempt')::integer, r.body
+    FROM jsonb_array_elements(%(batch)s) WITH ORDINALITY AS r(body, n)
+    WHERE EXISTS (SELECT 1 FROM fence)
+    RETURNING type, time, body
+),
+ended AS (
+    UPDATE runbook.runs SET ended = added.time, status = added.body->>'status',
+           exit_code = (added.body->>'exit_code')::integer
+    FROM added WHERE runs.run_id = %(run_id)s AND added.type = 'run-end'
+    RETURNING 1
+),
+beat AS (
+    UPDATE runbook.locks SET heartbeat = now()
+    WHERE runbook = %(runbook)s AND EXISTS (SELECT 1 FROM fence)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM added), (SELECT count(*) FROM ended), (SELECT count(*) FROM beat)
+"""
+
+_BEAT = f"""
+UPDATE runbook.locks SET heartbeat = now() WHERE runbook = %(runbook)s AND EXISTS ({_FENCE})
+"""
+
+
+def encode(record: Mapping[str, Any]) -> Any:
+    """A record as the JSON the database keeps: the journal's own encoding (paths, enums, times), with
+    NUL characters (which jsonb cannot hold) replaced."""
+    from engine.journal import _json_default
+
+    text = json.dumps(record, ensure_ascii=False, default=_json_default).replace("\\u0000", "\ufffd")
+    return json.loads(text)
+
+
+@dataclass
+class _Pending:
+    record: Any
+    done: bool = False
+    error: JournalError | None = None
+
+
+@dataclass
+class Fenced:
+    """What fences this writer: the runbook's label row, at our epoch."""
+
+    runbook: str
+    run_id: str
+    epoch: int
+    next_seq: int
+    where: str
+    outputs: Path
+    taken_over: Any = None
+    _pending: list[_Pending] = field(default_factory=list)
+
+
+class PostgresWriter:
+    """The `RunWriter` of the PostgreSQL backend: the lock's connection, its heartbeat, the journal."""
+
+    def __init__(self, connection: psycopg.Connection[Any], fenced: Fenced) -> None:
+        self.connection, self._fenced = connection, fenced
+        self.run_id, self.where, self.taken_over = fenced.run_id, fenced.where, fenced.taken_over
+        self._queue_lock = threading.Lock()  # the queue, the sequence, the lost reason, the outputs
+        self._send_lock = threading.Lock()  # one statement at a time on the lock's connection
+        self._lost: str | None = None
+        self._outputs: dict[tuple[str, str], OutputFile] = {}
+        self._heartbeat = lock.Heartbeat(self._beat)
+        self._heartbeat.start()
+
+    def append(self, record: Mapping[str, Any]) -> None:
+        """Durable and proven under the lock before it returns; `LockLost` (resumable) when it is not."""
+        mine = _Pending(encode({**record, "time": record.get("time") or timestamp()}))
+        with self._queue_lock:
+            self._usable()
+            self._fenced._pending.append(mine)
+        with self._send_lock:
+            if not mine.done:
+                with self._queue_lock:
+                    batch, self._fenced._pending = self._fenced._pending, []
+                    first = self._fenced.next_seq
+                    self._fenced.next_seq += len(batch)
+                self._send(batch, first)
+        if mine.error is not None:
+            raise mine.error
+
+    def _send(self, batch: list[_Pending], first: int) -> None:
+        """One statement for the whole batch; every record of it learns the outcome."""
+        error: JournalError | None = None
+        try:
+            row = self.connection.execute(
+                _APPEND, {**self._params(), "first": first, "batch": Jsonb([p.record for p in batch])}
+            ).fetchone()
+            if row is None or row[0] != len(batch):
+                error = self._lose("the lock is no longer this run's (its session or epoch changed)")
+        except psycopg.Error as failure:
+            error = self._lose(f"the state database connection failed: {_first_line(failure)}")
+        for pending in batch:
+            pending.error, pending.done = error, True
+
+    def _params(self) -> dict[str, Any]:
+        return {"runbook": self._fenced.runbook, "epoch": self._fenced.epoch, "run_id": self.run_id}
+
+    def _beat(self) -> None:
+        """The heartbeat: refresh the label, fenced like a write; a failure marks the lock lost."""
+        if self._lost is not None:
+            return
+        try:
+            with self._send_lock:
+                updated = self.connection.execute(_BEAT, self._params()).rowcount
+            if updated != 1:
+                self._lose("the lock is no longer this run's (its session or epoch changed)")
+        except psycopg.Error as failure:
+            self._lose(f"the state database connection failed: {_first_line(failure)}")
+
+    def _lose(self, why: str) -> LockLost:
+        with self._queue_lock:
+            self._lost = self._lost or why
+            return LockLost(
+                f"lost the lock of runbook {self._fenced.runbook!r}: {self._lost}; resume with "
+                f"--resume {self.run_id}"
+            )
+
+    def _usable(self) -> None:
+        """Under `_queue_lock`: raise at once when the lock is known lost (no round trip to learn it)."""
+        if self._lost is not None:
+            raise LockLost(
+                f"lost the lock of runbook {self._fenced.runbook!r}: {self._lost}; resume with "
+                f"--resume {self.run_id}"
+            )
+
+    def output_file(self, step_id: str, host: str) -> OutputFile:
+        """A local output file (the full output never leaves this workstation)."""
+        key = (step_id, host)
+        with self._queue_lock:
+            output = self._outputs.get(key)
+            if output is None or output.closed:
+                self._fenced.outputs.mkdir(parents=True, exist_ok=True)
+                name = f"{safe_filename(step_id)}@{safe_filename(host)}.log"
+                output = self._outputs[key] = OutputFile(self._fenced.outputs / name)
+            return output
+
+    def close(self) -> None:
+        """Close the outputs, clear the label (if still ours) and end the session, which frees the lock."""
+        self._heartbeat.stop()
+        with self._queue_lock:
+            outputs, self._outputs = list(self._outputs.values()), {}
+        try:
+            with self._send_lock:
+                if self._lost is None:
+                    self.connection.execute(
+                        f"UPDATE runbook.locks SET run_id = NULL, heartbeat = NULL "
+                        f"WHERE runbook = %(runbook)s AND EXISTS ({_FENCE})",
+                        self._params(),
+                    )
+                    self.connection.execute("SELECT pg_advisory_unlock_all()")  # at once, not when the
+                    # server gets round to ending the session
+        except psycopg.Error:
+            pass  # ending the session below frees the lock all the same; the label is then stale
+        finally:
+            self.connection.close()
+            for output in outputs:
+                output.close()
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

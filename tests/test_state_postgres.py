@@ -1,0 +1,150 @@
+"""The PostgreSQL state backend in process, against the real server of `pg_server`: the schema, the lock,
+the fenced journal and the history. The end-to-end faults (killed holders, cut networks) are in
+tests/test_state_postgres_e2e.py."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from pgserver import PgDatabase
+
+from engine.errors import LockHeld, LockLost, StateUnavailable
+from engine.state.postgres.backend import PostgresState
+from engine.state.postgres.schema import MIGRATIONS, migrate
+
+HEADER = {
+    "runbook": {"name": "book", "version": "1", "sha256": "abc", "path": "book.yml"},
+    "user": "al",
+    "hostname": "laptop",
+    "pid": 1,
+}
+
+
+def state(db: PgDatabase, tmp_path: Path, user: str = "alice", **extra: str) -> PostgresState:
+    return PostgresState(db.url(user, **extra), tmp_path)
+
+
+def test_migrate_is_idempotent_and_safe_when_two_run_it_at_once(pg_db: PgDatabase) -> None:
+    pg_db.sql("DROP SCHEMA runbook CASCADE")
+    results: list[tuple[int, int]] = []
+
+    def one() -> None:
+        with psycopg.connect(pg_db.url("postgres"), autocommit=True) as connection:
+            results.append(migrate(connection))
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(results) == [(0, len(MIGRATIONS)), (len(MIGRATIONS), len(MIGRATIONS))]
+    assert pg_db.sql("SELECT version, operators FROM runbook.meta") == f"{len(MIGRATIONS)}|runbook_operators"
+
+
+def test_a_run_writes_its_records_and_a_second_run_is_refused_naming_the_holder(
+    pg_db: PgDatabase, tmp_path: Path
+) -> None:
+    first, second = state(pg_db, tmp_path), state(pg_db, tmp_path, "bob")
+    writer = first.start("book", "R1", HEADER, "text: masked")
+    try:
+        writer.append({"type": "step-start", "step": "a", "host": "local", "attempt": 1})
+        with pytest.raises(LockHeld) as refused:
+            second.start("book", "R2", HEADER, "")
+        message = str(refused.value)
+        assert "runbook 'book' is being run by alice (OS user al@laptop, pid " in message
+        assert "run R1" in message and "since " in message and "(for 0m0" in message
+        held = second.holder("book")
+        assert held is not None and held.login == "alice" and held.run_id == "R1"
+    finally:
+        writer.close()
+    assert second.holder("book") is None
+    kinds = [r["type"] for r in second.records("R1")]
+    assert kinds == ["run", "step-start"]
+    assert second.runbook_copy("R1") == "text: masked"
+    again = second.start("book", "R2", HEADER, "")  # free again
+    again.close()
+    first.close()
+    second.close()
+
+
+def test_a_terminated_lock_session_fences_every_later_append(pg_db: PgDatabase, tmp_path: Path) -> None:
+    backend = state(pg_db, tmp_path)
+    writer = backend.start("book", "R1", HEADER, "")
+    try:
+        assert pg_db.server.terminate("usename = 'alice'", pg_db.name) >= 1
+        with pytest.raises(LockLost, match="resume with --resume R1"):
+            writer.append({"type": "step-start", "step": "a", "host": "local", "attempt": 1})
+        with pytest.raises(LockLost):
+            writer.append({"type": "step-start", "step": "b", "host": "local", "attempt": 1})
+    finally:
+        writer.close()
+        backend.close()
+    assert [r["type"] for r in state(pg_db, tmp_path, "bob").records("R1")] == ["run"]
+
+
+def test_a_taken_over_epoch_fences_the_old_writer_out(pg_db: PgDatabase, tmp_path: Path) -> None:
+    """A zombie whose session still lives but whose epoch was raised (as a takeover does) cannot append."""
+    backend = state(pg_db, tmp_path)
+    writer = backend.start("book", "R1", HEADER, "")
+    try:
+        pg_db.sql("UPDATE runbook.locks SET epoch = epoch + 1")
+        with pytest.raises(LockLost, match="session or epoch changed"):
+            writer.append({"type": "step-start", "step": "a", "host": "local", "attempt": 1})
+    finally:
+        writer.close()
+        backend.close()
+
+
+def test_concurrent_appends_share_round_trips(pg_db: PgDatabase, tmp_path: Path) -> None:
+    backend = state(pg_db, tmp_path)
+    writer = backend.start("book", "R1", HEADER, "")
+    statements: list[Any] = []
+    original = writer.connection.execute
+
+    def counting(query: Any, params: Any = None) -> Any:
+        statements.append(query)
+        return original(query, params)
+
+    writer.connection.execute = counting  # type: ignore[method-assign]
+    barrier = threading.Barrier(20)
+
+    def host(index: int) -> None:
+        barrier.wait()
+        writer.append({"type": "step-start", "step": "s", "host": f"h{index}", "attempt": 1})
+
+    threads = [threading.Thread(target=host, args=(i,)) for i in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    writer.close()
+    records = backend.records("R1")
+    assert sorted(r["host"] for r in records[1:]) == sorted(f"h{i}" for i in range(20))
+    assert [r for r in records if r.get("seq")] == []  # bodies are the records as given
+    appends = [q for q in statements if "jsonb_array_elements" in str(q)]
+    assert len(appends) < 20  # group commit: a wave of 20 took fewer statements than records
+    backend.close()
+
+
+def test_a_login_that_is_not_an_operator_is_refused(pg_db: PgDatabase, tmp_path: Path) -> None:
+    backend = state(pg_db, tmp_path, "mallory")
+    with pytest.raises(
+        StateUnavailable,
+        match=r"login .mallory. is not a runbook operator .* GRANT runbook_operators TO mallory",
+    ):
+        backend.start("book", "R1", HEADER, "")
+    assert pg_db.sql("SELECT count(*) FROM runbook.runs") == "0"
+
+
+def test_an_unreachable_database_is_a_clear_error(pg_db: PgDatabase, tmp_path: Path) -> None:
+    from pgserver import free_port
+
+    backend = PostgresState(f"postgresql://alice@127.0.0.1:{free_port()}/nowhere", tmp_path)
+    with pytest.raises(
+        StateUnavailable, match=r"cannot reach the state database \(postgresql 127.0.0.1:\d+/nowhere\)"
+    ):
+        backend.start("book", "R1", HEADER, "")
