@@ -96,6 +96,11 @@ class JournalError(RunbookError):
     exit_code = EXIT_STEP_FAILED
 
 
+class LockLost(JournalError):
+    """The run's lock was lost (a state backend's connection died, or another run took the lock over): the
+    run stops before its next step; a resume continues it."""
+
+
 class LockHeld(RunbookError):
     """Another run of the same runbook holds the lock."""
 
