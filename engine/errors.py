@@ -101,6 +101,11 @@ class LockLost(JournalError):
     run stops before its next step; a resume continues it."""
 
 
+class StateUnavailable(PreflightFailed):
+    """The shared state cannot be used (its database unreachable, its schema missing, the login not an
+    operator): refused before anything ran."""
+
+
 class LockHeld(RunbookError):
     """Another run of the same runbook holds the lock."""
 
@@ -128,13 +133,3 @@ def exit_code(error: BaseException) -> int:
     if isinstance(error, BrokenPipeError):
         return EXIT_BROKEN_PIPE
     return EXIT_BUG
-
-
-class StateUnavailable(PreflightFailed):
-    """The shared state cannot be used (its database unreachable, its schema missing, the login not an
-    operator): refused before anything ran."""
-
-
-class LockLost(JournalError):
-    """The run's lock was lost (its session ended, or another run took it over): the run stops before its
-    next step; it is resumable."""

@@ -16,7 +16,8 @@ from typing import Any
 import psycopg
 
 from engine.errors import LockHeld, StateUnavailable, UsageError
-from engine.journal import default_state_dir, run_directory
+from engine.journal import default_state_dir, run_directory, timestamp
+from engine.state.base import LockHolder, RunSummary
 from engine.state.postgres import connecting, history, lock
 from engine.state.postgres.schema import MIGRATIONS
 from engine.state.postgres.writing import Fenced, PostgresWriter
@@ -66,11 +67,8 @@ class PostgresState:
     def __init__(self, spec: str, cwd: Path) -> None:
         self.spec = connecting.parse(spec)
         self.local = default_state_dir(cwd)
+        self.location = self.spec.describe()
         self._reader: psycopg.Connection[Any] | None = None
-
-    @property
-    def where(self) -> str:
-        return self.spec.describe()
 
     def _read(self) -> psycopg.Connection[Any]:
         if self._reader is None or self._reader.closed:
@@ -85,10 +83,9 @@ class PostgresState:
 
     # -- the lock and the journal -------------------------------------------------------------------
 
-    def start(
-        self, runbook_name: str, run_id: str, header: Mapping[str, Any], runbook_text: str
-    ) -> PostgresWriter:
-        """Take the lock, record the run, append its header: the run's writer."""
+    def start(self, runbook_name: str, header: Mapping[str, Any], runbook_text: str) -> PostgresWriter:
+        """Take the lock, record the run, append its header (a `records.run` record): the run's writer."""
+        run_id = str(header["run_id"])
         connection, left = self._lock(runbook_name, take_over=False)
         try:
             runbook = header.get("runbook") or {}
@@ -109,14 +106,18 @@ class PostgresState:
         except BaseException:
             connection.close()
             raise
-        writer.append({"type": "run", **header, "run_id": run_id})
+        try:
+            writer.append(header)
+        except BaseException:
+            writer.close()
+            raise
         return writer
 
     def resume(self, runbook_name: str, run_id: str, *, take_over: bool = False) -> PostgresWriter:
         """Take the (free, or with `take_over` stale) lock again for `run_id`, raising the epoch."""
         found = history.run(self._read(), run_id)
         if found is None:
-            raise UsageError(f"--resume {run_id}: no such run in {self.where}")
+            raise UsageError(f"--resume {run_id}: no such run in {self.location}")
         connection, left = self._lock(runbook_name, take_over=take_over)
         try:
             header = {"user": found.os_user, "hostname": found.host}
@@ -148,7 +149,7 @@ class PostgresState:
         if held is None and lock.try_lock(connection, key):
             return  # the holder ended just now
         who = held.describe() if held is not None else "another session (it has not labelled the lock yet)"
-        message = f"runbook {runbook_name!r} is being run by {who}; state {self.where}"
+        message = f"runbook {runbook_name!r} is being run by {who}; state {self.location}"
         age = held.heartbeat_age() if held is not None else None
         stale = age is not None and age > lock.STALE
         if not take_over:
@@ -199,21 +200,34 @@ class PostgresState:
             run_id,
             epoch,
             first_seq,
-            f"{self.where} (lock session {pid}, epoch {epoch})",
+            f"{self.location} (lock session {pid}, epoch {epoch})",
             run_directory(self.local, run_id),
-            left,
+            left.holder() if left is not None else None,
         )
         return PostgresWriter(connection, fenced)
 
     # -- reading ------------------------------------------------------------------------------------
 
-    def holder(self, runbook_name: str) -> lock.Label | None:
-        return lock.holder(self._read(), runbook_name)
+    def holder(self, runbook_name: str) -> LockHolder | None:
+        held = lock.holder(self._read(), runbook_name)
+        return held.holder() if held is not None else None
 
-    def records(self, run_id: str) -> list[dict[str, Any]]:
-        return history.records(self._read(), run_id)
+    def records(self, run_id: str) -> list[dict[str, Any]] | None:
+        connection = self._read()
+        if history.run(connection, run_id) is None:
+            return None
+        return history.records(connection, run_id)
+
+    def runs(self, runbook: str | None = None) -> list[RunSummary]:
+        return [_summary(run) for run in self.shared_runs(history.Filters(runbook=runbook))]
+
+    def newest(self, runbook: str, excluding: str | None = None) -> RunSummary | None:
+        found = history.runs(self._read(), history.Filters(runbook=runbook, limit=2))
+        left = [run for run in found if run.run_id != excluding]
+        return _summary(left[0]) if left else None
 
     def shared_runs(self, filters: history.Filters) -> list[history.SharedRun]:
+        """The shared history, filtered (`runbook runs --runbook --user --since --status`)."""
         return history.runs(self._read(), filters)
 
     def runbook_copy(self, run_id: str) -> str | None:
@@ -226,3 +240,16 @@ class PostgresState:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
+
+
+def _summary(run: history.SharedRun) -> RunSummary:
+    return RunSummary(
+        run_id=run.run_id,
+        runbook=run.runbook,
+        version=run.version,
+        sha256=run.sha256,
+        user=run.login,
+        started=timestamp(run.started),
+        finished=timestamp(run.ended) if run.ended else None,
+        status=run.status,
+    )

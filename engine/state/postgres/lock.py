@@ -22,6 +22,7 @@ from typing import Any
 
 import psycopg
 
+from engine.state.base import LockHolder
 from engine.state.postgres.schema import NAMESPACE
 
 HEARTBEAT = 5.0
@@ -58,6 +59,28 @@ class Label:
         age = self.heartbeat_age(now)
         beat = f"; last heartbeat {_duration(age)} ago" if age is not None else ""
         return f"{self.login} (OS user {self.os_user}@{self.host}, pid {self.pid}){since}{run}{beat}"
+
+    def holder(self) -> LockHolder:
+        """As the seam's `LockHolder`: the database login is the user; `describe()` says it all."""
+        since = _stamp(self.since) if self.since else ""
+        return DatabaseHolder(
+            user=self.login or "",
+            host=self.host or "",
+            pid=self.pid or 0,
+            since=since,
+            run_id=self.run_id,
+            text=self.describe(),
+        )
+
+
+@dataclass(frozen=True)
+class DatabaseHolder(LockHolder):
+    """A holder read from the label and the server's lock table: login, OS user, host, how long, heartbeat."""
+
+    text: str = ""
+
+    def describe(self) -> str:
+        return self.text or super().describe()
 
 
 def _stamp(moment: datetime) -> str:

@@ -29,6 +29,7 @@ from psycopg.types.json import Jsonb
 
 from engine.errors import JournalError, LockLost
 from engine.journal import OutputFile, safe_filename, timestamp
+from engine.state.base import LockHolder
 from engine.state.postgres import lock
 from engine.state.postgres.schema import NAMESPACE
 
@@ -95,7 +96,7 @@ class Fenced:
     next_seq: int
     where: str
     outputs: Path
-    taken_over: Any = None
+    taken_over: LockHolder | None = None
     _pending: list[_Pending] = field(default_factory=list)
 
 
