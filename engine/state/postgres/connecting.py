@@ -7,7 +7,8 @@ engine adds, each only where the connection string does not say otherwise:
   bound instead of the OS's two hours;
 - the same bound on the server's side of the lock's session (`tcp_keepalives_*`, `tcp_user_timeout`), so a
   workstation that vanishes from the network frees the lock: idle + interval × count seconds (20 + 5 × 4 =
-  40 s by default; `keepalives_idle=…` etc. in the connection string change both sides);
+  40 s by default; `keepalives_idle=…`, `keepalives_interval=…`, `keepalives_count=…` and `tcp_user_timeout=…`
+  (ms, default the same 40 s) in the connection string change both sides);
 - a check that the session is a server's own (`session()`): a pooler in transaction mode hands each
   statement to whichever backend is free, and a session-level advisory lock would then guard nothing.
 """
@@ -42,10 +43,11 @@ class Spec:
     params: Mapping[str, Any]
 
     @property
-    def keepalive_bound(self) -> int:
-        """Seconds after which a vanished peer's session is dropped (idle + interval × count)."""
-        p = self.params
-        return int(p["keepalives_idle"]) + int(p["keepalives_interval"]) * int(p["keepalives_count"])
+    def keepalive_bound(self) -> float:
+        """Seconds after which a vanished peer's session is dropped: idle + interval × count, or
+        `tcp_user_timeout` if longer (with both set, Linux judges keepalive failure by the latter)."""
+        idle, interval, count = (int(self.params[k]) for k in KEEPALIVES)
+        return max(idle + interval * count, int(self.params["tcp_user_timeout"]) / 1000)
 
     def describe(self) -> str:
         """Where the state is, for messages: host, port and database, never a password."""
@@ -65,9 +67,8 @@ def parse(text: str) -> Spec:
         raise StateUnavailable(f"RUNBOOK_STATE / --state: not a libpq connection string: {error}") from None
     params: dict[str, Any] = {"keepalives": 1, **KEEPALIVES}
     params.update({k: v for k, v in given.items() if v is not None})
-    params.setdefault(
-        "tcp_user_timeout", 1000 * (int(params["keepalives_idle"]) + 5 * int(params["keepalives_interval"]))
-    )
+    idle, interval, count = (int(params[k]) for k in KEEPALIVES)
+    params.setdefault("tcp_user_timeout", 1000 * (idle + interval * count))
     if "connect_timeout" not in given and "PGCONNECT_TIMEOUT" not in os.environ:
         params["connect_timeout"] = CONNECT_TIMEOUT
     params.setdefault("application_name", "runbook")
