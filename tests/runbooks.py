@@ -311,7 +311,7 @@ def in_process(
 def cli_env(home: Path, *path_first: Path) -> dict[str, str]:
     """This environment with HOME `home`, no SSH agent, no RUNBOOK_* settings, wide uncoloured output and
     `path_first` at the front of PATH."""
-    drop = ("SSH_AUTH_SOCK", "RUNBOOK_STATE_DIR", "COLUMNS")
+    drop = ("SSH_AUTH_SOCK", "RUNBOOK_STATE_DIR", "RUNBOOK_STATE", "COLUMNS")
     env = {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("RUNBOOK_VAR_")}
     env.update(HOME=str(home), PYTHONPATH=str(ROOT), COLUMNS="200", NO_COLOR="1")
     env["PATH"] = os.pathsep.join([*(str(p) for p in path_first), env.get("PATH", "")])

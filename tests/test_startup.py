@@ -162,7 +162,10 @@ except SystemExit as done:
     assert not done.code, done.code
 heavy = sorted(
     m
-    for m in ("rich", "paramiko", "invoke", "engine.executors.ssh", "engine.reviewing", "difflib")
+    for m in (
+        "rich", "paramiko", "invoke", "engine.executors.ssh", "engine.reviewing", "difflib", "psycopg",
+        "engine.state.postgres",
+    )
     if m in sys.modules
 )
 print("heavy:", ",".join(heavy))
@@ -185,7 +188,8 @@ steps:
 
 def test_a_local_run_into_a_pipe_imports_neither_ssh_nor_the_terminal_ui(tmp_path: Path) -> None:
     """rich only draws on a terminal (a pipe gets the same text without it), paramiko only connects to SSH
-    hosts, and a saved plan's checker only loads for `--plan`."""
+    hosts, a saved plan's checker only loads for `--plan`, and the PostgreSQL state (psycopg) only for a
+    `RUNBOOK_STATE` that names a database."""
     book = tmp_path / "local.yml"
     book.write_text(LOCAL_RUNBOOK)
     result = subprocess.run(

@@ -1,0 +1,282 @@
+"""The team state on a real PostgreSQL server, end to end, as a team would try it: two workstations (two
+working directories, two HOMEs, two database logins: alice and bob) run one runbook of local steps.
+
+The faults of issue 21: the holder killed (the lock is free at once; the other workstation resumes the run),
+its session terminated or the server restarted (the run starts no further step), its network silently cut
+(the lock is free within the keepalive bound; the run stops before its next step), the database unreachable
+(exit 3, nothing ran), two starts at once (exactly one runs), a login that is not an operator (refused), and
+no secret in a `pg_dump` afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from netcut import Workstation, workstation
+from pgserver import PgDatabase, PgServer, cluster_directory, free_port, migrate_as_superuser
+
+from engine.state.postgres.schema import NAMESPACE
+from runbooks import Lab, Running, wait_for
+
+STEPS = """\
+  - id: first
+    title: First
+    run: echo once >> {marks}/first
+  - id: hold
+    title: Hold until released
+    run: |
+      echo $$ > {marks}/hold.pid
+      touch {marks}/hold.started
+      i=0; while [ ! -e {marks}/release ] && [ $i -lt 6000 ]; do sleep 0.05; i=$((i+1)); done
+  - id: last
+    title: Last
+    run: touch {marks}/last
+"""
+
+
+def team_runbook(marks: Path) -> str:
+    head = 'runbook: 1\nname: team\nversion: "1"\ntitle: Team rollback\nsteps:\n'
+    return head + STEPS.format(marks=marks)
+
+
+@dataclass(frozen=True)
+class Team:
+    """Two workstations on one database, a directory of marks their steps leave, and the runbook."""
+
+    db: PgDatabase
+    alice: Lab
+    bob: Lab
+    marks: Path
+
+    def station(self, login: str) -> Lab:
+        return self.alice if login == "alice" else self.bob
+
+    def env(self, login: str, **extra: str) -> dict[str, str]:
+        return {"RUNBOOK_STATE": self.db.url(login, **extra)}
+
+    def start(self, login: str, *args: str, url: str | None = None) -> Running:
+        lab = self.station(login)
+        env = {"RUNBOOK_STATE": url} if url else self.env(login)
+        return lab.start(lab.book, "--yes", *args, env=env)
+
+    def run(self, login: str, *args: str, url: str | None = None) -> subprocess.CompletedProcess[str]:
+        lab = self.station(login)
+        return lab.run(lab.book, "--yes", *args, env={"RUNBOOK_STATE": url} if url else self.env(login))
+
+    def mark(self, name: str) -> Path:
+        return self.marks / name
+
+    def run_id(self) -> str:
+        return self.db.sql("SELECT run_id FROM runbook.runs ORDER BY started DESC LIMIT 1")
+
+    def lock_held(self) -> bool:
+        return (
+            self.db.sql(
+                f"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = {NAMESPACE}"
+            )
+            != "0"
+        )
+
+    def release(self) -> None:
+        self.mark("release").touch()
+
+
+@pytest.fixture
+def team(pg_db: PgDatabase, tmp_path: Path) -> Team:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    labs = []
+    for login in ("alice", "bob"):
+        root, home = tmp_path / login, tmp_path / f"{login}-home"
+        root.mkdir()
+        home.mkdir()
+        lab = Lab(root, home)
+        lab.write(team_runbook(marks))
+        labs.append(lab)
+    return Team(pg_db, labs[0], labs[1], marks)
+
+
+def kill_step(team: Team) -> None:
+    """The step's shell dies with the workstation too."""
+    pid = int(team.mark("hold.pid").read_text())
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def test_a_killed_holder_frees_the_lock_at_once_and_another_workstation_resumes(team: Team) -> None:
+    first = team.start("alice")
+    wait_for(team.mark("hold.started").exists, "alice's run to reach its holding step")
+    assert team.lock_held()
+    run_id = team.run_id()
+    refused = team.run("bob")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "runbook 'team' is being run by alice (OS user " in refused.stderr
+    assert f"run {run_id}" in refused.stderr and "(for 0m" in refused.stderr
+    killed = time.monotonic()
+    first.process.kill()
+    first.finish()
+    kill_step(team)
+    wait_for(lambda: not team.lock_held(), "the server to free the killed holder's lock")
+    print(f"lock free {time.monotonic() - killed:.3f}s after SIGKILL")
+    team.release()
+    resumed = team.run("bob", "--resume", run_id, "--rerun-unknown")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert team.mark("last").exists() and team.mark("first").read_text() == "once\n"
+    logins = team.db.sql(
+        f"SELECT string_agg(DISTINCT login, ',') FROM runbook.records WHERE run_id = '{run_id}'"
+    )
+    assert logins == "alice,bob"
+    assert team.db.sql(f"SELECT status FROM runbook.runs WHERE run_id = '{run_id}'") == "ok"
+
+
+def test_a_terminated_lock_session_starts_no_further_step(team: Team) -> None:
+    first = team.start("alice")
+    wait_for(team.mark("hold.started").exists, "alice's run to reach its holding step")
+    assert team.db.server.terminate("usename = 'alice'", team.db.name) >= 1
+    team.release()
+    code, out, err = first.finish()
+    assert code != 0, out + err
+    assert "lost the lock of runbook 'team'" in out + err
+    assert not team.mark("last").exists()
+    resumed = team.run("bob", "--resume", team.run_id(), "--rerun-unknown")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert team.mark("last").exists()
+
+
+def test_a_server_restart_mid_run_starts_no_further_step(team: Team, pg_server: PgServer) -> None:
+    first = team.start("alice")
+    wait_for(team.mark("hold.started").exists, "alice's run to reach its holding step")
+    pg_server.restart()
+    team.release()
+    code, out, err = first.finish()
+    assert code != 0, out + err
+    assert "lost the lock of runbook 'team'" in out + err
+    assert not team.mark("last").exists()
+
+
+def test_an_unreachable_database_is_a_clear_error_and_nothing_runs(team: Team) -> None:
+    url = f"postgresql://alice@127.0.0.1:{free_port()}/nowhere"
+    done = team.run("alice", url=url)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "cannot reach the state database (postgresql 127.0.0.1:" in done.stderr
+    assert not team.mark("first").exists()
+
+
+def test_a_login_that_is_not_an_operator_is_refused_and_nothing_runs(team: Team) -> None:
+    done = team.run("alice", url=team.db.url("mallory"))
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "login 'mallory' is not a runbook operator" in done.stderr
+    assert not team.mark("first").exists()
+    assert team.db.sql("SELECT count(*) FROM runbook.runs") == "0"
+
+
+def test_two_workstations_starting_at_the_same_instant_exactly_one_runs(team: Team) -> None:
+    started = [team.start("alice"), team.start("bob")]
+    wait_for(team.mark("hold.started").exists, "one run to reach its holding step")
+    wait_for(lambda: any(run.process.poll() is not None for run in started), "the other run to be refused")
+    team.release()
+    ended = [run.finish() for run in started]
+    assert sorted(code for code, _, _ in ended) == [0, 2], ended
+    refused = next(out + err for code, out, err in ended if code == 2)
+    assert "is being run by" in refused
+    assert team.mark("first").read_text() == "once\n"
+    assert team.db.sql("SELECT count(*) FROM runbook.runs") == "1"
+
+
+SECRET_STEPS = """\
+  - id: leak
+    title: Try every way to show the secret
+    run: |
+      echo "token={{ token }}"
+      echo {{ token }} >&2
+      printf %s {{ token }} | base64
+      echo {{ token }} | base64
+      printf %s {{ token }} | python3 -c "import sys, urllib.parse as u; print(u.quote(sys.stdin.read(), safe=''))"
+      exit 1
+"""
+
+
+def test_pg_dump_after_runs_with_secrets_holds_no_secret(team: Team) -> None:
+    from test_secrets_e2e import TOKEN, TOKEN_ENV, leaks
+
+    head = 'runbook: 1\nname: secrets\nversion: "1"\ntitle: Secrets\n'
+    variables = "variables:\n  token: {type: string, secret: true, required: true}\n"
+    team.alice.write(head + variables + "steps:\n" + SECRET_STEPS)
+    env = {**team.env("alice"), **TOKEN_ENV}
+    done = team.alice.run(team.alice.book, "--yes", env=env)
+    assert done.returncode == 1, done.stdout + done.stderr  # the step failed: its tails are journaled
+    dump = team.db.server.dump(team.db.name)
+    assert "Try every way to show the secret" in dump and "token=********" in dump
+    assert leaks(dump) == []
+    assert TOKEN not in dump
+
+
+@pytest.fixture
+def cut_network_server() -> Iterator[tuple[PgServer, Workstation]]:
+    """A server of its own that also listens on a private link to a workstation in a network namespace."""
+    station = workstation().create()
+    server = PgServer(cluster_directory() / "cut", addresses=("127.0.0.1", station.host_address))
+    try:
+        server.init().start()
+        server.create_roles()
+        server.create_database("team")
+        migrate_as_superuser(server, "team")
+        yield server, station
+    finally:
+        try:
+            server.stop("immediate")
+        finally:
+            station.delete()
+
+
+def test_a_silently_cut_network_frees_the_lock_within_the_keepalive_bound(
+    team: Team, cut_network_server: tuple[PgServer, Workstation]
+) -> None:
+    """Packets dropped both ways (no reset): the server ends the holder's session after the keepalive bound
+    (here 1 s idle + 2 × 1 s probes, and tcp_user_timeout 3 s, set in the connection string; the default is
+    40 s), which frees the lock; the run, which cannot write its next step-start, starts no further step."""
+    server, station = cut_network_server
+    keepalive = {
+        "keepalives_idle": "1",
+        "keepalives_interval": "1",
+        "keepalives_count": "2",
+        "tcp_user_timeout": "3000",
+    }
+    url = server.url("alice", "team", host=station.host_address, **keepalive)
+    lab = team.alice
+    process = subprocess.Popen(
+        station.argv(*lab.argv("run", lab.book, "--yes")),
+        cwd=lab.root,
+        env=lab.env(RUNBOOK_STATE=url),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    first = Running(process)
+    held = f"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = {NAMESPACE}"
+    try:
+        wait_for(team.mark("hold.started").exists, "the run to reach its holding step")
+        assert server.sql(held, "team") == "1"
+        station.cut()
+        cut = time.monotonic()
+        wait_for(lambda: server.sql(held, "team") == "0", "the server to drop the vanished holder", 60)
+        print(f"lock free {time.monotonic() - cut:.1f}s after the cut")
+        team.release()
+        code, out, err = first.finish(60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert code != 0, out + err
+    assert "lost the lock of runbook 'team'" in out + err
+    assert not team.mark("last").exists()
