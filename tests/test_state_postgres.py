@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from pgserver import PgDatabase
 
-from engine.errors import LockHeld, LockLost, StateUnavailable
+from engine.errors import Declined, LockHeld, LockLost, StateUnavailable
 from engine.state.postgres.backend import PostgresState
 from engine.state.postgres.schema import MIGRATIONS, migrate
 
@@ -152,3 +152,42 @@ def test_an_unreachable_database_is_a_clear_error(pg_db: PgDatabase, tmp_path: P
         StateUnavailable, match=r"cannot reach the state database \(postgresql 127.0.0.1:\d+/nowhere\)"
     ):
         backend.start("book", header("R1"), "")
+
+
+def test_take_over_only_of_a_stale_holder_and_only_once_confirmed(pg_db: PgDatabase, tmp_path: Path) -> None:
+    """A hung but alive holder (its session up, its heartbeat stopped) is never taken over while its
+    heartbeat is fresh; once stale, only after the confirmation; the old writer is then fenced out."""
+    first, second = state(pg_db, tmp_path), state(pg_db, tmp_path, "bob")
+    hung = first.start("book", header("R1"), "")
+    hung._heartbeat.stop()  # hung: the process no longer beats, its session stays
+    asked: list[str] = []
+
+    def confirm(answer: bool) -> Any:
+        def ask(holder: Any) -> bool:
+            asked.append(holder.describe())
+            return answer
+
+        return ask
+
+    try:
+        with pytest.raises(LockHeld, match="--take-over refused: its heartbeat is fresh"):
+            second.resume("book", "R1", take_over=confirm(True))
+        assert asked == []
+        pg_db.sql("UPDATE runbook.locks SET heartbeat = heartbeat - interval '1 hour'")
+        with pytest.raises(Declined, match="--take-over not confirmed"):
+            second.resume("book", "R1", take_over=confirm(False))
+        taken = second.resume("book", "R1", take_over=confirm(True))
+        assert len(asked) == 2 and "alice (OS user al@laptop" in asked[1] and "run R1" in asked[1]
+        try:
+            taken.append({"type": "step-start", "step": "a", "host": "local", "attempt": 1})
+            with pytest.raises(LockLost):
+                hung.append({"type": "step-start", "step": "b", "host": "local", "attempt": 1})
+        finally:
+            taken.close()
+    finally:
+        hung.close()
+    steps = [(r["type"], r.get("step")) for r in second.records("R1") or []]
+    assert steps == [("run", None), ("step-start", "a")]
+    assert pg_db.sql("SELECT epoch FROM runbook.locks") == "2"
+    first.close()
+    second.close()

@@ -8,20 +8,22 @@ primary's own (`connecting.session`) and its login an operator (`check_operator`
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from engine.errors import LockHeld, StateUnavailable, UsageError
+from engine.errors import Declined, LockHeld, StateUnavailable, UsageError
 from engine.journal import default_state_dir, run_directory, timestamp
 from engine.state.base import LockHolder, RunSummary
 from engine.state.postgres import connecting, history, lock
 from engine.state.postgres.schema import MIGRATIONS
 from engine.state.postgres.writing import Fenced, PostgresWriter
 
+TakeOver = Callable[[LockHolder], bool]
+"""Asks the operator whether to end a stale holder's session (a typed confirmation); True to go on."""
 _TAKE_OVER_WAIT = 10.0  # seconds for a terminated holder's session to go and free the lock
 _RACE_TRIES = 20  # a holder seen between its lock and its label: read the label again, bounded
 
@@ -86,7 +88,7 @@ class PostgresState:
     def start(self, runbook_name: str, header: Mapping[str, Any], runbook_text: str) -> PostgresWriter:
         """Take the lock, record the run, append its header (a `records.run` record): the run's writer."""
         run_id = str(header["run_id"])
-        connection, left = self._lock(runbook_name, take_over=False)
+        connection, left = self._lock(runbook_name, take_over=None)
         try:
             runbook = header.get("runbook") or {}
             connection.execute(
@@ -113,8 +115,9 @@ class PostgresState:
             raise
         return writer
 
-    def resume(self, runbook_name: str, run_id: str, *, take_over: bool = False) -> PostgresWriter:
-        """Take the (free, or with `take_over` stale) lock again for `run_id`, raising the epoch."""
+    def resume(self, runbook_name: str, run_id: str, *, take_over: TakeOver | None = None) -> PostgresWriter:
+        """Take the lock again for `run_id`, raising the epoch: a free lock, or with `take_over` one whose
+        holder's heartbeat is stale, once `take_over(holder)` (the operator's typed confirmation) agrees."""
         found = history.run(self._read(), run_id)
         if found is None:
             raise UsageError(f"--resume {run_id}: no such run in {self.location}")
@@ -127,7 +130,9 @@ class PostgresState:
             connection.close()
             raise
 
-    def _lock(self, runbook_name: str, take_over: bool) -> tuple[psycopg.Connection[Any], lock.Label | None]:
+    def _lock(
+        self, runbook_name: str, take_over: TakeOver | None
+    ) -> tuple[psycopg.Connection[Any], lock.Label | None]:
         """A new session holding the runbook's lock, and the label a dead holder left (if any)."""
         connection = connecting.connect(self.spec)
         try:
@@ -142,7 +147,7 @@ class PostgresState:
             raise
 
     def _refuse_or_take_over(
-        self, connection: psycopg.Connection[Any], runbook_name: str, key: int, take_over: bool
+        self, connection: psycopg.Connection[Any], runbook_name: str, key: int, take_over: TakeOver | None
     ) -> None:
         """The lock is held: `LockHeld` naming the holder, unless `take_over` and its heartbeat is stale."""
         held = self._live_holder(connection, runbook_name)
@@ -152,7 +157,7 @@ class PostgresState:
         message = f"runbook {runbook_name!r} is being run by {who}; state {self.location}"
         age = held.heartbeat_age() if held is not None else None
         stale = age is not None and age > lock.STALE
-        if not take_over:
+        if take_over is None:
             hint = "; its heartbeat is stale: --resume RUN_ID --take-over ends that session" if stale else ""
             raise LockHeld(message + hint)
         if not stale:
@@ -160,6 +165,9 @@ class PostgresState:
                 f"{message}. --take-over refused: its heartbeat is fresh (a hung but alive holder is never "
                 f"taken over; it may once its heartbeat is older than {int(lock.STALE.total_seconds())}s)"
             )
+        assert held is not None
+        if not take_over(held.holder()):
+            raise Declined(f"--take-over not confirmed: {message}; nothing ran")
         lock.take_over(connection, runbook_name)
         deadline = time.monotonic() + _TAKE_OVER_WAIT
         while not lock.try_lock(connection, key):
@@ -196,13 +204,13 @@ class PostgresState:
         )
         pid = connection.info.backend_pid
         fenced = Fenced(
-            runbook_name,
-            run_id,
-            epoch,
-            first_seq,
-            f"{self.location} (lock session {pid}, epoch {epoch})",
-            run_directory(self.local, run_id),
-            left.holder() if left is not None else None,
+            runbook=runbook_name,
+            run_id=run_id,
+            epoch=epoch,
+            first_seq=first_seq,
+            where=f"{self.location} (lock session {pid}, epoch {epoch})",
+            outputs=run_directory(self.local, run_id),
+            taken_over=left.holder() if left is not None else None,
         )
         return PostgresWriter(connection, fenced)
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -86,18 +86,18 @@ class _Pending:
     error: JournalError | None = None
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class Fenced:
-    """What fences this writer: the runbook's label row, at our epoch."""
+    """Who this writer is: its run, the runbook whose label fences it and its epoch there, the sequence
+    number of its first record, where it says it writes, and where its output files go."""
 
     runbook: str
     run_id: str
     epoch: int
-    next_seq: int
+    first_seq: int
     where: str
     outputs: Path
     taken_over: LockHolder | None = None
-    _pending: list[_Pending] = field(default_factory=list)
 
 
 class PostgresWriter:
@@ -109,6 +109,8 @@ class PostgresWriter:
         self._queue_lock = threading.Lock()  # the queue, the sequence, the lost reason, the outputs
         self._send_lock = threading.Lock()  # one statement at a time on the lock's connection
         self._lost: str | None = None
+        self._pending: list[_Pending] = []
+        self._next_seq = fenced.first_seq
         self._outputs: dict[tuple[str, str], OutputFile] = {}
         self._heartbeat = lock.Heartbeat(self._beat)
         self._heartbeat.start()
@@ -118,13 +120,12 @@ class PostgresWriter:
         mine = _Pending(encode({**record, "time": record.get("time") or timestamp()}))
         with self._queue_lock:
             self._usable()
-            self._fenced._pending.append(mine)
+            self._pending.append(mine)
         with self._send_lock:
-            if not mine.done:
+            if not mine.done:  # else a statement that began after we queued carried ours
                 with self._queue_lock:
-                    batch, self._fenced._pending = self._fenced._pending, []
-                    first = self._fenced.next_seq
-                    self._fenced.next_seq += len(batch)
+                    batch, self._pending = self._pending, []
+                    first, self._next_seq = self._next_seq, self._next_seq + len(batch)
                 self._send(batch, first)
         if mine.error is not None:
             raise mine.error
