@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,11 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _as_postgres(*argv: str | os.PathLike[str], timeout: float = 60.0) -> str:
@@ -193,3 +199,40 @@ def migrate_as_superuser(server: PgServer, database: str) -> None:
 
     with psycopg.connect(server.url(SUPERUSER, database), autocommit=True) as connection:
         migrate(connection)
+
+
+@dataclass
+class PgBouncer:
+    """The distribution's pgbouncer in front of `server`, pooling in `mode` (transaction by default)."""
+
+    directory: Path
+    server: PgServer
+    mode: str = "transaction"
+    port: int = field(default_factory=free_port)
+
+    def start(self) -> PgBouncer:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        (self.directory / "users.txt").write_text(
+            "".join(f'"{u}" "{PASSWORD}"\n' for u in (*OPERATORS, OUTSIDER))
+        )
+        (self.directory / "pgbouncer.ini").write_text(
+            f"[databases]\n* = host=127.0.0.1 port={self.server.port}\n"
+            f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
+            f"auth_type = trust\nauth_file = {self.directory}/users.txt\npool_mode = {self.mode}\n"
+            f"logfile = {self.directory}/pgbouncer.log\npidfile = {self.directory}/pgbouncer.pid\n"
+        )
+        shutil.chown(self.directory, SUPERUSER, SUPERUSER)
+        _as_postgres("/usr/sbin/pgbouncer", "-d", self.directory / "pgbouncer.ini")
+        deadline = time.monotonic() + 15  # -d returns before the daemon wrote its pid and listens
+        while not (self.directory / "pgbouncer.pid").exists() or not _listening(self.port):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"pgbouncer did not start: {self.directory / 'pgbouncer.log'}")
+            time.sleep(0.02)
+        return self
+
+    def url(self, user: str, database: str) -> str:
+        return f"postgresql://{user}:{PASSWORD}@127.0.0.1:{self.port}/{database}"
+
+    def stop(self) -> None:
+        pid = (self.directory / "pgbouncer.pid").read_text().strip()
+        subprocess.run(["kill", pid], check=False, timeout=30)

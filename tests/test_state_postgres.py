@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from pgserver import PgDatabase
+from pgserver import PgBouncer, PgDatabase, cluster_directory
 
 from engine.errors import Declined, LockHeld, LockLost, StateUnavailable
 from engine.state.postgres.backend import PostgresState
@@ -191,3 +191,16 @@ def test_take_over_only_of_a_stale_holder_and_only_once_confirmed(pg_db: PgDatab
     assert pg_db.sql("SELECT epoch FROM runbook.locks") == "2"
     first.close()
     second.close()
+
+
+def test_a_connection_pooler_is_refused(pg_db: PgDatabase, tmp_path: Path) -> None:
+    """pgbouncer in transaction mode would run the lock and the journal's writes in whichever server
+    session is free; it announces a backend pid of its own, which gives it away."""
+    bouncer = PgBouncer(cluster_directory() / "bouncer", pg_db.server).start()
+    try:
+        backend = PostgresState(bouncer.url("alice", pg_db.name), tmp_path)
+        with pytest.raises(StateUnavailable, match=r"is not one server session.*connection pooler"):
+            backend.start("book", header("R1"), "")
+        assert pg_db.sql("SELECT count(*) FROM runbook.runs") == "0"
+    finally:
+        bouncer.stop()

@@ -10,7 +10,8 @@ engine adds, each only where the connection string does not say otherwise:
   40 s by default; `keepalives_idle=…`, `keepalives_interval=…`, `keepalives_count=…` and `tcp_user_timeout=…`
   (ms, default the same 40 s) in the connection string change both sides);
 - a check that the session is a server's own (`session()`): a pooler in transaction mode hands each
-  statement to whichever backend is free, and a session-level advisory lock would then guard nothing.
+  statement to whichever backend is free, and a session-level advisory lock would then guard nothing (or
+  stay held by a pooled server connection after the workstation is gone).
 """
 
 from __future__ import annotations
@@ -87,18 +88,22 @@ def connect(spec: Spec) -> psycopg.Connection[Any]:
 def session(connection: psycopg.Connection[Any], spec: Spec) -> int:
     """Check the connection is one server session of a primary, and give it the keepalive bound; its pid.
 
-    Through a pooler in transaction or statement mode two statements may run in two backends: the pid seen
-    by two separate statements must be the same. A standby cannot take the lock's writes at all. (Every
-    journal write checks again, in the statement itself, that its backend holds the lock.)
+    A pooler answers the client's start-up itself: the backend pid it announces (BackendKeyData, used for
+    cancelling) is its own invention, not the server process that runs the statements, and in transaction
+    mode two statements may run in two backends. So the announced pid and the pid two separate statements
+    see must be one. A standby cannot take the lock's writes at all. (Every journal write checks again, in
+    the statement itself, that its backend holds the lock.)
     """
     first = connection.execute("SELECT pg_backend_pid()").fetchone()
     row = connection.execute("SELECT pg_backend_pid(), pg_is_in_recovery()").fetchone()
     assert first is not None and row is not None
-    if first[0] != row[0]:
+    told = connection.info.backend_pid  # from the server's BackendKeyData when the connection began
+    if not first[0] == row[0] == told:
         raise StateUnavailable(
-            f"{spec.describe()} hands one connection's statements to different server sessions (backend "
-            f"{first[0]}, then {row[0]}): a connection pooler in transaction mode? The lock needs a session "
-            "of its own: connect to PostgreSQL directly, or through a pool in session mode"
+            f"{spec.describe()} is not one server session: the connection was told backend {told}, its "
+            f"statements ran in backend {first[0]}, then {row[0]}. A connection pooler (pgbouncer and the "
+            "like answer for the server) would hand the lock's session to others: connect the state to "
+            "PostgreSQL directly"
         )
     if row[1]:
         raise StateUnavailable(f"{spec.describe()} is a standby (in recovery): the state needs the primary")
