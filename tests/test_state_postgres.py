@@ -61,6 +61,7 @@ def test_a_run_writes_its_records_and_a_second_run_is_refused_naming_the_holder(
         message = str(refused.value)
         assert "runbook 'book' is being run by alice (OS user al@laptop, pid " in message
         assert "run R1" in message and "since " in message and "(for 0m0" in message
+        assert ", connected from 127.0.0.1)" in message and "last heartbeat 0m0" in message
         held = second.holder("book")
         assert held is not None and held.user == "alice" and held.run_id == "R1"
     finally:

@@ -45,6 +45,7 @@ class Label:
     heartbeat: datetime | None
     epoch: int
     live: bool = False
+    address: str | None = None  # the holder's client address as the server sees it (pg_stat_activity)
 
     def heartbeat_age(self, now: datetime | None = None) -> timedelta | None:
         if self.heartbeat is None:
@@ -58,7 +59,8 @@ class Label:
         run = f", run {self.run_id}" if self.run_id else ""
         age = self.heartbeat_age(now)
         beat = f"; last heartbeat {_duration(age)} ago" if age is not None else ""
-        return f"{self.login} (OS user {self.os_user}@{self.host}, pid {self.pid}){since}{run}{beat}"
+        address = f", connected from {self.address}" if self.address else ""
+        return f"{self.login} (OS user {self.os_user}@{self.host}, pid {self.pid}{address}){since}{run}{beat}"
 
     def holder(self) -> LockHolder:
         """As the seam's `LockHolder`: the database login is the user; `describe()` says it all."""
@@ -113,7 +115,8 @@ def try_lock(connection: psycopg.Connection[Any], lock_key: int) -> bool:
 def holder(connection: psycopg.Connection[Any], runbook: str) -> Label | None:
     """The live holder of the runbook's lock, or None: a label without a live lock is stale and ignored."""
     row = connection.execute(
-        f"SELECT {_LABEL_COLUMNS}, live FROM runbook.holders() WHERE runbook = %s AND live", (runbook,)
+        f"SELECT {_LABEL_COLUMNS}, live, client_addr FROM runbook.holders() WHERE runbook = %s AND live",
+        (runbook,),
     ).fetchone()
     return Label(*row) if row else None
 
