@@ -23,7 +23,7 @@ from netcut import Workstation, workstation
 from pgserver import PgDatabase, PgServer, cluster_directory, free_port, migrate_as_superuser
 
 from engine.state.postgres.schema import NAMESPACE
-from runbooks import Lab, Running, wait_for
+from runbooks import Lab, Nodes, Running, nodes_runbook, operator_lab, wait_for
 
 STEPS = """\
   - id: first
@@ -280,3 +280,53 @@ def test_a_silently_cut_network_frees_the_lock_within_the_keepalive_bound(
     assert code != 0, out + err
     assert "lost the lock of runbook 'team'" in out + err
     assert not team.mark("last").exists()
+
+
+NODE_STEPS = """\
+  - id: long
+    title: A long command on the node
+    on: nodes
+    run: |
+      echo $$ >> "$HOME/copies"
+      n=0; while [ ! -e "$HOME/release" ] && [ $n -lt 6000 ]; do sleep 0.1; n=$((n+1)); done
+  - id: after
+    title: After it
+    on: nodes
+    run: touch "$HOME/after"
+"""
+
+
+@pytest.mark.ssh
+def test_the_second_workstation_finds_the_first_ones_ssh_step_still_running(
+    pg_db: PgDatabase, tmp_path: Path, sshd_nodes: Nodes
+) -> None:
+    """alice's workstation dies while her step runs on a node; bob's resume checks, from his workstation,
+    the process group her run journaled, kills it (`--if-still-running kill`) and runs the step again."""
+    [node] = sshd_nodes(1)
+    text = nodes_runbook("team-ssh", NODE_STEPS, [node])
+    alice, bob = (operator_lab(tmp_path / who, tmp_path / f"{who}-home", [node]) for who in ("alice", "bob"))
+    for lab in (alice, bob):
+        lab.write(text)
+    copies = node.home / "copies"
+    first = alice.start(alice.book, "--yes", env={"RUNBOOK_STATE": pg_db.url("alice")})
+    wait_for(lambda: copies.exists() and copies.read_text().strip(), "alice's step to start on the node")
+    pid = int(copies.read_text().split()[0])
+    try:
+        first.stop(signal.SIGKILL)
+        run_id = pg_db.sql("SELECT run_id FROM runbook.runs")
+        resumed = bob.run(
+            bob.book,
+            "--yes",
+            "--resume",
+            run_id,
+            "--if-still-running",
+            "kill",
+            "--rerun-unknown",
+            env={"RUNBOOK_STATE": pg_db.url("bob")},
+        )
+    finally:
+        (node.home / "release").touch()
+    output = resumed.stdout + resumed.stderr
+    assert resumed.returncode == 0, output
+    assert f"process group {pid} from the resumed run is STILL RUNNING" in output
+    assert len(copies.read_text().split()) == 2 and (node.home / "after").exists()
