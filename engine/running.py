@@ -10,23 +10,24 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from typing import Any
 
-from engine import journal as records
+from engine import records
 from engine.attempts import Attempts, until_holds
 from engine.console import Terminal
 from engine.errors import ConnectionFailed, Declined, Interrupted, JournalError, StepFailed
 from engine.executors import Result
-from engine.journal import OPERATOR, AnsweredBy, Journal
 from engine.outcomes import HostOutcome, Status, StepOutcome
 from engine.planning import HostPlan, PlannedStep, Planner
 from engine.preflight import Fleet
 from engine.prompting import ATTEMPTS
+from engine.records import OPERATOR, AnsweredBy
 from engine.rendering import SecretRef
-from engine.stillrunning import Check, FirstCopy, Group, IfStillRunning
+from engine.resume import Previous
+from engine.state.base import RunWriter
+from engine.stillrunning import Check, FirstCopy, IfStillRunning
 
 
 @dataclass(frozen=True)
@@ -66,16 +67,14 @@ class Runner:
         planner: Planner,
         fleet: Fleet,
         terminal: Terminal,
-        journal: Journal,
+        journal: RunWriter,
         settings: Settings,
         user: str,
-        previous: Mapping[tuple[str, str], Status] | None = None,
-        groups: Mapping[tuple[str, str], Group] | None = None,
+        previous: Previous | None = None,
     ) -> None:
         self.planner, self.fleet, self.terminal, self.journal = planner, fleet, terminal, journal
         self.settings, self.user = settings, user
-        self.previous = dict(previous or {})
-        self.groups = dict(groups or {})  # (step, host) → its process group in the resumed run
+        self.previous = previous  # the run being resumed, by (step, host)
         self.first_copy = FirstCopy(terminal, journal, user, settings.if_still_running)
         self.context: dict[str, Any] = {}  # `steps.` of the runbook's templates
         self.scopes: dict[str, dict[str, Any]] = {"": self.context}  # and of each used runbook's
@@ -158,7 +157,7 @@ class Runner:
     def _once(self, planned: PlannedStep) -> tuple[HostPlan, ...]:
         """`run_once`: the host that ran it in the resumed run, else the first host not left out."""
         for host_plan in planned.hosts:
-            before = self.previous.get((planned.id, host_plan.host.name))
+            before = self._before(planned.id, host_plan.host.name)
             if before is not None and (before.finished_well or before is Status.UNKNOWN):
                 return (host_plan,)
         for host_plan in planned.hosts:
@@ -176,11 +175,9 @@ class Runner:
         done, todo = [], []
         for host_plan in hosts:
             name = host_plan.host.name
-            before = self.previous.get((planned.id, name))
-            if before is not None and before.finished_well:
-                outcome = HostOutcome(
-                    planned.id, name, Status.DONE_BEFORE, reason="finished in the resumed run"
-                )
+            before = self._before(planned.id, name)
+            if self.previous is not None and before is not None and before.finished_well:
+                outcome = self.previous.done((planned.id, name), "finished in the resumed run")
                 self.finished.append(outcome)
                 done.append(outcome)
             elif host_plan.skip or name in self.failed_hosts:
@@ -201,10 +198,14 @@ class Runner:
                 todo.append(host_plan)
         return done, todo
 
+    def _before(self, step: str, host: str) -> Status | None:
+        """The step's last state on `host` in the run being resumed (None: a new run, or not reached)."""
+        return None if self.previous is None else self.previous.status((step, host))
+
     def _unknown_again(self, step: str, host_plan: HostPlan) -> bool:
         """Run an unknown step again? Never while its first copy still runs (`FirstCopy` settles that first)."""
         name = host_plan.host.name
-        group = self.groups.get((step, name))
+        group = None if self.previous is None else self.previous.group((step, name))
         if group is not None:
             self.first_copy.settle(Check(step, name, group, self.fleet.executor(host_plan.host)))
         return self._rerun_unknown(step, name)
@@ -287,7 +288,11 @@ class Runner:
 
         secrets = {env: self.secrets[env] for env in variant.secret_env}
         secrets.update({var: self.secrets[ref] for var, ref in host_plan.secret_env})
-        attempt, attempts = 0, Attempts(step)
+        carried = self.previous.carried((planned.id, name), step.deadline) if self.previous else None
+        attempt = carried.made if carried else 0  # a series cut short goes on where it stopped
+        if carried and carried.note:
+            self.terminal.say(f"  {name}: {carried.note}", "yellow")
+        attempts = Attempts(step, time.monotonic() - carried.elapsed) if carried else Attempts(step)
         outcome = HostOutcome(planned.id, name, Status.INTERRUPTED, reason="not started")
 
         def on_group(pgid: int, started: str | None) -> None:
@@ -320,8 +325,11 @@ class Runner:
             again, why_not = attempts.another(attempt)
             if not again and why_not and outcome.status.failed and outcome.status is not Status.INTERRUPTED:
                 outcome = replace(outcome, reason=f"{outcome.reason}; {why_not}".lstrip("; "))
-            self.journal.append(records.step_end(outcome))
-            if outcome.status in (Status.OK, Status.INTERRUPTED, Status.UNKNOWN) or not again:
+            cut = outcome.status in (Status.INTERRUPTED, Status.UNKNOWN)
+            self.journal.append(
+                records.step_end(outcome, last=outcome.status is Status.OK or not (again or cut))
+            )
+            if outcome.status is Status.OK or cut or not again:
                 break
             why = f" ({outcome.reason})" if outcome.reason else ""
             self.terminal.say(
@@ -380,10 +388,8 @@ class Runner:
     # -- manual steps --------------------------------------------------------------------------------
 
     def manual(self, planned: PlannedStep) -> StepOutcome:
-        if self.previous.get((planned.id, OPERATOR)) is Status.OK:
-            outcome = HostOutcome(
-                planned.id, OPERATOR, Status.DONE_BEFORE, reason="answered in the resumed run"
-            )
+        if self.previous is not None and self._before(planned.id, OPERATOR) is Status.OK:
+            outcome = self.previous.done((planned.id, OPERATOR), "answered in the resumed run")
             self.finished.append(outcome)
             self.terminal.result(outcome)
             return StepOutcome(planned.id, (outcome,))

@@ -10,18 +10,23 @@ from pathlib import Path
 
 import pytest
 
-from engine import journal as records
-from engine import resume
+from engine import records, resume
 from engine.errors import UsageError
 from engine.journal import Journal
 from engine.outcomes import HostOutcome, RunStatus, Status
 from engine.planning import sha256_text
+from engine.state.files import FileState
 
 TEXT = "runbook: 1\nname: book\n"
 
 
 def write_run(state: Path, run_id: str, *events: dict[str, object], name: str = "book") -> Path:
-    header = {"runbook": {"name": name, "sha256": sha256_text(TEXT)}, "variables": {"release": "1.4.2"}}
+    header = {
+        "type": "run",
+        "run_id": run_id,
+        "runbook": {"name": name, "sha256": sha256_text(TEXT)},
+        "variables": {"release": "1.4.2"},
+    }
     with Journal.create(state, header, run_id) as journal:
         for event in events:
             journal.append(event)
@@ -47,9 +52,9 @@ def test_the_latest_unfinished_run_is_found_with_its_outcomes_and_values(tmp_pat
         end("d", "n1", Status.INTERRUPTED),  # cut short: as unknown as a crash
         records.run_end(RunStatus.INTERRUPTED, 130),
     )
-    previous = resume.find(tmp_path, "book", resume.LATEST)
+    previous = resume.find(FileState(tmp_path), "book", resume.LATEST)
     assert previous.run_id == "20260102T000000Z-bbbbbb" and previous.values == {"release": "1.4.2"}
-    assert previous.outcomes == {
+    assert {key: previous.status(key) for key in previous.hosts} == {
         ("a", "n1"): Status.OK,
         ("b", "n1"): Status.TIMED_OUT,
         ("c", "n1"): Status.UNKNOWN,
@@ -67,18 +72,18 @@ def test_runs_that_cannot_be_resumed_are_refused_with_why(tmp_path: Path) -> Non
     write_run(tmp_path, "r-ok", records.run_end(RunStatus.OK, 0))
     write_run(tmp_path, "r-other", name="another")
     with pytest.raises(UsageError, match="no unfinished run of 'book'"):
-        resume.find(tmp_path, "book", resume.LATEST)
+        resume.find(FileState(tmp_path), "book", resume.LATEST)
     with pytest.raises(UsageError, match="that run finished well; there is nothing to resume"):
-        resume.find(tmp_path, "book", "r-ok")
+        resume.find(FileState(tmp_path), "book", "r-ok")
     with pytest.raises(UsageError, match="that run is of 'another', not 'book'"):
-        resume.find(tmp_path, "book", "r-other")
+        resume.find(FileState(tmp_path), "book", "r-other")
     with pytest.raises(UsageError, match="--resume r-none: no such run"):
-        resume.find(tmp_path, "book", "r-none")
+        resume.find(FileState(tmp_path), "book", "r-none")
 
 
 def test_a_changed_runbook_is_refused_with_its_diff_unless_forced(tmp_path: Path) -> None:
     write_run(tmp_path, "r1")
-    previous = resume.find(tmp_path, "book", "r1")
+    previous = resume.find(FileState(tmp_path), "book", "r1")
     assert resume.check_unchanged(previous, TEXT, force=False) is None
     changed = TEXT + "title: new\n"
     with pytest.raises(UsageError, match="the runbook changed since run r1 began") as refused:

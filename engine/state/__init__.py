@@ -1,1 +1,38 @@
-"""placeholder until the state branch lands."""
+"""Where runs are kept: `open_state` chooses the backend, the one place that does.
+
+The seam is `engine.state.base` (`StateBackend`, `RunWriter`); the file backend (`engine.state.files`) is
+today's `.runbook` directory; a libpq connection string or URI chooses the team's shared state on PostgreSQL
+(`engine.state.postgres`, imported only then: psycopg is never loaded for the files).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.errors import UsageError
+from engine.journal import default_state_dir
+from engine.state.base import LockHolder, RunSummary, RunWriter, StateBackend
+from engine.state.files import FileState
+
+__all__ = ["LockHolder", "RunSummary", "RunWriter", "StateBackend", "open_state"]
+
+
+def open_state(spec: str | None, cwd: Path, state_dir: str | None = None) -> StateBackend:
+    """The backend named by `spec` (`--state`, `$RUNBOOK_STATE`); unset: files in `state_dir`
+    (`--state-dir`), else `$RUNBOOK_STATE_DIR`, else `cwd/.runbook`."""
+    local = Path(state_dir) if state_dir else default_state_dir(cwd)
+    if not spec:
+        return FileState(local)
+    if is_libpq(spec):
+        from engine.state.postgres.backend import PostgresState
+
+        return PostgresState(spec, local)
+    raise UsageError(
+        f"--state {spec!r}: not a PostgreSQL connection string (postgresql://…, service=NAME, host=… "
+        "dbname=…); leave it unset for the files in .runbook"
+    )
+
+
+def is_libpq(spec: str) -> bool:
+    """A libpq URI (`postgresql://`, `postgres://`) or key=value connection string (`service=team`)."""
+    return spec.startswith(("postgresql://", "postgres://")) or "=" in spec

@@ -14,48 +14,13 @@ to the open lock file, which the kernel releases when the holder dies.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from engine.journal import OutputFile
+from engine.journal import OutputFile
+from engine.locking import LockHolder
+from engine.runs import UNFINISHED, UNREADABLE, RunSummary
 
-UNFINISHED = "unfinished"
-"""A run's state when its journal has no `run-end`: crashed, killed, or still running."""
-UNREADABLE = "unreadable"
-"""A run's state when its journal cannot be read."""
-
-
-@dataclass(frozen=True)
-class LockHolder:
-    """Who runs the runbook, as the run that holds its lock wrote it down."""
-
-    user: str
-    host: str
-    pid: int
-    since: str
-    run_id: str | None
-
-    def describe(self) -> str:
-        if not self.pid:
-            return "another process (it has not written who it is yet)"
-        run = f", run {self.run_id}" if self.run_id else ""
-        return f"{self.user}@{self.host} (pid {self.pid}) since {self.since}{run}"
-
-
-@dataclass(frozen=True, kw_only=True)
-class RunSummary:
-    """One run as `runbook runs` lists it and `--resume` finds it (its header and how it ended)."""
-
-    run_id: str
-    runbook: str
-    version: str | None = None
-    sha256: str | None = None
-    user: str | None = None
-    started: str = ""
-    finished: str | None = None
-    status: str = UNFINISHED  # run-end's `RunStatus`, UNFINISHED or UNREADABLE
-    problem: str | None = None  # why an "unreadable" journal cannot be read
+__all__ = ["UNFINISHED", "UNREADABLE", "LockHolder", "OutputFile", "RunSummary", "RunWriter", "StateBackend"]
 
 
 class RunWriter(Protocol):

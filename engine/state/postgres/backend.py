@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 
 from engine.errors import Declined, LockHeld, StateUnavailable, UsageError
-from engine.journal import default_state_dir, run_directory, timestamp
+from engine.journal import run_directory, timestamp
 from engine.state.base import LockHolder, RunSummary
 from engine.state.postgres import connecting, history, lock
 from engine.state.postgres.schema import MIGRATIONS
@@ -64,11 +64,12 @@ def check_operator(connection: psycopg.Connection[Any], spec: connecting.Spec) -
 
 
 class PostgresState:
-    """The PostgreSQL state backend for one connection string; output logs under `cwd`'s state dir."""
+    """The PostgreSQL state backend for one connection string; output logs stay under `local` (the state
+    directory the files would use: `--state-dir`, `$RUNBOOK_STATE_DIR` or `./.runbook`)."""
 
-    def __init__(self, spec: str, cwd: Path) -> None:
+    def __init__(self, spec: str, local: Path) -> None:
         self.spec = connecting.parse(spec)
-        self.local = default_state_dir(cwd)
+        self.local = local
         self.location = self.spec.describe()
         self._reader: psycopg.Connection[Any] | None = None
 
