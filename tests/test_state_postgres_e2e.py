@@ -287,6 +287,7 @@ NODE_STEPS = """\
     title: A long command on the node
     on: nodes
     run: |
+      if [ -s "$HOME/copies" ]; then echo $$ >> "$HOME/copies"; exit 0; fi
       echo $$ >> "$HOME/copies"
       n=0; while [ ! -e "$HOME/release" ] && [ $n -lt 6000 ]; do sleep 0.1; n=$((n+1)); done
   - id: after

@@ -7,6 +7,7 @@ today's `.runbook` directory; a libpq connection string or URI chooses the team'
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from engine.errors import UsageError
@@ -21,6 +22,7 @@ def open_state(spec: str | None, cwd: Path, state_dir: str | None = None) -> Sta
     """The backend named by `spec` (`--state`, `$RUNBOOK_STATE`); unset: files in `state_dir`
     (`--state-dir`), else `$RUNBOOK_STATE_DIR`, else `cwd/.runbook`."""
     local = Path(state_dir) if state_dir else default_state_dir(cwd)
+    spec = spec if spec is not None else os.environ.get("RUNBOOK_STATE")
     if not spec:
         return FileState(local)
     if is_libpq(spec):
