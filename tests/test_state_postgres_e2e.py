@@ -10,6 +10,7 @@ no secret in a `pg_dump` afterwards.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -136,6 +137,9 @@ def test_a_killed_holder_frees_the_lock_at_once_and_another_workstation_resumes(
     )
     assert logins == "alice,bob"
     assert team.db.sql(f"SELECT status FROM runbook.runs WHERE run_id = '{run_id}'") == "ok"
+    filled = team.alice.run(team.alice.book, "--journal", run_id, task="checklist", env=team.env("alice"))
+    assert filled.returncode == 0, filled.stderr
+    assert "- [x]" in filled.stdout and run_id in filled.stdout  # the checklist filled from the shared run
 
 
 def test_a_terminated_lock_session_starts_no_further_step(team: Team) -> None:
@@ -147,9 +151,19 @@ def test_a_terminated_lock_session_starts_no_further_step(team: Team) -> None:
     assert code != 0, out + err
     assert "lost the lock of runbook 'team'" in out + err
     assert not team.mark("last").exists()
-    resumed = team.run("bob", "--resume", team.run_id(), "--rerun-unknown")
+    run_id = team.run_id()
+    listed = team.bob.run(task="runs", env=team.env("bob"))  # the shared history, from the other workstation
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    [row] = [line for line in listed.stdout.splitlines() if run_id in line]
+    assert "team" in row and "alice (" in row and "abandoned" in row
+    resumed = team.run("bob", "--resume", run_id, "--rerun-unknown")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert team.mark("last").exists()
+    shown = team.bob.run("--format", "json", task="runs", env=team.env("bob"))
+    [run] = json.loads(shown.stdout)["runs"]
+    assert run["run_id"] == run_id and run["status"] == "ok" and run["user"].startswith("alice (")
+    steps = team.bob.run(run_id, task="runs", env=team.env("bob"))
+    assert steps.returncode == 0 and "hold" in steps.stdout and "last" in steps.stdout, steps.stdout
 
 
 def test_a_server_restart_mid_run_starts_no_further_step(team: Team, pg_server: PgServer) -> None:

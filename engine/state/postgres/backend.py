@@ -257,7 +257,7 @@ def _summary(run: history.SharedRun) -> RunSummary:
         runbook=run.runbook,
         version=run.version,
         sha256=run.sha256,
-        user=run.login,
+        user=f"{run.login} ({run.os_user}@{run.host})",  # the database login, then who and where
         started=timestamp(run.started),
         finished=timestamp(run.ended) if run.ended else None,
         status=run.status,
