@@ -72,7 +72,10 @@ class Previous:
 
     def done(self, key: Key, reason: str) -> HostOutcome:
         """A step finished in the resumed run, with what it printed and returned (as journaled, masked)."""
-        return replace(self.hosts[key].outcome, status=Status.DONE_BEFORE, reason=reason)
+        step, host = key  # a loop item's id may have moved since (`match_items`)
+        return replace(
+            self.hosts[key].outcome, step=step, host=host, status=Status.DONE_BEFORE, reason=reason
+        )
 
     def carried(self, key: Key, deadline: float | None, now: datetime | None = None) -> Carried:
         """The open series of `key` to continue; none (a new series) when its deadline has passed."""
