@@ -4,6 +4,9 @@ tests/test_state_postgres_e2e.py."""
 
 from __future__ import annotations
 
+import getpass
+import os
+import socket
 import threading
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,7 @@ from engine.errors import Declined, LockHeld, LockLost, StateUnavailable
 from engine.state.postgres.backend import PostgresState
 from engine.state.postgres.schema import MIGRATIONS, migrate
 
+ME = f"{getpass.getuser()}@{socket.gethostname()}"  # who the label names: this process, wherever it runs
 HEADER = {
     "runbook": {"name": "book", "version": "1", "sha256": "abc", "path": "book.yml"},
     "user": "al",
@@ -59,7 +63,10 @@ def test_a_run_writes_its_records_and_a_second_run_is_refused_naming_the_holder(
         with pytest.raises(LockHeld) as refused:
             second.start("book", header("R2"), "")
         message = str(refused.value)
-        assert "runbook 'book' is being run by alice (OS user al@laptop, pid " in message
+        assert (
+            f"runbook 'book' is being run by alice (OS user {ME}, pid {os.getpid()}, connected from "
+            in message
+        )
         assert "run R1" in message and "since " in message and "(for 0m0" in message
         assert ", connected from 127.0.0.1)" in message and "last heartbeat 0m0" in message
         held = second.holder("book")
@@ -178,7 +185,7 @@ def test_take_over_only_of_a_stale_holder_and_only_once_confirmed(pg_db: PgDatab
         with pytest.raises(Declined, match="--take-over not confirmed"):
             second.resume("book", "R1", take_over=confirm(False))
         taken = second.resume("book", "R1", take_over=confirm(True))
-        assert len(asked) == 2 and "alice (OS user al@laptop" in asked[1] and "run R1" in asked[1]
+        assert len(asked) == 2 and f"alice (OS user {ME}" in asked[1] and "run R1" in asked[1]
         try:
             taken.append({"type": "step-start", "step": "a", "host": "local", "attempt": 1})
             with pytest.raises(LockLost):

@@ -7,6 +7,8 @@ primary's own (`connecting.session`) and its login an operator (`check_operator`
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from collections.abc import Callable, Mapping
 from datetime import timedelta
@@ -17,6 +19,7 @@ import psycopg
 
 from engine.errors import Declined, LockHeld, StateUnavailable, UsageError
 from engine.journal import run_directory, timestamp
+from engine.locking import _user
 from engine.state.base import LockHolder, RunSummary
 from engine.state.postgres import connecting, history, lock
 from engine.state.postgres.schema import MIGRATIONS
@@ -105,7 +108,7 @@ class PostgresState:
                     runbook_text.replace("\x00", "\ufffd"),
                 ),
             )
-            writer = self._writer(connection, runbook_name, run_id, header, left, first_seq=1)
+            writer = self._writer(connection, runbook_name, run_id, left, first_seq=1)
         except BaseException:
             connection.close()
             raise
@@ -124,9 +127,8 @@ class PostgresState:
             raise UsageError(f"--resume {run_id}: no such run in {self.location}")
         connection, left = self._lock(runbook_name, take_over=take_over)
         try:
-            header = {"user": found.os_user, "hostname": found.host}
             first = history.last_seq(connection, run_id) + 1
-            return self._writer(connection, runbook_name, run_id, header, left, first_seq=first)
+            return self._writer(connection, runbook_name, run_id, left, first_seq=first)
         except BaseException:
             connection.close()
             raise
@@ -189,20 +191,11 @@ class PostgresState:
         connection: psycopg.Connection[Any],
         runbook_name: str,
         run_id: str,
-        header: Mapping[str, Any],
         left: lock.Label | None,
         first_seq: int,
     ) -> PostgresWriter:
-        import os
-
-        epoch = lock.write_label(
-            connection,
-            runbook_name,
-            run_id,
-            str(header.get("user")),
-            str(header.get("hostname")),
-            os.getpid(),
-        )
+        """Label the lock as this process's (OS user, host, pid: whoever resumes, not who began)."""
+        epoch = lock.write_label(connection, runbook_name, run_id, _user(), socket.gethostname(), os.getpid())
         pid = connection.info.backend_pid
         fenced = Fenced(
             runbook=runbook_name,
