@@ -16,6 +16,8 @@ import pytest
 from pgserver import PgBouncer, PgDatabase, cluster_directory
 
 from engine.errors import Declined, LockHeld, LockLost, StateUnavailable
+from engine.runfilter import RunFilter, age, moment
+from engine.state.postgres import history
 from engine.state.postgres.backend import PostgresState
 from engine.state.postgres.schema import MIGRATIONS, migrate
 
@@ -212,3 +214,58 @@ def test_a_connection_pooler_is_refused(pg_db: PgDatabase, tmp_path: Path) -> No
         assert pg_db.sql("SELECT count(*) FROM runbook.runs") == "0"
     finally:
         bouncer.stop()
+
+
+def test_history_filters_and_prune(pg_db: PgDatabase, tmp_path: Path) -> None:
+    """Filters by runbook, login, start and status (abandoned: no run-end and no live lock); prune deletes
+    old runs with their records."""
+    alice, bob = state(pg_db, tmp_path), state(pg_db, tmp_path, "bob")
+    for backend, run_id, book, ending in (
+        (alice, "A1", "book", "ok"),
+        (bob, "B1", "book", None),
+        (bob, "B2", "other", "failed"),
+    ):
+        writer = backend.start(book, {**header(run_id), "runbook": {"name": book}}, "")
+        if ending:
+            writer.append({"type": "run-end", "status": ending, "exit_code": 0 if ending == "ok" else 1})
+        writer.close()
+    pg_db.sql("UPDATE runbook.runs SET started = started - interval '100 days' WHERE run_id = 'A1'")
+
+    def ids(**where: Any) -> list[str]:
+        return [run.run_id for run in alice.runs(where=RunFilter(**where))]
+
+    assert ids() == ["B2", "B1", "A1"]
+    assert ids(runbook="book") == ["B1", "A1"]
+    assert ids(user="bob") == ["B2", "B1"]
+    assert ids(status="abandoned") == ["B1"] and ids(status="failed") == ["B2"] and ids(status="ok") == ["A1"]
+    assert ids(since=moment("30d")) == ["B2", "B1"]
+    assert [r.status for r in alice.runs()] == ["failed", "abandoned", "ok"]
+    assert alice.prune(age("90d")) == 1
+    assert (
+        ids() == ["B2", "B1"] and pg_db.sql("SELECT count(*) FROM runbook.records WHERE run_id = 'A1'") == "0"
+    )
+    alice.close()
+    bob.close()
+
+
+def test_list_queries_read_indexed_columns_not_json(pg_db: PgDatabase) -> None:
+    """With many runs, every filter of the list is answered through an index of `runs`."""
+    pg_db.sql(
+        "INSERT INTO runbook.runs (run_id, runbook, login, started, ended, status) "
+        "SELECT 'R' || i, 'book' || (i % 50), 'login' || (i % 20), now() - i * interval '1 minute', "
+        "CASE WHEN i % 100 = 0 THEN NULL ELSE now() END, CASE WHEN i % 100 = 0 THEN NULL ELSE 'ok' END "
+        "FROM generate_series(1, 20000) i; ANALYZE runbook.runs"
+    )
+    for where in (
+        RunFilter(),
+        RunFilter(runbook="book7"),
+        RunFilter(user="login3"),
+        RunFilter(status="abandoned"),
+        RunFilter(status="failed"),
+        RunFilter(since=moment("1h")),
+    ):
+        text, params = history.query(where, limit=50)
+        with psycopg.connect(pg_db.url("alice"), autocommit=True) as connection:
+            plan = "\n".join(row[0] for row in connection.execute("EXPLAIN " + text, params).fetchall())
+        assert "Seq Scan on runs" not in plan and "Index" in plan, (where, plan)
+        assert "body" not in text

@@ -11,6 +11,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import psycopg
 from engine.errors import Declined, LockHeld, StateUnavailable, UsageError
 from engine.journal import run_directory, timestamp
 from engine.locking import _user
+from engine.runfilter import RunFilter
 from engine.state.base import LockHolder, RunSummary
 from engine.state.postgres import connecting, history, lock
 from engine.state.postgres.schema import MIGRATIONS
@@ -220,17 +222,17 @@ class PostgresState:
             return None
         return history.records(connection, run_id)
 
-    def runs(self, runbook: str | None = None) -> list[RunSummary]:
-        return [_summary(run) for run in self.shared_runs(history.Filters(runbook=runbook))]
+    def runs(self, runbook: str | None = None, where: RunFilter | None = None) -> list[RunSummary]:
+        """Newest first; `where` filters in the query (`runbook runs --runbook --user --since --status`)."""
+        where = where or RunFilter()
+        if runbook is not None:
+            where = replace(where, runbook=runbook)
+        return [_summary(run) for run in history.runs(self._read(), where)]
 
     def newest(self, runbook: str, excluding: str | None = None) -> RunSummary | None:
-        found = history.runs(self._read(), history.Filters(runbook=runbook, limit=2))
+        found = history.runs(self._read(), RunFilter(runbook=runbook), limit=2)
         left = [run for run in found if run.run_id != excluding]
         return _summary(left[0]) if left else None
-
-    def shared_runs(self, filters: history.Filters) -> list[history.SharedRun]:
-        """The shared history, filtered (`runbook runs --runbook --user --since --status`)."""
-        return history.runs(self._read(), filters)
 
     def runbook_copy(self, run_id: str) -> str | None:
         return history.runbook_text(self._read(), run_id)

@@ -13,6 +13,9 @@ from typing import Any
 
 import psycopg
 
+from engine.runfilter import RunFilter
+from engine.runs import UNFINISHED
+
 RUNNING = "running"
 ABANDONED = "abandoned"
 
@@ -21,17 +24,6 @@ CASE WHEN r.ended IS NOT NULL THEN coalesce(r.status, 'failed')
      WHEN EXISTS (SELECT 1 FROM runbook.holders() h WHERE h.run_id = r.run_id AND h.live) THEN '{RUNNING}'
      ELSE '{ABANDONED}' END
 """
-
-
-@dataclass(frozen=True)
-class Filters:
-    """`runbook runs` filters; None: any."""
-
-    runbook: str | None = None
-    user: str | None = None  # the database login, or the OS user
-    since: datetime | None = None
-    status: str | None = None
-    limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -57,37 +49,39 @@ _COLUMNS = (
 )
 
 
-def runs(connection: psycopg.Connection[Any], filters: Filters) -> list[SharedRun]:
-    """The runs matching `filters`, newest first; the WHERE clauses are on indexed columns only."""
-    where: list[str] = ["true"]
+def runs(connection: psycopg.Connection[Any], where: RunFilter, limit: int | None = None) -> list[SharedRun]:
+    """The runs matching `where`, newest first."""
+    text, params = query(where, limit)
+    return [SharedRun(*row) for row in connection.execute(text, params).fetchall()]
+
+
+def query(where: RunFilter, limit: int | None = None) -> tuple[str, dict[str, Any]]:
+    """The list query and its parameters: conditions on indexed columns only, never the JSON bodies (a
+    run not ended, running or abandoned, is found through the partial index of those)."""
+    conditions: list[str] = ["true"]
     params: dict[str, Any] = {}
-    if filters.runbook is not None:
-        where.append("r.runbook = %(runbook)s")
-        params["runbook"] = filters.runbook
-    if filters.user is not None:
-        where.append("(r.login = %(user)s OR r.os_user = %(user)s)")
-        params["user"] = filters.user
-    if filters.since is not None:
-        where.append("r.started >= %(since)s")
-        params["since"] = filters.since
-    if filters.status in (RUNNING, ABANDONED):
-        where.append("r.ended IS NULL")
-    elif filters.status is not None:
-        where.append("r.status = %(status)s")
-        params["status"] = filters.status
-    limit = (
-        f" LIMIT {int(filters.limit)}"
-        if filters.limit is not None and filters.status not in (RUNNING, ABANDONED)
-        else ""
+    if where.runbook is not None:
+        conditions.append("r.runbook = %(runbook)s")
+        params["runbook"] = where.runbook
+    if where.user is not None:
+        conditions.append("(r.login = %(user)s OR r.os_user = %(user)s)")
+        params["user"] = where.user
+    if where.since is not None:
+        conditions.append("r.started >= %(since)s")
+        params["since"] = where.since
+    if where.status in (RUNNING, ABANDONED, UNFINISHED):
+        conditions.append("r.ended IS NULL")
+        if where.status != UNFINISHED:
+            conditions.append(f"{_STATUS} = %(status)s")
+            params["status"] = where.status
+    elif where.status is not None:
+        conditions.append("r.status = %(status)s")
+        params["status"] = where.status
+    text = (
+        f"SELECT {_COLUMNS} FROM runbook.runs r WHERE {' AND '.join(conditions)} "
+        "ORDER BY r.started DESC, r.run_id DESC" + (f" LIMIT {int(limit)}" if limit is not None else "")
     )
-    query = (
-        f"SELECT {_COLUMNS} FROM runbook.runs r WHERE {' AND '.join(where)} "
-        f"ORDER BY r.started DESC, r.run_id DESC{limit}"
-    )
-    found = [SharedRun(*row) for row in connection.execute(query, params).fetchall()]
-    if filters.status in (RUNNING, ABANDONED):
-        found = [run for run in found if run.status == filters.status][: filters.limit]
-    return found
+    return text, params
 
 
 def run(connection: psycopg.Connection[Any], run_id: str) -> SharedRun | None:

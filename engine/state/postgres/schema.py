@@ -60,6 +60,7 @@ CREATE INDEX runs_started ON runbook.runs (started DESC);
 CREATE INDEX runs_runbook_started ON runbook.runs (runbook, started DESC);
 CREATE INDEX runs_login_started ON runbook.runs (login, started DESC);
 CREATE INDEX runs_status_started ON runbook.runs (status, started DESC);
+CREATE INDEX runs_unended ON runbook.runs (started DESC) WHERE ended IS NULL;
 CREATE TABLE runbook.records (
     run_id text NOT NULL REFERENCES runbook.runs ON DELETE CASCADE,
     seq bigint NOT NULL,
