@@ -82,9 +82,9 @@ def test_runbook_parses_exactly_the_flags_of_the_invoke_tasks() -> None:
     from engine.cli import COMMANDS, collection, parser
 
     tasks = collection()
-    commands = parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
-    assert sorted(commands) == sorted(tasks.task_names)
+    assert sorted(parser()._subparsers._group_actions[0].choices) == sorted(tasks.task_names)  # type: ignore[union-attr]
     for spec in COMMANDS:
+        commands = parser(spec.name)._subparsers._group_actions[0].choices  # type: ignore[union-attr]
         invoked = {
             (f"--{name}" if len(name) > 1 else f"-{name}")
             for argument in tasks[spec.name].get_arguments()

@@ -10,30 +10,42 @@ import json
 import shlex
 import sys
 import textwrap
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from engine import reviewing
-from engine.errors import UsageError
+from engine.flags import option
 from engine.options import Options, prepare
 from engine.planning import HostPlan, Plan, PlannedStep
 from engine.transports import Transport
 
-FORMATS = ("text", "json")
+
+class Format(StrEnum):
+    TEXT = "text"
+    JSON = "json"
 
 
-def main(options: Options, save: str | None = None, format: str = "text") -> int:
+@dataclass(frozen=True, kw_only=True)
+class PlanOptions:
+    save: str | None = option(
+        None, help="Also write the rendered plan as JSON, with its sha256, to this file.", metavar="FILE"
+    )
+    format: Format = option(Format.TEXT, help="text (default) or json (the document --save writes).")
+
+
+def main(options: Options, chosen: PlanOptions) -> int:
     """`format` json prints the document `--save` writes (a script reads one, or the other, alike)."""
-    if format not in FORMATS:
-        raise UsageError(f"--format {format!r}: choose one of {', '.join(FORMATS)}")
+    save, format = chosen.save, chosen.format
     _validated, plan = prepare(options)
-    if format == "json":
+    if format == Format.JSON:
         print(reviewing.to_json(plan), end="")
     else:
         print(describe(plan))
     if save:
         digest = reviewing.save(plan, Path(save))
         note = f"plan saved to {save} (sha256 {digest})"
-        if format == "json":
+        if format == Format.JSON:
             print(note, file=sys.stderr)  # standard output holds the JSON document alone
         else:
             print(f"\n{note}")
