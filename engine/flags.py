@@ -194,6 +194,10 @@ def task(
     from invoke.tasks import Task
 
     class OptionTask(Task[Any]):
+        def __init__(self, body: Callable[..., Any], **kwargs: Any) -> None:
+            super().__init__(body, **kwargs)
+            self.options = options  # whence its arguments (tests/test_cli_flags.py checks every task's)
+
         def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Argument]:
             return [argument for o in options for argument in invoke_arguments(o)]
 
