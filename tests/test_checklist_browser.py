@@ -114,9 +114,9 @@ def printed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     (rke / "rancher-cluster.yml").write_text(
         "nodes:\n" + "".join(f"  - address: {a}\n    user: rancher\n" for a in NODES), encoding="utf-8"
     )
-    plan = prepare(Options(str(HA), (f"rke_dir={rke}",), environ={}), any_platform=True, allow_missing=True)[
-        1
-    ]
+    plan = prepare(
+        Options(str(HA), var=(f"rke_dir={rke}",), environ={}), any_platform=True, allow_missing=True
+    )[1]
     html = directory / "checklist.html"
     html.write_text(to_html(build(plan), paper), encoding="utf-8")
     pdf = directory / "checklist.pdf"
