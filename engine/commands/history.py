@@ -9,6 +9,8 @@ confirmations, manual answers, interruptions, resumes.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from engine.errors import UsageError
+from engine.flags import option
 from engine.history import Event, RunHistory, fold, has_header
 from engine.records import Confirmation, Interrupted, Manual, Resumed, RunEnd
 from engine.state import RunSummary, StateBackend, open_state
@@ -25,16 +28,36 @@ from engine.state.base import UNFINISHED
 _PIPE_WIDTH = 160
 
 
-FORMATS = ("text", "json", "html")
 FORMAT_VERSION = 1  # of the JSON documents: bumped when a key changes meaning or goes away
 
 
-def main(state_dir: str | None, run_id: str | None, format: str = "text") -> int:
-    if format not in FORMATS:
-        raise UsageError(f"--format {format!r}: choose one of {', '.join(FORMATS)}")
-    state = open_state(None, Path.cwd(), state_dir)
+class Format(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+    HTML = "html"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunsOptions:
+    run_id: str | None = option(
+        None,
+        help="Show this run step by step (default: list every run); a unique prefix is enough.",
+        metavar="RUN_ID",
+        also_positional=True,
+    )
+    state_dir: str | None = option(
+        None, help="Where journals live (default: $RUNBOOK_STATE_DIR or ./.runbook).", metavar="DIR"
+    )
+    format: Format = option(
+        Format.TEXT,
+        help="text (default), json (one versioned document) or html (one run: a page with its timeline).",
+    )
+
+
+def main(chosen: RunsOptions) -> int:
+    state = open_state(None, Path.cwd(), chosen.state_dir)
     try:
-        return _show(state, run_id, format)
+        return _show(state, chosen.run_id, chosen.format)
     finally:
         state.close()
 
