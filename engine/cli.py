@@ -109,6 +109,11 @@ COMMANDS = (
         doc="Past runs: id, runbook, version, who, started, status; or one run, step by step and host by host.",
     ),
     Command(
+        name="state",
+        module="engine.commands.state",
+        doc="The team's shared state on PostgreSQL: `state migrate` creates or upgrades its schema.",
+    ),
+    Command(
         name="demo",
         module="engine.demo",
         doc="Run runbooks/ha-rollback.yml end to end in a throwaway lab: stand-ins for rke, docker, kubectl.",

@@ -17,6 +17,7 @@ from pathlib import Path
 from engine.commands import run as run_command
 from engine.flags import option
 from engine.options import Options
+from engine.state.options import StateOptions
 
 RUNBOOK = Path(__file__).resolve().parent.parent / "runbooks" / "ha-rollback.yml"
 NODES = ("10.0.0.11", "10.0.0.12", "10.0.0.13")
@@ -92,7 +93,9 @@ def main(chosen: DemoOptions) -> int:
             target=("nodes=local",),
         )
         settings = run_command.RunOptions(yes=True, confirm_manual=True, state_dir=str(lab["state"]))
-        code = run_command.main(options, settings)
+        code = run_command.main(
+            options, settings, StateOptions(state="")
+        )  # the files, whatever $RUNBOOK_STATE
         print("\nwhat the stand-ins recorded (time, node, command):")
         print(lab["log"].read_text(encoding="utf-8") if lab["log"].exists() else "(nothing)")
         return code

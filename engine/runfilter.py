@@ -62,9 +62,14 @@ class RunFilter:
         if self.status is not None and run.status != self.status:
             return False
         if self.since is not None:
-            try:
-                started = datetime.fromisoformat(run.started.replace("Z", "+00:00"))
-            except ValueError:
-                return False
-            return started >= self.since
+            begun = started(run)
+            return begun is not None and begun >= self.since
         return True
+
+
+def started(run: RunSummary) -> datetime | None:
+    """When a run started, None if its summary does not say (an unreadable journal)."""
+    try:
+        return datetime.fromisoformat(run.started.replace("Z", "+00:00"))
+    except ValueError:
+        return None

@@ -20,6 +20,7 @@ from engine.history import RunHistory, fold
 from engine.masking import MASK
 from engine.options import Options, prepare
 from engine.state import StateBackend, open_state
+from engine.state.options import FROM_ENVIRONMENT, StateOptions
 from engine.validation import validate
 
 Read = TypeVar("Read", bound=Options)
@@ -64,10 +65,10 @@ class ChecklistOptions:
     paper: Paper = option(Paper.AUTO, help="HTML page size: auto (the printer's, default), a4 or letter.")
 
 
-def main(options: ChecklistRunbook, chosen: ChecklistOptions) -> int:
+def main(options: ChecklistRunbook, chosen: ChecklistOptions, where: StateOptions = FROM_ENVIRONMENT) -> int:
     journal, state_dir, output = chosen.journal, chosen.state_dir, chosen.output
     validated = validate(Path(options.file), options.file)
-    run = load_run(open_state(None, Path.cwd(), state_dir), journal) if journal else None
+    run = load_run(open_state(where.state, Path.cwd(), state_dir), journal) if journal else None
     if run is not None:
         name = validated.runbook.name
         if run.runbook.name not in ("", name):

@@ -18,12 +18,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from engine import runfilter
 from engine.errors import UsageError
 from engine.flags import option
 from engine.history import Event, RunHistory, fold, has_header
 from engine.records import Confirmation, Interrupted, Manual, Resumed, RunEnd
+from engine.runfilter import RunFilter
 from engine.state import RunSummary, StateBackend, open_state
 from engine.state.base import UNFINISHED
+from engine.state.options import FROM_ENVIRONMENT, StateOptions
 
 _PIPE_WIDTH = 160
 
@@ -52,17 +55,55 @@ class RunsOptions:
         Format.TEXT,
         help="text (default), json (one versioned document) or html (one run: a page with its timeline).",
     )
+    runbook: str | None = option(None, help="List only this runbook's runs (by name).", metavar="NAME")
+    user: str | None = option(None, help="List only the runs of this login (or OS user).", metavar="USER")
+    since: str | None = option(
+        None,
+        help="List only runs started since: a date or time (2026-12-01), or an age (7d, 12h).",
+        metavar="WHEN",
+    )
+    status: str | None = option(
+        None,
+        help="List only runs in this state: ok, failed, declined, interrupted, running, unfinished, abandoned.",
+        metavar="STATUS",
+    )
+    older_than: str | None = option(
+        None,
+        help="`runs prune --older-than AGE`: delete the runs started longer ago (90d, 12h, 2w).",
+        metavar="AGE",
+    )
 
 
-def main(chosen: RunsOptions) -> int:
-    state = open_state(None, Path.cwd(), chosen.state_dir)
+PRUNE = "prune"
+"""`runs prune --older-than AGE`: the word in place of a run id."""
+
+
+def main(chosen: RunsOptions, where: StateOptions = FROM_ENVIRONMENT) -> int:
+    state = open_state(where.state, Path.cwd(), chosen.state_dir)
     try:
-        return _show(state, chosen.run_id, chosen.format)
+        if chosen.run_id == PRUNE or chosen.older_than is not None:
+            return _prune(state, chosen)
+        return _show(state, chosen.run_id, chosen.format, _filter(chosen))
     finally:
         state.close()
 
 
-def _show(state: StateBackend, run_id: str | None, format: str) -> int:
+def _filter(chosen: RunsOptions) -> RunFilter:
+    since = runfilter.moment(chosen.since) if chosen.since is not None else None
+    return RunFilter(runbook=chosen.runbook, user=chosen.user, since=since, status=chosen.status)
+
+
+def _prune(state: StateBackend, chosen: RunsOptions) -> int:
+    if chosen.run_id != PRUNE or chosen.older_than is None:
+        raise UsageError("prune old runs with: runs prune --older-than AGE (90d, 12h, 2w)")
+    gone = state.prune(runfilter.age(chosen.older_than))
+    print(
+        f"pruned {gone} run{'s' if gone != 1 else ''} started more than {chosen.older_than} ago from {state.location}"
+    )
+    return 0
+
+
+def _show(state: StateBackend, run_id: str | None, format: str, where: RunFilter) -> int:
     console = Console(highlight=False, soft_wrap=True)
     if not console.is_terminal:  # piped or captured: whole rows for grep, not columns squeezed to 80
         console.width = max(console.width, _PIPE_WIDTH)
@@ -70,9 +111,9 @@ def _show(state: StateBackend, run_id: str | None, format: str) -> int:
         if format == "html":
             raise UsageError("--format html shows one run: give its id (--run-id RUN_ID)")
         if format == "json":
-            print(json.dumps(list_document(state), indent=2, ensure_ascii=False))
+            print(json.dumps(list_document(state, where), indent=2, ensure_ascii=False))
         else:
-            console.print(_list(state))
+            console.print(_list(state, where))
         return 0
     found = _find(state, run_id)
     records = state.records(found) or []
@@ -94,11 +135,11 @@ def _show(state: StateBackend, run_id: str | None, format: str) -> int:
     return 0
 
 
-def _list(state: StateBackend) -> Table:
+def _list(state: StateBackend, where: RunFilter) -> Table:
     table = Table(title=f"Runs in {state.location}", title_justify="left")
     for column in ("run", "runbook", "version", "who", "started", "status"):
         table.add_column(column, no_wrap=column != "status", overflow="fold")
-    for run in state.runs():
+    for run in state.runs(where=where):
         status = _live(state, run)
         table.add_row(
             *(
@@ -109,7 +150,7 @@ def _list(state: StateBackend) -> Table:
     return table
 
 
-def list_document(state: StateBackend) -> dict[str, Any]:
+def list_document(state: StateBackend, where: RunFilter | None = None) -> dict[str, Any]:
     """`runs --format json`: every run, newest first, as the list shows it."""
     return {
         "format": "runbook-runs",
@@ -126,7 +167,7 @@ def list_document(state: StateBackend) -> dict[str, Any]:
                 "finished": run.finished,
                 "status": _live(state, run),
             }
-            for run in state.runs()
+            for run in state.runs(where=where)
         ],
     }
 

@@ -48,6 +48,8 @@ from engine.planning import Plan, PlannedStep, Planner
 from engine.records import AnsweredBy
 from engine.running import Runner, Settings, yes_or_ask
 from engine.state import RunSummary, RunWriter, StateBackend, open_state
+from engine.state.options import FROM_ENVIRONMENT, StateOptions
+from engine.takeover import TakeOverQuestion
 from engine.transports import SSHOptions
 from engine.validation import validate
 
@@ -88,13 +90,18 @@ class RunOptions:
         "(TERM, then KILL), or leave it and stop. Without it, the operator is asked.",
     )
     force: bool = option(False, help="Resume even though the runbook changed since the run began.")
+    take_over: bool = option(
+        False,
+        help="With --resume: end the session of a lock holder whose heartbeat is stale (alive but silent: "
+        "hung, or cut off) and take its lock; asks for the run id typed, and journals it (shared state).",
+    )
     trust_new_host_keys: bool = option(
         False, help="Accept and remember SSH host keys not yet in known_hosts (never a changed key)."
     )
 
 
-def main(options: Options, run: RunOptions) -> int:
-    state = open_state(None, Path.cwd(), run.state_dir)
+def main(options: Options, run: RunOptions, where: StateOptions = FROM_ENVIRONMENT) -> int:
+    state = open_state(where.state, Path.cwd(), run.state_dir)
     try:
         return _run(options, run, state)
     finally:
@@ -146,10 +153,16 @@ def _locked(
 ) -> int:
     """The run under its lock, with its journal: one `run-end` record however it ends."""
     runbook = plan.runbook
+    if run.take_over and previous is None:
+        raise UsageError("--take-over goes with --resume RUN_ID: it takes over that run")
+    asking = TakeOverQuestion(terminal, run_id)
     journal = (
-        state.resume(runbook.name, run_id) if previous else _new_journal(state, plan, run_id, terminal.masker)
+        state.resume(runbook.name, run_id, take_over=asking if run.take_over else None)
+        if previous
+        else _new_journal(state, plan, run_id, terminal.masker)
     )
     with _closing(journal), _signals() as caught:
+        asking.journal(journal, getpass.getuser())
         if journal.taken_over is not None:
             terminal.say(
                 f"took over the lock left by {journal.taken_over.describe()}: that process is gone", "yellow"

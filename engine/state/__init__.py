@@ -19,8 +19,8 @@ __all__ = ["LockHolder", "RunSummary", "RunWriter", "StateBackend", "open_state"
 
 
 def open_state(spec: str | None, cwd: Path, state_dir: str | None = None) -> StateBackend:
-    """The backend named by `spec` (`--state`, `$RUNBOOK_STATE`); unset: files in `state_dir`
-    (`--state-dir`), else `$RUNBOOK_STATE_DIR`, else `cwd/.runbook`."""
+    """The backend named by `spec` (`--state`; None: `$RUNBOOK_STATE`); unset or empty: files in
+    `state_dir` (`--state-dir`), else `$RUNBOOK_STATE_DIR`, else `cwd/.runbook`."""
     local = Path(state_dir) if state_dir else default_state_dir(cwd)
     spec = spec if spec is not None else os.environ.get("RUNBOOK_STATE")
     if not spec:

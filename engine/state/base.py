@@ -13,14 +13,29 @@ to the open lock file, which the kernel releases when the holder dies.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import Any, Protocol
 
 from engine.journal import OutputFile
 from engine.locking import LockHolder
+from engine.runfilter import RunFilter
 from engine.runs import UNFINISHED, UNREADABLE, RunSummary
 
-__all__ = ["UNFINISHED", "UNREADABLE", "LockHolder", "OutputFile", "RunSummary", "RunWriter", "StateBackend"]
+TakeOver = Callable[[LockHolder], bool]
+"""Asks the operator whether to end a silent holder's session and take its lock (`--take-over`)."""
+
+__all__ = [
+    "UNFINISHED",
+    "UNREADABLE",
+    "LockHolder",
+    "OutputFile",
+    "RunFilter",
+    "RunSummary",
+    "RunWriter",
+    "StateBackend",
+    "TakeOver",
+]
 
 
 class RunWriter(Protocol):
@@ -59,8 +74,11 @@ class StateBackend(Protocol):
         (already masked) as the runbook as run."""
         ...
 
-    def resume(self, runbook_name: str, run_id: str) -> RunWriter:
-        """Take the runbook's lock and append to an existing run (a torn last record is cut off first)."""
+    def resume(self, runbook_name: str, run_id: str, *, take_over: TakeOver | None = None) -> RunWriter:
+        """Take the runbook's lock and append to an existing run (a torn last record is cut off first).
+        With `take_over` (`--take-over`), a holder that is alive but silent (a stale heartbeat, where the
+        backend has one) is ended once `take_over(holder)`, the operator's typed confirmation, says yes;
+        a backend whose lock frees itself with its holder (files) never takes one over."""
         ...
 
     def holder(self, runbook_name: str) -> LockHolder | None:
@@ -72,9 +90,13 @@ class StateBackend(Protocol):
         A damaged journal raises `JournalError`."""
         ...
 
-    def runs(self, runbook: str | None = None) -> list[RunSummary]:
-        """Every run (of `runbook` if given), newest first; one that cannot be read is listed as
-        UNREADABLE with its problem (only when `runbook` is None: such a run has no name)."""
+    def runs(self, runbook: str | None = None, where: RunFilter | None = None) -> list[RunSummary]:
+        """Every run (of `runbook` if given, matching `where` if given), newest first; one that cannot be
+        read is listed as UNREADABLE with its problem (only when unfiltered: such a run has no name)."""
+        ...
+
+    def prune(self, older_than: timedelta) -> int:
+        """Delete the runs that started longer ago than `older_than` (never one still running); how many."""
         ...
 
     def newest(self, runbook: str, excluding: str | None = None) -> RunSummary | None:

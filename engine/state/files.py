@@ -7,7 +7,9 @@ listing of runs is `engine.runs`.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,8 @@ from engine.errors import JournalError
 from engine.journal import JOURNAL_NAME, Journal, OutputFile, read_journal, run_directory
 from engine.locking import RunLock, holder
 from engine.records import RunHeader, parse
-from engine.state.base import LockHolder, RunSummary
+from engine.runfilter import RunFilter, started
+from engine.state.base import LockHolder, RunSummary, TakeOver
 
 RUNBOOK_COPY = "runbook.yml"
 
@@ -69,7 +72,8 @@ class FileState:
             ) from error
         return writer
 
-    def resume(self, runbook_name: str, run_id: str) -> FileWriter:
+    def resume(self, runbook_name: str, run_id: str, *, take_over: TakeOver | None = None) -> FileWriter:
+        """`take_over` is never asked: an flock is free the moment its holder dies, and a live one stays."""
         lock = self._locked(runbook_name, run_id)
         try:
             return FileWriter(lock, Journal.reopen(self.state_dir, run_id))
@@ -89,8 +93,22 @@ class FileState:
         path = run_directory(self.state_dir, run_id) / JOURNAL_NAME
         return read_journal(path) if path.is_file() else None
 
-    def runs(self, runbook: str | None = None) -> list[RunSummary]:
-        return runs.list_runs(self.state_dir, runbook)
+    def runs(self, runbook: str | None = None, where: RunFilter | None = None) -> list[RunSummary]:
+        found = runs.list_runs(self.state_dir, runbook)
+        return found if where is None else [run for run in found if where.matches(run)]
+
+    def prune(self, older_than: timedelta) -> int:
+        """Delete old run directories (their journals and output files), never a run whose lock is held."""
+        cutoff = datetime.now(UTC) - older_than
+        old = [run for run in runs.list_runs(self.state_dir) if (started(run) or cutoff) < cutoff]
+        gone = [run for run in old if not self._running(run)]
+        for run in gone:
+            shutil.rmtree(run_directory(self.state_dir, run.run_id))
+        return len(gone)
+
+    def _running(self, run: RunSummary) -> bool:
+        held = holder(self.state_dir, run.runbook) if run.runbook else None
+        return held is not None and held.run_id == run.run_id
 
     def newest(self, runbook: str, excluding: str | None = None) -> RunSummary | None:
         return runs.newest(self.state_dir, runbook, excluding)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -22,13 +22,11 @@ from engine.errors import Declined, LockHeld, StateUnavailable, UsageError
 from engine.journal import run_directory, timestamp
 from engine.locking import _user
 from engine.runfilter import RunFilter
-from engine.state.base import LockHolder, RunSummary
+from engine.state.base import LockHolder, RunSummary, TakeOver
 from engine.state.postgres import connecting, history, lock
 from engine.state.postgres.schema import MIGRATIONS
 from engine.state.postgres.writing import Fenced, PostgresWriter
 
-TakeOver = Callable[[LockHolder], bool]
-"""Asks the operator whether to end a stale holder's session (a typed confirmation); True to go on."""
 _TAKE_OVER_WAIT = 10.0  # seconds for a terminated holder's session to go and free the lock
 _RACE_TRIES = 20  # a holder seen between its lock and its label: read the label again, bounded
 
