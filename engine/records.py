@@ -23,7 +23,7 @@ keys. Nothing here masks: callers pass text already masked by `engine.masking`. 
     {"type": "manual", "step", "host": "operator", "prompt", "answer", "expected", "ok", "user",
      "by": "operator" | "--confirm-manual"}
     {"type": "resumed", "user", "pid", "variables" (as this session has them), "loops" (as this session has
-     them), "argv"}
+     them), "argv", "taken_over" (only when this session took the lock of a dead or ended holder: who)}
     {"type": "interrupted", "signal"}
     {"type": "run-end", "status", "exit_code"}
 """
@@ -209,9 +209,15 @@ def manual(
 
 
 def resumed(
-    user: str, pid: int, variables: Mapping[str, Any], argv: Sequence[str], loops: Loops
+    user: str,
+    pid: int,
+    variables: Mapping[str, Any],
+    argv: Sequence[str],
+    loops: Loops,
+    taken_over: str | None = None,
 ) -> dict[str, Any]:
-    return {
+    """Who resumed, with what; `taken_over`: whose lock this session took (a dead or ended holder)."""
+    record = {
         "type": Record.RESUMED,
         "user": user,
         "pid": pid,
@@ -219,6 +225,7 @@ def resumed(
         "loops": {step: list(values) for step, values in loops.items()},
         "argv": list(argv),
     }
+    return record if taken_over is None else {**record, "taken_over": taken_over}
 
 
 def interrupted(signal: str) -> dict[str, Any]:

@@ -136,6 +136,8 @@ def test_a_killed_holder_frees_the_lock_at_once_and_another_workstation_resumes(
         f"SELECT string_agg(DISTINCT login, ',') FROM runbook.records WHERE run_id = '{run_id}'"
     )
     assert logins == "alice,bob"
+    took = team.db.sql("SELECT login, body->>'taken_over' FROM runbook.records WHERE type = 'resumed'")
+    assert took.startswith("bob|alice (OS user ") and f"run {run_id}" in took  # who took over from whom
     assert team.db.sql(f"SELECT status FROM runbook.runs WHERE run_id = '{run_id}'") == "ok"
     filled = team.alice.run(team.alice.book, "--journal", run_id, task="checklist", env=team.env("alice"))
     assert filled.returncode == 0, filled.stderr

@@ -292,7 +292,8 @@ def _resumed(
             f"note: resuming with other values than the run began with: {', '.join(changed)}", "yellow"
         )
     argv = [terminal.masker.mask(arg) for arg in sys.argv]
-    journal.append(records.resumed(user, os.getpid(), values, argv, _loops(plan, terminal.masker)))
+    left = journal.taken_over.describe() if journal.taken_over is not None else None
+    journal.append(records.resumed(user, os.getpid(), values, argv, _loops(plan, terminal.masker), left))
 
 
 def _new_journal(state: StateBackend, plan: Plan, run_id: str, masker: Masker) -> RunWriter:
