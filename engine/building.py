@@ -189,6 +189,7 @@ class _Builder:
             shell=spec.get("shell", self.defaults.get("shell", model.DEFAULT_SHELL)),
             when=self.optional(spec, path, "when"),
             confirm=self.confirm(spec, path),
+            approval=self.approval(spec, path),
             timeout=model.seconds(timeout) if timeout is not None else None,
             retries=model.retries(spec.get("retries", self.defaults.get("retries"))),
             continue_on_error=spec.get("continue_on_error", False),
@@ -257,6 +258,18 @@ class _Builder:
         return model.Confirm(
             self.optional(value, (*path, "confirm"), "question"),
             self.template((*path, "confirm", "type"), value["type"]),
+        )
+
+    def approval(self, spec: dict[str, Any], path: JsonPath) -> model.Approval | None:
+        if "approval" not in spec:
+            return None
+        value, where = spec["approval"], (*path, "approval")
+        timeout = value.get("timeout")
+        return model.Approval(
+            self.template((*where, "required"), value.get("required", 1)),
+            tuple(value.get("from", ())),
+            model.seconds(timeout) if timeout is not None else None,
+            self.optional(value, where, "allowed_signers"),
         )
 
     def rules(self) -> tuple[model.Rule, ...]:

@@ -109,6 +109,16 @@ COMMANDS = (
         doc="Past runs: id, runbook, version, who, started, status; or one run, step by step and host by host.",
     ),
     Command(
+        name="approvals",
+        module="engine.commands.approvals",
+        doc="Steps waiting for approval: run, step, requester, since, and the command that approves each.",
+    ),
+    Command(
+        name="approve",
+        module="engine.commands.approve",
+        doc="Approve (or --reject) a waiting step as another operator: shows what will run; typed confirmation.",
+    ),
+    Command(
         name="state",
         module="engine.commands.state",
         doc="The team's shared state on PostgreSQL: `state migrate` creates or upgrades its schema.",

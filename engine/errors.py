@@ -90,6 +90,14 @@ class Declined(StepFailed):
     run_status = RunStatus.DECLINED
 
 
+class ApprovalTimedOut(RunbookError):
+    """A step waited for its approvals longer than its `approval.timeout`: the run stops before it,
+    resumable; an approval given later still counts."""
+
+    exit_code = EXIT_STEP_FAILED
+    run_status = RunStatus.AWAITING_APPROVAL
+
+
 class JournalError(RunbookError):
     """The journal cannot be written; the run must not go on without a record."""
 

@@ -20,6 +20,8 @@ from typing import Any
 
 from engine.outcomes import HostOutcome, RunStatus, Status
 from engine.records import (
+    ApprovalDecision,
+    ApprovalRequest,
     Confirmation,
     Interrupted,
     Loops,
@@ -107,7 +109,7 @@ class HostHistory:
 class Event:
     """Something a person or the run's end caused, with its record as journaled (for `runs --format json`)."""
 
-    record: Confirmation | Manual | Resumed | Interrupted | RunEnd
+    record: Confirmation | Manual | Resumed | Interrupted | RunEnd | ApprovalRequest | ApprovalDecision
     raw: Mapping[str, Any]
 
 
@@ -123,6 +125,8 @@ class RunHistory:
     end: RunEnd | None = None
     loops: Loops | None = None  # the loop items as the latest session had them (None: an older journal)
     sessions: int = 1
+    approvals: tuple[ApprovalDecision, ...] = ()  # every approval, rejection and break-glass, in order
+    requests: tuple[ApprovalRequest, ...] = ()  # every approval the run asked for
 
     # the run's facts, as the checklist and `runs` show them
 
@@ -199,6 +203,8 @@ class _Fold:
         self.end: RunEnd | None = None
         self.loops = header.loops
         self.sessions = 1
+        self.approvals: list[ApprovalDecision] = []
+        self.requests: list[ApprovalRequest] = []
 
     def add(self, record: Parsed, raw: Mapping[str, Any]) -> None:
         if isinstance(record, StepStart):
@@ -211,6 +217,12 @@ class _Fold:
         elif isinstance(record, (Confirmation, Manual, Resumed, Interrupted, RunEnd)):
             self.events.append(Event(record, raw))
             self._event(record)
+        elif isinstance(record, ApprovalDecision):
+            self.events.append(Event(record, raw))
+            self.approvals.append(record)
+        elif isinstance(record, ApprovalRequest):
+            self.events.append(Event(record, raw))
+            self.requests.append(record)
 
     def _event(self, record: Confirmation | Manual | Resumed | Interrupted | RunEnd) -> None:
         if isinstance(record, Manual):
@@ -269,6 +281,8 @@ class _Fold:
             end=self.end,
             loops=self.loops,
             sessions=self.sessions,
+            approvals=tuple(self.approvals),
+            requests=tuple(self.requests),
         )
 
 

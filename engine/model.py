@@ -127,6 +127,19 @@ class Confirm:
 
 
 @dataclass(frozen=True)
+class Approval:
+    """`approval:` on a step: how many distinct other operators must approve it (`required`, a template
+    so that a variable may give it: 0 says knowingly that nobody else needs to), from which roles (`from_`;
+    empty: any operator), how long the run waits (`timeout`; None: until approved, rejected or stopped), and
+    the `allowed_signers` file that vouches for SSH signatures on a run kept on files."""
+
+    required: Template
+    from_: tuple[str, ...] = ()
+    timeout: float | None = None
+    allowed_signers: Template | None = None
+
+
+@dataclass(frozen=True)
 class Expect:
     exit_codes: tuple[int, ...] = (0,)
     stdout_contains: str | None = None
@@ -202,6 +215,7 @@ class Step:
     shell: str = DEFAULT_SHELL
     when: Template | None = None
     confirm: Confirm | None = None
+    approval: Approval | None = None
     timeout: float | None = None
     retries: Retries = field(default_factory=Retries)
     continue_on_error: bool = False

@@ -55,6 +55,7 @@ class RunStatus(StrEnum):
     DECLINED = "declined"  # the warnings were not confirmed: nothing ran
     PREFLIGHT_FAILED = "preflight-failed"
     INTERRUPTED = "interrupted"
+    AWAITING_APPROVAL = "awaiting-approval"  # waited for approvals longer than `approval.timeout`
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine import looping, model, programs, using
+from engine.approvals.planned import PlannedApproval, plan_approval
 from engine.errors import InvalidRunbook, Problem
 from engine.looping import LoopItem
 from engine.masking import MASK
@@ -87,6 +88,7 @@ class PlannedStep:
     confirm_question: str | None = None
     record_prompt: str | None = None
     result: str | None = None
+    approval: PlannedApproval | None = None  # `approval:`, its number rendered
     texts_deferred: bool = False  # a text the operator reads needs an earlier step's output
     item: LoopItem | None = None  # one item of the step's loop: a unit of its own
     scope: str = ""  # a used runbook's step: the using step's id (`snapshot`)
@@ -272,6 +274,7 @@ class Planner:
             confirm_question=(text(confirm.question) or default_question(step)) if confirm else None,
             record_prompt=text(record.prompt) if record else None,
             result=text(step.result) if isinstance(steps, Deferred) else None,  # the runner's, after it
+            approval=plan_approval(step.approval, first, self.paper) if step.approval else None,
             texts_deferred=isinstance(steps, Deferred)
             and any("steps" in names_used(t.text) for t in operator_texts(step)),
             item=item,

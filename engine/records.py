@@ -24,6 +24,10 @@ keys. Nothing here masks: callers pass text already masked by `engine.masking`. 
      "by": "operator" | "--confirm-manual"}
     {"type": "resumed", "user", "pid", "variables" (as this session has them), "loops" (as this session has
      them), "argv", "taken_over" (only when this session took the lock of a dead or ended holder: who)}
+    {"type": "approval-request", "step", "sha256" (of the approved document), "runbook_sha256", "plan_sha256",
+     "required", "from", "requester"} — the run reached a step under `approval:` and asked
+    {"type": "approval", "step", "sha256", "verdict": "approved" | "rejected" | "break-glass", "approver",
+     "given" (when the approver gave it), "comment", "proof" ("database login alice", "ssh signature …")}
     {"type": "interrupted", "signal"}
     {"type": "run-end", "status", "exit_code"}
 """
@@ -54,6 +58,8 @@ class Record(StrEnum):
     CONFIRMATION = "confirmation"
     MANUAL = "manual"
     RESUMED = "resumed"
+    APPROVAL_REQUEST = "approval-request"
+    APPROVAL = "approval"
     INTERRUPTED = "interrupted"
     RUN_END = "run-end"
 
@@ -66,6 +72,14 @@ class AnsweredBy(StrEnum):
     RERUN_UNKNOWN = "--rerun-unknown"
     CONFIRM_MANUAL = "--confirm-manual"
     IF_STILL_RUNNING = "--if-still-running"
+
+
+class Verdict(StrEnum):
+    """What an approval says: another operator's yes or no, or the requester's own break-glass yes."""
+
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    BREAK_GLASS = "break-glass"
 
 
 Loops = Mapping[str, Sequence[Any]]
@@ -228,6 +242,35 @@ def resumed(
     return record if taken_over is None else {**record, "taken_over": taken_over}
 
 
+def approval_request(
+    step: str, digests: Mapping[str, str], required: int, from_: Sequence[str], requester: str
+) -> dict[str, Any]:
+    """`digests`: the approved document's `sha256`, and the `runbook_sha256` and `plan_sha256` it names."""
+    return {
+        "type": Record.APPROVAL_REQUEST,
+        "step": step,
+        **{k: digests[k] for k in ("sha256", "runbook_sha256", "plan_sha256")},
+        "required": required,
+        "from": list(from_),
+        "requester": requester,
+    }
+
+
+def approval(
+    step: str, sha256: str, verdict: Verdict, approver: str, given: str, comment: str, proof: str
+) -> dict[str, Any]:
+    return {
+        "type": Record.APPROVAL,
+        "step": step,
+        "sha256": sha256,
+        "verdict": verdict,
+        "approver": approver,
+        "given": given,
+        "comment": comment,
+        "proof": proof,
+    }
+
+
 def interrupted(signal: str) -> dict[str, Any]:
     return {"type": Record.INTERRUPTED, "signal": signal}
 
@@ -333,6 +376,30 @@ class Resumed:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ApprovalRequest:
+    time: str = ""
+    step: str = ""
+    sha256: str = ""
+    runbook_sha256: str = ""
+    plan_sha256: str = ""
+    required: int = 1
+    from_: tuple[str, ...] = ()
+    requester: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalDecision:
+    time: str = ""
+    step: str = ""
+    sha256: str = ""
+    verdict: str = Verdict.APPROVED
+    approver: str = ""
+    given: str = ""
+    comment: str = ""
+    proof: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
 class Interrupted:
     time: str = ""
     signal: str = ""
@@ -346,7 +413,17 @@ class RunEnd:
 
 
 Parsed = (
-    RunHeader | StepStart | ProcessGroup | StepEnd | Confirmation | Manual | Resumed | Interrupted | RunEnd
+    RunHeader
+    | StepStart
+    | ProcessGroup
+    | StepEnd
+    | Confirmation
+    | Manual
+    | Resumed
+    | ApprovalRequest
+    | ApprovalDecision
+    | Interrupted
+    | RunEnd
 )
 """What `parse` gives: one reading type per record type."""
 
@@ -505,6 +582,27 @@ def _resumed(raw: _Raw) -> Resumed:
     )
 
 
+def _approval_request(raw: _Raw) -> ApprovalRequest:
+    return ApprovalRequest(
+        time=raw.text("time"),
+        step=raw.text("step"),
+        sha256=raw.text("sha256"),
+        runbook_sha256=raw.text("runbook_sha256"),
+        plan_sha256=raw.text("plan_sha256"),
+        required=raw.int("required") or 0,
+        from_=raw.strings("from"),
+        requester=raw.text("requester"),
+    )
+
+
+def _approval(raw: _Raw) -> ApprovalDecision:
+    return ApprovalDecision(
+        time=raw.text("time"),
+        **{k: raw.text(k) for k in ("step", "sha256", "approver", "given", "comment", "proof")},
+        verdict=raw.text("verdict", Verdict.APPROVED),
+    )
+
+
 def _interrupted(raw: _Raw) -> Interrupted:
     return Interrupted(time=raw.text("time"), signal=raw.text("signal"))
 
@@ -523,6 +621,8 @@ _READERS: dict[str, Callable[[_Raw], Parsed | None]] = {
     Record.CONFIRMATION: _confirmation,
     Record.MANUAL: _manual,
     Record.RESUMED: _resumed,
+    Record.APPROVAL_REQUEST: _approval_request,
+    Record.APPROVAL: _approval,
     Record.INTERRUPTED: _interrupted,
     Record.RUN_END: _run_end,
 }

@@ -41,6 +41,7 @@ STEP_REVIEW: Mapping[str, Callable[[PlannedStep], dict[str, Any]]] = {
     "max_failed_hosts": lambda p: {"max_failed_hosts": p.step.max_failed_hosts},
     "concurrency": lambda p: {"concurrency": p.concurrency},
     "confirm": lambda p: {"confirm": p.confirm_question, "confirm_text": p.confirm_text},
+    "approval": lambda p: {"approval": _approval(p)} if p.approval else {},  # no key: digests unchanged
     "manual": lambda p: {"manual": p.manual},
     "record": lambda p: {
         "record_expect": p.record_expect,
@@ -146,6 +147,12 @@ def _step(planned: PlannedStep) -> dict[str, Any]:
     for field in STEP_REVIEW.values():
         entries.update(field(planned))
     return entries
+
+
+def _approval(planned: PlannedStep) -> dict[str, Any]:
+    approval = planned.approval
+    assert approval is not None
+    return {"required": approval.required, "from": list(approval.from_), "timeout": approval.timeout}
 
 
 def _host(host_plan: HostPlan) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from engine import records
+from engine.approvals.waiting import Gate
 from engine.attempts import Attempts, until_holds
 from engine.console import Terminal
 from engine.errors import ConnectionFailed, Declined, Interrupted, JournalError, StepFailed
@@ -71,8 +72,10 @@ class Runner:
         settings: Settings,
         user: str,
         previous: Previous | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self.planner, self.fleet, self.terminal, self.journal = planner, fleet, terminal, journal
+        self.gate = gate  # four eyes: a step under `approval:` waits for it before it runs
         self.settings, self.user = settings, user
         self.previous = previous  # the run being resumed, by (step, host)
         self.first_copy = FirstCopy(terminal, journal, user, settings.if_still_running)
@@ -128,6 +131,8 @@ class Runner:
 
     def command_step(self, planned: PlannedStep) -> StepOutcome:
         done, todo = self._select(planned)
+        if todo and self.gate is not None:
+            self.gate.check(planned)
         if todo and planned.step.confirm and not self._confirm_step(planned):  # journaled with its answer
             raise Declined(f"step {planned.id!r} was declined; it did not run, and nothing after it")
         outcomes = done + self._fan_out(planned, todo)
@@ -393,6 +398,8 @@ class Runner:
             self.finished.append(outcome)
             self.terminal.result(outcome)
             return StepOutcome(planned.id, (outcome,))
+        if self.gate is not None:
+            self.gate.check(planned)
         started = time.monotonic()
         self.journal.append(records.step_start(planned.id, OPERATOR, 1))
         self.terminal.say("MANUAL STEP — do this yourself:", "bold magenta")

@@ -31,7 +31,7 @@ def facts(plan: Plan, planned: PlannedStep, cwd: str | None = None) -> tuple[Fac
     `plan` shows each host's with its command)."""
     step = planned.step
     if planned.manual is not None:
-        return (Fact("manual", "by hand"), *_when(planned))
+        return (Fact("manual", "by hand"), *_when(planned), *_approval(planned))
     found = [Fact("on", where(plan, planned.target, len(planned.hosts)))]
     if step.run_once:
         found.append(Fact("run_once", "once: on the first host not left out"))
@@ -57,7 +57,20 @@ def facts(plan: Plan, planned: PlannedStep, cwd: str | None = None) -> tuple[Fac
         found.append(Fact("continue_on_error", "continues on error"))
     if step.max_failed_hosts:
         found.append(Fact("max_failed_hosts", f"up to {step.max_failed_hosts} failed hosts allowed"))
-    return tuple(found)
+    return (*found, *_approval(planned))
+
+
+def _approval(planned: PlannedStep) -> list[Fact]:
+    """`approval:`: how many others approve, who may, how long the run waits; 0 is said as a choice."""
+    approval = planned.approval
+    if approval is None:
+        return []
+    if approval.required == 0:
+        return [Fact("approval", "no approval required (approvals: 0, set knowingly)")]
+    count = "________" if approval.required is None else str(approval.required)
+    who = f"members of {', '.join(approval.from_)}" if approval.from_ else "any operator"
+    wait = f", waits {seconds(approval.timeout)}" if approval.timeout else ""
+    return [Fact("approval", f"needs {count} approval(s) by other operators ({who}){wait}")]
 
 
 def _when(planned: PlannedStep) -> list[Fact]:

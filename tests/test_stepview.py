@@ -61,6 +61,11 @@ CASES: dict[str, tuple[dict[str, Any], str, dict[str, Any] | None]] = {
     "until": ({"until": "result.exit_code == 0"}, "until result.exit_code == 0", None),
     "deadline": ({"deadline": "2m"}, "deadline 2 min", None),
     "loop": ({"loop": ["x", "y"]}, "probe[2]: Probe (item 2/2: y)", None),
+    "approval": (
+        {"approval": {"required": 2, "from": ["dba"], "timeout": "30m"}},
+        "needs 2 approval(s) by other operators (members of dba), waits 30 min",
+        None,
+    ),
 }
 
 

@@ -22,7 +22,15 @@ from engine import runfilter
 from engine.errors import UsageError
 from engine.flags import option
 from engine.history import Event, RunHistory, fold, has_header
-from engine.records import Confirmation, Interrupted, Manual, Resumed, RunEnd
+from engine.records import (
+    ApprovalDecision,
+    ApprovalRequest,
+    Confirmation,
+    Interrupted,
+    Manual,
+    Resumed,
+    RunEnd,
+)
 from engine.runfilter import RunFilter
 from engine.state import RunSummary, StateBackend, open_state
 from engine.state.base import UNFINISHED
@@ -302,5 +310,13 @@ def _event(event: Event) -> tuple[str, ...]:
         return time, "resumed", "", "", f"by {record.user} (pid {record.pid})"
     if isinstance(record, Interrupted):
         return time, "interrupted", "", "", record.signal
+    if isinstance(record, ApprovalRequest):
+        who = f"from {', '.join(record.from_)}" if record.from_ else "from any operator"
+        detail = f"{record.required} asked by {record.requester} {who}, document sha256 {record.sha256}"
+        return time, "approval asked", record.step, "", detail
+    if isinstance(record, ApprovalDecision):
+        said = f": {record.comment!r}" if record.comment else ""
+        detail = f"by {record.approver} at {record.given} ({record.proof}), sha256 {record.sha256}{said}"
+        return time, f"approval: {record.verdict}", record.step, "", detail
     assert isinstance(record, RunEnd)
     return time, f"end: {record.status}", "", "", f"exit {record.exit_code}"

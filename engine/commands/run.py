@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from engine import __version__, preflight, records, resume, stillrunning
+from engine.approvals.desk import Desk
+from engine.approvals.waiting import Gate, Run
 from engine.console import Terminal
 from engine.errors import (
     EXIT_OK,
@@ -98,6 +100,18 @@ class RunOptions:
     trust_new_host_keys: bool = option(
         False, help="Accept and remember SSH host keys not yet in known_hosts (never a changed key)."
     )
+    break_glass: str | None = option(
+        None,
+        help="Nobody else can be reached: approve the steps under `approval:` yourself, for REASON "
+        "(required; shown in red, journaled, printed on the filled checklist).",
+        metavar="REASON",
+    )
+    allowed_signers: str | None = option(
+        None,
+        help="On files: the allowed_signers file whose keys' SSH signatures approve steps (overrides "
+        "the runbook's approval.allowed_signers).",
+        metavar="FILE",
+    )
 
 
 def main(options: Options, run: RunOptions, where: StateOptions = FROM_ENVIRONMENT) -> int:
@@ -161,7 +175,8 @@ def _locked(
         if previous
         else _new_journal(state, plan, run_id, terminal.masker)
     )
-    with _closing(journal), _signals() as caught:
+    desk = state.approvals() if _approvals(steps) else None
+    with _closing(journal), _signals() as caught, _closing_desk(desk):
         asking.journal(journal, getpass.getuser())
         if journal.taken_over is not None:
             terminal.say(
@@ -176,7 +191,8 @@ def _locked(
             )
         ending: tuple[RunStatus, int] | None = None  # None: a bug; the journal says "unfinished"
         try:
-            ending = _phases(plan, steps, terminal, journal, run, previous, connecting)
+            gate = _gate(plan, desk, journal, terminal, run, previous)
+            ending = _phases(plan, steps, terminal, journal, run, previous, connecting, gate)
             return ending[1]
         except (Interrupted, KeyboardInterrupt) as error:
             stop = Interrupted(str(error) or "interrupted", caught.get("signal", "SIGINT"))
@@ -202,6 +218,50 @@ def _closing(journal: RunWriter) -> Iterator[RunWriter]:
         journal.close()
 
 
+@contextmanager
+def _closing_desk(desk: Desk | None) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if desk is not None:
+            desk.close()
+
+
+def _approvals(steps: tuple[PlannedStep, ...]) -> bool:
+    """Whether a step of this run asks for approvals (only then is the desk opened)."""
+    return any(s.approval is not None and s.approval.required != 0 for s in steps)
+
+
+def _gate(
+    plan: Plan,
+    desk: Desk | None,
+    journal: RunWriter,
+    terminal: Terminal,
+    run: RunOptions,
+    previous: resume.Previous | None,
+) -> Gate | None:
+    if run.break_glass is not None and not run.break_glass.strip():
+        raise UsageError('--break-glass needs a reason: --break-glass "why nobody else could approve"')
+    if desk is None:
+        return None
+    from engine import reviewing
+
+    facts = Run(
+        run_id=journal.run_id,
+        runbook=plan.runbook.name,
+        runbook_sha256=plan.runbook.document.sha256,
+        plan_sha256=reviewing.digest(reviewing.reviewable(plan)),
+        user=desk.who(),
+        how_to_approve="runbook approve",
+        break_glass=run.break_glass,
+        allowed_signers=run.allowed_signers,
+    )
+    gate = Gate(desk, journal, terminal, facts)
+    if previous is not None:
+        gate.remember(previous.history.approvals)
+    return gate
+
+
 def _unfinished_before(state: StateBackend, name: str, run_id: str) -> RunSummary | None:
     """The run of this runbook that `--resume` would have continued, now that a new one starts instead."""
     previous = state.newest(name, excluding=run_id)
@@ -221,6 +281,7 @@ def _phases(
     run: RunOptions,
     previous: resume.Previous | None,
     connecting: preflight.Connecting,
+    gate: Gate | None = None,
 ) -> tuple[RunStatus, int]:
     """The phases of a run that got the lock and its journal; a phase stops the run by raising."""
     user = getpass.getuser()
@@ -239,6 +300,7 @@ def _phases(
             Settings(run.yes, run.confirm_manual, run.rerun_unknown, run.if_still_running),
             user,
             previous,
+            gate,
         )
         return _steps(plan, steps, runner, terminal)
     finally:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any, Protocol
 
+from engine.approvals.desk import Desk
 from engine.journal import OutputFile
 from engine.locking import LockHolder
 from engine.runfilter import RunFilter
@@ -105,6 +106,11 @@ class StateBackend(Protocol):
 
     def runbook_copy(self, run_id: str) -> str | None:
         """The runbook's text as it was run (secrets masked), or None if it was not kept."""
+        ...
+
+    def approvals(self) -> Desk:
+        """Where this state's approval requests wait and approvals arrive (`engine.approvals.desk`); the
+        caller closes it."""
         ...
 
     def close(self) -> None:

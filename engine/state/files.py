@@ -11,9 +11,12 @@ import shutil
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine import runs
+
+if TYPE_CHECKING:
+    from engine.approvals.signatures import SignatureDesk
 from engine.errors import JournalError
 from engine.journal import JOURNAL_NAME, Journal, OutputFile, read_journal, run_directory
 from engine.locking import RunLock, holder
@@ -116,6 +119,11 @@ class FileState:
     def runbook_copy(self, run_id: str) -> str | None:
         saved = run_directory(self.state_dir, run_id) / RUNBOOK_COPY
         return saved.read_text(encoding="utf-8") if saved.is_file() else None
+
+    def approvals(self) -> SignatureDesk:
+        from engine.approvals.signatures import SignatureDesk
+
+        return SignatureDesk(self.state_dir / "approvals")
 
     def close(self) -> None:
         """Nothing to release: every file belongs to a writer."""

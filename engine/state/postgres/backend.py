@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 
+from engine.approvals.pgdesk import PostgresDesk
 from engine.errors import Declined, LockHeld, StateUnavailable, UsageError
 from engine.journal import run_directory, timestamp
 from engine.locking import _user
@@ -237,6 +238,16 @@ class PostgresState:
 
     def prune(self, older_than: timedelta) -> int:
         return history.prune(self._read(), older_than)
+
+    def approvals(self) -> PostgresDesk:
+        """A connection of the desk's own: a waiting run LISTENs on it while the writer's appends go on."""
+        connection = connecting.connect(self.spec)
+        try:
+            check_operator(connection, self.spec)
+        except BaseException:
+            connection.close()
+            raise
+        return PostgresDesk(connection, self.location)
 
     def close(self) -> None:
         if self._reader is not None:

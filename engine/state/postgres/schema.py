@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from engine.approvals import pgschema as approvals
 from engine.errors import StateUnavailable
 
 NAMESPACE = 0x72626B31  # "rbk1": the first key of every advisory lock the engine takes
@@ -98,10 +99,11 @@ LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, runbook AS 
 $$;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1.format(namespace=NAMESPACE),)
+MIGRATIONS: tuple[str, ...] = (_V1.format(namespace=NAMESPACE), approvals.V2)
 """Migration N+1 upgrades version N; append, never edit one that was released."""
 
-_GRANTS = """
+_GRANTS = (
+    """
 REVOKE ALL ON SCHEMA runbook FROM PUBLIC;
 REVOKE ALL ON FUNCTION runbook.holders(), runbook.take_over(text, interval) FROM PUBLIC;
 GRANT USAGE ON SCHEMA runbook TO {role};
@@ -112,6 +114,8 @@ GRANT SELECT, INSERT, DELETE ON runbook.records TO {role};
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA runbook TO {role};
 GRANT EXECUTE ON FUNCTION runbook.holders(), runbook.take_over(text, interval) TO {role};
 """
+    + approvals.GRANTS
+)
 
 
 def current_version(connection: psycopg.Connection[Any]) -> int:
