@@ -36,7 +36,7 @@ HA_ROLLBACK = ROOT / "runbooks" / "ha-rollback.yml"
 RKE_DATA = ROOT / "tests" / "data" / "rke"
 HA_VARS = ("snapshot=pre-upgrade-2026-11-26", "prior_version=v2.0.8")
 CLI_TIMEOUT = 60.0
-STATE_TASKS = ("run", "runs", "checklist")  # the CLI tasks that take --state-dir
+STATE_TASKS = ("run", "runs", "checklist", "approvals", "approve")  # the CLI tasks that take --state-dir
 
 Nodes = Callable[[int], list[SSHDNode]]  # the `sshd_nodes` fixture: `sshd_nodes(3)` → three running nodes
 Record = dict[str, Any]  # one line of a journal, or one recorded call of a stand-in
