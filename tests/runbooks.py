@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import select
 import signal
 import string
 import subprocess
@@ -325,6 +326,21 @@ def wait_for(condition: Callable[[], object], what: str, timeout: float = 15.0) 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.02)
+
+
+def read_until_text(running: Running, text: str, timeout: float = 20.0) -> str:
+    """What a background run printed, read as it comes until `text` shows (bounded); `finish()` gives the rest."""
+    stdout = running.process.stdout
+    assert stdout is not None
+    seen, deadline = b"", time.monotonic() + timeout
+    while text.encode() not in seen:
+        left = deadline - time.monotonic()
+        assert left > 0, f"no {text!r} within {timeout}s:\n{seen.decode()}"
+        ready, _, _ = select.select([stdout.fileno()], [], [], left)
+        chunk = os.read(stdout.fileno(), 65536) if ready else b""
+        assert chunk or not ready, f"the run ended without {text!r}:\n{seen.decode()}"
+        seen += chunk
+    return seen.decode()
 
 
 def processes_matching(text: str) -> list[str]:

@@ -9,18 +9,15 @@ own step (even by a direct INSERT naming bob), mallory, dave for a `from: [dba]`
 from __future__ import annotations
 
 import json
-import os
-import select
 import signal
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from pgserver import PgDatabase, PgServer
 
-from runbooks import Lab, Running, wait_for
+from runbooks import Lab, Running, read_until_text, wait_for
 
 ROLES = """
 DO $$ BEGIN
@@ -90,21 +87,6 @@ class Team:
             f"SELECT body FROM runbook.records WHERE run_id = '{run_id}' AND type = '{kind}' ORDER BY seq"
         )
         return [json.loads(line) for line in rows.splitlines()]
-
-
-def read_until(running: Running, text: str, timeout: float = 20.0) -> str:
-    """What a background run printed, read as it comes until `text` shows (bounded)."""
-    stdout = running.process.stdout
-    assert stdout is not None
-    seen, deadline = b"", time.monotonic() + timeout
-    while text.encode() not in seen:
-        left = deadline - time.monotonic()
-        assert left > 0, f"no {text!r} within {timeout}s:\n{seen.decode()}"
-        ready, _, _ = select.select([stdout.fileno()], [], [], left)
-        chunk = os.read(stdout.fileno(), 65536) if ready else b""
-        assert chunk or not ready, f"the run ended without {text!r}:\n{seen.decode()}"
-        seen += chunk
-    return seen.decode()
 
 
 @pytest.fixture(scope="module")
@@ -217,7 +199,7 @@ def test_a_value_changed_on_resume_voids_the_approval(team: Team) -> None:
     running.stop(signal.SIGINT)
     assert team.approve("bob", run_id, "--yes").returncode == 0  # of target=prod
     again = team.start("--resume", run_id, "--var", "target=staging")
-    seen = read_until(again, "answer(s) about another version of this step do not apply")
+    seen = read_until_text(again, "answer(s) about another version of this step do not apply")
     requests = f"SELECT count(*) FROM runbook.approval_requests WHERE run_id = '{run_id}'"
     assert team.db.sql(requests) == "2"  # a new request: of the document with target=staging
     assert team.db.sql(f"{requests} AND closed IS NULL") == "1"  # the old one closed
