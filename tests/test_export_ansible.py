@@ -426,3 +426,31 @@ steps:
     with pytest.raises(InvalidRunbook) as refused:
         export(tmp_path, using.replace("word: hello", "word: hello-hello-hello"))
     assert f"{tmp_path / 'used.yml'}:7:3: variables.word: a used runbook's secret" in str(refused.value)
+
+
+FOUR_EYES = """\
+runbook: 1
+name: fe
+version: "1"
+title: Four eyes
+steps:
+  - id: restore
+    title: Restore
+    run: echo restore
+    approval: {required: 2, from: [dba]}
+"""
+
+
+def test_an_approval_is_refused_by_name_and_is_a_pause_with_lossy(tmp_path: Path) -> None:
+    with pytest.raises(InvalidRunbook) as refused:
+        export(tmp_path, FOUR_EYES)
+    [problem] = refused.value.problems
+    assert problem.path == "steps[0].approval" and "'approval' (four eyes) has no Ansible" in problem.message
+    playbook, _ = export(tmp_path, FOUR_EYES, lossy=True)
+    found = tasks(playbook)
+    pause = found["Restore (restore): wait for approval (lossy: not proven)"]
+    assert "2 other operator(s) must approve" in pause["ansible.builtin.pause"]["prompt"]
+    names = list(found)
+    assert names.index("Restore (restore): wait for approval (lossy: not proven)") < names.index(
+        "Restore (restore)"
+    )

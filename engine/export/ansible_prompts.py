@@ -43,6 +43,25 @@ def warnings(texts: tuple[str, ...]) -> list[Item]:
     ]
 
 
+def approval(planned: PlannedStep, name: str) -> list[Item]:
+    """`approval:` exported with --lossy: a pause, which proves nothing about who approved (the comment
+    above the step says so too)."""
+    assert planned.approval is not None
+    count = planned.approval.required
+    prompt = (
+        f"FOUR EYES (lossy): {count} other operator(s) must approve this step before it runs; Ansible "
+        "cannot check who does. Press Enter once they have, Ctrl-C then A to stop"
+    )
+    return [
+        Item(
+            {
+                "name": f"{name}: wait for approval (lossy: not proven)",
+                "ansible.builtin.pause": {"prompt": literal(prompt)},
+            }
+        )
+    ]
+
+
 def confirm(planned: PlannedStep, name: str) -> list[Item]:
     """`confirm:` before the step's command: y/n, or the text to type exactly."""
     assert planned.step.confirm is not None

@@ -37,10 +37,12 @@ def step_tasks(plan: Plan, planned: PlannedStep, inventory: Inventory, notes: li
     name = f"{capital(planned.title)} ({planned.id})"
     comments = (f"step {planned.number}: {planned.id}", *notes)
     where = inventory.condition(planned.target)
+    asks = planned.approval is not None and planned.approval.required != 0
+    approval = prompts.approval(planned, name) if asks else []
     if planned.manual is not None:
-        tasks = prompts.manual(planned, name)
+        tasks = approval + prompts.manual(planned, name)
     else:
-        tasks = (
+        tasks = approval + (
             prompts.confirm(planned, name)
             if step.confirm and any(h.skip is None for h in planned.hosts)
             else []

@@ -44,6 +44,12 @@ RUNBOOK_FIELDS = frozenset(
     }
 )  # fmt: skip
 
+WHY_NOT = {
+    "approval": "'approval' (four eyes) has no Ansible equivalent: nothing would prove who approved what; "
+    "with --lossy a pause stands in for it, and anyone at the terminal answers it",
+}
+"""Fields refused with their own reason rather than the general one."""
+
 RUN_TIME = "known at run time>"  # the tail of a `Deferred` placeholder in rendered text
 
 
@@ -119,7 +125,9 @@ def _fields(
         if item.name in mapped or _is_default(item, getattr(value, item.name)):
             continue
         where = runbook.document.positions.problem((*path, item.name), "", key=True)
-        message = f"{item.name!r} has no Ansible equivalent the export knows; it is not carried over"
+        message = WHY_NOT.get(
+            item.name, f"{item.name!r} has no Ansible equivalent the export knows; it is not carried over"
+        )
         yield Unmapped(dataclasses.replace(where, message=message), step)
 
 
