@@ -444,8 +444,9 @@ steps:
 def test_an_approval_is_refused_by_name_and_is_a_pause_with_lossy(tmp_path: Path) -> None:
     with pytest.raises(InvalidRunbook) as refused:
         export(tmp_path, FOUR_EYES)
-    [problem] = refused.value.problems
+    problem = refused.value.problems[0]
     assert problem.path == "steps[0].approval" and "'approval' (four eyes) has no Ansible" in problem.message
+    assert len(refused.value.problems) == 2, refused.value.problems  # and the summary: not exported
     playbook, _ = export(tmp_path, FOUR_EYES, lossy=True)
     found = tasks(playbook)
     pause = found["Restore (restore): wait for approval (lossy: not proven)"]
