@@ -76,6 +76,10 @@ class DemoOptions:
     keep: bool = option(False, help="Keep the lab directory (printed) instead of deleting it.")
 
 
+BREAK_GLASS = "demo: a throwaway lab with no second operator to approve"
+"""The demo answers the restore's approval itself, as it answers the manual step: said, and journaled."""
+
+
 def main(chosen: DemoOptions) -> int:
     keep = chosen.keep
     root = Path(tempfile.mkdtemp(prefix="runbook-demo-"))
@@ -83,6 +87,7 @@ def main(chosen: DemoOptions) -> int:
     print(
         f"demo lab in {root}: stand-ins for rke, docker and kubectl; 3 nodes run on this machine\n"
         "the manual version check is answered by the demo (--confirm-manual)\n"
+        "the etcd restore's approval is answered by the demo too (--break-glass: nobody else is in the lab)\n"
     )
     old_path = os.environ.get("PATH", "")
     os.environ["PATH"] = f"{lab['bin']}{os.pathsep}{old_path}"
@@ -92,7 +97,9 @@ def main(chosen: DemoOptions) -> int:
             var=("snapshot=pre-upgrade-2026-11-26", "prior_version=v2.0.8", f"rke_dir={lab['rke']}"),
             target=("nodes=local",),
         )
-        settings = run_command.RunOptions(yes=True, confirm_manual=True, state_dir=str(lab["state"]))
+        settings = run_command.RunOptions(
+            yes=True, confirm_manual=True, state_dir=str(lab["state"]), break_glass=BREAK_GLASS
+        )
         code = run_command.main(
             options, settings, StateOptions(state="")
         )  # the files, whatever $RUNBOOK_STATE

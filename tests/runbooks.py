@@ -35,7 +35,7 @@ from sshd import SSHDNode
 ROOT = Path(__file__).resolve().parent.parent
 HA_ROLLBACK = ROOT / "runbooks" / "ha-rollback.yml"
 RKE_DATA = ROOT / "tests" / "data" / "rke"
-HA_VARS = ("snapshot=pre-upgrade-2026-11-26", "prior_version=v2.0.8")
+HA_VARS = ("snapshot=pre-upgrade-2026-11-26", "prior_version=v2.0.8", "approvals=0")  # 0: one operator
 CLI_TIMEOUT = 60.0
 STATE_TASKS = ("run", "runs", "checklist", "approvals", "approve")  # the CLI tasks that take --state-dir
 

@@ -77,7 +77,8 @@ def test_rollback_plan_shows_every_command_for_linux(linux_plan: subprocess.Comp
         "following the upgrade. Unrecoverable data loss may occur."
     ) in out
     assert step_block(out, "restore-snapshot") == [
-        "1. restore-snapshot: Restore the etcd snapshot taken before the upgrade  [on this machine, timeout 30 min]",
+        "1. restore-snapshot: Restore the etcd snapshot taken before the upgrade  [on this machine, timeout 30 min, "
+        "needs 1 approval(s) by other operators (any operator), waits 1 h]",
         "confirm: This overwrites the cluster's etcd data with the snapshot. Type the snapshot name to go on. "
         "(type 'etcd-before-upgrade')",
         f"@ local  (cwd {RKE_DIR})",
@@ -167,7 +168,7 @@ def test_missing_inventory_is_reported_at_the_from_file_line() -> None:
     result = plan(*ROLLBACK, "--var", "rke_dir=tests/data/nowhere")
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        "runbooks/ha-rollback.yml:80:18: targets.nodes.ssh.from_file: cannot read the inventory "
+        "runbooks/ha-rollback.yml:91:18: targets.nodes.ssh.from_file: cannot read the inventory "
         "'tests/data/nowhere/rancher-cluster.yml': cannot read: No such file or directory",
         "1 problem found",
     ]
@@ -231,3 +232,12 @@ def test_plan_format_json_prints_the_document_save_writes(tmp_path: Path) -> Non
     assert "s3cr3t-token-value" not in alone.stdout
     wrong = plan(*args, "--format", "yaml")
     assert (wrong.returncode, wrong.stderr) == (2, "error: --format 'yaml': choose one of text, json\n")
+
+
+def test_a_one_person_team_sets_approvals_to_0_and_the_plan_says_so() -> None:
+    done = plan(*ROLLBACK, "--var", f"rke_dir={RKE_DIR}", "--var", "approvals=0", "--platform", "linux")
+    assert done.returncode == 0, done.stderr
+    head = step_block(done.stdout, "restore-snapshot")[0]
+    assert head.endswith(
+        "[on this machine, timeout 30 min, no approval required (approvals: 0, set knowingly)]"
+    )

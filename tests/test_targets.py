@@ -397,7 +397,7 @@ def test_a_missing_inventory_is_reported_at_the_from_file_line(rollback: Runbook
     with pytest.raises(InvalidRunbook) as error:
         targets.resolve(rollback, context(tmp_path))
     assert problems(error) == [
-        f"{ROLLBACK}:80:18: targets.nodes.ssh.from_file: cannot read the inventory "
+        f"{ROLLBACK}:91:18: targets.nodes.ssh.from_file: cannot read the inventory "
         f"'{tmp_path}/rancher-cluster.yml': cannot read: No such file or directory"
     ]
 
@@ -405,20 +405,20 @@ def test_a_missing_inventory_is_reported_at_the_from_file_line(rollback: Runbook
 @pytest.mark.parametrize(
     ("inventory", "expected"),
     [
-        ("nodes: {}\n", "80:18: targets.nodes.ssh.from_file: '{path}' has no list at 'nodes'"),
-        ("nodes: []\n", "80:18: targets.nodes.ssh.from_file: '{path}' has no list at 'nodes'"),
+        ("nodes: {}\n", "91:18: targets.nodes.ssh.from_file: '{path}' has no list at 'nodes'"),
+        ("nodes: []\n", "91:18: targets.nodes.ssh.from_file: '{path}' has no list at 'nodes'"),
         (
             "nodes:\n  - address: a\n    user: u\n  - user: u\n",
-            "82:13: targets.nodes.ssh.host: {path}: entry 1 of 'nodes': "
+            "93:13: targets.nodes.ssh.host: {path}: entry 1 of 'nodes': "
             "undefined: 'dict object' has no attribute 'address'",
         ),
         (
             "nodes:\n  - address: ''\n    user: u\n",
-            "82:13: targets.nodes.ssh.host: {path}: entry 0 of 'nodes' has no host",
+            "93:13: targets.nodes.ssh.host: {path}: entry 0 of 'nodes' has no host",
         ),
         (
             "nodes:\n  - address: a\n    user: u\n    port: ssh\n",
-            "84:13: targets.nodes.ssh.port: {path}: entry 0 of 'nodes': port 'ssh' is not a number",
+            "95:13: targets.nodes.ssh.port: {path}: entry 0 of 'nodes': port 'ssh' is not a number",
         ),
     ],
 )
