@@ -111,6 +111,8 @@ def _step(item: Item, day: str) -> list[str]:
     parts = [f"### {item.number}. {_plain(item.title)}", " · ".join([_code(step_id), *facts])]
     if item.description:
         parts.append(item.description.strip())
+    if item.signatures:
+        parts.append(_four_eyes(item))
     if item.confirm:
         typed = f" Type: {_code(item.confirm_text)}" if item.confirm_text else ""
         parts.append(f"**Confirm before running:** {_plain(item.confirm)}{typed}")
@@ -126,6 +128,15 @@ def _step(item: Item, day: str) -> list[str]:
     if item.result:
         parts.append(f"Expected result: {_plain(item.result.strip())}")
     return [*parts, _boxes(item.boxes, day)]
+
+
+def _four_eyes(item: Item) -> str:
+    """`approval:`: what it asks, then a line per approver (to sign, or as given); a break-glass in bold."""
+    lines = [f"**Four eyes:** {_plain(item.approval or '')}"]
+    for line in item.signatures:
+        text = f"**{_plain(line.text)}**" if line.glass else _plain(line.text)
+        lines.append(f"- [{'x' if line.signed else ' '}] {text}")
+    return "\n".join(lines)
 
 
 def _boxes(boxes: tuple[Box, ...], day: str) -> str:

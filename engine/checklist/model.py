@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine import stepview
+from engine.checklist.approving import Signature, signatures
 from engine.history import Attempt, RunHistory
 from engine.model import PLATFORMS
 from engine.planning import PLATFORM_LABELS, Blank, HostPlan, Plan, PlannedCheck, PlannedStep
@@ -63,6 +64,8 @@ class Item:
     record_prompt: str | None = None
     record_expect: str | None = None
     answer: Manual | None = None
+    approval: str | None = None  # what `approval:` asks, as the plan words it
+    signatures: tuple[Signature, ...] = ()  # a line per required approver, or who approved
 
 
 @dataclass(frozen=True)
@@ -227,6 +230,8 @@ def _step(plan: Plan, planned: PlannedStep, run: RunHistory | None) -> Item:
         confirm=planned.confirm_question,
         confirm_text=planned.confirm_text,
         confirmed=run.confirmations.get(planned.id) if run else None,
+        approval=_approval_fact(plan, planned),
+        signatures=signatures(planned, run, run.started[:10] if run else ""),
     )
 
 
@@ -249,7 +254,14 @@ def _manual(plan: Plan, planned: PlannedStep, run: RunHistory | None) -> Item:
         record_prompt=planned.record_prompt,
         record_expect=_expectation(planned),
         answer=run.answers.get(planned.id) if run else None,
+        approval=_approval_fact(plan, planned),
+        signatures=signatures(planned, run, run.started[:10] if run else ""),
     )
+
+
+def _approval_fact(plan: Plan, planned: PlannedStep) -> str | None:
+    found = [f.text for f in stepview.facts(plan, planned) if f.field == "approval"]
+    return found[0] if found else None
 
 
 def _expectation(planned: PlannedStep) -> str | None:

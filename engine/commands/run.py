@@ -123,6 +123,8 @@ def main(options: Options, run: RunOptions, where: StateOptions = FROM_ENVIRONME
 
 
 def _run(options: Options, run: RunOptions, state: StateBackend) -> int:
+    if run.break_glass is not None and not run.break_glass.strip():
+        raise UsageError('--break-glass needs a reason: --break-glass "why nobody else could approve"')
     validated = validate(Path(options.file), options.file)
     runbook = validated.runbook
     previous = resume.find(state, runbook.name, run.resume) if run.resume else None
@@ -240,8 +242,6 @@ def _gate(
     run: RunOptions,
     previous: resume.Previous | None,
 ) -> Gate | None:
-    if run.break_glass is not None and not run.break_glass.strip():
-        raise UsageError('--break-glass needs a reason: --break-glass "why nobody else could approve"')
     if desk is None:
         return None
     from engine import reviewing
