@@ -42,7 +42,7 @@ def test_the_blank_checklist_has_a_signature_line_per_required_approver(tmp_path
     done = here.run_here(here.book, task="checklist")
     assert done.returncode == 0, done.stderr
     assert "**Four eyes:** needs 2 approval(s) by other operators (members of dba)" in done.stdout
-    lines = [line for line in done.stdout.splitlines() if line.startswith("- [ ] Approved by ________")]
+    lines = [line for line in done.stdout.splitlines() if line.startswith("- ✍ Approved by ________")]
     assert len(lines) == 2
 
 
@@ -59,7 +59,7 @@ def test_break_glass_needs_a_reason_and_is_on_record_everywhere(tmp_path: Path) 
     run_id = next(r["run_id"] for r in journal(here.state) if r["type"] == "run")
     filled = here.run_here(here.book, "--journal", run_id, task="checklist")
     assert (
-        "- [x] **BREAK GLASS: " in filled.stdout
+        "- ✔ **BREAK GLASS: " in filled.stdout
         and "reason: etcd is down and nobody answers" in filled.stdout
     )
     page = here.run_here(run_id, "--format", "html", task="runs")

@@ -135,7 +135,7 @@ def _four_eyes(item: Item) -> str:
     lines = [f"**Four eyes:** {_plain(item.approval or '')}"]
     for line in item.signatures:
         text = f"**{_plain(line.text)}**" if line.glass else _plain(line.text)
-        lines.append(f"- [{'x' if line.signed else ' '}] {text}")
+        lines.append(f"- {'✔' if line.signed else '✍'} {text}")  # not a task item: one per step and host
     return "\n".join(lines)
 
 
