@@ -59,8 +59,7 @@ def test_break_glass_needs_a_reason_and_is_on_record_everywhere(tmp_path: Path) 
     run_id = next(r["run_id"] for r in journal(here.state) if r["type"] == "run")
     filled = here.run_here(here.book, "--journal", run_id, task="checklist")
     assert (
-        "- ✔ **BREAK GLASS: " in filled.stdout
-        and "reason: etcd is down and nobody answers" in filled.stdout
+        "- ✔ **BREAK GLASS: " in filled.stdout and "reason: etcd is down and nobody answers" in filled.stdout
     )
     page = here.run_here(run_id, "--format", "html", task="runs")
     assert '<li class="glass">' in page.stdout and "etcd is down and nobody answers" in page.stdout
