@@ -455,3 +455,8 @@ def test_an_approval_is_refused_by_name_and_is_a_pause_with_lossy(tmp_path: Path
     assert names.index("Restore (restore): wait for approval (lossy: not proven)") < names.index(
         "Restore (restore)"
     )
+
+
+def test_no_approval_required_exports_without_a_pause(tmp_path: Path) -> None:
+    playbook, _ = export(tmp_path, FOUR_EYES.replace("required: 2", "required: 0"))
+    assert "wait for approval" not in playbook and "Restore (restore)" in tasks(playbook)

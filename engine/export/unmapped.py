@@ -27,7 +27,7 @@ STEP_FIELDS = frozenset(
     {
         "index", "id", "title", "on", "run", "manual", "record", "description", "cwd", "env", "shell",
         "when", "confirm", "timeout", "retries", "continue_on_error", "expect", "result", "concurrency",
-        "max_failed_hosts", "requires", "run_once", "until", "loop",
+        "max_failed_hosts", "requires", "run_once", "until", "loop", "approval",
     }
 )  # fmt: skip
 CHECK_FIELDS = frozenset({"title", "run", "on", "cwd", "timeout", "index"})
@@ -44,11 +44,10 @@ RUNBOOK_FIELDS = frozenset(
     }
 )  # fmt: skip
 
-WHY_NOT = {
-    "approval": "'approval' (four eyes) has no Ansible equivalent: nothing would prove who approved what; "
-    "with --lossy a pause stands in for it, and anyone at the terminal answers it",
-}
-"""Fields refused with their own reason rather than the general one."""
+FOUR_EYES = (
+    "'approval' (four eyes) has no Ansible equivalent: nothing would prove who approved what; with --lossy "
+    "a pause stands in for it, and anyone at the terminal answers it"
+)
 
 RUN_TIME = "known at run time>"  # the tail of a `Deferred` placeholder in rendered text
 
@@ -76,6 +75,7 @@ def find(plan: Plan) -> list[Unmapped]:
         runbook = source(plan, planned)[0]
         found += _fields(runbook, planned.step, ("steps", planned.step.index), STEP_FIELDS, planned.id)
         found += _run_time(plan, planned)
+        found += _approval(runbook, planned)
     found += _run_time_checks(plan)
     main = plan.runbook.document.positions.file
     return sorted(
@@ -125,10 +125,15 @@ def _fields(
         if item.name in mapped or _is_default(item, getattr(value, item.name)):
             continue
         where = runbook.document.positions.problem((*path, item.name), "", key=True)
-        message = WHY_NOT.get(
-            item.name, f"{item.name!r} has no Ansible equivalent the export knows; it is not carried over"
-        )
+        message = f"{item.name!r} has no Ansible equivalent the export knows; it is not carried over"
         yield Unmapped(dataclasses.replace(where, message=message), step)
+
+
+def _approval(runbook: Runbook, planned: PlannedStep) -> Iterable[Unmapped]:
+    """An approval someone must give is refused by name; `required` 0 (nobody, knowingly) loses nothing."""
+    if planned.approval is not None and planned.approval.required != 0:
+        where = runbook.document.positions.problem(("steps", planned.step.index, "approval"), "", key=True)
+        yield Unmapped(dataclasses.replace(where, message=FOUR_EYES), planned.id)
 
 
 def _secret_rules(runbook: Runbook) -> Iterable[Unmapped]:
