@@ -94,10 +94,14 @@ def test_a_terminated_lock_session_fences_every_later_append(pg_db: PgDatabase, 
             writer.append({"type": "step-start", "step": "a", "host": "local", "attempt": 1})
         with pytest.raises(LockLost):
             writer.append({"type": "step-start", "step": "b", "host": "local", "attempt": 1})
+        # the run's ending is still recorded: the lock is free and nobody took it over meanwhile
+        writer.append({"type": "run-end", "status": "interrupted", "exit_code": 1})
     finally:
         writer.close()
         backend.close()
-    assert [r["type"] for r in state(pg_db, tmp_path, "bob").records("R1") or []] == ["run"]
+    found = [(r["type"], r.get("signal")) for r in state(pg_db, tmp_path, "bob").records("R1") or []]
+    assert found == [("run", None), ("interrupted", "lock lost"), ("run-end", None)]
+    assert pg_db.sql("SELECT status, epoch FROM runbook.runs, runbook.locks") == "interrupted|2"
 
 
 def test_a_taken_over_epoch_fences_the_old_writer_out(pg_db: PgDatabase, tmp_path: Path) -> None:
@@ -108,6 +112,8 @@ def test_a_taken_over_epoch_fences_the_old_writer_out(pg_db: PgDatabase, tmp_pat
         pg_db.sql("UPDATE runbook.locks SET epoch = epoch + 1")
         with pytest.raises(LockLost, match="session or epoch changed"):
             writer.append({"type": "step-start", "step": "a", "host": "local", "attempt": 1})
+        with pytest.raises(LockLost):  # not even its ending: the lock moved on
+            writer.append({"type": "run-end", "status": "interrupted", "exit_code": 1})
     finally:
         writer.close()
         backend.close()

@@ -206,7 +206,34 @@ class PostgresState:
             outputs=run_directory(self.local, run_id),
             taken_over=left.holder() if left is not None else None,
         )
-        return PostgresWriter(connection, fenced)
+        return PostgresWriter(connection, fenced, lambda epoch: self._retake(runbook_name, run_id, epoch))
+
+    def _retake(
+        self, runbook_name: str, run_id: str, epoch: int
+    ) -> tuple[psycopg.Connection[Any], int] | None:
+        """The lock again, in a new session, if it is free and still at `epoch` (nobody took over since):
+        that session and the new epoch (the label is ours again), or None."""
+        try:
+            connection = connecting.connect(self.spec)
+        except StateUnavailable:
+            return None
+        try:
+            connecting.session(connection, self.spec)
+            check_operator(connection, self.spec)
+            row = connection.execute(
+                "SELECT epoch FROM runbook.locks WHERE runbook = %s", (runbook_name,)
+            ).fetchone()
+            if (
+                row is not None
+                and row[0] == epoch
+                and lock.try_lock(connection, lock.key(connection, runbook_name))
+            ):
+                user, host = _user(), socket.gethostname()
+                return connection, lock.write_label(connection, runbook_name, run_id, user, host, os.getpid())
+        except (psycopg.Error, StateUnavailable):
+            pass
+        connection.close()
+        return None
 
     # -- reading ------------------------------------------------------------------------------------
 
