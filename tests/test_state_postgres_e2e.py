@@ -157,7 +157,7 @@ def test_a_terminated_lock_session_starts_no_further_step(team: Team) -> None:
     listed = team.bob.run(task="runs", env=team.env("bob"))  # the shared history, from the other workstation
     assert listed.returncode == 0, listed.stdout + listed.stderr
     [row] = [line for line in listed.stdout.splitlines() if run_id in line]
-    assert "team" in row and "alice (" in row and "interrupted" in row, out + err  # its ending recorded once back
+    assert "team" in row and "alice (" in row and "interrupted" in row  # its ending recorded once back
     ending = team.db.sql(
         f"SELECT string_agg(type || ':' || coalesce(body->>'signal', body->>'status'), ',' ORDER BY seq) "
         f"FROM runbook.records WHERE run_id = '{run_id}' AND type IN ('interrupted', 'run-end')"
