@@ -447,3 +447,16 @@ def test_runs_filters_and_prune_on_the_command_line(team: Team) -> None:
     pruned = team.bob.run("prune", "--older-than", "90d", task="runs", env=team.env("bob"))
     assert pruned.returncode == 0 and "pruned 1 run started more than 90d ago" in pruned.stdout, pruned.stderr
     assert listed() == ["bob"]
+
+
+def test_a_libpq_service_names_the_database(team: Team) -> None:
+    """libpq does the connecting: `RUNBOOK_STATE=service=team` reads ~/.pg_service.conf (and would read
+    ~/.pgpass, sslmode… the same way), and the run is the service's login's."""
+    server = team.db.server
+    (team.bob.home / ".pg_service.conf").write_text(
+        f"[team]\nhost=127.0.0.1\nport={server.port}\ndbname={team.db.name}\nuser=bob\n"
+    )
+    team.release()
+    done = team.bob.run(team.bob.book, "--yes", env={"RUNBOOK_STATE": "service=team"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert team.db.sql("SELECT login FROM runbook.runs") == "bob"
