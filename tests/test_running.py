@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from engine import targets, variables
+from engine.asking import Settings
 from engine.console import Terminal
 from engine.errors import Declined, Interrupted, StepFailed
 from engine.executors.base import Executor, Invocation, Process
@@ -27,9 +28,10 @@ from engine.executors.jobs import Job
 from engine.journal import Journal, read_journal
 from engine.masking import Masker
 from engine.outcomes import Status, StepOutcome
-from engine.planning import Plan, Planner, build_plan
+from engine.planner import build_plan
+from engine.planning import Plan
 from engine.preflight import Fleet
-from engine.running import Runner, Settings
+from engine.running import Runner
 from engine.validation import validate
 
 # -- the fake executor --------------------------------------------------------------------------------
@@ -164,8 +166,7 @@ def lab_for(tmp_path: Path) -> Iterator[Callable[..., Lab]]:
         terminal = Terminal(Masker(plan.values.secret_values()), out=out, answers=io.StringIO(answers))
         journal = Journal.create(tmp_path / "state", {"runbook": {"name": "fake"}})
         journals.append(journal)
-        planner = Planner(runbook, values, "linux", resolved)
-        runner = Runner(planner, fleet, terminal, journal, settings or Settings(), "ann", previous)
+        runner = Runner(plan, fleet, terminal, journal, settings or Settings(), "ann", previous)
         return Lab(plan, runner, executors, out, journal)
 
     yield make
