@@ -36,6 +36,8 @@ from engine.stillrunning import Group
 
 
 class Runner:
+    """Runs the steps of one run's plan on the connected fleet; `finished` has every host outcome."""
+
     def __init__(
         self,
         plan: Plan,
@@ -217,9 +219,8 @@ class Runner:
         """What the step's `until` reads besides the result (nothing to render without an `until`)."""
         if planned.step.until is None:
             return {}
-        host = host_plan.host
-        platform = self.fleet.platforms.get(host.name)
-        return self.renderer.context(planned, host, platform, self._steps(planned))
+        platform = self.fleet.platforms.get(host_plan.host.name)
+        return self.renderer.context(planned, host_plan.host, platform, self._steps(planned))
 
     def _end(self, outcome: HostOutcome) -> None:
         self.journal.append(records.step_end(outcome))
@@ -229,8 +230,7 @@ class Runner:
     # -- manual steps --------------------------------------------------------------------------------
 
     def manual(self, planned: PlannedStep) -> StepOutcome:
-        before = self.selection.answered(planned)
-        if before is not None:
+        if (before := self.selection.answered(planned)) is not None:
             self.finished.append(before)
             self.terminal.result(before)
             return StepOutcome(planned.id, (before,))
