@@ -52,10 +52,10 @@ class Scope:
     runbook, values, platform and targets; for a used runbook's step, the using step's id (`name`:
     `snapshot`) and number. The plan's `renderer` renders a deferred step again from it."""
 
-    runbook: Runbook
-    values: Values
+    runbook: Runbook = field(repr=False)
+    values: Values = field(repr=False)  # never in a repr: it holds the secrets' values
     platform: str | None
-    targets: Mapping[str, ResolvedTarget]
+    targets: Mapping[str, ResolvedTarget] = field(repr=False)
     name: str = ""
     number: int | None = None
     paper: bool = False  # a checklist's: what a step prints is a blank naming the step to read it from
