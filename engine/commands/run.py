@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import __version__, preflight, records, resume, stillrunning
+from engine.asking import Settings, yes_or_ask
 from engine.console import Terminal
 from engine.errors import (
     EXIT_OK,
@@ -43,9 +44,9 @@ from engine.masking import Masker
 from engine.model import Runbook
 from engine.options import Options, prepare
 from engine.outcomes import RunStatus
-from engine.planning import Plan, PlannedStep, Planner
+from engine.planning import Plan, PlannedStep
 from engine.records import AnsweredBy
-from engine.running import Runner, Settings, yes_or_ask
+from engine.running import Runner
 from engine.state import RunSummary, RunWriter, StateBackend, open_state
 from engine.transports import SSHOptions
 from engine.validation import validate
@@ -193,7 +194,7 @@ def _phases(
     fleet = _preflight(plan, terminal, connecting)
     try:
         runner = Runner(
-            Planner(plan.runbook, plan.values, plan.platform, plan.targets),
+            plan,
             fleet,
             terminal,
             journal,
@@ -302,7 +303,7 @@ def _confirm_warnings(plan: Plan, terminal: Terminal, journal: RunWriter, yes: b
 
 def _named(planned: PlannedStep, wanted: str) -> bool:
     """`rotate[2]` is one item, `rotate` every item of the loop, `snapshot` every step the step uses."""
-    step = f"{planned.scope}/{planned.step.id}" if planned.scope else planned.step.id
+    step = planned.scope.scoped(planned.step.id)
     return wanted in (planned.id, step) or planned.id.startswith(wanted + "/")
 
 
