@@ -121,10 +121,7 @@ def _locked(
 ) -> int:
     """The run under its lock, with its journal: one `run-end` record however it ends."""
     runbook = plan.runbook
-    journal = (
-        state.resume(runbook.name, run_id) if previous else _new_journal(state, plan, run_id, terminal.masker)
-    )
-    with _closing(journal), _signals() as caught:
+    with _signals() as caught, _opened(state, plan, run_id, terminal.masker, previous is not None) as journal:
         if journal.taken_over is not None:
             terminal.say(
                 f"took over the lock left by {journal.taken_over.describe()}: that process is gone", "yellow"
@@ -156,8 +153,14 @@ def _locked(
 
 
 @contextmanager
-def _closing(journal: RunWriter) -> Iterator[RunWriter]:
-    """The journal closed (and the lock released) however the run ends."""
+def _opened(
+    state: StateBackend, plan: Plan, run_id: str, masker: Masker, resuming: bool
+) -> Iterator[RunWriter]:
+    """The run's journal under its lock (a new run's, or the resumed one's), closed and the lock released
+    however the run ends."""
+    journal = (
+        state.resume(plan.runbook.name, run_id) if resuming else _new_journal(state, plan, run_id, masker)
+    )
     try:
         yield journal
     finally:

@@ -40,7 +40,9 @@ class RunHeader:
 
 
 @dataclass(frozen=True, kw_only=True)
-class StepStart:
+class _Attempt:
+    """What every record of one attempt of a step on a host says."""
+
     time: str = ""
     step: str
     host: str
@@ -48,11 +50,12 @@ class StepStart:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ProcessGroup:
-    time: str = ""
-    step: str
-    host: str
-    attempt: int = 1
+class StepStart(_Attempt):
+    """An attempt began; without a later `StepEnd` its outcome is unknown."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProcessGroup(_Attempt):
     pgid: int
     started: str | None = None  # the leader's start time (clock ticks after boot) where known
 
