@@ -3,17 +3,21 @@ finds that run and reads its outcomes).
 
 A host that finished well before is done; one skipped by a false `when` or left out after failing in an
 earlier step is not run; one whose outcome is unknown runs again only after its first copy is settled (no
-second copy) and someone says yes; the rest run. For `run_once`, the host that ran it before keeps it.
+second copy) and someone says yes; the rest run. For `run_once`, the host that ran it before keeps it. A
+host's series of attempts that the resumed run left open goes on (`attempts`).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 
 from engine import records
 from engine.asking import Asker
+from engine.attempts import Attempts
 from engine.console import Terminal
 from engine.errors import StepFailed
+from engine.model import Step
 from engine.outcomes import HostOutcome, Status
 from engine.planning import HostPlan, PlannedStep
 from engine.preflight import Fleet
@@ -82,6 +86,15 @@ class Selection:
             else:
                 todo.append(host_plan)
         return done, todo
+
+    def attempts(self, step_id: str, host: str, step: Step) -> tuple[int, Attempts]:
+        """The attempts already made and the series' clock: a series the resumed run left open goes on."""
+        carried = self.previous.carried((step_id, host), step.deadline) if self.previous else None
+        if carried is None:
+            return 0, Attempts(step)
+        if carried.note:
+            self.terminal.say(f"  {host}: {carried.note}", "yellow")
+        return carried.made, Attempts(step, time.monotonic() - carried.elapsed)
 
     def _once(self, planned: PlannedStep, failed_hosts: Mapping[str, str]) -> tuple[HostPlan, ...]:
         """`run_once`: the host that ran it in the resumed run, else the first host not left out."""

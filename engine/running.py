@@ -26,7 +26,6 @@ from engine.errors import ConnectionFailed, Declined, Interrupted, JournalError
 from engine.executors import Result
 from engine.journal import OutputFile
 from engine.judging import broken_off, judge, judge_step
-from engine.model import Step
 from engine.outcomes import HostOutcome, Status, StepOutcome
 from engine.planning import HostPlan, Plan, PlannedStep
 from engine.preflight import Fleet
@@ -52,7 +51,6 @@ class Runner:
     ) -> None:
         self.renderer, self.fleet, self.terminal, self.journal = plan.renderer, fleet, terminal, journal
         self.asker = Asker(terminal, journal, user, settings)
-        self.previous = previous  # the run being resumed: what finished, and the attempts it left open
         self.selection = Selection(previous, self.asker, fleet)
         self.context: dict[str, Any] = {}  # `steps.` of the runbook's templates
         self.scopes: dict[str, dict[str, Any]] = {"": self.context}  # and of each used runbook's
@@ -137,7 +135,7 @@ class Runner:
     def _host(self, planned: PlannedStep, host_plan: HostPlan) -> HostOutcome:
         """The step's attempts on one host, until one is ok, the retries run out or the run stops."""
         name, step = host_plan.host.name, planned.step
-        attempt, attempts = self._carried(planned.id, name, step)
+        attempt, attempts = self.selection.attempts(planned.id, name, step)  # a series left open goes on
         outcome = HostOutcome(planned.id, name, Status.INTERRUPTED, reason="not started")
         out = self.journal.output_file(planned.id, name)
         try:
@@ -156,15 +154,6 @@ class Runner:
         self.finished.append(outcome)
         self.terminal.result(outcome)
         return outcome
-
-    def _carried(self, step_id: str, host: str, step: Step) -> tuple[int, Attempts]:
-        """The attempts made so far and the series' clock: a series the resumed run left open goes on."""
-        carried = self.previous.carried((step_id, host), step.deadline) if self.previous else None
-        if carried is None:
-            return 0, Attempts(step)
-        if carried.note:
-            self.terminal.say(f"  {host}: {carried.note}", "yellow")
-        return carried.made, Attempts(step, time.monotonic() - carried.elapsed)
 
     def _attempt(
         self, planned: PlannedStep, host_plan: HostPlan, attempt: int, attempts: Attempts, out: OutputFile
