@@ -410,7 +410,9 @@ def test_state_migrate_creates_the_schema_once_and_runs_then_work(
     pg_server.sql('CREATE DATABASE "fresh"')
     try:
         lab = Lab(tmp_path, tmp_path)
-        admin = pg_server.url("postgres", "fresh")
+        admin = pg_server.url("postgres", "fresh", password=False)
+        refused = lab.run("migrate", "--state", pg_server.url("postgres", "fresh"), task="state")
+        assert refused.returncode == 2 and "--state: a password on the command line" in refused.stderr
         first = lab.run("migrate", "--state", admin, task="state")
         assert first.returncode == 0, first.stderr
         assert "state schema migrated from v0 to v1; operators: members of runbook_operators" in first.stdout
@@ -420,7 +422,7 @@ def test_state_migrate_creates_the_schema_once_and_runs_then_work(
         assert wrong.returncode == 3 and "no role 'nobody_here'" in wrong.stderr
         lab.write(team_runbook(tmp_path))
         (tmp_path / "release").touch()
-        done = lab.run(lab.book, "--yes", "--state", pg_server.url("alice", "fresh"))
+        done = lab.run(lab.book, "--yes", "--state", pg_server.url("alice", "fresh", password=False))
         assert done.returncode == 0, done.stdout + done.stderr
         assert "postgresql 127.0.0.1:" in done.stdout and "/fresh (lock session " in done.stdout
     finally:
