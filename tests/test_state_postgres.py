@@ -94,6 +94,8 @@ def test_a_terminated_lock_session_fences_every_later_append(pg_db: PgDatabase, 
             writer.append({"type": "step-start", "step": "a", "host": "local", "attempt": 1})
         with pytest.raises(LockLost):
             writer.append({"type": "step-start", "step": "b", "host": "local", "attempt": 1})
+        assert pg_db.sql("SELECT run_id FROM runbook.locks") == "R1"  # the label stayed behind…
+        assert state(pg_db, tmp_path, "bob").holder("book") is None  # …stale without its lock: nobody holds it
         # the run's ending is still recorded: the lock is free and nobody took it over meanwhile
         writer.append({"type": "run-end", "status": "interrupted", "exit_code": 1})
     finally:
