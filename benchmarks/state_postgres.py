@@ -11,6 +11,7 @@ Each starts its own server (tests/pgserver.py) with fsync on, as a team's would 
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -45,6 +46,7 @@ def server(*addresses: str) -> Iterator[PgServer]:
         yield started
     finally:
         started.stop("immediate")
+        shutil.rmtree(started.directory.parent, ignore_errors=True)
 
 
 def header(run_id: str) -> dict[str, object]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import shutil
 import socket
 import threading
 from pathlib import Path
@@ -95,7 +96,7 @@ def test_a_terminated_lock_session_fences_every_later_append(pg_db: PgDatabase, 
         with pytest.raises(LockLost):
             writer.append({"type": "step-start", "step": "b", "host": "local", "attempt": 1})
         assert pg_db.sql("SELECT run_id FROM runbook.locks") == "R1"  # the label stayed behind…
-        assert state(pg_db, tmp_path, "bob").holder("book") is None  # …stale without its lock: nobody holds it
+        assert state(pg_db, tmp_path, "bob").holder("book") is None  # stale without its lock: nobody
         # the run's ending is still recorded: the lock is free and nobody took it over meanwhile
         writer.append({"type": "run-end", "status": "interrupted", "exit_code": 1})
     finally:
@@ -222,6 +223,7 @@ def test_a_connection_pooler_is_refused(pg_db: PgDatabase, tmp_path: Path) -> No
         assert pg_db.sql("SELECT count(*) FROM runbook.runs") == "0"
     finally:
         bouncer.stop()
+        shutil.rmtree(bouncer.directory.parent, ignore_errors=True)
 
 
 def test_history_filters_and_prune(pg_db: PgDatabase, tmp_path: Path) -> None:

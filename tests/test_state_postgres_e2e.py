@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -257,6 +258,7 @@ def cut_network_server() -> Iterator[tuple[PgServer, Workstation]]:
             server.stop("immediate")
         finally:
             station.delete()
+            shutil.rmtree(server.directory.parent, ignore_errors=True)
 
 
 def test_a_silently_cut_network_frees_the_lock_within_the_keepalive_bound(
