@@ -172,6 +172,8 @@ def test_a_terminated_lock_session_starts_no_further_step(team: Team) -> None:
     assert run["run_id"] == run_id and run["status"] == "ok" and run["user"].startswith("alice (")
     steps = team.bob.run(run_id, task="runs", env=team.env("bob"))
     assert steps.returncode == 0 and "hold" in steps.stdout and "last" in steps.stdout, steps.stdout
+    page = team.bob.run(run_id, "--format", "html", task="runs", env=team.env("bob"))  # the timeline
+    assert page.returncode == 0 and run_id in page.stdout and "<html" in page.stdout, page.stderr
 
 
 def test_a_server_restart_mid_run_starts_no_further_step(team: Team, pg_server: PgServer) -> None:
