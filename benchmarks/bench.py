@@ -52,6 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT), str(Path(__file__).resolve().parent)]
 
 from generate import write_large_runbook  # noqa: E402
+from pgserver import PgServer, cluster_directory, migrate_as_superuser  # noqa: E402
 from sshd import SSHDCluster, SSHDNode  # noqa: E402
 
 import runbooks as rb  # noqa: E402
@@ -429,7 +430,7 @@ def make_lab(base: Path, nodes: Sequence[SSHDNode], source: Path = rb.HA_ROLLBAC
 
 
 def rollback_commands(
-    lab: Lab, python: Path | None, with_ansible: bool, before: Path | None = None
+    lab: Lab, python: Path | None, with_ansible: bool, before: Path | None = None, team: str | None = None
 ) -> dict[str, Callable[[int], Sample]]:
     rendered = render(lab.book, lab.variables)
     known_hosts = lab.home / ".ssh" / "known_hosts"
@@ -456,6 +457,12 @@ def rollback_commands(
         "floor": tool("floor", lambda r: ["bash", str(floor)]),
         "imports": tool("imports", lambda r: [sys.executable, "-c", UNAVOIDABLE_IMPORTS]),
     }
+    if team is not None:  # the same run with the team's shared state on a local PostgreSQL (issue 21)
+        commands["engine+postgres"] = tool(
+            "engine-postgres",
+            lambda r: [*engine, "--state-dir", str(lab.work / f"state-pg-{r}")],
+            {**lab.env, "RUNBOOK_STATE": team},
+        )
     if before is not None:  # another checkout's engine, same runbook, same lab: before and after at once
         old = [str(before / ".venv" / "bin" / "runbook"), *engine[1:]]
         commands["engine-before"] = tool(
@@ -543,6 +550,23 @@ def sshd_nodes(base: Path, count: int) -> Iterator[list[SSHDNode]]:
         cluster.stop()
 
 
+@contextmanager
+def team_state() -> Iterator[str]:
+    """A PostgreSQL server of its own (tests/pgserver.py), fsync on as a team's would run, migrated: the
+    connection string of an operator."""
+    server = PgServer(cluster_directory() / "bench").init().start()
+    try:
+        server.sql("ALTER SYSTEM SET fsync = on")
+        server.restart()
+        server.create_roles()
+        server.create_database("team")
+        migrate_as_superuser(server, "team")
+        yield server.url("alice", "team")
+    finally:
+        server.stop("immediate")
+        shutil.rmtree(server.directory.parent, ignore_errors=True)
+
+
 def ratio(a: Series | None, b: Series | None) -> float | None:
     return None if a is None or b is None else round(a.median / b.median, 3)
 
@@ -576,13 +600,13 @@ def run_benchmark(
         "before": str(before) if before else None,
         "rollback": {},
     }
-    with tempfile.TemporaryDirectory(prefix="rb-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="rb-bench-") as tmp, team_state() as team:
         base = Path(tmp)
         with sshd_nodes(base / "sshd", max(counts)) as nodes:
             for count in counts:
                 print(f"ha-rollback on {count} node(s), {runs} interleaved runs…", flush=True)
                 lab = make_lab(base, nodes[:count], book)
-                commands = rollback_commands(lab, python, count <= ansible_max, before)
+                commands = rollback_commands(lab, python, count <= ansible_max, before, team)
                 series = interleaved(commands, runs, warmup)
                 row = {name: s.as_json() for name, s in series.items()}
                 bound = series["floor"].median + series["imports"].median
@@ -593,6 +617,7 @@ def run_benchmark(
                     "engine/(fabric+probe)": ratio(series["engine"], series.get("fabric+probe")),
                     "ansible/engine": ratio(series.get("ansible"), series["engine"]),
                     "engine/engine-before": ratio(series["engine"], series.get("engine-before")),
+                    "engine+postgres/engine": ratio(series.get("engine+postgres"), series["engine"]),
                 }
                 report["rollback"][str(count)] = row
                 print(f"  {summary_line(row)}", flush=True)
@@ -627,6 +652,7 @@ def summary_line(row: dict[str, Any]) -> str:
 
 TARGETS = {
     "engine/floor": {"3": 1.3, "20": 1.15},
+    "engine+postgres/engine": {"20": 1.15, "100": 1.15},
     "engine/fabric": {"100": 1.0, "250": 1.0},
     "ansible/engine": {"20": 10.0},
     "rss": {"100": 80.0, "250": 120.0},
@@ -737,6 +763,26 @@ def markdown(report: dict[str, Any]) -> str:
             for count, row in rollback
         ),
     )
+    team = [(count, row) for count, row in rollback if row.get("engine+postgres")]
+    if team:
+        lines += [
+            "",
+            "Team mode: the same run with its lock, journal and history in a local PostgreSQL "
+            "(`RUNBOOK_STATE`, fsync on), in the same rounds.",
+        ]
+        lines += table(
+            "N | engine (files) | engine + postgres | engine+postgres/engine | target",
+            (
+                [
+                    count,
+                    cell(row["engine"]),
+                    cell(row["engine+postgres"]),
+                    fmt(row["ratios"]["engine+postgres/engine"]),
+                    fmt(TARGETS["engine+postgres/engine"].get(count)),
+                ]
+                for count, row in team
+            ),
+        )
     if report.get("before"):
         lines += [
             "",

@@ -108,6 +108,8 @@ class LockLost(JournalError):
     """The run's lock was lost (a state backend's connection died, or another run took the lock over): the
     run stops before its next step; a resume continues it."""
 
+    run_status = RunStatus.INTERRUPTED  # cut short, not failed: a resume continues it
+
 
 class StateUnavailable(PreflightFailed):
     """The shared state cannot be used (its database unreachable, its schema missing, the login not an

@@ -148,7 +148,8 @@ def loops(steps: Iterable[PlannedStep], mask: Callable[[str], str]) -> dict[str,
     found: dict[str, list[Any]] = {}
     for planned in steps:
         if planned.item is not None:
-            step = f"{planned.scope}/{planned.step.id}" if planned.scope else planned.step.id
+            scope = planned.scope.name
+            step = f"{scope}/{planned.step.id}" if scope else planned.step.id
             found.setdefault(step, []).append(_masked(planned.item.value, mask))
     return found
 

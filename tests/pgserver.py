@@ -114,13 +114,18 @@ class PgServer:
         self.start()
 
     def url(
-        self, user: str = SUPERUSER, database: str = "postgres", host: str = "127.0.0.1", **extra: str
+        self,
+        user: str = SUPERUSER,
+        database: str = "postgres",
+        host: str = "127.0.0.1",
+        password: bool = True,
+        **extra: str,
     ) -> str:
-        """A libpq URI reaching this server as `user` (password in the URI, as a team's might be)."""
+        """A libpq URI reaching this server as `user` (with a password, as a RUNBOOK_STATE in the
+        environment may have; without one for `--state`, which refuses it)."""
         query = "&".join(f"{k}={v}" for k, v in extra.items())
-        return f"postgresql://{user}:{PASSWORD}@{host}:{self.port}/{database}" + (
-            f"?{query}" if query else ""
-        )
+        login = f"{user}:{PASSWORD}" if password else user
+        return f"postgresql://{login}@{host}:{self.port}/{database}" + (f"?{query}" if query else "")
 
     def sql(self, statement: str, database: str = "postgres", user: str = SUPERUSER) -> str:
         """Run `statement` with psql (unaligned, tuples only) and return its output, stripped."""

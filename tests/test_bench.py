@@ -26,6 +26,8 @@ def test_the_benchmark_measures_every_command_and_writes_its_results(tmp_path: P
         assert len(row[tool]["runs_s"]) == 1 and row[tool]["median_s"] > bench.STAND_INS_TOTAL
         assert row[tool]["peak_rss_mib"] > 0
     assert row["ratios"]["engine/floor"] > 0
+    assert row["engine+postgres"]["median_s"] > bench.STAND_INS_TOTAL  # team mode: shared state, same run
+    assert row["ratios"]["engine+postgres/engine"] > 0
     # the least any engine on these libraries could take: the floor plus importing them, same rounds
     assert row["imports"]["median_s"] > 0 and row["imports"]["node_cpu_median_s"] == 0
     assert row["ratios"]["(floor+imports)/floor"] > 1
@@ -36,3 +38,4 @@ def test_the_benchmark_measures_every_command_and_writes_its_results(tmp_path: P
     assert startup["ratios"]["validate/imports"] > 0
     text = (out / "bench.md").read_text()
     assert "| 1 |" in text and "engine/floor" in text and "floor + imports" in text
+    assert "engine+postgres/engine" in text

@@ -10,24 +10,13 @@
 from __future__ import annotations
 
 import signal
-from pathlib import Path
 
-import pytest
+import test_run_local
 
-from runbooks import Lab, journal, journal_path, summary_rows, wait_for, write_runbook
+from runbooks import Lab, journal, journal_path, summary_rows, wait_for
 
-
-@pytest.fixture
-def lab(tmp_path: Path, home: Path) -> Lab:
-    path = tmp_path / "work"
-    path.mkdir()
-    return Lab(path, home)
-
-
-def book(lab: Lab, steps: str, extra: str = "") -> Path:
-    text = f'runbook: 1\nname: carry\nversion: "1.0"\ntitle: What a resume carries\n{extra}steps:\n{steps}'
-    return write_runbook(lab.root.parent, text)
-
+lab = test_run_local.lab  # the local lab: runs start in tmp_path/work, their state in work/state
+book = test_run_local.book
 
 OUTPUTS = """\
   - id: a

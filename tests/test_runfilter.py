@@ -14,6 +14,7 @@ from engine.errors import UsageError
 from engine.runfilter import RunFilter, age, moment
 from engine.state import open_state
 from engine.state.files import FileState
+from engine.state.options import StateOptions
 
 
 def test_ages_and_moments() -> None:
@@ -83,3 +84,23 @@ def test_a_state_spec_chooses_the_backend(tmp_path: Path, monkeypatch: pytest.Mo
     with pytest.raises(UsageError, match="not a PostgreSQL connection string"):
         open_state("/var/lib/runbook", tmp_path)
     assert os.environ["RUNBOOK_STATE"] == "service=team"
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "postgresql://alice:pw@db/team",
+        "postgres://alice:pw@db:5432/team",
+        "host=db password=pw",
+        "postgresql://alice@db/team?password=pw",
+        "dbname=team PASSWORD = pw",
+    ],
+)
+def test_a_password_in_state_on_the_command_line_is_refused(spec: str) -> None:
+    with pytest.raises(UsageError, match="--state: a password on the command line is visible"):
+        StateOptions(state=spec)
+
+
+@pytest.mark.parametrize("spec", ["postgresql://alice@db/team", "service=team", "host=db user=alice", ""])
+def test_a_state_without_a_password_is_taken(spec: str) -> None:
+    assert StateOptions(state=spec).state == spec

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import shutil
 import socket
 import threading
 from pathlib import Path
@@ -20,6 +21,7 @@ from engine.runfilter import RunFilter, age, moment
 from engine.state.postgres import history
 from engine.state.postgres.backend import PostgresState
 from engine.state.postgres.schema import MIGRATIONS, migrate
+from runbooks import wait_for
 
 ME = f"{getpass.getuser()}@{socket.gethostname()}"  # who the label names: this process, wherever it runs
 HEADER = {
@@ -94,10 +96,16 @@ def test_a_terminated_lock_session_fences_every_later_append(pg_db: PgDatabase, 
             writer.append({"type": "step-start", "step": "a", "host": "local", "attempt": 1})
         with pytest.raises(LockLost):
             writer.append({"type": "step-start", "step": "b", "host": "local", "attempt": 1})
+        assert pg_db.sql("SELECT run_id FROM runbook.locks") == "R1"  # the label stayed behind…
+        assert state(pg_db, tmp_path, "bob").holder("book") is None  # stale without its lock: nobody
+        # the run's ending is still recorded: the lock is free and nobody took it over meanwhile
+        writer.append({"type": "run-end", "status": "interrupted", "exit_code": 1})
     finally:
         writer.close()
         backend.close()
-    assert [r["type"] for r in state(pg_db, tmp_path, "bob").records("R1") or []] == ["run"]
+    found = [(r["type"], r.get("signal")) for r in state(pg_db, tmp_path, "bob").records("R1") or []]
+    assert found == [("run", None), ("interrupted", "lock lost"), ("run-end", None)]
+    assert pg_db.sql("SELECT status, epoch FROM runbook.runs, runbook.locks") == "interrupted|2"
 
 
 def test_a_taken_over_epoch_fences_the_old_writer_out(pg_db: PgDatabase, tmp_path: Path) -> None:
@@ -108,12 +116,17 @@ def test_a_taken_over_epoch_fences_the_old_writer_out(pg_db: PgDatabase, tmp_pat
         pg_db.sql("UPDATE runbook.locks SET epoch = epoch + 1")
         with pytest.raises(LockLost, match="session or epoch changed"):
             writer.append({"type": "step-start", "step": "a", "host": "local", "attempt": 1})
+        with pytest.raises(LockLost):  # not even its ending: the lock moved on
+            writer.append({"type": "run-end", "status": "interrupted", "exit_code": 1})
     finally:
         writer.close()
         backend.close()
 
 
-def test_concurrent_appends_share_round_trips(pg_db: PgDatabase, tmp_path: Path) -> None:
+def test_concurrent_appends_share_one_round_trip(pg_db: PgDatabase, tmp_path: Path) -> None:
+    """Group commit: while one statement is on the wire (here: held), the hosts that append queue their
+    records, and the next statement carries all of them, each durable and in order before its append
+    returns."""
     backend = state(pg_db, tmp_path)
     writer = backend.start("book", header("R1"), "")
     statements: list[Any] = []
@@ -124,23 +137,23 @@ def test_concurrent_appends_share_round_trips(pg_db: PgDatabase, tmp_path: Path)
         return original(query, params)
 
     writer.connection.execute = counting  # type: ignore[method-assign]
-    barrier = threading.Barrier(20)
+    writer._heartbeat.stop()  # its statements would share the connection's turn
 
     def host(index: int) -> None:
-        barrier.wait()
         writer.append({"type": "step-start", "step": "s", "host": f"h{index}", "attempt": 1})
 
     threads = [threading.Thread(target=host, args=(i,)) for i in range(20)]
-    for thread in threads:
-        thread.start()
+    with writer._send_lock:  # a statement in flight: every host queues behind it
+        for thread in threads:
+            thread.start()
+        wait_for(lambda: len(writer._pending) == 20, "the 20 hosts to queue their records")
     for thread in threads:
         thread.join(30)
     writer.close()
     records = backend.records("R1") or []
     assert sorted(r["host"] for r in records[1:]) == sorted(f"h{i}" for i in range(20))
-    assert [r for r in records if r.get("seq")] == []  # bodies are the records as given
     appends = [q for q in statements if "jsonb_array_elements" in str(q)]
-    assert len(appends) < 20  # group commit: a wave of 20 took fewer statements than records
+    assert len(appends) == 1  # one round trip for the wave
     backend.close()
 
 
@@ -214,6 +227,7 @@ def test_a_connection_pooler_is_refused(pg_db: PgDatabase, tmp_path: Path) -> No
         assert pg_db.sql("SELECT count(*) FROM runbook.runs") == "0"
     finally:
         bouncer.stop()
+        shutil.rmtree(bouncer.directory.parent, ignore_errors=True)
 
 
 def test_history_filters_and_prune(pg_db: PgDatabase, tmp_path: Path) -> None:
@@ -269,3 +283,17 @@ def test_list_queries_read_indexed_columns_not_json(pg_db: PgDatabase) -> None:
             plan = "\n".join(row[0] for row in connection.execute("EXPLAIN " + text, params).fetchall())
         assert "Seq Scan on runs" not in plan and "Index" in plan, (where, plan)
         assert "body" not in text
+
+
+def test_migrate_grants_another_operators_group(pg_db: PgDatabase, tmp_path: Path) -> None:
+    """`--operators ROLE`: its members run, members of the default group no longer do."""
+    pg_db.sql("CREATE ROLE night_shift NOLOGIN; GRANT night_shift TO bob")
+    try:
+        with psycopg.connect(pg_db.url("postgres"), autocommit=True) as connection:
+            assert migrate(connection, "night_shift") == (len(MIGRATIONS), len(MIGRATIONS))
+        writer = state(pg_db, tmp_path, "bob").start("book", header("R1"), "")
+        writer.close()
+        with pytest.raises(StateUnavailable, match="GRANT night_shift TO alice"):
+            state(pg_db, tmp_path, "alice").start("book", header("R2"), "")
+    finally:
+        pg_db.sql("DROP OWNED BY night_shift; DROP ROLE night_shift")

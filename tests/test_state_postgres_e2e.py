@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -157,7 +158,12 @@ def test_a_terminated_lock_session_starts_no_further_step(team: Team) -> None:
     listed = team.bob.run(task="runs", env=team.env("bob"))  # the shared history, from the other workstation
     assert listed.returncode == 0, listed.stdout + listed.stderr
     [row] = [line for line in listed.stdout.splitlines() if run_id in line]
-    assert "team" in row and "alice (" in row and "abandoned" in row
+    assert "team" in row and "alice (" in row and "interrupted" in row  # its ending recorded once back
+    ending = team.db.sql(
+        f"SELECT string_agg(type || ':' || coalesce(body->>'signal', body->>'status'), ',' ORDER BY seq) "
+        f"FROM runbook.records WHERE run_id = '{run_id}' AND type IN ('interrupted', 'run-end')"
+    )
+    assert ending == "interrupted:lock lost,run-end:interrupted"
     resumed = team.run("bob", "--resume", run_id, "--rerun-unknown")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert team.mark("last").exists()
@@ -166,6 +172,8 @@ def test_a_terminated_lock_session_starts_no_further_step(team: Team) -> None:
     assert run["run_id"] == run_id and run["status"] == "ok" and run["user"].startswith("alice (")
     steps = team.bob.run(run_id, task="runs", env=team.env("bob"))
     assert steps.returncode == 0 and "hold" in steps.stdout and "last" in steps.stdout, steps.stdout
+    page = team.bob.run(run_id, "--format", "html", task="runs", env=team.env("bob"))  # the timeline
+    assert page.returncode == 0 and run_id in page.stdout and "<html" in page.stdout, page.stderr
 
 
 def test_a_server_restart_mid_run_starts_no_further_step(team: Team, pg_server: PgServer) -> None:
@@ -252,6 +260,7 @@ def cut_network_server() -> Iterator[tuple[PgServer, Workstation]]:
             server.stop("immediate")
         finally:
             station.delete()
+            shutil.rmtree(server.directory.parent, ignore_errors=True)
 
 
 def test_a_silently_cut_network_frees_the_lock_within_the_keepalive_bound(
@@ -405,7 +414,9 @@ def test_state_migrate_creates_the_schema_once_and_runs_then_work(
     pg_server.sql('CREATE DATABASE "fresh"')
     try:
         lab = Lab(tmp_path, tmp_path)
-        admin = pg_server.url("postgres", "fresh")
+        admin = pg_server.url("postgres", "fresh", password=False)
+        refused = lab.run("migrate", "--state", pg_server.url("postgres", "fresh"), task="state")
+        assert refused.returncode == 2 and "--state: a password on the command line" in refused.stderr
         first = lab.run("migrate", "--state", admin, task="state")
         assert first.returncode == 0, first.stderr
         migrated = (
@@ -418,7 +429,7 @@ def test_state_migrate_creates_the_schema_once_and_runs_then_work(
         assert wrong.returncode == 3 and "no role 'nobody_here'" in wrong.stderr
         lab.write(team_runbook(tmp_path))
         (tmp_path / "release").touch()
-        done = lab.run(lab.book, "--yes", "--state", pg_server.url("alice", "fresh"))
+        done = lab.run(lab.book, "--yes", "--state", pg_server.url("alice", "fresh", password=False))
         assert done.returncode == 0, done.stdout + done.stderr
         assert "postgresql 127.0.0.1:" in done.stdout and "/fresh (lock session " in done.stdout
     finally:
@@ -445,3 +456,16 @@ def test_runs_filters_and_prune_on_the_command_line(team: Team) -> None:
     pruned = team.bob.run("prune", "--older-than", "90d", task="runs", env=team.env("bob"))
     assert pruned.returncode == 0 and "pruned 1 run started more than 90d ago" in pruned.stdout, pruned.stderr
     assert listed() == ["bob"]
+
+
+def test_a_libpq_service_names_the_database(team: Team) -> None:
+    """libpq does the connecting: `RUNBOOK_STATE=service=team` reads ~/.pg_service.conf (and would read
+    ~/.pgpass, sslmode… the same way), and the run is the service's login's."""
+    server = team.db.server
+    (team.bob.home / ".pg_service.conf").write_text(
+        f"[team]\nhost=127.0.0.1\nport={server.port}\ndbname={team.db.name}\nuser=bob\n"
+    )
+    team.release()
+    done = team.bob.run(team.bob.book, "--yes", env={"RUNBOOK_STATE": "service=team"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert team.db.sql("SELECT login FROM runbook.runs") == "bob"

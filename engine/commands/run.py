@@ -30,6 +30,7 @@ from typing import Any
 from engine import __version__, preflight, records, resume, stillrunning
 from engine.approvals.desk import Desk
 from engine.approvals.waiting import Gate, Run
+from engine.asking import Settings, yes_or_ask
 from engine.console import Terminal
 from engine.errors import (
     EXIT_OK,
@@ -46,9 +47,9 @@ from engine.masking import Masker
 from engine.model import Runbook
 from engine.options import Options, prepare
 from engine.outcomes import RunStatus
-from engine.planning import Plan, PlannedStep, Planner
+from engine.planning import Plan, PlannedStep
 from engine.records import AnsweredBy
-from engine.running import Runner, Settings, yes_or_ask
+from engine.running import Runner
 from engine.state import RunSummary, RunWriter, StateBackend, open_state
 from engine.state.options import FROM_ENVIRONMENT, StateOptions
 from engine.takeover import TakeOverQuestion
@@ -171,15 +172,14 @@ def _locked(
     runbook = plan.runbook
     if run.take_over and previous is None:
         raise UsageError("--take-over goes with --resume RUN_ID: it takes over that run")
-    asking = TakeOverQuestion(terminal, run_id)
-    journal = (
-        state.resume(runbook.name, run_id, take_over=asking if run.take_over else None)
-        if previous
-        else _new_journal(state, plan, run_id, terminal.masker)
-    )
-    desk = state.approvals() if _approvals(steps) else None
-    with _closing(journal), _signals() as caught, _closing_desk(desk):
-        asking.journal(journal, getpass.getuser())
+    asking = TakeOverQuestion(terminal, run_id) if run.take_over else None
+    with (
+        _signals() as caught,
+        _opened(state, plan, run_id, terminal.masker, previous is not None, asking) as journal,
+        _desk(state, steps) as desk,
+    ):
+        if asking is not None:
+            asking.journal(journal, getpass.getuser())
         if journal.taken_over is not None:
             terminal.say(
                 f"took over the lock left by {journal.taken_over.describe()}: that process is gone", "yellow"
@@ -212,8 +212,21 @@ def _locked(
 
 
 @contextmanager
-def _closing(journal: RunWriter) -> Iterator[RunWriter]:
-    """The journal closed (and the lock released) however the run ends."""
+def _opened(
+    state: StateBackend,
+    plan: Plan,
+    run_id: str,
+    masker: Masker,
+    resuming: bool,
+    take_over: TakeOverQuestion | None = None,
+) -> Iterator[RunWriter]:
+    """The run's journal under its lock (a new run's, or the resumed one's, taking over a silent holder's
+    lock once `take_over` says so), closed and the lock released however the run ends."""
+    journal = (
+        state.resume(plan.runbook.name, run_id, take_over=take_over)
+        if resuming
+        else _new_journal(state, plan, run_id, masker)
+    )
     try:
         yield journal
     finally:
@@ -221,9 +234,11 @@ def _closing(journal: RunWriter) -> Iterator[RunWriter]:
 
 
 @contextmanager
-def _closing_desk(desk: Desk | None) -> Iterator[None]:
+def _desk(state: StateBackend, steps: tuple[PlannedStep, ...]) -> Iterator[Desk | None]:
+    """The approvals' desk, opened only when a step of this run asks for approvals, and closed after."""
+    desk = state.approvals() if _approvals(steps) else None
     try:
-        yield
+        yield desk
     finally:
         if desk is not None:
             desk.close()
@@ -293,7 +308,7 @@ def _phases(
     fleet = _preflight(plan, terminal, connecting)
     try:
         runner = Runner(
-            Planner(plan.runbook, plan.values, plan.platform, plan.targets),
+            plan,
             fleet,
             terminal,
             journal,
@@ -402,7 +417,7 @@ def _confirm_warnings(plan: Plan, terminal: Terminal, journal: RunWriter, yes: b
 
 def _named(planned: PlannedStep, wanted: str) -> bool:
     """`rotate[2]` is one item, `rotate` every item of the loop, `snapshot` every step the step uses."""
-    step = f"{planned.scope}/{planned.step.id}" if planned.scope else planned.step.id
+    step = planned.scope.scoped(planned.step.id)
     return wanted in (planned.id, step) or planned.id.startswith(wanted + "/")
 
 

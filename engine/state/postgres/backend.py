@@ -33,8 +33,8 @@ _RACE_TRIES = 20  # a holder seen between its lock and its label: read the label
 
 
 def check_operator(connection: psycopg.Connection[Any], spec: connecting.Spec) -> str:
-    """Refuse a database without the schema (or an older one), and a login that is not an operator; the
-    login."""
+    """Refuse a database without the schema (or with another version of it), and a login that is not an
+    operator (a member of the group `state migrate` granted); the login."""
     row = connection.execute(
         "SELECT session_user, to_regnamespace('runbook') IS NOT NULL, "
         "coalesce(has_schema_privilege('runbook', 'USAGE'), false)"
@@ -45,14 +45,9 @@ def check_operator(connection: psycopg.Connection[Any], spec: connecting.Spec) -
     if not has_schema:
         raise StateUnavailable(f"{where} has no runbook state yet: run `runbook state migrate` there first")
     if not usable:
-        raise StateUnavailable(
-            f"login {login!r} is not a runbook operator on {where}: an admin can make it one with "
-            f"GRANT runbook_operators TO {login}"
-        )
-    version, operators = connection.execute("SELECT version, operators FROM runbook.meta").fetchone() or (
-        0,
-        "",
-    )
+        raise _not_an_operator(login, where, "runbook_operators")
+    meta = connection.execute("SELECT version, operators FROM runbook.meta").fetchone()
+    version, operators = meta if meta is not None else (0, "runbook_operators")
     if version != len(MIGRATIONS):
         newer = "upgrade the engine" if version > len(MIGRATIONS) else "run `runbook state migrate`"
         raise StateUnavailable(
@@ -60,11 +55,15 @@ def check_operator(connection: psycopg.Connection[Any], spec: connecting.Spec) -
         )
     member = connection.execute("SELECT pg_has_role(session_user, %s, 'MEMBER')", (operators,)).fetchone()
     if not member or not member[0]:
-        raise StateUnavailable(
-            f"login {login!r} is not a runbook operator on {where}: an admin can make it one with "
-            f"GRANT {operators} TO {login}"
-        )
+        raise _not_an_operator(login, where, operators)
     return login
+
+
+def _not_an_operator(login: str, where: str, operators: str) -> StateUnavailable:
+    return StateUnavailable(
+        f"login {login!r} is not a runbook operator on {where}: an admin can make it one with "
+        f"GRANT {operators} TO {login}"
+    )
 
 
 class PostgresState:
@@ -207,7 +206,34 @@ class PostgresState:
             outputs=run_directory(self.local, run_id),
             taken_over=left.holder() if left is not None else None,
         )
-        return PostgresWriter(connection, fenced)
+        return PostgresWriter(connection, fenced, lambda epoch: self._retake(runbook_name, run_id, epoch))
+
+    def _retake(
+        self, runbook_name: str, run_id: str, epoch: int
+    ) -> tuple[psycopg.Connection[Any], int] | None:
+        """The lock again, in a new session, if it is free and still at `epoch` (nobody took over since):
+        that session and the new epoch (the label is ours again), or None."""
+        try:
+            connection = connecting.connect(self.spec)
+        except StateUnavailable:
+            return None
+        try:
+            connecting.session(connection, self.spec)
+            check_operator(connection, self.spec)
+            row = connection.execute(
+                "SELECT epoch FROM runbook.locks WHERE runbook = %s", (runbook_name,)
+            ).fetchone()
+            if (
+                row is not None
+                and row[0] == epoch
+                and lock.try_lock(connection, lock.key(connection, runbook_name))
+            ):
+                user, host = _user(), socket.gethostname()
+                return connection, lock.write_label(connection, runbook_name, run_id, user, host, os.getpid())
+        except (psycopg.Error, StateUnavailable):
+            pass
+        connection.close()
+        return None
 
     # -- reading ------------------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,10 +27,12 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from engine import records
 from engine.errors import JournalError, LockLost
 from engine.journal import OutputFile, safe_filename, timestamp
+from engine.records import Record
 from engine.state.base import LockHolder
-from engine.state.postgres import lock
+from engine.state.postgres import history, lock
 from engine.state.postgres.schema import NAMESPACE
 
 _FENCE = f"""
@@ -64,6 +66,13 @@ beat AS (
 )
 SELECT (SELECT count(*) FROM added), (SELECT count(*) FROM ended), (SELECT count(*) FROM beat)
 """
+
+_CLEAR_LABEL = f"""
+UPDATE runbook.locks SET run_id = NULL, heartbeat = NULL WHERE runbook = %(runbook)s AND EXISTS ({_FENCE})
+"""
+
+LOCK_LOST = "lock lost"
+"""The `signal` of the `interrupted` record of a run stopped by the loss of its lock."""
 
 _BEAT = f"""
 UPDATE runbook.locks SET heartbeat = now() WHERE runbook = %(runbook)s AND EXISTS ({_FENCE})
@@ -100,11 +109,18 @@ class Fenced:
     taken_over: LockHolder | None = None
 
 
+Retake = Callable[[int], "tuple[psycopg.Connection[Any], int] | None"]
+"""Takes the lock again in a new session if it is free and its epoch is still the one given (nobody took
+over meanwhile): that session and the new epoch, or None."""
+
+
 class PostgresWriter:
     """The `RunWriter` of the PostgreSQL backend: the lock's connection, its heartbeat, the journal."""
 
-    def __init__(self, connection: psycopg.Connection[Any], fenced: Fenced) -> None:
-        self.connection, self._fenced = connection, fenced
+    def __init__(
+        self, connection: psycopg.Connection[Any], fenced: Fenced, retake: Retake | None = None
+    ) -> None:
+        self.connection, self._fenced, self._retake = connection, fenced, retake
         self.run_id, self.where, self.taken_over = fenced.run_id, fenced.where, fenced.taken_over
         self._queue_lock = threading.Lock()  # the queue, the sequence, the lost reason, the outputs
         self._send_lock = threading.Lock()  # one statement at a time on the lock's connection
@@ -119,8 +135,14 @@ class PostgresWriter:
         """Durable and proven under the lock before it returns; `LockLost` (resumable) when it is not."""
         mine = _Pending(encode({**record, "time": record.get("time") or timestamp()}))
         with self._queue_lock:
-            self._usable()
-            self._pending.append(mine)
+            lost = self._lost
+            if lost is None:
+                self._pending.append(mine)
+        if lost is not None:
+            if record.get("type") != Record.RUN_END:
+                raise self._lost_error()
+            self._end_after_loss(mine.record)
+            return
         with self._send_lock:
             if not mine.done:  # else a statement that began after we queued carried ours
                 with self._queue_lock:
@@ -162,18 +184,34 @@ class PostgresWriter:
     def _lose(self, why: str) -> LockLost:
         with self._queue_lock:
             self._lost = self._lost or why
-            return LockLost(
-                f"lost the lock of runbook {self._fenced.runbook!r}: {self._lost}; resume with "
-                f"--resume {self.run_id}"
-            )
+        return self._lost_error()
 
-    def _usable(self) -> None:
-        """Under `_queue_lock`: raise at once when the lock is known lost (no round trip to learn it)."""
-        if self._lost is not None:
-            raise LockLost(
-                f"lost the lock of runbook {self._fenced.runbook!r}: {self._lost}; resume with "
-                f"--resume {self.run_id}"
-            )
+    def _lost_error(self) -> LockLost:
+        return LockLost(
+            f"lost the lock of runbook {self._fenced.runbook!r}: {self._lost}; resume with --resume {self.run_id}"
+        )
+
+    def _end_after_loss(self, run_end: Any) -> None:
+        """The run stopped on its lost lock; record how it ended where the lock came back unchanged (its
+        session was ended, the server restarted, and nobody took over since): in a new session, the lock
+        taken again, `interrupted` ("lock lost") and the `run-end`, then let go. Where it cannot (the server
+        unreachable, or the lock taken over), the run stays without an ending: abandoned, resumable."""
+        again = self._retake(self._fenced.epoch) if self._retake is not None else None
+        if again is None:
+            raise self._lost_error()
+        connection, epoch = again
+        try:
+            first = history.last_seq(connection, self.run_id) + 1
+            batch = Jsonb([encode({**records.interrupted(LOCK_LOST), "time": timestamp()}), run_end])
+            params = {**self._params(), "epoch": epoch, "first": first, "batch": batch}
+            row = connection.execute(_APPEND, params).fetchone()
+            if row is None or row[0] != 2:
+                raise self._lost_error()
+            connection.execute(_CLEAR_LABEL, params)
+        except psycopg.Error:
+            raise self._lost_error() from None
+        finally:
+            connection.close()
 
     def output_file(self, step_id: str, host: str) -> OutputFile:
         """A local output file (the full output never leaves this workstation)."""
@@ -194,11 +232,7 @@ class PostgresWriter:
         try:
             with self._send_lock:
                 if self._lost is None:
-                    self.connection.execute(
-                        f"UPDATE runbook.locks SET run_id = NULL, heartbeat = NULL "
-                        f"WHERE runbook = %(runbook)s AND EXISTS ({_FENCE})",
-                        self._params(),
-                    )
+                    self.connection.execute(_CLEAR_LABEL, self._params())
                     self.connection.execute("SELECT pg_advisory_unlock_all()")  # at once, not when the
                     # server gets round to ending the session
         except psycopg.Error:
