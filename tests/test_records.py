@@ -79,7 +79,7 @@ def test_older_and_odd_records_read_with_defaults() -> None:
     assert isinstance(header, records.RunHeader)
     assert (header.runbook.name, header.pid, header.uses, header.loops) == ("", None, (), None)
     assert parse({"type": "process-group", "step": "a", "host": "h"}) is None  # no group id: nothing to check
-    assert parse({"type": "approval", "step": "a"}) is None and parse({"step": "a"}) is None
+    assert parse({"type": "future-kind", "step": "a"}) is None and parse({"step": "a"}) is None
     assert parse({"type": "run-end"}) == records.RunEnd(status="failed")
 
 
@@ -91,3 +91,21 @@ def test_output_is_kept_whole_up_to_the_bound_then_cut_at_whole_lines() -> None:
     head, note, tail = cut.partition(records.CUT_NOTE)
     assert note and long.startswith(head) and long.endswith(tail) and len(cut) <= 1000 + len(note)
     assert head.endswith("\n") and tail.startswith("line ")
+
+
+def test_approval_records_read_back_and_an_older_one_reads_with_defaults() -> None:
+    digests = {"sha256": "d" * 64, "runbook_sha256": "r" * 64, "plan_sha256": "p" * 64}
+    asked = parse(records.approval_request("restore", digests, 2, ["dba"], "alice"))
+    assert asked == records.ApprovalRequest(
+        step="restore", **digests, required=2, from_=("dba",), requester="alice"
+    )
+    given = parse(
+        records.approval(
+            "restore", "d" * 64, records.Verdict.APPROVED, "bob", "t", "ok", "database login bob"
+        )
+    )
+    assert isinstance(given, records.ApprovalDecision)
+    assert (given.approver, given.verdict, given.proof) == ("bob", "approved", "database login bob")
+    assert parse({"type": "approval-request", "step": "s", "from": "dba"}) == records.ApprovalRequest(
+        step="s"
+    )
