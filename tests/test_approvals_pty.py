@@ -9,13 +9,11 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pexpect
+from test_prompts_pty import RUNBOOK, WAIT, finish
 
-RUNBOOK = Path(sys.executable).with_name("runbook")
-WAIT = 30
 BOOK = """\
 runbook: 1
 name: fe
@@ -43,13 +41,6 @@ def spawn(lab: Path, *args: str, user: str) -> pexpect.spawn:
     )
     child.logfile_read = open(lab / f"screen-{args[0]}.txt", "a", encoding="utf-8")  # noqa: SIM115
     return child
-
-
-def finish(child: pexpect.spawn) -> int:
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus is not None
-    return child.exitstatus
 
 
 def test_the_waiting_run_and_the_typed_approval_at_a_terminal(tmp_path: Path) -> None:

@@ -78,14 +78,18 @@ class PostgresState:
 
     def _read(self) -> psycopg.Connection[Any]:
         if self._reader is None or self._reader.closed:
-            connection = connecting.connect(self.spec)
-            try:
-                check_operator(connection, self.spec)
-            except BaseException:
-                connection.close()
-                raise
-            self._reader = connection
+            self._reader = self._operator_session()
         return self._reader
+
+    def _operator_session(self) -> psycopg.Connection[Any]:
+        """A new connection, checked to be an operator's on an up-to-date schema."""
+        connection = connecting.connect(self.spec)
+        try:
+            check_operator(connection, self.spec)
+        except BaseException:
+            connection.close()
+            raise
+        return connection
 
     # -- the lock and the journal -------------------------------------------------------------------
 
@@ -267,13 +271,7 @@ class PostgresState:
 
     def approvals(self) -> PostgresDesk:
         """A connection of the desk's own: a waiting run LISTENs on it while the writer's appends go on."""
-        connection = connecting.connect(self.spec)
-        try:
-            check_operator(connection, self.spec)
-        except BaseException:
-            connection.close()
-            raise
-        return PostgresDesk(connection, self.location)
+        return PostgresDesk(self._operator_session(), self.location)
 
     def close(self) -> None:
         if self._reader is not None:
