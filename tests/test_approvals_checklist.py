@@ -84,3 +84,32 @@ def test_the_document_is_what_would_run_and_changes_with_it(tmp_path: Path) -> N
     )
     assert prod.sha256 == document.sha256(prod.text) and prod == _document(here)  # canonical: same bytes
     assert staging.sha256 != prod.sha256
+
+
+def test_approve_shows_how_the_step_differs_from_a_reviewed_plan(tmp_path: Path) -> None:
+    from engine import reviewing
+    from engine.approvals.desk import Request
+    from engine.approvals.reviewed import difference
+
+    here = lab(tmp_path)
+    saved = tmp_path / "reviewed.json"
+    reviewing.save(prepare(Options(str(here.book), environ={}))[1], saved)
+
+    def request(approved: document.Approved) -> Request:
+        return Request(
+            run_id="r1",
+            step="restore",
+            runbook="fe",
+            sha256=approved.sha256,
+            document=approved.text,
+            required=1,
+        )
+
+    assert "the step is as reviewed" in difference(request(_document(here)), saved)
+    changed = difference(request(_document(here, "target=staging")), saved)
+    assert changed.startswith("differs from the reviewed plan:")
+    lines = changed.splitlines()
+    assert any(line.startswith("-") and line.endswith(f'"touch {tmp_path}/restored-prod"') for line in lines)
+    assert any(
+        line.startswith("+") and line.endswith(f'"touch {tmp_path}/restored-staging"') for line in lines
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,6 +154,9 @@ def test_two_of_n_waits_for_the_second_distinct_approver(team: Team) -> None:
     assert team.approve("bob", run_id, "--yes").returncode == 2  # bob once only
     assert running.process.poll() is None and not (team.marks / "restored").exists()
     assert team.approve("carol", run_id, "--yes").returncode == 0
+    approved = time.monotonic()
+    wait_for((team.marks / "restored").exists, "the run to go on after the second approval")
+    print(f"the waiting run ran the step {time.monotonic() - approved:.3f}s after the approval")  # NOTIFY
     code, out, err = running.finish()
     assert code == 0 and "approved by bob, carol: going on" in out, out + err
     assert sorted(a["approver"] for a in team.journal(run_id, "approval")) == ["bob", "carol"]
