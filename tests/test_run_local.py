@@ -91,6 +91,8 @@ def test_demo_runs_end_to_end_without_sshd(tmp_path: Path, home: Path) -> None:
     done = Lab(tmp_path, home).run(task="demo", env={"PATH": path})
     assert done.returncode == 0, done.stdout + done.stderr
     assert "answered by --confirm-manual: v2.0.8" in done.stdout
+    assert "the etcd restore's approval is answered by the demo too (--break-glass" in done.stdout
+    assert "BREAK GLASS: " in done.stdout and "demo: a throwaway lab with no second operator" in done.stdout
     assert "run finished: every step succeeded" in done.stdout
     assert "connecting to" not in done.stdout
     assert not (home / ".ssh").exists() and not (tmp_path / ".runbook").exists()  # nothing left behind
