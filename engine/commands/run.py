@@ -28,8 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import __version__, preflight, records, resume, stillrunning
-from engine.approvals.desk import Desk
-from engine.approvals.waiting import Gate, Run
+from engine.approvals.gating import Asking, Gate, gated
 from engine.asking import Settings, yes_or_ask
 from engine.console import Terminal
 from engine.errors import (
@@ -102,16 +101,10 @@ class RunOptions:
         False, help="Accept and remember SSH host keys not yet in known_hosts (never a changed key)."
     )
     break_glass: str | None = option(
-        None,
-        help="Nobody else can be reached: approve the steps under `approval:` yourself, for REASON "
-        "(required; shown in red, journaled, printed on the filled checklist).",
-        metavar="REASON",
+        None, help="Approve approval: steps alone, for REASON (journaled).", metavar="REASON"
     )
     allowed_signers: str | None = option(
-        None,
-        help="On files: the allowed_signers file whose keys' SSH signatures approve steps (overrides "
-        "the runbook's approval.allowed_signers).",
-        metavar="FILE",
+        None, help="On files: whose SSH signatures approve steps.", metavar="FILE"
     )
 
 
@@ -124,8 +117,7 @@ def main(options: Options, run: RunOptions, where: StateOptions = FROM_ENVIRONME
 
 
 def _run(options: Options, run: RunOptions, state: StateBackend) -> int:
-    if run.break_glass is not None and not run.break_glass.strip():
-        raise UsageError('--break-glass needs a reason: --break-glass "why nobody else could approve"')
+    Asking(run.break_glass)  # a break-glass without a reason is refused before anything is locked
     validated = validate(Path(options.file), options.file)
     runbook = validated.runbook
     previous = resume.find(state, runbook.name, run.resume) if run.resume else None
@@ -173,10 +165,13 @@ def _locked(
     if run.take_over and previous is None:
         raise UsageError("--take-over goes with --resume RUN_ID: it takes over that run")
     asking = TakeOverQuestion(terminal, run_id) if run.take_over else None
+    asking_approvals = Asking(
+        run.break_glass, run.allowed_signers, previous.history.approvals if previous else ()
+    )
     with (
         _signals() as caught,
         _opened(state, plan, run_id, terminal.masker, previous is not None, asking) as journal,
-        _desk(state, steps) as desk,
+        gated(state, plan, steps, journal, terminal, asking_approvals) as gate,
     ):
         if asking is not None:
             asking.journal(journal, getpass.getuser())
@@ -193,7 +188,6 @@ def _locked(
             )
         ending: tuple[RunStatus, int] | None = None  # None: a bug; the journal says "unfinished"
         try:
-            gate = _gate(plan, desk, journal, terminal, run, previous)
             ending = _phases(plan, steps, terminal, journal, run, previous, connecting, gate)
             return ending[1]
         except (Interrupted, KeyboardInterrupt) as error:
@@ -231,50 +225,6 @@ def _opened(
         yield journal
     finally:
         journal.close()
-
-
-@contextmanager
-def _desk(state: StateBackend, steps: tuple[PlannedStep, ...]) -> Iterator[Desk | None]:
-    """The approvals' desk, opened only when a step of this run asks for approvals, and closed after."""
-    desk = state.approvals() if _approvals(steps) else None
-    try:
-        yield desk
-    finally:
-        if desk is not None:
-            desk.close()
-
-
-def _approvals(steps: tuple[PlannedStep, ...]) -> bool:
-    """Whether a step of this run asks for approvals (only then is the desk opened)."""
-    return any(s.approval is not None and s.approval.required != 0 for s in steps)
-
-
-def _gate(
-    plan: Plan,
-    desk: Desk | None,
-    journal: RunWriter,
-    terminal: Terminal,
-    run: RunOptions,
-    previous: resume.Previous | None,
-) -> Gate | None:
-    if desk is None:
-        return None
-    from engine import reviewing
-
-    facts = Run(
-        run_id=journal.run_id,
-        runbook=plan.runbook.name,
-        runbook_sha256=plan.runbook.document.sha256,
-        plan_sha256=reviewing.digest(reviewing.reviewable(plan)),
-        user=desk.who(),
-        how_to_approve="runbook approve",
-        break_glass=run.break_glass,
-        allowed_signers=run.allowed_signers,
-    )
-    gate = Gate(desk, journal, terminal, facts)
-    if previous is not None:
-        gate.remember(previous.history.approvals)
-    return gate
 
 
 def _unfinished_before(state: StateBackend, name: str, run_id: str) -> RunSummary | None:

@@ -1,0 +1,73 @@
+"""A run's gate, opened with its journal: the desk of the run's state and what the gate knows of the run.
+
+Opened only when a step of the run asks for approvals (the database's desk is a connection of its own), and
+closed with the run. The plan's sha256 is its reviewable form's digest (`reviewing`), the one `plan --save`
+writes; the requester is who the desk says (the database login, or the OS user on files).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from engine.approvals.waiting import Gate, Run
+from engine.console import Terminal
+from engine.errors import UsageError
+from engine.planning import Plan, PlannedStep
+from engine.records import ApprovalDecision
+from engine.state.base import RunWriter, StateBackend
+
+__all__ = ["Asking", "Gate", "asks", "gated"]
+
+
+@dataclass(frozen=True)
+class Asking:
+    """What the run's flags and the run it resumes say about approvals."""
+
+    break_glass: str | None = None  # `--break-glass REASON`
+    allowed_signers: str | None = None  # `--allowed-signers FILE`
+    answered: tuple[ApprovalDecision, ...] = ()  # journaled by the run being resumed
+
+    def __post_init__(self) -> None:
+        if self.break_glass is not None and not self.break_glass.strip():
+            raise UsageError('--break-glass needs a reason: --break-glass "why nobody else could approve"')
+
+
+def asks(steps: Iterable[PlannedStep]) -> bool:
+    """Whether a step of these asks anybody for an approval."""
+    return any(s.approval is not None and s.approval.required != 0 for s in steps)
+
+
+@contextmanager
+def gated(
+    state: StateBackend,
+    plan: Plan,
+    steps: tuple[PlannedStep, ...],
+    journal: RunWriter,
+    terminal: Terminal,
+    asking: Asking,
+) -> Iterator[Gate | None]:
+    """The gate; None when nothing in this run is to be approved."""
+    if not asks(steps):
+        yield None
+        return
+    from engine import reviewing
+
+    desk = state.approvals()
+    try:
+        run = Run(
+            run_id=journal.run_id,
+            runbook=plan.runbook.name,
+            runbook_sha256=plan.runbook.document.sha256,
+            plan_sha256=reviewing.digest(reviewing.reviewable(plan)),
+            user=desk.who(),
+            how_to_approve="runbook approve",
+            break_glass=asking.break_glass,
+            allowed_signers=asking.allowed_signers,
+        )
+        gate = Gate(desk, journal, terminal, run)
+        gate.remember(asking.answered)
+        yield gate
+    finally:
+        desk.close()
