@@ -211,3 +211,39 @@ def test_a_value_changed_on_resume_voids_the_approval(team: Team) -> None:
     assert code == 130, seen + out + err
     assert not (team.marks / "restored").exists()
     assert [a["approver"] for a in team.journal(run_id, "approval")] == []  # bob's never applied
+
+
+def test_without_a_notification_the_run_still_goes_on_by_polling(team: Team) -> None:
+    team.db.sql("DROP TRIGGER approvals_notify ON runbook.approvals")  # no NOTIFY reaches the waiting run
+    running = team.start()
+    run_id = team.waiting()
+    assert team.approve("bob", run_id, "--yes").returncode == 0
+    approved = time.monotonic()
+    wait_for((team.marks / "restored").exists, "the run to see the approval by polling")
+    print(f"polling: the waiting run ran the step {time.monotonic() - approved:.3f}s after the approval")
+    code, out, err = running.finish()
+    assert code == 0 and "approved by bob: going on" in out, out + err
+
+
+MANUAL = """\
+runbook: 1
+name: fe
+version: "1"
+title: Four eyes on a manual step
+steps:
+  - id: restore
+    title: Restore by hand
+    manual: Restore the snapshot from the console.
+    approval: {required: 1}
+"""
+
+
+def test_a_manual_step_waits_for_its_approval_too(team: Team) -> None:
+    team.lab("alice").write(MANUAL)
+    running = team.start("--confirm-manual")
+    run_id = team.waiting()
+    assert team.approve("dave", run_id, "--yes").returncode == 0  # no from: any other operator
+    code, out, err = running.finish()
+    assert code == 0 and "approved by dave: going on" in out, out + err
+    kinds = team.db.sql(f"SELECT type FROM runbook.records WHERE run_id = '{run_id}' ORDER BY seq").split()
+    assert kinds.index("approval") < kinds.index("manual")

@@ -16,6 +16,8 @@ import pytest
 from engine.approvals.desk import Request
 from engine.approvals.document import NAMESPACE
 from engine.approvals.signatures import DOCUMENT, SignatureDesk, check
+from engine.errors import UsageError
+from engine.records import Verdict
 from runbooks import Lab, read_until_text
 
 DOCUMENT_TEXT = '{"hosts":[{"commands":{"*":"./rke etcd snapshot-restore"}}],"run_id":"r1","step":"restore"}'
@@ -135,3 +137,24 @@ def test_a_run_on_files_waits_for_a_signature_and_journals_it(tmp_path: Path, ke
     assert (
         "approval: approved" in shown.stdout and "ssh signature" in shown.stdout and "by bob" in shown.stdout
     )
+
+
+def test_a_signed_rejection_stops_and_its_comment_cannot_be_changed(
+    desk: tuple[SignatureDesk, Request], keys: dict[str, Path]
+) -> None:
+    desk_, request = desk
+    given = desk_.give(request, Verdict.REJECTED, "wrong snapshot", keys["carol"])
+    assert (given.verdict, given.approver, given.comment) == (Verdict.REJECTED, "carol", "wrong snapshot")
+    [said] = desk_.folder(request).glob("*.said")
+    said.write_text(said.read_text().replace("wrong snapshot", "fine"))  # the comment changed afterwards
+    assert desk_.decisions(request) == []
+    assert "not a runbook-approval signature of this document by carol" in desk_.refused()[0]
+
+
+def test_the_requester_cannot_sign_through_approve(
+    desk: tuple[SignatureDesk, Request], keys: dict[str, Path]
+) -> None:
+    desk_, request = desk
+    with pytest.raises(UsageError, match="signed by alice, who asked for the approval"):
+        desk_.give(request, Verdict.APPROVED, "", keys["alice"])
+    assert list(desk_.folder(request).glob("*.sig")) == []

@@ -8,6 +8,8 @@ session's login, set and checked by the database itself.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ import psycopg
 
 from engine.approvals.desk import Given, Request
 from engine.approvals.pgschema import CHANNEL
-from engine.errors import UsageError
+from engine.errors import JournalError, UsageError
 from engine.records import Verdict
 
 POLL = 2.0
@@ -36,7 +38,7 @@ class PostgresDesk:
         return str(row[0]) if row else ""
 
     def request(self, request: Request) -> Request:
-        with self.connection.transaction():
+        with self._lost(), self.connection.transaction():
             self.connection.execute(
                 "UPDATE runbook.approval_requests SET closed = now() "
                 "WHERE run_id = %s AND step = %s AND sha256 <> %s AND closed IS NULL",
@@ -60,6 +62,10 @@ class PostgresDesk:
         return found[0]
 
     def decisions(self, request: Request) -> list[Given]:
+        with self._lost():
+            return self._decisions(request)
+
+    def _decisions(self, request: Request) -> list[Given]:
         rows = self.connection.execute(
             "SELECT sha256, verdict, approver, comment, "
             "to_char(given AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') "
@@ -84,18 +90,31 @@ class PostgresDesk:
         return []
 
     def wait(self, seconds: float) -> None:
-        if not self._listening:
-            self.connection.execute(f"LISTEN {CHANNEL}")
-            self._listening = True
-        for _ in self.connection.notifies(timeout=min(seconds, POLL), stop_after=1):
-            break
+        with self._lost():
+            if not self._listening:
+                self.connection.execute(f"LISTEN {CHANNEL}")
+                self._listening = True
+            for _ in self.connection.notifies(timeout=min(seconds, POLL), stop_after=1):
+                break
 
     def close_request(self, request: Request) -> None:
-        self.connection.execute(
-            "UPDATE runbook.approval_requests SET closed = now() WHERE run_id = %s AND step = %s "
-            "AND closed IS NULL",
-            (request.run_id, request.step),
-        )
+        with self._lost():
+            self.connection.execute(
+                "UPDATE runbook.approval_requests SET closed = now() WHERE run_id = %s AND step = %s "
+                "AND closed IS NULL",
+                (request.run_id, request.step),
+            )
+
+    @contextmanager
+    def _lost(self) -> Iterator[None]:
+        """A lost connection stops the waiting run before the step, resumable (approvals stay in the database)."""
+        try:
+            yield
+        except psycopg.OperationalError as error:
+            raise JournalError(
+                f"the approvals' connection to {self.where} was lost ({_first_line(error)}); the step did not run: "
+                "resume the run once the database is back (approvals given meanwhile still count)"
+            ) from None
 
     def pending(self) -> list[Request]:
         return self._requests("q.closed IS NULL")

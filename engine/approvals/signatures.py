@@ -7,7 +7,8 @@ request beside it); an approver signs exactly those bytes with their own key, in
 checks each with `ssh-keygen -Y verify` against the `allowed_signers` file the runbook or `--allowed-signers`
 names, and by the database's rules: the signer's principal is not the requester, each principal counts
 once, and, with `from:`, the principal is one of them. A signature that fails any of these is said, and
-does not count.
+does not count. A rejection or a comment (`approve --reject`, `--comment`) is signed together with the
+document and kept beside the signature (`.said`): changing either voids the signature.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ POLL = 1.0
 DOCUMENT = "document.json"
 REQUEST = "request.json"
 CLOSED = "closed"
+SAID = ".said"  # beside a signature: the verdict and comment it signs with the document, when not a plain yes
+PLAIN = {"verdict": Verdict.APPROVED.value, "comment": ""}
 
 
 class SignatureDesk:
@@ -93,26 +96,29 @@ class SignatureDesk:
         return sorted(mine, key=lambda r: r.since)[-1] if mine else None
 
     def give(self, request: Request, verdict: Verdict, comment: str, key: Path | None) -> Given:
-        """The approver's side on a machine that shares the state directory: sign the document with
-        `key` (`--key`) into the run's folder, then check it as the run will."""
-        if verdict is not Verdict.APPROVED:
-            raise UsageError(
-                "on files a signature only approves; to stop the run, stop it (Ctrl-C) where it runs"
-            )
+        """The approver's side on a machine that shares the state directory: sign with `key` (`--key`)
+        into the run's folder, then check it as the run will."""
         if key is None:
-            raise UsageError("on files an approval is an SSH signature: give your key with --key FILE")
-        signature = self.sign(request, key)
+            raise UsageError("on files an answer is an SSH signature: give your key with --key FILE")
+        signature = self.sign(request, key, verdict, comment)
         found = check(request, signature, self.folder(request) / DOCUMENT)
         if isinstance(found, str):
             signature.unlink()
-            raise UsageError(f"the signature does not approve: {found}")
+            signature.with_suffix(SAID).unlink(missing_ok=True)
+            raise UsageError(f"the signature does not count: {found}")
         return found
 
-    def sign(self, request: Request, key: Path) -> Path:
-        """Sign the document with `key` into the run's folder; the signature's path."""
+    def sign(
+        self, request: Request, key: Path, verdict: Verdict = Verdict.APPROVED, comment: str = ""
+    ) -> Path:
+        """Sign the document (and what is said about it) with `key` into the run's folder; its path."""
         document = self.folder(request) / DOCUMENT
-        signature = document.with_name(f"{safe_filename(key.stem)}-{int(time.time())}.sig")
-        done = _keygen("-Y", "sign", "-f", str(key), "-n", NAMESPACE, stdin=request.document.encode())
+        signature = document.with_name(f"{safe_filename(key.stem)}-{time.time_ns()}.sig")
+        said = {"verdict": verdict.value, "comment": comment}
+        if said != PLAIN:  # a rejection or a comment is signed with the document, and kept beside it
+            signature.with_suffix(SAID).write_text(json.dumps(said), encoding="utf-8")
+        payload = _payload(request.document.encode(), said)
+        done = _keygen("-Y", "sign", "-f", str(key), "-n", NAMESPACE, stdin=payload)
         if done.returncode:
             raise UsageError(f"ssh-keygen could not sign with {key}: {done.stderr.decode().strip()}")
         signature.write_bytes(done.stdout)
@@ -122,8 +128,24 @@ class SignatureDesk:
         return None
 
 
+def _payload(document: bytes, said: dict[str, str]) -> bytes:
+    """What is signed: the document alone for a plain approval (`ssh-keygen -Y sign document.json` by
+    hand), else the document and what is said about it."""
+    if said == PLAIN:
+        return document
+    return document + b"\n" + json.dumps(said, sort_keys=True).encode()
+
+
+def _said(signature: Path) -> dict[str, str]:
+    beside = signature.with_suffix(SAID)
+    if not beside.exists():
+        return dict(PLAIN)
+    data = json.loads(beside.read_text(encoding="utf-8"))
+    return {"verdict": str(data.get("verdict", "")), "comment": str(data.get("comment", ""))}
+
+
 def check(request: Request, signature: Path, document: Path) -> Given | str:
-    """A signature's approval, or why it does not count."""
+    """A signature's answer (an approval, or a rejection), or why it does not count."""
     signers = request.allowed_signers
     if not signers:
         return "no allowed_signers file: name one in approval.allowed_signers or with --allowed-signers"
@@ -131,7 +153,14 @@ def check(request: Request, signature: Path, document: Path) -> Given | str:
     principals = found.stdout.decode().split() if found.returncode == 0 else []
     if not principals:
         return f"{signature.name}: not signed by a key of {signers}"
-    principal = principals[0]
+    if request.requester in principals:
+        return f"{signature.name}: signed by {request.requester}, who asked for the approval: another operator must"
+    allowed = [p for p in principals if not request.from_ or p in request.from_]
+    if not allowed:
+        return f"{signature.name}: {', '.join(principals)} is not one of {', '.join(request.from_)}"
+    principal, said = allowed[0], _said(signature)
+    if said["verdict"] not in (Verdict.APPROVED, Verdict.REJECTED):
+        return f"{signature.name}: says {said['verdict']!r}, neither approved nor rejected"
     verified = _keygen(
         "-Y",
         "verify",
@@ -143,22 +172,19 @@ def check(request: Request, signature: Path, document: Path) -> Given | str:
         NAMESPACE,
         "-s",
         str(signature),
-        stdin=document.read_bytes(),
+        stdin=_payload(document.read_bytes(), said),
     )
     if verified.returncode:
         return f"{signature.name}: not a {NAMESPACE} signature of this document by {principal}"
-    if principal == request.requester:
-        return f"{signature.name}: signed by {principal}, who asked for the approval: another operator must"
-    if request.from_ and principal not in request.from_:
-        return f"{signature.name}: {principal} is not one of {', '.join(request.from_)}"
     stamp = datetime.fromtimestamp(signature.stat().st_mtime, UTC)
     key = verified.stdout.decode().strip().rsplit(" ", 1)[-1]
     return Given(
         run_id=request.run_id,
         step=request.step,
         sha256=request.sha256,
-        verdict=Verdict.APPROVED,
+        verdict=Verdict(said["verdict"]),
         approver=principal,
+        comment=said["comment"],
         given=stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         proof=f"ssh signature {signature.name} by {principal} ({key})",
     )
