@@ -247,3 +247,27 @@ def test_a_manual_step_waits_for_its_approval_too(team: Team) -> None:
     assert code == 0 and "approved by dave: going on" in out, out + err
     kinds = team.db.sql(f"SELECT type FROM runbook.records WHERE run_id = '{run_id}' ORDER BY seq").split()
     assert kinds.index("approval") < kinds.index("manual")
+
+
+def test_a_team_database_at_v1_is_upgraded_to_the_approvals(pg_server: PgServer) -> None:
+    import psycopg
+
+    from engine.state.postgres.schema import MIGRATIONS, migrate
+
+    pg_server.sql('CREATE DATABASE "upgrade_v1"')
+    try:
+        with psycopg.connect(pg_server.url("postgres", "upgrade_v1"), autocommit=True) as connection:
+            connection.execute(MIGRATIONS[0].encode())  # what the engine before four eyes left
+            connection.execute(
+                "INSERT INTO runbook.meta (version, operators) VALUES (1, 'runbook_operators')"
+            )
+            assert migrate(connection) == (1, len(MIGRATIONS))
+        privileges = pg_server.sql(
+            "SELECT has_table_privilege('bob', 'runbook.approvals', 'INSERT'), "
+            "has_table_privilege('bob', 'runbook.approvals', 'UPDATE'), "
+            "has_table_privilege('mallory', 'runbook.approvals', 'INSERT')",
+            "upgrade_v1",
+        )
+        assert privileges == "t|f|f"  # operators insert approvals, nobody edits one, outsiders do nothing
+    finally:
+        pg_server.sql('DROP DATABASE IF EXISTS "upgrade_v1" WITH (FORCE)')
