@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from pgserver import PgBouncer, PgDatabase, cluster_directory
+from pgserver import PgBouncer, PgDatabase, cluster_directory, standby_of
 
 from engine.errors import Declined, LockHeld, LockLost, StateUnavailable
 from engine.runfilter import RunFilter, age, moment
@@ -300,3 +300,17 @@ def test_migrate_grants_another_operators_group(pg_db: PgDatabase, tmp_path: Pat
         )
     finally:
         pg_db.sql("DROP OWNED BY night_shift; DROP ROLE night_shift")
+
+
+def test_a_standby_is_refused(pg_db: PgDatabase, tmp_path: Path) -> None:
+    """A server in recovery cannot take the lock's writes: refused before anything, saying so."""
+    standby = standby_of(pg_db.server)
+    try:
+        backend = PostgresState(standby.url("alice", pg_db.name), tmp_path)
+        with pytest.raises(
+            StateUnavailable, match=r"is a standby \(in recovery\): the state needs the primary"
+        ):
+            backend.start("book", header("R1"), "")
+    finally:
+        standby.stop("immediate")
+        shutil.rmtree(standby.directory.parent, ignore_errors=True)
