@@ -251,5 +251,9 @@ def standby_of(primary: PgServer) -> PgServer:
     for path in (standby.directory, standby.socket_dir):
         shutil.chown(path, SUPERUSER, SUPERUSER)
     argv = ["-D", standby.data, "-R", "-X", "stream", "--checkpoint=fast", "-d", primary.url(password=False)]
-    _as_postgres(bin_dir() / "pg_basebackup", *argv)
-    return standby.start()
+    try:
+        _as_postgres(bin_dir() / "pg_basebackup", *argv)
+        return standby.start()
+    except BaseException:
+        shutil.rmtree(standby.directory.parent, ignore_errors=True)
+        raise
