@@ -241,3 +241,19 @@ class PgBouncer:
     def stop(self) -> None:
         pid = (self.directory / "pgbouncer.pid").read_text().strip()
         subprocess.run(["kill", pid], check=False, timeout=30)
+
+
+def standby_of(primary: PgServer) -> PgServer:
+    """A streaming standby of `primary` (pg_basebackup -R), started: a server in recovery."""
+    standby = PgServer(cluster_directory() / "standby")
+    standby.directory.mkdir(parents=True)
+    standby.socket_dir.mkdir()
+    for path in (standby.directory, standby.socket_dir):
+        shutil.chown(path, SUPERUSER, SUPERUSER)
+    argv = ["-D", standby.data, "-R", "-X", "stream", "--checkpoint=fast", "-d", primary.url(password=False)]
+    try:
+        _as_postgres(bin_dir() / "pg_basebackup", *argv)
+        return standby.start()
+    except BaseException:
+        shutil.rmtree(standby.directory.parent, ignore_errors=True)
+        raise

@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from pgserver import PgBouncer, PgDatabase, cluster_directory
+from pgserver import PgBouncer, PgDatabase, cluster_directory, standby_of
 
 from engine.errors import Declined, LockHeld, LockLost, StateUnavailable
 from engine.runfilter import RunFilter, age, moment
@@ -286,14 +286,31 @@ def test_list_queries_read_indexed_columns_not_json(pg_db: PgDatabase) -> None:
 
 
 def test_migrate_grants_another_operators_group(pg_db: PgDatabase, tmp_path: Path) -> None:
-    """`--operators ROLE`: its members run, members of the default group no longer do."""
+    """`--operators ROLE`: its members run; the default group keeps no grant, and its members are refused."""
     pg_db.sql("CREATE ROLE night_shift NOLOGIN; GRANT night_shift TO bob")
     try:
         with psycopg.connect(pg_db.url("postgres"), autocommit=True) as connection:
             assert migrate(connection, "night_shift") == (len(MIGRATIONS), len(MIGRATIONS))
         writer = state(pg_db, tmp_path, "bob").start("book", header("R1"), "")
         writer.close()
-        with pytest.raises(StateUnavailable, match="GRANT night_shift TO alice"):
+        with pytest.raises(StateUnavailable, match="login 'alice' is not a runbook operator"):
             state(pg_db, tmp_path, "alice").start("book", header("R2"), "")
+        assert (
+            pg_db.sql("SELECT has_table_privilege('runbook_operators', 'runbook.records', 'INSERT')") == "f"
+        )
     finally:
         pg_db.sql("DROP OWNED BY night_shift; DROP ROLE night_shift")
+
+
+def test_a_standby_is_refused(pg_db: PgDatabase, tmp_path: Path) -> None:
+    """A server in recovery cannot take the lock's writes: refused before anything, saying so."""
+    standby = standby_of(pg_db.server)
+    try:
+        backend = PostgresState(standby.url("alice", pg_db.name), tmp_path)
+        with pytest.raises(
+            StateUnavailable, match=r"is a standby \(in recovery\): the state needs the primary"
+        ):
+            backend.start("book", header("R1"), "")
+    finally:
+        standby.stop("immediate")
+        shutil.rmtree(standby.directory.parent, ignore_errors=True)

@@ -45,9 +45,9 @@ def check_operator(connection: psycopg.Connection[Any], spec: connecting.Spec) -
     if not has_schema:
         raise StateUnavailable(f"{where} has no runbook state yet: run `runbook state migrate` there first")
     if not usable:
-        raise _not_an_operator(login, where, "runbook_operators")
+        raise _not_an_operator(login, where, None)
     meta = connection.execute("SELECT version, operators FROM runbook.meta").fetchone()
-    version, operators = meta if meta is not None else (0, "runbook_operators")
+    version, operators = meta if meta is not None else (0, None)
     if version != len(MIGRATIONS):
         newer = "upgrade the engine" if version > len(MIGRATIONS) else "run `runbook state migrate`"
         raise StateUnavailable(
@@ -59,10 +59,15 @@ def check_operator(connection: psycopg.Connection[Any], spec: connecting.Spec) -
     return login
 
 
-def _not_an_operator(login: str, where: str, operators: str) -> StateUnavailable:
-    return StateUnavailable(
-        f"login {login!r} is not a runbook operator on {where}: an admin can make it one with "
+def _not_an_operator(login: str, where: str, operators: str | None) -> StateUnavailable:
+    """`operators`: the group, where the login may read which one it is (None: it may not)."""
+    grant = (
         f"GRANT {operators} TO {login}"
+        if operators
+        else f"GRANT runbook_operators TO {login} (or the group `state migrate --operators` named)"
+    )
+    return StateUnavailable(
+        f"login {login!r} is not a runbook operator on {where}: an admin can make it one with {grant}"
     )
 
 

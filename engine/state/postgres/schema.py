@@ -118,6 +118,22 @@ GRANT EXECUTE ON FUNCTION runbook.holders(), runbook.take_over(text, interval) T
 )
 
 
+_REVOKES = """
+REVOKE ALL ON ALL TABLES IN SCHEMA runbook FROM {role};
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA runbook FROM {role};
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA runbook FROM {role};
+REVOKE ALL ON SCHEMA runbook FROM {role};
+"""
+
+
+def _operators(connection: psycopg.Connection[Any]) -> str | None:
+    """The group the schema was granted to, if that role still exists."""
+    row = connection.execute(
+        "SELECT m.operators FROM runbook.meta m JOIN pg_roles r ON r.rolname = m.operators"
+    ).fetchone()
+    return str(row[0]) if row else None
+
+
 def current_version(connection: psycopg.Connection[Any]) -> int:
     """The schema's version; 0 when there is none yet."""
     found = connection.execute("SELECT to_regclass('runbook.meta') IS NOT NULL").fetchone()
@@ -140,8 +156,12 @@ def migrate(connection: psycopg.Connection[Any], operators: str = DEFAULT_OPERAT
     try:
         with connection.transaction():
             before = current_version(connection)
+            previous = _operators(connection) if before else None
             for script in MIGRATIONS[before:]:
                 connection.execute(script.encode())
+            if previous is not None and previous != operators:  # the old group keeps nothing
+                revokes = sql.SQL(_REVOKES).format(role=sql.Identifier(previous))
+                connection.execute(revokes.as_bytes(connection))
             connection.execute(
                 "INSERT INTO runbook.meta (version, operators) VALUES (%s, %s) ON CONFLICT (only_row) "
                 "DO UPDATE SET version = excluded.version, operators = excluded.operators",

@@ -5,7 +5,8 @@ advisory lock and that the label's epoch is still ours; it inserts nothing other
 `LockLost`. So a `step-start` that returned *proves* the lock was held when the step was recorded ("no step
 starts without the lock"), a writer whose lock was taken over cannot append, and a pooler that moved the
 statement to another backend is caught too. Autocommit: each statement is durable (synchronous_commit)
-before it returns.
+before it returns. Once lost, the lock is never silently taken back to go on: only the run's ending
+(`interrupted`, `run-end`) is still recorded, and only where the lock is free at an unchanged epoch.
 
 Group commit, as the file journal's: hosts appending at once each queue their record; the first in sends
 everything queued in one statement (one round trip), and the others whose records it carried return
