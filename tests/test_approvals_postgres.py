@@ -271,3 +271,12 @@ def test_a_team_database_at_v1_is_upgraded_to_the_approvals(pg_server: PgServer)
         assert privileges == "t|f|f"  # operators insert approvals, nobody edits one, outsiders do nothing
     finally:
         pg_server.sql('DROP DATABASE IF EXISTS "upgrade_v1" WITH (FORCE)')
+
+
+def test_a_from_role_the_database_does_not_know_stops_before_the_step(team: Team) -> None:
+    team.lab("alice").write(book(team.marks, roles="[dba, dbas]"))
+    code, out, err = team.start().finish()
+    assert code == 2 and "approval.from names no role of postgresql" in err and ": dbas (nobody" in err, (
+        out + err
+    )
+    assert (team.marks / "before").exists() and not (team.marks / "restored").exists()

@@ -38,6 +38,16 @@ class PostgresDesk:
         return str(row[0]) if row else ""
 
     def request(self, request: Request) -> Request:
+        missing = self.connection.execute(
+            "SELECT string_agg(r, ', ') FROM unnest(%s::text[]) AS r "
+            "WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r)",
+            (list(request.from_),),
+        ).fetchone()
+        if missing and missing[0]:
+            raise UsageError(
+                f"step {request.step!r}: approval.from names no role of {self.where}: {missing[0]} "
+                "(nobody could approve it); the step did not run"
+            )
         with self._lost(), self.connection.transaction():
             self.connection.execute(
                 "UPDATE runbook.approval_requests SET closed = now() "
