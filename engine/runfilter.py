@@ -52,9 +52,12 @@ class RunFilter:
     user: str | None = None
     since: datetime | None = None
     status: str | None = None
+    run_id: str | None = None  # one run: how the list would show it
 
     def matches(self, run: RunSummary) -> bool:
         """For backends that filter the summaries they read."""
+        if self.run_id is not None and run.run_id != self.run_id:
+            return False
         if self.runbook is not None and run.runbook != self.runbook:
             return False
         if self.user is not None and (run.user or "").split(" (")[0] != self.user:

@@ -70,6 +70,7 @@ def test_the_files_filter_and_prune_like_the_database(tmp_path: Path) -> None:
     )
     assert ids(user="someone") == ["bbbbbb", "aaaaaa"] and ids(user="nobody") == []
     assert ids(since=datetime(2026, 11, 1, tzinfo=UTC)) == ["bbbbbb"]
+    assert ids(run_id="20261001T000000Z-aaaaaa") == ["aaaaaa"] and ids(run_id="nope") == []
     assert state.prune(datetime.now(UTC) - datetime(2026, 11, 1, tzinfo=UTC)) == 1
     assert ids() == ["bbbbbb"]
 

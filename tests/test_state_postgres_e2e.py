@@ -233,6 +233,13 @@ def test_a_silently_cut_network_frees_the_lock_within_the_keepalive_bound(
     assert code != 0, out + err
     assert "lost the lock of runbook 'team'" in out + err
     assert not team.mark("last").exists()
+    # cut off, it could not record its end: the team sees it abandoned, never failed or running
+    shared = {"RUNBOOK_STATE": server.url("bob", "team")}
+    run_id = server.sql("SELECT run_id FROM runbook.runs", "team")
+    listed = team.bob.run("--format", "json", task="runs", env=shared)
+    assert [r["status"] for r in json.loads(listed.stdout)["runs"]] == ["abandoned"], listed.stderr
+    shown = team.bob.run(run_id, task="runs", env=shared)
+    assert "status: abandoned: its holder vanished (no run-end, no live lock)" in shown.stdout, shown.stderr
 
 
 NODE_STEPS = """\

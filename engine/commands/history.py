@@ -33,7 +33,7 @@ from engine.records import (
 )
 from engine.runfilter import RunFilter
 from engine.state import RunSummary, StateBackend, open_state
-from engine.state.base import UNFINISHED
+from engine.state.base import ABANDONED, UNFINISHED
 from engine.state.options import FROM_ENVIRONMENT, StateOptions
 
 _PIPE_WIDTH = 160
@@ -246,6 +246,9 @@ def _status(state: StateBackend, run: RunHistory) -> str:
     who = state.holder(run.runbook.name)
     if who is not None and who.run_id == run.run_id:
         return f"running: {who.describe()}"
+    listed = state.runs(where=RunFilter(run_id=run.run_id))
+    if listed and listed[0].status == ABANDONED:  # the shared state tells a vanished holder apart
+        return f"{ABANDONED}: its holder vanished (no run-end, no live lock); --resume continues it"
     return "unfinished: it ended without a word (killed, crashed); --resume continues it"
 
 

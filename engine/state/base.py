@@ -23,10 +23,14 @@ from engine.locking import LockHolder
 from engine.runfilter import RunFilter
 from engine.runs import UNFINISHED, UNREADABLE, RunSummary
 
+ABANDONED = "abandoned"
+"""A shared run with no `run-end` whose lock nobody holds: its holder vanished (a backend that can tell)."""
+
 TakeOver = Callable[[LockHolder], bool]
 """Asks the operator whether to end a silent holder's session and take its lock (`--take-over`)."""
 
 __all__ = [
+    "ABANDONED",
     "UNFINISHED",
     "UNREADABLE",
     "LockHolder",

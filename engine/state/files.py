@@ -97,7 +97,11 @@ class FileState:
         return read_journal(path) if path.is_file() else None
 
     def runs(self, runbook: str | None = None, where: RunFilter | None = None) -> list[RunSummary]:
-        found = runs.list_runs(self.state_dir, runbook)
+        if where is not None and where.run_id is not None:  # one run: read its journal alone
+            one = runs.summarize_run(run_directory(self.state_dir, where.run_id))
+            found = [one] if one is not None and runbook in (None, one.runbook) else []
+        else:
+            found = runs.list_runs(self.state_dir, runbook)
         return found if where is None else [run for run in found if where.matches(run)]
 
     def prune(self, older_than: timedelta) -> int:

@@ -15,9 +15,9 @@ import psycopg
 
 from engine.runfilter import RunFilter
 from engine.runs import UNFINISHED
+from engine.state.base import ABANDONED
 
 RUNNING = "running"
-ABANDONED = "abandoned"
 
 _STATUS = f"""
 CASE WHEN r.ended IS NOT NULL THEN coalesce(r.status, 'failed')
@@ -60,6 +60,9 @@ def query(where: RunFilter, limit: int | None = None) -> tuple[str, dict[str, An
     run not ended, running or abandoned, is found through the partial index of those)."""
     conditions: list[str] = ["true"]
     params: dict[str, Any] = {}
+    if where.run_id is not None:
+        conditions.append("r.run_id = %(run_id)s")
+        params["run_id"] = where.run_id
     if where.runbook is not None:
         conditions.append("r.runbook = %(runbook)s")
         params["runbook"] = where.runbook
