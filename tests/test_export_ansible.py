@@ -6,7 +6,10 @@ The playbook is read back with PyYAML and checked as data; `test_export_ansible_
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
+import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,7 @@ import yaml
 from engine.commands import export as command
 from engine.errors import InvalidRunbook
 from engine.export import unmapped
-from engine.export.ansible_tasks import literal
+from engine.export.yamltext import Unsafe, data, dump
 from engine.model import Step
 from engine.options import Options, prepare
 from runbooks import cli, cli_env, write_runbook
@@ -77,6 +80,25 @@ def export(tmp_path: Path, text: str, lossy: bool = False, **environ: str) -> tu
     return (out / "playbook.yml").read_text(), (out / "inventory.yml").read_text()
 
 
+class Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with Ansible's `!unsafe` tag: such a string is read as `Unsafe`."""
+
+
+Loader.add_constructor("!unsafe", lambda loader, node: Unsafe(loader.construct_scalar(node)))
+
+
+def load(text: str) -> Any:
+    return yaml.load(text, Loader=Loader)  # a SafeLoader with one more tag
+
+
+def script(task: dict[str, Any]) -> str:
+    """The script a command task runs: its stdin ends with it, the task var `runbook_script`."""
+    assert task["ansible.builtin.command"]["argv"] == ["sh", "-ec", 'eval "$(cat)"']
+    assert task["ansible.builtin.command"]["stdin"].endswith("{{ runbook_script }}")
+    text: str = task["vars"]["runbook_script"]
+    return text
+
+
 def tasks(playbook: str) -> dict[str, dict[str, Any]]:
     """Every task (blocks flattened) by name."""
     found: dict[str, dict[str, Any]] = {}
@@ -86,7 +108,7 @@ def tasks(playbook: str) -> dict[str, dict[str, Any]]:
             found[task["name"]] = task
             walk(task.get("block", []) + task.get("rescue", []))
 
-    for play in yaml.safe_load(playbook):
+    for play in load(playbook):
         walk(play["tasks"])
     return found
 
@@ -96,21 +118,25 @@ def test_each_field_maps_to_its_ansible_keyword(tmp_path: Path) -> None:
     found = tasks(playbook)
     work = found["Work here (local-work)"]
     assert work["ansible.builtin.command"] == {
-        "argv": ["sh", "-ec", './work --mode "$MODE"'],
+        "argv": ["sh", "-ec", 'eval "$(cat)"'],
+        "stdin": "export TOKEN={{ lookup('ansible.builtin.env', 'RUNBOOK_VAR_TOKEN') | quote }}\n"
+        "{{ runbook_script }}",
+        "expand_argument_vars": False,
         "chdir": "/srv",
     }
-    assert work["environment"] == {
-        "MODE": "fast",
-        "TOKEN": "{{ lookup('ansible.builtin.env', 'RUNBOOK_VAR_TOKEN') }}",
-    }
+    assert script(work) == 'export MODE=fast\n./work --mode "$MODE"'
+    assert "environment" not in work  # Ansible's would put the values on the module's `sh -c` line
     assert work["no_log"] is True and work["timeout"] == 90 and work["ignore_errors"] is True
     assert (work["until"], work["retries"], work["delay"]) == ("runbook_result is not failed", 2, 5)
-    assert work["failed_when"] == ('runbook_result.rc not in [0, 3] or "done" not in runbook_result.stdout')
+    assert work["failed_when"] == (
+        "runbook_result.rc not in [0, 3] or runbook_expected_stdout not in runbook_result.stdout"
+    )
+    assert work["vars"]["runbook_expected_stdout"] == "done"
     assert work["when"] == "inventory_hostname == 'localhost'"
     web = found["Work on the web hosts (web-work) (Linux)"]
     assert web["throttle"] == 2 and web["when"] == [
         "inventory_hostname in groups['web']",
-        'ansible_system == "Linux"',
+        "ansible_system == 'Linux'",
     ]
     assert found["Work on the web hosts (web-work) (Other)"]["when"][1] == "ansible_system not in ['Linux']"
     assert (
@@ -119,12 +145,9 @@ def test_each_field_maps_to_its_ansible_keyword(tmp_path: Path) -> None:
             "that"
         ]
     )
-    assert (
-        '== "mapped"'
-        in found["Work on the web hosts (web-work): go on only if confirmed"]["ansible.builtin.assert"][
-            "that"
-        ]
-    )
+    confirmed = found["Work on the web hosts (web-work): go on only if confirmed"]
+    assert "== runbook_expected" in confirmed["ansible.builtin.assert"]["that"]
+    assert confirmed["vars"] == {"runbook_expected": "mapped"}
     assert (
         found["Work on the web hosts (web-work): go on without the failed host"]["ansible.builtin.meta"]
         == "end_host"
@@ -141,7 +164,7 @@ def test_each_field_maps_to_its_ansible_keyword(tmp_path: Path) -> None:
     )
     assert "is match(" in found["Look at the site (look): check the answer"]["ansible.builtin.assert"]["that"]
     assert found["Check: The web hosts answer"]["changed_when"] is False
-    hosts = yaml.safe_load(inventory)["all"]
+    hosts = load(inventory)["all"]
     assert hosts["hosts"]["web1"] == {
         "ansible_host": "web1",
         "ansible_port": 2222,
@@ -150,7 +173,7 @@ def test_each_field_maps_to_its_ansible_keyword(tmp_path: Path) -> None:
     }
     assert hosts["children"]["web"]["hosts"] == {"web1": None, "web2": None}
     assert SECRET not in playbook + inventory
-    [play_one, play_two] = yaml.safe_load(playbook)
+    [play_one, play_two] = load(playbook)
     assert play_one["any_errors_fatal"] is True and play_two["hosts"] == "all"
 
 
@@ -176,15 +199,14 @@ steps:
   - {{id: a, title: A, on: node-set, run: "docker ps --format '{{% raw %}}{{{{.Names}}}}{{% endraw %}}'"}}
 """
     playbook, inventory = export(tmp_path, text)
-    data = yaml.safe_load(inventory)["all"]
+    data = load(inventory)["all"]
     assert data["hosts"]["10.0.0.1"]["ansible_ssh_private_key_file"] == "/keys/id"
     assert data["hosts"]["10.0.0.1"]["ansible_user"] == "rke"
     assert data["hosts"]["10.0.0.2"]["ansible_port"] == 22 and "ansible_user" not in data["hosts"]["10.0.0.2"]
     assert list(data["children"]) == ["node_set"]  # Ansible group names are identifiers
     task = tasks(playbook)["A (a)"]
-    assert (
-        task["ansible.builtin.command"]["argv"][2] == "{% raw %}docker ps --format '{{.Names}}'{% endraw %}"
-    )
+    assert script(task) == "docker ps --format '{{.Names}}'"
+    assert isinstance(script(task), Unsafe)
 
 
 RUN_TIME = """\
@@ -243,11 +265,13 @@ def test_a_field_the_export_does_not_map_is_refused_by_name(tmp_path: Path) -> N
     assert place.step == "after" and "'future_key' has no Ansible equivalent" in str(place.problem)
 
 
-def test_literal_keeps_template_marks_from_ansible() -> None:
-    assert literal("echo plain") == "echo plain"
-    assert literal("a {{ b }} {% endraw %}") == (
-        "{% raw %}a {{ b }} {% endraw %}{{ '{% endraw %}' }}{% raw %}{% endraw %}"
-    )
+def test_data_is_written_with_the_unsafe_tag_whatever_it_holds() -> None:
+    """Replaces the `{% raw %}` escaping, which `{%endraw%}` and its variants ended."""
+    value = {"msg": "a{%endraw%}{{ x }}{%- endraw %}", "lines": ["one\ntwo\n", "{% endraw -%}"], "n": 3}
+    text = dump(data(value))
+    assert text.count("!unsafe") == 3
+    loaded = load(text)
+    assert loaded == value and all(isinstance(v, Unsafe) for v in [loaded["msg"], *loaded["lines"]])
 
 
 def test_cli_refuses_with_exit_2_and_every_place(tmp_path: Path, home: Path) -> None:
@@ -261,6 +285,42 @@ def test_cli_refuses_with_exit_2_and_every_place(tmp_path: Path, home: Path) -> 
     )
     assert done.returncode == 2, done.stdout + done.stderr
     assert f"{book}:11:5: steps[1].when" in done.stderr and "cannot be exported to Ansible" in done.stderr
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 64 KiB filesystem (tmpfs; the tests run as root): a full disk, not a mock."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", mount], check=True, timeout=30)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", mount], check=True, timeout=30)
+
+
+def test_a_full_disk_is_a_clean_error_and_leaves_the_earlier_export(
+    tmp_path: Path, home: Path, tiny_disk: Path
+) -> None:
+    book = write_runbook(tmp_path, BOOK.replace("token: {type: string, secret: true, required: true}\n", ""))
+    book.write_text(book.read_text().replace('TOKEN: "{{ token }}"', "TOKEN: plain"))
+
+    def export_to_tiny(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = cli("export", "ansible", book, "-o", tiny_disk / "out", *args)
+        return subprocess.run(argv, env=cli_env(home), capture_output=True, text=True, timeout=60)
+
+    assert export_to_tiny().returncode == 0
+    before = {p.name: p.read_text() for p in (tiny_disk / "out").iterdir()}
+    free = os.statvfs(tiny_disk)
+    (tiny_disk / "filler").write_bytes(b"x" * (free.f_bavail * free.f_frsize))  # the disk is full now
+    longer = "\n".join(f"echo line {n} of a long script" for n in range(400))  # more pages than before
+    book.write_text(
+        book.read_text() + f"  - id: long\n    title: Long\n    run: |\n{textwrap.indent(longer, '      ')}\n"
+    )
+    done = export_to_tiny()
+    assert done.returncode == 73, done.stdout + done.stderr  # EX_CANTCREAT, not 70 with a traceback
+    assert "No space left on device; no file was changed" in done.stderr and "Traceback" not in done.stderr
+    assert {p.name: p.read_text() for p in (tiny_disk / "out").iterdir()} == before  # no temporary left
 
 
 WAITING = """\
@@ -317,8 +377,7 @@ def test_a_loop_is_one_task_per_item_in_the_plans_order(tmp_path: Path) -> None:
     )
     found = tasks(export(tmp_path, text)[0])
     first, second = found["Once (item 1/2: a) (once[1])"], found["Once (item 2/2: b) (once[2])"]
-    assert first["ansible.builtin.command"]["argv"][2] == "date a"
-    assert second["ansible.builtin.command"]["argv"][2] == "date b"
+    assert (script(first), script(second)) == ("date a", "date b")
 
 
 def test_rules_are_checked_at_export_and_a_rule_over_a_secret_is_refused(tmp_path: Path) -> None:
@@ -369,10 +428,10 @@ steps:
 
 def test_jump_hosts_become_ssh_options_and_an_inline_key_is_never_written(tmp_path: Path) -> None:
     plain = KEYED.replace("KEYS", "jump: admin@bastion:2222,inner")
-    hosts = yaml.safe_load(export(tmp_path, plain)[1])["all"]["hosts"]
+    hosts = load(export(tmp_path, plain)[1])["all"]["hosts"]
     assert hosts["web1"]["ansible_ssh_common_args"] == "-o ProxyJump=admin@bastion:2222,inner"
     keyed = KEYED.replace("KEYS", "jump: {host: bastion, user: admin, key_file: /keys/bastion}")
-    hosts = yaml.safe_load(export(tmp_path, keyed)[1])["all"]["hosts"]
+    hosts = load(export(tmp_path, keyed)[1])["all"]["hosts"]
     assert hosts["web1"]["ansible_ssh_common_args"] == (
         "-o ProxyCommand='ssh -W %h:%p -i /keys/bastion -o IdentitiesOnly=yes admin@bastion'"
     )
@@ -412,7 +471,7 @@ steps:
 """
     playbook, _ = export(tmp_path, using)
     found = tasks(playbook)
-    assert found["Say it (inner/say)"]["ansible.builtin.command"]["argv"][2] == "echo hello"
+    assert script(found["Say it (inner/say)"]) == "echo hello"
     assert (
         "From the used runbook."
         in found["Show the warnings and ask to go on"]["ansible.builtin.pause"]["prompt"]

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from sshd import SSHDCluster, SSHDNode
+from test_export_ansible import load
 
 from runbooks import (
     COMPONENTS,
@@ -284,8 +285,9 @@ def test_nodes_behind_a_jump_host_with_its_own_key(
     by_engine = recorded(lab)
     assert by_engine == {"local": [], **{n.address: [["docker", "ps"]] for n in nodes}}
     out = export(lab, book)
-    inventory = (out / "inventory.yml").read_text()
-    assert f"ProxyCommand='ssh -W %h:%p -p {jump.port} -i {jump.client_key}" in inventory
+    inventory = load((out / "inventory.yml").read_text())["all"]["hosts"]
+    proxy = f"ProxyCommand='ssh -W %h:%p -p {jump.port} -i {jump.client_key}"
+    assert all(proxy in inventory[n.address]["ansible_ssh_common_args"] for n in nodes)
     jump.log.write_text(before)
     done = ansible_playbook(lab, out)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr
