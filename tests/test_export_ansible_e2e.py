@@ -8,6 +8,7 @@ engine checks them (ANSIBLE_HOST_KEY_CHECKING stays on).
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -293,3 +294,70 @@ def test_nodes_behind_a_jump_host_with_its_own_key(
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr
     assert recorded(lab) == by_engine
     assert forwarded() == sorted(n.address for n in nodes)  # Ansible went through the jump host
+
+
+RAW_ENDS = ("{%endraw%}", "{%- endraw %}", "{% endraw -%}", "{% endraw %}")
+HOSTILE_STEPS = """\
+  - id: here
+    title: 'Print a{%endraw%}{{ lookup("pipe", "touch ROOT/pwned-title") }}'
+    confirm: {type: "{{ m2 }}"}
+    expect: {stdout_contains: 'a{%endraw%}{{ lookup("pipe", "touch '}
+    result: "{{ m4 }}"
+    run: printf '%s\\n' {{ m1 }} {{ m2 }} {{ m3 }} {{ m4 }} | tee "$HOME/values.txt"
+  - id: there
+    title: Print on the node
+    on: nodes
+    env: {M: "{{ m3 }}"}
+    run: printf '%s\\n' {{ m1 }} "$M" > "$HOME/values.txt"
+"""
+
+
+def hostile(root: Path, name: str, end: str) -> str:
+    """A value that ends a `{% raw %}` block its own way, then asks the controller to create `root/name`."""
+    return f'a{end}{{{{ lookup("pipe", "touch {root}/{name}") }}}}{{%raw%}}$(touch {root}/{name}-sh)"'
+
+
+def test_no_value_becomes_code_on_the_controller(lab: Lab, nodes: list[SSHDNode], tmp_path: Path) -> None:
+    """Every way Jinja ends a raw block, in a title, a warning, a confirmation, an expectation, a result, an
+    env value and a script: the playbook prints each value as it is, and Ansible runs none of them."""
+    variables = "".join(f"  m{n}: {{type: string, required: true}}\n" for n in range(1, 5))
+    steps = HOSTILE_STEPS.replace("ROOT", str(lab.root))
+    text = nodes_runbook("hostile", steps, nodes[:1], variables)
+    book = write_runbook(tmp_path, text.replace("targets:", "warnings: ['Careful with {{ m1 }}']\ntargets:"))
+    values = [hostile(lab.root, f"pwned{n}", end) for n, end in enumerate(RAW_ENDS, 1)]
+    out = export(lab, book, *(f"--var=m{n}={v}" for n, v in enumerate(values, 1)))
+    done = ansible_playbook(lab, out, *ANSWERS)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr
+    assert sorted(p.name for p in lab.root.glob("pwned*")) == []  # nothing ran on the controller
+    assert (lab.home / "values.txt").read_text().splitlines() == values  # each value arrived as it was
+    assert (nodes[0].home / "values.txt").read_text().splitlines() == [values[0], values[2]]
+    title = f'TASK [Print a{{%endraw%}}{{{{ lookup("pipe", "touch {lab.root}/pwned-title") }}}} (here)]'
+    assert title in done.stdout and json.dumps(values[3]) in done.stdout  # the title, the result
+
+
+HOSTILE_CLUSTER = """\
+nodes:
+  - address: 127.0.0.2
+    user: 'root{{ lookup("pipe", "touch ROOT/pwned-user") }}'
+    port: 22
+    ssh_key_path: '/nokey{%endraw%}{{ lookup("pipe", "touch ROOT/pwned-key") }}'
+"""
+
+
+def test_no_inventory_field_becomes_code_on_the_controller(
+    lab: Lab, nodes: list[SSHDNode], tmp_path: Path
+) -> None:
+    """A cluster file's user and key path reach ssh as they were written (the host cannot be reached with
+    them: ssh is told exactly that user), and Ansible runs none of them."""
+    cluster = lab.root / "cluster.yml"
+    cluster.write_text(HOSTILE_CLUSTER.replace("ROOT", str(lab.root)))
+    book = write_runbook(
+        tmp_path, nodes_runbook("inventory", "  - {id: a, title: A, on: nodes, run: date}\n")
+    )
+    out = export(lab, book, f"--var=cluster={cluster}")
+    done = ansible_playbook(lab, out, "-vvv")
+    assert done.returncode != 0  # unreachable: no such user
+    assert sorted(p.name for p in lab.root.glob("pwned*")) == []
+    user = 'root{{ lookup("pipe", "touch ' + str(lab.root) + '/pwned-user") }}'
+    assert f"ESTABLISH SSH CONNECTION FOR USER: {user}" in done.stdout
+    assert '/nokey{%endraw%}{{ lookup("pipe"' in done.stdout  # the key path, given to ssh as it is
