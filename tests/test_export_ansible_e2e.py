@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from runbooks import (
     Lab,
     Nodes,
     cluster_yaml,
+    command_lines,
     docker_nodes,
     docker_on,
     identity_config,
@@ -118,6 +120,7 @@ def test_exported_rollback_rolls_back_like_the_engine(lab: Lab, nodes: list[SSHD
     unanswered = ansible_playbook(lab, out)  # no terminal, no runbook_yes: like `runbook run` without --yes
     assert unanswered.returncode != 0
     assert "the warnings were not accepted" in unanswered.stdout
+    assert "is undefined" not in unanswered.stdout  # every host read the one answer (pause registers once)
     assert recorded(lab) == {"local": [], **{n.address: [] for n in nodes}}
     done = ansible_playbook(lab, out, *ANSWERS)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr
@@ -361,3 +364,73 @@ def test_no_inventory_field_becomes_code_on_the_controller(
     user = 'root{{ lookup("pipe", "touch ' + str(lab.root) + '/pwned-user") }}'
     assert f"ESTABLISH SSH CONNECTION FOR USER: {user}" in done.stdout
     assert '/nokey{%endraw%}{{ lookup("pipe"' in done.stdout  # the key path, given to ssh as it is
+
+
+SAMPLED = "Zq9-s3cr3t"  # the part of the secret no quoting changes: what the `ps` samples must never show
+SECRET_AS_DATA_STEPS = """\
+  - id: here
+    title: Use the token here
+    when: mode == 'go'
+    env: {TOKEN: "{{ token }}", PLAIN: "{{ mode }} $(touch ROOT/executed-env)"}
+    run: |
+      printf '%s' "$TOKEN" > "$HOME/env-token.txt"
+      printf '%s' {{ token }} > "$HOME/ref-token.txt"
+      printf '%s' "$PLAIN" > "$HOME/plain.txt"
+      sleep 1.25
+  - id: there
+    title: Use the token on the node
+    on: nodes
+    env: {TOKEN: "{{ token }}"}
+    run: |
+      printf '%s' "$TOKEN" > "$HOME/env-token.txt"
+      printf '%s' {{ token }} > "$HOME/ref-token.txt"
+      sleep 1.25
+"""
+
+
+class CommandLines:
+    """Every process's whole command line (`ps -eww -o args`) every 50 ms while the block runs, here and so on
+    the nodes (they are on 127.0.0.x); bounded by a sample count."""
+
+    def __init__(self, limit: int = 6000) -> None:
+        self.samples: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, args=(limit,), daemon=True)
+
+    def _sample(self, limit: int) -> None:
+        for _ in range(limit):
+            if self._stop.wait(0.05):
+                return
+            self.samples.append(command_lines())
+
+    def __enter__(self) -> CommandLines:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+def test_a_secret_is_given_to_the_script_as_data_and_is_in_no_command_line(
+    lab: Lab, nodes: list[SSHDNode], tmp_path: Path
+) -> None:
+    """A secret with `$(…)`, quotes and backquotes, and an env value with `$(…)`: they arrive as written, nothing
+    in them runs, and no process on the controller or the node has the secret in its argv at any time. The
+    export itself needs no secret, even with a `when:`."""
+    secret = f"{SAMPLED} $(touch {lab.root}/executed) \"dq\" 'sq' `touch {lab.root}/executed-bq` $TOKEN"
+    variables = "  token: {type: string, secret: true, required: true}\n  mode: {type: string, default: go}\n"
+    steps = SECRET_AS_DATA_STEPS.replace("ROOT", str(lab.root))
+    book = write_runbook(tmp_path, nodes_runbook("secret-data", steps, nodes[:1], variables))
+    out = export(lab, book)  # no RUNBOOK_VAR_TOKEN: exit 0, not a KeyError
+    with CommandLines() as seen:
+        done = ansible_playbook(lab, out, env={"RUNBOOK_VAR_TOKEN": secret})
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr
+    assert any("sleep 1.25" in sample for sample in seen.samples)  # sampled while the scripts ran
+    assert [s for s in seen.samples if SAMPLED in s] == []
+    for home in (lab.home, nodes[0].home):
+        assert (home / "env-token.txt").read_text() == secret
+        assert (home / "ref-token.txt").read_text() == secret
+    assert (lab.home / "plain.txt").read_text() == f"go $(touch {lab.root}/executed-env)"
+    assert sorted(p.name for p in lab.root.glob("executed*")) == []
+    assert SAMPLED not in done.stdout + done.stderr
