@@ -481,3 +481,84 @@ steps:
     with pytest.raises(InvalidRunbook) as refused:
         export(tmp_path, using.replace("word: hello", "word: hello-hello-hello"))
     assert f"{tmp_path / 'used.yml'}:7:3: variables.word: a used runbook's secret" in str(refused.value)
+
+
+MARK = "{{M}}"  # Jinja Ansible would evaluate, in every text the runbook, its values or its inventory give
+MARKED = """\
+runbook: 1
+name: marked
+version: "1"
+title: "title {{M}}"
+description: "about {{M}}"
+warnings: ["careful {% raw %}{{M}}{% endraw %} {{ v }}"]
+variables:
+  v: {type: string, default: "{{M}}"}
+targets:
+  web:
+    ssh:
+      from_file: CLUSTER
+      each: nodes
+      host: "{{ item.address }}"
+      user: "{{ item.user }}"
+      key_file: "{{ item.key }}"
+      jump: "{{ item.jump }}"
+checks:
+  - {title: "check {{M}}", on: web, run: "test -n {{ v }}"}
+steps:
+  - id: here
+    title: "here {{M}}"
+    cwd: "/srv/{{ v }}"
+    env: {E: "{{ v }}"}
+    expect: {stdout_contains: "{{M}}", stdout_matches: "x{{M}}"}
+    result: "got {{ v }}"
+    confirm: {type: "{{ v }}"}
+    retries: {count: 2, delay: 1s}
+    until: "'ok' in result.stdout"
+    run: "echo {{ v }}"
+  - {id: there, title: there, on: web, when: "platform == 'linux' and v != ''", run: "tool-{{ v }} --x"}
+  - {id: once, title: once, on: web, run_once: true, max_failed_hosts: 1, run: "echo {{ v }}"}
+  - {id: typed, title: typed, manual: "do {{ v }}", record: {prompt: "seen {{ v }}", expect: "{{ v }}"}}
+  - {id: pattern, title: pattern, manual: "do", record: {prompt: "p", expect: {matches: "x{{M}}"}}}
+"""
+MARKED_CLUSTER = """\
+nodes:
+  - {address: "10.0.0.1{{M}}", user: "u{{M}}", key: "/keys/{{M}}", jump: "j{{M}}@bastion"}
+  - {address: "10.0.0.2", user: "u2", key: "/keys/2", jump: "bastion"}
+"""
+
+
+def test_every_text_from_the_runbook_and_its_inventory_is_ansible_data(tmp_path: Path) -> None:
+    """By construction: walk both files; every string holding the runbook's Jinja is `!unsafe`, wherever it
+    is (an argument, a name, a task var, a host var); an engine expression never holds it."""
+    (tmp_path / "cluster.yml").write_text(MARKED_CLUSTER)
+    text = MARKED.replace("CLUSTER", str(tmp_path / "cluster.yml"))
+    playbook, inventory = export(tmp_path, text, lossy=True)
+    tagged, plain = [], []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            plain.extend(key for key in node if isinstance(key, str) and MARK in key)
+            node = list(node.values())
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+        elif isinstance(node, str) and MARK in node:
+            (tagged if isinstance(node, Unsafe) else plain).append(node)
+
+    walk(load(playbook))
+    walk(load(inventory))
+    assert plain == []
+    assert len(tagged) >= 20  # not vacuous: names, prompts, scripts, vars, host vars
+    assert "{{M}}" not in str(load(inventory)["all"]["children"])  # host names there are made safe
+
+
+def test_a_line_break_yaml_knows_stays_inside_its_comment(tmp_path: Path) -> None:
+    """NEL, LS and PS end a YAML comment: a value holding one, listed in the header, must not add a play."""
+    (tmp_path / "cluster.yml").write_text(MARKED_CLUSTER)
+    text = MARKED.replace("CLUSTER", str(tmp_path / "cluster.yml"))
+    for sep in ("\x85", "\u2028", "\u2029"):
+        value = f"x{sep}- name: injected{sep}  hosts: all{sep}  tasks: []{sep}"
+        playbook, _ = export(tmp_path, text, True, RUNBOOK_VAR_V=value)
+        plays = load(playbook)
+        assert [play["name"] for play in plays] == ["Before anything runs: title {{M}}", "title {{M}}"]
+        assert f"v = x\\u{ord(sep):04x}- name: injected" in playbook.replace("\\x85", "\\u0085")

@@ -89,7 +89,7 @@ def ansible_playbook(
     return subprocess.run(
         [str(BIN / "ansible-playbook"), "-i", str(out / "inventory.yml"), str(out / "playbook.yml"), *args],
         cwd=lab.root,
-        env=lab.env(**settings, **(env or {})),
+        env=lab.env(**{**settings, **(env or {})}),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -412,11 +412,13 @@ class CommandLines:
         self._thread.join(timeout=30)
 
 
+@pytest.mark.parametrize("pipelining", ["True", "False"])
 def test_a_secret_is_given_to_the_script_as_data_and_is_in_no_command_line(
-    lab: Lab, nodes: list[SSHDNode], tmp_path: Path
+    lab: Lab, nodes: list[SSHDNode], tmp_path: Path, pipelining: str
 ) -> None:
     """A secret with `$(…)`, quotes and backquotes, and an env value with `$(…)`: they arrive as written, nothing
-    in them runs, and no process on the controller or the node has the secret in its argv at any time. The
+    in them runs, and no process on the controller or the node has the secret in its argv at any time, with
+    Ansible's pipelining (the module on python's stdin) and without (the module copied as a file). The
     export itself needs no secret, even with a `when:`."""
     secret = f"{SAMPLED} $(touch {lab.root}/executed) \"dq\" 'sq' `touch {lab.root}/executed-bq` $TOKEN"
     variables = "  token: {type: string, secret: true, required: true}\n  mode: {type: string, default: go}\n"
@@ -424,7 +426,7 @@ def test_a_secret_is_given_to_the_script_as_data_and_is_in_no_command_line(
     book = write_runbook(tmp_path, nodes_runbook("secret-data", steps, nodes[:1], variables))
     out = export(lab, book)  # no RUNBOOK_VAR_TOKEN: exit 0, not a KeyError
     with CommandLines() as seen:
-        done = ansible_playbook(lab, out, env={"RUNBOOK_VAR_TOKEN": secret})
+        done = ansible_playbook(lab, out, env={"RUNBOOK_VAR_TOKEN": secret, "ANSIBLE_PIPELINING": pipelining})
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr
     assert any("sleep 1.25" in sample for sample in seen.samples)  # sampled while the scripts ran
     assert [s for s in seen.samples if SAMPLED in s] == []

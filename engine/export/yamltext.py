@@ -82,12 +82,19 @@ def dump(data: Any) -> str:
     return text
 
 
+def _printable(text: str) -> str:
+    """A comment's text with every character YAML would not keep inside the comment escaped (`\\u2028`): NEL,
+    LS and PS are line breaks to YAML, so a value holding one would end the comment and start YAML."""
+    kept = " \t\n\r"  # textwrap makes these spaces
+    return "".join(c if c.isprintable() or c in kept else c.encode("unicode_escape").decode() for c in text)
+
+
 def comment_lines(texts: Iterable[str], indent: int = 0) -> list[str]:
     """`# text` lines, wrapped; an empty text is a bare `#` line."""
     pad = " " * indent
     lines = []
     for text in texts:
-        wrapped = textwrap.wrap(text, WIDTH - indent - 2, subsequent_indent="  ") or [""]
+        wrapped = textwrap.wrap(_printable(text), WIDTH - indent - 2, subsequent_indent="  ") or [""]
         lines += [f"{pad}# {line}".rstrip() for line in wrapped]
     return lines
 
