@@ -562,3 +562,15 @@ def test_a_line_break_yaml_knows_stays_inside_its_comment(tmp_path: Path) -> Non
         plays = load(playbook)
         assert [play["name"] for play in plays] == ["Before anything runs: title {{M}}", "title {{M}}"]
         assert f"v = x\\u{ord(sep):04x}- name: injected" in playbook.replace("\\x85", "\\u0085")
+
+
+def test_a_target_run_locally_gives_each_host_its_name_on_stdin(tmp_path: Path) -> None:
+    book = write_runbook(
+        tmp_path, KEYED.replace("KEYS", "user: deploy").replace("run: date", "run: hostname")
+    )
+    command.main(Options(str(book), target=("web=local",)), "ansible", str(tmp_path / "out"))
+    task = tasks((tmp_path / "out" / "playbook.yml").read_text())["A (a)"]
+    stdin = task["ansible.builtin.command"]["stdin"]
+    assert stdin == "export RUNBOOK_HOST={{ runbook_host | quote }}\n{{ runbook_script }}"
+    hosts = load((tmp_path / "out" / "inventory.yml").read_text())["all"]["hosts"]
+    assert hosts["web1"]["runbook_host"] == "web1" and isinstance(hosts["web1"]["runbook_host"], Unsafe)

@@ -420,7 +420,10 @@ def test_a_secret_is_given_to_the_script_as_data_and_is_in_no_command_line(
     in them runs, and no process on the controller or the node has the secret in its argv at any time, with
     Ansible's pipelining (the module on python's stdin) and without (the module copied as a file). The
     export itself needs no secret, even with a `when:`."""
-    secret = f"{SAMPLED} $(touch {lab.root}/executed) \"dq\" 'sq' `touch {lab.root}/executed-bq` $TOKEN"
+    jinja = f'{{{{ lookup("pipe", "touch {lab.root}/executed-jinja") }}}}{{%endraw%}}'
+    secret = (
+        f"{SAMPLED} $(touch {lab.root}/executed) \"dq\" 'sq' `touch {lab.root}/executed-bq` $TOKEN {jinja}"
+    )
     variables = "  token: {type: string, secret: true, required: true}\n  mode: {type: string, default: go}\n"
     steps = SECRET_AS_DATA_STEPS.replace("ROOT", str(lab.root))
     book = write_runbook(tmp_path, nodes_runbook("secret-data", steps, nodes[:1], variables))
