@@ -574,3 +574,14 @@ def test_a_target_run_locally_gives_each_host_its_name_on_stdin(tmp_path: Path) 
     assert stdin == "export RUNBOOK_HOST={{ runbook_host | quote }}\n{{ runbook_script }}"
     hosts = load((tmp_path / "out" / "inventory.yml").read_text())["all"]["hosts"]
     assert hosts["web1"]["runbook_host"] == "web1" and isinstance(hosts["web1"]["runbook_host"], Unsafe)
+
+
+def test_a_when_over_a_secret_is_refused_and_other_whens_need_no_secret(tmp_path: Path) -> None:
+    """Secrets are not needed to export, even with a `when:` (was: KeyError, exit 70); a `when` that reads
+    one cannot be decided at export time (the export has no secret) and is refused, never guessed."""
+    secret = "variables:\n  token: {type: string, secret: true, required: true}\ntargets:\n"
+    text = WAITING.replace("targets:\n", secret).replace("    run_once: true\n", "    when: 1 > 0\n")
+    assert "Once (once)" in tasks(export(tmp_path, text)[0])
+    with pytest.raises(InvalidRunbook) as refused:
+        export(tmp_path, text.replace("when: 1 > 0", "when: token != ''"))
+    assert "steps[0].when: the when reads the secret token, which the export never has" in str(refused.value)

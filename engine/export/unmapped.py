@@ -124,13 +124,16 @@ def _fields(
 
 
 def _secret_rules(runbook: Runbook) -> Iterable[Unmapped]:
-    """Rules are checked when the export is made (the values are fixed then); one over a secret cannot be."""
+    """Rules and `when`s are decided when the export is made (the values are fixed then); one over a secret
+    cannot be: the export never has it (and would write what it decided from it into the playbook)."""
     secrets = {v.name for v in runbook.variables if v.secret}
-    for rule in runbook.rules:
-        read = names_used("{{ " + rule.condition.text + " }}") & secrets
+    conditions = [("rule", rule.condition, None) for rule in runbook.rules]
+    conditions += [("when", step.when, step.id) for step in runbook.steps if step.when is not None]
+    for kind, condition, step in conditions:
+        read = names_used("{{ " + condition.text + " }}") & secrets
         if read:
-            message = f"the rule reads the secret {', '.join(sorted(read))}, which the export never has"
-            yield Unmapped(template_problem(rule.condition, message))
+            message = f"the {kind} reads the secret {', '.join(sorted(read))}, which the export never has"
+            yield Unmapped(template_problem(condition, message), step)
 
 
 def _is_default(item: dataclasses.Field[Any], value: Any) -> bool:
