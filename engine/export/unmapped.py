@@ -15,7 +15,7 @@ from typing import Any
 from engine.errors import Problem
 from engine.export.ansible_inventory import jump_refusal
 from engine.loading import JsonPath
-from engine.model import Check, Runbook
+from engine.model import Check, Runbook, Template
 from engine.planning import Plan, PlannedStep, operator_texts
 from engine.rendering import names_used, template_problem
 from engine.targets import Host
@@ -127,7 +127,7 @@ def _secret_rules(runbook: Runbook) -> Iterable[Unmapped]:
     """Rules and `when`s are decided when the export is made (the values are fixed then); one over a secret
     cannot be: the export never has it (and would write what it decided from it into the playbook)."""
     secrets = {v.name for v in runbook.variables if v.secret}
-    conditions = [("rule", rule.condition, None) for rule in runbook.rules]
+    conditions: list[tuple[str, Template, str | None]] = [("rule", r.condition, None) for r in runbook.rules]
     conditions += [("when", step.when, step.id) for step in runbook.steps if step.when is not None]
     for kind, condition, step in conditions:
         read = names_used("{{ " + condition.text + " }}") & secrets
