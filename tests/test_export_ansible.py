@@ -572,7 +572,10 @@ def test_a_target_run_locally_gives_each_host_its_name_on_stdin(tmp_path: Path) 
     book = write_runbook(
         tmp_path, KEYED.replace("KEYS", "user: deploy").replace("run: date", "run: hostname")
     )
-    command.main(Options(str(book), target=("web=local",)), "ansible", str(tmp_path / "out"))
+    command.main(
+        ExportOptions(kind=Kind.ANSIBLE, output=str(tmp_path / "out")),
+        ExportRunbook(str(book), target=("web=local",)),
+    )
     task = tasks((tmp_path / "out" / "playbook.yml").read_text())["A (a)"]
     stdin = task["ansible.builtin.command"]["stdin"]
     assert stdin == "export RUNBOOK_HOST={{ runbook_host | quote }}\n{{ runbook_script }}"
