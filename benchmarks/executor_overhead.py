@@ -129,7 +129,9 @@ def main(runs: int) -> None:
             local = LocalExecutor()
             measure('LocalExecutor.run("true")', lambda: local.run("true"), runs)
             measure("subprocess.run(['sh', '-c', 'true'])", lambda: checked(["sh", "-c", "true"]), runs)
-            target = SSHTarget("bench", node.address, node.user, node.port, str(node.client_key))
+            target = SSHTarget(
+                "bench", node.address, user=node.user, port=node.port, key_file=str(node.client_key)
+            )
             with ssh_executor(target, SSHOptions(known_hosts=str(node.known_hosts))) as remote:
                 start = time.perf_counter()
                 remote.connect()

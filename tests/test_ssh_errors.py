@@ -61,7 +61,9 @@ def peer() -> Iterator[Peer]:
 
 
 def test_a_peer_that_sends_no_banner_is_named_as_such(peer: Peer, home: Path) -> None:
-    executor = ssh_executor(SSHTarget("silent", "127.0.0.1", "me", peer.port), SSHOptions(banner_timeout=2))
+    executor = ssh_executor(
+        SSHTarget("silent", "127.0.0.1", user="me", port=peer.port), SSHOptions(banner_timeout=2)
+    )
     with pytest.raises(ConnectionFailed) as caught:
         executor.connect()
     assert str(caught.value) == (
@@ -94,7 +96,7 @@ def test_wrong_keys_are_named_in_the_authentication_failure(
     [node] = sshd_nodes(1)
     stranger = tmp_path / "stranger"
     generate_key(stranger)
-    target = SSHTarget("n", node.address, node.user, node.port, str(stranger))
+    target = SSHTarget("n", node.address, user=node.user, port=node.port, key_file=str(stranger))
     with pytest.raises(ConnectionFailed) as caught:
         ssh_executor(target, SSHOptions(known_hosts=str(node.known_hosts))).connect()
     assert (
@@ -104,7 +106,7 @@ def test_wrong_keys_are_named_in_the_authentication_failure(
     # No key given: the default key files are tried, and named.
     (home / ".ssh").mkdir()
     generate_key(home / ".ssh" / "id_ed25519")
-    defaults = SSHTarget("n", node.address, node.user, node.port)
+    defaults = SSHTarget("n", node.address, user=node.user, port=node.port)
     with pytest.raises(
         ConnectionFailed, match=r"keys tried: the SSH agent, default keys \(.*/\.ssh/id_ed25519\)\. Give"
     ):
@@ -126,7 +128,7 @@ def forced_exit_key(sshd_nodes: Nodes, tmp_path: Path) -> Iterator[tuple[SSHDNod
 
 def test_a_login_that_exits_at_once_is_explained(forced_exit_key: tuple[SSHDNode, Path], home: Path) -> None:
     node, key = forced_exit_key
-    target = SSHTarget("n", node.address, node.user, node.port, str(key))
+    target = SSHTarget("n", node.address, user=node.user, port=node.port, key_file=str(key))
     executor = ssh_executor(target, SSHOptions(known_hosts=str(node.known_hosts)))
     try:
         with pytest.raises(PreflightFailed) as caught:
@@ -143,7 +145,7 @@ def test_a_login_that_exits_at_once_fails_the_probe_and_is_explained(
     forced_exit_key: tuple[SSHDNode, Path], home: Path
 ) -> None:
     node, key = forced_exit_key
-    target = SSHTarget("n", node.address, node.user, node.port, str(key))
+    target = SSHTarget("n", node.address, user=node.user, port=node.port, key_file=str(key))
     executor = ssh_executor(target, SSHOptions(known_hosts=str(node.known_hosts)))
     try:
         with pytest.raises(PreflightFailed) as caught:
@@ -219,7 +221,9 @@ def test_include_is_followed_with_globs_and_relative_paths(sshd_nodes: Nodes, ho
     )
     (home / ".ssh" / "keys.conf").write_text(f"IdentityFile {node.client_key}\nUser {node.user}\n")
     resolved = resolve_ssh_target(SSHTarget("web"))
-    assert resolved == SSHTarget("web", node.address, node.user, node.port, str(node.client_key))
+    assert resolved == SSHTarget(
+        "web", node.address, user=node.user, port=node.port, key_file=str(node.client_key)
+    )
     with ssh_executor(SSHTarget("web")) as executor:
         assert executor.run('echo "$RUNBOOK_TEST_NODE"').stdout.strip() == node.address
     assert resolve_ssh_target(SSHTarget("other")).user == "nobody-else"  # the block after the Include
