@@ -148,9 +148,18 @@ class SSHOptions:
     ssh_config: str = "~/.ssh/config"
     trust_new_keys: bool = False
     connect_timeout: float = 10.0
+    """Seconds for the TCP connection, for each channel to open, and for the key exchange after the banner."""
     banner_timeout: float = 15.0
+    """Seconds from the TCP connection to the server's SSH banner (a busy sshd is slow to send it)."""
     auth_timeout: float = 15.0
     keepalive: int = 15
+
+    @property
+    def negotiation_timeout(self) -> float:
+        """Seconds for the banner, then the key exchange, as one wait: longer than both of theirs (each of which
+        ends the wait sooner with its own cause), or a silent peer is given up on before its banner was due
+        and the failure is named by the step after it ("authentication failed")."""
+        return self.banner_timeout + self.connect_timeout + 5.0
 
 
 class Transport(StrEnum):

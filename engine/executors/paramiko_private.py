@@ -2,15 +2,17 @@
 
 paramiko gives no public way to (1) sign with SHA-1 `ssh-rsa`, which it no longer offers, (2) ask a server
 whether it would accept a key without signing anything (RFC 4252's query), (3) slow the transport thread's
-idle poll, or (4) tell how far a handshake got before it failed. Each is done here and nowhere else, by
-names paramiko may change in any release. After an upgrade run:
+idle poll, (4) time the key exchange, or (5) tell how far a handshake got before it failed. Each is done here
+and nowhere else, by names paramiko may change in any release. After an upgrade run
 `tests/test_ssh_errors.py` (legacy RSA: `LegacyRSAKey`, `LegacyTransport`, `KeyQuery`; silent, banner-only
-and resetting peers: `handshake`) and `tests/test_executors_ssh.py` (every connection: `set_idle_poll`).
+and resetting peers: `key_exchange_timed`, `handshake`) and `tests/test_executors_ssh.py` (every
+connection: `set_idle_poll`).
 """
 
 from __future__ import annotations
 
 import queue
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,19 +80,41 @@ def set_idle_poll(transport: paramiko.Transport, seconds: float) -> None:
     transport.sock.settimeout(seconds)
 
 
+def key_exchange_timed(kind: type[paramiko.Transport], seconds: float) -> Callable[..., paramiko.Transport]:
+    """A `transport_factory` for `SSHClient.connect` whose transports give the key exchange `seconds` after
+    the banner (paramiko: 15 s, whatever the connection's own timeouts say).
+
+    UNDOCUMENTED API: `Transport.handshake_timeout`, and `SSHClient.connect` calling the factory with the
+    socket and keyword arguments."""
+
+    def make(sock: Any, **kwargs: Any) -> paramiko.Transport:
+        transport = kind(sock, **kwargs)
+        transport.handshake_timeout = seconds
+        return transport
+
+    return make
+
+
 @dataclass(frozen=True)
 class Handshake:
-    """How far a connection's handshake got: the peer's banner (empty: none), and the key exchange."""
+    """How far a connection's handshake got: the peer's banner (empty: none), the key exchange, and whether
+    the key exchange's time ran out."""
 
     banner: str
     keys_exchanged: bool
+    timed_out: bool = False
 
 
 def handshake(transport: paramiko.Transport | None) -> Handshake:
     """What the peer said before a failure, so it is named by its cause and not by the step paramiko was
     at when it gave up waiting ("No existing session" for a key exchange that never came).
 
-    UNDOCUMENTED API: `Transport.remote_version` and `Transport.initial_kex_done`."""
+    UNDOCUMENTED API: `Transport.remote_version`, `Transport.initial_kex_done`, `Transport.packetizer` and
+    its `handshake_timed_out()`."""
     if transport is None:
         return Handshake("", False)
-    return Handshake(str(transport.remote_version or ""), bool(transport.initial_kex_done))
+    return Handshake(
+        str(transport.remote_version or ""),
+        bool(transport.initial_kex_done),
+        bool(transport.packetizer.handshake_timed_out()),
+    )

@@ -15,7 +15,12 @@ import paramiko
 
 from engine.errors import ConnectionFailed
 from engine.executors.knownhosts import KNOWN_HOSTS, UnknownHostKey, known_hosts_name
-from engine.executors.paramiko_private import set_idle_poll
+from engine.executors.paramiko_private import (
+    LegacyTransport,
+    handshake,
+    key_exchange_timed,
+    set_idle_poll,
+)
 from engine.executors.sshconfig import hops, resolve
 from engine.executors.sshdiagnosis import connection_error
 from engine.executors.sshkeys import client_auth
@@ -92,16 +97,20 @@ def _connect(target: SSHTarget, options: SSHOptions, sock: paramiko.Channel | No
             target.hostname or target.name,
             target.port or 22,
             username=target.user,
-            timeout=options.connect_timeout,
+            timeout=options.negotiation_timeout,  # the banner and the key exchange (the socket is ours)
             banner_timeout=options.banner_timeout,
             auth_timeout=options.auth_timeout,
             channel_timeout=options.connect_timeout,
             sock=sock or dial(target, options),
+            transport_factory=key_exchange_timed(
+                LegacyTransport if target.legacy_rsa else paramiko.Transport, options.connect_timeout
+            ),
             **auth,
         )
     except (paramiko.SSHException, OSError, EOFError, ValueError) as error:
+        reached = handshake(client.get_transport())
         client.close()
-        raise connection_error(target, error, known_hosts, options, direct) from None
+        raise connection_error(target, error, reached, known_hosts, options, direct) from None
     except BaseException:  # our HostKeyError (from UnknownHostKey), Ctrl-C: close, pass on as they are
         client.close()
         raise

@@ -13,7 +13,7 @@ import paramiko
 
 from engine.errors import ConnectionFailed, HostKeyError
 from engine.executors.knownhosts import KNOWN_HOSTS, known_hosts_name
-from engine.executors.paramiko_private import KeyQuery
+from engine.executors.paramiko_private import Handshake, KeyQuery
 from engine.executors.sshconfig import LEGACY_OPTION
 from engine.executors.sshkeys import keys_tried, rsa_keys_offered
 from engine.executors.sshsocket import dial, where
@@ -21,9 +21,18 @@ from engine.transports import SSHOptions, SSHTarget
 
 
 def connection_error(
-    target: SSHTarget, error: Exception, known_hosts: str, options: SSHOptions, direct: bool
+    target: SSHTarget,
+    error: Exception,
+    reached: Handshake,
+    known_hosts: str,
+    options: SSHOptions,
+    direct: bool,
 ) -> Exception:
-    """One line saying what went wrong; never a secret (none is known at this point anyway)."""
+    """One line saying what went wrong; never a secret (none is known at this point anyway).
+
+    Before the key exchange nothing about keys or users was asked: a failure there is the peer's silence,
+    its reset or its hang-up, whatever step paramiko names ("No existing session" after a wait that ended).
+    """
     if isinstance(error, paramiko.BadHostKeyException):
         known, offered = error.expected_key, error.key
         return HostKeyError(
@@ -32,6 +41,8 @@ def connection_error(
             "Refusing to connect (whatever --trust-new-host-keys says); if the change is expected, "
             f"remove the old entry: ssh-keygen -R '{known_hosts_name(target)}' -f {known_hosts}"
         )
+    if not reached.keys_exchanged:
+        return _handshake_error(target, error, reached, options)
     # "Invalid key": what paramiko leaves after a refused RSA key file (its retry of the file as another type)
     auth_failed = isinstance(error, paramiko.AuthenticationException) or str(error) in (
         "No existing session",
@@ -54,25 +65,55 @@ def connection_error(
             f"{keys_tried(target)}. Give the right one with IdentityFile in ~/.ssh/config or the "
             "inventory's key_file"
         )
-    return _transport_error(target, error, options)
+    return _transport_error(target, error)
 
 
-def _transport_error(target: SSHTarget, error: Exception, options: SSHOptions) -> Exception:
+def _handshake_error(
+    target: SSHTarget, error: Exception, reached: Handshake, options: SSHOptions
+) -> Exception:
     at = where(target)
-    if isinstance(error, paramiko.SSHException) and "protocol banner" in str(error):
+    causes = (error, error.__context__)
+    if any(isinstance(cause, ConnectionResetError) for cause in causes):
+        before = "after its SSH banner" if reached.banner else "before any SSH banner"
+        return ConnectionFailed(
+            f"{target.name}: connection reset by {at} {before} (a firewall rejecting the connection, or a "
+            "server refusing it: sshd's MaxStartups, TCP wrappers)"
+        )
+    if any(isinstance(cause, EOFError) for cause in causes) and not reached.banner:
+        return ConnectionFailed(
+            f"{target.name}: {at} closed the connection without sending an SSH banner: not an SSH server "
+            "there, or one refusing connections (sshd's MaxStartups, TCP wrappers)"
+        )
+    if reached.banner and (reached.timed_out or str(error) == "No existing session"):
+        return ConnectionFailed(
+            f"{target.name}: {at} sent its SSH banner ({reached.banner}) but no key exchange followed within "
+            f"{options.connect_timeout:g}s: a server stuck or overloaded"
+        )
+    if reached.banner and any(isinstance(cause, EOFError) for cause in causes):
+        return ConnectionFailed(
+            f"{target.name}: {at} closed the connection after its SSH banner ({reached.banner}), before the "
+            "key exchange: sshd refusing us (MaxStartups, a key exchange it cannot agree to)"
+        )
+    if not reached.banner and (str(error) == "No existing session" or "protocol banner" in str(error)):
         return ConnectionFailed(
             f"{target.name}: {at} accepted the connection but sent no SSH banner within "
             f"{options.banner_timeout:g}s (nothing, or something that is not SSH): not an SSH server there, "
             "or one too busy to answer (MaxStartups)"
         )
+    return _transport_error(target, error)
+
+
+def _transport_error(target: SSHTarget, error: Exception) -> Exception:
+    at = where(target)
     if isinstance(error, (paramiko.ssh_exception.NoValidConnectionsError, ConnectionRefusedError)):
         return ConnectionFailed(f"{target.name}: connection refused by {at}")
     if isinstance(error, TimeoutError):
         return ConnectionFailed(f"{target.name}: timed out connecting to {at}")
     if isinstance(error, OSError):
         return ConnectionFailed(f"{target.name}: cannot connect to {at}: {error.strerror or error}")
-    if isinstance(error, paramiko.SSHException):
-        return ConnectionFailed(f"{target.name}: SSH failed with {at}: {str(error).splitlines()[0]}")
+    if isinstance(error, (paramiko.SSHException, EOFError)):
+        said = str(error).splitlines()[0] if str(error) else "the connection closed"
+        return ConnectionFailed(f"{target.name}: SSH failed with {at}: {said}")
     return error
 
 

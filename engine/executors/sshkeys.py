@@ -13,7 +13,7 @@ from typing import Any
 import paramiko
 
 from engine.errors import ConnectionFailed
-from engine.executors.paramiko_private import LegacyRSAKey, LegacyTransport
+from engine.executors.paramiko_private import LegacyRSAKey
 from engine.transports import Agent, SSHTarget, describe_auth
 
 _SHA2_RSA = ["rsa-sha2-512", "rsa-sha2-256"]
@@ -23,10 +23,11 @@ _KEY_TYPES: tuple[type[paramiko.PKey], ...] = (paramiko.Ed25519Key, paramiko.ECD
 
 def client_auth(target: SSHTarget) -> dict[str, Any]:
     """`SSHClient.connect`'s authentication arguments: the key (inline ones parsed in memory), its
-    certificate, whether the agent and ~/.ssh/id_* are offered, and SHA-1 signing where the host allows it."""
+    certificate, whether the agent and ~/.ssh/id_* are offered, and SHA-1 signing where the host allows it
+    (with `LegacyTransport`, which `sshconnect` picks)."""
     auth = _auth(target)
     if target.legacy_rsa:  # the operator allowed SHA-1 for this host: RSA keys sign `ssh-rsa` only
-        auth.update(transport_factory=LegacyTransport, disabled_algorithms={"pubkeys": _SHA2_RSA})
+        auth.update(disabled_algorithms={"pubkeys": _SHA2_RSA})
     return auth
 
 
