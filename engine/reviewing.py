@@ -78,7 +78,43 @@ def reviewable(plan: Plan) -> dict[str, Any]:
             {"title": c.title, "target": c.target, "hosts": [_host(h) for h in c.hosts]} for c in plan.checks
         ],
         "steps": [_step(s) for s in plan.steps],
+        RESOLVES_KEY: resolution_of(plan),
     }
+
+
+RESOLVES_KEY = "resolves"
+
+
+def resolution_of(plan: Plan) -> dict[str, Any]:
+    """Where each SSH host name of the plan resolves today (~/.ssh/config applied): address, port, user, the
+    keys offered by fingerprint, the jump hosts. A plan without SSH hosts needs no SSH code for it."""
+    hosts = plan.remote_hosts()
+    if not hosts:
+        return {}
+    from engine.executors import resolution  # paramiko: only for a plan that reaches hosts over SSH
+
+    return resolution.record(host.ssh_target() for host in hosts)
+
+
+def check_resolution(plan: Plan, recorded: Any, source: str) -> None:
+    """Refuse when a host name no longer resolves where `recorded` (a `resolution_of` from the time the plan
+    was reviewed, or the run started) says: `source` names where that record came from. For `run --plan`
+    (through `check`) and for a resume, whose run header may keep a `resolution_of`."""
+    what = _resolution_differences(plan, recorded)
+    if what is not None:
+        raise UsageError(
+            f"{source}: {what}. Check ~/.ssh/config (a Host alias may point elsewhere now); if the change is "
+            "intended, review the plan again with plan --save"
+        )
+
+
+def _resolution_differences(plan: Plan, recorded: Any) -> str | None:
+    if not isinstance(recorded, dict):
+        return "where the hosts resolve was not recorded (a plan saved by an older version)"
+    from engine.executors import resolution
+
+    moved = resolution.differences(recorded, resolution_of(plan))
+    return f"hosts resolve elsewhere than when reviewed: {moved}" if moved else None
 
 
 def digest(data: Mapping[str, Any]) -> str:
@@ -124,6 +160,8 @@ def differences(plan: Plan, reviewed: Mapping[str, Any]) -> str | None:
     today = reviewable(plan)
     if reviewed.get(DIGEST_KEY) == digest(today):
         return None
+    if reviewed.get(RESOLVES_KEY) != today[RESOLVES_KEY]:
+        return _resolution_differences(plan, reviewed.get(RESOLVES_KEY)) or "where the hosts resolve differs"
     old = {s.get("id"): s for s in reviewed.get("steps", []) if isinstance(s, dict)}
     ids = [s["id"] for s in today["steps"]]
     changed = [s["id"] for s in today["steps"] if old.get(s["id"]) != s] + [i for i in old if i not in ids]

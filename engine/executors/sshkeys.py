@@ -5,6 +5,7 @@ An inline key is a secret: it is parsed from memory, never written anywhere, and
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import threading
@@ -94,9 +95,30 @@ def keys_tried(target: SSHTarget) -> str:
             named += [f"agent {key.get_name()} {key.fingerprint}" for key in paramiko.Agent().get_keys()]
         except (paramiko.SSHException, OSError):
             pass
-    if target.offers_default_keys:
-        named += [p for name in _DEFAULT_KEYS if os.path.exists(p := os.path.expanduser(f"~/.ssh/{name}"))]
+    named += default_key_files(target)
     return describe_auth(target) + (f" ({', '.join(named)})" if named else "")
+
+
+def default_key_files(target: SSHTarget) -> list[str]:
+    """The ~/.ssh/id_* files that exist and are offered when the host names no key."""
+    if not target.offers_default_keys:
+        return []
+    return [p for name in _DEFAULT_KEYS if os.path.exists(p := os.path.expanduser(f"~/.ssh/{name}"))]
+
+
+def public_fingerprint(target: SSHTarget, path: str | None) -> str:
+    """The SHA256 fingerprint of the key in `path` (None: the inline key), as `ssh-keygen -l` prints it; a
+    file that is no key we can read (encrypted, say) by the sha256 of its bytes, so a change still shows."""
+    try:
+        return (_inline_key(target) if path is None else _key_file(target, path)).fingerprint
+    except ConnectionFailed:
+        if path is None:
+            return "unreadable"
+    try:
+        with open(path, "rb") as file:
+            return f"file sha256:{hashlib.sha256(file.read()).hexdigest()}"
+    except OSError as error:
+        return f"unreadable: {error.strerror or error}"
 
 
 def _inline_key(target: SSHTarget) -> paramiko.PKey:
