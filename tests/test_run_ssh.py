@@ -455,3 +455,60 @@ def test_plan_shows_the_jump_host_and_identity_that_ssh_config_sets(
     done = lab.run_here(book, "--yes")
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"db-primary | on {target.address}" in done.stdout
+
+
+BIG_VALUE = """\
+runbook: 1
+name: big-value
+version: "1.0"
+title: A big value
+variables:
+  big: {type: string, required: true}
+targets:
+  nodes: {ssh: {hosts: [NODE], key_file: KEY}}
+steps:
+  - id: first
+    title: First
+    on: nodes
+    run: echo first ran
+  - id: count
+    title: Count
+    on: nodes
+    env: {BIG: "{{ big if big|length < 150000 else '' }}"}
+    run: printf %s '{{ big if big|length >= 150000 else '' }}' | wc -c; echo "env $(printf %s "$BIG" | wc -c)"
+"""
+
+
+@pytest.mark.parametrize(
+    ("size", "said"),
+    [
+        (120_000, None),  # under every limit: it runs
+        (140_000, "env BIG is 137 KiB: over the 128 KiB one environment string may have on Linux"),
+        (200_000, "the command is 196 KiB: over the 128 KiB one argument may have on Linux (MAX_ARG_STRLEN)"),
+        (
+            1_000_000,
+            "the command is 978 KiB: over the 256 KiB sshd accepts in one request, so the host would drop",
+        ),
+    ],
+)
+def test_a_value_too_big_for_a_command_over_ssh_is_named_before_anything_runs(
+    tmp_path: Path, nodes: list[SSHDNode], lab: Lab, size: int, said: str | None
+) -> None:
+    """A 1 MB value in a script used to stop the run mid-way as "connection reset" (sshd drops a request
+    over 256 KiB), a 200 KB one as the host shell's "Argument list too long" (Linux's 128 KiB per argument,
+    which an `env:` value meets too): each is named at preflight, before the first step runs anywhere."""
+    node = nodes[0]
+    text = BIG_VALUE.replace("NODE", f"{node.user}@{node.address}:{node.port}").replace(
+        "KEY", str(node.client_key)
+    )
+    book = write_runbook(tmp_path, text)
+    values = tmp_path / "values.yml"
+    values.write_text(f"big: {'a' * size}\n")
+    done = lab.run_here(book, "--vars-file", str(values), "--yes")
+    if said is None:
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"env {size}" in done.stdout
+        return
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert f"step count on {node.address}: {said}" in done.stderr
+    assert "first ran" not in done.stdout
