@@ -43,10 +43,13 @@ class Peer:
             except OSError:
                 return
             self.clients.append(client)
-            if self.greeting:
-                client.sendall(self.greeting)
-            if self.close_after:
-                client.close()
+            self.answer(client)
+
+    def answer(self, client: socket.socket) -> None:
+        if self.greeting:
+            client.sendall(self.greeting)
+        if self.close_after:
+            client.close()
 
     def stop(self) -> None:
         self.server.close()
@@ -70,16 +73,11 @@ class Hanging(Peer):
         self.reset = reset
         super().__init__()
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                client, _ = self.server.accept()
-            except OSError:
-                return
-            client.recv(256)
-            if self.reset:
-                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            client.close()
+    def answer(self, client: socket.socket) -> None:
+        client.recv(256)
+        if self.reset:
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()
 
 
 def test_a_silent_a_banner_only_and_a_resetting_peer_are_each_named_under_the_default_timeouts(
