@@ -96,25 +96,23 @@ def resolution_of(plan: Plan) -> dict[str, Any]:
     return resolution.record(host.ssh_target() for host in hosts)
 
 
-def check_resolution(plan: Plan, recorded: Any, source: str) -> None:
-    """Refuse when a host name no longer resolves where `recorded` (a `resolution_of` from the time the plan
-    was reviewed, or the run started) says: `source` names where that record came from. For `run --plan`
-    (through `check`) and for a resume, whose run header may keep a `resolution_of`."""
-    what = _resolution_differences(plan, recorded)
+def check_resolution(plan: Plan, recorded: Any, source: str, when: str) -> None:
+    """Refuse when a host name no longer resolves where `recorded` (a `resolution_of` taken earlier) says:
+    for a resume, whose run header may keep the `resolution_of` its run started with. `source` names the
+    record (`--resume RUN`), `when` the moment it was taken ("when the run started"). `run --plan` gets the
+    same comparison through `check`."""
+    what = _resolution_differences(plan, recorded, when)
     if what is not None:
-        raise UsageError(
-            f"{source}: {what}. Check ~/.ssh/config (a Host alias may point elsewhere now); if the change is "
-            "intended, review the plan again with plan --save"
-        )
+        raise UsageError(f"{source}: {what}. Check ~/.ssh/config: a Host alias may point elsewhere now")
 
 
-def _resolution_differences(plan: Plan, recorded: Any) -> str | None:
+def _resolution_differences(plan: Plan, recorded: Any, when: str) -> str | None:
     if not isinstance(recorded, dict):
-        return "where the hosts resolve was not recorded (a plan saved by an older version)"
+        return "where the hosts resolve was not recorded (by an older version)"
     from engine.executors import resolution
 
     moved = resolution.differences(recorded, resolution_of(plan))
-    return f"hosts resolve elsewhere than when reviewed: {moved}" if moved else None
+    return f"hosts resolve elsewhere than {when}: {moved}" if moved else None
 
 
 def digest(data: Mapping[str, Any]) -> str:
@@ -161,7 +159,8 @@ def differences(plan: Plan, reviewed: Mapping[str, Any]) -> str | None:
     if reviewed.get(DIGEST_KEY) == digest(today):
         return None
     if reviewed.get(RESOLVES_KEY) != today[RESOLVES_KEY]:
-        return _resolution_differences(plan, reviewed.get(RESOLVES_KEY)) or "where the hosts resolve differs"
+        moved = _resolution_differences(plan, reviewed.get(RESOLVES_KEY), "when reviewed")
+        return moved or "where the hosts resolve differs"
     old = {s.get("id"): s for s in reviewed.get("steps", []) if isinstance(s, dict)}
     ids = [s["id"] for s in today["steps"]]
     changed = [s["id"] for s in today["steps"] if old.get(s["id"]) != s] + [i for i in old if i not in ids]
