@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine import looping, model, programs, using
+from engine import conditions, grouping, looping, model, programs, using
 from engine.errors import InvalidRunbook, Problem
+from engine.grouping import Place
 from engine.looping import LoopItem
 from engine.model import Command, Runbook, Step, Template
 from engine.planning import (
@@ -61,10 +62,16 @@ class Planner:
         self.base = base
 
     def context(
-        self, host: Host, platform: str | None, steps: Any, item: LoopItem | None = None
+        self,
+        host: Host,
+        platform: str | None,
+        steps: Any,
+        item: LoopItem | None = None,
+        place: Place | None = None,
     ) -> dict[str, Any]:
         found = {
             **self.base,
+            **(place.vars() if place else {}),
             "platform": platform or Deferred("platform"),
             "host": host.context(),
             "steps": steps,
@@ -98,12 +105,32 @@ class Planner:
             paper=self.scope.paper,
         )
 
-    def plan_loop(self, step: Step) -> tuple[PlannedStep, ...]:
+    def plan_loop(self, step: Step, place: Place | None = None) -> tuple[PlannedStep, ...]:
         """The step once, or once per item of its loop (each its own unit: `rotate[1]`, `rotate[2]`…)."""
+        if step.is_group:
+            return self.plan_group(step)
         if step.loop is None:
-            return (self.plan_step(step),)
-        context = self.context(self.targets[step.on].hosts[0], self.platform, self.unknown_steps)
-        return tuple(self.plan_step(step, item=item) for item in looping.items(step, context))
+            return (self.plan_step(step, place=place),)
+        host = self.hosts(step, place)[0]
+        context = self.context(host, self.platform, self.unknown_steps, place=place)
+        return tuple(self.plan_step(step, item=item, place=place) for item in looping.items(step, context))
+
+    def plan_group(self, group: Step) -> tuple[PlannedStep, ...]:
+        """A group's steps, in order, for each item of its loop and each batch of its target's hosts."""
+        hosts = self.targets[group.on].hosts
+        items = looping.items(group, self.context(hosts[0], self.platform, self.unknown_steps))
+        places = grouping.places(group, items, hosts)
+        return tuple(
+            unit for place in places for inner in group.steps for unit in self.plan_loop(inner, place)
+        )
+
+    def hosts(self, step: Step, place: Place | None) -> tuple[Host, ...]:
+        """Where a step runs: its target's hosts, or in a rolling group (on the group's target) the batch's."""
+        return (
+            place.batch.hosts
+            if place and place.batch and place.on_batch(step)
+            else self.targets[step.on].hosts
+        )
 
     def plan_step(
         self,
@@ -111,25 +138,29 @@ class Planner:
         steps: Any = None,
         platforms: Mapping[str, str] | None = None,
         item: LoopItem | None = None,
+        place: Place | None = None,
     ) -> PlannedStep:
         """Render `step` for each host of its target; `steps`/`platforms` are the run's knowledge, if any."""
         steps = steps if steps is not None else self.unknown_steps
-        target = self.targets[step.on]
+        target, on = self.targets[step.on], self.hosts(step, place)
         deferred = step.run is not None and any("steps" in names_used(t.text) for _, t in step.run.variants)
         # A command that does not mention `host` is the same on every host of a platform: render it once.
         memo: dict[str | None, _Rendered] | None = None if _uses_host(step) else {}
         hosts = tuple(
-            self._host_plan(step, host, steps, platforms, deferred, memo, item)
-            for host in (target.hosts if step.run else ())
+            self._host_plan(step, host, steps, platforms, deferred, memo, item, place)
+            for host in (on if step.run else ())
         )
-        first = self.context(target.hosts[0], self.platform, steps, item)
+        first = self.context(on[0], self.platform, steps, item, place)
+        skip, when_deferred = (
+            (None, False) if step.run else self._skip(step, place, first, steps, self.platform)
+        )
 
         def text(template: Template | None) -> str | None:
             return render(template, first) if template is not None else None
 
         confirm, record = step.confirm, step.record
         return PlannedStep(
-            number=self.number or step.index + 1,
+            number=self.number or (place.group if place else step).index + 1,
             step=step,
             target=self.scope.scoped(step.on),
             hosts=hosts,
@@ -141,16 +172,21 @@ class Planner:
             confirm_question=(text(confirm.question) or default_question(step)) if confirm else None,
             record_prompt=text(record.prompt) if record else None,
             result=text(step.result) if isinstance(steps, Deferred) else None,  # the runner's, after it
-            texts_deferred=isinstance(steps, Deferred)
-            and any("steps" in names_used(t.text) for t in operator_texts(step)),
+            texts_deferred=when_deferred
+            or (
+                isinstance(steps, Deferred)
+                and any("steps" in names_used(t.text) for t in operator_texts(step))
+            ),
             item=item,
             scope=self.scope,
+            place=place,
+            skip=skip,
         )
 
     def text(self, planned: PlannedStep, template: Template, steps: Any) -> str:
         """A text the operator reads (a step's `result`), rendered with what is known now."""
-        host = self.targets[planned.step.on].hosts[0]
-        return render(template, self.context(host, self.platform, steps, planned.item))
+        host = self.hosts(planned.step, planned.place)[0]
+        return render(template, self.context(host, self.platform, steps, planned.item, planned.place))
 
     def _host_plan(
         self,
@@ -161,19 +197,12 @@ class Planner:
         deferred: bool,
         memo: dict[str | None, _Rendered] | None,
         item: LoopItem | None = None,
+        place: Place | None = None,
     ) -> HostPlan:
         platform = (platforms or {}).get(host.name) or self.host_platform(host)
-        context = self.context(host, platform, steps, item)
-        deferred = deferred and isinstance(steps, Deferred)
-        skip = None
-        if step.when is not None:
-            unknown = names_used("{{" + step.when.text + "}}")
-            if ("steps" in unknown and isinstance(steps, Deferred)) or (
-                "platform" in unknown and platform is None
-            ):
-                deferred = True
-            elif not self.condition(step.when, context):
-                skip = f"when: {step.when.text} is false"  # the expression, never the values it read
+        context = self.context(host, platform, steps, item, place)
+        skip, later = self._skip(step, place, context, steps, platform)
+        deferred = (deferred and isinstance(steps, Deferred)) or later
         if skip is not None:  # not rendered: a false `when` may guard values the command needs
             return HostPlan(host=host, variants=(), skip=skip)
         rendered = memo.get(platform) if memo is not None else None
@@ -197,6 +226,12 @@ class Planner:
             deferred=deferred,
             secret_env=rendered.secret_env,
         )
+
+    def _skip(
+        self, step: Step, place: Place | None, context: dict[str, Any], steps: Any, platform: str | None
+    ) -> tuple[str | None, bool]:
+        whens = (*(place.whens if place else ()), *((step.when,) if step.when else ()))
+        return conditions.skipped(whens, context, isinstance(steps, Deferred), platform, self.condition)
 
     def _env(
         self, step: Step, context: dict[str, Any]
@@ -292,7 +327,7 @@ class Planners:
     def step(
         self, planned: PlannedStep, steps: Mapping[str, Any], platforms: Mapping[str, str]
     ) -> PlannedStep:
-        return self._of(planned).plan_step(planned.step, steps, platforms, planned.item)
+        return self._of(planned).plan_step(planned.step, steps, platforms, planned.item, planned.place)
 
     def text(self, planned: PlannedStep, template: Template, steps: Mapping[str, Any]) -> str:
         return self._of(planned).text(planned, template, steps)
@@ -300,7 +335,7 @@ class Planners:
     def context(
         self, planned: PlannedStep, host: Host, platform: str | None, steps: Mapping[str, Any]
     ) -> dict[str, Any]:
-        return self._of(planned).context(host, platform, steps, planned.item)
+        return self._of(planned).context(host, platform, steps, planned.item, planned.place)
 
     def _of(self, planned: PlannedStep) -> Planner:
         return self._planners[planned.scope.name]

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from engine.grouping import Place
 from engine.looping import LoopItem
 from engine.masking import MASK
 from engine.model import Runbook, Step, Template
@@ -101,27 +102,37 @@ class PlannedStep:
     texts_deferred: bool = False  # a text the operator reads needs an earlier step's output
     item: LoopItem | None = None  # one item of the step's loop: a unit of its own
     scope: Scope = field(kw_only=True)  # what it is rendered with; a used runbook's: under the using step
+    place: Place | None = field(default=None, kw_only=True)  # a group's step: which item and batch
+    skip: str | None = field(default=None, kw_only=True)  # a manual step's false `when`
 
     @property
     def id(self) -> str:
-        """The unit's id: the step's, with the item's number for a loop (`rotate[2]`), under the using
-        step's id for a used runbook's step (`snapshot/save`)."""
+        """The unit's id: the step's, with the item's number for a loop (`rotate[2]`), under the group's
+        run (`upgrade[node1]/drain`) and the using step's id for a used runbook's step (`snapshot/save`)."""
         unit = self.item.suffix(self.step.id) if self.item else self.step.id
-        return self.scope.scoped(unit)
+        return self.scope.scoped(f"{self.place.prefix}/{unit}" if self.place else unit)
+
+    @property
+    def label(self) -> str:
+        """The number a reader finds the step by: `5`, or `5.2` for a group's second step."""
+        return f"{self.number}.{self.step.index + 1}" if self.place else str(self.number)
 
     @property
     def title(self) -> str:
         item = self.item
-        return (
-            f"{self.step.title} ({item.var} {item.index + 1}/{item.count}: {item.label})"
-            if item
-            else self.step.title
-        )
+        shown = [f"{item.var} {item.index + 1}/{item.count}: {item.label}"] if item else []
+        shown += [self.place.label] if self.place and self.place.label else []
+        return f"{self.step.title} ({'; '.join(shown)})" if shown else self.step.title
 
     @property
     def deferred(self) -> bool:
         """Rendered again when the step is reached, with the outputs of the steps before it."""
         return self.texts_deferred or any(h.deferred for h in self.hosts)
+
+    @property
+    def on_batch(self) -> bool:
+        """A rolling group's step on the batch's hosts (not once per batch elsewhere)."""
+        return self.place is not None and self.place.on_batch(self.step)
 
     @property
     def fan_out(self) -> bool:

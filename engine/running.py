@@ -32,6 +32,7 @@ from engine.planning import HostPlan, Plan, PlannedStep
 from engine.preflight import Fleet
 from engine.rendering import SecretRef
 from engine.resuming import Selection
+from engine.rolling import Roll
 from engine.stillrunning import Group
 
 
@@ -55,7 +56,7 @@ class Runner:
         self.selection = Selection(dict(previous or {}), dict(groups or {}), self.asker, fleet)
         self.context: dict[str, Any] = {}  # `steps.` of the runbook's templates
         self.scopes: dict[str, dict[str, Any]] = {"": self.context}  # and of each used runbook's
-        self.failed_hosts: dict[str, str] = {}  # host → step it failed in (tolerated), left out afterwards
+        self.roll = Roll()  # hosts that failed (tolerated), left out afterwards; what failed in groups
         self.stop = threading.Event()
         self.finished: list[HostOutcome] = []  # every host outcome of this session, for the summary
         values = plan.values
@@ -84,11 +85,13 @@ class Runner:
         if planned.item is not None:
             items = [*self._steps(planned).get(planned.step.id, {}).get("items", ()), known]
             known = {**known, "items": items}
-        # a used runbook's step is `steps.save` in it, `steps['snapshot/save']` in the runbook using it
-        scope = planned.scope.name
-        parts = [*scope.split("/"), planned.step.id] if scope else [planned.step.id]
+        # a used runbook's step is `steps.save` in it, `steps['snapshot/save']` in the runbook using it; a
+        # group's step is `steps.drain` (its latest run's) and `steps['upgrade[node1]/drain']`
+        scope, place = planned.scope.name, planned.place
+        parts = [*scope.split("/"), *([place.prefix] if place else []), planned.step.id]
         for cut in range(len(parts)):
             self.scopes.setdefault("/".join(parts[:cut]), {})["/".join(parts[cut:])] = known
+        self._steps(planned)[planned.step.id] = known
 
     def _steps(self, planned: PlannedStep) -> dict[str, Any]:
         """What `steps.` holds for this step's templates: its own runbook's steps that ran."""
@@ -97,14 +100,13 @@ class Runner:
     # -- command steps -------------------------------------------------------------------------------
 
     def command_step(self, planned: PlannedStep) -> StepOutcome:
-        done, todo = self.selection.hosts(planned, self.failed_hosts, self.finished)
+        done, todo = self.selection.hosts(planned, self.roll.left_out(planned), self.finished)
         if (
             todo and planned.step.confirm and not self.asker.confirm_step(planned)
         ):  # journaled with its answer
             raise Declined(f"step {planned.id!r} was declined; it did not run, and nothing after it")
         outcome, note = judge_step(planned.id, planned.step, done + self._fan_out(planned, todo))
-        for host in outcome.failed_hosts if not planned.step.continue_on_error else ():
-            self.failed_hosts.setdefault(host, planned.id)  # continue_on_error: the host goes on too
+        outcome, note = self.roll.judged(planned, outcome, note)
         if note:
             self.terminal.say(f"  {note}", "yellow")
         return outcome
@@ -230,7 +232,7 @@ class Runner:
     # -- manual steps --------------------------------------------------------------------------------
 
     def manual(self, planned: PlannedStep) -> StepOutcome:
-        if (before := self.selection.answered(planned)) is not None:
+        if before := self.selection.answered(planned, self.roll.left_out(planned)):
             self.finished.append(before)
             self.terminal.result(before)
             return StepOutcome(planned.id, (before,))

@@ -45,7 +45,7 @@ class Item:
     """A preflight check or a step, with its boxes."""
 
     kind: str  # "check", "step" or "manual"
-    number: int | None
+    number: int | str | None
     id: str
     title: str
     boxes: tuple[Box, ...]
@@ -213,7 +213,7 @@ def _step(plan: Plan, planned: PlannedStep, run: RunRecord | None) -> Item:
 
     return Item(
         "step",
-        planned.number,
+        planned.label,
         planned.id,
         planned.title,
         _boxes(hosts, shared, outcome),
@@ -234,7 +234,7 @@ def _manual(plan: Plan, planned: PlannedStep, run: RunRecord | None) -> Item:
     box = Box("operator", True, outcome=run.outcome(planned.id, "operator", single=True) if run else None)
     return Item(
         "manual",
-        planned.number,
+        planned.label,
         planned.id,
         planned.title,
         (box,),

@@ -115,7 +115,7 @@ def _step(plan: Plan, planned: PlannedStep) -> list[str]:
     """The step's facts (`stepview`, as the checklist words them), then its blocks: confirm, manual, hosts."""
     step = planned.step
     facts = ", ".join(fact.text for fact in stepview.facts(plan, planned))
-    lines = [f"\n{planned.number:>3}. {planned.id}: {planned.title}  [{facts}]"]
+    lines = [f"\n{planned.label:>3}. {planned.id}: {planned.title}  [{facts}]"]
     if step.confirm:
         typed = f" (type {planned.confirm_text!r})" if planned.confirm_text else ""
         lines.append(f"       confirm: {planned.confirm_question}{typed}")

@@ -34,7 +34,7 @@ def step_tasks(plan: Plan, planned: PlannedStep, inventory: Inventory, notes: li
     or the confirmation, the command per platform and host group, and the result."""
     step = planned.step
     name = f"{capital(planned.title)} ({planned.id})"
-    comments = (f"step {planned.number}: {planned.id}", *notes)
+    comments = (f"step {planned.label}: {planned.id}", *notes)
     where = inventory.condition(planned.target)
     if planned.manual is not None:
         tasks = prompts.manual(planned, name)
