@@ -17,6 +17,7 @@ from jinja2.sandbox import UNSAFE_FUNCTION_ATTRIBUTES, UNSAFE_METHOD_ATTRIBUTES
 
 from engine import programs
 from engine.errors import Problem
+from engine.grouping import flat
 from engine.model import Command, Runbook, Step, Template
 from engine.rendering import environment, names_used, parse, template_problem, whole_reference
 from engine.using import unit_ids
@@ -148,8 +149,8 @@ def _sites(runbook: Runbook) -> Iterator[_Site]:
         if check.cwd:
             yield _Site(check.cwd, base | {"host"})
     earlier: frozenset[str] = frozenset()
-    for step in runbook.steps:
-        names = base | {"host", "steps"}
+    for step, added in flat(runbook.steps):  # a group's steps read its item and `batch` too
+        names = base | {"host", "steps"} | added
         if step.loop is not None:
             names |= {step.loop.var}
             if step.loop.expression is not None:  # known before the run: the plan lists the items
