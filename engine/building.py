@@ -179,7 +179,7 @@ class _Builder:
             self.problems.append(self.positions.problem((*path, key), f"{key} is not allowed in a group"))
         if "steps" not in spec:
             return step
-        if step.on == LOCAL and "serial" in spec:
+        if spec.get("on") == LOCAL and "serial" in spec:
             self.problems.append(self.positions.problem((*path, "serial"), "serial needs on: a target"))
         inner = enumerate(spec["steps"])
         built = self._each(inner, lambda i, s: self.one(i, s, targets, path, step.on))

@@ -143,6 +143,7 @@ def _boxes(boxes: tuple[Box, ...], day: str) -> str:
 def _manual(item: Item, day: str) -> list[str]:
     parts = ["**Do this by hand:**", "> " + _plain(item.manual or "").replace("\n", "\n> ")]
     answer, box = item.answer, item.boxes[0]
+    parts += [f"_{_plain(box.note)}_"] if box.note else []
     prompt = _plain(item.record_prompt or "Observed")
     expected = f" (expected: {item.record_expect})" if item.record_expect else ""
     if answer is None:

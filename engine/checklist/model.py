@@ -231,7 +231,8 @@ def _step(plan: Plan, planned: PlannedStep, run: RunRecord | None) -> Item:
 
 def _manual(plan: Plan, planned: PlannedStep, run: RunRecord | None) -> Item:
     step = planned.step
-    box = Box("operator", True, outcome=run.outcome(planned.id, "operator", single=True) if run else None)
+    outcome = run.outcome(planned.id, "operator", single=True) if run else None
+    box = Box("operator", True, note=f"skipped: {planned.skip}" if planned.skip else "", outcome=outcome)
     return Item(
         "manual",
         planned.label,

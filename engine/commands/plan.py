@@ -120,6 +120,7 @@ def _step(plan: Plan, planned: PlannedStep) -> list[str]:
         typed = f" (type {planned.confirm_text!r})" if planned.confirm_text else ""
         lines.append(f"       confirm: {planned.confirm_question}{typed}")
     if planned.manual:
+        lines += [f"       @ operator: skipped — {planned.skip}"] if planned.skip else []
         lines += textwrap.indent(f"MANUAL: {planned.manual.strip()}", " " * 7).splitlines()
         if step.record:
             expect = planned.record_expect or step.record.matches or "(anything)"

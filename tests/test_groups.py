@@ -1,0 +1,195 @@
+"""Groups of steps (`steps:`) on this machine: loops of groups, `when` on a group and on a manual step (issue
+23, bug 2), `max_failed_hosts` over a group's items, numbering in the plan and the checklist, validation.
+
+Each test runs the command line in this process (`Lab.run_here`) in a temporary directory; the steps append
+to a file, so the order they ran in is what the file holds. The rolling groups over SSH hosts are
+tests/test_groups_ssh.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from runbooks import Lab, fold, journal, summary_rows, write_runbook
+
+
+@pytest.fixture
+def lab(tmp_path: Path, home: Path) -> Lab:
+    path = tmp_path / "work"
+    path.mkdir()
+    return Lab(path, home)
+
+
+def book(lab: Lab, steps: str, extra: str = "") -> Path:
+    text = f'runbook: 1\nname: groups\nversion: "1.0"\ntitle: Groups\n{extra}steps:\n{steps}'
+    return write_runbook(lab.root, text)
+
+
+def ran(lab: Lab) -> list[str]:
+    log = lab.root / "ran.log"
+    return log.read_text().split() if log.exists() else []
+
+
+LOOP_OF_GROUPS = """\
+  - id: first
+    title: First
+    run: echo first >> ran.log
+  - id: certs
+    title: Renew each certificate
+    loop: [web, db, mail]
+    loop_var: cert
+{extra}    steps:
+      - id: renew
+        title: Renew
+        run: test {{ cert }} != {bad} && echo renew-{{ cert }} >> ran.log
+      - id: reload
+        title: Reload
+        run: echo reload-{{ cert }}-after-{{ steps.renew.exit_code }} >> ran.log
+  - id: last
+    title: Last
+    run: echo last >> ran.log
+"""
+
+
+def loop_of_groups(extra: str = "", bad: str = "none") -> str:
+    return LOOP_OF_GROUPS.replace("{extra}", extra).replace("{bad}", bad)
+
+
+def test_each_item_of_a_loop_runs_the_whole_group_in_order(lab: Lab) -> None:
+    done = lab.run_here(book(lab, loop_of_groups()), "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert ran(lab) == [
+        "first",
+        "renew-web",
+        "reload-web-after-0",
+        "renew-db",
+        "reload-db-after-0",
+        "renew-mail",
+        "reload-mail-after-0",
+        "last",
+    ]
+    state = fold(journal(lab.state))
+    assert state[("certs[2]/reload", "local")] == "ok"
+
+
+def test_a_failed_item_stops_the_run_there_and_a_resume_continues_at_it(lab: Lab) -> None:
+    path = book(lab, loop_of_groups(bad="db"))
+    done = lab.run_here(path, "--yes")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert ran(lab) == ["first", "renew-web", "reload-web-after-0"]
+    assert "run failed: certs[2]/renew@local" in done.stdout
+    path.write_text(loop_of_groups(bad="none").join(path.read_text().split(loop_of_groups(bad="db"))))
+    resumed = lab.run_here(path, "--yes", "--resume", "--force")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert ran(lab)[3:] == ["renew-db", "reload-db-after-0", "renew-mail", "reload-mail-after-0", "last"]
+
+
+def test_max_failed_hosts_of_a_loop_group_leaves_out_the_rest_of_the_failed_item(lab: Lab) -> None:
+    done = lab.run_here(book(lab, loop_of_groups("    max_failed_hosts: 1\n", bad="db")), "--yes")
+    assert done.returncode == 1, done.stdout + done.stderr  # a tolerated failure still fails the run
+    assert ran(lab) == [
+        "first",
+        "renew-web",
+        "reload-web-after-0",
+        "renew-mail",
+        "reload-mail-after-0",
+        "last",
+    ]
+    assert ("certs[2]/reload", "local", "skipped") in summary_rows(done.stdout)
+    assert "within its max_failed_hosts=1" in done.stdout
+
+
+def test_a_second_failed_item_is_more_than_the_group_allows(lab: Lab) -> None:
+    text = loop_of_groups("    max_failed_hosts: 1\n").replace("!= none", "= web")
+    done = lab.run_here(book(lab, text), "--yes")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert ran(lab) == ["first", "renew-web", "reload-web-after-0"]  # db, then mail failed: no `last`
+    assert "run failed: certs[2]/renew@local, certs[3]/renew@local" in done.stdout
+
+
+GUARDED = """\
+  - id: probe
+    title: Probe
+    run: echo {answer}
+  - id: maybe
+    title: Only when the probe says yes
+    when: steps.probe.stdout.strip() == 'yes'
+    steps:
+      - id: act
+        title: Act
+        run: echo act >> ran.log
+      - id: look
+        title: Look
+        manual: Look at the dashboard.
+  - id: by-hand
+    title: A manual step with a false when
+    when: "{flag}"
+    manual: Do something by hand.
+  - id: end
+    title: End
+    run: echo end >> ran.log
+"""
+
+
+def test_a_group_when_over_an_earlier_step_decides_at_run_time(lab: Lab) -> None:
+    done = lab.run_here(book(lab, GUARDED.format(answer="no", flag="false")), "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr  # no manual step was asked (stdin is empty)
+    assert ran(lab) == ["end"]
+    rows = summary_rows(done.stdout)
+    assert ("maybe/act", "local", "skipped") in rows and ("maybe/look", "operator", "skipped") in rows
+    assert ("by-hand", "operator", "skipped") in rows
+    assert fold(journal(lab.state))[("by-hand", "operator")] == "skipped"
+
+
+def test_a_group_when_true_runs_it(lab: Lab) -> None:
+    text = GUARDED.format(answer="yes", flag="false")
+    done = lab.run_here(book(lab, text), "--yes", "--confirm-manual")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert ran(lab) == ["act", "end"]
+
+
+def test_a_manual_steps_false_when_shows_in_plan_and_checklist(lab: Lab) -> None:
+    """Issue 23, bug 2: `when:` on a manual step was ignored by run, plan and checklist."""
+    path = book(lab, GUARDED.format(answer="no", flag="1 == 2"))
+    plan = lab.run_here(path, task="plan")
+    assert plan.returncode == 0, plan.stderr
+    assert "skipped — when: 1 == 2 is false" in plan.stdout
+    checklist = lab.run_here(path, task="checklist")
+    assert checklist.returncode == 0, checklist.stderr
+    assert "when: 1 == 2 is false" in checklist.stdout
+
+
+def test_plan_and_checklist_number_a_groups_steps(lab: Lab) -> None:
+    path = book(lab, loop_of_groups())
+    plan = lab.run_here(path, task="plan")
+    assert plan.returncode == 0, plan.stderr
+    assert "2.1. certs[1]/renew: Renew (cert 1/3: web)" in plan.stdout
+    assert "2.2. certs[3]/reload: Reload (cert 3/3: mail)" in plan.stdout
+    assert "  3. last: Last" in plan.stdout
+    checklist = lab.run_here(path, task="checklist")
+    assert checklist.returncode == 0, checklist.stderr
+    assert "### 2.2. Reload (cert 2/3: db)" in checklist.stdout
+
+
+@pytest.mark.parametrize(
+    ("group", "message"),
+    [
+        (
+            "    steps:\n      - id: inner\n        title: I\n        steps: [{id: x, title: X, run: 'true'}]\n",
+            "steps[0].steps[0].steps: steps is not allowed in a group",
+        ),
+        (
+            "    run: 'true'\n    steps: [{id: x, title: X, run: 'true'}]\n",
+            "steps[0].run: 'run' is not allowed",
+        ),
+        ("    on: local\n    serial: 1\n    steps: [{id: x, title: X, run: 'true'}]\n", "serial needs on"),
+        ("    serial: 1\n    steps: [{id: x, title: X, run: 'true'}]\n", "'on' is needed with 'serial'"),
+        ("    steps: [{id: g, title: X, run: 'true'}]\n", "duplicate step id 'g'"),
+    ],
+)
+def test_validate_refuses_groups_it_cannot_run(lab: Lab, group: str, message: str) -> None:
+    done = lab.run_here(book(lab, f"  - id: g\n    title: G\n{group}"), task="validate")
+    assert done.returncode == 2, done.stdout
+    assert message in done.stdout + done.stderr
