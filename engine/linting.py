@@ -157,7 +157,8 @@ def _sites(runbook: Runbook) -> Iterator[_Site]:
                 yield _Site(step.loop.expression, base, expression=True)
         yield from _step_sites(step, names, earlier)
         if step.use is not None:  # rendered at plan time, to fill the used runbook's values
-            yield from (_Site(v, base) for _, v in step.use.with_ if isinstance(v, Template))
+            given = base | ({step.loop.var} if step.loop else set())  # per item of its loop
+            yield from (_Site(v, given) for _, v in step.use.with_ if isinstance(v, Template))
         earlier |= set(unit_ids(step))
 
 

@@ -8,7 +8,7 @@ One `Planner` per runbook in the plan (the runbook's own, and one per `use:`) re
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,20 +90,29 @@ class Planner:
     def host_platform(self, host: Host) -> str | None:
         return self.platform if host.transport is Transport.LOCAL else None
 
-    def used_scope(self, step: Step, allow_missing: bool) -> Scope:
-        """What the runbook a step uses is planned with: its values from `with:`, under the step's id."""
+    def used_scopes(self, step: Step, allow_missing: bool) -> Iterator[Scope]:
+        """What the runbook a step uses is planned with, once per item of its loop (`snapshot[2]`): its
+        values from `with:`, under the step's id, skipped whole when the step's `when` is false."""
         assert step.use is not None and step.use.runbook is not None
-        context = self.context(LOCAL_HOST, self.platform, self.unknown_steps)
-        values, targets = using.used_values(self.runbook, step, context, allow_missing)
-        return Scope(
-            runbook=step.use.runbook,
-            values=values,
-            platform=self.platform,
-            targets=targets,
-            name=self.scope.scoped(step.id),
-            number=self.number or step.index + 1,
-            paper=self.scope.paper,
-        )
+        for item in looping.items(step, self.context(LOCAL_HOST, self.platform, self.unknown_steps)) or [
+            None
+        ]:
+            context = self.context(LOCAL_HOST, self.platform, self.unknown_steps, item)
+            skip, later = self._skip(step, None, context, self.unknown_steps, self.platform)
+            if later:  # its steps are planned in another scope, which knows nothing of this one's outputs
+                why = "a use step's when is decided when the plan is made: it cannot read steps. or platform"
+                raise InvalidRunbook([template_problem(step.when or step.use.path, why)])
+            values, targets = using.used_values(self.runbook, step, context, allow_missing)
+            yield Scope(
+                runbook=step.use.runbook,
+                values=values,
+                platform=self.platform,
+                targets=targets,
+                name=self.scope.scoped(item.suffix(step.id) if item else step.id),
+                number=self.number or step.index + 1,
+                paper=self.scope.paper,
+                skip=self.scope.skip or skip,
+            )
 
     def plan_loop(self, step: Step, place: Place | None = None) -> tuple[PlannedStep, ...]:
         """The step once, or once per item of its loop (each its own unit: `rotate[1]`, `rotate[2]`…)."""
@@ -231,6 +240,8 @@ class Planner:
         self, step: Step, place: Place | None, context: dict[str, Any], steps: Any, platform: str | None
     ) -> tuple[str | None, bool]:
         whens = (*(place.whens if place else ()), *((step.when,) if step.when else ()))
+        if self.scope.skip:  # a used runbook's steps, when the step using it has a false `when`
+            return self.scope.skip, False
         return conditions.skipped(whens, context, isinstance(steps, Deferred), platform, self.condition)
 
     def _env(
@@ -253,14 +264,8 @@ class Planner:
         if platform is not None:
             template = command.for_platform(platform)
             if template is None:
-                raise InvalidRunbook(
-                    [
-                        template_problem(
-                            command.variants[0][1],
-                            f"no command for platform {platform!r}: add '{platform}' or 'default'",
-                        )
-                    ]
-                )
+                message = f"no command for platform {platform!r}: add '{platform}' or 'default'"
+                raise InvalidRunbook([template_problem(command.variants[0][1], message)])
             chosen = [(platform if command.per_platform else "*", template)]
         else:
             chosen = list(command.variants)
@@ -278,13 +283,8 @@ class Planner:
         for host in target.hosts:
             platform = self.host_platform(host)
             context = self.context(host, platform, self.unknown_steps)
-            hosts.append(
-                HostPlan(
-                    host,
-                    self.variants(check.run, context, platform),
-                    cwd=render(check.cwd, context) if check.cwd else None,
-                )
-            )
+            cwd = render(check.cwd, context) if check.cwd else None
+            hosts.append(HostPlan(host, self.variants(check.run, context, platform), cwd=cwd))
         name = self.scope.name
         title = f"({name}) {check.title}" if name else check.title
         return PlannedCheck(title, self.scope.scoped(check.on), tuple(hosts), check.timeout)
@@ -375,13 +375,14 @@ def _build(scope: Scope, allow_missing: bool, planners: Planners) -> Plan:
             if step.use is None:
                 steps += planner.plan_loop(step)
                 continue
-            used = _build(planner.used_scope(step, allow_missing), allow_missing, planners)
-            document = used.runbook.document
-            uses += [UsedFile(scope.scoped(step.id), str(document.path), document.sha256), *used.uses]
-            steps += used.steps
-            checks += used.checks
-            warnings += used.warnings
-            resolved.update(used.targets)
+            for used_scope in planner.used_scopes(step, allow_missing):
+                used = _build(used_scope, allow_missing, planners)
+                document = used.runbook.document
+                uses += [UsedFile(used_scope.name, str(document.path), document.sha256), *used.uses]
+                steps += used.steps
+                checks += used.checks
+                warnings += used.warnings
+                resolved.update(used.targets)
         except InvalidRunbook as error:
             problems += error.problems
     if problems:

@@ -60,6 +60,7 @@ class Scope:
     name: str = ""
     number: int | None = None
     paper: bool = False  # a checklist's: what a step prints is a blank naming the step to read it from
+    skip: str | None = None  # a used runbook's, when the step using it has a false `when`
 
     def scoped(self, name: str) -> str:
         """A name of this runbook as the whole plan knows it: under the using step's id, if used."""

@@ -193,3 +193,63 @@ def test_validate_refuses_groups_it_cannot_run(lab: Lab, group: str, message: st
     done = lab.run_here(book(lab, f"  - id: g\n    title: G\n{group}"), task="validate")
     assert done.returncode == 2, done.stdout
     assert message in done.stdout + done.stderr
+
+
+USED = """\
+runbook: 1
+name: backup
+version: "1.0"
+title: Back up one database
+variables:
+  db: {type: string, required: true}
+steps:
+  - id: dump
+    title: Dump
+    run: echo dump-{{ db }} >> ran.log
+  - id: check
+    title: Check by hand
+    manual: Check the dump of {{ db }}.
+"""
+
+USING = """\
+  - id: backup
+    title: Back up each database
+    use: backup.yml
+    loop: [users, orders]
+    loop_var: name
+    with:
+      db: "{{ name }}"
+  - id: extra
+    title: Back up the archive too
+    use: backup.yml
+    when: archive
+    with:
+      db: archive
+  - id: done
+    title: Done
+    run: echo done >> ran.log
+"""
+
+
+def test_use_with_loop_uses_the_runbook_once_per_item_and_when_skips_it(lab: Lab) -> None:
+    (lab.root / "backup.yml").write_text(USED)
+    path = book(lab, USING, "variables:\n  archive: {type: boolean, default: false}\n")
+    done = lab.run_here(path, "--yes", "--confirm-manual")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert ran(lab) == ["dump-users", "dump-orders", "done"]
+    rows = summary_rows(done.stdout)
+    assert ("backup[2]/dump", "local", "ok") in rows
+    assert ("extra/dump", "local", "skipped") in rows and ("extra/check", "operator", "skipped") in rows
+    plan = lab.run_here(path, task="plan")
+    assert "1. backup[1]/dump: Dump" in plan.stdout and "skipped — when: archive is false" in plan.stdout
+    again = lab.run_here(path, "--yes", "--confirm-manual", "--var", "archive=true")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert ran(lab)[3:] == ["dump-users", "dump-orders", "dump-archive", "done"]
+
+
+def test_a_use_steps_when_over_an_earlier_steps_output_is_refused(lab: Lab) -> None:
+    (lab.root / "backup.yml").write_text(USED)
+    steps = USING.replace("when: archive", "when: steps.backup.stdout == 'x'")
+    done = lab.run_here(book(lab, steps, "variables:\n  archive: {type: boolean, default: false}\n"), "--yes")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "a use step's when is decided when the plan is made" in done.stderr

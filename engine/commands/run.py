@@ -314,9 +314,10 @@ def _confirm_warnings(plan: Plan, terminal: Terminal, journal: Journal, yes: boo
 
 
 def _named(planned: PlannedStep, wanted: str) -> bool:
-    """`rotate[2]` is one item, `rotate` every item of the loop, `snapshot` every step the step uses."""
+    """`rotate[2]` is one item, `rotate` every item of the loop, `snapshot` every step the step uses, and
+    `upgrade` every step of the group (`upgrade[node2]` those of one batch)."""
     step = planned.scope.scoped(planned.step.id)
-    return wanted in (planned.id, step) or planned.id.startswith(wanted + "/")
+    return wanted in (planned.id, step) or planned.id.startswith((wanted + "/", wanted + "["))
 
 
 def _select(plan: Plan, only: str | None, from_step: str | None) -> tuple[PlannedStep, ...]:
