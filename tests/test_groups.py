@@ -253,3 +253,20 @@ def test_a_use_steps_when_over_an_earlier_steps_output_is_refused(lab: Lab) -> N
     done = lab.run_here(book(lab, steps, "variables:\n  archive: {type: boolean, default: false}\n"), "--yes")
     assert done.returncode == 2, done.stdout + done.stderr
     assert "a use step's when is decided when the plan is made" in done.stderr
+
+
+def test_export_refuses_a_groups_max_failed_hosts_by_name(lab: Lab) -> None:
+    path = book(lab, loop_of_groups("    max_failed_hosts: 1\n"))
+    done = lab.run_here("ansible", path, "-o", lab.root / "out", task="export")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "steps[1].max_failed_hosts: 'max_failed_hosts' has no Ansible equivalent" in done.stderr
+
+
+def test_export_says_a_manual_steps_false_when_instead_of_asking(lab: Lab) -> None:
+    """Issue 23, bug 2, in the export: the manual step is not a prompt in the playbook."""
+    manual = "  - id: by-hand\n    title: By hand\n    when: 1 == 2\n    manual: Do something by hand.\n"
+    path = book(lab, manual + "  - id: end\n    title: End\n    run: echo end\n")
+    done = lab.run_here("ansible", path, "-o", lab.root / "out", task="export")
+    assert done.returncode == 0, done.stdout + done.stderr
+    playbook = (lab.root / "out" / "playbook.yml").read_text()
+    assert "Do something by hand" not in playbook and "when: 1 == 2 is false" in playbook

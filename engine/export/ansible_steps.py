@@ -35,9 +35,10 @@ def step_tasks(plan: Plan, planned: PlannedStep, inventory: Inventory, notes: li
     step = planned.step
     name = f"{capital(planned.title)} ({planned.id})"
     comments = (f"step {planned.label}: {planned.id}", *notes)
-    where = inventory.condition(planned.target)
+    batch = planned.place.batch if planned.place and planned.on_batch else None  # a rolling group's
+    where = inventory.condition(planned.target, batch.hosts if batch else ())
     if planned.manual is not None:
-        tasks = prompts.manual(planned, name)
+        tasks = prompts.manual(planned, name) if planned.skip is None else [_skipped(name, planned.skip)]
     else:
         tasks = (
             prompts.confirm(planned, name)
@@ -67,6 +68,12 @@ def step_tasks(plan: Plan, planned: PlannedStep, inventory: Inventory, notes: li
             result = {"name": f"{name}: result", "ansible.builtin.debug": {"msg": data(planned.result)}}
             tasks.append(Item({**result, "when": where}))
     return [replace(tasks[0], comments=comments), *tasks[1:]]
+
+
+def _skipped(name: str, reason: str) -> Item:
+    """A manual step a false `when` skips: said, not asked."""
+    said = {"name": f"{name}: skipped", "ansible.builtin.debug": {"msg": data(reason)}, "when": ON_LOCALHOST}
+    return Item(said, ("when: evaluated when the playbook was exported, as the plan did",))
 
 
 def _when_values(plan: Plan, planned: PlannedStep, when: str) -> tuple[tuple[str, Any], ...]:
