@@ -161,8 +161,10 @@ class Planner:
         )
         first = self.context(on[0], self.platform, steps, item, place)
         skip, when_deferred = (
-            (None, False) if step.run else self._skip(step, place, first, steps, self.platform)
+            self._skip(step, place, first, steps, self.platform) if not step.run else (None, False)
         )
+        unknown = isinstance(steps, Deferred)  # before the run: what reads `steps.` is rendered again then
+        reads_steps = unknown and any("steps" in names_used(t.text) for t in operator_texts(step))
 
         def text(template: Template | None) -> str | None:
             return render(template, first) if template is not None else None
@@ -180,21 +182,17 @@ class Planner:
             confirm_text=text(confirm.typed) if confirm else None,
             confirm_question=(text(confirm.question) or default_question(step)) if confirm else None,
             record_prompt=text(record.prompt) if record else None,
-            result=text(step.result) if isinstance(steps, Deferred) else None,  # the runner's, after it
-            texts_deferred=when_deferred
-            or (
-                isinstance(steps, Deferred)
-                and any("steps" in names_used(t.text) for t in operator_texts(step))
-            ),
+            result=text(step.result) if unknown else None,  # the runner's, after it
+            texts_deferred=when_deferred or reads_steps,
             item=item,
             scope=self.scope,
             place=place,
             skip=skip,
         )
 
-    def text(self, planned: PlannedStep, template: Template, steps: Any) -> str:
-        """A text the operator reads (a step's `result`), rendered with what is known now."""
-        host = self.hosts(planned.step, planned.place)[0]
+    def text(self, planned: PlannedStep, template: Template, steps: Any, host: Host | None = None) -> str:
+        """A text the operator reads (a step's `result`), rendered with what is known now (for `host`)."""
+        host = host or self.hosts(planned.step, planned.place)[0]
         return render(template, self.context(host, self.platform, steps, planned.item, planned.place))
 
     def _host_plan(
@@ -218,16 +216,14 @@ class Planner:
         if rendered is None:
             assert step.run is not None
             env, secret_env = self._env(step, context)
-            rendered = _Rendered(
-                self.variants(step.run, context, platform),
-                render(step.cwd, context) if step.cwd else None,
-                env,
-                secret_env,
-            )
+            cwd = render(step.cwd, context) if step.cwd else None
+            rendered = _Rendered(self.variants(step.run, context, platform), cwd, env, secret_env)
             if memo is not None:
                 memo[platform] = rendered
+        per_host = step.result if step.result and "host" in names_used(step.result.text) else None
         return HostPlan(
             host=host,
+            result=render(per_host, context) if per_host and isinstance(steps, Deferred) else None,
             variants=rendered.variants,
             cwd=rendered.cwd,
             env=rendered.env,
@@ -329,8 +325,10 @@ class Planners:
     ) -> PlannedStep:
         return self._of(planned).plan_step(planned.step, steps, platforms, planned.item, planned.place)
 
-    def text(self, planned: PlannedStep, template: Template, steps: Mapping[str, Any]) -> str:
-        return self._of(planned).text(planned, template, steps)
+    def text(
+        self, planned: PlannedStep, template: Template, steps: Mapping[str, Any], host: Host | None = None
+    ) -> str:
+        return self._of(planned).text(planned, template, steps, host)
 
     def context(
         self, planned: PlannedStep, host: Host, platform: str | None, steps: Mapping[str, Any]

@@ -76,6 +76,7 @@ class HostPlan:
     skip: str | None = None
     deferred: bool = False
     secret_env: tuple[tuple[str, str], ...] = ()  # (variable of the command, RUNBOOK_SECRET_… it takes)
+    result: str | None = None  # the step's `result` as this host's reader sees it (before the run)
 
     def shown_env(self) -> tuple[tuple[str, str], ...]:
         """The command's extra environment as printed: secrets masked, never their value."""
@@ -130,6 +131,11 @@ class PlannedStep:
         """Rendered again when the step is reached, with the outputs of the steps before it."""
         return self.texts_deferred or any(h.deferred for h in self.hosts)
 
+    def results(self) -> tuple[tuple[str, str], ...]:
+        """`result` per host, when it says something else on each host (else the step's one `result`)."""
+        found = tuple((h.host.name, h.result) for h in self.shown_hosts if h.result is not None)
+        return found if len({text for _, text in found}) > 1 else ()
+
     @property
     def on_batch(self) -> bool:
         """A rolling group's step on the batch's hosts (not once per batch elsewhere)."""
@@ -173,7 +179,9 @@ class StepRenderer(Protocol):
         self, planned: PlannedStep, steps: Mapping[str, Any], platforms: Mapping[str, str]
     ) -> PlannedStep: ...
 
-    def text(self, planned: PlannedStep, template: Template, steps: Mapping[str, Any]) -> str: ...
+    def text(
+        self, planned: PlannedStep, template: Template, steps: Mapping[str, Any], host: Host | None = None
+    ) -> str: ...
 
     def context(
         self, planned: PlannedStep, host: Host, platform: str | None, steps: Mapping[str, Any]

@@ -20,6 +20,7 @@ from dataclasses import replace
 from typing import Any
 
 from engine import journal as records
+from engine import resulting
 from engine.asking import Asker, Settings
 from engine.attempts import Attempts
 from engine.console import Terminal
@@ -72,9 +73,8 @@ class Runner:
             outcome = self.manual(planned) if planned.manual is not None else self.command_step(planned)
             outcomes.append(outcome)
             self._learn(planned, outcome)
-            if outcome.status is Status.OK and planned.step.result is not None:
-                result = self.renderer.text(planned, planned.step.result, self._steps(planned))
-                self.terminal.say(f"  result: {result}", "green")
+            for line in resulting.said(self.renderer, planned, outcome, self._steps(planned)):
+                self.terminal.say(line, "green")
             if outcome.stopped:
                 break
         return outcomes

@@ -155,3 +155,24 @@ def test_more_failures_than_the_group_allows_stop_the_roll(lab: Lab, nodes: list
     done = lab.run_here(lab.write(rolling(nodes, "    max_failed_hosts: 1\n")), "--yes")
     assert done.returncode == 1, done.stdout + done.stderr
     assert kubectl(lab)[-1] == f"drain {three.address}"  # the second failure stopped it: nothing after
+
+
+def test_the_result_of_a_step_on_several_hosts_is_said_per_host(lab: Lab, nodes: list[SSHDNode]) -> None:
+    """Issue 23, bug 4: `result:` was rendered once, with the first host's name and output."""
+    hosts = ", ".join(f"{n.user}@{n.address}:{n.port}" for n in nodes)
+    text = (
+        'runbook: 1\nname: ver\nversion: "1.0"\ntitle: Versions\n'
+        f"targets:\n  nodes:\n    ssh:\n      hosts: [{hosts}]\n"
+        "steps:\n  - id: ver\n    title: Read the version\n    on: nodes\n"
+        "    run: echo v-{{ host.name }}\n"
+        '    result: "{{ host.name }} runs {{ steps.ver.stdout | trim }}"\n'
+    )
+    book = lab.write(text)
+    done = lab.run_here(book, "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    for node in nodes:
+        assert f"result on {node.address}: {node.address} runs v-{node.address}" in done.stdout
+    plan = lab.run_here(book, task="plan")
+    assert f"result on {nodes[2].address}: {nodes[2].address} runs <steps.ver.stdout" in plan.stdout
+    checklist = lab.run_here(book, task="checklist")
+    assert f"on {nodes[1].address}: {nodes[1].address} runs" in checklist.stdout

@@ -126,8 +126,8 @@ def _step(plan: Plan, planned: PlannedStep) -> list[str]:
             expect = planned.record_expect or step.record.matches or "(anything)"
             lines.append(f"       record: {planned.record_prompt} — expected {expect}")
     lines += _hosts(planned.shown_hosts, indent=7)
-    if planned.result:
-        lines.append(f"       result: {planned.result}")
+    per_host = [f"       result on {host}: {text}" for host, text in planned.results()]
+    lines += per_host or ([f"       result: {planned.result}"] if planned.result else [])
     return lines
 
 
