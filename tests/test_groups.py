@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from runbooks import Lab, fold, journal, summary_rows, write_runbook
+from runbooks import Lab, fold, journal, run_dirs, summary_rows, write_runbook
 
 
 @pytest.fixture
@@ -270,3 +270,16 @@ def test_export_says_a_manual_steps_false_when_instead_of_asking(lab: Lab) -> No
     assert done.returncode == 0, done.stdout + done.stderr
     playbook = (lab.root / "out" / "playbook.yml").read_text()
     assert "Do something by hand" not in playbook and "when: 1 == 2 is false" in playbook
+
+
+def test_the_filled_checklist_and_its_timeline_know_a_groups_units(lab: Lab) -> None:
+    path = book(lab, loop_of_groups("    max_failed_hosts: 1\n", bad="db"))
+    assert lab.run_here(path, "--yes").returncode == 1
+    [run] = run_dirs(lab.state)
+    done = lab.run_here(path, "--journal", run.name, "--format", "html", task="checklist")
+    assert done.returncode == 0, done.stderr
+    page = done.stdout
+    assert "certs[2]/renew · local" in page and "certs[3]/reload · local" in page  # bars of the timeline
+    assert '<span class="num">2.2</span>' in page
+    markdown = lab.run_here(path, "--journal", run.name, task="checklist").stdout
+    assert "### 2.1. Renew (cert 2/3: db)" in markdown
