@@ -34,7 +34,14 @@ def step_tasks(plan: Plan, planned: PlannedStep, inventory: Inventory, notes: li
     or the confirmation, the command per platform and host group, and the result."""
     step = planned.step
     name = f"{capital(planned.title)} ({planned.id})"
-    comments = (f"step {planned.label}: {planned.id}", *notes)
+    place = planned.place
+    begins = (
+        place is not None
+        and planned.step is place.group.steps[0]
+        and not (planned.item and planned.item.index)
+    )
+    shown = [f"group {place.group.id}: {place.label or 'its steps'}"] if place and begins else []
+    comments = (*shown, f"step {planned.label}: {planned.id}", *notes)
     batch = planned.place.batch if planned.place and planned.on_batch else None  # a rolling group's
     where = inventory.condition(planned.target, batch.hosts if batch else ())
     if planned.manual is not None:
