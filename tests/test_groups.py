@@ -12,14 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from runbooks import Lab, fold, journal, run_dirs, summary_rows, write_runbook
+from runbooks import Lab, fold, journal, run_dirs, summary_rows, work_lab, write_runbook
 
 
 @pytest.fixture
 def lab(tmp_path: Path, home: Path) -> Lab:
-    path = tmp_path / "work"
-    path.mkdir()
-    return Lab(path, home)
+    return work_lab(tmp_path, home, ())
 
 
 def book(lab: Lab, steps: str, extra: str = "") -> Path:
