@@ -220,6 +220,7 @@ class _Builder:
 
     def loop(self, spec: dict[str, Any], path: JsonPath) -> model.Loop | None:
         var = spec.get("loop_var", "item")
+        var = var if isinstance(var, str) else "item"  # the schema refused it; the other checks go on
         if "loop" not in spec:
             if "loop_var" in spec:
                 self.problems.append(self.positions.problem((*path, "loop_var"), "'loop_var' needs a 'loop'"))

@@ -25,7 +25,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from engine.errors import InvalidRunbook, Problem
-from engine.loading import format_path
+from engine.loading import NUL, NUL_MESSAGE, format_path
 from engine.masking import MASK, Masker
 from engine.model import Template
 
@@ -195,7 +195,10 @@ def render(template: Template, context: Mapping[str, Any], *, shell: bool = Fals
     try:
         # `shared=True` skips jinja's per-render merge of its globals ChainMap (a third of planning time).
         scope = compiled.new_context({**environment(shell).globals, **context}, shared=True)
-        return "".join(compiled.root_render_func(scope))
+        text = "".join(compiled.root_render_func(scope))
+        if NUL not in text:
+            return text
+        problem = template_problem(template, f"the rendered text holds a NUL: {NUL_MESSAGE}")
     except (jinja2.TemplateError, ArithmeticError, TypeError, ValueError, LookupError) as error:
         # besides jinja's own errors, what a template's expression can raise: `{{ 1/0 }}`, `{{ 'a' + 1 }}`
         problem = template_problem(template, _render_message(error), _failing_line(compiled, error))

@@ -1,0 +1,71 @@
+"""Hostile input stays an input error (issue 19, items 8, 9 and 11): a NUL in a value, a template that would
+build gigabytes, a step id named like a method — each refused with exit 2 at its `file:line:col`, through the
+command line in this process (`Lab.run_here`), never an internal error (exit 70) half-way through a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.errors import Problem
+from engine.loading import NUL_MESSAGE
+from engine.model import Variable
+from engine.variables import problems_of
+from runbooks import Lab, journal, write_runbook
+
+HEAD = 'runbook: 1\nname: inputs\nversion: "1.0"\ntitle: Inputs\n'
+
+
+@pytest.fixture
+def lab(tmp_path: Path, home: Path) -> Lab:
+    path = tmp_path / "work"
+    path.mkdir()
+    return Lab(path, home)
+
+
+def book(lab: Lab, body: str) -> Path:
+    return write_runbook(lab.root, HEAD + body)
+
+
+# -- item 8: a NUL reaches no command ---------------------------------------------------------------------------
+
+SAY = "variables:\n  message: {default: hello}\nsteps:\n  - id: say\n    title: Say\n    run: echo {{ message }}\n"
+
+
+def test_a_nul_in_a_vars_file_is_refused_at_its_line(lab: Lab) -> None:
+    (lab.root / "vars.yml").write_text('message: "a\\0b"\n')
+    done = lab.run_here(book(lab, SAY), "--vars-file", "vars.yml", task="plan")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"vars.yml:1:10: message: {NUL_MESSAGE}" in done.stderr
+
+
+def test_a_nul_in_a_list_given_on_the_command_line_says_so(lab: Lab) -> None:
+    body = (
+        "variables:\n  names: {type: array, default: [a]}\nsteps:\n  - id: a\n    title: A\n    run: 'true'\n"
+    )
+    done = lab.run_here(book(lab, body), "--var", 'names=["a\\0b"]', task="plan")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert NUL_MESSAGE in done.stderr, done.stderr
+
+
+def test_a_typed_value_with_a_nul_is_a_problem_of_the_value() -> None:
+    where = Problem("prompt", 0, 0, "message", "")
+    found = problems_of(Variable("message", {"type": "string"}), "a\x00b", where)
+    assert [p.message for p in found] == [NUL_MESSAGE]
+
+
+def test_an_output_with_a_nul_read_by_a_later_step_stops_before_that_step_starts(lab: Lab) -> None:
+    body = (
+        "steps:\n  - id: a\n    title: A\n    run: printf 'a\\0b'\n"
+        "  - id: b\n    title: B\n    run: echo {{ steps.a.stdout }}\n"
+    )
+    done = lab.run_here(book(lab, body), "--yes")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"book.yml:11:10: steps[1].run: the rendered text holds a NUL: {NUL_MESSAGE}" in done.stderr
+    records = journal(lab.state)
+    assert [(r["type"], r.get("step")) for r in records if r["type"].startswith("step-")] == [
+        ("step-start", "a"),
+        ("step-end", "a"),
+    ]
+    assert records[-1]["type"] == "run-end" and records[-1]["exit_code"] == 2
