@@ -196,7 +196,7 @@ def render(template: Template, context: Mapping[str, Any], *, shell: bool = Fals
         # `shared=True` skips jinja's per-render merge of its globals ChainMap (a third of planning time).
         scope = compiled.new_context({**environment(shell).globals, **context}, shared=True)
         text = "".join(compiled.root_render_func(scope))
-        if NUL not in text:
+        if NUL not in text or text.strip() == OMIT:  # `omit` is the engine's own NUL-marked word
             return text
         problem = template_problem(template, f"the rendered text holds a NUL: {NUL_MESSAGE}")
     except (jinja2.TemplateError, ArithmeticError, TypeError, ValueError, LookupError) as error:
