@@ -15,7 +15,7 @@ import jinja2
 from jinja2 import nodes
 from jinja2.sandbox import UNSAFE_FUNCTION_ATTRIBUTES, UNSAFE_METHOD_ATTRIBUTES
 
-from engine import programs
+from engine import bounds, programs
 from engine.errors import Problem
 from engine.model import Command, Runbook, Step, Template
 from engine.rendering import environment, names_used, parse, template_problem, whole_reference
@@ -209,6 +209,7 @@ def _check(site: _Site) -> Iterator[tuple[Problem, bool]]:
     yield from ((p, False) for p in _undefined(site, ast, text))
     yield from ((p, False) for p in _unsafe(template, ast))
     yield from ((p, False) for p in _step_references(site, ast))
+    yield from ((p, False) for p in _too_large(template, ast))
     if site.shell:
         for node in ast.find_all(nodes.Filter):
             if node.name == "raw":
@@ -267,6 +268,38 @@ def _unsafe(template: Template, ast: nodes.Template) -> Iterator[Problem]:
                     else f"access to {attr!r} is not allowed in the sandbox"
                 )
                 yield template_problem(template, message, node.lineno)
+
+
+_BUILDING = (nodes.BinExpr, nodes.Call, nodes.Filter, nodes.Concat)
+_CONSTANT_CALLS = frozenset({"lipsum", "range"})
+
+
+def _too_large(template: Template, ast: nodes.Template) -> Iterator[Problem]:
+    """`{{ 'x' * 10**9 }}`, `lipsum(10**6)`: an expression over constants that builds more than the bounds
+    allow is refused now, by evaluating it in the same bounded sandbox (it is refused as soon as it would
+    build too much, so this costs nothing). One that reads a value is checked when it is rendered."""
+    for node in _constant_parts(ast):
+        try:
+            environment(False).from_string(nodes.Template([nodes.Output([node])], lineno=1)).render()
+        except bounds.TooLarge as error:
+            yield template_problem(template, f"too large: {error}", node.lineno)
+        except (jinja2.TemplateError, ArithmeticError, TypeError, ValueError, LookupError):
+            continue  # any other error is the render's to report, with the values
+
+
+def _constant_parts(node: nodes.Node) -> Iterator[nodes.Node]:
+    """The outermost expressions that can build something (an operator, a call, a filter) and read no value."""
+    for child in node.iter_child_nodes():
+        names = [n.name for n in child.find_all(nodes.Name)] if isinstance(child, _BUILDING) else None
+        if names is not None and set(names) <= _CONSTANT_CALLS and not _blank_filter(child):
+            yield child
+        else:
+            yield from _constant_parts(child)
+
+
+def _blank_filter(node: nodes.Node) -> bool:
+    """`{% filter upper %}`: a filter without an expression of its own."""
+    return isinstance(node, nodes.Filter) and node.node is None
 
 
 def _attributes(node: nodes.Node) -> list[str]:

@@ -22,12 +22,13 @@ import jinja2
 from jinja2 import nodes
 from jinja2.environment import TemplateExpression
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from engine import bounds
 from engine.errors import InvalidRunbook, Problem
 from engine.loading import NUL, NUL_MESSAGE, format_path
 from engine.masking import MASK, Masker
 from engine.model import Template
+from engine.sandbox import BoundedSandbox
 
 OMIT = "\x00omit\x00"
 
@@ -132,7 +133,7 @@ def _text_finalize(value: Any) -> str:
 @functools.cache
 def environment(shell: bool) -> jinja2.Environment:
     """One sandboxed environment per kind (shell commands, plain text), built once."""
-    env = ImmutableSandboxedEnvironment(
+    env = BoundedSandbox(
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
@@ -195,7 +196,9 @@ def render(template: Template, context: Mapping[str, Any], *, shell: bool = Fals
     try:
         # `shared=True` skips jinja's per-render merge of its globals ChainMap (a third of planning time).
         scope = compiled.new_context({**environment(shell).globals, **context}, shared=True)
-        text = "".join(compiled.root_render_func(scope))
+        text = "".join(
+            bounds.joined(compiled.root_render_func(scope), what="the rendered text")
+        )  # bounded as it grows
         if NUL not in text or text.strip() == OMIT:  # `omit` is the engine's own NUL-marked word
             return text
         problem = template_problem(template, f"the rendered text holds a NUL: {NUL_MESSAGE}")
@@ -208,6 +211,8 @@ def render(template: Template, context: Mapping[str, Any], *, shell: bool = Fals
 def _render_message(error: Exception) -> str:
     if isinstance(error, jinja2.UndefinedError):
         return f"undefined: {error.message}"
+    if isinstance(error, bounds.TooLarge):
+        return f"too large: {error}"
     if isinstance(error, (SecurityError, OverflowError)):  # OverflowError: the sandbox's limit on range()
         return f"not allowed in the sandbox: {error}"
     return f"template error: {error}"

@@ -132,6 +132,16 @@ CASES: dict[str, list[str]] = {
     "loop_var_number.yml": [
         "9:15: steps[0].loop_var: expected string, got an integer",
     ],
+    # issue 19 item 9: what a template over constants would build is known at validation
+    "too_large.yml": [
+        "10:1: steps[0].run: too large: '*' would build 1,000,000,000 characters; a template may build at most "
+        "1,048,576 (MAX_TEXT)",
+        "13:11: steps[1].loop: too large: '*' would build 1,000,000 items; a template may build at most 10,000 "
+        "(MAX_ITEMS)",
+        "14:10: steps[1].run: too large: lipsum's paragraphs would build 1,000,000 items; a template may build at "
+        "most 10,000 (MAX_ITEMS)",
+        "17:11: steps[2].loop: a loop runs at most 10,000 items (MAX_ITEMS); this one has more",
+    ],
     # several problems of the schema phase, all reported at once
     "many_problems.yml": [
         "1:1: 'title' is required",

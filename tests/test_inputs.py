@@ -69,3 +69,44 @@ def test_an_output_with_a_nul_read_by_a_later_step_stops_before_that_step_starts
         ("step-end", "a"),
     ]
     assert records[-1]["type"] == "run-end" and records[-1]["exit_code"] == 2
+
+
+# -- item 9: what a template builds, and a loop's items, are bounded ---------------------------------------------
+
+BIG = """\
+variables:
+  width: {type: integer, default: 3}
+  count: {type: integer, default: 3}
+steps:
+  - id: pad
+    title: Pad
+    run: echo {{ 'x' * width }}
+  - id: each
+    title: Each
+    loop: range(count)
+    run: echo {{ item }}
+"""
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (
+            "width=1000000000",
+            "book.yml:11:10: steps[0].run: too large: '*' would build 1,000,000,000 characters; a template may "
+            "build at most 1,048,576 (MAX_TEXT)",
+        ),
+        (
+            "count=20000",
+            "book.yml:14:11: steps[1].loop: a loop runs at most 10,000 items (MAX_ITEMS); this one has more",
+        ),
+    ],
+)
+def test_a_value_that_makes_a_template_too_large_is_refused_at_its_line(
+    lab: Lab, value: str, problem: str
+) -> None:
+    path = book(lab, BIG)
+    assert lab.run_here(path, task="validate").returncode == 0  # the sizes depend on the values
+    done = lab.run_here(path, "--var", value, task="plan")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.splitlines()[0] == f"{path}:{problem.removeprefix('book.yml:')}"
