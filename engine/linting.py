@@ -15,7 +15,7 @@ import jinja2
 from jinja2 import nodes
 from jinja2.sandbox import UNSAFE_FUNCTION_ATTRIBUTES, UNSAFE_METHOD_ATTRIBUTES
 
-from engine import bounds, programs
+from engine import bounds, programs, result_reads
 from engine.errors import Problem
 from engine.model import Command, Runbook, Step, Template
 from engine.rendering import environment, names_used, parse, template_problem, whole_reference
@@ -209,6 +209,7 @@ def _check(site: _Site) -> Iterator[tuple[Problem, bool]]:
     yield from ((p, False) for p in _undefined(site, ast, text))
     yield from ((p, False) for p in _unsafe(template, ast))
     yield from ((p, False) for p in _step_references(site, ast))
+    yield from ((p, False) for p in result_reads.unknown_fields(site.template, ast))
     yield from ((p, False) for p in _too_large(template, ast))
     if site.shell:
         for node in ast.find_all(nodes.Filter):
@@ -260,7 +261,9 @@ def _undefined(site: _Site, ast: nodes.Template, text: str) -> Iterator[Problem]
 def _unsafe(template: Template, ast: nodes.Template) -> Iterator[Problem]:
     for node in ast.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter)):
         for attr in _attributes(node):
-            mutating = isinstance(node, nodes.Getattr) and attr in _MUTATING
+            mutating = (
+                isinstance(node, nodes.Getattr) and attr in _MUTATING and not result_reads.names_a_key(node)
+            )
             if attr.startswith("_") or attr in _UNSAFE or mutating:
                 message = (
                     f"{attr!r} changes a value in place, which is not allowed in the sandbox"

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine import looping, model, programs, using
+from engine import looping, model, programs, results, using
 from engine.errors import InvalidRunbook, Problem
 from engine.looping import LoopItem
 from engine.masking import MASK
@@ -200,7 +200,7 @@ class Planner:
             **self.base,
             "platform": platform or Deferred("platform"),
             "host": host.context(),
-            "steps": steps,
+            "steps": steps if isinstance(steps, Deferred) else results.steps(steps),
         }
         if item is not None:
             found[item.var] = item.value

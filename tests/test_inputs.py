@@ -110,3 +110,68 @@ def test_a_value_that_makes_a_template_too_large_is_refused_at_its_line(
     done = lab.run_here(path, "--var", value, task="plan")
     assert done.returncode == 2, done.stdout + done.stderr
     assert done.stderr.splitlines()[0] == f"{path}:{problem.removeprefix('book.yml:')}"
+
+
+# -- item 11: a step's result has exactly its documented fields -------------------------------------------------
+
+METHOD_NAMES = ("items", "keys", "values", "get", "update", "pop", "rotate")
+READER = """\
+  - id: rotate
+    title: Rotate the certificate
+    loop: [etcd, kubelet]
+    loop_var: service
+    run: echo rotated {{ service }}
+"""
+
+
+def test_step_ids_named_like_methods_and_a_loops_items_are_read_as_documented(lab: Lab) -> None:
+    steps = READER + "".join(
+        f"  - id: {name}\n    title: Step {name}\n    run: echo {name}-out\n" for name in METHOD_NAMES[:-1]
+    )
+    reads = " ".join(f"{{{{ steps.{name}.stdout | trim }}}}" for name in METHOD_NAMES)
+    reads += " {{ steps.rotate.items[0].stdout | trim }} {{ steps['items'].hosts.local.status }}"
+    steps += f"  - id: read\n    title: Read them\n    run: echo {reads}\n"
+    path = book(lab, "steps:\n" + steps)
+    checked = lab.run_here(path, task="validate")
+    assert checked.returncode == 0, checked.stderr
+    done = lab.run_here(path, "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    log = next(lab.state.glob("runs/*/read@local.log")).read_text()
+    words = " ".join(line.split(" ", 2)[-1].strip() for line in log.splitlines())
+    expected = [f"{name}-out" for name in METHOD_NAMES[:-1]]
+    assert words == " ".join([*expected, "rotated kubelet", "rotated etcd", "ok"])
+
+
+@pytest.mark.parametrize(
+    ("read", "problem"),
+    [
+        ("steps.a.stdot", "steps.a.stdot: a step's result has no 'stdot'; did you mean 'stdout'?"),
+        (
+            "steps.a.items[0].exit_cod",
+            "steps.a.items[0].exit_cod: a step's result has no 'exit_cod'; did you mean 'exit_code'?",
+        ),
+        (
+            "steps.a.hosts.local.stat",
+            "steps.a.hosts.local.stat: a host's result has no 'stat'; did you mean 'status'?",
+        ),
+        (
+            "steps['a']['get']",
+            "steps['a']['get']: a step's result has no 'get'; it has exit_code, hosts, items, "
+            "status, stderr, stdout",
+        ),
+    ],
+)
+def test_validate_refuses_a_field_a_step_result_does_not_have(lab: Lab, read: str, problem: str) -> None:
+    steps = (
+        f"  - id: a\n    title: A\n    run: 'true'\n  - id: b\n    title: B\n    run: echo {{{{ {read} }}}}\n"
+    )
+    done = lab.run_here(book(lab, "steps:\n" + steps), task="validate")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.splitlines()[0] == f"{lab.root / 'book.yml'}:11:10: steps[1].run: {problem}"
+
+
+def test_an_until_reads_only_the_fields_of_an_attempt(lab: Lab) -> None:
+    steps = "  - id: a\n    title: A\n    run: 'true'\n    until: result.stdout and result.exit_cod == 0\n"
+    done = lab.run_here(book(lab, "steps:\n" + steps), task="validate")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "steps[0].until: result.exit_cod: an attempt's result has no 'exit_cod'" in done.stderr
