@@ -80,6 +80,17 @@ class Deferred:
         return f"<{self.expression}: known at run time>"
 
 
+class Missing(jinja2.StrictUndefined):
+    """A key that is not there (`item.ssh_key_path` of an inventory entry without its own key): false as a
+    condition, so `item.ssh_key_path or inventory.ssh_key_path` and `when: item.enabled` read as written, and
+    an error wherever its value would be used or shown (no empty word in a command from a typo)."""
+
+    __slots__ = ()
+
+    def __bool__(self) -> bool:  # type: ignore[override]  # jinja types it as always raising
+        return False
+
+
 def _raw(value: Any) -> Raw:
     if isinstance(value, SecretRef):
         return Raw(f"${{{value.env}}}")
@@ -134,7 +145,7 @@ def _text_finalize(value: Any) -> str:
 def environment(shell: bool) -> jinja2.Environment:
     """One sandboxed environment per kind (shell commands, plain text), built once."""
     env = BoundedSandbox(
-        undefined=jinja2.StrictUndefined,
+        undefined=Missing,
         autoescape=False,
         keep_trailing_newline=True,
         finalize=_shell_finalize if shell else _text_finalize,

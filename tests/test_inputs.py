@@ -4,6 +4,8 @@ command line in this process (`Lab.run_here`), never an internal error (exit 70)
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -175,3 +177,76 @@ def test_an_until_reads_only_the_fields_of_an_attempt(lab: Lab) -> None:
     done = lab.run_here(book(lab, "steps:\n" + steps), task="validate")
     assert done.returncode == 2, done.stdout + done.stderr
     assert "steps[0].until: result.exit_cod: an attempt's result has no 'exit_cod'" in done.stderr
+
+
+# -- item 13: the README's own examples: a rule over `platform`, an inventory key_file ---------------------------
+
+PLATFORM_RULE = """\
+variables:
+  replicas: {type: integer, default: 3}
+rules:
+  - assert: replicas <= 1 or platform == 'linux'
+    message: Several replicas are only supported on Linux.
+steps:
+  - id: a
+    title: A
+    run: echo {{ replicas }}
+"""
+
+
+@pytest.mark.parametrize("task", ["plan", "checklist", "export"])
+def test_a_rule_over_platform_reads_this_machines_platform_or_the_one_given(lab: Lab, task: str) -> None:
+    path = book(lab, PLATFORM_RULE)
+    args: tuple[str, ...] = (
+        ("ansible", str(path), "-o", str(lab.root / "out")) if task == "export" else (str(path),)
+    )
+    done = lab.run_here(*args, task=task)
+    assert done.returncode == 0, done.stdout + done.stderr  # this machine (the tests run on Linux)
+    refused = lab.run_here(*args, "--platform", "darwin", task=task)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "rules[0].assert: Several replicas are only supported on Linux." in refused.stderr
+
+
+INVENTORY = """\
+targets:
+  nodes:
+    ssh:
+      from_file: cluster.yml
+      each: nodes
+      host: "{{ item.address }}"
+      user: "{{ item.user }}"
+      # the entry's own key, else the one written once for the whole file, else ~/.ssh/id_rsa
+      key_file: "{{ item.ssh_key_path or inventory.ssh_key_path | default('~/.ssh/id_rsa', true) }}"
+      agent: no
+steps:
+  - id: a
+    title: A
+    on: nodes
+    run: 'true'
+"""
+
+
+@pytest.mark.parametrize(
+    ("file_wide", "default_key"), [("", "/.ssh/id_rsa"), ("ssh_key_path: /k/all\n", "/k/all")]
+)
+def test_the_readmes_key_file_falls_back_for_entries_without_their_own_key(
+    lab: Lab, file_wide: str, default_key: str
+) -> None:
+    nodes = (
+        "nodes:\n  - {address: 10.0.0.11, user: u}\n  - {address: 10.0.0.12, user: u, ssh_key_path: /k/own}\n"
+    )
+    (lab.root / "cluster.yml").write_text(file_wide + nodes)
+    done = lab.run_here(book(lab, INVENTORY), "--format", "json", task="plan")
+    assert done.returncode == 0, done.stdout + done.stderr
+    first, second = (host["reach"] for host in json.loads(done.stdout)["steps"][0]["hosts"])
+    assert re.fullmatch(
+        rf"ssh u@10\.0\.0\.11 \(port from ~/\.ssh/config\), key \S*{re.escape(default_key)}", first
+    )
+    assert second == "ssh u@10.0.0.12 (port from ~/.ssh/config), key /k/own"
+
+
+def test_a_key_an_entry_lacks_is_still_an_error_where_its_value_is_used(lab: Lab) -> None:
+    (lab.root / "cluster.yml").write_text("nodes:\n  - {address: 10.0.0.11}\n")
+    done = lab.run_here(book(lab, INVENTORY), task="plan")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "entry 0 of 'nodes': undefined: 'dict object' has no attribute 'user'" in done.stderr

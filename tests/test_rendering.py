@@ -263,3 +263,12 @@ def test_within_the_bounds_templates_build_as_before() -> None:
         "2",
         "1048576",
     ]
+
+
+def test_a_missing_key_is_false_as_a_condition_and_an_error_as_a_value() -> None:
+    entry = {"address": "n1"}
+    assert render(template("{{ item.ssh_key_path or '~/.ssh/id_rsa' }}"), {"item": entry}) == "~/.ssh/id_rsa"
+    assert evaluate(template("item.enabled"), {"item": entry}) is not True
+    assert render(template("{{ item.port | default(22) }}"), {"item": entry}) == "22"
+    [problem] = problems("{{ item.ssh_key_path }}", {"item": entry}, shell=False)
+    assert problem.endswith("undefined: 'dict object' has no attribute 'ssh_key_path'")
