@@ -66,13 +66,14 @@ def binop(operator: str, left: Any, right: Any) -> None:
             _integer(left.bit_length() * right, "'**'")
     elif operator == "%" and isinstance(left, str):
         widths(left, right if isinstance(right, tuple) else (right,), star="*")
+        shown(right)
 
 
 def _times(sequence: Any, times: Any) -> None:
     count = _count(times)
     if count is None:
         return
-    if isinstance(sequence, str):
+    if isinstance(sequence, (str, bytes)):
         text(len(sequence) * count, "'*'")
     elif isinstance(sequence, (list, tuple)):
         items(len(sequence) * count, "'*'")
@@ -87,12 +88,34 @@ _NESTED_FIELD = re.compile(r"\{[^{}]*\{")
 def widths(form: str, arguments: Iterable[Any], star: str = "") -> None:
     """A printf-style or `str.format` form pads to the widths it names (`%9999999s`, `{:>9999999}`), or
     takes them from its arguments (`%*s`; `{:>{}}`): none may exceed `MAX_TEXT`."""
+    arguments = list(arguments)
+    for argument in arguments:
+        shown(argument)
     for number in _NUMBER.findall(form):
         text(int(number) if len(number) <= 9 else MAX_TEXT + 1, "a width in a format")
     if (star and star in form) or (not star and _NESTED_FIELD.search(form)):
         for argument in arguments:
             if (count := _count(argument)) is not None:
                 text(count, "a width in a format")
+
+
+def shown(value: Any, what: str = "showing a list or mapping") -> int:
+    """Before a list, tuple or mapping becomes text (`{{ xs }}`, `'%s' % xs`, `tojson`): each item shows as at
+    least one character and a separator (`, `), and every character of its strings. Counted without building
+    anything, and only up to the bound: `[[0] * 10000] * 10000` holds ten thousand references to one list and
+    would show 10**8 items. Returns the count (the characters it shows at least)."""
+    count, waiting = 0, [value]
+    while waiting:
+        item = waiting.pop()
+        if isinstance(item, (str, bytes)):
+            count += len(item)
+        elif isinstance(item, (list, tuple, dict)):
+            count += 3 * len(item)
+            text(count, what, at_least=True)
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            waiting += [child for child in children if isinstance(child, (str, bytes, list, tuple, dict))]
+        text(count, what, at_least=True)
+    return count
 
 
 def joined(parts: Iterable[Any], separator: str = "", what: str = "joining") -> list[str]:

@@ -100,6 +100,8 @@ def _raw(value: Any) -> Raw:
 def _plain(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, (list, tuple, dict)):
+        bounds.shown(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)

@@ -12,7 +12,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-from jinja2 import filters, nodes, pass_eval_context
+from jinja2 import filters, nodes, pass_environment, pass_eval_context
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -51,6 +51,9 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
             format=_format,
             batch=_batch,
             slice=_slice,
+            string=_string,
+            tojson=_tojson,
+            wordwrap=_wordwrap,
         )
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
@@ -92,6 +95,9 @@ def _checked_str_call(
         bounds.text(
             len(value) + value.count("\t") * max(size if isinstance(size, int) else 0, 0), "'expandtabs'"
         )
+    elif name == "translate" and args and isinstance(args[0], dict):
+        longest = max((len(v) for v in args[0].values() if isinstance(v, str)), default=1)
+        bounds.text(len(value) * max(longest, 1), "'translate'")
     elif name == "join" and args:
         return (bounds.joined(args[0], value), *args[1:])
     return args
@@ -141,3 +147,27 @@ def _batch(value: Any, linecount: int, fill_with: Any = None) -> Any:
 def _slice(value: Any, slices: int, fill_with: Any = None) -> Any:
     bounds.items(slices, "'slice'")
     return filters.sync_do_slice(value, slices, fill_with)
+
+
+def _string(value: Any) -> str:
+    bounds.shown(value)
+    return str(value)
+
+
+@pass_eval_context
+def _tojson(context: Any, value: Any, indent: int | None = None) -> Any:
+    """Every item may stand on a line of its own, indented: `indent` counts once per item it shows."""
+    bounds.text(bounds.shown(value) * (1 + max(indent or 0, 0)), "'tojson'")
+    return filters.do_tojson(context, value, indent)
+
+
+@pass_environment
+def _wordwrap(environment: Any, value: str, width: int = 79, *args: Any, **kwargs: Any) -> str:
+    """Each line break may insert the wrap string (`wrapstring`, the 4th argument)."""
+    wrap = kwargs.get("wrapstring", args[1] if len(args) > 1 else None) or "\n"
+    text = str(value)
+    breaks = (
+        len(text) // max(width if isinstance(width, int) else 1, 1) + text.count(" ") + text.count("\n") + 1
+    )
+    bounds.text(len(text) + breaks * len(str(wrap)), "'wordwrap'")
+    return filters.do_wordwrap(environment, value, width, *args, **kwargs)

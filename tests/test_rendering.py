@@ -225,6 +225,29 @@ def test_names_used() -> None:
         ("{{ '%*s' | format(10**9, 1) }}", "a width in a format would build 1,000,000,000 characters"),
         ("{{ [1] | slice(10**8) | list }}", "'slice' would build 100,000,000 items"),
         ("{{ [1] | batch(10**8, 0) | list }}", "'batch' would build 100,000,000 items"),
+        (
+            "{{ [[0] * 10000] * 10000 }}",
+            "showing a list or mapping would build at least 1,050,000 characters",
+        ),
+        ("{{ '%s' % ([[0] * 10000] * 10000,) }}", "showing a list or mapping would build at least 1,050,000"),
+        (
+            "{{ ([[0] * 10000] * 10000) | string }}",
+            "showing a list or mapping would build at least 1,050,000",
+        ),
+        (
+            "{{ ([[0] * 10000] * 10000) | tojson }}",
+            "showing a list or mapping would build at least 1,050,000",
+        ),
+        (
+            "{{ '{}'.format([[0] * 10000] * 10000) }}",
+            "showing a list or mapping would build at least 1,050,000",
+        ),
+        (
+            "{{ ('a ' * 1000) | wordwrap(1, true, 'x' * 2**20) }}",
+            "'wordwrap' would build 3,146,778,576 characters",
+        ),
+        ("{{ ('a' * 2**20).translate({97: 'bb'}) }}", "'translate' would build 2,097,152 characters"),
+        ("{{ 'x'.encode() * 10**9 }}", "'*' would build 1,000,000,000 characters"),
     ],
 )
 def test_what_a_template_builds_is_bounded_before_it_is_built(text: str, message: str) -> None:
@@ -247,6 +270,10 @@ def test_within_the_bounds_templates_build_as_before() -> None:
         "{{ 'x' | center(5) }}",
         "{{ xs | batch(1, '') | list | length }}",
         "{{ ('y' * 2**20) | length }}",
+        "{{ [1, 2] | tojson(indent=2) }}",
+        "{{ 'a b' | wordwrap(1) }}",
+        "{{ {'a': [1]} }}",
+        "{{ xs | string }}",
     ]
     rendered = [render(template(t), context) for t in texts]
     assert rendered == [
@@ -262,6 +289,10 @@ def test_within_the_bounds_templates_build_as_before() -> None:
         "  x  ",
         "2",
         "1048576",
+        "[\n  1,\n  2\n]",
+        "a\nb",
+        "{'a': [1]}",
+        "['a', 'b']",
     ]
 
 
