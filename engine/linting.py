@@ -209,8 +209,10 @@ def _check(site: _Site) -> Iterator[tuple[Problem, bool]]:
     yield from ((p, False) for p in _undefined(site, ast, text))
     yield from ((p, False) for p in _unsafe(template, ast))
     yield from ((p, False) for p in _step_references(site, ast))
-    yield from ((p, False) for p in result_reads.unknown_fields(site.template, ast))
-    yield from ((p, False) for p in _too_large(template, ast))
+    if names_used(text) & {"steps", "result"}:
+        yield from ((p, False) for p in result_reads.unknown_fields(site.template, ast))
+    if _COUNTS.search(text):  # without a number (or lipsum) written, nothing constant builds much
+        yield from ((p, False) for p in _too_large(template, ast))
     if site.shell:
         for node in ast.find_all(nodes.Filter):
             if node.name == "raw":
@@ -273,6 +275,7 @@ def _unsafe(template: Template, ast: nodes.Template) -> Iterator[Problem]:
                 yield template_problem(template, message, node.lineno)
 
 
+_COUNTS = re.compile(r"[0-9]|lipsum")
 _BUILDING = (nodes.BinExpr, nodes.Call, nodes.Filter, nodes.Concat)
 _CONSTANT_CALLS = frozenset({"lipsum", "range"})
 
@@ -290,14 +293,27 @@ def _too_large(template: Template, ast: nodes.Template) -> Iterator[Problem]:
             continue  # any other error is the render's to report, with the values
 
 
-def _constant_parts(node: nodes.Node) -> Iterator[nodes.Node]:
-    """The outermost expressions that can build something (an operator, a call, a filter) and read no value."""
-    for child in node.iter_child_nodes():
-        names = [n.name for n in child.find_all(nodes.Name)] if isinstance(child, _BUILDING) else None
-        if names is not None and set(names) <= _CONSTANT_CALLS and not _blank_filter(child):
-            yield child
-        else:
-            yield from _constant_parts(child)
+def _constant_parts(ast: nodes.Template) -> Iterator[nodes.Node]:
+    """The outermost expressions that can build something (an operator, a call, a filter) and read no value:
+    one walk marks the nodes that read a name, a second yields the outermost building nodes that do not."""
+    reads: dict[int, bool] = {}
+
+    def mark(node: nodes.Node) -> bool:
+        found = isinstance(node, nodes.Name) and node.name not in _CONSTANT_CALLS
+        for child in node.iter_child_nodes():
+            found = mark(child) or found
+        reads[id(node)] = found
+        return found
+
+    def outermost(node: nodes.Node) -> Iterator[nodes.Node]:
+        for child in node.iter_child_nodes():
+            if isinstance(child, _BUILDING) and not reads[id(child)] and not _blank_filter(child):
+                yield child
+            else:
+                yield from outermost(child)
+
+    mark(ast)
+    return outermost(ast)
 
 
 def _blank_filter(node: nodes.Node) -> bool:
