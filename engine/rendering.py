@@ -250,6 +250,8 @@ def evaluate(template: Template, context: Mapping[str, Any], hidden: Iterable[st
         return _expression(template.text)(**context)
     except jinja2.UndefinedError as error:
         message = f"undefined: {error.message}"
+    except bounds.TooLarge as error:
+        message = f"too large: {error}"
     except (
         SecurityError,
         jinja2.TemplateError,

@@ -250,3 +250,15 @@ def test_a_key_an_entry_lacks_is_still_an_error_where_its_value_is_used(lab: Lab
     done = lab.run_here(book(lab, INVENTORY), task="plan")
     assert done.returncode == 2, done.stdout + done.stderr
     assert "entry 0 of 'nodes': undefined: 'dict object' has no attribute 'user'" in done.stderr
+
+
+def test_a_loop_expression_that_builds_too_many_items_says_so(lab: Lab) -> None:
+    body = (
+        "variables:\n  n: {type: integer, default: 3}\nsteps:\n  - id: a\n    title: A\n    loop: '[0] * n'\n"
+    )
+    done = lab.run_here(book(lab, body + "    run: echo {{ item }}\n"), "--var", "n=1000000", task="plan")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.splitlines()[0].endswith(
+        "book.yml:10:11: steps[0].loop: too large: '*' would build 1,000,000 items; a template may build at most "
+        "10,000 (MAX_ITEMS)"
+    )
