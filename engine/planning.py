@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine import looping, model, programs, results, using
+from engine import looping, model, programs, using
 from engine.errors import InvalidRunbook, Problem
 from engine.looping import LoopItem
 from engine.masking import MASK
@@ -196,11 +196,15 @@ class Planner:
     def context(
         self, host: Host, platform: str | None, steps: Any, item: LoopItem | None = None
     ) -> dict[str, Any]:
+        if not isinstance(steps, Deferred):  # the run's: typed only then (a plan does not import `results`)
+            from engine import results
+
+            steps = results.steps(steps)
         found = {
             **self.base,
             "platform": platform or Deferred("platform"),
             "host": host.context(),
-            "steps": steps if isinstance(steps, Deferred) else results.steps(steps),
+            "steps": steps,
         }
         if item is not None:
             found[item.var] = item.value

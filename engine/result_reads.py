@@ -9,7 +9,6 @@ from collections.abc import Iterator
 
 from jinja2 import nodes
 
-from engine import results
 from engine.errors import Problem
 from engine.model import Template
 from engine.rendering import template_problem
@@ -36,7 +35,6 @@ def _kind(node: nodes.Node) -> str | None:
 
 
 _WHOSE = {"step": "a step's", "host": "a host's", "attempt": "an attempt's"}
-_FIELDS = {"step": results.STEP_FIELDS, "host": results.HOST_FIELDS, "attempt": results.ATTEMPT_FIELDS}
 
 
 def unknown_fields(template: Template, ast: nodes.Template) -> Iterator[Problem]:
@@ -44,7 +42,7 @@ def unknown_fields(template: Template, ast: nodes.Template) -> Iterator[Problem]
     for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
         assert isinstance(node, (nodes.Getattr, nodes.Getitem))
         owner, key = _kind(node.node), _key(node)
-        known = _FIELDS.get(owner or "")
+        known = _fields(owner)
         if known is None or key is None or key in known:
             continue
         import difflib  # only for an error's suggestion (~2 ms of every start)
@@ -53,6 +51,18 @@ def unknown_fields(template: Template, ast: nodes.Template) -> Iterator[Problem]
         hint = f"did you mean {close[0]!r}?" if close else f"it has {', '.join(sorted(known))}"
         message = f"{_shown(node)}: {_WHOSE[owner or '']} result has no {key!r}; {hint}"
         yield template_problem(template, message, node.lineno)
+
+
+def _fields(owner: str | None) -> frozenset[str] | None:
+    """The fields of what `owner` names, if it is a result; `results` is imported only by a template that reads
+    one (its dataclasses cost ~2 ms to create)."""
+    if owner not in _WHOSE:
+        return None
+    from engine import results
+
+    return {"step": results.STEP_FIELDS, "host": results.HOST_FIELDS, "attempt": results.ATTEMPT_FIELDS}[
+        owner
+    ]
 
 
 def _shown(node: nodes.Node) -> str:
