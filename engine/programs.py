@@ -98,13 +98,40 @@ def _first_words(script: str, depth: int) -> tuple[str, ...]:
     such as `python3 -c 'import sys; print(sys.version)'` stays one word; cached, since a plan asks about
     the same script for every step that shares it."""
     script = _BACKTICKS.sub(r"$(\1)", _ARITHMETIC.sub(_PLACEHOLDER, script))  # `…` is $(…) written old-style
-    script = _HEREDOC.sub(lambda m: m.group(0)[: m.start(3) - m.start(0)], script)  # a here-document is data
+    script = _without_here_documents(script)  # a here-document is data
     found: list[str] = []
     for words in _simple_commands(_tokens(script.replace("\n", "\n;"))):
         for word in [*_programs(words), *_substituted(words, depth)]:
             if word not in found:
                 found.append(word)
     return tuple(found)
+
+
+def _without_here_documents(script: str) -> str:
+    """The script with the body of each here-document taken out; a `<<` inside quotes starts none."""
+    kept, position = [], 0
+    while match := _HEREDOC.search(script, position):
+        if _in_quotes(script, match.start()):
+            kept.append(script[position : match.start() + 2])
+            position = match.start() + 2
+            continue
+        kept.append(script[position : match.start(3)])
+        position = match.end()
+    return "".join(kept) + script[position:]
+
+
+def _in_quotes(script: str, index: int) -> bool:
+    """Whether `index` stands inside quotes on its line (quotes spanning lines are rare in a runbook's `run`)."""
+    quote, i = "", script.rfind("\n", 0, index) + 1
+    while i < index:
+        c = script[i]
+        if c == "\\" and quote != "'":
+            i += 2
+            continue
+        if c in "'\"" and quote in ("", c):
+            quote = "" if quote else c
+        i += 1
+    return bool(quote)
 
 
 def _tokens(script: str) -> list[str]:
@@ -297,7 +324,7 @@ def argument_receivers(script: str, marker: str) -> list[str]:
     host shows it while they run (a `NAME=value` prefix, a builtin such as `printf`, or a here-document
     keep it out of any argument list)."""
     script = _BACKTICKS.sub(r"$(\1)", _ARITHMETIC.sub(_PLACEHOLDER, script))
-    script = _HEREDOC.sub(lambda m: m.group(0)[: m.start(3) - m.start(0)], script)
+    script = _without_here_documents(script)
     found: list[str] = []
     for words in _simple_commands(_tokens(script.replace("\n", "\n;"))):
         arguments = list(words)
