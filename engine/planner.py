@@ -69,6 +69,10 @@ class Planner:
         item: LoopItem | None = None,
         place: Place | None = None,
     ) -> dict[str, Any]:
+        if not isinstance(steps, Deferred):  # the run's: typed only then (a plan does not import `results`)
+            from engine import results
+
+            steps = results.steps(steps)
         found = {
             **self.base,
             **(place.vars() if place else {}),

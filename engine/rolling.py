@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from engine.journal import OPERATOR
+from engine.records import OPERATOR
 from engine.outcomes import Status, StepOutcome
 from engine.planning import PlannedStep
 
