@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from engine.records import OPERATOR
 from engine.outcomes import Status, StepOutcome
 from engine.planning import PlannedStep
+from engine.records import OPERATOR
 
 
 class Roll:
