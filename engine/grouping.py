@@ -10,6 +10,7 @@ step, and a resume continues inside that batch at the failed step, with no recor
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -102,6 +103,11 @@ def places(group: Step, items: tuple[LoopItem, ...], hosts: tuple[Host, ...]) ->
     """Each run of a group's steps: per item of its loop (if any), per batch (if it rolls)."""
     for item in items or (None,):
         yield from (Place(group, item, batch) for batch in batches(group, hosts))
+
+
+def unit(ref: str) -> str:
+    """A reference to one run's step (`upgrade[node1]/drain`) as the group's step it is (`upgrade/drain`)."""
+    return re.sub(r"^([a-z0-9][a-z0-9_-]*)(\[[^/\]]*\])+/", r"\1/", ref)
 
 
 def flat(steps: tuple[Step, ...]) -> Iterator[tuple[Step, frozenset[str]]]:

@@ -17,7 +17,7 @@ from jinja2.sandbox import UNSAFE_FUNCTION_ATTRIBUTES, UNSAFE_METHOD_ATTRIBUTES
 
 from engine import bounds, programs, result_reads
 from engine.errors import Problem
-from engine.grouping import flat
+from engine.grouping import flat, unit
 from engine.model import Command, Runbook, Step, Template
 from engine.rendering import environment, names_used, parse, template_problem, whole_reference
 from engine.using import unit_ids
@@ -341,7 +341,7 @@ def _step_references(site: _Site, ast: nodes.Template) -> Iterator[Problem]:
         if not (isinstance(owner, nodes.Name) and owner.name == "steps"):
             continue
         ref = node.attr if isinstance(node, nodes.Getattr) else _const(node.arg)  # type: ignore[attr-defined]
-        if ref is not None and ref not in site.earlier_steps:
+        if ref is not None and ref not in site.earlier_steps and unit(ref) not in site.earlier_steps:
             message = f"steps.{ref}: no earlier step has id {ref!r} (only steps that ran before can be read)"
             yield template_problem(site.template, message, node.lineno)
 

@@ -281,3 +281,20 @@ def test_the_filled_checklist_and_its_timeline_know_a_groups_units(lab: Lab) -> 
     assert '<span class="num">2.2</span>' in page
     markdown = lab.run_here(path, "--journal", run.name, task="checklist").stdout
     assert "### 2.1. Renew (cert 2/3: db)" in markdown
+
+
+def test_a_later_step_reads_one_run_of_a_group_or_its_latest(lab: Lab) -> None:
+    after = (
+        "  - id: after\n    title: After\n"
+        "    run: echo {{ steps.reload.stdout | trim }} {{ steps['certs[1]/renew'].exit_code }} >> ran.log\n"
+    )
+    path = book(lab, loop_of_groups() + after)
+    done = lab.run_here(path, "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert ran(lab)[-2:] == ["last", "0"]  # `reload` printed nothing (its echo went to the file)
+    wrong = book(lab, loop_of_groups() + after.replace("certs[1]/renew", "certs[1]/nope"))
+    refused = lab.run_here(wrong, task="validate")
+    assert (
+        refused.returncode == 2
+        and "no earlier step has id 'certs[1]/nope'" in refused.stdout + refused.stderr
+    )
