@@ -3,16 +3,40 @@
 On a step of several hosts the text is rendered per host (issue 23, bug 4: it was the first host's for
 all): with that host as `host`, and the step's own output (`steps.<id>`) that host's, so
 `"{{ host.name }} runs {{ steps.version.stdout }}"` says each node's own version. One line when every
-host says the same.
+host says the same. Rendered when the host's attempt went well and kept in its outcome, so the journal's
+`step-end` has it (and a resume says it again for a step done before).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
+from engine.errors import InvalidRunbook
 from engine.outcomes import HostOutcome, Status, StepOutcome
 from engine.planning import PlannedStep, StepRenderer
+from engine.targets import Host
+
+
+def kept(
+    renderer: StepRenderer,
+    planned: PlannedStep,
+    outcome: HostOutcome,
+    host: Host,
+    steps: Mapping[str, Any],
+    mask: Callable[[str], str],
+) -> HostOutcome:
+    """The host's outcome with its result as said (masked), kept in the journal's `step-end`: when it went
+    well; not when the result cannot be rendered yet (`said` renders it again after the step, and says why)."""
+    template = planned.step.result
+    if template is None or outcome.status is not Status.OK:
+        return outcome
+    try:
+        said = renderer.text(planned, template, _own(steps, planned, outcome), host)
+    except InvalidRunbook:
+        return outcome
+    return replace(outcome, result=mask(said))
 
 
 def said(
@@ -22,11 +46,16 @@ def said(
     template = planned.step.result
     if template is None or outcome.status is not Status.OK:
         return []
-    if len(planned.hosts) <= 1:
-        return [f"  result: {renderer.text(planned, template, steps)}"]
     ran = {o.host: o for o in outcome.hosts if o.status in (Status.OK, Status.DONE_BEFORE)}
+    if len(planned.hosts) <= 1:
+        kept = next((o.result for o in ran.values() if o.result), None)
+        return [f"  result: {kept or renderer.text(planned, template, steps)}"]
     found = [
-        (h.host.name, renderer.text(planned, template, _own(steps, planned, ran[h.host.name]), h.host))
+        (
+            h.host.name,
+            ran[h.host.name].result
+            or renderer.text(planned, template, _own(steps, planned, ran[h.host.name]), h.host),
+        )
         for h in planned.hosts
         if h.host.name in ran
     ]

@@ -175,6 +175,7 @@ class Runner:
             planned.id, name, status, result.exit_code, attempts.elapsed, attempt, mask(reason)
         )
         outcome = replace(outcome, stdout=mask(result.stdout), stderr=mask(result.stderr))
+        outcome = resulting.kept(self.renderer, planned, outcome, host_plan.host, self._steps(planned), mask)
         again, why_not = attempts.another(attempt)
         if not again and why_not and outcome.status.failed and outcome.status is not Status.INTERRUPTED:
             outcome = replace(outcome, reason=f"{outcome.reason}; {why_not}".lstrip("; "))

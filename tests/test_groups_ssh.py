@@ -172,6 +172,8 @@ def test_the_result_of_a_step_on_several_hosts_is_said_per_host(lab: Lab, nodes:
     assert done.returncode == 0, done.stdout + done.stderr
     for node in nodes:
         assert f"result on {node.address}: {node.address} runs v-{node.address}" in done.stdout
+    ends = {r["host"]: r.get("result") for r in journal(lab.state) if r["type"] == "step-end"}
+    assert ends == {n.address: f"{n.address} runs v-{n.address}" for n in nodes}  # journaled per host
     plan = lab.run_here(book, task="plan")
     assert f"result on {nodes[2].address}: {nodes[2].address} runs <steps.ver.stdout" in plan.stdout
     checklist = lab.run_here(book, task="checklist")
