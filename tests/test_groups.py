@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from engine import grouping
+from engine.model import Step
+from engine.targets import Host
 from runbooks import Lab, fold, journal, run_dirs, summary_rows, work_lab, write_runbook
 
 
@@ -298,3 +301,26 @@ def test_a_later_step_reads_one_run_of_a_group_or_its_latest(lab: Lab) -> None:
         refused.returncode == 2
         and "no earlier step has id 'certs[1]/nope'" in refused.stdout + refused.stderr
     )
+
+
+@pytest.mark.parametrize(
+    ("serial", "hosts", "sizes"),
+    [(1, 3, [1, 1, 1]), (2, 3, [2, 1]), ("25%", 10, [3, 3, 3, 1]), ("50%", 3, [2, 1]), (None, 4, [4])],
+)
+def test_serial_cuts_a_targets_hosts_into_batches(
+    serial: int | str | None, hosts: int, sizes: list[int]
+) -> None:
+    group = Step(index=0, id="g", title="G", on="web", serial=serial, group_on=True)
+    found = grouping.batches(group, tuple(Host(f"h{n}", f"h{n}") for n in range(hosts)))
+    assert [len(b.hosts) for b in found if b is not None] == sizes
+    assert next(b.label for b in found if b is not None) == "+".join(f"h{n}" for n in range(sizes[0]))
+
+
+def test_only_and_from_name_a_group_or_one_of_its_runs(lab: Lab) -> None:
+    path = book(lab, loop_of_groups())
+    done = lab.run_here(path, "--yes", "--only", "certs[2]")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert ran(lab) == ["renew-db", "reload-db-after-0"]
+    again = lab.run_here(path, "--yes", "--from", "certs[3]")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert ran(lab)[2:] == ["renew-mail", "reload-mail-after-0", "last"]
