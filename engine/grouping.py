@@ -113,8 +113,8 @@ def unit(ref: str) -> str:
 def flat(steps: tuple[Step, ...]) -> Iterator[tuple[Step, frozenset[str]]]:
     """Every step, each group followed by its inner steps with the names a group adds to their templates."""
     for step in steps:
-        yield step, frozenset()
-        added = {step.loop.var} if step.loop else set()
-        added |= {"batch"} if step.group_on else set()
+        rolls = {"batch"} if step.group_on else set()  # a rolling group's `when` is decided per batch
+        yield step, frozenset(rolls)
+        added = rolls | ({step.loop.var} if step.loop else set())
         for inner in step.steps:
             yield inner, frozenset(added)

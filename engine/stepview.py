@@ -61,8 +61,10 @@ def facts(plan: Plan, planned: PlannedStep, cwd: str | None = None) -> tuple[Fac
 
 
 def _when(planned: PlannedStep) -> list[Fact]:
-    when = planned.step.when
-    return [Fact("when", f"only when {when.text}")] if when is not None else []
+    """The step's `when`, after its group's (both must hold)."""
+    own = (planned.step.when,) if planned.step.when is not None else ()
+    whens = (*(planned.place.whens if planned.place else ()), *own)
+    return [Fact("when", f"only when {' and '.join(w.text for w in whens)}")] if whens else []
 
 
 def _expect(expect: Expect) -> str:

@@ -324,3 +324,13 @@ def test_only_and_from_name_a_group_or_one_of_its_runs(lab: Lab) -> None:
     again = lab.run_here(path, "--yes", "--from", "certs[3]")
     assert again.returncode == 0, again.stdout + again.stderr
     assert ran(lab)[2:] == ["renew-mail", "reload-mail-after-0", "last"]
+
+
+def test_a_groups_when_known_at_plan_time_shows_on_each_of_its_steps(lab: Lab) -> None:
+    text = "  - id: g\n    title: G\n    when: 1 == 2\n    steps:\n      - {id: a, title: A, run: echo a >> ran.log}\n"
+    path = book(lab, text)
+    plan = lab.run_here(path, task="plan")
+    assert "1.1. g/a: A  [on this machine, only when 1 == 2]" in plan.stdout
+    assert "skipped — when: 1 == 2 is false" in plan.stdout
+    done = lab.run_here(path, "--yes")
+    assert done.returncode == 0 and ran(lab) == []
