@@ -169,9 +169,11 @@ def test_plan_and_checklist_number_a_groups_steps(lab: Lab) -> None:
     assert "2.1. certs[1]/renew: Renew (cert 1/3: web)" in plan.stdout
     assert "2.2. certs[3]/reload: Reload (cert 3/3: mail)" in plan.stdout
     assert "  3. last: Last" in plan.stdout
+    assert "  2. certs: Renew each certificate (cert 2/3: db)  [a group of 2 steps]" in plan.stdout
     checklist = lab.run_here(path, task="checklist")
     assert checklist.returncode == 0, checklist.stderr
     assert "### 2.2. Reload (cert 2/3: db)" in checklist.stdout
+    assert "**2. certs: Renew each certificate (cert 3/3: mail)  [a group of 2 steps]**" in checklist.stdout
 
 
 @pytest.mark.parametrize(

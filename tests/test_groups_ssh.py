@@ -109,6 +109,11 @@ def test_a_failure_on_node_2_stops_the_roll_and_a_resume_continues_at_the_failed
     assert state[(f"upgrade[{one.address}]/uncordon", "local")] == "ok"
     assert state[(f"upgrade[{two.address}]/install", two.address)] == "failed"
     assert not [key for key in state if three.address in key[0]]
+    plan = lab.run_here(book, task="plan").stdout
+    heading = (
+        f"upgrade: Upgrade node by node (batch 3/3: {three.address})  [a group of 3 steps, rolls over nodes"
+    )
+    assert f"  2. {heading}, 1 at a time (3 batches)]" in plan
 
     upgrade_on(nodes)  # node 2 fixed
     resumed = lab.run_here(book, "--yes", "--resume")

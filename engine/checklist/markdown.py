@@ -108,7 +108,8 @@ def _check(item: Item) -> str:
 
 def _step(item: Item, day: str) -> list[str]:
     step_id, *facts = item.facts
-    parts = [f"### {item.number}. {_plain(item.title)}", " · ".join([_code(step_id), *facts])]
+    parts = [f"**{str(item.number).partition('.')[0]}. {_plain(item.group)}**"] if item.group else []
+    parts += [f"### {item.number}. {_plain(item.title)}", " · ".join([_code(step_id), *facts])]
     if item.description:
         parts.append(item.description.strip())
     if item.confirm:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from engine import stepview
@@ -63,6 +63,7 @@ class Item:
     record_prompt: str | None = None
     record_expect: str | None = None
     answer: Manual | None = None
+    group: str = ""  # where a group's run (an item, a batch) begins: what the group is
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,10 @@ def build(plan: Plan, run: RunHistory | None = None) -> Checklist:
         warnings=plan.warnings,
         values=values(plan, run),
         checks=tuple(_check(plan, c) for c in plan.checks),
-        steps=tuple(_step(plan, s, run) for s in plan.steps),
+        steps=tuple(
+            replace(_step(plan, s, run), group=stepview.group_heading(s, before) or "")
+            for before, s in zip((None, *plan.steps), plan.steps)
+        ),
         run=run,
     )
 

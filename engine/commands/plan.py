@@ -79,7 +79,9 @@ def describe(plan: Plan) -> str:
             lines.append(f"  - {check.title}  [on {check.target}]")
             lines += _hosts(check.hosts, indent=6)
     lines.append("\nsteps:")
-    for planned in plan.steps:
+    for previous, planned in zip((None, *plan.steps), plan.steps):
+        heading = stepview.group_heading(planned, previous)
+        lines += [f"\n{planned.number:>3}. {heading}"] if heading else []
         lines += _step(plan, planned)
     return "\n".join(lines)
 
