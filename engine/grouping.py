@@ -75,6 +75,10 @@ class Place:
         """Whether an inner step runs on the batch (its target is the group's), not once per batch elsewhere."""
         return self.batch is not None and step.on == self.group.on
 
+    def batch_hosts(self, step: Step) -> tuple[Host, ...]:
+        """The batch's hosts, for an inner step on the batch (none for a step elsewhere, or no batch)."""
+        return self.batch.hosts if self.batch is not None and self.on_batch(step) else ()
+
     @property
     def units(self) -> tuple[str, ...]:
         """What a failure in this run counts against `max_failed_hosts`: its batch's hosts, else itself."""

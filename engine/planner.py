@@ -139,11 +139,7 @@ class Planner:
 
     def hosts(self, step: Step, place: Place | None) -> tuple[Host, ...]:
         """Where a step runs: its target's hosts, or in a rolling group (on the group's target) the batch's."""
-        return (
-            place.batch.hosts
-            if place and place.batch and place.on_batch(step)
-            else self.targets[step.on].hosts
-        )
+        return (place.batch_hosts(step) if place else ()) or self.targets[step.on].hosts
 
     def plan_step(
         self,

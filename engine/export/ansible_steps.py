@@ -42,8 +42,8 @@ def step_tasks(plan: Plan, planned: PlannedStep, inventory: Inventory, notes: li
     )
     shown = [f"group {place.group.id}: {place.label or 'its steps'}"] if place and begins else []
     comments = (*shown, f"step {planned.label}: {planned.id}", *notes)
-    batch = planned.place.batch if planned.place and planned.on_batch else None  # a rolling group's
-    where = inventory.condition(planned.target, batch.hosts if batch else ())
+    batch = planned.place.batch_hosts(planned.step) if planned.place else ()  # a rolling group's step
+    where = inventory.condition(planned.target, batch)
     if planned.manual is not None:
         tasks = prompts.manual(planned, name) if planned.skip is None else [_skipped(name, planned.skip)]
     else:
