@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from engine.looping import LoopItem
@@ -41,6 +41,7 @@ class Place:
     group: Step
     item: LoopItem | None = None
     batch: Batch | None = None
+    failed: frozenset[str] = field(default=frozenset(), compare=False)  # batch hosts left out (run time)
 
     @property
     def prefix(self) -> str:
@@ -67,8 +68,8 @@ class Place:
     def vars(self) -> dict[str, Any]:
         """What inner templates read besides the runbook's names: the group's item, and `batch`."""
         found: dict[str, Any] = {self.item.var: self.item.value} if self.item else {}
-        if self.batch is not None:
-            found["batch"] = [host.context() for host in self.batch.hosts]
+        if self.batch is not None:  # the hosts still going: one that failed is not in a later step's `batch`
+            found["batch"] = [host.context() for host in self.batch.hosts if host.name not in self.failed]
         return found
 
     def on_batch(self, step: Step) -> bool:

@@ -6,8 +6,8 @@ step. With the group's `max_failed_hosts`, failures are counted across the whole
 failed, or a run with no batch), and the roll goes on while they stay within it; what failed is linked to
 the units that stand for it, so the rest of its run does not run for it:
 
-- a batch host that failed is left out of every later step (like a step's own `max_failed_hosts`), so no
-  later step of its batch "uncordons" a node that was never upgraded;
+- a batch host that failed is left out of every later step (like a step's own `max_failed_hosts`), and
+  out of `batch` in its batch's later steps, so no later step "uncordons" a node that was never upgraded;
 - a step once per batch elsewhere (`on: local`) that failed counts every host of its batch as failed, and
   the rest of that batch's run is left out (as is the rest of an item's run that failed, for a loop group).
 Left out is not journaled: a resume runs it once the cause is fixed.
@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 from engine.outcomes import Status, StepOutcome
-from engine.planning import PlannedStep
+from engine.planning import PlannedStep, StepRenderer
 from engine.records import OPERATOR
 
 
@@ -30,6 +31,22 @@ class Roll:
         self.failed_hosts: dict[str, str] = {}  # host → the step it failed in (tolerated): left out after
         self.failed: dict[str, set[str]] = {}  # a group (its scoped id) → its failed units
         self.broken: dict[str, str] = {}  # a group's run (its scoped prefix) → the step it broke off in
+
+    def rendered(
+        self,
+        renderer: StepRenderer,
+        planned: PlannedStep,
+        steps: Mapping[str, Any],
+        platforms: Mapping[str, str],
+    ) -> PlannedStep:
+        """The step as it runs now: rendered again if it reads earlier outputs, or if a host of its batch
+        failed (tolerated), so that `batch` in its templates lists only the hosts still going."""
+        place, failed = planned.place, frozenset[str]()
+        if place and place.batch and planned.scope.scoped(place.prefix) not in self.broken:  # else left out
+            failed = frozenset(h.name for h in place.batch.hosts if h.name in self.failed_hosts)
+        if place is not None and failed:
+            planned = replace(planned, place=replace(place, failed=failed))
+        return renderer.step(planned, steps, platforms) if planned.deferred or failed else planned
 
     def left_out(self, planned: PlannedStep) -> Mapping[str, str]:
         """The hosts left out of `planned` (each → the step it failed in): those that failed earlier, and

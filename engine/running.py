@@ -66,8 +66,8 @@ class Runner:
         outcomes = []
         for index, planned in enumerate(steps, start=1):
             self.terminal.say(f"\n▶ [{index}/{len(steps)}] {planned.id}: {planned.title}", "bold cyan")
-            if planned.deferred:  # commands or texts that read earlier steps' output: rendered with it now
-                planned = self.renderer.step(planned, self._steps(planned), self.fleet.platforms)
+            # commands or texts that read earlier steps' output: rendered with it now (and a batch's failures)
+            planned = self.roll.rendered(self.renderer, planned, self._steps(planned), self.fleet.platforms)
             outcome = self.manual(planned) if planned.manual is not None else self.command_step(planned)
             outcomes.append(outcome)
             self._learn(planned, outcome)

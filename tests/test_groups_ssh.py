@@ -183,3 +183,23 @@ def test_the_result_of_a_step_on_several_hosts_is_said_per_host(lab: Lab, nodes:
     assert f"result on {nodes[2].address}: {nodes[2].address} runs <steps.ver.stdout" in plan.stdout
     checklist = lab.run_here(book, task="checklist")
     assert f"on {nodes[1].address}: {nodes[1].address} runs" in checklist.stdout
+
+
+def test_a_later_step_of_a_batch_reads_only_the_hosts_still_going_in_batch(
+    lab: Lab, nodes: list[SSHDNode]
+) -> None:
+    one, two, three = nodes
+    upgrade_on(nodes, failing=one)
+    text = rolling(nodes, "    max_failed_hosts: 1\n").replace("serial: 1", "serial: 2")
+    text = text.replace(
+        "uncordon {{ batch[0].name }}", "uncordon {{ batch | map(attribute='name') | join(' ') }}"
+    )
+    done = lab.run_here(lab.write(text), "--yes")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert kubectl(lab)[1:] == [
+        f"drain {one.address} {two.address}",
+        f"uncordon {two.address}",  # not the node whose upgrade failed
+        f"drain {three.address}",
+        f"uncordon {three.address}",
+        "get nodes --after",
+    ]
