@@ -98,9 +98,8 @@ class Planner:
         """What the runbook a step uses is planned with, once per item of its loop (`snapshot[2]`): its
         values from `with:`, under the step's id, skipped whole when the step's `when` is false."""
         assert step.use is not None and step.use.runbook is not None
-        for item in looping.items(step, self.context(LOCAL_HOST, self.platform, self.unknown_steps)) or [
-            None
-        ]:
+        items = looping.items(step, self.context(LOCAL_HOST, self.platform, self.unknown_steps))
+        for item in items or (None,):
             context = self.context(LOCAL_HOST, self.platform, self.unknown_steps, item)
             skip, later = self._skip(step, None, context, self.unknown_steps, self.platform)
             if later:  # its steps are planned in another scope, which knows nothing of this one's outputs
