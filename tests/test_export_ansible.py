@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from engine.commands import export as command
+from engine.commands.export import ExportOptions, ExportRunbook, Kind
 from engine.errors import InvalidRunbook
 from engine.export import unmapped
 from engine.export.ansible_tasks import literal
@@ -73,7 +74,10 @@ steps:
 def export(tmp_path: Path, text: str, lossy: bool = False, **environ: str) -> tuple[str, str]:
     book = write_runbook(tmp_path, text)
     out = tmp_path / "out"
-    command.main(Options(str(book), environ=environ), "ansible", str(out), lossy)
+    command.main(
+        ExportOptions(kind=Kind.ANSIBLE, output=str(out)),
+        ExportRunbook(str(book), environ=environ, lossy=lossy),
+    )
     return (out / "playbook.yml").read_text(), (out / "inventory.yml").read_text()
 
 
