@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
 from engine import __version__, preflight, resume, stillrunning
 from engine import journal as records
@@ -53,6 +53,9 @@ from engine.running import Runner
 from engine.runs import RunSummary, newest
 from engine.transports import SSHOptions
 from engine.validation import validate
+
+if TYPE_CHECKING:
+    from engine.executors.rehearsal import Stage
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,6 +100,12 @@ class RunOptions:
 
 
 def main(options: Options, run: RunOptions) -> int:
+    return execute(options, run)
+
+
+def execute(options: Options, run: RunOptions, stage: Stage | None = None, out: IO[str] | None = None) -> int:
+    """The run; on a rehearsal's `stage` every host is its stand-in (chosen where executors are chosen:
+    `preflight.connect`), and the terminal writes to `out`."""
     state_dir = Path(run.state_dir) if run.state_dir else default_state_dir(Path.cwd())
     validated = validate(Path(options.file), options.file)
     runbook = validated.runbook
@@ -118,9 +127,9 @@ def main(options: Options, run: RunOptions) -> int:
 
         reviewing.check(plan, Path(run.plan_file))
     steps = _select(plan, run.only, run.from_step)
-    terminal = Terminal(Masker(plan.values.secret_values()))
+    terminal = Terminal(Masker(plan.values.secret_values()), out)
     run_id = previous.run_id if previous else new_run_id()
-    connecting = preflight.Connecting(plan, SSHOptions(trust_new_keys=run.trust_new_host_keys))
+    connecting = preflight.Connecting(plan, SSHOptions(trust_new_keys=run.trust_new_host_keys), stage)
     if not run.trust_new_host_keys:  # else a run that stops before its preflight would change known_hosts
         connecting.start()  # waiting on the hosts goes on while the lock, journal and warnings are done
     try:

@@ -1,0 +1,109 @@
+"""`runbook rehearse FILE`: the runbook run by the real engine against simulated hosts; then its report.
+
+The run is `runbook run`'s own pipeline (values, rules, plan, warnings, checks, steps, journal, summary)
+with the rehearsal's `Stage` in place of local and SSH hosts: nothing runs, nothing connects. Its journal
+is kept under `STATE_DIR/rehearsals`, so `runbook run --resume` never finds it, its lock is never a real
+run's, and `runbook runs` lists it as a rehearsal. `--kill-at STEP` stops the engine there as if it were
+killed, then resumes the run as an operator would, so the report shows the resume path too.
+
+The engine's own output goes to standard error; the report to `-o FILE` or standard output. The exit code
+is the (last) run's, as `runbook run` would have ended: a drill whose faults fail the run exits 1.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from engine.commands import run as running
+from engine.errors import UsageError
+from engine.flags import option
+from engine.journal import default_state_dir, journal_path, read_journal
+from engine.options import Options, prepare
+from engine.rehearsal import faults as faults_mod
+from engine.rehearsal import report, scenario
+from engine.rehearsal.stage import Killed, Stage
+from engine.runs import newest
+
+REHEARSALS = "rehearsals"
+"""Under the state directory: the rehearsals' own runs and locks, apart from the real ones."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RehearseOptions:
+    scenario: str | None = option(
+        None,
+        help="What the simulated hosts answer (default: NAME.rehearsal.yml beside the runbook, if there).",
+        metavar="FILE",
+    )
+    fail: tuple[str, ...] = option(
+        (),
+        help="Make a step fail (on one host; with this exit code, default 1); repeatable.",
+        metavar="STEP[@HOST][=EXIT]",
+    )
+    lose: tuple[str, ...] = option(
+        (),
+        help="Drop the connection to a host during a step: its outcome is unknown; repeatable.",
+        metavar="STEP@HOST",
+    )
+    kill_at: str | None = option(
+        None, help="Stop the engine at this step as if killed, then resume the run.", metavar="STEP"
+    )
+    auto: bool = option(
+        False,
+        help="Answer warnings, confirmations, manual steps and re-runs with their expected answers "
+        "(default: the person at the terminal answers, as in a real run).",
+    )
+    output: str | None = option(
+        None,
+        help="Write the report here (.md or .html) instead of standard output.",
+        metavar="FILE",
+        short="o",
+    )
+    state_dir: str | None = option(
+        None,
+        help="Where runs are kept (default: $RUNBOOK_STATE_DIR or ./.runbook); rehearsals go under "
+        "its rehearsals/ directory.",
+        metavar="DIR",
+    )
+
+
+def main(options: Options, rehearse: RehearseOptions) -> int:
+    kind = report.kind_of(rehearse.output)  # a wrong extension is refused before anything runs
+    file = Path(options.file)
+    named = Path(rehearse.scenario) if rehearse.scenario else scenario.default_path(file)
+    script = scenario.read(named) if rehearse.scenario or named.is_file() else scenario.Scenario()
+    faults = faults_mod.parse(rehearse.fail, rehearse.lose, rehearse.kill_at)
+    _validated, plan = prepare(options, allow_missing=True)
+    hosts = {h.host.name for s in plan.steps for h in s.hosts}
+    faults_mod.check(faults, [s.id for s in plan.steps], hosts)
+    stage = Stage(script, faults)
+    state = (Path(rehearse.state_dir) if rehearse.state_dir else default_state_dir(Path.cwd())) / REHEARSALS
+    settings = running.RunOptions(
+        yes=rehearse.auto, confirm_manual=rehearse.auto, rerun_unknown=rehearse.auto, state_dir=str(state)
+    )
+    resumed = None
+    try:
+        code = running.execute(options, settings, stage, sys.stderr)
+    except Killed as killed:
+        print(f"\n{killed}; resuming the run, as the operator would", file=sys.stderr)
+        resumed = _latest(state, plan.runbook.name)
+        stage.next_run()
+        code = running.execute(options, replace(settings, resume=resumed), stage, sys.stderr)
+    run_id = resumed or _latest(state, plan.runbook.name)
+    records = read_journal(journal_path(state, run_id))
+    text = report.render(report.Facts(plan, stage, records, rehearse.auto, faults), kind)
+    if rehearse.output:
+        Path(rehearse.output).write_text(text, encoding="utf-8")
+        print(f"report written to {rehearse.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return code
+
+
+def _latest(state: Path, name: str) -> str:
+    summary = newest(state, name)
+    if summary is None:
+        raise UsageError(f"the rehearsal of {name} left no journal in {state}")
+    return summary.run_id

@@ -1,0 +1,181 @@
+"""The rehearsal's report: what was rehearsed (runbook, plan, scenario, faults), the timeline on the
+simulated clock, each step's commands and answers per host, what each fault caused, and coverage.
+
+Built as blocks (`writing`), written as Markdown (the default, printed) or one print-ready HTML page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from engine import reviewing
+from engine.checklist.filling import Outcome, RunRecord, read_run
+from engine.errors import UsageError
+from engine.journal import Record
+from engine.planning import Plan
+from engine.rehearsal import writing
+from engine.rehearsal.coverage import measure
+from engine.rehearsal.faults import Fault
+from engine.rehearsal.stage import Call, Stage
+from engine.rehearsal.writing import Block, Code, Heading, Items, Para, Table
+
+
+class Kind(StrEnum):
+    MARKDOWN = "md"
+    HTML = "html"
+
+
+def kind_of(output: str | None) -> Kind:
+    """The report's format, from the output file's extension (none: Markdown on standard output)."""
+    if output is None or output.endswith(".md"):
+        return Kind.MARKDOWN
+    if output.endswith((".html", ".htm")):
+        return Kind.HTML
+    raise UsageError(f"-o {output!r}: the report is written as .md or .html")
+
+
+@dataclass(frozen=True)
+class Facts:
+    plan: Plan
+    stage: Stage
+    records: list[dict[str, Any]]  # the rehearsal's journal
+    auto: bool
+    faults: tuple[Fault, ...]
+
+
+def render(facts: Facts, kind: Kind) -> str:
+    blocks = build(facts)
+    title = f"Rehearsal: {facts.plan.runbook.title}"
+    return writing.markdown(blocks) if kind is Kind.MARKDOWN else writing.page(title, blocks)
+
+
+def build(facts: Facts) -> list[Block]:
+    run = read_run(facts.records)
+    return [
+        Heading(1, f"Rehearsal: {facts.plan.runbook.title}"),
+        Para("A rehearsal: nothing was executed on any machine and no connection was opened."),
+        _about(facts, run),
+        Heading(2, "Timeline (simulated clock)"),
+        _timeline(facts.stage.calls, facts.records),
+        Heading(2, "Steps"),
+        *_steps(facts, run.outcomes),
+        Heading(2, "Faults and what they caused"),
+        Items(tuple(_caused(f, facts, run.outcomes) for f in facts.faults), "no fault injected"),
+        Heading(2, "Coverage: paths this rehearsal never took"),
+        *_coverage(facts, run.outcomes),
+    ]
+
+
+def _about(facts: Facts, run: RunRecord) -> Table:
+    rb, scenario = facts.plan.runbook, facts.stage.scenario
+    script = f"{scenario.path} (sha256 {scenario.sha256})" if scenario.path else "none"
+    if scenario.description:
+        script += f" — {scenario.description.strip()}"
+    answers = "simulated (--auto): expected answers" if facts.auto else "by the person at the terminal"
+    status = f"{run.status or 'unfinished'} (exit {run.exit_code})" if run.status else "unfinished"
+    rows: list[tuple[str, str]] = [
+        ("runbook", f"{rb.name} {rb.version} — {rb.document.path}"),
+        ("runbook sha256", rb.document.sha256),
+        ("plan sha256", reviewing.digest(reviewing.reviewable(facts.plan))),
+        ("scenario", script),
+        ("faults", ", ".join(f"`{f}`" for f in facts.faults) or "none"),
+        ("questions answered", answers),
+        ("rehearsal run", f"{run.run_id}: {status}"),
+        ("simulated duration", clock(facts.stage.clock.elapsed)),
+    ]
+    return Table(("", ""), tuple(rows))
+
+
+def clock(seconds: float) -> str:
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+def _answer(call: Call) -> str:
+    if call.timed_out:
+        said = f"timed out after {call.end - call.start:g}s"
+    elif call.exit_code is None:
+        said = "no exit status (connection lost)"
+    else:
+        said = f"exit {call.exit_code} after {call.end - call.start:g}s"
+    first = call.stdout.strip().splitlines()[:1]
+    return said + (f"; stdout: {first[0]}" if first else "")
+
+
+def _timeline(calls: Sequence[Call], records: list[dict[str, Any]]) -> Table:
+    rows: list[tuple[writing.Cell, ...]] = [
+        (
+            clock(c.start),
+            str(c.run),
+            c.step or "(check)",
+            c.host,
+            Code(c.command),
+            _answer(c),
+            c.source,
+        )
+        for c in sorted(calls, key=lambda c: (c.run, c.start, c.step or "", c.host))
+    ]
+    rows += [("", "", str(r.get("step") or "(warnings)"), "", "", _asked(r), "") for r in _questions(records)]
+    return Table(("time", "run", "step", "host", "command", "answer", "answered by"), tuple(rows))
+
+
+def _questions(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in records if r.get("type") in (Record.CONFIRMATION, Record.MANUAL)]
+
+
+def _asked(record: dict[str, Any]) -> str:
+    by = str(record.get("by"))
+    who = "a person" if by == "operator" else f"simulated ({by})"
+    question = record.get("question") or record.get("prompt") or "manual step"
+    return f"{question} → {record.get('answer')!r}, answered by {who}"
+
+
+def _steps(facts: Facts, outcomes: Mapping[tuple[str, str], Outcome]) -> list[Block]:
+    blocks: list[Block] = []
+    for planned in facts.plan.steps:
+        blocks.append(Heading(3, f"{planned.number}. {planned.id}: {planned.title}"))
+        mine = {host: o for (step, host), o in outcomes.items() if step == planned.id}
+        if not mine:
+            blocks.append(Para("never reached"))
+            continue
+        rows: list[tuple[writing.Cell, ...]] = []
+        for host, outcome in sorted(mine.items()):
+            calls = [c for c in facts.stage.calls if c.step == planned.id and c.host == host]
+            ending = f"{outcome.status.value} after {outcome.attempt} attempt(s)"
+            rows += [
+                (host, f"run {c.run}, {clock(c.start)}", Code(c.command), _answer(c), c.source) for c in calls
+            ]
+            rows.append((host, "outcome", "", ending, ""))
+        blocks.append(Table(("host", "when", "command", "answer", "from"), tuple(rows)))
+    return blocks
+
+
+def _caused(fault: Fault, facts: Facts, outcomes: Mapping[tuple[str, str], Outcome]) -> str:
+    hit = [c for c in facts.stage.calls if c.fault == fault]
+    if not hit:
+        return f"`{fault}`: never hit (the step did not run on that host)"
+    ends = sorted({f"{c.step}@{c.host}: {_status(outcomes, c)}" for c in hit})
+    reached = {step for step, _ in outcomes}
+    later = [s.id for s in facts.plan.steps if s.id not in reached]
+    what = f"`{fault}` hit {', '.join(ends)}"
+    if facts.stage.run > 1 and fault.kind.value == "--kill-at":
+        what += "; the engine stopped there, and the run was resumed (the step's outcome was unknown)"
+    if later:
+        what += f"; steps never reached: {', '.join(later)}"
+    return what
+
+
+def _status(outcomes: Mapping[tuple[str, str], Outcome], call: Call) -> str:
+    outcome = outcomes.get((str(call.step), call.host))
+    return outcome.status.value if outcome else "no outcome recorded"
+
+
+def _coverage(facts: Facts, outcomes: Mapping[tuple[str, str], Outcome]) -> list[Block]:
+    coverage = measure(facts.plan.steps, outcomes, facts.stage.calls)
+    blocks: list[Block] = []
+    for title, found in coverage.sections():
+        blocks += [Heading(3, title), Items(found)]
+    return blocks
