@@ -23,6 +23,7 @@ from engine.errors import UsageError
 from engine.flags import option
 from engine.journal import JOURNAL_NAME, Record, default_state_dir, read_journal, runs_directory
 from engine.locking import holder
+from engine.rehearsal import REHEARSALS
 from engine.runs import UNFINISHED, RunSummary, fold_outcomes, list_runs
 
 _PIPE_WIDTH = 160
@@ -64,10 +65,14 @@ def main(chosen: RunsOptions) -> int:
     if not isinstance(run_id, str) or not run_id:
         if format == "html":
             raise UsageError("--format html shows one run: give its id (--run-id RUN_ID)")
+        rehearsals = state / REHEARSALS
         if format == "json":
-            print(json.dumps(list_document(state), indent=2, ensure_ascii=False))
+            listed = {**list_document(state), "rehearsals": list_document(rehearsals)["runs"]}
+            print(json.dumps(listed, indent=2, ensure_ascii=False))
         else:
             console.print(_list(state))
+            if list_runs(rehearsals):  # kept apart: never resumed by `run`, never a real run's lock
+                console.print(_list(rehearsals, "Rehearsals (runbook rehearse: nothing was executed) in"))
         return 0
     directory = _find(state, run_id)
     records = read_journal(directory / JOURNAL_NAME)
@@ -88,8 +93,8 @@ def main(chosen: RunsOptions) -> int:
     return 0
 
 
-def _list(state: Path) -> Table:
-    table = Table(title=f"Runs in {state}", title_justify="left")
+def _list(state: Path, title: str = "Runs in") -> Table:
+    table = Table(title=f"{title} {state}", title_justify="left")
     for column in ("run", "runbook", "version", "who", "started", "status"):
         table.add_column(column, no_wrap=column != "status", overflow="fold")
     for run in list_runs(state):

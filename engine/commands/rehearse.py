@@ -17,17 +17,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from engine.commands import run as running
-from engine.errors import UsageError
+from engine.errors import RunbookError, UsageError
 from engine.flags import option
 from engine.journal import default_state_dir, journal_path, read_journal
 from engine.options import Options, prepare
+from engine.rehearsal import REHEARSALS, report, scenario
 from engine.rehearsal import faults as faults_mod
-from engine.rehearsal import report, scenario
 from engine.rehearsal.stage import Killed, Stage
 from engine.runs import newest
-
-REHEARSALS = "rehearsals"
-"""Under the state directory: the rehearsals' own runs and locks, apart from the real ones."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,15 +80,13 @@ def main(options: Options, rehearse: RehearseOptions) -> int:
     settings = running.RunOptions(
         yes=rehearse.auto, confirm_manual=rehearse.auto, rerun_unknown=rehearse.auto, state_dir=str(state)
     )
-    resumed = None
-    try:
-        code = running.execute(options, settings, stage, sys.stderr)
-    except Killed as killed:
-        print(f"\n{killed}; resuming the run, as the operator would", file=sys.stderr)
-        resumed = _latest(state, plan.runbook.name)
-        stage.next_run()
-        code = running.execute(options, replace(settings, resume=resumed), stage, sys.stderr)
+    before = _latest(state, plan.runbook.name)
+    code, resumed = _rehearse(options, settings, stage, state, plan.runbook.name)
     run_id = resumed or _latest(state, plan.runbook.name)
+    if run_id is None or run_id == before:  # stopped before its journal began (a held lock, bad values)
+        raise code if isinstance(code, RunbookError) else UsageError("the rehearsal left no journal")
+    directory = journal_path(state, run_id).parent
+    (directory / CALLS).write_text(stage.document(), encoding="utf-8")
     records = read_journal(journal_path(state, run_id))
     text = report.render(report.Facts(plan, stage, records, rehearse.auto, faults), kind)
     if rehearse.output:
@@ -99,11 +94,32 @@ def main(options: Options, rehearse: RehearseOptions) -> int:
         print(f"report written to {rehearse.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
-    return code
+    return code if isinstance(code, int) else code.exit_code
 
 
-def _latest(state: Path, name: str) -> str:
+CALLS = "rehearsal.json"
+"""In the rehearsal's run directory: every command the simulated hosts were asked, and how each was answered."""
+
+
+def _rehearse(
+    options: Options, settings: running.RunOptions, stage: Stage, state: Path, name: str
+) -> tuple[int | RunbookError, str | None]:
+    """The run (and its resume after `--kill-at`): its exit code, or the error it stopped on (the report
+    is still written); the id of the resumed run, if one was."""
+    resumed = None
+    try:
+        try:
+            return running.execute(options, settings, stage, sys.stderr), None
+        except Killed as killed:
+            print(f"\n{killed}; resuming the run, as the operator would", file=sys.stderr)
+            resumed = _latest(state, name)
+            stage.next_run()
+            return running.execute(options, replace(settings, resume=resumed), stage, sys.stderr), resumed
+    except RunbookError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error, resumed
+
+
+def _latest(state: Path, name: str) -> str | None:
     summary = newest(state, name)
-    if summary is None:
-        raise UsageError(f"the rehearsal of {name} left no journal in {state}")
-    return summary.run_id
+    return None if summary is None else summary.run_id

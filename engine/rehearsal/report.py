@@ -116,7 +116,7 @@ def _timeline(calls: Sequence[Call], records: list[dict[str, Any]]) -> Table:
             _answer(c),
             c.source,
         )
-        for c in sorted(calls, key=lambda c: (c.run, c.start, c.step or "", c.host))
+        for _, c in sorted(enumerate(calls), key=lambda ic: (ic[1].run, ic[1].start, ic[0]))
     ]
     rows += [("", "", str(r.get("step") or "(warnings)"), "", "", _asked(r), "") for r in _questions(records)]
     return Table(("time", "run", "step", "host", "command", "answer", "answered by"), tuple(rows))
@@ -144,7 +144,7 @@ def _steps(facts: Facts, outcomes: Mapping[tuple[str, str], Outcome]) -> list[Bl
         rows: list[tuple[writing.Cell, ...]] = []
         for host, outcome in sorted(mine.items()):
             calls = [c for c in facts.stage.calls if c.step == planned.id and c.host == host]
-            ending = f"{outcome.status.value} after {outcome.attempt} attempt(s)"
+            ending = outcome.status.value + (f" after {outcome.attempt} attempt(s)" if calls else "")
             rows += [
                 (host, f"run {c.run}, {clock(c.start)}", Code(c.command), _answer(c), c.source) for c in calls
             ]

@@ -8,6 +8,8 @@ simulated lane; one longer than the step's timeout is cut there and times out, a
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import threading
 from collections import Counter
 from collections.abc import Iterable
@@ -57,6 +59,15 @@ class Stage:
     def next_run(self) -> None:
         self.run += 1
         self.clock.restart()
+
+    def document(self) -> str:
+        """Every call as JSON, for the rehearsal's run directory (what the hosts were asked, byte for byte)."""
+        calls = [
+            {**dataclasses.asdict(c), "fault": None if c.fault is None else str(c.fault)} for c in self.calls
+        ]
+        scenario = {"path": self.scenario.path, "sha256": self.scenario.sha256}
+        faults = [str(f) for f in self.faults]
+        return json.dumps({"scenario": scenario, "faults": faults, "calls": calls}, indent=2) + "\n"
 
     def platform(self, host: str) -> str:
         return self.scenario.facts(host).platform
