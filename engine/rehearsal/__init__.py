@@ -4,6 +4,15 @@ scenario (what hosts answer) → faults (what the flags break) → stage (the ho
 log) → the run command's own pipeline → report (timeline, answers, faults' effects, coverage).
 """
 
+from __future__ import annotations
+
+from pathlib import Path
+
 REHEARSALS = "rehearsals"
 """Under the state directory: the rehearsals' own runs and locks, apart from the real ones (so `run --resume`
 never finds one, and a rehearsal never holds or waits for a real run's lock)."""
+
+
+def is_scenario(path: Path) -> bool:
+    """A rehearsal's scenario (`NAME.rehearsal.yml`, beside its runbook): listed with no runbook."""
+    return path.name.endswith((".rehearsal.yml", ".rehearsal.yaml"))
