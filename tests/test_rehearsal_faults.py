@@ -15,7 +15,7 @@ def test_a_failure_on_one_host_is_retried_tolerated_and_reported(tmp_path: Path)
     hit = [c for c in calls(lab) if c["fault"] == "--fail restart@node-b.invalid=3"]
     assert [(c["host"], c["exit_code"]) for c in hit] == [("node-b.invalid", 3)] * 3  # retries 2
     faults = section(done.stdout, "Faults and what they caused")
-    assert "`--fail restart@node-b.invalid=3` hit restart@node-b.invalid: failed" in faults
+    assert "`--fail restart@node-b.invalid=3` hit restart@node-b.invalid (its outcome: failed)" in faults
     # max_failed_hosts 1 tolerated it: node-b is left out afterwards, the others go on
     assert not [c for c in calls(lab) if c["step"] == "wait-ready" and c["host"] == "node-b.invalid"]
     assert {c["host"] for c in calls(lab) if c["step"] == "wait-ready"} == {
@@ -34,7 +34,8 @@ def test_a_failure_where_it_is_not_tolerated_stops_the_run_and_the_report_says_w
     assert done.returncode == 1
     faults = section(done.stdout, "Faults and what they caused")
     assert (
-        "`--fail rotate` hit rotate[1]@local: failed; steps never reached: rotate[2], snapshot/save" in faults
+        "`--fail rotate` hit rotate[1]@local (its outcome: failed); steps never reached: rotate[2], snapshot/save"
+        in faults
     )
     assert "- look: Look at the dashboard" in section(done.stdout, "Steps never reached")
 
@@ -54,7 +55,7 @@ def test_a_lost_connection_leaves_the_step_unknown(tmp_path: Path) -> None:
     assert done.returncode == 1
     (lost,) = [c for c in calls(lab) if c["step"] == "bucket"]
     assert lost["exit_code"] is None and lost["fault"] == "--lose bucket@node-a.invalid"
-    assert "`--lose bucket@node-a.invalid` hit bucket@node-a.invalid: unknown" in done.stdout
+    assert "`--lose bucket@node-a.invalid` hit bucket@node-a.invalid (its outcome: unknown)" in done.stdout
 
 
 def test_kill_at_stops_the_engine_then_the_rehearsal_resumes_the_run(tmp_path: Path) -> None:
@@ -73,6 +74,12 @@ def test_kill_at_stops_the_engine_then_the_rehearsal_resumes_the_run(tmp_path: P
     rerun = [r for r in records if r["type"] == "confirmation" and r.get("host") == "local"]
     assert rerun and rerun[0]["by"] == "--rerun-unknown" and rerun[0]["step"] == "snapshot/save"
     assert "the engine stopped there, and the run was resumed" in done.stdout
+    timeline = section(done.stdout, "Timeline (simulated clock)")
+    assert (
+        "| 1 | snapshot/save | local | ` snapshot-save --name pre-drill ` | none: the engine was killed here |"
+        in (timeline)
+    )
+    assert "Run it again? → 'yes', answered by simulated (--rerun-unknown)" in done.stdout
 
 
 def test_a_fault_naming_no_step_is_refused_before_anything_runs(tmp_path: Path) -> None:

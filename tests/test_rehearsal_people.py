@@ -56,7 +56,7 @@ def test_the_html_report_prints(tmp_path: Path) -> None:
     for expected in (
         "Rehearsal:Adrillofeverykeyarehearsaldrives",
         "Timeline(simulatedclock)",
-        "`--failrestart@node-b.invalid=3`hitrestart@node-b.invalid:failed".replace("`", ""),
+        "`--failrestart@node-b.invalid=3`hitrestart@node-b.invalid(itsoutcome:failed)".replace("`", ""),
         f"touch{lab}/CANARY".replace(" ", ""),
         "Coverage:pathsthisrehearsalnevertook",
         "all-only:when:mode=='all'wasnevertrue",

@@ -19,6 +19,7 @@ from engine.planning import Plan
 from engine.rehearsal import writing
 from engine.rehearsal.coverage import measure
 from engine.rehearsal.faults import Fault
+from engine.rehearsal.faults import Kind as FaultKind
 from engine.rehearsal.stage import Call, Stage
 from engine.rehearsal.writing import Block, Code, Heading, Items, Para, Table
 
@@ -59,7 +60,9 @@ def build(facts: Facts) -> list[Block]:
         Para("A rehearsal: nothing was executed on any machine and no connection was opened."),
         _about(facts, run),
         Heading(2, "Timeline (simulated clock)"),
-        _timeline(facts.stage.calls, facts.records),
+        _timeline(facts.stage.calls),
+        Heading(2, "Questions and answers"),
+        _questions(facts.records),
         Heading(2, "Steps"),
         *_steps(facts, run.outcomes),
         Heading(2, "Faults and what they caused"),
@@ -95,7 +98,9 @@ def clock(seconds: float) -> str:
 
 
 def _answer(call: Call) -> str:
-    if call.timed_out:
+    if call.fault is not None and call.fault.kind is FaultKind.KILL:
+        said = "none: the engine was killed here"
+    elif call.timed_out:
         said = f"timed out after {call.end - call.start:g}s"
     elif call.exit_code is None:
         said = "no exit status (connection lost)"
@@ -105,7 +110,7 @@ def _answer(call: Call) -> str:
     return said + (f"; stdout: {first[0]}" if first else "")
 
 
-def _timeline(calls: Sequence[Call], records: list[dict[str, Any]]) -> Table:
+def _timeline(calls: Sequence[Call]) -> Table:
     rows: list[tuple[writing.Cell, ...]] = [
         (
             clock(c.start),
@@ -118,12 +123,16 @@ def _timeline(calls: Sequence[Call], records: list[dict[str, Any]]) -> Table:
         )
         for _, c in sorted(enumerate(calls), key=lambda ic: (ic[1].run, ic[1].start, ic[0]))
     ]
-    rows += [("", "", str(r.get("step") or "(warnings)"), "", "", _asked(r), "") for r in _questions(records)]
-    return Table(("time", "run", "step", "host", "command", "answer", "answered by"), tuple(rows))
+    return Table(("time", "run", "step", "host", "command", "answer", "from"), tuple(rows))
 
 
-def _questions(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for r in records if r.get("type") in (Record.CONFIRMATION, Record.MANUAL)]
+def _questions(records: list[dict[str, Any]]) -> Table:
+    """Every question the run asked (warnings, confirmations, manual steps, re-runs), in order, and who
+    answered it: a person, or the rehearsal (`--auto`, journaled as the flag that answers for one)."""
+    asked = [r for r in records if r.get("type") in (Record.CONFIRMATION, Record.MANUAL)]
+    return Table(
+        ("step", "question and answer"), tuple((str(r.get("step") or "(warnings)"), _asked(r)) for r in asked)
+    )
 
 
 def _asked(record: dict[str, Any]) -> str:
@@ -157,11 +166,11 @@ def _caused(fault: Fault, facts: Facts, outcomes: Mapping[tuple[str, str], Outco
     hit = [c for c in facts.stage.calls if c.fault == fault]
     if not hit:
         return f"`{fault}`: never hit (the step did not run on that host)"
-    ends = sorted({f"{c.step}@{c.host}: {_status(outcomes, c)}" for c in hit})
+    ends = sorted({f"{c.step}@{c.host} (its outcome: {_status(outcomes, c)})" for c in hit})
     reached = {step for step, _ in outcomes}
     later = [s.id for s in facts.plan.steps if s.id not in reached]
     what = f"`{fault}` hit {', '.join(ends)}"
-    if facts.stage.run > 1 and fault.kind.value == "--kill-at":
+    if facts.stage.run > 1 and fault.kind is FaultKind.KILL:
         what += "; the engine stopped there, and the run was resumed (the step's outcome was unknown)"
     if later:
         what += f"; steps never reached: {', '.join(later)}"
