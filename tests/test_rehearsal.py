@@ -10,6 +10,8 @@ from pathlib import Path
 
 from rehearsing import calls, drill_lab, journal, rehearse, runbook, section
 
+from engine.locking import RunLock
+
 
 def test_the_canary_is_never_touched_and_nothing_is_written_outside_the_rehearsal(tmp_path: Path) -> None:
     lab = drill_lab(tmp_path)
@@ -157,3 +159,35 @@ def test_the_values_rules_still_refuse(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "mode is rolling or all, not sideways" in done.stderr
     assert not (lab / ".runbook").exists()
+
+
+def test_each_host_gets_its_platforms_command_and_lacks_what_the_scenario_says(tmp_path: Path) -> None:
+    lab = drill_lab(tmp_path)
+    scenario = (lab / "drill.rehearsal.yml").read_text()
+    (lab / "drill.rehearsal.yml").write_text(
+        scenario.replace("node-c.invalid: {platform: linux}", "node-c.invalid: {platform: darwin}")
+    )
+    done = rehearse(lab, "--auto")
+    assert done.returncode == 0, done.stderr
+    restart = {c["host"]: c["command"] for c in calls(lab) if c["step"] == "restart"}
+    assert restart == {
+        "node-a.invalid": "docker restart kubelet",
+        "node-b.invalid": "docker restart kubelet",
+        "node-c.invalid": "echo no docker here",
+    }
+    missing = "hosts:\n  node-a.invalid: {missing: [kubectl]}\n"
+    (lab / "drill.rehearsal.yml").write_text(scenario.replace("hosts:\n", missing))
+    lacking = rehearse(lab, "--auto")
+    assert lacking.returncode == 3, lacking.stderr  # preflight: nothing ran, as in a real run
+    assert "node-a.invalid: program not found: kubectl" in lacking.stderr
+    assert "- canary: Touch the canary" in section(lacking.stdout, "Steps never reached")
+
+
+def test_a_rehearsal_never_takes_or_waits_for_a_real_runs_lock(tmp_path: Path) -> None:
+    lab = drill_lab(tmp_path)
+    with RunLock(lab / ".runbook", "drill", "a-real-run"):
+        done = rehearse(lab, "--auto")
+        assert done.returncode == 0, done.stderr
+        real = runbook(lab, "run", "drill.yml", "--var", "canary=x", "--yes")
+        assert real.returncode == 2 and "is being run by" in real.stderr  # the real lock is held
+    assert not (lab / "CANARY").exists()
