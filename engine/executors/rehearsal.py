@@ -3,19 +3,20 @@
 `executor_for` gives one to every host, local or SSH, when a run is a rehearsal; the runner, the checks
 and the journal cannot tell it from a real executor. Each command is answered by the rehearsal's `Stage`
 (the scenario's scripted answer, an injected fault, or success with empty output), on the stage's
-simulated clock. So `run()` is overridden whole: the template's start/read/supervise sequence drives a
-process, and here there is none. Its output reaches `on_output` line by line exactly as a real command's
-would (`StreamText`), so the terminal, the step's output file and masking see the same thing.
+simulated clock. `run()` is the template's (env names checked, the job table, the slot), and where the
+template would start a process and supervise it (`_execute`), the stand-in asks the stage. Its output
+reaches `on_output` line by line exactly as a real command's would (`StreamText`), so the terminal, the
+step's output file and masking see the same thing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Protocol
 
 from engine.clock import Clock
-from engine.executors.base import Executor, Invocation, Process, Result, check_env_names
-from engine.executors.jobs import GroupCallback, Job, OutputCallback, StreamText
+from engine.executors.base import Executor, Invocation, Process, Result
+from engine.executors.jobs import Job, OutputCallback, StreamText
 
 
 class Stage(Protocol):
@@ -41,20 +42,11 @@ class RehearsalExecutor(Executor):
         super().__init__(host)
         self.stage = stage
 
-    def run(
-        self,
-        script: str,
-        *,
-        shell: str = "sh",
-        cwd: str | None = None,
-        env: Mapping[str, str] | None = None,
-        secrets: Mapping[str, str] | None = None,
-        timeout: float | None = None,
-        on_output: OutputCallback | None = None,
-        on_group: GroupCallback | None = None,
+    def _execute(
+        self, job: Job, invocation: Invocation, timeout: float | None, on_output: OutputCallback | None
     ) -> Result:
-        check_env_names(env, secrets)  # what a real run would refuse, a rehearsal refuses too
-        result = self.stage.answer(self.host, script, timeout)
+        """In place of starting a process: the stage's answer, its output delivered line by line."""
+        result = self.stage.answer(self.host, invocation.script, timeout)
         for name, text in (("stdout", result.stdout), ("stderr", result.stderr)):
             stream = StreamText(name, on_output)
             stream.feed(text.encode())
@@ -70,7 +62,7 @@ class RehearsalExecutor(Executor):
         return self.stage.missing(self.host, programs)
 
     def start(self, job: Job, invocation: Invocation) -> Process:
-        raise AssertionError("a rehearsal starts no process")  # `run` is overridden: never reached
+        raise AssertionError("a rehearsal starts no process")  # `_execute` is overridden: never reached
 
     def signal_groups(self, pgids: list[int], name: str) -> None:
         """Nothing runs, so nothing is signalled."""
