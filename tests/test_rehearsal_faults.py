@@ -128,3 +128,19 @@ def test_a_rehearsal_is_listed_as_one_and_never_resumed_by_run(tmp_path: Path) -
     resumed = runbook(lab, "run", "drill.yml", "--var", "canary=x", "--resume", run_dir.name)
     assert resumed.returncode == 2 and run_dir.name in resumed.stderr
     assert not (lab / "CANARY").exists()
+
+
+def test_a_kill_during_a_fan_out_leaves_every_host_unknown_and_each_is_asked_about(tmp_path: Path) -> None:
+    lab = drill_lab(tmp_path)
+    done = rehearse(lab, "--auto", "--kill-at", "restart")
+    assert done.returncode == 0, done.stderr
+    killed = {c["host"] for c in calls(lab) if c["run"] == 1 and c["step"] == "restart"}
+    assert killed == {"node-a.invalid", "node-b.invalid", "node-c.invalid"}
+    asked = {r["host"] for r in journal(lab) if r["type"] == "confirmation" and r.get("host")}
+    assert asked == killed
+    again = {c["host"] for c in calls(lab) if c["run"] == 2 and c["step"] == "restart"}
+    assert again == killed
+    (run_dir,) = (lab / ".runbook" / "rehearsals" / "runs").iterdir()
+    shown = runbook(lab, "runs", run_dir.name)
+    assert shown.returncode == 0, shown.stderr  # a rehearsal's id is found by `runs` too
+    assert "restart" in shown.stdout and "resumed" in shown.stdout

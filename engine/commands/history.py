@@ -74,7 +74,7 @@ def main(chosen: RunsOptions) -> int:
             if list_runs(rehearsals):  # kept apart: never resumed by `run`, never a real run's lock
                 console.print(_list(rehearsals, "Rehearsals (runbook rehearse: nothing was executed) in"))
         return 0
-    directory = _find(state, run_id)
+    directory, state = _found(state, run_id)
     records = read_journal(directory / JOURNAL_NAME)
     if not records or records[0].get("type") != Record.RUN:
         raise UsageError(f"run {directory.name}: its journal has no header (the run died as it began)")
@@ -177,6 +177,21 @@ def _live(state: Path, run: RunSummary) -> str:
         return run.status
     who = holder(state, run.runbook)
     return f"running (pid {who.pid})" if who is not None and who.run_id == run.run_id else UNFINISHED
+
+
+def _found(state: Path, run_id: str) -> tuple[Path, Path]:
+    """The run's directory and the state it is in: the real runs', or else the rehearsals' (`rehearse`)."""
+    try:
+        return _find(state, run_id), state
+    except UsageError:
+        rehearsals = state / REHEARSALS
+        if not runs_directory(rehearsals).is_dir():
+            raise
+        try:
+            return _find(rehearsals, run_id), rehearsals
+        except UsageError:
+            pass
+        raise
 
 
 def _find(state: Path, run_id: str) -> Path:

@@ -54,7 +54,6 @@ class Stage:
         self.run = 1
         self._counts: Counter[tuple[int, str]] = Counter()  # (rule, host) → calls answered so far
         self._lock = threading.Lock()
-        self._killed = False
 
     def next_run(self) -> None:
         self.run += 1
@@ -80,12 +79,10 @@ class Stage:
         step = self.clock.step_of(host)
         fault = next((f for f in self.faults if f.hits(step, host)), None)
         if fault is not None and fault.kind is Kind.KILL:
-            with self._lock:
-                kill, self._killed = not self._killed, True
-            if kill:
+            if self.run == 1:  # every host of the step, in the first pass: the kill takes them all
                 self._log(step, host, script, Answer(), 0.0, None, str(fault), fault)
                 raise Killed(f"rehearsal: {fault}: the engine stopped here as if killed")
-            fault = None  # killed once; the resumed run goes on
+            fault = None  # the resumed run goes on
         answer, source = self._scripted(step, host, script)
         if fault is not None and fault.kind is Kind.FAIL:
             answer = Answer(fault.exit, answer.stdout, f"rehearsal: {fault}\n", answer.duration)
