@@ -78,6 +78,7 @@ class AnsweredBy(StrEnum):
     RERUN_UNKNOWN = "--rerun-unknown"
     CONFIRM_MANUAL = "--confirm-manual"
     IF_STILL_RUNNING = "--if-still-running"
+    SCENARIO = "--scenario"  # a rehearsal's scenario answered (`runbook rehearse --auto`)
 
 
 # -- the records ------------------------------------------------------------------------------------

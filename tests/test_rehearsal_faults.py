@@ -144,3 +144,19 @@ def test_a_kill_during_a_fan_out_leaves_every_host_unknown_and_each_is_asked_abo
     shown = runbook(lab, "runs", run_dir.name)
     assert shown.returncode == 0, shown.stderr  # a rehearsal's id is found by `runs` too
     assert "restart" in shown.stdout and "resumed" in shown.stdout
+
+
+def test_the_scenario_answers_a_manual_step_and_a_wrong_answer_fails_it(tmp_path: Path) -> None:
+    lab = drill_lab(tmp_path)
+    scenario = lab / "drill.rehearsal.yml"
+    scenario.write_text(scenario.read_text() + "manual:\n  look: v1.9\n")
+    done = rehearse(lab, "--auto")
+    assert done.returncode == 1, done.stderr
+    assert "Version shown → 'v1.9', answered by simulated (--scenario)" in done.stdout
+    (manual,) = [r for r in journal(lab) if r["type"] == "manual"]
+    assert manual["by"] == "--scenario" and manual["ok"] is False
+    assert "| operator | outcome |  | failed |  |" in done.stdout
+    scenario.write_text(scenario.read_text().replace("  look: v1.9", "  lok: v2"))
+    wrong = rehearse(lab, "--auto")
+    assert wrong.returncode == 2
+    assert "drill.rehearsal.yml: manual: no manual step 'lok'; manual steps: look" in wrong.stderr

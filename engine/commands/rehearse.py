@@ -49,8 +49,8 @@ class RehearseOptions:
     )
     auto: bool = option(
         False,
-        help="Answer warnings, confirmations, manual steps and re-runs with their expected answers "
-        "(default: the person at the terminal answers, as in a real run).",
+        help="Answer warnings, confirmations, manual steps and re-runs with their expected answers (manual "
+        "steps: the scenario's, if it has one) (default: the person at the terminal answers, as in a real run).",
     )
     output: str | None = option(
         None,
@@ -75,10 +75,18 @@ def main(options: Options, rehearse: RehearseOptions) -> int:
     _validated, plan = prepare(options, allow_missing=True)
     hosts = {h.host.name for s in plan.steps for h in s.hosts}
     faults_mod.check(faults, [s.id for s in plan.steps], hosts)
+    manual = [s.id for s in plan.steps if s.manual is not None]
+    if unknown := [step for step in script.manual if step not in manual]:
+        listed = ", ".join(manual) or "none"
+        raise UsageError(f"{named}: manual: no manual step {unknown[0]!r}; manual steps: {listed}")
     stage = Stage(script, faults)
     state = (Path(rehearse.state_dir) if rehearse.state_dir else default_state_dir(Path.cwd())) / REHEARSALS
     settings = running.RunOptions(
-        yes=rehearse.auto, confirm_manual=rehearse.auto, rerun_unknown=rehearse.auto, state_dir=str(state)
+        yes=rehearse.auto,
+        confirm_manual=rehearse.auto,
+        rerun_unknown=rehearse.auto,
+        state_dir=str(state),
+        scripted=script.manual if rehearse.auto else {},
     )
     before = _latest(state, plan.runbook.name)
     code, resumed = _rehearse(options, settings, stage, state, plan.runbook.name)

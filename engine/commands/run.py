@@ -21,9 +21,9 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -97,6 +97,7 @@ class RunOptions:
     trust_new_host_keys: bool = option(
         False, help="Accept and remember SSH host keys not yet in known_hosts (never a changed key)."
     )
+    scripted: Mapping[str, str] = field(default_factory=dict)  # not a flag: a rehearsal's manual answers
 
 
 def main(options: Options, run: RunOptions) -> int:
@@ -221,7 +222,7 @@ def _phases(
             fleet,
             terminal,
             journal,
-            Settings(run.yes, run.confirm_manual, run.rerun_unknown, run.if_still_running),
+            Settings(run.yes, run.confirm_manual, run.rerun_unknown, run.if_still_running, run.scripted),
             user,
             previous.outcomes if previous else None,
             previous.groups if previous else None,

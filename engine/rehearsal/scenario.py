@@ -80,6 +80,7 @@ class Scenario:
     description: str = ""
     rules: tuple[Rule, ...] = ()
     hosts: Mapping[str, HostFacts] = field(default_factory=dict)
+    manual: Mapping[str, str] = field(default_factory=dict)  # under --auto: manual steps' answers by id
 
     def rule_for(self, step: str | None, host: str, script: str) -> Rule | None:
         return next((r for r in self.rules if r.matches(step, host, script)), None)
@@ -114,7 +115,8 @@ def read(path: Path, display: str | None = None) -> Scenario:
         name: HostFacts(facts.get("platform", "linux"), tuple(facts.get("missing", ())))
         for name, facts in data.get("hosts", {}).items()
     }
-    return Scenario(display or str(path), document.sha256, data.get("description", ""), rules, hosts)
+    manual = dict(data.get("manual", {}))
+    return Scenario(display or str(path), document.sha256, data.get("description", ""), rules, hosts, manual)
 
 
 def _rule(index: int, raw: Mapping[str, Any], line: int) -> Rule:
