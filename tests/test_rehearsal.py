@@ -27,6 +27,7 @@ def test_the_canary_is_never_touched_and_nothing_is_written_outside_the_rehearsa
     ]
     assert [p.name for p in (lab / ".runbook").iterdir()] == ["rehearsals"]
     assert "run finished: every step succeeded" in done.stderr
+    assert "(a rehearsal: nothing was executed; kept in " in done.stderr
 
 
 def test_the_rendered_commands_are_byte_identical_to_plans(tmp_path: Path) -> None:

@@ -52,6 +52,8 @@ def test_the_html_report_prints(tmp_path: Path) -> None:
     pdf = tmp_path / "report.pdf"
     print_to_pdf(page, pdf)
     assert int(pdf_info(pdf)["Pages"]) >= 2
+    first = pdf_text(pdf, 1)
+    assert "Rehearsal of drill 1.0.0: nothing was executed" in first and "Page 1 of" in first
     text = squeeze(pdf_text(pdf))
     for expected in (
         "Rehearsal:Adrillofeverykeyarehearsaldrives",

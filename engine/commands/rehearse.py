@@ -95,6 +95,10 @@ def main(options: Options, rehearse: RehearseOptions) -> int:
         raise code if isinstance(code, RunbookError) else UsageError("the rehearsal left no journal")
     directory = journal_path(state, run_id).parent
     (directory / CALLS).write_text(stage.document(), encoding="utf-8")
+    print(
+        f"(a rehearsal: nothing was executed; kept in {directory}, never continued by `run --resume`)",
+        file=sys.stderr,
+    )
     records = read_journal(journal_path(state, run_id))
     text = report.render(report.Facts(plan, stage, records, rehearse.auto, faults), kind)
     if rehearse.output:

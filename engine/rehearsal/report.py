@@ -49,7 +49,8 @@ class Facts:
 
 def render(facts: Facts, kind: Kind) -> str:
     blocks = build(facts)
-    title = f"Rehearsal: {facts.plan.runbook.title}"
+    rb = facts.plan.runbook
+    title = f"Rehearsal of {rb.name} {rb.version}: nothing was executed"
     return writing.markdown(blocks) if kind is Kind.MARKDOWN else writing.page(title, blocks)
 
 

@@ -83,11 +83,17 @@ table { border-collapse: collapse; width: 100%; margin: .5em 0 1em; }
 th, td { border: 1px solid #bbb; padding: 2px 5px; text-align: left; vertical-align: top; }
 tr { page-break-inside: avoid; }
 code { font: 9pt ui-monospace, monospace; white-space: pre-wrap; word-break: break-all; }
-@page { margin: 12mm; }
+@page {
+  margin: 0.625in;
+  @top-left { content: HEADER; font: 600 8pt sans-serif; vertical-align: bottom; padding-bottom: 3mm; }
+  @bottom-right { content: "Page " counter(page) " of " counter(pages); font: 600 8.5pt sans-serif; }
+}
 """
 
 
 def page(title: str, blocks: Sequence[Block]) -> str:
+    """One standalone page: styles inline, nothing fetched; every printed page is headed with `title`
+    and numbered ("Page N of M", `@page` margin boxes, which Chromium prints)."""
     body: list[str] = []
     for block in blocks:
         if isinstance(block, Heading):
@@ -105,9 +111,8 @@ def page(title: str, blocks: Sequence[Block]) -> str:
             body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>\n<body>\n"
-        + "\n".join(body)
-        + "\n</body></html>\n"
+        f"<title>{html.escape(title)}</title><style>{_STYLE.replace('HEADER', _css_string(title))}</style>"
+        "</head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n"
     )
 
 
@@ -124,3 +129,9 @@ def _inline(text: str) -> str:
         f"<code>{html.escape(p)}</code>" if i % 2 else html.escape(p).replace("\n", "<br>")
         for i, p in enumerate(parts)
     )
+
+
+def _css_string(text: str) -> str:
+    """`text` as a CSS string literal; a `<` escaped too, so it cannot end the <style> element."""
+    escaped = "".join(c if c.isalnum() or c in " .,:;-_()[]/@+=" else f"\\{ord(c):x} " for c in text)
+    return f'"{escaped}"'
