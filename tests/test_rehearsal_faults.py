@@ -86,7 +86,9 @@ def test_a_fault_naming_no_step_is_refused_before_anything_runs(tmp_path: Path) 
     lab = drill_lab(tmp_path)
     done = rehearse(lab, "--auto", "--fail", "restrat")
     assert done.returncode == 2
-    assert "--fail restrat: no step 'restrat'; steps: canary, rotate[1]" in done.stderr
+    assert "--fail restrat: no command step 'restrat'; command steps: canary, rotate[1]" in done.stderr
+    manual = rehearse(lab, "--auto", "--kill-at", "look")
+    assert manual.returncode == 2 and "--kill-at look: no command step 'look'" in manual.stderr
     wrong = rehearse(lab, "--auto", "--lose", "restart")
     assert wrong.returncode == 2 and "STEP@HOST" in wrong.stderr
     assert not (lab / ".runbook").exists()

@@ -74,7 +74,7 @@ def main(options: Options, rehearse: RehearseOptions) -> int:
     faults = faults_mod.parse(rehearse.fail, rehearse.lose, rehearse.kill_at)
     _validated, plan = prepare(options, allow_missing=True)
     hosts = {h.host.name for s in plan.steps for h in s.hosts}
-    faults_mod.check(faults, [s.id for s in plan.steps], hosts)
+    faults_mod.check(faults, [s.id for s in plan.steps if s.manual is None], hosts)
     manual = [s.id for s in plan.steps if s.manual is not None]
     if unknown := [step for step in script.manual if step not in manual]:
         listed = ", ".join(manual) or "none"

@@ -61,10 +61,11 @@ _FORMS = {Kind.FAIL: "STEP, STEP@HOST or STEP@HOST=EXIT", Kind.LOSE: "STEP@HOST"
 
 
 def check(faults: Iterable[Fault], steps: Iterable[str], hosts: Iterable[str]) -> None:
-    """Refuse a fault that names no step (or host) of the plan: it would silently rehearse nothing."""
+    """Refuse a fault that names no command step (or host) of the plan: it would silently rehearse nothing
+    (a manual step runs no command to fail; its answer is the scenario's `manual`, or the person's)."""
     steps, hosts = list(steps), set(hosts)
     for fault in faults:
         if not any(step_named(fault.step, s) for s in steps):
-            raise UsageError(f"{fault}: no step {fault.step!r}; steps: {', '.join(steps)}")
+            raise UsageError(f"{fault}: no command step {fault.step!r}; command steps: {', '.join(steps)}")
         if fault.host is not None and fault.host not in hosts:
             raise UsageError(f"{fault}: no host {fault.host!r}; hosts: {', '.join(sorted(hosts))}")
