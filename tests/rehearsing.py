@@ -17,7 +17,7 @@ WAIT = 120
 def drill_lab(tmp_path: Path) -> Path:
     """A working directory holding the drill, its used runbook and its default scenario."""
     lab = tmp_path / "lab"
-    lab.mkdir()
+    lab.mkdir(parents=True)
     for name in ("drill.yml", "inner.yml", "drill.rehearsal.yml"):
         shutil.copy(DATA / name, lab / name)
     return lab

@@ -192,3 +192,21 @@ def test_a_rehearsal_never_takes_or_waits_for_a_real_runs_lock(tmp_path: Path) -
         real = runbook(lab, "run", "drill.yml", "--var", "canary=x", "--yes")
         assert real.returncode == 2 and "is being run by" in real.stderr  # the real lock is held
     assert not (lab / "CANARY").exists()
+
+
+def test_loops_use_run_once_and_expect_behave_as_in_a_run(tmp_path: Path) -> None:
+    lab = drill_lab(tmp_path)
+    done = rehearse(lab, "--auto")
+    assert done.returncode == 0, done.stderr
+    steps = [(c["step"], c["host"]) for c in calls(lab) if c["step"] in ("rotate[1]", "rotate[2]", "bucket")]
+    assert steps == [("rotate[1]", "local"), ("rotate[2]", "local"), ("bucket", "node-a.invalid")]
+    assert [c["command"] for c in calls(lab) if c["step"] == "snapshot/save"] == [
+        "snapshot-save --name pre-drill"
+    ]
+    lab = drill_lab(tmp_path / "old")
+    scenario = lab / "drill.rehearsal.yml"
+    scenario.write_text(scenario.read_text().replace("app v2.0.8", "app v1.9.0"))
+    old = rehearse(lab, "--auto")
+    assert old.returncode == 1  # `expect: stdout_contains v2` judged the simulated output
+    version = [r for r in journal(lab) if r["type"] == "step-end" and r["step"] == "version"]
+    assert version and version[-1]["status"] == "failed" and "v2" in version[-1]["reason"], version
