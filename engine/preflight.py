@@ -16,14 +16,17 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from engine.clock import Clock, WallClock
 from engine.errors import PreflightFailed, RunbookError
 from engine.executors import Executor, executor_for
-from engine.executors.rehearsal import Stage
 from engine.planning import HostPlan, Plan
 from engine.targets import LOCAL_HOST, Host
 from engine.transports import SSHOptions, Transport
+
+if TYPE_CHECKING:
+    from engine.executors.rehearsal import Stage  # only a rehearsal imports its executor
 
 CONNECT_AT_ONCE = 64
 """Hosts connected (and probed) at once. Each connection waits mostly on the network and the host, so
