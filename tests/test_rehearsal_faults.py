@@ -3,6 +3,7 @@ schema errors at file:line, and a rehearsal never mistaken for a real run."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from rehearsing import calls, drill_lab, journal, rehearse, runbook, section
@@ -127,6 +128,11 @@ def test_a_rehearsal_is_listed_as_one_and_never_resumed_by_run(tmp_path: Path) -
     assert listed.returncode == 0, listed.stderr
     rehearsals = listed.stdout.split("Rehearsals (runbook rehearse: nothing was executed)")[1]
     assert run_dir.name in rehearsals and run_dir.name not in listed.stdout.split("Rehearsals")[0]
+    shown = runbook(lab, "runs", run_dir.name[:12])  # found by a prefix, in the rehearsals' state
+    assert shown.returncode == 0, shown.stderr
+    assert f"run {run_dir.name}: drill" in shown.stdout and "rotate" in shown.stdout
+    document = json.loads(runbook(lab, "runs", "--format", "json").stdout)
+    assert document["runs"] == [] and [r["run_id"] for r in document["rehearsals"]] == [run_dir.name]
     resumed = runbook(lab, "run", "drill.yml", "--var", "canary=x", "--resume", run_dir.name)
     assert resumed.returncode == 2 and run_dir.name in resumed.stderr
     assert not (lab / "CANARY").exists()

@@ -7,6 +7,7 @@ printed exactly as they will run.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 import textwrap
@@ -18,7 +19,7 @@ from engine import reviewing, stepview
 from engine.flags import option
 from engine.options import Options, prepare
 from engine.planning import HostPlan, Plan, PlannedStep
-from engine.transports import Transport
+from engine.transports import SSHOptions, Transport
 
 
 class Format(StrEnum):
@@ -84,14 +85,30 @@ def describe(plan: Plan) -> str:
 
 
 def _reach(plan: Plan) -> list[str]:
-    """Per SSH target, how each host will be reached: user, address, port, key or agent, jump hosts."""
+    """Per SSH target, how each host will be reached: user, address, port, key or agent, jump hosts; and,
+    when ~/.ssh/config exists, where it sends each name (its HostName, User, Port, IdentityFile, ProxyJump)."""
+    config = _ssh_config_resolution(plan)
     lines = []
     for target in plan.targets.values():
         remote = [h for h in target.hosts if h.transport is not Transport.LOCAL]
         if remote:
             lines.append(f"\nhosts of {target.name}:")
-            lines += [f"  {h.name}: {h.reach}" for h in remote]
+            for host in remote:
+                lines.append(f"  {host.name}: {host.reach}")
+                if host.name in config:
+                    lines.append(f"    with ~/.ssh/config: {config[host.name]}")
     return lines
+
+
+def _ssh_config_resolution(plan: Plan) -> dict[str, str]:
+    """Each SSH host's resolution in words, when there is a ~/.ssh/config to apply (reading it costs
+    paramiko's import, which a plan without one does not pay)."""
+    if not plan.remote_hosts() or not os.path.isfile(os.path.expanduser(SSHOptions().ssh_config)):
+        return {}
+    from engine.executors import resolution
+
+    found = reviewing.resolution_of(plan)
+    return {name: resolution.describe(resolved) for name, resolved in found.items()}
 
 
 def _step(plan: Plan, planned: PlannedStep) -> list[str]:

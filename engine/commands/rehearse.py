@@ -19,12 +19,13 @@ from pathlib import Path
 from engine.commands import run as running
 from engine.errors import RunbookError, UsageError
 from engine.flags import option
-from engine.journal import default_state_dir, journal_path, read_journal
+from engine.history import fold
 from engine.options import Options, prepare
-from engine.rehearsal import REHEARSALS, report, scenario
 from engine.rehearsal import faults as faults_mod
+from engine.rehearsal import report, scenario
 from engine.rehearsal.stage import Killed, Stage
-from engine.runs import newest
+from engine.state import StateBackend, rehearsals
+from engine.state.files import FileState
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,12 +81,11 @@ def main(options: Options, rehearse: RehearseOptions) -> int:
         listed = ", ".join(manual) or "none"
         raise UsageError(f"{named}: manual: no manual step {unknown[0]!r}; manual steps: {listed}")
     stage = Stage(script, faults)
-    state = (Path(rehearse.state_dir) if rehearse.state_dir else default_state_dir(Path.cwd())) / REHEARSALS
+    state = rehearsals(Path.cwd(), rehearse.state_dir)
     settings = running.RunOptions(
         yes=rehearse.auto,
         confirm_manual=rehearse.auto,
         rerun_unknown=rehearse.auto,
-        state_dir=str(state),
         scripted=script.manual if rehearse.auto else {},
     )
     before = _latest(state, plan.runbook.name)
@@ -93,14 +93,13 @@ def main(options: Options, rehearse: RehearseOptions) -> int:
     run_id = resumed or _latest(state, plan.runbook.name)
     if run_id is None or run_id == before:  # stopped before its journal began (a held lock, bad values)
         raise code if isinstance(code, RunbookError) else UsageError("the rehearsal left no journal")
-    directory = journal_path(state, run_id).parent
-    (directory / CALLS).write_text(stage.document(), encoding="utf-8")
+    directory = _kept(state, run_id, stage)
     print(
         f"(a rehearsal: nothing was executed; kept in {directory}, never continued by `run --resume`)",
         file=sys.stderr,
     )
-    records = read_journal(journal_path(state, run_id))
-    text = report.render(report.Facts(plan, stage, records, rehearse.auto, faults), kind)
+    run = fold(state.records(run_id) or [])
+    text = report.render(report.Facts(plan, stage, run, rehearse.auto, faults), kind)
     if rehearse.output:
         Path(rehearse.output).write_text(text, encoding="utf-8")
         print(f"report written to {rehearse.output}", file=sys.stderr)
@@ -113,25 +112,34 @@ CALLS = "rehearsal.json"
 """In the rehearsal's run directory: every command the simulated hosts were asked, and how each was answered."""
 
 
+def _kept(state: FileState, run_id: str, stage: Stage) -> Path:
+    """The run's directory, where the stage's log of calls is kept beside the journal."""
+    directory = state.directory(run_id)
+    (directory / CALLS).write_text(stage.document(), encoding="utf-8")
+    return directory
+
+
 def _rehearse(
-    options: Options, settings: running.RunOptions, stage: Stage, state: Path, name: str
+    options: Options, settings: running.RunOptions, stage: Stage, state: StateBackend, name: str
 ) -> tuple[int | RunbookError, str | None]:
     """The run (and its resume after `--kill-at`): its exit code, or the error it stopped on (the report
     is still written); the id of the resumed run, if one was."""
     resumed = None
     try:
         try:
-            return running.execute(options, settings, stage, sys.stderr), None
+            return running.execute(options, settings, state, stage, sys.stderr), None
         except Killed as killed:
             print(f"\n{killed}; resuming the run, as the operator would", file=sys.stderr)
             resumed = _latest(state, name)
             stage.next_run()
-            return running.execute(options, replace(settings, resume=resumed), stage, sys.stderr), resumed
+            return running.execute(
+                options, replace(settings, resume=resumed), state, stage, sys.stderr
+            ), resumed
     except RunbookError as error:
         print(f"error: {error}", file=sys.stderr)
         return error, resumed
 
 
-def _latest(state: Path, name: str) -> str | None:
-    summary = newest(state, name)
+def _latest(state: StateBackend, name: str) -> str | None:
+    summary = state.newest(name)
     return None if summary is None else summary.run_id

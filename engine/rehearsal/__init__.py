@@ -8,10 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-REHEARSALS = "rehearsals"
-"""Under the state directory: the rehearsals' own runs and locks, apart from the real ones (so `run --resume`
-never finds one, and a rehearsal never holds or waits for a real run's lock)."""
-
 
 def is_scenario(path: Path) -> bool:
     """A rehearsal's scenario (`NAME.rehearsal.yml`, beside its runbook): listed with no runbook."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from engine.checklist.filling import Outcome
+from engine.history import Attempt
 from engine.outcomes import Status
 from engine.planning import PlannedStep
 from engine.rehearsal.stage import UNSCRIPTED, Call
@@ -37,7 +37,7 @@ class Coverage:
 
 
 def measure(
-    steps: Iterable[PlannedStep], outcomes: Mapping[tuple[str, str], Outcome], calls: Iterable[Call]
+    steps: Iterable[PlannedStep], outcomes: Mapping[tuple[str, str], Attempt], calls: Iterable[Call]
 ) -> Coverage:
     found: dict[str, list[str]] = {key: [] for key in ("reach", "when", "until", "retries", "handlers")}
     for planned in steps:
@@ -61,7 +61,7 @@ def measure(
     )
 
 
-def _judge(planned: PlannedStep, mine: list[Outcome], found: dict[str, list[str]]) -> None:
+def _judge(planned: PlannedStep, mine: list[Attempt], found: dict[str, list[str]]) -> None:
     step, name = planned.step, planned.id
     ran = [o for o in mine if o.status not in (Status.SKIPPED, Status.DONE_BEFORE)]
     if step.when is not None:
@@ -75,7 +75,7 @@ def _judge(planned: PlannedStep, mine: list[Outcome], found: dict[str, list[str]
         found["until"].append(f"{name}: `until: {step.until.text}` held at the first attempt")
     elif step.until is None and step.retries.count and ran and not waited:
         found["retries"].append(f"{name}: retries {step.retries.count}, never needed")
-    failed = any(o.failed or o.status is Status.UNKNOWN for o in ran)
+    failed = any(o.status.failed for o in ran)  # an unknown outcome counts
     if step.continue_on_error and not failed:
         found["handlers"].append(f"{name}: continue_on_error, never used (no host failed)")
     if step.max_failed_hosts and not failed:

@@ -9,13 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 from engine import reviewing
-from engine.checklist.filling import Outcome, RunRecord, read_run
 from engine.errors import UsageError
-from engine.journal import Record
+from engine.history import Attempt, RunHistory
 from engine.planning import Plan
+from engine.records import AnsweredBy, Confirmation, Manual
 from engine.rehearsal import writing
 from engine.rehearsal.coverage import measure
 from engine.rehearsal.faults import Fault
@@ -42,7 +41,7 @@ def kind_of(output: str | None) -> Kind:
 class Facts:
     plan: Plan
     stage: Stage
-    records: list[dict[str, Any]]  # the rehearsal's journal
+    run: RunHistory  # the rehearsal's journal, folded (`engine.history`)
     auto: bool
     faults: tuple[Fault, ...]
 
@@ -55,7 +54,7 @@ def render(facts: Facts, kind: Kind) -> str:
 
 
 def build(facts: Facts) -> list[Block]:
-    run = read_run(facts.records)
+    run = facts.run
     return [
         Heading(1, f"Rehearsal: {facts.plan.runbook.title}"),
         Para("A rehearsal: nothing was executed on any machine and no connection was opened."),
@@ -63,7 +62,7 @@ def build(facts: Facts) -> list[Block]:
         Heading(2, "Timeline (simulated clock)"),
         _timeline(facts.stage.calls),
         Heading(2, "Questions and answers"),
-        _questions(facts.records),
+        _questions(run),
         Heading(2, "Steps"),
         *_steps(facts, run.outcomes),
         Heading(2, "Faults and what they caused"),
@@ -73,7 +72,7 @@ def build(facts: Facts) -> list[Block]:
     ]
 
 
-def _about(facts: Facts, run: RunRecord) -> Table:
+def _about(facts: Facts, run: RunHistory) -> Table:
     rb, scenario = facts.plan.runbook, facts.stage.scenario
     script = f"{scenario.path} (sha256 {scenario.sha256})" if scenario.path else "none"
     if scenario.description:
@@ -127,23 +126,20 @@ def _timeline(calls: Sequence[Call]) -> Table:
     return Table(("time", "run", "step", "host", "command", "answer", "from"), tuple(rows))
 
 
-def _questions(records: list[dict[str, Any]]) -> Table:
+def _questions(run: RunHistory) -> Table:
     """Every question the run asked (warnings, confirmations, manual steps, re-runs), in order, and who
     answered it: a person, or the rehearsal (`--auto`, journaled as the flag that answers for one)."""
-    asked = [r for r in records if r.get("type") in (Record.CONFIRMATION, Record.MANUAL)]
-    return Table(
-        ("step", "question and answer"), tuple((str(r.get("step") or "(warnings)"), _asked(r)) for r in asked)
-    )
+    asked = [e.record for e in run.events if isinstance(e.record, (Confirmation, Manual))]
+    return Table(("step", "question and answer"), tuple((r.step or "(warnings)", _asked(r)) for r in asked))
 
 
-def _asked(record: dict[str, Any]) -> str:
-    by = str(record.get("by"))
-    who = "a person" if by == "operator" else f"simulated ({by})"
-    question = record.get("question") or record.get("prompt") or "manual step"
-    return f"{question} → {record.get('answer')!r}, answered by {who}"
+def _asked(record: Confirmation | Manual) -> str:
+    who = "a person" if record.by == AnsweredBy.OPERATOR else f"simulated ({record.by})"
+    question = record.question if isinstance(record, Confirmation) else record.prompt
+    return f"{question or 'manual step'} → {record.answer!r}, answered by {who}"
 
 
-def _steps(facts: Facts, outcomes: Mapping[tuple[str, str], Outcome]) -> list[Block]:
+def _steps(facts: Facts, outcomes: Mapping[tuple[str, str], Attempt]) -> list[Block]:
     blocks: list[Block] = []
     for planned in facts.plan.steps:
         blocks.append(Heading(3, f"{planned.number}. {planned.id}: {planned.title}"))
@@ -163,7 +159,7 @@ def _steps(facts: Facts, outcomes: Mapping[tuple[str, str], Outcome]) -> list[Bl
     return blocks
 
 
-def _caused(fault: Fault, facts: Facts, outcomes: Mapping[tuple[str, str], Outcome]) -> str:
+def _caused(fault: Fault, facts: Facts, outcomes: Mapping[tuple[str, str], Attempt]) -> str:
     hit = [c for c in facts.stage.calls if c.fault == fault]
     if not hit:
         return f"`{fault}`: never hit (the step did not run on that host)"
@@ -178,12 +174,12 @@ def _caused(fault: Fault, facts: Facts, outcomes: Mapping[tuple[str, str], Outco
     return what
 
 
-def _status(outcomes: Mapping[tuple[str, str], Outcome], call: Call) -> str:
+def _status(outcomes: Mapping[tuple[str, str], Attempt], call: Call) -> str:
     outcome = outcomes.get((str(call.step), call.host))
     return outcome.status.value if outcome else "no outcome recorded"
 
 
-def _coverage(facts: Facts, outcomes: Mapping[tuple[str, str], Outcome]) -> list[Block]:
+def _coverage(facts: Facts, outcomes: Mapping[tuple[str, str], Attempt]) -> list[Block]:
     coverage = measure(facts.plan.steps, outcomes, facts.stage.calls)
     blocks: list[Block] = []
     for title, found in coverage.sections():
