@@ -9,12 +9,12 @@ host's series of attempts that the resumed run left open goes on (`attempts`).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 
 from engine import records
 from engine.asking import Asker
 from engine.attempts import Attempts
+from engine.clock import Timer
 from engine.console import Terminal
 from engine.errors import StepFailed
 from engine.model import Step
@@ -96,14 +96,15 @@ class Selection:
                 todo.append(host_plan)
         return done, todo
 
-    def attempts(self, step_id: str, host: str, step: Step) -> tuple[int, Attempts]:
-        """The attempts already made and the series' clock: a series the resumed run left open goes on."""
+    def attempts(self, step_id: str, host: str, step: Step, timer: Timer) -> tuple[int, Attempts]:
+        """The attempts already made and the series' start on `timer` (the fleet's clock, simulated in a
+        rehearsal): a series the resumed run left open goes on."""
         carried = self.previous.carried((step_id, host), step.deadline) if self.previous else None
         if carried is None:
-            return 0, Attempts(step)
+            return 0, Attempts(step, timer.now(), timer)
         if carried.note:
             self.terminal.say(f"  {host}: {carried.note}", "yellow")
-        return carried.made, Attempts(step, time.monotonic() - carried.elapsed)
+        return carried.made, Attempts(step, timer.now() - carried.elapsed, timer)
 
     def _once(self, planned: PlannedStep, failed_hosts: Mapping[str, str]) -> tuple[HostPlan, ...]:
         """`run_once`: the host that ran it in the resumed run, else the first host not left out."""

@@ -13,7 +13,6 @@ waits for the run (a deferred step, a `result` text) is rendered through the pla
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from typing import Any
@@ -136,7 +135,8 @@ class Runner:
     def _host(self, planned: PlannedStep, host_plan: HostPlan) -> HostOutcome:
         """The step's attempts on one host, until one is ok, the retries run out or the run stops."""
         name, step = host_plan.host.name, planned.step
-        attempt, attempts = self.selection.attempts(planned.id, name, step)  # a series left open goes on
+        timer = self.fleet.clock.timer(planned.id, name)
+        attempt, attempts = self.selection.attempts(planned.id, name, step, timer)  # an open series goes on
         outcome = HostOutcome(planned.id, name, Status.INTERRUPTED, reason="not started")
         out = self.journal.output_file(planned.id, name)
         try:
@@ -149,7 +149,7 @@ class Runner:
                 self.terminal.say(
                     f"  {name}: attempt {attempt} failed{why}; retrying in {step.retries.delay:g}s", "yellow"
                 )
-                self.stop.wait(step.retries.delay)
+                timer.sleep(step.retries.delay, self.stop)
         finally:
             out.close()
         self.finished.append(outcome)
@@ -236,15 +236,16 @@ class Runner:
             self.finished.append(before)
             self.terminal.result(before)
             return StepOutcome(planned.id, (before,))
-        started = time.monotonic()
+        timer = self.fleet.clock.timer(planned.id, OPERATOR)
+        started = timer.now()
         self.journal.append(records.step_start(planned.id, OPERATOR, 1))
         try:
             got = self.asker.manual(planned)
         except BaseException as error:  # Ctrl-C at the question: the start still gets its end
             status, reason = broken_off(error)
-            self._end(HostOutcome(planned.id, OPERATOR, status, None, time.monotonic() - started, 1, reason))
+            self._end(HostOutcome(planned.id, OPERATOR, status, None, timer.now() - started, 1, reason))
             raise
-        status, elapsed = Status.OK if got.ok else Status.FAILED, time.monotonic() - started
+        status, elapsed = Status.OK if got.ok else Status.FAILED, timer.now() - started
         outcome = HostOutcome(planned.id, OPERATOR, status, None, elapsed, 1, got.reason, got.answer or "")
         self._end(outcome)
         return StepOutcome(planned.id, (outcome,), () if got.ok else (OPERATOR,), stopped=not got.ok)

@@ -22,7 +22,7 @@ from engine.errors import UsageError
 from engine.flags import option
 from engine.history import Event, RunHistory, fold, has_header
 from engine.records import Confirmation, Interrupted, Manual, Resumed, RunEnd
-from engine.state import RunSummary, StateBackend, open_state
+from engine.state import RunSummary, StateBackend, open_state, rehearsals
 from engine.state.base import UNFINISHED
 
 _PIPE_WIDTH = 160
@@ -57,12 +57,13 @@ class RunsOptions:
 def main(chosen: RunsOptions) -> int:
     state = open_state(None, Path.cwd(), chosen.state_dir)
     try:
-        return _show(state, chosen.run_id, chosen.format)
+        return _show(state, rehearsals(Path.cwd(), chosen.state_dir), chosen.run_id, chosen.format)
     finally:
         state.close()
 
 
-def _show(state: StateBackend, run_id: str | None, format: str) -> int:
+def _show(state: StateBackend, rehearsed: StateBackend, run_id: str | None, format: str) -> int:
+    """The list of runs (then the rehearsals', kept apart: never resumed by `run`), or one run of either."""
     console = Console(highlight=False, soft_wrap=True)
     if not console.is_terminal:  # piped or captured: whole rows for grep, not columns squeezed to 80
         console.width = max(console.width, _PIPE_WIDTH)
@@ -70,11 +71,14 @@ def _show(state: StateBackend, run_id: str | None, format: str) -> int:
         if format == "html":
             raise UsageError("--format html shows one run: give its id (--run-id RUN_ID)")
         if format == "json":
-            print(json.dumps(list_document(state), indent=2, ensure_ascii=False))
+            listed = {**list_document(state), "rehearsals": list_document(rehearsed)["runs"]}
+            print(json.dumps(listed, indent=2, ensure_ascii=False))
         else:
             console.print(_list(state))
+            if rehearsed.runs():
+                console.print(_list(rehearsed, "Rehearsals (runbook rehearse: nothing was executed) in"))
         return 0
-    found = _find(state, run_id)
+    state, found = _found(state, rehearsed, run_id)
     records = state.records(found) or []
     if not has_header(records):
         raise UsageError(f"run {found}: its journal has no header (the run died as it began)")
@@ -94,8 +98,8 @@ def _show(state: StateBackend, run_id: str | None, format: str) -> int:
     return 0
 
 
-def _list(state: StateBackend) -> Table:
-    table = Table(title=f"Runs in {state.location}", title_justify="left")
+def _list(state: StateBackend, title: str = "Runs in") -> Table:
+    table = Table(title=f"{title} {state.location}", title_justify="left")
     for column in ("run", "runbook", "version", "who", "started", "status"):
         table.add_column(column, no_wrap=column != "status", overflow="fold")
     for run in state.runs():
@@ -177,6 +181,17 @@ def _live(state: StateBackend, run: RunSummary) -> str:
         return run.status
     who = state.holder(run.runbook)
     return f"running (pid {who.pid})" if who is not None and who.run_id == run.run_id else UNFINISHED
+
+
+def _found(state: StateBackend, rehearsed: StateBackend, run_id: str) -> tuple[StateBackend, str]:
+    """The state the run is in (the real runs', or else the rehearsals') and its whole id."""
+    try:
+        return state, _find(state, run_id)
+    except UsageError as missing:
+        try:
+            return rehearsed, _find(rehearsed, run_id)
+        except UsageError:
+            raise missing from None
 
 
 def _find(state: StateBackend, run_id: str) -> str:

@@ -21,11 +21,11 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
 from engine import __version__, preflight, records, resume, stillrunning
 from engine.asking import Settings, yes_or_ask
@@ -51,6 +51,9 @@ from engine.running import Runner
 from engine.state import RunSummary, RunWriter, StateBackend, open_state
 from engine.transports import SSHOptions
 from engine.validation import validate
+
+if TYPE_CHECKING:
+    from engine.executors.rehearsal import Stage
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,17 +95,26 @@ class RunOptions:
     trust_new_host_keys: bool = option(
         False, help="Accept and remember SSH host keys not yet in known_hosts (never a changed key)."
     )
+    scripted: Mapping[str, str] = field(default_factory=dict)  # not a flag: a rehearsal's manual answers
 
 
 def main(options: Options, run: RunOptions) -> int:
     state = open_state(None, Path.cwd(), run.state_dir)
     try:
-        return _run(options, run, state)
+        return execute(options, run, state)
     finally:
         state.close()
 
 
-def _run(options: Options, run: RunOptions, state: StateBackend) -> int:
+def execute(
+    options: Options,
+    run: RunOptions,
+    state: StateBackend,
+    stage: Stage | None = None,
+    out: IO[str] | None = None,
+) -> int:
+    """The run, kept in `state`; on a rehearsal's `stage` every host is its stand-in (chosen where
+    executors are chosen: `preflight.connect`), and the terminal writes to `out`."""
     validated = validate(Path(options.file), options.file)
     runbook = validated.runbook
     previous = resume.find(state, runbook.name, run.resume) if run.resume else None
@@ -124,9 +136,9 @@ def _run(options: Options, run: RunOptions, state: StateBackend) -> int:
 
         reviewing.check(plan, Path(run.plan_file))
     steps = _select(plan, run.only, run.from_step)
-    terminal = Terminal(Masker(plan.values.secret_values()))
+    terminal = Terminal(Masker(plan.values.secret_values()), out)
     run_id = previous.run_id if previous else new_run_id()
-    connecting = preflight.Connecting(plan, SSHOptions(trust_new_keys=run.trust_new_host_keys))
+    connecting = preflight.Connecting(plan, SSHOptions(trust_new_keys=run.trust_new_host_keys), stage)
     if not run.trust_new_host_keys:  # else a run that stops before its preflight would change known_hosts
         connecting.start()  # waiting on the hosts goes on while the lock, journal and warnings are done
     try:
@@ -227,7 +239,7 @@ def _phases(
             fleet,
             terminal,
             journal,
-            Settings(run.yes, run.confirm_manual, run.rerun_unknown, run.if_still_running),
+            Settings(run.yes, run.confirm_manual, run.rerun_unknown, run.if_still_running, run.scripted),
             user,
             previous,
         )

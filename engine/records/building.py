@@ -41,6 +41,7 @@ class AnsweredBy(StrEnum):
     RERUN_UNKNOWN = "--rerun-unknown"
     CONFIRM_MANUAL = "--confirm-manual"
     IF_STILL_RUNNING = "--if-still-running"
+    SCENARIO = "--scenario"  # a rehearsal's scenario answered (`runbook rehearse --auto`)
 
 
 Loops = Mapping[str, Sequence[Any]]
