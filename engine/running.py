@@ -52,8 +52,7 @@ class Runner:
         self.renderer, self.fleet, self.terminal, self.journal = plan.renderer, fleet, terminal, journal
         self.asker = Asker(terminal, journal, user, settings)
         self.selection = Selection(previous, self.asker, fleet)
-        self.context: dict[str, Any] = {}  # `steps.` of the runbook's templates
-        self.scopes: dict[str, dict[str, Any]] = {"": self.context}  # and of each used runbook's
+        self.scopes: dict[str, dict[str, Any]] = {"": {}}  # `steps.` of the runbook's, of each used one's
         self.roll = Roll()  # hosts that failed (tolerated), left out afterwards; what failed in groups
         self.stop = threading.Event()
         self.finished: list[HostOutcome] = []  # every host outcome of this session, for the summary

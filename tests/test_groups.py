@@ -336,3 +336,12 @@ def test_a_groups_when_known_at_plan_time_shows_on_each_of_its_steps(lab: Lab) -
     assert "skipped — when: 1 == 2 is false" in plan.stdout
     done = lab.run_here(path, "--yes")
     assert done.returncode == 0 and ran(lab) == []
+
+
+def test_a_rehearsal_of_a_group_failing_in_its_second_item_never_reaches_the_third(lab: Lab) -> None:
+    path = book(lab, loop_of_groups())
+    done = lab.run_here(path, "--auto", "--fail", "certs[2]/renew", task="rehearse")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "steps never reached: certs[2]/reload, certs[3]/renew, certs[3]/reload, last" in done.stdout
+    assert "### 2.2. certs[3]/reload: Reload (cert 3/3: mail)" in done.stdout
+    assert ran(lab) == []  # a rehearsal runs nothing
