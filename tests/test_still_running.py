@@ -20,7 +20,16 @@ from pathlib import Path
 
 import pytest
 
-from runbooks import Lab, Nodes, journal, nodes_runbook, operator_lab, wait_for, write_runbook
+from runbooks import (
+    Lab,
+    Nodes,
+    drop_exit_status,
+    journal,
+    nodes_runbook,
+    operator_lab,
+    wait_for,
+    write_runbook,
+)
 
 LOCAL = """\
 runbook: 1
@@ -205,7 +214,7 @@ def test_a_group_no_longer_running_goes_straight_to_the_unknown_question(
 ) -> None:
     crashed = crash(600)
     if crashed.host != "local":  # its wrapper first: the node keeps no exit status, as after a reboot
-        os.kill(int(_stat(crashed.pid)[1]), signal.SIGKILL)  # type: ignore[index]
+        drop_exit_status(crashed.pid)
     os.killpg(crashed.pid, signal.SIGKILL)
     wait_for(lambda: not alive(crashed.pid), "the first copy to die")
     # No flag, no answer: the unknown-outcome rule still holds (not confirmed: stop), and it is said why.
