@@ -29,7 +29,7 @@ from typing import Any
 
 from engine import journal as records
 from engine.console import Terminal
-from engine.errors import ConnectionFailed, StepFailed, UsageError
+from engine.errors import ConnectionFailed, PreflightFailed, StepFailed, UsageError
 from engine.executors import Executor
 from engine.executors.nodefiles import CAP
 from engine.journal import AnsweredBy, Journal, Record
@@ -189,7 +189,7 @@ class FirstCopy:
         """The outcome the node kept for the group's command, shown and journaled; None: it kept none."""
         try:
             ended = check.executor.ended(check.group.pgid, check.group.started)
-        except ConnectionFailed as error:
+        except (ConnectionFailed, PreflightFailed) as error:  # no answer: nothing known, the usual question
             self.terminal.say(f"  {error}", "yellow")
             return None
         if ended is None:
@@ -213,7 +213,7 @@ class FirstCopy:
         self.journal.append(records.step_end(outcome))
         try:
             check.executor.forget(check.group.pgid, check.group.started)
-        except ConnectionFailed:
+        except (ConnectionFailed, PreflightFailed):
             pass  # swept later (`nodefiles.KEEP_DAYS`); the outcome is journaled either way
         return outcome
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,8 @@ import pytest
 from test_connection_loss import sshd_session_of
 
 from engine.executors import nodefiles
+from engine.executors.wrapper import command as _command
+from engine.executors.wrapper import environment as _environment
 from runbooks import Lab, Nodes, journal, nodes_runbook, operator_lab, wait_for
 
 pytestmark = pytest.mark.ssh
@@ -130,3 +133,36 @@ def test_wait_waits_for_the_first_copy_and_records_its_exit_status(lab: Lab) -> 
     assert [(e["status"], e["exit_code"]) for e in _ends(lab, "chatty")] == [("failed", 3), ("ok", 0)]
     assert (node.home / "copies").read_text() == "second copy\n"  # a failed step runs again
     assert (node.home / "chatty.done").exists() and _node_files(lab, pgid) == []
+
+
+def test_a_finished_run_leaves_nothing_on_the_node(lab: Lab) -> None:
+    """Each command's files go once its end came: with the next command there, the last ones at close."""
+    [node] = lab.nodes
+    lab.write(nodes_runbook("chatty", STEPS.format(code=0), [node]))
+    done = lab.run_here(lab.book, "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (node.home / "chatty.done").exists() and (node.home / "after").exists()
+    assert list((node.home / nodefiles.DIR).iterdir()) == []
+
+
+def test_the_node_keeps_the_first_8_mib_of_a_stream_and_the_channel_gets_all(tmp_path: Path) -> None:
+    """The wrapper as sshd runs it (here under /bin/sh, HOME a temporary directory): the file is cut at `CAP`
+    (`ulimit -f` on its `tee`), the live stream is not, and a resume's reading says so."""
+    size = nodefiles.CAP + (1 << 20)
+    script = f"head -c {size} /dev/zero | tr '\\0' x; echo; echo end; echo oops >&2"
+    env = {"HOME": str(tmp_path), "PATH": os.environ["PATH"]}
+    process = subprocess.run(
+        ["/bin/sh", "-c", _command("marker", "sh", None, script)],
+        input=_environment({}) + b"\n",  # and the go
+        capture_output=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert process.returncode == 0 and process.stdout == b"x" * size + b"\nend\n", process.stderr[-300:]
+    [out] = (tmp_path / nodefiles.DIR).glob("*.out")
+    assert out.stat().st_size == nodefiles.CAP and out.stat().st_mode & 0o777 == 0o600
+    read, separator = nodefiles.read_script(out.stem)
+    answer = subprocess.run(["/bin/sh", "-c", read], capture_output=True, env=env, timeout=30, check=True)
+    ended = nodefiles.parse(answer.stdout.decode(), separator)
+    assert ended is not None and (ended.exit_code, ended.stderr, ended.cut) == (0, "oops\n", ("stdout",))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import secrets as random
 import shlex
+import threading
 from dataclasses import dataclass
 
 DIR = ".runbook/out"
@@ -40,6 +41,23 @@ class Ended:
     stderr: str
     cut: tuple[str, ...] = ()
     """The streams ("stdout", "stderr") that passed `CAP`: their node files hold only the first `CAP` bytes."""
+
+
+class Heard:
+    """The commands whose end an executor heard (their exit status came), until their files are deleted."""
+
+    def __init__(self) -> None:
+        self._idents: list[str] = []
+        self._lock = threading.Lock()
+
+    def add(self, *idents: str) -> None:
+        with self._lock:
+            self._idents.extend(idents)
+
+    def take(self) -> list[str]:
+        with self._lock:
+            taken, self._idents = self._idents, []
+        return taken
 
 
 def ident(pgid: int, started: str | None) -> str:
@@ -77,7 +95,7 @@ def read_script(name: str) -> tuple[str, str]:
 def parse(text: str, separator: str) -> Ended | None:
     """What `read_script` printed; None for anything it cannot have printed (nothing to trust)."""
     head, _, rest = text.partition("\n")
-    sizes, out_size, err_size = [], "", ""
+    sizes = []
     for _ in range(2):
         size, _, rest = rest.partition("\n")
         sizes.append(size.strip())

@@ -14,7 +14,7 @@ import shlex
 import threading
 import time
 from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 
 import paramiko
 
@@ -54,8 +54,7 @@ class SSHExecutor(Executor):
         self._sessions = threading.BoundedSemaphore(MAX_SESSIONS)
         self._platform: str | None = None
         self._lost: str | None = None  # why the last transport was declared dead
-        self._ended: list[str] = []  # commands whose end we heard: their node files go with the next command
-        self._ended_lock = threading.Lock()
+        self._ended = nodefiles.Heard()  # commands whose end came: their node files go with the next command
 
     def connect(self) -> None:
         """Connect now (preflight does, for every host, before anything runs); raises ConnectionFailed,
@@ -74,7 +73,7 @@ class SSHExecutor(Executor):
     def start(self, job: Job, invocation: Invocation) -> Process:
         channel = self._open_session(self._transport())
         marker = f"runbook-pgid-{random.token_hex(8)}"
-        delete = self._take_ended()
+        delete = self._ended.take()
         command = _command(
             marker, invocation.shell, invocation.cwd, invocation.script, nodefiles.names(delete)
         )
@@ -83,20 +82,9 @@ class SSHExecutor(Executor):
             channel.sendall(_environment({**invocation.env, **invocation.secrets}))
         except (paramiko.SSHException, OSError) as error:
             channel.close()
-            self._heard_end(*delete)  # not deleted: the next command (or `close`) tries again
+            self._ended.add(*delete)  # not deleted: the next command (or `close`) tries again
             raise ConnectionFailed(f"{self.host}: cannot start a command: {error}") from None
-        return _SSHProcess(
-            channel, marker, self._lost_reason, job, self._heard_end
-        )  # its group line brings the go (`_GroupMarker`)
-
-    def _heard_end(self, *idents: str) -> None:
-        with self._ended_lock:
-            self._ended.extend(idents)
-
-    def _take_ended(self) -> list[str]:
-        with self._ended_lock:
-            taken, self._ended = self._ended, []
-        return taken
+        return _SSHProcess(channel, marker, self._lost_reason, job, self._ended.add)  # go: `_GroupMarker`
 
     def ended(self, pgid: int, started: str | None) -> Ended | None:
         """How the group's command ended, from the files the wrapper left on the node (one round trip)."""
@@ -190,13 +178,10 @@ class SSHExecutor(Executor):
 
     def _delete_ended(self) -> None:
         """One command per host and run, only if something ran and the connection still stands."""
-        delete = self._take_ended()
-        transport = self.transport
+        delete, transport = self._ended.take(), self.transport
         if delete and transport is not None and transport.is_active():
-            try:
+            with suppress(ConnectionFailed, PreflightFailed):  # else swept by a later run (`KEEP_DAYS`)
                 self._bare(nodefiles.forget_script(delete, sweep=True), _KILL_WAIT)
-            except (ConnectionFailed, PreflightFailed):
-                pass  # left behind: swept by a later run after `nodefiles.KEEP_DAYS`
 
     def _transport(self) -> paramiko.Transport:
         """The live transport, connecting first if there is none (or it died: reconnect, keys checked again)."""
@@ -269,15 +254,12 @@ class _SSHProcess(Process):
         self,
         channel: paramiko.Channel,
         marker: str,
-        lost_reason: Callable[[], str],
+        lost: Callable[[], str],
         job: Job,
-        heard_end: Callable[[str], None],
+        ended: Callable[[str], None],
     ) -> None:
-        self._channel = channel
-        self._marker = marker
-        self._lost_reason = lost_reason
-        self._job = job
-        self._heard_end = heard_end
+        self._channel, self._marker, self._lost_reason = channel, marker, lost
+        self._job, self._heard_end = job, ended
 
     def read_stdout(self, size: int) -> bytes:
         return self._channel.recv(size)
