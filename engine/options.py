@@ -14,7 +14,8 @@ from engine import rules, variables
 from engine import targets as targets_mod
 from engine.errors import UsageError
 from engine.model import PLATFORMS
-from engine.planning import Plan, build_plan
+from engine.planner import build_plan
+from engine.planning import Plan
 from engine.transports import this_platform
 from engine.validation import Validated, validate
 

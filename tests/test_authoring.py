@@ -16,7 +16,8 @@ from engine.attempts import Attempts, until_holds
 from engine.errors import InvalidRunbook
 from engine.executors import Result
 from engine.model import Retries, Step
-from engine.planning import Plan, Planner, build_plan
+from engine.planner import build_plan
+from engine.planning import Plan
 from engine.rendering import STARTED
 from engine.reviewing import reviewable as to_dict
 from engine.validation import validate
@@ -38,8 +39,7 @@ def plan_of(
 def replan(plan: Plan, step_id: str, steps: dict[str, Any]) -> Any:
     planned = plan.step(step_id)
     assert planned is not None
-    planner = Planner(plan.runbook, plan.values, plan.platform, plan.targets)
-    return planner.plan_step(planned.step, steps=steps)
+    return plan.renderer.step(planned, steps, {})
 
 
 TEXTS = """\

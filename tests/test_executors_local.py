@@ -150,6 +150,33 @@ class ExecutorContract:
         first_arrived = min(at for _, _, at in seen)
         assert done - first_arrived > 0.7, "lines were not passed on while the command ran"
 
+    def test_a_failing_output_callback_stops_the_command_then_its_error_is_raised(
+        self, executor: Executor
+    ) -> None:
+        """Output that cannot be kept (a full disk under the step's output file) is no reason to wait for
+        the command's end: it is stopped as a timeout stops it, and `run()` raises once it is gone."""
+        sleep = unique_sleep()
+        raised: list[BaseException] = []
+
+        def fail(stream: str, line: str) -> None:
+            raise OSError(28, f"No space left on device after {line!r}")
+
+        def run() -> None:
+            try:
+                executor.run(f"echo one; {sleep}; echo never", on_output=fail)
+            except OSError as error:
+                raised.append(error)
+
+        worker = threading.Thread(target=run)
+        worker.start()
+        try:  # a bound for a hang only: without the stop, `run()` waits for a sleep of weeks
+            assert wait_until(lambda: not worker.is_alive(), 30.0), "run() waited for the command's end"
+        finally:
+            subprocess.run(["pkill", "-f", sleep], check=False)
+            worker.join(10)
+        assert [str(e) for e in raised] == ["[Errno 28] No space left on device after 'one'"]
+        assert not running(sleep)
+
     def test_output_callback_error_is_raised_after_the_command(self, executor: Executor) -> None:
         calls: list[str] = []
 

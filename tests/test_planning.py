@@ -8,7 +8,8 @@ import pytest
 
 from engine import targets, variables
 from engine.errors import InvalidRunbook
-from engine.planning import Plan, build_plan, sha256_text
+from engine.planner import build_plan
+from engine.planning import Plan, sha256_text
 from engine.reviewing import digest, reviewable
 from engine.validation import validate
 

@@ -14,7 +14,8 @@ from test_running import HEAD, FakeExecutor, Reply
 from engine import preflight, targets, variables
 from engine.errors import PreflightFailed
 from engine.executors import LocalExecutor
-from engine.planning import Plan, build_plan
+from engine.planner import build_plan
+from engine.planning import Plan
 from engine.preflight import Fleet
 from engine.transports import SSHOptions
 from engine.validation import validate

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pty
+import resource
 import secrets
 import signal
 import subprocess
@@ -21,6 +22,7 @@ import pytest
 
 from runbooks import (
     CALICO_ID,
+    CLI_TIMEOUT,
     COMPONENTS,
     DOCKER_PS,
     FLANNEL_ID,
@@ -372,6 +374,46 @@ def test_a_local_command_dies_with_the_engine(lab: Lab) -> None:
     wait_for(
         lambda: processes_matching(f"sleep {marker}") == [], "the sleep to die with the engine", timeout=10
     )
+
+
+def test_an_output_file_that_cannot_be_written_stops_the_step_and_ends_it_in_the_journal(lab: Lab) -> None:
+    """The step's output file meets a real failing write (the engine runs under RLIMIT_FSIZE: EFBIG, as a
+    full disk fails with ENOSPC): its command is stopped at once instead of waited for (an hour here), and
+    its `step-start` gets its end; the run stops there, exit 1, with its `run-end`."""
+    limit = 32 * 1024
+    marker = f"3600.{secrets.randbelow(10**6):06d}"
+    steps = f"""\
+  - id: chatty
+    title: Print more than the output file may hold, then run for an hour
+    run: |
+      yes 0123456789 | head -n 10000
+      sh -c 'sleep {marker}; true'
+  - id: after
+    title: Never reached
+    run: touch after
+"""
+    done = subprocess.run(  # an hour's sleep: only the stop lets it return (bounded by the timeout)
+        lab.argv("run", book(lab, steps)),
+        cwd=lab.root,
+        env=lab.env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)),
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "cannot write output file" in done.stderr and "File too large" in done.stderr
+    wait_for(lambda: processes_matching(f"sleep {marker}") == [], "the stopped sleep to be gone", timeout=5)
+    assert summary_rows(done.stdout) == [("chatty", "local", "unknown")]
+    [start], [end] = records(lab, "step-start"), records(lab, "step-end")
+    assert (start["step"], end["step"], end["status"]) == ("chatty", "chatty", "unknown")
+    assert end["reason"].startswith("broken off by an error: cannot write output file ")
+    assert end["reason"].endswith("chatty@local.log: File too large")
+    [run_end] = records(lab, "run-end")
+    assert (run_end["status"], run_end["exit_code"]) == ("failed", 1)
+    [output] = lab.state.glob("runs/*/chatty@local.log")
+    assert 0 < output.stat().st_size <= limit and not (lab.root / "after").exists()
 
 
 def test_a_secret_as_an_env_value_reaches_the_command_and_nothing_else(lab: Lab) -> None:

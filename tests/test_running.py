@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from engine import targets, variables
+from engine.asking import Settings
 from engine.console import Terminal
 from engine.errors import Declined, Interrupted, StepFailed
 from engine.executors.base import Executor, Invocation, Process
@@ -27,9 +28,10 @@ from engine.executors.jobs import Job
 from engine.journal import Journal, read_journal
 from engine.masking import Masker
 from engine.outcomes import Status, StepOutcome
-from engine.planning import Plan, Planner, build_plan
+from engine.planner import build_plan
+from engine.planning import Plan
 from engine.preflight import Fleet
-from engine.running import Runner, Settings
+from engine.running import Runner
 from engine.validation import validate
 
 # -- the fake executor --------------------------------------------------------------------------------
@@ -164,8 +166,7 @@ def lab_for(tmp_path: Path) -> Iterator[Callable[..., Lab]]:
         terminal = Terminal(Masker(plan.values.secret_values()), out=out, answers=io.StringIO(answers))
         journal = Journal.create(tmp_path / "state", {"runbook": {"name": "fake"}})
         journals.append(journal)
-        planner = Planner(runbook, values, "linux", resolved)
-        runner = Runner(planner, fleet, terminal, journal, settings or Settings(), "ann", previous)
+        runner = Runner(plan, fleet, terminal, journal, settings or Settings(), "ann", previous)
         return Lab(plan, runner, executors, out, journal)
 
     yield make
@@ -418,6 +419,47 @@ def test_ctrl_c_kills_every_running_command_and_leaves_through_interrupted(
         "interrupted"
     }
     assert lab.executors["local"].calls == []
+
+
+def test_an_error_under_a_step_still_ends_it_in_the_journal_and_goes_on_up(
+    lab_for: Callable[..., Lab],
+) -> None:
+    """Whatever breaks an attempt off (here the executor itself), its `step-start` gets its end: the
+    outcome is unknown, as after a crash (a resume asks before running it again), and the error goes on."""
+
+    def broken(script: str, attempt: int) -> Reply:
+        raise RuntimeError("the executor broke")
+
+    lab = lab_for("  - id: one\n    title: One\n    run: one\n" + AFTER, replies=broken)
+    with pytest.raises(RuntimeError, match="the executor broke"):
+        lab.run()
+    [start], [end] = lab.records("step-start"), lab.records("step-end")
+    assert (start["step"], end["step"], end["host"], end["status"]) == ("one", "one", "local", "unknown")
+    assert end["reason"] == "broken off by an error: the executor broke"
+    assert [(o.step, o.status) for o in lab.runner.finished] == [("one", Status.UNKNOWN)]
+    assert lab.executors["local"].scripts() == ["one"]  # and nothing after it
+
+
+class CtrlC(io.StringIO):
+    """Standard input where the operator presses Ctrl-C at the first question."""
+
+    def readline(self, size: int | None = -1) -> str:
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_at_a_manual_step_ends_it_in_the_journal(lab_for: Callable[..., Lab]) -> None:
+    lab = lab_for("  - id: check\n    title: Check\n    manual: Look at it.\n" + AFTER)
+    lab.runner.terminal.answers = CtrlC()
+    with pytest.raises(KeyboardInterrupt):
+        lab.run()
+    [start], [end] = lab.records("step-start"), lab.records("step-end")
+    assert (start["host"], end["host"], end["status"], end["reason"]) == (
+        "operator",
+        "operator",
+        "interrupted",
+        "interrupted",
+    )
+    assert lab.records("manual") == [] and lab.executors["local"].calls == []
 
 
 # -- authoring: run_once, until, loop (issue 13) -------------------------------------------------------------

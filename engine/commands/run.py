@@ -29,6 +29,7 @@ from typing import Any
 
 from engine import __version__, preflight, resume, stillrunning
 from engine import journal as records
+from engine.asking import Settings, yes_or_ask
 from engine.console import Terminal
 from engine.errors import (
     EXIT_OK,
@@ -46,8 +47,8 @@ from engine.masking import Masker
 from engine.model import Runbook
 from engine.options import Options, prepare
 from engine.outcomes import RunStatus
-from engine.planning import Plan, PlannedStep, Planner
-from engine.running import Runner, Settings, yes_or_ask
+from engine.planning import Plan, PlannedStep
+from engine.running import Runner
 from engine.runs import RunSummary, newest
 from engine.transports import SSHOptions
 from engine.validation import validate
@@ -181,7 +182,7 @@ def _phases(
     fleet = _preflight(plan, terminal, connecting)
     try:
         runner = Runner(
-            Planner(plan.runbook, plan.values, plan.platform, plan.targets),
+            plan,
             fleet,
             terminal,
             journal,
@@ -290,7 +291,7 @@ def _confirm_warnings(plan: Plan, terminal: Terminal, journal: Journal, yes: boo
 
 def _named(planned: PlannedStep, wanted: str) -> bool:
     """`rotate[2]` is one item, `rotate` every item of the loop, `snapshot` every step the step uses."""
-    step = f"{planned.scope}/{planned.step.id}" if planned.scope else planned.step.id
+    step = planned.scope.scoped(planned.step.id)
     return wanted in (planned.id, step) or planned.id.startswith(wanted + "/")
 
 

@@ -198,6 +198,7 @@ class Executor(abc.ABC):
                 invocation.script, self.host, 127, "", f"runbook: {error}\n", time.monotonic() - start
             )
 
+        on_output = _stopping(job, on_output)
         out, err = StreamText("stdout", on_output), StreamText("stderr", on_output)
         try:
             readers = process.readers(out, process.stderr_sink(err, job), job, self.host)
@@ -310,12 +311,30 @@ def lookup_script(programs: Iterable[str]) -> str:
     return f'for p in {words}; do command -v "$p" >/dev/null 2>&1 || printf "%s\\n" "$p"; done'
 
 
+def _stopping(job: Job, on_output: OutputCallback | None) -> OutputCallback | None:
+    """`on_output`, stopping the command when it fails: output that cannot be kept (a full disk under the
+    step's output file) is no reason to wait for the command's end; `run()` raises the error once it is gone."""
+    if on_output is None:
+        return None
+    deliver = on_output
+
+    def delivering(stream: str, line: str) -> None:
+        try:
+            deliver(stream, line)
+        except BaseException:
+            job.interrupt()
+            raise
+
+    return delivering
+
+
 def _result(
     job: Job, command: str, host: str, code: int | None, out: StreamText, err: StreamText, start: float
 ) -> Result:
     """The `Result` of a job; a command we killed has no exit status of its own (`exit_code` None).
 
-    An exception raised by the `on_output` callback in a reader thread is re-raised here, in the caller's.
+    An exception raised by the `on_output` callback in a reader thread (which stopped the command) is
+    re-raised here, in the caller's.
     """
     for stream in (out, err):
         if stream.error is not None:

@@ -152,7 +152,7 @@ class Job:
                 self.wake.set()
 
     def interrupt(self) -> None:
-        """Ctrl-C: a job that has already finished keeps its own outcome."""
+        """Ctrl-C, or output that cannot be delivered: a job that has already finished keeps its outcome."""
         with self._lock:
             if self.done.is_set():
                 return

@@ -79,9 +79,7 @@ def find(plan: Plan) -> list[Unmapped]:
 
 def source(plan: Plan, planned: PlannedStep) -> tuple[Runbook, Values]:
     """The runbook a planned step comes from (a used one's, for `use:`) and the values it was planned with."""
-    if planned.planner is not None:
-        return planned.planner.runbook, planned.planner.values
-    return plan.runbook, plan.values
+    return planned.scope.runbook, planned.scope.values
 
 
 def _runbook_parts(runbook: Runbook, used: bool) -> Iterable[Unmapped]:

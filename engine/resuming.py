@@ -1,0 +1,117 @@
+"""Which hosts of a step run now, given what the resumed run already did (beside `engine.resume`, which
+finds that run and reads its outcomes).
+
+A host that finished well before is done; one skipped by a false `when` or left out after failing in an
+earlier step is not run; one whose outcome is unknown runs again only after its first copy is settled (no
+second copy) and someone says yes; the rest run. For `run_once`, the host that ran it before keeps it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from engine import journal as records
+from engine.asking import Asker
+from engine.console import Terminal
+from engine.errors import StepFailed
+from engine.journal import OPERATOR, Journal
+from engine.outcomes import HostOutcome, Status
+from engine.planning import HostPlan, PlannedStep
+from engine.preflight import Fleet
+from engine.stillrunning import Check, FirstCopy, Group
+
+
+class Selection:
+    """Picks each step's hosts for one run; `previous` is the resumed run's last status per (step, host)."""
+
+    def __init__(
+        self,
+        previous: Mapping[tuple[str, str], Status],
+        groups: Mapping[tuple[str, str], Group],
+        asker: Asker,
+        fleet: Fleet,
+    ) -> None:
+        self.previous, self.groups, self.asker, self.fleet = previous, groups, asker, fleet
+        settings = asker.settings
+        self.first_copy = FirstCopy(asker.terminal, asker.journal, asker.user, settings.if_still_running)
+
+    @property
+    def terminal(self) -> Terminal:
+        return self.asker.terminal
+
+    @property
+    def journal(self) -> Journal:
+        return self.asker.journal
+
+    def answered(self, planned: PlannedStep) -> HostOutcome | None:
+        """A manual step answered well in the resumed run: not asked again."""
+        if self.previous.get((planned.id, OPERATOR)) is not Status.OK:
+            return None
+        return HostOutcome(planned.id, OPERATOR, Status.DONE_BEFORE, reason="answered in the resumed run")
+
+    def hosts(
+        self, planned: PlannedStep, failed_hosts: Mapping[str, str], finished: list[HostOutcome]
+    ) -> tuple[list[HostOutcome], list[HostPlan]]:
+        """The outcomes of the hosts that do not run (done before, skipped, left out) and the hosts that do;
+        `failed_hosts` names the step each host failed in earlier (tolerated), if it did. Each outcome also
+        goes to `finished` at once: the summary shows it even when a later host stops the run."""
+        hosts = self._once(planned, failed_hosts) if planned.step.run_once else planned.hosts
+        done, todo = [], []
+        for host_plan in hosts:
+            name = host_plan.host.name
+            before = self.previous.get((planned.id, name))
+            if before is not None and before.finished_well:
+                outcome = HostOutcome(
+                    planned.id, name, Status.DONE_BEFORE, reason="finished in the resumed run"
+                )
+                finished.append(outcome)
+                done.append(outcome)
+            elif host_plan.skip or name in failed_hosts:
+                # Left out after failing earlier is not journaled: a resume must run it once the host is fixed.
+                reason = host_plan.skip or f"left out: failed in step {failed_hosts[name]}"
+                outcome = HostOutcome(planned.id, name, Status.SKIPPED, reason=reason)
+                if host_plan.skip:
+                    self.journal.append(records.step_start(planned.id, name, 0))
+                    self.journal.append(records.step_end(outcome))
+                self.terminal.result(outcome)
+                finished.append(outcome)
+                done.append(outcome)
+            elif before is Status.UNKNOWN and (ended := self._unknown_again(planned, host_plan, finished)):
+                done.append(ended)
+            else:
+                todo.append(host_plan)
+        return done, todo
+
+    def _once(self, planned: PlannedStep, failed_hosts: Mapping[str, str]) -> tuple[HostPlan, ...]:
+        """`run_once`: the host that ran it in the resumed run, else the first host not left out."""
+        for host_plan in planned.hosts:
+            before = self.previous.get((planned.id, host_plan.host.name))
+            if before is not None and (before.finished_well or before is Status.UNKNOWN):
+                return (host_plan,)
+        for host_plan in planned.hosts:
+            if not host_plan.skip and host_plan.host.name not in failed_hosts:
+                others = len(planned.hosts) - 1
+                self.terminal.say(
+                    f"  run_once: on {host_plan.host.name} only (not on {others} other host(s))"
+                )
+                return (host_plan,)
+        return planned.hosts  # every host is left out: each says why
+
+    def _unknown_again(
+        self, planned: PlannedStep, host_plan: HostPlan, finished: list[HostOutcome]
+    ) -> HostOutcome | None:
+        """An unknown step: its outcome when the node kept one and it was ok (done), None to run it again
+        (confirmed, or it failed there); never while its first copy still runs (`FirstCopy` settles that)."""
+        step, name = planned.id, host_plan.host.name
+        group = self.groups.get((step, name))
+        if group is not None:
+            check = Check(step, name, group, self.fleet.executor(host_plan.host), planned.step.timeout)
+            if (ended := self.first_copy.settle(check)) is not None:
+                if ended.status is Status.OK:
+                    finished.append(ended)
+                    self.terminal.result(ended)
+                    return ended
+                return None  # it ran and failed: a resume runs that again without asking
+        if not self.asker.rerun_unknown(step, name):
+            raise StepFailed(f"step {step!r} on {name}: outcome unknown and not confirmed; stopping")
+        return None
