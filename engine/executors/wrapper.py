@@ -51,19 +51,23 @@ _WRAPPER = (
 # clock ticks after boot; the command name here is "sh", no spaces): a resume tells the journaled group
 # from a later one that reuses the id. Read with the `read` builtin, not `cut`: every command pays this,
 # and a fork and exec less is CPU the host's sshd keeps.
-# After the go: the script's stdout and stderr are FIFOs, each read by a `tee` (in the group: a kill stops
-# it too) copying to the channel and to a file of at most `CAP` bytes; SIGPIPE ignored, a `tee` whose
-# channel is gone goes on with its file. Where that cannot be set up (no `mkfifo`, no writable directory),
+# Before the go comes (its round trip hides their start): the files, two FIFOs and a `tee` on each (in the
+# group: a kill stops them too), copying to the channel and to a file of at most `CAP` bytes; SIGPIPE
+# ignored, a `tee` whose channel is gone goes on with its file. After the go, the script's stdout and stderr
+# are the FIFOs. No go: the `tee`s are killed and the FIFOs removed, so no status is written for a script
+# that never started. Where it cannot be set up (no `mkfifo`, no writable directory),
 # the script runs on the channel as before.
+_TEE = f'trap "" PIPE XFSZ; umask 077; ulimit -f {CAP // 512}; exec tee -- '
 _START = (
     "read -r" + " _rb_x" * 21 + " _rb_t _rb_x 2>/dev/null </proc/$$/stat || _rb_t=;"
-    ' printf "%s %s %s\\n" "$0" "$$" "$_rb_t" >&2; read -r _rb_go <&3 || exit 125; exec 3<&-; _rb_f=$3/$$-$_rb_t;'
+    ' printf "%s %s %s\\n" "$0" "$$" "$_rb_t" >&2; _rb_f=$3/$$-$_rb_t;'
     ' if [ -n "$3" ] && command -v tee >/dev/null 2>&1 && { [ -d "$3" ] || mkdir -p -m 700 "$3"; } 2>/dev/null'
     ' && mkfifo -m 600 "$_rb_f.o" "$_rb_f.e" 2>/dev/null; then'
-    f' (trap "" PIPE XFSZ; umask 077; ulimit -f {CAP // 512}; exec tee -- "$_rb_f.out" <"$_rb_f.o") 2>/dev/null &'
-    f' (trap "" PIPE XFSZ; umask 077; ulimit -f {CAP // 512}; exec tee -- "$_rb_f.err" <"$_rb_f.e" >&4 4>&-)'
-    " 4>&2 2>/dev/null &"
-    ' exec "$1" -ec "$2" >"$_rb_f.o" 2>"$_rb_f.e"; fi; exec "$1" -ec "$2"'
+    f' ({_TEE}"$_rb_f.out" <"$_rb_f.o" 3<&-) 2>/dev/null & _rb_1=$!;'
+    f' ({_TEE}"$_rb_f.err" <"$_rb_f.e" >&4 3<&- 4>&-) 4>&2 2>/dev/null & _rb_2=$!; else _rb_f=; fi;'
+    ' read -r _rb_go <&3 || { [ -z "$_rb_f" ] ||'
+    ' { kill "$_rb_1" "$_rb_2"; rm -f "$_rb_f.o" "$_rb_f.e"; } 2>/dev/null; exit 125; }; exec 3<&-;'
+    ' [ -z "$_rb_f" ] || exec "$1" -ec "$2" >"$_rb_f.o" 2>"$_rb_f.e"; exec "$1" -ec "$2"'
 )
 
 
