@@ -81,9 +81,10 @@ def read_script(name: str) -> tuple[str, str]:
     """A script printing the exit status, both streams' sizes and last lines (exit 3: no status there);
     and the line that separates the two tails."""
     separator = f"runbook-{random.token_hex(8)}"
-    files = {suffix: shlex.quote(name + suffix) for suffix in (".status", ".out", ".err")}
-    script = (
-        f'cd "$HOME"/{DIR} 2>/dev/null && [ -s {files[".status"]} ] || exit 3; '
+    files = {suffix: shlex.quote(name + suffix) for suffix in (".status", ".out", ".err", ".o")}
+    script = (  # the group just ended: its wrapper may be a moment from writing the status (a second at most)
+        f'cd "$HOME"/{DIR} 2>/dev/null || exit 3; [ -s {files[".status"]} ] || [ ! -p {files[".o"]} ] || sleep 1; '
+        f"[ -s {files['.status']} ] || exit 3; "
         f'read -r c < {files[".status"]}; printf "%s\\n" "$c"; '
         f'for f in {files[".out"]} {files[".err"]}; do wc -c 2>/dev/null < "$f" || echo 0; done; '
         f"tail -n {TAIL_LINES} {files['.out']} 2>/dev/null; printf '\\n%s\\n' {separator}; "
