@@ -1,6 +1,7 @@
 """Tasks for `invoke`: the product's commands (from engine.cli) plus the developers' own.
 
-Run `invoke --list` for all of them and `invoke --help TASK` for a task's flags.
+Run `invoke --list` for all of them and `invoke --help TASK` for a task's flags. Each task's flags are the
+fields of one option dataclass (`engine.flags`), as the product's are.
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ import compileall
 import random
 import shlex
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-from invoke import Context, task
+from invoke import Context
 
 # From a checkout, engine/ is imported from its source, and where PYTHONDONTWRITEBYTECODE=1 is set (as on
 # our machines) Python never writes the bytecode: every `invoke run` would compile the engine again, ~0.18 s
@@ -21,53 +23,78 @@ from invoke import Context, task
 compileall.compile_dir(Path(__file__).resolve().parent / "engine", quiet=2)
 
 from engine.cli import collection  # noqa: E402 (after its bytecode is fresh)
+from engine.flags import developer_task, option  # noqa: E402
 
 
-@task(
-    help={
-        "quick": "Smoke check: 3 nodes, 3 runs, fabric only if its venv exists, no ansible.",
-        "nodes": "Node counts, comma-separated (default 3,20,100,250).",
-        "runs": "Interleaved runs per command and N (default 5).",
-        "ansible-max": "Largest N ansible-playbook runs at (default 20; it takes minutes beyond).",
-    },
-    auto_shortflags=False,
-)
-def bench(c: Context, quick: bool = False, nodes: str = "", runs: int = 0, ansible_max: int = 20) -> None:
+@dataclass(frozen=True, kw_only=True)
+class Bench:
+    quick: bool = option(
+        False, help="Smoke check: 3 nodes, 3 runs, fabric only if its venv exists, no ansible."
+    )
+    nodes: str = option("", help="Node counts, comma-separated (default 3,20,100,250).")
+    runs: int = option(0, help="Interleaved runs per command and N (default 5).")
+    ansible_max: int = option(
+        20, help="Largest N ansible-playbook runs at (default 20; it takes minutes beyond)."
+    )
+
+
+@developer_task
+def bench(c: Context, options: Bench) -> None:
     """Whole-process wall times and peak RSS: `runbook run` vs OpenSSH, fabric, ansible; start-up. Writes
     benchmarks/results/bench.md and .json."""
-    argv = [sys.executable, "benchmarks/bench.py", "--ansible-max", str(ansible_max)]
-    argv += ["--quick"] if quick else []
-    argv += ["--nodes", *nodes.split(",")] if nodes else []
-    argv += ["--runs", str(runs)] if runs else []
+    argv = [sys.executable, "benchmarks/bench.py", "--ansible-max", str(options.ansible_max)]
+    argv += ["--quick"] if options.quick else []
+    argv += ["--nodes", *options.nodes.split(",")] if options.nodes else []
+    argv += ["--runs", str(options.runs)] if options.runs else []
     c.run(shlex.join(argv), pty=False)
 
 
-@task(help={"fix": "Apply ruff's safe fixes and reformat instead of only reporting."})
-def lint(c: Context, fix: bool = False) -> None:
+@dataclass(frozen=True, kw_only=True)
+class Lint:
+    fix: bool = option(
+        False, short="f", help="Apply ruff's safe fixes and reformat instead of only reporting."
+    )
+
+
+@developer_task
+def lint(c: Context, options: Lint) -> None:
     """ruff (lint, import order, format) over the tree and mypy --strict over engine/, as CI runs them."""
     py = sys.executable
-    if fix:
+    if options.fix:
         c.run(f"{py} -m ruff check --fix . && {py} -m ruff format .", pty=False)
     c.run(f"{py} -m ruff check . && {py} -m ruff format --check . && {py} -m mypy", pty=False)
 
 
-@task(help={"examples": "How many hostile documents (and values) to try (default 5000)."})
-def fuzz(c: Context, examples: int = 5000) -> None:
+@dataclass(frozen=True, kw_only=True)
+class Fuzz:
+    examples: int = option(
+        5000, short="e", help="How many hostile documents (and values) to try (default 5000)."
+    )
+
+
+@developer_task
+def fuzz(c: Context, options: Fuzz) -> None:
     """The suite's fuzz tests (tests/test_fuzz.py) at length, exploring new cases each time."""
     c.run(
         f"{sys.executable} -m pytest -q -p no:cacheprovider tests/test_fuzz.py",
-        env={"RUNBOOK_FUZZ_EXAMPLES": str(examples)},
+        env={"RUNBOOK_FUZZ_EXAMPLES": str(options.examples)},
         pty=False,
     )
 
 
-@task(help={"iterations": "How many SIGKILLs (default 30).", "seed": "Random seed (default: a new one)."})
-def torture(c: Context, iterations: int = 30, seed: int = -1) -> None:
+@dataclass(frozen=True, kw_only=True)
+class Torture:
+    iterations: int = option(30, short="i", help="How many SIGKILLs (default 30).")
+    seed: int = option(-1, short="s", help="Random seed (default: a new one).")
+
+
+@developer_task
+def torture(c: Context, options: Torture) -> None:
     """A run SIGKILLed at random moments and resumed, again and again (tests/torture.py): every step runs,
     never twice at once, never again after it ended well."""
-    chosen = seed if seed >= 0 else random.randrange(10**6)
+    chosen = options.seed if options.seed >= 0 else random.randrange(10**6)
     print(f"seed {chosen}")
-    c.run(f"{sys.executable} tests/torture.py {iterations} {chosen}", pty=False)
+    c.run(f"{sys.executable} tests/torture.py {options.iterations} {chosen}", pty=False)
 
 
 ns = collection()

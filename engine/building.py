@@ -14,9 +14,9 @@ from engine import model
 from engine.errors import Problem
 from engine.loading import Document, JsonPath, Positions
 from engine.model import LOCAL, Command, Template
+from engine.transports import REACH_SETTINGS
 
 _OUR_VARIABLE_KEYS = {"description", "default", "required", "secret"}
-_REACH_KEYS = ("user", "port", "key_file", "key", "cert_file", "cert", "agent")  # model.Reach's order
 
 
 _RESERVED_NAMES = {"platform", "runbook", "host", "steps", "result", "omit"}
@@ -111,13 +111,13 @@ class _Builder:
     def reach(self, spec: dict[str, Any], path: JsonPath) -> model.Reach:
         """The SSH settings of a target or of one jump host; booleans (`agent: no`) become their text."""
 
-        def one(key: str) -> Template | None:
-            value = spec.get(key)
+        def one(key: str) -> Template:
+            value = spec[key]
             if isinstance(value, bool):
                 value = "yes" if value else "no"
-            return self.template((*path, key), value) if value is not None else None
+            return self.template((*path, key), value)
 
-        return model.Reach(*(one(key) for key in _REACH_KEYS))
+        return model.Reach(tuple((key, one(key)) for key in REACH_SETTINGS if spec.get(key) is not None))
 
     def jump(self, spec: dict[str, Any], path: JsonPath) -> model.Jump:
         value = spec.get("jump")

@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from engine.commands import run as run_command
+from engine.flags import option
 from engine.options import Options
 
 RUNBOOK = Path(__file__).resolve().parent.parent / "runbooks" / "ha-rollback.yml"
@@ -68,7 +70,13 @@ def build_lab(root: Path) -> dict[str, Path]:
     return {"bin": bin_dir, "rke": rke_dir, "log": log, "state": root / "state"}
 
 
-def main(keep: bool = False) -> int:
+@dataclass(frozen=True, kw_only=True)
+class DemoOptions:
+    keep: bool = option(False, help="Keep the lab directory (printed) instead of deleting it.")
+
+
+def main(chosen: DemoOptions) -> int:
+    keep = chosen.keep
     root = Path(tempfile.mkdtemp(prefix="runbook-demo-"))
     lab = build_lab(root)
     print(

@@ -51,19 +51,16 @@ class Variable:
 
 @dataclass(frozen=True)
 class Reach:
-    """How to reach each host of an SSH target, as templates rendered per host (or per inventory entry)."""
+    """How to reach each host of an SSH target, as templates rendered per host (or per inventory entry):
+    one per setting written, keyed by `transports.Reach`'s field names (the one list of settings)."""
 
-    user: Template | None = None
-    port: Template | None = None
-    key_file: Template | None = None
-    key: Template | None = None
-    cert_file: Template | None = None
-    cert: Template | None = None
-    agent: Template | None = None
+    written: tuple[tuple[str, Template], ...] = ()
+
+    def get(self, setting: str) -> Template | None:
+        return next((template for name, template in self.written if name == setting), None)
 
     def templates(self) -> tuple[Template, ...]:
-        found = (self.user, self.port, self.key_file, self.key, self.cert_file, self.cert, self.agent)
-        return tuple(t for t in found if t is not None)
+        return tuple(template for _, template in self.written)
 
 
 @dataclass(frozen=True)

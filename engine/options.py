@@ -13,6 +13,7 @@ from typing import Any
 from engine import rules, variables
 from engine import targets as targets_mod
 from engine.errors import UsageError
+from engine.flags import RunbookFile, option
 from engine.model import PLATFORMS
 from engine.planner import build_plan
 from engine.planning import Plan
@@ -20,14 +21,32 @@ from engine.transports import this_platform
 from engine.validation import Validated, validate
 
 
-@dataclass(frozen=True)
-class Options:
-    file: str
-    var: tuple[str, ...] = ()
-    vars_file: str | None = None
-    platform: str | None = None
-    hosts: tuple[str, ...] = ()
-    target: tuple[str, ...] = ()
+@dataclass(frozen=True, kw_only=True)
+class Options(RunbookFile):
+    """The runbook, its values and its hosts: the flags `plan`, `checklist`, `export` and `run` share."""
+
+    var: tuple[str, ...] = option(
+        (), help="A variable value; repeat for several. Strongest source of values.", metavar="NAME=VALUE"
+    )
+    vars_file: str | None = option(
+        None,
+        help="A YAML file of NAME: VALUE pairs (weaker than --var, stronger than RUNBOOK_VAR_<NAME>).",
+        metavar="FILE",
+    )
+    platform: str | None = option(
+        None,
+        help="Platform of this machine for local steps: linux, darwin or windows (default: this machine's).",
+    )
+    hosts: tuple[str, ...] = option(
+        (),
+        help="Override a target's hosts, e.g. nodes=host1,user@host2:2222; repeatable.",
+        metavar="TARGET=HOSTS",
+    )
+    target: tuple[str, ...] = option(
+        (),
+        help="Run a target's steps on this machine instead, TARGET=local; repeatable.",
+        metavar="TARGET=local",
+    )
     environ: dict[str, str] | None = field(default=None, compare=False)
     recorded: dict[str, Any] | None = field(default=None, compare=False)  # values of a resumed run
 

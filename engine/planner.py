@@ -76,7 +76,8 @@ class Planner:
     def condition(self, when: Template, context: Mapping[str, Any]) -> Any:
         """A `when`, evaluated with the real values of secrets (a condition prints nothing); an error about
         it is masked, since an exception's message may quote a value it read."""
-        secrets = {name: self.values.values[name] for name in self.secret_refs}
+        known = self.values.values  # a secret not given yet (export, plan) stays a reference
+        secrets = {name: known[name] for name in self.secret_refs if name in known}
         return evaluate(when, {**context, **secrets}, hidden=(str(value) for value in secrets.values()))
 
     def host_platform(self, host: Host) -> str | None:

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from engine.errors import PreflightFailed, RunbookError
-from engine.executors import Executor, executor_for
+from engine.executors import Executor, executor_for, sshlimits
 from engine.planning import HostPlan, Plan
 from engine.targets import LOCAL_HOST, Host
 from engine.transports import SSHOptions, Transport
@@ -180,16 +180,26 @@ def check(plan: Plan, fleet: Fleet, say: Callable[[str], None]) -> None:
         problems += [line for future in running for line in future.result()]
         for step in plan.steps:
             for host_plan in step.hosts:
-                platform = fleet.platforms[host_plan.host.name]
-                if host_plan.variant(platform) is None and not host_plan.skip:
-                    problems.append(
-                        f"step {step.id} on {host_plan.host.name}: no command for platform {platform!r}"
-                    )
+                if problem := _command_problem(host_plan, fleet.platforms[host_plan.host.name]):
+                    problems.append(f"step {step.id} on {host_plan.host.name}: {problem}")
         for host, programs in wanted:
             lacking = asked[host].result() if host in asked else fleet.missing[host]
             problems += [f"{host}: program not found: {name}" for name in programs if name in lacking]
     if problems:
         raise PreflightFailed("preflight failed; nothing has run:\n  " + "\n  ".join(problems))
+
+
+def _command_problem(host_plan: HostPlan, platform: str) -> str | None:
+    """Why the step's command cannot start on this host: no variant for its platform, or (over SSH) a
+    command bigger than the host takes (`sshlimits`). A step rendered at run time is measured then."""
+    if host_plan.skip:
+        return None
+    variant = host_plan.variant(platform)
+    if variant is None:
+        return f"no command for platform {platform!r}"
+    if host_plan.host.transport is not Transport.SSH or host_plan.deferred:
+        return None
+    return sshlimits.command_problem(variant.script, host_plan.cwd, host_plan.env, platform == "linux")
 
 
 def _run_check(title: str, host_plan: HostPlan, fleet: Fleet, timeout: float) -> list[str]:

@@ -78,7 +78,41 @@ def reviewable(plan: Plan) -> dict[str, Any]:
             {"title": c.title, "target": c.target, "hosts": [_host(h) for h in c.hosts]} for c in plan.checks
         ],
         "steps": [_step(s) for s in plan.steps],
+        RESOLVES_KEY: resolution_of(plan),
     }
+
+
+RESOLVES_KEY = "resolves"
+
+
+def resolution_of(plan: Plan) -> dict[str, Any]:
+    """Where each SSH host name of the plan resolves today (~/.ssh/config applied): address, port, user, the
+    keys offered by fingerprint, the jump hosts. A plan without SSH hosts needs no SSH code for it."""
+    hosts = plan.remote_hosts()
+    if not hosts:
+        return {}
+    from engine.executors import resolution  # paramiko: only for a plan that reaches hosts over SSH
+
+    return resolution.record(host.ssh_target() for host in hosts)
+
+
+def check_resolution(plan: Plan, recorded: Any, source: str, when: str) -> None:
+    """Refuse when a host name no longer resolves where `recorded` (a `resolution_of` taken earlier) says:
+    for a resume, whose run header may keep the `resolution_of` its run started with. `source` names the
+    record (`--resume RUN`), `when` the moment it was taken ("when the run started"). `run --plan` gets the
+    same comparison through `check`."""
+    what = _resolution_differences(plan, recorded, when)
+    if what is not None:
+        raise UsageError(f"{source}: {what}. Check ~/.ssh/config: a Host alias may point elsewhere now")
+
+
+def _resolution_differences(plan: Plan, recorded: Any, when: str) -> str | None:
+    if not isinstance(recorded, dict):
+        return "where the hosts resolve was not recorded (by an older version)"
+    from engine.executors import resolution
+
+    moved = resolution.differences(recorded, resolution_of(plan))
+    return f"hosts resolve elsewhere than {when}: {moved}" if moved else None
 
 
 def digest(data: Mapping[str, Any]) -> str:
@@ -124,6 +158,9 @@ def differences(plan: Plan, reviewed: Mapping[str, Any]) -> str | None:
     today = reviewable(plan)
     if reviewed.get(DIGEST_KEY) == digest(today):
         return None
+    if reviewed.get(RESOLVES_KEY) != today[RESOLVES_KEY]:
+        moved = _resolution_differences(plan, reviewed.get(RESOLVES_KEY), "when reviewed")
+        return moved or "where the hosts resolve differs"
     old = {s.get("id"): s for s in reviewed.get("steps", []) if isinstance(s, dict)}
     ids = [s["id"] for s in today["steps"]]
     changed = [s["id"] for s in today["steps"] if old.get(s["id"]) != s] + [i for i in old if i not in ids]

@@ -29,7 +29,7 @@ from typing import Any
 
 from engine import journal as records
 from engine.console import Terminal
-from engine.errors import ConnectionFailed, PreflightFailed, StepFailed, UsageError
+from engine.errors import ConnectionFailed, PreflightFailed, StepFailed
 from engine.executors import Executor
 from engine.executors.nodefiles import CAP
 from engine.journal import AnsweredBy, Journal, Record
@@ -48,17 +48,6 @@ class IfStillRunning(StrEnum):
     WAIT = "wait"
     KILL = "kill"
     LEAVE = "leave"
-
-
-def choice(text: str | None) -> IfStillRunning | None:
-    """`--if-still-running`'s value; a wrong one is a usage error naming the choices."""
-    if text is None:
-        return None
-    try:
-        return IfStillRunning(text)
-    except ValueError:
-        names = ", ".join(c.value for c in IfStillRunning)
-        raise UsageError(f"--if-still-running {text!r}: expected one of {names}") from None
 
 
 @dataclass(frozen=True)

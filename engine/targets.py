@@ -18,33 +18,32 @@ from engine.model import LOCAL, Runbook, Target
 from engine.rendering import render, template_problem
 from engine.transports import (
     DESTINATION_FORMS,
-    Agent,
+    Reach,
+    SSHTarget,
     Transport,
     describe_auth,
     parse_destination,
-    ssh_target,
 )
 
 
-@dataclass(frozen=True)
-class Host:
-    """One place a step runs. `name` is what the operator wrote and sees; `address` is what we connect to.
+@dataclass(frozen=True, kw_only=True)
+class Host(Reach):
+    """One place a step runs, and how it is reached (`Reach`'s settings). `name` is what the operator wrote
+    and sees; `address` is what we connect to; `vars` is the host's inventory entry, which step templates
+    see as `host.vars`."""
 
-    `key` is an inline private key (a secret: out of `repr`, never shown or stored); `vars` is the host's
-    inventory entry, which step templates see as `host.vars`."""
-
-    name: str
-    address: str
-    user: str | None = None
-    port: int | None = None
-    key_file: str | None = None
+    name: str = field(kw_only=False)
+    address: str = field(kw_only=False)
     transport: Transport = Transport.SSH
-    key: str | None = field(default=None, repr=False)
-    cert_file: str | None = None
-    cert: str | None = field(default=None, repr=False)
-    agent: Agent | None = None
     jump: tuple[Host, ...] = ()
     vars: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def ssh_target(self) -> SSHTarget:
+        """The host as OpenSSH would see it; like `ssh NAME`, a name that is its own address leaves HostName
+        to ~/.ssh/config."""
+        address = self.address if self.address != self.name else None
+        jump = tuple(hop.ssh_target() for hop in self.jump)
+        return SSHTarget(self.name, address, **self.settings(), jump=jump)
 
     @property
     def display(self) -> str:
@@ -75,7 +74,7 @@ class Host:
 
     @property
     def auth_text(self) -> str:
-        words = describe_auth(ssh_target(self))
+        words = describe_auth(self)
         if self.cert is not None or self.cert_file is not None:
             words += ", certificate " + ("inline" if self.cert is not None else str(self.cert_file))
         return words
@@ -106,7 +105,7 @@ def parse_host(spec: str) -> Host:
     found = parse_destination(spec)
     if found is None:
         raise UsageError(f"{spec!r} is not a host: expected {DESTINATION_FORMS}")
-    return Host(found.host, found.host, found.user, found.port)
+    return Host(found.host, found.host, user=found.user, port=found.port)
 
 
 def parse_overrides(items: list[str], flag: str) -> dict[str, str]:
@@ -159,7 +158,7 @@ def _one_way_each(runbook: Runbook, resolved: Mapping[str, ResolvedTarget]) -> N
             if host.transport is Transport.LOCAL:
                 continue
             where, seen = first.setdefault(host.name, (target.name, host))
-            if ssh_target(seen) != ssh_target(host) and host.name not in reported:
+            if seen.ssh_target() != host.ssh_target() and host.name not in reported:
                 reported.add(host.name)  # once a name: its other entries would only repeat it
                 other = "another entry of this target" if where == target.name else f"target {where!r}"
                 problems.append(
@@ -220,18 +219,12 @@ def _host(
     target: Target, context: Mapping[str, Any], found: Host, base: str | None, item: Mapping[str, Any]
 ) -> Host:
     """`found` (name, address and any user/port it was written with) plus the target's SSH settings."""
-    settings = reach.render_reach(target.reach, context, base)
+    settings = reach.render_reach(target.reach, context, base).settings()
     return replace(
         found,
-        user=found.user or settings.user,
-        port=found.port or settings.port,
-        key_file=settings.key_file,
-        key=settings.key,
-        cert_file=settings.cert_file,
-        cert=settings.cert,
-        agent=settings.agent,
+        **{**settings, "user": found.user or settings["user"], "port": found.port or settings["port"]},
         jump=tuple(
-            Host(hop.address, hop.address, **reach.fields(hop.settings))
+            Host(hop.address, hop.address, **hop.reach.settings())
             for hop in reach.render_jump(target.jump, context, base)
         ),
         vars=item,

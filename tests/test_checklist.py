@@ -17,6 +17,7 @@ from markdown_it import MarkdownIt
 
 from engine.checklist import build, to_html, to_markdown
 from engine.commands import checklist as command
+from engine.commands.checklist import ChecklistOptions, Format
 from engine.errors import UsageError
 from engine.journal import Journal
 from engine.options import Options, prepare
@@ -91,7 +92,12 @@ def rke_dir(tmp_path: Path) -> Path:
 
 
 def ha_options(rke_dir: Path, *assignments: str, platform: str | None = None) -> Options:
-    return Options(str(HA), (f"rke_dir={rke_dir}", *assignments), platform=platform, environ={})
+    return Options(str(HA), var=(f"rke_dir={rke_dir}", *assignments), platform=platform, environ={})
+
+
+def filling(fmt: str, output: str | None, state: Path, run_id: str = RUN_ID) -> ChecklistOptions:
+    """`checklist --format FMT -o OUTPUT --journal RUN_ID --state-dir STATE`."""
+    return ChecklistOptions(format=Format(fmt), output=output, journal=run_id, state_dir=str(state))
 
 
 def plan_of(options: Options) -> Plan:
@@ -183,7 +189,7 @@ def secret_runbook(tmp_path: Path) -> Path:
 
 
 def test_secrets_never_appear(secret_runbook: Path) -> None:
-    plan = plan_of(Options(str(secret_runbook), ("region=eu-1",), environ={"RUNBOOK_VAR_TOKEN": SECRET}))
+    plan = plan_of(Options(str(secret_runbook), var=("region=eu-1",), environ={"RUNBOOK_VAR_TOKEN": SECRET}))
     for text in (to_markdown(build(plan)), to_html(build(plan))):
         assert SECRET not in text
         assert "(secret: entered at run time)" in text
@@ -198,13 +204,13 @@ def test_secrets_never_appear_even_from_a_journal_that_holds_one(
     write_run(state, [], runbook=secret_runbook, variables={"token": SECRET, "region": "eu-1"})
     for fmt in ("md", "html"):
         out = tmp_path / f"filled.{fmt}"
-        command.main(Options(str(secret_runbook), environ={}), fmt, str(out), RUN_ID, str(state))
+        command.main(Options(str(secret_runbook), environ={}), filling(fmt, str(out), state))
         text = out.read_text(encoding="utf-8")
         assert SECRET not in text and "eu-1" in text
 
 
 def test_runbook_text_cannot_inject_html_or_break_the_style_sheet(secret_runbook: Path) -> None:
-    plan = plan_of(Options(str(secret_runbook), ("region=eu-1",), environ={}))
+    plan = plan_of(Options(str(secret_runbook), var=("region=eu-1",), environ={}))
     html = to_html(build(plan))
     assert "<b>API</b>" not in html and "&lt;b&gt;API&lt;/b&gt;" in html
     assert "<i>clients</i>" not in html and "&lt;i&gt;clients&lt;/i&gt;" in html
@@ -352,7 +358,7 @@ def filled(rke_dir: Path, tmp_path: Path, records: list[dict[str, Any]], fmt: st
     state = tmp_path / "state"
     write_run(state, records, variables={**VALUES, "rke_dir": str(rke_dir)})
     out = tmp_path / f"filled.{fmt}"
-    assert command.main(Options(str(HA), environ={}), fmt, str(out), RUN_ID, str(state)) == 0
+    assert command.main(Options(str(HA), environ={}), filling(fmt, str(out), state)) == 0
     return out.read_text(encoding="utf-8")
 
 
@@ -472,9 +478,9 @@ def test_journal_of_another_runbook_or_missing_is_refused(
     state = tmp_path / "state"
     write_run(state, [], runbook=secret_runbook)
     with pytest.raises(UsageError, match=r"is a run of runbook 'secret-demo', not 'rancher-ha-rollback'"):
-        command.main(ha_options(rke_dir), "md", None, RUN_ID, str(state))
+        command.main(ha_options(rke_dir), filling("md", None, state))
     with pytest.raises(UsageError, match=r"no journal at .*nope"):
-        command.main(ha_options(rke_dir), "md", None, "nope", str(state))
+        command.main(ha_options(rke_dir), filling("md", None, state, "nope"))
 
 
 def test_a_changed_runbook_is_said_to_have_changed(rke_dir: Path, tmp_path: Path) -> None:
@@ -484,7 +490,7 @@ def test_a_changed_runbook_is_said_to_have_changed(rke_dir: Path, tmp_path: Path
     write_run(state, [], runbook=copy, variables={**VALUES, "rke_dir": str(rke_dir)})
     copy.write_text(HA.read_text(encoding="utf-8") + "\n# edited after the run\n", encoding="utf-8")
     out = tmp_path / "out.md"
-    command.main(Options(str(copy), environ={}), "md", str(out), RUN_ID, str(state))
+    command.main(Options(str(copy), environ={}), filling("md", str(out), state))
     assert "**The runbook changed since this run**" in out.read_text(encoding="utf-8")
 
 

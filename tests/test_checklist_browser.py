@@ -23,6 +23,9 @@ from engine.checklist import build, to_html
 from engine.checklist.html import CROSSED, EMPTY, TICKED
 from engine.commands import checklist as command
 from engine.commands import history
+from engine.commands.checklist import ChecklistOptions, Format, Paper
+from engine.commands.history import Format as RunsFormat
+from engine.commands.history import RunsOptions
 from engine.options import Options, prepare
 from engine.planning import Plan
 
@@ -111,9 +114,9 @@ def printed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     (rke / "rancher-cluster.yml").write_text(
         "nodes:\n" + "".join(f"  - address: {a}\n    user: rancher\n" for a in NODES), encoding="utf-8"
     )
-    plan = prepare(Options(str(HA), (f"rke_dir={rke}",), environ={}), any_platform=True, allow_missing=True)[
-        1
-    ]
+    plan = prepare(
+        Options(str(HA), var=(f"rke_dir={rke}",), environ={}), any_platform=True, allow_missing=True
+    )[1]
     html = directory / "checklist.html"
     html.write_text(to_html(build(plan), paper), encoding="utf-8")
     pdf = directory / "checklist.pdf"
@@ -219,7 +222,16 @@ def test_a_filled_checklist_prints_its_ticks_and_crosses(tmp_path: Path) -> None
     ]
     write_run(tmp_path / "state", records, variables={**VALUES, "rke_dir": str(rke)})
     html = tmp_path / "filled.html"
-    command.main(Options(str(HA), environ={}), "html", str(html), RUN_ID, str(tmp_path / "state"), "a4")
+    command.main(
+        Options(str(HA), environ={}),
+        ChecklistOptions(
+            format=Format.HTML,
+            output=str(html),
+            journal=RUN_ID,
+            state_dir=str(tmp_path / "state"),
+            paper=Paper.A4,
+        ),
+    )
     pdf = tmp_path / "filled.pdf"
     print_to_pdf(html, pdf)
     everything = pdf_text(pdf)
@@ -285,7 +297,12 @@ def test_the_run_page_draws_each_step_and_host_on_the_time_axis(tmp_path: Path) 
     write_run(tmp_path / "state", records)
     page = tmp_path / "run.html"
     with page.open("w", encoding="utf-8") as out, contextlib.redirect_stdout(out):
-        assert history.main(str(tmp_path / "state"), RUN_ID, "html") == 0
+        assert (
+            history.main(
+                RunsOptions(state_dir=str(tmp_path / "state"), run_id=RUN_ID, format=RunsFormat.HTML)
+            )
+            == 0
+        )
     assert "<script" not in page.read_text(encoding="utf-8")
     pdf = tmp_path / "run.pdf"
     print_to_pdf(page, pdf)

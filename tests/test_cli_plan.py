@@ -77,7 +77,7 @@ def test_rollback_plan_shows_every_command_for_linux(linux_plan: subprocess.Comp
         "following the upgrade. Unrecoverable data loss may occur."
     ) in out
     assert step_block(out, "restore-snapshot") == [
-        "1. restore-snapshot: Restore the etcd snapshot taken before the upgrade  [on local, timeout 1800s]",
+        "1. restore-snapshot: Restore the etcd snapshot taken before the upgrade  [on this machine, timeout 30 min]",
         "confirm: This overwrites the cluster's etcd data with the snapshot. Type the snapshot name to go on. "
         "(type 'etcd-before-upgrade')",
         f"@ local  (cwd {RKE_DIR})",
@@ -104,7 +104,7 @@ def test_rollback_plan_restarts_components_on_every_node_of_the_cluster_file(
 ) -> None:
     expected = [
         "3. restart-components: Restart the Kubernetes components on every node  "
-        "[on nodes, timeout 600s, 3 hosts, 10 at a time]"
+        "[on nodes (3 hosts), 10 at a time, timeout 10 min]"
     ]
     for node in NODES_SHOWN:
         expected += [f"@ {node}", f"$ {RESTART[0]}", RESTART[1], RESTART[2]]
@@ -139,7 +139,7 @@ def test_hosts_override_replaces_the_inventory() -> None:
     )
     assert result.returncode == 0, result.stderr
     block = step_block(result.stdout, "restart-components")
-    assert block[0].endswith("[on nodes, timeout 600s, 2 hosts, 10 at a time]")
+    assert block[0].endswith("[on nodes (2 hosts), 10 at a time, timeout 10 min]")
     assert [line for line in block if line.startswith("@")] == ["@ a", "@ admin@b:2200"]
 
 

@@ -299,7 +299,9 @@ def test_ssh_config_fills_what_the_runbook_leaves_open(sshd_nodes: Nodes, home: 
         ),
     )
     resolved = resolve_ssh_target(SSHTarget("web-alias"))
-    assert resolved == SSHTarget("web-alias", node.address, node.user, node.port, str(node.client_key))
+    assert resolved == SSHTarget(
+        "web-alias", node.address, user=node.user, port=node.port, key_file=str(node.client_key)
+    )
     explicit = resolve_ssh_target(SSHTarget("web-alias", user="deploy", port=2200))
     assert (explicit.hostname, explicit.user, explicit.port) == (node.address, "deploy", 2200)
     with ssh_executor(SSHTarget("web-alias")) as executor:

@@ -230,7 +230,7 @@ def test_a_wrong_choice_is_a_usage_error(tmp_path: Path, home: Path) -> None:
     book = write_runbook(tmp_path, LOCAL.format(steps="  - id: a\n    title: A\n    run: 'true'\n"))
     done = lab.run_here(book, "--resume", "--if-still-running", "maybe")
     assert done.returncode == 2
-    assert "--if-still-running 'maybe': expected one of wait, kill, leave" in done.stdout + done.stderr
+    assert "--if-still-running 'maybe': choose one of wait, kill, leave" in done.stdout + done.stderr
 
 
 def test_a_reused_pid_is_not_taken_for_the_journaled_group() -> None:

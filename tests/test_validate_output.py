@@ -11,13 +11,14 @@ import pytest
 
 from engine.commands import validate
 from engine.errors import Problem, UsageError
+from engine.flags import build
 
 ROOT = Path(__file__).resolve().parent.parent
 MALFORMED = "tests/data/malformed"
 
 
 def run(capsys: pytest.CaptureFixture[str], files: list[str], format: str) -> tuple[int, str, str]:
-    code = validate.main(files, format)
+    code = validate.check_files(files, validate.Format(format))
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
@@ -92,8 +93,8 @@ def test_text_of_several_files_says_each(capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_an_unknown_format_is_refused() -> None:
-    with pytest.raises(UsageError, match="choose one of text, json, github"):
-        validate.main(["runbooks/ha-rollback.yml"], "xml")
+    with pytest.raises(UsageError, match="--format 'xml': choose one of text, json, github"):
+        build(validate.ValidateOptions, {"file": "runbooks/ha-rollback.yml", "format": "xml"}, "validate")
 
 
 def test_the_command_lines_take_the_format(tmp_path: Path) -> None:

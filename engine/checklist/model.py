@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from engine import stepview
 from engine.checklist.filling import Answer, Confirmed, Outcome, RunRecord
 from engine.model import PLATFORMS
 from engine.planning import PLATFORM_LABELS, Blank, HostPlan, Plan, PlannedCheck, PlannedStep
@@ -186,7 +187,7 @@ def _boxes(
 
 def _check(plan: Plan, check: PlannedCheck) -> Item:
     commands, cwd, shared = _shared(check.hosts)
-    facts = (_where(plan, check.target, len(check.hosts)), *([f"in {cwd}"] if cwd else ()))
+    facts = (stepview.where(plan, check.target, len(check.hosts)), *([f"in {cwd}"] if cwd else ()))
     return Item(
         "check",
         None,
@@ -201,7 +202,7 @@ def _check(plan: Plan, check: PlannedCheck) -> Item:
 
 def _step(plan: Plan, planned: PlannedStep, run: RunRecord | None) -> Item:
     if planned.manual is not None:
-        return _manual(planned, run)
+        return _manual(plan, planned, run)
     step = planned.step
     hosts = planned.shown_hosts  # run_once: one box
     commands, cwd, shared = _shared(hosts)
@@ -228,7 +229,7 @@ def _step(plan: Plan, planned: PlannedStep, run: RunRecord | None) -> Item:
     )
 
 
-def _manual(planned: PlannedStep, run: RunRecord | None) -> Item:
+def _manual(plan: Plan, planned: PlannedStep, run: RunRecord | None) -> Item:
     step = planned.step
     box = Box("operator", True, outcome=run.outcome(planned.id, "operator", single=True) if run else None)
     return Item(
@@ -237,7 +238,7 @@ def _manual(planned: PlannedStep, run: RunRecord | None) -> Item:
         planned.id,
         planned.title,
         (box,),
-        (planned.id, "by hand"),
+        _facts(plan, planned, None),
         step.description,
         result=planned.result or "",
         confirm=planned.confirm_question,
@@ -259,42 +260,5 @@ def _expectation(planned: PlannedStep) -> str | None:
     return f"matches {record.matches}" if record.matches else None
 
 
-def _where(plan: Plan, target: str, count: int) -> str:
-    resolved = plan.targets.get(target)
-    if resolved is not None and resolved.local and count == 1:
-        return f"on {target} (this machine)" if target != "local" else "on this machine"
-    return f"on {target} ({count} host{'s' if count != 1 else ''})"
-
-
 def _facts(plan: Plan, planned: PlannedStep, cwd: str | None) -> tuple[str, ...]:
-    step = planned.step
-    facts = [planned.id, _where(plan, planned.target, len(planned.hosts))]
-    if step.run_once:
-        facts.append("once: on the first host not left out")
-    elif planned.fan_out and len(planned.hosts) > 1:
-        facts.append(f"{planned.concurrency} at a time")
-    if cwd:
-        facts.append(f"in {cwd}")
-    if step.timeout:
-        facts.append(f"timeout {_seconds(step.timeout)}")
-    if step.until is not None:
-        facts.append(f"until {step.until.text}")
-    if step.retries.count:
-        every = f", every {_seconds(step.retries.delay)}" if step.retries.delay else ""
-        facts.append(f"retries {step.retries.count}{every}")
-    if step.deadline is not None:
-        facts.append(f"deadline {_seconds(step.deadline)}")
-    if step.when is not None:
-        facts.append(f"only when {step.when.text}")
-    if step.continue_on_error:
-        facts.append("continues on error")
-    if step.max_failed_hosts:
-        facts.append(f"up to {step.max_failed_hosts} failed hosts allowed")
-    return tuple(facts)
-
-
-def _seconds(value: float) -> str:
-    for unit, size in (("h", 3600), ("min", 60)):
-        if value >= size and value % size == 0:
-            return f"{value / size:g} {unit}"
-    return f"{value:g} s"
+    return (planned.id, *(fact.text for fact in stepview.facts(plan, planned, cwd)))

@@ -8,33 +8,64 @@ platform render the plan, as a resume would, so the commands shown are the ones 
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from enum import StrEnum
 from pathlib import Path
+from typing import TypeVar
 
 from engine.checklist import build, to_html, to_markdown
 from engine.checklist.filling import RunRecord, read_run
 from engine.errors import UsageError
+from engine.flags import option
 from engine.journal import default_state_dir, journal_path, read_journal
 from engine.masking import MASK
 from engine.options import Options, prepare
 from engine.validation import validate
 
-FORMATS = ("md", "html")
-PAPERS = ("auto", "a4", "letter")
+Read = TypeVar("Read", bound=Options)
 
 
-def main(
-    options: Options,
-    format: str = "md",
-    output: str | None = None,
-    journal: str | None = None,
-    state_dir: str | None = None,
-    paper: str = "auto",
-) -> int:
-    if format not in FORMATS:
-        raise UsageError(f"--format {format!r}: choose one of {', '.join(FORMATS)}")
-    if paper not in PAPERS:
-        raise UsageError(f"--paper {paper!r}: choose one of {', '.join(PAPERS)}")
+class Format(StrEnum):
+    MD = "md"
+    HTML = "html"
+
+
+class Paper(StrEnum):
+    AUTO = "auto"
+    A4 = "a4"
+    LETTER = "letter"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChecklistRunbook(Options):
+    """A checklist shows every platform's variant unless told one."""
+
+    platform: str | None = option(
+        None, help="Show only this platform's commands for local steps (default: every variant, labelled)."
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChecklistOptions:
+    format: Format = option(
+        Format.MD, help="md (Markdown task list, the default) or html (one standalone printable page)."
+    )
+    output: str | None = option(
+        None, help="Write to this file instead of standard output.", metavar="FILE", short="o"
+    )
+    journal: str | None = option(
+        None,
+        help="Fill the checklist from this run's journal: RUN_ID, a directory under STATE_DIR/runs.",
+        metavar="RUN_ID",
+    )
+    state_dir: str | None = option(
+        None, help="Where runs are kept (default: $RUNBOOK_STATE_DIR or .runbook).", metavar="DIR"
+    )
+    paper: Paper = option(Paper.AUTO, help="HTML page size: auto (the printer's, default), a4 or letter.")
+
+
+def main(options: ChecklistRunbook, chosen: ChecklistOptions) -> int:
+    journal, state_dir, output = chosen.journal, chosen.state_dir, chosen.output
     validated = validate(Path(options.file), options.file)
     run = (
         load_run(Path(state_dir) if state_dir else default_state_dir(Path.cwd()), journal)
@@ -52,7 +83,7 @@ def main(
         options, any_platform=options.platform is None, allow_missing=True, validated=validated, paper=True
     )
     checklist = build(plan, run)
-    text = to_html(checklist, paper) if format == "html" else to_markdown(checklist)
+    text = to_html(checklist, chosen.paper) if chosen.format == Format.HTML else to_markdown(checklist)
     if output is None or output == "-":
         sys.stdout.write(text)
     else:
@@ -70,7 +101,7 @@ def load_run(state_dir: Path, run_id: str) -> RunRecord:
     return read_run(read_journal(path))
 
 
-def with_run(options: Options, run: RunRecord, known: set[str]) -> Options:
+def with_run(options: Read, run: RunRecord, known: set[str]) -> Read:
     """The run's platform and values (secrets are masked in the journal, so never taken from it)."""
     recorded = {name: value for name, value in run.variables.items() if value != MASK and name in known}
     return replace(

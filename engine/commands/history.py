@@ -9,6 +9,8 @@ confirmations, manual answers, interruptions, resumes.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from rich.table import Table
 
 from engine.checklist.filling import read_run
 from engine.errors import UsageError
+from engine.flags import option
 from engine.journal import JOURNAL_NAME, Record, default_state_dir, read_journal, runs_directory
 from engine.locking import holder
 from engine.runs import UNFINISHED, RunSummary, fold_outcomes, list_runs
@@ -26,13 +29,34 @@ _PIPE_WIDTH = 160
 _EVENTS = (Record.CONFIRMATION, Record.MANUAL, Record.RESUMED, Record.INTERRUPTED, Record.RUN_END)
 
 
-FORMATS = ("text", "json", "html")
 FORMAT_VERSION = 1  # of the JSON documents: bumped when a key changes meaning or goes away
 
 
-def main(state_dir: str | None, run_id: str | None, format: str = "text") -> int:
-    if format not in FORMATS:
-        raise UsageError(f"--format {format!r}: choose one of {', '.join(FORMATS)}")
+class Format(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+    HTML = "html"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunsOptions:
+    run_id: str | None = option(
+        None,
+        help="Show this run step by step (default: list every run); a unique prefix is enough.",
+        metavar="RUN_ID",
+        also_positional=True,
+    )
+    state_dir: str | None = option(
+        None, help="Where journals live (default: $RUNBOOK_STATE_DIR or ./.runbook).", metavar="DIR"
+    )
+    format: Format = option(
+        Format.TEXT,
+        help="text (default), json (one versioned document) or html (one run: a page with its timeline).",
+    )
+
+
+def main(chosen: RunsOptions) -> int:
+    state_dir, run_id, format = chosen.state_dir, chosen.run_id, chosen.format
     state = Path(state_dir) if state_dir else default_state_dir(Path.cwd())
     console = Console(highlight=False, soft_wrap=True)
     if not console.is_terminal:  # piped or captured: whole rows for grep, not columns squeezed to 80

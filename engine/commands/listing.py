@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import InvalidRunbook, UsageError
+from engine.flags import option
 from engine.validation import validate
 
 
-def main(directory: str) -> int:
+@dataclass(frozen=True, kw_only=True)
+class ListOptions:
+    dir: str = option(
+        "runbooks", help="Directory to list (default: runbooks).", metavar="DIR", also_positional=True
+    )
+
+
+def main(chosen: ListOptions) -> int:
+    directory = chosen.dir
     root = Path(directory)
     if not root.is_dir():
         raise UsageError(f"{directory}: not a directory")

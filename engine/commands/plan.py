@@ -7,33 +7,46 @@ printed exactly as they will run.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 import textwrap
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
-from engine import reviewing
-from engine.errors import UsageError
+from engine import reviewing, stepview
+from engine.flags import option
 from engine.options import Options, prepare
 from engine.planning import HostPlan, Plan, PlannedStep
-from engine.transports import Transport
-
-FORMATS = ("text", "json")
+from engine.transports import SSHOptions, Transport
 
 
-def main(options: Options, save: str | None = None, format: str = "text") -> int:
+class Format(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanOptions:
+    save: str | None = option(
+        None, help="Also write the rendered plan as JSON, with its sha256, to this file.", metavar="FILE"
+    )
+    format: Format = option(Format.TEXT, help="text (default) or json (the document --save writes).")
+
+
+def main(options: Options, chosen: PlanOptions) -> int:
     """`format` json prints the document `--save` writes (a script reads one, or the other, alike)."""
-    if format not in FORMATS:
-        raise UsageError(f"--format {format!r}: choose one of {', '.join(FORMATS)}")
+    save, format = chosen.save, chosen.format
     _validated, plan = prepare(options)
-    if format == "json":
+    if format == Format.JSON:
         print(reviewing.to_json(plan), end="")
     else:
         print(describe(plan))
     if save:
         digest = reviewing.save(plan, Path(save))
         note = f"plan saved to {save} (sha256 {digest})"
-        if format == "json":
+        if format == Format.JSON:
             print(note, file=sys.stderr)  # standard output holds the JSON document alone
         else:
             print(f"\n{note}")
@@ -67,40 +80,42 @@ def describe(plan: Plan) -> str:
             lines += _hosts(check.hosts, indent=6)
     lines.append("\nsteps:")
     for planned in plan.steps:
-        lines += _step(planned)
+        lines += _step(plan, planned)
     return "\n".join(lines)
 
 
 def _reach(plan: Plan) -> list[str]:
-    """Per SSH target, how each host will be reached: user, address, port, key or agent, jump hosts."""
+    """Per SSH target, how each host will be reached: user, address, port, key or agent, jump hosts; and,
+    when ~/.ssh/config exists, where it sends each name (its HostName, User, Port, IdentityFile, ProxyJump)."""
+    config = _ssh_config_resolution(plan)
     lines = []
     for target in plan.targets.values():
         remote = [h for h in target.hosts if h.transport is not Transport.LOCAL]
         if remote:
             lines.append(f"\nhosts of {target.name}:")
-            lines += [f"  {h.name}: {h.reach}" for h in remote]
+            for host in remote:
+                lines.append(f"  {host.name}: {host.reach}")
+                if host.name in config:
+                    lines.append(f"    with ~/.ssh/config: {config[host.name]}")
     return lines
 
 
-def _step(planned: PlannedStep) -> list[str]:
+def _ssh_config_resolution(plan: Plan) -> dict[str, str]:
+    """Each SSH host's resolution in words, when there is a ~/.ssh/config to apply (reading it costs
+    paramiko's import, which a plan without one does not pay)."""
+    if not plan.remote_hosts() or not os.path.isfile(os.path.expanduser(SSHOptions().ssh_config)):
+        return {}
+    from engine.executors import resolution
+
+    found = reviewing.resolution_of(plan)
+    return {name: resolution.describe(resolved) for name, resolved in found.items()}
+
+
+def _step(plan: Plan, planned: PlannedStep) -> list[str]:
+    """The step's facts (`stepview`, as the checklist words them), then its blocks: confirm, manual, hosts."""
     step = planned.step
-    facts = [f"on {planned.target}" if step.run else "manual: a person does this"]
-    if step.timeout and step.run:
-        facts.append(f"timeout {step.timeout:g}s")
-    if step.retries.count and step.run:
-        every = f" every {step.retries.delay:g}s" if step.retries.delay else ""
-        facts.append(f"retries {step.retries.count}{every}")
-    if step.deadline is not None and step.run:
-        facts.append(f"deadline {step.deadline:g}s")
-    if step.run_once and len(planned.hosts) > 1:
-        facts.append(f"once, on the first of {len(planned.hosts)} hosts not left out")
-    elif len(planned.hosts) > 1:
-        facts.append(f"{len(planned.hosts)} hosts, {planned.concurrency} at a time")
-    lines = [f"\n{planned.number:>3}. {planned.id}: {planned.title}  [{', '.join(facts)}]"]
-    if step.when:
-        lines.append(f"       when: {step.when.text}")
-    if step.until:
-        lines.append(f"       until: {step.until.text}")
+    facts = ", ".join(fact.text for fact in stepview.facts(plan, planned))
+    lines = [f"\n{planned.number:>3}. {planned.id}: {planned.title}  [{facts}]"]
     if step.confirm:
         typed = f" (type {planned.confirm_text!r})" if planned.confirm_text else ""
         lines.append(f"       confirm: {planned.confirm_question}{typed}")

@@ -41,6 +41,7 @@ from engine.errors import (
     RunbookError,
     UsageError,
 )
+from engine.flags import option
 from engine.journal import AnsweredBy, Journal, default_state_dir, new_run_id
 from engine.locking import RunLock
 from engine.masking import Masker
@@ -54,23 +55,48 @@ from engine.transports import SSHOptions
 from engine.validation import validate
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RunOptions:
-    yes: bool = False
-    confirm_manual: bool = False
-    rerun_unknown: bool = False
-    plan_file: str | None = None
-    only: str | None = None
-    from_step: str | None = None
-    state_dir: str | None = None
-    resume: str | None = None  # "latest" or a run id
-    force: bool = False
-    trust_new_host_keys: bool = False
-    if_still_running: str | None = None  # wait | kill | leave: an unknown step's first copy still runs
+    yes: bool = option(
+        False, help="Answer yes to the warnings and to step confirmations (never to manual steps)."
+    )
+    confirm_manual: bool = option(
+        False, help="Answer manual steps too, with their expected value; the journal says so."
+    )
+    plan_file: str | None = option(
+        None,
+        help="A plan saved by `plan --save`: refuse to start if today's rendering differs from it.",
+        metavar="FILE",
+        name="plan",
+    )
+    only: str | None = option(None, help="Run just this step (by id).", metavar="STEP")
+    from_step: str | None = option(
+        None, help="Start at this step (by id), skipping the ones before.", metavar="STEP", name="from"
+    )
+    state_dir: str | None = option(
+        None, help="Where journals and locks live (default: $RUNBOOK_STATE_DIR or ./.runbook).", metavar="DIR"
+    )
+    resume: str | None = option(
+        None,
+        help="Continue the latest unfinished run of this runbook (--resume) or the run with this id.",
+        metavar="RUN_ID",
+        bare="latest",
+    )
+    rerun_unknown: bool = option(
+        False, help="When resuming, run again steps whose outcome is unknown (started, never ended)."
+    )
+    if_still_running: stillrunning.IfStillRunning | None = option(
+        None,
+        help="When resuming, an unknown step's first copy still runs: wait for it to end, kill it "
+        "(TERM, then KILL), or leave it and stop. Without it, the operator is asked.",
+    )
+    force: bool = option(False, help="Resume even though the runbook changed since the run began.")
+    trust_new_host_keys: bool = option(
+        False, help="Accept and remember SSH host keys not yet in known_hosts (never a changed key)."
+    )
 
 
 def main(options: Options, run: RunOptions) -> int:
-    stillrunning.choice(run.if_still_running)  # a wrong value is refused before anything else
     state_dir = Path(run.state_dir) if run.state_dir else default_state_dir(Path.cwd())
     validated = validate(Path(options.file), options.file)
     runbook = validated.runbook
@@ -186,9 +212,7 @@ def _phases(
             fleet,
             terminal,
             journal,
-            Settings(
-                run.yes, run.confirm_manual, run.rerun_unknown, stillrunning.choice(run.if_still_running)
-            ),
+            Settings(run.yes, run.confirm_manual, run.rerun_unknown, run.if_still_running),
             user,
             previous.outcomes if previous else None,
             previous.groups if previous else None,

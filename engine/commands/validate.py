@@ -11,13 +11,41 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from engine.errors import EXIT_INVALID, EXIT_OK, InvalidRunbook, Problem, UsageError
+from engine.errors import EXIT_INVALID, EXIT_OK, InvalidRunbook, Problem
+from engine.flags import RunbookFile, argument, option
 from engine.validation import validate
 
-FORMATS = ("text", "json", "github")
+
+class Format(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+    GITHUB = "github"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Formatted:
+    format: Format = option(
+        Format.TEXT,
+        help="text (default), json (one versioned document) or github (workflow commands: annotations).",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ValidateOptions(Formatted, RunbookFile):
+    """`runbook validate FILE`."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ValidateFiles(Formatted):
+    """`runbook-validate FILE…`, the pre-commit hook."""
+
+    files: tuple[str, ...] = argument(help="runbook files (YAML)", metavar="FILE")
+
+
 FORMAT_VERSION = 1  # of the JSON document: bumped when a key changes meaning or goes away
 
 
@@ -45,11 +73,13 @@ def check(file: str) -> Finding:
     return Finding(file, (), validated.warnings, summary)
 
 
-def main(files: Sequence[str], format: str = "text") -> int:
-    if format not in FORMATS:
-        raise UsageError(f"--format {format!r}: choose one of {', '.join(FORMATS)}")
+def main(chosen: ValidateOptions) -> int:
+    return check_files((chosen.file,), chosen.format)
+
+
+def check_files(files: Sequence[str], format: Format = Format.TEXT) -> int:
     findings = [check(file) for file in files]
-    {"text": _text, "json": _json, "github": _github}[format](findings)
+    {Format.TEXT: _text, Format.JSON: _json, Format.GITHUB: _github}[format](findings)
     return EXIT_OK if all(f.valid for f in findings) else EXIT_INVALID
 
 

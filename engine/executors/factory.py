@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.executors.base import Executor
 from engine.executors.local import LocalExecutor
-from engine.transports import SSHOptions, SSHTarget, Transport, ssh_target
+from engine.transports import SSHOptions, SSHTarget, Transport
 
 if TYPE_CHECKING:
     from engine.executors.ssh import SSHExecutor
@@ -28,7 +28,7 @@ def executor_for(host: Host, options: SSHOptions | None = None) -> Executor:
         # A target moved here with `--target T=local` keeps its host names; commands can tell them apart.
         return LocalExecutor(host.name, {"RUNBOOK_HOST": host.name} if host.name != "local" else None)
     if host.transport is Transport.SSH:
-        return ssh_executor(ssh_target(host), options)
+        return ssh_executor(host.ssh_target(), options)
     raise AssertionError(f"no executor for transport {host.transport!r}")
 
 

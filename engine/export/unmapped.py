@@ -15,7 +15,7 @@ from typing import Any
 from engine.errors import Problem
 from engine.export.ansible_inventory import jump_refusal
 from engine.loading import JsonPath
-from engine.model import Check, Runbook
+from engine.model import Check, Runbook, Template
 from engine.planning import Plan, PlannedStep, operator_texts
 from engine.rendering import names_used, template_problem
 from engine.targets import Host
@@ -122,13 +122,16 @@ def _fields(
 
 
 def _secret_rules(runbook: Runbook) -> Iterable[Unmapped]:
-    """Rules are checked when the export is made (the values are fixed then); one over a secret cannot be."""
+    """Rules and `when`s are decided when the export is made (the values are fixed then); one over a secret
+    cannot be: the export never has it (and would write what it decided from it into the playbook)."""
     secrets = {v.name for v in runbook.variables if v.secret}
-    for rule in runbook.rules:
-        read = names_used("{{ " + rule.condition.text + " }}") & secrets
+    conditions: list[tuple[str, Template, str | None]] = [("rule", r.condition, None) for r in runbook.rules]
+    conditions += [("when", step.when, step.id) for step in runbook.steps if step.when is not None]
+    for kind, condition, step in conditions:
+        read = names_used("{{ " + condition.text + " }}") & secrets
         if read:
-            message = f"the rule reads the secret {', '.join(sorted(read))}, which the export never has"
-            yield Unmapped(template_problem(rule.condition, message))
+            message = f"the {kind} reads the secret {', '.join(sorted(read))}, which the export never has"
+            yield Unmapped(template_problem(condition, message), step)
 
 
 def _is_default(item: dataclasses.Field[Any], value: Any) -> bool:
