@@ -11,11 +11,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from engine import journal as records
+from engine import records
 from engine.console import Terminal
-from engine.journal import AnsweredBy, Journal
 from engine.planning import PlannedStep
 from engine.prompting import ATTEMPTS
+from engine.records import AnsweredBy
+from engine.state import RunWriter
 from engine.stillrunning import IfStillRunning
 
 
@@ -55,7 +56,7 @@ def yes_or_ask(
 class Asker:
     """Asks the questions of one run and journals every answer."""
 
-    def __init__(self, terminal: Terminal, journal: Journal, user: str, settings: Settings) -> None:
+    def __init__(self, terminal: Terminal, journal: RunWriter, user: str, settings: Settings) -> None:
         self.terminal, self.journal, self.user, self.settings = terminal, journal, user, settings
 
     def rerun_unknown(self, step: str, host: str) -> bool:

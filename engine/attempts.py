@@ -17,6 +17,7 @@ from engine.errors import InvalidRunbook
 from engine.executors import Result
 from engine.model import Step
 from engine.rendering import evaluate
+from engine.results import Attempt
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def until_holds(step: Step, context: Mapping[str, Any], result: Result) -> tuple
     """
     if step.until is None:
         return True, ""
-    answer = {"stdout": result.stdout, "stderr": result.stderr, "exit_code": result.exit_code}
+    answer = Attempt(result.stdout, result.stderr, result.exit_code)
     try:
         held = bool(evaluate(step.until, {**context, "result": answer}))
     except InvalidRunbook as error:

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from engine import model
+from engine import bounds, model
 from engine.errors import Problem
 from engine.loading import Document, JsonPath, Positions
 from engine.model import LOCAL, Command, Template
@@ -220,6 +220,7 @@ class _Builder:
 
     def loop(self, spec: dict[str, Any], path: JsonPath) -> model.Loop | None:
         var = spec.get("loop_var", "item")
+        var = var if isinstance(var, str) else "item"  # the schema refused it; the other checks go on
         if "loop" not in spec:
             if "loop_var" in spec:
                 self.problems.append(self.positions.problem((*path, "loop_var"), "'loop_var' needs a 'loop'"))
@@ -233,6 +234,8 @@ class _Builder:
         value = spec["loop"]
         if isinstance(value, str):
             return model.Loop(expression=self.template((*path, "loop"), value), var=var)
+        if len(value) > bounds.MAX_ITEMS:
+            self.problems.append(self.positions.problem((*path, "loop"), bounds.TOO_MANY_ITEMS))
         return model.Loop(items=tuple(value), var=var)
 
     def record(self, spec: dict[str, Any], path: JsonPath) -> model.Record | None:

@@ -15,7 +15,7 @@ import jinja2
 from jinja2 import nodes
 from jinja2.sandbox import UNSAFE_FUNCTION_ATTRIBUTES, UNSAFE_METHOD_ATTRIBUTES
 
-from engine import programs
+from engine import bounds, programs, result_reads
 from engine.errors import Problem
 from engine.model import Command, Runbook, Step, Template
 from engine.rendering import environment, names_used, parse, template_problem, whole_reference
@@ -209,6 +209,10 @@ def _check(site: _Site) -> Iterator[tuple[Problem, bool]]:
     yield from ((p, False) for p in _undefined(site, ast, text))
     yield from ((p, False) for p in _unsafe(template, ast))
     yield from ((p, False) for p in _step_references(site, ast))
+    if names_used(text) & {"steps", "result"}:
+        yield from ((p, False) for p in result_reads.unknown_fields(site.template, ast))
+    if _COUNTS.search(text):  # without a number (or lipsum) written, nothing constant builds much
+        yield from ((p, False) for p in _too_large(template, ast))
     if site.shell:
         for node in ast.find_all(nodes.Filter):
             if node.name == "raw":
@@ -259,7 +263,9 @@ def _undefined(site: _Site, ast: nodes.Template, text: str) -> Iterator[Problem]
 def _unsafe(template: Template, ast: nodes.Template) -> Iterator[Problem]:
     for node in ast.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter)):
         for attr in _attributes(node):
-            mutating = isinstance(node, nodes.Getattr) and attr in _MUTATING
+            mutating = (
+                isinstance(node, nodes.Getattr) and attr in _MUTATING and not result_reads.names_a_key(node)
+            )
             if attr.startswith("_") or attr in _UNSAFE or mutating:
                 message = (
                     f"{attr!r} changes a value in place, which is not allowed in the sandbox"
@@ -267,6 +273,52 @@ def _unsafe(template: Template, ast: nodes.Template) -> Iterator[Problem]:
                     else f"access to {attr!r} is not allowed in the sandbox"
                 )
                 yield template_problem(template, message, node.lineno)
+
+
+_COUNTS = re.compile(r"[0-9]|lipsum")
+_BUILDING = (nodes.BinExpr, nodes.Call, nodes.Filter, nodes.Concat)
+_CONSTANT_CALLS = frozenset({"lipsum", "range"})
+
+
+def _too_large(template: Template, ast: nodes.Template) -> Iterator[Problem]:
+    """`{{ 'x' * 10**9 }}`, `lipsum(10**6)`: an expression over constants that builds more than the bounds
+    allow is refused now, by evaluating it in the same bounded sandbox (it is refused as soon as it would
+    build too much, so this costs nothing). One that reads a value is checked when it is rendered."""
+    for node in _constant_parts(ast):
+        try:
+            environment(False).from_string(nodes.Template([nodes.Output([node])], lineno=1)).render()
+        except bounds.TooLarge as error:
+            yield template_problem(template, f"too large: {error}", node.lineno)
+        except (jinja2.TemplateError, ArithmeticError, TypeError, ValueError, LookupError):
+            continue  # any other error is the render's to report, with the values
+
+
+def _constant_parts(ast: nodes.Template) -> Iterator[nodes.Node]:
+    """The outermost expressions that can build something (an operator, a call, a filter) and read no value:
+    one walk marks the nodes that read a name, a second yields the outermost building nodes that do not."""
+    reads: dict[int, bool] = {}
+
+    def mark(node: nodes.Node) -> bool:
+        found = isinstance(node, nodes.Name) and node.name not in _CONSTANT_CALLS
+        for child in node.iter_child_nodes():
+            found = mark(child) or found
+        reads[id(node)] = found
+        return found
+
+    def outermost(node: nodes.Node) -> Iterator[nodes.Node]:
+        for child in node.iter_child_nodes():
+            if isinstance(child, _BUILDING) and not reads[id(child)] and not _blank_filter(child):
+                yield child
+            else:
+                yield from outermost(child)
+
+    mark(ast)
+    return outermost(ast)
+
+
+def _blank_filter(node: nodes.Node) -> bool:
+    """`{% filter upper %}`: a filter without an expression of its own."""
+    return isinstance(node, nodes.Filter) and node.node is None
 
 
 def _attributes(node: nodes.Node) -> list[str]:

@@ -22,6 +22,11 @@ JsonPath = tuple[str | int, ...]
 MAX_DEPTH = 50
 """Mappings and lists inside each other: far beyond any runbook, far below Python's recursion limit."""
 
+NUL = "\x00"
+NUL_MESSAGE = (
+    "a NUL character (\\0) is not allowed: no command, argument, environment value or file name can hold one"
+)
+
 try:  # the C parser is ~5x faster; the marks it reports are the same
     _Loader: type = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - libyaml missing
@@ -112,11 +117,14 @@ class _Builder:
         if isinstance(node, yaml.SequenceNode):
             return [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
         try:
-            return self._scalars.construct_object(node, deep=True)
+            value = self._scalars.construct_object(node, deep=True)
         except (yaml.constructor.ConstructorError, ValueError):
             # An explicit tag (already reported by `_event_problems`), or text PyYAML takes for an impossible
             # date (`2001-13-45`): keep the text as written.
-            return node.value
+            value = node.value
+        if isinstance(value, str) and NUL in value:
+            self._refuse(node, path, NUL_MESSAGE)
+        return value
 
     def _mapping(self, node: yaml.MappingNode, path: JsonPath) -> dict[str, Any]:
         result: dict[str, Any] = {}
@@ -128,6 +136,9 @@ class _Builder:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
             if not isinstance(key, str):
                 self._refuse(key_node, path, "mapping keys must be plain strings")
+                continue
+            if NUL in key:
+                self._refuse(key_node, path, NUL_MESSAGE)
                 continue
             child = (*path, key)
             if key in result:

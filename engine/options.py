@@ -81,8 +81,10 @@ def prepare(
     """
     validated = validated or validate(Path(options.file), options.file)
     runbook = validated.runbook
-    chosen = chosen_platform(options.platform)
-    platform = chosen or (None if any_platform else this_platform())
+    # the platform values, rules and inventories are judged on: `--platform`, else this machine's, for every
+    # command alike; `any_platform` (a checklist, an export) renders every variant of a command all the same
+    here = chosen_platform(options.platform) or this_platform()
+    platform = None if any_platform else here
     values = variables.resolve(
         runbook,
         variables.parse_assignments(options.var),
@@ -96,7 +98,7 @@ def prepare(
         values = variables.secrets_as_references(runbook, values)
     context = {
         **values.values,
-        "platform": platform or "",
+        "platform": here,
         "runbook": {"name": runbook.name, "version": runbook.version},
     }
     # before anything else: hosts, the lock, the warnings (an export refuses a rule over a secret itself)

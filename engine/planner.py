@@ -63,6 +63,10 @@ class Planner:
     def context(
         self, host: Host, platform: str | None, steps: Any, item: LoopItem | None = None
     ) -> dict[str, Any]:
+        if not isinstance(steps, Deferred):  # the run's: typed only then (a plan does not import `results`)
+            from engine import results
+
+            steps = results.steps(steps)
         found = {
             **self.base,
             "platform": platform or Deferred("platform"),

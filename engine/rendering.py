@@ -22,12 +22,13 @@ import jinja2
 from jinja2 import nodes
 from jinja2.environment import TemplateExpression
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from engine import bounds
 from engine.errors import InvalidRunbook, Problem
-from engine.loading import format_path
+from engine.loading import NUL, NUL_MESSAGE, format_path
 from engine.masking import MASK, Masker
 from engine.model import Template
+from engine.sandbox import BoundedSandbox
 
 OMIT = "\x00omit\x00"
 
@@ -79,6 +80,17 @@ class Deferred:
         return f"<{self.expression}: known at run time>"
 
 
+class Missing(jinja2.StrictUndefined):
+    """A key that is not there (`item.ssh_key_path` of an inventory entry without its own key): false as a
+    condition, so `item.ssh_key_path or inventory.ssh_key_path` and `when: item.enabled` read as written, and
+    an error wherever its value would be used or shown (no empty word in a command from a typo)."""
+
+    __slots__ = ()
+
+    def __bool__(self) -> bool:  # type: ignore[override]  # jinja types it as always raising
+        return False
+
+
 def _raw(value: Any) -> Raw:
     if isinstance(value, SecretRef):
         return Raw(f"${{{value.env}}}")
@@ -88,6 +100,8 @@ def _raw(value: Any) -> Raw:
 def _plain(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, (list, tuple, dict)):
+        bounds.shown(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
@@ -132,8 +146,8 @@ def _text_finalize(value: Any) -> str:
 @functools.cache
 def environment(shell: bool) -> jinja2.Environment:
     """One sandboxed environment per kind (shell commands, plain text), built once."""
-    env = ImmutableSandboxedEnvironment(
-        undefined=jinja2.StrictUndefined,
+    env = BoundedSandbox(
+        undefined=Missing,
         autoescape=False,
         keep_trailing_newline=True,
         finalize=_shell_finalize if shell else _text_finalize,
@@ -195,7 +209,12 @@ def render(template: Template, context: Mapping[str, Any], *, shell: bool = Fals
     try:
         # `shared=True` skips jinja's per-render merge of its globals ChainMap (a third of planning time).
         scope = compiled.new_context({**environment(shell).globals, **context}, shared=True)
-        return "".join(compiled.root_render_func(scope))
+        text = "".join(
+            bounds.joined(compiled.root_render_func(scope), what="the rendered text")
+        )  # bounded as it grows
+        if NUL not in text or text.strip() == OMIT:  # `omit` is the engine's own NUL-marked word
+            return text
+        problem = template_problem(template, f"the rendered text holds a NUL: {NUL_MESSAGE}")
     except (jinja2.TemplateError, ArithmeticError, TypeError, ValueError, LookupError) as error:
         # besides jinja's own errors, what a template's expression can raise: `{{ 1/0 }}`, `{{ 'a' + 1 }}`
         problem = template_problem(template, _render_message(error), _failing_line(compiled, error))
@@ -205,6 +224,8 @@ def render(template: Template, context: Mapping[str, Any], *, shell: bool = Fals
 def _render_message(error: Exception) -> str:
     if isinstance(error, jinja2.UndefinedError):
         return f"undefined: {error.message}"
+    if isinstance(error, bounds.TooLarge):
+        return f"too large: {error}"
     if isinstance(error, (SecurityError, OverflowError)):  # OverflowError: the sandbox's limit on range()
         return f"not allowed in the sandbox: {error}"
     return f"template error: {error}"
@@ -229,6 +250,8 @@ def evaluate(template: Template, context: Mapping[str, Any], hidden: Iterable[st
         return _expression(template.text)(**context)
     except jinja2.UndefinedError as error:
         message = f"undefined: {error.message}"
+    except bounds.TooLarge as error:
+        message = f"too large: {error}"
     except (
         SecurityError,
         jinja2.TemplateError,

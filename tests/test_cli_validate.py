@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.loading import NUL_MESSAGE
 from runbooks import in_process
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -120,6 +121,26 @@ CASES: dict[str, list[str]] = {
     "later_step.yml": [
         "8:10: steps[0].run: steps.second: no earlier step has id 'second' (only steps that ran before can be read)",
         "11:10: steps[1].run: steps.nowhere: no earlier step has id 'nowhere' (only steps that ran before can be read)",
+    ],
+    # issue 19 item 8: a NUL reaches no command, environment or file name (exit 70 from subprocess before)
+    "nul.yml": [
+        f"6:22: variables.message.default: {NUL_MESSAGE}",
+        f"10:10: steps[0].run: {NUL_MESSAGE}",
+        f"13:10: steps[1].use: {NUL_MESSAGE}",
+    ],
+    # a loop_var the schema refuses, with a template reading `item`: an internal error before
+    "loop_var_number.yml": [
+        "9:15: steps[0].loop_var: expected string, got an integer",
+    ],
+    # issue 19 item 9: what a template over constants would build is known at validation
+    "too_large.yml": [
+        "10:1: steps[0].run: too large: '*' would build 1,000,000,000 characters; a template may build at most "
+        "1,048,576 (MAX_TEXT)",
+        "13:11: steps[1].loop: too large: '*' would build 1,000,000 items; a template may build at most 10,000 "
+        "(MAX_ITEMS)",
+        "14:10: steps[1].run: too large: lipsum's paragraphs would build 1,000,000 items; a template may build at "
+        "most 10,000 (MAX_ITEMS)",
+        "17:11: steps[2].loop: a loop runs at most 10,000 items (MAX_ITEMS); this one has more",
     ],
     # several problems of the schema phase, all reported at once
     "many_problems.yml": [

@@ -27,8 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from engine import __version__, preflight, resume, stillrunning
-from engine import journal as records
+from engine import __version__, preflight, records, resume, stillrunning
 from engine.asking import Settings, yes_or_ask
 from engine.console import Terminal
 from engine.errors import (
@@ -36,21 +35,20 @@ from engine.errors import (
     EXIT_STEP_FAILED,
     Declined,
     Interrupted,
-    JournalError,
     PreflightFailed,
     RunbookError,
     UsageError,
 )
 from engine.flags import option
-from engine.journal import AnsweredBy, Journal, default_state_dir, new_run_id
-from engine.locking import RunLock
+from engine.journal import new_run_id
 from engine.masking import Masker
 from engine.model import Runbook
 from engine.options import Options, prepare
 from engine.outcomes import RunStatus
 from engine.planning import Plan, PlannedStep
+from engine.records import AnsweredBy
 from engine.running import Runner
-from engine.runs import RunSummary, newest
+from engine.state import RunSummary, RunWriter, StateBackend, open_state
 from engine.transports import SSHOptions
 from engine.validation import validate
 
@@ -97,10 +95,17 @@ class RunOptions:
 
 
 def main(options: Options, run: RunOptions) -> int:
-    state_dir = Path(run.state_dir) if run.state_dir else default_state_dir(Path.cwd())
+    state = open_state(None, Path.cwd(), run.state_dir)
+    try:
+        return _run(options, run, state)
+    finally:
+        state.close()
+
+
+def _run(options: Options, run: RunOptions, state: StateBackend) -> int:
     validated = validate(Path(options.file), options.file)
     runbook = validated.runbook
-    previous = resume.find(state_dir, runbook.name, run.resume) if run.resume else None
+    previous = resume.find(state, runbook.name, run.resume) if run.resume else None
     if previous is not None:
         diff = resume.check_unchanged(
             previous, runbook.document.text, run.force, _defaults_masker(runbook).mask
@@ -113,6 +118,7 @@ def main(options: Options, run: RunOptions) -> int:
         used = ((u.step, u.path, u.sha256) for u in plan.uses)
         if changed := resume.changed_uses(previous, used, run.force):
             print(f"--force: resuming although {changed}", file=sys.stderr)
+        previous = resume.match_items(previous, _loops(plan), run.force)
     if run.plan_file:
         from engine import reviewing  # only a run checked against a saved plan reads one
 
@@ -124,7 +130,7 @@ def main(options: Options, run: RunOptions) -> int:
     if not run.trust_new_host_keys:  # else a run that stops before its preflight would change known_hosts
         connecting.start()  # waiting on the hosts goes on while the lock, journal and warnings are done
     try:
-        return _locked(plan, steps, terminal, run, previous, state_dir, run_id, connecting)
+        return _locked(plan, steps, terminal, run, previous, state, run_id, connecting)
     finally:
         connecting.close()
 
@@ -135,22 +141,19 @@ def _locked(
     terminal: Terminal,
     run: RunOptions,
     previous: resume.Previous | None,
-    state_dir: Path,
+    state: StateBackend,
     run_id: str,
     connecting: preflight.Connecting,
 ) -> int:
     """The run under its lock, with its journal: one `run-end` record however it ends."""
     runbook = plan.runbook
-    with RunLock(state_dir, runbook.name, run_id) as lock, _signals() as caught:
-        if lock.taken_over is not None:
+    with _signals() as caught, _opened(state, plan, run_id, terminal.masker, previous is not None) as journal:
+        if journal.taken_over is not None:
             terminal.say(
-                f"took over the lock left by {lock.taken_over.describe()}: that process is gone", "yellow"
+                f"took over the lock left by {journal.taken_over.describe()}: that process is gone", "yellow"
             )
-        journal = (
-            previous.reopen(state_dir) if previous else _new_journal(state_dir, plan, run_id, terminal.masker)
-        )
-        terminal.say(f"run {journal.run_id} — journal {journal.path}", "dim")
-        if previous is None and (left := _unfinished_before(state_dir, runbook.name, run_id)) is not None:
+        terminal.say(f"run {journal.run_id} — {journal.where}", "dim")
+        if previous is None and (left := _unfinished_before(state, runbook.name, run_id)) is not None:
             terminal.say(
                 f"note: run {left.run_id} of this runbook did not finish ({left.status}); this is a new "
                 f"run from the start. To continue that one instead: --resume {left.run_id}",
@@ -171,16 +174,28 @@ def _locked(
             ending = (error.run_status, error.exit_code)
             raise
         finally:
-            try:
-                if ending is not None:
-                    journal.append(records.run_end(*ending))
-            finally:
-                journal.close()
+            if ending is not None:
+                journal.append(records.run_end(*ending))
 
 
-def _unfinished_before(state_dir: Path, name: str, run_id: str) -> RunSummary | None:
+@contextmanager
+def _opened(
+    state: StateBackend, plan: Plan, run_id: str, masker: Masker, resuming: bool
+) -> Iterator[RunWriter]:
+    """The run's journal under its lock (a new run's, or the resumed one's), closed and the lock released
+    however the run ends."""
+    journal = (
+        state.resume(plan.runbook.name, run_id) if resuming else _new_journal(state, plan, run_id, masker)
+    )
+    try:
+        yield journal
+    finally:
+        journal.close()
+
+
+def _unfinished_before(state: StateBackend, name: str, run_id: str) -> RunSummary | None:
     """The run of this runbook that `--resume` would have continued, now that a new one starts instead."""
-    previous = newest(state_dir, name, excluding=run_id)
+    previous = state.newest(name, excluding=run_id)
     return previous if previous is not None and previous.status != RunStatus.OK else None
 
 
@@ -193,7 +208,7 @@ def _phases(
     plan: Plan,
     steps: tuple[PlannedStep, ...],
     terminal: Terminal,
-    journal: Journal,
+    journal: RunWriter,
     run: RunOptions,
     previous: resume.Previous | None,
     connecting: preflight.Connecting,
@@ -214,8 +229,7 @@ def _phases(
             journal,
             Settings(run.yes, run.confirm_manual, run.rerun_unknown, run.if_still_running),
             user,
-            previous.outcomes if previous else None,
-            previous.groups if previous else None,
+            previous,
         )
         return _steps(plan, steps, runner, terminal)
     finally:
@@ -254,7 +268,9 @@ def _steps(
     return (RunStatus.OK, EXIT_OK) if ok else (RunStatus.FAILED, EXIT_STEP_FAILED)
 
 
-def _resumed(plan: Plan, terminal: Terminal, journal: Journal, previous: resume.Previous, user: str) -> None:
+def _resumed(
+    plan: Plan, terminal: Terminal, journal: RunWriter, previous: resume.Previous, user: str
+) -> None:
     """Say what the resume will do, and journal who resumed, with which values (changed ones are noted)."""
     for line in previous.report(s.id for s in plan.steps):
         terminal.say(line, "yellow")
@@ -266,42 +282,41 @@ def _resumed(plan: Plan, terminal: Terminal, journal: Journal, previous: resume.
         terminal.say(
             f"note: resuming with other values than the run began with: {', '.join(changed)}", "yellow"
         )
-    journal.append(
-        records.resumed(user, os.getpid(), values, [terminal.masker.mask(arg) for arg in sys.argv])
-    )
+    argv = [terminal.masker.mask(arg) for arg in sys.argv]
+    journal.append(records.resumed(user, os.getpid(), values, argv, _loops(plan, terminal.masker)))
 
 
-def _new_journal(state_dir: Path, plan: Plan, run_id: str, masker: Masker) -> Journal:
+def _new_journal(state: StateBackend, plan: Plan, run_id: str, masker: Masker) -> RunWriter:
+    """Take the lock and start the run's journal with its header; keep the runbook as it was run (masked:
+    a secret's default stays out of it) to show what changed if a resume finds the file different."""
     runbook = plan.runbook
-    header = {
-        "runbook": {
-            "name": runbook.name,
-            "version": runbook.version,
-            "sha256": runbook.document.sha256,
-            "path": str(runbook.document.path),
-        },
-        "uses": [{"step": u.step, "path": u.path, "sha256": u.sha256} for u in plan.uses],
-        "variables": plan.values.masked(),
-        "platform": plan.platform,
-        "engine_version": __version__,
-        "user": getpass.getuser(),
-        "hostname": socket.gethostname(),
-        "pid": os.getpid(),
-        "argv": [masker.mask(arg) for arg in sys.argv],
-    }
-    journal = Journal.create(state_dir, header, run_id)
-    try:
-        # Kept to show what changed if a resume finds the file different; a secret's default stays out of it.
-        (journal.directory / "runbook.yml").write_text(masker.mask(runbook.document.text), encoding="utf-8")
-    except OSError as error:
-        journal.close()
-        raise JournalError(
-            f"cannot keep a copy of the runbook in {journal.directory}: {error.strerror or error}"
-        ) from error
-    return journal
+    header = records.run(
+        run_id,
+        records.RunbookRef(
+            name=runbook.name,
+            version=runbook.version,
+            sha256=runbook.document.sha256,
+            path=str(runbook.document.path),
+        ),
+        [records.Use(u.step, u.path, u.sha256) for u in plan.uses],
+        plan.values.masked(),
+        _loops(plan, masker),
+        platform=plan.platform,
+        engine_version=__version__,
+        user=getpass.getuser(),
+        hostname=socket.gethostname(),
+        pid=os.getpid(),
+        argv=[masker.mask(arg) for arg in sys.argv],
+    )
+    return state.start(runbook.name, header, masker.mask(runbook.document.text))
 
 
-def _confirm_warnings(plan: Plan, terminal: Terminal, journal: Journal, yes: bool, user: str) -> bool:
+def _loops(plan: Plan, masker: Masker | None = None) -> dict[str, list[Any]]:
+    """The plan's loop items as the journal keeps them (secrets masked)."""
+    return resume.loops(plan.steps, (masker or Masker(plan.values.secret_values())).mask)
+
+
+def _confirm_warnings(plan: Plan, terminal: Terminal, journal: RunWriter, yes: bool, user: str) -> bool:
     warnings = plan.warnings
     if not warnings:
         return True
