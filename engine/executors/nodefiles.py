@@ -27,6 +27,8 @@ CAP = 8 << 20
 """Bytes of each stream kept on the node (a multiple of 512: `ulimit -f` counts 512-byte blocks in sh)."""
 KEEP_DAYS = 7
 """Days the files of a command whose end the engine never heard of wait for a resume."""
+DELETE_AT_ONCE = 8
+"""Earlier commands whose files one command's wrapper deletes at most (its command line stays small)."""
 TAIL_LINES = 20
 """Lines of each stream a resume shows and journals (as many as a step-end's tails)."""
 _SUFFIXES = (".out", ".err", ".status", ".o", ".e")  # output, exit status, and the two FIFOs
@@ -54,9 +56,9 @@ class Heard:
         with self._lock:
             self._idents.extend(idents)
 
-    def take(self) -> list[str]:
+    def take(self, limit: int | None = DELETE_AT_ONCE) -> list[str]:
         with self._lock:
-            taken, self._idents = self._idents, []
+            taken, self._idents = self._idents[:limit], self._idents[limit:]
         return taken
 
 

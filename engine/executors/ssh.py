@@ -178,7 +178,7 @@ class SSHExecutor(Executor):
 
     def _delete_ended(self) -> None:
         """One command per host and run, only if something ran and the connection still stands."""
-        delete, transport = self._ended.take(), self.transport
+        delete, transport = self._ended.take(None), self.transport
         if delete and transport is not None and transport.is_active():
             with suppress(ConnectionFailed, PreflightFailed):  # else swept by a later run (`KEEP_DAYS`)
                 self._bare(nodefiles.forget_script(delete, sweep=True), _KILL_WAIT)
