@@ -53,10 +53,12 @@ _WRAPPER = (
 # and a fork and exec less is CPU the host's sshd keeps.
 # Before the go comes (its round trip hides their start): the files, two FIFOs and a `tee` on each (in the
 # group: a kill stops them too), copying to the channel and to a file of at most `CAP` bytes; SIGPIPE
-# ignored, a `tee` whose channel is gone goes on with its file. After the go, the script's stdout and stderr
-# are the FIFOs. No go: the `tee`s are killed and the FIFOs removed, so no status is written for a script
-# that never started. Where it cannot be set up (no `mkfifo`, no writable directory),
-# the script runs on the channel as before.
+# ignored, a `tee` whose channel is gone goes on with its file. The leader opens each FIFO for writing as
+# soon as its `tee` opened it for reading (so no byte is written before a reader is there, and `tee` starts
+# during the round trip); after the go, those are the script's stdout and stderr, and once it and all it
+# started have closed them, the `tee`s read their end. No go:
+# the `tee`s are killed and the FIFOs removed, so no status is written for a script that never started.
+# Where it cannot be set up (no `mkfifo`, no writable directory), the script runs on the channel as before.
 _TEE = f'trap "" PIPE XFSZ; umask 077; ulimit -f {CAP // 512}; exec tee -- '
 _START = (
     "read -r" + " _rb_x" * 21 + " _rb_t _rb_x 2>/dev/null </proc/$$/stat || _rb_t=;"
@@ -64,10 +66,11 @@ _START = (
     ' if [ -n "$3" ] && command -v tee >/dev/null 2>&1 && { [ -d "$3" ] || mkdir -p -m 700 "$3"; } 2>/dev/null'
     ' && mkfifo -m 600 "$_rb_f.o" "$_rb_f.e" 2>/dev/null; then'
     f' ({_TEE}"$_rb_f.out" <"$_rb_f.o" 3<&-) 2>/dev/null & _rb_1=$!;'
-    f' ({_TEE}"$_rb_f.err" <"$_rb_f.e" >&4 3<&- 4>&-) 4>&2 2>/dev/null & _rb_2=$!; else _rb_f=; fi;'
+    f' ({_TEE}"$_rb_f.err" <"$_rb_f.e" >&4 3<&- 4>&-) 4>&2 2>/dev/null & _rb_2=$!;'
+    ' exec 5>"$_rb_f.o" 6>"$_rb_f.e"; else _rb_f=; fi;'
     ' read -r _rb_go <&3 || { [ -z "$_rb_f" ] ||'
     ' { kill "$_rb_1" "$_rb_2"; rm -f "$_rb_f.o" "$_rb_f.e"; } 2>/dev/null; exit 125; }; exec 3<&-;'
-    ' [ -z "$_rb_f" ] || exec "$1" -ec "$2" >"$_rb_f.o" 2>"$_rb_f.e"; exec "$1" -ec "$2"'
+    ' [ -z "$_rb_f" ] || exec "$1" -ec "$2" >&5 2>&6 5>&- 6>&-; exec "$1" -ec "$2"'
 )
 
 
