@@ -8,10 +8,11 @@ files of one command are named for its process group and its leader's start time
 journal's `process-group` record holds, so a resume finds them with no other record.
 
 Each output file keeps the first `CAP` bytes of its stream (`ulimit -f` on its `tee`); the live view has all
-of it. The engine deletes a command's files once its exit status came over the channel — with the next
-command's wrapper on that host (no round trip of its own) or when the executor closes — and a resume
-deletes those it read once the outcome is journaled. What a crash leaves (files of a command whose status
-never reached the engine) is kept `KEEP_DAYS` days for a resume, then swept when a later run closes there.
+of it. The engine deletes a command's files once its exit status came over the channel — with a later
+command's wrapper on that host, eight commands' at a time (no round trip of its own), or when the executor
+closes — and a resume deletes those it read once the outcome is journaled. What a crash leaves (files of a
+command whose status never reached the engine, and of up to 7 that ended) is kept `KEEP_DAYS` days for a
+resume, then swept when a later run closes there.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ CAP = 8 << 20
 KEEP_DAYS = 7
 """Days the files of a command whose end the engine never heard of wait for a resume."""
 DELETE_AT_ONCE = 8
-"""Earlier commands whose files one command's wrapper deletes at most (its command line stays small)."""
+"""Earlier commands whose files one command's wrapper deletes, once that many ended: one `rm` for 8 commands
+(less CPU on the host), and a command line that stays small."""
 TAIL_LINES = 20
 """Lines of each stream a resume shows and journals (as many as a step-end's tails)."""
 _SUFFIXES = (".out", ".err", ".status", ".o", ".e")  # output, exit status, and the two FIFOs
@@ -56,9 +58,12 @@ class Heard:
         with self._lock:
             self._idents.extend(idents)
 
-    def take(self, limit: int | None = DELETE_AT_ONCE) -> list[str]:
+    def take(self, batch: int | None = DELETE_AT_ONCE) -> list[str]:
+        """`batch` of them once there are that many (else none); None: all there are."""
         with self._lock:
-            taken, self._idents = self._idents[:limit], self._idents[limit:]
+            if batch is not None and len(self._idents) < batch:
+                return []
+            taken, self._idents = self._idents[:batch], self._idents[batch:]
         return taken
 
 

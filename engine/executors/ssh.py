@@ -54,7 +54,7 @@ class SSHExecutor(Executor):
         self._sessions = threading.BoundedSemaphore(MAX_SESSIONS)
         self._platform: str | None = None
         self._lost: str | None = None  # why the last transport was declared dead
-        self._ended = nodefiles.Heard()  # commands whose end came: their node files go with the next command
+        self._ended = nodefiles.Heard()  # ended commands: their node files go with a later command
 
     def connect(self) -> None:
         """Connect now (preflight does, for every host, before anything runs); raises ConnectionFailed,
