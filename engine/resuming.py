@@ -88,10 +88,8 @@ class Selection:
                 self.terminal.result(outcome)
                 finished.append(outcome)
                 done.append(outcome)
-            elif before is Status.UNKNOWN and not self._unknown_again(planned.id, host_plan):
-                raise StepFailed(
-                    f"step {planned.id!r} on {name}: outcome unknown and not confirmed; stopping"
-                )
+            elif before is Status.UNKNOWN and (ended := self._unknown_again(planned, host_plan, finished)):
+                done.append(ended)
             else:
                 todo.append(host_plan)
         return done, todo
@@ -121,10 +119,21 @@ class Selection:
                 return (host_plan,)
         return planned.hosts  # every host is left out: each says why
 
-    def _unknown_again(self, step: str, host_plan: HostPlan) -> bool:
-        """Run an unknown step again? Never while its first copy still runs (`FirstCopy` settles that first)."""
-        name = host_plan.host.name
+    def _unknown_again(
+        self, planned: PlannedStep, host_plan: HostPlan, finished: list[HostOutcome]
+    ) -> HostOutcome | None:
+        """An unknown step: its outcome when the node kept one and it was ok (done), None to run it again
+        (confirmed, or it failed there); never while its first copy still runs (`FirstCopy` settles that)."""
+        step, name = planned.id, host_plan.host.name
         group = None if self.previous is None else self.previous.group((step, name))
         if group is not None:
-            self.first_copy.settle(Check(step, name, group, self.fleet.executor(host_plan.host)))
-        return self.asker.rerun_unknown(step, name)
+            check = Check(step, name, group, self.fleet.executor(host_plan.host), planned.step.timeout)
+            if (ended := self.first_copy.settle(check)) is not None:
+                if ended.status is Status.OK:
+                    finished.append(ended)
+                    self.terminal.result(ended)
+                    return ended
+                return None  # it ran and failed: a resume runs that again without asking
+        if not self.asker.rerun_unknown(step, name):
+            raise StepFailed(f"step {step!r} on {name}: outcome unknown and not confirmed; stopping")
+        return None

@@ -484,10 +484,10 @@ steps:
     [
         (120_000, None),  # under every limit: it runs
         (140_000, "env BIG is 137 KiB: over the 128 KiB one environment string may have on Linux"),
-        (200_000, "the command is 196 KiB: over the 128 KiB one argument may have on Linux (MAX_ARG_STRLEN)"),
+        (200_000, "the command is 199 KiB: over the 128 KiB one argument may have on Linux (MAX_ARG_STRLEN)"),
         (
             1_000_000,
-            "the command is 978 KiB: over the 256 KiB sshd accepts in one request, so the host would drop",
+            "the command is 981 KiB: over the 256 KiB sshd accepts in one request, so the host would drop",
         ),
     ],
 )

@@ -17,8 +17,9 @@ ARGUMENT_MAX = 128 * 1024
 """Bytes one argument or environment string may have on Linux (MAX_ARG_STRLEN, 32 pages), its NUL included."""
 PACKET_MAX = 256 * 1024
 """Bytes sshd accepts in one packet (OpenSSH's PACKET_MAX_SIZE): the request carrying the command is one."""
-WRAPPER_BYTES = 1024
-"""What the remote wrapper adds around the script (`ssh._command`: ~750 bytes), with room to spare."""
+WRAPPER_BYTES = 4096
+"""What the remote wrapper adds around the script (`wrapper.command`: ~1,850 bytes, and the node files of
+at most `nodefiles.DELETE_AT_ONCE` earlier commands to delete, ~1,300), with room to spare."""
 
 
 def command_problem(script: str, cwd: str | None, env: Iterable[tuple[str, str]], linux: bool) -> str | None:
