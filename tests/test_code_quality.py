@@ -1,5 +1,5 @@
 """The code stays clean by the tools CI trusts: `mypy --strict` on engine/, ruff's linter and formatter
-everywhere (their configuration is in pyproject.toml), and no import circle in engine/. Run by pytest so the
+everywhere (their configuration is in pyproject.toml), no import circle in engine/, and no module over 400 lines. Run by pytest so the
 README's one test command, and therefore CI, enforces them."""
 
 from __future__ import annotations
@@ -78,3 +78,16 @@ def test_no_import_circle_in_the_engine() -> None:
         if module not in state:
             visit(module)
     assert circles == [], [" → ".join(circle) for circle in circles]
+
+
+MAX_MODULE_LINES = 400
+
+
+def test_no_module_of_the_engine_is_over_400_lines() -> None:
+    """A module that outgrows this holds more than one concern: split it along its seam (CONTRIBUTING.md)."""
+    sizes = {
+        str(path.relative_to(ROOT)): len(path.read_text(encoding="utf-8").splitlines())
+        for path in (ROOT / "engine").rglob("*.py")
+    }
+    assert sizes, "no engine modules found"
+    assert {name: lines for name, lines in sizes.items() if lines > MAX_MODULE_LINES} == {}
