@@ -1,6 +1,6 @@
 """The code stays clean by the tools CI trusts: `mypy --strict` on engine/, ruff's linter and formatter
-everywhere (their configuration is in pyproject.toml), no import circle in engine/, and no module over 400 lines. Run by pytest so the
-README's one test command, and therefore CI, enforces them."""
+everywhere (their configuration is in pyproject.toml), no import circle in engine/, and no module over 400
+lines. Run by pytest so the README's one test command, and therefore CI, enforces them."""
 
 from __future__ import annotations
 
