@@ -32,8 +32,11 @@ class Entry:
     base: str  # the inventory's directory: relative key paths are relative to it
 
 
-def entries(inventory: Inventory, context: Mapping[str, Any], build: Callable[[Entry], T]) -> tuple[T, ...]:
-    """`build(entry)` for every entry that `where` keeps; errors are located at the entry."""
+def entries(
+    inventory: Inventory, context: Mapping[str, Any], build: Callable[[Entry], T]
+) -> tuple[Any, tuple[T, ...]]:
+    """The whole document, and `build(entry)` for every entry that `where` keeps; errors are located at the
+    entry. The document is kept for the rules that read it (`targets.<name>.inventory`)."""
     path = Path(render(inventory.from_file, context)).expanduser()
     document = _load(inventory, path)
     items = _items(inventory, document.data, path)
@@ -57,7 +60,7 @@ def entries(inventory: Inventory, context: Mapping[str, Any], build: Callable[[E
         assert inventory.where is not None  # only `where` can leave no entry: _items refuses an empty list
         message = f"no entry of {inventory.each!r} in {str(path)!r} is kept by where: {inventory.where.text}"
         raise InvalidRunbook([template_problem(inventory.where, message)])
-    return tuple(built)
+    return document.data, tuple(built)
 
 
 def _load(inventory: Inventory, path: Path) -> loading.Document:

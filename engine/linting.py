@@ -140,9 +140,9 @@ def _sites(runbook: Runbook) -> Iterator[_Site]:
                 yield _Site(inv.where, names, expression=True)
         for template in (*target.hosts, *target.reach.templates(), *target.jump.templates()):
             yield _Site(template, names)
-    for rule in runbook.rules:
-        yield _Site(rule.condition, base, expression=True)
-        yield _Site(rule.message, base)
+    for rule in runbook.rules:  # a rule may read the targets' hosts and inventories (`targets`)
+        yield _Site(rule.condition, base | {"targets"}, expression=True)
+        yield _Site(rule.message, base | {"targets"})
     for check in runbook.checks:
         yield from _command_sites(check.run, base | {"host"}, frozenset())
         if check.cwd:

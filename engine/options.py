@@ -102,17 +102,15 @@ def prepare(
         "runbook": {"name": runbook.name, "version": runbook.version},
     }
     # before anything else: hosts, the lock, the warnings (an export refuses a rule over a secret itself)
-    rules.check(
-        runbook,
-        replace(values, missing=(*values.missing, *values.secrets)) if secrets_later else values,
-        context,
-    )
+    judged = replace(values, missing=(*values.missing, *values.secrets)) if secrets_later else values
+    rules.check(runbook, judged, context)
     resolved = targets_mod.resolve(
         runbook,
         context,
         targets_mod.parse_overrides(list(options.hosts), "--hosts"),
         targets_mod.parse_overrides(list(options.target), "--target"),
     )
+    rules.check(runbook, judged, context, resolved)  # the rules over the targets' hosts and inventories
     return validated, build_plan(
         runbook, values, platform, resolved, allow_missing=allow_missing, paper=paper
     )

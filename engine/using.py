@@ -89,7 +89,9 @@ def used_values(
     # Imported here, not at the top: `validate` imports this module and must not pay for the executors.
     from engine import targets
 
-    return values, targets.resolve(used, known)
+    resolved = targets.resolve(used, known)
+    rules.check(used, values, known, resolved)
+    return values, resolved
 
 
 def check_given(runbook: Runbook) -> list[Problem]:
