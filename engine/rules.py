@@ -47,7 +47,7 @@ def check(
         raise InvalidRunbook(problems)
 
 
-def _names(rule: Rule) -> set[str]:
+def _names(rule: Rule) -> frozenset[str]:
     return names_used("{{ " + rule.condition.text + " }}") | names_used(rule.message.text)
 
 
