@@ -20,10 +20,11 @@ from dataclasses import replace
 from typing import Any
 
 from engine import journal as records
+from engine import unrendered
 from engine.asking import Asker, Settings
 from engine.attempts import Attempts
 from engine.console import Terminal
-from engine.errors import ConnectionFailed, Declined, Interrupted, JournalError
+from engine.errors import ConnectionFailed, Declined, Interrupted, InvalidRunbook, JournalError
 from engine.executors import Result
 from engine.journal import OPERATOR, Journal, OutputFile
 from engine.judging import broken_off, judge, judge_step
@@ -66,14 +67,17 @@ class Runner:
         outcomes = []
         for index, planned in enumerate(steps, start=1):
             self.terminal.say(f"\n▶ [{index}/{len(steps)}] {planned.id}: {planned.title}", "bold cyan")
-            if planned.deferred:  # commands or texts that read earlier steps' output: rendered with it now
-                planned = self.renderer.step(planned, self._steps(planned), self.fleet.platforms)
-            outcome = self.manual(planned) if planned.manual is not None else self.command_step(planned)
+            try:  # commands or texts that read earlier steps' output: rendered with it now
+                if planned.deferred:
+                    planned = self.renderer.step(planned, self._steps(planned), self.fleet.platforms)
+            except InvalidRunbook as error:  # with the run's values, after steps ran: the step failed
+                outcome = unrendered.failed(planned, error, self.journal, self._end, self.terminal)
+            else:
+                outcome = self.manual(planned) if planned.manual is not None else self.command_step(planned)
             outcomes.append(outcome)
             self._learn(planned, outcome)
             if outcome.status is Status.OK and planned.step.result is not None:
-                result = self.renderer.text(planned, planned.step.result, self._steps(planned))
-                self.terminal.say(f"  result: {result}", "green")
+                self.terminal.say(*unrendered.result_line(self.renderer, planned, self._steps(planned)))
             if outcome.stopped:
                 break
         return outcomes
@@ -98,9 +102,7 @@ class Runner:
 
     def command_step(self, planned: PlannedStep) -> StepOutcome:
         done, todo = self.selection.hosts(planned, self.failed_hosts, self.finished)
-        if (
-            todo and planned.step.confirm and not self.asker.confirm_step(planned)
-        ):  # journaled with its answer
+        if todo and planned.step.confirm and not self.asker.confirm_step(planned):  # journaled, answered
             raise Declined(f"step {planned.id!r} was declined; it did not run, and nothing after it")
         outcome, note = judge_step(planned.id, planned.step, done + self._fan_out(planned, todo))
         for host in outcome.failed_hosts if not planned.step.continue_on_error else ():

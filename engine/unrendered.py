@@ -1,0 +1,48 @@
+"""A template that fails with the run's values, once steps have run: what it means for the run.
+
+The plan renders everything it can; what reads an earlier step's output (`steps.a.stdout.split('|')[1]`) is
+rendered again when its step is reached. Failing then is not an invalid runbook (steps already ran, and
+the runbook validated): it is that step failing, journaled with the template's place and error, so the run
+ends as a step failure that a resume runs again. A `result` text that cannot be rendered is said instead,
+and its step, which ran well, stays done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from engine import journal as records
+from engine.console import Terminal
+from engine.errors import InvalidRunbook
+from engine.journal import OPERATOR, Journal
+from engine.judging import judge_step
+from engine.outcomes import HostOutcome, Status, StepOutcome
+from engine.planning import PlannedStep, StepRenderer
+
+
+def failed(
+    planned: PlannedStep,
+    error: InvalidRunbook,
+    journal: Journal,
+    end: Callable[[HostOutcome], None],
+    terminal: Terminal,
+) -> StepOutcome:
+    """The step failed on each host it would have run on (the operator, for a manual step): each attempt
+    journaled, started and `end`ed, like one that ran, with the template's place and error as the reason."""
+    why = terminal.masker.mask("cannot render: " + "; ".join(map(str, error.problems)))
+    names = [h.host.name for h in planned.hosts if not h.skip] or [OPERATOR]
+    ended = tuple(HostOutcome(planned.id, name, Status.FAILED, reason=why) for name in names)
+    for outcome in ended:
+        journal.append(records.step_start(planned.id, outcome.host, 1))
+        end(outcome)
+    return judge_step(planned.id, planned.step, ended)[0]
+
+
+def result_line(renderer: StepRenderer, planned: PlannedStep, steps: Mapping[str, Any]) -> tuple[str, str]:
+    """The `result:` line shown once the step succeeded, and its style."""
+    assert planned.step.result is not None
+    try:
+        return f"  result: {renderer.text(planned, planned.step.result, steps)}", "green"
+    except InvalidRunbook as error:
+        return f"  result: cannot render: {error.problems[0]}", "yellow"
