@@ -27,7 +27,7 @@ from engine.console import Terminal
 from engine.errors import ConnectionFailed, Declined, Interrupted, InvalidRunbook, JournalError
 from engine.executors import Result
 from engine.journal import OPERATOR, Journal, OutputFile
-from engine.judging import broken_off, judge, judge_step
+from engine.judging import broken_off, judge, judge_step, stopped_waiting
 from engine.outcomes import HostOutcome, Status, StepOutcome
 from engine.planning import HostPlan, Plan, PlannedStep
 from engine.preflight import Fleet
@@ -147,11 +147,10 @@ class Runner:
                 outcome, again = self._attempt(planned, host_plan, attempt, attempts, out)
                 if outcome.status in (Status.OK, Status.INTERRUPTED, Status.UNKNOWN) or not again:
                     break
-                why = f" ({outcome.reason})" if outcome.reason else ""
-                self.terminal.say(
-                    f"  {name}: attempt {attempt} failed{why}; retrying in {step.retries.delay:g}s", "yellow"
-                )
+                self.terminal.retrying(outcome, step.retries.delay)
                 self.stop.wait(step.retries.delay)
+            else:  # stopped (Ctrl-C) while waiting to try again: the step did not fail, it was interrupted
+                outcome = replace(outcome, status=Status.INTERRUPTED, reason=stopped_waiting(outcome))
         finally:
             out.close()
         self.finished.append(outcome)

@@ -196,7 +196,7 @@ def test_raw_is_a_warning_with_its_line(results: dict[str, Result]) -> None:
         f"{DATA}/raw_warning.yml:12:1: steps[0].run: warning: '| raw' inserts the value unquoted; "
         "be sure it cannot carry shell syntax"
     ]
-    assert result.stdout == f"{DATA}/raw_warning.yml: ok — demo 1.0, 1 steps, 1 warning(s)\n"
+    assert result.stdout == f"{DATA}/raw_warning.yml: ok — demo 1.0, 1 step, 1 warning\n"
 
 
 def test_the_shipped_runbook_validates(tmp_path: Path) -> None:

@@ -324,7 +324,7 @@ def test_timeout_kills_the_local_command(lab: Lab) -> None:
     steps = f"  - id: hang\n    title: Hang\n    timeout: 1s\n    run: sh -c 'sleep {marker}; true'\n"
     done = lab.run(book(lab, steps))  # an hour's sleep: only the kill lets it return (lab.run's own timeout)
     assert done.returncode == 1, done.stdout + done.stderr
-    assert summary_rows(done.stdout) == [("hang", "local", "timed_out")]
+    assert summary_rows(done.stdout) == [("hang", "local", "timed out")]
     wait_for(lambda: processes_matching(f"sleep {marker}") == [], "the killed sleep to be gone", timeout=5)
 
 

@@ -88,9 +88,14 @@ def _text(findings: list[Finding]) -> None:
         for problem in (*finding.problems, *finding.warnings):
             print(problem, file=sys.stderr)
         if finding.valid and finding.summary is not None:
-            warned = f", {len(finding.warnings)} warning(s)" if finding.warnings else ""
+            warned = (
+                f", {len(finding.warnings)} warning{'s' if len(finding.warnings) != 1 else ''}"
+                if finding.warnings
+                else ""
+            )
             s = finding.summary
-            print(f"{finding.file}: ok — {s['name']} {s['version']}, {s['steps']} steps{warned}")
+            steps = f"{s['steps']} step{'s' if s['steps'] != 1 else ''}"
+            print(f"{finding.file}: ok — {s['name']} {s['version']}, {steps}{warned}")
         else:
             count = len(finding.problems)
             print(f"{count} problem{'s' if count != 1 else ''} found", file=sys.stderr)

@@ -1,0 +1,88 @@
+"""What a run says, as people read it (issue 23, bug 7): no doubled counts, statuses in words, an interrupt
+while waiting to try again is an interrupt, and Ctrl-C at a question ends its line."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+
+from runbooks import Lab, journal, summary_rows, wait_for, write_runbook
+
+
+@pytest.fixture
+def lab(tmp_path: Path, home: Path) -> Lab:
+    path = tmp_path / "work"
+    path.mkdir()
+    return Lab(path, home)
+
+
+def book(lab: Lab, steps: str) -> Path:
+    text = f'runbook: 1\nname: wording\nversion: "1"\ntitle: Wording\nsteps:\n{steps}'
+    return write_runbook(lab.root.parent, text)
+
+
+def ends(lab: Lab) -> str:
+    """The journal's text so far (empty before it exists)."""
+    found = list(lab.state.glob("runs/*/journal.jsonl"))
+    return found[0].read_text() if found else ""
+
+
+def test_the_attempts_are_counted_once(lab: Lab) -> None:
+    steps = "  - id: flaky\n    title: Flaky\n    retries: {count: 2, delay: 10ms}\n    run: exit 3\n"
+    done = lab.run_here(book(lab, steps))
+    assert done.returncode == 1
+    assert "✗ local: failed exit 3 in " in done.stdout and "s, 3 attempts\n" in done.stdout
+    assert "attempt(s)" not in done.stdout
+
+
+def test_statuses_read_as_words_in_the_summary(lab: Lab) -> None:
+    steps = "  - id: slow\n    title: Slow\n    timeout: 100ms\n    run: sleep 5\n"
+    done = lab.run_here(book(lab, steps))
+    assert summary_rows(done.stdout) == [("slow", "local", "timed out")]
+    assert "local: timed out in" in done.stdout
+    assert [r["status"] for r in journal(lab.state) if r["type"] == "step-end"] == [
+        "timed_out"
+    ]  # the journal's
+
+
+def test_ctrl_c_while_waiting_to_try_again_is_an_interrupt(lab: Lab) -> None:
+    steps = (
+        "  - id: wait\n    title: Wait until ready\n    retries: {count: 5, delay: 1h}\n"
+        "    run: touch tried; exit 1\n"
+        "  - id: after\n    title: After\n    run: touch after\n"
+    )
+    running = lab.start(book(lab, steps))
+    try:
+        wait_for(lambda: (lab.root / "tried").exists(), "the first attempt", timeout=20)
+        wait_for(lambda: "step-end" in ends(lab), "the first attempt's end", timeout=20)
+    finally:
+        code, out, err = running.stop(signal.SIGINT, timeout=10)
+    assert code == 130, out + err
+    assert summary_rows(out) == [("wait", "local", "interrupted")]
+    assert "interrupted while waiting to try again, after attempt 1 failed" in " ".join(out.split())
+    assert not (lab.root / "after").exists()
+
+
+def test_ctrl_c_at_a_question_ends_its_line(lab: Lab) -> None:
+    """The terminal echoes ^C where the cursor is, on the question's line: what follows starts a new one."""
+    import sys
+
+    import pexpect
+
+    steps = "  - id: a\n    title: A\n    confirm: true\n    run: touch a-ran\n"
+    child = pexpect.spawn(
+        str(Path(sys.executable).with_name("runbook")),
+        ["run", str(book(lab, steps)), "--state-dir", str(lab.state)],
+        cwd=str(lab.root),
+        timeout=30,
+        encoding="utf-8",
+        dimensions=(40, 200),
+    )
+    child.expect_exact("[y/N] ")
+    child.sendintr()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 130
+    assert "^C\r\n" in child.before and not (lab.root / "a-ran").exists()
