@@ -279,7 +279,7 @@ def _quote_it(error: yaml.MarkedYAMLError, text: str) -> str:
     if problem.startswith("mapping values are not allowed"):
         return (
             "; a ': ' inside an unquoted value reads as a new key: quote the whole value "
-            "(title: \"Note: this\") or write it as a block (|)"
+            '(title: "Note: this") or write it as a block (|)'
         )
     found = text[mark.index : mark.index + 1] if mark is not None else ""
     if problem.startswith("found character") and found in ("`", "@"):

@@ -81,8 +81,7 @@ def test_syntax_error_says_where_the_unfinished_construct_began() -> None:
         "(while parsing a flow sequence started at line 2, column 4)"
     ]
     assert problems_of("a: b: c\n") == [
-        "rb.yml:1:5: YAML syntax error: mapping values are not allowed in this context"
-        + QUOTE_THE_VALUE
+        "rb.yml:1:5: YAML syntax error: mapping values are not allowed in this context" + QUOTE_THE_VALUE
     ]
 
 
