@@ -1,4 +1,4 @@
-"""`runbook validate FILE`: schema, templates and lint, every problem at once; nothing runs.
+"""`runbook validate FILE…`: schema, templates and lint, every problem at once; nothing runs.
 
 Three outputs of the same findings: `text` for people (`file:line:col: path: message`), `json` for scripts
 (one document, versioned), `github` for GitHub Actions (one workflow command per problem, so the pull
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EXIT_INVALID, EXIT_OK, InvalidRunbook, Problem
-from engine.flags import RunbookFile, argument, option
+from engine.flags import argument, option
 from engine.validation import validate
 
 
@@ -35,15 +35,15 @@ class Formatted:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ValidateOptions(Formatted, RunbookFile):
-    """`runbook validate FILE`."""
-
-
-@dataclass(frozen=True, kw_only=True)
 class ValidateFiles(Formatted):
     """`runbook-validate FILE…`, the pre-commit hook."""
 
     files: tuple[str, ...] = argument(help="runbook files (YAML)", metavar="FILE")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ValidateOptions(ValidateFiles):
+    """`runbook validate FILE…`: one file or several (each reported; exit 2 if any is invalid)."""
 
 
 FORMAT_VERSION = 1  # of the JSON document: bumped when a key changes meaning or goes away
@@ -74,7 +74,7 @@ def check(file: str) -> Finding:
 
 
 def main(chosen: ValidateOptions) -> int:
-    return check_files((chosen.file,), chosen.format)
+    return check_files(chosen.files, chosen.format)
 
 
 def check_files(files: Sequence[str], format: Format = Format.TEXT) -> int:
