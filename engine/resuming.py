@@ -60,9 +60,11 @@ class Selection:
         for host_plan in hosts:
             name = host_plan.host.name
             before = self.previous.get((planned.id, name))
-            if before is not None and before.finished_well:
+            tolerated = before is not None and before.ran_and_failed and planned.step.continue_on_error
+            if before is not None and (before.finished_well or tolerated):  # a tolerated failure is done too
+                why = "failed, tolerated (continue_on_error)" if tolerated else "finished"
                 outcome = HostOutcome(
-                    planned.id, name, Status.DONE_BEFORE, reason="finished in the resumed run"
+                    planned.id, name, Status.DONE_BEFORE, reason=f"{why} in the resumed run"
                 )
                 finished.append(outcome)
                 done.append(outcome)

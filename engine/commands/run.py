@@ -47,7 +47,7 @@ from engine.locking import RunLock
 from engine.masking import Masker
 from engine.model import Runbook
 from engine.options import Options, prepare
-from engine.outcomes import RunStatus
+from engine.outcomes import HostOutcome, RunStatus
 from engine.planning import Plan, PlannedStep
 from engine.running import Runner
 from engine.runs import RunSummary, newest
@@ -244,14 +244,24 @@ def _steps(
         outcomes = runner.run(steps)
     finally:
         terminal.summary(sorted(runner.finished, key=lambda o: (order.get(o.step, 0), o.host)))
-    failed = [o for o in runner.finished if o.status.failed]
+    # a failure the runbook tolerates (continue_on_error) ends the run ok, with a warning: nothing to fix
+    may_fail = {s.id for s in steps if s.step.continue_on_error}
+    tolerated = [o for o in runner.finished if o.status.ran_and_failed and o.step in may_fail]
+    failed = [o for o in runner.finished if o.status.failed and o not in tolerated]
     ok = not failed and len(outcomes) == len(steps)
     if failed:
-        names = ", ".join(sorted({f"{o.step}@{o.host}" for o in failed}))
-        terminal.say(f"run failed: {names}; resume with --resume after fixing", "bold red")
+        terminal.say(f"run failed: {_names(failed)}; resume with --resume after fixing", "bold red")
+    elif tolerated:
+        terminal.say(
+            f"run finished, with tolerated failures (continue_on_error): {_names(tolerated)}", "yellow"
+        )
     else:
         terminal.say("run finished: every step succeeded", "bold green")
     return (RunStatus.OK, EXIT_OK) if ok else (RunStatus.FAILED, EXIT_STEP_FAILED)
+
+
+def _names(outcomes: list[HostOutcome]) -> str:
+    return ", ".join(sorted({f"{o.step}@{o.host}" for o in outcomes}))
 
 
 def _resumed(plan: Plan, terminal: Terminal, journal: Journal, previous: resume.Previous, user: str) -> None:
