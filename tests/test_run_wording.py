@@ -86,3 +86,32 @@ def test_ctrl_c_at_a_question_ends_its_line(lab: Lab) -> None:
     child.close()
     assert child.exitstatus == 130
     assert "^C\r\n" in child.before and not (lab.root / "a-ran").exists()
+
+
+NEW_RUN_NOTE = "did not finish"
+
+
+@pytest.mark.parametrize(
+    ("extra", "stdin", "code"),
+    [
+        ("warnings: [This restarts the service.]\n", "n\n", 1),  # declined at the warnings
+        ("checks:\n  - title: Ready\n    run: exit 1\n", "", 3),  # preflight failed
+    ],
+)
+def test_a_run_that_never_started_leaves_no_note_behind(lab: Lab, extra: str, stdin: str, code: int) -> None:
+    steps = "  - id: a\n    title: A\n    run: touch a-ran\n"
+    text = f'runbook: 1\nname: wording\nversion: "1"\ntitle: Wording\n{extra}steps:\n{steps}'
+    path = write_runbook(lab.root.parent, text)
+    first = lab.run_here(path, stdin=stdin)
+    assert first.returncode == code, first.stdout + first.stderr
+    assert "--resume" not in first.stdout
+    again = lab.run_here(path, stdin=stdin)
+    assert NEW_RUN_NOTE not in again.stdout + again.stderr
+    assert not (lab.root / "a-ran").exists()
+
+
+def test_a_run_that_ran_a_step_is_noted_by_the_next(lab: Lab) -> None:
+    path = book(lab, "  - id: a\n    title: A\n    run: test -e fixed\n")
+    assert lab.run_here(path).returncode == 1
+    again = lab.run_here(path)
+    assert NEW_RUN_NOTE in again.stdout and "To continue that one instead: --resume" in again.stdout

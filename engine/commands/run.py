@@ -42,7 +42,15 @@ from engine.errors import (
     UsageError,
 )
 from engine.flags import option
-from engine.journal import AnsweredBy, Journal, default_state_dir, new_run_id
+from engine.journal import (
+    JOURNAL_NAME,
+    AnsweredBy,
+    Journal,
+    Record,
+    default_state_dir,
+    new_run_id,
+    read_journal,
+)
 from engine.locking import RunLock
 from engine.masking import Masker
 from engine.model import Runbook
@@ -165,7 +173,8 @@ def _locked(
             journal.append(records.interrupted(stop.signal))
             ending = (stop.run_status, stop.exit_code)
             terminal.say(str(stop), "bold yellow")
-            terminal.say(f"resume with: --resume {journal.run_id}", "yellow")
+            if _started_a_step(journal.path):  # else nothing ran: there is nothing to resume
+                terminal.say(f"resume with: --resume {journal.run_id}", "yellow")
             return stop.exit_code
         except RunbookError as error:
             ending = (error.run_status, error.exit_code)
@@ -179,9 +188,17 @@ def _locked(
 
 
 def _unfinished_before(state_dir: Path, name: str, run_id: str) -> RunSummary | None:
-    """The run of this runbook that `--resume` would have continued, now that a new one starts instead."""
+    """The run of this runbook that `--resume` would have continued, now that a new one starts instead; not
+    one that never started a step (declined, preflight failed, Ctrl-C at the warnings): nothing to continue."""
     previous = newest(state_dir, name, excluding=run_id)
-    return previous if previous is not None and previous.status != RunStatus.OK else None
+    never = (RunStatus.OK, RunStatus.DECLINED, RunStatus.PREFLIGHT_FAILED)
+    if previous is None or previous.status in never:
+        return None
+    return previous if _started_a_step(previous.directory / JOURNAL_NAME) else None
+
+
+def _started_a_step(path: Path) -> bool:
+    return any(r.get("type") == Record.STEP_START for r in read_journal(path))
 
 
 def _defaults_masker(runbook: Runbook) -> Masker:
