@@ -151,6 +151,7 @@ class _Builder:
             self.optional(spec, path, "cwd"),
             model.seconds(spec.get("timeout", model.DEFAULT_CHECK_TIMEOUT)),
             index,
+            spec.get("only_before_start", False) is True,
         )
 
     def steps(self, targets: set[str]) -> tuple[model.Step, ...]:

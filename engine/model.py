@@ -160,6 +160,7 @@ class Check:
     cwd: Template | None = None
     timeout: float = DEFAULT_CHECK_TIMEOUT
     index: int = 0
+    only_before_start: bool = False  # true before the first step only (skipped once a resumed run had one)
 
 
 @dataclass(frozen=True)

@@ -256,7 +256,8 @@ class Planner:
             )
         name = self.scope.name
         title = f"({name}) {check.title}" if name else check.title
-        return PlannedCheck(title, self.scope.scoped(check.on), tuple(hosts), check.timeout)
+        target_name = self.scope.scoped(check.on)
+        return PlannedCheck(title, target_name, tuple(hosts), check.timeout, check.only_before_start)
 
 
 @dataclass(frozen=True)

@@ -158,14 +158,18 @@ def _needed_programs(plan: Plan) -> dict[str, list[str]]:
     return needed
 
 
-def check(plan: Plan, fleet: Fleet, say: Callable[[str], None]) -> None:
+def check(plan: Plan, fleet: Fleet, say: Callable[[str], None], started: bool = False) -> None:
     """The runbook's checks (each on its hosts at once), a command for every host and platform, and the
-    programs each step calls."""
+    programs each step calls. `started`: the run resumes one that started steps, so a check that holds only
+    before the first start (`only_before_start`) is skipped, and says so."""
     problems: list[str] = []
     with ThreadPoolExecutor(max_workers=CONNECT_AT_ONCE) as pool:
         # every check on every host at once (they only look), reported in the runbook's order
         running = []
         for planned in plan.checks:
+            if started and planned.only_before_start:
+                say(f"check: {planned.title} — skipped: it holds only before the first step, and steps ran")
+                continue
             say(f"check: {planned.title}")
             run = functools.partial(_run_check, planned.title, fleet=fleet, timeout=planned.timeout)
             running += [pool.submit(run, host_plan) for host_plan in planned.hosts]

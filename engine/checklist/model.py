@@ -188,6 +188,7 @@ def _boxes(
 def _check(plan: Plan, check: PlannedCheck) -> Item:
     commands, cwd, shared = _shared(check.hosts)
     facts = (stepview.where(plan, check.target, len(check.hosts)), *([f"in {cwd}"] if cwd else ()))
+    facts += ("only before the first step",) if check.only_before_start else ()
     return Item(
         "check",
         None,

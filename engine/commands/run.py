@@ -55,7 +55,7 @@ from engine.locking import RunLock
 from engine.masking import Masker
 from engine.model import Runbook
 from engine.options import Options, prepare
-from engine.outcomes import HostOutcome, RunStatus
+from engine.outcomes import HostOutcome, RunStatus, Status
 from engine.planning import Plan, PlannedStep
 from engine.running import Runner
 from engine.runs import RunSummary, newest
@@ -222,7 +222,8 @@ def _phases(
     if not _confirm_warnings(plan, terminal, journal, run.yes, user):
         terminal.say("not confirmed: nothing ran", "bold red")
         raise Declined("the warnings were not confirmed; nothing ran")
-    fleet = _preflight(plan, terminal, connecting)
+    started = previous is not None and any(s is not Status.SKIPPED for s in previous.outcomes.values())
+    fleet = _preflight(plan, terminal, connecting, started)
     try:
         runner = Runner(
             plan,
@@ -239,12 +240,14 @@ def _phases(
         fleet.close()
 
 
-def _preflight(plan: Plan, terminal: Terminal, connecting: preflight.Connecting) -> preflight.Fleet:
+def _preflight(
+    plan: Plan, terminal: Terminal, connecting: preflight.Connecting, started: bool
+) -> preflight.Fleet:
     """Connected executors for every host, once every check passed; otherwise exit 3 with nothing run."""
     fleet = None
     try:
         fleet = connecting.fleet(terminal.say)
-        preflight.check(plan, fleet, terminal.say)
+        preflight.check(plan, fleet, terminal.say, started)
         return fleet
     except PreflightFailed:
         if fleet is not None:

@@ -30,7 +30,8 @@ STEP_FIELDS = frozenset(
         "max_failed_hosts", "requires", "run_once", "until", "loop",
     }
 )  # fmt: skip
-CHECK_FIELDS = frozenset({"title", "run", "on", "cwd", "timeout", "index"})
+# only_before_start: a playbook always runs from its first task, where such a check holds
+CHECK_FIELDS = frozenset({"title", "run", "on", "cwd", "timeout", "index", "only_before_start"})
 # A target's `reach`/`jump` templates end up in its hosts' fields, checked one by one below; a host's `vars`
 # (its inventory entry) only feed templates, which the plan has rendered already.
 TARGET_FIELDS = frozenset({"name", "local", "hosts", "inventory", "concurrency", "reach", "jump"})
