@@ -176,6 +176,7 @@ class _Builder:
         timeout = spec.get("timeout", self.defaults.get("timeout"))
         expect = spec.get("expect", {})
         codes = expect.get("exit_code", 0)
+        self._literal_expect(expect, path)
         return model.Step(
             index=index,
             id=spec["id"],
@@ -208,6 +209,18 @@ class _Builder:
             loop=self.loop(spec, path),
             use=self.use(spec, path),
         )
+
+    def _literal_expect(self, expect: dict[str, Any], path: JsonPath) -> None:
+        """`expect` is matched as written, never rendered: `{{ version }}` there would be looked for as text."""
+        for key in ("stdout_contains", "stdout_matches"):
+            text = expect.get(key)
+            if isinstance(text, str) and ("{{" in text or "{%" in text):
+                message = (
+                    f"expect.{key} is matched as written, not rendered: it would look for the braces "
+                    "themselves; to compare the output with a value, write an until over the attempt "
+                    '(until: "version in result.stdout")'
+                )
+                self.problems.append(self.positions.problem((*path, "expect", key), message))
 
     def use(self, spec: dict[str, Any], path: JsonPath) -> model.Use | None:
         if "use" not in spec:

@@ -250,3 +250,16 @@ def test_a_rule_over_a_secret_never_shows_the_value_in_its_error(tmp_path: Path)
         rules.check(runbook, values, dict(values.values))
     [problem] = error.value.problems
     assert "not JSON" in problem.message and "hunter2hunter2" not in problem.message
+
+
+def test_braces_in_expect_are_refused_with_the_way_to_compare_a_value(tmp_path: Path) -> None:
+    """Issue 23: `expect` is matched as written; `{{ version }}` there would never match the value."""
+    body = (
+        "variables:\n  version: {default: '1.2'}\nsteps:\n  - id: a\n    title: A\n    run: echo 1.2\n"
+        "    expect:\n      stdout_contains: '{{ version }}'\n      stdout_matches: '^[0-9]{2}$'\n"
+    )
+    assert problems_of(tmp_path, body) == [
+        "book.yml:12:24: steps[0].expect.stdout_contains: expect.stdout_contains is matched as written, not "
+        "rendered: it would look for the braces themselves; to compare the output with a value, write an until "
+        'over the attempt (until: "version in result.stdout")'
+    ]
