@@ -68,7 +68,8 @@ def _load(inventory: Inventory, path: Path) -> loading.Document:
         return loading.load(path)
     except InvalidRunbook as error:
         if error.problems and error.problems[0].line == 0:
-            message = f"cannot read the inventory {str(path)!r}: {error.problems[0].message}"
+            shown = repr(str(path)) if path.is_absolute() else f"{str(path)!r} ({path.absolute()})"
+            message = f"cannot read the inventory {shown}: {error.problems[0].message}"
             raise InvalidRunbook([template_problem(inventory.from_file, message)]) from None
         raise
 

@@ -243,6 +243,11 @@ class Runbook:
     def target(self, name: str) -> Target:
         return next(t for t in self.targets if t.name == name)
 
+    def context(self) -> dict[str, str]:
+        """`runbook` in templates: its name, version, and `dir`, the directory of its file (absolute), for
+        paths written relative to the runbook rather than to where the run starts."""
+        return {"name": self.name, "version": self.version, "dir": str(self.document.path.resolve().parent)}
+
     def variable(self, name: str) -> Variable | None:
         return next((v for v in self.variables if v.name == name), None)
 

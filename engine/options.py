@@ -99,7 +99,7 @@ def prepare(
     context = {
         **values.values,
         "platform": here,
-        "runbook": {"name": runbook.name, "version": runbook.version},
+        "runbook": runbook.context(),
     }
     # before anything else: hosts, the lock, the warnings (an export refuses a rule over a secret itself)
     judged = replace(values, missing=(*values.missing, *values.secrets)) if secrets_later else values

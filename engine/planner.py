@@ -57,7 +57,7 @@ class Planner:
         base: dict[str, Any] = {name: Blank(name) for name in values.missing}
         base.update(values.values)
         base.update(self.secret_refs)
-        base["runbook"] = {"name": runbook.name, "version": runbook.version}
+        base["runbook"] = runbook.context()
         self.base = base
 
     def context(

@@ -83,7 +83,7 @@ def used_values(
     known = {
         **values.values,
         "platform": context.get("platform") if isinstance(context.get("platform"), str) else "",
-        "runbook": {"name": used.name, "version": used.version},
+        "runbook": used.context(),
     }
     rules.check(used, values, known)
     # Imported here, not at the top: `validate` imports this module and must not pay for the executors.
