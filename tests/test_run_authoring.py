@@ -481,3 +481,26 @@ def test_resume_refuses_a_used_runbook_that_changed_and_only_selects_its_steps(l
     only = lab.run_here(path, "--only", "sub")
     assert only.returncode == 0 and (lab.root / "x-first").exists()
     assert [r[0] for r in summary_rows(only.stdout)] == ["sub/first", "sub/second"]
+
+
+def test_with_passes_typed_values(lab: Lab) -> None:
+    """Issue 23: `"{{ min_free_gb }}"` passes the integer (one expression: its value as it is); other text is
+    read as the used variable's type, as a value on the command line is."""
+    inner = (
+        "variables:\n  min_free_gb: {type: integer, required: true}\n  paths: {type: array, default: []}\n"
+        "  margin: {type: number, default: 0}\n"
+    )
+    book(
+        lab,
+        "  - id: a\n    title: A\n    run: echo {{ min_free_gb + 1 }} {{ paths | length }} {{ margin * 2 }}\n",
+        inner,
+        "disk.yml",
+    )
+    outer = "variables:\n  min_free_gb: {type: integer, default: 5}\n  dirs: {type: array, default: [a, b]}\n"
+    steps = (
+        "  - id: disk\n    title: Disk\n    use: disk.yml\n"
+        '    with: {min_free_gb: "{{ min_free_gb }}", paths: "{{ dirs }}", margin: "{{ min_free_gb }}.5"}\n'
+    )
+    done = lab.run_here(book(lab, steps, outer), task="plan")
+    assert done.returncode == 0, done.stderr
+    assert "$ echo 6 2 11.0" in done.stdout
