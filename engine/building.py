@@ -106,6 +106,7 @@ class _Builder:
             concurrency=spec.get("concurrency"),
             reach=self.reach(ssh, sp),
             jump=self.jump(ssh, sp),
+            may_be_unreachable=spec.get("may_be_unreachable", False) is True,
         )
 
     def reach(self, spec: dict[str, Any], path: JsonPath) -> model.Reach:
@@ -218,7 +219,8 @@ class _Builder:
                 message = (
                     f"expect.{key} is matched as written, not rendered: it would look for the braces "
                     "themselves; to compare the output with a value, write an until over the attempt "
-                    '(until: "version in result.stdout")'
+                    '(until: "version in result.stdout"); to match braces, escape them in stdout_matches '
+                    "(\\{\\{)"
                 )
                 self.problems.append(self.positions.problem((*path, "expect", key), message))
 

@@ -104,6 +104,7 @@ class Target:
     concurrency: int | None = None
     reach: Reach = field(default_factory=Reach)
     jump: Jump = field(default_factory=Jump)
+    may_be_unreachable: bool = False  # a host that cannot be reached at preflight: its steps are skipped
 
 
 @dataclass(frozen=True)

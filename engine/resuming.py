@@ -68,9 +68,14 @@ class Selection:
                 )
                 finished.append(outcome)
                 done.append(outcome)
-            elif host_plan.skip or name in failed_hosts:
-                # Left out after failing earlier is not journaled: a resume must run it once the host is fixed.
-                reason = host_plan.skip or f"left out: failed in step {failed_hosts[name]}"
+            elif host_plan.skip or name in failed_hosts or name in self.fleet.unreachable:
+                # Left out after failing earlier (or unreachable) is not journaled: a resume must run it once
+                # the host is back.
+                reason = (
+                    host_plan.skip
+                    or self.fleet.unreachable.get(name)
+                    or f"left out: failed in step {failed_hosts[name]}"
+                )
                 outcome = HostOutcome(planned.id, name, Status.SKIPPED, reason=reason)
                 if host_plan.skip:
                     self.journal.append(records.step_start(planned.id, name, 0))
@@ -93,7 +98,8 @@ class Selection:
             if before is not None and (before.finished_well or before is Status.UNKNOWN):
                 return (host_plan,)
         for host_plan in planned.hosts:
-            if not host_plan.skip and host_plan.host.name not in failed_hosts:
+            name = host_plan.host.name
+            if not host_plan.skip and name not in failed_hosts and name not in self.fleet.unreachable:
                 others = len(planned.hosts) - 1
                 self.terminal.say(
                     f"  run_once: on {host_plan.host.name} only (not on {others} other host(s))"

@@ -99,6 +99,7 @@ class ResolvedTarget:
     local: bool
     concurrency: int
     inventory: Any = field(default_factory=dict, compare=False, repr=False)  # the document its hosts are from
+    may_be_unreachable: bool = False
 
 
 def parse_host(spec: str) -> Host:
@@ -201,7 +202,7 @@ def _resolve_one(
         found = tuple(_listed(target, context))
     if locally:
         found = tuple(replace(h, transport=Transport.LOCAL) for h in found)
-    return ResolvedTarget(target.name, found, locally, concurrency, document)
+    return ResolvedTarget(target.name, found, locally, concurrency, document, target.may_be_unreachable)
 
 
 def _listed(target: Target, context: Mapping[str, Any]) -> list[Host]:

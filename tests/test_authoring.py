@@ -261,5 +261,6 @@ def test_braces_in_expect_are_refused_with_the_way_to_compare_a_value(tmp_path: 
     assert problems_of(tmp_path, body) == [
         "book.yml:12:24: steps[0].expect.stdout_contains: expect.stdout_contains is matched as written, not "
         "rendered: it would look for the braces themselves; to compare the output with a value, write an until "
-        'over the attempt (until: "version in result.stdout")'
+        'over the attempt (until: "version in result.stdout"); to match braces, escape them in stdout_matches '
+        "(\\{\\{)"
     ]

@@ -128,7 +128,8 @@ def main(options: Options, run: RunOptions) -> int:
     steps = _select(plan, run.only, run.from_step, resumed=previous is not None)
     terminal = Terminal(Masker(plan.values.secret_values()))
     run_id = previous.run_id if previous else new_run_id()
-    connecting = preflight.Connecting(plan, SSHOptions(trust_new_keys=run.trust_new_host_keys))
+    wanted = preflight.wanted_hosts(plan, steps)  # a host with nothing to do is not reached
+    connecting = preflight.Connecting(plan, SSHOptions(trust_new_keys=run.trust_new_host_keys), wanted)
     if not run.trust_new_host_keys:  # else a run that stops before its preflight would change known_hosts
         connecting.start()  # waiting on the hosts goes on while the lock, journal and warnings are done
     try:

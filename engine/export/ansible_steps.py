@@ -75,7 +75,7 @@ def _when_values(plan: Plan, planned: PlannedStep, when: str) -> tuple[tuple[str
     found: list[tuple[str, Any]] = [("platform", PLATFORM)]
     for name in sorted(names_used("{{" + when + "}}") - {"platform"}):
         if name == "runbook":
-            found.append((name, data(runbook.context())))
+            found.append((name, data({"name": runbook.name, "version": runbook.version})))
         else:
             found.append((name, data(values.values[name])))
     return tuple(found)
