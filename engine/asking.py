@@ -42,6 +42,12 @@ class ManualAnswer:
     reason: str = ""  # why it is not ok
 
 
+def _meets(typed: str, expected: str | None, pattern: str | None) -> bool:
+    if expected is not None:
+        return typed.strip() == expected.strip()
+    return re.fullmatch(pattern, typed.strip()) is not None if pattern else True
+
+
 def yes_or_ask(
     terminal: Terminal, question: str, flag: AnsweredBy | None, said: str | None = None
 ) -> tuple[bool, AnsweredBy]:
@@ -127,13 +133,17 @@ class Asker:
             return ManualAnswer(
                 "done" if ok else "not done", operator, ok, None, "" if ok else "not confirmed"
             )
-        typed = self.terminal.ask(f"{planned.record_prompt}:")
-        if typed is None:
-            return ManualAnswer(None, operator, False, expected or pattern, "no answer")
-        ok = (
-            (typed.strip() == expected.strip())
-            if expected is not None
-            else (re.fullmatch(pattern, typed.strip()) is not None if pattern else True)
-        )
-        reason = "" if ok else f"expected {expected or pattern!r}, got {typed!r}"
-        return ManualAnswer(typed, operator, ok, expected or pattern, reason)
+        wanted, given, reason = expected or pattern, None, "no answer"
+        for attempt in range(
+            1, ATTEMPTS + 1
+        ):  # a typo is not a failure: asked again, like a typed confirmation
+            typed = self.terminal.ask(f"{planned.record_prompt}:")
+            if typed is None or (typed == "" and given is not None):  # no more answers: the last one stands
+                break
+            if _meets(typed, expected, pattern):
+                return ManualAnswer(typed, operator, True, wanted)
+            given, reason = typed, f"expected {wanted!r}, got {typed!r}"
+            more = ATTEMPTS - attempt
+            again = f"; type it again ({more} more), or press Enter to stop" if more else ""
+            self.terminal.say(f"{typed!r} is not what was expected ({wanted!r}){again}", "yellow")
+        return ManualAnswer(given, operator, False, wanted, reason)

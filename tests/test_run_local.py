@@ -215,6 +215,33 @@ def test_confirm_manual_answers_and_says_so(lab: Lab) -> None:
     assert (lab.root / "after").exists()
 
 
+def test_a_wrong_recorded_answer_is_asked_again(lab: Lab) -> None:
+    """Issue 23: a typo is not a failure: asked again (3 tries in all), like a typed confirmation."""
+    done = lab.run_here(book(lab, MANUAL, TYPED_VARS), "--yes", stdin="v2.0.7\nv2.0.8\n")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "'v2.0.7' is not what was expected ('v2.0.8'); type it again (2 more), or press Enter to stop" in (
+        " ".join(done.stdout.split())
+    )
+    [manual] = records(lab, "manual")
+    assert manual["answer"] == "v2.0.8" and manual["ok"] is True and (lab.root / "after").exists()
+    three = lab.run_here(book(lab, MANUAL, TYPED_VARS), "--yes", stdin="a\nb\nc\nv2.0.8\n")
+    assert three.returncode == 1 and "expected 'v2.0.8', got 'c'" in three.stdout
+
+
+def test_confirm_manual_with_a_matches_record_is_refused_before_anything_runs(lab: Lab) -> None:
+    steps = MANUAL.replace(
+        "record: {prompt: Version shown, expect: v2.0.8}",
+        "record: {prompt: Seen, expect: {matches: 'v[0-9.]+'}}",
+    )
+    done = lab.run_here(book(lab, steps, TYPED_VARS), "--yes", "--confirm-manual")
+    assert done.returncode == 2
+    assert (
+        "--confirm-manual cannot answer check: a 'matches' record wants the operator's own answer"
+        in done.stderr
+    )
+    assert not (lab.root / "dropped").exists() and not lab.state.exists()
+
+
 # -- when, retries, expect, continue_on_error ----------------------------------------------------------
 
 

@@ -21,13 +21,13 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from engine import __version__, preflight, resume, stillrunning
+from engine import __version__, preflight, resume, selecting, stillrunning
 from engine import journal as records
 from engine.asking import Settings, yes_or_ask
 from engine.console import Terminal
@@ -39,7 +39,6 @@ from engine.errors import (
     JournalError,
     PreflightFailed,
     RunbookError,
-    UsageError,
 )
 from engine.flags import option
 from engine.journal import (
@@ -125,7 +124,9 @@ def main(options: Options, run: RunOptions) -> int:
         from engine import reviewing  # only a run checked against a saved plan reads one
 
         reviewing.check(plan, Path(run.plan_file))
-    steps = _select(plan, run.only, run.from_step, resumed=previous is not None)
+    steps = selecting.chosen(plan, run.only, run.from_step, resumed=previous is not None)
+    if run.confirm_manual:
+        selecting.answerable(steps, previous.outcomes if previous else {})
     terminal = Terminal(Masker(plan.values.secret_values()))
     run_id = previous.run_id if previous else new_run_id()
     wanted = preflight.wanted_hosts(plan, steps)  # a host with nothing to do is not reached
@@ -342,49 +343,6 @@ def _confirm_warnings(plan: Plan, terminal: Terminal, journal: Journal, yes: boo
     ok, by = yes_or_ask(terminal, question, AnsweredBy.YES if yes else None)
     journal.append(records.confirmation(None, question, "yes" if ok else "no", user, by))
     return ok
-
-
-def _named(planned: PlannedStep, wanted: str) -> bool:
-    """`rotate[2]` is one item, `rotate` every item of the loop, `snapshot` every step the step uses."""
-    step = planned.scope.scoped(planned.step.id)
-    return wanted in (planned.id, step) or planned.id.startswith(wanted + "/")
-
-
-def _select(
-    plan: Plan, only: str | None, from_step: str | None, resumed: bool = False
-) -> tuple[PlannedStep, ...]:
-    """The steps `--only`/`--from` choose; a resumed run has the outputs of the steps that ran before."""
-    if only and from_step:
-        raise UsageError("--only and --from cannot be used together")
-    wanted = only or from_step
-    if wanted is None:
-        return plan.steps
-    ids = [s.id for s in plan.steps]
-    chosen = [i for i, s in enumerate(plan.steps) if _named(s, wanted)]
-    if not chosen:
-        raise UsageError(f"no step {wanted!r}; steps: {', '.join(ids)}")
-    selected = plan.steps[chosen[0] : chosen[-1] + 1] if only else plan.steps[chosen[0] :]
-    if not resumed:
-        _outputs_run(plan, selected, "--only" if only else "--from", wanted)
-    return selected
-
-
-def _outputs_run(plan: Plan, selected: tuple[PlannedStep, ...], flag: str, wanted: str) -> None:
-    """Refuse, before anything runs, a selection that leaves out a step whose output a chosen step reads:
-    it could only fail once the steps before it had run."""
-    from engine.result_reads import steps_read
-
-    def names(steps: Iterable[PlannedStep]) -> set[str]:
-        return {p.scope.scoped(p.step.id) for p in steps} | {p.scope.name for p in steps if p.scope.name}
-
-    left_out = names(p for p in plan.steps if p not in selected) - names(selected)
-    for planned in selected:
-        for read in sorted(planned.scope.scoped(r) for r in steps_read(planned.step)):
-            if read in left_out:
-                raise UsageError(
-                    f"{flag} {wanted}: step {planned.id!r} reads the output of step {read!r}, which would "
-                    f"not run; start at {read!r} or earlier (--from {read}), or --resume the run that ran it"
-                )
 
 
 @contextmanager
