@@ -96,6 +96,7 @@ class _Builder:
                 ssh["each"],
                 self.template((*sp, "host"), ssh["host"]),
                 self.optional(ssh, sp, "where"),
+                self.optional(ssh, sp, "name"),
             )
         hosts = tuple(self.template((*sp, "hosts", i), h) for i, h in enumerate(ssh.get("hosts", ())))
         return model.Target(

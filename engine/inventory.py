@@ -30,6 +30,7 @@ class Entry:
     address: str
     context: Mapping[str, Any]
     base: str  # the inventory's directory: relative key paths are relative to it
+    name: str = ""  # what plans, summaries and the journal call it (`name:`), else its address
 
 
 def entries(
@@ -46,9 +47,9 @@ def entries(
         try:
             if inventory.where is not None and not evaluate(inventory.where, scope):
                 continue
-            built.append(
-                build(Entry(index, item, _address(inventory, scope, path, index), scope, str(path.parent)))
-            )
+            address = _address(inventory, scope, path, index)
+            name = (text(inventory.name, scope) if inventory.name else None) or address
+            built.append(build(Entry(index, item, address, scope, str(path.parent), name)))
         except InvalidRunbook as error:
             prefix = f"{path}: entry {index} of {inventory.each!r}: "
             located = [

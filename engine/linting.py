@@ -138,6 +138,8 @@ def _sites(runbook: Runbook) -> Iterator[_Site]:
             yield _Site(inv.host, names)
             if inv.where is not None:
                 yield _Site(inv.where, names, expression=True)
+            if inv.name is not None:
+                yield _Site(inv.name, names)
         for template in (*target.hosts, *target.reach.templates(), *target.jump.templates()):
             yield _Site(template, names)
     for rule in runbook.rules:  # a rule may read the targets' hosts and inventories (`targets`)

@@ -93,6 +93,7 @@ class Inventory:
     each: str
     host: Template
     where: Template | None = None
+    name: Template | None = None  # each entry's display name (plan, summary, journal); `host` is connected to
 
 
 @dataclass(frozen=True)

@@ -195,7 +195,11 @@ def _resolve_one(
             target.inventory,
             context,
             lambda entry: _host(
-                target, entry.context, Host(entry.address, entry.address), entry.base, entry.item
+                target,
+                entry.context,
+                Host(entry.name or entry.address, entry.address),
+                entry.base,
+                entry.item,
             ),
         )
     else:
