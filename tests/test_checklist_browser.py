@@ -112,7 +112,8 @@ def printed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     rke = directory / "rke"
     rke.mkdir()
     (rke / "rancher-cluster.yml").write_text(
-        "nodes:\n" + "".join(f"  - address: {a}\n    user: rancher\n" for a in NODES), encoding="utf-8"
+        "nodes:\n" + "".join(f"  - address: {a}\n    user: rancher\n    role: [worker]\n" for a in NODES),
+        encoding="utf-8",
     )
     plan = prepare(
         Options(str(HA), var=(f"rke_dir={rke}",), environ={}), any_platform=True, allow_missing=True
@@ -213,7 +214,8 @@ def test_a_filled_checklist_prints_its_ticks_and_crosses(tmp_path: Path) -> None
     rke = tmp_path / "rke"
     rke.mkdir()
     (rke / "rancher-cluster.yml").write_text(
-        "nodes:\n" + "".join(f"  - address: {a}\n    user: rancher\n" for a in NODES), encoding="utf-8"
+        "nodes:\n" + "".join(f"  - address: {a}\n    user: rancher\n    role: [worker]\n" for a in NODES),
+        encoding="utf-8",
     )
     records = [
         *up_to_the_nodes(rke, node_2="failed"),
