@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.clock import WALL, Timer
 from engine.errors import InvalidRunbook
 from engine.executors import Result
 from engine.model import Step
@@ -24,10 +25,11 @@ from engine.results import Attempt
 class Attempts:
     step: Step
     started: float = field(default_factory=time.monotonic)
+    timer: Timer = WALL  # a rehearsal's is simulated (`engine.clock`): its `started` comes from it too
 
     @property
     def elapsed(self) -> float:
-        return time.monotonic() - self.started
+        return self.timer.now() - self.started
 
     def timeout(self) -> float | None:
         """This attempt's limit: the step's timeout, cut to what is left before the deadline."""

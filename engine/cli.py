@@ -104,6 +104,12 @@ COMMANDS = (
         doc="Run a runbook: warnings, preflight, then every step, journaled. Exit 0/1/2/3/130.",
     ),
     Command(
+        name="rehearse",
+        module="engine.commands.rehearse",
+        doc="Rehearse a runbook: the real engine against simulated hosts (a scenario, injected faults), "
+        "then a report with coverage. Nothing is executed, no host is connected.",
+    ),
+    Command(
         name="runs",
         module="engine.commands.history",
         doc="Past runs: id, runbook, version, who, started, status; or one run, step by step and host by host.",

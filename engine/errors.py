@@ -103,6 +103,11 @@ class CannotWrite(RunbookError):
     exit_code = EXIT_CANNOT_WRITE
 
 
+class LockLost(JournalError):
+    """The run's lock was lost (a state backend's connection died, or another run took the lock over): the
+    run stops before its next step; a resume continues it."""
+
+
 class LockHeld(RunbookError):
     """Another run of the same runbook holds the lock."""
 

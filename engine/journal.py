@@ -7,30 +7,12 @@ cannot be written stops the run (`JournalError`)
 rather than letting it go on unrecorded.
 Nothing here masks: callers pass text already masked by `engine.masking`.
 
-Records (the journal's contract; every record also gets "time", UTC ISO 8601 with milliseconds). Each is
-built by the function of the same name below, and only there; `type` is a `Record`, `status` a `Status`
-(steps) or `RunStatus` (run-end), `by` an `AnsweredBy`:
-
-    {"type": "run", "run_id", "runbook": {"name", "version", "sha256", "path"}, "uses": [{"step", "path", "sha256"}],
-     "variables": {name: value, secrets as MASK}, "platform", "engine_version", "user", "hostname", "pid", "argv"}
-    {"type": "step-start", "step", "host", "attempt"}
-    {"type": "process-group", "step", "host", "attempt", "pgid", "started"} — the step's process group on its
-     host, written as soon as the executor knows it; `started` tells a reused pid apart (locally the group
-     leader's start time, clock ticks since boot from /proc/PID/stat; null where it cannot be known). A resume
-     checks whether the group of an unknown step still runs (`engine.stillrunning`).
-    {"type": "step-end", "step", "host", "status", "exit_code", "duration", "attempt", "reason", "stdout_tail",
-     "stderr_tail"}
-    {"type": "confirmation", "step" (or null), "host" (re-running an unknown outcome), "question", "answer",
-     "ok" (typed confirmations), "user", "by": "operator" | "--yes" | "--rerun-unknown" | "--if-still-running"}
-    {"type": "manual", "step", "host": "operator", "prompt", "answer", "expected", "ok", "user",
-     "by": "operator" | "--confirm-manual"}
-    {"type": "resumed", "user", "pid", "variables" (as this session has them), "argv"}
-    {"type": "interrupted", "signal"}
-    {"type": "run-end", "status", "exit_code"}
+The records themselves (their keys, builders and reading types) are `engine.records`'s; this module writes
+and reads lines, whatever they hold.
 
 A line is committed once its newline is on disk: a last line without one (or that does not parse) is what a
 crash mid-write leaves, so `scan_journal` ignores it and `Journal.reopen` cuts it off before appending.
-Folding records into run summaries and step outcomes is `engine.runs`'s job.
+Folding records into a run's history is `engine.history`'s job; the file state backend is `engine.state.files`.
 """
 
 from __future__ import annotations
@@ -41,148 +23,16 @@ import os
 import re
 import secrets
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import Enum, StrEnum
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from engine.errors import JournalError
-from engine.outcomes import HostOutcome, RunStatus
 
 JOURNAL_NAME = "journal.jsonl"
-OPERATOR = "operator"
-"""The `host` of a manual step's records: a person, not a machine."""
-
-
-class Record(StrEnum):
-    """The `type` of every journal record; a reader that meets another type ignores it."""
-
-    RUN = "run"
-    STEP_START = "step-start"
-    PROCESS_GROUP = "process-group"
-    STEP_END = "step-end"
-    CONFIRMATION = "confirmation"
-    MANUAL = "manual"
-    RESUMED = "resumed"
-    INTERRUPTED = "interrupted"
-    RUN_END = "run-end"
-
-
-class AnsweredBy(StrEnum):
-    """Who answered a question: the operator, or the flag that answered for them."""
-
-    OPERATOR = OPERATOR
-    YES = "--yes"
-    RERUN_UNKNOWN = "--rerun-unknown"
-    CONFIRM_MANUAL = "--confirm-manual"
-    IF_STILL_RUNNING = "--if-still-running"
-
-
-# -- the records ------------------------------------------------------------------------------------
-
-
-def run(header: Mapping[str, Any], run_id: str) -> dict[str, Any]:
-    """The header: the runbook, the values (secrets masked), and who ran it where."""
-    return {"type": Record.RUN, **header, "run_id": run_id}
-
-
-def step_start(step: str, host: str, attempt: int) -> dict[str, Any]:
-    return {"type": Record.STEP_START, "step": step, "host": host, "attempt": attempt}
-
-
-def process_group(step: str, host: str, attempt: int, pgid: int, started: str | None) -> dict[str, Any]:
-    """Where the step's command runs: what a resume needs to tell whether it still runs (no second copy)."""
-    return {
-        "type": Record.PROCESS_GROUP,
-        "step": step,
-        "host": host,
-        "attempt": attempt,
-        "pgid": pgid,
-        "started": started,
-    }
-
-
-def step_end(outcome: HostOutcome, tail_lines: int = 20) -> dict[str, Any]:
-    """A host's outcome, with output tails only: the full output is in its own file."""
-    return {
-        "type": Record.STEP_END,
-        "step": outcome.step,
-        "host": outcome.host,
-        "status": outcome.status,
-        "exit_code": outcome.exit_code,
-        "duration": round(outcome.duration, 3),
-        "attempt": outcome.attempts,
-        "reason": outcome.reason or None,
-        "stdout_tail": _tail(outcome.stdout, tail_lines),
-        "stderr_tail": _tail(outcome.stderr, tail_lines),
-    }
-
-
-def confirmation(
-    step: str | None,
-    question: str,
-    answer: str,
-    user: str,
-    by: AnsweredBy,
-    *,
-    host: str | None = None,
-    ok: bool | None = None,
-) -> dict[str, Any]:
-    """An answer to a question: the warnings (step None), a step's confirmation (with `ok` when typed),
-    or whether to run an unknown outcome again (with its `host`)."""
-    record: dict[str, Any] = {"type": Record.CONFIRMATION, "step": step}
-    if host is not None:
-        record["host"] = host
-    record.update(question=question, answer=answer)
-    if ok is not None:
-        record["ok"] = ok
-    return {**record, "user": user, "by": by}
-
-
-def manual(
-    step: str,
-    prompt: str | None,
-    answer: str | None,
-    expected: str | None,
-    ok: bool,
-    user: str,
-    by: AnsweredBy,
-) -> dict[str, Any]:
-    return {
-        "type": Record.MANUAL,
-        "step": step,
-        "host": OPERATOR,
-        "prompt": prompt,
-        "answer": answer,
-        "expected": expected,
-        "ok": ok,
-        "user": user,
-        "by": by,
-    }
-
-
-def resumed(user: str, pid: int, variables: Mapping[str, Any], argv: Sequence[str]) -> dict[str, Any]:
-    return {
-        "type": Record.RESUMED,
-        "user": user,
-        "pid": pid,
-        "variables": dict(variables),
-        "argv": list(argv),
-    }
-
-
-def interrupted(signal: str) -> dict[str, Any]:
-    return {"type": Record.INTERRUPTED, "signal": signal}
-
-
-def run_end(status: RunStatus, exit_code: int) -> dict[str, Any]:
-    return {"type": Record.RUN_END, "status": status, "exit_code": exit_code}
-
-
-def _tail(text: str, lines: int) -> str:
-    return "\n".join(text.rstrip("\n").split("\n")[-lines:]) if text else ""
 
 
 # -- where runs live --------------------------------------------------------------------------------
@@ -370,9 +220,8 @@ class Journal:
         self._outputs: dict[tuple[str, str], OutputFile] = {}
 
     @classmethod
-    def create(cls, state_dir: Path, header: Mapping[str, Any], run_id: str | None = None) -> Journal:
-        """Make the run directory and write the `run` header record."""
-        run_id = run_id or new_run_id()
+    def create(cls, state_dir: Path, header: Mapping[str, Any], run_id: str) -> Journal:
+        """Make the run directory and write the `run` header record (`records.run`)."""
         directory = run_directory(state_dir, run_id)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
         try:
@@ -381,7 +230,7 @@ class Journal:
         except OSError as error:
             raise JournalError(_reason("create run directory", directory, error)) from error
         try:
-            journal.append(run(header, run_id))
+            journal.append(header)
             _fsync_directory(directory)
         except JournalError:
             journal.close()
@@ -415,7 +264,8 @@ class Journal:
         covered return without an fsync of their own. Every line is still on disk before its `append`
         returns, but N hosts cost about one fsync's wait, not N of them in a row.
         """
-        stamped = {**record, "time": record.get("time") or timestamp()}
+        stamped = dict(record)
+        stamped.setdefault("time", timestamp())
         data = (json.dumps(stamped, ensure_ascii=False, default=_json_default) + "\n").encode(
             "utf-8", "replace"
         )

@@ -26,7 +26,7 @@ _RETRY_DELAY = 0.05
 
 @dataclass(frozen=True)
 class LockHolder:
-    """Who runs the runbook, as written into the lock file by the run that holds it."""
+    """Who runs the runbook, as the run that holds its lock wrote it down."""
 
     user: str
     host: str

@@ -16,12 +16,17 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from engine.clock import Clock, WallClock
 from engine.errors import PreflightFailed, RunbookError
 from engine.executors import Executor, executor_for, sshlimits
 from engine.planning import HostPlan, Plan, PlannedStep
 from engine.targets import LOCAL_HOST, Host
 from engine.transports import SSHOptions, Transport
+
+if TYPE_CHECKING:
+    from engine.executors.rehearsal import Stage  # only a rehearsal imports its executor
 
 CONNECT_AT_ONCE = 64
 """Hosts connected (and probed) at once. Each connection waits mostly on the network and the host, so
@@ -31,11 +36,13 @@ and stays under a jump host's sshd MaxStartups ceiling (100) for the connections
 
 @dataclass
 class Fleet:
-    """One executor per host for the whole run (one SSH connection each), and each host's platform."""
+    """One executor per host for the whole run (one SSH connection each), each host's platform, and the
+    clock its commands take time on (a rehearsal's is simulated)."""
 
     executors: dict[str, Executor] = field(default_factory=dict)
     platforms: dict[str, str] = field(default_factory=dict)
     missing: dict[str, list[str]] = field(default_factory=dict)  # programs not found, by host
+    clock: Clock = field(default_factory=WallClock)
     unreachable: dict[str, str] = field(default_factory=dict)  # hosts that may be, and were: why
 
     def executor(self, host: Host) -> Executor:
@@ -64,8 +71,14 @@ class Connecting:
     waits for no host that does not answer.
     """
 
-    def __init__(self, plan: Plan, options: SSHOptions, hosts: frozenset[str] | None = None) -> None:
-        self._plan, self._options, self._hosts = plan, options, hosts
+    def __init__(
+        self,
+        plan: Plan,
+        options: SSHOptions,
+        stage: Stage | None = None,
+        hosts: frozenset[str] | None = None,
+    ) -> None:
+        self._plan, self._options, self._stage, self._hosts = plan, options, stage, hosts
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
@@ -98,7 +111,7 @@ class Connecting:
     def _connect(self) -> None:
         result: Fleet | BaseException
         try:
-            result = connect(self._plan, self._options, self._hosts)
+            result = connect(self._plan, self._options, self._stage, self._hosts)
         except BaseException as error:  # raised again in the thread that waits (`fleet`)
             result = error
         with self._lock:
@@ -121,22 +134,25 @@ def _remote(plan: Plan, hosts: frozenset[str] | None) -> tuple[Host, ...]:
     return tuple(h for h in plan.remote_hosts() if hosts is None or h.name in hosts)
 
 
-def connect(plan: Plan, options: SSHOptions, hosts: frozenset[str] | None = None) -> Fleet:
+def connect(
+    plan: Plan, options: SSHOptions, stage: Stage | None = None, hosts: frozenset[str] | None = None
+) -> Fleet:
     """Executors for every host of the plan (of `hosts`, if given), each with its platform and the programs
     it lacks.
 
     SSH hosts are connected all at once (up to `CONNECT_AT_ONCE`) and asked both things in one command, so
-    a host costs one round trip before the checks; all failures are reported at once.
+    a host costs one round trip before the checks; all failures are reported at once. On a rehearsal's
+    `stage` every host is a stand-in (`executor_for` picks it) and time is the stage's clock.
     """
-    fleet = Fleet()
+    fleet = Fleet() if stage is None else Fleet(clock=stage.clock)
     needed = _needed_programs(plan)
     for host in _local_hosts(plan):
-        executor = fleet.executors[host.name] = executor_for(host, options)
+        executor = fleet.executors[host.name] = executor_for(host, options, stage)
         fleet.platforms[host.name] = plan.platform or executor.platform()
     remote = _remote(plan, hosts)
 
     def open_one(host: Host) -> tuple[Host, Executor | None, str, list[str]]:
-        executor = executor_for(host, options)
+        executor = executor_for(host, options, stage)
         try:
             executor.connect()
             platform, missing = executor.probe(needed.get(host.name, []))

@@ -4,43 +4,99 @@ The journal is the only truth: a step and host that reported `ok` is done; one t
 reported an end is *unknown* and is run again only when someone says so (`--rerun-unknown`, or a yes).
 A command killed by Ctrl-C or SIGTERM did end, but half-way: whatever it changed before it died is as
 unknown as after a crash, so an `interrupted` outcome is treated as unknown too ("resume works the same").
+
+What carries over: a finished step's output, exit code and status (later templates read `steps.<id>`), and
+an open series of attempts (`retries`, `deadline`): a series cut short continues with its next attempt and
+its deadline counted from its first attempt; a series that ended (ok, or failed after its last attempt)
+starts afresh, since resuming it is the operator's decision to try again. A series whose deadline passed
+while no engine ran starts afresh too, said on the terminal.
+
+Loop items are matched by value (`loops`): a resume whose items changed is refused unless `--force`; an item
+whose outcome is unknown (its first copy may still run) must stay in the list, forced or not.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from pathlib import Path
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from engine.errors import UsageError
-from engine.journal import JOURNAL_NAME, Journal, Record, read_journal, run_directory
-from engine.outcomes import RunStatus, Status
-from engine.planning import sha256_text
-from engine.runs import latest_unfinished, outcomes
-from engine.stillrunning import Group, groups
+from engine.history import HostHistory, Key, RunHistory, fold, moved
+from engine.outcomes import HostOutcome, RunStatus, Status
+from engine.planning import PlannedStep, sha256_text
+from engine.records import Loops, ProcessGroup
+from engine.state.base import StateBackend
 
 LATEST = "latest"
 
 
 @dataclass(frozen=True)
+class Carried:
+    """An open series of attempts a resume continues: attempts already made, seconds since it began."""
+
+    made: int = 0
+    elapsed: float = 0.0
+    note: str = ""  # why an open series starts afresh after all
+
+
+@dataclass(frozen=True)
 class Previous:
     run_id: str
-    directory: Path
-    values: dict[str, Any]
-    outcomes: dict[tuple[str, str], Status]  # (step, host) → its last state; INTERRUPTED reads as UNKNOWN
-    sha256: str
+    history: RunHistory
     text: str | None  # the runbook as it was run (secrets masked), to show what changed
-    uses: tuple[tuple[str, str], ...] = ()  # (using step, sha256) of each runbook it used
-    groups: dict[tuple[str, str], Group] = field(default_factory=dict)  # unknown ones' process groups
+    hosts: Mapping[Key, HostHistory] = field(default_factory=dict)  # by today's loop items
+    changes: tuple[str, ...] = ()  # what changed in the loop items (a forced resume)
 
-    def reopen(self, state_dir: Path) -> Journal:
-        return Journal.reopen(state_dir, self.run_id)
+    @property
+    def values(self) -> dict[str, Any]:
+        return dict(self.history.header.variables)
+
+    @property
+    def sha256(self) -> str:
+        return self.history.header.runbook.sha256
+
+    def status(self, key: Key) -> Status | None:
+        """The last known state; INTERRUPTED reads as UNKNOWN."""
+        found = self.hosts.get(key)
+        if found is None:
+            return None
+        return Status.UNKNOWN if found.status is Status.INTERRUPTED else found.status
+
+    def group(self, key: Key) -> ProcessGroup | None:
+        """The process group of an unknown step, to check before it runs again."""
+        found = self.hosts.get(key)
+        return found.group if found is not None and self.status(key) is Status.UNKNOWN else None
+
+    def done(self, key: Key, reason: str) -> HostOutcome:
+        """A step finished in the resumed run, with what it printed and returned (as journaled, masked)."""
+        step, host = key  # a loop item's id may have moved since (`match_items`)
+        return replace(
+            self.hosts[key].outcome, step=step, host=host, status=Status.DONE_BEFORE, reason=reason
+        )
+
+    def carried(self, key: Key, deadline: float | None, now: datetime | None = None) -> Carried:
+        """The open series of `key` to continue; none (a new series) when its deadline has passed."""
+        found = self.hosts.get(key)
+        series = found.series if found is not None else ()
+        if not series:
+            return Carried()
+        made = series[-1].attempt - (1 if series[-1].cut else 0)  # a cut attempt is made again
+        began = _moment(series[0].started or series[0].ended)
+        elapsed = ((now or datetime.now(UTC)) - began).total_seconds() if began else 0.0
+        if deadline is not None and elapsed >= deadline:
+            return Carried(
+                note=f"its deadline ({deadline:g}s from the first attempt) passed before this resume: "
+                "a new series of attempts"
+            )
+        return Carried(made, max(elapsed, 0.0))
 
     def report(self, order: Iterable[str]) -> list[str]:
         """What the resume will do, for the operator: done, to run again, unknown (asked first)."""
         rank = {step: index for index, step in enumerate(order)}
-        keys = sorted(self.outcomes, key=lambda key: (rank.get(key[0], len(rank)), key))
+        keys = sorted(self.hosts, key=lambda key: (rank.get(key[0], len(rank)), key))
         groups: list[tuple[str, Callable[[Status], bool]]] = [
             ("finished, not run again", lambda status: status.finished_well),
             ("failed, run again", lambda status: status.ran_and_failed),
@@ -51,56 +107,124 @@ class Previous:
         ]
         lines = [f"resuming run {self.run_id}"]
         for label, belongs in groups:
-            found = [f"{step}@{host}" for step, host in keys if belongs(self.outcomes[(step, host)])]
+            found = [
+                f"{step}@{host}" for step, host in keys if belongs(self.status((step, host)) or Status.OK)
+            ]
             if found:
                 lines.append(f"  {label}: {', '.join(found)}")
-        return lines
+        return lines + [f"  loop items changed (--force, matched by value): {c}" for c in self.changes]
 
 
-def find(state_dir: Path, runbook_name: str, which: str) -> Previous:
+def _moment(stamp: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")) if stamp else None
+    except ValueError:
+        return None
+
+
+def find(state: StateBackend, runbook_name: str, which: str) -> Previous:
     """The run to resume: the latest unfinished one of this runbook, or the one named."""
     if which == LATEST:
-        summary = latest_unfinished(state_dir, runbook_name)
-        if summary is None:
-            raise UsageError(f"no unfinished run of {runbook_name!r} in {state_dir} to resume")
+        summary = state.newest(runbook_name)
+        if summary is None or summary.status == RunStatus.OK:
+            raise UsageError(f"no unfinished run of {runbook_name!r} in {state.location} to resume")
         run_id = summary.run_id
     else:
         run_id = which
-    directory = run_directory(state_dir, run_id)
-    if not (directory / JOURNAL_NAME).is_file():
-        raise UsageError(f"--resume {run_id}: no such run in {state_dir}")
-    records = read_journal(directory / JOURNAL_NAME)
-    header = records[0] if records and records[0].get("type") == Record.RUN else {}
-    if header.get("runbook", {}).get("name") != runbook_name:
-        raise UsageError(
-            f"--resume {run_id}: that run is of {header.get('runbook', {}).get('name')!r}, "
-            f"not {runbook_name!r}"
-        )
-    if records[-1].get("type") == Record.RUN_END and records[-1].get("status") == RunStatus.OK:
+    records = state.records(run_id)
+    if records is None:
+        raise UsageError(f"--resume {run_id}: no such run in {state.location}")
+    history = fold(records)
+    if history.runbook.name != runbook_name:
+        shown = history.runbook.name if history.header.run_id else None
+        raise UsageError(f"--resume {run_id}: that run is of {shown!r}, not {runbook_name!r}")
+    if history.ok:
         raise UsageError(f"--resume {run_id}: that run finished well; there is nothing to resume")
-    saved = directory / "runbook.yml"
-    found: dict[tuple[str, str], Status] = {
-        key: Status.UNKNOWN if status is Status.INTERRUPTED else status
-        for key, status in outcomes(records).items()
-    }
-    return Previous(
-        run_id,
-        directory,
-        dict(header.get("variables", {})),
-        found,
-        header.get("runbook", {}).get("sha256", ""),
-        saved.read_text(encoding="utf-8") if saved.is_file() else None,
-        tuple(
-            (str(u.get("step")), str(u.get("sha256"))) for u in header.get("uses", []) if isinstance(u, dict)
-        ),
-        {key: group for key, group in groups(records).items() if found.get(key) is Status.UNKNOWN},
-    )
+    return Previous(run_id, history, state.runbook_copy(run_id), history.hosts)
+
+
+def loops(steps: Iterable[PlannedStep], mask: Callable[[str], str]) -> dict[str, list[Any]]:
+    """The plan's loop items by step (`rotate`, `snapshot/rotate`), secrets masked: what the journal keeps."""
+    found: dict[str, list[Any]] = {}
+    for planned in steps:
+        if planned.item is not None:
+            scope = planned.scope.name
+            step = f"{scope}/{planned.step.id}" if scope else planned.step.id
+            found.setdefault(step, []).append(_masked(planned.item.value, mask))
+    return found
+
+
+def _masked(value: Any, mask: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, Mapping):
+        return {str(k): _masked(v, mask) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_masked(v, mask) for v in value]
+    return value
+
+
+def _canonical(items: Loops) -> str:
+    return json.dumps({step: list(values) for step, values in items.items()}, sort_keys=True, default=str)
+
+
+def match_items(previous: Previous, today: Loops, force: bool) -> Previous:
+    """Refuse (unless forced) a resume whose loop items changed; forced, each item keeps its own outcome
+    (matched by value, not position). An unknown item that left the list is refused even when forced: its
+    first copy may still run, and the run could never end well without it."""
+    before = previous.history.loops
+    if before is None or _canonical(before) == _canonical(today):
+        return previous  # unchanged, or a journal older than loop values: matched by position
+    changes = _describe(before, today)
+    what = f"the loop items changed since run {previous.run_id} began: {'; '.join(changes)}"
+    if not force:
+        raise UsageError(
+            f"{what}; resuming could skip an item or run one again. Resume with the same items, or pass "
+            "--force to match the items by value"
+        )
+    places = moved(before, today)
+    unknown = [
+        f"{step}@{host}"
+        for (step, host) in previous.hosts
+        if places.get(step, "") is None and previous.status((step, host)) is Status.UNKNOWN
+    ]
+    if unknown:
+        raise UsageError(
+            f"{what}; the outcome of {', '.join(unknown)} is unknown (its command may still run): keep its "
+            "item in the list to settle it first"
+        )
+    hosts = {}
+    for (step, host), found in previous.hosts.items():
+        where = places.get(step, step)
+        if where is not None:
+            hosts[(where, host)] = found
+    return replace(previous, hosts=hosts, changes=tuple(changes))
+
+
+def _describe(before: Loops, after: Loops) -> list[str]:
+    """`rotate: new "d", gone "a", moved "b" (rotate[2] → rotate[1])` for each step whose items changed."""
+    lines = []
+    for step in sorted(set(before) | set(after)):
+        old, new = {step: before.get(step, ())}, {step: after.get(step, ())}
+        if _canonical(old) == _canonical(new):
+            continue
+        parts = [f"new {_shown(new[step], unit)}" for unit, to in moved(new, old).items() if to is None]
+        for unit, to in moved(old, new).items():
+            shown = _shown(old[step], unit)
+            parts.append(f"gone {shown}" if to is None else f"moved {shown} ({unit} → {to})")
+        lines.append(f"{step}: {', '.join(parts)}")
+    return lines
+
+
+def _shown(values: Sequence[Any], unit: str) -> str:
+    """The value of the item `unit` (`rotate[2]`) of `values`."""
+    return json.dumps(values[int(unit.rsplit("[", 1)[1][:-1]) - 1], ensure_ascii=False, default=str)
 
 
 def changed_uses(previous: Previous, today: Iterable[tuple[str, str, str]], force: bool) -> str | None:
     """Refuse (unless forced) a resume whose used runbooks (`use:`) changed since the run began."""
     now = {step: (path, sha) for step, path, sha in today}
-    then = dict(previous.uses)
+    then = {use.step: use.sha256 for use in previous.history.header.uses}
     changed = [
         f"{step} ({now[step][0] if step in now else 'no longer used'})"
         for step in sorted(set(now) | set(then))

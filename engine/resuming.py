@@ -3,35 +3,35 @@ finds that run and reads its outcomes).
 
 A host that finished well before is done; one skipped by a false `when` or left out after failing in an
 earlier step is not run; one whose outcome is unknown runs again only after its first copy is settled (no
-second copy) and someone says yes; the rest run. For `run_once`, the host that ran it before keeps it.
+second copy) and someone says yes; the rest run. For `run_once`, the host that ran it before keeps it. A
+host's series of attempts that the resumed run left open goes on (`attempts`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from engine import journal as records
+from engine import records
 from engine.asking import Asker
+from engine.attempts import Attempts
+from engine.clock import Timer
 from engine.console import Terminal
 from engine.errors import StepFailed
-from engine.journal import OPERATOR, Journal
+from engine.model import Step
 from engine.outcomes import HostOutcome, Status
 from engine.planning import HostPlan, PlannedStep
 from engine.preflight import Fleet
-from engine.stillrunning import Check, FirstCopy, Group
+from engine.records import OPERATOR
+from engine.resume import Previous
+from engine.state import RunWriter
+from engine.stillrunning import Check, FirstCopy
 
 
 class Selection:
-    """Picks each step's hosts for one run; `previous` is the resumed run's last status per (step, host)."""
+    """Picks each step's hosts for one run; `previous` is the resumed run (None: a new run)."""
 
-    def __init__(
-        self,
-        previous: Mapping[tuple[str, str], Status],
-        groups: Mapping[tuple[str, str], Group],
-        asker: Asker,
-        fleet: Fleet,
-    ) -> None:
-        self.previous, self.groups, self.asker, self.fleet = previous, groups, asker, fleet
+    def __init__(self, previous: Previous | None, asker: Asker, fleet: Fleet) -> None:
+        self.previous, self.asker, self.fleet = previous, asker, fleet
         settings = asker.settings
         self.first_copy = FirstCopy(asker.terminal, asker.journal, asker.user, settings.if_still_running)
 
@@ -40,14 +40,18 @@ class Selection:
         return self.asker.terminal
 
     @property
-    def journal(self) -> Journal:
+    def journal(self) -> RunWriter:
         return self.asker.journal
+
+    def _before(self, step: str, host: str) -> Status | None:
+        """The last state of `step` on `host` in the resumed run (INTERRUPTED reads as UNKNOWN)."""
+        return None if self.previous is None else self.previous.status((step, host))
 
     def answered(self, planned: PlannedStep) -> HostOutcome | None:
         """A manual step answered well in the resumed run: not asked again."""
-        if self.previous.get((planned.id, OPERATOR)) is not Status.OK:
+        if self.previous is None or self._before(planned.id, OPERATOR) is not Status.OK:
             return None
-        return HostOutcome(planned.id, OPERATOR, Status.DONE_BEFORE, reason="answered in the resumed run")
+        return self.previous.done((planned.id, OPERATOR), "answered in the resumed run")
 
     def hosts(
         self, planned: PlannedStep, failed_hosts: Mapping[str, str], finished: list[HostOutcome]
@@ -59,13 +63,13 @@ class Selection:
         done, todo = [], []
         for host_plan in hosts:
             name = host_plan.host.name
-            before = self.previous.get((planned.id, name))
+            before = self._before(planned.id, name)
             tolerated = before is not None and before.ran_and_failed and planned.step.continue_on_error
-            if before is not None and (before.finished_well or tolerated):  # a tolerated failure is done too
+            if self.previous is not None and before is not None and (before.finished_well or tolerated):
+                # with what it printed and returned: later templates read `steps.<id>` as it was; a failure
+                # the runbook tolerates (continue_on_error) is done too
                 why = "failed, tolerated (continue_on_error)" if tolerated else "finished"
-                outcome = HostOutcome(
-                    planned.id, name, Status.DONE_BEFORE, reason=f"{why} in the resumed run"
-                )
+                outcome = self.previous.done((planned.id, name), f"{why} in the resumed run")
                 finished.append(outcome)
                 done.append(outcome)
             elif host_plan.skip or name in failed_hosts or name in self.fleet.unreachable:
@@ -91,10 +95,20 @@ class Selection:
                 todo.append(host_plan)
         return done, todo
 
+    def attempts(self, step_id: str, host: str, step: Step, timer: Timer) -> tuple[int, Attempts]:
+        """The attempts already made and the series' start on `timer` (the fleet's clock, simulated in a
+        rehearsal): a series the resumed run left open goes on."""
+        carried = self.previous.carried((step_id, host), step.deadline) if self.previous else None
+        if carried is None:
+            return 0, Attempts(step, timer.now(), timer)
+        if carried.note:
+            self.terminal.say(f"  {host}: {carried.note}", "yellow")
+        return carried.made, Attempts(step, timer.now() - carried.elapsed, timer)
+
     def _once(self, planned: PlannedStep, failed_hosts: Mapping[str, str]) -> tuple[HostPlan, ...]:
         """`run_once`: the host that ran it in the resumed run, else the first host not left out."""
         for host_plan in planned.hosts:
-            before = self.previous.get((planned.id, host_plan.host.name))
+            before = self._before(planned.id, host_plan.host.name)
             if before is not None and (before.finished_well or before is Status.UNKNOWN):
                 return (host_plan,)
         for host_plan in planned.hosts:
@@ -110,7 +124,7 @@ class Selection:
     def _unknown_again(self, step: str, host_plan: HostPlan) -> bool:
         """Run an unknown step again? Never while its first copy still runs (`FirstCopy` settles that first)."""
         name = host_plan.host.name
-        group = self.groups.get((step, name))
+        group = None if self.previous is None else self.previous.group((step, name))
         if group is not None:
             self.first_copy.settle(Check(step, name, group, self.fleet.executor(host_plan.host)))
         return self.asker.rerun_unknown(step, name)

@@ -13,27 +13,26 @@ waits for the run (a deferred step, a `result` text) is rendered through the pla
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from typing import Any
 
-from engine import journal as records
-from engine import unrendered
+from engine import records, unrendered
 from engine.asking import Asker, Settings
 from engine.attempts import Attempts
 from engine.console import Terminal
 from engine.errors import ConnectionFailed, Declined, Interrupted, InvalidRunbook, JournalError
 from engine.executors import Result
-from engine.journal import OPERATOR, Journal, OutputFile
+from engine.journal import OutputFile
 from engine.judging import broken_off, judge, judge_step, stopped_waiting
 from engine.outcomes import HostOutcome, Status, StepOutcome
 from engine.planning import HostPlan, Plan, PlannedStep
 from engine.preflight import Fleet
+from engine.records import OPERATOR
 from engine.rendering import SecretRef
+from engine.resume import Previous
 from engine.resuming import Selection
-from engine.stillrunning import Group
+from engine.state import RunWriter
 
 
 class Runner:
@@ -44,16 +43,14 @@ class Runner:
         plan: Plan,
         fleet: Fleet,
         terminal: Terminal,
-        journal: Journal,
+        journal: RunWriter,
         settings: Settings,
         user: str,
-        previous: Mapping[tuple[str, str], Status] | None = None,
-        groups: Mapping[tuple[str, str], Group] | None = None,
+        previous: Previous | None = None,
     ) -> None:
         self.renderer, self.fleet, self.terminal, self.journal = plan.renderer, fleet, terminal, journal
         self.asker = Asker(terminal, journal, user, settings)
-        # (step, host) → its last status, and its process group, in the resumed run
-        self.selection = Selection(dict(previous or {}), dict(groups or {}), self.asker, fleet)
+        self.selection = Selection(previous, self.asker, fleet)
         self.context: dict[str, Any] = {}  # `steps.` of the runbook's templates
         self.scopes: dict[str, dict[str, Any]] = {"": self.context}  # and of each used runbook's
         self.failed_hosts: dict[str, str] = {}  # host → step it failed in (tolerated), left out afterwards
@@ -138,7 +135,8 @@ class Runner:
     def _host(self, planned: PlannedStep, host_plan: HostPlan) -> HostOutcome:
         """The step's attempts on one host, until one is ok, the retries run out or the run stops."""
         name, step = host_plan.host.name, planned.step
-        attempt, attempts = 0, Attempts(step)
+        timer = self.fleet.clock.timer(planned.id, name)
+        attempt, attempts = self.selection.attempts(planned.id, name, step, timer)  # an open series goes on
         outcome = HostOutcome(planned.id, name, Status.INTERRUPTED, reason="not started")
         out = self.journal.output_file(planned.id, name)
         try:
@@ -148,7 +146,7 @@ class Runner:
                 if outcome.status in (Status.OK, Status.INTERRUPTED, Status.UNKNOWN) or not again:
                     break
                 self.terminal.retrying(outcome, step.retries.delay)
-                self.stop.wait(step.retries.delay)
+                timer.sleep(step.retries.delay, self.stop)
             else:  # stopped (Ctrl-C) while waiting to try again: the step did not fail, it was interrupted
                 outcome = replace(outcome, status=Status.INTERRUPTED, reason=stopped_waiting(outcome))
         finally:
@@ -179,7 +177,8 @@ class Runner:
         again, why_not = attempts.another(attempt)
         if not again and why_not and outcome.status.failed and outcome.status is not Status.INTERRUPTED:
             outcome = replace(outcome, reason=f"{outcome.reason}; {why_not}".lstrip("; "))
-        self.journal.append(records.step_end(outcome))
+        cut = outcome.status in (Status.INTERRUPTED, Status.UNKNOWN)  # a resume makes it again
+        self.journal.append(records.step_end(outcome, last=outcome.status is Status.OK or not (again or cut)))
         return outcome, again
 
     def _execute(
@@ -235,15 +234,16 @@ class Runner:
             self.finished.append(before)
             self.terminal.result(before)
             return StepOutcome(planned.id, (before,))
-        started = time.monotonic()
+        timer = self.fleet.clock.timer(planned.id, OPERATOR)
+        started = timer.now()
         self.journal.append(records.step_start(planned.id, OPERATOR, 1))
         try:
             got = self.asker.manual(planned)
         except BaseException as error:  # Ctrl-C at the question: the start still gets its end
             status, reason = broken_off(error)
-            self._end(HostOutcome(planned.id, OPERATOR, status, None, time.monotonic() - started, 1, reason))
+            self._end(HostOutcome(planned.id, OPERATOR, status, None, timer.now() - started, 1, reason))
             raise
-        status, elapsed = Status.OK if got.ok else Status.FAILED, time.monotonic() - started
+        status, elapsed = Status.OK if got.ok else Status.FAILED, timer.now() - started
         outcome = HostOutcome(planned.id, OPERATOR, status, None, elapsed, 1, got.reason, got.answer or "")
         self._end(outcome)
         return StepOutcome(planned.id, (outcome,), () if got.ok else (OPERATOR,), stopped=not got.ok)

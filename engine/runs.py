@@ -1,8 +1,7 @@
-"""Journals folded: the list of past runs (`runbook runs`), the run `--resume` continues, and the last
-known state of every step and host.
+"""The runs of a state directory: the list `runbook runs` shows and the newest run of a runbook.
 
-Only reads: `engine.journal` owns the records (its docstring is their contract) and reads their committed
-lines back (`read_journal`); this module makes sense of them.
+Only reads, and only headers and ends: the records are read through `engine.records`, a run's whole history
+is `engine.history`'s.
 """
 
 from __future__ import annotations
@@ -10,11 +9,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from engine.errors import JournalError
-from engine.journal import JOURNAL_NAME, Record, read_journal, runs_directory
-from engine.outcomes import RunStatus, Status
+from engine.journal import JOURNAL_NAME, read_journal, runs_directory
+from engine.records import RunEnd, RunHeader, parse
 
 UNFINISHED = "unfinished"
 """A run's state when its journal has no `run-end`: crashed, killed, or still running."""
@@ -22,19 +20,18 @@ UNREADABLE = "unreadable"
 """A run's state when its journal cannot be read."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RunSummary:
-    """One run as `runbook runs` lists it and `--resume` finds it."""
+    """One run as `runbook runs` lists it and `--resume` finds it (its header and how it ended)."""
 
     run_id: str
     runbook: str
-    version: str | None
-    sha256: str | None
-    user: str | None
-    started: str
-    finished: str | None
-    status: str  # run-end's `RunStatus`, UNFINISHED or UNREADABLE
-    directory: Path
+    version: str | None = None
+    sha256: str | None = None
+    user: str | None = None
+    started: str = ""
+    finished: str | None = None
+    status: str = UNFINISHED  # run-end's `RunStatus`, UNFINISHED or UNREADABLE
     problem: str | None = None  # why an "unreadable" journal cannot be read
 
 
@@ -44,26 +41,20 @@ def summarize_run(directory: Path) -> RunSummary | None:
     records = read_journal(path) if path.exists() else []
     if not records:
         return None
-    header, last = records[0], records[-1]
-    if header.get("type") != Record.RUN:
+    header, last = parse(records[0]), parse(records[-1])
+    if not isinstance(header, RunHeader):
         raise JournalError(f"{path}:1: the first record is not the run header")
-    runbook: dict[str, Any] = header["runbook"] if isinstance(header.get("runbook"), dict) else {}
-    ended = last.get("type") == Record.RUN_END
+    ended = last if isinstance(last, RunEnd) else None
     return RunSummary(
-        run_id=str(header.get("run_id", directory.name)),
-        runbook=str(runbook.get("name", "")),
-        version=_optional_str(runbook.get("version")),
-        sha256=_optional_str(runbook.get("sha256")),
-        user=_optional_str(header.get("user")),
-        started=str(header.get("time", "")),
-        finished=_optional_str(last.get("time")) if ended else None,
-        status=str(last.get("status", RunStatus.FAILED)) if ended else UNFINISHED,
-        directory=directory,
+        run_id=header.run_id or directory.name,
+        runbook=header.runbook.name,
+        version=header.runbook.version,
+        sha256=header.runbook.sha256 or None,
+        user=header.user or None,
+        started=header.time,
+        finished=(ended.time or None) if ended else None,
+        status=ended.status if ended else UNFINISHED,
     )
-
-
-def _optional_str(value: object) -> str | None:
-    return None if value is None else str(value)
 
 
 def _summary_or_problem(directory: Path) -> RunSummary | None:
@@ -71,7 +62,7 @@ def _summary_or_problem(directory: Path) -> RunSummary | None:
     try:
         return summarize_run(directory)
     except JournalError as error:
-        return RunSummary(directory.name, "", None, None, None, "", None, UNREADABLE, directory, str(error))
+        return RunSummary(run_id=directory.name, runbook="", status=UNREADABLE, problem=str(error))
 
 
 def list_runs(state_dir: Path, runbook: str | None = None) -> list[RunSummary]:
@@ -87,16 +78,6 @@ def list_runs(state_dir: Path, runbook: str | None = None) -> list[RunSummary]:
     return sorted(matching, key=lambda s: _order(s.started, s.run_id), reverse=True)
 
 
-def latest_unfinished(state_dir: Path, runbook_name: str) -> RunSummary | None:
-    """The run `--resume` continues: the newest run of the runbook, unless it finished well.
-
-    A failed or interrupted run is resumable as much as a crashed one (fix the cause, resume); an older run
-    is not, once a newer one was started from scratch.
-    """
-    run = newest(state_dir, runbook_name)
-    return run if run is not None and run.status != RunStatus.OK else None
-
-
 def newest(state_dir: Path, runbook: str, excluding: str | None = None) -> RunSummary | None:
     """`list_runs(state_dir, runbook)[0]` (leaving out the run `excluding`), reading only what decides it.
 
@@ -110,14 +91,8 @@ def newest(state_dir: Path, runbook: str, excluding: str | None = None) -> RunSu
         listed = [r for r in list_runs(state_dir, runbook) if r.run_id != excluding]
         return listed[0] if listed else None
     headed = [(directory, _header(directory)) for directory in runs_dir.iterdir() if directory.is_dir()]
-    candidates = [
-        (directory, header)
-        for directory, header in headed
-        if header is not None and str(header["runbook"].get("name", "")) == runbook
-    ]
-    candidates.sort(
-        key=lambda dh: _order(dh[1].get("time", ""), dh[1].get("run_id", dh[0].name)), reverse=True
-    )
+    candidates = [(d, h) for d, h in headed if h is not None and h.runbook.name == runbook]
+    candidates.sort(key=lambda dh: _order(dh[1].time, dh[1].run_id or dh[0].name), reverse=True)
     for directory, _ in candidates:
         summary = _summary_or_problem(directory)
         if summary is not None and summary.runbook == runbook and summary.run_id != excluding:
@@ -125,12 +100,12 @@ def newest(state_dir: Path, runbook: str, excluding: str | None = None) -> RunSu
     return None
 
 
-def _order(started: object, run_id: object) -> tuple[str, str]:
+def _order(started: str, run_id: str) -> tuple[str, str]:
     """The order of `list_runs`, newest first once reversed."""
-    return (str(started) or str(run_id), str(run_id))
+    return (started or run_id, run_id)
 
 
-def _header(directory: Path) -> dict[str, Any] | None:
+def _header(directory: Path) -> RunHeader | None:
     """A journal's first record when it is a run header (None otherwise: such a run is never listed for a
     runbook); its first line only, as `read_journal` would parse it."""
     try:
@@ -144,42 +119,5 @@ def _header(directory: Path) -> dict[str, Any] | None:
         record = json.loads(line)
     except ValueError:
         return None
-    if not isinstance(record, dict) or record.get("type") != Record.RUN:
-        return None
-    return record if isinstance(record.get("runbook"), dict) else None
-
-
-@dataclass(frozen=True)
-class RecordedOutcome:
-    """The last known state of one step on one host, folded from the journal."""
-
-    step: str
-    host: str
-    status: Status
-    attempt: int
-    exit_code: int | None
-
-
-def fold_outcomes(records: list[dict[str, Any]]) -> dict[tuple[str, str], RecordedOutcome]:
-    """The latest state of each (step, host), in record order: a later attempt overrides an earlier one.
-
-    A start without a later end is UNKNOWN: the command may or may not have had its effect, so resume asks.
-    """
-    folded: dict[tuple[str, str], RecordedOutcome] = {}
-    for record in records:
-        kind, step, host = record.get("type"), str(record.get("step")), str(record.get("host"))
-        attempt = int(record.get("attempt") or 1)
-        if kind == Record.STEP_START:
-            folded[(step, host)] = RecordedOutcome(step, host, Status.UNKNOWN, attempt, None)
-        elif kind == Record.STEP_END:
-            status = Status.recorded(record.get("status"))
-            folded[(step, host)] = RecordedOutcome(step, host, status, attempt, record.get("exit_code"))
-        elif kind == Record.MANUAL:
-            status = Status.OK if record.get("ok") else Status.FAILED
-            folded[(step, host)] = RecordedOutcome(step, host, status, attempt, None)
-    return folded
-
-
-def outcomes(records: list[dict[str, Any]]) -> dict[tuple[str, str], Status]:
-    """(step, host) -> its last known `Status`."""
-    return {key: outcome.status for key, outcome in fold_outcomes(records).items()}
+    header = parse(record) if isinstance(record, dict) else None
+    return header if isinstance(header, RunHeader) else None

@@ -7,13 +7,17 @@ the lock, the journal or any connection.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from engine.errors import UsageError
-from engine.journal import OPERATOR
 from engine.outcomes import Status
 from engine.planning import Plan, PlannedStep
+from engine.records import OPERATOR
 from engine.result_reads import steps_read
+
+if TYPE_CHECKING:
+    from engine.resume import Previous
 
 
 def _named(planned: PlannedStep, wanted: str) -> bool:
@@ -41,14 +45,14 @@ def chosen(
     return selected
 
 
-def answerable(steps: tuple[PlannedStep, ...], done: Mapping[tuple[str, str], Status]) -> None:
+def answerable(steps: tuple[PlannedStep, ...], previous: Previous | None) -> None:
     """`--confirm-manual` answers a manual step with its expected value; a `matches` record has none, so the
     run is refused before anything runs rather than stopped at that step."""
     unanswerable = [
         p.id
         for p in steps
         if p.step.record and p.step.record.matches and p.record_expect is None
-        if done.get((p.id, OPERATOR)) is not Status.OK
+        if previous is None or previous.status((p.id, OPERATOR)) is not Status.OK
     ]
     if unanswerable:
         raise UsageError(

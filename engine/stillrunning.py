@@ -15,17 +15,17 @@ choose (or `--if-still-running` choose for a script):
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
-from engine import journal as records
+from engine import records
 from engine.console import Terminal
 from engine.errors import ConnectionFailed, StepFailed
 from engine.executors import Executor
-from engine.journal import AnsweredBy, Journal, Record
 from engine.prompting import ATTEMPTS
+from engine.records import AnsweredBy, ProcessGroup
+from engine.state.base import RunWriter
 
 WAIT_LIMIT = 600.0
 """Seconds `wait` polls a group that is still running before it gives up (and asks again, or stops)."""
@@ -42,32 +42,12 @@ class IfStillRunning(StrEnum):
 
 
 @dataclass(frozen=True)
-class Group:
-    """A step's process group on its host, as the journal has it."""
-
-    pgid: int
-    started: str | None  # the leader's start time (clock ticks after boot) where known
-
-
-def groups(found: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], Group]:
-    """The last journaled process group of each (step, host)."""
-    known: dict[tuple[str, str], Group] = {}
-    for record in found:
-        if record.get("type") == Record.PROCESS_GROUP and isinstance(record.get("pgid"), int):
-            started = record.get("started")
-            known[(str(record["step"]), str(record["host"]))] = Group(
-                record["pgid"], str(started) if started is not None else None
-            )
-    return known
-
-
-@dataclass(frozen=True)
 class Check:
     """What the resume needs to check one unknown step on one host."""
 
     step: str
     host: str
-    group: Group
+    group: ProcessGroup
     executor: Executor
 
 
@@ -78,7 +58,7 @@ class FirstCopy:
     def __init__(
         self,
         terminal: Terminal,
-        journal: Journal,
+        journal: RunWriter,
         user: str,
         flag: IfStillRunning | None,
         wait_limit: float = WAIT_LIMIT,

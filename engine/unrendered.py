@@ -12,19 +12,20 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from engine import journal as records
+from engine import records
 from engine.console import Terminal
 from engine.errors import InvalidRunbook
-from engine.journal import OPERATOR, Journal
 from engine.judging import judge_step
 from engine.outcomes import HostOutcome, Status, StepOutcome
 from engine.planning import PlannedStep, StepRenderer
+from engine.records import OPERATOR
+from engine.state import RunWriter
 
 
 def failed(
     planned: PlannedStep,
     error: InvalidRunbook,
-    journal: Journal,
+    journal: RunWriter,
     end: Callable[[HostOutcome], None],
     terminal: Terminal,
 ) -> StepOutcome:

@@ -247,6 +247,8 @@ def write_run(
     """A journal as the runner writes it (engine/journal.py's documented records), with fixed times."""
     text = runbook.read_text(encoding="utf-8")
     header = {
+        "type": "run",
+        "run_id": run_id,
         "runbook": {
             "name": re.search(r"^name: (\S+)", text, re.MULTILINE)[1],  # type: ignore[index]
             "version": "1.0.0",

@@ -19,18 +19,20 @@ from typing import Any
 
 import pytest
 
-from engine import targets, variables
+from engine import records, targets, variables
 from engine.asking import Settings
 from engine.console import Terminal
 from engine.errors import Declined, Interrupted, StepFailed
 from engine.executors.base import Executor, Invocation, Process
 from engine.executors.jobs import Job
+from engine.history import fold
 from engine.journal import Journal, read_journal
 from engine.masking import Masker
-from engine.outcomes import Status, StepOutcome
+from engine.outcomes import HostOutcome, Status, StepOutcome
 from engine.planner import build_plan
 from engine.planning import Plan
 from engine.preflight import Fleet
+from engine.resume import Previous
 from engine.running import Runner
 from engine.validation import validate
 
@@ -141,6 +143,17 @@ class Lab:
         return self.out.getvalue()
 
 
+def resumed_from(statuses: dict[tuple[str, str], Status]) -> Previous:
+    """A run being resumed whose journal left each (step, host) in the given state."""
+    journaled: list[dict[str, Any]] = [{"type": "run", "run_id": "r0", "runbook": {"name": "fake"}}]
+    for (step, host), status in statuses.items():
+        journaled.append(records.step_start(step, host, 1))
+        if status is not Status.UNKNOWN:
+            journaled.append(records.step_end(HostOutcome(step, host, status)))
+    history = fold(journaled)
+    return Previous("r0", history, None, history.hosts)
+
+
 @pytest.fixture
 def lab_for(tmp_path: Path) -> Iterator[Callable[..., Lab]]:
     journals: list[Journal] = []
@@ -164,9 +177,11 @@ def lab_for(tmp_path: Path) -> Iterator[Callable[..., Lab]]:
         fleet = Fleet(dict(executors), dict.fromkeys(names, "linux"))
         out = io.StringIO()
         terminal = Terminal(Masker(plan.values.secret_values()), out=out, answers=io.StringIO(answers))
-        journal = Journal.create(tmp_path / "state", {"runbook": {"name": "fake"}})
+        run_id = f"r{len(journals)}"
+        journal = Journal.create(tmp_path / "state", {"type": "run", "runbook": {"name": "fake"}}, run_id)
         journals.append(journal)
-        runner = Runner(plan, fleet, terminal, journal, settings or Settings(), "ann", previous)
+        resumed = resumed_from(previous) if previous is not None else None
+        runner = Runner(plan, fleet, terminal, journal, settings or Settings(), "ann", resumed)
         return Lab(plan, runner, executors, out, journal)
 
     yield make

@@ -9,7 +9,7 @@ import pytest
 from test_checklist import NODES, ran
 
 from engine.checklist import timeline
-from engine.checklist.filling import read_run
+from engine.history import fold as read_run
 from engine.outcomes import Status
 
 HEADER = {"type": "run", "run_id": "r1", "runbook": {"name": "demo"}, "time": "2026-11-26T12:00:00.000Z"}

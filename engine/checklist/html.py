@@ -17,14 +17,14 @@ from markupsafe import Markup, escape
 from engine.checklist import timeline
 from engine.checklist.filling import (
     STATUS_LABELS,
-    Outcome,
-    RunRecord,
     clock,
     confirmation_text,
     duration,
+    tick,
     who,
 )
 from engine.checklist.model import Checklist
+from engine.history import Attempt, RunHistory
 
 PAPER_SIZES = {"auto": "auto", "a4": "A4", "letter": "letter"}
 EMPTY, TICKED, CROSSED = "\u2610", "\u2611", "\u2612"  # ☐ ☑ ☒: text, so the PDF's text layer has them too
@@ -35,15 +35,15 @@ def render(checklist: Checklist, paper: str = "auto") -> str:
     return template.render(c=checklist, page_size=PAPER_SIZES[paper], status_labels=STATUS_LABELS)
 
 
-def render_run(run: RunRecord, paper: str = "auto") -> str:
+def render_run(run: RunHistory, paper: str = "auto") -> str:
     """One run as a standalone page (`runbook runs --run-id ID --format html`): its facts, its timeline
     and every step on every host, from the journal alone (no runbook file needed)."""
     book = run.runbook
     page = {
-        "name": str(book.get("name", "")),
-        "version": str(book.get("version", "")),
+        "name": book.name,
+        "version": book.version or "",
         "title": f"run {run.run_id}",
-        "sha256": str(book.get("sha256", "")),
+        "sha256": book.sha256,
         "run": run,
         "day": run.started.partition("T")[0],
     }
@@ -130,7 +130,5 @@ def words(line: str) -> Markup:
     )
 
 
-def box(outcome: Outcome | None) -> str:
-    if outcome is None or not (outcome.ok or outcome.failed):
-        return EMPTY
-    return TICKED if outcome.ok else CROSSED
+def box(outcome: Attempt | None) -> str:
+    return {True: TICKED, False: CROSSED, None: EMPTY}[tick(outcome)]

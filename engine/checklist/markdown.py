@@ -9,16 +9,10 @@ from __future__ import annotations
 
 import re
 
-from engine.checklist.filling import (
-    STATUS_LABELS,
-    Confirmed,
-    Outcome,
-    clock,
-    confirmation_text,
-    duration,
-    who,
-)
+from engine.checklist.filling import STATUS_LABELS, clock, confirmation_text, duration, tick, who
 from engine.checklist.model import BLANK, Box, Checklist, Command, Item
+from engine.history import Attempt
+from engine.records import Confirmation
 
 LINE = "________________"
 
@@ -60,7 +54,7 @@ def _run(c: Checklist) -> list[str]:
     ]
     if c.changed:
         facts.append(
-            f"- **The runbook changed since this run** (run used sha256 `{run.runbook.get('sha256')}`): "
+            f"- **The runbook changed since this run** (run used sha256 `{run.runbook.sha256}`): "
             "the commands below are today's, not necessarily the ones that ran."
         )
     return facts
@@ -76,7 +70,7 @@ def _warnings(c: Checklist) -> list[str]:
     return ["\n>\n".join(quoted), ack]
 
 
-def _confirmed(confirmed: Confirmed | None, label: str, day: str) -> tuple[bool, str]:
+def _confirmed(confirmed: Confirmation | None, label: str, day: str) -> tuple[bool, str]:
     if confirmed is None:
         return False, f"{label} — name {LINE} time {LINE}"
     return confirmed.ok, f"{label} — {confirmation_text(confirmed, day)}"
@@ -151,7 +145,7 @@ def _manual(item: Item, day: str) -> list[str]:
     else:
         verdict = "as expected" if answer.ok else "**NOT as expected**"
         text = (
-            f"{prompt}: **{answer.answer}**{expected}, {verdict} — by {who(answer.user, answer.by)} "
+            f"{prompt}: **{answer.answer or ''}**{expected}, {verdict} — by {who(answer.user, answer.by)} "
             f"at {clock(answer.time, day)}"
         )
         parts.append(_tick((answer.ok, text)))
@@ -170,7 +164,7 @@ def _box(box: Box, day: str = "") -> str:
     return _item(*_state(box.outcome, label, box.note, day), blocks)
 
 
-def _state(outcome: Outcome | None, label: str, note: str, day: str) -> tuple[bool, str]:
+def _state(outcome: Attempt | None, label: str, note: str, day: str) -> tuple[bool, str]:
     suffix = f" — {note}" if note else ""
     if outcome is None:
         return False, f"{label}{suffix} — time {LINE}"
@@ -182,7 +176,7 @@ def _state(outcome: Outcome | None, label: str, note: str, day: str) -> tuple[bo
         f"attempt {outcome.attempt}" if outcome.attempt > 1 else "",
     ]
     status = STATUS_LABELS.get(outcome.status, outcome.status)
-    mark = "✓" if outcome.ok else ("✗" if outcome.failed else "–")
+    mark = {True: "✓", False: "✗", None: "–"}[tick(outcome)]
     shown = f"**{status}**" if not outcome.ok else status
     return outcome.ok, f"{label} — {mark} {shown} · " + " · ".join(f for f in facts if f)
 

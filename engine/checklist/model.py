@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine import stepview
-from engine.checklist.filling import Answer, Confirmed, Outcome, RunRecord
+from engine.history import Attempt, RunHistory
 from engine.model import PLATFORMS
 from engine.planning import PLATFORM_LABELS, Blank, HostPlan, Plan, PlannedCheck, PlannedStep
+from engine.records import Confirmation, Manual
 from engine.transports import Transport
 
 SECRET_TEXT = "(secret: entered at run time)"
@@ -37,7 +38,7 @@ class Box:
     commands: tuple[Command, ...] = ()  # only when this host's command differs from the item's
     cwd: str | None = None
     note: str = ""
-    outcome: Outcome | None = None
+    outcome: Attempt | None = None
 
 
 @dataclass(frozen=True)
@@ -57,11 +58,11 @@ class Item:
     result: str = ""
     confirm: str | None = None
     confirm_text: str | None = None
-    confirmed: Confirmed | None = None
+    confirmed: Confirmation | None = None
     manual: str | None = None
     record_prompt: str | None = None
     record_expect: str | None = None
-    answer: Answer | None = None
+    answer: Manual | None = None
 
 
 @dataclass(frozen=True)
@@ -87,19 +88,19 @@ class Checklist:
     values: tuple[Value, ...]
     checks: tuple[Item, ...]
     steps: tuple[Item, ...]
-    run: RunRecord | None = None
+    run: RunHistory | None = None
 
     @property
     def changed(self) -> bool:
         """The runbook is not the one the run used: its commands are today's, not necessarily the run's."""
-        return self.run is not None and self.run.runbook.get("sha256") not in (None, self.sha256)
+        return self.run is not None and self.run.runbook.sha256 not in ("", self.sha256)
 
     @property
     def day(self) -> str:
         return (self.run.started if self.run else "").partition("T")[0]
 
 
-def build(plan: Plan, run: RunRecord | None = None) -> Checklist:
+def build(plan: Plan, run: RunHistory | None = None) -> Checklist:
     rb = plan.runbook
     return Checklist(
         title=rb.title,
@@ -126,7 +127,7 @@ def platform_note(plan: Plan) -> str:
     return f"any: each variant labelled ({', '.join(labels)})" if labels else "any"
 
 
-def values(plan: Plan, run: RunRecord | None) -> tuple[Value, ...]:
+def values(plan: Plan, run: RunHistory | None) -> tuple[Value, ...]:
     """Every variable in the runbook's order: given values, blanks for those not given, secrets never."""
     given, rows = plan.values, []
     for variable in plan.runbook.variables:
@@ -163,7 +164,7 @@ def _shared(hosts: tuple[HostPlan, ...]) -> tuple[tuple[Command, ...], str | Non
 
 
 def _boxes(
-    hosts: tuple[HostPlan, ...], shared: bool, outcome: Callable[[str], Outcome | None]
+    hosts: tuple[HostPlan, ...], shared: bool, outcome: Callable[[str], Attempt | None]
 ) -> tuple[Box, ...]:
     boxes = []
     for hp in hosts:
@@ -201,7 +202,7 @@ def _check(plan: Plan, check: PlannedCheck) -> Item:
     )
 
 
-def _step(plan: Plan, planned: PlannedStep, run: RunRecord | None) -> Item:
+def _step(plan: Plan, planned: PlannedStep, run: RunHistory | None) -> Item:
     if planned.manual is not None:
         return _manual(plan, planned, run)
     step = planned.step
@@ -209,7 +210,7 @@ def _step(plan: Plan, planned: PlannedStep, run: RunRecord | None) -> Item:
     commands, cwd, shared = _shared(hosts)
     single = len(hosts) == 1
 
-    def outcome(host: str) -> Outcome | None:
+    def outcome(host: str) -> Attempt | None:
         return run.outcome(planned.id, host, single) if run else None
 
     return Item(
@@ -230,7 +231,7 @@ def _step(plan: Plan, planned: PlannedStep, run: RunRecord | None) -> Item:
     )
 
 
-def _manual(plan: Plan, planned: PlannedStep, run: RunRecord | None) -> Item:
+def _manual(plan: Plan, planned: PlannedStep, run: RunHistory | None) -> Item:
     step = planned.step
     box = Box("operator", True, outcome=run.outcome(planned.id, "operator", single=True) if run else None)
     return Item(

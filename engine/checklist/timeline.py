@@ -3,7 +3,7 @@
 Where the time went and which host was slow should be visible at a glance, on screen and on paper: bars
 start and end where the journal says, labelled with their duration; a failed one is black and marked ✗, a
 start with no recorded end (crash, kill) is dashed and marked ? up to the end of the run (no colour needed:
-the page is printed). Read from the folded journal (`RunRecord`), so the filled checklist and
+the page is printed). Read from the folded journal (`RunHistory`), so the filled checklist and
 `runbook runs --format html` draw the same picture.
 """
 
@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 
 from markupsafe import Markup, escape
 
-from engine.checklist.filling import STATUS_LABELS, Outcome, RunRecord, duration
+from engine.checklist.filling import STATUS_LABELS, duration
+from engine.history import Attempt, RunHistory
 from engine.outcomes import Status
 
 WIDTH, GUTTER, MARGIN = 720, 230, 120  # user units: labels left, the bar's own label right
@@ -49,7 +50,7 @@ def _time(stamp: str | None) -> datetime | None:
         return None
 
 
-def bars(run: RunRecord) -> tuple[tuple[Bar, ...], float]:
+def bars(run: RunHistory) -> tuple[tuple[Bar, ...], float]:
     """Every (step, host) of the run as a bar, in the order they started, and the run's length in seconds."""
     t0 = _time(run.started)
     if t0 is None:
@@ -68,7 +69,7 @@ def bars(run: RunRecord) -> tuple[tuple[Bar, ...], float]:
     return tuple(sorted(found, key=lambda b: (b.start, b.end))), length
 
 
-def _span(outcome: Outcome, t0: datetime) -> tuple[float, float] | None:
+def _span(outcome: Attempt, t0: datetime) -> tuple[float, float] | None:
     """(start, end) in seconds since t0; the start is the end less the duration when only the end is known."""
     started, ended = _time(outcome.started), _time(outcome.ended)
     if ended is not None and started is None and outcome.duration is not None:
@@ -94,7 +95,7 @@ def tick_label(seconds: int) -> str:
     return f"{hours} h" + (f" {rest // 60} min" if rest else "")
 
 
-def svg(run: RunRecord) -> Markup:
+def svg(run: RunHistory) -> Markup:
     """The timeline as an `<svg>` element; empty when the journal has no timed step."""
     drawn, length = bars(run)
     if not drawn:

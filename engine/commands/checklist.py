@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import TypeVar
 
 from engine.checklist import build, to_html, to_markdown
-from engine.checklist.filling import RunRecord, read_run
 from engine.errors import UsageError
 from engine.flags import option
-from engine.journal import default_state_dir, journal_path, read_journal
+from engine.history import RunHistory, fold
 from engine.masking import MASK
 from engine.options import Options, prepare
+from engine.state import StateBackend, open_state
 from engine.validation import validate
 
 Read = TypeVar("Read", bound=Options)
@@ -67,17 +67,11 @@ class ChecklistOptions:
 def main(options: ChecklistRunbook, chosen: ChecklistOptions) -> int:
     journal, state_dir, output = chosen.journal, chosen.state_dir, chosen.output
     validated = validate(Path(options.file), options.file)
-    run = (
-        load_run(Path(state_dir) if state_dir else default_state_dir(Path.cwd()), journal)
-        if journal
-        else None
-    )
+    run = load_run(open_state(None, Path.cwd(), state_dir), journal) if journal else None
     if run is not None:
         name = validated.runbook.name
-        if run.runbook.get("name") not in (None, name):
-            raise UsageError(
-                f"--journal {run.run_id} is a run of runbook {run.runbook.get('name')!r}, not {name!r}"
-            )
+        if run.runbook.name not in ("", name):
+            raise UsageError(f"--journal {run.run_id} is a run of runbook {run.runbook.name!r}, not {name!r}")
         options = with_run(options, run, {v.name for v in validated.runbook.variables})
     _, plan = prepare(
         options, any_platform=options.platform is None, allow_missing=True, validated=validated, paper=True
@@ -92,16 +86,17 @@ def main(options: ChecklistRunbook, chosen: ChecklistOptions) -> int:
     return 0
 
 
-def load_run(state_dir: Path, run_id: str) -> RunRecord:
-    path = journal_path(state_dir, run_id)
-    if not path.is_file():
+def load_run(state: StateBackend, run_id: str) -> RunHistory:
+    records = state.records(run_id)
+    if records is None:
         raise UsageError(
-            f"--journal {run_id}: no journal at {path} (--state-dir or RUNBOOK_STATE_DIR moves it)"
+            f"--journal {run_id}: no journal at {state.location} for run {run_id} "
+            "(--state-dir or RUNBOOK_STATE_DIR moves it)"
         )
-    return read_run(read_journal(path))
+    return fold(records)
 
 
-def with_run(options: Read, run: RunRecord, known: set[str]) -> Read:
+def with_run(options: Read, run: RunHistory, known: set[str]) -> Read:
     """The run's platform and values (secrets are masked in the journal, so never taken from it)."""
     recorded = {name: value for name, value in run.variables.items() if value != MASK and name in known}
     return replace(

@@ -18,15 +18,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from engine.checklist.filling import read_run
 from engine.errors import UsageError
 from engine.flags import option
-from engine.journal import JOURNAL_NAME, Record, default_state_dir, read_journal, runs_directory
-from engine.locking import holder
-from engine.runs import UNFINISHED, RunSummary, fold_outcomes, list_runs
+from engine.history import Event, RunHistory, fold, has_header
+from engine.records import Confirmation, Interrupted, Manual, Resumed, RunEnd
+from engine.state import RunSummary, StateBackend, open_state, rehearsals
+from engine.state.base import UNFINISHED
 
 _PIPE_WIDTH = 160
-_EVENTS = (Record.CONFIRMATION, Record.MANUAL, Record.RESUMED, Record.INTERRUPTED, Record.RUN_END)
 
 
 FORMAT_VERSION = 1  # of the JSON documents: bumped when a key changes meaning or goes away
@@ -56,8 +55,15 @@ class RunsOptions:
 
 
 def main(chosen: RunsOptions) -> int:
-    state_dir, run_id, format = chosen.state_dir, chosen.run_id, chosen.format
-    state = Path(state_dir) if state_dir else default_state_dir(Path.cwd())
+    state = open_state(None, Path.cwd(), chosen.state_dir)
+    try:
+        return _show(state, rehearsals(Path.cwd(), chosen.state_dir), chosen.run_id, chosen.format)
+    finally:
+        state.close()
+
+
+def _show(state: StateBackend, rehearsed: StateBackend, run_id: str | None, format: str) -> int:
+    """The list of runs (then the rehearsals', kept apart: never resumed by `run`), or one run of either."""
     console = Console(highlight=False, soft_wrap=True)
     if not console.is_terminal:  # piped or captured: whole rows for grep, not columns squeezed to 80
         console.width = max(console.width, _PIPE_WIDTH)
@@ -65,34 +71,38 @@ def main(chosen: RunsOptions) -> int:
         if format == "html":
             raise UsageError("--format html shows one run: give its id (--run-id RUN_ID)")
         if format == "json":
-            print(json.dumps(list_document(state), indent=2, ensure_ascii=False))
+            listed = {**list_document(state), "rehearsals": list_document(rehearsed)["runs"]}
+            print(json.dumps(listed, indent=2, ensure_ascii=False))
         else:
             console.print(_list(state))
+            if rehearsed.runs():
+                console.print(_list(rehearsed, "Rehearsals (runbook rehearse: nothing was executed) in"))
         return 0
-    directory = _find(state, run_id)
-    records = read_journal(directory / JOURNAL_NAME)
-    if not records or records[0].get("type") != Record.RUN:
-        raise UsageError(f"run {directory.name}: its journal has no header (the run died as it began)")
+    state, found = _found(state, rehearsed, run_id)
+    records = state.records(found) or []
+    if not has_header(records):
+        raise UsageError(f"run {found}: its journal has no header (the run died as it began)")
+    run = fold(records)
     if format == "json":
-        print(json.dumps(run_document(records, _status(state, records)), indent=2, ensure_ascii=False))
+        print(json.dumps(run_document(run, _status(state, run)), indent=2, ensure_ascii=False))
         return 0
     if format == "html":
         from engine.checklist.html import render_run
 
-        print(render_run(read_run(records)), end="")
+        print(render_run(run), end="")
         return 0
-    for line in _header(records, _status(state, records)):
+    for line in _header(run, _status(state, run)):
         console.print(escape(line))
-    console.print(_steps(records))
-    console.print(_events(records))
+    console.print(_steps(run))
+    console.print(_events(run))
     return 0
 
 
-def _list(state: Path) -> Table:
-    table = Table(title=f"Runs in {state}", title_justify="left")
+def _list(state: StateBackend, title: str = "Runs in") -> Table:
+    table = Table(title=f"{title} {state.location}", title_justify="left")
     for column in ("run", "runbook", "version", "who", "started", "status"):
         table.add_column(column, no_wrap=column != "status", overflow="fold")
-    for run in list_runs(state):
+    for run in state.runs():
         status = _live(state, run)
         table.add_row(
             *(
@@ -103,12 +113,12 @@ def _list(state: Path) -> Table:
     return table
 
 
-def list_document(state: Path) -> dict[str, Any]:
+def list_document(state: StateBackend) -> dict[str, Any]:
     """`runs --format json`: every run, newest first, as the list shows it."""
     return {
         "format": "runbook-runs",
         "format_version": FORMAT_VERSION,
-        "state_dir": str(state),
+        "state_dir": state.location,
         "runs": [
             {
                 "run_id": run.run_id,
@@ -120,27 +130,26 @@ def list_document(state: Path) -> dict[str, Any]:
                 "finished": run.finished,
                 "status": _live(state, run),
             }
-            for run in list_runs(state)
+            for run in state.runs()
         ],
     }
 
 
-def run_document(records: list[dict[str, Any]], status: str) -> dict[str, Any]:
+def run_document(run: RunHistory, status: str) -> dict[str, Any]:
     """`runs --run-id ID --format json`: the run's header, every step on every host (its last known
     outcome and times), and the events a person caused, as journaled (secrets are masked there)."""
-    run = read_run(records)
-    head = records[0]
+    book = run.runbook
     return {
         "format": "runbook-run",
         "format_version": FORMAT_VERSION,
         "run": {
             "run_id": run.run_id,
-            "runbook": dict(run.runbook),
+            "runbook": {"name": book.name, "version": book.version, "sha256": book.sha256, "path": book.path},
             "variables": dict(run.variables),
             "platform": run.platform,
             "user": run.user,
             "hostname": run.hostname,
-            "engine_version": head.get("engine_version"),
+            "engine_version": run.header.engine_version,
             "started": run.started,
             "ended": run.ended,
             "status": run.status,
@@ -160,123 +169,112 @@ def run_document(records: list[dict[str, Any]], status: str) -> dict[str, Any]:
             }
             for (step, host), outcome in run.outcomes.items()
         ],
-        "events": [r for r in records[1:] if r.get("type") in _EVENTS],
+        "events": [dict(event.raw) for event in run.events],
     }
 
 
-def _live(state: Path, run: RunSummary) -> str:
+def _live(state: StateBackend, run: RunSummary) -> str:
     """An unfinished run whose lock is held right now is still running; else it died (resume it)."""
     if run.problem:
         return f"{run.status}: {run.problem}"
     if run.status != UNFINISHED:
         return run.status
-    who = holder(state, run.runbook)
+    who = state.holder(run.runbook)
     return f"running (pid {who.pid})" if who is not None and who.run_id == run.run_id else UNFINISHED
 
 
-def _find(state: Path, run_id: str) -> Path:
-    """The run directory named by `run_id`, or by a unique beginning of it."""
-    runs = runs_directory(state)
-    if (runs / run_id / JOURNAL_NAME).is_file():
-        return runs / run_id
-    matches = (
-        sorted(p for p in runs.glob(f"{run_id}*") if (p / JOURNAL_NAME).is_file()) if runs.is_dir() else []
-    )
+def _found(state: StateBackend, rehearsed: StateBackend, run_id: str) -> tuple[StateBackend, str]:
+    """The state the run is in (the real runs', or else the rehearsals') and its whole id."""
+    try:
+        return state, _find(state, run_id)
+    except UsageError as missing:
+        try:
+            return rehearsed, _find(rehearsed, run_id)
+        except UsageError:
+            raise missing from None
+
+
+def _find(state: StateBackend, run_id: str) -> str:
+    """The run named by `run_id`, or by a unique beginning of it."""
+    if state.records(run_id) is not None:
+        return run_id
+    matches = sorted(r.run_id for r in state.runs() if r.run_id.startswith(run_id))
     if len(matches) == 1:
         return matches[0]
     if matches:
-        raise UsageError(f"{run_id!r} names {len(matches)} runs: {', '.join(p.name for p in matches)}")
-    raise UsageError(f"no run {run_id!r} in {state} (`runs` lists them)")
+        raise UsageError(f"{run_id!r} names {len(matches)} runs: {', '.join(matches)}")
+    raise UsageError(f"no run {run_id!r} in {state.location} (`runs` lists them)")
 
 
-def _status(state: Path, records: list[dict[str, Any]]) -> str:
-    last = records[-1]
-    if last.get("type") == Record.RUN_END:
-        return f"{last.get('status')} (exit {last.get('exit_code')}), at {last.get('time')}"
-    book = records[0].get("runbook") or {}
-    who = holder(state, str(book.get("name")))
-    if who is not None and who.run_id == records[0].get("run_id"):
+def _status(state: StateBackend, run: RunHistory) -> str:
+    if run.end is not None:
+        return f"{run.end.status} (exit {run.end.exit_code}), at {run.end.time}"
+    who = state.holder(run.runbook.name)
+    if who is not None and who.run_id == run.run_id:
         return f"running: {who.describe()}"
     return "unfinished: it ended without a word (killed, crashed); --resume continues it"
 
 
-def _header(records: list[dict[str, Any]], status: str) -> list[str]:
-    head = records[0]
-    book = head.get("runbook") or {}
-    values = ", ".join(f"{name}={value}" for name, value in (head.get("variables") or {}).items()) or "none"
-    sessions = 1 + sum(1 for r in records if r.get("type") == Record.RESUMED)
-    what = (
-        f"run {head.get('run_id')}: {book.get('name')} {book.get('version')} "
-        f"(sha256 {str(book.get('sha256', ''))[:12]}…, {book.get('path')})"
-    )
+def _header(run: RunHistory, status: str) -> list[str]:
+    head, book = run.header, run.runbook
+    values = ", ".join(f"{name}={value}" for name, value in run.variables.items()) or "none"
+    what = f"run {run.run_id}: {book.name} {book.version} (sha256 {book.sha256[:12]}…, {book.path})"
     who = (
-        f"started {head.get('time')} by {head.get('user')}@{head.get('hostname')} (pid {head.get('pid')}), "
-        f"platform {head.get('platform')}, engine {head.get('engine_version')}; {sessions} session(s)"
+        f"started {head.time} by {head.user}@{head.hostname} (pid {head.pid}), "
+        f"platform {head.platform}, engine {head.engine_version}; {run.sessions} session(s)"
     )
     return [what, who, f"variables: {values}", f"status: {status}"]
 
 
-def _steps(records: list[dict[str, Any]]) -> Table:
+def _steps(run: RunHistory) -> Table:
     """One row per step and host, in the order they first started, with the last known outcome."""
     table = Table(title="Steps, host by host", title_justify="left")
     for column in ("step", "host", "status", "exit", "starts", "duration", "last record", "detail"):
         table.add_column(column, no_wrap=column != "detail", overflow="fold")
-    last: dict[tuple[str, str], dict[str, Any]] = {}
-    starts: dict[tuple[str, str], int] = {}
-    for record in records:
-        if record.get("type") in (Record.STEP_START, Record.STEP_END, Record.MANUAL):
-            key = (str(record.get("step")), str(record.get("host")))
-            last[key] = record
-            starts[key] = starts.get(key, 0) + (record.get("type") == Record.STEP_START)
-    for key, outcome in fold_outcomes(records).items():
-        record = last[key]
-        exit_code = "" if outcome.exit_code is None else str(outcome.exit_code)
-        duration = f"{record['duration']:.1f}s" if isinstance(record.get("duration"), (int, float)) else ""
-        detail = str(record.get("reason") or "") if record.get("type") == Record.STEP_END else ""
-        table.add_row(
-            *(
-                escape(cell)
-                for cell in (
-                    key[0],
-                    key[1],
-                    outcome.status,
-                    exit_code,
-                    str(starts[key]),
-                    duration,
-                    str(record.get("time", ""))[11:23],
-                    detail,
-                )
-            )
+    for (step, host), found in run.hosts.items():
+        latest = found.latest
+        exit_code = "" if latest.exit_code is None else str(latest.exit_code)
+        duration = "" if latest.duration is None else f"{latest.duration:.1f}s"
+        starts = sum(1 for attempt in found.attempts if attempt.started is not None)
+        last = latest.ended or latest.started or ""
+        cells = (
+            step,
+            host,
+            latest.status,
+            exit_code,
+            str(starts),
+            duration,
+            last[11:23],
+            latest.outcome.reason,
         )
+        table.add_row(*(escape(cell) for cell in cells))
     return table
 
 
-def _events(records: list[dict[str, Any]]) -> Table:
+def _events(run: RunHistory) -> Table:
     table = Table(title="Events", title_justify="left")
     for column in ("time", "event", "step", "host", "detail"):
         table.add_column(column, no_wrap=column != "detail", overflow="fold")
-    for record in records[1:]:
-        if record.get("type") in _EVENTS:
-            table.add_row(*(escape(str(cell)) for cell in _event(record)))
+    for event in run.events:
+        table.add_row(*(escape(str(cell)) for cell in _event(event)))
     return table
 
 
-def _event(record: dict[str, Any]) -> tuple[object, ...]:
-    kind = record.get("type")
-    time = str(record.get("time", ""))[11:23]
-    step, host = record.get("step") or "", record.get("host") or ""
-    if kind == Record.CONFIRMATION:
-        answer = f"{record.get('answer')!r} by {record.get('user')} ({record.get('by')})"
-        return time, kind, step, host, f"{answer}: {record.get('question')}"
-    if kind == Record.MANUAL:
-        expected = f", expected {record.get('expected')!r}" if record.get("expected") is not None else ""
-        verdict = "ok" if record.get("ok") else "not ok"
-        answer = f"{record.get('answer')!r} by {record.get('user')} ({record.get('by')})"
-        return time, kind, step, host, f"{answer}{expected}: {verdict}"
-    if kind == Record.RESUMED:
-        return time, kind, "", "", f"by {record.get('user')} (pid {record.get('pid')})"
-    if kind == Record.INTERRUPTED:
-        return time, kind, "", "", str(record.get("signal"))
-    if kind == Record.RUN_END:
-        return time, f"end: {record.get('status')}", "", "", f"exit {record.get('exit_code')}"
-    return time, kind, step, host, str(record.get("note", ""))
+def _event(event: Event) -> tuple[str, ...]:
+    record = event.record
+    time = record.time[11:23]
+    if isinstance(record, Confirmation):
+        answer = f"{record.answer!r} by {record.user} ({record.by})"
+        kind = "confirmation"
+        return time, kind, record.step or "", record.host or "", f"{answer}: {record.question}"
+    if isinstance(record, Manual):
+        expected = f", expected {record.expected!r}" if record.expected is not None else ""
+        verdict = "ok" if record.ok else "not ok"
+        answer = f"{record.answer!r} by {record.user} ({record.by})"
+        return time, "manual", record.step, record.host, f"{answer}{expected}: {verdict}"
+    if isinstance(record, Resumed):
+        return time, "resumed", "", "", f"by {record.user} (pid {record.pid})"
+    if isinstance(record, Interrupted):
+        return time, "interrupted", "", "", record.signal
+    assert isinstance(record, RunEnd)
+    return time, f"end: {record.status}", "", "", f"exit {record.exit_code}"

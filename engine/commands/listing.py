@@ -14,6 +14,7 @@ from pathlib import Path
 
 from engine.errors import InvalidRunbook, UsageError
 from engine.flags import option
+from engine.rehearsal import is_scenario
 from engine.validation import validate
 
 
@@ -30,7 +31,7 @@ def main(chosen: ListOptions) -> int:
     if not root.is_dir():
         raise UsageError(f"{directory}: not a directory")
     rows = []
-    for path in _runbooks(root):
+    for path in (p for p in _runbooks(root) if not is_scenario(p)):
         try:
             runbook = validate(path, str(path)).runbook
             rows.append((str(path), runbook.name, runbook.version, runbook.title))

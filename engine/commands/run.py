@@ -21,14 +21,13 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
-from engine import __version__, preflight, resume, selecting, stillrunning
-from engine import journal as records
+from engine import __version__, preflight, records, resume, selecting, stillrunning
 from engine.asking import Settings, yes_or_ask
 from engine.console import Terminal
 from engine.errors import (
@@ -36,30 +35,24 @@ from engine.errors import (
     EXIT_STEP_FAILED,
     Declined,
     Interrupted,
-    JournalError,
     PreflightFailed,
     RunbookError,
 )
 from engine.flags import option
-from engine.journal import (
-    JOURNAL_NAME,
-    AnsweredBy,
-    Journal,
-    Record,
-    default_state_dir,
-    new_run_id,
-    read_journal,
-)
-from engine.locking import RunLock
+from engine.journal import new_run_id
 from engine.masking import Masker
 from engine.model import Runbook
 from engine.options import Options, prepare
 from engine.outcomes import HostOutcome, RunStatus, Status
 from engine.planning import Plan, PlannedStep
+from engine.records import AnsweredBy
 from engine.running import Runner
-from engine.runs import RunSummary, newest
+from engine.state import RunSummary, RunWriter, StateBackend, open_state
 from engine.transports import SSHOptions
 from engine.validation import validate
+
+if TYPE_CHECKING:
+    from engine.executors.rehearsal import Stage
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,13 +94,29 @@ class RunOptions:
     trust_new_host_keys: bool = option(
         False, help="Accept and remember SSH host keys not yet in known_hosts (never a changed key)."
     )
+    scripted: Mapping[str, str] = field(default_factory=dict)  # not a flag: a rehearsal's manual answers
 
 
 def main(options: Options, run: RunOptions) -> int:
-    state_dir = Path(run.state_dir) if run.state_dir else default_state_dir(Path.cwd())
+    state = open_state(None, Path.cwd(), run.state_dir)
+    try:
+        return execute(options, run, state)
+    finally:
+        state.close()
+
+
+def execute(
+    options: Options,
+    run: RunOptions,
+    state: StateBackend,
+    stage: Stage | None = None,
+    out: IO[str] | None = None,
+) -> int:
+    """The run, kept in `state`; on a rehearsal's `stage` every host is its stand-in (chosen where
+    executors are chosen: `preflight.connect`), and the terminal writes to `out`."""
     validated = validate(Path(options.file), options.file)
     runbook = validated.runbook
-    previous = resume.find(state_dir, runbook.name, run.resume) if run.resume else None
+    previous = resume.find(state, runbook.name, run.resume) if run.resume else None
     if previous is not None:
         diff = resume.check_unchanged(
             previous, runbook.document.text, run.force, _defaults_masker(runbook).mask
@@ -120,21 +129,23 @@ def main(options: Options, run: RunOptions) -> int:
         used = ((u.step, u.path, u.sha256) for u in plan.uses)
         if changed := resume.changed_uses(previous, used, run.force):
             print(f"--force: resuming although {changed}", file=sys.stderr)
+        previous = resume.match_items(previous, _loops(plan), run.force)
     if run.plan_file:
         from engine import reviewing  # only a run checked against a saved plan reads one
 
         reviewing.check(plan, Path(run.plan_file))
     steps = selecting.chosen(plan, run.only, run.from_step, resumed=previous is not None)
     if run.confirm_manual:
-        selecting.answerable(steps, previous.outcomes if previous else {})
-    terminal = Terminal(Masker(plan.values.secret_values()))
+        selecting.answerable(steps, previous)
+    terminal = Terminal(Masker(plan.values.secret_values()), out)
     run_id = previous.run_id if previous else new_run_id()
     wanted = preflight.wanted_hosts(plan, steps)  # a host with nothing to do is not reached
-    connecting = preflight.Connecting(plan, SSHOptions(trust_new_keys=run.trust_new_host_keys), wanted)
+    options_ssh = SSHOptions(trust_new_keys=run.trust_new_host_keys)
+    connecting = preflight.Connecting(plan, options_ssh, stage, wanted)
     if not run.trust_new_host_keys:  # else a run that stops before its preflight would change known_hosts
         connecting.start()  # waiting on the hosts goes on while the lock, journal and warnings are done
     try:
-        return _locked(plan, steps, terminal, run, previous, state_dir, run_id, connecting)
+        return _locked(plan, steps, terminal, run, previous, state, run_id, connecting)
     finally:
         connecting.close()
 
@@ -145,22 +156,19 @@ def _locked(
     terminal: Terminal,
     run: RunOptions,
     previous: resume.Previous | None,
-    state_dir: Path,
+    state: StateBackend,
     run_id: str,
     connecting: preflight.Connecting,
 ) -> int:
     """The run under its lock, with its journal: one `run-end` record however it ends."""
     runbook = plan.runbook
-    with RunLock(state_dir, runbook.name, run_id) as lock, _signals() as caught:
-        if lock.taken_over is not None:
+    with _signals() as caught, _opened(state, plan, run_id, terminal.masker, previous is not None) as journal:
+        if journal.taken_over is not None:
             terminal.say(
-                f"took over the lock left by {lock.taken_over.describe()}: that process is gone", "yellow"
+                f"took over the lock left by {journal.taken_over.describe()}: that process is gone", "yellow"
             )
-        journal = (
-            previous.reopen(state_dir) if previous else _new_journal(state_dir, plan, run_id, terminal.masker)
-        )
-        terminal.say(f"run {journal.run_id} — journal {journal.path}", "dim")
-        if previous is None and (left := _unfinished_before(state_dir, runbook.name, run_id)) is not None:
+        terminal.say(f"run {journal.run_id} — {journal.where}", "dim")
+        if previous is None and (left := _unfinished_before(state, runbook.name, run_id)) is not None:
             terminal.say(
                 f"note: run {left.run_id} of this runbook did not finish ({left.status}); this is a new "
                 f"run from the start. To continue that one instead: --resume {left.run_id}",
@@ -175,32 +183,44 @@ def _locked(
             journal.append(records.interrupted(stop.signal))
             ending = (stop.run_status, stop.exit_code)
             terminal.say(str(stop), "bold yellow")
-            if _started_a_step(journal.path):  # else nothing ran: there is nothing to resume
+            if _started_a_step(state.records(journal.run_id)):  # else nothing ran: nothing to resume
                 terminal.say(f"resume with: --resume {journal.run_id}", "yellow")
             return stop.exit_code
         except RunbookError as error:
             ending = (error.run_status, error.exit_code)
             raise
         finally:
-            try:
-                if ending is not None:
-                    journal.append(records.run_end(*ending))
-            finally:
-                journal.close()
+            if ending is not None:
+                journal.append(records.run_end(*ending))
 
 
-def _unfinished_before(state_dir: Path, name: str, run_id: str) -> RunSummary | None:
+@contextmanager
+def _opened(
+    state: StateBackend, plan: Plan, run_id: str, masker: Masker, resuming: bool
+) -> Iterator[RunWriter]:
+    """The run's journal under its lock (a new run's, or the resumed one's), closed and the lock released
+    however the run ends."""
+    journal = (
+        state.resume(plan.runbook.name, run_id) if resuming else _new_journal(state, plan, run_id, masker)
+    )
+    try:
+        yield journal
+    finally:
+        journal.close()
+
+
+def _unfinished_before(state: StateBackend, name: str, run_id: str) -> RunSummary | None:
     """The run of this runbook that `--resume` would have continued, now that a new one starts instead; not
     one that never started a step (declined, preflight failed, Ctrl-C at the warnings): nothing to continue."""
-    previous = newest(state_dir, name, excluding=run_id)
+    previous = state.newest(name, excluding=run_id)
     never = (RunStatus.OK, RunStatus.DECLINED, RunStatus.PREFLIGHT_FAILED)
     if previous is None or previous.status in never:
         return None
-    return previous if _started_a_step(previous.directory / JOURNAL_NAME) else None
+    return previous if _started_a_step(state.records(previous.run_id)) else None
 
 
-def _started_a_step(path: Path) -> bool:
-    return any(r.get("type") == Record.STEP_START for r in read_journal(path))
+def _started_a_step(found: list[dict[str, Any]] | None) -> bool:
+    return any(r.get("type") == records.Record.STEP_START for r in found or ())
 
 
 def _defaults_masker(runbook: Runbook) -> Masker:
@@ -212,7 +232,7 @@ def _phases(
     plan: Plan,
     steps: tuple[PlannedStep, ...],
     terminal: Terminal,
-    journal: Journal,
+    journal: RunWriter,
     run: RunOptions,
     previous: resume.Previous | None,
     connecting: preflight.Connecting,
@@ -224,7 +244,7 @@ def _phases(
     if not _confirm_warnings(plan, terminal, journal, run.yes, user):
         terminal.say("not confirmed: nothing ran", "bold red")
         raise Declined("the warnings were not confirmed; nothing ran")
-    started = previous is not None and any(s is not Status.SKIPPED for s in previous.outcomes.values())
+    started = previous is not None and any(h.status is not Status.SKIPPED for h in previous.hosts.values())
     fleet = _preflight(plan, terminal, connecting, started)
     try:
         runner = Runner(
@@ -232,10 +252,9 @@ def _phases(
             fleet,
             terminal,
             journal,
-            Settings(run.yes, run.confirm_manual, run.rerun_unknown, run.if_still_running),
+            Settings(run.yes, run.confirm_manual, run.rerun_unknown, run.if_still_running, run.scripted),
             user,
-            previous.outcomes if previous else None,
-            previous.groups if previous else None,
+            previous,
         )
         return _steps(plan, steps, runner, terminal)
     finally:
@@ -286,7 +305,9 @@ def _names(outcomes: list[HostOutcome]) -> str:
     return ", ".join(sorted({f"{o.step}@{o.host}" for o in outcomes}))
 
 
-def _resumed(plan: Plan, terminal: Terminal, journal: Journal, previous: resume.Previous, user: str) -> None:
+def _resumed(
+    plan: Plan, terminal: Terminal, journal: RunWriter, previous: resume.Previous, user: str
+) -> None:
     """Say what the resume will do, and journal who resumed, with which values (changed ones are noted)."""
     for line in previous.report(s.id for s in plan.steps):
         terminal.say(line, "yellow")
@@ -298,42 +319,41 @@ def _resumed(plan: Plan, terminal: Terminal, journal: Journal, previous: resume.
         terminal.say(
             f"note: resuming with other values than the run began with: {', '.join(changed)}", "yellow"
         )
-    journal.append(
-        records.resumed(user, os.getpid(), values, [terminal.masker.mask(arg) for arg in sys.argv])
-    )
+    argv = [terminal.masker.mask(arg) for arg in sys.argv]
+    journal.append(records.resumed(user, os.getpid(), values, argv, _loops(plan, terminal.masker)))
 
 
-def _new_journal(state_dir: Path, plan: Plan, run_id: str, masker: Masker) -> Journal:
+def _new_journal(state: StateBackend, plan: Plan, run_id: str, masker: Masker) -> RunWriter:
+    """Take the lock and start the run's journal with its header; keep the runbook as it was run (masked:
+    a secret's default stays out of it) to show what changed if a resume finds the file different."""
     runbook = plan.runbook
-    header = {
-        "runbook": {
-            "name": runbook.name,
-            "version": runbook.version,
-            "sha256": runbook.document.sha256,
-            "path": str(runbook.document.path),
-        },
-        "uses": [{"step": u.step, "path": u.path, "sha256": u.sha256} for u in plan.uses],
-        "variables": plan.values.masked(),
-        "platform": plan.platform,
-        "engine_version": __version__,
-        "user": getpass.getuser(),
-        "hostname": socket.gethostname(),
-        "pid": os.getpid(),
-        "argv": [masker.mask(arg) for arg in sys.argv],
-    }
-    journal = Journal.create(state_dir, header, run_id)
-    try:
-        # Kept to show what changed if a resume finds the file different; a secret's default stays out of it.
-        (journal.directory / "runbook.yml").write_text(masker.mask(runbook.document.text), encoding="utf-8")
-    except OSError as error:
-        journal.close()
-        raise JournalError(
-            f"cannot keep a copy of the runbook in {journal.directory}: {error.strerror or error}"
-        ) from error
-    return journal
+    header = records.run(
+        run_id,
+        records.RunbookRef(
+            name=runbook.name,
+            version=runbook.version,
+            sha256=runbook.document.sha256,
+            path=str(runbook.document.path),
+        ),
+        [records.Use(u.step, u.path, u.sha256) for u in plan.uses],
+        plan.values.masked(),
+        _loops(plan, masker),
+        platform=plan.platform,
+        engine_version=__version__,
+        user=getpass.getuser(),
+        hostname=socket.gethostname(),
+        pid=os.getpid(),
+        argv=[masker.mask(arg) for arg in sys.argv],
+    )
+    return state.start(runbook.name, header, masker.mask(runbook.document.text))
 
 
-def _confirm_warnings(plan: Plan, terminal: Terminal, journal: Journal, yes: bool, user: str) -> bool:
+def _loops(plan: Plan, masker: Masker | None = None) -> dict[str, list[Any]]:
+    """The plan's loop items as the journal keeps them (secrets masked)."""
+    return resume.loops(plan.steps, (masker or Masker(plan.values.secret_values())).mask)
+
+
+def _confirm_warnings(plan: Plan, terminal: Terminal, journal: RunWriter, yes: bool, user: str) -> bool:
     warnings = plan.warnings
     if not warnings:
         return True
