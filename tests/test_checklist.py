@@ -468,10 +468,24 @@ def test_filled_html_marks_boxes(rke_dir: Path, tmp_path: Path) -> None:
         {"type": "run-end", "status": "failed", "exit_code": 1, "time": "2026-11-26T12:04:30.000Z"},
     ]
     html = filled(rke_dir, tmp_path, records, "html")
-    assert html.count("\u2611") == 1 + 4  # warnings, restore, rke-up, two nodes
+    assert html.count("\u2611") == 3 + 1 + 4  # the checks (a step started: they passed), warnings, steps
     assert html.count("\u2612") == 1  # the node that timed out
-    assert html.count("\u2610") == 3 + 3  # preflight checks (not journaled), and the 3 steps not reached
+    assert html.count("\u2610") == 3  # the 3 steps not reached
     assert "TIMED OUT" in html and "exit 1" in html and "started 12:04:11 UTC" in html
+
+
+def test_checks_are_ticked_once_a_step_started_and_left_blank_by_a_failed_preflight(
+    rke_dir: Path, tmp_path: Path
+) -> None:
+    """Issue 23 bug 6: preflight checks are not journaled one by one; a step that started proves they
+    passed. A run that stopped at preflight leaves them as they were."""
+    ran_steps = filled(rke_dir, tmp_path / "a", [*up_to_the_nodes(rke_dir)])
+    assert ran_steps.count("- [x] The RKE binary used for the upgrade is in rke_dir and executable") == 1
+    stopped = [
+        {"type": "run-end", "status": "preflight-failed", "exit_code": 3, "time": "2026-11-26T12:00:01.000Z"}
+    ]
+    at_preflight = filled(rke_dir, tmp_path / "b", stopped)
+    assert at_preflight.count("- [ ] The RKE binary used for the upgrade is in rke_dir and executable") == 1
 
 
 def test_journal_of_another_runbook_or_missing_is_refused(
