@@ -4,6 +4,7 @@ documented record format. The browser half (print to PDF, read it back) is tests
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -533,3 +534,33 @@ def test_cli_writes_markdown_and_html_and_refuses_unknown_format(rke_dir: Path, 
     assert page.read_text(encoding="utf-8").startswith("<!doctype html>")
     wrong = cli("--format", "pdf")
     assert wrong.returncode == 2 and "--format 'pdf': choose one of md, html" in wrong.stderr
+
+
+FILL = """\
+runbook: 1
+name: fill
+version: "1"
+title: Fill
+steps:
+  - id: probe
+    title: Find the container
+    run: echo container-7f3a
+  - id: stop
+    title: Stop it
+    run: echo stop {{ steps.probe.stdout | trim }}
+"""
+
+
+def test_a_filled_checklist_shows_the_values_the_run_knew(tmp_path: Path, home: Path) -> None:
+    """Issue 23 bug 6: a command over an earlier step's output shows what the journal has, not a blank."""
+    from runbooks import in_process
+
+    (tmp_path / "fill.yml").write_text(FILL, encoding="utf-8")
+    env = {**os.environ, "HOME": str(home)}
+    assert in_process(["run", "fill.yml", "--state-dir", "st"], tmp_path, env).returncode == 0
+    [run_id] = [p.name for p in (tmp_path / "st" / "runs").iterdir()]
+    blank = in_process(["checklist", "fill.yml"], tmp_path, env)
+    assert "echo stop ________ (from step 1)" in blank.stdout
+    done = in_process(["checklist", "fill.yml", "--journal", run_id, "--state-dir", "st"], tmp_path, env)
+    assert done.returncode == 0, done.stderr
+    assert "echo stop container-7f3a" in done.stdout and "________" not in done.stdout
