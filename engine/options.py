@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -85,22 +86,23 @@ def prepare(
     # command alike; `any_platform` (a checklist, an export) renders every variant of a command all the same
     here = chosen_platform(options.platform) or this_platform()
     platform = None if any_platform else here
-    values = variables.resolve(
+    resolve = functools.partial(
+        variables.resolve,
         runbook,
         variables.parse_assignments(options.var),
         Path(options.vars_file) if options.vars_file else None,
         options.environ,
-        prompt=None if allow_missing or secrets_later else prompter(),
-        allow_missing=allow_missing or secrets_later,
         recorded=options.recorded,
     )
+    base = {"platform": here, "runbook": runbook.context()}
+    asker = None if allow_missing or secrets_later else prompter()
+    if asker is not None:  # a rule broken by the values given is said before anyone is asked for a secret
+        given = resolve(prompt=None, allow_missing=True)
+        rules.check(runbook, given, {**given.values, **base})
+    values = resolve(prompt=asker, allow_missing=allow_missing or secrets_later)
     if secrets_later:
         values = variables.secrets_as_references(runbook, values)
-    context = {
-        **values.values,
-        "platform": here,
-        "runbook": runbook.context(),
-    }
+    context = {**values.values, **base}
     # before anything else: hosts, the lock, the warnings (an export refuses a rule over a secret itself)
     judged = replace(values, missing=(*values.missing, *values.secrets)) if secrets_later else values
     rules.check(runbook, judged, context)

@@ -138,3 +138,32 @@ def test_ctrl_d_or_ctrl_c_at_a_prompt_leaves_cleanly_with_nothing_run(lab: Path,
     assert "Traceback" not in screen(lab)
     assert not (lab / "state").exists()
     assert not (lab / "restored.txt").exists()
+
+
+RULED = """\
+runbook: 1
+name: scale
+version: "1.0"
+title: Scale
+variables:
+  replicas: {type: integer, default: 5}
+  token: {description: API token, secret: true, required: true}
+rules:
+  - assert: replicas <= 3
+    message: "at most 3 replicas, not {{ replicas }}"
+  - assert: token | length > 3
+    message: the token is too short
+steps:
+  - id: scale
+    title: Scale
+    run: echo scaling
+"""
+
+
+def test_a_rule_broken_by_the_values_given_is_said_before_a_secret_is_asked(tmp_path: Path) -> None:
+    """Issue 23: nobody types a secret for a run its rules refuse anyway."""
+    (tmp_path / "restore.yml").write_text(RULED, encoding="utf-8")
+    child = spawn(tmp_path)
+    assert finish(child) == 2
+    said = screen(tmp_path)
+    assert "at most 3 replicas, not 5" in said and "token (API token)" not in said
