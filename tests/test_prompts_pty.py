@@ -76,15 +76,15 @@ def screen(lab: Path) -> str:
 
 def test_a_wrong_value_is_explained_and_asked_again_and_the_run_goes_on(lab: Path) -> None:
     child = spawn(lab)
-    child.expect_exact("snapshot (Name of the etcd snapshot (without .zip)): ")
+    child.expect_exact("snapshot (Name of the etcd snapshot (without .zip)) [e.g. snap-1]: ")
     child.sendline("snap.zip")
     child.expect_exact(
         "'snap.zip' is not valid: it does not have the form this value needs. Wanted: Name of the etcd "
         "snapshot (without .zip) (e.g. snap-1); try again (2 more)"
     )
-    child.expect_exact("snapshot (Name of the etcd snapshot (without .zip)): ")
+    child.expect_exact("snapshot (Name of the etcd snapshot (without .zip)) [e.g. snap-1]: ")
     child.sendline("snap-1")
-    child.expect_exact("count (How many nodes to restore): ")
+    child.expect_exact("count (How many nodes to restore) [a whole number]: ")
     child.sendline("zero")
     child.expect_exact("'zero' is not valid: it cannot be read as integer: expected an integer.")
     child.sendline("0")
