@@ -504,3 +504,18 @@ def test_with_passes_typed_values(lab: Lab) -> None:
     done = lab.run_here(book(lab, steps, outer), task="plan")
     assert done.returncode == 0, done.stderr
     assert "$ echo 6 2 11.0" in done.stdout
+
+
+def test_a_used_runbooks_defaults_are_its_own(lab: Lab) -> None:
+    """Issue 23: a used runbook's steps take its own `defaults`; the using runbook's do not reach them."""
+    book(
+        lab,
+        "  - id: a\n    title: A\n    run: echo a\n",
+        "defaults: {timeout: 5s, retries: 2}\n",
+        "inner.yml",
+    )
+    steps = "  - id: mine\n    title: Mine\n    run: echo mine\n  - id: u\n    title: U\n    use: inner.yml\n"
+    done = lab.run_here(book(lab, steps, "defaults: {timeout: 1h}\n"), task="plan")
+    assert done.returncode == 0, done.stderr
+    assert "1. mine: Mine  [on this machine, timeout 1 h]" in done.stdout
+    assert "2. u/a: A  [on u/local (this machine), timeout 5 s, retries 2]" in done.stdout
