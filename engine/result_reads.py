@@ -85,18 +85,10 @@ def _key(node: nodes.Getattr | nodes.Getitem) -> str | None:
 def steps_read(step: Step) -> frozenset[str]:
     """The ids of the steps whose results `step`'s templates read (`steps.<id>`, `steps['<id>']`): a run
     that leaves those out (`--from`, `--only`) could not render it."""
-    record, confirm = step.record, step.confirm
-    texts = [
-        *(t for _, t in (step.run.variants if step.run else ())),
-        *(v for _, v in step.env),
-        step.cwd,
-        step.manual,
-        step.result,
-        record.prompt if record else None,
-        record.equals if record else None,
-        confirm.question if confirm else None,
-        confirm.typed if confirm else None,
-    ]
+    from engine.planning import operator_texts  # run time only: `validate` imports no planning module
+
+    texts = [*(t for _, t in (step.run.variants if step.run else ())), *(v for _, v in step.env), step.cwd]
+    texts += operator_texts(step)
     found = {key for t in texts if t is not None for key in _read_ids(t.text)}
     for expression in (step.when, step.until):
         if expression is not None:

@@ -4,10 +4,6 @@ steps skips, and says so."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
 from runbooks import Lab, write_runbook
 
 BOOK = """\
@@ -28,13 +24,6 @@ steps:
     title: Repoint the clients
     run: test -e fixed
 """
-
-
-@pytest.fixture
-def lab(tmp_path: Path, home: Path) -> Lab:
-    path = tmp_path / "work"
-    path.mkdir()
-    return Lab(path, home)
 
 
 def test_a_check_that_holds_only_before_the_first_step_is_skipped_by_a_resume(lab: Lab) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from runbooks import Lab, summary_rows, write_runbook
@@ -28,13 +26,6 @@ steps:
     title: Promote the replica
     run: touch promoted
 """
-
-
-@pytest.fixture
-def lab(tmp_path: Path, home: Path) -> Lab:
-    path = tmp_path / "work"
-    path.mkdir()
-    return Lab(path, home)
 
 
 @pytest.mark.parametrize("flags", [[], ["--from", "promote"], ["--only", "promote"]])

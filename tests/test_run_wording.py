@@ -11,13 +11,6 @@ import pytest
 from runbooks import Lab, journal, summary_rows, wait_for, write_runbook
 
 
-@pytest.fixture
-def lab(tmp_path: Path, home: Path) -> Lab:
-    path = tmp_path / "work"
-    path.mkdir()
-    return Lab(path, home)
-
-
 def book(lab: Lab, steps: str) -> Path:
     text = f'runbook: 1\nname: wording\nversion: "1"\ntitle: Wording\nsteps:\n{steps}'
     return write_runbook(lab.root.parent, text)

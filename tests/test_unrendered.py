@@ -15,13 +15,6 @@ import pytest
 from runbooks import Lab, journal, write_runbook
 
 
-@pytest.fixture
-def lab(tmp_path: Path, home: Path) -> Lab:
-    path = tmp_path / "work"
-    path.mkdir()
-    return Lab(path, home)
-
-
 def book(lab: Lab, steps: str) -> Path:
     text = f'runbook: 1\nname: outputs\nversion: "1"\ntitle: Outputs\nsteps:\n{steps}'
     return write_runbook(lab.root.parent, text)
