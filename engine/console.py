@@ -119,7 +119,7 @@ class Terminal:
         try:
             self._print(self.masker.mask(question) + " ", "bold", end="")
             self.file.flush()
-            line = self.answers.readline()
+            line = self._line()
         except KeyboardInterrupt:
             self.file.write("\n")  # the terminal echoed ^C on the question's line: what follows starts anew
             raise
@@ -130,6 +130,18 @@ class Terminal:
         if not self.answers.isatty():  # a piped answer is not echoed by a terminal: show it, for the record
             self.say(answer)
         return answer
+
+    def _line(self) -> str:
+        """One line of the answers ("" at their end); at a terminal read with line editing (arrows, Ctrl-A/E,
+        Ctrl-U: GNU readline, as the value prompts have), so a typo is fixed where it is."""
+        if self.answers is not sys.stdin or not sys.stdin.isatty():
+            return self.answers.readline()
+        import readline  # noqa: F401  (imported for its effect: `input` edits the line)
+
+        try:
+            return input() + "\n"
+        except EOFError:
+            return ""
 
     def confirm(self, question: str) -> bool:
         answer = self.ask(f"{question} [y/N]")

@@ -3,8 +3,11 @@ while waiting to try again is an interrupt, and Ctrl-C at a question ends its li
 
 from __future__ import annotations
 
+import re
 import signal
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,14 +61,10 @@ def test_ctrl_c_while_waiting_to_try_again_is_an_interrupt(lab: Lab) -> None:
     assert not (lab.root / "after").exists()
 
 
-def test_ctrl_c_at_a_question_ends_its_line(lab: Lab) -> None:
-    """The terminal echoes ^C where the cursor is, on the question's line: what follows starts a new one."""
-    import sys
-
+def _at_a_terminal(lab: Lab, steps: str) -> Any:
     import pexpect
 
-    steps = "  - id: a\n    title: A\n    confirm: true\n    run: touch a-ran\n"
-    child = pexpect.spawn(
+    return pexpect.spawn(
         str(Path(sys.executable).with_name("runbook")),
         ["run", str(book(lab, steps)), "--state-dir", str(lab.state)],
         cwd=str(lab.root),
@@ -73,12 +72,34 @@ def test_ctrl_c_at_a_question_ends_its_line(lab: Lab) -> None:
         encoding="utf-8",
         dimensions=(40, 200),
     )
+
+
+def test_ctrl_c_at_a_question_ends_its_line(lab: Lab) -> None:
+    """Whatever the terminal echoes for Ctrl-C (^C, or nothing under line editing), what follows starts on
+    a line of its own, never glued to the question."""
+    import pexpect
+
+    child = _at_a_terminal(lab, "  - id: a\n    title: A\n    confirm: true\n    run: touch a-ran\n")
     child.expect_exact("[y/N] ")
     child.sendintr()
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 130
-    assert "^C\r\n" in child.before and not (lab.root / "a-ran").exists()
+    assert re.match(r"(\^C|\x1b\[[0-9;]*m)*\r\n", child.before), repr(child.before[:80])
+    assert not (lab.root / "a-ran").exists()
+
+
+def test_an_answer_is_typed_with_line_editing(lab: Lab) -> None:
+    """Issue 23: at a terminal an answer is edited in place (arrows, Ctrl-A/E): `xy`, ←, Backspace is `y`."""
+    import pexpect
+
+    child = _at_a_terminal(lab, "  - id: a\n    title: A\n    confirm: true\n    run: touch a-ran\n")
+    child.expect_exact("[y/N] ")
+    child.send("xy\x1b[D\x7f\r")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    assert (lab.root / "a-ran").exists()
 
 
 NEW_RUN_NOTE = "did not finish"
