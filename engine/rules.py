@@ -35,19 +35,31 @@ def check(
     """Raise every broken rule at once; a rule over a value not given (a blank checklist) is left for later.
 
     Without `targets`, the rules that read no target; with them, the rules that do."""
-    problems: list[Problem] = []
-    scope = {**context, TARGETS: seen_targets(targets)} if targets is not None else context
-    for rule in runbook.rules:
-        used = _names(rule)
-        if (TARGETS in used) != (targets is not None) or used & set(values.missing):
-            continue
-        if not evaluate(rule.condition, scope, hidden=values.secret_values()):
-            problems.append(template_problem(rule.condition, render(rule.message, scope)))
+    problems = [problem for _, problem in broken(runbook, values, context, targets)]
     if problems:
         raise InvalidRunbook(problems)
 
 
-def _names(rule: Rule) -> frozenset[str]:
+def broken(
+    runbook: Runbook,
+    values: Values,
+    context: Mapping[str, Any],
+    targets: Mapping[str, ResolvedTarget] | None = None,
+) -> list[tuple[Rule, Problem]]:
+    """The rules `check` would refuse, each with its problem (its message, at its line)."""
+    found: list[tuple[Rule, Problem]] = []
+    scope = {**context, TARGETS: seen_targets(targets)} if targets is not None else context
+    for rule in runbook.rules:
+        used = reads(rule)
+        if (TARGETS in used) != (targets is not None) or used & set(values.missing):
+            continue
+        if not evaluate(rule.condition, scope, hidden=values.secret_values()):
+            found.append((rule, template_problem(rule.condition, render(rule.message, scope))))
+    return found
+
+
+def reads(rule: Rule) -> frozenset[str]:
+    """The names a rule reads, in its assert or its message."""
     return names_used("{{ " + rule.condition.text + " }}") | names_used(rule.message.text)
 
 

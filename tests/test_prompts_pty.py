@@ -167,3 +167,33 @@ def test_a_rule_broken_by_the_values_given_is_said_before_a_secret_is_asked(tmp_
     assert finish(child) == 2
     said = screen(tmp_path)
     assert "at most 3 replicas, not 5" in said and "token (API token)" not in said
+
+
+TYPED_AGAIN = """\
+runbook: 1
+name: scale
+version: "1.0"
+title: Scale
+variables:
+  replicas: {description: How many, type: integer, required: true}
+rules:
+  - assert: replicas <= 3
+    message: "at most 3 replicas, not {{ replicas }}"
+steps:
+  - id: scale
+    title: Scale
+    run: echo scaling to {{ replicas }}
+"""
+
+
+def test_a_typed_value_a_rule_refuses_is_asked_again(tmp_path: Path) -> None:
+    """Issue 23: a value error at the terminal re-asks (three tries in all) instead of ending the run."""
+    (tmp_path / "restore.yml").write_text(TYPED_AGAIN, encoding="utf-8")
+    child = spawn(tmp_path)
+    child.expect_exact("replicas (How many) [a whole number]: ")
+    child.sendline("5")
+    child.expect_exact("at most 3 replicas, not 5; type the values again (2 more)")
+    child.expect_exact("replicas (How many) [a whole number]: ")
+    child.sendline("2")
+    child.expect_exact("scaling to 2")
+    assert finish(child) == 0
