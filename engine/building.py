@@ -7,6 +7,7 @@ schema: each reported at its line, all together.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from engine.transports import REACH_SETTINGS
 _OUR_VARIABLE_KEYS = {"description", "default", "required", "secret"}
 
 
-_RESERVED_NAMES = {"platform", "runbook", "host", "steps", "result", "omit"}
+_RESERVED_NAMES = {"platform", "runbook", "host", "steps", "result", "omit", "batch"}
 _BROKEN = (KeyError, TypeError, AttributeError, ValueError)
 
 
@@ -157,24 +158,37 @@ class _Builder:
         )
 
     def steps(self, targets: set[str]) -> tuple[model.Step, ...]:
-        seen: dict[str, int] = {}
+        self.seen: dict[str, JsonPath] = {}
+        found = self._each(enumerate(self._part("steps", list)), lambda i, spec: self.one(i, spec, targets))
+        return tuple(found)
 
-        def one(index: int, spec: dict[str, Any]) -> model.Step:
-            path: JsonPath = ("steps", index)
-            if spec["id"] in seen:
-                first = self.positions.of(("steps", seen[spec["id"]], "id")).line
-                self.problems.append(
-                    self.positions.problem(
-                        (*path, "id"), f"duplicate step id {spec['id']!r} (first used at line {first})"
-                    )
+    def one(
+        self, index: int, spec: dict[str, Any], targets: set[str], within: JsonPath = (), on: str = LOCAL
+    ) -> model.Step:
+        """One step at `within` + (`steps`, index): ids are unique across the runbook, groups included."""
+        path: JsonPath = (*within, "steps", index)
+        if spec["id"] in self.seen:
+            first = self.positions.of((*self.seen[spec["id"]], "id")).line
+            self.problems.append(
+                self.positions.problem(
+                    (*path, "id"), f"duplicate step id {spec['id']!r} (first used at line {first})"
                 )
-            seen.setdefault(spec["id"], index)
-            self._known_target(spec, path, targets)
-            return self.step(index, spec, path)
+            )
+        self.seen.setdefault(spec["id"], path)
+        self._known_target(spec, path, targets)
+        step = self.step(index, spec, path, on)
+        if within and ("steps" in spec or "use" in spec):  # one level, and a used runbook's own ids
+            key = "steps" if "steps" in spec else "use"
+            self.problems.append(self.positions.problem((*path, key), f"{key} is not allowed in a group"))
+        if "steps" not in spec:
+            return step
+        if spec.get("on") == LOCAL and "serial" in spec:
+            self.problems.append(self.positions.problem((*path, "serial"), "serial needs on: a target"))
+        inner = enumerate(spec["steps"])
+        built = self._each(inner, lambda i, s: self.one(i, s, targets, path, step.on))
+        return replace(step, steps=tuple(built), group_on=step.on != LOCAL)
 
-        return tuple(self._each(enumerate(self._part("steps", list)), one))
-
-    def step(self, index: int, spec: dict[str, Any], path: JsonPath) -> model.Step:
+    def step(self, index: int, spec: dict[str, Any], path: JsonPath, on: str = LOCAL) -> model.Step:
         timeout = spec.get("timeout", self.defaults.get("timeout"))
         expect = spec.get("expect", {})
         codes = expect.get("exit_code", 0)
@@ -183,7 +197,7 @@ class _Builder:
             index=index,
             id=spec["id"],
             title=spec["title"],
-            on=spec.get("on", LOCAL),
+            on=spec.get("on", on),
             run=self.command(spec["run"], (*path, "run")) if "run" in spec else None,
             manual=self.optional(spec, path, "manual"),
             record=self.record(spec, path),
@@ -210,6 +224,7 @@ class _Builder:
             deadline=model.seconds(spec["deadline"]) if "deadline" in spec else None,
             loop=self.loop(spec, path),
             use=self.use(spec, path),
+            serial=spec.get("serial"),
         )
 
     def _literal_expect(self, expect: dict[str, Any], path: JsonPath) -> None:

@@ -17,6 +17,7 @@ from jinja2.sandbox import UNSAFE_FUNCTION_ATTRIBUTES, UNSAFE_METHOD_ATTRIBUTES
 
 from engine import bounds, doublequoted, programs, result_reads
 from engine.errors import Problem
+from engine.grouping import flat, unit
 from engine.model import Command, Runbook, Step, Template
 from engine.rendering import environment, names_used, parse, template_problem, whole_reference
 from engine.using import unit_ids
@@ -150,15 +151,16 @@ def _sites(runbook: Runbook) -> Iterator[_Site]:
         if check.cwd:
             yield _Site(check.cwd, base | {"host"})
     earlier: frozenset[str] = frozenset()
-    for step in runbook.steps:
-        names = base | {"host", "steps"}
+    for step, added in flat(runbook.steps):  # a group's steps read its item and `batch` too
+        names = base | {"host", "steps"} | added
         if step.loop is not None:
             names |= {step.loop.var}
             if step.loop.expression is not None:  # known before the run: the plan lists the items
                 yield _Site(step.loop.expression, base, expression=True)
         yield from _step_sites(step, names, earlier)
         if step.use is not None:  # rendered at plan time, to fill the used runbook's values
-            yield from (_Site(v, base) for _, v in step.use.with_ if isinstance(v, Template))
+            given = base | ({step.loop.var} if step.loop else set())  # per item of its loop
+            yield from (_Site(v, given) for _, v in step.use.with_ if isinstance(v, Template))
         earlier |= set(unit_ids(step))
 
 
@@ -349,7 +351,7 @@ def _step_references(site: _Site, ast: nodes.Template) -> Iterator[Problem]:
         if not (isinstance(owner, nodes.Name) and owner.name == "steps"):
             continue
         ref = node.attr if isinstance(node, nodes.Getattr) else _const(node.arg)  # type: ignore[attr-defined]
-        if ref is not None and ref not in site.earlier_steps:
+        if ref is not None and ref not in site.earlier_steps and unit(ref) not in site.earlier_steps:
             message = f"steps.{ref}: no earlier step has id {ref!r} (only steps that ran before can be read)"
             yield template_problem(site.template, message, node.lineno)
 

@@ -215,6 +215,13 @@ class Step:
     deadline: float | None = None  # seconds from the first attempt after which none starts (and one is cut)
     loop: Loop | None = None
     use: Use | None = None
+    steps: tuple[Step, ...] = ()  # a group's steps (`steps:`), run in order for each item and batch
+    serial: int | str | None = None  # a group's batch size over its target's hosts: a count or "25%"
+    group_on: bool = False  # a group that rolls over its target (`on:` written): inner steps default to it
+
+    @property
+    def is_group(self) -> bool:
+        return bool(self.steps)
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,7 @@ class HostOutcome:
     reason: str = ""
     stdout: str = ""
     stderr: str = ""
+    result: str = ""  # the step's `result` as said for this host, when it went well
 
 
 @dataclass(frozen=True)

@@ -47,11 +47,20 @@ class Selection:
         """The last state of `step` on `host` in the resumed run (INTERRUPTED reads as UNKNOWN)."""
         return None if self.previous is None else self.previous.status((step, host))
 
-    def answered(self, planned: PlannedStep) -> HostOutcome | None:
-        """A manual step answered well in the resumed run: not asked again."""
-        if self.previous is None or self._before(planned.id, OPERATOR) is not Status.OK:
+    def answered(self, planned: PlannedStep, left_out: Mapping[str, str]) -> HostOutcome | None:
+        """A manual step that is not asked: answered well in the resumed run, skipped by a false `when`
+        (journaled), or left out after its group's run broke off (not journaled, like a host left out)."""
+        if self.previous is not None and self._before(planned.id, OPERATOR) is Status.OK:
+            return self.previous.done((planned.id, OPERATOR), "answered in the resumed run")
+        if OPERATOR in left_out:
+            reason = f"left out: failed in step {left_out[OPERATOR]}"
+            return HostOutcome(planned.id, OPERATOR, Status.SKIPPED, reason=reason)
+        if planned.skip is None:
             return None
-        return self.previous.done((planned.id, OPERATOR), "answered in the resumed run")
+        outcome = HostOutcome(planned.id, OPERATOR, Status.SKIPPED, reason=planned.skip)
+        self.journal.append(records.step_start(planned.id, OPERATOR, 0))
+        self.journal.append(records.step_end(outcome))
+        return outcome
 
     def hosts(
         self, planned: PlannedStep, failed_hosts: Mapping[str, str], finished: list[HostOutcome]

@@ -53,6 +53,8 @@ STEP_REVIEW: Mapping[str, Callable[[PlannedStep], dict[str, Any]]] = {
     "until": lambda p: {"until": p.step.until.text if p.step.until else None},
     "deadline": lambda p: {"deadline": p.step.deadline},
     "loop": lambda p: {"item": p.item.value if p.item else None, "loop_var": p.item.var if p.item else None},
+    "steps": lambda p: _group(p) if p.place else {},  # a group's step: its run, and what the group says
+    "serial": lambda p: {},  # in "group": the batch's hosts, and in "hosts"
 }
 """Each reviewed field of `model.Step`, and the entries of the saved step it becomes."""
 
@@ -60,10 +62,18 @@ NOT_REVIEWED: Mapping[str, str] = {
     "index": "the step's position: the saved steps are in order already",
     "description": "prose for the reader of the runbook; never executed or shown during a run",
     "requires": "programs preflight looks for before anything runs; it changes no command",
+    "group_on": "how the group was written (on:); its batches are in each inner step's group and hosts",
     "use": "a use step is not in the plan itself: the used runbook's steps take its place (each reviewed, "
     "under the step's id), and the used file's sha256 is in the plan's 'uses'",
 }
 """Fields of `model.Step` deliberately outside the review, each with the reason it cannot change a run."""
+
+
+def _group(planned: PlannedStep) -> dict[str, Any]:
+    assert planned.place is not None
+    group = planned.place.group
+    when = group.when.text if group.when else None
+    return {"group": [planned.place.prefix, when, group.max_failed_hosts]}
 
 
 def reviewable(plan: Plan) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from typing import Any
 
-from engine import records, unrendered
+from engine import records, resulting, unrendered
 from engine.asking import Asker, Settings
 from engine.attempts import Attempts
 from engine.console import Terminal
@@ -32,6 +32,7 @@ from engine.records import OPERATOR
 from engine.rendering import SecretRef
 from engine.resume import Previous
 from engine.resuming import Selection
+from engine.rolling import Roll
 from engine.state import RunWriter
 
 
@@ -51,9 +52,8 @@ class Runner:
         self.renderer, self.fleet, self.terminal, self.journal = plan.renderer, fleet, terminal, journal
         self.asker = Asker(terminal, journal, user, settings)
         self.selection = Selection(previous, self.asker, fleet)
-        self.context: dict[str, Any] = {}  # `steps.` of the runbook's templates
-        self.scopes: dict[str, dict[str, Any]] = {"": self.context}  # and of each used runbook's
-        self.failed_hosts: dict[str, str] = {}  # host → step it failed in (tolerated), left out afterwards
+        self.scopes: dict[str, dict[str, Any]] = {"": {}}  # `steps.` of the runbook's, of each used one's
+        self.roll = Roll()  # hosts that failed (tolerated), left out afterwards; what failed in groups
         self.stop = threading.Event()
         self.finished: list[HostOutcome] = []  # every host outcome of this session, for the summary
         values = plan.values
@@ -64,17 +64,17 @@ class Runner:
         outcomes = []
         for index, planned in enumerate(steps, start=1):
             self.terminal.say(f"\n▶ [{index}/{len(steps)}] {planned.id}: {planned.title}", "bold cyan")
-            try:  # commands or texts that read earlier steps' output: rendered with it now
-                if planned.deferred:
-                    planned = self.renderer.step(planned, self._steps(planned), self.fleet.platforms)
+            known = self._steps(planned)  # `steps.` so far, learnt into as the run goes
+            try:  # what reads earlier steps' output is rendered with it now (and a batch's failures)
+                planned = self.roll.rendered(self.renderer, planned, known, self.fleet.platforms)
             except InvalidRunbook as error:  # with the run's values, after steps ran: the step failed
                 outcome = unrendered.failed(planned, error, self.journal, self._end, self.terminal)
             else:
                 outcome = self.manual(planned) if planned.manual is not None else self.command_step(planned)
             outcomes.append(outcome)
             self._learn(planned, outcome)
-            if outcome.status is Status.OK and planned.step.result is not None:
-                self.terminal.say(*unrendered.result_line(self.renderer, planned, self._steps(planned)))
+            for line, style in unrendered.result_lines(self.renderer, planned, outcome, known):
+                self.terminal.say(line, style)
             if outcome.stopped:
                 break
         return outcomes
@@ -85,11 +85,13 @@ class Runner:
         if planned.item is not None:
             items = [*self._steps(planned).get(planned.step.id, {}).get("items", ()), known]
             known = {**known, "items": items}
-        # a used runbook's step is `steps.save` in it, `steps['snapshot/save']` in the runbook using it
-        scope = planned.scope.name
-        parts = [*scope.split("/"), planned.step.id] if scope else [planned.step.id]
+        # a used runbook's step is `steps.save` in it, `steps['snapshot/save']` in the runbook using it; a
+        # group's step is `steps.drain` (its latest run's) and `steps['upgrade[node1]/drain']`
+        scope, place = planned.scope.name, planned.place
+        parts = [*scope.split("/"), *([place.prefix] if place else []), planned.step.id]
         for cut in range(len(parts)):
             self.scopes.setdefault("/".join(parts[:cut]), {})["/".join(parts[cut:])] = known
+        self._steps(planned)[planned.step.id] = known
 
     def _steps(self, planned: PlannedStep) -> dict[str, Any]:
         """What `steps.` holds for this step's templates: its own runbook's steps that ran."""
@@ -98,12 +100,11 @@ class Runner:
     # -- command steps -------------------------------------------------------------------------------
 
     def command_step(self, planned: PlannedStep) -> StepOutcome:
-        done, todo = self.selection.hosts(planned, self.failed_hosts, self.finished)
+        done, todo = self.selection.hosts(planned, self.roll.left_out(planned), self.finished)
         if todo and planned.step.confirm and not self.asker.confirm_step(planned):  # journaled, answered
             raise Declined(f"step {planned.id!r} was declined; it did not run, and nothing after it")
         outcome, note = judge_step(planned.id, planned.step, done + self._fan_out(planned, todo))
-        for host in outcome.failed_hosts if not planned.step.continue_on_error else ():
-            self.failed_hosts.setdefault(host, planned.id)  # continue_on_error: the host goes on too
+        outcome, note = self.roll.judged(planned, outcome, note)
         if note:
             self.terminal.say(f"  {note}", "yellow")
         return outcome
@@ -113,9 +114,8 @@ class Runner:
         if not todo:
             return []
         futures: list[Future[HostOutcome]] = []
-        pool = ThreadPoolExecutor(
-            max_workers=min(planned.concurrency, len(todo)), thread_name_prefix=planned.id
-        )
+        workers = min(planned.concurrency, len(todo))
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=planned.id)
         with self.terminal.progress(len(todo), planned.id) as advance:
             try:
                 for host_plan in todo:
@@ -174,6 +174,7 @@ class Runner:
             planned.id, name, status, result.exit_code, attempts.elapsed, attempt, mask(reason)
         )
         outcome = replace(outcome, stdout=mask(result.stdout), stderr=mask(result.stderr))
+        outcome = resulting.kept(self.renderer, planned, outcome, host_plan.host, self._steps(planned), mask)
         again, why_not = attempts.another(attempt)
         if not again and why_not and outcome.status.failed and outcome.status is not Status.INTERRUPTED:
             outcome = replace(outcome, reason=f"{outcome.reason}; {why_not}".lstrip("; "))
@@ -230,7 +231,7 @@ class Runner:
     # -- manual steps --------------------------------------------------------------------------------
 
     def manual(self, planned: PlannedStep) -> StepOutcome:
-        if (before := self.selection.answered(planned)) is not None:
+        if before := self.selection.answered(planned, self.roll.left_out(planned)):
             self.finished.append(before)
             self.terminal.result(before)
             return StepOutcome(planned.id, (before,))

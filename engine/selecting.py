@@ -21,9 +21,10 @@ if TYPE_CHECKING:
 
 
 def _named(planned: PlannedStep, wanted: str) -> bool:
-    """`rotate[2]` is one item, `rotate` every item of the loop, `snapshot` every step the step uses."""
+    """`rotate[2]` is one item, `rotate` every item of the loop, `snapshot` every step the step uses, and
+    `upgrade` every step of the group (`upgrade[node2]` those of one batch)."""
     step = planned.scope.scoped(planned.step.id)
-    return wanted in (planned.id, step) or planned.id.startswith(wanted + "/")
+    return wanted in (planned.id, step) or planned.id.startswith((wanted + "/", wanted + "["))
 
 
 def chosen(

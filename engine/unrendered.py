@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from engine import records
+from engine import records, resulting
 from engine.console import Terminal
 from engine.errors import InvalidRunbook
 from engine.judging import judge_step
@@ -40,10 +40,12 @@ def failed(
     return judge_step(planned.id, planned.step, ended)[0]
 
 
-def result_line(renderer: StepRenderer, planned: PlannedStep, steps: Mapping[str, Any]) -> tuple[str, str]:
-    """The `result:` line shown once the step succeeded, and its style."""
-    assert planned.step.result is not None
+def result_lines(
+    renderer: StepRenderer, planned: PlannedStep, outcome: StepOutcome, steps: Mapping[str, Any]
+) -> list[tuple[str, str]]:
+    """The `result:` lines shown once the step went well, with their style; one that cannot be rendered
+    is said instead (the step, which ran well, stays done)."""
     try:
-        return f"  result: {renderer.text(planned, planned.step.result, steps)}", "green"
+        return [(line, "green") for line in resulting.said(renderer, planned, outcome, steps)]
     except InvalidRunbook as error:
-        return f"  result: cannot render: {error.problems[0]}", "yellow"
+        return [(f"  result: cannot render: {error.problems[0]}", "yellow")]

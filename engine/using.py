@@ -57,6 +57,10 @@ def _shown(path: Path) -> str:
 def unit_ids(step: Step) -> Iterator[str]:
     """The ids a step adds to `steps.` for the steps after it: its own, and each used step's under it."""
     yield step.id
+    for (
+        inner
+    ) in step.steps:  # a group's: `steps.drain` is its latest run's, `steps['upgrade[n1]/drain']` one's
+        yield from (inner.id, f"{step.id}/{inner.id}")
     used = step.use.runbook if step.use else None
     for inner in used.steps if used else ():
         yield from (f"{step.id}/{unit}" for unit in unit_ids(inner))

@@ -148,3 +148,20 @@ def test_completion_offers_the_snippets(server: YamlLanguageServer, tmp_path: Pa
         tmp_path / "v.runbook.yml", top + "variables:\n  release: \nsteps: []\n", 6, 12
     )
     assert {"variable", "secret variable"} <= set(variable)
+
+
+def test_a_rolling_group_is_clean_and_a_command_key_on_it_is_reported(
+    server: YamlLanguageServer, tmp_path: Path
+) -> None:
+    """Groups in the editor: `steps:` and `serial:` known, `run` on a group refused like `validate` does."""
+    group = (
+        "  - id: roll\n    title: Roll\n    on: web\n    serial: 25%\n"
+        "    steps:\n      - id: a\n        title: A\n        run: echo {{ batch[0].name }}\n"
+    )
+    head = HEAD.replace("steps:\n", "targets:\n  web: {ssh: {hosts: [w1, w2]}}\nsteps:\n")
+    assert server.diagnostics(tmp_path / "clean.runbook.yml", head + group) == []
+    assert [
+        str(d) for d in server.diagnostics(tmp_path / "run.runbook.yml", head + group + "    run: echo\n")
+    ] == ["16:5: Property run is not allowed."]
+    hover = server.hover(tmp_path / "hover.runbook.yml", head + group, 12, 6)
+    assert "batch by batch" in hover

@@ -30,6 +30,7 @@ from runbooks import (
     docker_nodes,
     docker_on,
     identity_config,
+    local_stand_in,
     nodes_runbook,
     work_lab,
     write_rollback,
@@ -439,3 +440,55 @@ def test_a_secret_is_given_to_the_script_as_data_and_is_in_no_command_line(
     assert (lab.home / "plain.txt").read_text() == f"go $(touch {lab.root}/executed-env)"
     assert sorted(p.name for p in lab.root.glob("executed*")) == []
     assert SAMPLED not in done.stdout + done.stderr
+
+
+ROLLING = """\
+  - id: upgrade
+    title: Restart node by node
+    on: nodes
+    serial: 1
+    steps:
+      - id: drain
+        title: Drain
+        on: local
+        run: kubectl drain {{ batch[0].name }}
+      - id: restart
+        title: Restart
+        run: docker restart {{ host.name }}
+      - id: uncordon
+        title: Uncordon
+        on: local
+        run: kubectl uncordon {{ batch[0].name }}
+"""
+
+
+def argvs(seen: dict[str, Any]) -> dict[str, Any]:
+    """What the stand-ins saw, without the local commands' working directory."""
+    return {**seen, "local": [argv for argv, _ in seen["local"]]}
+
+
+def test_an_exported_rolling_group_rolls_batch_by_batch_and_stops_where_the_engine_does(
+    lab: Lab, nodes: list[SSHDNode]
+) -> None:
+    local_stand_in(lab.bin_dir, "kubectl", lab.calls_log)
+    runbook = write_runbook(lab.root, nodes_runbook("rolling", ROLLING, nodes))
+    code, by_engine = engine_run(lab, runbook)
+    assert code == 0
+    out = export(lab, runbook)
+    done = ansible_playbook(lab, out, *ANSWERS)
+    assert done.returncode == 0, done.stdout + done.stderr
+    by_ansible = recorded(lab)
+    assert argvs(by_ansible) == argvs(by_engine)  # local commands run in the playbook's directory there
+    order = [" ".join(argv[1:]) for argv, _ in by_ansible["local"]]
+    assert order == [f"{verb} {n.address}" for n in nodes for verb in ("drain", "uncordon")]
+    assert all(by_ansible[n.address] == [["docker", "restart", n.address]] for n in nodes)
+
+    docker_on(nodes, failing=nodes[1].address)  # the second batch fails: the third is untouched by both
+    code, by_engine = engine_run(lab, runbook)
+    assert code == 1
+    failed = ansible_playbook(lab, export(lab, runbook), *ANSWERS)
+    assert failed.returncode == 2, failed.stdout + failed.stderr
+    by_ansible = recorded(lab)
+    assert argvs(by_ansible) == argvs(by_engine)
+    assert by_ansible[nodes[2].address] == []
+    assert [" ".join(argv[1:]) for argv, _ in by_ansible["local"]][-1] == f"drain {nodes[1].address}"

@@ -27,6 +27,7 @@ HEAD = {
     },
 }
 STEP: dict[str, Any] = {"id": "probe", "title": "Probe", "on": "here", "run": "echo probe"}
+INNER = {"id": "inner", "title": "Inner", "run": "echo inner"}
 BY_HAND = {"run": None, "manual": "Read the version on the dashboard."}
 
 CASES: dict[str, tuple[dict[str, Any], str, dict[str, Any] | None]] = {
@@ -61,6 +62,12 @@ CASES: dict[str, tuple[dict[str, Any], str, dict[str, Any] | None]] = {
     "until": ({"until": "result.exit_code == 0"}, "until result.exit_code == 0", None),
     "deadline": ({"deadline": "2m"}, "deadline 2 min", None),
     "loop": ({"loop": ["x", "y"]}, "probe[2]: Probe (item 2/2: y)", None),
+    "steps": ({"run": None, "on": "local", "steps": [INNER]}, "1.1. probe/inner: Inner", STEP),
+    "serial": (
+        {"run": None, "on": "web", "serial": 2, "steps": [INNER]},
+        "1.1. probe[c.example.com]/inner: Inner (batch 2/2: c.example.com)",
+        None,
+    ),
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from engine import stepview
@@ -47,7 +47,7 @@ class Item:
     """A preflight check or a step, with its boxes."""
 
     kind: str  # "check", "step" or "manual"
-    number: int | None
+    number: int | str | None
     id: str
     title: str
     boxes: tuple[Box, ...]
@@ -64,6 +64,7 @@ class Item:
     record_prompt: str | None = None
     record_expect: str | None = None
     answer: Manual | None = None
+    group: str = ""  # where a group's run (an item, a batch) begins: what the group is
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,10 @@ def build(plan: Plan, run: RunHistory | None = None) -> Checklist:
         warnings=plan.warnings,
         values=values(plan, run),
         checks=tuple(_check(plan, c, run) for c in plan.checks),
-        steps=tuple(_step(plan, s, run) for s in plan.steps),
+        steps=tuple(
+            replace(_step(plan, s, run), group=stepview.group_heading(s, before) or "")
+            for before, s in zip((None, *plan.steps), plan.steps)
+        ),
         run=run,
     )
 
@@ -227,7 +231,7 @@ def _step(plan: Plan, planned: PlannedStep, run: RunHistory | None) -> Item:
 
     return Item(
         "step",
-        planned.number,
+        planned.label,
         planned.id,
         planned.title,
         _boxes(hosts, shared, outcome),
@@ -236,7 +240,7 @@ def _step(plan: Plan, planned: PlannedStep, run: RunHistory | None) -> Item:
         commands,
         env=tuple(f"{k}={v}" for k, v in (planned.hosts[0].shown_env() if planned.hosts else ())),
         fan_out=planned.fan_out,
-        result=planned.result or "",
+        result="; ".join(f"on {h}: {text}" for h, text in planned.results()) or planned.result or "",
         confirm=planned.confirm_question,
         confirm_text=planned.confirm_text,
         confirmed=run.confirmations.get(planned.id) if run else None,
@@ -245,16 +249,17 @@ def _step(plan: Plan, planned: PlannedStep, run: RunHistory | None) -> Item:
 
 def _manual(plan: Plan, planned: PlannedStep, run: RunHistory | None) -> Item:
     step = planned.step
-    box = Box("operator", True, outcome=run.outcome(planned.id, "operator", single=True) if run else None)
+    outcome = run.outcome(planned.id, "operator", single=True) if run else None
+    box = Box("operator", True, note=f"skipped: {planned.skip}" if planned.skip else "", outcome=outcome)
     return Item(
         "manual",
-        planned.number,
+        planned.label,
         planned.id,
         planned.title,
         (box,),
         _facts(plan, planned, None),
         step.description,
-        result=planned.result or "",
+        result="; ".join(f"on {h}: {text}" for h, text in planned.results()) or planned.result or "",
         confirm=planned.confirm_question,
         confirm_text=planned.confirm_text,
         confirmed=run.confirmations.get(planned.id) if run else None,

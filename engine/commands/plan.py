@@ -80,7 +80,9 @@ def describe(plan: Plan) -> str:
             lines.append(f"  - {check.title}  [on {check.target}{before}]")
             lines += _hosts(check.hosts, indent=6)
     lines.append("\nsteps:")
-    for planned in plan.steps:
+    for previous, planned in zip((None, *plan.steps), plan.steps):
+        heading = stepview.group_heading(planned, previous)
+        lines += [f"\n{planned.number:>3}. {heading}"] if heading else []
         lines += _step(plan, planned)
     return "\n".join(lines)
 
@@ -116,18 +118,19 @@ def _step(plan: Plan, planned: PlannedStep) -> list[str]:
     """The step's facts (`stepview`, as the checklist words them), then its blocks: confirm, manual, hosts."""
     step = planned.step
     facts = ", ".join(fact.text for fact in stepview.facts(plan, planned))
-    lines = [f"\n{planned.number:>3}. {planned.id}: {planned.title}  [{facts}]"]
+    lines = [f"\n{planned.label:>3}. {planned.id}: {planned.title}  [{facts}]"]
     if step.confirm:
         typed = f" (type {planned.confirm_text!r})" if planned.confirm_text else ""
         lines.append(f"       confirm: {planned.confirm_question}{typed}")
     if planned.manual:
+        lines += [f"       @ operator: skipped — {planned.skip}"] if planned.skip else []
         lines += textwrap.indent(f"MANUAL: {planned.manual.strip()}", " " * 7).splitlines()
         if step.record:
             expect = planned.record_expect or step.record.matches or "(anything)"
             lines.append(f"       record: {planned.record_prompt} — expected {expect}")
     lines += _hosts(planned.shown_hosts, indent=7)
-    if planned.result:
-        lines.append(f"       result: {planned.result}")
+    per_host = [f"       result on {host}: {text}" for host, text in planned.results()]
+    lines += per_host or ([f"       result: {planned.result}"] if planned.result else [])
     return lines
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,8 +33,10 @@ class Inventory:
     aliases: Mapping[Host, str]  # each host → its inventory name
     groups: Mapping[str, str]  # each target → the `hosts:` pattern of its plays
 
-    def condition(self, target: str) -> str:
-        """The `when` that selects the target's hosts in a play on every host."""
+    def condition(self, target: str, hosts: Sequence[Host] = ()) -> str:
+        """The `when` that selects the target's hosts in a play on every host (or only `hosts`: a batch)."""
+        if hosts:
+            return f"inventory_hostname in {[self.aliases[host] for host in hosts]!r}"
         group = self.groups[target]
         return ON_LOCALHOST if group == LOCALHOST else f"inventory_hostname in groups['{group}']"
 

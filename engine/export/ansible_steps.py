@@ -34,10 +34,18 @@ def step_tasks(plan: Plan, planned: PlannedStep, inventory: Inventory, notes: li
     or the confirmation, the command per platform and host group, and the result."""
     step = planned.step
     name = f"{capital(planned.title)} ({planned.id})"
-    comments = (f"step {planned.number}: {planned.id}", *notes)
-    where = inventory.condition(planned.target)
+    place = planned.place
+    begins = (
+        place is not None
+        and planned.step is place.group.steps[0]
+        and not (planned.item and planned.item.index)
+    )
+    shown = [f"group {place.group.id}: {place.label or 'its steps'}"] if place and begins else []
+    comments = (*shown, f"step {planned.label}: {planned.id}", *notes)
+    batch = planned.place.batch_hosts(planned.step) if planned.place else ()  # a rolling group's step
+    where = inventory.condition(planned.target, batch)
     if planned.manual is not None:
-        tasks = prompts.manual(planned, name)
+        tasks = prompts.manual(planned, name) if planned.skip is None else [_skipped(name, planned.skip)]
     else:
         tasks = (
             prompts.confirm(planned, name)
@@ -67,6 +75,12 @@ def step_tasks(plan: Plan, planned: PlannedStep, inventory: Inventory, notes: li
             result = {"name": f"{name}: result", "ansible.builtin.debug": {"msg": data(planned.result)}}
             tasks.append(Item({**result, "when": where}))
     return [replace(tasks[0], comments=comments), *tasks[1:]]
+
+
+def _skipped(name: str, reason: str) -> Item:
+    """A manual step a false `when` skips: said, not asked."""
+    said = {"name": f"{name}: skipped", "ansible.builtin.debug": {"msg": data(reason)}, "when": ON_LOCALHOST}
+    return Item(said, ("when: evaluated when the playbook was exported, as the plan did",))
 
 
 def _when_values(plan: Plan, planned: PlannedStep, when: str) -> tuple[tuple[str, Any], ...]:

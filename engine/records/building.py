@@ -138,6 +138,7 @@ def step_end(outcome: HostOutcome, tail_lines: int = 20, *, last: bool = True) -
         "stdout": bounded(outcome.stdout),
         "stderr": bounded(outcome.stderr),
         "last": last,
+        **({"result": bounded(outcome.result)} if outcome.result else {}),
     }
 
 

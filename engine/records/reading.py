@@ -197,6 +197,7 @@ def _end(raw: Mapping[str, Any]) -> StepEnd:
         _value(raw, "reason", str, ""),
         _value(raw, "stdout", str, tails.stdout_tail),  # older journals kept the tails only
         _value(raw, "stderr", str, tails.stderr_tail),
+        _value(raw, "result", str, ""),
     )
     return _read(StepEnd, raw, outcome=outcome)
 

@@ -142,7 +142,7 @@ def _asked(record: Confirmation | Manual) -> str:
 def _steps(facts: Facts, outcomes: Mapping[tuple[str, str], Attempt]) -> list[Block]:
     blocks: list[Block] = []
     for planned in facts.plan.steps:
-        blocks.append(Heading(3, f"{planned.number}. {planned.id}: {planned.title}"))
+        blocks.append(Heading(3, f"{planned.label}. {planned.id}: {planned.title}"))
         mine = {host: o for (step, host), o in outcomes.items() if step == planned.id}
         if not mine:
             blocks.append(Para("never reached"))
