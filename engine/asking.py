@@ -133,10 +133,20 @@ class Asker:
             return ManualAnswer(
                 "done" if ok else "not done", operator, ok, None, "" if ok else "not confirmed"
             )
-        typed = self.terminal.ask(f"{planned.record_prompt}:")
-        if typed is None:
-            return ManualAnswer(None, operator, False, expected or pattern, "no answer")
-        return _judged(planned, typed, operator)
+        given: ManualAnswer | None = None
+        for attempt in range(
+            1, ATTEMPTS + 1
+        ):  # a typo is not a failure: asked again, like a typed confirmation
+            typed = self.terminal.ask(f"{planned.record_prompt}:")
+            if typed is None or (typed == "" and given is not None):  # no more answers: the last one stands
+                break
+            given = _judged(planned, typed, operator)
+            if given.ok:
+                return given
+            more = ATTEMPTS - attempt
+            again = f"; type it again ({more} more), or press Enter to stop" if more else ""
+            self.terminal.say(f"{typed!r} is not what was expected ({given.expected!r}){again}", "yellow")
+        return given or ManualAnswer(None, operator, False, expected or pattern, "no answer")
 
 
 def _judged(planned: PlannedStep, typed: str, by: AnsweredBy) -> ManualAnswer:

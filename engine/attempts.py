@@ -42,10 +42,10 @@ class Attempts:
         """May attempt `attempt + 1` start (after the delay)? If not, why not (for the outcome's reason)."""
         retries = self.step.retries
         if attempt > retries.count:
-            return False, f"{attempt} attempt(s)" if retries.count else ""
+            return False, ""  # the count of attempts is shown with the outcome's time, and journaled
         deadline = self.step.deadline
         if deadline is not None and self.elapsed + retries.delay >= deadline:
-            return False, f"deadline {deadline:g}s reached after {attempt} attempt(s)"
+            return False, f"deadline {deadline:g}s reached"
         return True, ""
 
 

@@ -97,6 +97,7 @@ class _Builder:
                 ssh["each"],
                 self.template((*sp, "host"), ssh["host"]),
                 self.optional(ssh, sp, "where"),
+                self.optional(ssh, sp, "name"),
             )
         hosts = tuple(self.template((*sp, "hosts", i), h) for i, h in enumerate(ssh.get("hosts", ())))
         return model.Target(
@@ -107,6 +108,7 @@ class _Builder:
             concurrency=spec.get("concurrency"),
             reach=self.reach(ssh, sp),
             jump=self.jump(ssh, sp),
+            may_be_unreachable=spec.get("may_be_unreachable", False) is True,
         )
 
     def reach(self, spec: dict[str, Any], path: JsonPath) -> model.Reach:
@@ -152,6 +154,7 @@ class _Builder:
             self.optional(spec, path, "cwd"),
             model.seconds(spec.get("timeout", model.DEFAULT_CHECK_TIMEOUT)),
             index,
+            spec.get("only_before_start", False) is True,
         )
 
     def steps(self, targets: set[str]) -> tuple[model.Step, ...]:
@@ -189,6 +192,7 @@ class _Builder:
         timeout = spec.get("timeout", self.defaults.get("timeout"))
         expect = spec.get("expect", {})
         codes = expect.get("exit_code", 0)
+        self._literal_expect(expect, path)
         return model.Step(
             index=index,
             id=spec["id"],
@@ -222,6 +226,19 @@ class _Builder:
             use=self.use(spec, path),
             serial=spec.get("serial"),
         )
+
+    def _literal_expect(self, expect: dict[str, Any], path: JsonPath) -> None:
+        """`expect` is matched as written, never rendered: `{{ version }}` there would be looked for as text."""
+        for key in ("stdout_contains", "stdout_matches"):
+            text = expect.get(key)
+            if isinstance(text, str) and ("{{" in text or "{%" in text):
+                message = (
+                    f"expect.{key} is matched as written, not rendered: it would look for the braces "
+                    "themselves; to compare the output with a value, write an until over the attempt "
+                    '(until: "version in result.stdout"); to match braces, escape them in stdout_matches '
+                    "(\\{\\{)"
+                )
+                self.problems.append(self.positions.problem((*path, "expect", key), message))
 
     def use(self, spec: dict[str, Any], path: JsonPath) -> model.Use | None:
         if "use" not in spec:

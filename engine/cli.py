@@ -91,7 +91,7 @@ COMMANDS = (
     Command(
         name="list",
         module="engine.commands.listing",
-        doc="List the runbooks of a directory: file, name, version, title.",
+        doc="List the runbooks below a directory (YAML files with `runbook:`): file, name, version, title.",
     ),
     Command(
         name="schema",

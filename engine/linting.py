@@ -15,7 +15,7 @@ import jinja2
 from jinja2 import nodes
 from jinja2.sandbox import UNSAFE_FUNCTION_ATTRIBUTES, UNSAFE_METHOD_ATTRIBUTES
 
-from engine import bounds, programs, result_reads
+from engine import bounds, doublequoted, programs, result_reads
 from engine.errors import Problem
 from engine.grouping import flat, unit
 from engine.model import Command, Runbook, Step, Template
@@ -139,11 +139,13 @@ def _sites(runbook: Runbook) -> Iterator[_Site]:
             yield _Site(inv.host, names)
             if inv.where is not None:
                 yield _Site(inv.where, names, expression=True)
+            if inv.name is not None:
+                yield _Site(inv.name, names)
         for template in (*target.hosts, *target.reach.templates(), *target.jump.templates()):
             yield _Site(template, names)
-    for rule in runbook.rules:
-        yield _Site(rule.condition, base, expression=True)
-        yield _Site(rule.message, base)
+    for rule in runbook.rules:  # a rule may read the targets' hosts and inventories (`targets`)
+        yield _Site(rule.condition, base | {"targets"}, expression=True)
+        yield _Site(rule.message, base | {"targets"})
     for check in runbook.checks:
         yield from _command_sites(check.run, base | {"host"}, frozenset())
         if check.cwd:
@@ -216,6 +218,14 @@ def _check(site: _Site) -> Iterator[tuple[Problem, bool]]:
     if _COUNTS.search(text):  # without a number (or lipsum) written, nothing constant builds much
         yield from ((p, False) for p in _too_large(template, ast))
     if site.shell:
+        for line, expression in doublequoted.found(text):
+            message = (
+                f"warning: {{{{ {expression} }}}} stands inside quotes, but a value is quoted for the shell "
+                "already: a value with a space or a quote keeps those quotes as text "
+                f'("a={{{{ x }}}}" gives "a=\'my value\'"); leave the quotes out (a={{{{ x }}}} is one word '
+                "all the same)"
+            )
+            yield template_problem(template, message, line), True
         for node in ast.find_all(nodes.Filter):
             if node.name == "raw":
                 message = "warning: '| raw' inserts the value unquoted; be sure it cannot carry shell syntax"

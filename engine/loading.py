@@ -235,7 +235,7 @@ def parse(text: str, display: str) -> tuple[Any, Positions]:
     except yaml.MarkedYAMLError as error:
         # PyYAML never takes a tab for indentation, so the lines it got past hold tabs only inside text (a
         # block scalar's content, which may be a heredoc with tabs). At the failing line a tab is the cause.
-        syntax = _syntax_problem(error, display)
+        syntax = _syntax_problem(error, display, text)
         tabs = [p for p in _tab_problems(text, display) if p.line >= syntax.line]
         raise InvalidRunbook(tabs + ([] if any(p.line == syntax.line for p in tabs) else [syntax])) from None
     except yaml.reader.ReaderError as error:  # a character YAML does not allow anywhere (a control character)
@@ -263,14 +263,28 @@ def _sorted(problems: list[Problem]) -> list[Problem]:
     return sorted(set(problems), key=lambda p: (p.line, p.column, p.message))
 
 
-def _syntax_problem(error: yaml.MarkedYAMLError, file: str) -> Problem:
+def _syntax_problem(error: yaml.MarkedYAMLError, file: str, text: str = "") -> Problem:
     mark = error.problem_mark or error.context_mark
     line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
     message = error.problem or error.context or "invalid YAML"
     start = error.context_mark
     if error.problem and error.context and start is not None:  # say where the unfinished construct began
         message += f" ({error.context} started at line {start.line + 1}, column {start.column + 1})"
-    return Problem(file, line, column, "", f"YAML syntax error: {message}")
+    return Problem(file, line, column, "", f"YAML syntax error: {message}{_quote_it(error, text)}")
+
+
+def _quote_it(error: yaml.MarkedYAMLError, text: str) -> str:
+    """The two traps of a plain (unquoted) value, with the fix: `: ` inside it, a backquote or `@` first."""
+    mark, problem = error.problem_mark, error.problem or ""
+    if problem.startswith("mapping values are not allowed"):
+        return (
+            "; a ': ' inside an unquoted value reads as a new key: quote the whole value "
+            '(title: "Note: this") or write it as a block (|)'
+        )
+    found = text[mark.index : mark.index + 1] if mark is not None else ""
+    if problem.startswith("found character") and found in ("`", "@"):
+        return f"; an unquoted value cannot start with {found!r}: quote the whole value ('{found}…')"
+    return ""
 
 
 def load(path: Path, display: str | None = None) -> Document:

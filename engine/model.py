@@ -93,6 +93,7 @@ class Inventory:
     each: str
     host: Template
     where: Template | None = None
+    name: Template | None = None  # each entry's display name (plan, summary, journal); `host` is connected to
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ class Target:
     concurrency: int | None = None
     reach: Reach = field(default_factory=Reach)
     jump: Jump = field(default_factory=Jump)
+    may_be_unreachable: bool = False  # a host that cannot be reached at preflight: its steps are skipped
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,7 @@ class Check:
     cwd: Template | None = None
     timeout: float = DEFAULT_CHECK_TIMEOUT
     index: int = 0
+    only_before_start: bool = False  # true before the first step only (skipped once a resumed run had one)
 
 
 @dataclass(frozen=True)
@@ -248,6 +251,11 @@ class Runbook:
 
     def target(self, name: str) -> Target:
         return next(t for t in self.targets if t.name == name)
+
+    def context(self) -> dict[str, str]:
+        """`runbook` in templates: its name, version, and `dir`, the directory of its file (absolute), for
+        paths written relative to the runbook rather than to where the run starts."""
+        return {"name": self.name, "version": self.version, "dir": str(self.document.path.resolve().parent)}
 
     def variable(self, name: str) -> Variable | None:
         return next((v for v in self.variables if v.name == name), None)

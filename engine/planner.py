@@ -58,7 +58,7 @@ class Planner:
         base: dict[str, Any] = {name: Blank(name) for name in values.missing}
         base.update(values.values)
         base.update(self.secret_refs)
-        base["runbook"] = {"name": runbook.name, "version": runbook.version}
+        base["runbook"] = runbook.context()
         self.base = base
 
     def context(
@@ -282,7 +282,8 @@ class Planner:
             hosts.append(HostPlan(host, self.variants(check.run, context, platform), cwd=cwd))
         name = self.scope.name
         title = f"({name}) {check.title}" if name else check.title
-        return PlannedCheck(title, self.scope.scoped(check.on), tuple(hosts), check.timeout)
+        target_name = self.scope.scoped(check.on)
+        return PlannedCheck(title, target_name, tuple(hosts), check.timeout, check.only_before_start)
 
 
 @dataclass(frozen=True)

@@ -159,6 +159,7 @@ class PlannedCheck:
     target: str
     hosts: tuple[HostPlan, ...]
     timeout: float
+    only_before_start: bool = False
 
 
 @dataclass(frozen=True)

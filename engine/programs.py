@@ -98,7 +98,7 @@ def _first_words(script: str, depth: int) -> tuple[str, ...]:
     such as `python3 -c 'import sys; print(sys.version)'` stays one word; cached, since a plan asks about
     the same script for every step that shares it."""
     script = _BACKTICKS.sub(r"$(\1)", _ARITHMETIC.sub(_PLACEHOLDER, script))  # `…` is $(…) written old-style
-    script = _without_here_documents(script)  # a here-document is data
+    script = without_here_documents(script)  # a here-document is data
     found: list[str] = []
     for words in _simple_commands(_tokens(script.replace("\n", "\n;"))):
         for word in [*_programs(words), *_substituted(words, depth)]:
@@ -107,7 +107,7 @@ def _first_words(script: str, depth: int) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _without_here_documents(script: str) -> str:
+def without_here_documents(script: str) -> str:
     """The script with the body of each here-document taken out; a `<<` inside quotes starts none."""
     kept, position = [], 0
     while match := _HEREDOC.search(script, position):
@@ -324,7 +324,7 @@ def argument_receivers(script: str, marker: str) -> list[str]:
     host shows it while they run (a `NAME=value` prefix, a builtin such as `printf`, or a here-document
     keep it out of any argument list)."""
     script = _BACKTICKS.sub(r"$(\1)", _ARITHMETIC.sub(_PLACEHOLDER, script))
-    script = _without_here_documents(script)
+    script = without_here_documents(script)
     found: list[str] = []
     for words in _simple_commands(_tokens(script.replace("\n", "\n;"))):
         arguments = list(words)

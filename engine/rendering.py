@@ -73,6 +73,11 @@ class Deferred:
     def __getitem__(self, key: object) -> Deferred:
         return self._read(f"{self.expression}[{key!r}]", key)
 
+    def shown(self, expressions: tuple[str, ...]) -> tuple[Deferred, ...]:
+        """Placeholders for whole expressions over these values (`steps.a.stdout | trim`), each knowing the
+        step it reads first, for a checklist's "from step N"."""
+        return tuple(Deferred(e, self.paper, _first_step(e)) for e in expressions)
+
     def __str__(self) -> str:
         if self.paper is not None:  # a person writes the value in while following the checklist
             number = self.paper.get(self.step or "")
@@ -91,6 +96,14 @@ class Missing(jinja2.StrictUndefined):
         return False
 
 
+_STEP_READ = re.compile(r"\bsteps(?:\.([A-Za-z_][A-Za-z0-9_]*)|\[\s*['\"]([^'\"]+)['\"]\s*\])")
+
+
+def _first_step(expression: str) -> str | None:
+    match = _STEP_READ.search(expression)
+    return (match.group(1) or match.group(2)) if match else None
+
+
 def _raw(value: Any) -> Raw:
     if isinstance(value, SecretRef):
         return Raw(f"${{{value.env}}}")
@@ -105,6 +118,40 @@ def _plain(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+LATER = (
+    "__later__"  # the placeholders of a plan-time render: `{{ __later__[0] }}` (not a name authors can write)
+)
+_RAW_OR_OUTPUT = re.compile(
+    r"(\{%-?\s*raw\s*-?%\}.*?\{%-?\s*endraw\s*-?%\})|(\{#.*?#\})|\{\{(-?)(.*?)(-?)\}\}", re.S
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def _later_form(text: str) -> tuple[str, tuple[str, ...]]:
+    """The template with each `{{ expression }}` that reads `steps` replaced by its placeholder, and those
+    expressions: before the run, `{{ steps.a.stdout.split('|')[1] }}` is shown as that expression, never
+    evaluated over a placeholder's text (which would fail the plan, or show a wrong value). Line breaks
+    inside an expression are kept, so an error's line stays right."""
+    later: list[str] = []
+
+    def replace(match: re.Match[str]) -> str:
+        inner = match.group(4)
+        if inner is None or "steps" not in _names_of(inner):
+            return match.group(0)
+        later.append(" ".join(inner.split()))
+        newlines = "\n" * inner.count("\n")
+        return f"{{{{{match.group(3)} {LATER}[{len(later) - 1}]{newlines} {match.group(5)}}}}}"
+
+    return _RAW_OR_OUTPUT.sub(replace, text), tuple(later)
+
+
+def _names_of(expression: str) -> frozenset[str]:
+    try:
+        return names_used("{{ " + expression + " }}")
+    except jinja2.TemplateSyntaxError:
+        return frozenset()
 
 
 STARTED = datetime.datetime.now(datetime.UTC)
@@ -206,6 +253,10 @@ def render(template: Template, context: Mapping[str, Any], *, shell: bool = Fals
     if template.is_static:
         return template.text
     compiled = _compile(template.text, shell)
+    steps = context.get("steps")
+    if isinstance(steps, Deferred) and "steps" in names_used(template.text):
+        text, later = _later_form(template.text)
+        compiled, context = _compile(text, shell), {**context, LATER: steps.shown(later)}
     try:
         # `shared=True` skips jinja's per-render merge of its globals ChainMap (a third of planning time).
         scope = compiled.new_context({**environment(shell).globals, **context}, shared=True)

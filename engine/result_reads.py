@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from jinja2 import nodes
+from jinja2 import TemplateSyntaxError, nodes
 
 from engine.errors import Problem
-from engine.model import Template
-from engine.rendering import template_problem
+from engine.model import Step, Template
+from engine.rendering import parse, template_problem
 
 
 def names_a_key(node: nodes.Getattr) -> bool:
@@ -80,3 +80,30 @@ def _key(node: nodes.Getattr | nodes.Getitem) -> str | None:
     if isinstance(node, nodes.Getattr):
         return str(node.attr)
     return node.arg.value if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str) else None
+
+
+def steps_read(step: Step) -> frozenset[str]:
+    """The ids of the steps whose results `step`'s templates read (`steps.<id>`, `steps['<id>']`): a run
+    that leaves those out (`--from`, `--only`) could not render it."""
+    from engine.planning import operator_texts  # run time only: `validate` imports no planning module
+
+    texts = [*(t for _, t in (step.run.variants if step.run else ())), *(v for _, v in step.env), step.cwd]
+    texts += operator_texts(step)
+    found = {key for t in texts if t is not None for key in _read_ids(t.text)}
+    for expression in (step.when, step.until):
+        if expression is not None:
+            found.update(_read_ids("{{ " + expression.text + " }}"))
+    return frozenset(found - {step.id})
+
+
+def _read_ids(text: str) -> Iterator[str]:
+    if "steps" not in text:
+        return
+    try:
+        ast = parse(text)
+    except TemplateSyntaxError:
+        return
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        assert isinstance(node, (nodes.Getattr, nodes.Getitem))
+        if _kind(node.node) == "steps" and (key := _key(node)) is not None:
+            yield key

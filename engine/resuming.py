@@ -73,14 +73,22 @@ class Selection:
         for host_plan in hosts:
             name = host_plan.host.name
             before = self._before(planned.id, name)
-            if self.previous is not None and before is not None and before.finished_well:
-                # with what it printed and returned: later templates read `steps.<id>` as it was
-                outcome = self.previous.done((planned.id, name), "finished in the resumed run")
+            tolerated = before is not None and before.ran_and_failed and planned.step.continue_on_error
+            if self.previous is not None and before is not None and (before.finished_well or tolerated):
+                # with what it printed and returned: later templates read `steps.<id>` as it was; a failure
+                # the runbook tolerates (continue_on_error) is done too
+                why = "failed, tolerated (continue_on_error)" if tolerated else "finished"
+                outcome = self.previous.done((planned.id, name), f"{why} in the resumed run")
                 finished.append(outcome)
                 done.append(outcome)
-            elif host_plan.skip or name in failed_hosts:
-                # Left out after failing earlier is not journaled: a resume must run it once the host is fixed.
-                reason = host_plan.skip or f"left out: failed in step {failed_hosts[name]}"
+            elif host_plan.skip or name in failed_hosts or name in self.fleet.unreachable:
+                # Left out after failing earlier (or unreachable) is not journaled: a resume must run it once
+                # the host is back.
+                reason = (
+                    host_plan.skip
+                    or self.fleet.unreachable.get(name)
+                    or f"left out: failed in step {failed_hosts[name]}"
+                )
                 outcome = HostOutcome(planned.id, name, Status.SKIPPED, reason=reason)
                 if host_plan.skip:
                     self.journal.append(records.step_start(planned.id, name, 0))
@@ -111,7 +119,8 @@ class Selection:
             if before is not None and (before.finished_well or before is Status.UNKNOWN):
                 return (host_plan,)
         for host_plan in planned.hosts:
-            if not host_plan.skip and host_plan.host.name not in failed_hosts:
+            name = host_plan.host.name
+            if not host_plan.skip and name not in failed_hosts and name not in self.fleet.unreachable:
                 others = len(planned.hosts) - 1
                 self.terminal.say(
                     f"  run_once: on {host_plan.host.name} only (not on {others} other host(s))"

@@ -17,14 +17,14 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from typing import Any
 
-from engine import records, resulting
+from engine import records, resulting, unrendered
 from engine.asking import Asker, Settings
 from engine.attempts import Attempts
 from engine.console import Terminal
-from engine.errors import ConnectionFailed, Declined, Interrupted, JournalError
+from engine.errors import ConnectionFailed, Declined, Interrupted, InvalidRunbook, JournalError
 from engine.executors import Result
 from engine.journal import OutputFile
-from engine.judging import broken_off, judge, judge_step
+from engine.judging import broken_off, judge, judge_step, stopped_waiting
 from engine.outcomes import HostOutcome, Status, StepOutcome
 from engine.planning import HostPlan, Plan, PlannedStep
 from engine.preflight import Fleet
@@ -64,13 +64,17 @@ class Runner:
         outcomes = []
         for index, planned in enumerate(steps, start=1):
             self.terminal.say(f"\n▶ [{index}/{len(steps)}] {planned.id}: {planned.title}", "bold cyan")
-            # commands or texts that read earlier steps' output: rendered with it now (and a batch's failures)
-            planned = self.roll.rendered(self.renderer, planned, self._steps(planned), self.fleet.platforms)
-            outcome = self.manual(planned) if planned.manual is not None else self.command_step(planned)
+            known = self._steps(planned)  # `steps.` so far, learnt into as the run goes
+            try:  # what reads earlier steps' output is rendered with it now (and a batch's failures)
+                planned = self.roll.rendered(self.renderer, planned, known, self.fleet.platforms)
+            except InvalidRunbook as error:  # with the run's values, after steps ran: the step failed
+                outcome = unrendered.failed(planned, error, self.journal, self._end, self.terminal)
+            else:
+                outcome = self.manual(planned) if planned.manual is not None else self.command_step(planned)
             outcomes.append(outcome)
             self._learn(planned, outcome)
-            for line in resulting.said(self.renderer, planned, outcome, self._steps(planned)):
-                self.terminal.say(line, "green")
+            for line, style in unrendered.result_lines(self.renderer, planned, outcome, known):
+                self.terminal.say(line, style)
             if outcome.stopped:
                 break
         return outcomes
@@ -97,9 +101,7 @@ class Runner:
 
     def command_step(self, planned: PlannedStep) -> StepOutcome:
         done, todo = self.selection.hosts(planned, self.roll.left_out(planned), self.finished)
-        if (
-            todo and planned.step.confirm and not self.asker.confirm_step(planned)
-        ):  # journaled with its answer
+        if todo and planned.step.confirm and not self.asker.confirm_step(planned):  # journaled, answered
             raise Declined(f"step {planned.id!r} was declined; it did not run, and nothing after it")
         outcome, note = judge_step(planned.id, planned.step, done + self._fan_out(planned, todo))
         outcome, note = self.roll.judged(planned, outcome, note)
@@ -112,9 +114,8 @@ class Runner:
         if not todo:
             return []
         futures: list[Future[HostOutcome]] = []
-        pool = ThreadPoolExecutor(
-            max_workers=min(planned.concurrency, len(todo)), thread_name_prefix=planned.id
-        )
+        workers = min(planned.concurrency, len(todo))
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=planned.id)
         with self.terminal.progress(len(todo), planned.id) as advance:
             try:
                 for host_plan in todo:
@@ -144,11 +145,10 @@ class Runner:
                 outcome, again = self._attempt(planned, host_plan, attempt, attempts, out)
                 if outcome.status in (Status.OK, Status.INTERRUPTED, Status.UNKNOWN) or not again:
                     break
-                why = f" ({outcome.reason})" if outcome.reason else ""
-                self.terminal.say(
-                    f"  {name}: attempt {attempt} failed{why}; retrying in {step.retries.delay:g}s", "yellow"
-                )
+                self.terminal.retrying(outcome, step.retries.delay)
                 timer.sleep(step.retries.delay, self.stop)
+            else:  # stopped (Ctrl-C) while waiting to try again: the step did not fail, it was interrupted
+                outcome = replace(outcome, status=Status.INTERRUPTED, reason=stopped_waiting(outcome))
         finally:
             out.close()
         self.finished.append(outcome)

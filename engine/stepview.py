@@ -14,8 +14,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from engine.masking import MASK
 from engine.model import DEFAULT_SHELL, Expect
 from engine.planning import Plan, PlannedStep
+from engine.rendering import names_used
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ def facts(plan: Plan, planned: PlannedStep, cwd: str | None = None) -> tuple[Fac
     if step.timeout:
         found.append(Fact("timeout", f"timeout {seconds(step.timeout)}"))
     if step.until is not None:
-        found.append(Fact("until", f"until {step.until.text}"))
+        found.append(Fact("until", f"until {step.until.text}{_values_read(step.until.text, planned)}"))
     if step.retries.count:
         every = f", every {seconds(step.retries.delay)}" if step.retries.delay else ""
         found.append(Fact("retries", f"retries {step.retries.count}{every}"))
@@ -86,6 +88,16 @@ def _when(planned: PlannedStep) -> list[Fact]:
     own = (planned.step.when,) if planned.step.when is not None else ()
     whens = (*(planned.place.whens if planned.place else ()), *own)
     return [Fact("when", f"only when {' and '.join(w.text for w in whens)}")] if whens else []
+
+
+def _values_read(expression: str, planned: PlannedStep) -> str:
+    """The values an expression reads, as the run will judge it: ` (version = "1.2")` (a secret masked)."""
+    values = planned.scope.values
+    names = sorted(names_used("{{ " + expression + " }}") & set(values.values))
+    shown = [
+        f"{n} = {MASK if n in values.secrets else json.dumps(values.values[n], default=str)}" for n in names
+    ]
+    return f" ({', '.join(shown)})" if shown else ""
 
 
 def _expect(expect: Expect) -> str:

@@ -98,6 +98,8 @@ class ResolvedTarget:
     hosts: tuple[Host, ...]
     local: bool
     concurrency: int
+    inventory: Any = field(default_factory=dict, compare=False, repr=False)  # the document its hosts are from
+    may_be_unreachable: bool = False
 
 
 def parse_host(spec: str) -> Host:
@@ -181,6 +183,7 @@ def _resolve_one(
     concurrency = target.concurrency or runbook.default_concurrency
     if target.local:
         return ResolvedTarget(target.name, (LOCAL_HOST,), True, 1)
+    document: Any = {}
     if override is not None:
         # A host list's settings (key, agent, jump...) still apply; an inventory's speak of its entries, so
         # hosts given instead of its entries are reached as ~/.ssh/config says.
@@ -188,18 +191,22 @@ def _resolve_one(
         keep = target.inventory is None
         found = tuple(_host(target, context, host, None, {}) if keep else host for host in given)
     elif target.inventory is not None:
-        found = inventory.entries(
+        document, found = inventory.entries(
             target.inventory,
             context,
             lambda entry: _host(
-                target, entry.context, Host(entry.address, entry.address), entry.base, entry.item
+                target,
+                entry.context,
+                Host(entry.name or entry.address, entry.address),
+                entry.base,
+                entry.item,
             ),
         )
     else:
         found = tuple(_listed(target, context))
     if locally:
         found = tuple(replace(h, transport=Transport.LOCAL) for h in found)
-    return ResolvedTarget(target.name, found, locally, concurrency)
+    return ResolvedTarget(target.name, found, locally, concurrency, document, target.may_be_unreachable)
 
 
 def _listed(target: Target, context: Mapping[str, Any]) -> list[Host]:

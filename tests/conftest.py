@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from sshd import SSHDCluster, SSHDNode
 
+from runbooks import Lab
+
 
 @pytest.fixture(autouse=True)
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -45,3 +47,12 @@ def sshd_nodes(sshd_cluster: SSHDCluster) -> Callable[[int], list[SSHDNode]]:
         return started
 
     return nodes
+
+
+@pytest.fixture
+def lab(tmp_path: Path, home: Path) -> Lab:
+    """An operator's workstation for CLI runs: they start in tmp_path/work, their journals in work/state
+    (a test file that needs another lab defines its own `lab`)."""
+    path = tmp_path / "work"
+    path.mkdir()
+    return Lab(path, home)

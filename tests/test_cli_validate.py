@@ -196,7 +196,7 @@ def test_raw_is_a_warning_with_its_line(results: dict[str, Result]) -> None:
         f"{DATA}/raw_warning.yml:12:1: steps[0].run: warning: '| raw' inserts the value unquoted; "
         "be sure it cannot carry shell syntax"
     ]
-    assert result.stdout == f"{DATA}/raw_warning.yml: ok — demo 1.0, 1 steps, 1 warning(s)\n"
+    assert result.stdout == f"{DATA}/raw_warning.yml: ok — demo 1.0, 1 step, 1 warning\n"
 
 
 def test_the_shipped_runbook_validates(tmp_path: Path) -> None:
@@ -205,3 +205,21 @@ def test_the_shipped_runbook_validates(tmp_path: Path) -> None:
     assert process.returncode == 0, stderr
     assert stderr == ""
     assert stdout == "runbooks/ha-rollback.yml: ok — rancher-ha-rollback 1.0.0, 6 steps\n"
+
+
+def test_several_files_each_reported_and_any_invalid_fails(tmp_path: Path) -> None:
+    """Issue 23: `runbook validate A B…` takes several files (a pre-commit hook passes many)."""
+    broken = tmp_path / "broken.yml"
+    broken.write_text(
+        'runbook: 1\nname: b\nversion: "1"\ntitle: B\nsteps:\n  - id: a\n    title: A\n    run: echo {{ nope }}\n'
+    )
+    files = ["runbooks/ha-rollback.yml", str(broken), "runbooks/etcd-snapshot.yml"]
+    result = in_process(["validate", *files], ROOT, clean_env(tmp_path))
+    assert result.returncode == 2
+    assert result.stdout.splitlines() == [
+        "runbooks/ha-rollback.yml: ok — rancher-ha-rollback 1.0.0, 6 steps",
+        "runbooks/etcd-snapshot.yml: ok — rke-etcd-snapshot 1.0.0, 1 step",
+    ]
+    assert result.stderr == f"{broken}:8:10: steps[0].run: undefined name 'nope'\n1 problem found\n"
+    both = in_process(["validate", files[0], files[2]], ROOT, clean_env(tmp_path))
+    assert both.returncode == 0, both.stderr

@@ -513,7 +513,7 @@ steps:
     title: "here {{M}}"
     cwd: "/srv/{{ v }}"
     env: {E: "{{ v }}"}
-    expect: {stdout_contains: "{{M}}", stdout_matches: "x{{M}}"}
+    expect: {stdout_contains: "M", stdout_matches: "xM"}
     result: "got {{ v }}"
     confirm: {type: "{{ v }}"}
     retries: {count: 2, delay: 1s}

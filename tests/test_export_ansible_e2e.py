@@ -305,7 +305,7 @@ HOSTILE_STEPS = """\
   - id: here
     title: 'Print a{%endraw%}{{ lookup("pipe", "touch ROOT/pwned-title") }}'
     confirm: {type: "{{ m2 }}"}
-    expect: {stdout_contains: 'a{%endraw%}{{ lookup("pipe", "touch '}
+    expect: {stdout_matches: 'a\\{\\%endraw\\%\\}\\{\\{ lookup\\("pipe", "touch '}  # braces in expect: escaped
     result: "{{ m4 }}"
     run: printf '%s\\n' {{ m1 }} {{ m2 }} {{ m3 }} {{ m4 }} | tee "$HOME/values.txt"
   - id: there

@@ -63,14 +63,19 @@ def test_an_output_with_a_nul_read_by_a_later_step_stops_before_that_step_starts
         "  - id: b\n    title: B\n    run: echo {{ steps.a.stdout }}\n"
     )
     done = lab.run_here(book(lab, body), "--yes")
-    assert done.returncode == 2, done.stdout + done.stderr
-    assert f"book.yml:11:10: steps[1].run: the rendered text holds a NUL: {NUL_MESSAGE}" in done.stderr
+    # issue 23 bug 5: after steps ran, a template failing with the run's values is that step failing
+    # (journaled, resumable, exit 1), never an invalid runbook; its command never starts
+    assert done.returncode == 1, done.stdout + done.stderr
+    reason = f"book.yml:11:10: steps[1].run: the rendered text holds a NUL: {NUL_MESSAGE}"
     records = journal(lab.state)
     assert [(r["type"], r.get("step")) for r in records if r["type"].startswith("step-")] == [
         ("step-start", "a"),
         ("step-end", "a"),
+        ("step-start", "b"),
+        ("step-end", "b"),
     ]
-    assert records[-1]["type"] == "run-end" and records[-1]["exit_code"] == 2
+    assert records[-2]["status"] == "failed" and records[-2]["reason"].endswith(reason)
+    assert records[-1]["type"] == "run-end" and records[-1]["exit_code"] == 1
 
 
 # -- item 9: what a template builds, and a loop's items, are bounded ---------------------------------------------

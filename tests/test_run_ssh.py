@@ -317,7 +317,7 @@ def test_timeout_kills_the_command_on_the_node(tmp_path: Path, nodes: list[SSHDN
     node = nodes[0]
     done = lab.run_here(*node_book(tmp_path, [node], steps))  # an hour's sleep: only the kill ends the run
     assert done.returncode == 1, done.stdout + done.stderr
-    assert summary_rows(done.stdout) == [("hang", node.address, "timed_out")]
+    assert summary_rows(done.stdout) == [("hang", node.address, "timed out")]
     assert "killed after 2s" in done.stdout
     wait_for(lambda: processes_matching(f"sleep {marker}") == [], "the killed sleep to be gone", timeout=5)
 

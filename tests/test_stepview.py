@@ -108,3 +108,16 @@ def test_the_plan_and_the_checklist_say_the_same_facts(tmp_path: Path) -> None:
     checklist = in_process(["checklist", str(tmp_path / "facts.yml")], tmp_path, environ)
     assert checklist.returncode == 0, checklist.stderr
     assert f"`probe` · {facts.replace(', ', ' · ')}" in checklist.stdout
+
+
+def test_until_is_shown_with_the_values_it_reads(tmp_path: Path) -> None:
+    """Issue 23: what the run will judge, with the values it reads, in plan and checklist."""
+    head = {**HEAD, "variables": {"version": {"default": "1.2"}, "tries": {"type": "integer", "default": 3}}}
+    step = {**STEP, "until": "version in result.stdout or tries < 1"}
+    book = tmp_path / "facts.yml"
+    book.write_text(yaml.safe_dump({**head, "steps": [step]}, sort_keys=False), encoding="utf-8")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}
+    for task in ("plan", "checklist"):
+        done = in_process([task, str(book), "--platform", "linux"], tmp_path, environ)
+        assert done.returncode == 0, done.stderr
+        assert 'until version in result.stdout or tries < 1 (tries = 3, version = "1.2")' in done.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -559,3 +560,56 @@ def test_host_context_for_templates() -> None:
         "port": 2200,
         "vars": {"role": ["worker"]},
     }
+
+
+def test_an_inventory_beside_the_runbook_via_runbook_dir_and_errors_with_the_absolute_path(
+    tmp_path: Path, home: Path
+) -> None:
+    """Issue 23: `from_file` is relative to where the run starts, like `cwd` and `rke_dir`; `runbook.dir` (the
+    runbook file's directory) reaches a file beside the runbook; a file not found is named absolutely."""
+    from runbooks import in_process
+
+    (tmp_path / "ops").mkdir()
+    (tmp_path / "ops" / "fleet.yml").write_text("hosts: [{address: web1}, {address: web2}]\n")
+    text = (
+        'runbook: 1\nname: t\nversion: "1"\ntitle: T\ntargets:\n  fleet:\n'
+        '    ssh: {from_file: "{{ runbook.dir }}/fleet.yml", each: hosts, host: "{{ item.address }}"}\n'
+        "steps:\n  - id: a\n    title: A\n    on: fleet\n    run: echo {{ runbook.dir }}\n"
+    )
+    (tmp_path / "ops" / "rb.yml").write_text(text)
+    done = in_process(["plan", "ops/rb.yml"], tmp_path, dict(os.environ))
+    assert done.returncode == 0, done.stderr
+    assert f"@ web2\n         $ echo {tmp_path}/ops\n" in done.stdout
+    (tmp_path / "ops" / "rb.yml").write_text(text.replace("{{ runbook.dir }}/fleet.yml", "fleet.yml"))
+    missing = in_process(["plan", "ops/rb.yml"], tmp_path, dict(os.environ))
+    assert missing.returncode == 2
+    assert f"cannot read the inventory 'fleet.yml' ({tmp_path}/fleet.yml): cannot read" in missing.stderr
+
+
+def test_an_inventory_entry_has_a_display_name_and_is_reached_at_its_address(
+    tmp_path: Path, home: Path
+) -> None:
+    """Issue 23: `name:` names each entry in the plan, the summary and the journal; `host` is connected to."""
+    from runbooks import in_process, journal
+
+    (tmp_path / "cluster.yml").write_text(
+        "nodes:\n  - {address: 10.0.0.11, hostname_override: cp-1}\n  - {address: 10.0.0.12, hostname_override: ''}\n"
+    )
+    text = (
+        'runbook: 1\nname: t\nversion: "1"\ntitle: T\ntargets:\n  nodes:\n'
+        '    ssh: {from_file: cluster.yml, each: nodes, host: "{{ item.address }}",\n'
+        '          name: "{{ item.hostname_override }}"}\n'
+        "steps:\n  - id: a\n    title: A\n    on: nodes\n    run: echo {{ host.name }} {{ host.address }}\n"
+    )
+    (tmp_path / "rb.yml").write_text(text)
+    planned = in_process(["plan", "rb.yml"], tmp_path, dict(os.environ))
+    assert planned.returncode == 0, planned.stderr
+    assert "@ cp-1\n         $ echo cp-1 10.0.0.11\n" in planned.stdout  # an empty name: the address
+    assert "@ 10.0.0.12\n         $ echo 10.0.0.12 10.0.0.12\n" in planned.stdout
+    assert "ssh 10.0.0.11" in planned.stdout  # how it is reached: its address
+    env = {**os.environ, "HOME": str(home)}
+    ran = in_process(["run", "rb.yml", "--target", "nodes=local", "--state-dir", "st"], tmp_path, env)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "cp-1 | cp-1 10.0.0.11" in ran.stdout
+    ends = [(r["step"], r["host"]) for r in journal(tmp_path / "st") if r["type"] == "step-end"]
+    assert sorted(ends) == [("a", "10.0.0.12"), ("a", "cp-1")]

@@ -102,7 +102,7 @@ def _check(item: Item) -> str:
     where = f" — {', '.join(item.facts)}" if item.facts else ""
     blocks = [_commands(item.commands)] if item.commands else []
     if not item.fan_out:
-        return _item(False, f"{_plain(item.title)}{where}", blocks)
+        return _item(tick(item.boxes[0].outcome) is True, f"{_plain(item.title)}{where}", blocks)
     return "\n\n".join([f"**{_plain(item.title)}**{where}", *blocks, _boxes(item.boxes, "")])
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from engine import stepview
 from engine.history import Attempt, RunHistory
 from engine.model import PLATFORMS
+from engine.outcomes import HostOutcome, Status
 from engine.planning import PLATFORM_LABELS, Blank, HostPlan, Plan, PlannedCheck, PlannedStep
 from engine.records import Confirmation, Manual
 from engine.transports import Transport
@@ -114,7 +115,7 @@ def build(plan: Plan, run: RunHistory | None = None) -> Checklist:
         platform=platform_note(plan),
         warnings=plan.warnings,
         values=values(plan, run),
-        checks=tuple(_check(plan, c) for c in plan.checks),
+        checks=tuple(_check(plan, c, run) for c in plan.checks),
         steps=tuple(
             replace(_step(plan, s, run), group=stepview.group_heading(s, before) or "")
             for before, s in zip((None, *plan.steps), plan.steps)
@@ -190,15 +191,27 @@ def _boxes(
     return tuple(boxes)
 
 
-def _check(plan: Plan, check: PlannedCheck) -> Item:
+def _check(plan: Plan, check: PlannedCheck, run: RunHistory | None) -> Item:
+    """A preflight check; on a filled checklist, ticked once the run went past preflight (a step started:
+    every check had passed, as none is journaled on its own)."""
     commands, cwd, shared = _shared(check.hosts)
+    passed = run is not None and bool(run.hosts)
+
+    def outcome(host: str) -> Attempt | None:
+        return (
+            Attempt(HostOutcome(check.title, host, Status.OK, reason="passed at preflight"))
+            if passed
+            else None
+        )
+
     facts = (stepview.where(plan, check.target, len(check.hosts)), *([f"in {cwd}"] if cwd else ()))
+    facts += ("only before the first step",) if check.only_before_start else ()
     return Item(
         "check",
         None,
         "",
         check.title,
-        _boxes(check.hosts, shared, lambda _: None),
+        _boxes(check.hosts, shared, outcome),
         facts,
         commands=commands,
         fan_out=len(check.hosts) > 1,

@@ -76,7 +76,8 @@ def describe(plan: Plan) -> str:
     if plan.checks:
         lines.append("\npreflight checks:")
         for check in plan.checks:
-            lines.append(f"  - {check.title}  [on {check.target}]")
+            before = ", only before the first step" if check.only_before_start else ""
+            lines.append(f"  - {check.title}  [on {check.target}{before}]")
             lines += _hosts(check.hosts, indent=6)
     lines.append("\nsteps:")
     for previous, planned in zip((None, *plan.steps), plan.steps):

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from engine import __version__, preflight, records, resume, stillrunning
+from engine import __version__, preflight, records, resume, selecting, stillrunning
 from engine.asking import Settings, yes_or_ask
 from engine.console import Terminal
 from engine.errors import (
@@ -37,14 +37,13 @@ from engine.errors import (
     Interrupted,
     PreflightFailed,
     RunbookError,
-    UsageError,
 )
 from engine.flags import option
 from engine.journal import new_run_id
 from engine.masking import Masker
 from engine.model import Runbook
 from engine.options import Options, prepare
-from engine.outcomes import RunStatus
+from engine.outcomes import HostOutcome, RunStatus, Status
 from engine.planning import Plan, PlannedStep
 from engine.records import AnsweredBy
 from engine.running import Runner
@@ -135,10 +134,14 @@ def execute(
         from engine import reviewing  # only a run checked against a saved plan reads one
 
         reviewing.check(plan, Path(run.plan_file))
-    steps = _select(plan, run.only, run.from_step)
+    steps = selecting.chosen(plan, run.only, run.from_step, resumed=previous is not None)
+    if run.confirm_manual:
+        selecting.answerable(steps, previous)
     terminal = Terminal(Masker(plan.values.secret_values()), out)
     run_id = previous.run_id if previous else new_run_id()
-    connecting = preflight.Connecting(plan, SSHOptions(trust_new_keys=run.trust_new_host_keys), stage)
+    wanted = preflight.wanted_hosts(plan, steps)  # a host with nothing to do is not reached
+    options_ssh = SSHOptions(trust_new_keys=run.trust_new_host_keys)
+    connecting = preflight.Connecting(plan, options_ssh, stage, wanted)
     if not run.trust_new_host_keys:  # else a run that stops before its preflight would change known_hosts
         connecting.start()  # waiting on the hosts goes on while the lock, journal and warnings are done
     try:
@@ -180,7 +183,8 @@ def _locked(
             journal.append(records.interrupted(stop.signal))
             ending = (stop.run_status, stop.exit_code)
             terminal.say(str(stop), "bold yellow")
-            terminal.say(f"resume with: --resume {journal.run_id}", "yellow")
+            if _started_a_step(state.records(journal.run_id)):  # else nothing ran: nothing to resume
+                terminal.say(f"resume with: --resume {journal.run_id}", "yellow")
             return stop.exit_code
         except RunbookError as error:
             ending = (error.run_status, error.exit_code)
@@ -206,9 +210,17 @@ def _opened(
 
 
 def _unfinished_before(state: StateBackend, name: str, run_id: str) -> RunSummary | None:
-    """The run of this runbook that `--resume` would have continued, now that a new one starts instead."""
+    """The run of this runbook that `--resume` would have continued, now that a new one starts instead; not
+    one that never started a step (declined, preflight failed, Ctrl-C at the warnings): nothing to continue."""
     previous = state.newest(name, excluding=run_id)
-    return previous if previous is not None and previous.status != RunStatus.OK else None
+    never = (RunStatus.OK, RunStatus.DECLINED, RunStatus.PREFLIGHT_FAILED)
+    if previous is None or previous.status in never:
+        return None
+    return previous if _started_a_step(state.records(previous.run_id)) else None
+
+
+def _started_a_step(found: list[dict[str, Any]] | None) -> bool:
+    return any(r.get("type") == records.Record.STEP_START for r in found or ())
 
 
 def _defaults_masker(runbook: Runbook) -> Masker:
@@ -232,7 +244,8 @@ def _phases(
     if not _confirm_warnings(plan, terminal, journal, run.yes, user):
         terminal.say("not confirmed: nothing ran", "bold red")
         raise Declined("the warnings were not confirmed; nothing ran")
-    fleet = _preflight(plan, terminal, connecting)
+    started = previous is not None and any(h.status is not Status.SKIPPED for h in previous.hosts.values())
+    fleet = _preflight(plan, terminal, connecting, started)
     try:
         runner = Runner(
             plan,
@@ -248,12 +261,14 @@ def _phases(
         fleet.close()
 
 
-def _preflight(plan: Plan, terminal: Terminal, connecting: preflight.Connecting) -> preflight.Fleet:
+def _preflight(
+    plan: Plan, terminal: Terminal, connecting: preflight.Connecting, started: bool
+) -> preflight.Fleet:
     """Connected executors for every host, once every check passed; otherwise exit 3 with nothing run."""
     fleet = None
     try:
         fleet = connecting.fleet(terminal.say)
-        preflight.check(plan, fleet, terminal.say)
+        preflight.check(plan, fleet, terminal.say, started)
         return fleet
     except PreflightFailed:
         if fleet is not None:
@@ -270,14 +285,24 @@ def _steps(
         outcomes = runner.run(steps)
     finally:
         terminal.summary(sorted(runner.finished, key=lambda o: (order.get(o.step, 0), o.host)))
-    failed = [o for o in runner.finished if o.status.failed]
+    # a failure the runbook tolerates (continue_on_error) ends the run ok, with a warning: nothing to fix
+    may_fail = {s.id for s in steps if s.step.continue_on_error}
+    tolerated = [o for o in runner.finished if o.status.ran_and_failed and o.step in may_fail]
+    failed = [o for o in runner.finished if o.status.failed and o not in tolerated]
     ok = not failed and len(outcomes) == len(steps)
     if failed:
-        names = ", ".join(sorted({f"{o.step}@{o.host}" for o in failed}))
-        terminal.say(f"run failed: {names}; resume with --resume after fixing", "bold red")
+        terminal.say(f"run failed: {_names(failed)}; resume with --resume after fixing", "bold red")
+    elif tolerated:
+        terminal.say(
+            f"run finished, with tolerated failures (continue_on_error): {_names(tolerated)}", "yellow"
+        )
     else:
         terminal.say("run finished: every step succeeded", "bold green")
     return (RunStatus.OK, EXIT_OK) if ok else (RunStatus.FAILED, EXIT_STEP_FAILED)
+
+
+def _names(outcomes: list[HostOutcome]) -> str:
+    return ", ".join(sorted({f"{o.step}@{o.host}" for o in outcomes}))
 
 
 def _resumed(
@@ -338,26 +363,6 @@ def _confirm_warnings(plan: Plan, terminal: Terminal, journal: RunWriter, yes: b
     ok, by = yes_or_ask(terminal, question, AnsweredBy.YES if yes else None)
     journal.append(records.confirmation(None, question, "yes" if ok else "no", user, by))
     return ok
-
-
-def _named(planned: PlannedStep, wanted: str) -> bool:
-    """`rotate[2]` is one item, `rotate` every item of the loop, `snapshot` every step the step uses, and
-    `upgrade` every step of the group (`upgrade[node2]` those of one batch)."""
-    step = planned.scope.scoped(planned.step.id)
-    return wanted in (planned.id, step) or planned.id.startswith((wanted + "/", wanted + "["))
-
-
-def _select(plan: Plan, only: str | None, from_step: str | None) -> tuple[PlannedStep, ...]:
-    if only and from_step:
-        raise UsageError("--only and --from cannot be used together")
-    wanted = only or from_step
-    if wanted is None:
-        return plan.steps
-    ids = [s.id for s in plan.steps]
-    chosen = [i for i, s in enumerate(plan.steps) if _named(s, wanted)]
-    if not chosen:
-        raise UsageError(f"no step {wanted!r}; steps: {', '.join(ids)}")
-    return plan.steps[chosen[0] : chosen[-1] + 1] if only else plan.steps[chosen[0] :]
 
 
 @contextmanager

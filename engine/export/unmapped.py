@@ -36,7 +36,8 @@ STEP_FIELDS = frozenset(
 GROUP_FIELDS = frozenset(
     {"index", "id", "title", "description", "on", "when", "loop", "steps", "serial", "group_on"}
 )
-CHECK_FIELDS = frozenset({"title", "run", "on", "cwd", "timeout", "index"})
+# only_before_start: a playbook always runs from its first task, where such a check holds
+CHECK_FIELDS = frozenset({"title", "run", "on", "cwd", "timeout", "index", "only_before_start"})
 # A target's `reach`/`jump` templates end up in its hosts' fields, checked one by one below; a host's `vars`
 # (its inventory entry) only feed templates, which the plan has rendered already.
 TARGET_FIELDS = frozenset({"name", "local", "hosts", "inventory", "concurrency", "reach", "jump"})

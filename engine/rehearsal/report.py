@@ -150,7 +150,8 @@ def _steps(facts: Facts, outcomes: Mapping[tuple[str, str], Attempt]) -> list[Bl
         rows: list[tuple[writing.Cell, ...]] = []
         for host, outcome in sorted(mine.items()):
             calls = [c for c in facts.stage.calls if c.step == planned.id and c.host == host]
-            ending = outcome.status.value + (f" after {outcome.attempt} attempt(s)" if calls else "")
+            tries = f" after {outcome.attempt} attempt{'s' if outcome.attempt != 1 else ''}" if calls else ""
+            ending = outcome.status.label + tries
             rows += [
                 (host, f"run {c.run}, {clock(c.start)}", Code(c.command), _answer(c), c.source) for c in calls
             ]
