@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -142,7 +143,10 @@ def test_a_finished_run_leaves_nothing_on_the_node(lab: Lab) -> None:
     done = lab.run_here(lab.book, "--yes")
     assert done.returncode == 0, done.stdout + done.stderr
     assert (node.home / "chatty.done").exists() and (node.home / "after").exists()
-    assert list((node.home / nodefiles.DIR).iterdir()) == []
+    # The close does not wait for its `rm` (a round trip less per host and run: sshd has started it when the
+    # engine lets go), so the last files may outlive the engine by the moment the `rm` takes.
+    empty = lambda: list((node.home / nodefiles.DIR).iterdir()) == []  # noqa: E731
+    wait_for(empty, "the close's rm to delete the last command's files", timeout=10)
 
 
 def test_the_node_keeps_the_first_8_mib_of_a_stream_and_the_channel_gets_all(tmp_path: Path) -> None:
@@ -166,3 +170,23 @@ def test_the_node_keeps_the_first_8_mib_of_a_stream_and_the_channel_gets_all(tmp
     answer = subprocess.run(["/bin/sh", "-c", read], capture_output=True, env=env, timeout=30, check=True)
     ended = nodefiles.parse(answer.stdout.decode(), separator)
     assert ended is not None and (ended.exit_code, ended.stderr, ended.cut) == (0, "oops\n", ("stdout",))
+
+
+def test_closing_sweeps_what_a_crash_left_long_ago_and_keeps_the_rest(tmp_path: Path) -> None:
+    """The close's cleanup (here under /bin/sh, HOME a temporary directory): our files go; of what is left, a
+    crash's leftover over `KEEP_DAYS` days old goes, a newer one (a command a resume may still ask about)
+    stays; with nothing left once ours are gone, it ends there (nothing to sweep)."""
+    files = tmp_path / nodefiles.DIR
+    files.mkdir(parents=True)
+    ours, old, recent = files / "11-7.out", files / "12-8.out", files / "13-9.status"
+    for path in (ours, old, recent):
+        path.write_text("x\n")
+    long_ago = time.time() - (nodefiles.KEEP_DAYS + 1) * 86400
+    os.utime(old, (long_ago, long_ago))
+    env = {"HOME": str(tmp_path), "PATH": os.environ["PATH"]}
+    script = nodefiles.forget_script(["11-7"], sweep=True)
+    subprocess.run(["/bin/sh", "-c", script], env=env, timeout=30, check=True)
+    assert sorted(p.name for p in files.iterdir()) == ["13-9.status"]
+    script = nodefiles.forget_script(["13-9"], sweep=True)
+    subprocess.run(["/bin/sh", "-c", script], env=env, timeout=30, check=True)
+    assert list(files.iterdir()) == []

@@ -177,6 +177,26 @@ def test_where_keeps_entries_and_templates_see_the_whole_inventory(tmp_path: Pat
     ]
 
 
+def test_an_inventorys_ssh_settings_are_rendered_once_unless_they_read_the_entry(tmp_path: Path) -> None:
+    """The settings are rendered once for all entries when no template reads `item` or `inventory` (the only
+    names that differ between entries): a `random` port, rendered per entry, would differ among 30 hosts."""
+    (tmp_path / "fleet.yml").write_text(
+        "hosts:\n" + "".join(f"  - {{name: h{i}, user: u{i}}}\n" for i in range(30)), encoding="utf-8"
+    )
+    inventory = (
+        f"      from_file: {tmp_path}/fleet.yml\n      each: hosts\n      host: '{{{{ item.name }}}}'\n"
+    )
+    once = book(
+        tmp_path, inventory + "      port: '{{ range(1000, 60000) | random }}'\n      user: '{{ who }}'\n"
+    )
+    hosts = targets.resolve(once, {"who": "ops"})["t"].hosts
+    assert len({h.port for h in hosts}) == 1 and {h.user for h in hosts} == {"ops"}
+    each = book(tmp_path, inventory + "      user: '{{ item.user }}'\n      jump: '{{ who }}@j'\n")
+    hosts = targets.resolve(each, {"who": "ops"})["t"].hosts
+    assert [h.user for h in hosts] == [f"u{i}" for i in range(30)]
+    assert {h.jump[0].user for h in hosts} == {"ops"}
+
+
 def test_a_where_that_keeps_nothing_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "fleet.yml").write_text("hosts: [{name: a}]\n", encoding="utf-8")
     runbook = book(

@@ -33,9 +33,7 @@ __all__ = ["MAX_SESSIONS", "SSHExecutor", "resolve"]
 MAX_SESSIONS = 9
 """Command channels open at once per host: sshd's MaxSessions defaults to 10, one is kept for kills."""
 _OPEN_TRIES = 10  # 10 ms, 20 ms, ... : at most ~0.5 s of retrying a refused session
-_KILL_WAIT = (
-    5.0  # seconds for the kill's channel to open and report: a peer slower than that is presumed dead
-)
+_KILL_WAIT = 5.0  # seconds for the kill's channel to open and report: a slower peer is presumed dead
 _ALIVE_COUNT_MAX = 3  # OpenSSH's default ServerAliveCountMax
 _PROBE_WAIT = 30.0  # seconds for preflight's probe to answer
 
@@ -143,16 +141,18 @@ class SSHExecutor(Executor):
         self._platform = lines[0].strip().lower()
         return self._platform, lines[1:]
 
-    def _bare(self, script: str, timeout: float) -> tuple[int | None, str, str]:
+    def _bare(self, script: str, timeout: float, wait: bool = True) -> tuple[int | None, str, str]:
         """Exit status (None: none came), stdout and stderr of `sh -c script` run on a session channel of
         its own, stdin at EOF. Only for a script that ends by itself; `close()` (it closes the transport)
-        ends the wait early."""
+        ends the wait early. Without `wait`: back once sshd said it started the script (nothing to read)."""
         with self._sessions:
             channel = self._open_session(self._transport())
             try:
                 channel.settimeout(timeout)
                 channel.exec_command(f"exec sh -c {shlex.quote(script)}")
                 channel.shutdown_write()
+                if not wait:
+                    return None, "", ""
                 out = channel.makefile("rb").read()  # tiny on both streams: far below the channel window
                 err = channel.makefile_stderr("rb").read()
                 code = channel.exit_status if channel.status_event.wait(timeout) else -1
@@ -177,11 +177,12 @@ class SSHExecutor(Executor):
             self._chain = []
 
     def _delete_ended(self) -> None:
-        """One command per host and run, only if something ran and the connection still stands."""
+        """One command per host and run, if something ran and the connection stands; not waited for (sshd
+        started it when it answered `exec`; a closed channel does not stop it): a round trip less per run."""
         delete, transport = self._ended.take(None), self.transport
         if delete and transport is not None and transport.is_active():
-            with suppress(ConnectionFailed, PreflightFailed):  # else swept by a later run (`KEEP_DAYS`)
-                self._bare(nodefiles.forget_script(delete, sweep=True), _KILL_WAIT)
+            with suppress(ConnectionFailed, PreflightFailed):
+                self._bare(nodefiles.forget_script(delete, sweep=True), _KILL_WAIT, wait=False)
 
     def _transport(self) -> paramiko.Transport:
         """The live transport, connecting first if there is none (or it died: reconnect, keys checked again)."""

@@ -32,9 +32,9 @@ from engine.executors.nodefiles import CAP, DIR
 _WRAPPER = (
     f"_rb_d=${{HOME:-/tmp}}/{DIR};"
     ' if [ -n "$6" ]; then (cd -- "$_rb_d" && exec rm -f -- $6) </dev/null >/dev/null 2>&1 & fi;'
-    ' while IFS=" " read -r _rb_n _rb_b || exit 125; [ -n "$_rb_n" ]; do'
-    ' _rb_v=$(printf "%s\\n" "$_rb_b" | base64 -d && printf x) || exit 125;'
-    ' export "$_rb_n=${_rb_v%x}"; done;'
+    ' while IFS= read -r _rb_l || exit 125; [ -n "$_rb_l" ]; do case ${_rb_l%%=*} in'
+    ' *" "*) _rb_v=$(printf "%s\\n" "${_rb_l#* }" | base64 -d && printf x) || exit 125;'
+    ' export "${_rb_l%% *}=${_rb_v%x}";; *) export "$_rb_l";; esac; done;'
     ' if [ -n "$3" ]; then cd -- "$3" || exit 1; fi; exec 3<&0;'
     " if command -v setsid >/dev/null 2>&1;"
     ' then setsid sh -c "$5" "$1" "$2" "$4" "$_rb_d" </dev/null & _rb_p=$!;'
@@ -82,6 +82,13 @@ def command(marker: str, shell: str, cwd: str | None, script: str, delete: list[
 
 
 def environment(environ: Mapping[str, str]) -> bytes:
-    """One `NAME base64(value)` line per variable, then an empty line: base64 keeps newlines intact."""
-    lines = [f"{name} {base64.b64encode(value.encode()).decode()}\n" for name, value in environ.items()]
+    """One line per variable, then an empty line: `NAME=value` as it is (read and exported by builtins
+    alone), or `NAME base64(value)` for a value with a line break (decoded by `base64`: a fork and an exec
+    on the host, per variable and command, that most values do without)."""
+    lines = [
+        f"{name} {base64.b64encode(value.encode()).decode()}\n"
+        if "\n" in value or "\r" in value
+        else f"{name}={value}\n"
+        for name, value in environ.items()
+    ]
     return ("".join(lines) + "\n").encode()
