@@ -434,6 +434,43 @@ def test_run_plan_is_refused_once_ssh_config_sends_a_reviewed_name_elsewhere(
     assert f"→ {{{other} SHA256:" in rekeyed.stderr
 
 
+def test_a_resume_is_refused_once_ssh_config_sends_a_host_name_elsewhere(
+    tmp_path: Path, nodes: list[SSHDNode], lab: Lab
+) -> None:
+    """The run header records where `db-primary` resolved when the run started: a resume after the alias
+    moved to another node is refused before anything runs there (exit 2), and `--force` resumes anyway."""
+    first, second = nodes[0], nodes[1]
+    write_ssh_home(lab.home, nodes, config=_alias(first))
+    text = (
+        MOVABLE
+        + """  - id: then
+    title: Then
+    on: db
+    run: test -e "$HOME/go" && echo "then on $RUNBOOK_TEST_NODE"
+"""
+    )
+    book = write_runbook(tmp_path, text)
+    failed = lab.run_here(book, "--yes")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert f"db-primary | on {first.address}" in failed.stdout
+
+    write_ssh_home(lab.home, nodes, config=_alias(second))
+    (second.home / "go").touch()
+    moved = lab.run_here(book, "--yes", "--resume")
+    assert moved.returncode == 2, moved.stdout + moved.stderr
+    assert (
+        f"hosts resolve elsewhere than when the run started: db-primary: address {first.address} → "
+        f"{second.address}" in moved.stderr
+    )
+    assert "(--force resumes anyway)" in moved.stderr
+    assert "then on" not in moved.stdout
+
+    forced = lab.run_here(book, "--yes", "--resume", "--force")
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert "--force: resuming although --resume" in forced.stderr
+    assert f"then on {second.address}" in forced.stdout
+
+
 def test_plan_shows_the_jump_host_and_identity_that_ssh_config_sets(
     tmp_path: Path, nodes: list[SSHDNode], lab: Lab
 ) -> None:

@@ -83,8 +83,10 @@ def run(
     hostname: str,
     pid: int,
     argv: Sequence[str],
+    resolution: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The header: the runbook, the values and loop items (secrets masked), and who ran it where."""
+    """The header: the runbook, the values and loop items (secrets masked), who ran it where, and where each
+    SSH host name resolved when it started (`reviewing.resolution_of`; a resume checks it)."""
     return {
         "type": Record.RUN,
         "runbook": {
@@ -102,6 +104,7 @@ def run(
         "hostname": hostname,
         "pid": pid,
         "argv": list(argv),
+        "resolution": dict(resolution) if resolution is not None else None,
         "run_id": run_id,
     }
 

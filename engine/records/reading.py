@@ -37,6 +37,7 @@ class RunHeader:
     hostname: str = ""
     pid: int | None = None
     argv: tuple[str, ...] = ()
+    resolution: Mapping[str, Any] | None = None  # None: no SSH host, or a journal older than the record
 
 
 @dataclass(frozen=True, kw_only=True)
