@@ -1,6 +1,6 @@
 """Per-command overhead: LocalExecutor.run("true"), SSHExecutor.run("true"), and OpenSSH's own `ssh` with a
 ControlMaster (the fastest way the ssh client runs a command), against the same local sshd. And what the
-engine's socket (`sshconnect._dial`: Nagle off from the first packet, every read acknowledged at once) saves
+engine's socket (`sshsocket.dial`: Nagle off from the first packet, every read acknowledged at once) saves
 against a plain one: a paramiko login, then the first session after it.
 
 Standalone: `python benchmarks/executor_overhead.py [runs]`. Starts its own sshd on 127.0.0.2 through
@@ -26,7 +26,7 @@ import paramiko  # noqa: E402
 from sshd import SSHDCluster, SSHDNode  # noqa: E402 - after the sys.path line above
 
 from engine.executors import LocalExecutor, ssh_executor  # noqa: E402
-from engine.executors.sshconnect import _dial  # noqa: E402
+from engine.executors.sshsocket import dial as engine_dial  # noqa: E402
 from engine.transports import SSHOptions, SSHTarget  # noqa: E402
 
 WARMUP = 3
@@ -100,7 +100,7 @@ def compare_sockets(node: SSHDNode, target: SSHTarget, runs: int) -> None:
     """Plain socket against the engine's, interleaved run by run."""
     dials: dict[str, Callable[[], socket.socket]] = {
         "plain socket": lambda: socket.create_connection((node.address, node.port), 10),
-        "engine's socket (_dial)": lambda: _dial(target, SSHOptions()),
+        "engine's socket (dial)": lambda: engine_dial(target, SSHOptions()),
     }
     seen: dict[str, list[tuple[float, float]]] = {name: [] for name in dials}
     for _ in range(runs):
@@ -129,7 +129,9 @@ def main(runs: int) -> None:
             local = LocalExecutor()
             measure('LocalExecutor.run("true")', lambda: local.run("true"), runs)
             measure("subprocess.run(['sh', '-c', 'true'])", lambda: checked(["sh", "-c", "true"]), runs)
-            target = SSHTarget("bench", node.address, node.user, node.port, str(node.client_key))
+            target = SSHTarget(
+                "bench", node.address, user=node.user, port=node.port, key_file=str(node.client_key)
+            )
             with ssh_executor(target, SSHOptions(known_hosts=str(node.known_hosts))) as remote:
                 start = time.perf_counter()
                 remote.connect()

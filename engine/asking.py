@@ -9,7 +9,8 @@ to ask, this module how, and what an answer means.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from engine import records
 from engine.console import Terminal
@@ -30,6 +31,7 @@ class Settings:
     if_still_running: IfStillRunning | None = (
         None  # an unknown step's first copy still runs: the flag's answer
     )
+    scripted: Mapping[str, str] = field(default_factory=dict)  # manual answers by step id: a rehearsal's
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,9 @@ class Asker:
         record = planned.step.record
         expected = planned.record_expect if record else None
         pattern = record.matches if record else None
+        if (scripted := self.settings.scripted.get(planned.id)) is not None:
+            self.terminal.say(f"answered by {AnsweredBy.SCENARIO}: {scripted}", "yellow")
+            return _judged(planned, scripted, AnsweredBy.SCENARIO)
         if self.settings.confirm_manual:
             flag = AnsweredBy.CONFIRM_MANUAL
             if pattern is not None and expected is None:
@@ -128,13 +133,33 @@ class Asker:
             return ManualAnswer(
                 "done" if ok else "not done", operator, ok, None, "" if ok else "not confirmed"
             )
-        typed = self.terminal.ask(f"{planned.record_prompt}:")
-        if typed is None:
-            return ManualAnswer(None, operator, False, expected or pattern, "no answer")
-        ok = (
-            (typed.strip() == expected.strip())
-            if expected is not None
-            else (re.fullmatch(pattern, typed.strip()) is not None if pattern else True)
-        )
-        reason = "" if ok else f"expected {expected or pattern!r}, got {typed!r}"
-        return ManualAnswer(typed, operator, ok, expected or pattern, reason)
+        given: ManualAnswer | None = None
+        for attempt in range(
+            1, ATTEMPTS + 1
+        ):  # a typo is not a failure: asked again, like a typed confirmation
+            typed = self.terminal.ask(f"{planned.record_prompt}:")
+            if typed is None or (typed == "" and given is not None):  # no more answers: the last one stands
+                break
+            given = _judged(planned, typed, operator)
+            if given.ok:
+                return given
+            more = ATTEMPTS - attempt
+            again = f"; type it again ({more} more), or press Enter to stop" if more else ""
+            self.terminal.say(f"{typed!r} is not what was expected ({given.expected!r}){again}", "yellow")
+        return given or ManualAnswer(None, operator, False, expected or pattern, "no answer")
+
+
+def _judged(planned: PlannedStep, typed: str, by: AnsweredBy) -> ManualAnswer:
+    """An answer to a manual step, held against what its `record` expects (without one: "done" is done)."""
+    record = planned.step.record
+    if record is None:
+        ok = typed.strip().lower() in ("done", "y", "yes")
+        return ManualAnswer(typed, by, ok, None, "" if ok else "not confirmed")
+    expected, pattern = planned.record_expect, record.matches
+    ok = (
+        (typed.strip() == expected.strip())
+        if expected is not None
+        else (re.fullmatch(pattern, typed.strip()) is not None if pattern else True)
+    )
+    reason = "" if ok else f"expected {expected or pattern!r}, got {typed!r}"
+    return ManualAnswer(typed, by, ok, expected or pattern, reason)

@@ -13,20 +13,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.clock import WALL, Timer
 from engine.errors import InvalidRunbook
 from engine.executors import Result
 from engine.model import Step
 from engine.rendering import evaluate
+from engine.results import Attempt
 
 
 @dataclass(frozen=True)
 class Attempts:
     step: Step
     started: float = field(default_factory=time.monotonic)
+    timer: Timer = WALL  # a rehearsal's is simulated (`engine.clock`): its `started` comes from it too
 
     @property
     def elapsed(self) -> float:
-        return time.monotonic() - self.started
+        return self.timer.now() - self.started
 
     def timeout(self) -> float | None:
         """This attempt's limit: the step's timeout, cut to what is left before the deadline."""
@@ -39,10 +42,10 @@ class Attempts:
         """May attempt `attempt + 1` start (after the delay)? If not, why not (for the outcome's reason)."""
         retries = self.step.retries
         if attempt > retries.count:
-            return False, f"{attempt} attempt(s)" if retries.count else ""
+            return False, ""  # the count of attempts is shown with the outcome's time, and journaled
         deadline = self.step.deadline
         if deadline is not None and self.elapsed + retries.delay >= deadline:
-            return False, f"deadline {deadline:g}s reached after {attempt} attempt(s)"
+            return False, f"deadline {deadline:g}s reached"
         return True, ""
 
 
@@ -54,7 +57,7 @@ def until_holds(step: Step, context: Mapping[str, Any], result: Result) -> tuple
     """
     if step.until is None:
         return True, ""
-    answer = {"stdout": result.stdout, "stderr": result.stderr, "exit_code": result.exit_code}
+    answer = Attempt(result.stdout, result.stderr, result.exit_code)
     try:
         held = bool(evaluate(step.until, {**context, "result": answer}))
     except InvalidRunbook as error:

@@ -7,19 +7,20 @@ schema: each reported at its line, all together.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from engine import model
+from engine import bounds, model
 from engine.errors import Problem
 from engine.loading import Document, JsonPath, Positions
 from engine.model import LOCAL, Command, Template
+from engine.transports import REACH_SETTINGS
 
 _OUR_VARIABLE_KEYS = {"description", "default", "required", "secret"}
-_REACH_KEYS = ("user", "port", "key_file", "key", "cert_file", "cert", "agent")  # model.Reach's order
 
 
-_RESERVED_NAMES = {"platform", "runbook", "host", "steps", "result", "omit"}
+_RESERVED_NAMES = {"platform", "runbook", "host", "steps", "result", "omit", "batch"}
 _BROKEN = (KeyError, TypeError, AttributeError, ValueError)
 
 
@@ -96,6 +97,7 @@ class _Builder:
                 ssh["each"],
                 self.template((*sp, "host"), ssh["host"]),
                 self.optional(ssh, sp, "where"),
+                self.optional(ssh, sp, "name"),
             )
         hosts = tuple(self.template((*sp, "hosts", i), h) for i, h in enumerate(ssh.get("hosts", ())))
         return model.Target(
@@ -106,18 +108,19 @@ class _Builder:
             concurrency=spec.get("concurrency"),
             reach=self.reach(ssh, sp),
             jump=self.jump(ssh, sp),
+            may_be_unreachable=spec.get("may_be_unreachable", False) is True,
         )
 
     def reach(self, spec: dict[str, Any], path: JsonPath) -> model.Reach:
         """The SSH settings of a target or of one jump host; booleans (`agent: no`) become their text."""
 
-        def one(key: str) -> Template | None:
-            value = spec.get(key)
+        def one(key: str) -> Template:
+            value = spec[key]
             if isinstance(value, bool):
                 value = "yes" if value else "no"
-            return self.template((*path, key), value) if value is not None else None
+            return self.template((*path, key), value)
 
-        return model.Reach(*(one(key) for key in _REACH_KEYS))
+        return model.Reach(tuple((key, one(key)) for key in REACH_SETTINGS if spec.get(key) is not None))
 
     def jump(self, spec: dict[str, Any], path: JsonPath) -> model.Jump:
         value = spec.get("jump")
@@ -151,35 +154,50 @@ class _Builder:
             self.optional(spec, path, "cwd"),
             model.seconds(spec.get("timeout", model.DEFAULT_CHECK_TIMEOUT)),
             index,
+            spec.get("only_before_start", False) is True,
         )
 
     def steps(self, targets: set[str]) -> tuple[model.Step, ...]:
-        seen: dict[str, int] = {}
+        self.seen: dict[str, JsonPath] = {}
+        found = self._each(enumerate(self._part("steps", list)), lambda i, spec: self.one(i, spec, targets))
+        return tuple(found)
 
-        def one(index: int, spec: dict[str, Any]) -> model.Step:
-            path: JsonPath = ("steps", index)
-            if spec["id"] in seen:
-                first = self.positions.of(("steps", seen[spec["id"]], "id")).line
-                self.problems.append(
-                    self.positions.problem(
-                        (*path, "id"), f"duplicate step id {spec['id']!r} (first used at line {first})"
-                    )
+    def one(
+        self, index: int, spec: dict[str, Any], targets: set[str], within: JsonPath = (), on: str = LOCAL
+    ) -> model.Step:
+        """One step at `within` + (`steps`, index): ids are unique across the runbook, groups included."""
+        path: JsonPath = (*within, "steps", index)
+        if spec["id"] in self.seen:
+            first = self.positions.of((*self.seen[spec["id"]], "id")).line
+            self.problems.append(
+                self.positions.problem(
+                    (*path, "id"), f"duplicate step id {spec['id']!r} (first used at line {first})"
                 )
-            seen.setdefault(spec["id"], index)
-            self._known_target(spec, path, targets)
-            return self.step(index, spec, path)
+            )
+        self.seen.setdefault(spec["id"], path)
+        self._known_target(spec, path, targets)
+        step = self.step(index, spec, path, on)
+        if within and ("steps" in spec or "use" in spec):  # one level, and a used runbook's own ids
+            key = "steps" if "steps" in spec else "use"
+            self.problems.append(self.positions.problem((*path, key), f"{key} is not allowed in a group"))
+        if "steps" not in spec:
+            return step
+        if spec.get("on") == LOCAL and "serial" in spec:
+            self.problems.append(self.positions.problem((*path, "serial"), "serial needs on: a target"))
+        inner = enumerate(spec["steps"])
+        built = self._each(inner, lambda i, s: self.one(i, s, targets, path, step.on))
+        return replace(step, steps=tuple(built), group_on=step.on != LOCAL)
 
-        return tuple(self._each(enumerate(self._part("steps", list)), one))
-
-    def step(self, index: int, spec: dict[str, Any], path: JsonPath) -> model.Step:
+    def step(self, index: int, spec: dict[str, Any], path: JsonPath, on: str = LOCAL) -> model.Step:
         timeout = spec.get("timeout", self.defaults.get("timeout"))
         expect = spec.get("expect", {})
         codes = expect.get("exit_code", 0)
+        self._literal_expect(expect, path)
         return model.Step(
             index=index,
             id=spec["id"],
             title=spec["title"],
-            on=spec.get("on", LOCAL),
+            on=spec.get("on", on),
             run=self.command(spec["run"], (*path, "run")) if "run" in spec else None,
             manual=self.optional(spec, path, "manual"),
             record=self.record(spec, path),
@@ -207,7 +225,21 @@ class _Builder:
             deadline=model.seconds(spec["deadline"]) if "deadline" in spec else None,
             loop=self.loop(spec, path),
             use=self.use(spec, path),
+            serial=spec.get("serial"),
         )
+
+    def _literal_expect(self, expect: dict[str, Any], path: JsonPath) -> None:
+        """`expect` is matched as written, never rendered: `{{ version }}` there would be looked for as text."""
+        for key in ("stdout_contains", "stdout_matches"):
+            text = expect.get(key)
+            if isinstance(text, str) and ("{{" in text or "{%" in text):
+                message = (
+                    f"expect.{key} is matched as written, not rendered: it would look for the braces "
+                    "themselves; to compare the output with a value, write an until over the attempt "
+                    '(until: "version in result.stdout"); to match braces, escape them in stdout_matches '
+                    "(\\{\\{)"
+                )
+                self.problems.append(self.positions.problem((*path, "expect", key), message))
 
     def use(self, spec: dict[str, Any], path: JsonPath) -> model.Use | None:
         if "use" not in spec:
@@ -221,6 +253,7 @@ class _Builder:
 
     def loop(self, spec: dict[str, Any], path: JsonPath) -> model.Loop | None:
         var = spec.get("loop_var", "item")
+        var = var if isinstance(var, str) else "item"  # the schema refused it; the other checks go on
         if "loop" not in spec:
             if "loop_var" in spec:
                 self.problems.append(self.positions.problem((*path, "loop_var"), "'loop_var' needs a 'loop'"))
@@ -234,6 +267,8 @@ class _Builder:
         value = spec["loop"]
         if isinstance(value, str):
             return model.Loop(expression=self.template((*path, "loop"), value), var=var)
+        if len(value) > bounds.MAX_ITEMS:
+            self.problems.append(self.positions.problem((*path, "loop"), bounds.TOO_MANY_ITEMS))
         return model.Loop(items=tuple(value), var=var)
 
     def record(self, spec: dict[str, Any], path: JsonPath) -> model.Record | None:

@@ -91,7 +91,7 @@ COMMANDS = (
     Command(
         name="list",
         module="engine.commands.listing",
-        doc="List the runbooks of a directory: file, name, version, title.",
+        doc="List the runbooks below a directory (YAML files with `runbook:`): file, name, version, title.",
     ),
     Command(
         name="schema",
@@ -102,6 +102,12 @@ COMMANDS = (
         name="run",
         module="engine.commands.run",
         doc="Run a runbook: warnings, preflight, then every step, journaled. Exit 0/1/2/3/130.",
+    ),
+    Command(
+        name="rehearse",
+        module="engine.commands.rehearse",
+        doc="Rehearse a runbook: the real engine against simulated hosts (a scenario, injected faults), "
+        "then a report with coverage. Nothing is executed, no host is connected.",
     ),
     Command(
         name="runs",

@@ -103,16 +103,26 @@ class Terminal:
         detail = f" ({outcome.reason})" if outcome.reason and outcome.reason != outcome.status.value else ""
         code = f" exit {outcome.exit_code}" if outcome.exit_code not in (None, 0) else ""
         self.say(
-            f"{_STATUS_MARK[outcome.status]} {outcome.host}: {outcome.status.value}{code} "
+            f"{_STATUS_MARK[outcome.status]} {outcome.host}: {outcome.status.label}{code} "
             f"in {_took(outcome)}{detail}",
             style,
         )
 
+    def retrying(self, outcome: HostOutcome, delay: float) -> None:
+        why = f" ({outcome.reason})" if outcome.reason else ""
+        self.say(
+            f"  {outcome.host}: attempt {outcome.attempts} failed{why}; retrying in {delay:g}s", "yellow"
+        )
+
     def ask(self, question: str) -> str | None:
         """A line typed by the operator, or None at end of input (nobody there to answer)."""
-        self._print(self.masker.mask(question) + " ", "bold", end="")
-        self.file.flush()
-        line = self.answers.readline()
+        try:
+            self._print(self.masker.mask(question) + " ", "bold", end="")
+            self.file.flush()
+            line = self._line()
+        except KeyboardInterrupt:
+            self.file.write("\n")  # the terminal echoed ^C on the question's line: what follows starts anew
+            raise
         if not line:
             self.say("(no answer: end of input)", "yellow")
             return None
@@ -120,6 +130,18 @@ class Terminal:
         if not self.answers.isatty():  # a piped answer is not echoed by a terminal: show it, for the record
             self.say(answer)
         return answer
+
+    def _line(self) -> str:
+        """One line of the answers ("" at their end); at a terminal read with line editing (arrows, Ctrl-A/E,
+        Ctrl-U: GNU readline, as the value prompts have), so a typo is fixed where it is."""
+        if self.answers is not sys.stdin or not sys.stdin.isatty():
+            return self.answers.readline()
+        import readline  # noqa: F401  (imported for its effect: `input` edits the line)
+
+        try:
+            return input() + "\n"
+        except EOFError:
+            return ""
 
     def confirm(self, question: str) -> bool:
         answer = self.ask(f"{question} [y/N]")
@@ -131,7 +153,7 @@ class Terminal:
         if not outcomes:
             return
         rows = [
-            (o.step, o.host, o.status.value, "" if o.exit_code is None else str(o.exit_code), _took(o))
+            (o.step, o.host, o.status.label, "" if o.exit_code is None else str(o.exit_code), _took(o))
             for o in outcomes
         ]
         plain = _plain_table("Summary", _COLUMNS, rows, _page_width()) if self._plain else None
@@ -147,7 +169,7 @@ class Terminal:
         for column, right in _COLUMNS:
             table.add_column(column, justify="right" if right else "left")
         for outcome in outcomes:
-            status = f"[{_STATUS_STYLE[outcome.status]}]{outcome.status.value}[/]"
+            status = f"[{_STATUS_STYLE[outcome.status]}]{outcome.status.label}[/]"
             code = "" if outcome.exit_code is None else str(outcome.exit_code)
             table.add_row(escape(outcome.step), escape(outcome.host), status, code, _took(outcome))
         with self._lock:

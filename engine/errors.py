@@ -17,6 +17,7 @@ EXIT_OK = 0
 EXIT_STEP_FAILED = 1
 EXIT_INVALID = 2
 EXIT_PREFLIGHT = 3
+EXIT_CANNOT_WRITE = 73  # sysexits.h EX_CANTCREAT: an output file cannot be written (full disk, no permission)
 EXIT_BUG = 70  # sysexits.h EX_SOFTWARE: an internal error, with its traceback
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, as a shell reports a command stopped by Ctrl-C
 EXIT_TERMINATED = 128 + signal.SIGTERM  # 143: SIGTERM stops a run the way Ctrl-C does
@@ -102,6 +103,12 @@ class JournalError(RunbookError):
     """The journal cannot be written; the run must not go on without a record."""
 
     exit_code = EXIT_STEP_FAILED
+
+
+class CannotWrite(RunbookError):
+    """A file the command makes (the export's playbook and inventory) cannot be written; none was changed."""
+
+    exit_code = EXIT_CANNOT_WRITE
 
 
 class LockLost(JournalError):

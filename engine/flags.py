@@ -103,8 +103,8 @@ class Spec:
 
     def value(self, given: Any, command: str) -> Any:
         """What was given, as the field holds it; a value outside the choices is the operator's mistake."""
-        if self.kind is tuple:
-            return tuple(given or ())
+        if self.kind is tuple:  # invoke gives a positional one value (its parser has no "one or more")
+            return (given,) if isinstance(given, str) else tuple(given or ())
         if given is True and self.flag.bare is not None:
             return self.flag.bare
         if given is None or not self.choices:
@@ -175,7 +175,11 @@ def invoke_arguments(options: type) -> list[Argument]:
     return [
         Argument(
             names=[spec.dashed, *([spec.flag.short] if spec.flag.short else [])],
-            kind=list if spec.kind is tuple else spec.kind if spec.kind in (bool, int) else str,
+            kind=list
+            if spec.kind is tuple and not spec.flag.positional
+            else spec.kind
+            if spec.kind in (bool, int)
+            else str,
             default=_invoke_default(spec),
             help=spec.flag.help,
             positional=spec.flag.positional,
@@ -220,10 +224,10 @@ def developer_task(function: Callable[[Any, T], None]) -> Task[Any]:
 
 
 def _invoke_default(spec: Spec) -> Any:
-    if spec.kind is tuple:
-        return []
     if spec.flag.positional:
         return None
+    if spec.kind is tuple:
+        return []
     return spec.default.value if isinstance(spec.default, enum.Enum) else spec.default
 
 

@@ -30,10 +30,14 @@ class Entry:
     address: str
     context: Mapping[str, Any]
     base: str  # the inventory's directory: relative key paths are relative to it
+    name: str = ""  # what plans, summaries and the journal call it (`name:`), else its address
 
 
-def entries(inventory: Inventory, context: Mapping[str, Any], build: Callable[[Entry], T]) -> tuple[T, ...]:
-    """`build(entry)` for every entry that `where` keeps; errors are located at the entry."""
+def entries(
+    inventory: Inventory, context: Mapping[str, Any], build: Callable[[Entry], T]
+) -> tuple[Any, tuple[T, ...]]:
+    """The whole document, and `build(entry)` for every entry that `where` keeps; errors are located at the
+    entry. The document is kept for the rules that read it (`targets.<name>.inventory`)."""
     path = Path(render(inventory.from_file, context)).expanduser()
     document = _load(inventory, path)
     items = _items(inventory, document.data, path)
@@ -43,9 +47,9 @@ def entries(inventory: Inventory, context: Mapping[str, Any], build: Callable[[E
         try:
             if inventory.where is not None and not evaluate(inventory.where, scope):
                 continue
-            built.append(
-                build(Entry(index, item, _address(inventory, scope, path, index), scope, str(path.parent)))
-            )
+            address = _address(inventory, scope, path, index)
+            name = (text(inventory.name, scope) if inventory.name else None) or address
+            built.append(build(Entry(index, item, address, scope, str(path.parent), name)))
         except InvalidRunbook as error:
             prefix = f"{path}: entry {index} of {inventory.each!r}: "
             located = [
@@ -57,7 +61,7 @@ def entries(inventory: Inventory, context: Mapping[str, Any], build: Callable[[E
         assert inventory.where is not None  # only `where` can leave no entry: _items refuses an empty list
         message = f"no entry of {inventory.each!r} in {str(path)!r} is kept by where: {inventory.where.text}"
         raise InvalidRunbook([template_problem(inventory.where, message)])
-    return tuple(built)
+    return document.data, tuple(built)
 
 
 def _load(inventory: Inventory, path: Path) -> loading.Document:
@@ -65,7 +69,8 @@ def _load(inventory: Inventory, path: Path) -> loading.Document:
         return loading.load(path)
     except InvalidRunbook as error:
         if error.problems and error.problems[0].line == 0:
-            message = f"cannot read the inventory {str(path)!r}: {error.problems[0].message}"
+            shown = repr(str(path)) if path.is_absolute() else f"{str(path)!r} ({path.absolute()})"
+            message = f"cannot read the inventory {shown}: {error.problems[0].message}"
             raise InvalidRunbook([template_problem(inventory.from_file, message)]) from None
         raise
 

@@ -74,3 +74,12 @@ def broken_off(error: BaseException) -> tuple[Status, str]:
     if isinstance(error, KeyboardInterrupt | Interrupted):
         return Status.INTERRUPTED, "interrupted"
     return Status.UNKNOWN, f"broken off by an error: {error}"
+
+
+def stopped_waiting(outcome: HostOutcome) -> str:
+    """Why a host whose run was stopped between its attempts is interrupted, not failed (its last attempt's
+    failure said too; "not started" when the run stopped before its first)."""
+    if outcome.status is Status.INTERRUPTED:
+        return outcome.reason
+    why = f" ({outcome.reason})" if outcome.reason else ""
+    return f"interrupted while waiting to try again, after attempt {outcome.attempts} failed{why}"

@@ -15,8 +15,9 @@ import jinja2
 from jinja2 import nodes
 from jinja2.sandbox import UNSAFE_FUNCTION_ATTRIBUTES, UNSAFE_METHOD_ATTRIBUTES
 
-from engine import programs
+from engine import bounds, doublequoted, programs, result_reads
 from engine.errors import Problem
+from engine.grouping import flat, unit
 from engine.model import Command, Runbook, Step, Template
 from engine.rendering import environment, names_used, parse, template_problem, whole_reference
 from engine.using import unit_ids
@@ -138,25 +139,28 @@ def _sites(runbook: Runbook) -> Iterator[_Site]:
             yield _Site(inv.host, names)
             if inv.where is not None:
                 yield _Site(inv.where, names, expression=True)
+            if inv.name is not None:
+                yield _Site(inv.name, names)
         for template in (*target.hosts, *target.reach.templates(), *target.jump.templates()):
             yield _Site(template, names)
-    for rule in runbook.rules:
-        yield _Site(rule.condition, base, expression=True)
-        yield _Site(rule.message, base)
+    for rule in runbook.rules:  # a rule may read the targets' hosts and inventories (`targets`)
+        yield _Site(rule.condition, base | {"targets"}, expression=True)
+        yield _Site(rule.message, base | {"targets"})
     for check in runbook.checks:
         yield from _command_sites(check.run, base | {"host"}, frozenset())
         if check.cwd:
             yield _Site(check.cwd, base | {"host"})
     earlier: frozenset[str] = frozenset()
-    for step in runbook.steps:
-        names = base | {"host", "steps"}
+    for step, added in flat(runbook.steps):  # a group's steps read its item and `batch` too
+        names = base | {"host", "steps"} | added
         if step.loop is not None:
             names |= {step.loop.var}
             if step.loop.expression is not None:  # known before the run: the plan lists the items
                 yield _Site(step.loop.expression, base, expression=True)
         yield from _step_sites(step, names, earlier)
         if step.use is not None:  # rendered at plan time, to fill the used runbook's values
-            yield from (_Site(v, base) for _, v in step.use.with_ if isinstance(v, Template))
+            given = base | ({step.loop.var} if step.loop else set())  # per item of its loop
+            yield from (_Site(v, given) for _, v in step.use.with_ if isinstance(v, Template))
         earlier |= set(unit_ids(step))
 
 
@@ -209,7 +213,19 @@ def _check(site: _Site) -> Iterator[tuple[Problem, bool]]:
     yield from ((p, False) for p in _undefined(site, ast, text))
     yield from ((p, False) for p in _unsafe(template, ast))
     yield from ((p, False) for p in _step_references(site, ast))
+    if names_used(text) & {"steps", "result"}:
+        yield from ((p, False) for p in result_reads.unknown_fields(site.template, ast))
+    if _COUNTS.search(text):  # without a number (or lipsum) written, nothing constant builds much
+        yield from ((p, False) for p in _too_large(template, ast))
     if site.shell:
+        for line, expression in doublequoted.found(text):
+            message = (
+                f"warning: {{{{ {expression} }}}} stands inside quotes, but a value is quoted for the shell "
+                "already: a value with a space or a quote keeps those quotes as text "
+                f'("a={{{{ x }}}}" gives "a=\'my value\'"); leave the quotes out (a={{{{ x }}}} is one word '
+                "all the same)"
+            )
+            yield template_problem(template, message, line), True
         for node in ast.find_all(nodes.Filter):
             if node.name == "raw":
                 message = "warning: '| raw' inserts the value unquoted; be sure it cannot carry shell syntax"
@@ -259,7 +275,9 @@ def _undefined(site: _Site, ast: nodes.Template, text: str) -> Iterator[Problem]
 def _unsafe(template: Template, ast: nodes.Template) -> Iterator[Problem]:
     for node in ast.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter)):
         for attr in _attributes(node):
-            mutating = isinstance(node, nodes.Getattr) and attr in _MUTATING
+            mutating = (
+                isinstance(node, nodes.Getattr) and attr in _MUTATING and not result_reads.names_a_key(node)
+            )
             if attr.startswith("_") or attr in _UNSAFE or mutating:
                 message = (
                     f"{attr!r} changes a value in place, which is not allowed in the sandbox"
@@ -267,6 +285,52 @@ def _unsafe(template: Template, ast: nodes.Template) -> Iterator[Problem]:
                     else f"access to {attr!r} is not allowed in the sandbox"
                 )
                 yield template_problem(template, message, node.lineno)
+
+
+_COUNTS = re.compile(r"[0-9]|lipsum")
+_BUILDING = (nodes.BinExpr, nodes.Call, nodes.Filter, nodes.Concat)
+_CONSTANT_CALLS = frozenset({"lipsum", "range"})
+
+
+def _too_large(template: Template, ast: nodes.Template) -> Iterator[Problem]:
+    """`{{ 'x' * 10**9 }}`, `lipsum(10**6)`: an expression over constants that builds more than the bounds
+    allow is refused now, by evaluating it in the same bounded sandbox (it is refused as soon as it would
+    build too much, so this costs nothing). One that reads a value is checked when it is rendered."""
+    for node in _constant_parts(ast):
+        try:
+            environment(False).from_string(nodes.Template([nodes.Output([node])], lineno=1)).render()
+        except bounds.TooLarge as error:
+            yield template_problem(template, f"too large: {error}", node.lineno)
+        except (jinja2.TemplateError, ArithmeticError, TypeError, ValueError, LookupError):
+            continue  # any other error is the render's to report, with the values
+
+
+def _constant_parts(ast: nodes.Template) -> Iterator[nodes.Node]:
+    """The outermost expressions that can build something (an operator, a call, a filter) and read no value:
+    one walk marks the nodes that read a name, a second yields the outermost building nodes that do not."""
+    reads: dict[int, bool] = {}
+
+    def mark(node: nodes.Node) -> bool:
+        found = isinstance(node, nodes.Name) and node.name not in _CONSTANT_CALLS
+        for child in node.iter_child_nodes():
+            found = mark(child) or found
+        reads[id(node)] = found
+        return found
+
+    def outermost(node: nodes.Node) -> Iterator[nodes.Node]:
+        for child in node.iter_child_nodes():
+            if isinstance(child, _BUILDING) and not reads[id(child)] and not _blank_filter(child):
+                yield child
+            else:
+                yield from outermost(child)
+
+    mark(ast)
+    return outermost(ast)
+
+
+def _blank_filter(node: nodes.Node) -> bool:
+    """`{% filter upper %}`: a filter without an expression of its own."""
+    return isinstance(node, nodes.Filter) and node.node is None
 
 
 def _attributes(node: nodes.Node) -> list[str]:
@@ -287,7 +351,7 @@ def _step_references(site: _Site, ast: nodes.Template) -> Iterator[Problem]:
         if not (isinstance(owner, nodes.Name) and owner.name == "steps"):
             continue
         ref = node.attr if isinstance(node, nodes.Getattr) else _const(node.arg)  # type: ignore[attr-defined]
-        if ref is not None and ref not in site.earlier_steps:
+        if ref is not None and ref not in site.earlier_steps and unit(ref) not in site.earlier_steps:
             message = f"steps.{ref}: no earlier step has id {ref!r} (only steps that ran before can be read)"
             yield template_problem(site.template, message, node.lineno)
 

@@ -22,6 +22,11 @@ JsonPath = tuple[str | int, ...]
 MAX_DEPTH = 50
 """Mappings and lists inside each other: far beyond any runbook, far below Python's recursion limit."""
 
+NUL = "\x00"
+NUL_MESSAGE = (
+    "a NUL character (\\0) is not allowed: no command, argument, environment value or file name can hold one"
+)
+
 try:  # the C parser is ~5x faster; the marks it reports are the same
     _Loader: type = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - libyaml missing
@@ -112,11 +117,14 @@ class _Builder:
         if isinstance(node, yaml.SequenceNode):
             return [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
         try:
-            return self._scalars.construct_object(node, deep=True)
+            value = self._scalars.construct_object(node, deep=True)
         except (yaml.constructor.ConstructorError, ValueError):
             # An explicit tag (already reported by `_event_problems`), or text PyYAML takes for an impossible
             # date (`2001-13-45`): keep the text as written.
-            return node.value
+            value = node.value
+        if isinstance(value, str) and NUL in value:
+            self._refuse(node, path, NUL_MESSAGE)
+        return value
 
     def _mapping(self, node: yaml.MappingNode, path: JsonPath) -> dict[str, Any]:
         result: dict[str, Any] = {}
@@ -128,6 +136,9 @@ class _Builder:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
             if not isinstance(key, str):
                 self._refuse(key_node, path, "mapping keys must be plain strings")
+                continue
+            if NUL in key:
+                self._refuse(key_node, path, NUL_MESSAGE)
                 continue
             child = (*path, key)
             if key in result:
@@ -224,7 +235,7 @@ def parse(text: str, display: str) -> tuple[Any, Positions]:
     except yaml.MarkedYAMLError as error:
         # PyYAML never takes a tab for indentation, so the lines it got past hold tabs only inside text (a
         # block scalar's content, which may be a heredoc with tabs). At the failing line a tab is the cause.
-        syntax = _syntax_problem(error, display)
+        syntax = _syntax_problem(error, display, text)
         tabs = [p for p in _tab_problems(text, display) if p.line >= syntax.line]
         raise InvalidRunbook(tabs + ([] if any(p.line == syntax.line for p in tabs) else [syntax])) from None
     except yaml.reader.ReaderError as error:  # a character YAML does not allow anywhere (a control character)
@@ -252,14 +263,28 @@ def _sorted(problems: list[Problem]) -> list[Problem]:
     return sorted(set(problems), key=lambda p: (p.line, p.column, p.message))
 
 
-def _syntax_problem(error: yaml.MarkedYAMLError, file: str) -> Problem:
+def _syntax_problem(error: yaml.MarkedYAMLError, file: str, text: str = "") -> Problem:
     mark = error.problem_mark or error.context_mark
     line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
     message = error.problem or error.context or "invalid YAML"
     start = error.context_mark
     if error.problem and error.context and start is not None:  # say where the unfinished construct began
         message += f" ({error.context} started at line {start.line + 1}, column {start.column + 1})"
-    return Problem(file, line, column, "", f"YAML syntax error: {message}")
+    return Problem(file, line, column, "", f"YAML syntax error: {message}{_quote_it(error, text)}")
+
+
+def _quote_it(error: yaml.MarkedYAMLError, text: str) -> str:
+    """The two traps of a plain (unquoted) value, with the fix: `: ` inside it, a backquote or `@` first."""
+    mark, problem = error.problem_mark, error.problem or ""
+    if problem.startswith("mapping values are not allowed"):
+        return (
+            "; a ': ' inside an unquoted value reads as a new key: quote the whole value "
+            '(title: "Note: this") or write it as a block (|)'
+        )
+    found = text[mark.index : mark.index + 1] if mark is not None else ""
+    if problem.startswith("found character") and found in ("`", "@"):
+        return f"; an unquoted value cannot start with {found!r}: quote the whole value ('{found}…')"
+    return ""
 
 
 def load(path: Path, display: str | None = None) -> Document:

@@ -8,11 +8,13 @@ and the checklist can list them.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from engine import bounds
 from engine.errors import InvalidRunbook
 from engine.model import Step
 from engine.rendering import evaluate, template_problem
@@ -46,5 +48,7 @@ def items(step: Step, context: Mapping[str, Any]) -> tuple[LoopItem, ...]:
         if isinstance(values, (str, bytes, Mapping)) or not hasattr(values, "__iter__"):
             message = f"loop must give a list, got {type(values).__name__}: {values!r}"
             raise InvalidRunbook([template_problem(loop.expression, message)])
-        values = list(values)
+        values = list(itertools.islice(values, bounds.MAX_ITEMS + 1))  # a list literal: checked by building
+        if len(values) > bounds.MAX_ITEMS:
+            raise InvalidRunbook([template_problem(loop.expression, bounds.TOO_MANY_ITEMS)])
     return tuple(LoopItem(loop.var, value, i, len(values)) for i, value in enumerate(values))

@@ -51,19 +51,16 @@ class Variable:
 
 @dataclass(frozen=True)
 class Reach:
-    """How to reach each host of an SSH target, as templates rendered per host (or per inventory entry)."""
+    """How to reach each host of an SSH target, as templates rendered per host (or per inventory entry):
+    one per setting written, keyed by `transports.Reach`'s field names (the one list of settings)."""
 
-    user: Template | None = None
-    port: Template | None = None
-    key_file: Template | None = None
-    key: Template | None = None
-    cert_file: Template | None = None
-    cert: Template | None = None
-    agent: Template | None = None
+    written: tuple[tuple[str, Template], ...] = ()
+
+    def get(self, setting: str) -> Template | None:
+        return next((template for name, template in self.written if name == setting), None)
 
     def templates(self) -> tuple[Template, ...]:
-        found = (self.user, self.port, self.key_file, self.key, self.cert_file, self.cert, self.agent)
-        return tuple(t for t in found if t is not None)
+        return tuple(template for _, template in self.written)
 
 
 @dataclass(frozen=True)
@@ -96,6 +93,7 @@ class Inventory:
     each: str
     host: Template
     where: Template | None = None
+    name: Template | None = None  # each entry's display name (plan, summary, journal); `host` is connected to
 
 
 @dataclass(frozen=True)
@@ -107,6 +105,7 @@ class Target:
     concurrency: int | None = None
     reach: Reach = field(default_factory=Reach)
     jump: Jump = field(default_factory=Jump)
+    may_be_unreachable: bool = False  # a host that cannot be reached at preflight: its steps are skipped
 
 
 @dataclass(frozen=True)
@@ -176,6 +175,7 @@ class Check:
     cwd: Template | None = None
     timeout: float = DEFAULT_CHECK_TIMEOUT
     index: int = 0
+    only_before_start: bool = False  # true before the first step only (skipped once a resumed run had one)
 
 
 @dataclass(frozen=True)
@@ -229,6 +229,13 @@ class Step:
     deadline: float | None = None  # seconds from the first attempt after which none starts (and one is cut)
     loop: Loop | None = None
     use: Use | None = None
+    steps: tuple[Step, ...] = ()  # a group's steps (`steps:`), run in order for each item and batch
+    serial: int | str | None = None  # a group's batch size over its target's hosts: a count or "25%"
+    group_on: bool = False  # a group that rolls over its target (`on:` written): inner steps default to it
+
+    @property
+    def is_group(self) -> bool:
+        return bool(self.steps)
 
 
 @dataclass(frozen=True)
@@ -258,6 +265,11 @@ class Runbook:
 
     def target(self, name: str) -> Target:
         return next(t for t in self.targets if t.name == name)
+
+    def context(self) -> dict[str, str]:
+        """`runbook` in templates: its name, version, and `dir`, the directory of its file (absolute), for
+        paths written relative to the runbook rather than to where the run starts."""
+        return {"name": self.name, "version": self.version, "dir": str(self.document.path.resolve().parent)}
 
     def variable(self, name: str) -> Variable | None:
         return next((v for v in self.variables if v.name == name), None)

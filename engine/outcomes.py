@@ -24,6 +24,11 @@ class Status(StrEnum):
     DONE_BEFORE = "done_before"  # finished well in the run being resumed; not run again
 
     @property
+    def label(self) -> str:
+        """As people read it (`timed out`, `done before`); the value is the journal's spelling."""
+        return self.value.replace("_", " ")
+
+    @property
     def failed(self) -> bool:
         return self in (Status.FAILED, Status.TIMED_OUT, Status.INTERRUPTED, Status.UNKNOWN)
 
@@ -69,6 +74,7 @@ class HostOutcome:
     reason: str = ""
     stdout: str = ""
     stderr: str = ""
+    result: str = ""  # the step's `result` as said for this host, when it went well
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,14 @@ One `Planner` per runbook in the plan (the runbook's own, and one per `use:`) re
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine import looping, model, programs, using
+from engine import conditions, grouping, looping, model, programs, using
 from engine.approvals.planned import plan_approval
 from engine.errors import InvalidRunbook, Problem
+from engine.grouping import Place
 from engine.looping import LoopItem
 from engine.model import Command, Runbook, Step, Template
 from engine.planning import (
@@ -58,14 +59,24 @@ class Planner:
         base: dict[str, Any] = {name: Blank(name) for name in values.missing}
         base.update(values.values)
         base.update(self.secret_refs)
-        base["runbook"] = {"name": runbook.name, "version": runbook.version}
+        base["runbook"] = runbook.context()
         self.base = base
 
     def context(
-        self, host: Host, platform: str | None, steps: Any, item: LoopItem | None = None
+        self,
+        host: Host,
+        platform: str | None,
+        steps: Any,
+        item: LoopItem | None = None,
+        place: Place | None = None,
     ) -> dict[str, Any]:
+        if not isinstance(steps, Deferred):  # the run's: typed only then (a plan does not import `results`)
+            from engine import results
+
+            steps = results.steps(steps)
         found = {
             **self.base,
+            **(place.vars() if place else {}),
             "platform": platform or Deferred("platform"),
             "host": host.context(),
             "steps": steps,
@@ -77,33 +88,58 @@ class Planner:
     def condition(self, when: Template, context: Mapping[str, Any]) -> Any:
         """A `when`, evaluated with the real values of secrets (a condition prints nothing); an error about
         it is masked, since an exception's message may quote a value it read."""
-        secrets = {name: self.values.values[name] for name in self.secret_refs}
+        known = self.values.values  # a secret not given yet (export, plan) stays a reference
+        secrets = {name: known[name] for name in self.secret_refs if name in known}
         return evaluate(when, {**context, **secrets}, hidden=(str(value) for value in secrets.values()))
 
     def host_platform(self, host: Host) -> str | None:
         return self.platform if host.transport is Transport.LOCAL else None
 
-    def used_scope(self, step: Step, allow_missing: bool) -> Scope:
-        """What the runbook a step uses is planned with: its values from `with:`, under the step's id."""
+    def used_scopes(self, step: Step, allow_missing: bool) -> Iterator[Scope]:
+        """What the runbook a step uses is planned with, once per item of its loop (`snapshot[2]`): its
+        values from `with:`, under the step's id, skipped whole when the step's `when` is false."""
         assert step.use is not None and step.use.runbook is not None
-        context = self.context(LOCAL_HOST, self.platform, self.unknown_steps)
-        values, targets = using.used_values(self.runbook, step, context, allow_missing)
-        return Scope(
-            runbook=step.use.runbook,
-            values=values,
-            platform=self.platform,
-            targets=targets,
-            name=self.scope.scoped(step.id),
-            number=self.number or step.index + 1,
-            paper=self.scope.paper,
+        items = looping.items(step, self.context(LOCAL_HOST, self.platform, self.unknown_steps))
+        for item in items or (None,):
+            context = self.context(LOCAL_HOST, self.platform, self.unknown_steps, item)
+            skip, later = self._skip(step, None, context, self.unknown_steps, self.platform)
+            if later:  # its steps are planned in another scope, which knows nothing of this one's outputs
+                why = "a use step's when is decided when the plan is made: it cannot read steps. or platform"
+                raise InvalidRunbook([template_problem(step.when or step.use.path, why)])
+            values, targets = using.used_values(self.runbook, step, context, allow_missing)
+            yield Scope(
+                runbook=step.use.runbook,
+                values=values,
+                platform=self.platform,
+                targets=targets,
+                name=self.scope.scoped(item.suffix(step.id) if item else step.id),
+                number=self.number or step.index + 1,
+                paper=self.scope.paper,
+                skip=self.scope.skip or skip,
+            )
+
+    def plan_loop(self, step: Step, place: Place | None = None) -> tuple[PlannedStep, ...]:
+        """The step once, or once per item of its loop (each its own unit: `rotate[1]`, `rotate[2]`…)."""
+        if step.is_group:
+            return self.plan_group(step)
+        if step.loop is None:
+            return (self.plan_step(step, place=place),)
+        host = self.hosts(step, place)[0]
+        context = self.context(host, self.platform, self.unknown_steps, place=place)
+        return tuple(self.plan_step(step, item=item, place=place) for item in looping.items(step, context))
+
+    def plan_group(self, group: Step) -> tuple[PlannedStep, ...]:
+        """A group's steps, in order, for each item of its loop and each batch of its target's hosts."""
+        hosts = self.targets[group.on].hosts
+        items = looping.items(group, self.context(hosts[0], self.platform, self.unknown_steps))
+        places = grouping.places(group, items, hosts)
+        return tuple(
+            unit for place in places for inner in group.steps for unit in self.plan_loop(inner, place)
         )
 
-    def plan_loop(self, step: Step) -> tuple[PlannedStep, ...]:
-        """The step once, or once per item of its loop (each its own unit: `rotate[1]`, `rotate[2]`…)."""
-        if step.loop is None:
-            return (self.plan_step(step),)
-        context = self.context(self.targets[step.on].hosts[0], self.platform, self.unknown_steps)
-        return tuple(self.plan_step(step, item=item) for item in looping.items(step, context))
+    def hosts(self, step: Step, place: Place | None) -> tuple[Host, ...]:
+        """Where a step runs: its target's hosts, or in a rolling group (on the group's target) the batch's."""
+        return (place.batch_hosts(step) if place else ()) or self.targets[step.on].hosts
 
     def plan_step(
         self,
@@ -111,25 +147,31 @@ class Planner:
         steps: Any = None,
         platforms: Mapping[str, str] | None = None,
         item: LoopItem | None = None,
+        place: Place | None = None,
     ) -> PlannedStep:
         """Render `step` for each host of its target; `steps`/`platforms` are the run's knowledge, if any."""
         steps = steps if steps is not None else self.unknown_steps
-        target = self.targets[step.on]
+        target, on = self.targets[step.on], self.hosts(step, place)
         deferred = step.run is not None and any("steps" in names_used(t.text) for _, t in step.run.variants)
         # A command that does not mention `host` is the same on every host of a platform: render it once.
         memo: dict[str | None, _Rendered] | None = None if _uses_host(step) else {}
         hosts = tuple(
-            self._host_plan(step, host, steps, platforms, deferred, memo, item)
-            for host in (target.hosts if step.run else ())
+            self._host_plan(step, host, steps, platforms, deferred, memo, item, place)
+            for host in (on if step.run else ())
         )
-        first = self.context(target.hosts[0], self.platform, steps, item)
+        first = self.context(on[0], self.platform, steps, item, place)
+        skip, when_deferred = (
+            self._skip(step, place, first, steps, self.platform) if not step.run else (None, False)
+        )
+        unknown = isinstance(steps, Deferred)  # before the run: what reads `steps.` is rendered again then
+        reads_steps = unknown and any("steps" in names_used(t.text) for t in operator_texts(step))
 
         def text(template: Template | None) -> str | None:
             return render(template, first) if template is not None else None
 
         confirm, record = step.confirm, step.record
         return PlannedStep(
-            number=self.number or step.index + 1,
+            number=self.number or (place.group if place else step).index + 1,
             step=step,
             target=self.scope.scoped(step.on),
             hosts=hosts,
@@ -140,18 +182,19 @@ class Planner:
             confirm_text=text(confirm.typed) if confirm else None,
             confirm_question=(text(confirm.question) or default_question(step)) if confirm else None,
             record_prompt=text(record.prompt) if record else None,
-            result=text(step.result) if isinstance(steps, Deferred) else None,  # the runner's, after it
+            result=text(step.result) if unknown else None,  # the runner's, after it
             approval=plan_approval(step.approval, first, self.scope.paper) if step.approval else None,
-            texts_deferred=isinstance(steps, Deferred)
-            and any("steps" in names_used(t.text) for t in operator_texts(step)),
+            texts_deferred=when_deferred or reads_steps,
             item=item,
             scope=self.scope,
+            place=place,
+            skip=skip,
         )
 
-    def text(self, planned: PlannedStep, template: Template, steps: Any) -> str:
-        """A text the operator reads (a step's `result`), rendered with what is known now."""
-        host = self.targets[planned.step.on].hosts[0]
-        return render(template, self.context(host, self.platform, steps, planned.item))
+    def text(self, planned: PlannedStep, template: Template, steps: Any, host: Host | None = None) -> str:
+        """A text the operator reads (a step's `result`), rendered with what is known now (for `host`)."""
+        host = host or self.hosts(planned.step, planned.place)[0]
+        return render(template, self.context(host, self.platform, steps, planned.item, planned.place))
 
     def _host_plan(
         self,
@@ -162,35 +205,26 @@ class Planner:
         deferred: bool,
         memo: dict[str | None, _Rendered] | None,
         item: LoopItem | None = None,
+        place: Place | None = None,
     ) -> HostPlan:
         platform = (platforms or {}).get(host.name) or self.host_platform(host)
-        context = self.context(host, platform, steps, item)
-        deferred = deferred and isinstance(steps, Deferred)
-        skip = None
-        if step.when is not None:
-            unknown = names_used("{{" + step.when.text + "}}")
-            if ("steps" in unknown and isinstance(steps, Deferred)) or (
-                "platform" in unknown and platform is None
-            ):
-                deferred = True
-            elif not self.condition(step.when, context):
-                skip = f"when: {step.when.text} is false"  # the expression, never the values it read
+        context = self.context(host, platform, steps, item, place)
+        skip, later = self._skip(step, place, context, steps, platform)
+        deferred = (deferred and isinstance(steps, Deferred)) or later
         if skip is not None:  # not rendered: a false `when` may guard values the command needs
             return HostPlan(host=host, variants=(), skip=skip)
         rendered = memo.get(platform) if memo is not None else None
         if rendered is None:
             assert step.run is not None
             env, secret_env = self._env(step, context)
-            rendered = _Rendered(
-                self.variants(step.run, context, platform),
-                render(step.cwd, context) if step.cwd else None,
-                env,
-                secret_env,
-            )
+            cwd = render(step.cwd, context) if step.cwd else None
+            rendered = _Rendered(self.variants(step.run, context, platform), cwd, env, secret_env)
             if memo is not None:
                 memo[platform] = rendered
+        per_host = step.result if step.result and "host" in names_used(step.result.text) else None
         return HostPlan(
             host=host,
+            result=render(per_host, context) if per_host and isinstance(steps, Deferred) else None,
             variants=rendered.variants,
             cwd=rendered.cwd,
             env=rendered.env,
@@ -198,6 +232,14 @@ class Planner:
             deferred=deferred,
             secret_env=rendered.secret_env,
         )
+
+    def _skip(
+        self, step: Step, place: Place | None, context: dict[str, Any], steps: Any, platform: str | None
+    ) -> tuple[str | None, bool]:
+        whens = (*(place.whens if place else ()), *((step.when,) if step.when else ()))
+        if self.scope.skip:  # a used runbook's steps, when the step using it has a false `when`
+            return self.scope.skip, False
+        return conditions.skipped(whens, context, isinstance(steps, Deferred), platform, self.condition)
 
     def _env(
         self, step: Step, context: dict[str, Any]
@@ -219,14 +261,8 @@ class Planner:
         if platform is not None:
             template = command.for_platform(platform)
             if template is None:
-                raise InvalidRunbook(
-                    [
-                        template_problem(
-                            command.variants[0][1],
-                            f"no command for platform {platform!r}: add '{platform}' or 'default'",
-                        )
-                    ]
-                )
+                message = f"no command for platform {platform!r}: add '{platform}' or 'default'"
+                raise InvalidRunbook([template_problem(command.variants[0][1], message)])
             chosen = [(platform if command.per_platform else "*", template)]
         else:
             chosen = list(command.variants)
@@ -244,16 +280,12 @@ class Planner:
         for host in target.hosts:
             platform = self.host_platform(host)
             context = self.context(host, platform, self.unknown_steps)
-            hosts.append(
-                HostPlan(
-                    host,
-                    self.variants(check.run, context, platform),
-                    cwd=render(check.cwd, context) if check.cwd else None,
-                )
-            )
+            cwd = render(check.cwd, context) if check.cwd else None
+            hosts.append(HostPlan(host, self.variants(check.run, context, platform), cwd=cwd))
         name = self.scope.name
         title = f"({name}) {check.title}" if name else check.title
-        return PlannedCheck(title, self.scope.scoped(check.on), tuple(hosts), check.timeout)
+        target_name = self.scope.scoped(check.on)
+        return PlannedCheck(title, target_name, tuple(hosts), check.timeout, check.only_before_start)
 
 
 @dataclass(frozen=True)
@@ -293,15 +325,17 @@ class Planners:
     def step(
         self, planned: PlannedStep, steps: Mapping[str, Any], platforms: Mapping[str, str]
     ) -> PlannedStep:
-        return self._of(planned).plan_step(planned.step, steps, platforms, planned.item)
+        return self._of(planned).plan_step(planned.step, steps, platforms, planned.item, planned.place)
 
-    def text(self, planned: PlannedStep, template: Template, steps: Mapping[str, Any]) -> str:
-        return self._of(planned).text(planned, template, steps)
+    def text(
+        self, planned: PlannedStep, template: Template, steps: Mapping[str, Any], host: Host | None = None
+    ) -> str:
+        return self._of(planned).text(planned, template, steps, host)
 
     def context(
         self, planned: PlannedStep, host: Host, platform: str | None, steps: Mapping[str, Any]
     ) -> dict[str, Any]:
-        return self._of(planned).context(host, platform, steps, planned.item)
+        return self._of(planned).context(host, platform, steps, planned.item, planned.place)
 
     def _of(self, planned: PlannedStep) -> Planner:
         return self._planners[planned.scope.name]
@@ -341,13 +375,14 @@ def _build(scope: Scope, allow_missing: bool, planners: Planners) -> Plan:
             if step.use is None:
                 steps += planner.plan_loop(step)
                 continue
-            used = _build(planner.used_scope(step, allow_missing), allow_missing, planners)
-            document = used.runbook.document
-            uses += [UsedFile(scope.scoped(step.id), str(document.path), document.sha256), *used.uses]
-            steps += used.steps
-            checks += used.checks
-            warnings += used.warnings
-            resolved.update(used.targets)
+            for used_scope in planner.used_scopes(step, allow_missing):
+                used = _build(used_scope, allow_missing, planners)
+                document = used.runbook.document
+                uses += [UsedFile(used_scope.name, str(document.path), document.sha256), *used.uses]
+                steps += used.steps
+                checks += used.checks
+                warnings += used.warnings
+                resolved.update(used.targets)
         except InvalidRunbook as error:
             problems += error.problems
     if problems:

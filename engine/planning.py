@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from engine.approvals.planned import PlannedApproval
+from engine.grouping import Place
 from engine.looping import LoopItem
 from engine.masking import MASK
 from engine.model import Runbook, Step, Template
@@ -60,6 +61,7 @@ class Scope:
     name: str = ""
     number: int | None = None
     paper: bool = False  # a checklist's: what a step prints is a blank naming the step to read it from
+    skip: str | None = None  # a used runbook's, when the step using it has a false `when`
 
     def scoped(self, name: str) -> str:
         """A name of this runbook as the whole plan knows it: under the using step's id, if used."""
@@ -75,6 +77,7 @@ class HostPlan:
     skip: str | None = None
     deferred: bool = False
     secret_env: tuple[tuple[str, str], ...] = ()  # (variable of the command, RUNBOOK_SECRET_… it takes)
+    result: str | None = None  # the step's `result` as this host's reader sees it (before the run)
 
     def shown_env(self) -> tuple[tuple[str, str], ...]:
         """The command's extra environment as printed: secrets masked, never their value."""
@@ -103,27 +106,42 @@ class PlannedStep:
     texts_deferred: bool = False  # a text the operator reads needs an earlier step's output
     item: LoopItem | None = None  # one item of the step's loop: a unit of its own
     scope: Scope = field(kw_only=True)  # what it is rendered with; a used runbook's: under the using step
+    place: Place | None = field(default=None, kw_only=True)  # a group's step: which item and batch
+    skip: str | None = field(default=None, kw_only=True)  # a manual step's false `when`
 
     @property
     def id(self) -> str:
-        """The unit's id: the step's, with the item's number for a loop (`rotate[2]`), under the using
-        step's id for a used runbook's step (`snapshot/save`)."""
+        """The unit's id: the step's, with the item's number for a loop (`rotate[2]`), under the group's
+        run (`upgrade[node1]/drain`) and the using step's id for a used runbook's step (`snapshot/save`)."""
         unit = self.item.suffix(self.step.id) if self.item else self.step.id
-        return self.scope.scoped(unit)
+        return self.scope.scoped(f"{self.place.prefix}/{unit}" if self.place else unit)
+
+    @property
+    def label(self) -> str:
+        """The number a reader finds the step by: `5`, or `5.2` for a group's second step."""
+        return f"{self.number}.{self.step.index + 1}" if self.place else str(self.number)
 
     @property
     def title(self) -> str:
         item = self.item
-        return (
-            f"{self.step.title} ({item.var} {item.index + 1}/{item.count}: {item.label})"
-            if item
-            else self.step.title
-        )
+        shown = [f"{item.var} {item.index + 1}/{item.count}: {item.label}"] if item else []
+        shown += [self.place.label] if self.place and self.place.label else []
+        return f"{self.step.title} ({'; '.join(shown)})" if shown else self.step.title
 
     @property
     def deferred(self) -> bool:
         """Rendered again when the step is reached, with the outputs of the steps before it."""
         return self.texts_deferred or any(h.deferred for h in self.hosts)
+
+    def results(self) -> tuple[tuple[str, str], ...]:
+        """`result` per host, when it says something else on each host (else the step's one `result`)."""
+        found = tuple((h.host.name, h.result) for h in self.shown_hosts if h.result is not None)
+        return found if len({text for _, text in found}) > 1 else ()
+
+    @property
+    def on_batch(self) -> bool:
+        """A rolling group's step on the batch's hosts (not once per batch elsewhere)."""
+        return self.place is not None and self.place.on_batch(self.step)
 
     @property
     def fan_out(self) -> bool:
@@ -143,6 +161,7 @@ class PlannedCheck:
     target: str
     hosts: tuple[HostPlan, ...]
     timeout: float
+    only_before_start: bool = False
 
 
 @dataclass(frozen=True)
@@ -163,7 +182,9 @@ class StepRenderer(Protocol):
         self, planned: PlannedStep, steps: Mapping[str, Any], platforms: Mapping[str, str]
     ) -> PlannedStep: ...
 
-    def text(self, planned: PlannedStep, template: Template, steps: Mapping[str, Any]) -> str: ...
+    def text(
+        self, planned: PlannedStep, template: Template, steps: Mapping[str, Any], host: Host | None = None
+    ) -> str: ...
 
     def context(
         self, planned: PlannedStep, host: Host, platform: str | None, steps: Mapping[str, Any]

@@ -16,12 +16,17 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from engine.clock import Clock, WallClock
 from engine.errors import PreflightFailed, RunbookError
-from engine.executors import Executor, executor_for
-from engine.planning import HostPlan, Plan
+from engine.executors import Executor, executor_for, sshlimits
+from engine.planning import HostPlan, Plan, PlannedStep
 from engine.targets import LOCAL_HOST, Host
 from engine.transports import SSHOptions, Transport
+
+if TYPE_CHECKING:
+    from engine.executors.rehearsal import Stage  # only a rehearsal imports its executor
 
 CONNECT_AT_ONCE = 64
 """Hosts connected (and probed) at once. Each connection waits mostly on the network and the host, so
@@ -31,22 +36,36 @@ and stays under a jump host's sshd MaxStartups ceiling (100) for the connections
 
 @dataclass
 class Fleet:
-    """One executor per host for the whole run (one SSH connection each), and each host's platform."""
+    """One executor per host for the whole run (one SSH connection each), each host's platform, and the
+    clock its commands take time on (a rehearsal's is simulated)."""
 
     executors: dict[str, Executor] = field(default_factory=dict)
     platforms: dict[str, str] = field(default_factory=dict)
     missing: dict[str, list[str]] = field(default_factory=dict)  # programs not found, by host
+    clock: Clock = field(default_factory=WallClock)
+    unreachable: dict[str, str] = field(default_factory=dict)  # hosts that may be, and were: why
 
     def executor(self, host: Host) -> Executor:
         return self.executors[host.name]
 
-    def kill_all(self) -> None:
-        with ThreadPoolExecutor(max_workers=CONNECT_AT_ONCE) as pool:
-            list(pool.map(lambda e: e.kill_all(), self.executors.values()))
-
     def close(self) -> None:
-        for executor in self.executors.values():
-            executor.close()
+        """Every executor at once: an SSH host's close is a round trip (its node files deleted) and a
+        disconnect, so 100 hosts one after the other would add 100 round trips to the end of every run."""
+        _each(self.executors.values(), lambda executor: executor.close())
+
+    def kill_all(self) -> None:
+        _each(self.executors.values(), lambda executor: executor.kill_all())
+
+
+def _each(executors: Iterable[Executor], do: Callable[[Executor], None]) -> None:
+    """`do` for every executor, up to `CONNECT_AT_ONCE` at once (each mostly waits on its host)."""
+    every = list(executors)
+    if len(every) <= 1:
+        for executor in every:
+            do(executor)
+        return
+    with ThreadPoolExecutor(max_workers=min(CONNECT_AT_ONCE, len(every))) as pool:
+        list(pool.map(do, every))
 
 
 def _local_hosts(plan: Plan) -> Iterable[Host]:
@@ -63,8 +82,14 @@ class Connecting:
     waits for no host that does not answer.
     """
 
-    def __init__(self, plan: Plan, options: SSHOptions) -> None:
-        self._plan, self._options = plan, options
+    def __init__(
+        self,
+        plan: Plan,
+        options: SSHOptions,
+        stage: Stage | None = None,
+        hosts: frozenset[str] | None = None,
+    ) -> None:
+        self._plan, self._options, self._stage, self._hosts = plan, options, stage, hosts
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
@@ -79,7 +104,7 @@ class Connecting:
 
     def fleet(self, say: Callable[[str], None]) -> Fleet:
         """The connected fleet, or the error connecting ended with (PreflightFailed: nothing has run)."""
-        if remote := self._plan.remote_hosts():
+        if remote := _remote(self._plan, self._hosts):
             say(f"connecting to {len(remote)} host(s)…")
         self.start()
         self._done.wait()
@@ -97,7 +122,7 @@ class Connecting:
     def _connect(self) -> None:
         result: Fleet | BaseException
         try:
-            result = connect(self._plan, self._options)
+            result = connect(self._plan, self._options, self._stage, self._hosts)
         except BaseException as error:  # raised again in the thread that waits (`fleet`)
             result = error
         with self._lock:
@@ -107,21 +132,38 @@ class Connecting:
         self._done.set()
 
 
-def connect(plan: Plan, options: SSHOptions) -> Fleet:
-    """Executors for every host of the plan, each with its platform and the programs it lacks.
+def wanted_hosts(plan: Plan, steps: Iterable[PlannedStep]) -> frozenset[str]:
+    """The hosts a run has something to do on: every check's, and those of the chosen steps (`--from`,
+    `--only`) that a `when` decided when the plan was made does not leave out. No other host is reached, so
+    a host that is down but has nothing to do stops nothing."""
+    names = {h.host.name for check in plan.checks for h in check.hosts}
+    names |= {h.host.name for step in steps for h in step.hosts if not h.skip}
+    return frozenset(names)
+
+
+def _remote(plan: Plan, hosts: frozenset[str] | None) -> tuple[Host, ...]:
+    return tuple(h for h in plan.remote_hosts() if hosts is None or h.name in hosts)
+
+
+def connect(
+    plan: Plan, options: SSHOptions, stage: Stage | None = None, hosts: frozenset[str] | None = None
+) -> Fleet:
+    """Executors for every host of the plan (of `hosts`, if given), each with its platform and the programs
+    it lacks.
 
     SSH hosts are connected all at once (up to `CONNECT_AT_ONCE`) and asked both things in one command, so
-    a host costs one round trip before the checks; all failures are reported at once.
+    a host costs one round trip before the checks; all failures are reported at once. On a rehearsal's
+    `stage` every host is a stand-in (`executor_for` picks it) and time is the stage's clock.
     """
-    fleet = Fleet()
+    fleet = Fleet() if stage is None else Fleet(clock=stage.clock)
     needed = _needed_programs(plan)
     for host in _local_hosts(plan):
-        executor = fleet.executors[host.name] = executor_for(host, options)
+        executor = fleet.executors[host.name] = executor_for(host, options, stage)
         fleet.platforms[host.name] = plan.platform or executor.platform()
-    remote = plan.remote_hosts()
+    remote = _remote(plan, hosts)
 
     def open_one(host: Host) -> tuple[Host, Executor | None, str, list[str]]:
-        executor = executor_for(host, options)
+        executor = executor_for(host, options, stage)
         try:
             executor.connect()
             platform, missing = executor.probe(needed.get(host.name, []))
@@ -132,11 +174,16 @@ def connect(plan: Plan, options: SSHOptions) -> Fleet:
 
     with ThreadPoolExecutor(max_workers=max(1, min(CONNECT_AT_ONCE, len(remote)))) as pool:
         results = list(pool.map(open_one, remote))
+    tolerated = _may_be_unreachable(plan)
     failures = [
         detail if detail.startswith(f"{host.name}: ") else f"{host.name}: {detail}"
         for host, executor, detail, _ in results
-        if executor is None
+        if executor is None and host.name not in tolerated
     ]
+    for host, opened, detail, _ in results:
+        if opened is None and host.name in tolerated:
+            why = detail.removeprefix(f"{host.name}: ")
+            fleet.unreachable[host.name] = f"unreachable at preflight ({why}); its target may be unreachable"
     for host, connected, platform, missing in results:
         if connected is not None:
             fleet.executors[host.name] = connected
@@ -146,6 +193,12 @@ def connect(plan: Plan, options: SSHOptions) -> Fleet:
         fleet.close()
         raise PreflightFailed("cannot reach every host; nothing has run:\n  " + "\n  ".join(failures))
     return fleet
+
+
+def _may_be_unreachable(plan: Plan) -> set[str]:
+    """The hosts whose every target says they may be unreachable (`may_be_unreachable: true`)."""
+    hosts = [(h.name, t.may_be_unreachable) for t in plan.targets.values() for h in t.hosts]
+    return {name for name, _ in hosts} - {name for name, tolerant in hosts if not tolerant}
 
 
 def _needed_programs(plan: Plan) -> dict[str, list[str]]:
@@ -158,20 +211,28 @@ def _needed_programs(plan: Plan) -> dict[str, list[str]]:
     return needed
 
 
-def check(plan: Plan, fleet: Fleet, say: Callable[[str], None]) -> None:
+def check(plan: Plan, fleet: Fleet, say: Callable[[str], None], started: bool = False) -> None:
     """The runbook's checks (each on its hosts at once), a command for every host and platform, and the
-    programs each step calls."""
+    programs each step calls. `started`: the run resumes one that started steps, so a check that holds only
+    before the first start (`only_before_start`) is skipped, and says so."""
     problems: list[str] = []
     with ThreadPoolExecutor(max_workers=CONNECT_AT_ONCE) as pool:
         # every check on every host at once (they only look), reported in the runbook's order
         running = []
         for planned in plan.checks:
+            if started and planned.only_before_start:
+                say(f"check: {planned.title} — skipped: it holds only before the first step, and steps ran")
+                continue
             say(f"check: {planned.title}")
             run = functools.partial(_run_check, planned.title, fleet=fleet, timeout=planned.timeout)
-            running += [pool.submit(run, host_plan) for host_plan in planned.hosts]
+            for host_plan in planned.hosts:
+                if (why := fleet.unreachable.get(host_plan.host.name)) is not None:
+                    say(f"  {host_plan.host.name}: skipped, {why}")
+                else:
+                    running.append(pool.submit(run, host_plan))
         # the programs of hosts not asked with their platform (SSH hosts were, in the same round trip),
         # looked up while the checks run
-        wanted = [(h, p) for h, p in _needed_programs(plan).items() if p]
+        wanted = [(h, p) for h, p in _needed_programs(plan).items() if p and h in fleet.platforms]
         asked = {
             h: pool.submit(fleet.executors[h].missing_programs, p)
             for h, p in wanted
@@ -179,17 +240,27 @@ def check(plan: Plan, fleet: Fleet, say: Callable[[str], None]) -> None:
         }
         problems += [line for future in running for line in future.result()]
         for step in plan.steps:
-            for host_plan in step.hosts:
-                platform = fleet.platforms[host_plan.host.name]
-                if host_plan.variant(platform) is None and not host_plan.skip:
-                    problems.append(
-                        f"step {step.id} on {host_plan.host.name}: no command for platform {platform!r}"
-                    )
+            for host_plan in (h for h in step.hosts if h.host.name in fleet.platforms):  # the hosts reached
+                if problem := _command_problem(host_plan, fleet.platforms[host_plan.host.name]):
+                    problems.append(f"step {step.id} on {host_plan.host.name}: {problem}")
         for host, programs in wanted:
             lacking = asked[host].result() if host in asked else fleet.missing[host]
             problems += [f"{host}: program not found: {name}" for name in programs if name in lacking]
     if problems:
         raise PreflightFailed("preflight failed; nothing has run:\n  " + "\n  ".join(problems))
+
+
+def _command_problem(host_plan: HostPlan, platform: str) -> str | None:
+    """Why the step's command cannot start on this host: no variant for its platform, or (over SSH) a
+    command bigger than the host takes (`sshlimits`). A step rendered at run time is measured then."""
+    if host_plan.skip:
+        return None
+    variant = host_plan.variant(platform)
+    if variant is None:
+        return f"no command for platform {platform!r}"
+    if host_plan.host.transport is not Transport.SSH or host_plan.deferred:
+        return None
+    return sshlimits.command_problem(variant.script, host_plan.cwd, host_plan.env, platform == "linux")
 
 
 def _run_check(title: str, host_plan: HostPlan, fleet: Fleet, timeout: float) -> list[str]:

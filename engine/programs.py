@@ -98,13 +98,40 @@ def _first_words(script: str, depth: int) -> tuple[str, ...]:
     such as `python3 -c 'import sys; print(sys.version)'` stays one word; cached, since a plan asks about
     the same script for every step that shares it."""
     script = _BACKTICKS.sub(r"$(\1)", _ARITHMETIC.sub(_PLACEHOLDER, script))  # `…` is $(…) written old-style
-    script = _HEREDOC.sub(lambda m: m.group(0)[: m.start(3) - m.start(0)], script)  # a here-document is data
+    script = without_here_documents(script)  # a here-document is data
     found: list[str] = []
     for words in _simple_commands(_tokens(script.replace("\n", "\n;"))):
         for word in [*_programs(words), *_substituted(words, depth)]:
             if word not in found:
                 found.append(word)
     return tuple(found)
+
+
+def without_here_documents(script: str) -> str:
+    """The script with the body of each here-document taken out; a `<<` inside quotes starts none."""
+    kept, position = [], 0
+    while match := _HEREDOC.search(script, position):
+        if _in_quotes(script, match.start()):
+            kept.append(script[position : match.start() + 2])
+            position = match.start() + 2
+            continue
+        kept.append(script[position : match.start(3)])
+        position = match.end()
+    return "".join(kept) + script[position:]
+
+
+def _in_quotes(script: str, index: int) -> bool:
+    """Whether `index` stands inside quotes on its line (quotes spanning lines are rare in a runbook's `run`)."""
+    quote, i = "", script.rfind("\n", 0, index) + 1
+    while i < index:
+        c = script[i]
+        if c == "\\" and quote != "'":
+            i += 2
+            continue
+        if c in "'\"" and quote in ("", c):
+            quote = "" if quote else c
+        i += 1
+    return bool(quote)
 
 
 def _tokens(script: str) -> list[str]:
@@ -177,14 +204,62 @@ class _Words:
 
 def _simple_commands(tokens: list[str]) -> list[list[str]]:
     """Tokens → the words of each simple command; a redirection's operator is kept before its target, and
-    the words after `)` (which ends a subshell or `$(…)`) belong to no new command."""
+    the words after `)` (which ends a subshell or `$(…)`) belong to no new command. Inside `case … in`, the
+    patterns (`start|stop)`) are no command: `_Cases` follows where they stand."""
     commands: list[list[str]] = [[]]
+    cases = _Cases()
     for token in tokens:
-        if token and all(c in _PUNCTUATION for c in token) and not any(c in "<>" for c in token):
-            commands.append([] if ")" not in token else [_PLACEHOLDER.strip()])
+        operator = bool(token) and all(c in _PUNCTUATION for c in token) and not any(c in "<>" for c in token)
+        if cases.in_pattern:
+            if cases.pattern_token(token, operator):
+                commands.append([])
+            continue
+        if operator:
+            cases.after_operator(token)
+            commands.append([] if ")" not in token or cases.in_pattern else [_PLACEHOLDER.strip()])
         else:
+            cases.after_word(token, commands[-1])
             commands[-1].append(token)
     return [c for c in commands if c]
+
+
+class _Cases:
+    """Where a script stands in its `case` statements (nested ones too): in a list of patterns, which ends
+    at `)` with the clause's commands, or in those commands, which end at `;;` (`;&`, `;;&`) or `esac`."""
+
+    def __init__(self) -> None:
+        self.stack: list[str] = []  # per open `case`: "subject", "pattern" or "commands"
+
+    @property
+    def in_pattern(self) -> bool:
+        return bool(self.stack) and self.stack[-1] in ("subject", "pattern")
+
+    def after_word(self, word: str, command: list[str]) -> None:
+        """A word in command position: `case` opens a statement, `esac` as a command's first word ends one."""
+        first = all(w in _LEADING_WORDS for w in command)
+        if word == "case" and first:
+            self.stack.append("subject")
+        elif word == "esac" and first and self.stack:
+            self.stack.pop()
+
+    def after_operator(self, token: str) -> None:
+        if self.stack and (";;" in token or ";&" in token):
+            self.stack[-1] = "pattern"
+
+    def pattern_token(self, token: str, operator: bool) -> bool:
+        """A token among the subject or patterns; True when a clause's commands start after it."""
+        state = self.stack[-1]
+        if not operator:
+            if token == "esac" and state == "pattern":
+                self.stack.pop()
+            elif token == "in" and state == "subject":
+                self.stack[-1] = "pattern"
+            return False
+        if state == "pattern" and ")" in token:
+            self.stack[-1] = "commands"
+            self.after_operator(token[token.index(")") + 1 :])
+            return True
+        return False
 
 
 def _substituted(words: list[str], depth: int) -> list[str]:
@@ -249,7 +324,7 @@ def argument_receivers(script: str, marker: str) -> list[str]:
     host shows it while they run (a `NAME=value` prefix, a builtin such as `printf`, or a here-document
     keep it out of any argument list)."""
     script = _BACKTICKS.sub(r"$(\1)", _ARITHMETIC.sub(_PLACEHOLDER, script))
-    script = _HEREDOC.sub(lambda m: m.group(0)[: m.start(3) - m.start(0)], script)
+    script = without_here_documents(script)
     found: list[str] = []
     for words in _simple_commands(_tokens(script.replace("\n", "\n;"))):
         arguments = list(words)

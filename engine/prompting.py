@@ -67,7 +67,7 @@ def ask(
     """The value typed for `variable`, asked again (up to ATTEMPTS times) while it is not valid."""
     read = read or (getpass.getpass if variable.secret else input)
     say = say or (lambda line: print(line, file=sys.stderr))
-    label = variable.name + (f" ({variable.description})" if variable.description else "")
+    label = variable.name + (f" ({variable.description})" if variable.description else "") + _form(variable)
     example = variable.schema.get("examples")
     text = ""
     for attempt in range(1, ATTEMPTS + 1):
@@ -87,3 +87,21 @@ def ask(
         again = f"; try again ({ATTEMPTS - attempt} more)" if attempt < ATTEMPTS else ""
         say(f"{shown} is not valid: {reason}. Wanted: {what}{hint}{again}")
     return text  # still wrong: reported with every other problem, and nothing runs
+
+
+_KINDS = {
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "array": "a YAML list, e.g. [a, b]",
+    "object": "a YAML mapping, e.g. {a: 1}",
+}
+
+
+def _form(variable: Variable) -> str:
+    """What the prompt says of the form wanted, before anything is typed: the kind of value, an example."""
+    example = variable.schema.get("examples")
+    parts = [_KINDS[variable.type]] if variable.type in _KINDS else []
+    if isinstance(example, list) and example and not variable.secret:
+        parts.append(f"e.g. {example[0]}")
+    return f" [{'; '.join(parts)}]" if parts else ""

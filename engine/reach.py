@@ -1,4 +1,4 @@
-"""A target's SSH settings, rendered for one host: user, port, key, certificate, agent use, jump hosts.
+"""A target's SSH settings, rendered for one host into a `transports.Reach`; and its jump hosts.
 
 Every setting is a template, so an inventory can say how each of its hosts is reached. A setting that
 renders empty (or `omit`) is unset. Key and certificate paths: only a leading `~/` means $HOME, and a
@@ -9,14 +9,15 @@ The inline `key` is a secret: it is carried in memory only, and no message here 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from engine.errors import InvalidRunbook
+from engine import transports
+from engine.errors import InvalidRunbook, Problem
 from engine.model import Jump, Reach, Template
 from engine.rendering import OMIT, render, template_problem
-from engine.transports import DESTINATION_FORMS, Agent, expand_home, parse_destination
+from engine.transports import DESTINATION_FORMS, REACH_SETTINGS, Agent, expand_home, parse_destination
 
 _AGENT_WORDS = {
     "yes": Agent.YES,
@@ -30,27 +31,9 @@ _AGENT_WORDS = {
 
 
 @dataclass(frozen=True)
-class Settings:
-    """The rendered settings of one host (or jump host); None: not set."""
-
-    user: str | None = None
-    port: int | None = None
-    key_file: str | None = None
-    key: str | None = field(default=None, repr=False)
-    cert_file: str | None = None
-    cert: str | None = field(default=None, repr=False)
-    agent: Agent | None = None
-
-
-@dataclass(frozen=True)
 class RenderedHop:
     address: str
-    settings: Settings
-
-
-def fields(settings: Settings) -> dict[str, Any]:
-    """The settings as keyword arguments of `Host`."""
-    return {name: getattr(settings, name) for name in Settings.__dataclass_fields__}
+    reach: transports.Reach
 
 
 def text(template: Template | None, context: Mapping[str, Any]) -> str | None:
@@ -59,41 +42,79 @@ def text(template: Template | None, context: Mapping[str, Any]) -> str | None:
     return None if value in ("", OMIT, "None") else value
 
 
-def render_reach(reach: Reach, context: Mapping[str, Any], base: str | None) -> Settings:
-    port = text(reach.port, context)
-    if port is not None and not port.isdigit():
-        assert reach.port is not None
-        raise InvalidRunbook([template_problem(reach.port, f"port {port!r} is not a number")])
-    agent = text(reach.agent, context)
-    if agent is not None and agent.lower() not in _AGENT_WORDS:
-        assert reach.agent is not None
-        message = f"agent {agent!r}: expected yes, no or only"
-        raise InvalidRunbook([template_problem(reach.agent, message)])
-    key, key_file = _secret(reach.key, context), text(reach.key_file, context)
+def render_reach(reach: Reach, context: Mapping[str, Any], base: str | None) -> transports.Reach:
+    """Every setting rendered (None when absent or empty) and checked; a setting not named in `_READ` is
+    plain text."""
+    found = {name: _reader(name)(reach.get(name), context, base) for name in REACH_SETTINGS}
+    _check_together(reach, found)
+    return transports.Reach(**found)
+
+
+def _check_together(reach: Reach, found: Mapping[str, Any]) -> None:
+    """What each setting allows depends on the others: one key, and a certificate only with it."""
+    key, key_file = found["key"], found["key_file"]
     if key is not None and key_file is not None:
-        assert reach.key is not None
-        raise InvalidRunbook([template_problem(reach.key, "both key and key_file are set: give one")])
-    chosen = _AGENT_WORDS[agent.lower()] if agent is not None else None
-    if chosen is Agent.ONLY and (key is not None or key_file is not None):
-        assert reach.agent is not None
+        raise InvalidRunbook([_problem(reach, "key", "both key and key_file are set: give one")])
+    if found["agent"] is Agent.ONLY and (key is not None or key_file is not None):
         message = (
             "agent: only, but a key is set too: leave key and key_file empty when only the agent is used"
         )
-        raise InvalidRunbook([template_problem(reach.agent, message)])
-    cert, cert_file = _secret(reach.cert, context), text(reach.cert_file, context)
+        raise InvalidRunbook([_problem(reach, "agent", message)])
+    cert, cert_file = found["cert"], found["cert_file"]
     if (cert is not None or cert_file is not None) and key is None and key_file is None:
-        where = reach.cert if cert is not None else reach.cert_file
-        assert where is not None
-        raise InvalidRunbook([template_problem(where, "a certificate needs its key (key or key_file)")])
-    return Settings(
-        user=text(reach.user, context),
-        port=int(port) if port is not None else None,
-        key_file=_path(key_file, base),
-        key=key,
-        cert_file=_path(cert_file, base),
-        cert=cert,
-        agent=chosen,
-    )
+        where = "cert" if cert is not None else "cert_file"
+        raise InvalidRunbook([_problem(reach, where, "a certificate needs its key (key or key_file)")])
+
+
+def _problem(reach: Reach, setting: str, message: str) -> Problem:
+    template = reach.get(setting)
+    assert template is not None
+    return template_problem(template, message)
+
+
+def _text(template: Template | None, context: Mapping[str, Any], base: str | None) -> str | None:
+    return text(template, context)
+
+
+def _port(template: Template | None, context: Mapping[str, Any], base: str | None) -> int | None:
+    port = text(template, context)
+    if port is not None and not port.isdigit():
+        assert template is not None
+        raise InvalidRunbook([template_problem(template, f"port {port!r} is not a number")])
+    return int(port) if port is not None else None
+
+
+def _agent(template: Template | None, context: Mapping[str, Any], base: str | None) -> Agent | None:
+    agent = text(template, context)
+    if agent is not None and agent.lower() not in _AGENT_WORDS:
+        assert template is not None
+        raise InvalidRunbook([template_problem(template, f"agent {agent!r}: expected yes, no or only")])
+    return _AGENT_WORDS[agent.lower()] if agent is not None else None
+
+
+def _file(template: Template | None, context: Mapping[str, Any], base: str | None) -> str | None:
+    return _path(text(template, context), base)
+
+
+def _inline(template: Template | None, context: Mapping[str, Any], base: str | None) -> str | None:
+    return _secret(template, context)
+
+
+_Reader = Callable[[Template | None, Mapping[str, Any], str | None], Any]
+
+
+def _reader(setting: str) -> _Reader:
+    return _READ.get(setting, _text)
+
+
+_READ: dict[str, _Reader] = {
+    "port": _port,
+    "agent": _agent,
+    "key_file": _file,
+    "cert_file": _file,
+    "key": _inline,
+    "cert": _inline,
+}
 
 
 def render_jump(jump: Jump, context: Mapping[str, Any], base: str | None) -> list[RenderedHop]:
@@ -114,7 +135,7 @@ def _parse_hop(template: Template, spec: str) -> RenderedHop:
     if found is None:
         message = f"jump host {spec.strip()!r}: expected {DESTINATION_FORMS}"
         raise InvalidRunbook([template_problem(template, message)])
-    return RenderedHop(found.host, Settings(user=found.user, port=found.port))
+    return RenderedHop(found.host, transports.Reach(user=found.user, port=found.port))
 
 
 def _secret(template: Template | None, context: Mapping[str, Any]) -> str | None:

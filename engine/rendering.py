@@ -22,12 +22,13 @@ import jinja2
 from jinja2 import nodes
 from jinja2.environment import TemplateExpression
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from engine import bounds
 from engine.errors import InvalidRunbook, Problem
-from engine.loading import format_path
+from engine.loading import NUL, NUL_MESSAGE, format_path
 from engine.masking import MASK, Masker
 from engine.model import Template
+from engine.sandbox import BoundedSandbox
 
 OMIT = "\x00omit\x00"
 
@@ -72,11 +73,35 @@ class Deferred:
     def __getitem__(self, key: object) -> Deferred:
         return self._read(f"{self.expression}[{key!r}]", key)
 
+    def shown(self, expressions: tuple[str, ...]) -> tuple[Deferred, ...]:
+        """Placeholders for whole expressions over these values (`steps.a.stdout | trim`), each knowing the
+        step it reads first, for a checklist's "from step N"."""
+        return tuple(Deferred(e, self.paper, _first_step(e)) for e in expressions)
+
     def __str__(self) -> str:
         if self.paper is not None:  # a person writes the value in while following the checklist
             number = self.paper.get(self.step or "")
             return f"________ (from step {number})" if number else "________"
         return f"<{self.expression}: known at run time>"
+
+
+class Missing(jinja2.StrictUndefined):
+    """A key that is not there (`item.ssh_key_path` of an inventory entry without its own key): false as a
+    condition, so `item.ssh_key_path or inventory.ssh_key_path` and `when: item.enabled` read as written, and
+    an error wherever its value would be used or shown (no empty word in a command from a typo)."""
+
+    __slots__ = ()
+
+    def __bool__(self) -> bool:  # type: ignore[override]  # jinja types it as always raising
+        return False
+
+
+_STEP_READ = re.compile(r"\bsteps(?:\.([A-Za-z_][A-Za-z0-9_]*)|\[\s*['\"]([^'\"]+)['\"]\s*\])")
+
+
+def _first_step(expression: str) -> str | None:
+    match = _STEP_READ.search(expression)
+    return (match.group(1) or match.group(2)) if match else None
 
 
 def _raw(value: Any) -> Raw:
@@ -88,9 +113,45 @@ def _raw(value: Any) -> Raw:
 def _plain(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, (list, tuple, dict)):
+        bounds.shown(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+LATER = (
+    "__later__"  # the placeholders of a plan-time render: `{{ __later__[0] }}` (not a name authors can write)
+)
+_RAW_OR_OUTPUT = re.compile(
+    r"(\{%-?\s*raw\s*-?%\}.*?\{%-?\s*endraw\s*-?%\})|(\{#.*?#\})|\{\{(-?)(.*?)(-?)\}\}", re.S
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def _later_form(text: str) -> tuple[str, tuple[str, ...]]:
+    """The template with each `{{ expression }}` that reads `steps` replaced by its placeholder, and those
+    expressions: before the run, `{{ steps.a.stdout.split('|')[1] }}` is shown as that expression, never
+    evaluated over a placeholder's text (which would fail the plan, or show a wrong value). Line breaks
+    inside an expression are kept, so an error's line stays right."""
+    later: list[str] = []
+
+    def replace(match: re.Match[str]) -> str:
+        inner = match.group(4)
+        if inner is None or "steps" not in _names_of(inner):
+            return match.group(0)
+        later.append(" ".join(inner.split()))
+        newlines = "\n" * inner.count("\n")
+        return f"{{{{{match.group(3)} {LATER}[{len(later) - 1}]{newlines} {match.group(5)}}}}}"
+
+    return _RAW_OR_OUTPUT.sub(replace, text), tuple(later)
+
+
+def _names_of(expression: str) -> frozenset[str]:
+    try:
+        return names_used("{{ " + expression + " }}")
+    except jinja2.TemplateSyntaxError:
+        return frozenset()
 
 
 STARTED = datetime.datetime.now(datetime.UTC)
@@ -132,8 +193,8 @@ def _text_finalize(value: Any) -> str:
 @functools.cache
 def environment(shell: bool) -> jinja2.Environment:
     """One sandboxed environment per kind (shell commands, plain text), built once."""
-    env = ImmutableSandboxedEnvironment(
-        undefined=jinja2.StrictUndefined,
+    env = BoundedSandbox(
+        undefined=Missing,
         autoescape=False,
         keep_trailing_newline=True,
         finalize=_shell_finalize if shell else _text_finalize,
@@ -192,10 +253,19 @@ def render(template: Template, context: Mapping[str, Any], *, shell: bool = Fals
     if template.is_static:
         return template.text
     compiled = _compile(template.text, shell)
+    steps = context.get("steps")
+    if isinstance(steps, Deferred) and "steps" in names_used(template.text):
+        text, later = _later_form(template.text)
+        compiled, context = _compile(text, shell), {**context, LATER: steps.shown(later)}
     try:
         # `shared=True` skips jinja's per-render merge of its globals ChainMap (a third of planning time).
         scope = compiled.new_context({**environment(shell).globals, **context}, shared=True)
-        return "".join(compiled.root_render_func(scope))
+        text = "".join(
+            bounds.joined(compiled.root_render_func(scope), what="the rendered text")
+        )  # bounded as it grows
+        if NUL not in text or text.strip() == OMIT:  # `omit` is the engine's own NUL-marked word
+            return text
+        problem = template_problem(template, f"the rendered text holds a NUL: {NUL_MESSAGE}")
     except (jinja2.TemplateError, ArithmeticError, TypeError, ValueError, LookupError) as error:
         # besides jinja's own errors, what a template's expression can raise: `{{ 1/0 }}`, `{{ 'a' + 1 }}`
         problem = template_problem(template, _render_message(error), _failing_line(compiled, error))
@@ -205,6 +275,8 @@ def render(template: Template, context: Mapping[str, Any], *, shell: bool = Fals
 def _render_message(error: Exception) -> str:
     if isinstance(error, jinja2.UndefinedError):
         return f"undefined: {error.message}"
+    if isinstance(error, bounds.TooLarge):
+        return f"too large: {error}"
     if isinstance(error, (SecurityError, OverflowError)):  # OverflowError: the sandbox's limit on range()
         return f"not allowed in the sandbox: {error}"
     return f"template error: {error}"
@@ -229,6 +301,8 @@ def evaluate(template: Template, context: Mapping[str, Any], hidden: Iterable[st
         return _expression(template.text)(**context)
     except jinja2.UndefinedError as error:
         message = f"undefined: {error.message}"
+    except bounds.TooLarge as error:
+        message = f"too large: {error}"
     except (
         SecurityError,
         jinja2.TemplateError,

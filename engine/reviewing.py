@@ -54,6 +54,8 @@ STEP_REVIEW: Mapping[str, Callable[[PlannedStep], dict[str, Any]]] = {
     "until": lambda p: {"until": p.step.until.text if p.step.until else None},
     "deadline": lambda p: {"deadline": p.step.deadline},
     "loop": lambda p: {"item": p.item.value if p.item else None, "loop_var": p.item.var if p.item else None},
+    "steps": lambda p: _group(p) if p.place else {},  # a group's step: its run, and what the group says
+    "serial": lambda p: {},  # in "group": the batch's hosts, and in "hosts"
 }
 """Each reviewed field of `model.Step`, and the entries of the saved step it becomes."""
 
@@ -61,10 +63,18 @@ NOT_REVIEWED: Mapping[str, str] = {
     "index": "the step's position: the saved steps are in order already",
     "description": "prose for the reader of the runbook; never executed or shown during a run",
     "requires": "programs preflight looks for before anything runs; it changes no command",
+    "group_on": "how the group was written (on:); its batches are in each inner step's group and hosts",
     "use": "a use step is not in the plan itself: the used runbook's steps take its place (each reviewed, "
     "under the step's id), and the used file's sha256 is in the plan's 'uses'",
 }
 """Fields of `model.Step` deliberately outside the review, each with the reason it cannot change a run."""
+
+
+def _group(planned: PlannedStep) -> dict[str, Any]:
+    assert planned.place is not None
+    group = planned.place.group
+    when = group.when.text if group.when else None
+    return {"group": [planned.place.prefix, when, group.max_failed_hosts]}
 
 
 def reviewable(plan: Plan) -> dict[str, Any]:
@@ -79,7 +89,41 @@ def reviewable(plan: Plan) -> dict[str, Any]:
             {"title": c.title, "target": c.target, "hosts": [_host(h) for h in c.hosts]} for c in plan.checks
         ],
         "steps": [_step(s) for s in plan.steps],
+        RESOLVES_KEY: resolution_of(plan),
     }
+
+
+RESOLVES_KEY = "resolves"
+
+
+def resolution_of(plan: Plan) -> dict[str, Any]:
+    """Where each SSH host name of the plan resolves today (~/.ssh/config applied): address, port, user, the
+    keys offered by fingerprint, the jump hosts. A plan without SSH hosts needs no SSH code for it."""
+    hosts = plan.remote_hosts()
+    if not hosts:
+        return {}
+    from engine.executors import resolution  # paramiko: only for a plan that reaches hosts over SSH
+
+    return resolution.record(host.ssh_target() for host in hosts)
+
+
+def check_resolution(plan: Plan, recorded: Any, source: str, when: str) -> None:
+    """Refuse when a host name no longer resolves where `recorded` (a `resolution_of` taken earlier) says:
+    for a resume, whose run header may keep the `resolution_of` its run started with. `source` names the
+    record (`--resume RUN`), `when` the moment it was taken ("when the run started"). `run --plan` gets the
+    same comparison through `check`."""
+    what = _resolution_differences(plan, recorded, when)
+    if what is not None:
+        raise UsageError(f"{source}: {what}. Check ~/.ssh/config: a Host alias may point elsewhere now")
+
+
+def _resolution_differences(plan: Plan, recorded: Any, when: str) -> str | None:
+    if not isinstance(recorded, dict):
+        return "where the hosts resolve was not recorded (by an older version)"
+    from engine.executors import resolution
+
+    moved = resolution.differences(recorded, resolution_of(plan))
+    return f"hosts resolve elsewhere than {when}: {moved}" if moved else None
 
 
 def digest(data: Mapping[str, Any]) -> str:
@@ -125,6 +169,9 @@ def differences(plan: Plan, reviewed: Mapping[str, Any]) -> str | None:
     today = reviewable(plan)
     if reviewed.get(DIGEST_KEY) == digest(today):
         return None
+    if reviewed.get(RESOLVES_KEY) != today[RESOLVES_KEY]:
+        moved = _resolution_differences(plan, reviewed.get(RESOLVES_KEY), "when reviewed")
+        return moved or "where the hosts resolve differs"
     old = {s.get("id"): s for s in reviewed.get("steps", []) if isinstance(s, dict)}
     ids = [s["id"] for s in today["steps"]]
     changed = [s["id"] for s in today["steps"] if old.get(s["id"]) != s] + [i for i in old if i not in ids]

@@ -6,27 +6,27 @@ says what may have happened. Ctrl-C kills what runs (locally and on the nodes), 
 through `Interrupted`.
 
 The runner only executes, as pre-commit's `_run_hooks` and nox's `SessionRunner.execute` do: what a result
-means is `judging`, asking people is `asking`, which hosts run in a resumed run is `resuming`, and what
-waits for the run (a deferred step, a `result` text) is rendered through the plan's port, `Plan.renderer`.
+means is `judging`, asking people is `asking` (and, for approvals, `approvals.waiting`), which hosts run in
+a resumed run is `resuming`, and what waits for the run is rendered through the plan's port, `Plan.renderer`.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from typing import Any
 
-from engine import records
-from engine.approvals.waiting import Gate
+from engine import records, resulting, unrendered
+from engine.approvals.waiting import OPEN, Checkpoint
 from engine.asking import Asker, Settings
 from engine.attempts import Attempts
 from engine.console import Terminal
-from engine.errors import ConnectionFailed, Declined, Interrupted, JournalError
+from engine.errors import ConnectionFailed, Declined, Interrupted, InvalidRunbook, JournalError
 from engine.executors import Result
 from engine.journal import OutputFile
-from engine.judging import broken_off, judge, judge_step
+from engine.judging import broken_off, judge, judge_step, stopped_waiting
+from engine.known import Known
 from engine.outcomes import HostOutcome, Status, StepOutcome
 from engine.planning import HostPlan, Plan, PlannedStep
 from engine.preflight import Fleet
@@ -34,6 +34,7 @@ from engine.records import OPERATOR
 from engine.rendering import SecretRef
 from engine.resume import Previous
 from engine.resuming import Selection
+from engine.rolling import Roll
 from engine.state import RunWriter
 
 
@@ -49,15 +50,14 @@ class Runner:
         settings: Settings,
         user: str,
         previous: Previous | None = None,
-        gate: Gate | None = None,
+        gate: Checkpoint = OPEN,
     ) -> None:
         self.renderer, self.fleet, self.terminal, self.journal = plan.renderer, fleet, terminal, journal
-        self.gate = gate  # four eyes: a step under `approval:` waits for it before it runs
+        self.gate = gate  # four eyes: a step under `approval:` waits for its approvals before it runs
         self.asker = Asker(terminal, journal, user, settings)
         self.selection = Selection(previous, self.asker, fleet)
-        self.context: dict[str, Any] = {}  # `steps.` of the runbook's templates
-        self.scopes: dict[str, dict[str, Any]] = {"": self.context}  # and of each used runbook's
-        self.failed_hosts: dict[str, str] = {}  # host → step it failed in (tolerated), left out afterwards
+        self.known = Known()  # `steps.` of the runbook's, of each used one's, learnt as the run goes
+        self.roll = Roll()  # hosts that failed (tolerated), left out afterwards; what failed in groups
         self.stop = threading.Event()
         self.finished: list[HostOutcome] = []  # every host outcome of this session, for the summary
         values = plan.values
@@ -68,47 +68,31 @@ class Runner:
         outcomes = []
         for index, planned in enumerate(steps, start=1):
             self.terminal.say(f"\n▶ [{index}/{len(steps)}] {planned.id}: {planned.title}", "bold cyan")
-            if planned.deferred:  # commands or texts that read earlier steps' output: rendered with it now
-                planned = self.renderer.step(planned, self._steps(planned), self.fleet.platforms)
-            outcome = self.manual(planned) if planned.manual is not None else self.command_step(planned)
+            known = self.known.of(planned)  # `steps.` so far
+            try:  # what reads earlier steps' output is rendered with it now (and a batch's failures)
+                planned = self.roll.rendered(self.renderer, planned, known, self.fleet.platforms)
+            except InvalidRunbook as error:  # with the run's values, after steps ran: the step failed
+                outcome = unrendered.failed(planned, error, self.journal, self._end, self.terminal)
+            else:
+                outcome = self.manual(planned) if planned.manual is not None else self.command_step(planned)
             outcomes.append(outcome)
-            self._learn(planned, outcome)
-            if outcome.status is Status.OK and planned.step.result is not None:
-                result = self.renderer.text(planned, planned.step.result, self._steps(planned))
-                self.terminal.say(f"  result: {result}", "green")
+            self.known.learn(planned, outcome)
+            for line, style in unrendered.result_lines(self.renderer, planned, outcome, known):
+                self.terminal.say(line, style)
             if outcome.stopped:
                 break
         return outcomes
 
-    def _learn(self, planned: PlannedStep, outcome: StepOutcome) -> None:
-        """`steps.<id>` for later templates; a loop's is its last item's, with every item's in `items`."""
-        known = outcome.context()
-        if planned.item is not None:
-            items = [*self._steps(planned).get(planned.step.id, {}).get("items", ()), known]
-            known = {**known, "items": items}
-        # a used runbook's step is `steps.save` in it, `steps['snapshot/save']` in the runbook using it
-        scope = planned.scope.name
-        parts = [*scope.split("/"), planned.step.id] if scope else [planned.step.id]
-        for cut in range(len(parts)):
-            self.scopes.setdefault("/".join(parts[:cut]), {})["/".join(parts[cut:])] = known
-
-    def _steps(self, planned: PlannedStep) -> dict[str, Any]:
-        """What `steps.` holds for this step's templates: its own runbook's steps that ran."""
-        return self.scopes.setdefault(planned.scope.name, {})
-
     # -- command steps -------------------------------------------------------------------------------
 
     def command_step(self, planned: PlannedStep) -> StepOutcome:
-        done, todo = self.selection.hosts(planned, self.failed_hosts, self.finished)
-        if todo and self.gate is not None:
-            self.gate.check(planned)
-        if (
-            todo and planned.step.confirm and not self.asker.confirm_step(planned)
-        ):  # journaled with its answer
+        done, todo = self.selection.hosts(planned, self.roll.left_out(planned), self.finished)
+        if todo:
+            self.gate.check(planned)  # four eyes: the step's approvals, before it runs on any host
+        if todo and planned.step.confirm and not self.asker.confirm_step(planned):  # journaled, answered
             raise Declined(f"step {planned.id!r} was declined; it did not run, and nothing after it")
         outcome, note = judge_step(planned.id, planned.step, done + self._fan_out(planned, todo))
-        for host in outcome.failed_hosts if not planned.step.continue_on_error else ():
-            self.failed_hosts.setdefault(host, planned.id)  # continue_on_error: the host goes on too
+        outcome, note = self.roll.judged(planned, outcome, note)
         if note:
             self.terminal.say(f"  {note}", "yellow")
         return outcome
@@ -118,9 +102,8 @@ class Runner:
         if not todo:
             return []
         futures: list[Future[HostOutcome]] = []
-        pool = ThreadPoolExecutor(
-            max_workers=min(planned.concurrency, len(todo)), thread_name_prefix=planned.id
-        )
+        workers = min(planned.concurrency, len(todo))
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=planned.id)
         with self.terminal.progress(len(todo), planned.id) as advance:
             try:
                 for host_plan in todo:
@@ -140,7 +123,8 @@ class Runner:
     def _host(self, planned: PlannedStep, host_plan: HostPlan) -> HostOutcome:
         """The step's attempts on one host, until one is ok, the retries run out or the run stops."""
         name, step = host_plan.host.name, planned.step
-        attempt, attempts = self.selection.attempts(planned.id, name, step)  # a series left open goes on
+        timer = self.fleet.clock.timer(planned.id, name)
+        attempt, attempts = self.selection.attempts(planned.id, name, step, timer)  # an open series goes on
         outcome = HostOutcome(planned.id, name, Status.INTERRUPTED, reason="not started")
         out = self.journal.output_file(planned.id, name)
         try:
@@ -149,11 +133,10 @@ class Runner:
                 outcome, again = self._attempt(planned, host_plan, attempt, attempts, out)
                 if outcome.status in (Status.OK, Status.INTERRUPTED, Status.UNKNOWN) or not again:
                     break
-                why = f" ({outcome.reason})" if outcome.reason else ""
-                self.terminal.say(
-                    f"  {name}: attempt {attempt} failed{why}; retrying in {step.retries.delay:g}s", "yellow"
-                )
-                self.stop.wait(step.retries.delay)
+                self.terminal.retrying(outcome, step.retries.delay)
+                timer.sleep(step.retries.delay, self.stop)
+            else:  # stopped (Ctrl-C) while waiting to try again: the step did not fail, it was interrupted
+                outcome = replace(outcome, status=Status.INTERRUPTED, reason=stopped_waiting(outcome))
         finally:
             out.close()
         self.finished.append(outcome)
@@ -179,6 +162,9 @@ class Runner:
             planned.id, name, status, result.exit_code, attempts.elapsed, attempt, mask(reason)
         )
         outcome = replace(outcome, stdout=mask(result.stdout), stderr=mask(result.stderr))
+        outcome = resulting.kept(
+            self.renderer, planned, outcome, host_plan.host, self.known.of(planned), mask
+        )
         again, why_not = attempts.another(attempt)
         if not again and why_not and outcome.status.failed and outcome.status is not Status.INTERRUPTED:
             outcome = replace(outcome, reason=f"{outcome.reason}; {why_not}".lstrip("; "))
@@ -225,7 +211,7 @@ class Runner:
         if planned.step.until is None:
             return {}
         platform = self.fleet.platforms.get(host_plan.host.name)
-        return self.renderer.context(planned, host_plan.host, platform, self._steps(planned))
+        return self.renderer.context(planned, host_plan.host, platform, self.known.of(planned))
 
     def _end(self, outcome: HostOutcome) -> None:
         self.journal.append(records.step_end(outcome))
@@ -235,21 +221,21 @@ class Runner:
     # -- manual steps --------------------------------------------------------------------------------
 
     def manual(self, planned: PlannedStep) -> StepOutcome:
-        if (before := self.selection.answered(planned)) is not None:
+        if before := self.selection.answered(planned, self.roll.left_out(planned)):
             self.finished.append(before)
             self.terminal.result(before)
             return StepOutcome(planned.id, (before,))
-        if self.gate is not None:
-            self.gate.check(planned)
-        started = time.monotonic()
+        self.gate.check(planned)
+        timer = self.fleet.clock.timer(planned.id, OPERATOR)
+        started = timer.now()
         self.journal.append(records.step_start(planned.id, OPERATOR, 1))
         try:
             got = self.asker.manual(planned)
         except BaseException as error:  # Ctrl-C at the question: the start still gets its end
             status, reason = broken_off(error)
-            self._end(HostOutcome(planned.id, OPERATOR, status, None, time.monotonic() - started, 1, reason))
+            self._end(HostOutcome(planned.id, OPERATOR, status, None, timer.now() - started, 1, reason))
             raise
-        status, elapsed = Status.OK if got.ok else Status.FAILED, time.monotonic() - started
+        status, elapsed = Status.OK if got.ok else Status.FAILED, timer.now() - started
         outcome = HostOutcome(planned.id, OPERATOR, status, None, elapsed, 1, got.reason, got.answer or "")
         self._end(outcome)
         return StepOutcome(planned.id, (outcome,), () if got.ok else (OPERATOR,), stopped=not got.ok)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +82,12 @@ def check(data: Any, positions: Positions) -> list[Problem]:
     """Every schema problem of a loaded runbook, located (`format_problem` first)."""
     if (unsupported := format_problem(data, positions)) is not None:
         return [unsupported]
-    errors = validator().iter_errors(data)
+    return locate(validator().iter_errors(data), positions, data)
+
+
+def locate(errors: Iterable[jsonschema.ValidationError], positions: Positions, data: Any) -> list[Problem]:
+    """Schema errors as problems at their file:line, in the file's order: a runbook's, or another file's
+    checked by its own schema (a rehearsal's scenario)."""
     problems = [p for error in errors for p in _translate(error, positions, data)]
     return sorted(set(problems), key=lambda p: (p.line, p.column, p.path, p.message))
 

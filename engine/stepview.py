@@ -14,8 +14,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from engine.masking import MASK
 from engine.model import DEFAULT_SHELL, Expect
 from engine.planning import Plan, PlannedStep
+from engine.rendering import names_used
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ def facts(plan: Plan, planned: PlannedStep, cwd: str | None = None) -> tuple[Fac
     if step.timeout:
         found.append(Fact("timeout", f"timeout {seconds(step.timeout)}"))
     if step.until is not None:
-        found.append(Fact("until", f"until {step.until.text}"))
+        found.append(Fact("until", f"until {step.until.text}{_values_read(step.until.text, planned)}"))
     if step.retries.count:
         every = f", every {seconds(step.retries.delay)}" if step.retries.delay else ""
         found.append(Fact("retries", f"retries {step.retries.count}{every}"))
@@ -73,9 +75,42 @@ def _approval(planned: PlannedStep) -> list[Fact]:
     return [Fact("approval", f"needs {count} approval(s) by other operators ({who}){wait}")]
 
 
+def group_heading(planned: PlannedStep, previous: PlannedStep | None) -> str | None:
+    """Where a group's run begins (a batch, an item): `upgrade: Upgrade node by node (batch 2/3: node2)`,
+    what the group is, for the numbered steps under it (None inside a run, and outside groups)."""
+    place = planned.place
+    if place is None or (
+        previous is not None and previous.place == place and previous.scope == planned.scope
+    ):
+        return None
+    group = place.group
+    facts = [f"a group of {len(group.steps)} step{'s' if len(group.steps) != 1 else ''}"]
+    if place.batch is not None:
+        size = (
+            f"{group.serial} of the hosts" if isinstance(group.serial, str) else f"{len(place.batch.hosts)}"
+        )
+        facts.append(f"rolls over {group.on}, {size} at a time ({place.batch.count} batches)")
+    facts += [f"only when {group.when.text}"] if group.when is not None else []
+    facts += [f"up to {group.max_failed_hosts} failed hosts allowed"] if group.max_failed_hosts else []
+    run = f" ({place.label})" if place.label else ""
+    return f"{planned.scope.scoped(group.id)}: {group.title}{run}  [{', '.join(facts)}]"
+
+
 def _when(planned: PlannedStep) -> list[Fact]:
-    when = planned.step.when
-    return [Fact("when", f"only when {when.text}")] if when is not None else []
+    """The step's `when`, after its group's (both must hold)."""
+    own = (planned.step.when,) if planned.step.when is not None else ()
+    whens = (*(planned.place.whens if planned.place else ()), *own)
+    return [Fact("when", f"only when {' and '.join(w.text for w in whens)}")] if whens else []
+
+
+def _values_read(expression: str, planned: PlannedStep) -> str:
+    """The values an expression reads, as the run will judge it: ` (version = "1.2")` (a secret masked)."""
+    values = planned.scope.values
+    names = sorted(names_used("{{ " + expression + " }}") & set(values.values))
+    shown = [
+        f"{n} = {MASK if n in values.secrets else json.dumps(values.values[n], default=str)}" for n in names
+    ]
+    return f" ({', '.join(shown)})" if shown else ""
 
 
 def _expect(expect: Expect) -> str:

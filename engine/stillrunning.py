@@ -5,9 +5,16 @@ engine that started it died, not necessarily the command. Its process group is i
 (`process-group` records), so the resume checks that group first, says what it found, and lets the operator
 choose (or `--if-still-running` choose for a script):
 
-- wait: poll until the group ends by itself (bounded by `WAIT_LIMIT`), then the usual unknown-outcome question;
-- kill: stop the group as a timeout would (SIGTERM, grace, SIGKILL), then the usual question;
+- wait: poll until the group ends by itself (bounded by the step's timeout, else `WAIT_LIMIT`), then as below;
+- kill: stop the group as a timeout would (SIGTERM, grace, SIGKILL), then the usual unknown-outcome question;
 - leave: leave it running and stop the run here; nothing starts a second copy.
+
+A group that ended by itself (before the resume, or while it waited) may have left its exit status on the
+node (`Executor.ended`; remote commands do, `engine.executors.nodefiles`): that is evidence, not a guess.
+The resume shows the command's last lines and status and journals a `step-end` for the unknown attempt, as
+the engine would have had it stayed: status ok or failed, that exit code, the node's tails, a reason
+saying it came from the node. Then the step is done (exit 0), or a step that ran and failed, which a
+resume runs again without asking. Without a status (killed by us, a reboot, no files) the usual question.
 
 `--rerun-unknown` answers only the question that comes after: while the first copy runs, nothing reruns it.
 """
@@ -21,8 +28,10 @@ from enum import StrEnum
 
 from engine import records
 from engine.console import Terminal
-from engine.errors import ConnectionFailed, StepFailed
+from engine.errors import ConnectionFailed, PreflightFailed, StepFailed
 from engine.executors import Executor
+from engine.executors.nodefiles import CAP
+from engine.outcomes import HostOutcome, Status
 from engine.prompting import ATTEMPTS
 from engine.records import AnsweredBy, ProcessGroup
 from engine.state.base import RunWriter
@@ -49,11 +58,13 @@ class Check:
     host: str
     group: ProcessGroup
     executor: Executor
+    timeout: float | None = None  # the step's: how long `wait` waits at most (else `WAIT_LIMIT`)
 
 
 class FirstCopy:
     """Settles an unknown step's first copy before the rerun question: returns once it is gone (ended by
-    itself, waited for, or killed); raises `StepFailed` when it is left running."""
+    itself, waited for, or killed) with the outcome its node recorded (journaled) or None; raises
+    `StepFailed` when it is left running."""
 
     def __init__(
         self,
@@ -67,12 +78,12 @@ class FirstCopy:
         self.terminal, self.journal, self.user, self.flag = terminal, journal, user, flag
         self.wait_limit, self._sleep = wait_limit, sleep
 
-    def settle(self, check: Check) -> None:
+    def settle(self, check: Check) -> HostOutcome | None:
         where = f"step {check.step!r} on {check.host}"
         group = f"process group {check.group.pgid}"
         if not self._alive(check):
             self.terminal.say(f"  {where}: its {group} from the resumed run is no longer running")
-            return
+            return self._ended(check, where)
         while True:
             self.terminal.say(
                 f"  {where}: its {group} from the resumed run is STILL RUNNING on {check.host}", "bold yellow"
@@ -88,13 +99,13 @@ class FirstCopy:
                     self.terminal.say(
                         f"  {where}: {group} stopped (SIGTERM, then SIGKILL if needed)", "yellow"
                     )
-                    return
+                    return None  # whatever status it left is our kill's
                 self.terminal.say(f"  {where}: {group} is still there after SIGKILL", "bold red")
             elif self._wait(check):
                 self.terminal.say(f"  {where}: {group} has ended by itself")
-                return
+                return self._ended(check, where)
             else:
-                self.terminal.say(f"  {where}: {group} still runs after {self.wait_limit:g}s", "yellow")
+                self.terminal.say(f"  {where}: {group} still runs after {self._limit(check):g}s", "yellow")
             if self.flag is not None:  # a flag cannot change its answer: never a second copy
                 raise StepFailed(
                     f"{where}: its first copy ({group}) is still running (--if-still-running {self.flag}); "
@@ -139,10 +150,46 @@ class FirstCopy:
             self.terminal.say(f"  {error}", "yellow")
             return False
 
+    def _ended(self, check: Check, where: str) -> HostOutcome | None:
+        """The outcome the node kept for the group's command, shown and journaled; None: it kept none."""
+        try:
+            ended = check.executor.ended(check.group.pgid, check.group.started)
+        except (ConnectionFailed, PreflightFailed) as error:  # no answer: nothing known, the usual question
+            self.terminal.say(f"  {error}", "yellow")
+            return None
+        if ended is None:
+            return None
+        mask = self.terminal.masker.mask
+        self.terminal.say(f"  {where}: it ended there with exit {ended.exit_code}; its last lines:", "bold")
+        for stream, text in (("stdout", ended.stdout), ("stderr", ended.stderr)):
+            for line in text.splitlines():
+                self.terminal.output(check.host, stream, line)  # masked there
+        cut = f" (the node kept the first {CAP >> 20} MiB of {' and '.join(ended.cut)})" if ended.cut else ""
+        outcome = HostOutcome(
+            check.step,
+            check.host,
+            Status.OK if ended.exit_code == 0 else Status.FAILED,
+            exit_code=ended.exit_code,
+            attempts=check.group.attempt,
+            reason=f"ended on the node after the engine was gone: exit {ended.exit_code} (its status file){cut}",
+            stdout=mask(ended.stdout),
+            stderr=mask(ended.stderr),
+        )
+        self.journal.append(records.step_end(outcome))
+        try:
+            check.executor.forget(check.group.pgid, check.group.started)
+        except (ConnectionFailed, PreflightFailed):
+            pass  # swept later (`nodefiles.KEEP_DAYS`); the outcome is journaled either way
+        return outcome
+
+    def _limit(self, check: Check) -> float:
+        return self.wait_limit if check.timeout is None else check.timeout
+
     def _wait(self, check: Check) -> bool:
-        """Poll until the group has ended (True) or `wait_limit` passed (False); bounded."""
-        self.terminal.say(f"  waiting (up to {self.wait_limit:g}s) for it to end…")
-        deadline = time.monotonic() + self.wait_limit
+        """Poll until the group has ended (True) or its limit passed (False); bounded."""
+        limit = self._limit(check)
+        self.terminal.say(f"  waiting (up to {limit:g}s) for it to end…")
+        deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
             self._sleep(min(POLL, max(0.0, deadline - time.monotonic())))
             if not self._alive(check):

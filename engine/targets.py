@@ -8,43 +8,42 @@ read by `inventory`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from engine import inventory, reach
+from engine import inventory, reach, rendering
 from engine.errors import InvalidRunbook, UsageError
 from engine.model import LOCAL, Runbook, Target
 from engine.rendering import render, template_problem
 from engine.transports import (
     DESTINATION_FORMS,
-    Agent,
+    Reach,
+    SSHTarget,
     Transport,
     describe_auth,
     parse_destination,
-    ssh_target,
 )
 
 
-@dataclass(frozen=True)
-class Host:
-    """One place a step runs. `name` is what the operator wrote and sees; `address` is what we connect to.
+@dataclass(frozen=True, kw_only=True)
+class Host(Reach):
+    """One place a step runs, and how it is reached (`Reach`'s settings). `name` is what the operator wrote
+    and sees; `address` is what we connect to; `vars` is the host's inventory entry, which step templates
+    see as `host.vars`."""
 
-    `key` is an inline private key (a secret: out of `repr`, never shown or stored); `vars` is the host's
-    inventory entry, which step templates see as `host.vars`."""
-
-    name: str
-    address: str
-    user: str | None = None
-    port: int | None = None
-    key_file: str | None = None
+    name: str = field(kw_only=False)
+    address: str = field(kw_only=False)
     transport: Transport = Transport.SSH
-    key: str | None = field(default=None, repr=False)
-    cert_file: str | None = None
-    cert: str | None = field(default=None, repr=False)
-    agent: Agent | None = None
     jump: tuple[Host, ...] = ()
     vars: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def ssh_target(self) -> SSHTarget:
+        """The host as OpenSSH would see it; like `ssh NAME`, a name that is its own address leaves HostName
+        to ~/.ssh/config."""
+        address = self.address if self.address != self.name else None
+        jump = tuple(hop.ssh_target() for hop in self.jump)
+        return SSHTarget(self.name, address, **self.settings(), jump=jump)
 
     @property
     def display(self) -> str:
@@ -75,7 +74,7 @@ class Host:
 
     @property
     def auth_text(self) -> str:
-        words = describe_auth(ssh_target(self))
+        words = describe_auth(self)
         if self.cert is not None or self.cert_file is not None:
             words += ", certificate " + ("inline" if self.cert is not None else str(self.cert_file))
         return words
@@ -99,6 +98,8 @@ class ResolvedTarget:
     hosts: tuple[Host, ...]
     local: bool
     concurrency: int
+    inventory: Any = field(default_factory=dict, compare=False, repr=False)  # the document its hosts are from
+    may_be_unreachable: bool = False
 
 
 def parse_host(spec: str) -> Host:
@@ -106,7 +107,7 @@ def parse_host(spec: str) -> Host:
     found = parse_destination(spec)
     if found is None:
         raise UsageError(f"{spec!r} is not a host: expected {DESTINATION_FORMS}")
-    return Host(found.host, found.host, found.user, found.port)
+    return Host(found.host, found.host, user=found.user, port=found.port)
 
 
 def parse_overrides(items: list[str], flag: str) -> dict[str, str]:
@@ -159,7 +160,7 @@ def _one_way_each(runbook: Runbook, resolved: Mapping[str, ResolvedTarget]) -> N
             if host.transport is Transport.LOCAL:
                 continue
             where, seen = first.setdefault(host.name, (target.name, host))
-            if ssh_target(seen) != ssh_target(host) and host.name not in reported:
+            if seen.ssh_target() != host.ssh_target() and host.name not in reported:
                 reported.add(host.name)  # once a name: its other entries would only repeat it
                 other = "another entry of this target" if where == target.name else f"target {where!r}"
                 problems.append(
@@ -182,6 +183,7 @@ def _resolve_one(
     concurrency = target.concurrency or runbook.default_concurrency
     if target.local:
         return ResolvedTarget(target.name, (LOCAL_HOST,), True, 1)
+    document: Any = {}
     if override is not None:
         # A host list's settings (key, agent, jump...) still apply; an inventory's speak of its entries, so
         # hosts given instead of its entries are reached as ~/.ssh/config says.
@@ -189,50 +191,71 @@ def _resolve_one(
         keep = target.inventory is None
         found = tuple(_host(target, context, host, None, {}) if keep else host for host in given)
     elif target.inventory is not None:
-        found = inventory.entries(
-            target.inventory,
-            context,
-            lambda entry: _host(
-                target, entry.context, Host(entry.address, entry.address), entry.base, entry.item
-            ),
-        )
+        document, found = inventory.entries(target.inventory, context, _entry_builder(target))
     else:
         found = tuple(_listed(target, context))
     if locally:
         found = tuple(replace(h, transport=Transport.LOCAL) for h in found)
-    return ResolvedTarget(target.name, found, locally, concurrency)
+    return ResolvedTarget(target.name, found, locally, concurrency, document, target.may_be_unreachable)
 
 
 def _listed(target: Target, context: Mapping[str, Any]) -> list[Host]:
     """`hosts:` entries, each a template (`"{{ web_host }}"`) giving `name`, `user@name` or `user@name:port`."""
-    hosts = []
+    hosts, reached = [], None
     for template in target.hosts:
         spec = render(template, context).strip()
         try:
             host = parse_host(spec)
         except UsageError as error:
             raise InvalidRunbook([template_problem(template, str(error))]) from None
-        hosts.append(_host(target, context, host, None, {}))
+        reached = reached or _reached(target, context, None)  # one context for all: rendered once
+        hosts.append(_apply(host, reached, {}))
     return hosts
+
+
+def _entry_builder(target: Target) -> Callable[[inventory.Entry], Host]:
+    """A host per inventory entry. The SSH settings (~10 templates with the jump hosts') are rendered once
+    for the whole inventory when none reads `item` or `inventory`, the only names that differ between
+    entries: 250 entries then cost one rendering, not 250 (a render error is still the first entry's)."""
+    per_entry = any(
+        rendering.names_used(t.text) & {"item", "inventory"}
+        for t in (*target.reach.templates(), *target.jump.templates())
+    )
+    once: list[_Reached] = []
+
+    def build(entry: inventory.Entry) -> Host:
+        if per_entry or not once:
+            once[:] = [_reached(target, entry.context, entry.base)]
+        return _apply(Host(entry.name or entry.address, entry.address), once[0], entry.item)
+
+    return build
+
+
+_Reached = tuple[dict[str, Any], tuple[Host, ...]]
+"""A target's SSH settings and jump hosts, rendered for one context."""
+
+
+def _reached(target: Target, context: Mapping[str, Any], base: str | None) -> _Reached:
+    settings = reach.render_reach(target.reach, context, base).settings()
+    jump = tuple(
+        Host(hop.address, hop.address, **hop.reach.settings())
+        for hop in reach.render_jump(target.jump, context, base)
+    )
+    return settings, jump
+
+
+def _apply(found: Host, reached: _Reached, item: Mapping[str, Any]) -> Host:
+    settings, jump = reached
+    return replace(
+        found,
+        **{**settings, "user": found.user or settings["user"], "port": found.port or settings["port"]},
+        jump=jump,
+        vars=item,
+    )
 
 
 def _host(
     target: Target, context: Mapping[str, Any], found: Host, base: str | None, item: Mapping[str, Any]
 ) -> Host:
     """`found` (name, address and any user/port it was written with) plus the target's SSH settings."""
-    settings = reach.render_reach(target.reach, context, base)
-    return replace(
-        found,
-        user=found.user or settings.user,
-        port=found.port or settings.port,
-        key_file=settings.key_file,
-        key=settings.key,
-        cert_file=settings.cert_file,
-        cert=settings.cert,
-        agent=settings.agent,
-        jump=tuple(
-            Host(hop.address, hop.address, **reach.fields(hop.settings))
-            for hop in reach.render_jump(target.jump, context, base)
-        ),
-        vars=item,
-    )
+    return _apply(found, _reached(target, context, base), item)

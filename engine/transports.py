@@ -1,5 +1,9 @@
-"""How a host is reached, as plain values: `Transport`, `Agent`, `SSHTarget`, `SSHOptions`, and this machine's
-platform.
+"""How a host is reached, as plain values: `Reach`, `Transport`, `Agent`, `SSHTarget`, `SSHOptions`, and this
+machine's platform.
+
+`Reach` is the one list of a host's SSH settings: the model keys its templates by its field names,
+`reach` renders them into one, and both a plan's host (`targets.Host`) and a connection's target
+(`SSHTarget`) are a `Reach` with their own fields added. A new setting is one field here.
 
 They are facts of the plan as much as of execution: targets, reach settings, `plan`, the checklist and the
 Ansible export name them, and none of those runs anything. So they live here, free of the executors package
@@ -11,13 +15,9 @@ from __future__ import annotations
 import enum
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from engine.targets import Host
-
+from typing import Any
 
 # OpenSSH's destination: [ssh://][user@]host[:port], an IPv6 address in brackets ([fe80::1]:22), a port
 # from 1 to 65535. The schema's `hosts` items pattern says the same for editors (tests/test_targets.py
@@ -57,32 +57,26 @@ class Agent(enum.Enum):
     ONLY = "only"
 
 
-@dataclass(frozen=True)
-class SSHTarget:
-    """A host as written in the runbook; `None` fields are filled from ~/.ssh/config by `ssh.resolve()`.
+@dataclass(frozen=True, kw_only=True)
+class Reach:
+    """How one host is reached, as the runbook (or an inventory entry) says it; None: not set, so
+    ~/.ssh/config or ssh's default decides.
 
-    `key` is an inline private key: a secret, so it is kept out of `repr` and only ever parsed in memory.
-    `jump` lists jump hosts with their own settings; `proxy_jump` is OpenSSH's text form (from ~/.ssh/config).
-    `agent` None: the agent and the default keys when no key is given, else only the key (like `ssh -i`)."""
+    `key` and `cert` are inline: a secret (the key) and its certificate, kept out of `repr` and only ever
+    parsed in memory. `agent` None: the agent and the default keys when no key is given, else only the key
+    (like `ssh -i`)."""
 
-    name: str
-    hostname: str | None = None
     user: str | None = None
     port: int | None = None
     key_file: str | None = None
-    proxy_jump: str | None = None
-    alive_interval: float | None = None
-    """Seconds between keepalives that expect an answer (`ServerAliveInterval`); None: `SSHOptions.keepalive`."""
-    alive_count_max: int | None = None
-    """Keepalives left unanswered before the peer is declared dead (`ServerAliveCountMax`); None: 3."""
     key: str | None = field(default=None, repr=False)
     cert_file: str | None = None
     cert: str | None = field(default=None, repr=False)
     agent: Agent | None = None
-    jump: tuple[SSHTarget, ...] = ()
-    legacy_rsa: bool = False
-    """Sign with SHA-1 `ssh-rsa` for this host (`PubkeyAcceptedAlgorithms +ssh-rsa` in ~/.ssh/config): for an
-    old sshd that accepts nothing else; never on by default."""
+
+    def settings(self) -> dict[str, Any]:
+        """The settings alone, by name: to build another `Reach` (a `Host`, an `SSHTarget`) from this one."""
+        return {name: getattr(self, name) for name in REACH_SETTINGS}
 
     @property
     def has_key(self) -> bool:
@@ -101,6 +95,30 @@ class SSHTarget:
         return not self.has_key and self.agent is not Agent.ONLY
 
 
+REACH_SETTINGS = tuple(setting.name for setting in fields(Reach))
+"""The settings' names, in order: also the runbook's keys for them (`targets.<name>.<setting>`)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SSHTarget(Reach):
+    """A host as a connection sees it; `None` fields are filled from ~/.ssh/config by `sshconfig.resolve()`.
+
+    `jump` lists jump hosts with their own settings; `proxy_jump` is OpenSSH's text form (from ~/.ssh/config).
+    """
+
+    name: str = field(kw_only=False)
+    hostname: str | None = field(default=None, kw_only=False)
+    proxy_jump: str | None = None
+    alive_interval: float | None = None
+    """Seconds between keepalives that expect an answer (`ServerAliveInterval`); None: `SSHOptions.keepalive`."""
+    alive_count_max: int | None = None
+    """Keepalives left unanswered before the peer is declared dead (`ServerAliveCountMax`); None: 3."""
+    jump: tuple[SSHTarget, ...] = ()
+    legacy_rsa: bool = False
+    """Sign with SHA-1 `ssh-rsa` for this host (`PubkeyAcceptedAlgorithms +ssh-rsa` in ~/.ssh/config): for an
+    old sshd that accepts nothing else; never on by default."""
+
+
 def expand_home(path: str) -> str:
     """Only a leading `~/` (or a bare `~`) means $HOME: `~user/` and a `~` further on stay as written."""
     if path == "~" or path.startswith("~/"):
@@ -108,7 +126,7 @@ def expand_home(path: str) -> str:
     return path
 
 
-def describe_auth(target: SSHTarget) -> str:
+def describe_auth(target: Reach) -> str:
     """What is offered to the host, in words (never the key itself)."""
     if target.agent is Agent.ONLY:
         return "the SSH agent only"
@@ -130,9 +148,18 @@ class SSHOptions:
     ssh_config: str = "~/.ssh/config"
     trust_new_keys: bool = False
     connect_timeout: float = 10.0
+    """Seconds for the TCP connection, for each channel to open, and for the key exchange after the banner."""
     banner_timeout: float = 15.0
+    """Seconds from the TCP connection to the server's SSH banner (a busy sshd is slow to send it)."""
     auth_timeout: float = 15.0
     keepalive: int = 15
+
+    @property
+    def negotiation_timeout(self) -> float:
+        """Seconds for the banner, then the key exchange, as one wait: longer than both of theirs (each of which
+        ends the wait sooner with its own cause), or a silent peer is given up on before its banner was due
+        and the failure is named by the step after it ("authentication failed")."""
+        return self.banner_timeout + self.connect_timeout + 5.0
 
 
 class Transport(StrEnum):
@@ -146,21 +173,3 @@ def this_platform() -> str:
     """This machine's platform under the names `run:` maps use: what `platform.system()` says, lowercased,
     without importing `platform` (every `plan` and `run` would pay for its import)."""
     return os.uname().sysname.lower() if hasattr(os, "uname") else "windows"
-
-
-def ssh_target(host: Host) -> SSHTarget:
-    """The host as OpenSSH would see it; like `ssh NAME`, a name that is its own address leaves HostName
-    to ~/.ssh/config."""
-    address = host.address if host.address != host.name else None
-    return SSHTarget(
-        host.name,
-        address,
-        host.user,
-        host.port,
-        host.key_file,
-        key=host.key,
-        cert_file=host.cert_file,
-        cert=host.cert,
-        agent=host.agent,
-        jump=tuple(ssh_target(hop) for hop in host.jump),
-    )

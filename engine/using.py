@@ -9,6 +9,7 @@ the journal and the checklist show what runs, where it comes from, and the sha25
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -16,8 +17,8 @@ from typing import Any
 
 from engine import rules, variables
 from engine.errors import Problem
-from engine.model import Runbook, Step, Template
-from engine.rendering import render, template_problem
+from engine.model import Runbook, Step, Template, Variable
+from engine.rendering import evaluate, render, template_problem
 from engine.variables import Values
 
 Validate = Callable[[Path, str, tuple[Path, ...]], tuple[Runbook | None, list[Problem]]]
@@ -56,6 +57,10 @@ def _shown(path: Path) -> str:
 def unit_ids(step: Step) -> Iterator[str]:
     """The ids a step adds to `steps.` for the steps after it: its own, and each used step's under it."""
     yield step.id
+    for (
+        inner
+    ) in step.steps:  # a group's: `steps.drain` is its latest run's, `steps['upgrade[n1]/drain']` one's
+        yield from (inner.id, f"{step.id}/{inner.id}")
     used = step.use.runbook if step.use else None
     for inner in used.steps if used else ():
         yield from (f"{step.id}/{unit}" for unit in unit_ids(inner))
@@ -69,7 +74,7 @@ def used_values(
     assert step.use is not None and step.use.runbook is not None
     used = step.use.runbook
     given = {
-        name: render(value, context) if isinstance(value, Template) else value
+        name: _given(value, used.variable(name), context) if isinstance(value, Template) else value
         for name, value in step.use.with_
     }
     positions = runbook.document.positions
@@ -83,13 +88,44 @@ def used_values(
     known = {
         **values.values,
         "platform": context.get("platform") if isinstance(context.get("platform"), str) else "",
-        "runbook": {"name": used.name, "version": used.version},
+        "runbook": used.context(),
     }
     rules.check(used, values, known)
     # Imported here, not at the top: `validate` imports this module and must not pay for the executors.
     from engine import targets
 
-    return values, targets.resolve(used, known)
+    resolved = targets.resolve(used, known)
+    rules.check(used, values, known, resolved)
+    return values, resolved
+
+
+_ONE_EXPRESSION = re.compile(r"\{\{-?((?:(?!\}\}).)*?)-?\}\}", re.S)
+
+
+def _given(value: Template, variable: Variable | None, context: Mapping[str, Any]) -> Any:
+    """A `with:` value: one `{{ expression }}` passes its value as it is (a number stays a number, a list a
+    list); other text is rendered, then read as the used variable's type, as command-line text is."""
+    whole = _ONE_EXPRESSION.fullmatch(value.text.strip())
+    if whole is not None:
+        found = evaluate(replace(value, text=whole.group(1).strip()), context)
+        if _plain(found):
+            return found
+    text = render(value, context)
+    if variable is None or variable.type in (None, "string"):
+        return text
+    try:
+        return variables.convert(text, variable)
+    except ValueError:
+        return text  # the used runbook's schema says what is wrong with it, at the with: line
+
+
+def _plain(value: Any) -> bool:
+    """Data a variable can hold (not a secret's reference, a blank or a value known only at run time)."""
+    if isinstance(value, (list, tuple)):
+        return all(_plain(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and _plain(item) for key, item in value.items())
+    return value is None or type(value) in (str, int, float, bool)
 
 
 def check_given(runbook: Runbook) -> list[Problem]:

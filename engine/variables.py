@@ -68,7 +68,9 @@ def convert(text: str, variable: Variable) -> Any:
     if kind in ("array", "object"):
         try:  # our loader: no aliases or tags, and nesting bounded (yaml.safe_load recursed until it crashed)
             value, _ = loading.parse(text, "value")
-        except InvalidRunbook:
+        except InvalidRunbook as error:
+            if any(p.message == loading.NUL_MESSAGE for p in error.problems):
+                raise ValueError(loading.NUL_MESSAGE) from None
             value = None
         if not isinstance(value, list if kind == "array" else dict):
             raise ValueError(
@@ -90,7 +92,17 @@ def problems_of(variable: Variable, value: Any, where: Problem) -> list[Problem]
         found.append(Problem(where.file, where.line, where.column, where.path, message))
     if variable.secret and isinstance(value, str) and (reason := secret_problem(value)):
         found.append(Problem(where.file, where.line, where.column, where.path, reason))
+    if _holds_nul(value):  # typed at a prompt, or recorded: a file's own NUL is refused when it is loaded
+        found.append(Problem(where.file, where.line, where.column, where.path, loading.NUL_MESSAGE))
     return found
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return loading.NUL in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    return isinstance(value, list) and any(_holds_nul(v) for v in value)
 
 
 def check_defaults(runbook: Runbook) -> list[Problem]:

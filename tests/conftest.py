@@ -12,6 +12,8 @@ import pytest
 from pgserver import PG_TEMPLATE, PgDatabase, PgServer, cluster_directory, migrate_as_superuser
 from sshd import SSHDCluster, SSHDNode
 
+from runbooks import Lab
+
 _PG_NUMBERS = itertools.count(1)
 
 
@@ -81,3 +83,12 @@ def pg_db(pg_server: PgServer, request: pytest.FixtureRequest) -> Iterator[PgDat
     pg_server.create_database(name, template=PG_TEMPLATE)
     yield PgDatabase(pg_server, name)
     pg_server.sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def lab(tmp_path: Path, home: Path) -> Lab:
+    """An operator's workstation for CLI runs: they start in tmp_path/work, their journals in work/state
+    (a test file that needs another lab defines its own `lab`)."""
+    path = tmp_path / "work"
+    path.mkdir()
+    return Lab(path, home)

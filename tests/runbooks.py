@@ -348,6 +348,23 @@ def processes_matching(text: str) -> list[str]:
     return [line for line in command_lines().splitlines() if text in line]
 
 
+def drop_exit_status(pgid: int) -> None:
+    """SIGKILL the SSH wrapper above the node command group `pgid` (not the command): the command runs on, but
+    the node keeps no exit status for it, as after a reboot; a resume then knows nothing of how it ended
+    (`engine.executors.nodefiles`). The wrapper is the group leader's parent, its line names its marker."""
+    stat = Path(f"/proc/{pgid}/stat").read_text().rsplit(")", 1)[1].split()
+    wrapper = int(stat[1])
+    assert b"runbook-pgid-" in Path(f"/proc/{wrapper}/cmdline").read_bytes()
+    os.kill(wrapper, signal.SIGKILL)
+
+
+def group_of(text: str) -> int:
+    """The process group of the one process whose command line contains `text`."""
+    table = subprocess.run(["ps", "-eww", "-o", "pgid=,args="], capture_output=True, text=True, timeout=10)
+    [pgid] = {int(line.split(None, 1)[0]) for line in table.stdout.splitlines() if text in line}
+    return pgid
+
+
 def command_lines() -> str:
     """`ps -eww -o args`: the whole command line of every process."""
     found = subprocess.run(

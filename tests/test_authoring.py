@@ -128,8 +128,8 @@ def test_attempts_end_at_the_count_or_before_the_deadline() -> None:
     assert attempts.another(1) == (True, "")
     assert 0 < (attempts.timeout() or 0) <= 15.0  # the step's 60 s cut to what is left of the deadline
     late = Attempts(step, started=time.monotonic() - 6.0)
-    assert late.another(1) == (False, "deadline 15s reached after 1 attempt(s)")
-    assert Attempts(replace(step, deadline=None)).another(4) == (False, "4 attempt(s)")
+    assert late.another(1) == (False, "deadline 15s reached")  # the count is shown with the time (issue 23)
+    assert Attempts(replace(step, deadline=None)).another(4) == (False, "")
 
 
 def test_until_holds_judges_the_attempt_and_not_json_is_not_yet(tmp_path: Path) -> None:
@@ -250,3 +250,17 @@ def test_a_rule_over_a_secret_never_shows_the_value_in_its_error(tmp_path: Path)
         rules.check(runbook, values, dict(values.values))
     [problem] = error.value.problems
     assert "not JSON" in problem.message and "hunter2hunter2" not in problem.message
+
+
+def test_braces_in_expect_are_refused_with_the_way_to_compare_a_value(tmp_path: Path) -> None:
+    """Issue 23: `expect` is matched as written; `{{ version }}` there would never match the value."""
+    body = (
+        "variables:\n  version: {default: '1.2'}\nsteps:\n  - id: a\n    title: A\n    run: echo 1.2\n"
+        "    expect:\n      stdout_contains: '{{ version }}'\n      stdout_matches: '^[0-9]{2}$'\n"
+    )
+    assert problems_of(tmp_path, body) == [
+        "book.yml:12:24: steps[0].expect.stdout_contains: expect.stdout_contains is matched as written, not "
+        "rendered: it would look for the braces themselves; to compare the output with a value, write an until "
+        'over the attempt (until: "version in result.stdout"); to match braces, escape them in stdout_matches '
+        "(\\{\\{)"
+    ]

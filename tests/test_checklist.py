@@ -4,6 +4,7 @@ documented record format. The browser half (print to PDF, read it back) is tests
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -468,10 +469,24 @@ def test_filled_html_marks_boxes(rke_dir: Path, tmp_path: Path) -> None:
         {"type": "run-end", "status": "failed", "exit_code": 1, "time": "2026-11-26T12:04:30.000Z"},
     ]
     html = filled(rke_dir, tmp_path, records, "html")
-    assert html.count("\u2611") == 1 + 4  # warnings, restore, rke-up, two nodes
+    assert html.count("\u2611") == 3 + 1 + 4  # the checks (a step started: they passed), warnings, steps
     assert html.count("\u2612") == 1  # the node that timed out
-    assert html.count("\u2610") == 3 + 3  # preflight checks (not journaled), and the 3 steps not reached
+    assert html.count("\u2610") == 3  # the 3 steps not reached
     assert "TIMED OUT" in html and "exit 1" in html and "started 12:04:11 UTC" in html
+
+
+def test_checks_are_ticked_once_a_step_started_and_left_blank_by_a_failed_preflight(
+    rke_dir: Path, tmp_path: Path
+) -> None:
+    """Issue 23 bug 6: preflight checks are not journaled one by one; a step that started proves they
+    passed. A run that stopped at preflight leaves them as they were."""
+    ran_steps = filled(rke_dir, tmp_path / "a", [*up_to_the_nodes(rke_dir)])
+    assert ran_steps.count("- [x] The RKE binary used for the upgrade is in rke_dir and executable") == 1
+    stopped = [
+        {"type": "run-end", "status": "preflight-failed", "exit_code": 3, "time": "2026-11-26T12:00:01.000Z"}
+    ]
+    at_preflight = filled(rke_dir, tmp_path / "b", stopped)
+    assert at_preflight.count("- [ ] The RKE binary used for the upgrade is in rke_dir and executable") == 1
 
 
 def test_journal_of_another_runbook_or_missing_is_refused(
@@ -519,3 +534,33 @@ def test_cli_writes_markdown_and_html_and_refuses_unknown_format(rke_dir: Path, 
     assert page.read_text(encoding="utf-8").startswith("<!doctype html>")
     wrong = cli("--format", "pdf")
     assert wrong.returncode == 2 and "--format 'pdf': choose one of md, html" in wrong.stderr
+
+
+FILL = """\
+runbook: 1
+name: fill
+version: "1"
+title: Fill
+steps:
+  - id: probe
+    title: Find the container
+    run: echo container-7f3a
+  - id: stop
+    title: Stop it
+    run: echo stop {{ steps.probe.stdout | trim }}
+"""
+
+
+def test_a_filled_checklist_shows_the_values_the_run_knew(tmp_path: Path, home: Path) -> None:
+    """Issue 23 bug 6: a command over an earlier step's output shows what the journal has, not a blank."""
+    from runbooks import in_process
+
+    (tmp_path / "fill.yml").write_text(FILL, encoding="utf-8")
+    env = {**os.environ, "HOME": str(home)}
+    assert in_process(["run", "fill.yml", "--state-dir", "st"], tmp_path, env).returncode == 0
+    [run_id] = [p.name for p in (tmp_path / "st" / "runs").iterdir()]
+    blank = in_process(["checklist", "fill.yml"], tmp_path, env)
+    assert "echo stop ________ (from step 1)" in blank.stdout
+    done = in_process(["checklist", "fill.yml", "--journal", run_id, "--state-dir", "st"], tmp_path, env)
+    assert done.returncode == 0, done.stderr
+    assert "echo stop container-7f3a" in done.stdout and "________" not in done.stdout

@@ -112,7 +112,8 @@ def printed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     rke = directory / "rke"
     rke.mkdir()
     (rke / "rancher-cluster.yml").write_text(
-        "nodes:\n" + "".join(f"  - address: {a}\n    user: rancher\n" for a in NODES), encoding="utf-8"
+        "nodes:\n" + "".join(f"  - address: {a}\n    user: rancher\n    role: [worker]\n" for a in NODES),
+        encoding="utf-8",
     )
     plan = prepare(
         Options(str(HA), var=(f"rke_dir={rke}",), environ={}), any_platform=True, allow_missing=True
@@ -213,7 +214,8 @@ def test_a_filled_checklist_prints_its_ticks_and_crosses(tmp_path: Path) -> None
     rke = tmp_path / "rke"
     rke.mkdir()
     (rke / "rancher-cluster.yml").write_text(
-        "nodes:\n" + "".join(f"  - address: {a}\n    user: rancher\n" for a in NODES), encoding="utf-8"
+        "nodes:\n" + "".join(f"  - address: {a}\n    user: rancher\n    role: [worker]\n" for a in NODES),
+        encoding="utf-8",
     )
     records = [
         *up_to_the_nodes(rke, node_2="failed"),
@@ -337,3 +339,59 @@ def test_the_run_page_draws_each_step_and_host_on_the_time_axis(tmp_path: Path) 
         timeout=60,
     )
     assert picture.with_suffix(".png").stat().st_size > 0
+
+
+LONG_SKIP = """\
+runbook: 1
+name: drain
+version: "1"
+title: Drain
+variables:
+  stage: {default: dev}
+steps:
+  - id: drain
+    title: Drain the node
+    description: |
+      Before draining:
+
+      - check the pod disruption budgets
+      - tell the on-call channel
+      1. first this
+      2. then that
+    when: stage == 'production' and stage != 'staging-with-a-very-long-name-that-goes-on-and-on' and stage != 'x'
+    run: kubectl drain node-1
+"""
+
+
+def pdf_words(pdf: Path) -> list[tuple[str, float]]:
+    """(word, right edge in points) of every word of the PDF, as poppler reads them."""
+    out = subprocess.run(
+        [tool("pdftotext"), "-bbox", str(pdf), "-"], check=True, capture_output=True, text=True, timeout=60
+    ).stdout
+    found = re.findall(
+        r'<word xMin="[0-9.]+" yMin="[0-9.]+" xMax="([0-9.]+)" yMax="[0-9.]+">([^<]*)</word>', out
+    )
+    return [(html.unescape(word), float(right)) for right, word in found]
+
+
+@pytest.mark.parametrize("paper", ["a4", "letter"])
+def test_a_long_skip_reason_wraps_and_a_markdown_list_stays_a_list(tmp_path: Path, paper: str) -> None:
+    """Issue 23 bug 6: TIME and INITIALS stay inside the step's box (on the page) whatever the reason's
+    length; a description's Markdown list prints as a list, one item a line."""
+    book = tmp_path / "drain.yml"
+    book.write_text(LONG_SKIP, encoding="utf-8")
+    plan = prepare(Options(str(book), environ={}), any_platform=True)[1]
+    page = tmp_path / "drain.html"
+    page.write_text(to_html(build(plan), paper), encoding="utf-8")
+    assert "<ul><li>check the pod disruption budgets</li><li>tell the on-call channel</li></ul>" in (
+        page.read_text()
+    )
+    pdf = tmp_path / "drain.pdf"
+    print_to_pdf(page, pdf)
+    width = PAGE_POINTS[paper][0]
+    words = pdf_words(pdf)
+    assert [w for w, _ in words].count("INITIALS") == 1
+    assert all(right <= width - 36 for _, right in words), [w for w in words if w[1] > width - 36]
+    lines = pdf_text(pdf).splitlines()
+    assert any(line.strip().endswith("check the pod disruption budgets") for line in lines)
+    assert any(line.strip().endswith("tell the on-call channel") for line in lines)

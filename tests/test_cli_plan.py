@@ -169,7 +169,8 @@ def test_missing_inventory_is_reported_at_the_from_file_line() -> None:
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         "runbooks/ha-rollback.yml:91:18: targets.nodes.ssh.from_file: cannot read the inventory "
-        "'tests/data/nowhere/rancher-cluster.yml': cannot read: No such file or directory",
+        f"'tests/data/nowhere/rancher-cluster.yml' ({ROOT}/tests/data/nowhere/rancher-cluster.yml): "
+        "cannot read: No such file or directory",
         "1 problem found",
     ]
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.loading import NUL_MESSAGE
 from runbooks import in_process
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -121,6 +122,26 @@ CASES: dict[str, list[str]] = {
         "8:10: steps[0].run: steps.second: no earlier step has id 'second' (only steps that ran before can be read)",
         "11:10: steps[1].run: steps.nowhere: no earlier step has id 'nowhere' (only steps that ran before can be read)",
     ],
+    # issue 19 item 8: a NUL reaches no command, environment or file name (exit 70 from subprocess before)
+    "nul.yml": [
+        f"6:22: variables.message.default: {NUL_MESSAGE}",
+        f"10:10: steps[0].run: {NUL_MESSAGE}",
+        f"13:10: steps[1].use: {NUL_MESSAGE}",
+    ],
+    # a loop_var the schema refuses, with a template reading `item`: an internal error before
+    "loop_var_number.yml": [
+        "9:15: steps[0].loop_var: expected string, got an integer",
+    ],
+    # issue 19 item 9: what a template over constants would build is known at validation
+    "too_large.yml": [
+        "10:1: steps[0].run: too large: '*' would build 1,000,000,000 characters; a template may build at most "
+        "1,048,576 (MAX_TEXT)",
+        "13:11: steps[1].loop: too large: '*' would build 1,000,000 items; a template may build at most 10,000 "
+        "(MAX_ITEMS)",
+        "14:10: steps[1].run: too large: lipsum's paragraphs would build 1,000,000 items; a template may build at "
+        "most 10,000 (MAX_ITEMS)",
+        "17:11: steps[2].loop: a loop runs at most 10,000 items (MAX_ITEMS); this one has more",
+    ],
     # several problems of the schema phase, all reported at once
     "many_problems.yml": [
         "1:1: 'title' is required",
@@ -175,7 +196,7 @@ def test_raw_is_a_warning_with_its_line(results: dict[str, Result]) -> None:
         f"{DATA}/raw_warning.yml:12:1: steps[0].run: warning: '| raw' inserts the value unquoted; "
         "be sure it cannot carry shell syntax"
     ]
-    assert result.stdout == f"{DATA}/raw_warning.yml: ok — demo 1.0, 1 steps, 1 warning(s)\n"
+    assert result.stdout == f"{DATA}/raw_warning.yml: ok — demo 1.0, 1 step, 1 warning\n"
 
 
 def test_the_shipped_runbook_validates(tmp_path: Path) -> None:
@@ -184,3 +205,21 @@ def test_the_shipped_runbook_validates(tmp_path: Path) -> None:
     assert process.returncode == 0, stderr
     assert stderr == ""
     assert stdout == "runbooks/ha-rollback.yml: ok — rancher-ha-rollback 1.0.0, 6 steps\n"
+
+
+def test_several_files_each_reported_and_any_invalid_fails(tmp_path: Path) -> None:
+    """Issue 23: `runbook validate A B…` takes several files (a pre-commit hook passes many)."""
+    broken = tmp_path / "broken.yml"
+    broken.write_text(
+        'runbook: 1\nname: b\nversion: "1"\ntitle: B\nsteps:\n  - id: a\n    title: A\n    run: echo {{ nope }}\n'
+    )
+    files = ["runbooks/ha-rollback.yml", str(broken), "runbooks/etcd-snapshot.yml"]
+    result = in_process(["validate", *files], ROOT, clean_env(tmp_path))
+    assert result.returncode == 2
+    assert result.stdout.splitlines() == [
+        "runbooks/ha-rollback.yml: ok — rancher-ha-rollback 1.0.0, 6 steps",
+        "runbooks/etcd-snapshot.yml: ok — rke-etcd-snapshot 1.0.0, 1 step",
+    ]
+    assert result.stderr == f"{broken}:8:10: steps[0].run: undefined name 'nope'\n1 problem found\n"
+    both = in_process(["validate", files[0], files[2]], ROOT, clean_env(tmp_path))
+    assert both.returncode == 0, both.stderr

@@ -2,7 +2,7 @@
 
 Each broken runbook must be reported at the line of the mistake with a message that names the real problem
 (not a `oneOf` best match); a sound one must be clean. The server is mapped to the schema by the same
-`yaml.schemas` setting the README shows, and by the `$schema` modeline.
+`yaml.schemas` setting docs/editors.md shows, and by the `$schema` modeline.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ HEAD = 'runbook: 1\nname: demo\nversion: "1.0"\ntitle: Demo\nsteps:\n'  # steps 
 
 
 def installed_schema() -> str:
-    """What `runbook schema --path` prints: the path the README tells editors to map runbooks to."""
+    """What `runbook schema --path` prints: the path docs/editors.md tells editors to map runbooks to."""
     runbook = Path(sys.executable).with_name("runbook")
     done = subprocess.run(
         [runbook, "schema", "--path"], capture_output=True, text=True, timeout=60, check=True
@@ -38,7 +38,7 @@ def test_schema_path_prints_the_installed_schema() -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[YamlLanguageServer]:
-    """One server for the module, set up as the README's VS Code settings say: the plain path that
+    """One server for the module, set up as docs/editors.md's VS Code settings say: the plain path that
     `runbook schema --path` prints, mapped to runbook files by globs (no modeline)."""
     globs = ["*.runbook.yml", "runbooks/*.yml"]
     running = YamlLanguageServer({"validate": True, "hover": True, "schemas": {installed_schema(): globs}})
@@ -109,11 +109,11 @@ def test_every_mistake_of_a_file_at_its_own_line(server: YamlLanguageServer, tmp
     ]
 
 
-def test_the_readme_example_and_the_shipped_runbooks_are_clean(
+def test_the_guides_example_and_the_shipped_runbooks_are_clean(
     server: YamlLanguageServer, tmp_path: Path
 ) -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    first = re.search(r"### A first runbook\n\n```yaml\n(.*?)```", readme, re.S)
+    guide = (ROOT / "docs/authoring.md").read_text(encoding="utf-8")
+    first = re.search(r"^## A first runbook\n\n```yaml\n(.*?)```", guide, re.S | re.M)
     assert first is not None
     # opened where it would live, so that its modeline's relative path resolves
     assert server.diagnostics(ROOT / "runbooks/example.yml", first.group(1)) == []
@@ -148,3 +148,20 @@ def test_completion_offers_the_snippets(server: YamlLanguageServer, tmp_path: Pa
         tmp_path / "v.runbook.yml", top + "variables:\n  release: \nsteps: []\n", 6, 12
     )
     assert {"variable", "secret variable"} <= set(variable)
+
+
+def test_a_rolling_group_is_clean_and_a_command_key_on_it_is_reported(
+    server: YamlLanguageServer, tmp_path: Path
+) -> None:
+    """Groups in the editor: `steps:` and `serial:` known, `run` on a group refused like `validate` does."""
+    group = (
+        "  - id: roll\n    title: Roll\n    on: web\n    serial: 25%\n"
+        "    steps:\n      - id: a\n        title: A\n        run: echo {{ batch[0].name }}\n"
+    )
+    head = HEAD.replace("steps:\n", "targets:\n  web: {ssh: {hosts: [w1, w2]}}\nsteps:\n")
+    assert server.diagnostics(tmp_path / "clean.runbook.yml", head + group) == []
+    assert [
+        str(d) for d in server.diagnostics(tmp_path / "run.runbook.yml", head + group + "    run: echo\n")
+    ] == ["16:5: Property run is not allowed."]
+    hover = server.hover(tmp_path / "hover.runbook.yml", head + group, 12, 6)
+    assert "batch by batch" in hover

@@ -299,7 +299,9 @@ def test_ssh_config_fills_what_the_runbook_leaves_open(sshd_nodes: Nodes, home: 
         ),
     )
     resolved = resolve_ssh_target(SSHTarget("web-alias"))
-    assert resolved == SSHTarget("web-alias", node.address, node.user, node.port, str(node.client_key))
+    assert resolved == SSHTarget(
+        "web-alias", node.address, user=node.user, port=node.port, key_file=str(node.client_key)
+    )
     explicit = resolve_ssh_target(SSHTarget("web-alias", user="deploy", port=2200))
     assert (explicit.hostname, explicit.user, explicit.port) == (node.address, "deploy", 2200)
     with ssh_executor(SSHTarget("web-alias")) as executor:
@@ -417,3 +419,31 @@ def test_wrapper_without_setsid_uses_the_session_sshd_gave_it(tmp_path: Path) ->
     assert (
         err.endswith(b"\n") and (marker, pgid) == (b"marker", str(process.pid).encode()) and started.isdigit()
     )
+
+
+def test_the_environment_reaches_the_script_byte_for_byte(tmp_path: Path) -> None:
+    """Values without a line break go as they are (read and exported by builtins: no `base64` per variable
+    and command on the host), the others base64-encoded; both come out exactly as sent."""
+    values = {
+        "SPACES": " lead and trail ",
+        "SIGNS": "a=b==c $HOME `id` $(id) \\n \\\\ 'q' \"qq\" ; | & *",
+        "LOOKS_ENCODED": "QUJD=",
+        "EMPTY": "",
+        "UNICODE": "ünï ☃",
+        "TAB": "a\tb",
+        "LINES": "one\ntwo\n",
+        "CR": "dos\r",
+    }
+    sent = _environment(values)
+    assert b"SPACES= lead and trail \n" in sent and b"LINES " in sent  # raw, and base64 where it must
+    script = "; ".join(f'printf "%s\\0" "${name}"' for name in values)
+    process = subprocess.run(
+        ["/bin/sh", "-c", _command("marker", "sh", None, script)],
+        input=sent + b"\n",  # and the go
+        capture_output=True,
+        env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)},
+        timeout=30,
+        check=False,
+    )
+    assert process.returncode == 0, process.stderr
+    assert process.stdout.split(b"\0")[:-1] == [value.encode() for value in values.values()]

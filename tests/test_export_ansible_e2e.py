@@ -8,14 +8,17 @@ engine checks them (ANSIBLE_HOST_KEY_CHECKING stays on).
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sshd import SSHDCluster, SSHDNode
+from test_export_ansible import load
 
 from runbooks import (
     COMPONENTS,
@@ -23,9 +26,11 @@ from runbooks import (
     Lab,
     Nodes,
     cluster_yaml,
+    command_lines,
     docker_nodes,
     docker_on,
     identity_config,
+    local_stand_in,
     nodes_runbook,
     work_lab,
     write_rollback,
@@ -85,7 +90,7 @@ def ansible_playbook(
     return subprocess.run(
         [str(BIN / "ansible-playbook"), "-i", str(out / "inventory.yml"), str(out / "playbook.yml"), *args],
         cwd=lab.root,
-        env=lab.env(**settings, **(env or {})),
+        env=lab.env(**{**settings, **(env or {})}),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -116,6 +121,7 @@ def test_exported_rollback_rolls_back_like_the_engine(lab: Lab, nodes: list[SSHD
     unanswered = ansible_playbook(lab, out)  # no terminal, no runbook_yes: like `runbook run` without --yes
     assert unanswered.returncode != 0
     assert "the warnings were not accepted" in unanswered.stdout
+    assert "is undefined" not in unanswered.stdout  # every host read the one answer (pause registers once)
     assert recorded(lab) == {"local": [], **{n.address: [] for n in nodes}}
     done = ansible_playbook(lab, out, *ANSWERS)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr
@@ -284,10 +290,205 @@ def test_nodes_behind_a_jump_host_with_its_own_key(
     by_engine = recorded(lab)
     assert by_engine == {"local": [], **{n.address: [["docker", "ps"]] for n in nodes}}
     out = export(lab, book)
-    inventory = (out / "inventory.yml").read_text()
-    assert f"ProxyCommand='ssh -W %h:%p -p {jump.port} -i {jump.client_key}" in inventory
+    inventory = load((out / "inventory.yml").read_text())["all"]["hosts"]
+    proxy = f"ProxyCommand='ssh -W %h:%p -p {jump.port} -i {jump.client_key}"
+    assert all(proxy in inventory[n.address]["ansible_ssh_common_args"] for n in nodes)
     jump.log.write_text(before)
     done = ansible_playbook(lab, out)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr
     assert recorded(lab) == by_engine
     assert forwarded() == sorted(n.address for n in nodes)  # Ansible went through the jump host
+
+
+RAW_ENDS = ("{%endraw%}", "{%- endraw %}", "{% endraw -%}", "{% endraw %}")
+HOSTILE_STEPS = """\
+  - id: here
+    title: 'Print a{%endraw%}{{ lookup("pipe", "touch ROOT/pwned-title") }}'
+    confirm: {type: "{{ m2 }}"}
+    expect: {stdout_matches: 'a\\{\\%endraw\\%\\}\\{\\{ lookup\\("pipe", "touch '}  # braces in expect: escaped
+    result: "{{ m4 }}"
+    run: printf '%s\\n' {{ m1 }} {{ m2 }} {{ m3 }} {{ m4 }} | tee "$HOME/values.txt"
+  - id: there
+    title: Print on the node
+    on: nodes
+    env: {M: "{{ m3 }}"}
+    run: printf '%s\\n' {{ m1 }} "$M" > "$HOME/values.txt"
+"""
+
+
+def hostile(root: Path, name: str, end: str) -> str:
+    """A value that ends a `{% raw %}` block its own way, then asks the controller to create `root/name`."""
+    return f'a{end}{{{{ lookup("pipe", "touch {root}/{name}") }}}}{{%raw%}}$(touch {root}/{name}-sh)"'
+
+
+def test_no_value_becomes_code_on_the_controller(lab: Lab, nodes: list[SSHDNode], tmp_path: Path) -> None:
+    """Every way Jinja ends a raw block, in a title, a warning, a confirmation, an expectation, a result, an
+    env value and a script: the playbook prints each value as it is, and Ansible runs none of them."""
+    variables = "".join(f"  m{n}: {{type: string, required: true}}\n" for n in range(1, 5))
+    steps = HOSTILE_STEPS.replace("ROOT", str(lab.root))
+    text = nodes_runbook("hostile", steps, nodes[:1], variables)
+    book = write_runbook(tmp_path, text.replace("targets:", "warnings: ['Careful with {{ m1 }}']\ntargets:"))
+    values = [hostile(lab.root, f"pwned{n}", end) for n, end in enumerate(RAW_ENDS, 1)]
+    out = export(lab, book, *(f"--var=m{n}={v}" for n, v in enumerate(values, 1)))
+    done = ansible_playbook(lab, out, *ANSWERS)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr
+    assert sorted(p.name for p in lab.root.glob("pwned*")) == []  # nothing ran on the controller
+    assert (lab.home / "values.txt").read_text().splitlines() == values  # each value arrived as it was
+    assert (nodes[0].home / "values.txt").read_text().splitlines() == [values[0], values[2]]
+    title = f'TASK [Print a{{%endraw%}}{{{{ lookup("pipe", "touch {lab.root}/pwned-title") }}}} (here)]'
+    assert title in done.stdout and json.dumps(values[3]) in done.stdout  # the title, the result
+
+
+HOSTILE_CLUSTER = """\
+nodes:
+  - address: 127.0.0.2
+    user: 'root{{ lookup("pipe", "touch ROOT/pwned-user") }}'
+    port: 22
+    ssh_key_path: '/nokey{%endraw%}{{ lookup("pipe", "touch ROOT/pwned-key") }}'
+"""
+
+
+def test_no_inventory_field_becomes_code_on_the_controller(
+    lab: Lab, nodes: list[SSHDNode], tmp_path: Path
+) -> None:
+    """A cluster file's user and key path reach ssh as they were written (the host cannot be reached with
+    them: ssh is told exactly that user), and Ansible runs none of them."""
+    cluster = lab.root / "cluster.yml"
+    cluster.write_text(HOSTILE_CLUSTER.replace("ROOT", str(lab.root)))
+    book = write_runbook(
+        tmp_path, nodes_runbook("inventory", "  - {id: a, title: A, on: nodes, run: date}\n")
+    )
+    out = export(lab, book, f"--var=cluster={cluster}")
+    done = ansible_playbook(lab, out, "-vvv")
+    assert done.returncode != 0  # unreachable: no such user
+    assert sorted(p.name for p in lab.root.glob("pwned*")) == []
+    user = 'root{{ lookup("pipe", "touch ' + str(lab.root) + '/pwned-user") }}'
+    assert f"ESTABLISH SSH CONNECTION FOR USER: {user}" in done.stdout
+    assert '/nokey{%endraw%}{{ lookup("pipe"' in done.stdout  # the key path, given to ssh as it is
+
+
+SAMPLED = "Zq9-s3cr3t"  # the part of the secret no quoting changes: what the `ps` samples must never show
+SECRET_AS_DATA_STEPS = """\
+  - id: here
+    title: Use the token here
+    when: mode == 'go'
+    env: {TOKEN: "{{ token }}", PLAIN: "{{ mode }} $(touch ROOT/executed-env)"}
+    run: |
+      printf '%s' "$TOKEN" > "$HOME/env-token.txt"
+      printf '%s' {{ token }} > "$HOME/ref-token.txt"
+      printf '%s' "$PLAIN" > "$HOME/plain.txt"
+      sleep 1.25
+  - id: there
+    title: Use the token on the node
+    on: nodes
+    env: {TOKEN: "{{ token }}"}
+    run: |
+      printf '%s' "$TOKEN" > "$HOME/env-token.txt"
+      printf '%s' {{ token }} > "$HOME/ref-token.txt"
+      sleep 1.25
+"""
+
+
+class CommandLines:
+    """Every process's whole command line (`ps -eww -o args`) every 50 ms while the block runs, here and so on
+    the nodes (they are on 127.0.0.x); bounded by a sample count."""
+
+    def __init__(self, limit: int = 6000) -> None:
+        self.samples: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, args=(limit,), daemon=True)
+
+    def _sample(self, limit: int) -> None:
+        for _ in range(limit):
+            if self._stop.wait(0.05):
+                return
+            self.samples.append(command_lines())
+
+    def __enter__(self) -> CommandLines:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+@pytest.mark.parametrize("pipelining", ["True", "False"])
+def test_a_secret_is_given_to_the_script_as_data_and_is_in_no_command_line(
+    lab: Lab, nodes: list[SSHDNode], tmp_path: Path, pipelining: str
+) -> None:
+    """A secret with `$(…)`, quotes and backquotes, and an env value with `$(…)`: they arrive as written, nothing
+    in them runs, and no process on the controller or the node has the secret in its argv at any time, with
+    Ansible's pipelining (the module on python's stdin) and without (the module copied as a file). The
+    export itself needs no secret, even with a `when:`."""
+    jinja = f'{{{{ lookup("pipe", "touch {lab.root}/executed-jinja") }}}}{{%endraw%}}'
+    secret = (
+        f"{SAMPLED} $(touch {lab.root}/executed) \"dq\" 'sq' `touch {lab.root}/executed-bq` $TOKEN {jinja}"
+    )
+    variables = "  token: {type: string, secret: true, required: true}\n  mode: {type: string, default: go}\n"
+    steps = SECRET_AS_DATA_STEPS.replace("ROOT", str(lab.root))
+    book = write_runbook(tmp_path, nodes_runbook("secret-data", steps, nodes[:1], variables))
+    out = export(lab, book)  # no RUNBOOK_VAR_TOKEN: exit 0, not a KeyError
+    with CommandLines() as seen:
+        done = ansible_playbook(lab, out, env={"RUNBOOK_VAR_TOKEN": secret, "ANSIBLE_PIPELINING": pipelining})
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr
+    assert any("sleep 1.25" in sample for sample in seen.samples)  # sampled while the scripts ran
+    assert [s for s in seen.samples if SAMPLED in s] == []
+    for home in (lab.home, nodes[0].home):
+        assert (home / "env-token.txt").read_text() == secret
+        assert (home / "ref-token.txt").read_text() == secret
+    assert (lab.home / "plain.txt").read_text() == f"go $(touch {lab.root}/executed-env)"
+    assert sorted(p.name for p in lab.root.glob("executed*")) == []
+    assert SAMPLED not in done.stdout + done.stderr
+
+
+ROLLING = """\
+  - id: upgrade
+    title: Restart node by node
+    on: nodes
+    serial: 1
+    steps:
+      - id: drain
+        title: Drain
+        on: local
+        run: kubectl drain {{ batch[0].name }}
+      - id: restart
+        title: Restart
+        run: docker restart {{ host.name }}
+      - id: uncordon
+        title: Uncordon
+        on: local
+        run: kubectl uncordon {{ batch[0].name }}
+"""
+
+
+def argvs(seen: dict[str, Any]) -> dict[str, Any]:
+    """What the stand-ins saw, without the local commands' working directory."""
+    return {**seen, "local": [argv for argv, _ in seen["local"]]}
+
+
+def test_an_exported_rolling_group_rolls_batch_by_batch_and_stops_where_the_engine_does(
+    lab: Lab, nodes: list[SSHDNode]
+) -> None:
+    local_stand_in(lab.bin_dir, "kubectl", lab.calls_log)
+    runbook = write_runbook(lab.root, nodes_runbook("rolling", ROLLING, nodes))
+    code, by_engine = engine_run(lab, runbook)
+    assert code == 0
+    out = export(lab, runbook)
+    done = ansible_playbook(lab, out, *ANSWERS)
+    assert done.returncode == 0, done.stdout + done.stderr
+    by_ansible = recorded(lab)
+    assert argvs(by_ansible) == argvs(by_engine)  # local commands run in the playbook's directory there
+    order = [" ".join(argv[1:]) for argv, _ in by_ansible["local"]]
+    assert order == [f"{verb} {n.address}" for n in nodes for verb in ("drain", "uncordon")]
+    assert all(by_ansible[n.address] == [["docker", "restart", n.address]] for n in nodes)
+
+    docker_on(nodes, failing=nodes[1].address)  # the second batch fails: the third is untouched by both
+    code, by_engine = engine_run(lab, runbook)
+    assert code == 1
+    failed = ansible_playbook(lab, export(lab, runbook), *ANSWERS)
+    assert failed.returncode == 2, failed.stdout + failed.stderr
+    by_ansible = recorded(lab)
+    assert argvs(by_ansible) == argvs(by_engine)
+    assert by_ansible[nodes[2].address] == []
+    assert [" ".join(argv[1:]) for argv, _ in by_ansible["local"]][-1] == f"drain {nodes[1].address}"

@@ -81,8 +81,25 @@ def test_syntax_error_says_where_the_unfinished_construct_began() -> None:
         "(while parsing a flow sequence started at line 2, column 4)"
     ]
     assert problems_of("a: b: c\n") == [
-        "rb.yml:1:5: YAML syntax error: mapping values are not allowed in this context"
+        "rb.yml:1:5: YAML syntax error: mapping values are not allowed in this context" + QUOTE_THE_VALUE
     ]
+
+
+QUOTE_THE_VALUE = (
+    "; a ': ' inside an unquoted value reads as a new key: quote the whole value "
+    '(title: "Note: this") or write it as a block (|)'
+)
+
+
+@pytest.mark.parametrize("first", ["`", "@"])
+def test_the_plain_value_traps_say_quote_it(first: str) -> None:
+    """Issue 23: a backquote (or @) starting a value, and `: ` inside one, get the fix."""
+    assert problems_of(f"title: Restart\nrun: {first}date{first} ok\n") == [
+        "rb.yml:2:6: YAML syntax error: found character that cannot start any token "
+        f"(while scanning for the next token started at line 2, column 6); an unquoted value cannot start "
+        f"with {first!r}: quote the whole value ('{first}…')"
+    ]
+    assert problems_of("title: Note: this restarts\n")[0].endswith(QUOTE_THE_VALUE)
 
 
 def test_several_documents_are_refused() -> None:

@@ -43,6 +43,17 @@ from engine.programs import argument_receivers, first_words, needed
         ("./rke_linux-amd64 up && /usr/bin/env python3 x.py", []),
         ("# a comment\n\n  # another\nrsync -a a b  # trailing comment names no program", ["rsync"]),
         ("docker ps\ndocker ps -q\nssh host", ["docker", "ssh"]),
+        # a `<<` inside quotes starts no here-document (found by the bash comparison below)
+        ("alpha '<<_'\nbravo", ["alpha", "bravo"]),
+        ('echo "a<<EOF" && curl x\nwget y', ["curl", "wget"]),
+        # `case` patterns are no programs; the commands of each clause are (issue 19 item 10)
+        (
+            'case "$1" in\n  start|stop) docker ps ;;\n  (x|y) kubectl get ;;\n  *) echo no ;;\nesac\nhelm ls',
+            ["docker", "kubectl", "helm"],
+        ),
+        ("case $x in a) case $y in b|c) jq . ;; esac ;; d|e)rsync;;esac; curl x", ["jq", "rsync", "curl"]),
+        ("case a in\n a)\n  wget x\n  ;;\n b) ;;\nesac", ["wget"]),
+        ("if true; then case $1 in x|y) ls;; esac; fi", ["ls"]),
     ],
 )
 def test_first_words(script: str, programs: list[str]) -> None:

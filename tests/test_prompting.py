@@ -68,3 +68,22 @@ def test_end_of_input_leaves_as_an_interruption() -> None:
 
     with pytest.raises(Interrupted, match="no value for 'n' \\(end of input\\): nothing was run"):
         prompting.ask(Variable("n", {"type": "string"}), closed, lambda _line: None)
+
+
+@pytest.mark.parametrize(
+    ("schema", "secret", "label"),
+    [
+        ({"type": "integer", "examples": [3]}, False, "n (How many) [a whole number; e.g. 3]: "),
+        ({"type": "string", "examples": ["snap-1"]}, False, "n (How many) [e.g. snap-1]: "),
+        ({"type": "string", "examples": ["hunter2"]}, True, "n (How many): "),
+        ({"type": "array"}, False, "n (How many) [a YAML list, e.g. [a, b]]: "),
+    ],
+)
+def test_the_prompt_says_the_form_wanted_before_anything_is_typed(
+    schema: dict[str, object], secret: bool, label: str
+) -> None:
+    """Issue 23: the kind of value and an example are in the question itself (never a secret's example)."""
+    asked: list[str] = []
+    variable = Variable("n", schema, description="How many", secret=secret)
+    prompting.ask(variable, lambda text: asked.append(text) or "3", lambda _line: None)
+    assert asked[0] == label

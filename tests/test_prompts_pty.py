@@ -76,15 +76,15 @@ def screen(lab: Path) -> str:
 
 def test_a_wrong_value_is_explained_and_asked_again_and_the_run_goes_on(lab: Path) -> None:
     child = spawn(lab)
-    child.expect_exact("snapshot (Name of the etcd snapshot (without .zip)): ")
+    child.expect_exact("snapshot (Name of the etcd snapshot (without .zip)) [e.g. snap-1]: ")
     child.sendline("snap.zip")
     child.expect_exact(
         "'snap.zip' is not valid: it does not have the form this value needs. Wanted: Name of the etcd "
         "snapshot (without .zip) (e.g. snap-1); try again (2 more)"
     )
-    child.expect_exact("snapshot (Name of the etcd snapshot (without .zip)): ")
+    child.expect_exact("snapshot (Name of the etcd snapshot (without .zip)) [e.g. snap-1]: ")
     child.sendline("snap-1")
-    child.expect_exact("count (How many nodes to restore): ")
+    child.expect_exact("count (How many nodes to restore) [a whole number]: ")
     child.sendline("zero")
     child.expect_exact("'zero' is not valid: it cannot be read as integer: expected an integer.")
     child.sendline("0")
@@ -138,3 +138,62 @@ def test_ctrl_d_or_ctrl_c_at_a_prompt_leaves_cleanly_with_nothing_run(lab: Path,
     assert "Traceback" not in screen(lab)
     assert not (lab / "state").exists()
     assert not (lab / "restored.txt").exists()
+
+
+RULED = """\
+runbook: 1
+name: scale
+version: "1.0"
+title: Scale
+variables:
+  replicas: {type: integer, default: 5}
+  token: {description: API token, secret: true, required: true}
+rules:
+  - assert: replicas <= 3
+    message: "at most 3 replicas, not {{ replicas }}"
+  - assert: token | length > 3
+    message: the token is too short
+steps:
+  - id: scale
+    title: Scale
+    run: echo scaling
+"""
+
+
+def test_a_rule_broken_by_the_values_given_is_said_before_a_secret_is_asked(tmp_path: Path) -> None:
+    """Issue 23: nobody types a secret for a run its rules refuse anyway."""
+    (tmp_path / "restore.yml").write_text(RULED, encoding="utf-8")
+    child = spawn(tmp_path)
+    assert finish(child) == 2
+    said = screen(tmp_path)
+    assert "at most 3 replicas, not 5" in said and "token (API token)" not in said
+
+
+TYPED_AGAIN = """\
+runbook: 1
+name: scale
+version: "1.0"
+title: Scale
+variables:
+  replicas: {description: How many, type: integer, required: true}
+rules:
+  - assert: replicas <= 3
+    message: "at most 3 replicas, not {{ replicas }}"
+steps:
+  - id: scale
+    title: Scale
+    run: echo scaling to {{ replicas }}
+"""
+
+
+def test_a_typed_value_a_rule_refuses_is_asked_again(tmp_path: Path) -> None:
+    """Issue 23: a value error at the terminal re-asks (three tries in all) instead of ending the run."""
+    (tmp_path / "restore.yml").write_text(TYPED_AGAIN, encoding="utf-8")
+    child = spawn(tmp_path)
+    child.expect_exact("replicas (How many) [a whole number]: ")
+    child.sendline("5")
+    child.expect_exact("at most 3 replicas, not 5; type the values again (2 more)")
+    child.expect_exact("replicas (How many) [a whole number]: ")
+    child.sendline("2")
+    child.expect_exact("scaling to 2")
+    assert finish(child) == 0

@@ -187,3 +187,119 @@ def test_names_used() -> None:
         "xs",
     }
     assert names_used("plain") == frozenset()
+
+
+# -- what a template may build is bounded (issue 19 item 9) -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "{{ 'x' * 10**9 }}",
+            "'*' would build 1,000,000,000 characters; a template may build at most 1,048,576",
+        ),
+        ("{{ 10**9 * 'x' }}", "'*' would build 1,000,000,000 characters"),
+        (
+            "{{ [0] * 10**6 }}",
+            "'*' would build 1,000,000 items; a template may build at most 10,000 (MAX_ITEMS)",
+        ),
+        ("{{ lipsum(10**6) }}", "lipsum's paragraphs would build 1,000,000 items"),
+        ("{{ 10 ** 100000000 }}", "'**' would build 400,000,000 bits"),
+        (
+            "{% for i in range(2000) %}{{ 'x' * 1000 }}{% endfor %}",
+            "the rendered text would build at least 1,049,000",
+        ),
+        ("{% set a = 'x' * 2**19 %}{{ a ~ a ~ a }}", "joining would build at least 1,572,864 characters"),
+        ("{% set a = 'x' * 2**19 %}{{ a + a + a }}", "'+' would build 1,572,864 characters"),
+        ("{{ ('x' * 2**20) | replace('x', 'yy') }}", "'replace' would build 2,097,152 characters"),
+        ("{{ 'x'.replace('x', 'y' * 2**20, 1) ~ 'x' }}", "joining would build at least 1,048,577 characters"),
+        ("{{ (['x' * 2**19] * 3) | join(',') }}", "joining would build at least 1,048,578 characters"),
+        ("{{ '-'.join(['x' * 2**19] * 3) }}", "joining would build at least 1,048,578 characters"),
+        ("{{ 'x'.ljust(10**9) }}", "padding would build 1,000,000,000 characters"),
+        ("{{ 'x' | center(10**9) }}", "padding would build 1,000,000,000 characters"),
+        ("{{ 'a\\nb' | indent(10**9) }}", "'indent' would build 2,000,000,003 characters"),
+        ("{{ '{:>999999999}'.format(1) }}", "a width in a format would build 999,999,999 characters"),
+        ("{{ '{:>{}}'.format(1, 10**9) }}", "a width in a format would build 1,000,000,000 characters"),
+        ("{{ '%*s' % (10**9, 1) }}", "a width in a format would build 1,000,000,000 characters"),
+        ("{{ '%*s' | format(10**9, 1) }}", "a width in a format would build 1,000,000,000 characters"),
+        ("{{ [1] | slice(10**8) | list }}", "'slice' would build 100,000,000 items"),
+        ("{{ [1] | batch(10**8, 0) | list }}", "'batch' would build 100,000,000 items"),
+        (
+            "{{ [[0] * 10000] * 10000 }}",
+            "showing a list or mapping would build at least 1,050,000 characters",
+        ),
+        ("{{ '%s' % ([[0] * 10000] * 10000,) }}", "showing a list or mapping would build at least 1,050,000"),
+        (
+            "{{ ([[0] * 10000] * 10000) | string }}",
+            "showing a list or mapping would build at least 1,050,000",
+        ),
+        (
+            "{{ ([[0] * 10000] * 10000) | tojson }}",
+            "showing a list or mapping would build at least 1,050,000",
+        ),
+        (
+            "{{ '{}'.format([[0] * 10000] * 10000) }}",
+            "showing a list or mapping would build at least 1,050,000",
+        ),
+        (
+            "{{ ('a ' * 1000) | wordwrap(1, true, 'x' * 2**20) }}",
+            "'wordwrap' would build 3,146,778,576 characters",
+        ),
+        ("{{ ('a' * 2**20).translate({97: 'bb'}) }}", "'translate' would build 2,097,152 characters"),
+        ("{{ 'x'.encode() * 10**9 }}", "'*' would build 1,000,000,000 characters"),
+    ],
+)
+def test_what_a_template_builds_is_bounded_before_it_is_built(text: str, message: str) -> None:
+    [problem] = problems(text, {}, shell=False)
+    assert problem.startswith("rb.yml:7:10: steps[0].run: too large: " + message), problem
+
+
+def test_within_the_bounds_templates_build_as_before() -> None:
+    context = {"xs": ["a", "b"], "n": 3}
+    texts = [
+        "{{ 'ab' * n }}",
+        "{{ xs * 2 }}",
+        "{{ 2 ** 64 }}",
+        "{{ xs | join(',') }}",
+        "{{ 'a' ~ n ~ 'b' }}",
+        "{{ xs + ['c'] }}",
+        "{{ '%05d' % n }}",
+        "{{ '{:>4}'.format(n) }}",
+        "{{ 'a-b' | replace('-', '+') }}",
+        "{{ 'x' | center(5) }}",
+        "{{ xs | batch(1, '') | list | length }}",
+        "{{ ('y' * 2**20) | length }}",
+        "{{ [1, 2] | tojson(indent=2) }}",
+        "{{ 'a b' | wordwrap(1) }}",
+        "{{ {'a': [1]} }}",
+        "{{ xs | string }}",
+    ]
+    rendered = [render(template(t), context) for t in texts]
+    assert rendered == [
+        "ababab",
+        "['a', 'b', 'a', 'b']",
+        "18446744073709551616",
+        "a,b",
+        "a3b",
+        "['a', 'b', 'c']",
+        "00003",
+        "   3",
+        "a+b",
+        "  x  ",
+        "2",
+        "1048576",
+        "[\n  1,\n  2\n]",
+        "a\nb",
+        "{'a': [1]}",
+        "['a', 'b']",
+    ]
+
+
+def test_a_missing_key_is_false_as_a_condition_and_an_error_as_a_value() -> None:
+    entry = {"address": "n1"}
+    assert render(template("{{ item.ssh_key_path or '~/.ssh/id_rsa' }}"), {"item": entry}) == "~/.ssh/id_rsa"
+    assert evaluate(template("item.enabled"), {"item": entry}) is not True
+    assert render(template("{{ item.port | default(22) }}"), {"item": entry}) == "22"
+    [problem] = problems("{{ item.ssh_key_path }}", {"item": entry}, shell=False)
+    assert problem.endswith("undefined: 'dict object' has no attribute 'ssh_key_path'")

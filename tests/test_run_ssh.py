@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -316,7 +317,7 @@ def test_timeout_kills_the_command_on_the_node(tmp_path: Path, nodes: list[SSHDN
     node = nodes[0]
     done = lab.run_here(*node_book(tmp_path, [node], steps))  # an hour's sleep: only the kill ends the run
     assert done.returncode == 1, done.stdout + done.stderr
-    assert summary_rows(done.stdout) == [("hang", node.address, "timed_out")]
+    assert summary_rows(done.stdout) == [("hang", node.address, "timed out")]
     assert "killed after 2s" in done.stdout
     wait_for(lambda: processes_matching(f"sleep {marker}") == [], "the killed sleep to be gone", timeout=5)
 
@@ -375,3 +376,176 @@ def test_retries_run_a_failing_command_again(tmp_path: Path, nodes: list[SSHDNod
     assert (node.home / "flaky.count").read_text() == "2\n"
     assert f"{node.address}: attempt 1 failed; retrying" in done.stdout
     assert f"{node.address} | flaky call 2" in done.stdout
+
+
+MOVABLE = """\
+runbook: 1
+name: moved-alias
+version: "1.0"
+title: A host known by its alias
+targets:
+  db: {ssh: {hosts: [db-primary]}}
+steps:
+  - id: where
+    title: Where am I
+    on: db
+    run: echo "on $RUNBOOK_TEST_NODE"
+"""
+
+
+def _alias(node: SSHDNode, key: Path | None = None, jump: SSHDNode | None = None) -> str:
+    via = f"  ProxyJump {jump.user}@{jump.address}:{jump.port}\n" if jump else ""
+    return (
+        f"Host db-primary\n  HostName {node.address}\n  Port {node.port}\n  User {node.user}\n"
+        f"  IdentityFile {key or node.client_key}\n{via}"
+        f"Host {jump.address if jump else 'none'}\n  IdentityFile {node.client_key}\n"
+    )
+
+
+def test_run_plan_is_refused_once_ssh_config_sends_a_reviewed_name_elsewhere(
+    tmp_path: Path, nodes: list[SSHDNode], lab: Lab
+) -> None:
+    """The reviewed plan records where `db-primary` resolved (address, port, user, key fingerprint): moving
+    the alias to another node, or giving it another key, refuses `run --plan` before anything runs there."""
+    first, second = nodes[0], nodes[1]
+    write_ssh_home(lab.home, nodes, config=_alias(first))
+    book = write_runbook(tmp_path, MOVABLE)
+    saved = tmp_path / "reviewed.json"
+    assert lab.run_here(book, "--save", str(saved), task="plan").returncode == 0
+    done = lab.run_here(book, "--plan", str(saved), "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"db-primary | on {first.address}" in done.stdout
+
+    write_ssh_home(lab.home, nodes, config=_alias(second))
+    moved = lab.run_here(book, "--plan", str(saved), "--yes")
+    assert moved.returncode == 2, moved.stdout + moved.stderr
+    assert (
+        f"hosts resolve elsewhere than when reviewed: db-primary: address {first.address} → {second.address}, "
+        f"port {first.port} → {second.port}" in moved.stderr
+    )
+    assert f"on {second.address}" not in moved.stdout
+
+    other = tmp_path / "other-key"
+    generate_key(other)
+    write_ssh_home(lab.home, nodes, config=_alias(first, key=other))
+    rekeyed = lab.run_here(book, "--plan", str(saved), "--yes")
+    assert rekeyed.returncode == 2, rekeyed.stdout + rekeyed.stderr
+    assert f"db-primary: keys {{{first.client_key} SHA256:" in rekeyed.stderr
+    assert f"→ {{{other} SHA256:" in rekeyed.stderr
+
+
+def test_a_resume_is_refused_once_ssh_config_sends_a_host_name_elsewhere(
+    tmp_path: Path, nodes: list[SSHDNode], lab: Lab
+) -> None:
+    """The run header records where `db-primary` resolved when the run started: a resume after the alias
+    moved to another node is refused before anything runs there (exit 2), and `--force` resumes anyway."""
+    first, second = nodes[0], nodes[1]
+    write_ssh_home(lab.home, nodes, config=_alias(first))
+    text = (
+        MOVABLE
+        + """  - id: then
+    title: Then
+    on: db
+    run: test -e "$HOME/go" && echo "then on $RUNBOOK_TEST_NODE"
+"""
+    )
+    book = write_runbook(tmp_path, text)
+    failed = lab.run_here(book, "--yes")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert f"db-primary | on {first.address}" in failed.stdout
+
+    write_ssh_home(lab.home, nodes, config=_alias(second))
+    (second.home / "go").touch()
+    moved = lab.run_here(book, "--yes", "--resume")
+    assert moved.returncode == 2, moved.stdout + moved.stderr
+    assert (
+        f"hosts resolve elsewhere than when the run started: db-primary: address {first.address} → "
+        f"{second.address}" in moved.stderr
+    )
+    assert "(--force resumes anyway)" in moved.stderr
+    assert "then on" not in moved.stdout
+
+    forced = lab.run_here(book, "--yes", "--resume", "--force")
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert "--force: resuming although --resume" in forced.stderr
+    assert f"then on {second.address}" in forced.stdout
+
+
+def test_plan_shows_the_jump_host_and_identity_that_ssh_config_sets(
+    tmp_path: Path, nodes: list[SSHDNode], lab: Lab
+) -> None:
+    """`plan` names what ~/.ssh/config decides about a host (address, user, port, IdentityFile with the
+    fingerprint `ssh-keygen -l` gives, ProxyJump); the run goes that way."""
+    target, jump = nodes[0], nodes[1]
+    write_ssh_home(lab.home, nodes, config=_alias(target, jump=jump))
+    book = write_runbook(tmp_path, MOVABLE)
+    shown = lab.run_here(book, task="plan")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    listed = subprocess.run(
+        ["ssh-keygen", "-l", "-f", str(target.client_key)], capture_output=True, text=True, timeout=30
+    )
+    fingerprint = listed.stdout.split()[1]
+    assert (
+        f"    with ~/.ssh/config: {target.user}@{target.address}:{target.port}, key {target.client_key} "
+        f"({fingerprint}), via {jump.user}@{jump.address}:{jump.port}"
+    ) in shown.stdout
+    done = lab.run_here(book, "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"db-primary | on {target.address}" in done.stdout
+
+
+BIG_VALUE = """\
+runbook: 1
+name: big-value
+version: "1.0"
+title: A big value
+variables:
+  big: {type: string, required: true}
+targets:
+  nodes: {ssh: {hosts: [NODE], key_file: KEY}}
+steps:
+  - id: first
+    title: First
+    on: nodes
+    run: echo first ran
+  - id: count
+    title: Count
+    on: nodes
+    env: {BIG: "{{ big if big|length < 150000 else '' }}"}
+    run: printf %s '{{ big if big|length >= 150000 else '' }}' | wc -c; echo "env $(printf %s "$BIG" | wc -c)"
+"""
+
+
+@pytest.mark.parametrize(
+    ("size", "said"),
+    [
+        (120_000, None),  # under every limit: it runs
+        (140_000, "env BIG is 137 KiB: over the 128 KiB one environment string may have on Linux"),
+        (200_000, "the command is 199 KiB: over the 128 KiB one argument may have on Linux (MAX_ARG_STRLEN)"),
+        (
+            1_000_000,
+            "the command is 981 KiB: over the 256 KiB sshd accepts in one request, so the host would drop",
+        ),
+    ],
+)
+def test_a_value_too_big_for_a_command_over_ssh_is_named_before_anything_runs(
+    tmp_path: Path, nodes: list[SSHDNode], lab: Lab, size: int, said: str | None
+) -> None:
+    """A 1 MB value in a script used to stop the run mid-way as "connection reset" (sshd drops a request
+    over 256 KiB), a 200 KB one as the host shell's "Argument list too long" (Linux's 128 KiB per argument,
+    which an `env:` value meets too): each is named at preflight, before the first step runs anywhere."""
+    node = nodes[0]
+    text = BIG_VALUE.replace("NODE", f"{node.user}@{node.address}:{node.port}").replace(
+        "KEY", str(node.client_key)
+    )
+    book = write_runbook(tmp_path, text)
+    values = tmp_path / "values.yml"
+    values.write_text(f"big: {'a' * size}\n")
+    done = lab.run_here(book, "--vars-file", str(values), "--yes")
+    if said is None:
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"env {size}" in done.stdout
+        return
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert f"step count on {node.address}: {said}" in done.stderr
+    assert "first ran" not in done.stdout

@@ -70,7 +70,7 @@ def test_run_and_manual_exactly_one_and_record_only_on_manual_steps() -> None:
         "not both (record is for manual steps)",
     ]
     assert check_steps("- id: a\n  title: A\n") == [
-        "rb.yml:6:5: steps[0]: exactly one of 'run' or 'manual' or 'use' is required"
+        "rb.yml:6:5: steps[0]: exactly one of 'run' or 'manual' or 'use' or 'steps' is required"
     ]
 
 

@@ -8,6 +8,7 @@ Real sshd nodes, and real sockets on 127.0.0.1 for the peers that are not SSH se
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,10 +43,13 @@ class Peer:
             except OSError:
                 return
             self.clients.append(client)
-            if self.greeting:
-                client.sendall(self.greeting)
-            if self.close_after:
-                client.close()
+            self.answer(client)
+
+    def answer(self, client: socket.socket) -> None:
+        if self.greeting:
+            client.sendall(self.greeting)
+        if self.close_after:
+            client.close()
 
     def stop(self) -> None:
         self.server.close()
@@ -60,14 +64,80 @@ def peer() -> Iterator[Peer]:
     made.stop()
 
 
-def test_a_peer_that_sends_no_banner_is_named_as_such(peer: Peer, home: Path) -> None:
-    executor = ssh_executor(SSHTarget("silent", "127.0.0.1", "me", peer.port), SSHOptions(banner_timeout=2))
-    with pytest.raises(ConnectionFailed) as caught:
-        executor.connect()
-    assert str(caught.value) == (
-        f"silent: 127.0.0.1:{peer.port} accepted the connection but sent no SSH banner within 2s (nothing, "
-        "or something that is not SSH): not an SSH server there, or one too busy to answer (MaxStartups)"
-    )
+class Hanging(Peer):
+    """A TCP server on 127.0.0.1 that reads each client's first words (its banner), then hangs up: with a
+    reset (RST: SO_LINGER 0, then close) or a plain close. Reading first keeps the client's banner from
+    meeting a closed socket, which would turn a plain close into a reset."""
+
+    def __init__(self, reset: bool) -> None:
+        self.reset = reset
+        super().__init__()
+
+    def answer(self, client: socket.socket) -> None:
+        client.recv(256)
+        if self.reset:
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()
+
+
+def test_a_silent_a_banner_only_and_a_resetting_peer_are_each_named_under_the_default_timeouts(
+    home: Path,
+) -> None:
+    """With the timeouts a user gets (connect 10 s, banner 15 s), all four peers at once (15 s in all): the
+    silent one used to be reported at 10 s as "authentication failed … too many keys offered?" (paramiko's
+    wait for the handshake ended before the banner's), as was the one that hangs after its banner; a reset
+    escaped as a bare EOFError."""
+    peers = {
+        "silent": Peer(),
+        "banner-only": Peer(b"SSH-2.0-OpenSSH_9.6\r\n"),
+        "resetting": Hanging(reset=True),
+        "closing": Hanging(reset=False),
+    }
+    errors: dict[str, BaseException] = {}
+
+    def connect(name: str, peer: Peer) -> None:
+        try:
+            ssh_executor(SSHTarget(name, "127.0.0.1", user="me", port=peer.port), SSHOptions()).connect()
+        except BaseException as error:
+            errors[name] = error
+
+    threads = [threading.Thread(target=connect, args=pair) for pair in peers.items()]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        for peer in peers.values():
+            peer.stop()
+    at = {name: f"127.0.0.1:{peer.port}" for name, peer in peers.items()}
+    assert {name: type(error) for name, error in errors.items()} == dict.fromkeys(peers, ConnectionFailed)
+    assert {name: str(error) for name, error in errors.items()} == {
+        "silent": f"silent: {at['silent']} accepted the connection but sent no SSH banner within 15s (nothing, "
+        "or something that is not SSH): not an SSH server there, or one too busy to answer (MaxStartups)",
+        "banner-only": f"banner-only: {at['banner-only']} sent its SSH banner (SSH-2.0-OpenSSH_9.6) but no key "
+        "exchange followed within 10s: a server stuck or overloaded",
+        "resetting": f"resetting: connection reset by {at['resetting']} before any SSH banner (a firewall "
+        "rejecting the connection, or a server refusing it: sshd's MaxStartups, TCP wrappers)",
+        "closing": f"closing: {at['closing']} closed the connection without sending an SSH banner: not an SSH "
+        "server there, or one refusing connections (sshd's MaxStartups, TCP wrappers)",
+    }
+
+
+def test_the_banner_and_key_exchange_waits_follow_the_options(home: Path) -> None:
+    """A banner wait longer than the connection's (the defaults' order, shortened): each named with its own."""
+    silent, hanging = Peer(), Peer(b"SSH-2.0-OpenSSH_9.6\r\n")
+    options = SSHOptions(connect_timeout=1, banner_timeout=2)
+    try:
+        for peer in (silent, hanging):
+            with pytest.raises(ConnectionFailed) as caught:
+                ssh_executor(SSHTarget("n", "127.0.0.1", user="me", port=peer.port), options).connect()
+            assert (
+                "no SSH banner within 2s" if peer is silent else "no key exchange followed within 1s"
+            ) in str(caught.value)
+    finally:
+        silent.stop()
+        hanging.stop()
 
 
 def test_a_garbage_banner_is_one_line_and_no_traceback(tmp_path: Path, home: Path) -> None:
@@ -94,7 +164,7 @@ def test_wrong_keys_are_named_in_the_authentication_failure(
     [node] = sshd_nodes(1)
     stranger = tmp_path / "stranger"
     generate_key(stranger)
-    target = SSHTarget("n", node.address, node.user, node.port, str(stranger))
+    target = SSHTarget("n", node.address, user=node.user, port=node.port, key_file=str(stranger))
     with pytest.raises(ConnectionFailed) as caught:
         ssh_executor(target, SSHOptions(known_hosts=str(node.known_hosts))).connect()
     assert (
@@ -104,7 +174,7 @@ def test_wrong_keys_are_named_in_the_authentication_failure(
     # No key given: the default key files are tried, and named.
     (home / ".ssh").mkdir()
     generate_key(home / ".ssh" / "id_ed25519")
-    defaults = SSHTarget("n", node.address, node.user, node.port)
+    defaults = SSHTarget("n", node.address, user=node.user, port=node.port)
     with pytest.raises(
         ConnectionFailed, match=r"keys tried: the SSH agent, default keys \(.*/\.ssh/id_ed25519\)\. Give"
     ):
@@ -126,7 +196,7 @@ def forced_exit_key(sshd_nodes: Nodes, tmp_path: Path) -> Iterator[tuple[SSHDNod
 
 def test_a_login_that_exits_at_once_is_explained(forced_exit_key: tuple[SSHDNode, Path], home: Path) -> None:
     node, key = forced_exit_key
-    target = SSHTarget("n", node.address, node.user, node.port, str(key))
+    target = SSHTarget("n", node.address, user=node.user, port=node.port, key_file=str(key))
     executor = ssh_executor(target, SSHOptions(known_hosts=str(node.known_hosts)))
     try:
         with pytest.raises(PreflightFailed) as caught:
@@ -143,7 +213,7 @@ def test_a_login_that_exits_at_once_fails_the_probe_and_is_explained(
     forced_exit_key: tuple[SSHDNode, Path], home: Path
 ) -> None:
     node, key = forced_exit_key
-    target = SSHTarget("n", node.address, node.user, node.port, str(key))
+    target = SSHTarget("n", node.address, user=node.user, port=node.port, key_file=str(key))
     executor = ssh_executor(target, SSHOptions(known_hosts=str(node.known_hosts)))
     try:
         with pytest.raises(PreflightFailed) as caught:
@@ -219,7 +289,9 @@ def test_include_is_followed_with_globs_and_relative_paths(sshd_nodes: Nodes, ho
     )
     (home / ".ssh" / "keys.conf").write_text(f"IdentityFile {node.client_key}\nUser {node.user}\n")
     resolved = resolve_ssh_target(SSHTarget("web"))
-    assert resolved == SSHTarget("web", node.address, node.user, node.port, str(node.client_key))
+    assert resolved == SSHTarget(
+        "web", node.address, user=node.user, port=node.port, key_file=str(node.client_key)
+    )
     with ssh_executor(SSHTarget("web")) as executor:
         assert executor.run('echo "$RUNBOOK_TEST_NODE"').stdout.strip() == node.address
     assert resolve_ssh_target(SSHTarget("other")).user == "nobody-else"  # the block after the Include

@@ -110,7 +110,7 @@ SSH_PROBE = """\
 import sys
 from engine.executors import resolve_ssh_target, ssh_executor
 from engine.transports import SSHOptions, SSHTarget
-ssh_executor(SSHTarget("node", "127.0.0.1", "ops", 22))
+ssh_executor(SSHTarget("node", "127.0.0.1", user="ops", port=22))
 print("paramiko:", "paramiko" in sys.modules, "invoke loaded:", "invoke.tasks" in sys.modules)
 resolved = resolve_ssh_target(SSHTarget("node"), SSHOptions(ssh_config=sys.argv[1]))
 print("user:", resolved.user, "invoke loaded:", "invoke.tasks" in sys.modules)

@@ -27,6 +27,7 @@ HEAD = {
     },
 }
 STEP: dict[str, Any] = {"id": "probe", "title": "Probe", "on": "here", "run": "echo probe"}
+INNER = {"id": "inner", "title": "Inner", "run": "echo inner"}
 BY_HAND = {"run": None, "manual": "Read the version on the dashboard."}
 
 CASES: dict[str, tuple[dict[str, Any], str, dict[str, Any] | None]] = {
@@ -64,6 +65,12 @@ CASES: dict[str, tuple[dict[str, Any], str, dict[str, Any] | None]] = {
     "approval": (
         {"approval": {"required": 2, "from": ["dba"], "timeout": "30m"}},
         "needs 2 approval(s) by other operators (members of dba), waits 30 min",
+        None,
+    ),
+    "steps": ({"run": None, "on": "local", "steps": [INNER]}, "1.1. probe/inner: Inner", STEP),
+    "serial": (
+        {"run": None, "on": "web", "serial": 2, "steps": [INNER]},
+        "1.1. probe[c.example.com]/inner: Inner (batch 2/2: c.example.com)",
         None,
     ),
 }
@@ -106,3 +113,16 @@ def test_the_plan_and_the_checklist_say_the_same_facts(tmp_path: Path) -> None:
     checklist = in_process(["checklist", str(tmp_path / "facts.yml")], tmp_path, environ)
     assert checklist.returncode == 0, checklist.stderr
     assert f"`probe` · {facts.replace(', ', ' · ')}" in checklist.stdout
+
+
+def test_until_is_shown_with_the_values_it_reads(tmp_path: Path) -> None:
+    """Issue 23: what the run will judge, with the values it reads, in plan and checklist."""
+    head = {**HEAD, "variables": {"version": {"default": "1.2"}, "tries": {"type": "integer", "default": 3}}}
+    step = {**STEP, "until": "version in result.stdout or tries < 1"}
+    book = tmp_path / "facts.yml"
+    book.write_text(yaml.safe_dump({**head, "steps": [step]}, sort_keys=False), encoding="utf-8")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}
+    for task in ("plan", "checklist"):
+        done = in_process([task, str(book), "--platform", "linux"], tmp_path, environ)
+        assert done.returncode == 0, done.stderr
+        assert 'until version in result.stdout or tries < 1 (tries = 3, version = "1.2")' in done.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from engine.errors import InvalidRunbook, UsageError
 from engine.model import Runbook
 from engine.options import Options, prepare
 from engine.targets import Host, parse_host, parse_overrides
-from engine.transports import Agent, Transport, parse_destination, ssh_target
+from engine.transports import Agent, Transport, parse_destination
 from engine.validation import validate
 from runbooks import fill_cluster
 
@@ -63,9 +64,23 @@ def test_the_documentation_cluster_file(rollback: Runbook, home: Path) -> None:
     assert (nodes.local, nodes.concurrency) == (False, 10)
     default = str(home / ".ssh/id_rsa")  # rke's default key, where neither the node nor the cluster names one
     assert nodes.hosts == (
-        Host("10.0.0.11", "10.0.0.11", "ubuntu", 2222, default, agent=Agent.NO),
-        Host("10.0.0.12", "10.0.0.12", "ubuntu", 22, str(home / ".ssh/rke_node2"), agent=Agent.NO),
-        Host("node3.example.com", "node3.example.com", "rancher", 22, default, agent=Agent.NO),
+        Host("10.0.0.11", "10.0.0.11", user="ubuntu", port=2222, key_file=default, agent=Agent.NO),
+        Host(
+            "10.0.0.12",
+            "10.0.0.12",
+            user="ubuntu",
+            port=22,
+            key_file=str(home / ".ssh/rke_node2"),
+            agent=Agent.NO,
+        ),
+        Host(
+            "node3.example.com",
+            "node3.example.com",
+            user="rancher",
+            port=22,
+            key_file=default,
+            agent=Agent.NO,
+        ),
     )
     assert nodes.hosts[0].vars["role"] == ["controlplane", "etcd", "worker"]
     assert resolved["workstation"].hosts == (targets.LOCAL_HOST,)
@@ -108,7 +123,7 @@ def test_an_inline_key_wins_over_a_path_and_is_never_shown(rollback: Runbook, tm
     )
     hosts = cluster_hosts(rollback, tmp_path, text)
     assert [(h.key, h.key_file) for h in hosts] == [(PRIVATE + "\n", None)] * 2
-    shown = [repr(hosts), *(h.reach for h in hosts), *(h.display for h in hosts), repr(ssh_target(hosts[0]))]
+    shown = [repr(hosts), *(h.reach for h in hosts), *(h.display for h in hosts), repr(hosts[0].ssh_target())]
     assert not any("not-a-real-key" in text for text in shown)
     assert hosts[0].reach == "ssh rancher@10.0.0.11:2201, inline key"
 
@@ -117,14 +132,19 @@ def test_a_bastion_host_is_the_jump_host_of_every_node(rollback: Runbook, tmp_pa
     values = {**NODES, "BASTION": "203.0.113.5", "BASTION_PORT": "2222", "BASTION_KEY": "keys/bastion"}
     hosts = cluster_hosts(rollback, tmp_path, fill_cluster("bastion.yml", values))
     bastion = Host(
-        "203.0.113.5", "203.0.113.5", "rancher", 2222, str(tmp_path / "keys/bastion"), agent=Agent.NO
+        "203.0.113.5",
+        "203.0.113.5",
+        user="rancher",
+        port=2222,
+        key_file=str(tmp_path / "keys/bastion"),
+        agent=Agent.NO,
     )
     assert [h.jump for h in hosts] == [(bastion,)] * 3
     assert [h.key_file for h in hosts] == [KEY] * 3
     assert hosts[0].reach == (
         f"ssh rancher@10.0.0.11:2201, key {KEY}, via rancher@203.0.113.5:2222 (key {tmp_path}/keys/bastion)"
     )
-    target = ssh_target(hosts[0])
+    target = hosts[0].ssh_target()
     assert target.jump[0].hostname is None and target.jump[0].key_file == f"{tmp_path}/keys/bastion"
 
 
@@ -134,7 +154,7 @@ def test_a_bastion_without_a_key_path_uses_the_cluster_key(rollback: Runbook, tm
         "nodes:\n  - {address: a, user: u}\n"
     )
     [host] = cluster_hosts(rollback, tmp_path, text)
-    assert host.jump == (Host("b.example", "b.example", "jump", 22, KEY, agent=Agent.NO),)
+    assert host.jump == (Host("b.example", "b.example", user="jump", port=22, key_file=KEY, agent=Agent.NO),)
 
 
 # -- inventories as data -------------------------------------------------------------------------------------
@@ -155,6 +175,26 @@ def test_where_keeps_entries_and_templates_see_the_whole_inventory(tmp_path: Pat
         ("a", "ops", 2200, {"name": "a", "role": "web"}),
         ("c", "ops", 2200, {"name": "c", "role": "web"}),
     ]
+
+
+def test_an_inventorys_ssh_settings_are_rendered_once_unless_they_read_the_entry(tmp_path: Path) -> None:
+    """The settings are rendered once for all entries when no template reads `item` or `inventory` (the only
+    names that differ between entries): a `random` port, rendered per entry, would differ among 30 hosts."""
+    (tmp_path / "fleet.yml").write_text(
+        "hosts:\n" + "".join(f"  - {{name: h{i}, user: u{i}}}\n" for i in range(30)), encoding="utf-8"
+    )
+    inventory = (
+        f"      from_file: {tmp_path}/fleet.yml\n      each: hosts\n      host: '{{{{ item.name }}}}'\n"
+    )
+    once = book(
+        tmp_path, inventory + "      port: '{{ range(1000, 60000) | random }}'\n      user: '{{ who }}'\n"
+    )
+    hosts = targets.resolve(once, {"who": "ops"})["t"].hosts
+    assert len({h.port for h in hosts}) == 1 and {h.user for h in hosts} == {"ops"}
+    each = book(tmp_path, inventory + "      user: '{{ item.user }}'\n      jump: '{{ who }}@j'\n")
+    hosts = targets.resolve(each, {"who": "ops"})["t"].hosts
+    assert [h.user for h in hosts] == [f"u{i}" for i in range(30)]
+    assert {h.jump[0].user for h in hosts} == {"ops"}
 
 
 def test_a_where_that_keeps_nothing_is_an_error(tmp_path: Path) -> None:
@@ -194,20 +234,29 @@ def test_templated_hosts_and_settings_on_a_host_list(tmp_path: Path, home: Path)
         "      jump: 'ops@j1:2022,j2'\n",
     )
     hosts = targets.resolve(runbook, {"rancher_host": "rancher.example", "who": "deploy"})["t"].hosts
-    jump = (Host("j1", "j1", "ops", 2022), Host("j2", "j2"))
+    jump = (Host("j1", "j1", user="ops", port=2022), Host("j2", "j2"))
     key = str(home / ".ssh/deploy")
     assert hosts == (
         Host(
             "rancher.example",
             "rancher.example",
-            "deploy",
-            2222,
-            key,
+            user="deploy",
+            port=2222,
+            key_file=key,
             cert_file="keys/deploy-cert.pub",
             agent=Agent.YES,
             jump=jump,
         ),
-        Host("b", "b", "admin", 2201, key, cert_file="keys/deploy-cert.pub", agent=Agent.YES, jump=jump),
+        Host(
+            "b",
+            "b",
+            user="admin",
+            port=2201,
+            key_file=key,
+            cert_file="keys/deploy-cert.pub",
+            agent=Agent.YES,
+            jump=jump,
+        ),
     )
     assert hosts[0].reach == (
         f"ssh deploy@rancher.example:2222, key {key}, the SSH agent, certificate keys/deploy-cert.pub, "
@@ -301,13 +350,13 @@ def test_plan_shows_how_each_host_is_reached(tmp_path: Path, home: Path) -> None
 
 def test_hosts_override_replaces_the_inventory_without_reading_it(rollback: Runbook) -> None:
     resolved = targets.resolve(rollback, context("/nonexistent"), hosts={"nodes": "a, admin@b:2200,"})
-    assert resolved["nodes"].hosts == (Host("a", "a"), Host("b", "b", "admin", 2200))
+    assert resolved["nodes"].hosts == (Host("a", "a"), Host("b", "b", user="admin", port=2200))
 
 
 def test_hosts_override_of_a_host_list_keeps_its_settings(tmp_path: Path) -> None:
     runbook = book(tmp_path, "      hosts: [a]\n      user: deploy\n      agent: only\n      jump: j\n")
     [host] = targets.resolve(runbook, {}, hosts={"t": "b:2200"})["t"].hosts
-    assert host == Host("b", "b", "deploy", 2200, agent=Agent.ONLY, jump=(Host("j", "j"),))
+    assert host == Host("b", "b", user="deploy", port=2200, agent=Agent.ONLY, jump=(Host("j", "j"),))
 
 
 TWO_TARGETS = """\
@@ -446,12 +495,12 @@ def test_a_malformed_inventory_is_reported_in_its_own_file(rollback: Runbook, tm
     ("spec", "host"),
     [
         ("web1", Host("web1", "web1")),
-        ("deploy@web2", Host("web2", "web2", "deploy")),
-        ("deploy@web2:2200", Host("web2", "web2", "deploy", 2200)),
-        (" 10.0.0.1:22 ", Host("10.0.0.1", "10.0.0.1", None, 22)),
+        ("deploy@web2", Host("web2", "web2", user="deploy")),
+        ("deploy@web2:2200", Host("web2", "web2", user="deploy", port=2200)),
+        (" 10.0.0.1:22 ", Host("10.0.0.1", "10.0.0.1", user=None, port=22)),
         ("[fd00::11]", Host("fd00::11", "fd00::11")),  # IPv6 in brackets, as OpenSSH writes it
-        ("rancher@[fd00::11]:2201", Host("fd00::11", "fd00::11", "rancher", 2201)),
-        ("ssh://deploy@web2:2200", Host("web2", "web2", "deploy", 2200)),
+        ("rancher@[fd00::11]:2201", Host("fd00::11", "fd00::11", user="rancher", port=2201)),
+        ("ssh://deploy@web2:2200", Host("web2", "web2", user="deploy", port=2200)),
     ],
 )
 def test_parse_host(spec: str, host: Host) -> None:
@@ -524,10 +573,63 @@ def test_parse_overrides() -> None:
 
 
 def test_host_context_for_templates() -> None:
-    assert Host("web2", "10.1.1.2", "deploy", 2200, vars={"role": ["worker"]}).context() == {
+    assert Host("web2", "10.1.1.2", user="deploy", port=2200, vars={"role": ["worker"]}).context() == {
         "name": "web2",
         "address": "10.1.1.2",
         "user": "deploy",
         "port": 2200,
         "vars": {"role": ["worker"]},
     }
+
+
+def test_an_inventory_beside_the_runbook_via_runbook_dir_and_errors_with_the_absolute_path(
+    tmp_path: Path, home: Path
+) -> None:
+    """Issue 23: `from_file` is relative to where the run starts, like `cwd` and `rke_dir`; `runbook.dir` (the
+    runbook file's directory) reaches a file beside the runbook; a file not found is named absolutely."""
+    from runbooks import in_process
+
+    (tmp_path / "ops").mkdir()
+    (tmp_path / "ops" / "fleet.yml").write_text("hosts: [{address: web1}, {address: web2}]\n")
+    text = (
+        'runbook: 1\nname: t\nversion: "1"\ntitle: T\ntargets:\n  fleet:\n'
+        '    ssh: {from_file: "{{ runbook.dir }}/fleet.yml", each: hosts, host: "{{ item.address }}"}\n'
+        "steps:\n  - id: a\n    title: A\n    on: fleet\n    run: echo {{ runbook.dir }}\n"
+    )
+    (tmp_path / "ops" / "rb.yml").write_text(text)
+    done = in_process(["plan", "ops/rb.yml"], tmp_path, dict(os.environ))
+    assert done.returncode == 0, done.stderr
+    assert f"@ web2\n         $ echo {tmp_path}/ops\n" in done.stdout
+    (tmp_path / "ops" / "rb.yml").write_text(text.replace("{{ runbook.dir }}/fleet.yml", "fleet.yml"))
+    missing = in_process(["plan", "ops/rb.yml"], tmp_path, dict(os.environ))
+    assert missing.returncode == 2
+    assert f"cannot read the inventory 'fleet.yml' ({tmp_path}/fleet.yml): cannot read" in missing.stderr
+
+
+def test_an_inventory_entry_has_a_display_name_and_is_reached_at_its_address(
+    tmp_path: Path, home: Path
+) -> None:
+    """Issue 23: `name:` names each entry in the plan, the summary and the journal; `host` is connected to."""
+    from runbooks import in_process, journal
+
+    (tmp_path / "cluster.yml").write_text(
+        "nodes:\n  - {address: 10.0.0.11, hostname_override: cp-1}\n  - {address: 10.0.0.12, hostname_override: ''}\n"
+    )
+    text = (
+        'runbook: 1\nname: t\nversion: "1"\ntitle: T\ntargets:\n  nodes:\n'
+        '    ssh: {from_file: cluster.yml, each: nodes, host: "{{ item.address }}",\n'
+        '          name: "{{ item.hostname_override }}"}\n'
+        "steps:\n  - id: a\n    title: A\n    on: nodes\n    run: echo {{ host.name }} {{ host.address }}\n"
+    )
+    (tmp_path / "rb.yml").write_text(text)
+    planned = in_process(["plan", "rb.yml"], tmp_path, dict(os.environ))
+    assert planned.returncode == 0, planned.stderr
+    assert "@ cp-1\n         $ echo cp-1 10.0.0.11\n" in planned.stdout  # an empty name: the address
+    assert "@ 10.0.0.12\n         $ echo 10.0.0.12 10.0.0.12\n" in planned.stdout
+    assert "ssh 10.0.0.11" in planned.stdout  # how it is reached: its address
+    env = {**os.environ, "HOME": str(home)}
+    ran = in_process(["run", "rb.yml", "--target", "nodes=local", "--state-dir", "st"], tmp_path, env)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "cp-1 | cp-1 10.0.0.11" in ran.stdout
+    ends = [(r["step"], r["host"]) for r in journal(tmp_path / "st") if r["type"] == "step-end"]
+    assert sorted(ends) == [("a", "10.0.0.12"), ("a", "cp-1")]

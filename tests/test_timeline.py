@@ -105,3 +105,20 @@ def test_tick_labels() -> None:
         "1 h",
         "1 h 30 min",
     ]
+
+
+def test_a_resumed_step_keeps_the_bar_of_its_earlier_failure() -> None:
+    """Issue 23 bug 6: after a resume, the failed series of the first session stays on the timeline."""
+    records = journal(
+        *ran("restore", "local", "12:00:05", 2.0),
+        *ran("restart", "local", "12:00:10", 3.0, status="failed", exit_code=1),
+        {"type": "run-end", "status": "failed", "exit_code": 1, "time": "2026-11-26T12:00:20.000Z"},
+        {"type": "resumed", "user": "ann", "by": "operator", "time": "2026-11-26T12:05:00.000Z"},
+        *ran("restart", "local", "12:05:05", 4.0),
+    )
+    bars, _ = timeline.bars(read_run(records))
+    assert [(b.step, b.status, b.start) for b in bars] == [
+        ("restore", Status.OK, 5.0),
+        ("restart", Status.FAILED, 10.0),
+        ("restart", Status.OK, 305.0),
+    ]

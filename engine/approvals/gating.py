@@ -11,14 +11,14 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from engine.approvals.waiting import Gate, Run
+from engine.approvals.waiting import OPEN, Checkpoint, Gate, Run
 from engine.console import Terminal
 from engine.errors import UsageError
 from engine.planning import Plan, PlannedStep
 from engine.records import ApprovalDecision
 from engine.state.base import RunWriter, StateBackend
 
-__all__ = ["Asking", "Gate", "asks", "gated"]
+__all__ = ["OPEN", "Asking", "Checkpoint", "Gate", "asks", "gated"]
 
 
 @dataclass(frozen=True)
@@ -47,10 +47,10 @@ def gated(
     journal: RunWriter,
     terminal: Terminal,
     asking: Asking,
-) -> Iterator[Gate | None]:
-    """The gate; None when nothing in this run is to be approved."""
+) -> Iterator[Checkpoint]:
+    """The gate; `OPEN` when nothing in this run is to be approved."""
     if not asks(steps):
-        yield None
+        yield OPEN
         return
     from engine import reviewing
 

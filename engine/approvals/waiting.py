@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 from engine import records
 from engine.approvals import document
@@ -27,6 +28,22 @@ from engine.state.base import RunWriter
 
 LONGEST_WAIT = 7 * 24 * 3600.0
 """A step without `approval.timeout` waits at most this long (every loop is bounded)."""
+
+
+class Checkpoint(Protocol):
+    """Where the runner stops a step until it may run: a `Gate`, or `OPEN` when nothing is to be approved."""
+
+    def check(self, planned: PlannedStep) -> None: ...
+
+
+class _Open:
+    """The checkpoint of a run with no step under `approval:` (and of the runner's own tests): never waits."""
+
+    def check(self, planned: PlannedStep) -> None:
+        return None
+
+
+OPEN: Checkpoint = _Open()
 
 
 @dataclass(frozen=True, kw_only=True)

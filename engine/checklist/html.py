@@ -80,9 +80,36 @@ def css_string(text: str) -> Markup:
 
 
 def paragraphs(text: str) -> Markup:
-    """Plain text (or simple Markdown) as paragraphs: blank lines separate them, `code` spans are kept."""
-    blocks = [" ".join(b.split()) for b in re.split(r"\n\s*\n", text.strip()) if b.strip()]
-    return Markup("").join(Markup("<p>{}</p>").format(_inline_code(b)) for b in blocks)
+    """Plain text (or simple Markdown) as paragraphs and lists: blank lines separate paragraphs, lines that
+    start with `-`, `*` or `1.` are list items (an indented line continues the item), `code` spans are kept."""
+    parts: list[Markup] = []
+    for block in re.split(r"\n\s*\n", text.strip()):
+        kind, lines = "", list[str]()
+        for line in block.splitlines():
+            item = _ITEM.match(line)
+            if item is None and kind in ("ul", "ol") and line[:1].isspace():
+                lines[-1] += " " + line.strip()  # the item goes on
+                continue
+            now = ("ol" if item.group(1)[0].isdigit() else "ul") if item else "p"
+            if now != kind:  # a paragraph, or a list, begins
+                parts += _flush(kind, lines)
+                kind, lines = now, []
+            lines.append(line[item.end() :] if item else line)
+        parts += _flush(kind, lines)
+    return Markup("").join(parts)
+
+
+_ITEM = re.compile(r"^\s*([-*+]|[0-9]+[.)])\s+")
+
+
+def _flush(kind: str, lines: list[str]) -> list[Markup]:
+    texts = [" ".join(line.split()) for line in lines if line.strip()]
+    if not texts:
+        return []
+    if kind == "p":
+        return [Markup("<p>{}</p>").format(_inline_code(" ".join(texts)))]
+    items = Markup("").join(Markup("<li>{}</li>").format(_inline_code(t)) for t in texts)
+    return [Markup("<{0}>{1}</{0}>").format(Markup(kind), items)]
 
 
 def _inline_code(text: str) -> Markup:

@@ -102,13 +102,14 @@ def _check(item: Item) -> str:
     where = f" — {', '.join(item.facts)}" if item.facts else ""
     blocks = [_commands(item.commands)] if item.commands else []
     if not item.fan_out:
-        return _item(False, f"{_plain(item.title)}{where}", blocks)
+        return _item(tick(item.boxes[0].outcome) is True, f"{_plain(item.title)}{where}", blocks)
     return "\n\n".join([f"**{_plain(item.title)}**{where}", *blocks, _boxes(item.boxes, "")])
 
 
 def _step(item: Item, day: str) -> list[str]:
     step_id, *facts = item.facts
-    parts = [f"### {item.number}. {_plain(item.title)}", " · ".join([_code(step_id), *facts])]
+    parts = [f"**{str(item.number).partition('.')[0]}. {_plain(item.group)}**"] if item.group else []
+    parts += [f"### {item.number}. {_plain(item.title)}", " · ".join([_code(step_id), *facts])]
     if item.description:
         parts.append(item.description.strip())
     if item.signatures:
@@ -148,6 +149,7 @@ def _boxes(boxes: tuple[Box, ...], day: str) -> str:
 def _manual(item: Item, day: str) -> list[str]:
     parts = ["**Do this by hand:**", "> " + _plain(item.manual or "").replace("\n", "\n> ")]
     answer, box = item.answer, item.boxes[0]
+    parts += [f"_{_plain(box.note)}_"] if box.note else []
     prompt = _plain(item.record_prompt or "Observed")
     expected = f" (expected: {item.record_expect})" if item.record_expect else ""
     if answer is None:

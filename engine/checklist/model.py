@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from engine import stepview
 from engine.checklist.approving import Signature, signatures
 from engine.history import Attempt, RunHistory
 from engine.model import PLATFORMS
+from engine.outcomes import HostOutcome, Status
 from engine.planning import PLATFORM_LABELS, Blank, HostPlan, Plan, PlannedCheck, PlannedStep
 from engine.records import Confirmation, Manual
 from engine.transports import Transport
@@ -47,7 +48,7 @@ class Item:
     """A preflight check or a step, with its boxes."""
 
     kind: str  # "check", "step" or "manual"
-    number: int | None
+    number: int | str | None
     id: str
     title: str
     boxes: tuple[Box, ...]
@@ -66,6 +67,7 @@ class Item:
     answer: Manual | None = None
     approval: str | None = None  # what `approval:` asks, as the plan words it
     signatures: tuple[Signature, ...] = ()  # a line per required approver, or who approved
+    group: str = ""  # where a group's run (an item, a batch) begins: what the group is
 
 
 @dataclass(frozen=True)
@@ -116,8 +118,11 @@ def build(plan: Plan, run: RunHistory | None = None) -> Checklist:
         platform=platform_note(plan),
         warnings=plan.warnings,
         values=values(plan, run),
-        checks=tuple(_check(plan, c) for c in plan.checks),
-        steps=tuple(_step(plan, s, run) for s in plan.steps),
+        checks=tuple(_check(plan, c, run) for c in plan.checks),
+        steps=tuple(
+            replace(_step(plan, s, run), group=stepview.group_heading(s, before) or "")
+            for before, s in zip((None, *plan.steps), plan.steps)
+        ),
         run=run,
     )
 
@@ -189,15 +194,27 @@ def _boxes(
     return tuple(boxes)
 
 
-def _check(plan: Plan, check: PlannedCheck) -> Item:
+def _check(plan: Plan, check: PlannedCheck, run: RunHistory | None) -> Item:
+    """A preflight check; on a filled checklist, ticked once the run went past preflight (a step started:
+    every check had passed, as none is journaled on its own)."""
     commands, cwd, shared = _shared(check.hosts)
+    passed = run is not None and bool(run.hosts)
+
+    def outcome(host: str) -> Attempt | None:
+        return (
+            Attempt(HostOutcome(check.title, host, Status.OK, reason="passed at preflight"))
+            if passed
+            else None
+        )
+
     facts = (stepview.where(plan, check.target, len(check.hosts)), *([f"in {cwd}"] if cwd else ()))
+    facts += ("only before the first step",) if check.only_before_start else ()
     return Item(
         "check",
         None,
         "",
         check.title,
-        _boxes(check.hosts, shared, lambda _: None),
+        _boxes(check.hosts, shared, outcome),
         facts,
         commands=commands,
         fan_out=len(check.hosts) > 1,
@@ -217,7 +234,7 @@ def _step(plan: Plan, planned: PlannedStep, run: RunHistory | None) -> Item:
 
     return Item(
         "step",
-        planned.number,
+        planned.label,
         planned.id,
         planned.title,
         _boxes(hosts, shared, outcome),
@@ -226,7 +243,7 @@ def _step(plan: Plan, planned: PlannedStep, run: RunHistory | None) -> Item:
         commands,
         env=tuple(f"{k}={v}" for k, v in (planned.hosts[0].shown_env() if planned.hosts else ())),
         fan_out=planned.fan_out,
-        result=planned.result or "",
+        result="; ".join(f"on {h}: {text}" for h, text in planned.results()) or planned.result or "",
         confirm=planned.confirm_question,
         confirm_text=planned.confirm_text,
         confirmed=run.confirmations.get(planned.id) if run else None,
@@ -237,16 +254,17 @@ def _step(plan: Plan, planned: PlannedStep, run: RunHistory | None) -> Item:
 
 def _manual(plan: Plan, planned: PlannedStep, run: RunHistory | None) -> Item:
     step = planned.step
-    box = Box("operator", True, outcome=run.outcome(planned.id, "operator", single=True) if run else None)
+    outcome = run.outcome(planned.id, "operator", single=True) if run else None
+    box = Box("operator", True, note=f"skipped: {planned.skip}" if planned.skip else "", outcome=outcome)
     return Item(
         "manual",
-        planned.number,
+        planned.label,
         planned.id,
         planned.title,
         (box,),
         _facts(plan, planned, None),
         step.description,
-        result=planned.result or "",
+        result="; ".join(f"on {h}: {text}" for h, text in planned.results()) or planned.result or "",
         confirm=planned.confirm_question,
         confirm_text=planned.confirm_text,
         confirmed=run.confirmations.get(planned.id) if run else None,

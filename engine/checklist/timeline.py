@@ -51,22 +51,29 @@ def _time(stamp: str | None) -> datetime | None:
 
 
 def bars(run: RunHistory) -> tuple[tuple[Bar, ...], float]:
-    """Every (step, host) of the run as a bar, in the order they started, and the run's length in seconds."""
+    """Every (step, host) of the run as a bar, in the order they started, and the run's length in seconds;
+    a step tried again by a resume keeps the bar of each earlier series (a failure stays on the record)."""
     t0 = _time(run.started)
     if t0 is None:
         return (), 0.0
-    spans = [(key, _span(outcome, t0)) for key, outcome in run.outcomes.items()]
-    known = [(key, span) for key, span in spans if span is not None]
-    last = max([end for _, (_, end) in known] + [0.0])
+    drawn = [(key, a, a is host.latest) for key, host in run.hosts.items() for a in _drawn(host.attempts)]
+    known = [(key, a, latest, span) for key, a, latest in drawn if (span := _span(a, t0)) is not None]
+    last = max([end for *_, (_, end) in known] + [0.0])
     finished = _time(run.ended)
     length = max(last, (finished - t0).total_seconds() if finished else 0.0)
     found = []
-    for (step, host), (start, end) in known:
-        outcome = run.outcomes[(step, host)]
-        open_ended = outcome.status is Status.UNKNOWN
-        end = length if open_ended else end
-        found.append(Bar(step, host, outcome.status, start, end, not open_ended, outcome.duration))
+    for (step, host), attempt, latest, (start, end) in known:
+        open_ended = attempt.status is Status.UNKNOWN
+        end = (length if latest else start) if open_ended else end
+        found.append(Bar(step, host, attempt.status, start, end, not open_ended, attempt.duration))
     return tuple(sorted(found, key=lambda b: (b.start, b.end))), length
+
+
+def _drawn(attempts: tuple[Attempt, ...]) -> tuple[Attempt, ...]:
+    """The attempts a bar stands for: each that closed a series (its duration is the whole series'), one
+    that never ended, and the latest."""
+    earlier = [a for a in attempts[:-1] if a.last or a.status in (Status.UNKNOWN, Status.INTERRUPTED)]
+    return (*earlier, attempts[-1])
 
 
 def _span(outcome: Attempt, t0: datetime) -> tuple[float, float] | None:

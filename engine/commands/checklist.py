@@ -7,18 +7,21 @@ platform render the plan, as a resume would, so the commands shown are the ones 
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from engine.checklist import build, to_html, to_markdown
-from engine.errors import UsageError
+from engine.errors import InvalidRunbook, UsageError
 from engine.flags import option
 from engine.history import RunHistory, fold
 from engine.masking import MASK
 from engine.options import Options, prepare
+from engine.outcomes import StepOutcome
+from engine.planning import Plan
 from engine.state import StateBackend, open_state
 from engine.state.options import FROM_ENVIRONMENT, StateOptions
 from engine.validation import validate
@@ -77,7 +80,7 @@ def main(options: ChecklistRunbook, chosen: ChecklistOptions, where: StateOption
     _, plan = prepare(
         options, any_platform=options.platform is None, allow_missing=True, validated=validated, paper=True
     )
-    checklist = build(plan, run)
+    checklist = build(with_outputs(plan, run) if run is not None else plan, run)
     text = to_html(checklist, chosen.paper) if chosen.format == Format.HTML else to_markdown(checklist)
     if output is None or output == "-":
         sys.stdout.write(text)
@@ -95,6 +98,27 @@ def load_run(state: StateBackend, run_id: str) -> RunHistory:
             "(--state-dir or RUNBOOK_STATE_DIR moves it)"
         )
     return fold(records)
+
+
+def with_outputs(plan: Plan, run: RunHistory) -> Plan:
+    """The plan with what the run's steps printed, as the run rendered it: a command or text that reads an
+    earlier step's output shows the value the journal has, not a blank (one it cannot render keeps it)."""
+    known: dict[str, dict[str, Any]] = {}  # `steps.` of each runbook (a used one's under its step's id)
+    outcomes = run.outcomes
+    steps = []
+    for planned in plan.steps:
+        scope = known.setdefault(planned.scope.name, {})
+        if planned.deferred and scope:
+            with contextlib.suppress(InvalidRunbook):
+                planned = plan.renderer.step(planned, scope, {})
+        hosts = tuple(a.outcome for (step, _), a in outcomes.items() if step == planned.id)
+        if hosts:
+            done = StepOutcome(planned.id, hosts).context()
+            if planned.item is not None:  # a loop's `steps.<id>` is its last item's, with every item's
+                done = {**done, "items": [*scope.get(planned.step.id, {}).get("items", ()), done]}
+            scope[planned.step.id] = done
+        steps.append(planned)
+    return replace(plan, steps=tuple(steps))
 
 
 def with_run(options: Read, run: RunHistory, known: set[str]) -> Read:

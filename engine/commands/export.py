@@ -1,7 +1,8 @@
 """`runbook export ansible FILE -o DIR`: the plan as an Ansible playbook and inventory.
 
 Refuses (exit 2, every place listed) a runbook using something the export cannot express, unless `--lossy`,
-which writes a comment at each such place instead. Nothing is written when the export is refused.
+which writes a comment at each such place instead. Nothing is written when the export is refused, and the
+two files are written together or not at all (`export.output`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from engine.errors import InvalidRunbook, Problem, UsageError
 from engine.export import unmapped
 from engine.export.ansible import export
+from engine.export.output import write_together
 from engine.flags import argument, option
 from engine.options import Options, prepare
 
@@ -61,9 +63,7 @@ def main(chosen: ExportOptions, options: ExportRunbook) -> int:
         raise InvalidRunbook([*(p.problem for p in places), Problem(options.file, 0, 0, "", hint)])
     files = export(plan, places)
     directory = Path(output)
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / PLAYBOOK).write_text(files.playbook, encoding="utf-8")
-    (directory / INVENTORY).write_text(files.inventory, encoding="utf-8")
+    write_together(directory, {PLAYBOOK: files.playbook, INVENTORY: files.inventory})
     for place in places:
         print(f"not exported (--lossy): {place.problem}", file=sys.stderr)
     print(f"wrote {directory / PLAYBOOK} and {directory / INVENTORY}")

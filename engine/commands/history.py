@@ -32,7 +32,7 @@ from engine.records import (
     RunEnd,
 )
 from engine.runfilter import RunFilter
-from engine.state import RunSummary, StateBackend, open_state
+from engine.state import RunSummary, StateBackend, open_state, rehearsals
 from engine.state.base import ABANDONED, UNFINISHED
 from engine.state.options import FROM_ENVIRONMENT, StateOptions
 
@@ -91,7 +91,8 @@ def main(chosen: RunsOptions, where: StateOptions = FROM_ENVIRONMENT) -> int:
     try:
         if chosen.run_id == PRUNE or chosen.older_than is not None:
             return _prune(state, chosen)
-        return _show(state, chosen.run_id, chosen.format, _filter(chosen))
+        rehearsed = rehearsals(Path.cwd(), chosen.state_dir)
+        return _show(state, rehearsed, chosen.run_id, chosen.format, _filter(chosen))
     finally:
         state.close()
 
@@ -111,7 +112,11 @@ def _prune(state: StateBackend, chosen: RunsOptions) -> int:
     return 0
 
 
-def _show(state: StateBackend, run_id: str | None, format: str, where: RunFilter) -> int:
+def _show(
+    state: StateBackend, rehearsed: StateBackend, run_id: str | None, format: str, where: RunFilter
+) -> int:
+    """The list of runs (then the rehearsals', kept apart: never resumed by `run`), or one run of either;
+    the filters choose from both lists."""
     console = Console(highlight=False, soft_wrap=True)
     if not console.is_terminal:  # piped or captured: whole rows for grep, not columns squeezed to 80
         console.width = max(console.width, _PIPE_WIDTH)
@@ -119,11 +124,15 @@ def _show(state: StateBackend, run_id: str | None, format: str, where: RunFilter
         if format == "html":
             raise UsageError("--format html shows one run: give its id (--run-id RUN_ID)")
         if format == "json":
-            print(json.dumps(list_document(state, where), indent=2, ensure_ascii=False))
+            listed = {**list_document(state, where), "rehearsals": list_document(rehearsed, where)["runs"]}
+            print(json.dumps(listed, indent=2, ensure_ascii=False))
         else:
             console.print(_list(state, where))
+            if rehearsed.runs(where=where):
+                title = "Rehearsals (runbook rehearse: nothing was executed) in"
+                console.print(_list(rehearsed, where, title))
         return 0
-    found = _find(state, run_id)
+    state, found = _found(state, rehearsed, run_id)
     records = state.records(found) or []
     if not has_header(records):
         raise UsageError(f"run {found}: its journal has no header (the run died as it began)")
@@ -143,8 +152,8 @@ def _show(state: StateBackend, run_id: str | None, format: str, where: RunFilter
     return 0
 
 
-def _list(state: StateBackend, where: RunFilter) -> Table:
-    table = Table(title=f"Runs in {state.location}", title_justify="left")
+def _list(state: StateBackend, where: RunFilter, title: str = "Runs in") -> Table:
+    table = Table(title=f"{title} {state.location}", title_justify="left")
     for column in ("run", "runbook", "version", "who", "started", "status"):
         table.add_column(column, no_wrap=column != "status", overflow="fold")
     for run in state.runs(where=where):
@@ -226,6 +235,17 @@ def _live(state: StateBackend, run: RunSummary) -> str:
         return run.status
     who = state.holder(run.runbook)
     return f"running (pid {who.pid})" if who is not None and who.run_id == run.run_id else UNFINISHED
+
+
+def _found(state: StateBackend, rehearsed: StateBackend, run_id: str) -> tuple[StateBackend, str]:
+    """The state the run is in (the real runs', or else the rehearsals') and its whole id."""
+    try:
+        return state, _find(state, run_id)
+    except UsageError as missing:
+        try:
+            return rehearsed, _find(rehearsed, run_id)
+        except UsageError:
+            raise missing from None
 
 
 def _find(state: StateBackend, run_id: str) -> str:

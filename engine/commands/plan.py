@@ -7,6 +7,7 @@ printed exactly as they will run.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 import textwrap
@@ -18,7 +19,7 @@ from engine import reviewing, stepview
 from engine.flags import option
 from engine.options import Options, prepare
 from engine.planning import HostPlan, Plan, PlannedStep
-from engine.transports import Transport
+from engine.transports import SSHOptions, Transport
 
 
 class Format(StrEnum):
@@ -75,41 +76,61 @@ def describe(plan: Plan) -> str:
     if plan.checks:
         lines.append("\npreflight checks:")
         for check in plan.checks:
-            lines.append(f"  - {check.title}  [on {check.target}]")
+            before = ", only before the first step" if check.only_before_start else ""
+            lines.append(f"  - {check.title}  [on {check.target}{before}]")
             lines += _hosts(check.hosts, indent=6)
     lines.append("\nsteps:")
-    for planned in plan.steps:
+    for previous, planned in zip((None, *plan.steps), plan.steps):
+        heading = stepview.group_heading(planned, previous)
+        lines += [f"\n{planned.number:>3}. {heading}"] if heading else []
         lines += _step(plan, planned)
     return "\n".join(lines)
 
 
 def _reach(plan: Plan) -> list[str]:
-    """Per SSH target, how each host will be reached: user, address, port, key or agent, jump hosts."""
+    """Per SSH target, how each host will be reached: user, address, port, key or agent, jump hosts; and,
+    when ~/.ssh/config exists, where it sends each name (its HostName, User, Port, IdentityFile, ProxyJump)."""
+    config = _ssh_config_resolution(plan)
     lines = []
     for target in plan.targets.values():
         remote = [h for h in target.hosts if h.transport is not Transport.LOCAL]
         if remote:
             lines.append(f"\nhosts of {target.name}:")
-            lines += [f"  {h.name}: {h.reach}" for h in remote]
+            for host in remote:
+                lines.append(f"  {host.name}: {host.reach}")
+                if host.name in config:
+                    lines.append(f"    with ~/.ssh/config: {config[host.name]}")
     return lines
+
+
+def _ssh_config_resolution(plan: Plan) -> dict[str, str]:
+    """Each SSH host's resolution in words, when there is a ~/.ssh/config to apply (reading it costs
+    paramiko's import, which a plan without one does not pay)."""
+    if not plan.remote_hosts() or not os.path.isfile(os.path.expanduser(SSHOptions().ssh_config)):
+        return {}
+    from engine.executors import resolution
+
+    found = reviewing.resolution_of(plan)
+    return {name: resolution.describe(resolved) for name, resolved in found.items()}
 
 
 def _step(plan: Plan, planned: PlannedStep) -> list[str]:
     """The step's facts (`stepview`, as the checklist words them), then its blocks: confirm, manual, hosts."""
     step = planned.step
     facts = ", ".join(fact.text for fact in stepview.facts(plan, planned))
-    lines = [f"\n{planned.number:>3}. {planned.id}: {planned.title}  [{facts}]"]
+    lines = [f"\n{planned.label:>3}. {planned.id}: {planned.title}  [{facts}]"]
     if step.confirm:
         typed = f" (type {planned.confirm_text!r})" if planned.confirm_text else ""
         lines.append(f"       confirm: {planned.confirm_question}{typed}")
     if planned.manual:
+        lines += [f"       @ operator: skipped — {planned.skip}"] if planned.skip else []
         lines += textwrap.indent(f"MANUAL: {planned.manual.strip()}", " " * 7).splitlines()
         if step.record:
             expect = planned.record_expect or step.record.matches or "(anything)"
             lines.append(f"       record: {planned.record_prompt} — expected {expect}")
     lines += _hosts(planned.shown_hosts, indent=7)
-    if planned.result:
-        lines.append(f"       result: {planned.result}")
+    per_host = [f"       result on {host}: {text}" for host, text in planned.results()]
+    lines += per_host or ([f"       result: {planned.result}"] if planned.result else [])
     return lines
 
 

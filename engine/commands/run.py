@@ -19,16 +19,15 @@ from __future__ import annotations
 import getpass
 import os
 import signal
-import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
-from engine import __version__, preflight, records, resume, stillrunning
-from engine.approvals.gating import Asking, Gate, gated
+from engine import opening, preflight, records, resume, reviewing, selecting, stillrunning
+from engine.approvals.gating import OPEN, Asking, Checkpoint, gated
 from engine.asking import Settings, yes_or_ask
 from engine.console import Terminal
 from engine.errors import (
@@ -45,15 +44,18 @@ from engine.journal import new_run_id
 from engine.masking import Masker
 from engine.model import Runbook
 from engine.options import Options, prepare
-from engine.outcomes import RunStatus
+from engine.outcomes import HostOutcome, RunStatus, Status
 from engine.planning import Plan, PlannedStep
 from engine.records import AnsweredBy
 from engine.running import Runner
-from engine.state import RunSummary, RunWriter, StateBackend, open_state
+from engine.state import RunWriter, StateBackend, open_state
 from engine.state.options import FROM_ENVIRONMENT, StateOptions
 from engine.takeover import TakeOverQuestion
 from engine.transports import SSHOptions
 from engine.validation import validate
+
+if TYPE_CHECKING:
+    from engine.executors.rehearsal import Stage
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,17 +108,26 @@ class RunOptions:
     allowed_signers: str | None = option(
         None, help="On files: whose SSH signatures approve steps.", metavar="FILE"
     )
+    scripted: Mapping[str, str] = field(default_factory=dict)  # not a flag: a rehearsal's manual answers
 
 
 def main(options: Options, run: RunOptions, where: StateOptions = FROM_ENVIRONMENT) -> int:
     state = open_state(where.state, Path.cwd(), run.state_dir)
     try:
-        return _run(options, run, state)
+        return execute(options, run, state)
     finally:
         state.close()
 
 
-def _run(options: Options, run: RunOptions, state: StateBackend) -> int:
+def execute(
+    options: Options,
+    run: RunOptions,
+    state: StateBackend,
+    stage: Stage | None = None,
+    out: IO[str] | None = None,
+) -> int:
+    """The run, kept in `state`; on a rehearsal's `stage` every host is its stand-in (chosen where
+    executors are chosen: `preflight.connect`), and the terminal writes to `out`."""
     Asking(run.break_glass)  # a break-glass without a reason is refused before anything is locked
     validated = validate(Path(options.file), options.file)
     runbook = validated.runbook
@@ -133,15 +144,18 @@ def _run(options: Options, run: RunOptions, state: StateBackend) -> int:
         used = ((u.step, u.path, u.sha256) for u in plan.uses)
         if changed := resume.changed_uses(previous, used, run.force):
             print(f"--force: resuming although {changed}", file=sys.stderr)
-        previous = resume.match_items(previous, _loops(plan), run.force)
+        previous = resume.match_items(previous, opening.loops(plan), run.force)
+        _check_resolution(plan, previous, run.force)
     if run.plan_file:
-        from engine import reviewing  # only a run checked against a saved plan reads one
-
         reviewing.check(plan, Path(run.plan_file))
-    steps = _select(plan, run.only, run.from_step)
-    terminal = Terminal(Masker(plan.values.secret_values()))
+    steps = selecting.chosen(plan, run.only, run.from_step, resumed=previous is not None)
+    if run.confirm_manual:
+        selecting.answerable(steps, previous)
+    terminal = Terminal(Masker(plan.values.secret_values()), out)
     run_id = previous.run_id if previous else new_run_id()
-    connecting = preflight.Connecting(plan, SSHOptions(trust_new_keys=run.trust_new_host_keys))
+    wanted = preflight.wanted_hosts(plan, steps)  # a host with nothing to do is not reached
+    options_ssh = SSHOptions(trust_new_keys=run.trust_new_host_keys)
+    connecting = preflight.Connecting(plan, options_ssh, stage, wanted)
     if not run.trust_new_host_keys:  # else a run that stops before its preflight would change known_hosts
         connecting.start()  # waiting on the hosts goes on while the lock, journal and warnings are done
     try:
@@ -170,7 +184,7 @@ def _locked(
     )
     with (
         _signals() as caught,
-        _opened(state, plan, run_id, terminal.masker, previous is not None, asking) as journal,
+        opening.opened(state, plan, run_id, terminal.masker, previous is not None, asking) as journal,
         gated(state, plan, steps, journal, terminal, asking_approvals) as gate,
     ):
         if asking is not None:
@@ -180,7 +194,7 @@ def _locked(
                 f"took over the lock left by {journal.taken_over.describe()}: that process is gone", "yellow"
             )
         terminal.say(f"run {journal.run_id} — {journal.where}", "dim")
-        if previous is None and (left := _unfinished_before(state, runbook.name, run_id)) is not None:
+        if previous is None and (left := opening.unfinished_before(state, runbook.name, run_id)) is not None:
             terminal.say(
                 f"note: run {left.run_id} of this runbook did not finish ({left.status}); this is a new "
                 f"run from the start. To continue that one instead: --resume {left.run_id}",
@@ -195,7 +209,8 @@ def _locked(
             journal.append(records.interrupted(stop.signal))
             ending = (stop.run_status, stop.exit_code)
             terminal.say(str(stop), "bold yellow")
-            terminal.say(f"resume with: --resume {journal.run_id}", "yellow")
+            if opening.started_a_step(state.records(journal.run_id)):  # else nothing ran: nothing to resume
+                terminal.say(f"resume with: --resume {journal.run_id}", "yellow")
             return stop.exit_code
         except RunbookError as error:
             ending = (error.run_status, error.exit_code)
@@ -203,34 +218,6 @@ def _locked(
         finally:
             if ending is not None:
                 journal.append(records.run_end(*ending))
-
-
-@contextmanager
-def _opened(
-    state: StateBackend,
-    plan: Plan,
-    run_id: str,
-    masker: Masker,
-    resuming: bool,
-    take_over: TakeOverQuestion | None = None,
-) -> Iterator[RunWriter]:
-    """The run's journal under its lock (a new run's, or the resumed one's, taking over a silent holder's
-    lock once `take_over` says so), closed and the lock released however the run ends."""
-    journal = (
-        state.resume(plan.runbook.name, run_id, take_over=take_over)
-        if resuming
-        else _new_journal(state, plan, run_id, masker)
-    )
-    try:
-        yield journal
-    finally:
-        journal.close()
-
-
-def _unfinished_before(state: StateBackend, name: str, run_id: str) -> RunSummary | None:
-    """The run of this runbook that `--resume` would have continued, now that a new one starts instead."""
-    previous = state.newest(name, excluding=run_id)
-    return previous if previous is not None and previous.status != RunStatus.OK else None
 
 
 def _defaults_masker(runbook: Runbook) -> Masker:
@@ -246,7 +233,7 @@ def _phases(
     run: RunOptions,
     previous: resume.Previous | None,
     connecting: preflight.Connecting,
-    gate: Gate | None = None,
+    gate: Checkpoint = OPEN,
 ) -> tuple[RunStatus, int]:
     """The phases of a run that got the lock and its journal; a phase stops the run by raising."""
     user = getpass.getuser()
@@ -255,14 +242,15 @@ def _phases(
     if not _confirm_warnings(plan, terminal, journal, run.yes, user):
         terminal.say("not confirmed: nothing ran", "bold red")
         raise Declined("the warnings were not confirmed; nothing ran")
-    fleet = _preflight(plan, terminal, connecting)
+    started = previous is not None and any(h.status is not Status.SKIPPED for h in previous.hosts.values())
+    fleet = _preflight(plan, terminal, connecting, started)
     try:
         runner = Runner(
             plan,
             fleet,
             terminal,
             journal,
-            Settings(run.yes, run.confirm_manual, run.rerun_unknown, run.if_still_running),
+            Settings(run.yes, run.confirm_manual, run.rerun_unknown, run.if_still_running, run.scripted),
             user,
             previous,
             gate,
@@ -272,12 +260,14 @@ def _phases(
         fleet.close()
 
 
-def _preflight(plan: Plan, terminal: Terminal, connecting: preflight.Connecting) -> preflight.Fleet:
+def _preflight(
+    plan: Plan, terminal: Terminal, connecting: preflight.Connecting, started: bool
+) -> preflight.Fleet:
     """Connected executors for every host, once every check passed; otherwise exit 3 with nothing run."""
     fleet = None
     try:
         fleet = connecting.fleet(terminal.say)
-        preflight.check(plan, fleet, terminal.say)
+        preflight.check(plan, fleet, terminal.say, started)
         return fleet
     except PreflightFailed:
         if fleet is not None:
@@ -294,14 +284,24 @@ def _steps(
         outcomes = runner.run(steps)
     finally:
         terminal.summary(sorted(runner.finished, key=lambda o: (order.get(o.step, 0), o.host)))
-    failed = [o for o in runner.finished if o.status.failed]
+    # a failure the runbook tolerates (continue_on_error) ends the run ok, with a warning: nothing to fix
+    may_fail = {s.id for s in steps if s.step.continue_on_error}
+    tolerated = [o for o in runner.finished if o.status.ran_and_failed and o.step in may_fail]
+    failed = [o for o in runner.finished if o.status.failed and o not in tolerated]
     ok = not failed and len(outcomes) == len(steps)
     if failed:
-        names = ", ".join(sorted({f"{o.step}@{o.host}" for o in failed}))
-        terminal.say(f"run failed: {names}; resume with --resume after fixing", "bold red")
+        terminal.say(f"run failed: {_names(failed)}; resume with --resume after fixing", "bold red")
+    elif tolerated:
+        terminal.say(
+            f"run finished, with tolerated failures (continue_on_error): {_names(tolerated)}", "yellow"
+        )
     else:
         terminal.say("run finished: every step succeeded", "bold green")
     return (RunStatus.OK, EXIT_OK) if ok else (RunStatus.FAILED, EXIT_STEP_FAILED)
+
+
+def _names(outcomes: list[HostOutcome]) -> str:
+    return ", ".join(sorted({f"{o.step}@{o.host}" for o in outcomes}))
 
 
 def _resumed(
@@ -320,37 +320,23 @@ def _resumed(
         )
     argv = [terminal.masker.mask(arg) for arg in sys.argv]
     left = journal.taken_over.describe() if journal.taken_over is not None else None
-    journal.append(records.resumed(user, os.getpid(), values, argv, _loops(plan, terminal.masker), left))
-
-
-def _new_journal(state: StateBackend, plan: Plan, run_id: str, masker: Masker) -> RunWriter:
-    """Take the lock and start the run's journal with its header; keep the runbook as it was run (masked:
-    a secret's default stays out of it) to show what changed if a resume finds the file different."""
-    runbook = plan.runbook
-    header = records.run(
-        run_id,
-        records.RunbookRef(
-            name=runbook.name,
-            version=runbook.version,
-            sha256=runbook.document.sha256,
-            path=str(runbook.document.path),
-        ),
-        [records.Use(u.step, u.path, u.sha256) for u in plan.uses],
-        plan.values.masked(),
-        _loops(plan, masker),
-        platform=plan.platform,
-        engine_version=__version__,
-        user=getpass.getuser(),
-        hostname=socket.gethostname(),
-        pid=os.getpid(),
-        argv=[masker.mask(arg) for arg in sys.argv],
+    journal.append(
+        records.resumed(user, os.getpid(), values, argv, opening.loops(plan, terminal.masker), left)
     )
-    return state.start(runbook.name, header, masker.mask(runbook.document.text))
 
 
-def _loops(plan: Plan, masker: Masker | None = None) -> dict[str, list[Any]]:
-    """The plan's loop items as the journal keeps them (secrets masked)."""
-    return resume.loops(plan.steps, (masker or Masker(plan.values.secret_values())).mask)
+def _check_resolution(plan: Plan, previous: resume.Previous, force: bool) -> None:
+    """A resume runs where the run started: refused when ~/.ssh/config now sends a host name elsewhere
+    (`--force` goes on, saying so). A journal older than the record, or a run without SSH hosts, has none."""
+    recorded = previous.history.header.resolution
+    if recorded is None or not plan.remote_hosts():
+        return
+    try:
+        reviewing.check_resolution(plan, recorded, f"--resume {previous.run_id}", "when the run started")
+    except UsageError as error:
+        if not force:
+            raise UsageError(f"{error} (--force resumes anyway)") from None
+        print(f"--force: resuming although {error}", file=sys.stderr)
 
 
 def _confirm_warnings(plan: Plan, terminal: Terminal, journal: RunWriter, yes: bool, user: str) -> bool:
@@ -363,25 +349,6 @@ def _confirm_warnings(plan: Plan, terminal: Terminal, journal: RunWriter, yes: b
     ok, by = yes_or_ask(terminal, question, AnsweredBy.YES if yes else None)
     journal.append(records.confirmation(None, question, "yes" if ok else "no", user, by))
     return ok
-
-
-def _named(planned: PlannedStep, wanted: str) -> bool:
-    """`rotate[2]` is one item, `rotate` every item of the loop, `snapshot` every step the step uses."""
-    step = planned.scope.scoped(planned.step.id)
-    return wanted in (planned.id, step) or planned.id.startswith(wanted + "/")
-
-
-def _select(plan: Plan, only: str | None, from_step: str | None) -> tuple[PlannedStep, ...]:
-    if only and from_step:
-        raise UsageError("--only and --from cannot be used together")
-    wanted = only or from_step
-    if wanted is None:
-        return plan.steps
-    ids = [s.id for s in plan.steps]
-    chosen = [i for i, s in enumerate(plan.steps) if _named(s, wanted)]
-    if not chosen:
-        raise UsageError(f"no step {wanted!r}; steps: {', '.join(ids)}")
-    return plan.steps[chosen[0] : chosen[-1] + 1] if only else plan.steps[chosen[0] :]
 
 
 @contextmanager

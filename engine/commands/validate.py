@@ -1,4 +1,4 @@
-"""`runbook validate FILE`: schema, templates and lint, every problem at once; nothing runs.
+"""`runbook validate FILE…`: schema, templates and lint, every problem at once; nothing runs.
 
 Three outputs of the same findings: `text` for people (`file:line:col: path: message`), `json` for scripts
 (one document, versioned), `github` for GitHub Actions (one workflow command per problem, so the pull
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EXIT_INVALID, EXIT_OK, InvalidRunbook, Problem
-from engine.flags import RunbookFile, argument, option
+from engine.flags import argument, option
 from engine.validation import validate
 
 
@@ -35,15 +35,15 @@ class Formatted:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ValidateOptions(Formatted, RunbookFile):
-    """`runbook validate FILE`."""
-
-
-@dataclass(frozen=True, kw_only=True)
 class ValidateFiles(Formatted):
     """`runbook-validate FILE…`, the pre-commit hook."""
 
     files: tuple[str, ...] = argument(help="runbook files (YAML)", metavar="FILE")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ValidateOptions(ValidateFiles):
+    """`runbook validate FILE…`: one file or several (each reported; exit 2 if any is invalid)."""
 
 
 FORMAT_VERSION = 1  # of the JSON document: bumped when a key changes meaning or goes away
@@ -74,7 +74,7 @@ def check(file: str) -> Finding:
 
 
 def main(chosen: ValidateOptions) -> int:
-    return check_files((chosen.file,), chosen.format)
+    return check_files(chosen.files, chosen.format)
 
 
 def check_files(files: Sequence[str], format: Format = Format.TEXT) -> int:
@@ -88,9 +88,14 @@ def _text(findings: list[Finding]) -> None:
         for problem in (*finding.problems, *finding.warnings):
             print(problem, file=sys.stderr)
         if finding.valid and finding.summary is not None:
-            warned = f", {len(finding.warnings)} warning(s)" if finding.warnings else ""
+            warned = (
+                f", {len(finding.warnings)} warning{'s' if len(finding.warnings) != 1 else ''}"
+                if finding.warnings
+                else ""
+            )
             s = finding.summary
-            print(f"{finding.file}: ok — {s['name']} {s['version']}, {s['steps']} steps{warned}")
+            steps = f"{s['steps']} step{'s' if s['steps'] != 1 else ''}"
+            print(f"{finding.file}: ok — {s['name']} {s['version']}, {steps}{warned}")
         else:
             count = len(finding.problems)
             print(f"{count} problem{'s' if count != 1 else ''} found", file=sys.stderr)

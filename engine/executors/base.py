@@ -32,6 +32,7 @@ from engine.executors.jobs import (
     stop_job,
     supervise,
 )
+from engine.executors.nodefiles import Ended
 
 __all__ = [
     "KILL_GRACE",
@@ -261,6 +262,14 @@ class Executor(abc.ABC):
                     return True
                 time.sleep(0.2)
         return not self.group_alive(pgid, started)
+
+    def ended(self, pgid: int, started: str | None) -> Ended | None:
+        """How a group journaled by an earlier run ended, where the host kept its exit status (`nodefiles`);
+        None: not known here. Ask only once `group_alive` is False. A local command dies with its engine."""
+        return None
+
+    def forget(self, pgid: int, started: str | None) -> None:  # noqa: B027 - nothing kept by default
+        """Delete what the host kept of that group's command, once its outcome is journaled."""
 
     def slot(self) -> AbstractContextManager[object]:
         """Held while a command runs: an executor with a limit on commands at once (SSH sessions) waits here."""

@@ -1,7 +1,8 @@
 """`executor_for(host)`: the one place that picks an executor class for a host, by its `Transport`.
 
 A third way to reach hosts (say `kubectl exec`) is a `Transport` member, an `Executor` subclass in this
-package, and one branch here; nothing outside the package names an executor class.
+package, and one branch here; nothing outside the package names an executor class. A rehearsal's stage
+replaces every way: each host, local or SSH, gets a `RehearsalExecutor` that runs and connects nothing.
 """
 
 from __future__ import annotations
@@ -15,20 +16,26 @@ from typing import TYPE_CHECKING, Any
 
 from engine.executors.base import Executor
 from engine.executors.local import LocalExecutor
-from engine.transports import SSHOptions, SSHTarget, Transport, ssh_target
+from engine.transports import SSHOptions, SSHTarget, Transport
 
 if TYPE_CHECKING:
+    from engine.executors.rehearsal import Stage
     from engine.executors.ssh import SSHExecutor
     from engine.targets import Host
 
 
-def executor_for(host: Host, options: SSHOptions | None = None) -> Executor:
-    """A new executor for `host`; an SSH one imports paramiko on first use and connects lazily."""
+def executor_for(host: Host, options: SSHOptions | None = None, stage: Stage | None = None) -> Executor:
+    """A new executor for `host`; an SSH one imports paramiko on first use and connects lazily; on a
+    rehearsal's `stage`, the stand-in that answers from it."""
+    if stage is not None:
+        from engine.executors.rehearsal import RehearsalExecutor
+
+        return RehearsalExecutor(host.name, stage)
     if host.transport is Transport.LOCAL:
         # A target moved here with `--target T=local` keeps its host names; commands can tell them apart.
         return LocalExecutor(host.name, {"RUNBOOK_HOST": host.name} if host.name != "local" else None)
     if host.transport is Transport.SSH:
-        return ssh_executor(ssh_target(host), options)
+        return ssh_executor(host.ssh_target(), options)
     raise AssertionError(f"no executor for transport {host.transport!r}")
 
 

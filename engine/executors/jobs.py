@@ -124,6 +124,7 @@ class Job:
 
     def __init__(self, on_group: GroupCallback | None = None) -> None:
         self.pgid: int | None = None
+        self.started: str | None = None  # the group leader's start time, where the host tells it
         self._on_group = on_group
         self.interrupted = False
         self.timed_out = False
@@ -138,7 +139,7 @@ class Job:
         """The command's group is known: tell `on_group` first (the journal has it before a kill can come)."""
         if self._on_group is not None:
             self._on_group(pgid, started)
-        self.pgid = pgid
+        self.pgid, self.started = pgid, started
         self.pgid_known.set()
         self.wake.set()
 

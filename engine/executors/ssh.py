@@ -1,33 +1,31 @@
 """Runs scripts on a remote host: one paramiko transport per host, one session channel per command.
 
 Closing a channel does not stop the remote process, so every command runs under a small POSIX sh wrapper
-that (1) reads the environment, secrets included, from the channel's stdin — never from its argument
-list, which `ps` shows to everyone on the host — (2) starts the script in a process group of its own and
-(3) reports that group's id as the first line of stderr, which we strip. A timeout or `kill_all()` then
-runs `kill -TERM -PGID`, later `kill -KILL -PGID`, over a second channel of the same transport.
-
-The own process group comes from `setsid` where it exists (Linux); without it (macOS) the wrapper execs
-in place, relying on sshd, which starts every session command in a new session (setsid(2)) of its own.
-`set -m` is no fallback: dash refuses job control without a terminal, and we never ask for a pty.
+(`engine.executors.wrapper`) that starts it in a process group of its own, reports that group's id as the
+first line of stderr (which we strip) and keeps its output and exit status on the node, so it outlives a
+killed engine or a dropped connection (`engine.executors.nodefiles`). A timeout or `kill_all()` runs
+`kill -TERM -PGID`, later `kill -KILL -PGID`, over a second channel of the same transport.
 """
 
 from __future__ import annotations
 
-import base64
 import secrets as random
 import shlex
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, suppress
 
 import paramiko
 
 from engine.errors import ConnectionFailed, PreflightFailed
-from engine.executors import heartbeat
+from engine.executors import heartbeat, nodefiles
 from engine.executors.base import Executor, Invocation, Process, lookup_script
 from engine.executors.jobs import Job, Sink, StreamText
+from engine.executors.nodefiles import Ended
 from engine.executors.sshconnect import close_chain, open_chain, resolve
+from engine.executors.wrapper import command as _command
+from engine.executors.wrapper import environment as _environment
 from engine.transports import SSHOptions, SSHTarget
 
 __all__ = ["MAX_SESSIONS", "SSHExecutor", "resolve"]
@@ -35,39 +33,9 @@ __all__ = ["MAX_SESSIONS", "SSHExecutor", "resolve"]
 MAX_SESSIONS = 9
 """Command channels open at once per host: sshd's MaxSessions defaults to 10, one is kept for kills."""
 _OPEN_TRIES = 10  # 10 ms, 20 ms, ... : at most ~0.5 s of retrying a refused session
-_KILL_WAIT = (
-    5.0  # seconds for the kill's channel to open and report: a peer slower than that is presumed dead
-)
+_KILL_WAIT = 5.0  # seconds for the kill's channel to open and report: a slower peer is presumed dead
 _ALIVE_COUNT_MAX = 3  # OpenSSH's default ServerAliveCountMax
 _PROBE_WAIT = 30.0  # seconds for preflight's probe to answer
-
-# $1 marker, $2 shell, $3 cwd ("" = login directory), $4 script, $5 _START. One line, no `!`: any
-# Bourne-like login shell can pass it on. `read` and `printf` are builtins, so no value reaches an argv.
-# `wait 2>/dev/null` keeps dash's "Terminated" job report (ours, not the script's) out of the output.
-# The environment ends with an empty line; stdin ending before it (the connection dropped while we sent
-# it) exits 125 before the script starts: never a script run with half its environment, secrets missing.
-# The channel stays on fd 3 for `_START`'s go (an asynchronous list's stdin is /dev/null, so it is saved
-# before); the script itself reads /dev/null.
-_WRAPPER = (
-    'while IFS=" " read -r _rb_n _rb_b || exit 125; [ -n "$_rb_n" ]; do'
-    ' _rb_v=$(printf "%s\\n" "$_rb_b" | base64 -d && printf x) || exit 125;'
-    ' export "$_rb_n=${_rb_v%x}"; done;'
-    ' if [ -n "$3" ]; then cd -- "$3" || exit 1; fi; exec 3<&0;'
-    " if command -v setsid >/dev/null 2>&1;"
-    ' then setsid sh -c "$5" "$1" "$2" "$4" </dev/null & wait "$!" 2>/dev/null;'
-    ' else exec sh -c "$5" "$1" "$2" "$4" </dev/null; fi'
-)
-# Runs as the group leader: tell the group id ($$, the pid that exec keeps), then wait for the engine's go
-# (a line on fd 3), which it sends once the group is in the journal: an engine killed before that leaves a
-# script that never started (exit 125 at the end of input), so a resume may run the step again; after it,
-# the resume knows which group to look for. With the leader's start time where /proc has it (field 22,
-# clock ticks after boot; the command name here is "sh", no spaces): a resume tells the journaled group
-# from a later one that reuses the id. Read with the `read` builtin, not `cut`: every command pays this,
-# and a fork and exec less is CPU the host's sshd keeps.
-_START = (
-    "read -r" + " _rb_x" * 21 + " _rb_t _rb_x 2>/dev/null </proc/$$/stat || _rb_t=;"
-    ' printf "%s %s %s\\n" "$0" "$$" "$_rb_t" >&2; read -r _rb_go <&3 || exit 125; exec "$1" -ec "$2" 3<&-'
-)
 
 
 class SSHExecutor(Executor):
@@ -84,6 +52,7 @@ class SSHExecutor(Executor):
         self._sessions = threading.BoundedSemaphore(MAX_SESSIONS)
         self._platform: str | None = None
         self._lost: str | None = None  # why the last transport was declared dead
+        self._ended = nodefiles.Heard()  # ended commands: their node files go with a later command
 
     def connect(self) -> None:
         """Connect now (preflight does, for every host, before anything runs); raises ConnectionFailed,
@@ -102,16 +71,28 @@ class SSHExecutor(Executor):
     def start(self, job: Job, invocation: Invocation) -> Process:
         channel = self._open_session(self._transport())
         marker = f"runbook-pgid-{random.token_hex(8)}"
-        command = _command(marker, invocation.shell, invocation.cwd, invocation.script)
+        delete = self._ended.take()
+        command = _command(
+            marker, invocation.shell, invocation.cwd, invocation.script, nodefiles.names(delete)
+        )
         try:  # until the environment's last line is sent, the wrapper cannot start the script
             channel.exec_command(command)
             channel.sendall(_environment({**invocation.env, **invocation.secrets}))
         except (paramiko.SSHException, OSError) as error:
             channel.close()
+            self._ended.add(*delete)  # not deleted: the next command (or `close`) tries again
             raise ConnectionFailed(f"{self.host}: cannot start a command: {error}") from None
-        return _SSHProcess(
-            channel, marker, self._lost_reason
-        )  # its group line brings the go (`_GroupMarker`)
+        return _SSHProcess(channel, marker, self._lost_reason, job, self._ended.add)  # go: `_GroupMarker`
+
+    def ended(self, pgid: int, started: str | None) -> Ended | None:
+        """How the group's command ended, from the files the wrapper left on the node (one round trip)."""
+        script, separator = nodefiles.read_script(nodefiles.ident(pgid, started))
+        code, out, _ = self._bare(script, _PROBE_WAIT)
+        return nodefiles.parse(out, separator) if code == 0 else None
+
+    def forget(self, pgid: int, started: str | None) -> None:
+        """Delete the node files of a command whose outcome is journaled now."""
+        self._bare(nodefiles.forget_script([nodefiles.ident(pgid, started)]), _PROBE_WAIT)
 
     def platform(self) -> str:
         if self._platform is None:
@@ -160,16 +141,18 @@ class SSHExecutor(Executor):
         self._platform = lines[0].strip().lower()
         return self._platform, lines[1:]
 
-    def _bare(self, script: str, timeout: float) -> tuple[int | None, str, str]:
+    def _bare(self, script: str, timeout: float, wait: bool = True) -> tuple[int | None, str, str]:
         """Exit status (None: none came), stdout and stderr of `sh -c script` run on a session channel of
         its own, stdin at EOF. Only for a script that ends by itself; `close()` (it closes the transport)
-        ends the wait early."""
+        ends the wait early. Without `wait`: back once sshd said it started the script (nothing to read)."""
         with self._sessions:
             channel = self._open_session(self._transport())
             try:
                 channel.settimeout(timeout)
                 channel.exec_command(f"exec sh -c {shlex.quote(script)}")
                 channel.shutdown_write()
+                if not wait:
+                    return None, "", ""
                 out = channel.makefile("rb").read()  # tiny on both streams: far below the channel window
                 err = channel.makefile_stderr("rb").read()
                 code = channel.exit_status if channel.status_event.wait(timeout) else -1
@@ -185,11 +168,21 @@ class SSHExecutor(Executor):
         return (None if code == -1 else code), *text
 
     def close(self) -> None:
-        """Stop what still runs (closing alone would leave it running on the host), then disconnect."""
+        """Stop what still runs (closing alone would leave it running on the host), delete the node files
+        of the commands that ended (and whatever a crash left there long ago), then disconnect."""
         self.kill_all()
+        self._delete_ended()
         with self._connect_lock:
             close_chain(self._chain)
             self._chain = []
+
+    def _delete_ended(self) -> None:
+        """One command per host and run, if something ran and the connection stands; not waited for (sshd
+        started it when it answered `exec`; a closed channel does not stop it): a round trip less per run."""
+        delete, transport = self._ended.take(None), self.transport
+        if delete and transport is not None and transport.is_active():
+            with suppress(ConnectionFailed, PreflightFailed):
+                self._bare(nodefiles.forget_script(delete, sweep=True), _KILL_WAIT, wait=False)
 
     def _transport(self) -> paramiko.Transport:
         """The live transport, connecting first if there is none (or it died: reconnect, keys checked again)."""
@@ -258,10 +251,16 @@ class _SSHProcess(Process):
 
     join_grace = 5.0
 
-    def __init__(self, channel: paramiko.Channel, marker: str, lost_reason: Callable[[], str]) -> None:
-        self._channel = channel
-        self._marker = marker
-        self._lost_reason = lost_reason
+    def __init__(
+        self,
+        channel: paramiko.Channel,
+        marker: str,
+        lost: Callable[[], str],
+        job: Job,
+        ended: Callable[[str], None],
+    ) -> None:
+        self._channel, self._marker, self._lost_reason = channel, marker, lost
+        self._job, self._heard_end = job, ended
 
     def read_stdout(self, size: int) -> bytes:
         return self._channel.recv(size)
@@ -335,7 +334,10 @@ class _SSHProcess(Process):
         self._channel.close()  # the kill did not end it (or no group was ever reported): stop reading
 
     def close(self, drained: bool) -> None:
+        """An exit status came: the run journals this end next, so the node's copy is not needed any more."""
         self._channel.close()
+        if self._channel.exit_status_ready() and self._job.pgid is not None:
+            self._heard_end(nodefiles.ident(self._job.pgid, self._job.started))
 
 
 class _Ready(threading.Event):
@@ -396,15 +398,3 @@ def _no_platform(host: str, what: str, code: int | None, said: str) -> Preflight
             "exit before running any command: check its shell and its profile on the host"
         )
     )
-
-
-def _command(marker: str, shell: str, cwd: str | None, script: str) -> str:
-    """What sshd hands to the login shell: `exec sh -c <wrapper>` with the rest as positional arguments."""
-    words = ["runbook", marker, shell, cwd or "", script, _START]
-    return f"exec sh -c {shlex.quote(_WRAPPER)} " + " ".join(shlex.quote(word) for word in words)
-
-
-def _environment(environ: Mapping[str, str]) -> bytes:
-    """One `NAME base64(value)` line per variable, then an empty line: base64 keeps newlines intact."""
-    lines = [f"{name} {base64.b64encode(value.encode()).decode()}\n" for name, value in environ.items()]
-    return ("".join(lines) + "\n").encode()

@@ -9,6 +9,7 @@ in, and the plays after it would go on for the other hosts (measured with ansibl
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -17,7 +18,14 @@ from engine.export import ansible_prompts as prompts
 from engine.export.ansible_inventory import ON_LOCALHOST, Inventory
 from engine.export.ansible_inventory import build as build_inventory
 from engine.export.ansible_steps import step_tasks, tolerated_failures_fail_the_run
-from engine.export.ansible_tasks import CommandSpec, capital, command_tasks, facts, literal, needs_facts
+from engine.export.ansible_tasks import (
+    CommandSpec,
+    capital,
+    command_tasks,
+    facts,
+    needs_facts,
+    script_command,
+)
 from engine.export.unmapped import Unmapped
 from engine.export.yamltext import Item, comment_lines, document, dump
 from engine.planning import HostPlan, Plan, PlannedCheck
@@ -103,7 +111,7 @@ def _plays(plan: Plan, inventory: Inventory, notes: Mapping[str | None, list[str
 
 def _play(name: str, tasks: list[Item], comments: Iterable[str] = ()) -> Item:
     data: dict[str, Any] = {
-        "name": literal(name),
+        "name": name,
         "hosts": "all",
         "gather_facts": False,
         "any_errors_fatal": True,
@@ -152,13 +160,13 @@ def _programs_tasks(plan: Plan, inventory: Inventory) -> list[Item]:
         if not names:
             continue
         script = (
-            f"for p in {' '.join(names)}; do\n"
+            f"for p in {shlex.join(names)}; do\n"
             '  command -v "$p" >/dev/null 2>&1 || { echo "program not found: $p"; missing=1; }\n'
             'done\n[ -z "${missing:-}" ]\n'
         )
         task = {
             "name": f"Check: the programs the steps start on {target} are there",
-            "ansible.builtin.command": {"argv": ["sh", "-ec", script]},
+            **script_command("sh", script),
             "changed_when": False,
             "when": inventory.condition(target),
         }

@@ -3,16 +3,19 @@
 Hosts are expanded when the export is made (an inventory `from_file` is read then, `--hosts` applies), so
 the inventory lists exactly the hosts `plan` shows. A host keeps what the runbook or the inventory file says
 about it (user, port, key file); what it does not say is left to `~/.ssh/config`, as `ssh` itself does.
+Every host var from the runbook or an inventory file is data (`!unsafe`), never templated by Ansible; a
+host's inventory name is made of safe characters only, since the playbook's conditions name hosts.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from engine.export.yamltext import data
 from engine.planning import Plan
 from engine.targets import LOCAL_HOST, Host
 from engine.transports import Agent, Transport
@@ -30,8 +33,10 @@ class Inventory:
     aliases: Mapping[Host, str]  # each host → its inventory name
     groups: Mapping[str, str]  # each target → the `hosts:` pattern of its plays
 
-    def condition(self, target: str) -> str:
-        """The `when` that selects the target's hosts in a play on every host."""
+    def condition(self, target: str, hosts: Sequence[Host] = ()) -> str:
+        """The `when` that selects the target's hosts in a play on every host (or only `hosts`: a batch)."""
+        if hosts:
+            return f"inventory_hostname in {[self.aliases[host] for host in hosts]!r}"
         group = self.groups[target]
         return ON_LOCALHOST if group == LOCALHOST else f"inventory_hostname in groups['{group}']"
 
@@ -60,11 +65,13 @@ def build(plan: Plan) -> Inventory:
 
 
 def _alias(host: Host, taken: Mapping[str, Any]) -> str:
-    """The host's own name, unless another host (another user or port) has it: then `name_2`, `name_3`…"""
-    alias, number = host.name, 1
+    """The host's own name (any character a host name has no use for made `_`), unless another host
+    (another user or port) has it: then `name_2`, `name_3`…"""
+    base = re.sub(r"[^A-Za-z0-9_.:@-]", "_", host.name)
+    alias, number = base, 1
     while alias in taken:
         number += 1
-        alias = f"{host.name}_{number}"
+        alias = f"{base}_{number}"
     return alias
 
 
@@ -117,7 +124,7 @@ def _host_vars(host: Host) -> dict[str, Any]:
     if (
         host.transport is Transport.LOCAL
     ):  # `--target NAME=local`: the target's hosts run on this machine, each named
-        return {**_LOCAL_VARS, "runbook_host": host.name}
+        return {**_LOCAL_VARS, "runbook_host": data(host.name)}
     found: dict[str, Any] = {"ansible_host": host.address}
     if host.port is not None:
         found["ansible_port"] = host.port
@@ -129,5 +136,4 @@ def _host_vars(host: Host) -> dict[str, Any]:
     args += [jump_option(host.jump)] if host.jump else []
     if args:
         found["ansible_ssh_common_args"] = " ".join(args)
-    found["ansible_python_interpreter"] = "auto_silent"
-    return found
+    return {**data(found), "ansible_python_interpreter": "auto_silent"}

@@ -4,12 +4,16 @@
 `assert` after it then stops the playbook, as the engine stops without `--yes`. Two extra variables answer
 instead, like the engine's flags: `runbook_yes=true` (`--yes`: warnings and confirmations) and
 `runbook_confirm_manual=true` (`--confirm-manual`: manual steps, with their expected answer).
+
+`pause` runs once for all the play's hosts (a bypass of the host loop) but registers its answer on the first
+host only: `run_once` gives the answer to every host, so each host's `assert` reads it.
+The expected answer is a task var (`runbook_expected`, data); the `assert` compares with it by name.
 """
 
 from __future__ import annotations
 
-from engine.export.ansible_tasks import ANSWER, CONFIRM_MANUAL, YES, expression_string, literal
-from engine.export.yamltext import Item
+from engine.export.ansible_tasks import ANSWER, CONFIRM_MANUAL, EXPECTED, YES
+from engine.export.yamltext import Item, data
 from engine.planning import PlannedStep
 
 _YES_WORDS = "['y', 'yes']"
@@ -19,15 +23,17 @@ def _pause(name: str, prompt: str, answered_by: str) -> Item:
     return Item(
         {
             "name": name,
-            "ansible.builtin.pause": {"prompt": literal(prompt)},
+            "ansible.builtin.pause": {"prompt": data(prompt)},
             "register": ANSWER,
+            "run_once": True,
             "when": f"not ({answered_by})",
         }
     )
 
 
-def _assert(name: str, that: str, fail_msg: str) -> Item:
-    return Item({"name": name, "ansible.builtin.assert": {"that": that, "fail_msg": literal(fail_msg)}})
+def _assert(name: str, that: str, fail_msg: str, expected: str | None = None) -> Item:
+    task = {"name": name, "ansible.builtin.assert": {"that": that, "fail_msg": data(fail_msg)}}
+    return Item({**task, "vars": {EXPECTED: data(expected)}} if expected is not None else task)
 
 
 def warnings(texts: tuple[str, ...]) -> list[Item]:
@@ -56,7 +62,7 @@ def approval(planned: PlannedStep, name: str) -> list[Item]:
         Item(
             {
                 "name": f"{name}: wait for approval (lossy: not proven)",
-                "ansible.builtin.pause": {"prompt": literal(prompt)},
+                "ansible.builtin.pause": {"prompt": data(prompt)},
             }
         )
     ]
@@ -69,7 +75,7 @@ def confirm(planned: PlannedStep, name: str) -> list[Item]:
     typed = planned.confirm_text
     if typed is not None:
         prompt = f"{question}\nType {typed!r} to go on"
-        answered = f"{ANSWER}.user_input | trim == {expression_string(typed.strip())}"
+        answered = f"{ANSWER}.user_input | trim == {EXPECTED}"
     else:
         prompt = f"{question} [y/N]"
         answered = f"{ANSWER}.user_input | trim | lower in {_YES_WORDS}"
@@ -79,6 +85,7 @@ def confirm(planned: PlannedStep, name: str) -> list[Item]:
             f"{name}: go on only if confirmed",
             f"{YES} or {answered}",
             f"step {planned.id!r} was declined; it did not run, and nothing after it",
+            typed.strip() if typed is not None else None,
         ),
     ]
 
@@ -90,18 +97,19 @@ def manual(planned: PlannedStep, name: str) -> list[Item]:
     prompt = f"MANUAL STEP — do this yourself:\n{(planned.manual or '').strip()}\n\n{question}"
     tasks = [_pause(f"{name} (manual)", prompt, CONFIRM_MANUAL)]
     answer = f"{ANSWER}.user_input | trim"
+    expected: str | None = None
     if record is None:
         that = f"{CONFIRM_MANUAL} or {answer} | lower in {_YES_WORDS}"
         fail = "not confirmed"
     elif planned.record_expect is not None:
         expected = planned.record_expect.strip()
-        that = f"{CONFIRM_MANUAL} or {answer} == {expression_string(expected)}"
+        that = f"{CONFIRM_MANUAL} or {answer} == {EXPECTED}"
         fail = f"expected {expected!r}"
     elif record.matches is not None:  # the engine's --confirm-manual cannot answer a pattern either
-        pattern = expression_string(f"(?:{record.matches})\\Z")
-        that = f"not ({CONFIRM_MANUAL}) and {answer} is match({pattern})"
+        expected = f"(?:{record.matches})\\Z"
+        that = f"not ({CONFIRM_MANUAL}) and {answer} is match({EXPECTED})"
         fail = f"expected an answer matching {record.matches!r} (runbook_confirm_manual cannot answer it)"
     else:
         return tasks  # any answer is recorded
-    tasks.append(_assert(f"{name}: check the answer", that, f"step {planned.id!r}: {fail}"))
+    tasks.append(_assert(f"{name}: check the answer", that, f"step {planned.id!r}: {fail}", expected))
     return tasks

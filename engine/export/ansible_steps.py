@@ -19,15 +19,14 @@ from engine.export.ansible_tasks import (
     capital,
     command_tasks,
     facts,
-    literal,
     needs_facts,
-    value,
 )
-from engine.export.yamltext import Item
+from engine.export.yamltext import Item, data
 from engine.planning import Plan, PlannedStep
 from engine.rendering import names_used
 
 _FAILED = "runbook_failed_in"
+_STEP = "runbook_step"  # task var: the step's id, which the failed hosts are counted by (data)
 
 
 def step_tasks(plan: Plan, planned: PlannedStep, inventory: Inventory, notes: list[str]) -> list[Item]:
@@ -35,12 +34,21 @@ def step_tasks(plan: Plan, planned: PlannedStep, inventory: Inventory, notes: li
     or the confirmation, the command per platform and host group, and the result."""
     step = planned.step
     name = f"{capital(planned.title)} ({planned.id})"
-    comments = (f"step {planned.number}: {planned.id}", *notes)
-    where = inventory.condition(planned.target)
+    place = planned.place
+    begins = (
+        place is not None
+        and planned.step is place.group.steps[0]
+        and not (planned.item and planned.item.index)
+    )
+    shown = [f"group {place.group.id}: {place.label or 'its steps'}"] if place and begins else []
+    comments = (*shown, f"step {planned.label}: {planned.id}", *notes)
+    batch = planned.place.batch_hosts(planned.step) if planned.place else ()  # a rolling group's step
+    where = inventory.condition(planned.target, batch)
     asks = planned.approval is not None and planned.approval.required != 0
     approval = prompts.approval(planned, name) if asks else []
     if planned.manual is not None:
-        tasks = approval + prompts.manual(planned, name)
+        asked = approval + prompts.manual(planned, name)
+        tasks = asked if planned.skip is None else [_skipped(name, planned.skip)]
     else:
         tasks = approval + (
             prompts.confirm(planned, name)
@@ -67,9 +75,15 @@ def step_tasks(plan: Plan, planned: PlannedStep, inventory: Inventory, notes: li
             commands = _tolerating(planned, name, where, commands)
         tasks += commands
         if planned.result:
-            result = {"name": f"{name}: result", "ansible.builtin.debug": {"msg": literal(planned.result)}}
+            result = {"name": f"{name}: result", "ansible.builtin.debug": {"msg": data(planned.result)}}
             tasks.append(Item({**result, "when": where}))
     return [replace(tasks[0], comments=comments), *tasks[1:]]
+
+
+def _skipped(name: str, reason: str) -> Item:
+    """A manual step a false `when` skips: said, not asked."""
+    said = {"name": f"{name}: skipped", "ansible.builtin.debug": {"msg": data(reason)}, "when": ON_LOCALHOST}
+    return Item(said, ("when: evaluated when the playbook was exported, as the plan did",))
 
 
 def _when_values(plan: Plan, planned: PlannedStep, when: str) -> tuple[tuple[str, Any], ...]:
@@ -78,16 +92,18 @@ def _when_values(plan: Plan, planned: PlannedStep, when: str) -> tuple[tuple[str
     found: list[tuple[str, Any]] = [("platform", PLATFORM)]
     for name in sorted(names_used("{{" + when + "}}") - {"platform"}):
         if name == "runbook":
-            found.append((name, value({"name": runbook.name, "version": runbook.version})))
+            found.append((name, data({"name": runbook.name, "version": runbook.version})))
         else:
-            found.append((name, value(values.values[name])))
+            found.append((name, data(values.values[name])))
     return tuple(found)
 
 
 def _tolerating(planned: PlannedStep, name: str, where: str, tasks: list[Item]) -> list[Item]:
     """`max_failed_hosts`: a failed host is left out of the rest (end_host); more failures stop everything."""
     rescue = [
-        Item({"name": f"{name}: note the failed host", "ansible.builtin.set_fact": {_FAILED: planned.id}}),
+        Item(
+            {"name": f"{name}: note the failed host", "ansible.builtin.set_fact": {_FAILED: data(planned.id)}}
+        ),
         Item({"name": f"{name}: go on without the failed host", "ansible.builtin.meta": "end_host"}),
     ]
     # any_errors_fatal off for the block only: on, one failure would send every host to the rescue.
@@ -101,15 +117,16 @@ def _tolerating(planned: PlannedStep, name: str, where: str, tasks: list[Item]) 
     )
     count = (
         f"ansible_play_hosts_all | map('extract', hostvars) | selectattr('{_FAILED}', 'defined') "
-        f"| selectattr('{_FAILED}', 'equalto', '{planned.id}') | list | length"
+        f"| selectattr('{_FAILED}', 'equalto', {_STEP}) | list | length"
     )
     check = Item(
         {
             "name": f"{name}: no more than max_failed_hosts={planned.step.max_failed_hosts} failed",
             "ansible.builtin.assert": {
                 "that": f"{count} <= {planned.step.max_failed_hosts}",
-                "fail_msg": f"step {planned.id!r}: more hosts failed than max_failed_hosts allows",
+                "fail_msg": data(f"step {planned.id!r}: more hosts failed than max_failed_hosts allows"),
             },
+            "vars": {_STEP: data(planned.id)},
             "when": ON_LOCALHOST,
         }
     )

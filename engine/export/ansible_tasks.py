@@ -1,27 +1,35 @@
 """Ansible tasks for one planned step or check: the command per platform and host, confirmations, manual steps.
 
-Every command is the plan's rendered script, run as the engine runs it (`<shell> -ec <script>` through the
-`command` module's `argv`, so no second shell and the plan's quoting are kept). Text from the plan is
-protected from Ansible's own templating (`{% raw %}`), and a secret is never in it: the script reads
-`$RUNBOOK_SECRET_<NAME>`, which the task fills from the controller's `RUNBOOK_VAR_<NAME>` at run time.
+Every command is the plan's rendered script, run as the engine runs it, by `<shell> -ec`: the task's argv is
+only `<shell> -ec 'eval "$(cat)"'`, and the script comes through the `command` module's stdin, preceded by
+`export NAME='value'` lines for the step's `env:` and secrets. So no value is ever in a process's argv (on
+the controller or the node), none is expanded into the script (the module's `$NAME` expansion of argv, a
+value's `$(…)`), and Ansible's `environment:` (which writes values on the module's `sh -c` line) is not
+used. Secrets are read from the controller's `RUNBOOK_VAR_<NAME>` when the task runs, shell-quoted, and the
+task is `no_log`. Every text from the plan is Ansible data (`yamltext.data`, `!unsafe`); expressions read
+values only through task vars, by names the engine chose.
 """
 
 from __future__ import annotations
 
-import json
 import math
+import re
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.export.yamltext import Item
+from engine.export.yamltext import Item, data
 from engine.model import Expect, Retries
 from engine.planning import HostPlan, Variant
-from engine.rendering import SecretRef
 from engine.targets import Host
 from engine.transports import Transport
+from engine.variables import ENV_PREFIX
 
 RESULT = "runbook_result"
+SCRIPT = "runbook_script"  # task var: the step's env as `export` lines, then its script (data)
+RUNS_SCRIPT = 'eval "$(cat)"'  # the shell reads all of stdin, then runs it: the script's stdin is empty
+EXPECTED = "runbook_expected"  # task var: a text an expression compares with (data)
 ANSWER = "runbook_answer"
 YES = "runbook_yes | default(false) | bool"
 CONFIRM_MANUAL = "runbook_confirm_manual | default(false) | bool"
@@ -47,31 +55,16 @@ def capital(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def literal(text: str) -> str:
-    """Text Ansible must pass on as written: `{{ }}`, `{% %}` and `{# #}` in it are not templates."""
-    if not any(mark in text for mark in ("{{", "{%", "{#")):
-        return text
-    return (
-        "{% raw %}"
-        + text.replace("{% endraw %}", "{% endraw %}{{ '{% endraw %}' }}{% raw %}")
-        + "{% endraw %}"
-    )
+def controller_env(env: str) -> str:
+    """`RUNBOOK_SECRET_TOKEN` (what a script reads) → `RUNBOOK_VAR_TOKEN` (where the controller has it)."""
+    return f"{ENV_PREFIX}{env.removeprefix('RUNBOOK_SECRET_')}"
 
 
-def expression_string(text: str) -> str:
-    """A jinja string literal for `text`, inside an expression (`when`, `that`, `failed_when`)."""
-    return json.dumps(text, ensure_ascii=False)
-
-
-def secret_lookup(env: str) -> str:
-    """`RUNBOOK_SECRET_TOKEN` → the controller's `RUNBOOK_VAR_TOKEN`, read when the task runs."""
-    name = env.removeprefix("RUNBOOK_SECRET_")
-    return f"{{{{ lookup('ansible.builtin.env', 'RUNBOOK_VAR_{name}') }}}}"
-
-
-def secret_env_names(secrets: frozenset[str]) -> dict[str, str]:
-    """`RUNBOOK_SECRET_<NAME>` → the variable `<name>`, for every secret of the runbook."""
-    return {SecretRef(name).env: name for name in secrets}
+def shell_name(name: str) -> str:
+    """A name the engine writes into shell or Jinja code itself: the schema allows only identifiers there."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ValueError(f"not an identifier: {name!r}")
+    return name
 
 
 @dataclass(frozen=True)
@@ -111,7 +104,7 @@ def command_tasks(spec: CommandSpec, hosts: Sequence[HostPlan], aliases: Mapping
             Item(
                 {
                     "name": f"{spec.name}: skipped on {', '.join(n for n, _ in skipped)}",
-                    "ansible.builtin.debug": {"msg": literal("; ".join(reasons))},
+                    "ansible.builtin.debug": {"msg": data("; ".join(reasons))},
                     "when": spec.where,
                 },
                 ("when: evaluated when the playbook was exported, as the plan did",),
@@ -156,7 +149,7 @@ def _platform_condition(variant: Variant, variants: Sequence[Variant]) -> str:
     if variant.platform == "default":
         listed = [ANSIBLE_SYSTEMS[v.platform] for v in variants if v.platform in ANSIBLE_SYSTEMS]
         return f"ansible_system not in {listed}"
-    return f"ansible_system == {expression_string(ANSIBLE_SYSTEMS.get(variant.platform, variant.platform))}"
+    return f"ansible_system == {ANSIBLE_SYSTEMS[variant.platform]!r}"  # the schema's platform names only
 
 
 def _hosts_condition(only: list[str] | str) -> list[str]:
@@ -166,40 +159,47 @@ def _hosts_condition(only: list[str] | str) -> list[str]:
 PLATFORM = "{{ {'Linux': 'linux', 'Darwin': 'darwin', 'Win32NT': 'windows'}[ansible_system] | default('') }}"
 
 
-def value(data: Any) -> Any:
-    """A runbook value as an Ansible var: its text kept from Ansible's templating, lists and mappings too."""
-    if isinstance(data, str):
-        return literal(data)
-    if isinstance(data, list):
-        return [value(item) for item in data]
-    if isinstance(data, dict):
-        return {key: value(item) for key, item in data.items()}
-    return data
-
-
 def needs_facts(hosts: Sequence[HostPlan]) -> bool:
     return any(len(h.variants) > 1 or (h.variants and h.variants[0].platform != "*") for h in hosts)
+
+
+def script_command(
+    shell: str,
+    script: str,
+    env: Sequence[tuple[str, str]] = (),
+    secrets: Mapping[str, str] = {},
+    cwd: str | None = None,
+) -> dict[str, Any]:
+    """The task fields running `script` by `shell -ec` with `env` and `secrets` (name → the controller's
+    environment variable holding it, `RUNBOOK_VAR_<NAME>`): the module and its task vars."""
+    exports = "".join(f"export {shell_name(name)}={shlex.quote(text)}\n" for name, text in env)
+    stdin = "".join(
+        f"export {shell_name(name)}={{{{ lookup('ansible.builtin.env', '{shell_name(source)}') | quote }}}}\n"
+        for name, source in secrets.items()
+    )
+    command: dict[str, Any] = {
+        "argv": data([shell, "-ec", RUNS_SCRIPT]),
+        "stdin": stdin + f"{{{{ {SCRIPT} }}}}",
+        "expand_argument_vars": False,
+    }
+    if cwd:
+        command["chdir"] = data(cwd)
+    return {"ansible.builtin.command": command, "vars": {SCRIPT: data(exports + script)}}
 
 
 def _command(
     spec: CommandSpec, plan: HostPlan, variant: Variant, when: list[str], only: list[str] | str
 ) -> Item:
     label = f" ({variant.label})" if variant.label else ""
-    command: dict[str, Any] = {"argv": [spec.shell, "-ec", literal(variant.script)]}
-    if plan.cwd:
-        command["chdir"] = literal(plan.cwd)
-    task: dict[str, Any] = {"name": spec.name + label, "ansible.builtin.command": command}
-    environment = {name: literal(value) for name, value in plan.env}
-    if (
-        plan.host.transport is Transport.LOCAL and plan.host.name != "local"
-    ):  # `--target NAME=local`: the engine names the host
-        environment["RUNBOOK_HOST"] = "{{ runbook_host }}"
-    secrets = {env: secret_lookup(env) for env in variant.secret_env}
-    secrets.update({name: secret_lookup(env) for name, env in plan.secret_env})
-    environment.update(secrets)
-    if environment:
-        task["environment"] = environment
-    task.update(_judging(spec))
+    secrets = {env: controller_env(env) for env in variant.secret_env}
+    secrets.update({name: controller_env(env) for name, env in plan.secret_env})
+    script = script_command(spec.shell, variant.script, plan.env, secrets, plan.cwd)
+    if plan.host.transport is Transport.LOCAL and plan.host.name != "local":  # `--target NAME=local`
+        command = script["ansible.builtin.command"]
+        command["stdin"] = "export RUNBOOK_HOST={{ runbook_host | quote }}\n" + command["stdin"]
+    task: dict[str, Any] = {"name": spec.name + label, **script}
+    judging = _judging(spec)
+    task.update({**judging, "vars": {**script["vars"], **judging.get("vars", {})}})
     if secrets:
         task["no_log"] = True
     conditions = _hosts_condition(only) + when + ([spec.when] if spec.when else [])
@@ -210,7 +210,7 @@ def _command(
 def _judging(spec: CommandSpec) -> dict[str, Any]:
     """register, changed_when, failed_when (`expect`), until/retries/delay, timeout, throttle, ignore_errors."""
     task: dict[str, Any] = {"register": RESULT, "changed_when": spec.changes}
-    failed = _failed_when(spec.expect)
+    failed, expected = _failed_when(spec.expect)
     if failed:
         task["failed_when"] = failed
     if spec.retries.count or spec.until:
@@ -218,8 +218,8 @@ def _judging(spec: CommandSpec) -> dict[str, Any]:
         task["until"] = f"{RESULT} is not failed" + (f" and ({spec.until})" if spec.until else "")
         task["retries"] = spec.retries.count
         task["delay"] = int(delay) if delay == int(delay) else math.ceil(delay)
-    if spec.values:
-        task["vars"] = dict(spec.values)
+    if spec.values or expected:
+        task["vars"] = {**expected, **dict(spec.values)}
     if spec.until:  # the runbook's `result`, as the engine gives it to `until`
         task["vars"] = {
             **task.get("vars", {}),
@@ -238,14 +238,17 @@ def _judging(spec: CommandSpec) -> dict[str, Any]:
     return task
 
 
-def _failed_when(expect: Expect) -> str | None:
-    """One condition (a list would mean *and*): any unmet expectation fails the host."""
+def _failed_when(expect: Expect) -> tuple[str | None, dict[str, Any]]:
+    """One condition (a list would mean *and*): any unmet expectation fails the host; the texts it compares
+    with, as task vars (data)."""
     if expect == Expect():
-        return None
+        return None, {}
     found = [f"{RESULT}.rc not in {list(expect.exit_codes)}"]
+    texts = {}
     if expect.stdout_contains is not None:
-        found.append(f"{expression_string(expect.stdout_contains)} not in {RESULT}.stdout")
+        texts[f"{EXPECTED}_stdout"] = data(expect.stdout_contains)
+        found.append(f"{EXPECTED}_stdout not in {RESULT}.stdout")
     if expect.stdout_matches is not None:
-        pattern = expression_string(expect.stdout_matches)
-        found.append(f"{RESULT}.stdout is not search({pattern}, multiline=True)")
-    return " or ".join(found)
+        texts[f"{EXPECTED}_pattern"] = data(expect.stdout_matches)
+        found.append(f"{RESULT}.stdout is not search({EXPECTED}_pattern, multiline=True)")
+    return " or ".join(found), texts

@@ -14,8 +14,9 @@ from typing import Any
 
 from engine.errors import Problem
 from engine.export.ansible_inventory import jump_refusal
+from engine.grouping import flat
 from engine.loading import JsonPath
-from engine.model import Check, Runbook
+from engine.model import Check, Runbook, Template
 from engine.planning import Plan, PlannedStep, operator_texts
 from engine.rendering import names_used, template_problem
 from engine.targets import Host
@@ -30,7 +31,13 @@ STEP_FIELDS = frozenset(
         "max_failed_hosts", "requires", "run_once", "until", "loop", "approval",
     }
 )  # fmt: skip
-CHECK_FIELDS = frozenset({"title", "run", "on", "cwd", "timeout", "index"})
+# A group is exported as its steps, batch by batch (each batch's tasks on its hosts only, in the order the
+# engine runs them); its `max_failed_hosts` (the rest of a failed host's batch left out) is not mapped.
+GROUP_FIELDS = frozenset(
+    {"index", "id", "title", "description", "on", "when", "loop", "steps", "serial", "group_on"}
+)
+# only_before_start: a playbook always runs from its first task, where such a check holds
+CHECK_FIELDS = frozenset({"title", "run", "on", "cwd", "timeout", "index", "only_before_start"})
 # A target's `reach`/`jump` templates end up in its hosts' fields, checked one by one below; a host's `vars`
 # (its inventory entry) only feed templates, which the plan has rendered already.
 TARGET_FIELDS = frozenset({"name", "local", "hosts", "inventory", "concurrency", "reach", "jump"})
@@ -73,7 +80,7 @@ def find(plan: Plan) -> list[Unmapped]:
             found += _host_fields(plan.runbook, name, host)
     for planned in plan.steps:
         runbook = source(plan, planned)[0]
-        found += _fields(runbook, planned.step, ("steps", planned.step.index), STEP_FIELDS, planned.id)
+        found += _fields(runbook, planned.step, step_path(planned), STEP_FIELDS, planned.id)
         found += _run_time(plan, planned)
         found += _approval(runbook, planned)
     found += _run_time_checks(plan)
@@ -86,6 +93,14 @@ def find(plan: Plan) -> list[Unmapped]:
 def source(plan: Plan, planned: PlannedStep) -> tuple[Runbook, Values]:
     """The runbook a planned step comes from (a used one's, for `use:`) and the values it was planned with."""
     return planned.scope.runbook, planned.scope.values
+
+
+def step_path(planned: PlannedStep) -> JsonPath:
+    """Where a planned step is written in its runbook: in its group's `steps`, if it has one."""
+    place = planned.place
+    return (
+        ("steps", place.group.index, "steps", planned.step.index) if place else ("steps", planned.step.index)
+    )
 
 
 def _runbook_parts(runbook: Runbook, used: bool) -> Iterable[Unmapped]:
@@ -102,6 +117,11 @@ def _runbook_parts(runbook: Runbook, used: bool) -> Iterable[Unmapped]:
         message = "a used runbook's secret would come through `with:`; the export reads secrets of the top runbook only"
         yield Unmapped(dataclasses.replace(where, message=message))
     for step in runbook.steps:
+        if step.is_group:  # in the plan only through its steps, each checked as a step
+            yield from _fields(runbook, step, ("steps", step.index), GROUP_FIELDS, step.id)
+            if step.when is not None and {"steps", "platform"} & names_used("{{" + step.when.text + "}}"):
+                message = "a group's when over a value known only while running; the export decides it now"
+                yield Unmapped(template_problem(step.when, message), step.id)
         if step.use is not None:  # in the plan only through its runbook's steps
             yield from _fields(runbook, step, ("steps", step.index), STEP_FIELDS | {"use"}, step.id)
             if step.use.runbook is not None:
@@ -135,13 +155,16 @@ def _approval(runbook: Runbook, planned: PlannedStep) -> Iterable[Unmapped]:
 
 
 def _secret_rules(runbook: Runbook) -> Iterable[Unmapped]:
-    """Rules are checked when the export is made (the values are fixed then); one over a secret cannot be."""
+    """Rules and `when`s are decided when the export is made (the values are fixed then); one over a secret
+    cannot be: the export never has it (and would write what it decided from it into the playbook)."""
     secrets = {v.name for v in runbook.variables if v.secret}
-    for rule in runbook.rules:
-        read = names_used("{{ " + rule.condition.text + " }}") & secrets
+    conditions: list[tuple[str, Template, str | None]] = [("rule", r.condition, None) for r in runbook.rules]
+    conditions += [("when", step.when, step.id) for step, _ in flat(runbook.steps) if step.when is not None]
+    for kind, condition, step in conditions:
+        read = names_used("{{ " + condition.text + " }}") & secrets
         if read:
-            message = f"the rule reads the secret {', '.join(sorted(read))}, which the export never has"
-            yield Unmapped(template_problem(rule.condition, message))
+            message = f"the {kind} reads the secret {', '.join(sorted(read))}, which the export never has"
+            yield Unmapped(template_problem(condition, message), step)
 
 
 def _is_default(item: dataclasses.Field[Any], value: Any) -> bool:
@@ -191,6 +214,8 @@ def _run_time(plan: Plan, planned: PlannedStep) -> Iterable[Unmapped]:
     runbook, step = source(plan, planned)[0], planned.step
     places = []
     deferred = any(h.deferred and h.skip is None for h in planned.hosts)
+    if planned.manual is not None and step.when is not None and planned.skip is None:  # no hosts to say it
+        deferred = "steps" in names_used("{{" + step.when.text + "}}")
     if step.when is not None and deferred and not when_on_the_host(plan, planned):
         places.append("when")
     texts = {
@@ -204,7 +229,7 @@ def _run_time(plan: Plan, planned: PlannedStep) -> Iterable[Unmapped]:
         "per-platform run: keys); the export renders every command and text when it is made"
     )
     for key in places:
-        where = runbook.document.positions.problem(("steps", step.index, key), "", key=True)
+        where = runbook.document.positions.problem((*step_path(planned), key), "", key=True)
         yield Unmapped(dataclasses.replace(where, message=message), planned.id)
     if step.until is not None and names_used("{{" + step.until.text + "}}") - {"result"}:
         names = ", ".join(sorted(names_used("{{" + step.until.text + "}}") - {"result"}))

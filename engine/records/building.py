@@ -51,6 +51,7 @@ class AnsweredBy(StrEnum):
     RERUN_UNKNOWN = "--rerun-unknown"
     CONFIRM_MANUAL = "--confirm-manual"
     IF_STILL_RUNNING = "--if-still-running"
+    SCENARIO = "--scenario"  # a rehearsal's scenario answered (`runbook rehearse --auto`)
 
 
 Loops = Mapping[str, Sequence[Any]]
@@ -92,8 +93,10 @@ def run(
     hostname: str,
     pid: int,
     argv: Sequence[str],
+    resolution: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The header: the runbook, the values and loop items (secrets masked), and who ran it where."""
+    """The header: the runbook, the values and loop items (secrets masked), who ran it where, and where each
+    SSH host name resolved when it started (`reviewing.resolution_of`; a resume checks it)."""
     return {
         "type": Record.RUN,
         "runbook": {
@@ -111,6 +114,7 @@ def run(
         "hostname": hostname,
         "pid": pid,
         "argv": list(argv),
+        "resolution": dict(resolution) if resolution is not None else None,
         "run_id": run_id,
     }
 
@@ -147,6 +151,7 @@ def step_end(outcome: HostOutcome, tail_lines: int = 20, *, last: bool = True) -
         "stdout": bounded(outcome.stdout),
         "stderr": bounded(outcome.stderr),
         "last": last,
+        **({"result": bounded(outcome.result)} if outcome.result else {}),
     }
 
 

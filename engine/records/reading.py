@@ -37,6 +37,7 @@ class RunHeader:
     hostname: str = ""
     pid: int | None = None
     argv: tuple[str, ...] = ()
+    resolution: Mapping[str, Any] | None = None  # None: no SSH host, or a journal older than the record
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -232,6 +233,7 @@ def _end(raw: Mapping[str, Any]) -> StepEnd:
         _value(raw, "reason", str, ""),
         _value(raw, "stdout", str, tails.stdout_tail),  # older journals kept the tails only
         _value(raw, "stderr", str, tails.stderr_tail),
+        _value(raw, "result", str, ""),
     )
     return _read(StepEnd, raw, outcome=outcome)
 

@@ -15,7 +15,11 @@ from engine.journal import default_state_dir
 from engine.state.base import LockHolder, RunSummary, RunWriter, StateBackend
 from engine.state.files import FileState
 
-__all__ = ["LockHolder", "RunSummary", "RunWriter", "StateBackend", "open_state"]
+__all__ = ["REHEARSALS", "LockHolder", "RunSummary", "RunWriter", "StateBackend", "open_state", "rehearsals"]
+
+REHEARSALS = "rehearsals"
+"""Under the state directory: the rehearsals' own runs and locks, apart from the real ones (so `run --resume`
+never finds one, and a rehearsal never holds or waits for a real run's lock)."""
 
 
 def open_state(spec: str | None, cwd: Path, state_dir: str | None = None) -> StateBackend:
@@ -38,3 +42,10 @@ def open_state(spec: str | None, cwd: Path, state_dir: str | None = None) -> Sta
 def is_libpq(spec: str) -> bool:
     """A libpq URI (`postgresql://`, `postgres://`) or key=value connection string (`service=team`)."""
     return spec.startswith(("postgresql://", "postgres://")) or "=" in spec
+
+
+def rehearsals(cwd: Path, state_dir: str | None = None) -> FileState:
+    """Where `runbook rehearse` keeps its runs: files under the state directory's `rehearsals/`, whatever
+    backend real runs use, since a rehearsal is practice on this machine (its call log is a file beside
+    the journal: `FileState.directory`)."""
+    return FileState((Path(state_dir) if state_dir else default_state_dir(cwd)) / REHEARSALS)

@@ -92,8 +92,12 @@ class FileState:
     def holder(self, runbook_name: str) -> LockHolder | None:
         return holder(self.state_dir, runbook_name)
 
+    def directory(self, run_id: str) -> Path:
+        """The run's directory (files only): its journal, output files and runbook copy."""
+        return run_directory(self.state_dir, run_id)
+
     def records(self, run_id: str) -> list[dict[str, Any]] | None:
-        path = run_directory(self.state_dir, run_id) / JOURNAL_NAME
+        path = self.directory(run_id) / JOURNAL_NAME
         return read_journal(path) if path.is_file() else None
 
     def runs(self, runbook: str | None = None, where: RunFilter | None = None) -> list[RunSummary]:
@@ -121,7 +125,7 @@ class FileState:
         return runs.newest(self.state_dir, runbook, excluding)
 
     def runbook_copy(self, run_id: str) -> str | None:
-        saved = run_directory(self.state_dir, run_id) / RUNBOOK_COPY
+        saved = self.directory(run_id) / RUNBOOK_COPY
         return saved.read_text(encoding="utf-8") if saved.is_file() else None
 
     def approvals(self) -> SignatureDesk:

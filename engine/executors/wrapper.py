@@ -1,0 +1,94 @@
+"""The small POSIX sh wrapper every remote command runs under, and what the engine sends it.
+
+It (1) reads the environment, secrets included, from the channel's stdin — never from its argument list,
+which `ps` shows to everyone on the host — (2) starts the script in a process group of its own, (3) reports
+that group's id as the first line of stderr, (4) keeps the script's output and exit status on the node
+(`engine.executors.nodefiles`) so the script never writes to the session itself: a killed engine or a
+dropped connection cannot give it a SIGPIPE, and a resume learns how it ended.
+
+The own process group comes from `setsid` where it exists (Linux); without it (macOS) the wrapper execs
+in place, relying on sshd, which starts every session command in a new session (setsid(2)) of its own;
+there the output still survives the session, but no status file is written (nothing outlives the exec to
+write it). `set -m` is no fallback: dash refuses job control without a terminal, and we never ask for a pty.
+"""
+
+from __future__ import annotations
+
+import base64
+import shlex
+from collections.abc import Mapping
+
+from engine.executors.nodefiles import CAP, DIR
+
+# $1 marker, $2 shell, $3 cwd ("" = login directory), $4 script, $5 _START, $6 node files to delete (those
+# of earlier commands whose end the engine has: deleted in the background, no round trip of their own).
+# One line, no `!`: any Bourne-like login shell can pass it on. `read` and `printf` are builtins, so no
+# value reaches an argv. `wait 2>/dev/null` keeps dash's "Terminated" job report (ours, not the script's)
+# out of the output. The environment ends with an empty line; stdin ending before it (the connection
+# dropped while we sent it) exits 125 before the script starts: never a script run with half its
+# environment, secrets missing. The channel stays on fd 3 for `_START`'s go (an asynchronous list's stdin
+# is /dev/null, so it is saved before); the script itself reads /dev/null. Once the group has ended, the
+# exit status goes beside its output files, if the script started (its FIFO is there): read by a resume.
+_WRAPPER = (
+    f"_rb_d=${{HOME:-/tmp}}/{DIR};"
+    ' if [ -n "$6" ]; then (cd -- "$_rb_d" && exec rm -f -- $6) </dev/null >/dev/null 2>&1 & fi;'
+    ' while IFS= read -r _rb_l || exit 125; [ -n "$_rb_l" ]; do case ${_rb_l%%=*} in'
+    ' *" "*) _rb_v=$(printf "%s\\n" "${_rb_l#* }" | base64 -d && printf x) || exit 125;'
+    ' export "${_rb_l%% *}=${_rb_v%x}";; *) export "$_rb_l";; esac; done;'
+    ' if [ -n "$3" ]; then cd -- "$3" || exit 1; fi; exec 3<&0;'
+    " if command -v setsid >/dev/null 2>&1;"
+    ' then setsid sh -c "$5" "$1" "$2" "$4" "$_rb_d" </dev/null & _rb_p=$!;'
+    " read -r" + " _rb_x" * 21 + " _rb_t _rb_x 2>/dev/null </proc/$_rb_p/stat || _rb_t=;"
+    ' wait "$_rb_p" 2>/dev/null; _rb_c=$?; _rb_f=$_rb_d/$_rb_p-$_rb_t;'
+    ' if [ -p "$_rb_f.o" ]; then umask 077; { printf "%s\\n" "$_rb_c" >"$_rb_f.status"; } 2>/dev/null; fi;'
+    ' exit "$_rb_c";'
+    ' else exec sh -c "$5" "$1" "$2" "$4" "$_rb_d" </dev/null; fi'
+)
+# Runs as the group leader: tell the group id ($$, the pid that exec keeps), then wait for the engine's go
+# (a line on fd 3), which it sends once the group is in the journal: an engine killed before that leaves a
+# script that never started (exit 125 at the end of input), so a resume may run the step again; after it,
+# the resume knows which group to look for. With the leader's start time where /proc has it (field 22,
+# clock ticks after boot; the command name here is "sh", no spaces): a resume tells the journaled group
+# from a later one that reuses the id. Read with the `read` builtin, not `cut`: every command pays this,
+# and a fork and exec less is CPU the host's sshd keeps.
+# Before the go comes (its round trip hides their start): the files, two FIFOs and a `tee` on each (in the
+# group: a kill stops them too), copying to the channel and to a file of at most `CAP` bytes; SIGPIPE
+# ignored, a `tee` whose channel is gone goes on with its file. The leader opens each FIFO for writing as
+# soon as its `tee` opened it for reading (so no byte is written before a reader is there, and `tee` starts
+# during the round trip); after the go, those are the script's stdout and stderr, and once it and all it
+# started have closed them, the `tee`s read their end. No go:
+# the `tee`s are killed and the FIFOs removed, so no status is written for a script that never started.
+# Where it cannot be set up (no `mkfifo`, no writable directory), the script runs on the channel as before.
+_TEE = f'trap "" PIPE XFSZ; umask 077; ulimit -f {CAP // 512}; exec tee -- '
+_START = (
+    "read -r" + " _rb_x" * 21 + " _rb_t _rb_x 2>/dev/null </proc/$$/stat || _rb_t=;"
+    ' printf "%s %s %s\\n" "$0" "$$" "$_rb_t" >&2; _rb_f=$3/$$-$_rb_t;'
+    ' if [ -n "$3" ] && command -v tee >/dev/null 2>&1 && { [ -d "$3" ] || mkdir -p -m 700 "$3"; } 2>/dev/null'
+    ' && mkfifo -m 600 "$_rb_f.o" "$_rb_f.e" 2>/dev/null; then'
+    f' ({_TEE}"$_rb_f.out" <"$_rb_f.o" 3<&-) 2>/dev/null & _rb_1=$!;'
+    f' ({_TEE}"$_rb_f.err" <"$_rb_f.e" >&4 3<&- 4>&-) 4>&2 2>/dev/null & _rb_2=$!;'
+    ' exec 5>"$_rb_f.o" 6>"$_rb_f.e"; else _rb_f=; fi;'
+    ' read -r _rb_go <&3 || { [ -z "$_rb_f" ] ||'
+    ' { kill "$_rb_1" "$_rb_2"; rm -f "$_rb_f.o" "$_rb_f.e"; } 2>/dev/null; exit 125; }; exec 3<&-;'
+    ' [ -z "$_rb_f" ] || exec "$1" -ec "$2" >&5 2>&6 5>&- 6>&-; exec "$1" -ec "$2"'
+)
+
+
+def command(marker: str, shell: str, cwd: str | None, script: str, delete: list[str] | None = None) -> str:
+    """What sshd hands to the login shell: `exec sh -c <wrapper>` with the rest as positional arguments;
+    `delete`: node files (plain names, `nodefiles.names`) to remove in passing."""
+    words = ["runbook", marker, shell, cwd or "", script, _START, " ".join(delete or ())]
+    return f"exec sh -c {shlex.quote(_WRAPPER)} " + " ".join(shlex.quote(word) for word in words)
+
+
+def environment(environ: Mapping[str, str]) -> bytes:
+    """One line per variable, then an empty line: `NAME=value` as it is (read and exported by builtins
+    alone), or `NAME base64(value)` for a value with a line break (decoded by `base64`: a fork and an exec
+    on the host, per variable and command, that most values do without)."""
+    lines = [
+        f"{name} {base64.b64encode(value.encode()).decode()}\n"
+        if "\n" in value or "\r" in value
+        else f"{name}={value}\n"
+        for name, value in environ.items()
+    ]
+    return ("".join(lines) + "\n").encode()
