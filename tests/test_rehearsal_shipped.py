@@ -36,6 +36,8 @@ def test_the_rollback_rehearses_on_an_rke_cluster_file(tmp_path: Path) -> None:
         "--auto",
     )
     assert done.returncode == 0, done.stderr
+    # the restore's approval (approvals: 1 by default) is said, never waited for: nothing is executed
+    assert "a run waits here for 1 approval(s) (rehearsal: not asked, nothing is executed)" in done.stderr
     report = done.stdout
     assert "ha-rollback.rehearsal.yml (sha256 " in report  # the default scenario, beside the runbook
     restart = section(report, "3. restart-components: Restart the Kubernetes components on every node")

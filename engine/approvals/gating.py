@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from engine.approvals.waiting import OPEN, Checkpoint, Gate, Run
+from engine.approvals.waiting import OPEN, Checkpoint, Gate, Rehearsed, Run
 from engine.console import Terminal
 from engine.errors import UsageError
 from engine.planning import Plan, PlannedStep
@@ -28,6 +28,7 @@ class Asking:
     break_glass: str | None = None  # `--break-glass REASON`
     allowed_signers: str | None = None  # `--allowed-signers FILE`
     answered: tuple[ApprovalDecision, ...] = ()  # journaled by the run being resumed
+    rehearsal: bool = False  # `runbook rehearse`: nothing is executed, so nobody is asked
 
     def __post_init__(self) -> None:
         if self.break_glass is not None and not self.break_glass.strip():
@@ -48,9 +49,13 @@ def gated(
     terminal: Terminal,
     asking: Asking,
 ) -> Iterator[Checkpoint]:
-    """The gate; `OPEN` when nothing in this run is to be approved."""
+    """The gate; `OPEN` when nothing in this run is to be approved; in a rehearsal, one that only says what
+    a real run would wait for."""
     if not asks(steps):
         yield OPEN
+        return
+    if asking.rehearsal:  # practice: the rehearsal's own state on this machine, where nobody else approves
+        yield Rehearsed(terminal)
         return
     from engine import reviewing
 

@@ -46,6 +46,22 @@ class _Open:
 OPEN: Checkpoint = _Open()
 
 
+@dataclass(frozen=True)
+class Rehearsed:
+    """A rehearsal's checkpoint: nothing is executed, so nobody is asked; it says what a run would wait for."""
+
+    terminal: Terminal
+
+    def check(self, planned: PlannedStep) -> None:
+        approval = planned.approval
+        if approval is not None and approval.required != 0:
+            self.terminal.say(
+                f"  approval: a run waits here for {approval.required or 1} approval(s) "
+                "(rehearsal: not asked, nothing is executed)",
+                "yellow",
+            )
+
+
 @dataclass(frozen=True, kw_only=True)
 class Run:
     """What the gate knows of the run it guards."""

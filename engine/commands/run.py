@@ -159,7 +159,7 @@ def execute(
     if not run.trust_new_host_keys:  # else a run that stops before its preflight would change known_hosts
         connecting.start()  # waiting on the hosts goes on while the lock, journal and warnings are done
     try:
-        return _locked(plan, steps, terminal, run, previous, state, run_id, connecting)
+        return _locked(plan, steps, terminal, run, previous, state, run_id, connecting, stage is not None)
     finally:
         connecting.close()
 
@@ -173,15 +173,15 @@ def _locked(
     state: StateBackend,
     run_id: str,
     connecting: preflight.Connecting,
+    rehearsal: bool = False,
 ) -> int:
     """The run under its lock, with its journal: one `run-end` record however it ends."""
     runbook = plan.runbook
     if run.take_over and previous is None:
         raise UsageError("--take-over goes with --resume RUN_ID: it takes over that run")
     asking = TakeOverQuestion(terminal, run_id) if run.take_over else None
-    asking_approvals = Asking(
-        run.break_glass, run.allowed_signers, previous.history.approvals if previous else ()
-    )
+    answered = previous.history.approvals if previous else ()
+    asking_approvals = Asking(run.break_glass, run.allowed_signers, answered, rehearsal)
     with (
         _signals() as caught,
         opening.opened(state, plan, run_id, terminal.masker, previous is not None, asking) as journal,
