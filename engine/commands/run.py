@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from engine import __version__, preflight, records, resume, reviewing, selecting, stillrunning
+from engine import __version__, preflight, records, resume, selecting, stillrunning
 from engine.asking import Settings, yes_or_ask
 from engine.console import Terminal
 from engine.errors import (
@@ -37,7 +37,6 @@ from engine.errors import (
     Interrupted,
     PreflightFailed,
     RunbookError,
-    UsageError,
 )
 from engine.flags import option
 from engine.journal import new_run_id
@@ -131,8 +130,11 @@ def execute(
         if changed := resume.changed_uses(previous, used, run.force):
             print(f"--force: resuming although {changed}", file=sys.stderr)
         previous = resume.match_items(previous, _loops(plan), run.force)
-        _check_resolution(plan, previous, run.force)
+        if moved := resume.moved_hosts(previous, plan, run.force):
+            print(f"--force: resuming although {moved}", file=sys.stderr)
     if run.plan_file:
+        from engine import reviewing  # only a run checked against a saved plan, or of SSH hosts, reads one
+
         reviewing.check(plan, Path(run.plan_file))
     steps = selecting.chosen(plan, run.only, run.from_step, resumed=previous is not None)
     if run.confirm_manual:
@@ -344,23 +346,9 @@ def _new_journal(state: StateBackend, plan: Plan, run_id: str, masker: Masker) -
         hostname=socket.gethostname(),
         pid=os.getpid(),
         argv=[masker.mask(arg) for arg in sys.argv],
-        resolution=reviewing.resolution_of(plan) if plan.remote_hosts() else None,
+        resolution=resume.resolution(plan),
     )
     return state.start(runbook.name, header, masker.mask(runbook.document.text))
-
-
-def _check_resolution(plan: Plan, previous: resume.Previous, force: bool) -> None:
-    """A resume runs where the run started: refused when ~/.ssh/config now sends a host name elsewhere
-    (`--force` goes on, saying so). A journal older than the record, or a run without SSH hosts, has none."""
-    recorded = previous.history.header.resolution
-    if recorded is None or not plan.remote_hosts():
-        return
-    try:
-        reviewing.check_resolution(plan, recorded, f"--resume {previous.run_id}", "when the run started")
-    except UsageError as error:
-        if not force:
-            raise UsageError(f"{error} (--force resumes anyway)") from None
-        print(f"--force: resuming although {error}", file=sys.stderr)
 
 
 def _loops(plan: Plan, masker: Masker | None = None) -> dict[str, list[Any]]:
