@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from engine import __version__, records, resume, reviewing
+from engine import __version__, records, resume
 from engine.masking import Masker
 from engine.outcomes import RunStatus
 from engine.planning import Plan
@@ -83,7 +83,7 @@ def new_journal(state: StateBackend, plan: Plan, run_id: str, masker: Masker) ->
         hostname=socket.gethostname(),
         pid=os.getpid(),
         argv=[masker.mask(arg) for arg in sys.argv],
-        resolution=reviewing.resolution_of(plan) if plan.remote_hosts() else None,
+        resolution=resume.resolution(plan),
     )
     return state.start(runbook.name, header, masker.mask(runbook.document.text))
 

@@ -26,7 +26,7 @@ from typing import Any
 from engine.errors import UsageError
 from engine.history import HostHistory, Key, RunHistory, fold, moved
 from engine.outcomes import HostOutcome, RunStatus, Status
-from engine.planning import PlannedStep, sha256_text
+from engine.planning import Plan, PlannedStep, sha256_text
 from engine.records import Loops, ProcessGroup
 from engine.state.base import StateBackend
 
@@ -236,6 +236,33 @@ def changed_uses(previous: Previous, today: Iterable[tuple[str, str, str]], forc
     if not force:
         raise UsageError(f"{what}; resuming could skip or repeat the wrong steps. Review, then pass --force")
     return what
+
+
+def resolution(plan: Plan) -> dict[str, Any] | None:
+    """Where each SSH host name resolves as a run starts, for its header: a resume checks it (`moved_hosts`).
+    None for a run of local steps only, which then loads nothing of SSH (`reviewing` reads ~/.ssh/config)."""
+    if not plan.remote_hosts():
+        return None
+    from engine import reviewing
+
+    return reviewing.resolution_of(plan)
+
+
+def moved_hosts(previous: Previous, plan: Plan, force: bool) -> str | None:
+    """Refuse (unless forced) a resume once ~/.ssh/config sends a host name elsewhere than when the run
+    started; what moved, when forced. A journal older than the record has none to check."""
+    recorded = previous.history.header.resolution
+    if recorded is None or not plan.remote_hosts():
+        return None
+    from engine import reviewing
+
+    try:
+        reviewing.check_resolution(plan, recorded, f"--resume {previous.run_id}", "when the run started")
+    except UsageError as error:
+        if not force:
+            raise UsageError(f"{error} (--force resumes anyway)") from None
+        return str(error)
+    return None
 
 
 def check_unchanged(

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from engine import opening, preflight, records, resume, reviewing, selecting, stillrunning
+from engine import opening, preflight, records, resume, selecting, stillrunning
 from engine.approvals.gating import OPEN, Asking, Checkpoint, gated
 from engine.asking import Settings, yes_or_ask
 from engine.console import Terminal
@@ -145,8 +145,11 @@ def execute(
         if changed := resume.changed_uses(previous, used, run.force):
             print(f"--force: resuming although {changed}", file=sys.stderr)
         previous = resume.match_items(previous, opening.loops(plan), run.force)
-        _check_resolution(plan, previous, run.force)
+        if moved := resume.moved_hosts(previous, plan, run.force):
+            print(f"--force: resuming although {moved}", file=sys.stderr)
     if run.plan_file:
+        from engine import reviewing  # only a run checked against a saved plan, or of SSH hosts, reads one
+
         reviewing.check(plan, Path(run.plan_file))
     steps = selecting.chosen(plan, run.only, run.from_step, resumed=previous is not None)
     if run.confirm_manual:
@@ -323,20 +326,6 @@ def _resumed(
     journal.append(
         records.resumed(user, os.getpid(), values, argv, opening.loops(plan, terminal.masker), left)
     )
-
-
-def _check_resolution(plan: Plan, previous: resume.Previous, force: bool) -> None:
-    """A resume runs where the run started: refused when ~/.ssh/config now sends a host name elsewhere
-    (`--force` goes on, saying so). A journal older than the record, or a run without SSH hosts, has none."""
-    recorded = previous.history.header.resolution
-    if recorded is None or not plan.remote_hosts():
-        return
-    try:
-        reviewing.check_resolution(plan, recorded, f"--resume {previous.run_id}", "when the run started")
-    except UsageError as error:
-        if not force:
-            raise UsageError(f"{error} (--force resumes anyway)") from None
-        print(f"--force: resuming although {error}", file=sys.stderr)
 
 
 def _confirm_warnings(plan: Plan, terminal: Terminal, journal: RunWriter, yes: bool, user: str) -> bool:
