@@ -13,11 +13,13 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine.looping import LoopItem
 from engine.model import Step, Template
-from engine.targets import Host
+
+if TYPE_CHECKING:  # `validate` reads groups (linting) without the targets and loops of a plan
+    from engine.looping import LoopItem
+    from engine.targets import Host
 
 
 @dataclass(frozen=True)
