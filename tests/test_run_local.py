@@ -35,6 +35,7 @@ from runbooks import (
     journal,
     local_stand_in,
     processes_matching,
+    run_dirs,
     summary_rows,
     wait_for,
     write_rollback,
@@ -376,6 +377,10 @@ def test_timeout_kills_the_local_command(lab: Lab) -> None:
     assert done.returncode == 1, done.stdout + done.stderr
     assert summary_rows(done.stdout) == [("hang", "local", "timed out")]
     wait_for(lambda: processes_matching(f"sleep {marker}") == [], "the killed sleep to be gone", timeout=5)
+    [run_dir] = run_dirs(lab.state)
+    shown = lab.run_here("--run-id", run_dir.name, task="runs")  # the history words it as the summary does
+    statuses = [line.split("│")[3].strip() for line in shown.stdout.splitlines() if "│ hang" in line]
+    assert statuses == ["timed out"]
 
 
 def hour_long() -> tuple[str, str]:

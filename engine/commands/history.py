@@ -297,7 +297,7 @@ def _steps(run: RunHistory) -> Table:
         cells = (
             step,
             host,
-            latest.status,
+            latest.status.label,  # as the run's summary words it; JSON keeps the journal's spelling
             exit_code,
             str(starts),
             duration,
