@@ -7,6 +7,7 @@ too: she may approve others' steps, never her own); eve's key is in no allowed_s
 
 from __future__ import annotations
 
+import json
 import subprocess
 from dataclasses import replace
 from pathlib import Path
@@ -14,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from engine.approvals.desk import Request
-from engine.approvals.document import NAMESPACE
-from engine.approvals.signatures import DOCUMENT, SignatureDesk, check
+from engine.approvals.document import NAMESPACE, sha256
+from engine.approvals.signatures import DOCUMENT, REQUEST, SignatureDesk, check
 from engine.errors import UsageError
 from engine.records import Verdict
 from runbooks import Lab, read_until_text
@@ -49,7 +50,7 @@ def desk(tmp_path: Path, keys: dict[str, Path]) -> tuple[SignatureDesk, Request]
         run_id="r1",
         step="restore",
         runbook="fe",
-        sha256="0" * 64,
+        sha256=sha256(DOCUMENT_TEXT),
         document=DOCUMENT_TEXT,
         required=1,
         allowed_signers=str(tmp_path / "allowed_signers"),
@@ -111,7 +112,7 @@ def test_from_limits_the_principals_and_each_counts_once(
     sign(keys["bob"], DOCUMENT_TEXT, folder / "bob-2.sig")
     assert [g.approver for g in desk_.decisions(request)] == ["bob"]
     only_carol = replace(request, from_=("carol",))
-    assert check(only_carol, folder / "bob-1.sig", folder / DOCUMENT) == "bob-1.sig: bob is not one of carol"
+    assert check(only_carol, folder / "bob-1.sig") == "bob-1.sig: bob is not one of carol"
 
 
 def test_a_run_on_files_waits_for_a_signature_and_journals_it(tmp_path: Path, keys: dict[str, Path]) -> None:
@@ -158,3 +159,44 @@ def test_the_requester_cannot_sign_through_approve(
     with pytest.raises(UsageError, match="signed by alice, who asked for the approval"):
         desk_.give(request, Verdict.APPROVED, "", keys["alice"])
     assert list(desk_.folder(request).glob("*.sig")) == []
+
+
+def test_a_signature_of_an_old_document_put_back_with_that_document_does_not_count(
+    desk: tuple[SignatureDesk, Request], keys: dict[str, Path]
+) -> None:
+    desk_, old = desk
+    folder = desk_.folder(old)
+    sign(keys["bob"], DOCUMENT_TEXT, folder / "bob.sig")  # bob approved the old values
+    changed = DOCUMENT_TEXT.replace("snapshot-restore", "snapshot-restore --wipe")
+    new = desk_.request(replace(old, document=changed, sha256=sha256(changed)))  # a value changed: voided
+    assert not (folder / "bob.sig").exists()
+    (folder / "bob.void").rename(folder / "bob.sig")  # someone with write access puts it back
+    (folder / DOCUMENT).write_text(DOCUMENT_TEXT)  # with the document it signs
+    assert desk_.decisions(new) == []
+    [said] = desk_.refused()
+    assert "bob.sig: not a runbook-approval signature of this document by bob" in said
+    with pytest.raises(UsageError, match=f"is not the document asked for .sha256 {new.sha256[:16]}"):
+        desk_.give(new, Verdict.APPROVED, "", keys["carol"])  # approve on files signs only what is asked
+
+
+def test_a_request_edited_on_disk_is_ignored_on_resume(
+    tmp_path: Path, desk: tuple[SignatureDesk, Request], keys: dict[str, Path]
+) -> None:
+    desk_, asked = desk
+    asked = desk_.request(replace(asked, from_=("bob",)))
+    folder = desk_.folder(asked)
+    forged = tmp_path / "forged_signers"  # alice's own key under another name
+    forged.write_text(f"carol {' '.join(keys['alice'].with_suffix('.pub').read_text().split()[:2])}\n")
+    edited = {
+        **json.loads((folder / REQUEST).read_text()),
+        "allowed_signers": str(forged),
+        "from_": [],
+        "requester": "mallory",
+        "required": 0,
+    }
+    (folder / REQUEST).write_text(json.dumps(edited))
+    resumed = desk_.request(replace(asked, since=""))  # the run's own request again, same document
+    assert resumed == asked  # `since` kept from the first asking, every trust field the run's own
+    sign(keys["alice"], DOCUMENT_TEXT, folder / "alice.sig")
+    assert desk_.decisions(resumed) == []
+    assert "signed by alice, who asked for the approval" in desk_.refused()[0]

@@ -5,7 +5,8 @@ request beside it); an approver signs exactly those bytes with their own key, in
 `runbook-approval` (`ssh-keygen -Y sign -f KEY -n runbook-approval document.json`, or `runbook approve …
 --key KEY`), and the signature file (`*.sig`) is given to the run by putting it in that directory. The run
 checks each with `ssh-keygen -Y verify` against the `allowed_signers` file the runbook or `--allowed-signers`
-names, and by the database's rules: the signer's principal is not the requester, each principal counts
+names, over the run's own document (never the folder's copy, which anyone there can put back to an older
+one), and by the database's rules: the signer's principal is not the requester, each principal counts
 once, and, with `from:`, the principal is one of them. A signature that fails any of these is said, and
 does not count. A rejection or a comment (`approve --reject`, `--comment`) is signed together with the
 document and kept beside the signature (`.said`): changing either voids the signature.
@@ -14,15 +15,16 @@ document and kept beside the signature (`.said`): changing either voids the sign
 from __future__ import annotations
 
 import getpass
+import hashlib
 import json
 import subprocess
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from engine.approvals.desk import Given, Request
-from engine.approvals.document import NAMESPACE
+from engine.approvals.document import NAMESPACE, sha256
 from engine.errors import UsageError
 from engine.journal import safe_filename
 from engine.records import Verdict
@@ -49,12 +51,16 @@ class SignatureDesk:
         return self.root / safe_filename(request.run_id) / safe_filename(request.step)
 
     def request(self, request: Request) -> Request:
+        """Only `since` is taken back from an earlier `request.json` of the same document (a resume):
+        anyone who can write the folder can edit it, so whose keys count, who asked, `from:` and how many
+        are always the run's own (its runbook and `--allowed-signers`)."""
         folder = self.folder(request)
         folder.mkdir(parents=True, exist_ok=True)
-        recorded = Request(**{**asdict(request), "since": _now()})
+        recorded = replace(request, since=_now())
         old = folder / REQUEST
-        if old.exists() and json.loads(old.read_text(encoding="utf-8")).get("sha256") == request.sha256:
-            recorded = _read(old)
+        earlier = json.loads(old.read_text(encoding="utf-8")) if old.exists() else {}
+        if isinstance(earlier, dict) and earlier.get("sha256") == request.sha256:
+            recorded = replace(request, since=str(earlier.get("since") or recorded.since))
         else:
             for stale in folder.glob("*.sig"):  # signatures of another document: kept apart, never counted
                 stale.rename(stale.with_suffix(".void"))
@@ -66,7 +72,7 @@ class SignatureDesk:
     def decisions(self, request: Request) -> list[Given]:
         folder, found, seen = self.folder(request), [], set()
         for signature in sorted(folder.glob("*.sig")):
-            verdict = check(request, signature, folder / DOCUMENT)
+            verdict = check(request, signature)
             if isinstance(verdict, str) or verdict.approver in seen:
                 why = verdict if isinstance(verdict, str) else f"{verdict.approver} signed already"
                 self._refused.setdefault(signature, why)
@@ -101,7 +107,7 @@ class SignatureDesk:
         if key is None:
             raise UsageError("on files an answer is an SSH signature: give your key with --key FILE")
         signature = self.sign(request, key, verdict, comment)
-        found = check(request, signature, self.folder(request) / DOCUMENT)
+        found = check(request, signature)
         if isinstance(found, str):
             signature.unlink()
             signature.with_suffix(SAID).unlink(missing_ok=True)
@@ -111,8 +117,16 @@ class SignatureDesk:
     def sign(
         self, request: Request, key: Path, verdict: Verdict = Verdict.APPROVED, comment: str = ""
     ) -> Path:
-        """Sign the document (and what is said about it) with `key` into the run's folder; its path."""
+        """Sign the document (and what is said about it) with `key` into the run's folder; its path.
+        Refused when the folder's `document.json` or the request's text is not the document of the
+        request's sha256 (put back, or edited): what is signed is what the approver was shown."""
         document = self.folder(request) / DOCUMENT
+        shown = hashlib.sha256(document.read_bytes()).hexdigest() if document.exists() else "none"
+        if not shown == sha256(request.document) == request.sha256:
+            raise UsageError(
+                f"{document} is not the document asked for (sha256 {request.sha256[:16]}…, found "
+                f"{shown[:16]}…): it changed since the run asked; nothing signed"
+            )
         signature = document.with_name(f"{safe_filename(key.stem)}-{time.time_ns()}.sig")
         said = {"verdict": verdict.value, "comment": comment}
         if said != PLAIN:  # a rejection or a comment is signed with the document, and kept beside it
@@ -144,8 +158,10 @@ def _said(signature: Path) -> dict[str, str]:
     return {"verdict": str(data.get("verdict", "")), "comment": str(data.get("comment", ""))}
 
 
-def check(request: Request, signature: Path, document: Path) -> Given | str:
-    """A signature's answer (an approval, or a rejection), or why it does not count."""
+def check(request: Request, signature: Path) -> Given | str:
+    """A signature's answer (an approval, or a rejection), or why it does not count. Verified against the
+    request's own text, never the folder's `document.json`: that file can be put back to an older
+    document, and an older document's signature must not approve the new one."""
     signers = request.allowed_signers
     if not signers:
         return "no allowed_signers file: name one in approval.allowed_signers or with --allowed-signers"
@@ -172,7 +188,7 @@ def check(request: Request, signature: Path, document: Path) -> Given | str:
         NAMESPACE,
         "-s",
         str(signature),
-        stdin=_payload(document.read_bytes(), said),
+        stdin=_payload(request.document.encode(), said),
     )
     if verified.returncode:
         return f"{signature.name}: not a {NAMESPACE} signature of this document by {principal}"
