@@ -38,6 +38,10 @@ class PostgresDesk:
         return str(row[0]) if row else ""
 
     def request(self, request: Request) -> Request:
+        with self._lost():
+            return self._request(request)
+
+    def _request(self, request: Request) -> Request:
         missing = self.connection.execute(
             "SELECT string_agg(r, ', ') FROM unnest(%s::text[]) AS r "
             "WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r)",
@@ -48,7 +52,7 @@ class PostgresDesk:
                 f"step {request.step!r}: approval.from names no role of {self.where}: {missing[0]} "
                 "(nobody could approve it); the step did not run"
             )
-        with self._lost(), self.connection.transaction():
+        with self.connection.transaction():
             self.connection.execute(
                 "UPDATE runbook.approval_requests SET closed = now() "
                 "WHERE run_id = %s AND step = %s AND sha256 <> %s AND closed IS NULL",
