@@ -301,3 +301,25 @@ def test_a_connection_lost_while_asking_is_resumable_not_a_bug(pg_db: PgDatabase
         desk.request(_request("R_1"))
     desk.close()
 
+
+def test_a_run_id_prefix_with_an_underscore_names_only_that_run(pg_db: PgDatabase, tmp_path: Path) -> None:
+    """`approve R_1 …`: `_` (and `%`, `\\`) are taken literally, as `runs` takes them."""
+    import psycopg
+
+    from engine.state.postgres import history
+    from engine.state.postgres.backend import PostgresState
+
+    backend = PostgresState(pg_db.url("alice"), tmp_path)
+    for run_id in ("RX1", "R_1b"):
+        backend.start("book", {"type": "run", "run_id": run_id, "runbook": {"name": "book"}}, "").close()
+    desk = backend.approvals()
+    desk.request(_request("RX1"))
+    assert desk.find("R_1", "restore") is None and desk.find("RX", "restore") is not None
+    desk.request(_request("R_1b"))
+    found = desk.find("R_1", "restore")
+    assert found is not None and found.run_id == "R_1b"
+    assert desk.find("R%", "restore") is None and desk.find("R\\", "restore") is None
+    with psycopg.connect(pg_db.url("alice")) as connection:
+        assert history.matching(connection, "R_") == ["R_1b"]
+    desk.close()
+    backend.close()

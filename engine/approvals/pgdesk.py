@@ -19,6 +19,7 @@ from engine.approvals.desk import Given, Request
 from engine.approvals.pgschema import CHANNEL
 from engine.errors import JournalError, UsageError
 from engine.records import Verdict
+from engine.state.postgres.like import like_prefix
 
 POLL = 2.0
 
@@ -134,7 +135,7 @@ class PostgresDesk:
         return self._requests("q.closed IS NULL")
 
     def find(self, run_id: str, step: str) -> Request | None:
-        found = self._requests("q.run_id LIKE %s AND q.step = %s", run_id.replace("%", "") + "%", step)
+        found = self._requests("q.run_id LIKE %s AND q.step = %s", like_prefix(run_id), step)
         runs = {r.run_id for r in found}
         if len(runs) > 1:
             raise UsageError(f"{run_id!r} names {len(runs)} runs: {', '.join(sorted(runs))}")

@@ -16,6 +16,7 @@ import psycopg
 from engine.runfilter import RunFilter
 from engine.runs import UNFINISHED
 from engine.state.base import ABANDONED
+from engine.state.postgres.like import like_prefix
 
 RUNNING = "running"
 
@@ -98,7 +99,7 @@ def matching(connection: psycopg.Connection[Any], prefix: str) -> list[str]:
     """Run ids starting with `prefix` (a unique prefix names a run, as with the file backend)."""
     rows = connection.execute(
         "SELECT run_id FROM runbook.runs WHERE run_id LIKE %s ORDER BY run_id",
-        (prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%",),
+        (like_prefix(prefix),),
     ).fetchall()
     return [str(row[0]) for row in rows]
 
