@@ -359,3 +359,33 @@ def test_an_operator_deletes_no_row_nor_changes_a_runs_starter_and_prune_still_w
         == "0"
     )
     alice.close()
+
+
+def test_a_heartbeat_that_fails_unexpectedly_beats_on_and_the_run_stops_at_its_next_append(
+    pg_db: PgDatabase, tmp_path: Path
+) -> None:
+    """An exception other than the database's does not end the heartbeat thread in silence: the thread
+    beats on, and the writer told of it stops the run (resumably) at its next append."""
+    from engine.state.postgres.lock import Heartbeat
+
+    beats: list[int] = []
+    failures: list[Exception] = []
+
+    def beat() -> None:
+        beats.append(len(beats))
+        if len(beats) == 1:
+            raise ValueError("a bug in the beat")
+
+    heartbeat = Heartbeat(beat, failures.append, period=0.01)
+    heartbeat.start()
+    wait_for(lambda: len(beats) >= 3, "three beats", timeout=30)
+    heartbeat.stop()
+    assert [str(f) for f in failures] == ["a bug in the beat"]
+
+    writer = state(pg_db, tmp_path).start("book", header("H1"), "")
+    writer._beat_failed(RuntimeError("boom"))  # what the heartbeat thread calls on such a failure
+    with pytest.raises(
+        LockLost, match=r"the heartbeat failed \(RuntimeError: boom\); resume with --resume H1"
+    ):
+        writer.append({"type": "step-start", "step": "one"})
+    writer.close()
