@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from pgserver import PgDatabase, PgServer
 
+from engine.approvals.desk import Request
 from runbooks import Lab, Running, read_until_text, wait_for
 
 ROLES = """
@@ -261,14 +262,16 @@ def test_a_team_database_at_v1_is_upgraded_to_the_approvals(pg_server: PgServer)
             connection.execute(
                 "INSERT INTO runbook.meta (version, operators) VALUES (1, 'runbook_operators')"
             )
+            connection.execute("GRANT DELETE ON runbook.runs TO runbook_operators")  # an older grant
             assert migrate(connection) == (1, len(MIGRATIONS))
         privileges = pg_server.sql(
             "SELECT has_table_privilege('bob', 'runbook.approvals', 'INSERT'), "
             "has_table_privilege('bob', 'runbook.approvals', 'UPDATE'), "
-            "has_table_privilege('mallory', 'runbook.approvals', 'INSERT')",
+            "has_table_privilege('mallory', 'runbook.approvals', 'INSERT'), "
+            "has_table_privilege('bob', 'runbook.runs', 'DELETE')",
             "upgrade_v1",
         )
-        assert privileges == "t|f|f"  # operators insert approvals, nobody edits one, outsiders do nothing
+        assert privileges == "t|f|f|f"  # operators insert approvals, nobody edits one, outsiders do nothing
     finally:
         pg_server.sql('DROP DATABASE IF EXISTS "upgrade_v1" WITH (FORCE)')
 
@@ -280,3 +283,43 @@ def test_a_from_role_the_database_does_not_know_stops_before_the_step(team: Team
         out + err
     )
     assert (team.marks / "before").exists() and not (team.marks / "restored").exists()
+
+
+def _request(run_id: str) -> Request:
+    return Request(run_id=run_id, step="restore", runbook="book", sha256="cafe", document="{}", required=1)
+
+
+def test_a_connection_lost_while_asking_is_resumable_not_a_bug(pg_db: PgDatabase, tmp_path: Path) -> None:
+    """Every statement of `request` (the `from:` roles' check first) turns a dropped connection into the
+    resumable JournalError, never a raw driver error (exit 70)."""
+    from engine.errors import JournalError
+    from engine.state.postgres.backend import PostgresState
+
+    desk = PostgresState(pg_db.url("alice"), tmp_path).approvals()
+    assert pg_db.server.terminate(f"pid = {desk.connection.info.backend_pid}", pg_db.name) == 1
+    with pytest.raises(JournalError, match=r"approvals' connection to .* was lost"):
+        desk.request(_request("R_1"))
+    desk.close()
+
+
+def test_a_run_id_prefix_with_an_underscore_names_only_that_run(pg_db: PgDatabase, tmp_path: Path) -> None:
+    """`approve R_1 …`: `_` (and `%`, `\\`) are taken literally, as `runs` takes them."""
+    import psycopg
+
+    from engine.state.postgres import history
+    from engine.state.postgres.backend import PostgresState
+
+    backend = PostgresState(pg_db.url("alice"), tmp_path)
+    for run_id in ("RX1", "R_1b"):
+        backend.start("book", {"type": "run", "run_id": run_id, "runbook": {"name": "book"}}, "").close()
+    desk = backend.approvals()
+    desk.request(_request("RX1"))
+    assert desk.find("R_1", "restore") is None and desk.find("RX", "restore") is not None
+    desk.request(_request("R_1b"))
+    found = desk.find("R_1", "restore")
+    assert found is not None and found.run_id == "R_1b"
+    assert desk.find("R%", "restore") is None and desk.find("R\\", "restore") is None
+    with psycopg.connect(pg_db.url("alice")) as connection:
+        assert history.matching(connection, "R_") == ["R_1b"]
+    desk.close()
+    backend.close()

@@ -314,3 +314,78 @@ def test_a_standby_is_refused(pg_db: PgDatabase, tmp_path: Path) -> None:
     finally:
         standby.stop("immediate")
         shutil.rmtree(standby.directory.parent, ignore_errors=True)
+
+
+def test_an_operator_deletes_no_row_nor_changes_a_runs_starter_and_prune_still_works(
+    pg_db: PgDatabase, tmp_path: Path
+) -> None:
+    """Operators only add rows and a run's end: deleting runs, records or approvals and rewriting who started
+    a run (the four-eyes trigger reads it) are refused; `runs prune` deletes ended runs with their approvals."""
+    alice = state(pg_db, tmp_path)
+    writer = alice.start("book", header("A1"), "")
+    writer.append({"type": "run-end", "status": "ok", "exit_code": 0})
+    writer.close()
+    pg_db.sql(
+        "INSERT INTO runbook.approval_requests (run_id, step, sha256, document, required) "
+        "VALUES ('A1', 'restore', 'cafe', '{}', 1)",
+        user="alice",
+    )
+    pg_db.sql(
+        "INSERT INTO runbook.approvals (run_id, step, sha256, verdict) VALUES ('A1', 'restore', 'cafe', 'approved')",
+        user="bob",
+    )
+    for statement in (
+        "DELETE FROM runbook.runs",
+        "DELETE FROM runbook.records",
+        "DELETE FROM runbook.approvals",
+        "DELETE FROM runbook.approval_requests",
+        "UPDATE runbook.runs SET login = 'bob'",
+        "INSERT INTO runbook.runs (run_id, runbook, login, started) VALUES ('F1', 'book', 'bob', now())",
+    ):
+        with pytest.raises(RuntimeError, match="permission denied"):
+            pg_db.sql(statement, user="alice")
+    assert pg_db.sql("SELECT login FROM runbook.runs") == "alice"
+    assert pg_db.sql("SELECT count(*) FROM runbook.approvals") == "1"
+    with pytest.raises(RuntimeError, match="violates foreign key"):  # not even the owner cascades them away
+        pg_db.sql("DELETE FROM runbook.runs")
+    assert alice.prune(age("1d")) == 0
+    pg_db.sql("UPDATE runbook.runs SET started = started - interval '100 days'")
+    assert alice.prune(age("90d")) == 1
+    assert (
+        pg_db.sql(
+            "SELECT (SELECT count(*) FROM runbook.runs) + (SELECT count(*) FROM runbook.records) "
+            "+ (SELECT count(*) FROM runbook.approval_requests) + (SELECT count(*) FROM runbook.approvals)"
+        )
+        == "0"
+    )
+    alice.close()
+
+
+def test_a_heartbeat_that_fails_unexpectedly_beats_on_and_the_run_stops_at_its_next_append(
+    pg_db: PgDatabase, tmp_path: Path
+) -> None:
+    """An exception other than the database's does not end the heartbeat thread in silence: the thread
+    beats on, and the writer told of it stops the run (resumably) at its next append."""
+    from engine.state.postgres.lock import Heartbeat
+
+    beats: list[int] = []
+    failures: list[Exception] = []
+
+    def beat() -> None:
+        beats.append(len(beats))
+        if len(beats) == 1:
+            raise ValueError("a bug in the beat")
+
+    heartbeat = Heartbeat(beat, failures.append, period=0.01)
+    heartbeat.start()
+    wait_for(lambda: len(beats) >= 3, "three beats", timeout=30)
+    heartbeat.stop()
+    assert [str(f) for f in failures] == ["a bug in the beat"]
+
+    writer = state(pg_db, tmp_path).start("book", header("H1"), "")
+    writer._beat_failed(RuntimeError("boom"))  # what the heartbeat thread calls on such a failure
+    with pytest.raises(
+        LockLost, match=r"the heartbeat failed \(RuntimeError: boom\); resume with --resume H1"
+    ):
+        writer.append({"type": "step-start", "step": "one"})
+    writer.close()

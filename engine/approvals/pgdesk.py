@@ -19,6 +19,7 @@ from engine.approvals.desk import Given, Request
 from engine.approvals.pgschema import CHANNEL
 from engine.errors import JournalError, UsageError
 from engine.records import Verdict
+from engine.state.postgres.like import like_prefix
 
 POLL = 2.0
 
@@ -38,6 +39,10 @@ class PostgresDesk:
         return str(row[0]) if row else ""
 
     def request(self, request: Request) -> Request:
+        with self._lost():
+            return self._request(request)
+
+    def _request(self, request: Request) -> Request:
         missing = self.connection.execute(
             "SELECT string_agg(r, ', ') FROM unnest(%s::text[]) AS r "
             "WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r)",
@@ -48,7 +53,7 @@ class PostgresDesk:
                 f"step {request.step!r}: approval.from names no role of {self.where}: {missing[0]} "
                 "(nobody could approve it); the step did not run"
             )
-        with self._lost(), self.connection.transaction():
+        with self.connection.transaction():
             self.connection.execute(
                 "UPDATE runbook.approval_requests SET closed = now() "
                 "WHERE run_id = %s AND step = %s AND sha256 <> %s AND closed IS NULL",
@@ -130,7 +135,7 @@ class PostgresDesk:
         return self._requests("q.closed IS NULL")
 
     def find(self, run_id: str, step: str) -> Request | None:
-        found = self._requests("q.run_id LIKE %s AND q.step = %s", run_id.replace("%", "") + "%", step)
+        found = self._requests("q.run_id LIKE %s AND q.step = %s", like_prefix(run_id), step)
         runs = {r.run_id for r in found}
         if len(runs) > 1:
             raise UsageError(f"{run_id!r} names {len(runs)} runs: {', '.join(sorted(runs))}")

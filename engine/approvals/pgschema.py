@@ -4,7 +4,8 @@ The approver of a row in `runbook.approvals` is the login of the session that in
 overwrites whatever the client wrote with `session_user`, and refuses the row (whatever client inserts it,
 psql included) when that login asked for the approval or started the run, is not a member of the operators'
 group, is not a member of one of the request's `from` roles, or already answered this document (also a
-unique key). Operators may only SELECT and INSERT approvals: none can be edited or deleted afterwards. Each
+unique key). Operators may only SELECT and INSERT approvals: none can be edited or deleted afterwards (the
+foreign keys RESTRICT; only `runbook.prune`, for a run ended before the age asked, removes them). Each
 approval notifies the channel `runbook_approvals`, so a waiting run goes on at once.
 """
 
@@ -14,7 +15,7 @@ CHANNEL = "runbook_approvals"
 
 V2 = f"""
 CREATE TABLE runbook.approval_requests (
-    run_id text NOT NULL REFERENCES runbook.runs ON DELETE CASCADE,
+    run_id text NOT NULL REFERENCES runbook.runs ON DELETE RESTRICT,
     step text NOT NULL,
     sha256 text NOT NULL,
     document text NOT NULL,
@@ -34,7 +35,7 @@ CREATE TABLE runbook.approvals (
     verdict text NOT NULL CHECK (verdict IN ('approved', 'rejected')),
     comment text NOT NULL DEFAULT '',
     given timestamptz NOT NULL DEFAULT now(),
-    FOREIGN KEY (run_id, step, sha256) REFERENCES runbook.approval_requests ON DELETE CASCADE,
+    FOREIGN KEY (run_id, step, sha256) REFERENCES runbook.approval_requests ON DELETE RESTRICT,
     UNIQUE (run_id, step, sha256, approver)
 );
 CREATE FUNCTION runbook.approval_request_guard() RETURNS trigger

@@ -16,6 +16,7 @@ import psycopg
 from engine.runfilter import RunFilter
 from engine.runs import UNFINISHED
 from engine.state.base import ABANDONED
+from engine.state.postgres.like import like_prefix
 
 RUNNING = "running"
 
@@ -98,7 +99,7 @@ def matching(connection: psycopg.Connection[Any], prefix: str) -> list[str]:
     """Run ids starting with `prefix` (a unique prefix names a run, as with the file backend)."""
     rows = connection.execute(
         "SELECT run_id FROM runbook.runs WHERE run_id LIKE %s ORDER BY run_id",
-        (prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%",),
+        (like_prefix(prefix),),
     ).fetchall()
     return [str(row[0]) for row in rows]
 
@@ -124,10 +125,7 @@ def runbook_text(connection: psycopg.Connection[Any], run_id: str) -> str | None
 
 
 def prune(connection: psycopg.Connection[Any], older_than: timedelta) -> int:
-    """Delete the runs that started before now − `older_than` (and their records), except one still
-    running; how many went."""
-    cursor = connection.execute(
-        f"DELETE FROM runbook.runs r WHERE r.started < now() - %s AND {_STATUS} <> '{RUNNING}'",
-        (older_than,),
-    )
-    return cursor.rowcount
+    """Delete the runs that started before now − `older_than` (with their records and approvals), except
+    one still running; how many went. Through `runbook.prune`: operators may not delete rows themselves."""
+    row = connection.execute("SELECT runbook.prune(%s)", (older_than,)).fetchone()
+    return int(row[0]) if row else 0

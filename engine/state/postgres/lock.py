@@ -150,11 +150,14 @@ def take_over(connection: psycopg.Connection[Any], runbook: str) -> bool:
 
 
 class Heartbeat:
-    """Calls `beat` every `HEARTBEAT` seconds in a daemon thread until stopped; `beat` reports its own
-    failures (the writer marks the lock lost)."""
+    """Calls `beat` every `HEARTBEAT` seconds in a daemon thread until stopped; `beat` reports the
+    database's failures itself (the writer marks the lock lost). Anything else `beat` raises goes to
+    `failed` and the thread beats on: a thread dead in silence would leave a live run looking stale."""
 
-    def __init__(self, beat: Callable[[], None], period: float = HEARTBEAT) -> None:
-        self._beat, self._period = beat, period
+    def __init__(
+        self, beat: Callable[[], None], failed: Callable[[Exception], None], period: float = HEARTBEAT
+    ) -> None:
+        self._beat, self._failed, self._period = beat, failed, period
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="runbook-lock-heartbeat", daemon=True)
 
@@ -163,7 +166,10 @@ class Heartbeat:
 
     def _loop(self) -> None:
         while not self._stop.wait(self._period):
-            self._beat()
+            try:
+                self._beat()
+            except Exception as error:  # reported to the run; the next beat is tried all the same
+                self._failed(error)
 
     def stop(self) -> None:
         self._stop.set()

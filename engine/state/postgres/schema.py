@@ -4,7 +4,10 @@ safe when two run it at once (both wait on one advisory lock; the second finds n
 Everything lives in the schema `runbook`. An operator is a login role that is a member of the group role
 named at migrate time (`runbook_operators` unless `--operators ROLE`); the group gets exactly what a run
 needs. The functions `take_over` and `holders` are SECURITY DEFINER: operators may end a stale holder's
-session and see who holds a lock, not any other session.
+session and see who holds a lock, not any other session. Operators never delete a row nor change who started
+a run: a run updates only its end (`ended`, `status`, `exit_code`), and `runs prune` goes through the SECURITY
+DEFINER `prune(interval)`, which deletes only runs ended or abandoned before the interval, with their records
+and approvals.
 
 List views read the indexed columns of `runs` (runbook, login, started, status), never the JSON bodies.
 """
@@ -99,20 +102,49 @@ LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, runbook AS 
 $$;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1.format(namespace=NAMESPACE), approvals.V2)
+_PRUNE = """
+-- Deletes the runs started before now - `older_than` that ended or were abandoned (no live lock holder),
+-- their records and their approvals; how many runs went. Their rows are locked first, so a resume that
+-- takes such a run at the same moment waits, and the run is either kept whole or deleted whole.
+CREATE FUNCTION runbook.prune(older_than interval) RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, runbook AS $$
+DECLARE
+    gone text[];
+BEGIN
+    gone := ARRAY(
+        SELECT r.run_id FROM runbook.runs r
+         WHERE r.started < now() - older_than
+           AND (r.ended IS NOT NULL
+                OR NOT EXISTS (SELECT 1 FROM runbook.holders() h WHERE h.run_id = r.run_id AND h.live))
+           FOR UPDATE OF r);
+    DELETE FROM runbook.approvals WHERE run_id = ANY (gone);
+    DELETE FROM runbook.approval_requests WHERE run_id = ANY (gone);
+    DELETE FROM runbook.records WHERE run_id = ANY (gone);
+    DELETE FROM runbook.runs WHERE run_id = ANY (gone);
+    RETURN cardinality(gone);
+END
+$$;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1.format(namespace=NAMESPACE), approvals.V2 + _PRUNE)
 """Migration N+1 upgrades version N; append, never edit one that was released."""
 
 _GRANTS = (
     """
 REVOKE ALL ON SCHEMA runbook FROM PUBLIC;
-REVOKE ALL ON FUNCTION runbook.holders(), runbook.take_over(text, interval) FROM PUBLIC;
+REVOKE ALL ON FUNCTION runbook.holders(), runbook.take_over(text, interval), runbook.prune(interval)
+    FROM PUBLIC;
 GRANT USAGE ON SCHEMA runbook TO {role};
 GRANT SELECT ON runbook.meta TO {role};
 GRANT SELECT, INSERT, UPDATE ON runbook.locks TO {role};
-GRANT SELECT, INSERT, UPDATE, DELETE ON runbook.runs TO {role};
-GRANT SELECT, INSERT, DELETE ON runbook.records TO {role};
+GRANT SELECT ON runbook.runs TO {role};
+GRANT INSERT (run_id, runbook, version, sha256, os_user, host, started, runbook_text) ON runbook.runs TO {role};
+GRANT UPDATE (ended, status, exit_code) ON runbook.runs TO {role};
+GRANT SELECT ON runbook.records TO {role};
+GRANT INSERT (run_id, seq, epoch, time, type, step, host, attempt, body) ON runbook.records TO {role};
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA runbook TO {role};
-GRANT EXECUTE ON FUNCTION runbook.holders(), runbook.take_over(text, interval) TO {role};
+GRANT EXECUTE ON FUNCTION runbook.holders(), runbook.take_over(text, interval), runbook.prune(interval)
+    TO {role};
 """
     + approvals.GRANTS
 )
@@ -161,6 +193,9 @@ def migrate(connection: psycopg.Connection[Any], operators: str = DEFAULT_OPERAT
                 connection.execute(script.encode())
             if previous is not None and previous != operators:  # the old group keeps nothing
                 revokes = sql.SQL(_REVOKES).format(role=sql.Identifier(previous))
+                connection.execute(revokes.as_bytes(connection))
+            if previous is not None:  # the group gets exactly today's grants, none an older release gave
+                revokes = sql.SQL(_REVOKES).format(role=sql.Identifier(operators))
                 connection.execute(revokes.as_bytes(connection))
             connection.execute(
                 "INSERT INTO runbook.meta (version, operators) VALUES (%s, %s) ON CONFLICT (only_row) "

@@ -129,7 +129,7 @@ class PostgresWriter:
         self._pending: list[_Pending] = []
         self._next_seq = fenced.first_seq
         self._outputs: dict[tuple[str, str], OutputFile] = {}
-        self._heartbeat = lock.Heartbeat(self._beat)
+        self._heartbeat = lock.Heartbeat(self._beat, self._beat_failed)
         self._heartbeat.start()
 
     def append(self, record: Mapping[str, Any]) -> None:
@@ -181,6 +181,11 @@ class PostgresWriter:
                 self._lose("the lock is no longer this run's (its session or epoch changed)")
         except psycopg.Error as failure:
             self._lose(f"the state database connection failed: {_first_line(failure)}")
+
+    def _beat_failed(self, error: Exception) -> None:
+        """A heartbeat that failed other than by the database: the lock's label may go stale while this
+        run lives, so the run stops at its next append (resumable) rather than carry on unproven."""
+        self._lose(f"the heartbeat failed ({type(error).__name__}: {error})")
 
     def _lose(self, why: str) -> LockLost:
         with self._queue_lock:
