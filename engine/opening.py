@@ -58,8 +58,7 @@ def unfinished_before(state: StateBackend, name: str, run_id: str) -> RunSummary
 def started_a_step(found: list[dict[str, Any]] | None) -> bool:
     """Whether the run reached a step: started one, or asked for its approvals (a resume goes on waiting, and
     an approval given meanwhile counts), so there is something to continue."""
-    reached = (records.Record.STEP_START, records.Record.APPROVAL_REQUEST)
-    return any(r.get("type") in reached for r in found or ())
+    return any(isinstance(records.parse(r), records.StepStart | records.ApprovalRequest) for r in found or ())
 
 
 def new_journal(state: StateBackend, plan: Plan, run_id: str, masker: Masker) -> RunWriter:

@@ -38,6 +38,15 @@ from engine.rolling import Roll
 from engine.state import RunWriter
 
 
+class _GroupRefused(Exception):
+    """The journal refused a command's `process-group` record: the command never got its go (the rule is
+    "go once the group is in the journal"); `error` is the journal's, raised on once the step has its end."""
+
+    def __init__(self, error: JournalError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class Runner:
     """Runs the steps of one run's plan on the connected fleet; `finished` has every host outcome."""
 
@@ -153,6 +162,12 @@ class Runner:
             timeout = attempts.timeout()
             result = self._execute(planned, host_plan, attempt, timeout, out)
             status, reason = judge(planned.step, result, timeout, self._until_context(planned, host_plan))
+        except _GroupRefused as refused:  # the script never got its go: failed, not started
+            why = f"not started: the journal refused its process group: {refused.error}"
+            self._end(
+                HostOutcome(planned.id, name, Status.FAILED, None, attempts.elapsed, attempt, mask(why))
+            )
+            raise refused.error from None
         except BaseException as error:  # the start still gets its end, then the error goes on
             status, reason = broken_off(error)
             self._end(HostOutcome(planned.id, name, status, None, attempts.elapsed, attempt, mask(reason)))
@@ -186,11 +201,11 @@ class Runner:
             out.write_line(stream, masked)  # an error here stops the command: `Executor.run` raises it
             self.terminal.output(name, stream, masked)
 
-        def on_group(pgid: int, started: str | None) -> None:
+        def on_group(pgid: int, started: str | None) -> None:  # raising: the script gets no go
             try:
                 self.journal.append(records.process_group(planned.id, name, attempt, pgid, started))
-            except JournalError:
-                pass  # the journal refuses every later append: the step's end raises this same error
+            except JournalError as error:  # e.g. `LockLost`: another workstation took the lock over
+                raise _GroupRefused(error) from error
 
         try:
             return self.fleet.executor(host_plan.host).run(

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.errors import JournalError
 from engine.executors import Executor, LocalExecutor, Result
 from engine.executors.jobs import KEPT
 from engine.executors.local import _GO
@@ -101,6 +102,18 @@ class ExecutorContract:
 
         result = executor.run(f"touch {started}", on_group=on_group)
         assert result.ok and early == [False] and started.exists()
+
+    def test_a_group_the_journal_refuses_never_gets_its_go(self, executor: Executor, tmp_path: Path) -> None:
+        """`on_group` raising (the journal refused the group: a lost lock) means no go: the wrapper ends
+        without running the script, and `run()` raises that error once it has."""
+        started = tmp_path / "started"
+
+        def on_group(pgid: int, when: str | None) -> None:
+            raise JournalError("the lock was taken over")
+
+        with pytest.raises(JournalError, match="the lock was taken over"):
+            executor.run(f"touch {started}", on_group=on_group)
+        assert not started.exists()
 
     def test_stdin_is_at_eof(self, executor: Executor) -> None:
         result = executor.run("cat; echo after", timeout=10)

@@ -12,7 +12,7 @@ import io
 import itertools
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,9 +22,10 @@ import pytest
 from engine import records, targets, variables
 from engine.asking import Settings
 from engine.console import Terminal
-from engine.errors import Declined, Interrupted, StepFailed
+from engine.errors import Declined, Interrupted, JournalError, StepFailed
 from engine.executors.base import Executor, Invocation, Process
 from engine.executors.jobs import Job
+from engine.executors.local import LocalExecutor
 from engine.history import fold
 from engine.journal import Journal, read_journal
 from engine.masking import Masker
@@ -453,6 +454,35 @@ def test_an_error_under_a_step_still_ends_it_in_the_journal_and_goes_on_up(
     assert end["reason"] == "broken off by an error: the executor broke"
     assert [(o.step, o.status) for o in lab.runner.finished] == [("one", Status.UNKNOWN)]
     assert lab.executors["local"].scripts() == ["one"]  # and nothing after it
+
+
+def test_a_group_the_journal_refuses_never_starts_its_script(
+    lab_for: Callable[..., Lab], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The go comes once the group is in the journal: a journal that refuses the `process-group` record (a
+    lost lock does so) leaves the script unstarted (a real local command that would touch a marker), the
+    step failed and not started, and the journal's error goes on up."""
+    marker = tmp_path / "ran"
+    lab = lab_for(f"  - id: one\n    title: One\n    run: touch {marker}\n" + AFTER)
+    lab.runner.fleet.executors["local"] = LocalExecutor()
+    written = lab.journal.append
+    ended: list[dict[str, Any]] = []
+
+    def refusing(record: Mapping[str, Any]) -> None:
+        if record["type"] == "process-group":
+            raise JournalError("the lock was taken over")
+        if record["type"] == "step-end":
+            ended.append(dict(record))
+        written(record)
+
+    monkeypatch.setattr(lab.journal, "append", refusing)
+    with pytest.raises(JournalError, match="the lock was taken over"):
+        lab.run()
+    assert not marker.exists()
+    [end] = ended
+    assert (end["step"], end["status"]) == ("one", "failed")
+    assert end["reason"] == "not started: the journal refused its process group: the lock was taken over"
+    assert [(o.step, o.status) for o in lab.runner.finished] == [("one", Status.FAILED)]
 
 
 class CtrlC(io.StringIO):

@@ -157,6 +157,53 @@ def test_concurrent_appends_share_one_round_trip(pg_db: PgDatabase, tmp_path: Pa
     backend.close()
 
 
+class BrokenOff(BaseException):
+    """Not a psycopg error: what Ctrl-C (KeyboardInterrupt) is to a statement on the wire."""
+
+
+def test_a_statement_broken_off_by_a_non_database_error_leaves_every_append_of_its_batch_raising(
+    pg_db: PgDatabase, tmp_path: Path
+) -> None:
+    """Hosts whose records rode in a statement that something other than the database broke off (Ctrl-C
+    mid-execute) must not return as if their records were durable: the sender sees its error, every other
+    append of that batch raises LockLost, and so does every later one."""
+    backend = state(pg_db, tmp_path)
+    writer = backend.start("book", header("R1"), "")
+    writer._heartbeat.stop()  # its statements would share the connection's turn
+    original = writer.connection.execute
+    broken = threading.Event()
+
+    def breaking(query: Any, params: Any = None) -> Any:
+        if "jsonb_array_elements" in str(query) and not broken.is_set():
+            broken.set()
+            raise BrokenOff("Ctrl-C")
+        return original(query, params)
+
+    writer.connection.execute = breaking  # type: ignore[method-assign]
+    outcomes: dict[int, str] = {}
+
+    def host(index: int) -> None:
+        try:
+            writer.append({"type": "step-start", "step": "s", "host": f"h{index}", "attempt": 1})
+            outcomes[index] = "returned"
+        except BaseException as error:
+            outcomes[index] = type(error).__name__
+
+    threads = [threading.Thread(target=host, args=(i,)) for i in range(5)]
+    with writer._send_lock:  # a statement in flight: every host queues behind it, in one batch
+        for thread in threads:
+            thread.start()
+        wait_for(lambda: len(writer._pending) == 5, "the 5 hosts to queue their records")
+    for thread in threads:
+        thread.join(30)
+    assert broken.is_set()
+    assert sorted(outcomes.values()) == ["BrokenOff"] + ["LockLost"] * 4
+    with pytest.raises(LockLost, match="broken off"):
+        writer.append({"type": "step-start", "step": "t", "host": "h0", "attempt": 1})
+    writer.close()
+    backend.close()
+
+
 def test_a_login_that_is_not_an_operator_is_refused(pg_db: PgDatabase, tmp_path: Path) -> None:
     backend = state(pg_db, tmp_path, "mallory")
     with pytest.raises(

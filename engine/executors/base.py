@@ -334,8 +334,10 @@ def _result(
     """The `Result` of a job; a command we killed has no exit status of its own (`exit_code` None).
 
     An exception raised by the `on_output` callback in a reader thread (which stopped the command) is
-    re-raised here, in the caller's.
+    re-raised here, in the caller's; so is one raised by `on_group` (the script never started).
     """
+    if job.group_error is not None:
+        raise job.group_error
     for stream in (out, err):
         if stream.error is not None:
             raise stream.error

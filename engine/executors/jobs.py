@@ -126,6 +126,7 @@ class Job:
         self.pgid: int | None = None
         self.started: str | None = None  # the group leader's start time, where the host tells it
         self._on_group = on_group
+        self.group_error: BaseException | None = None  # `on_group` failed: the script got no go
         self.interrupted = False
         self.timed_out = False
         self.done = threading.Event()
@@ -135,13 +136,20 @@ class Job:
         self._claimed = False
         self._lock = threading.Lock()
 
-    def set_pgid(self, pgid: int, started: str | None = None) -> None:
-        """The command's group is known: tell `on_group` first (the journal has it before a kill can come)."""
+    def set_pgid(self, pgid: int, started: str | None = None) -> bool:
+        """The command's group is known: tell `on_group` first (the journal has it before a kill can come).
+
+        True: give the script its go. False: `on_group` failed (the group is not in the journal), so the
+        script must never start; the error is kept for `run()` to raise once the waiting wrapper is gone."""
         if self._on_group is not None:
-            self._on_group(pgid, started)
+            try:
+                self._on_group(pgid, started)
+            except BaseException as error:
+                self.group_error = error
         self.pgid, self.started = pgid, started
         self.pgid_known.set()
         self.wake.set()
+        return self.group_error is None
 
     def part_done(self) -> None:
         """A reader finished; the job is done when all of them have (output drained, exit status known)."""

@@ -55,10 +55,11 @@ class LocalExecutor(Executor):
         watchdog.watch(proc.pid)  # the group dies with the engine (see watchdog.py)
         process = _LocalProcess(proc)
         stat = _stat(proc.pid)
-        job.set_pgid(proc.pid, stat.started if stat else None)  # journaled when it returns: now the go
+        go = job.set_pgid(proc.pid, stat.started if stat else None)  # True: journaled, now the go
         assert proc.stdin is not None
         try:
-            proc.stdin.write(b"\n")
+            if go:  # else EOF alone: `read` fails and the wrapper exits 125 without running the script
+                proc.stdin.write(b"\n")
             proc.stdin.close()
         except OSError:
             pass  # it is gone already (killed): its exit status says so

@@ -322,10 +322,11 @@ class _SSHProcess(Process):
     def stderr_sink(self, stream: StreamText, job: Job) -> Sink:
         return _GroupMarker(self._marker, stream, job, self._go)
 
-    def _go(self) -> None:
-        """The group is journaled: let the script start, and end our side of its input."""
+    def _go(self, start: bool) -> None:
+        """End our side of the input; the group is journaled (`start`): a newline first lets the script start."""
         try:
-            self._channel.sendall(b"\n")
+            if start:
+                self._channel.sendall(b"\n")
             self._channel.shutdown_write()
         except (paramiko.SSHException, OSError):
             pass  # the connection is going: the script never starts (EOF) or the process reports it lost
@@ -357,7 +358,7 @@ class _Ready(threading.Event):
 class _GroupMarker:
     """Sits in front of stderr: takes out the wrapper's "<marker> <pgid>" line, records the group, then `go`."""
 
-    def __init__(self, marker: str, stream: StreamText, job: Job, go: Callable[[], None]) -> None:
+    def __init__(self, marker: str, stream: StreamText, job: Job, go: Callable[[bool], None]) -> None:
         self._marker = marker.encode() + b" "
         self._stream = stream
         self._job = job
@@ -376,8 +377,7 @@ class _GroupMarker:
             if words and words[0].isdigit():
                 self._found = True
                 started = words[1].decode() if len(words) > 1 and words[1].isdigit() else None
-                self._job.set_pgid(int(words[0]), started)  # journaled when it returns
-                self._go()
+                self._go(self._job.set_pgid(int(words[0]), started))  # False: not journaled, no go
             else:  # something the wrapper itself said before starting the script
                 self._stream.feed(line + b"\n")
         if self._found and self._pending:

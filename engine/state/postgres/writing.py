@@ -152,6 +152,8 @@ class PostgresWriter:
                 self._send(batch, first)
         if mine.error is not None:
             raise mine.error
+        if not mine.done:  # never returns as if durable when the statement that carried it said nothing
+            raise self._lose("a journal statement ended without saying whether its records were stored")
 
     def _send(self, batch: list[_Pending], first: int) -> None:
         """One statement for the whole batch; every record of it learns the outcome."""
@@ -164,6 +166,11 @@ class PostgresWriter:
                 error = self._lose("the lock is no longer this run's (its session or epoch changed)")
         except psycopg.Error as failure:
             error = self._lose(f"the state database connection failed: {_first_line(failure)}")
+        except BaseException:  # e.g. Ctrl-C mid-statement: stored or not, nobody knows
+            lost = self._lose("a journal statement was broken off: its records may or may not be stored")
+            for pending in batch:
+                pending.error, pending.done = lost, True
+            raise
         for pending in batch:
             pending.error, pending.done = error, True
 
