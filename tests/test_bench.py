@@ -51,3 +51,20 @@ def test_the_engine_is_measured_with_its_bytecode_written(
     (tmp_path / "engine" / "module.py").write_text("VALUE = 1\n")
     bench.compiled(tmp_path)
     assert list((tmp_path / "engine" / "__pycache__").glob("module.cpython-*.pyc"))
+
+
+@pytest.mark.ssh
+def test_the_breakdown_says_where_a_hosts_share_goes(capsys: pytest.CaptureFixture[str]) -> None:
+    """benchmarks/breakdown.py runs end to end (not timed): node CPU per piece, engine CPU per thread."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import breakdown
+
+    assert breakdown.main(["--repeat", "2", "--engine", "1"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    node = report["node_cpu_ms"]
+    assert node["connection (kex, auth, disconnect)"] > 0 and node["command under the wrapper: true"] > 0
+    engine = report["engine"]
+    assert (
+        engine["threads"]["main"]["cpu_s"] > 0
+        and engine["process_cpu_s"] >= engine["threads"]["main"]["cpu_s"]
+    )

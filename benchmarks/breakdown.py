@@ -1,0 +1,179 @@
+"""Where the engine's per-host share goes, piece by piece: node CPU per connection and per channel kind, and
+the engine's CPU per thread in a whole run (`invoke bench` measures the whole; this says where it goes).
+
+Node side (one sshd node on loopback, the engine's own SSHExecutor, `--repeat` times each, the node's sshd
+CPU read before and after, as `bench.py` reads it):
+- a connection (key exchange, authentication, disconnect);
+- a bare session (`exec true`: sshd's session child and the login shell), what fabric pays per command;
+- the preflight probe (`uname -s` and the program lookup);
+- a command under the wrapper (`true`: process group, the go, output kept on the node), what a step pays;
+- the close's cleanup of a host's node files.
+
+Engine side (`--engine N`): one `runbook run` of the benchmark's rollback on N nodes, in a child process whose
+threads add up their CPU (`time.thread_time`) by kind when they end, with the process's total.
+
+Usage: `.venv/bin/python benchmarks/breakdown.py [--repeat 100] [--engine 100]`. Loopback only; bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent.parent / "tests")]
+
+import bench  # noqa: E402
+
+# Runs the CLI with every thread's CPU added up by kind (its name without numbers) as it ends; a daemon
+# thread still running at the exit (paramiko's transports, mostly) is counted with what it used so far.
+_THREADS = r"""
+import collections, json, os, re, sys, threading, time
+cpu = collections.defaultdict(float); count = collections.Counter(); lock = threading.Lock()
+def kind(thread): return re.sub(r"[\d.]+", "#", thread.name.split("(")[0])
+original = threading.Thread.run
+def run(self):
+    try:
+        original(self)
+    finally:
+        with lock:
+            cpu[kind(self)] += time.thread_time(); count[kind(self)] += 1
+threading.Thread.run = run
+import atexit
+def report():
+    import resource
+    cpu["main"] += time.thread_time(); count["main"] += 1
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    with open(os.environ["BREAKDOWN_OUT"], "w") as out:
+        json.dump({"process": usage.ru_utime + usage.ru_stime,
+                   "threads": {k: [cpu[k], count[k]] for k in cpu}}, out)
+atexit.register(report)
+from engine.cli import main
+sys.argv[0] = "runbook"
+main()
+"""
+
+
+def _reaped(listener: int, timeout: float = 10.0) -> None:
+    """Wait until the listener has no connection child left: a child's CPU (and that of the sessions it
+    reaped) is added to the listener's count only once the listener reaps it."""
+    children = Path(f"/proc/{listener}/task/{listener}/children")
+    deadline = time.monotonic() + timeout
+    while children.read_text().strip() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def node_side(repeat: int, base: Path) -> dict[str, float]:
+    """Milliseconds of node CPU per connection and per channel of each kind."""
+    from engine.executors.nodefiles import forget_script
+    from engine.executors.ssh import SSHExecutor
+    from engine.options import Options, prepare
+    from engine.transports import SSHOptions
+
+    with bench.sshd_nodes(base / "sshd", 1) as nodes:
+        lab = bench.make_lab(base, nodes)
+        os.environ.update({k: v for k, v in lab.env.items() if k != "PYTHONPATH"})
+        _, plan = prepare(Options(str(lab.book), var=tuple(lab.variables), platform="linux"))
+        host = plan.remote_hosts()[0]
+        cpu = bench.NodeCPU(nodes)
+
+        def node_ms(work: Callable[[], object], times: int = 1) -> float:
+            """Node CPU (ms) of `work`; a session's CPU reaches the listener's count once its connection's
+            sshd is reaped, so `work` ends with the connection closed."""
+            before = cpu.settled()
+            work()
+            _reaped(nodes[0].process.pid)
+            return (cpu.settled() - before) * 1000 / times
+
+        def connected(channel: Callable[[SSHExecutor], object]) -> Callable[[], None]:
+            def work() -> None:
+                executor = SSHExecutor(host.ssh_target(), SSHOptions())
+                executor.connect()
+                for _ in range(repeat):
+                    channel(executor)
+                executor.close()
+
+            return work
+
+        def bare(executor: SSHExecutor) -> None:
+            transport = executor.transport
+            assert transport is not None
+            channel = transport.open_session()
+            channel.exec_command("true")
+            channel.recv_exit_status()
+            channel.close()
+
+        def command(executor: SSHExecutor) -> None:
+            assert executor.run("true", timeout=30).ok
+
+        connection = node_ms(lambda: [connected(lambda e: None)() for _ in range(repeat)], repeat)
+        kinds: dict[str, Callable[[SSHExecutor], object]] = {
+            "bare session: exec true": bare,
+            "preflight probe": lambda e: e.probe(["docker", "grep", "cut", "xargs"]),
+            "command under the wrapper: true": command,
+            "close's cleanup (forget + sweep)": lambda e: e._bare(forget_script(["1-2"], sweep=True), 30),
+        }
+        results = {"connection (kex, auth, disconnect)": round(connection, 2)}
+        for name, channel in kinds.items():
+            results[name] = round((node_ms(connected(channel)) - connection) / repeat, 2)
+        return results
+
+
+def engine_side(count: int, base: Path) -> dict[str, object]:
+    """CPU seconds per kind of thread in one `runbook run` on `count` nodes (after one warm-up run)."""
+    with bench.sshd_nodes(base / "sshd-engine", count) as nodes:
+        lab = bench.make_lab(base / "engine", nodes)
+        out = base / "threads.json"
+        argv = [sys.executable, "-c", _THREADS, "run", str(lab.book)]
+        argv += [a for v in lab.variables for a in ("--var", v)] + ["--yes", "--confirm-manual"]
+        env = {**lab.env, "BREAKDOWN_OUT": str(out)}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        cpu = bench.NodeCPU(nodes)
+        for attempt in range(2):
+            before, start = cpu.settled(), time.perf_counter()
+            subprocess.run(
+                [*argv, "--state-dir", str(lab.work / f"state-{attempt}")],
+                env=env,
+                cwd=lab.work,
+                check=True,
+                capture_output=True,
+                timeout=bench.RUN_TIMEOUT,
+            )
+            wall, node = time.perf_counter() - start, cpu.settled() - before
+        found = json.loads(out.read_text())
+        threads = sorted(found["threads"].items(), key=lambda item: -item[1][0])
+        return {
+            "nodes": count,
+            "wall_s": round(wall, 3),
+            "node_cpu_s": round(node, 3),
+            "process_cpu_s": round(found["process"], 3),
+            "threads": {name: {"cpu_s": round(s, 3), "threads": n} for name, (s, n) in threads},
+        }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--repeat", type=int, default=100, help="times each node-side piece runs (default 100)"
+    )
+    parser.add_argument("--engine", type=int, default=0, help="also one whole run on N nodes, CPU per thread")
+    args = parser.parse_args(argv)
+    if not 1 <= args.repeat <= 1000 or not 0 <= args.engine <= 1000:
+        parser.error("--repeat: 1 to 1000; --engine: 0 to 1000 nodes")
+    bench.compiled(bench.ROOT)
+    with tempfile.TemporaryDirectory(prefix="rb-breakdown-") as tmp:
+        report: dict[str, object] = {"node_cpu_ms": node_side(args.repeat, Path(tmp))}
+        if args.engine:
+            report["engine"] = engine_side(args.engine, Path(tmp))
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
