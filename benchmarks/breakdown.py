@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -69,8 +70,14 @@ def _reaped(listener: int, timeout: float = 10.0) -> None:
         time.sleep(0.01)
 
 
-def node_side(repeat: int, base: Path) -> dict[str, float]:
-    """Milliseconds of node CPU per connection and per channel of each kind."""
+def _process_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def per_piece(repeat: int, base: Path) -> dict[str, dict[str, float]]:
+    """Milliseconds of CPU, on the node and in the engine (this process, paramiko's threads included), per
+    connection and per channel of each kind."""
     from engine.executors.nodefiles import forget_script
     from engine.executors.ssh import SSHExecutor
     from engine.options import Options, prepare
@@ -83,13 +90,14 @@ def node_side(repeat: int, base: Path) -> dict[str, float]:
         host = plan.remote_hosts()[0]
         cpu = bench.NodeCPU(nodes)
 
-        def node_ms(work: Callable[[], object], times: int = 1) -> float:
-            """Node CPU (ms) of `work`; a session's CPU reaches the listener's count once its connection's
-            sshd is reaped, so `work` ends with the connection closed."""
-            before = cpu.settled()
+        def cost(work: Callable[[], object], times: int = 1) -> tuple[float, float]:
+            """Node CPU and this process's CPU (ms) of `work`; a session's CPU reaches the listener's count
+            once its connection's sshd is reaped, so `work` ends with the connection closed."""
+            before, engine = cpu.settled(), _process_cpu()
             work()
+            engine = _process_cpu() - engine
             _reaped(nodes[0].process.pid)
-            return (cpu.settled() - before) * 1000 / times
+            return (cpu.settled() - before) * 1000 / times, engine * 1000 / times
 
         def connected(channel: Callable[[SSHExecutor], object]) -> Callable[[], None]:
             def work() -> None:
@@ -112,17 +120,23 @@ def node_side(repeat: int, base: Path) -> dict[str, float]:
         def command(executor: SSHExecutor) -> None:
             assert executor.run("true", timeout=30).ok
 
-        connection = node_ms(lambda: [connected(lambda e: None)() for _ in range(repeat)], repeat)
+        connection = cost(lambda: [connected(lambda e: None)() for _ in range(repeat)], repeat)
         kinds: dict[str, Callable[[SSHExecutor], object]] = {
             "bare session: exec true": bare,
             "preflight probe": lambda e: e.probe(["docker", "grep", "cut", "xargs"]),
             "command under the wrapper: true": command,
             "close's cleanup (forget + sweep)": lambda e: e._bare(forget_script(["1-2"], sweep=True), 30),
         }
-        results = {"connection (kex, auth, disconnect)": round(connection, 2)}
+        argv = [*bench.ssh_argv(nodes[0], lab.home / ".ssh" / "known_hosts"), "true"]
+        openssh = cost(lambda: [subprocess.run(argv, check=True, env=lab.env) for _ in range(repeat)], repeat)
+        node = {"connection (kex, auth, disconnect)": round(connection[0], 2)}
+        engine = {"connection (kex, auth, disconnect)": round(connection[1], 2)}
         for name, channel in kinds.items():
-            results[name] = round((node_ms(connected(channel)) - connection) / repeat, 2)
-        return results
+            spent = cost(connected(channel))
+            node[name] = round((spent[0] - connection[0]) / repeat, 2)
+            engine[name] = round((spent[1] - connection[1]) / repeat, 2)
+        node["OpenSSH's `ssh host true` (the floor's connection and session)"] = round(openssh[0], 2)
+        return {"node_cpu_ms": node, "engine_cpu_ms": engine}
 
 
 def engine_side(count: int, base: Path) -> dict[str, object]:
@@ -168,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--repeat: 1 to 1000; --engine: 0 to 1000 nodes")
     bench.compiled(bench.ROOT)
     with tempfile.TemporaryDirectory(prefix="rb-breakdown-") as tmp:
-        report: dict[str, object] = {"node_cpu_ms": node_side(args.repeat, Path(tmp))}
+        report: dict[str, object] = {**per_piece(args.repeat, Path(tmp))}
         if args.engine:
             report["engine"] = engine_side(args.engine, Path(tmp))
     print(json.dumps(report, indent=2))
