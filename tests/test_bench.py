@@ -61,10 +61,9 @@ def test_the_breakdown_says_where_a_hosts_share_goes(capsys: pytest.CaptureFixtu
 
     assert breakdown.main(["--repeat", "2", "--engine", "1"]) == 0
     report = json.loads(capsys.readouterr().out)
-    node = report["node_cpu_ms"]
-    assert node["connection (kex, auth, disconnect)"] > 0 and node["command under the wrapper: true"] > 0
-    engine = report["engine"]
-    assert (
-        engine["threads"]["main"]["cpu_s"] > 0
-        and engine["process_cpu_s"] >= engine["threads"]["main"]["cpu_s"]
-    )
+    pieces = {"connection", "bare session", "preflight probe", "command under the wrapper", "close's cleanup"}
+    for side in ("node_cpu_ms", "engine_cpu_ms"):
+        assert pieces <= {name.split(" (")[0].split(":")[0] for name in report[side]}
+        assert all(isinstance(ms, float | int) for ms in report[side].values())
+    engine = report["engine"]  # a Python process importing the engine spends well over 0.05 s of CPU
+    assert engine["process_cpu_s"] > 0.05 and "main" in engine["threads"]
