@@ -10,10 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from sshd import SSHDNode
+from sshd import SSHDCluster, SSHDNode
 from test_executors_ssh import options, target
 
-from engine.executors import ssh_executor
+from engine.executors import nodefiles, ssh_executor
 from engine.executors.ssh import SSHExecutor
 from runbooks import wait_for
 
@@ -141,3 +141,103 @@ def test_a_timeout_kills_the_wrapper_and_the_script_together(executor: tuple[SSH
         ).result(timeout=30)
     assert result.timed_out and result.exit_code is None, result
     wait_for(lambda: not _members(groups[0]), "the whole group to be gone", timeout=10)
+
+
+# -- the control channel: the probe's session, held for kills and the close's cleanup --------------------------
+
+
+@pytest.fixture
+def logged(sshd_cluster: SSHDCluster) -> Iterator[tuple[SSHExecutor, SSHDNode]]:
+    """An executor for a node whose sshd logs every session it starts (LogLevel VERBOSE)."""
+    node = sshd_cluster.extra("127.0.0.140", sshd_cluster.authorized_keys, log_level="VERBOSE")
+    node.reset()
+    made = ssh_executor(target(node), options(node))
+    assert isinstance(made, SSHExecutor)
+    yield made, node
+    made.close()
+
+
+def _sessions(node: SSHDNode) -> int:
+    """Sessions sshd started since it started (OpenSSH logs "Starting session: command ..." at VERBOSE)."""
+    return node.log.read_text().count("Starting session: command")
+
+
+def _node_files(node: SSHDNode) -> list[str]:
+    directory = node.home / nodefiles.DIR
+    return sorted(os.listdir(directory)) if directory.exists() else []
+
+
+def test_the_close_deletes_the_node_files_on_the_probes_held_session(
+    logged: tuple[SSHExecutor, SSHDNode],
+) -> None:
+    """Preflight's probe session stays open: at the end the node files go with a line on it, no session of
+    their own (it was one more session per host and run: sshd's session setup and a login shell)."""
+    ssh, node = logged
+    before = _sessions(node)
+    assert ssh.probe(["runbook-absent-tool"]) == ("linux", ["runbook-absent-tool"])
+    assert ssh.run("echo hi").stdout == "hi\n"
+    assert _node_files(node), "the command's files wait on the node for the close"
+    ssh.close()
+    wait_for(lambda: not _node_files(node), "the close to delete the node files", timeout=10)
+    assert _sessions(node) - before == 2  # the probe's and the command's: none for the close
+    wait_for(lambda: not _held_shells(node), "the held sh to end with its input", timeout=10)
+
+
+def test_without_the_held_session_the_close_opens_one(logged: tuple[SSHExecutor, SSHDNode]) -> None:
+    """No probe ran (so nothing is held): the close deletes the files on a session of its own, as before."""
+    ssh, node = logged
+    before = _sessions(node)
+    assert ssh.run("echo hi").ok and _node_files(node)
+    ssh.close()
+    wait_for(lambda: not _node_files(node), "the close to delete the node files", timeout=10)
+    assert _sessions(node) - before == 2  # the command's and the close's
+
+
+def _held_shells(node: SSHDNode) -> list[int]:
+    """The held `sh` of a control channel on `node`'s sshd (its sentinel is in its command line)."""
+    found = []
+    for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
+        if b"runbook-control-" in b" ".join(_cmdline(pid)) and _below(pid, node.process.pid):
+            found.append(pid)
+    return found
+
+
+def _below(pid: int, ancestor: int) -> bool:
+    for _ in range(20):  # bounded: a process tree is not that deep here
+        fields = _stat(pid)
+        if fields is None or int(fields[1]) <= 1:
+            return False
+        pid = int(fields[1])
+        if pid == ancestor:
+            return True
+    return False
+
+
+def test_a_timeout_kills_with_lines_on_the_held_session(logged: tuple[SSHExecutor, SSHDNode]) -> None:
+    """SIGTERM then SIGKILL of a timed-out command's group: two lines on the control channel (builtin
+    `kill`), not two sessions of their own."""
+    ssh, node = logged
+    ssh.probe([])
+    before = _sessions(node)
+    result = ssh.run("trap '' TERM; n=0; while [ $n -lt 600 ]; do sleep 0.05; n=$((n+1)); done", timeout=1)
+    assert result.timed_out and result.exit_code is None
+    assert _sessions(node) - before == 1  # the command's own
+    assert ssh.transport is not None and ssh.transport.is_active()
+
+
+def test_a_held_session_that_is_gone_is_no_stalled_peer(logged: tuple[SSHExecutor, SSHDNode]) -> None:
+    """The held `sh` killed on the node: a timeout's kills go on sessions of their own, the connection stays
+    (only a kill nobody answers means a stalled peer), and the close still deletes the node files."""
+    ssh, node = logged
+    ssh.probe([])
+    [held] = _held_shells(node)
+    os.kill(held, signal.SIGKILL)
+    transport = ssh.transport
+    before = _sessions(node)
+    result = ssh.run("trap '' TERM; n=0; while [ $n -lt 600 ]; do sleep 0.05; n=$((n+1)); done", timeout=1)
+    assert result.timed_out and result.exit_code is None
+    assert ssh.transport is transport and transport is not None and transport.is_active()
+    assert _sessions(node) - before == 3  # the command's, SIGTERM's and SIGKILL's own
+    assert ssh.run("true").ok
+    ssh.close()
+    wait_for(lambda: not _node_files(node), "the close to delete the node files", timeout=10)
