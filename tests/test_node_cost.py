@@ -241,3 +241,22 @@ def test_a_held_session_that_is_gone_is_no_stalled_peer(logged: tuple[SSHExecuto
     assert ssh.run("true").ok
     ssh.close()
     wait_for(lambda: not _node_files(node), "the close to delete the node files", timeout=10)
+
+
+def test_a_host_with_one_session_gets_the_control_channels_slot_for_its_commands(
+    sshd_cluster: SSHDCluster,
+) -> None:
+    """sshd's MaxSessions 1: the held probe session would leave no session for a command; the executor ends
+    it when a command's session is refused, and works as it did before (the close on a session of its own)."""
+    node = sshd_cluster.extra(
+        "127.0.0.141", sshd_cluster.authorized_keys, extra_config="Match all\n  MaxSessions 1\n"
+    )
+    node.reset()
+    ssh = ssh_executor(target(node), options(node))
+    try:
+        assert ssh.probe([]) == ("linux", [])
+        assert ssh.run("echo hi").stdout == "hi\n"
+        assert ssh.run("true").ok
+    finally:
+        ssh.close()
+    wait_for(lambda: not _node_files(node), "the close to delete the node files", timeout=10)

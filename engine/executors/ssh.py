@@ -32,8 +32,7 @@ from engine.transports import SSHOptions, SSHTarget
 __all__ = ["MAX_SESSIONS", "SSHExecutor", "resolve"]
 
 MAX_SESSIONS = 9
-"""Command channels open at once per host: sshd's MaxSessions defaults to 10, one is kept for the control
-channel (kills, the close's cleanup) or, where it is gone, a kill's own."""
+"""Command channels open at once per host: sshd's MaxSessions defaults to 10; one is the control channel's."""
 _OPEN_TRIES = 10  # 10 ms, 20 ms, ... : at most ~0.5 s of retrying a refused session
 _KILL_WAIT = 5.0  # seconds for the kill's channel to open and report: a slower peer is presumed dead
 _ALIVE_COUNT_MAX = 3  # OpenSSH's default ServerAliveCountMax
@@ -184,9 +183,8 @@ class SSHExecutor(Executor):
             self._chain = []
 
     def _delete_ended(self) -> None:
-        """One line on the control channel, or one command per host and run (if something ran and the
-        connection stands); not waited for (the node has it; closing does not stop it): no round trip for
-        the deletion itself, and no session of its own where the control channel is there."""
+        """A line on the control channel, else (if something ran and the connection stands) a session of its
+        own; not waited for: the node has it, and closing does not stop it."""
         delete, transport = self._ended.take(None), self.transport
         control, self._control = self._control, None  # not under the kill lock: a probe may hold it
         script = nodefiles.forget_script(delete, sweep=True) if delete else None
@@ -229,14 +227,16 @@ class SSHExecutor(Executor):
                 except paramiko.ChannelException as error:
                     if attempt == _OPEN_TRIES:
                         raise ConnectionFailed(f"{self.host}: sshd refuses new sessions: {error}") from None
+                    if attempt == _OPEN_TRIES // 2 and (control := self._control) is not None:
+                        self._control = None  # sshd's MaxSessions is 1: the control frees its slot
+                        control.end(None, 0)
                     time.sleep(0.01 * attempt)
                 except (paramiko.SSHException, OSError) as error:
                     raise ConnectionFailed(f"{self.host}: cannot open an SSH session: {error}") from None
         raise AssertionError("unreachable")
 
     def signal_groups(self, pgids: list[int], name: str) -> None:
-        """`kill -TERM -PGID ...` on the host: a line on its control channel, or (that gone) a short-lived
-        channel of its own on the same transport.
+        """`kill -TERM -PGID ...` on the host: a line on its control channel, else on a channel of its own.
 
         Never reconnects: with the connection gone, a Ctrl-C must not wait out a connect timeout."""
         transport = self.transport
