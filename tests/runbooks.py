@@ -349,11 +349,13 @@ def processes_matching(text: str) -> list[str]:
 
 
 def drop_exit_status(pgid: int) -> None:
-    """SIGKILL the SSH wrapper above the node command group `pgid` (not the command): the command runs on, but
-    the node keeps no exit status for it, as after a reboot; a resume then knows nothing of how it ended
-    (`engine.executors.nodefiles`). The wrapper is the group leader's parent, its line names its marker."""
+    """SIGKILL the SSH wrapper that would write the exit status of the node command group `pgid` (not the
+    command): the command runs on, but the node keeps no exit status for it, as after a reboot; a resume then
+    knows nothing of how it ended (`engine.executors.nodefiles`). Where sshd made the group (the usual case)
+    the wrapper leads it and runs the command as its child; else (`setsid`) it is the leader's parent."""
     stat = Path(f"/proc/{pgid}/stat").read_text().rsplit(")", 1)[1].split()
-    wrapper = int(stat[1])
+    parent = int(stat[1])
+    wrapper = parent if b"runbook-pgid-" in Path(f"/proc/{parent}/cmdline").read_bytes() else pgid
     assert b"runbook-pgid-" in Path(f"/proc/{wrapper}/cmdline").read_bytes()
     os.kill(wrapper, signal.SIGKILL)
 

@@ -398,7 +398,8 @@ def test_the_wrapper_starts_nothing_without_the_whole_environment_and_the_go(
 
 
 def test_wrapper_without_setsid_uses_the_session_sshd_gave_it(tmp_path: Path) -> None:
-    """No `setsid` (macOS): the wrapper execs in place and reports its own pid, the group sshd made."""
+    """No `setsid` (macOS) needed in the group sshd made: the wrapper reports its own pid (here it leads that
+    group and runs the script as its child; on macOS, no /proc, it execs in place)."""
     tools = tmp_path / "bin"
     tools.mkdir()
     for tool in ("sh", "base64"):

@@ -247,8 +247,8 @@ NODE_STEPS = """\
     title: A long command on the node
     on: nodes
     run: |
-      if [ -s "$HOME/copies" ]; then echo $$ >> "$HOME/copies"; exit 0; fi
-      echo $$ >> "$HOME/copies"
+      if [ -s "$HOME/copies" ]; then ps -o pgid= -p $$ >> "$HOME/copies"; exit 0; fi
+      ps -o pgid= -p $$ >> "$HOME/copies"
       n=0; while [ ! -e "$HOME/release" ] && [ $n -lt 6000 ]; do sleep 0.1; n=$((n+1)); done
   - id: after
     title: After it

@@ -43,8 +43,8 @@ STEP = """\
   - id: long
     title: A long command
 {on}    run: |
-      if [ -s "{dir}/copies" ]; then echo $$ >> "{dir}/copies"; exit 0; fi
-      echo $$ >> "{dir}/copies"
+      if [ -s "{dir}/copies" ]; then ps -o pgid= -p $$ >> "{dir}/copies"; exit 0; fi
+      ps -o pgid= -p $$ >> "{dir}/copies"
       n=0; while [ ! -e "{dir}/release" ] && [ $n -lt {tenths} ]; do sleep 0.1; n=$((n+1)); done
       echo end >> "{dir}/copies"
   - id: after

@@ -10,9 +10,10 @@ journal's `process-group` record holds, so a resume finds them with no other rec
 Each output file keeps the first `CAP` bytes of its stream (`ulimit -f` on its `tee`); the live view has all
 of it. The engine deletes a command's files once its exit status came over the channel — with a later
 command's wrapper on that host, eight commands' at a time (no round trip of its own), or when the executor
-closes — and a resume deletes those it read once the outcome is journaled. What a crash leaves (files of a
-command whose status never reached the engine, and of up to 7 that ended) is kept `KEEP_DAYS` days for a
-resume, then swept when a later run closes there.
+closes (a line on the host's control channel, `engine.executors.sshcontrol`) — and a resume deletes those it
+read once the outcome is journaled. What a crash leaves (files of a command whose status never reached the
+engine, and of up to 7 that ended) is kept `KEEP_DAYS` days for a resume, then swept when a later run closes
+there.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ Closing a channel does not stop the remote process, so every command runs under 
 (`engine.executors.wrapper`) that starts it in a process group of its own, reports that group's id as the
 first line of stderr (which we strip) and keeps its output and exit status on the node, so it outlives a
 killed engine or a dropped connection (`engine.executors.nodefiles`). A timeout or `kill_all()` runs
-`kill -TERM -PGID`, later `kill -KILL -PGID`, over a second channel of the same transport.
+`kill -TERM -PGID`, later `kill -KILL -PGID`, on the host's control channel (`engine.executors.sshcontrol`:
+the preflight probe's session, held), or on a channel of its own where that is gone.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from contextlib import AbstractContextManager, suppress
 import paramiko
 
 from engine.errors import ConnectionFailed, PreflightFailed
-from engine.executors import heartbeat, nodefiles
+from engine.executors import heartbeat, nodefiles, sshcontrol
 from engine.executors.base import Executor, Invocation, Process, lookup_script
 from engine.executors.jobs import Job, Sink, StreamText
 from engine.executors.nodefiles import Ended
@@ -31,7 +32,7 @@ from engine.transports import SSHOptions, SSHTarget
 __all__ = ["MAX_SESSIONS", "SSHExecutor", "resolve"]
 
 MAX_SESSIONS = 9
-"""Command channels open at once per host: sshd's MaxSessions defaults to 10, one is kept for kills."""
+"""Command channels open at once per host: sshd's MaxSessions defaults to 10; one is the control channel's."""
 _OPEN_TRIES = 10  # 10 ms, 20 ms, ... : at most ~0.5 s of retrying a refused session
 _KILL_WAIT = 5.0  # seconds for the kill's channel to open and report: a slower peer is presumed dead
 _ALIVE_COUNT_MAX = 3  # OpenSSH's default ServerAliveCountMax
@@ -48,7 +49,8 @@ class SSHExecutor(Executor):
         self._chain: list[paramiko.SSHClient] = []
         self._connect_lock = threading.Lock()
         self._open_lock = threading.Lock()
-        self._kill_lock = threading.Lock()  # one kill channel at a time: 9 sessions + 1 = MaxSessions
+        self._kill_lock = threading.Lock()  # one control or kill channel: 9 sessions + 1 = MaxSessions
+        self._control: sshcontrol.Control | None = None  # the probe's session, held for kills and cleanup
         self._sessions = threading.BoundedSemaphore(MAX_SESSIONS)
         self._platform: str | None = None
         self._lost: str | None = None  # why the last transport was declared dead
@@ -99,7 +101,7 @@ class SSHExecutor(Executor):
             result = self.run("uname -s", timeout=30)
             if not result.ok:
                 said = result.tail("stderr", 3) or result.tail("stdout", 3)
-                raise _no_platform(self.host, "`uname -s`", result.exit_code, said)
+                raise sshcontrol.no_platform(self.host, "`uname -s`", result.exit_code, said)
             self._platform = result.stdout.strip().lower()
         return self._platform
 
@@ -125,19 +127,23 @@ class SSHExecutor(Executor):
         return result.exit_code == 0
 
     def probe(self, programs: Iterable[str]) -> tuple[str, list[str]]:
-        """`uname -s` and the program lookup in one command: preflight's one round trip to the host.
+        """`uname -s` and the program lookup in one command: preflight's one round trip to the host; its
+        session is then held as the host's control channel (`engine.executors.sshcontrol`).
 
         Run by `sh` straight from the login shell, not under the command wrapper: it starts nothing that
-        could outlive it (`uname` and a builtin loop), so it needs no process group of its own to be
-        stopped by, and the host forks one shell and `uname` instead of the wrapper's five processes —
-        CPU that hundreds of sshd's share with us on a small machine."""
+        could outlive the connection (`uname`, builtins, and `rm` at the end), so it needs no process group
+        of its own to be stopped by, and the host forks one shell and `uname` instead of the wrapper's
+        processes — CPU that hundreds of sshd's share with us on a small machine."""
         names = list(programs)
-        script = "uname -s" + (f"; {lookup_script(names)}" if names else "")
-        code, out, err = self._bare(script, _PROBE_WAIT)
-        lines = out.splitlines()
-        if code != 0 or not lines:
-            said = "\n".join(err.rstrip("\n").split("\n")[-3:])
-            raise _no_platform(self.host, "`uname -s` (and `command -v`)", code, said)
+        with self._kill_lock:  # the control channel takes the kill channel's session slot
+            if self._control is not None:  # probed again: one control channel, never two
+                self._control.end(None, 0)
+            self._control, lines = sshcontrol.probe(
+                self.host,
+                self._open_session(self._transport()),
+                lookup_script(names) if names else ":",
+                _PROBE_WAIT,
+            )
         self._platform = lines[0].strip().lower()
         return self._platform, lines[1:]
 
@@ -177,12 +183,16 @@ class SSHExecutor(Executor):
             self._chain = []
 
     def _delete_ended(self) -> None:
-        """One command per host and run, if something ran and the connection stands; not waited for (sshd
-        started it when it answered `exec`; a closed channel does not stop it): a round trip less per run."""
+        """A line on the control channel, else (if something ran and the connection stands) a session of its
+        own; not waited for: the node has it, and closing does not stop it."""
         delete, transport = self._ended.take(None), self.transport
-        if delete and transport is not None and transport.is_active():
+        control, self._control = self._control, None  # not under the kill lock: a probe may hold it
+        script = nodefiles.forget_script(delete, sweep=True) if delete else None
+        if control is not None and transport is not None and control.serves(transport):
+            control.end(script, _KILL_WAIT)
+        elif script is not None and transport is not None and transport.is_active():
             with suppress(ConnectionFailed, PreflightFailed):
-                self._bare(nodefiles.forget_script(delete, sweep=True), _KILL_WAIT, wait=False)
+                self._bare(script, _KILL_WAIT, wait=False)
 
     def _transport(self) -> paramiko.Transport:
         """The live transport, connecting first if there is none (or it died: reconnect, keys checked again)."""
@@ -217,29 +227,29 @@ class SSHExecutor(Executor):
                 except paramiko.ChannelException as error:
                     if attempt == _OPEN_TRIES:
                         raise ConnectionFailed(f"{self.host}: sshd refuses new sessions: {error}") from None
+                    if attempt == _OPEN_TRIES // 2 and (control := self._control) is not None:
+                        self._control = None  # sshd's MaxSessions is 1: the control frees its slot
+                        control.end(None, 0)
                     time.sleep(0.01 * attempt)
                 except (paramiko.SSHException, OSError) as error:
                     raise ConnectionFailed(f"{self.host}: cannot open an SSH session: {error}") from None
         raise AssertionError("unreachable")
 
     def signal_groups(self, pgids: list[int], name: str) -> None:
-        """`kill -TERM -PGID ...` on the host, over its own short-lived channel of the same transport.
+        """`kill -TERM -PGID ...` on the host: a line on its control channel, else on a channel of its own.
 
         Never reconnects: with the connection gone, a Ctrl-C must not wait out a connect timeout."""
         transport = self.transport
         if not pgids or transport is None or not transport.is_active():
             return
-        groups = " ".join(f"-{pgid}" for pgid in pgids)
+        kill = f"kill -{name} {' '.join(f'-{pgid}' for pgid in pgids)} 2>/dev/null"
         with self._kill_lock:
-            try:
-                channel = self._open_session(transport, timeout=_KILL_WAIT)
-                try:
-                    channel.exec_command(f"kill -{name} {groups} 2>/dev/null; true")
-                    answered = channel.status_event.wait(_KILL_WAIT)
-                finally:
-                    channel.close()
-            except (paramiko.SSHException, OSError, ConnectionFailed):
-                answered = False
+            control = self._control if self._control is not None and self._control.serves(transport) else None
+            answered = control.run(kill, _KILL_WAIT) if control is not None else None
+            if answered is None:
+                answered = sshcontrol.kill_alone(
+                    lambda: self._open_session(transport, _KILL_WAIT), kill, _KILL_WAIT
+                )
             if not answered and transport.is_active():
                 # A stalled peer: a timeout must still end the step now, not when (if) the peer wakes up.
                 self._lost = f"no answer for {_KILL_WAIT:g}s while stopping the command"
@@ -387,14 +397,3 @@ class _GroupMarker:
     def finish(self) -> None:
         self._stream.feed(self._pending)
         self._stream.finish()
-
-
-def _no_platform(host: str, what: str, code: int | None, said: str) -> PreflightFailed:
-    return PreflightFailed(
-        f"{host}: {what} failed ({'no exit status' if code is None else f'exit {code}'}): "
-        + (
-            said
-            or "no output at all; the login shell of the account (or a ForceCommand) may "
-            "exit before running any command: check its shell and its profile on the host"
-        )
-    )

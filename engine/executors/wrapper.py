@@ -6,10 +6,15 @@ that group's id as the first line of stderr, (4) keeps the script's output and e
 (`engine.executors.nodefiles`) so the script never writes to the session itself: a killed engine or a
 dropped connection cannot give it a SIGPIPE, and a resume learns how it ended.
 
-The own process group comes from `setsid` where it exists (Linux); without it (macOS) the wrapper execs
-in place, relying on sshd, which starts every session command in a new session (setsid(2)) of its own;
-there the output still survives the session, but no status file is written (nothing outlives the exec to
-write it). `set -m` is no fallback: dash refuses job control without a terminal, and we never ask for a pty.
+The own process group is usually the one sshd made: sshd starts every session command in a new session
+(setsid(2)) and the login shell `exec`s the wrapper's `sh`, which then leads its group and runs the script as
+its child, waiting for it to write the exit status (no `setsid`, no second `sh`: two process spawns less per
+command than the other ways). Where it does not lead its group (a login shell that forked), `setsid` starts a
+leader `sh` and the wrapper waits above it; without `setsid` (macOS, no /proc either) the wrapper execs in
+place, in the session sshd made; there the output still survives the session, but no status file is written
+(nothing outlives the exec to write it). `set -m` is no fallback: dash refuses job control without a
+terminal, and we never ask for a pty. Where the wrapper leads the group, the script's `$$` is not the group
+id (its parent's is; `kill 0` still reaches the whole group).
 """
 
 from __future__ import annotations
@@ -27,8 +32,14 @@ from engine.executors.nodefiles import CAP, DIR
 # out of the output. The environment ends with an empty line; stdin ending before it (the connection
 # dropped while we sent it) exits 125 before the script starts: never a script run with half its
 # environment, secrets missing. The channel stays on fd 3 for `_START`'s go (an asynchronous list's stdin
-# is /dev/null, so it is saved before); the script itself reads /dev/null. Once the group has ended, the
-# exit status goes beside its output files, if the script started (its FIFO is there): read by a resume.
+# is /dev/null, so it is saved before); the script itself reads /dev/null.
+# Three ways to a group of its own. (1) This shell already leads one (/proc/$$/stat's field 5 is $$): sshd
+# starts every session command in a new session (setsid(2)) and the login shell `exec`s us, so that is the
+# usual case; `_START` runs right here (`eval`, mode "w"): no `setsid`, no second `sh`, two process spawns
+# less per command. (2) It does not (a login shell that forked, an odd sshd), and `setsid` exists: the group
+# leader is a `setsid sh`, and once the group has ended this shell writes the exit status beside its output
+# files, if the script started (its FIFO is there): read by a resume. (3) No `setsid` (macOS, no /proc
+# either): exec in place, in the session sshd made; no status file (nothing outlives the exec to write it).
 _WRAPPER = (
     f"_rb_d=${{HOME:-/tmp}}/{DIR};"
     ' if [ -n "$6" ]; then (cd -- "$_rb_d" && exec rm -f -- $6) </dev/null >/dev/null 2>&1 & fi;'
@@ -36,16 +47,19 @@ _WRAPPER = (
     ' *" "*) _rb_v=$(printf "%s\\n" "${_rb_l#* }" | base64 -d && printf x) || exit 125;'
     ' export "${_rb_l%% *}=${_rb_v%x}";; *) export "$_rb_l";; esac; done;'
     ' if [ -n "$3" ]; then cd -- "$3" || exit 1; fi; exec 3<&0;'
-    " if command -v setsid >/dev/null 2>&1;"
-    ' then setsid sh -c "$5" "$1" "$2" "$4" "$_rb_d" </dev/null & _rb_p=$!;'
+    " read -r _rb_x _rb_x _rb_x _rb_x _rb_g _rb_x 2>/dev/null </proc/$$/stat || _rb_g=;"
+    ' if [ "$_rb_g" = "$$" ]; then _rb_s=$5; set -- "$1" "$2" "$4" "$_rb_d" w; eval "$_rb_s";'
+    " elif command -v setsid >/dev/null 2>&1;"
+    ' then setsid sh -c "$5" sh "$1" "$2" "$4" "$_rb_d" </dev/null & _rb_p=$!;'
     " read -r" + " _rb_x" * 21 + " _rb_t _rb_x 2>/dev/null </proc/$_rb_p/stat || _rb_t=;"
     ' wait "$_rb_p" 2>/dev/null; _rb_c=$?; _rb_f=$_rb_d/$_rb_p-$_rb_t;'
     ' if [ -p "$_rb_f.o" ]; then umask 077; { printf "%s\\n" "$_rb_c" >"$_rb_f.status"; } 2>/dev/null; fi;'
     ' exit "$_rb_c";'
-    ' else exec sh -c "$5" "$1" "$2" "$4" "$_rb_d" </dev/null; fi'
+    ' else exec sh -c "$5" sh "$1" "$2" "$4" "$_rb_d" </dev/null; fi'
 )
-# Runs as the group leader: tell the group id ($$, the pid that exec keeps), then wait for the engine's go
-# (a line on fd 3), which it sends once the group is in the journal: an engine killed before that leaves a
+# Runs as the group leader ($1 marker, $2 shell, $3 script, $4 files' directory, $5 "w" when it must also
+# wait for the script and write its exit status): tell the group id ($$) then wait for the engine's go (a
+# line on fd 3), which it sends once the group is in the journal: an engine killed before that leaves a
 # script that never started (exit 125 at the end of input), so a resume may run the step again; after it,
 # the resume knows which group to look for. With the leader's start time where /proc has it (field 22,
 # clock ticks after boot; the command name here is "sh", no spaces): a resume tells the journaled group
@@ -59,18 +73,29 @@ _WRAPPER = (
 # started have closed them, the `tee`s read their end. No go:
 # the `tee`s are killed and the FIFOs removed, so no status is written for a script that never started.
 # Where it cannot be set up (no `mkfifo`, no writable directory), the script runs on the channel as before.
+# After the go, the leader execs the script, or (mode "w") runs it as its child: the leader is in the group,
+# so it catches the signals a group kill sends (a caught signal is the default again in the child), waits
+# again after each (a `wait` a signal cut short returns 128+signal; the second gives the script's own
+# status, except where bash already reaped the child: then that 128+signal stays), writes the exit status
+# beside the output and exits with it, as the outer wrapper of (2) does. A SIGKILL of the group takes the
+# leader too: no exit status then, on the channel or in a file (a run that kills ignores both).
 _TEE = f'trap "" PIPE XFSZ; umask 077; ulimit -f {CAP // 512}; exec tee -- '
+_TRAPPED = "HUP INT QUIT PIPE ALRM TERM USR1 USR2"
 _START = (
     "read -r" + " _rb_x" * 21 + " _rb_t _rb_x 2>/dev/null </proc/$$/stat || _rb_t=;"
-    ' printf "%s %s %s\\n" "$0" "$$" "$_rb_t" >&2; _rb_f=$3/$$-$_rb_t;'
-    ' if [ -n "$3" ] && command -v tee >/dev/null 2>&1 && { [ -d "$3" ] || mkdir -p -m 700 "$3"; } 2>/dev/null'
+    ' printf "%s %s %s\\n" "$1" "$$" "$_rb_t" >&2; _rb_f=$4/$$-$_rb_t;'
+    ' if [ -n "$4" ] && command -v tee >/dev/null 2>&1 && { [ -d "$4" ] || mkdir -p -m 700 "$4"; } 2>/dev/null'
     ' && mkfifo -m 600 "$_rb_f.o" "$_rb_f.e" 2>/dev/null; then'
     f' ({_TEE}"$_rb_f.out" <"$_rb_f.o" 3<&-) 2>/dev/null & _rb_1=$!;'
     f' ({_TEE}"$_rb_f.err" <"$_rb_f.e" >&4 3<&- 4>&-) 4>&2 2>/dev/null & _rb_2=$!;'
     ' exec 5>"$_rb_f.o" 6>"$_rb_f.e"; else _rb_f=; fi;'
     ' read -r _rb_go <&3 || { [ -z "$_rb_f" ] ||'
     ' { kill "$_rb_1" "$_rb_2"; rm -f "$_rb_f.o" "$_rb_f.e"; } 2>/dev/null; exit 125; }; exec 3<&-;'
-    ' [ -z "$_rb_f" ] || exec "$1" -ec "$2" >&5 2>&6 5>&- 6>&-; exec "$1" -ec "$2"'
+    ' [ -z "$_rb_f" ] || exec >&5 2>&6 5>&- 6>&-; [ -n "$5" ] || exec "$2" -ec "$3";'
+    f' trap "_rb_s=1" {_TRAPPED}; "$2" -ec "$3" </dev/null & _rb_p=$!; _rb_s=1;'
+    ' while [ -n "$_rb_s" ]; do _rb_s=; wait "$_rb_p" 2>/dev/null; _rb_n=$?;'
+    " case $_rb_n in -*) ;; *) _rb_c=$_rb_n;; esac; done;"
+    ' [ -z "$_rb_f" ] || { umask 077; printf "%s\\n" "$_rb_c" >"$_rb_f.status"; } 2>/dev/null; exit "$_rb_c"'
 )
 
 
