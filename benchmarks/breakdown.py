@@ -7,7 +7,8 @@ CPU read before and after, as `bench.py` reads it):
 - a bare session (`exec true`: sshd's session child and the login shell), what fabric pays per command;
 - the preflight probe (`uname -s` and the program lookup);
 - a command under the wrapper (`true`: process group, the go, output kept on the node), what a step pays;
-- the close's cleanup of a host's node files.
+- the close's cleanup of a host's node files (a line on the probe's held session);
+- OpenSSH's own `ssh host true`, for reference (the floor's connection and session).
 
 Engine side (`--engine N`): one `runbook run` of the benchmark's rollback on N nodes, in a child process whose
 threads add up their CPU (`time.thread_time`) by kind when they end, with the process's total.
@@ -75,10 +76,14 @@ def _process_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _minus(a: tuple[float, float], b: tuple[float, float], per: int = 1) -> tuple[float, float]:
+    """What `a` cost beyond `b` (node, engine), divided by `per`: `a` did `per` more of something than `b`."""
+    return (a[0] - b[0]) / per, (a[1] - b[1]) / per
+
+
 def per_piece(repeat: int, base: Path) -> dict[str, dict[str, float]]:
     """Milliseconds of CPU, on the node and in the engine (this process, paramiko's threads included), per
-    connection and per channel of each kind."""
-    from engine.executors.nodefiles import forget_script
+    connection, per probe, per close's cleanup and per channel of each kind."""
     from engine.executors.ssh import SSHExecutor
     from engine.options import Options, prepare
     from engine.transports import SSHOptions
@@ -87,27 +92,46 @@ def per_piece(repeat: int, base: Path) -> dict[str, dict[str, float]]:
         lab = bench.make_lab(base, nodes)
         os.environ.update({k: v for k, v in lab.env.items() if k != "PYTHONPATH"})
         _, plan = prepare(Options(str(lab.book), var=tuple(lab.variables), platform="linux"))
-        host = plan.remote_hosts()[0]
+        target = plan.remote_hosts()[0].ssh_target()
+        (nodes[0].home / ".runbook" / "out").mkdir(parents=True, exist_ok=True)  # as after a first command
         cpu = bench.NodeCPU(nodes)
 
-        def cost(work: Callable[[], object], times: int = 1) -> tuple[float, float]:
+        def cost(work: Callable[[], object]) -> tuple[float, float]:
             """Node CPU and this process's CPU (ms) of `work`; a session's CPU reaches the listener's count
-            once its connection's sshd is reaped, so `work` ends with the connection closed."""
+            once its connection's sshd is reaped, so `work` ends with its connections closed."""
             before, engine = cpu.settled(), _process_cpu()
             work()
             engine = _process_cpu() - engine
             _reaped(nodes[0].process.pid)
-            return (cpu.settled() - before) * 1000 / times, engine * 1000 / times
+            return (cpu.settled() - before) * 1000, engine * 1000
 
-        def connected(channel: Callable[[SSHExecutor], object]) -> Callable[[], None]:
+        def hosts(probe: bool = False, files: bool = False) -> tuple[float, float]:
+            """Per host, of `repeat` hosts' lives: connect, probe, close (with two commands' files to delete)."""
+
+            def lives() -> None:
+                for _ in range(repeat):
+                    executor = SSHExecutor(target, SSHOptions())
+                    executor.connect()
+                    if probe:
+                        executor.probe(["docker", "grep", "cut", "xargs"])
+                    if files:
+                        executor._ended.add("1-2", "3-4")
+                    executor.close()
+
+            node, engine = cost(lives)
+            return node / repeat, engine / repeat
+
+        def channels(channel: Callable[[SSHExecutor], object]) -> tuple[float, float]:
+            """`repeat` channels on one connection (a connection's own cost included: `_minus` it)."""
+
             def work() -> None:
-                executor = SSHExecutor(host.ssh_target(), SSHOptions())
+                executor = SSHExecutor(target, SSHOptions())
                 executor.connect()
                 for _ in range(repeat):
                     channel(executor)
                 executor.close()
 
-            return work
+            return cost(work)
 
         def bare(executor: SSHExecutor) -> None:
             transport = executor.transport
@@ -120,23 +144,21 @@ def per_piece(repeat: int, base: Path) -> dict[str, dict[str, float]]:
         def command(executor: SSHExecutor) -> None:
             assert executor.run("true", timeout=30).ok
 
-        connection = cost(lambda: [connected(lambda e: None)() for _ in range(repeat)], repeat)
-        kinds: dict[str, Callable[[SSHExecutor], object]] = {
-            "bare session: exec true": bare,
-            "preflight probe": lambda e: e.probe(["docker", "grep", "cut", "xargs"]),
-            "command under the wrapper: true": command,
-            "close's cleanup (forget + sweep)": lambda e: e._bare(forget_script(["1-2"], sweep=True), 30),
-        }
+        connection, probed, cleaned = hosts(), hosts(probe=True), hosts(probe=True, files=True)
         argv = [*bench.ssh_argv(nodes[0], lab.home / ".ssh" / "known_hosts"), "true"]
-        openssh = cost(lambda: [subprocess.run(argv, check=True, env=lab.env) for _ in range(repeat)], repeat)
-        node = {"connection (kex, auth, disconnect)": round(connection[0], 2)}
-        engine = {"connection (kex, auth, disconnect)": round(connection[1], 2)}
-        for name, channel in kinds.items():
-            spent = cost(connected(channel))
-            node[name] = round((spent[0] - connection[0]) / repeat, 2)
-            engine[name] = round((spent[1] - connection[1]) / repeat, 2)
-        node["OpenSSH's `ssh host true` (the floor's connection and session)"] = round(openssh[0], 2)
-        return {"node_cpu_ms": node, "engine_cpu_ms": engine}
+        openssh = cost(lambda: [subprocess.run(argv, check=True, env=lab.env) for _ in range(repeat)])
+        pieces = {
+            "connection (kex, auth, disconnect)": connection,
+            "preflight probe (its session, held for the kills and the cleanup)": _minus(probed, connection),
+            "close's cleanup (a line on the probe's held session)": _minus(cleaned, probed),
+            "bare session: exec true": _minus(channels(bare), connection, repeat),
+            "command under the wrapper: true": _minus(channels(command), connection, repeat),
+            "OpenSSH's `ssh host true` (the floor's connection and session)": _minus(openssh, (0, 0), repeat),
+        }
+        return {
+            "node_cpu_ms": {name: round(spent[0], 2) for name, spent in pieces.items()},
+            "engine_cpu_ms": {name: round(spent[1], 2) for name, spent in pieces.items()},
+        }
 
 
 def engine_side(count: int, base: Path) -> dict[str, object]:
