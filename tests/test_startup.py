@@ -78,6 +78,25 @@ def test_plan_of_ssh_hosts_imports_no_executor(tmp_path: Path) -> None:
     assert result.stdout.splitlines()[-1].strip() == "heavy:"
 
 
+def test_plan_shows_what_ssh_config_resolves_without_importing_invoke(tmp_path: Path) -> None:
+    """With a ~/.ssh/config, `plan` shows where it sends each host, which takes paramiko; paramiko's own
+    `import invoke` (for a `Match exec`, ~30 ms) waits until a config has one."""
+    book = tmp_path / "ssh.yml"
+    book.write_text(SSH_RUNBOOK)
+    home = Path(os.environ["HOME"])
+    (home / ".ssh").mkdir(parents=True, exist_ok=True)
+    (home / ".ssh" / "config").write_text("Host 10.1.0.6\n  User fromconfig\n")
+    probe = PROBE.replace('"invoke", ', '"invoke.tasks", ')
+    result = subprocess.run(
+        [sys.executable, "-c", probe, "plan", str(book)], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "with ~/.ssh/config: fromconfig@10.1.0.6:22" in result.stdout
+    heavy = result.stdout.splitlines()[-1].removeprefix("heavy:").strip().split(",")
+    assert "paramiko" in heavy
+    assert "invoke.tasks" not in heavy and "unittest.mock" not in heavy
+
+
 def test_help_shows_the_runbook_options_with_their_placeholders_and_none_of_invokes() -> None:
     def help_of(*args: str) -> str:
         done = subprocess.run(
