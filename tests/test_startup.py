@@ -43,6 +43,23 @@ def test_validate_imports_neither_ssh_nor_the_terminal_ui() -> None:
     assert result.stdout.splitlines()[-1].strip() == "heavy:"
 
 
+def test_validate_imports_only_the_validation_modules() -> None:
+    """A validate reads no journal, plans nothing and asks nobody: the records' reading types, the run
+    history, resume, approvals, the state backends and the planner stay unimported (their frozen
+    dataclasses alone cost ~0.5 ms each to create)."""
+    later = ("engine.records", "engine.history", "engine.resume", "engine.approvals", "engine.state")
+    probe = PROBE.replace('"paramiko", "rich"', ", ".join(f'"{m}"' for m in (*later, "engine.planning")))
+    result = subprocess.run(
+        [sys.executable, "-c", probe, "validate", "runbooks/ha-rollback.yml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].strip() == "heavy:"
+
+
 SSH_RUNBOOK = """\
 runbook: 1
 name: ssh-hosts
@@ -161,7 +178,7 @@ heavy = sorted(
     m
     for m in (
         "rich", "paramiko", "invoke", "engine.executors.ssh", "engine.reviewing", "difflib", "psycopg",
-        "engine.state.postgres",
+        "engine.state.postgres", "engine.resume", "engine.history",
     )
     if m in sys.modules
 )
@@ -185,8 +202,8 @@ steps:
 
 def test_a_local_run_into_a_pipe_imports_neither_ssh_nor_the_terminal_ui(tmp_path: Path) -> None:
     """rich only draws on a terminal (a pipe gets the same text without it), paramiko only connects to SSH
-    hosts, a saved plan's checker only loads for `--plan`, and the PostgreSQL state (psycopg) only for a
-    `RUNBOOK_STATE` that names a database."""
+    hosts, a saved plan's checker only loads for `--plan`, the PostgreSQL state (psycopg) only for a
+    `RUNBOOK_STATE` that names a database, and resume with the run history it folds only for `--resume`."""
     book = tmp_path / "local.yml"
     book.write_text(LOCAL_RUNBOOK)
     result = subprocess.run(
