@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from engine import records, resulting, unrendered
-from engine.approvals.waiting import OPEN, Checkpoint
+from engine.approvals.gating import OPEN, Checkpoint
 from engine.asking import Asker, Settings
 from engine.attempts import Attempts
 from engine.console import Terminal

@@ -178,7 +178,8 @@ heavy = sorted(
     m
     for m in (
         "rich", "paramiko", "invoke", "engine.executors.ssh", "engine.reviewing", "difflib", "psycopg",
-        "engine.state.postgres", "engine.resume", "engine.history",
+        "engine.state.postgres", "engine.resume", "engine.history", "engine.approvals.waiting",
+        "engine.approvals.desk",
     )
     if m in sys.modules
 )
@@ -203,7 +204,8 @@ steps:
 def test_a_local_run_into_a_pipe_imports_neither_ssh_nor_the_terminal_ui(tmp_path: Path) -> None:
     """rich only draws on a terminal (a pipe gets the same text without it), paramiko only connects to SSH
     hosts, a saved plan's checker only loads for `--plan`, the PostgreSQL state (psycopg) only for a
-    `RUNBOOK_STATE` that names a database, and resume with the run history it folds only for `--resume`."""
+    `RUNBOOK_STATE` that names a database, resume with the run history it folds only for `--resume`, and
+    the approvals desk and gate only for a run with a step that asks for one."""
     book = tmp_path / "local.yml"
     book.write_text(LOCAL_RUNBOOK)
     result = subprocess.run(
