@@ -20,7 +20,6 @@ import inspect
 import os
 import signal
 import sys
-import traceback
 import typing
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -164,6 +163,8 @@ def error_handler() -> Iterator[None]:
         _quiet_stdout()
         raise SystemExit(exit_code(error)) from None
     except Exception as error:  # a bug: show it, and say it is one
+        import traceback  # only for a bug
+
         traceback.print_exc()
         print("internal error: this is a bug in the runbook engine, please report it", file=sys.stderr)
         raise SystemExit(exit_code(error)) from None
@@ -200,8 +201,9 @@ def collection() -> Collection:
 
 
 def parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The `runbook` command line: every command with its help; with `only`, that command's flags too
-    (built from its option fields; the others' would cost their modules' import)."""
+    """The `runbook` command line: every command with its help; with `only` (a command's name), that command
+    alone, with its flags (built from its option fields): the others' would cost their modules' import, and
+    the parser of each a millisecond that `runbook validate FILE` does not need."""
     import argparse
 
     top = argparse.ArgumentParser(
@@ -211,7 +213,8 @@ def parser(only: str | None = None) -> argparse.ArgumentParser:
     )
     top.add_argument("--version", action="version", version=f"runbook {__version__}")
     commands = top.add_subparsers(dest="command", metavar="COMMAND", title="commands")
-    for spec in COMMANDS:
+    named = [c for c in COMMANDS if c.name == only]
+    for spec in named or COMMANDS:
         sub = commands.add_parser(
             spec.name, help=spec.doc.split("\n\n")[0], description=spec.doc, allow_abbrev=False
         )

@@ -52,7 +52,7 @@ class Variable:
 @dataclass(frozen=True)
 class Reach:
     """How to reach each host of an SSH target, as templates rendered per host (or per inventory entry):
-    one per setting written, keyed by `transports.Reach`'s field names (the one list of settings)."""
+    one per setting written, keyed by `hostsettings.Reach`'s field names (the one list of settings)."""
 
     written: tuple[tuple[str, Template], ...] = ()
 
