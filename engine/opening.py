@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import getpass
 import os
-import socket
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine import __version__, records
+from engine.locking import this_host
 from engine.masking import Masker
 from engine.outcomes import RunStatus
 from engine.planning import Plan
 from engine.state import RunSummary, RunWriter, StateBackend
-from engine.takeover import TakeOverQuestion
+
+if TYPE_CHECKING:
+    from engine.takeover import TakeOverQuestion
 
 
 @contextmanager
@@ -79,7 +81,7 @@ def new_journal(state: StateBackend, plan: Plan, run_id: str, masker: Masker) ->
         platform=plan.platform,
         engine_version=__version__,
         user=getpass.getuser(),
-        hostname=socket.gethostname(),
+        hostname=this_host(),
         pid=os.getpid(),
         argv=[masker.mask(arg) for arg in sys.argv],
         resolution=_resolution(plan),

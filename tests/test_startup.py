@@ -169,7 +169,7 @@ heavy = sorted(
     for m in (
         "rich", "paramiko", "invoke", "engine.executors.ssh", "engine.reviewing", "difflib", "psycopg",
         "engine.state.postgres", "engine.resume", "engine.history", "engine.approvals.waiting",
-        "engine.approvals.desk",
+        "engine.approvals.desk", "engine.takeover", "socket",
     )
     if m in sys.modules
 )
@@ -194,8 +194,9 @@ steps:
 def test_a_local_run_into_a_pipe_imports_neither_ssh_nor_the_terminal_ui(tmp_path: Path) -> None:
     """rich only draws on a terminal (a pipe gets the same text without it), paramiko only connects to SSH
     hosts, a saved plan's checker only loads for `--plan`, the PostgreSQL state (psycopg) only for a
-    `RUNBOOK_STATE` that names a database, resume with the run history it folds only for `--resume`, and
-    the approvals desk and gate only for a run with a step that asks for one."""
+    `RUNBOOK_STATE` that names a database, resume with the run history it folds only for `--resume`, the
+    approvals desk and gate only for a run with a step that asks for one, the take-over question only for
+    `--take-over`; and socket not at all (the journal and the lock name this machine from uname)."""
     book = tmp_path / "local.yml"
     book.write_text(LOCAL_RUNBOOK)
     result = subprocess.run(

@@ -50,7 +50,6 @@ from engine.records import AnsweredBy
 from engine.running import Runner
 from engine.state import RunWriter, StateBackend, open_state
 from engine.state.options import FROM_ENVIRONMENT, StateOptions
-from engine.takeover import TakeOverQuestion
 from engine.transports import SSHOptions
 from engine.validation import validate
 
@@ -195,7 +194,11 @@ def _locked(
     runbook = plan.runbook
     if run.take_over and previous is None:
         raise UsageError("--take-over goes with --resume RUN_ID: it takes over that run")
-    asking = TakeOverQuestion(terminal, run_id) if run.take_over else None
+    asking = None
+    if run.take_over:
+        from engine.takeover import TakeOverQuestion  # only `--take-over` asks it
+
+        asking = TakeOverQuestion(terminal, run_id)
     answered = previous.history.approvals if previous else ()
     asking_approvals = Asking(run.break_glass, run.allowed_signers, answered, rehearsal)
     with (
