@@ -13,9 +13,9 @@ from typing import Any
 
 from engine import bounds, model
 from engine.errors import Problem
+from engine.hostsettings import REACH_SETTINGS
 from engine.loading import Document, JsonPath, Positions
 from engine.model import LOCAL, Command, Template
-from engine.transports import REACH_SETTINGS
 
 _OUR_VARIABLE_KEYS = {"description", "default", "required", "secret"}
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import signal
 from dataclasses import dataclass
 
-from engine.outcomes import RunStatus
+from engine.statuses import RunStatus
 
 EXIT_OK = 0
 EXIT_STEP_FAILED = 1

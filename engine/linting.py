@@ -19,7 +19,7 @@ from engine import bounds, doublequoted, programs, result_reads
 from engine.errors import Problem
 from engine.grouping import flat, unit
 from engine.model import Command, Runbook, Step, Template
-from engine.rendering import environment, names_used, parse, template_problem, whole_reference
+from engine.rendering import environment, every_node, names_used, parse, template_problem, whole_reference
 from engine.using import unit_ids
 
 _GO_TEMPLATE = re.compile(r"\{\{-?\s*\.")
@@ -205,14 +205,17 @@ def _check(site: _Site) -> Iterator[tuple[Problem, bool]]:
     if hyphenated:  # `steps.find-container` reads as `steps.find - container`: every other message is noise
         yield from ((p, False) for p in hyphenated)
         return
+    if "{" not in text:
+        return  # plain text (no `{{`, `{%` or `{#`): jinja would find nothing in it to check
     try:
         ast = parse(text)
     except jinja2.TemplateSyntaxError as error:
         yield _syntax(template, error), False
         return
-    yield from ((p, False) for p in _undefined(site, ast, text))
-    yield from ((p, False) for p in _unsafe(template, ast))
-    yield from ((p, False) for p in _step_references(site, ast))
+    every = every_node(text)
+    yield from ((p, False) for p in _undefined(site, every, text))
+    yield from ((p, False) for p in _unsafe(template, every))
+    yield from ((p, False) for p in _step_references(site, every))
     if names_used(text) & {"steps", "result"}:
         yield from ((p, False) for p in result_reads.unknown_fields(site.template, ast))
     if _COUNTS.search(text):  # without a number (or lipsum) written, nothing constant builds much
@@ -226,8 +229,8 @@ def _check(site: _Site) -> Iterator[tuple[Problem, bool]]:
                 "all the same)"
             )
             yield template_problem(template, message, line), True
-        for node in ast.find_all(nodes.Filter):
-            if node.name == "raw":
+        for node in every:
+            if isinstance(node, nodes.Filter) and node.name == "raw":
                 message = "warning: '| raw' inserts the value unquoted; be sure it cannot carry shell syntax"
                 yield template_problem(template, message, node.lineno), True
 
@@ -261,19 +264,21 @@ def _syntax(template: Template, error: jinja2.TemplateSyntaxError) -> Problem:
     return template_problem(template, message, error.lineno)
 
 
-def _undefined(site: _Site, ast: nodes.Template, text: str) -> Iterator[Problem]:
+def _undefined(site: _Site, every: tuple[nodes.Node, ...], text: str) -> Iterator[Problem]:
     known = site.names | set(environment(False).globals)
     for name in sorted(names_used(text) - known):
         import difflib  # only for an error's suggestion (~2 ms of every start)
 
         close = difflib.get_close_matches(name, sorted(site.names), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        line = next((n.lineno for n in ast.find_all(nodes.Name) if n.name == name), 1)
+        line = next((n.lineno for n in every if isinstance(n, nodes.Name) and n.name == name), 1)
         yield template_problem(site.template, f"undefined name {name!r}{hint}", line)
 
 
-def _unsafe(template: Template, ast: nodes.Template) -> Iterator[Problem]:
-    for node in ast.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter)):
+def _unsafe(template: Template, every: tuple[nodes.Node, ...]) -> Iterator[Problem]:
+    for node in every:
+        if not isinstance(node, (nodes.Getattr, nodes.Getitem, nodes.Filter)):
+            continue
         for attr in _attributes(node):
             mutating = (
                 isinstance(node, nodes.Getattr) and attr in _MUTATING and not result_reads.names_a_key(node)
@@ -345,12 +350,14 @@ def _attributes(node: nodes.Node) -> list[str]:
     return [name for name in found if name is not None]
 
 
-def _step_references(site: _Site, ast: nodes.Template) -> Iterator[Problem]:
-    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
-        owner = node.node  # type: ignore[attr-defined]
+def _step_references(site: _Site, every: tuple[nodes.Node, ...]) -> Iterator[Problem]:
+    for node in every:
+        if not isinstance(node, (nodes.Getattr, nodes.Getitem)):
+            continue
+        owner = node.node
         if not (isinstance(owner, nodes.Name) and owner.name == "steps"):
             continue
-        ref = node.attr if isinstance(node, nodes.Getattr) else _const(node.arg)  # type: ignore[attr-defined]
+        ref = node.attr if isinstance(node, nodes.Getattr) else _const(node.arg)
         if ref is not None and ref not in site.earlier_steps and unit(ref) not in site.earlier_steps:
             message = f"steps.{ref}: no earlier step has id {ref!r} (only steps that ran before can be read)"
             yield template_problem(site.template, message, node.lineno)

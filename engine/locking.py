@@ -11,7 +11,6 @@ import fcntl
 import getpass
 import json
 import os
-import socket
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -68,7 +67,7 @@ class RunLock:
         self.taken_over = (
             left if left.pid else None
         )  # `release` empties the file: only a dead holder leaves it
-        me = LockHolder(_user(), socket.gethostname(), os.getpid(), timestamp(), self.run_id)
+        me = LockHolder(_user(), this_host(), os.getpid(), timestamp(), self.run_id)
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, json.dumps(asdict(me)).encode() + b"\n", 0)
@@ -152,6 +151,12 @@ def _read_holder(fd: int, tries: int = _TRIES) -> LockHolder:
             if attempt + 1 < tries:
                 time.sleep(_RETRY_DELAY)
     return LockHolder("unknown", "unknown", 0, "", None)
+
+
+def this_host() -> str:
+    """This machine's name, as `socket.gethostname()` gives it (both read uname's node name) without importing
+    socket, which a run of local steps would load for this alone (~1.5 ms of its start)."""
+    return os.uname().nodename
 
 
 def _user() -> str:

@@ -36,6 +36,9 @@ class Template:
 
 @dataclass(frozen=True)
 class Variable:
+    """`variables.<name>`: the JSON Schema fragment its value must pass (`schema`), its default if the file
+    gives one (`has_default` tells a default of null apart from none), and whether it is required or secret."""
+
     name: str
     schema: dict[str, Any]
     description: str = ""
@@ -52,7 +55,7 @@ class Variable:
 @dataclass(frozen=True)
 class Reach:
     """How to reach each host of an SSH target, as templates rendered per host (or per inventory entry):
-    one per setting written, keyed by `transports.Reach`'s field names (the one list of settings)."""
+    one per setting written, keyed by `hostsettings.Reach`'s field names (the one list of settings)."""
 
     written: tuple[tuple[str, Template], ...] = ()
 
@@ -98,6 +101,9 @@ class Inventory:
 
 @dataclass(frozen=True)
 class Target:
+    """`targets.<name>`: this machine (`local`), or SSH hosts listed (`hosts`) or read from an inventory,
+    with how they are reached and how many run a step at once."""
+
     name: str
     local: bool
     hosts: tuple[Template, ...] = ()
@@ -110,6 +116,8 @@ class Target:
 
 @dataclass(frozen=True)
 class Retries:
+    """`retries:` of a step: how many times a failed command is tried again, and the pause before each try."""
+
     count: int = 0
     delay: float = 0.0
 
@@ -140,6 +148,8 @@ class Approval:
 
 @dataclass(frozen=True)
 class Expect:
+    """`expect:` of a step: what counts as success (exit codes; text its standard output must hold or match)."""
+
     exit_codes: tuple[int, ...] = (0,)
     stdout_contains: str | None = None
     stdout_matches: str | None = None
@@ -147,6 +157,8 @@ class Expect:
 
 @dataclass(frozen=True)
 class Record:
+    """`record:` of a manual step: what the operator is asked to type, and the value it must equal or match."""
+
     prompt: Template
     equals: Template | None = None
     matches: str | None = None
@@ -169,6 +181,8 @@ class Command:
 
 @dataclass(frozen=True)
 class Check:
+    """A preflight check: a command that must succeed on its target before the first step runs."""
+
     title: str
     run: Command
     on: str = LOCAL
@@ -202,6 +216,9 @@ class Use:
 
 @dataclass(frozen=True)
 class Step:
+    """One step as written (`index`: its place in its list of steps), every key's default filled in; a
+    group's inner steps are in `steps`."""
+
     index: int
     id: str
     title: str
@@ -248,6 +265,8 @@ class Rule:
 
 @dataclass(frozen=True)
 class Runbook:
+    """The whole file, validated: its document (text, sha256, marks), variables, targets, checks and steps."""
+
     document: Document
     format: int
     name: str

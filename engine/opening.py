@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import getpass
 import os
-import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine import __version__, records, resume
+from engine import __version__, records
+from engine.locking import this_host
 from engine.masking import Masker
 from engine.outcomes import RunStatus
 from engine.planning import Plan
 from engine.state import RunSummary, RunWriter, StateBackend
-from engine.takeover import TakeOverQuestion
+
+if TYPE_CHECKING:
+    from engine.takeover import TakeOverQuestion
 
 
 @contextmanager
@@ -79,14 +81,42 @@ def new_journal(state: StateBackend, plan: Plan, run_id: str, masker: Masker) ->
         platform=plan.platform,
         engine_version=__version__,
         user=getpass.getuser(),
-        hostname=socket.gethostname(),
+        hostname=this_host(),
         pid=os.getpid(),
         argv=[masker.mask(arg) for arg in sys.argv],
-        resolution=resume.resolution(plan),
+        resolution=_resolution(plan),
     )
     return state.start(runbook.name, header, masker.mask(runbook.document.text))
 
 
 def loops(plan: Plan, masker: Masker | None = None) -> dict[str, list[Any]]:
-    """The plan's loop items as the journal keeps them (secrets masked)."""
-    return resume.loops(plan.steps, (masker or Masker(plan.values.secret_values())).mask)
+    """The plan's loop items by step (`rotate`, `snapshot/rotate`) as the journal keeps them, secrets masked;
+    a resume matches them with its own (`resume.match_items`)."""
+    mask = (masker or Masker(plan.values.secret_values())).mask
+    found: dict[str, list[Any]] = {}
+    for planned in plan.steps:
+        if planned.item is not None:
+            scope = planned.scope.name
+            step = f"{scope}/{planned.step.id}" if scope else planned.step.id
+            found.setdefault(step, []).append(_masked(planned.item.value, mask))
+    return found
+
+
+def _masked(value: Any, mask: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, Mapping):
+        return {str(k): _masked(v, mask) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_masked(v, mask) for v in value]
+    return value
+
+
+def _resolution(plan: Plan) -> dict[str, Any] | None:
+    """Where each SSH host name resolves as a run starts, for its header: a resume checks it (`resume.moved_hosts`).
+    None for a run of local steps only, which then loads nothing of SSH (`reviewing` reads ~/.ssh/config)."""
+    if not plan.remote_hosts():
+        return None
+    from engine import reviewing
+
+    return reviewing.resolution_of(plan)

@@ -1,66 +1,19 @@
-"""The outcome vocabulary: what happened to each step on each host (`Status`) and to a whole run
-(`RunStatus`), kept apart from process exit codes.
+"""The outcome vocabulary: what happened to each step on each host (`Status`, and the `HostOutcome` that
+carries it) and to a whole run (`RunStatus`), kept apart from process exit codes.
 
 These enums are the only spelling of a status: the runner, the journal's records, resume, the summary, the
-run history and the filled checklist all read and write these values.
+run history and the filled checklist all read and write these values. They are defined in `engine.statuses`
+(re-exported here), which `engine.errors` imports without the outcome types.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
+from engine.statuses import RunStatus, Status
 
-class Status(StrEnum):
-    """One step on one host."""
-
-    OK = "ok"
-    FAILED = "failed"
-    TIMED_OUT = "timed_out"
-    INTERRUPTED = "interrupted"
-    SKIPPED = "skipped"
-    UNKNOWN = "unknown"  # started, no end recorded: it may or may not have had its effect
-    DONE_BEFORE = "done_before"  # finished well in the run being resumed; not run again
-
-    @property
-    def label(self) -> str:
-        """As people read it (`timed out`, `done before`); the value is the journal's spelling."""
-        return self.value.replace("_", " ")
-
-    @property
-    def failed(self) -> bool:
-        return self in (Status.FAILED, Status.TIMED_OUT, Status.INTERRUPTED, Status.UNKNOWN)
-
-    @property
-    def finished_well(self) -> bool:
-        """Done, and not to be run again by a resume."""
-        return self in (Status.OK, Status.SKIPPED)
-
-    @property
-    def ran_and_failed(self) -> bool:
-        """It ended, and badly: a resume runs it again without asking."""
-        return self in (Status.FAILED, Status.TIMED_OUT)
-
-    @classmethod
-    def recorded(cls, value: object) -> Status:
-        """The status a journal record holds (a hyphen reads as an underscore: `timed-out`, `done-before`
-        of older journals); anything unknown to this version reads as UNKNOWN."""
-        try:
-            return cls(str(value).replace("-", "_"))
-        except ValueError:
-            return cls.UNKNOWN
-
-
-class RunStatus(StrEnum):
-    """A whole run, as its `run-end` record says."""
-
-    OK = "ok"
-    FAILED = "failed"
-    DECLINED = "declined"  # the warnings were not confirmed: nothing ran
-    PREFLIGHT_FAILED = "preflight-failed"
-    INTERRUPTED = "interrupted"
-    AWAITING_APPROVAL = "awaiting-approval"  # waited for approvals longer than `approval.timeout`
+__all__ = ["HostOutcome", "RunStatus", "Status", "StepOutcome"]
 
 
 @dataclass(frozen=True)

@@ -222,6 +222,13 @@ def _compile(text: str, shell: bool) -> jinja2.Template:
     return environment(shell).from_string(parse(text))
 
 
+@functools.lru_cache(maxsize=8192)
+def every_node(text: str) -> tuple[nodes.Node, ...]:
+    """Every node of a template's syntax tree, in document order: one walk of the tree, shared by the name
+    lookup and the lint checks that each look for a few kinds (each `find_all` walks the whole tree again)."""
+    return tuple(parse(text).find_all(nodes.Node))
+
+
 _SPECIAL_NAMES = frozenset({"loop", "super", "self", "varargs", "kwargs", "caller"})
 
 
@@ -235,7 +242,7 @@ def names_used(text: str) -> frozenset[str]:
     """
     if "{" not in text:
         return frozenset()
-    found = list(parse(text).find_all(nodes.Name))
+    found = [n for n in every_node(text) if isinstance(n, nodes.Name)]
     stored = {n.name for n in found if n.ctx != "load"}
     return frozenset(n.name for n in found if n.ctx == "load") - stored - _SPECIAL_NAMES
 

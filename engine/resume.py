@@ -11,8 +11,9 @@ its deadline counted from its first attempt; a series that ended (ok, or failed 
 starts afresh, since resuming it is the operator's decision to try again. A series whose deadline passed
 while no engine ran starts afresh too, said on the terminal.
 
-Loop items are matched by value (`loops`): a resume whose items changed is refused unless `--force`; an item
-whose outcome is unknown (its first copy may still run) must stay in the list, forced or not.
+Loop items are matched by value (as `opening.loops` recorded them): a resume whose items changed is refused
+unless `--force`; an item whose outcome is unknown (its first copy may still run) must stay in the list,
+forced or not.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 from engine.errors import UsageError
 from engine.history import HostHistory, Key, RunHistory, fold, moved
 from engine.outcomes import HostOutcome, RunStatus, Status
-from engine.planning import Plan, PlannedStep, sha256_text
+from engine.planning import Plan, sha256_text
 from engine.records import Loops, ProcessGroup
 from engine.state.base import StateBackend
 
@@ -143,27 +144,6 @@ def find(state: StateBackend, runbook_name: str, which: str) -> Previous:
     return Previous(run_id, history, state.runbook_copy(run_id), history.hosts)
 
 
-def loops(steps: Iterable[PlannedStep], mask: Callable[[str], str]) -> dict[str, list[Any]]:
-    """The plan's loop items by step (`rotate`, `snapshot/rotate`), secrets masked: what the journal keeps."""
-    found: dict[str, list[Any]] = {}
-    for planned in steps:
-        if planned.item is not None:
-            scope = planned.scope.name
-            step = f"{scope}/{planned.step.id}" if scope else planned.step.id
-            found.setdefault(step, []).append(_masked(planned.item.value, mask))
-    return found
-
-
-def _masked(value: Any, mask: Callable[[str], str]) -> Any:
-    if isinstance(value, str):
-        return mask(value)
-    if isinstance(value, Mapping):
-        return {str(k): _masked(v, mask) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_masked(v, mask) for v in value]
-    return value
-
-
 def _canonical(items: Loops) -> str:
     return json.dumps({step: list(values) for step, values in items.items()}, sort_keys=True, default=str)
 
@@ -236,16 +216,6 @@ def changed_uses(previous: Previous, today: Iterable[tuple[str, str, str]], forc
     if not force:
         raise UsageError(f"{what}; resuming could skip or repeat the wrong steps. Review, then pass --force")
     return what
-
-
-def resolution(plan: Plan) -> dict[str, Any] | None:
-    """Where each SSH host name resolves as a run starts, for its header: a resume checks it (`moved_hosts`).
-    None for a run of local steps only, which then loads nothing of SSH (`reviewing` reads ~/.ssh/config)."""
-    if not plan.remote_hosts():
-        return None
-    from engine import reviewing
-
-    return reviewing.resolution_of(plan)
 
 
 def moved_hosts(previous: Previous, plan: Plan, force: bool) -> str | None:

@@ -10,6 +10,7 @@ host's series of attempts that the resumed run left open goes on (`attempts`).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from engine import records
 from engine.asking import Asker
@@ -22,9 +23,11 @@ from engine.outcomes import HostOutcome, Status
 from engine.planning import HostPlan, PlannedStep
 from engine.preflight import Fleet
 from engine.records import OPERATOR
-from engine.resume import Previous
 from engine.state import RunWriter
 from engine.stillrunning import Check, FirstCopy
+
+if TYPE_CHECKING:
+    from engine.resume import Previous  # a resume's: the module loads only for one
 
 
 class Selection:

@@ -15,10 +15,10 @@ from __future__ import annotations
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine import records, resulting, unrendered
-from engine.approvals.waiting import OPEN, Checkpoint
+from engine.approvals.gating import OPEN, Checkpoint
 from engine.asking import Asker, Settings
 from engine.attempts import Attempts
 from engine.console import Terminal
@@ -32,10 +32,12 @@ from engine.planning import HostPlan, Plan, PlannedStep
 from engine.preflight import Fleet
 from engine.records import OPERATOR
 from engine.rendering import SecretRef
-from engine.resume import Previous
 from engine.resuming import Selection
 from engine.rolling import Roll
 from engine.state import RunWriter
+
+if TYPE_CHECKING:
+    from engine.resume import Previous  # a resume's: the module loads only for one
 
 
 class _GroupRefused(Exception):

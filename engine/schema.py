@@ -56,9 +56,16 @@ def usable_fragment(fragment: Mapping[str, Any]) -> bool:
 
     A broken keyword (`type: strin`, `pattern: '('`, `enum: 3`) is reported by the runbook schema at its
     line; checking a value against the broken fragment would only crash jsonschema, so values are checked
-    against usable fragments only.
+    against usable fragments only. Asked for the default when validating and again for each value given
+    (`plan`, `run`), so the verdict is kept per fragment: checking against the metaschema is the dear part.
     """
-    return bool(_meta_validator().is_valid(fragment))
+    key = json.dumps(fragment, sort_keys=True, default=repr)
+    if (usable := _USABLE.get(key)) is None:
+        usable = _USABLE[key] = bool(_meta_validator().is_valid(fragment))
+    return usable
+
+
+_USABLE: dict[str, bool] = {}  # by fragment (as JSON text): as many as the runbooks' variables
 
 
 @functools.cache

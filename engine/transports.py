@@ -1,9 +1,10 @@
 """How a host is reached, as plain values: `Reach`, `Transport`, `Agent`, `SSHTarget`, `SSHOptions`, and this
 machine's platform.
 
-`Reach` is the one list of a host's SSH settings: the model keys its templates by its field names,
-`reach` renders them into one, and both a plan's host (`targets.Host`) and a connection's target
-(`SSHTarget`) are a `Reach` with their own fields added. A new setting is one field here.
+`Reach` (from `engine.hostsettings`, re-exported here) is the one list of a host's SSH settings: the model
+keys its templates by its field names, `reach` renders them into one, and both a plan's host (`targets.Host`)
+and a connection's target (`SSHTarget`) are a `Reach` with their own fields added. A new setting is one
+field of it.
 
 They are facts of the plan as much as of execution: targets, reach settings, `plan`, the checklist and the
 Ansible export name them, and none of those runs anything. So they live here, free of the executors package
@@ -12,12 +13,27 @@ Ansible export name them, and none of those runs anything. So they live here, fr
 
 from __future__ import annotations
 
-import enum
 import os
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+
+from engine.hostsettings import REACH_SETTINGS, Agent, Reach
+
+__all__ = [
+    "DESTINATION_FORMS",
+    "REACH_SETTINGS",
+    "Agent",
+    "Destination",
+    "Reach",
+    "SSHOptions",
+    "SSHTarget",
+    "Transport",
+    "describe_auth",
+    "expand_home",
+    "parse_destination",
+    "this_platform",
+]
 
 # OpenSSH's destination: [ssh://][user@]host[:port], an IPv6 address in brackets ([fe80::1]:22), a port
 # from 1 to 65535. The schema's `hosts` items pattern says the same for editors (tests/test_targets.py
@@ -47,56 +63,6 @@ def parse_destination(spec: str) -> Destination | None:
     return Destination(
         match["v6"] or match["host"], match["user"], int(match["port"]) if match["port"] else None
     )
-
-
-class Agent(enum.Enum):
-    """Whether the SSH agent's keys are offered: besides the host's key (YES), never (NO), or alone (ONLY)."""
-
-    YES = "yes"
-    NO = "no"
-    ONLY = "only"
-
-
-@dataclass(frozen=True, kw_only=True)
-class Reach:
-    """How one host is reached, as the runbook (or an inventory entry) says it; None: not set, so
-    ~/.ssh/config or ssh's default decides.
-
-    `key` and `cert` are inline: a secret (the key) and its certificate, kept out of `repr` and only ever
-    parsed in memory. `agent` None: the agent and the default keys when no key is given, else only the key
-    (like `ssh -i`)."""
-
-    user: str | None = None
-    port: int | None = None
-    key_file: str | None = None
-    key: str | None = field(default=None, repr=False)
-    cert_file: str | None = None
-    cert: str | None = field(default=None, repr=False)
-    agent: Agent | None = None
-
-    def settings(self) -> dict[str, Any]:
-        """The settings alone, by name: to build another `Reach` (a `Host`, an `SSHTarget`) from this one."""
-        return {name: getattr(self, name) for name in REACH_SETTINGS}
-
-    @property
-    def has_key(self) -> bool:
-        return self.key is not None or self.key_file is not None
-
-    @property
-    def offers_agent(self) -> bool:
-        """The agent's keys are offered: when asked (YES, ONLY), or by default when no key is given (like
-        `ssh` without `-i`). The one statement of the rule: connecting, its error messages and `plan` read it."""
-        return self.agent in (Agent.YES, Agent.ONLY) or (self.agent is None and not self.has_key)
-
-    @property
-    def offers_default_keys(self) -> bool:
-        """~/.ssh/id_* (and an IdentityFile of ~/.ssh/config) are offered: only when no key is given and the
-        agent is not the only way."""
-        return not self.has_key and self.agent is not Agent.ONLY
-
-
-REACH_SETTINGS = tuple(setting.name for setting in fields(Reach))
-"""The settings' names, in order: also the runbook's keys for them (`targets.<name>.<setting>`)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -17,6 +17,8 @@ from engine.model import Runbook
 
 @dataclass(frozen=True)
 class Validated:
+    """A valid runbook's model, with the lint warnings that do not make it invalid."""
+
     runbook: Runbook
     warnings: tuple[Problem, ...]
 

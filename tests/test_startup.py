@@ -31,9 +31,16 @@ print("heavy:", ",".join(heavy))
 """
 
 
-def test_validate_imports_neither_ssh_nor_the_terminal_ui() -> None:
+def test_validate_imports_neither_ssh_nor_the_terminal_ui_nor_what_only_runs_read() -> None:
+    """Nor does it read a journal, plan, or ask anybody: the records' reading types, the run history, resume,
+    approvals, the state backends and the planner stay unimported (their frozen dataclasses alone cost
+    ~0.5 ms each to create)."""
+    later = ("engine.records", "engine.history", "engine.resume", "engine.approvals", "engine.state")
+    probe = PROBE.replace(
+        '"paramiko", ', "".join(f'"{m}", ' for m in (*later, "engine.planning", "paramiko"))
+    )
     result = subprocess.run(
-        [sys.executable, "-c", PROBE, "validate", "runbooks/ha-rollback.yml"],
+        [sys.executable, "-c", probe, "validate", "runbooks/ha-rollback.yml"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -76,6 +83,25 @@ def test_plan_of_ssh_hosts_imports_no_executor(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "via ops@bastion.example.com" in result.stdout  # the plan did say how each host is reached
     assert result.stdout.splitlines()[-1].strip() == "heavy:"
+
+
+def test_plan_shows_what_ssh_config_resolves_without_importing_invoke(tmp_path: Path) -> None:
+    """With a ~/.ssh/config, `plan` shows where it sends each host, which takes paramiko; paramiko's own
+    `import invoke` (for a `Match exec`, ~30 ms) waits until a config has one."""
+    book = tmp_path / "ssh.yml"
+    book.write_text(SSH_RUNBOOK)
+    home = Path(os.environ["HOME"])
+    (home / ".ssh").mkdir(parents=True, exist_ok=True)
+    (home / ".ssh" / "config").write_text("Host 10.1.0.6\n  User fromconfig\n")
+    probe = PROBE.replace('"invoke", ', '"invoke.tasks", ')
+    result = subprocess.run(
+        [sys.executable, "-c", probe, "plan", str(book)], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "with ~/.ssh/config: fromconfig@10.1.0.6:22" in result.stdout
+    heavy = result.stdout.splitlines()[-1].removeprefix("heavy:").strip().split(",")
+    assert "paramiko" in heavy
+    assert "invoke.tasks" not in heavy and "unittest.mock" not in heavy
 
 
 def test_help_shows_the_runbook_options_with_their_placeholders_and_none_of_invokes() -> None:
@@ -142,7 +168,8 @@ heavy = sorted(
     m
     for m in (
         "rich", "paramiko", "invoke", "engine.executors.ssh", "engine.reviewing", "difflib", "psycopg",
-        "engine.state.postgres",
+        "engine.state.postgres", "engine.resume", "engine.history", "engine.approvals.waiting",
+        "engine.approvals.desk", "engine.takeover", "socket",
     )
     if m in sys.modules
 )
@@ -166,8 +193,10 @@ steps:
 
 def test_a_local_run_into_a_pipe_imports_neither_ssh_nor_the_terminal_ui(tmp_path: Path) -> None:
     """rich only draws on a terminal (a pipe gets the same text without it), paramiko only connects to SSH
-    hosts, a saved plan's checker only loads for `--plan`, and the PostgreSQL state (psycopg) only for a
-    `RUNBOOK_STATE` that names a database."""
+    hosts, a saved plan's checker only loads for `--plan`, the PostgreSQL state (psycopg) only for a
+    `RUNBOOK_STATE` that names a database, resume with the run history it folds only for `--resume`, the
+    approvals desk and gate only for a run with a step that asks for one, the take-over question only for
+    `--take-over`; and socket not at all (the journal and the lock name this machine from uname)."""
     book = tmp_path / "local.yml"
     book.write_text(LOCAL_RUNBOOK)
     result = subprocess.run(

@@ -10,15 +10,47 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
-from engine.approvals.waiting import OPEN, Checkpoint, Gate, Rehearsed, Run
 from engine.console import Terminal
 from engine.errors import UsageError
 from engine.planning import Plan, PlannedStep
 from engine.records import ApprovalDecision
 from engine.state.base import RunWriter, StateBackend
 
-__all__ = ["OPEN", "Asking", "Checkpoint", "Gate", "asks", "gated"]
+__all__ = ["OPEN", "Asking", "Checkpoint", "asks", "gated"]
+
+
+class Checkpoint(Protocol):
+    """Where the runner stops a step until it may run: a `Gate`, or `OPEN` when nothing is to be approved."""
+
+    def check(self, planned: PlannedStep) -> None: ...
+
+
+class _Open:
+    """The checkpoint of a run with no step under `approval:` (and of the runner's own tests): never waits."""
+
+    def check(self, planned: PlannedStep) -> None:
+        return None
+
+
+OPEN: Checkpoint = _Open()
+
+
+@dataclass(frozen=True)
+class Rehearsed:
+    """A rehearsal's checkpoint: nothing is executed, so nobody is asked; it says what a run would wait for."""
+
+    terminal: Terminal
+
+    def check(self, planned: PlannedStep) -> None:
+        approval = planned.approval
+        if approval is not None and approval.required != 0:
+            self.terminal.say(
+                f"  approval: a run waits here for {approval.required or 1} approval(s) "
+                "(rehearsal: not asked, nothing is executed)",
+                "yellow",
+            )
 
 
 @dataclass(frozen=True)
@@ -58,6 +90,7 @@ def gated(
         yield Rehearsed(terminal)
         return
     from engine import reviewing
+    from engine.approvals.waiting import Gate, Run  # only a run that asks for approvals waits for them
 
     desk = state.approvals()
     try:

@@ -15,7 +15,6 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
 
 from engine import records
 from engine.approvals import document
@@ -28,38 +27,6 @@ from engine.state.base import RunWriter
 
 LONGEST_WAIT = 7 * 24 * 3600.0
 """A step without `approval.timeout` waits at most this long (every loop is bounded)."""
-
-
-class Checkpoint(Protocol):
-    """Where the runner stops a step until it may run: a `Gate`, or `OPEN` when nothing is to be approved."""
-
-    def check(self, planned: PlannedStep) -> None: ...
-
-
-class _Open:
-    """The checkpoint of a run with no step under `approval:` (and of the runner's own tests): never waits."""
-
-    def check(self, planned: PlannedStep) -> None:
-        return None
-
-
-OPEN: Checkpoint = _Open()
-
-
-@dataclass(frozen=True)
-class Rehearsed:
-    """A rehearsal's checkpoint: nothing is executed, so nobody is asked; it says what a run would wait for."""
-
-    terminal: Terminal
-
-    def check(self, planned: PlannedStep) -> None:
-        approval = planned.approval
-        if approval is not None and approval.required != 0:
-            self.terminal.say(
-                f"  approval: a run waits here for {approval.required or 1} approval(s) "
-                "(rehearsal: not asked, nothing is executed)",
-                "yellow",
-            )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from engine import opening, preflight, records, resume, selecting, stillrunning
+from engine import opening, preflight, records, selecting, stillrunning
 from engine.approvals.gating import OPEN, Asking, Checkpoint, gated
 from engine.asking import Settings, yes_or_ask
 from engine.console import Terminal
@@ -50,11 +50,11 @@ from engine.records import AnsweredBy
 from engine.running import Runner
 from engine.state import RunWriter, StateBackend, open_state
 from engine.state.options import FROM_ENVIRONMENT, StateOptions
-from engine.takeover import TakeOverQuestion
 from engine.transports import SSHOptions
 from engine.validation import validate
 
 if TYPE_CHECKING:
+    from engine import resume
     from engine.executors.rehearsal import Stage
 
 
@@ -131,8 +131,10 @@ def execute(
     Asking(run.break_glass)  # a break-glass without a reason is refused before anything is locked
     validated = validate(Path(options.file), options.file)
     runbook = validated.runbook
-    previous = resume.find(state, runbook.name, run.resume) if run.resume else None
+    previous = _previous(state, runbook.name, run.resume) if run.resume else None
     if previous is not None:
+        from engine import resume  # loaded by `_previous`: a resume's checks
+
         diff = resume.check_unchanged(
             previous, runbook.document.text, run.force, _defaults_masker(runbook).mask
         )
@@ -141,6 +143,8 @@ def execute(
         options = replace(options, recorded=previous.values)
     validated, plan = prepare(options, validated=validated)
     if previous is not None:
+        from engine import resume
+
         used = ((u.step, u.path, u.sha256) for u in plan.uses)
         if changed := resume.changed_uses(previous, used, run.force):
             print(f"--force: resuming although {changed}", file=sys.stderr)
@@ -167,6 +171,14 @@ def execute(
         connecting.close()
 
 
+def _previous(state: StateBackend, name: str, which: str) -> resume.Previous:
+    """The run `--resume` names. Only a resume imports `resume` and the run history it reads (a new run's
+    start-up does not pay for them)."""
+    from engine import resume
+
+    return resume.find(state, name, which)
+
+
 def _locked(
     plan: Plan,
     steps: tuple[PlannedStep, ...],
@@ -182,7 +194,11 @@ def _locked(
     runbook = plan.runbook
     if run.take_over and previous is None:
         raise UsageError("--take-over goes with --resume RUN_ID: it takes over that run")
-    asking = TakeOverQuestion(terminal, run_id) if run.take_over else None
+    asking = None
+    if run.take_over:
+        from engine.takeover import TakeOverQuestion  # only `--take-over` asks it
+
+        asking = TakeOverQuestion(terminal, run_id)
     answered = previous.history.approvals if previous else ()
     asking_approvals = Asking(run.break_glass, run.allowed_signers, answered, rehearsal)
     with (

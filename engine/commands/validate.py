@@ -27,17 +27,13 @@ class Format(StrEnum):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Formatted:
+class ValidateFiles:
+    """`runbook-validate FILE…`, the pre-commit hook."""
+
     format: Format = option(
         Format.TEXT,
         help="text (default), json (one versioned document) or github (workflow commands: annotations).",
     )
-
-
-@dataclass(frozen=True, kw_only=True)
-class ValidateFiles(Formatted):
-    """`runbook-validate FILE…`, the pre-commit hook."""
-
     files: tuple[str, ...] = argument(help="runbook files (YAML)", metavar="FILE")
 
 

@@ -17,9 +17,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from engine.errors import ConnectionFailed
-from engine.executors.sshconfig import hops, resolve
-from engine.executors.sshkeys import default_key_files, public_fingerprint
+from engine.executors.factory import defer_invoke
 from engine.transports import SSHOptions, SSHTarget
+
+defer_invoke()  # before paramiko's first import, just below: `plan` would pay ~30 ms for invoke otherwise
+
+from engine.executors.sshconfig import hops, resolve  # noqa: E402
+from engine.executors.sshkeys import default_key_files, public_fingerprint  # noqa: E402
 
 _MAX_DEPTH = 5  # as `sshconnect.MAX_JUMPS`
 

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from engine.approvals.desk import Desk
 from engine.journal import OutputFile
 from engine.locking import LockHolder
 from engine.runfilter import RunFilter
 from engine.runs import UNFINISHED, UNREADABLE, RunSummary
+
+if TYPE_CHECKING:
+    from engine.approvals.desk import Desk  # a run that asks for approvals loads it (`approvals.gating`)
 
 ABANDONED = "abandoned"
 """A shared run with no `run-end` whose lock nobody holds: its holder vanished (a backend that can tell)."""
