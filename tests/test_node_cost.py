@@ -260,3 +260,21 @@ def test_a_host_with_one_session_gets_the_control_channels_slot_for_its_commands
     finally:
         ssh.close()
     wait_for(lambda: not _node_files(node), "the close to delete the node files", timeout=10)
+
+
+def test_the_probe_learns_a_linux_kernel_without_starting_uname(
+    executor: tuple[SSHExecutor, SSHDNode],
+) -> None:
+    """Preflight's probe reads the kernel's name from /proc/version on Linux: `uname` would be a fork and an
+    exec on every host of every run. A recording `uname` first on the node's PATH must stay unused."""
+    made, node = executor
+    called = node.home / "uname-called"
+    stand_in = node.bin_dir / "uname"
+    stand_in.write_text(f'#!/bin/sh\necho "$@" >> {called}\nexec /bin/uname "$@"\n')
+    stand_in.chmod(0o755)
+    try:
+        assert made.probe(["sh"]) == ("linux", [])  # nothing missing
+        assert not called.exists()
+        assert made.run("uname -s", timeout=30).stdout == "Linux\n" and called.exists()  # the stand-in works
+    finally:
+        stand_in.unlink()

@@ -131,9 +131,9 @@ class SSHExecutor(Executor):
         session is then held as the host's control channel (`engine.executors.sshcontrol`).
 
         Run by `sh` straight from the login shell, not under the command wrapper: it starts nothing that
-        could outlive the connection (`uname`, builtins, and `rm` at the end), so it needs no process group
-        of its own to be stopped by, and the host forks one shell and `uname` instead of the wrapper's
-        processes — CPU that hundreds of sshd's share with us on a small machine."""
+        could outlive the connection (builtins, `uname` where there is no /proc/version, and `rm` at the end),
+        so it needs no process group of its own to be stopped by, and a Linux host starts one shell instead of
+        the wrapper's processes — CPU that hundreds of sshd's share with us on a small machine."""
         names = list(programs)
         with self._kill_lock:  # the control channel takes the kill channel's session slot
             if self._control is not None:  # probed again: one control channel, never two
