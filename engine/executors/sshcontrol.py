@@ -3,12 +3,11 @@
 The probe (the kernel's name, as `uname -s` says it, and the program lookup) runs in a `sh` that, once it has
 answered, prints a sentinel line and then reads lines of shell from the channel and runs them (`eval`;
 builtins, no process of its own): `kill -TERM -PGID ...` for a timeout or an interrupt, and at the run's end
-the deletion of the node files of
-the commands that ended (`engine.executors.nodefiles`). So a host costs its node one session for all of
-that, not a probe session, a kill session per kill and a cleanup session at the end (each one sshd's
-session setup plus a login shell). Each line is answered with a token line (before the line runs, or after
-it), which tells the engine the node got it; the held `sh` ends at the end of its input — when the engine
-closes, or the connection drops — so nothing of it outlives the connection.
+the deletion of the node files of the commands that ended (`engine.executors.nodefiles`). So a host costs its
+node one session for all of that, not a probe session, a kill session per kill and a cleanup session at the
+end (each one sshd's session setup plus a login shell). Each line is answered with a token line (before the
+line runs, or after it), which tells the engine the node got it; the held `sh` ends at the end of its input —
+when the engine closes, or the connection drops — so nothing of it outlives the connection.
 
 The held channel takes the session slot a kill's own channel took (`MAX_SESSIONS` command channels + 1 is
 sshd's MaxSessions); where it is gone (a reconnect after a drop, no probe ran), the executor opens a
