@@ -32,6 +32,7 @@ from pathlib import Path
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent.parent / "tests")]
 
 import bench  # noqa: E402
+from sshd import SSHDNode  # noqa: E402
 
 # Runs the CLI with every thread's CPU added up by kind (its name without numbers) as it ends; a daemon
 # thread still running at the exit (paramiko's transports, mostly) is counted with what it used so far.
@@ -84,81 +85,90 @@ def _minus(a: tuple[float, float], b: tuple[float, float], per: int = 1) -> tupl
 def per_piece(repeat: int, base: Path) -> dict[str, dict[str, float]]:
     """Milliseconds of CPU, on the node and in the engine (this process, paramiko's threads included), per
     connection, per probe, per close's cleanup and per channel of each kind."""
+    with bench.sshd_nodes(base / "sshd", 1) as nodes:
+        lab = bench.make_lab(base, nodes)
+        saved = dict(os.environ)  # the engine reads HOME (~/.ssh) from here; given back at the end
+        os.environ.update({k: v for k, v in lab.env.items() if k != "PYTHONPATH"})
+        try:
+            return _pieces(repeat, lab, nodes)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+
+def _pieces(repeat: int, lab: bench.Lab, nodes: list[SSHDNode]) -> dict[str, dict[str, float]]:
     from engine.executors.ssh import SSHExecutor
     from engine.options import Options, prepare
     from engine.transports import SSHOptions
 
-    with bench.sshd_nodes(base / "sshd", 1) as nodes:
-        lab = bench.make_lab(base, nodes)
-        os.environ.update({k: v for k, v in lab.env.items() if k != "PYTHONPATH"})
-        _, plan = prepare(Options(str(lab.book), var=tuple(lab.variables), platform="linux"))
-        target = plan.remote_hosts()[0].ssh_target()
-        (nodes[0].home / ".runbook" / "out").mkdir(parents=True, exist_ok=True)  # as after a first command
-        cpu = bench.NodeCPU(nodes)
+    _, plan = prepare(Options(str(lab.book), var=tuple(lab.variables), platform="linux"))
+    target = plan.remote_hosts()[0].ssh_target()
+    (nodes[0].home / ".runbook" / "out").mkdir(parents=True, exist_ok=True)  # as after a first command
+    cpu = bench.NodeCPU(nodes)
 
-        def cost(work: Callable[[], object]) -> tuple[float, float]:
-            """Node CPU and this process's CPU (ms) of `work`; a session's CPU reaches the listener's count
-            once its connection's sshd is reaped, so `work` ends with its connections closed."""
-            before, engine = cpu.settled(), _process_cpu()
-            work()
-            engine = _process_cpu() - engine
-            _reaped(nodes[0].process.pid)
-            return (cpu.settled() - before) * 1000, engine * 1000
+    def cost(work: Callable[[], object]) -> tuple[float, float]:
+        """Node CPU and this process's CPU (ms) of `work`; a session's CPU reaches the listener's count
+        once its connection's sshd is reaped, so `work` ends with its connections closed."""
+        before, engine = cpu.settled(), _process_cpu()
+        work()
+        engine = _process_cpu() - engine
+        _reaped(nodes[0].process.pid)
+        return (cpu.settled() - before) * 1000, engine * 1000
 
-        def hosts(probe: bool = False, files: bool = False) -> tuple[float, float]:
-            """Per host, of `repeat` hosts' lives: connect, probe, close (with two commands' files to delete)."""
+    def hosts(probe: bool = False, files: bool = False) -> tuple[float, float]:
+        """Per host, of `repeat` hosts' lives: connect, probe, close (with two commands' files to delete)."""
 
-            def lives() -> None:
-                for _ in range(repeat):
-                    executor = SSHExecutor(target, SSHOptions())
-                    executor.connect()
-                    if probe:
-                        executor.probe(["docker", "grep", "cut", "xargs"])
-                    if files:
-                        executor._ended.add("1-2", "3-4")
-                    executor.close()
-
-            node, engine = cost(lives)
-            return node / repeat, engine / repeat
-
-        def channels(channel: Callable[[SSHExecutor], object]) -> tuple[float, float]:
-            """`repeat` channels on one connection (a connection's own cost included: `_minus` it)."""
-
-            def work() -> None:
+        def lives() -> None:
+            for _ in range(repeat):
                 executor = SSHExecutor(target, SSHOptions())
                 executor.connect()
-                for _ in range(repeat):
-                    channel(executor)
+                if probe:
+                    executor.probe(["docker", "grep", "cut", "xargs"])
+                if files:
+                    executor._ended.add("1-2", "3-4")
                 executor.close()
 
-            return cost(work)
+        node, engine = cost(lives)
+        return node / repeat, engine / repeat
 
-        def bare(executor: SSHExecutor) -> None:
-            transport = executor.transport
-            assert transport is not None
-            channel = transport.open_session()
-            channel.exec_command("true")
-            channel.recv_exit_status()
-            channel.close()
+    def channels(channel: Callable[[SSHExecutor], object]) -> tuple[float, float]:
+        """`repeat` channels on one connection (a connection's own cost included: `_minus` it)."""
 
-        def command(executor: SSHExecutor) -> None:
-            assert executor.run("true", timeout=30).ok
+        def work() -> None:
+            executor = SSHExecutor(target, SSHOptions())
+            executor.connect()
+            for _ in range(repeat):
+                channel(executor)
+            executor.close()
 
-        connection, probed, cleaned = hosts(), hosts(probe=True), hosts(probe=True, files=True)
-        argv = [*bench.ssh_argv(nodes[0], lab.home / ".ssh" / "known_hosts"), "true"]
-        openssh = cost(lambda: [subprocess.run(argv, check=True, env=lab.env) for _ in range(repeat)])
-        pieces = {
-            "connection (kex, auth, disconnect)": connection,
-            "preflight probe (its session, held for the kills and the cleanup)": _minus(probed, connection),
-            "close's cleanup (a line on the probe's held session)": _minus(cleaned, probed),
-            "bare session: exec true": _minus(channels(bare), connection, repeat),
-            "command under the wrapper: true": _minus(channels(command), connection, repeat),
-            "OpenSSH's `ssh host true` (the floor's connection and session)": _minus(openssh, (0, 0), repeat),
-        }
-        return {
-            "node_cpu_ms": {name: round(spent[0], 2) for name, spent in pieces.items()},
-            "engine_cpu_ms": {name: round(spent[1], 2) for name, spent in pieces.items()},
-        }
+        return cost(work)
+
+    def bare(executor: SSHExecutor) -> None:
+        transport = executor.transport
+        assert transport is not None
+        channel = transport.open_session()
+        channel.exec_command("true")
+        channel.recv_exit_status()
+        channel.close()
+
+    def command(executor: SSHExecutor) -> None:
+        assert executor.run("true", timeout=30).ok
+
+    connection, probed, cleaned = hosts(), hosts(probe=True), hosts(probe=True, files=True)
+    argv = [*bench.ssh_argv(nodes[0], lab.home / ".ssh" / "known_hosts"), "true"]
+    openssh = cost(lambda: [subprocess.run(argv, check=True, env=lab.env) for _ in range(repeat)])
+    pieces = {
+        "connection (kex, auth, disconnect)": connection,
+        "preflight probe (its session, held for the kills and the cleanup)": _minus(probed, connection),
+        "close's cleanup (a line on the probe's held session)": _minus(cleaned, probed),
+        "bare session: exec true": _minus(channels(bare), connection, repeat),
+        "command under the wrapper: true": _minus(channels(command), connection, repeat),
+        "OpenSSH's `ssh host true` (the floor's connection and session)": _minus(openssh, (0, 0), repeat),
+    }
+    return {
+        "node_cpu_ms": {name: round(spent[0], 2) for name, spent in pieces.items()},
+        "engine_cpu_ms": {name: round(spent[1], 2) for name, spent in pieces.items()},
+    }
 
 
 def engine_side(count: int, base: Path) -> dict[str, object]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -59,7 +60,9 @@ def test_the_breakdown_says_where_a_hosts_share_goes(capsys: pytest.CaptureFixtu
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import breakdown
 
+    environ = dict(os.environ)
     assert breakdown.main(["--repeat", "2", "--engine", "1"]) == 0
+    assert dict(os.environ) == environ  # the lab's HOME, PATH and TERM=dumb stay out of later tests
     report = json.loads(capsys.readouterr().out)
     pieces = {"connection", "bare session", "preflight probe", "command under the wrapper", "close's cleanup"}
     for side in ("node_cpu_ms", "engine_cpu_ms"):
