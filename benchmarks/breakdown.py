@@ -13,7 +13,9 @@ CPU read before and after, as `bench.py` reads it):
 Engine side (`--engine N`): one `runbook run` of the benchmark's rollback on N nodes, in a child process whose
 threads add up their CPU (`time.thread_time`) by kind when they end, with the process's total.
 
-Usage: `.venv/bin/python benchmarks/breakdown.py [--repeat 100] [--engine 100]`. Loopback only; bounded.
+Usage: `.venv/bin/python benchmarks/breakdown.py [--repeat 100] [--engine 100]`: the engine of the checkout it is
+in. Node CPU is counted in clock ticks per process, so a piece is the difference of two sums: use `--repeat`
+200 or more and a few rounds for figures to quote. Loopback only; bounded.
 """
 
 from __future__ import annotations

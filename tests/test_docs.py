@@ -190,6 +190,7 @@ PAGES = [
     ROOT / "README.md",
     ROOT / "CONTRIBUTING.md",
     ROOT / "runbooks/README.md",
+    ROOT / "benchmarks/README.md",
     *sorted(ROOT.glob("docs/*.md")),
 ]
 SHOWN_HOME = "/home/you"  # the README's plan shows key paths under this home; the test plans with its own
