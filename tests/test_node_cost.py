@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from sshd import SSHDCluster, SSHDNode
 from test_executors_ssh import options, target
 
-from engine.executors import nodefiles, ssh_executor
+from engine.executors import nodefiles, ssh_executor, wrapper
 from engine.executors.ssh import SSHExecutor
 from runbooks import wait_for
 
@@ -278,3 +279,24 @@ def test_the_probe_learns_a_linux_kernel_without_starting_uname(
         assert made.run("uname -s", timeout=30).stdout == "Linux\n" and called.exists()  # the stand-in works
     finally:
         stand_in.unlink()
+
+
+def test_a_signal_to_the_leader_as_the_script_ends_keeps_the_scripts_exit_status(tmp_path: Path) -> None:
+    """The leader's `wait`, cut short by a caught signal while the script was being reaped, then a second
+    `wait`: the status is the script's own. (Waiting again only while `kill -0` found the script kept the
+    cut-short 128+signal about one run in ten here.) Run as sshd runs it: a new session, so the wrapper's
+    `sh` leads the group; the script's parent is that leader."""
+    command = wrapper.command("runbook-pgid-test", "sh", None, "kill -USR1 $PPID; exit 7")
+    given = wrapper.environment({}) + b"go\n"  # the go right behind the environment
+    codes = [
+        subprocess.run(
+            ["sh", "-c", command],
+            input=given,
+            capture_output=True,
+            start_new_session=True,
+            env={"HOME": str(tmp_path), "PATH": os.environ["PATH"]},
+            timeout=30,
+        ).returncode
+        for _ in range(30)
+    ]
+    assert codes == [7] * 30

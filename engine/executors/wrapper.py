@@ -74,13 +74,14 @@ _WRAPPER = (
 # the `tee`s are killed and the FIFOs removed, so no status is written for a script that never started.
 # Where it cannot be set up (no `mkfifo`, no writable directory), the script runs on the channel as before.
 # After the go, the leader execs the script, or (mode "w") runs it as its child: the leader is in the group,
-# so it catches the signals a group kill sends (a caught signal is the default again in the child), and
-# waits again while a signal came and the script is still there (`kill -0`: a `wait` a signal cut short
-# returns 128+signal and the next gives the script's own status; a signal handled just before or after a
-# `wait` that reaped the script must not send a second `wait` after a child that is gone: that one would say
-# 127; where bash already reaped the child during the cut-short `wait`, that 128+signal stays), writes the
-# exit status beside the output and exits with it, as the outer wrapper of (2) does. A SIGKILL of the group takes the
-# leader too: no exit status then, on the channel or in a file (a run that kills ignores both).
+# so it catches the signals a group kill sends (a caught signal is the default again in the child). A `wait`
+# a caught signal cut short says 128+signal, so after a signal came and while the status is above 128, the
+# leader waits again: the shell hands the script's own status then, even where it already reaped the child
+# (dash and bash keep it); 127 means there is none to give (the script was waited for already: the status
+# stays). The one status read wrongly: a script that exits 127 just after a cut-short `wait` reads as
+# 128+signal. It writes the exit status beside the output and exits with it, as the outer wrapper of (2)
+# does. A SIGKILL of the group takes the leader too: no exit status then, on the channel or in a file (a run
+# that kills ignores both).
 _TEE = f'trap "" PIPE XFSZ; umask 077; ulimit -f {CAP // 512}; exec tee -- '
 _TRAPPED = "HUP INT QUIT PIPE ALRM TERM USR1 USR2"
 _START = (
@@ -96,7 +97,8 @@ _START = (
     ' [ -z "$_rb_f" ] || exec >&5 2>&6 5>&- 6>&-; [ -n "$5" ] || exec "$2" -ec "$3";'
     f' trap "_rb_s=1" {_TRAPPED}; "$2" -ec "$3" </dev/null & _rb_p=$!;'
     ' _rb_s=; wait "$_rb_p" 2>/dev/null; _rb_c=$?;'
-    ' while [ -n "$_rb_s" ] && kill -0 "$_rb_p" 2>/dev/null; do _rb_s=; wait "$_rb_p" 2>/dev/null; _rb_c=$?; done;'
+    ' while [ -n "$_rb_s" ] && [ "$_rb_c" -gt 128 ]; do _rb_s=; wait "$_rb_p" 2>/dev/null; _rb_n=$?;'
+    ' [ "$_rb_n" = 127 ] && break; _rb_c=$_rb_n; done;'
     ' [ -z "$_rb_f" ] || { umask 077; printf "%s\\n" "$_rb_c" >"$_rb_f.status"; } 2>/dev/null; exit "$_rb_c"'
 )
 
