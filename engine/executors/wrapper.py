@@ -95,9 +95,9 @@ _START = (
     ' read -r _rb_go <&3 || { [ -z "$_rb_f" ] ||'
     ' { kill "$_rb_1" "$_rb_2"; rm -f "$_rb_f.o" "$_rb_f.e"; } 2>/dev/null; exit 125; }; exec 3<&-;'
     ' [ -z "$_rb_f" ] || exec >&5 2>&6 5>&- 6>&-; [ -n "$5" ] || exec "$2" -ec "$3";'
-    f' trap "_rb_s=1" {_TRAPPED}; "$2" -ec "$3" </dev/null & _rb_p=$!;'
-    ' _rb_s=; wait "$_rb_p" 2>/dev/null; _rb_c=$?;'
-    ' while [ -n "$_rb_s" ] && [ "$_rb_c" -gt 128 ]; do _rb_s=; wait "$_rb_p" 2>/dev/null; _rb_n=$?;'
+    f' trap "_rb_k=1" {_TRAPPED}; "$2" -ec "$3" </dev/null & _rb_p=$!;'
+    ' _rb_k=; wait "$_rb_p" 2>/dev/null; _rb_c=$?;'
+    ' while [ -n "$_rb_k" ] && [ "$_rb_c" -gt 128 ]; do _rb_k=; wait "$_rb_p" 2>/dev/null; _rb_n=$?;'
     ' [ "$_rb_n" = 127 ] && break; _rb_c=$_rb_n; done;'
     ' [ -z "$_rb_f" ] || { umask 077; printf "%s\\n" "$_rb_c" >"$_rb_f.status"; } 2>/dev/null; exit "$_rb_c"'
 )
