@@ -56,6 +56,14 @@ class Fleet:
     def kill_all(self) -> None:
         _each(self.executors.values(), lambda executor: executor.kill_all())
 
+    def warm(self, names: Iterable[str]) -> None:
+        """Get these hosts' next command ready (`Executor.warm`), one host after the other in a thread of its
+        own, while the run goes on: started after the preflight, it is done while the first steps wait on
+        their commands, and one thread takes little of the CPU those steps start with."""
+        executors = [self.executors[name] for name in sorted(set(names)) if name in self.executors]
+        if executors:
+            threading.Thread(target=lambda: [e.warm() for e in executors], name="warming", daemon=True).start()
+
 
 def _each(executors: Iterable[Executor], do: Callable[[Executor], None]) -> None:
     """`do` for every executor, up to `CONNECT_AT_ONCE` at once (each mostly waits on its host)."""

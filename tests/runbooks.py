@@ -32,6 +32,8 @@ from typing import Any
 
 from sshd import SSHDNode
 
+from engine.executors.wrapper import _WRAPPER
+
 ROOT = Path(__file__).resolve().parent.parent
 HA_ROLLBACK = ROOT / "runbooks" / "ha-rollback.yml"
 RKE_DATA = ROOT / "tests" / "data" / "rke"
@@ -355,8 +357,9 @@ def drop_exit_status(pgid: int) -> None:
     the wrapper leads it and runs the command as its child; else (`setsid`) it is the leader's parent."""
     stat = Path(f"/proc/{pgid}/stat").read_text().rsplit(")", 1)[1].split()
     parent = int(stat[1])
-    wrapper = parent if b"runbook-pgid-" in Path(f"/proc/{parent}/cmdline").read_bytes() else pgid
-    assert b"runbook-pgid-" in Path(f"/proc/{wrapper}/cmdline").read_bytes()
+    wrapped = b"\0" + _WRAPPER.encode() + b"\0"  # the wrapper's `sh -c` argument
+    wrapper = parent if wrapped in Path(f"/proc/{parent}/cmdline").read_bytes() else pgid
+    assert wrapped in Path(f"/proc/{wrapper}/cmdline").read_bytes()
     os.kill(wrapper, signal.SIGKILL)
 
 

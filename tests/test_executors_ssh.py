@@ -24,7 +24,10 @@ from test_executors_local import running as running_processes
 
 from engine.errors import ConnectionFailed, HostKeyError
 from engine.executors import Executor, heartbeat, resolve_ssh_target, ssh_executor
-from engine.executors.ssh import MAX_SESSIONS, SSHExecutor, _command, _environment
+from engine.executors.ssh import MAX_SESSIONS, SSHExecutor
+from engine.executors.wrapper import command as _command
+from engine.executors.wrapper import environment as _environment
+from engine.executors.wrapper import job as _job
 from engine.transports import SSHOptions, SSHTarget
 
 pytestmark = pytest.mark.ssh
@@ -388,8 +391,8 @@ def test_the_wrapper_starts_nothing_without_the_whole_environment_and_the_go(
     environment = _environment({"A": "1", "B": "2"})
     stdin = environment[: environment.index(b"\n") + 1] if sent.startswith("half") else environment
     process = subprocess.run(
-        ["/bin/sh", "-c", _command("marker", "sh", None, f"touch {started}")],
-        input=stdin,
+        ["/bin/sh", "-c", _command()],
+        input=_job("marker", "sh", None, f"touch {started}") + stdin,
         capture_output=True,
         timeout=10,
         check=False,
@@ -404,7 +407,7 @@ def test_wrapper_without_setsid_uses_the_session_sshd_gave_it(tmp_path: Path) ->
     tools.mkdir()
     for tool in ("sh", "base64"):
         (tools / tool).symlink_to(shutil.which(tool) or tool)
-    command = _command("marker", "sh", None, 'echo "$GREETING"')
+    command = _command()
     process = subprocess.Popen(
         ["/bin/sh", "-c", command],
         stdin=subprocess.PIPE,
@@ -413,7 +416,8 @@ def test_wrapper_without_setsid_uses_the_session_sshd_gave_it(tmp_path: Path) ->
         env={"PATH": str(tools)},
         start_new_session=True,  # as sshd does for every session command
     )
-    out, err = process.communicate(_environment({"GREETING": "hi\nthere"}) + b"\n", timeout=10)  # and go
+    given = _job("marker", "sh", None, 'echo "$GREETING"') + _environment({"GREETING": "hi\nthere"})
+    out, err = process.communicate(given + b"\n", timeout=10)  # and go
     assert (process.returncode, out) == (0, b"hi\nthere\n")
     # "marker PGID STARTED": the start time is read by the shell's own `read`, no tool needed for it
     marker, pgid, started = err.split()
@@ -439,8 +443,8 @@ def test_the_environment_reaches_the_script_byte_for_byte(tmp_path: Path) -> Non
     assert b"SPACES= lead and trail \n" in sent and b"LINES " in sent  # raw, and base64 where it must
     script = "; ".join(f'printf "%s\\0" "${name}"' for name in values)
     process = subprocess.run(
-        ["/bin/sh", "-c", _command("marker", "sh", None, script)],
-        input=sent + b"\n",  # and the go
+        ["/bin/sh", "-c", _command()],
+        input=_job("marker", "sh", None, script) + sent + b"\n",  # and the go
         capture_output=True,
         env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)},
         timeout=30,

@@ -21,7 +21,7 @@ from runbooks import wait_for
 pytestmark = pytest.mark.ssh
 
 Nodes = Callable[[int], list[SSHDNode]]
-_MARKER = b"runbook-pgid-"
+_WRAPPER = wrapper._WRAPPER.encode()  # what the login shell hands to `sh -c`
 
 
 @pytest.fixture
@@ -89,14 +89,12 @@ def test_the_wrapper_leads_the_group_sshd_made_no_setsid_no_second_sh(
         members = _members(pgid)
         leader = members[pgid]
         ppid = int((_stat(pgid) or ["", "0"])[1])
-        assert _MARKER in b" ".join(leader) and _cmdline(ppid)[0].startswith(b"sshd"), (
-            leader,
-            _cmdline(ppid),
-        )
-        # The wrapper is the only process that carries its marker: no outer wrapper above a `setsid sh`.
-        [marker] = [word for word in leader if word.startswith(_MARKER)]
+        assert leader[:2] == [b"sh", b"-c"] and _cmdline(ppid)[0].startswith(b"sshd"), (leader, _cmdline(ppid))
+        # The session's one wrapper: no outer wrapper above a `setsid sh`.
         carriers = [
-            pid for pid in map(int, filter(str.isdigit, os.listdir("/proc"))) if marker in _cmdline(pid)
+            pid
+            for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
+            if (_stat(pid) or ["", ""])[1] == str(ppid) and _WRAPPER in _cmdline(pid)
         ]
         assert carriers == [pgid], carriers
         names = sorted(os.path.basename(line[0]).decode() for line in members.values() if line)
@@ -286,8 +284,9 @@ def test_a_signal_to_the_leader_as_the_script_ends_keeps_the_scripts_exit_status
     `wait`: the status is the script's own. (Waiting again only while `kill -0` found the script kept the
     cut-short 128+signal about one run in ten here.) Run as sshd runs it: a new session, so the wrapper's
     `sh` leads the group; the script's parent is that leader."""
-    command = wrapper.command("runbook-pgid-test", "sh", None, "kill -USR1 $PPID; exit 7")
-    given = wrapper.environment({}) + b"go\n"  # the go right behind the environment
+    command = wrapper.command()
+    given = wrapper.job("runbook-pgid-test", "sh", None, "kill -USR1 $PPID; exit 7")
+    given += wrapper.environment({}) + b"go\n"  # the go right behind the environment
     codes = [
         subprocess.run(
             ["sh", "-c", command],

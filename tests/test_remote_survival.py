@@ -21,6 +21,7 @@ from test_connection_loss import sshd_session_of
 from engine.executors import nodefiles
 from engine.executors.wrapper import command as _command
 from engine.executors.wrapper import environment as _environment
+from engine.executors.wrapper import job as _job
 from runbooks import Lab, Nodes, journal, nodes_runbook, operator_lab, wait_for
 
 pytestmark = pytest.mark.ssh
@@ -156,8 +157,8 @@ def test_the_node_keeps_the_first_8_mib_of_a_stream_and_the_channel_gets_all(tmp
     script = f"head -c {size} /dev/zero | tr '\\0' x; echo; echo end; echo oops >&2"
     env = {"HOME": str(tmp_path), "PATH": os.environ["PATH"]}
     process = subprocess.run(
-        ["/bin/sh", "-c", _command("marker", "sh", None, script)],
-        input=_environment({}) + b"\n",  # and the go
+        ["/bin/sh", "-c", _command()],
+        input=_job("marker", "sh", None, script) + _environment({}) + b"\n",  # and the go
         capture_output=True,
         env=env,
         timeout=60,

@@ -263,6 +263,7 @@ def _phases(
         raise Declined("the warnings were not confirmed; nothing ran")
     started = previous is not None and any(h.status is not Status.SKIPPED for h in previous.hosts.values())
     fleet = _preflight(plan, terminal, connecting, started)
+    fleet.warm(h.host.name for step in steps for h in step.hosts if not h.skip)
     try:
         runner = Runner(
             plan,

@@ -275,6 +275,10 @@ class Executor(abc.ABC):
         """Held while a command runs: an executor with a limit on commands at once (SSH sessions) waits here."""
         return nullcontext()
 
+    def warm(self) -> None:  # noqa: B027 - optional hook: starting a local command costs no round trip
+        """Get the next command's start ready now, while the host runs nothing and the run waits on something
+        else (an SSH host opens its session ahead: `engine.executors.sshspare`); never raises."""
+
     def connect(self) -> None:  # noqa: B027 - optional hook: a local executor has nothing to connect
         """Reach the host now, before anything runs (preflight); raises `ConnectionFailed`. Idempotent."""
 

@@ -201,6 +201,10 @@ class JobTable:
             job.interrupt()
         return [job for job in jobs if job.claim_kill()]
 
+    def empty(self) -> bool:
+        with self._changed:
+            return not self._jobs
+
     def wait_empty(self, timeout: float) -> bool:
         with self._changed:
             return self._changed.wait_for(lambda: not self._jobs, timeout)

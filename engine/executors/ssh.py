@@ -20,13 +20,13 @@ from contextlib import AbstractContextManager, suppress
 import paramiko
 
 from engine.errors import ConnectionFailed, PreflightFailed
-from engine.executors import heartbeat, nodefiles, sshcontrol
+from engine.executors import heartbeat, nodefiles, sshcontrol, wrapper
 from engine.executors.base import Executor, Invocation, Process, lookup_script
-from engine.executors.jobs import Job, Sink, StreamText
+from engine.executors.jobs import Job
 from engine.executors.nodefiles import Ended
 from engine.executors.sshconnect import close_chain, open_chain, resolve
-from engine.executors.wrapper import command as _command
-from engine.executors.wrapper import environment as _environment
+from engine.executors.sshprocess import SSHProcess
+from engine.executors.sshspare import Spare
 from engine.transports import SSHOptions, SSHTarget
 
 __all__ = ["MAX_SESSIONS", "SSHExecutor", "resolve"]
@@ -51,6 +51,7 @@ class SSHExecutor(Executor):
         self._open_lock = threading.Lock()
         self._kill_lock = threading.Lock()  # one control or kill channel: 9 sessions + 1 = MaxSessions
         self._control: sshcontrol.Control | None = None  # the probe's session, held for kills and cleanup
+        self._spare = Spare()  # the next command's session, opened ahead (`warm`)
         self._sessions = threading.BoundedSemaphore(MAX_SESSIONS)
         self._platform: str | None = None
         self._lost: str | None = None  # why the last transport was declared dead
@@ -71,20 +72,48 @@ class SSHExecutor(Executor):
         return self._sessions
 
     def start(self, job: Job, invocation: Invocation) -> Process:
-        channel = self._open_session(self._transport())
+        transport = self._transport()
         marker = f"runbook-pgid-{random.token_hex(8)}"
         delete = self._ended.take()
-        command = _command(
-            marker, invocation.shell, invocation.cwd, invocation.script, nodefiles.names(delete)
-        )
-        try:  # until the environment's last line is sent, the wrapper cannot start the script
-            channel.exec_command(command)
-            channel.sendall(_environment({**invocation.env, **invocation.secrets}))
-        except (paramiko.SSHException, OSError) as error:
+        sent = wrapper.job(marker, invocation.shell, invocation.cwd, invocation.script, nodefiles.names(delete))
+        sent += wrapper.environment({**invocation.env, **invocation.secrets})
+        spare = self._spare.take(transport)
+        for channel in (spare, None) if spare is not None else (None,):
+            try:  # until the environment's last line is sent, the wrapper cannot start the script
+                if channel is None:
+                    channel = self._open_session(transport)
+                    channel.exec_command(wrapper.command())
+                channel.sendall(sent)
+            except (paramiko.SSHException, OSError) as error:
+                if channel is not None:
+                    channel.close()
+                if channel is spare:  # gone while it waited (its wrapper got nothing): a session of its own
+                    continue
+                self._ended.add(*delete)  # not deleted: the next command (or `close`) tries again
+                raise ConnectionFailed(f"{self.host}: cannot start a command: {error}") from None
+            return SSHProcess(channel, marker, self._lost_reason, job, self._ended.add)  # go: `_GroupMarker`
+        raise AssertionError("unreachable")
+
+    def warm(self) -> None:
+        """Open the next command's session now, while the host runs nothing (`sshspare`); never raises."""
+        transport = self.transport
+        if transport is None or not transport.is_active() or not self._jobs.empty():
+            return
+        with suppress(paramiko.SSHException, OSError, ConnectionFailed):
+            self._spare.open(lambda: self._open_spare(transport))
+
+    def _open_spare(self, transport: paramiko.Transport) -> paramiko.Channel | None:
+        with self._open_lock:  # one try: a refusal means the host has no session to spare
+            try:
+                channel = transport.open_session(timeout=self.options.connect_timeout)
+            except paramiko.ChannelException:
+                return None
+        try:
+            channel.exec_command(wrapper.command())
+        except (paramiko.SSHException, OSError):
             channel.close()
-            self._ended.add(*delete)  # not deleted: the next command (or `close`) tries again
-            raise ConnectionFailed(f"{self.host}: cannot start a command: {error}") from None
-        return _SSHProcess(channel, marker, self._lost_reason, job, self._ended.add)  # go: `_GroupMarker`
+            return None
+        return channel
 
     def ended(self, pgid: int, started: str | None) -> Ended | None:
         """How the group's command ended, from the files the wrapper left on the node (one round trip)."""
@@ -177,6 +206,7 @@ class SSHExecutor(Executor):
         """Stop what still runs (closing alone would leave it running on the host), delete the node files
         of the commands that ended (and whatever a crash left there long ago), then disconnect."""
         self.kill_all()
+        self._spare.close()
         self._delete_ended()
         with self._connect_lock:
             close_chain(self._chain)
@@ -225,6 +255,8 @@ class SSHExecutor(Executor):
                 try:
                     return transport.open_session(timeout=timeout or self.options.connect_timeout)
                 except paramiko.ChannelException as error:
+                    if attempt == 1 and self._spare.drop():  # an idle spare holds a session: free it
+                        continue
                     if attempt == _OPEN_TRIES:
                         raise ConnectionFailed(f"{self.host}: sshd refuses new sessions: {error}") from None
                     if attempt == _OPEN_TRIES // 2 and (control := self._control) is not None:
@@ -254,146 +286,3 @@ class SSHExecutor(Executor):
                 # A stalled peer: a timeout must still end the step now, not when (if) the peer wakes up.
                 self._lost = f"no answer for {_KILL_WAIT:g}s while stopping the command"
                 transport.close()
-
-
-class _SSHProcess(Process):
-    """A command on one session channel; its stderr starts with the wrapper's process-group line."""
-
-    join_grace = 5.0
-
-    def __init__(
-        self,
-        channel: paramiko.Channel,
-        marker: str,
-        lost: Callable[[], str],
-        job: Job,
-        ended: Callable[[str], None],
-    ) -> None:
-        self._channel, self._marker, self._lost_reason = channel, marker, lost
-        self._job, self._heard_end = job, ended
-
-    def read_stdout(self, size: int) -> bytes:
-        return self._channel.recv(size)
-
-    def read_stderr(self, size: int) -> bytes:
-        return self._channel.recv_stderr(size)
-
-    def wait(self) -> object:
-        return self._channel.recv_exit_status()
-
-    def returncode(self) -> int | None:
-        """None when the channel closed without an exit status: the connection died under the command."""
-        status = self._channel.exit_status if self._channel.exit_status_ready() else -1
-        return None if status == -1 else status
-
-    def connection_lost(self) -> str | None:
-        transport = self._channel.get_transport()
-        if self._channel.exit_status != -1 or (transport is not None and transport.is_active()):
-            return None  # an exit status came, or the channel alone closed (not the connection)
-        return self._lost_reason()
-
-    def readers(self, stdout: Sink, stderr: Sink, job: Job, name: str) -> list[threading.Thread]:
-        """One thread for both streams: the channel's two buffers tell one condition when they have data or
-        end, so a command costs one reader thread (not two) and one wake-up per arrival."""
-        ready = threading.Condition()
-        flags = _Ready(ready), _Ready(ready)
-        self._channel.in_buffer.set_event(flags[0])
-        self._channel.in_stderr_buffer.set_event(flags[1])
-        streams = [
-            (flags[0], self._channel.recv, stdout, self.wait),
-            (flags[1], self._channel.recv_stderr, stderr, None),
-        ]
-
-        def drain() -> None:
-            try:
-                while streams:
-                    with ready:
-                        ready.wait_for(lambda: any(flag.is_set() for flag, *_ in streams))
-                    for stream in list(streams):
-                        flag, read, sink, then = stream
-                        if not flag.is_set():
-                            continue
-                        if chunk := read(65536):  # data is there, or the stream ended: never blocks
-                            sink.feed(chunk)
-                            continue
-                        streams.remove(stream)
-                        sink.finish()
-                        if then is not None:
-                            then()
-                        job.part_done()
-            finally:
-                for _ in streams:  # ended by an exception: the job must still end
-                    job.part_done()
-
-        thread = threading.Thread(target=drain, name=f"{name}-output", daemon=True)
-        thread.start()
-        return [thread]
-
-    def stderr_sink(self, stream: StreamText, job: Job) -> Sink:
-        return _GroupMarker(self._marker, stream, job, self._go)
-
-    def _go(self, start: bool) -> None:
-        """End our side of the input; the group is journaled (`start`): a newline first lets the script start."""
-        try:
-            if start:
-                self._channel.sendall(b"\n")
-            self._channel.shutdown_write()
-        except (paramiko.SSHException, OSError):
-            pass  # the connection is going: the script never starts (EOF) or the process reports it lost
-
-    def abandon(self) -> None:
-        self._channel.close()  # the kill did not end it (or no group was ever reported): stop reading
-
-    def close(self, drained: bool) -> None:
-        """An exit status came: the run journals this end next, so the node's copy is not needed any more."""
-        self._channel.close()
-        if self._channel.exit_status_ready() and self._job.pgid is not None:
-            self._heard_end(nodefiles.ident(self._job.pgid, self._job.started))
-
-
-class _Ready(threading.Event):
-    """The event paramiko's channel buffer sets when it has data or has ended (and clears once drained);
-    setting it also wakes the channel's one reader, which waits on a condition shared by both streams."""
-
-    def __init__(self, ready: threading.Condition) -> None:
-        super().__init__()
-        self._ready = ready
-
-    def set(self) -> None:
-        with self._ready:
-            super().set()
-            self._ready.notify()
-
-
-class _GroupMarker:
-    """Sits in front of stderr: takes out the wrapper's "<marker> <pgid>" line, records the group, then `go`."""
-
-    def __init__(self, marker: str, stream: StreamText, job: Job, go: Callable[[bool], None]) -> None:
-        self._marker = marker.encode() + b" "
-        self._stream = stream
-        self._job = job
-        self._go = go
-        self._pending = b""
-        self._found = False
-
-    def feed(self, data: bytes) -> None:
-        if self._found:
-            self._stream.feed(data)
-            return
-        self._pending += data
-        while not self._found and b"\n" in self._pending:
-            line, self._pending = self._pending.split(b"\n", 1)
-            words = line[len(self._marker) :].split() if line.startswith(self._marker) else []
-            if words and words[0].isdigit():
-                self._found = True
-                started = words[1].decode() if len(words) > 1 and words[1].isdigit() else None
-                self._go(self._job.set_pgid(int(words[0]), started))  # False: not journaled, no go
-            else:  # something the wrapper itself said before starting the script
-                self._stream.feed(line + b"\n")
-        if self._found and self._pending:
-            self._stream.feed(self._pending)
-            self._pending = b""
-
-    def finish(self) -> None:
-        self._stream.feed(self._pending)
-        self._stream.finish()

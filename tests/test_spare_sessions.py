@@ -1,0 +1,192 @@
+"""A host's spare session (`engine.executors.sshspare`): opened and its wrapper started while the run waits on
+something else, then taken by the host's next command; never used, it leaves nothing on the node. Against
+real sshd nodes whose log counts the sessions they start."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sshd import SSHDCluster, SSHDNode
+from test_executors_ssh import options, target
+
+from engine.executors import nodefiles, ssh_executor
+from engine.executors.ssh import SSHExecutor
+from runbooks import Nodes, journal, nodes_runbook, operator_lab, wait_for, write_runbook
+
+pytestmark = pytest.mark.ssh
+
+
+@pytest.fixture
+def logged(sshd_cluster: SSHDCluster) -> Iterator[tuple[SSHExecutor, SSHDNode]]:
+    """A probed executor (its control channel held, as in a run) for a node whose sshd logs every session."""
+    node = sshd_cluster.extra("127.0.0.142", sshd_cluster.authorized_keys, log_level="VERBOSE")
+    node.reset()
+    made = ssh_executor(target(node), options(node))
+    assert isinstance(made, SSHExecutor)
+    assert made.probe([]) == ("linux", [])
+    yield made, node
+    made.close()
+
+
+def _sessions(node: SSHDNode) -> int:
+    """Sessions sshd started since it started (OpenSSH logs "Starting session: command ..." at VERBOSE)."""
+    return node.log.read_text().count("Starting session: command")
+
+
+def _fifos(node: SSHDNode) -> list[Path]:
+    """The FIFOs of wrappers waiting on the node: a spare's are there before its command is known."""
+    directory = node.home / nodefiles.DIR
+    return sorted(directory.glob("*.o")) if directory.exists() else []
+
+
+def _node_files(node: SSHDNode) -> list[str]:
+    directory = node.home / nodefiles.DIR
+    return sorted(os.listdir(directory)) if directory.exists() else []
+
+
+def _warmed(ssh: SSHExecutor, node: SSHDNode) -> int:
+    """Warm the host; once its spare's wrapper is up, the pid of that wrapper (its files are named after it)."""
+    ssh.warm()
+    wait_for(lambda: _fifos(node), "the spare's wrapper to make its FIFOs", timeout=10)
+    [fifo] = _fifos(node)
+    return int(fifo.name.split("-")[0])
+
+
+def test_the_next_command_runs_on_the_spare_session(logged: tuple[SSHExecutor, SSHDNode]) -> None:
+    """warm() opens one session ahead; the command then runs in it, exactly as in a session of its own: its
+    script, working directory and environment byte for byte, its group the spare's wrapper."""
+    ssh, node = logged
+    before = _sessions(node)
+    spare = _warmed(ssh, node)
+    assert _sessions(node) - before == 1
+    workdir = node.home / "a dir\nwith a line break"
+    workdir.mkdir()
+    groups: list[int] = []
+    result = ssh.run(
+        'printf "%s|" "$(pwd)" "$VALUE"; cat <<\'END\'\n  two \\\\ spaces\t\nEND\nprintf "err\\n" >&2',
+        cwd=str(workdir),
+        env={"VALUE": " a=b $HOME `x` \\n "},
+        secrets={"SECRET": "s3cret\nline"},
+        on_group=lambda pgid, started: groups.append(pgid),
+    )
+    assert result.ok, result
+    assert result.stdout == f"{workdir}| a=b $HOME `x` \\n |  two \\\\ spaces\t\n"
+    assert result.stderr == "err\n"
+    assert groups == [spare]  # the spare's wrapper led the command's group
+    assert _sessions(node) - before == 1  # no session of its own
+    assert ssh.run("true").ok  # the next command (no spare now) opens its own
+    assert _sessions(node) - before == 2
+
+
+def test_a_spare_never_used_leaves_nothing_on_the_node(logged: tuple[SSHExecutor, SSHDNode]) -> None:
+    """The run ends before the host's next command: closing the spare ends its wrapper's input, and it exits
+    with its FIFOs and files removed (nothing ran, nothing for a resume to read)."""
+    ssh, node = logged
+    spare = _warmed(ssh, node)
+    assert Path(f"/proc/{spare}").exists()
+    ssh.close()
+    wait_for(lambda: not Path(f"/proc/{spare}").exists(), "the spare's wrapper to end", timeout=10)
+    wait_for(lambda: not _node_files(node), "the spare's files to be removed", timeout=10)
+
+
+def test_a_spare_whose_wrapper_is_gone_gives_way_to_a_session_of_its_own(
+    logged: tuple[SSHExecutor, SSHDNode],
+) -> None:
+    """Something on the node killed the waiting wrapper: the command is not lost with it, it opens its own."""
+    ssh, node = logged
+    spare = _warmed(ssh, node)
+    before = _sessions(node)
+    os.kill(spare, signal.SIGKILL)
+    wait_for(lambda: not Path(f"/proc/{spare}").exists(), "the spare's wrapper to be gone", timeout=10)
+    result = ssh.run("echo fine")
+    assert (result.ok, result.stdout) == (True, "fine\n"), result
+    assert _sessions(node) - before == 1
+
+
+def test_warming_a_host_that_runs_a_command_opens_nothing(logged: tuple[SSHExecutor, SSHDNode]) -> None:
+    """A spare is opened only while the host runs nothing: with its commands and the control channel, a host
+    then never holds more sessions than its commands need plus one."""
+    ssh, node = logged
+    release = node.home / "release"
+    started: list[int] = []
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        running = pool.submit(
+            ssh.run,
+            f'n=0; while [ ! -e "{release}" ] && [ $n -lt 600 ]; do sleep 0.05; n=$((n+1)); done',
+            timeout=60,
+            on_group=lambda pgid, at: started.append(pgid),
+        )
+        wait_for(lambda: started, "the command to start", timeout=10)
+        before = _sessions(node)
+        ssh.warm()
+        release.touch()
+        assert running.result(timeout=30).ok
+    assert _sessions(node) == before
+
+
+def test_a_host_with_one_session_gets_no_spare_and_works_as_before(sshd_cluster: SSHDCluster) -> None:
+    """sshd's MaxSessions 1: the held probe session leaves none to spare; the refusal is remembered (no
+    spare is tried again) and the commands run as they did without spares."""
+    node = sshd_cluster.extra(
+        "127.0.0.141", sshd_cluster.authorized_keys, extra_config="Match all\n  MaxSessions 1\n"
+    )
+    node.reset()
+    ssh = ssh_executor(target(node), options(node))
+    assert isinstance(ssh, SSHExecutor)
+    try:
+        assert ssh.probe([]) == ("linux", [])
+        ssh.warm()
+        assert ssh.run("echo hi").stdout == "hi\n"
+        ssh.warm()  # refused before: not tried again (the command's session would be refused behind it)
+        assert ssh.run("echo again").stdout == "again\n"
+    finally:
+        ssh.close()
+    wait_for(lambda: not _node_files(node), "the close to delete the node files", timeout=10)
+
+
+def test_a_session_refused_for_the_spare_it_holds_closes_the_spare(sshd_cluster: SSHDCluster) -> None:
+    """sshd's MaxSessions 2, taken by the control channel and a spare: a session of another kind (a resume
+    asking how a command ended) is refused, so the idle spare is closed for it, at once."""
+    node = sshd_cluster.extra(
+        "127.0.0.143", sshd_cluster.authorized_keys, extra_config="Match all\n  MaxSessions 2\n"
+    )
+    node.reset()
+    ssh = ssh_executor(target(node), options(node))
+    assert isinstance(ssh, SSHExecutor)
+    try:
+        assert ssh.probe([]) == ("linux", [])
+        spare = _warmed(ssh, node)
+        assert ssh.ended(999999, None) is None  # on a session of its own: no such command kept here
+        wait_for(lambda: not Path(f"/proc/{spare}").exists(), "the spare to be closed", timeout=10)
+        assert ssh.run("echo hi").stdout == "hi\n"
+    finally:
+        ssh.close()
+    wait_for(lambda: not _node_files(node), "the close to delete the node files", timeout=10)
+
+
+def test_a_run_warms_its_hosts_after_the_preflight_and_their_first_command_takes_the_spare(
+    sshd_nodes: Nodes, home: Path, tmp_path: Path
+) -> None:
+    """While the first (local) step waits, the node's spare is opened: the local step sees its FIFO appear,
+    and the node step's journaled process group is that spare's wrapper."""
+    [node] = sshd_nodes(1)
+    lab = operator_lab(tmp_path / "work", home, [node])
+    waiting, seen = node.home / nodefiles.DIR, tmp_path / "seen"
+    steps = (
+        "  - id: local-wait\n    title: Wait for the node's spare session\n"
+        f"    run: n=0; until ls {waiting}/*.o >{seen} 2>/dev/null; do [ $n -lt 500 ] || exit 1; sleep 0.02;"
+        " n=$((n+1)); done\n"
+        "  - id: on-the-node\n    title: On the node\n    on: nodes\n    run: echo hi\n"
+    )
+    done = lab.run_here(write_runbook(lab.root, nodes_runbook("spare", steps, [node])), "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    [fifo] = seen.read_text().split()
+    groups = [r["pgid"] for r in journal(lab.root / "state") if r["type"] == "process-group"]
+    assert groups[1:] == [int(Path(fifo).name.split("-")[0])], (groups, fifo)
+    wait_for(lambda: not _node_files(node), "the close to delete the node files", timeout=10)
