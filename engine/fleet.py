@@ -41,7 +41,7 @@ class Fleet:
     clock: Clock = field(default_factory=WallClock)
     unreachable: dict[str, str] = field(default_factory=dict)  # hosts that may be, and were: why
     local: set[str] = field(default_factory=set)  # hosts on this machine: nothing to release
-    _closing: _Closer = field(init=False, repr=False)
+    _closing: _Closer = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._closing = _Closer(self.executors)

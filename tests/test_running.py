@@ -491,6 +491,36 @@ def test_a_host_no_later_step_lists_is_closed_in_the_background_while_the_run_go
     assert {n: len(e.closes) for n, e in executors.items()} == {"a": 1, "b": 1, "c": 1, "local": 1}
 
 
+def test_a_rolling_groups_batch_is_released_once_its_last_step_on_it_ran(lab_for: Callable[..., Lab]) -> None:
+    """Host by host (`serial: 1`): `a` is closed once its batch's last step on it ran (while the rest runs),
+    `b` once its own did; neither before (the first drain sees nothing closed)."""
+    steps = (
+        "  - id: upgrade\n    title: Upgrade\n    on: nodes\n    serial: 1\n    steps:\n"
+        "      - {id: drain, title: Drain, run: drain}\n"
+        "      - {id: note, title: Note, on: local, run: note}\n"
+    )
+    lab = lab_for(steps, SPREAD)
+    executors = lab.executors
+
+    def closed_now(script: str, attempt: int) -> Reply:
+        if script == "note" and executors["b"].calls:
+            wait_for(lambda: executors["b"].closes, "b to be closed", timeout=10)
+        elif script == "note" or executors["b"].calls:
+            wait_for(lambda: executors["a"].closes, "a to be closed", timeout=10)
+        return Reply(stdout=" ".join(n for n in "ab" if executors[n].closes))
+
+    for name in ("a", "b", "local"):
+        executors[name].replies = closed_now
+    outcomes = lab.run()
+    said = [(o.step, o.hosts[0].stdout) for o in outcomes]
+    assert said == [
+        ("upgrade[a]/drain", ""),
+        ("upgrade[a]/note", "a"),
+        ("upgrade[b]/drain", "a"),
+        ("upgrade[b]/note", "a b"),
+    ]
+
+
 def test_a_step_that_stops_the_run_releases_nothing(lab_for: Callable[..., Lab]) -> None:
     lab = lab_for("  - id: both\n    title: On a and b\n    on: nodes\n    run: both\n" + AFTER, SPREAD)
     lab.executors["a"].replies = lambda script, attempt: Reply(code=1)
