@@ -32,8 +32,8 @@ and stays under a jump host's sshd MaxStartups ceiling (100) for the connections
 
 @dataclass
 class Fleet:
-    """One executor per host for the whole run (one SSH connection each), each host's platform, and the
-    clock its commands take time on (a rehearsal's is simulated)."""
+    """One executor per host (one SSH connection each, kept until no later step needs the host), each host's
+    platform, and the clock its commands take time on (a rehearsal's is simulated)."""
 
     executors: dict[str, Executor] = field(default_factory=dict)
     platforms: dict[str, str] = field(default_factory=dict)
@@ -57,7 +57,7 @@ class Fleet:
         """Every executor not closed yet, at once: an SSH host's close is a round trip (its node files
         deleted) and a disconnect, so 100 hosts one after the other would add 100 round trips to the end of
         every run. The closer ends first (after the host it is closing); a host it did not reach is closed
-        here. The first error of a close is raised once every host is closed."""
+        here. A background close's error is raised once every host is closed."""
         _each(self._closing.end(), lambda executor: executor.close())
         self._closing.raise_failure()
 
@@ -87,9 +87,10 @@ class _Closer:
                 return
             self._released.update(new)
             self._waiting.extend(new)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._close_released, name="releasing", daemon=True)
-                self._thread.start()
+            if self._thread is None:  # started, then kept: `end` never joins a thread that did not start
+                closer = threading.Thread(target=self._close_released, name="releasing", daemon=True)
+                closer.start()
+                self._thread = closer
 
     def unreleased(self) -> list[Executor]:
         with self._lock:

@@ -360,6 +360,16 @@ def test_ctrl_c_stops_the_commands_on_every_node(tmp_path: Path, nodes: list[SSH
 # -- a host no later step needs is released: closed in the background while the run goes on ------------------
 
 
+_ON_NODES = (
+    "  - id: on-nodes\n    title: The one step on the nodes\n    on: nodes\n    run: echo on the node\n"
+)
+
+
+def _here(title: str, script: str) -> str:
+    """A local step `here` that runs `script` (its lines indented by six spaces)."""
+    return f"  - id: here\n    title: {title}\n    run: |\n{script}"
+
+
 def _node_files(nodes: list[SSHDNode], wanted: str) -> str:
     """A local step's script: poll (bounded) until every node's files (its `nodefiles.DIR`) are `gone`, or
     until each has some (`kept`); exit 1 if that never happens. The nodes run on this machine."""
@@ -382,15 +392,7 @@ def test_a_host_no_later_step_needs_is_closed_while_the_later_local_steps_run(
 ) -> None:
     """Each node's last command leaves its files on the node until its connection is closed (a line on the
     control channel deletes them): the local step after the last SSH step sees them go while it runs."""
-    steps = f"""\
-  - id: on-nodes
-    title: The one step on the nodes
-    on: nodes
-    run: echo on the node
-  - id: here
-    title: The nodes are released meanwhile
-    run: |
-{_node_files(nodes, "gone")}"""
+    steps = _ON_NODES + _here("The nodes are released meanwhile", _node_files(nodes, "gone"))
     done = lab.run_here(*node_book(tmp_path, nodes, steps))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "every node's files: gone" in done.stdout
@@ -403,20 +405,8 @@ def test_a_host_a_later_step_needs_keeps_its_one_connection(
     """Two SSH steps with a local one between: the nodes are not released after the first (their files wait
     for the close, the local step sees them still there), and each node sees one login for the whole run."""
     logins = [n.accepted_connections() for n in nodes]
-    steps = f"""\
-  - id: first
-    title: On the nodes
-    on: nodes
-    run: echo first
-  - id: here
-    title: The nodes are kept
-    run: |
-{_node_files(nodes, "kept")}
-  - id: again
-    title: On the nodes again
-    on: nodes
-    run: echo again
-"""
+    steps = _ON_NODES + _here("The nodes are kept", _node_files(nodes, "kept"))
+    steps += "  - id: again\n    title: On the nodes again\n    on: nodes\n    run: echo again\n"
     done = lab.run_here(*node_book(tmp_path, nodes, steps))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "every node's files: kept" in done.stdout
@@ -429,20 +419,9 @@ def test_ctrl_c_in_a_local_step_after_the_nodes_were_released(
     """Ctrl-C while a local step runs and the nodes are released (closed, or being closed): exit 130, the
     journal says so as for any interrupt, nothing hangs, and the nodes' files still go."""
     started = tmp_path / "here.started"
-    steps = f"""\
-  - id: on-nodes
-    title: The one step on the nodes
-    on: nodes
-    run: echo on the node
-  - id: here
-    title: Wait for Ctrl-C
-    run: |
-      touch "{started}"
-      n=0; while [ $n -lt 600 ]; do sleep 0.05; n=$((n+1)); done
-  - id: after
-    title: Never reached
-    run: touch "{tmp_path / "after"}"
-"""
+    wait = f'      touch "{started}"\n      n=0; while [ $n -lt 600 ]; do sleep 0.05; n=$((n+1)); done\n'
+    steps = _ON_NODES + _here("Wait for Ctrl-C", wait)
+    steps += f'  - id: after\n    title: Never reached\n    run: touch "{tmp_path / "after"}"\n'
     running = lab.start(*node_book(tmp_path, nodes, steps))
     try:
         wait_for(started.exists, "the local step to start", timeout=20)
