@@ -15,65 +15,17 @@ import functools
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from engine.clock import Clock, WallClock
 from engine.errors import PreflightFailed, RunbookError
 from engine.executors import Executor, executor_for, sshlimits
+from engine.fleet import CONNECT_AT_ONCE, Fleet
 from engine.planning import HostPlan, Plan, PlannedStep
 from engine.targets import LOCAL_HOST, Host
 from engine.transports import SSHOptions, Transport
 
 if TYPE_CHECKING:
     from engine.executors.rehearsal import Stage  # only a rehearsal imports its executor
-
-CONNECT_AT_ONCE = 64
-"""Hosts connected (and probed) at once. Each connection waits mostly on the network and the host, so
-all of them go out together — up to this bound, which keeps threads and sockets sane at hundreds of hosts
-and stays under a jump host's sshd MaxStartups ceiling (100) for the connections it forwards."""
-
-
-@dataclass
-class Fleet:
-    """One executor per host for the whole run (one SSH connection each), each host's platform, and the
-    clock its commands take time on (a rehearsal's is simulated)."""
-
-    executors: dict[str, Executor] = field(default_factory=dict)
-    platforms: dict[str, str] = field(default_factory=dict)
-    missing: dict[str, list[str]] = field(default_factory=dict)  # programs not found, by host
-    clock: Clock = field(default_factory=WallClock)
-    unreachable: dict[str, str] = field(default_factory=dict)  # hosts that may be, and were: why
-
-    def executor(self, host: Host) -> Executor:
-        return self.executors[host.name]
-
-    def close(self) -> None:
-        """Every executor at once: an SSH host's close is a round trip (its node files deleted) and a
-        disconnect, so 100 hosts one after the other would add 100 round trips to the end of every run."""
-        _each(self.executors.values(), lambda executor: executor.close())
-
-    def kill_all(self) -> None:
-        _each(self.executors.values(), lambda executor: executor.kill_all())
-
-    def warm(self, names: Iterable[str]) -> None:
-        """Get these hosts' next command ready (`Executor.warm`), one host after the other in a thread of its
-        own, while the run goes on: started after the preflight, it is done while the first steps wait on
-        their commands, and one thread takes little of the CPU those steps start with."""
-        executors = [self.executors[name] for name in sorted(set(names)) if name in self.executors]
-        if executors:
-            threading.Thread(target=lambda: [e.warm() for e in executors], name="warming", daemon=True).start()
-
-
-def _each(executors: Iterable[Executor], do: Callable[[Executor], None]) -> None:
-    """`do` for every executor, up to `CONNECT_AT_ONCE` at once (each mostly waits on its host)."""
-    every = list(executors)
-    if len(every) <= 1:
-        for executor in every:
-            do(executor)
-        return
-    with ThreadPoolExecutor(max_workers=min(CONNECT_AT_ONCE, len(every))) as pool:
-        list(pool.map(do, every))
 
 
 def _local_hosts(plan: Plan) -> Iterable[Host]:
@@ -167,6 +119,7 @@ def connect(
     needed = _needed_programs(plan)
     for host in _local_hosts(plan):
         executor = fleet.executors[host.name] = executor_for(host, options, stage)
+        fleet.local.add(host.name)
         fleet.platforms[host.name] = plan.platform or executor.platform()
     remote = _remote(plan, hosts)
 

@@ -18,10 +18,10 @@ from engine.attempts import Attempts
 from engine.clock import Timer
 from engine.console import Terminal
 from engine.errors import StepFailed
+from engine.fleet import Fleet
 from engine.model import Step
 from engine.outcomes import HostOutcome, Status
 from engine.planning import HostPlan, PlannedStep
-from engine.preflight import Fleet
 from engine.records import OPERATOR
 from engine.state import RunWriter
 from engine.stillrunning import Check, FirstCopy

@@ -24,12 +24,12 @@ from engine.attempts import Attempts
 from engine.console import Terminal
 from engine.errors import ConnectionFailed, Declined, Interrupted, InvalidRunbook, JournalError
 from engine.executors import Result
+from engine.fleet import Fleet
 from engine.journal import OutputFile
 from engine.judging import broken_off, judge, judge_step, stopped_waiting
 from engine.known import Known
 from engine.outcomes import HostOutcome, Status, StepOutcome
 from engine.planning import HostPlan, Plan, PlannedStep
-from engine.preflight import Fleet
 from engine.records import OPERATOR
 from engine.rendering import SecretRef
 from engine.resuming import Selection
@@ -70,14 +70,22 @@ class Runner:
         self.known = Known()  # `steps.` of the runbook's, of each used one's, learnt as the run goes
         self.roll = Roll()  # hosts that failed (tolerated), left out afterwards; what failed in groups
         self.stop = threading.Event()
+        self._later: frozenset[str] = frozenset()  # the hosts the steps after the current one list
         self.finished: list[HostOutcome] = []  # every host outcome of this session, for the summary
         values = plan.values
         self.secrets = {SecretRef(n).env: str(values.values[n]) for n in values.secrets if n in values.values}
 
     def run(self, steps: tuple[PlannedStep, ...]) -> list[StepOutcome]:
-        """Run `steps` in order; stops at the first step that fails (unless it may), returns every outcome."""
+        """Run `steps` in order; stops at the first step that fails (unless it may), returns every outcome.
+        After a step, the hosts no later step lists are released: closed in the background while the rest
+        runs (after the last one, or one that stops the run, the run's end closes them all at once). Before
+        the first, the hosts of the steps get their first command ready (`Fleet.warm`), and a host whose
+        command ended gets its next one ready if a later step lists it: while the run waits on others."""
         outcomes = []
+        used_after = _used_after(steps)
+        self.fleet.warm(sorted({h.host.name for s in steps for h in s.hosts if not h.skip}))
         for index, planned in enumerate(steps, start=1):
+            self._later = used_after[index - 1]
             self.terminal.say(f"\n▶ [{index}/{len(steps)}] {planned.id}: {planned.title}", "bold cyan")
             known = self.known.of(planned)  # `steps.` so far
             try:  # what reads earlier steps' output is rendered with it now (and a batch's failures)
@@ -92,6 +100,8 @@ class Runner:
                 self.terminal.say(line, style)
             if outcome.stopped:
                 break
+            if index < len(steps):
+                self.fleet.release_all_but(used_after[index - 1])
         return outcomes
 
     # -- command steps -------------------------------------------------------------------------------
@@ -150,6 +160,8 @@ class Runner:
                 outcome = replace(outcome, status=Status.INTERRUPTED, reason=stopped_waiting(outcome))
         finally:
             out.close()
+        if outcome.status is Status.OK and name in self._later:
+            self.fleet.warm((name,))
         self.finished.append(outcome)
         self.terminal.result(outcome)
         return outcome
@@ -256,3 +268,15 @@ class Runner:
         outcome = HostOutcome(planned.id, OPERATOR, status, None, elapsed, 1, got.reason, got.answer or "")
         self._end(outcome)
         return StepOutcome(planned.id, (outcome,), () if got.ok else (OPERATOR,), stopped=not got.ok)
+
+
+def _used_after(steps: tuple[PlannedStep, ...]) -> list[frozenset[str]]:
+    """For each step, the hosts the steps after it list: every host of each, one a `when` may skip or a
+    failure leave out included (known only when that step comes), so no host is released that a later
+    step could run on or ask about (a resume asks an unknown step's host how its first copy ended)."""
+    after: frozenset[str] = frozenset()
+    found = []
+    for planned in reversed(steps):
+        found.append(after)
+        after |= {h.host.name for h in planned.hosts}
+    return found[::-1]

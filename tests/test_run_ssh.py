@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from sshd import SSHDCluster, SSHDNode, free_port, generate_key
 
+from engine.executors import nodefiles
 from runbooks import (
     CALICO_ID,
     COMPONENTS,
@@ -354,6 +355,90 @@ def test_ctrl_c_stops_the_commands_on_every_node(tmp_path: Path, nodes: list[SSH
     assert [r["signal"] for r in records if r["type"] == "interrupted"] == ["SIGINT"]
     end = records[-1]
     assert end["type"] == "run-end" and end["status"] == "interrupted" and end["exit_code"] == 130
+
+
+# -- a host no later step needs is released: closed in the background while the run goes on ------------------
+
+
+_ON_NODES = (
+    "  - id: on-nodes\n    title: The one step on the nodes\n    on: nodes\n    run: echo on the node\n"
+)
+
+
+def _here(title: str, script: str) -> str:
+    """A local step `here` that runs `script` (its lines indented by six spaces)."""
+    return f"  - id: here\n    title: {title}\n    run: |\n{script}"
+
+
+def _node_files(nodes: list[SSHDNode], wanted: str) -> str:
+    """A local step's script: poll (bounded) until every node's files (its `nodefiles.DIR`) are `gone`, or
+    until each has some (`kept`); exit 1 if that never happens. The nodes run on this machine."""
+    dirs = " ".join(f'"{n.home / nodefiles.DIR}"' for n in nodes)
+    test = '[ -z "$(ls -A "$d" 2>/dev/null)" ]' if wanted == "gone" else '[ -n "$(ls -A "$d" 2>/dev/null)" ]'
+    return f"""\
+      n=0
+      while [ $n -lt 500 ]; do
+        left=""
+        for d in {dirs}; do {test} || left="$left $d"; done
+        [ -z "$left" ] && {{ echo "every node's files: {wanted}"; exit 0; }}
+        sleep 0.02; n=$((n+1))
+      done
+      echo "not {wanted}:$left"; exit 1
+"""
+
+
+def test_a_host_no_later_step_needs_is_closed_while_the_later_local_steps_run(
+    tmp_path: Path, nodes: list[SSHDNode], lab: Lab
+) -> None:
+    """Each node's last command leaves its files on the node until its connection is closed (a line on the
+    control channel deletes them): the local step after the last SSH step sees them go while it runs."""
+    steps = _ON_NODES + _here("The nodes are released meanwhile", _node_files(nodes, "gone"))
+    done = lab.run_here(*node_book(tmp_path, nodes, steps))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "every node's files: gone" in done.stdout
+    assert summary_rows(done.stdout)[-1] == ("here", "local", "ok")
+
+
+def test_a_host_a_later_step_needs_keeps_its_one_connection(
+    tmp_path: Path, nodes: list[SSHDNode], lab: Lab
+) -> None:
+    """Two SSH steps with a local one between: the nodes are not released after the first (their files wait
+    for the close, the local step sees them still there), and each node sees one login for the whole run."""
+    logins = [n.accepted_connections() for n in nodes]
+    steps = _ON_NODES + _here("The nodes are kept", _node_files(nodes, "kept"))
+    steps += "  - id: again\n    title: On the nodes again\n    on: nodes\n    run: echo again\n"
+    done = lab.run_here(*node_book(tmp_path, nodes, steps))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "every node's files: kept" in done.stdout
+    assert [n.accepted_connections() - before for n, before in zip(nodes, logins)] == [1] * len(nodes)
+
+
+def test_ctrl_c_in_a_local_step_after_the_nodes_were_released(
+    tmp_path: Path, nodes: list[SSHDNode], lab: Lab
+) -> None:
+    """Ctrl-C while a local step runs and the nodes are released (closed, or being closed): exit 130, the
+    journal says so as for any interrupt, nothing hangs, and the nodes' files still go."""
+    started = tmp_path / "here.started"
+    wait = f'      touch "{started}"\n      n=0; while [ $n -lt 600 ]; do sleep 0.05; n=$((n+1)); done\n'
+    steps = _ON_NODES + _here("Wait for Ctrl-C", wait)
+    steps += f'  - id: after\n    title: Never reached\n    run: touch "{tmp_path / "after"}"\n'
+    running = lab.start(*node_book(tmp_path, nodes, steps))
+    try:
+        wait_for(started.exists, "the local step to start", timeout=20)
+    finally:
+        code, out, err = running.stop(signal.SIGINT)
+    assert code == 130, out + err
+    assert summary_rows(out) == [
+        *(("on-nodes", node.address, "ok") for node in nodes),
+        ("here", "local", "interrupted"),
+    ]
+    assert not (tmp_path / "after").exists()
+    records = journal(lab.state)
+    assert [r["signal"] for r in records if r["type"] == "interrupted"] == ["SIGINT"]
+    end = records[-1]
+    assert end["type"] == "run-end" and end["status"] == "interrupted" and end["exit_code"] == 130
+    empty = lambda: all(not any((n.home / nodefiles.DIR).iterdir()) for n in nodes)  # noqa: E731
+    wait_for(empty, "every node's files to go", timeout=10)
 
 
 def test_retries_run_a_failing_command_again(tmp_path: Path, nodes: list[SSHDNode], lab: Lab) -> None:

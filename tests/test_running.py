@@ -36,6 +36,7 @@ from engine.preflight import Fleet
 from engine.resume import Previous
 from engine.running import Runner
 from engine.validation import validate
+from runbooks import wait_for
 
 # -- the fake executor --------------------------------------------------------------------------------
 
@@ -82,6 +83,7 @@ class FakeExecutor(Executor):
     replies: Callable[[str, int], Reply]
     calls: list[Invocation] = field(default_factory=list)
     killed: dict[int, threading.Event] = field(default_factory=dict)
+    closes: list[str] = field(default_factory=list)  # the thread of each close
 
     def __post_init__(self) -> None:
         super().__init__(self.name)
@@ -112,6 +114,9 @@ class FakeExecutor(Executor):
 
     def scripts(self) -> list[str]:
         return [c.script.strip() for c in self.calls]
+
+    def close(self) -> None:
+        self.closes.append(threading.current_thread().name)
 
 
 def ok(script: str, attempt: int) -> Reply:
@@ -175,7 +180,7 @@ def lab_for(tmp_path: Path) -> Iterator[Callable[..., Lab]]:
         plan = build_plan(runbook, values, "linux", resolved)
         names = {h.name for t in resolved.values() for h in t.hosts}
         executors = {name: FakeExecutor(name, replies) for name in names}
-        fleet = Fleet(dict(executors), dict.fromkeys(names, "linux"))
+        fleet = Fleet(dict(executors), dict.fromkeys(names, "linux"), local={"local"})
         out = io.StringIO()
         terminal = Terminal(Masker(plan.values.secret_values()), out=out, answers=io.StringIO(answers))
         run_id = f"r{len(journals)}"
@@ -435,6 +440,92 @@ def test_ctrl_c_kills_every_running_command_and_leaves_through_interrupted(
         "interrupted"
     }
     assert lab.executors["local"].calls == []
+
+
+# -- hosts released once no later step needs them ------------------------------------------------------------
+
+SPREAD = (
+    "variables:\n  stage: {type: string, default: staging}\n"
+    "targets:\n  nodes: {ssh: {hosts: [a, b]}}\n  bee: {ssh: {hosts: [b]}}\n  sea: {ssh: {hosts: [c]}}\n"
+)
+SPREAD_STEPS = (
+    "  - id: both\n    title: On a and b\n    on: nodes\n    run: both\n"
+    "  - id: between\n    title: Here\n    run: between\n"
+    "  - id: on-b\n    title: On b\n    on: bee\n    run: on-b\n"
+    "  - id: maybe-c\n    title: On c in prod\n    on: sea\n    when: stage == 'prod'\n    run: maybe-c\n"
+    "  - id: last\n    title: Here again\n    run: last\n"
+)
+
+
+def test_a_host_no_later_step_lists_is_closed_in_the_background_while_the_run_goes_on(
+    lab_for: Callable[..., Lab],
+) -> None:
+    """After each step, the hosts no later step lists are released: `a` is closed while `between` runs
+    (which waits for that), `b` only once `on-b` ran, `c` (its step skipped by a `when`, known to be only
+    when it comes) only after that step; this machine is never released, and the last step releases
+    nothing: the run's end closes what is left."""
+    lab = lab_for(SPREAD_STEPS, SPREAD)
+    executors = lab.executors
+
+    def closed(*names: str) -> Reply:
+        wait_for(lambda: all(executors[n].closes for n in names), f"{names} to be closed", timeout=10)
+        return Reply(stdout=" ".join(n for n in "abc" if executors[n].closes))
+
+    replies = {
+        "between": lambda: closed("a"),
+        "on-b": lambda: Reply(stdout=" ".join(n for n in "abc" if executors[n].closes)),
+        "last": lambda: closed("a", "b", "c"),
+    }
+    executors["local"].replies = executors["b"].replies = lambda script, _: replies.get(script, Reply)()
+    outcomes = lab.run()
+    assert [o.status for o in outcomes] == [Status.OK] * 3 + [Status.SKIPPED, Status.OK]
+    said = {o.step: o.hosts[0].stdout for o in outcomes if o.step in replies}
+    assert said == {"between": "a", "on-b": "a", "last": "a b c"}
+    assert {n: e.closes for n, e in executors.items()} == {
+        "a": ["releasing"],
+        "b": ["releasing"],
+        "c": ["releasing"],
+        "local": [],
+    }
+    lab.runner.fleet.close()  # the run's end: what is left (this machine), and nothing twice
+    assert {n: len(e.closes) for n, e in executors.items()} == {"a": 1, "b": 1, "c": 1, "local": 1}
+
+
+def test_a_rolling_groups_batch_is_released_once_its_last_step_on_it_ran(lab_for: Callable[..., Lab]) -> None:
+    """Host by host (`serial: 1`): `a` is closed once its batch's last step on it ran (while the rest runs),
+    `b` once its own did; neither before (the first drain sees nothing closed)."""
+    steps = (
+        "  - id: upgrade\n    title: Upgrade\n    on: nodes\n    serial: 1\n    steps:\n"
+        "      - {id: drain, title: Drain, run: drain}\n"
+        "      - {id: note, title: Note, on: local, run: note}\n"
+    )
+    lab = lab_for(steps, SPREAD)
+    executors = lab.executors
+
+    def closed_now(script: str, attempt: int) -> Reply:
+        if script == "note" and executors["b"].calls:
+            wait_for(lambda: executors["b"].closes, "b to be closed", timeout=10)
+        elif script == "note" or executors["b"].calls:
+            wait_for(lambda: executors["a"].closes, "a to be closed", timeout=10)
+        return Reply(stdout=" ".join(n for n in "ab" if executors[n].closes))
+
+    for name in ("a", "b", "local"):
+        executors[name].replies = closed_now
+    outcomes = lab.run()
+    said = [(o.step, o.hosts[0].stdout) for o in outcomes]
+    assert said == [
+        ("upgrade[a]/drain", ""),
+        ("upgrade[a]/note", "a"),
+        ("upgrade[b]/drain", "a"),
+        ("upgrade[b]/note", "a b"),
+    ]
+
+
+def test_a_step_that_stops_the_run_releases_nothing(lab_for: Callable[..., Lab]) -> None:
+    lab = lab_for("  - id: both\n    title: On a and b\n    on: nodes\n    run: both\n" + AFTER, SPREAD)
+    lab.executors["a"].replies = lambda script, attempt: Reply(code=1)
+    [outcome] = lab.run()
+    assert outcome.stopped and all(e.closes == [] for e in lab.executors.values())
 
 
 def test_an_error_under_a_step_still_ends_it_in_the_journal_and_goes_on_up(

@@ -190,3 +190,27 @@ def test_a_run_warms_its_hosts_after_the_preflight_and_their_first_command_takes
     groups = [r["pgid"] for r in journal(lab.root / "state") if r["type"] == "process-group"]
     assert groups[1:] == [int(Path(fifo).name.split("-")[0])], (groups, fifo)
     wait_for(lambda: not _node_files(node), "the close to delete the node files", timeout=10)
+
+
+def test_a_host_whose_command_ended_gets_its_next_session_ready_for_a_later_step(
+    sshd_nodes: Nodes, home: Path, tmp_path: Path
+) -> None:
+    """Node step, local step, node step: once the node's first command ended, its next session is opened
+    while the local step runs (which sees its wrapper waiting), and the second node step runs in it."""
+    [node] = sshd_nodes(1)
+    lab = operator_lab(tmp_path / "work", home, [node])
+    waiting, seen = node.home / nodefiles.DIR, tmp_path / "seen"
+    live = (
+        f"n=0; while [ $n -lt 500 ]; do for f in {waiting}/*.o; do p=${{f##*/}}; p=${{p%%-*}};"
+        f' [ -p "$f" ] && [ -d /proc/$p ] && {{ echo $p >{seen}; exit 0; }}; done; sleep 0.02; n=$((n+1)); done;'
+        " exit 1"
+    )
+    steps = (
+        "  - id: first\n    title: First on the node\n    on: nodes\n    run: echo one\n"
+        f"  - id: local-wait\n    title: Wait for the node's next session\n    run: '{live}'\n"
+        "  - id: second\n    title: Second on the node\n    on: nodes\n    run: echo two\n"
+    )
+    done = lab.run_here(write_runbook(lab.root, nodes_runbook("again", steps, [node])), "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    groups = {r["step"]: r["pgid"] for r in journal(lab.root / "state") if r["type"] == "process-group"}
+    assert groups["second"] == int(seen.read_text()) != groups["first"], groups

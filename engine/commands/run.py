@@ -40,6 +40,7 @@ from engine.errors import (
     UsageError,
 )
 from engine.flags import option
+from engine.fleet import Fleet
 from engine.journal import new_run_id
 from engine.masking import Masker
 from engine.model import Runbook
@@ -263,7 +264,6 @@ def _phases(
         raise Declined("the warnings were not confirmed; nothing ran")
     started = previous is not None and any(h.status is not Status.SKIPPED for h in previous.hosts.values())
     fleet = _preflight(plan, terminal, connecting, started)
-    fleet.warm(h.host.name for step in steps for h in step.hosts if not h.skip)
     try:
         runner = Runner(
             plan,
@@ -280,9 +280,7 @@ def _phases(
         fleet.close()
 
 
-def _preflight(
-    plan: Plan, terminal: Terminal, connecting: preflight.Connecting, started: bool
-) -> preflight.Fleet:
+def _preflight(plan: Plan, terminal: Terminal, connecting: preflight.Connecting, started: bool) -> Fleet:
     """Connected executors for every host, once every check passed; otherwise exit 3 with nothing run."""
     fleet = None
     try:

@@ -2,8 +2,9 @@
 
 The probe (the kernel's name, as `uname -s` says it, and the program lookup) runs in a `sh` that, once it has
 answered, prints a sentinel line and then reads lines of shell from the channel and runs them (`eval`;
-builtins, no process of its own): `kill -TERM -PGID ...` for a timeout or an interrupt, and at the run's end
-the deletion of the node files of the commands that ended (`engine.executors.nodefiles`). So a host costs its
+builtins, no process of its own): `kill -TERM -PGID ...` for a timeout or an interrupt, and when the host is
+closed (once no later step needs it, or at the run's end) the deletion of the node files of the commands that
+ended (`engine.executors.nodefiles`). So a host costs its
 node one session for all of that, not a probe session, a kill session per kill and a cleanup session at the
 end (each one sshd's session setup plus a login shell). Each line is answered with a token line (before the
 line runs, or after it), which tells the engine the node got it; the held `sh` ends at the end of its input —
