@@ -71,6 +71,7 @@ class Runner:
         self.roll = Roll()  # hosts that failed (tolerated), left out afterwards; what failed in groups
         self.stop = threading.Event()
         self._later: frozenset[str] = frozenset()  # the hosts the steps after the current one list
+        self._first: list[str] = []  # the hosts to warm once the run first waits (a command started)
         self.finished: list[HostOutcome] = []  # every host outcome of this session, for the summary
         values = plan.values
         self.secrets = {SecretRef(n).env: str(values.values[n]) for n in values.secrets if n in values.values}
@@ -78,12 +79,12 @@ class Runner:
     def run(self, steps: tuple[PlannedStep, ...]) -> list[StepOutcome]:
         """Run `steps` in order; stops at the first step that fails (unless it may), returns every outcome.
         After a step, the hosts no later step lists are released: closed in the background while the rest
-        runs (after the last one, or one that stops the run, the run's end closes them all at once). Before
-        the first, the hosts of the steps get their first command ready (`Fleet.warm`), and a host whose
-        command ended gets its next one ready if a later step lists it: while the run waits on others."""
+        runs (after the last one, or one that stops the run, the run's end closes them all at once). Once the
+        first command started, the hosts of the steps get their first command ready (`Fleet.warm`), and a
+        host whose command ended gets its next one ready if a later step lists it: while the run waits."""
         outcomes = []
         used_after = _used_after(steps)
-        self.fleet.warm(sorted({h.host.name for s in steps for h in s.hosts if not h.skip}))
+        self._first = sorted({h.host.name for s in steps for h in s.hosts if not h.skip})
         for index, planned in enumerate(steps, start=1):
             self._later = used_after[index - 1]
             self.terminal.say(f"\n▶ [{index}/{len(steps)}] {planned.id}: {planned.title}", "bold cyan")
@@ -220,6 +221,7 @@ class Runner:
                 self.journal.append(records.process_group(planned.id, name, attempt, pgid, started))
             except JournalError as error:  # e.g. `LockLost`: another workstation took the lock over
                 raise _GroupRefused(error) from error
+            self._waiting()
 
         try:
             return self.fleet.executor(host_plan.host).run(
@@ -234,6 +236,13 @@ class Runner:
             )
         except ConnectionFailed as error:  # e.g. a reconnect refused for a changed host key: nothing ran
             return Result(variant.script, name, None, "", f"runbook: {error}\n", 0.0, not_started=str(error))
+
+    def _waiting(self) -> None:
+        """The run waits (on a command it started, on the operator): the hosts' first commands are got ready
+        now, not before, so the warming takes no CPU from the start of the step that follows the preflight."""
+        first, self._first = self._first, []
+        if first:
+            self.fleet.warm(first)
 
     def _until_context(self, planned: PlannedStep, host_plan: HostPlan) -> dict[str, Any]:
         """What the step's `until` reads besides the result (nothing to render without an `until`)."""
@@ -255,6 +264,7 @@ class Runner:
             self.terminal.result(before)
             return StepOutcome(planned.id, (before,))
         self.gate.check(planned)
+        self._waiting()
         timer = self.fleet.clock.timer(planned.id, OPERATOR)
         started = timer.now()
         self.journal.append(records.step_start(planned.id, OPERATOR, 1))
