@@ -221,7 +221,7 @@ def _command_problem(host_plan: HostPlan, platform: str) -> str | None:
         return f"no command for platform {platform!r}"
     if host_plan.host.transport is not Transport.SSH or host_plan.deferred:
         return None
-    return sshlimits.command_problem(variant.script, host_plan.cwd, host_plan.env, platform == "linux")
+    return sshlimits.command_problem(variant.script, host_plan.env, platform == "linux")
 
 
 def _run_check(title: str, host_plan: HostPlan, fleet: Fleet, timeout: float) -> list[str]:

@@ -606,19 +606,16 @@ steps:
     [
         (120_000, None),  # under every limit: it runs
         (140_000, "env BIG is 137 KiB: over the 128 KiB one environment string may have on Linux"),
-        (200_000, "the command is 199 KiB: over the 128 KiB one argument may have on Linux (MAX_ARG_STRLEN)"),
-        (
-            1_000_000,
-            "the command is 981 KiB: over the 256 KiB sshd accepts in one request, so the host would drop",
-        ),
+        (200_000, "the script is 195 KiB: over the 128 KiB one argument may have on Linux (MAX_ARG_STRLEN)"),
+        (1_000_000, "the script is 977 KiB: over the 256 KiB a script may have on any host"),
     ],
 )
 def test_a_value_too_big_for_a_command_over_ssh_is_named_before_anything_runs(
     tmp_path: Path, nodes: list[SSHDNode], lab: Lab, size: int, said: str | None
 ) -> None:
     """A 1 MB value in a script used to stop the run mid-way as "connection reset" (sshd drops a request
-    over 256 KiB), a 200 KB one as the host shell's "Argument list too long" (Linux's 128 KiB per argument,
-    which an `env:` value meets too): each is named at preflight, before the first step runs anywhere."""
+    over 256 KiB, when the script was in it), a 200 KB one as "Argument list too long" (Linux's 128 KiB per
+    argument, which an `env:` value meets too): each is named at preflight, before the first step runs."""
     node = nodes[0]
     text = BIG_VALUE.replace("NODE", f"{node.user}@{node.address}:{node.port}").replace(
         "KEY", str(node.client_key)
