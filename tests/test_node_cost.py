@@ -89,7 +89,10 @@ def test_the_wrapper_leads_the_group_sshd_made_no_setsid_no_second_sh(
         members = _members(pgid)
         leader = members[pgid]
         ppid = int((_stat(pgid) or ["", "0"])[1])
-        assert leader[:2] == [b"sh", b"-c"] and _cmdline(ppid)[0].startswith(b"sshd"), (leader, _cmdline(ppid))
+        assert leader[:2] == [b"sh", b"-c"] and _cmdline(ppid)[0].startswith(b"sshd"), (
+            leader,
+            _cmdline(ppid),
+        )
         # The session's one wrapper: no outer wrapper above a `setsid sh`.
         carriers = [
             pid

@@ -14,7 +14,7 @@ import secrets as random
 import shlex
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from contextlib import AbstractContextManager, suppress
 
 import paramiko
@@ -75,7 +75,9 @@ class SSHExecutor(Executor):
         transport = self._transport()
         marker = f"runbook-pgid-{random.token_hex(8)}"
         delete = self._ended.take()
-        sent = wrapper.job(marker, invocation.shell, invocation.cwd, invocation.script, nodefiles.names(delete))
+        sent = wrapper.job(
+            marker, invocation.shell, invocation.cwd, invocation.script, nodefiles.names(delete)
+        )
         sent += wrapper.environment({**invocation.env, **invocation.secrets})
         spare = self._spare.take(transport)
         for channel in (spare, None) if spare is not None else (None,):

@@ -1,10 +1,11 @@
 """The small POSIX sh wrapper every remote command runs under, and what the engine sends it.
 
-It (1) reads the command and its environment, secrets included, from the channel's stdin — never from its
-argument list, which `ps` shows to everyone on the host — (2) starts the script in a process group of its own, (3) reports
-that group's id as the first line of stderr, (4) keeps the script's output and exit status on the node
-(`engine.executors.nodefiles`) so the script never writes to the session itself: a killed engine or a
-dropped connection cannot give it a SIGPIPE, and a resume learns how it ended.
+It (1) reads the command and its environment, secrets included, from the channel's stdin — never an
+environment value from its argument list, which `ps` shows to everyone on the host — (2) starts the script in
+a process group of its own, (3) reports that group's id as the first line of stderr, (4) keeps the
+script's output and exit status on the node (`engine.executors.nodefiles`) so the script never writes to
+the session itself: a killed engine or a dropped connection cannot give it a SIGPIPE, and a resume learns
+how it ended.
 
 The own process group is usually the one sshd made: sshd starts every session command in a new session
 (setsid(2)) and the login shell `exec`s the wrapper's `sh`, which then leads its group and runs the script as
@@ -35,8 +36,9 @@ from engine.executors.nodefiles import CAP, DIR
 # the marker, the shell, the node files to delete, the working directory and the script (each of those two
 # as a count of lines, then the lines: any text, read by builtins alone), then the environment, then the go.
 # `read` and `printf` are builtins, so no value of the environment reaches an argv (the script does, as
-# the argument of its shell's `-ec`, as it always did). One line, no `!`: any Bourne-like login shell can pass it on. Its one argument
-# besides `_START` is a line break (`read` strips them; a command substitution would cost a fork).
+# the argument of its shell's `-ec`, as it always did). One line, no `!`: any Bourne-like login shell can
+# pass it on. Its one argument besides `_START` is a line break (`read` strips them; a command substitution
+# would cost a fork).
 # Three ways to a group of its own. (1) This shell already leads one (/proc/$$/stat's field 5 is $$): sshd
 # starts every session command in a new session (setsid(2)) and the login shell `exec`s us, so that is the
 # usual case; `_START` runs right here (`eval`, mode "w"): no `setsid`, no second `sh`, two process spawns
@@ -87,7 +89,7 @@ _TEE = f'trap "" PIPE XFSZ; umask 077; ulimit -f {CAP // 512}; exec tee -- '
 _TRAPPED = "HUP INT QUIT PIPE ALRM TERM USR1 USR2"
 _START = (
     "_rb_b=$3; read -r" + " _rb_x" * 21 + " _rb_t _rb_x 2>/dev/null </proc/$$/stat || _rb_t=;"
-    ' _rb_f=$1/$$-$_rb_t;'
+    " _rb_f=$1/$$-$_rb_t;"
     ' if [ -n "$1" ] && command -v tee >/dev/null 2>&1 && { [ -d "$1" ] || mkdir -p -m 700 "$1"; } 2>/dev/null'
     ' && mkfifo -m 600 "$_rb_f.o" "$_rb_f.e" 2>/dev/null; then'
     f' ({_TEE}"$_rb_f.out" <"$_rb_f.o" 3<&-) 2>/dev/null & _rb_1=$!;'
@@ -95,18 +97,18 @@ _START = (
     ' exec 5>"$_rb_f.o" 6>"$_rb_f.e"; else _rb_f=; fi;'
     ' _rb_z() { [ -z "$_rb_f" ] || { kill "$_rb_1" "$_rb_2"; rm -f "$_rb_f.o" "$_rb_f.e";'
     ' [ -z "$2" ] || rm -f "$_rb_f.out" "$_rb_f.err"; } 2>/dev/null; exit "$1"; };'
-    ' _rb_r() { _rb_v=; _rb_i=0; IFS= read -r _rb_j <&3 || return 1;'
+    " _rb_r() { _rb_v=; _rb_i=0; IFS= read -r _rb_j <&3 || return 1;"
     ' while [ "$_rb_i" -lt "$_rb_j" ]; do IFS= read -r _rb_l <&3 || return 1;'
     ' if [ "$_rb_i" = 0 ]; then _rb_v=$_rb_l; else _rb_v=$_rb_v$_rb_b$_rb_l; fi; _rb_i=$((_rb_i + 1)); done; };'
-    ' IFS= read -r _rb_m <&3 && IFS= read -r _rb_h <&3 && IFS= read -r _rb_x <&3 || _rb_z 125 all;'
+    " IFS= read -r _rb_m <&3 && IFS= read -r _rb_h <&3 && IFS= read -r _rb_x <&3 || _rb_z 125 all;"
     ' [ -z "$_rb_x" ] || (cd -- "$1" && exec rm -f -- $_rb_x) </dev/null >/dev/null 2>&1 3<&- 5>&- 6>&- &'
-    ' _rb_r && _rb_w=$_rb_v && _rb_r || _rb_z 125 all; _rb_s=$_rb_v;'
+    " _rb_r && _rb_w=$_rb_v && _rb_r || _rb_z 125 all; _rb_s=$_rb_v;"
     ' while IFS= read -r _rb_l <&3 || _rb_z 125 all; [ -n "$_rb_l" ]; do case ${_rb_l%%=*} in'
     ' *" "*) _rb_v=$(printf "%s\\n" "${_rb_l#* }" | base64 -d && printf x) || _rb_z 125 all;'
     ' export "${_rb_l%% *}=${_rb_v%x}";; *) export "$_rb_l";; esac; done;'
     ' if [ -n "$_rb_w" ]; then cd -- "$_rb_w" || _rb_z 1 all; fi;'
     ' printf "%s %s %s\\n" "$_rb_m" "$$" "$_rb_t" >&2;'
-    ' read -r _rb_go <&3 || _rb_z 125; exec 3<&-;'
+    " read -r _rb_go <&3 || _rb_z 125; exec 3<&-;"
     ' [ -z "$_rb_f" ] || exec >&5 2>&6 5>&- 6>&-; [ -n "$2" ] || exec "$_rb_h" -ec "$_rb_s";'
     f' trap "_rb_k=1" {_TRAPPED}; "$_rb_h" -ec "$_rb_s" </dev/null & _rb_p=$!;'
     ' _rb_k=; wait "$_rb_p" 2>/dev/null; _rb_c=$?;'
