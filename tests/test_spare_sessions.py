@@ -7,11 +7,13 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from sshd import SSHDCluster, SSHDNode
 from test_executors_ssh import options, target
+from test_node_cost import _node_files, _sessions, logged  # noqa: F401 - `logged` is a fixture
 
 from engine.executors import nodefiles, ssh_executor
 from engine.executors.ssh import SSHExecutor
@@ -21,31 +23,16 @@ pytestmark = pytest.mark.ssh
 
 
 @pytest.fixture
-def logged(sshd_cluster: SSHDCluster) -> Iterator[tuple[SSHExecutor, SSHDNode]]:
-    """A probed executor (its control channel held, as in a run) for a node whose sshd logs every session."""
-    node = sshd_cluster.extra("127.0.0.142", sshd_cluster.authorized_keys, log_level="VERBOSE")
-    node.reset()
-    made = ssh_executor(target(node), options(node))
-    assert isinstance(made, SSHExecutor)
-    assert made.probe([]) == ("linux", [])
-    yield made, node
-    made.close()
-
-
-def _sessions(node: SSHDNode) -> int:
-    """Sessions sshd started since it started (OpenSSH logs "Starting session: command ..." at VERBOSE)."""
-    return node.log.read_text().count("Starting session: command")
+def probed(logged: tuple[SSHExecutor, SSHDNode]) -> tuple[SSHExecutor, SSHDNode]:  # noqa: F811
+    """`logged` (a node whose sshd logs every session), probed: its control channel held, as in a run."""
+    assert logged[0].probe([]) == ("linux", [])
+    return logged
 
 
 def _fifos(node: SSHDNode) -> list[Path]:
     """The FIFOs of wrappers waiting on the node: a spare's are there before its command is known."""
     directory = node.home / nodefiles.DIR
     return sorted(directory.glob("*.o")) if directory.exists() else []
-
-
-def _node_files(node: SSHDNode) -> list[str]:
-    directory = node.home / nodefiles.DIR
-    return sorted(os.listdir(directory)) if directory.exists() else []
 
 
 def _warmed(ssh: SSHExecutor, node: SSHDNode) -> int:
@@ -56,10 +43,10 @@ def _warmed(ssh: SSHExecutor, node: SSHDNode) -> int:
     return int(fifo.name.split("-")[0])
 
 
-def test_the_next_command_runs_on_the_spare_session(logged: tuple[SSHExecutor, SSHDNode]) -> None:
+def test_the_next_command_runs_on_the_spare_session(probed: tuple[SSHExecutor, SSHDNode]) -> None:
     """warm() opens one session ahead; the command then runs in it, exactly as in a session of its own: its
     script, working directory and environment byte for byte, its group the spare's wrapper."""
-    ssh, node = logged
+    ssh, node = probed
     before = _sessions(node)
     spare = _warmed(ssh, node)
     assert _sessions(node) - before == 1
@@ -82,10 +69,10 @@ def test_the_next_command_runs_on_the_spare_session(logged: tuple[SSHExecutor, S
     assert _sessions(node) - before == 2
 
 
-def test_a_spare_never_used_leaves_nothing_on_the_node(logged: tuple[SSHExecutor, SSHDNode]) -> None:
+def test_a_spare_never_used_leaves_nothing_on_the_node(probed: tuple[SSHExecutor, SSHDNode]) -> None:
     """The run ends before the host's next command: closing the spare ends its wrapper's input, and it exits
     with its FIFOs and files removed (nothing ran, nothing for a resume to read)."""
-    ssh, node = logged
+    ssh, node = probed
     spare = _warmed(ssh, node)
     assert Path(f"/proc/{spare}").exists()
     ssh.close()
@@ -94,10 +81,10 @@ def test_a_spare_never_used_leaves_nothing_on_the_node(logged: tuple[SSHExecutor
 
 
 def test_a_spare_whose_wrapper_is_gone_gives_way_to_a_session_of_its_own(
-    logged: tuple[SSHExecutor, SSHDNode],
+    probed: tuple[SSHExecutor, SSHDNode],
 ) -> None:
     """Something on the node killed the waiting wrapper: the command is not lost with it, it opens its own."""
-    ssh, node = logged
+    ssh, node = probed
     spare = _warmed(ssh, node)
     before = _sessions(node)
     os.kill(spare, signal.SIGKILL)
@@ -107,10 +94,10 @@ def test_a_spare_whose_wrapper_is_gone_gives_way_to_a_session_of_its_own(
     assert _sessions(node) - before == 1
 
 
-def test_warming_a_host_that_runs_a_command_opens_nothing(logged: tuple[SSHExecutor, SSHDNode]) -> None:
+def test_warming_a_host_that_runs_a_command_opens_nothing(probed: tuple[SSHExecutor, SSHDNode]) -> None:
     """A spare is opened only while the host runs nothing: with its commands and the control channel, a host
     then never holds more sessions than its commands need plus one."""
-    ssh, node = logged
+    ssh, node = probed
     release = node.home / "release"
     started: list[int] = []
     from concurrent.futures import ThreadPoolExecutor
@@ -130,44 +117,42 @@ def test_warming_a_host_that_runs_a_command_opens_nothing(logged: tuple[SSHExecu
     assert _sessions(node) == before
 
 
-def test_a_host_with_one_session_gets_no_spare_and_works_as_before(sshd_cluster: SSHDCluster) -> None:
-    """sshd's MaxSessions 1: the held probe session leaves none to spare; the refusal is remembered (no
-    spare is tried again) and the commands run as they did without spares."""
+@contextmanager
+def _limited(sshd_cluster: SSHDCluster, address: str, sessions: int) -> Iterator[SSHExecutor]:
+    """A probed executor for a node whose sshd allows `sessions` sessions at once (MaxSessions); once it is
+    closed, the node keeps no files."""
     node = sshd_cluster.extra(
-        "127.0.0.141", sshd_cluster.authorized_keys, extra_config="Match all\n  MaxSessions 1\n"
+        address, sshd_cluster.authorized_keys, extra_config=f"Match all\n  MaxSessions {sessions}\n"
     )
     node.reset()
     ssh = ssh_executor(target(node), options(node))
     assert isinstance(ssh, SSHExecutor)
     try:
         assert ssh.probe([]) == ("linux", [])
+        yield ssh
+    finally:
+        ssh.close()
+    wait_for(lambda: not _node_files(node), "the close to delete the node files", timeout=10)
+
+
+def test_a_host_with_one_session_gets_no_spare_and_works_as_before(sshd_cluster: SSHDCluster) -> None:
+    """sshd's MaxSessions 1: the held probe session leaves none to spare; the refusal is remembered (no
+    spare is tried again) and the commands run as they did without spares."""
+    with _limited(sshd_cluster, "127.0.0.141", 1) as ssh:
         ssh.warm()
         assert ssh.run("echo hi").stdout == "hi\n"
         ssh.warm()  # refused before: not tried again (the command's session would be refused behind it)
         assert ssh.run("echo again").stdout == "again\n"
-    finally:
-        ssh.close()
-    wait_for(lambda: not _node_files(node), "the close to delete the node files", timeout=10)
 
 
 def test_a_session_refused_for_the_spare_it_holds_closes_the_spare(sshd_cluster: SSHDCluster) -> None:
     """sshd's MaxSessions 2, taken by the control channel and a spare: a session of another kind (a resume
     asking how a command ended) is refused, so the idle spare is closed for it, at once."""
-    node = sshd_cluster.extra(
-        "127.0.0.143", sshd_cluster.authorized_keys, extra_config="Match all\n  MaxSessions 2\n"
-    )
-    node.reset()
-    ssh = ssh_executor(target(node), options(node))
-    assert isinstance(ssh, SSHExecutor)
-    try:
-        assert ssh.probe([]) == ("linux", [])
-        spare = _warmed(ssh, node)
+    with _limited(sshd_cluster, "127.0.0.143", 2) as ssh:
+        spare = _warmed(ssh, sshd_cluster.extras["127.0.0.143"])
         assert ssh.ended(999999, None) is None  # on a session of its own: no such command kept here
         wait_for(lambda: not Path(f"/proc/{spare}").exists(), "the spare to be closed", timeout=10)
         assert ssh.run("echo hi").stdout == "hi\n"
-    finally:
-        ssh.close()
-    wait_for(lambda: not _node_files(node), "the close to delete the node files", timeout=10)
 
 
 def test_a_run_warms_its_hosts_after_the_preflight_and_their_first_command_takes_the_spare(
