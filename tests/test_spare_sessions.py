@@ -83,12 +83,16 @@ def test_a_spare_never_used_leaves_nothing_on_the_node(probed: tuple[SSHExecutor
 def test_a_spare_whose_wrapper_is_gone_gives_way_to_a_session_of_its_own(
     probed: tuple[SSHExecutor, SSHDNode],
 ) -> None:
-    """Something on the node killed the waiting wrapper: the command is not lost with it, it opens its own."""
+    """Something on the node killed the waiting wrapper: the command is not lost with it, it opens its own.
+    (Killed in the moment before the command is sent, before sshd said so, the command fails unstarted, as
+    a command whose wrapper is killed before it reports its group always has: the step fails, nothing ran.)"""
     ssh, node = probed
     spare = _warmed(ssh, node)
     before = _sessions(node)
     os.kill(spare, signal.SIGKILL)
-    wait_for(lambda: not Path(f"/proc/{spare}").exists(), "the spare's wrapper to be gone", timeout=10)
+    held = ssh._spare._channel  # white box: the engine hears of the end once sshd tells it (a round trip)
+    assert held is not None
+    wait_for(held.exit_status_ready, "sshd to tell the spare's wrapper ended", timeout=10)
     result = ssh.run("echo fine")
     assert (result.ok, result.stdout) == (True, "fine\n"), result
     assert _sessions(node) - before == 1
