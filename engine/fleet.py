@@ -18,6 +18,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Set
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 from engine.clock import Clock, WallClock
@@ -44,6 +45,7 @@ class Fleet:
     _closing: _Closer = field(init=False, repr=False, compare=False)
 
     _warming: _InTurn = field(init=False, repr=False, compare=False)
+    _wanted: Callable[[str], bool] = field(default=lambda name: True, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._closing = _Closer(self.executors)
@@ -69,15 +71,19 @@ class Fleet:
         """Stop every running command (Ctrl-C, SIGTERM); a released host runs none, and is passed over."""
         _each(self._closing.unreleased(), lambda executor: executor.kill_all())
 
-    def warm(self, names: Iterable[str]) -> None:
+    def warm(self, names: Iterable[str], wanted: Callable[[str], bool]) -> None:
         """Get these hosts' next command ready now (`Executor.warm`: an SSH host opens its next session), in
         the background, one host after the other: after the preflight, or once a host's command ended and a
         later step needs it, while the run waits on other commands; one thread takes little of the CPU the
-        steps starting meanwhile need."""
+        steps starting meanwhile need. `wanted` is asked when a host's turn comes: by then the run may have
+        gone past the last step that needed it."""
+        self._wanted = wanted
         self._warming.add(n for n in names if n in self.executors and n not in self.local)
 
     def _warm(self, name: str) -> None:
-        self.executors[name].warm()
+        if self._wanted(name):
+            with suppress(Exception):  # never raises (`Executor.warm`): a spare is only ever a head start
+                self.executors[name].warm()
 
 
 class _InTurn:
@@ -115,7 +121,12 @@ class _InTurn:
                     self._thread = None
                     return
                 name = self._waiting.popleft()
-            self._act(name)
+            try:
+                self._act(name)  # raises for a bug only: the closer and the warmer keep their errors
+            except BaseException:
+                with self._lock:  # the next `add` starts a thread for what is left
+                    self._thread = None
+                raise
 
 
 class _Closer:

@@ -71,7 +71,7 @@ class Runner:
         self.roll = Roll()  # hosts that failed (tolerated), left out afterwards; what failed in groups
         self.stop = threading.Event()
         self._later: frozenset[str] = frozenset()  # the hosts the steps after the current one list
-        self._first: list[str] = []  # the hosts to warm once the run first waits (a command started)
+        self._waited = False  # the run waited once (a command started, or the operator): warming began
         self.finished: list[HostOutcome] = []  # every host outcome of this session, for the summary
         values = plan.values
         self.secrets = {SecretRef(n).env: str(values.values[n]) for n in values.secrets if n in values.values}
@@ -80,11 +80,10 @@ class Runner:
         """Run `steps` in order; stops at the first step that fails (unless it may), returns every outcome.
         After a step, the hosts no later step lists are released: closed in the background while the rest
         runs (after the last one, or one that stops the run, the run's end closes them all at once). Once the
-        first command started, the hosts of the steps get their first command ready (`Fleet.warm`), and a
+        run first waits, the hosts the later steps list get their next command ready (`Fleet.warm`), and a
         host whose command ended gets its next one ready if a later step lists it: while the run waits."""
         outcomes = []
         used_after = _used_after(steps)
-        self._first = sorted({h.host.name for s in steps for h in s.hosts if not h.skip})
         for index, planned in enumerate(steps, start=1):
             self._later = used_after[index - 1]
             self.terminal.say(f"\n▶ [{index}/{len(steps)}] {planned.id}: {planned.title}", "bold cyan")
@@ -162,7 +161,7 @@ class Runner:
         finally:
             out.close()
         if outcome.status is Status.OK and name in self._later:
-            self.fleet.warm((name,))
+            self.fleet.warm((name,), self._listed_later)
         self.finished.append(outcome)
         self.terminal.result(outcome)
         return outcome
@@ -238,11 +237,16 @@ class Runner:
             return Result(variant.script, name, None, "", f"runbook: {error}\n", 0.0, not_started=str(error))
 
     def _waiting(self) -> None:
-        """The run waits (on a command it started, on the operator): the hosts' first commands are got ready
-        now, not before, so the warming takes no CPU from the start of the step that follows the preflight."""
-        first, self._first = self._first, []
-        if first:
-            self.fleet.warm(first)
+        """The run waits (on a command it started, on the operator). The first time, the hosts the later
+        steps list get their next command ready: not before, so the warming takes no CPU from the start of
+        the step that follows the preflight; and only those, each as long as a step still to come lists it
+        when its turn comes (`_later`, read then)."""
+        if not self._waited:
+            self._waited = True
+            self.fleet.warm(sorted(self._later), self._listed_later)
+
+    def _listed_later(self, name: str) -> bool:
+        return name in self._later
 
     def _until_context(self, planned: PlannedStep, host_plan: HostPlan) -> dict[str, Any]:
         """What the step's `until` reads besides the result (nothing to render without an `until`)."""

@@ -452,3 +452,10 @@ def test_the_environment_reaches_the_script_byte_for_byte(tmp_path: Path) -> Non
     )
     assert process.returncode == 0, process.stderr
     assert process.stdout.split(b"\0")[:-1] == [value.encode() for value in values.values()]
+
+
+def test_a_shell_with_a_line_break_is_a_failed_command(connect: Callable[..., SSHExecutor]) -> None:
+    """`shell: |` in YAML gives "bash\\n": no such shell, a failed command (127, as locally), nothing started;
+    the wrapper reads the shell as one line, so it never gets such a job."""
+    result = connect().run("true", shell="bash\n")
+    assert result.exit_code == 127 and "no such shell: 'bash\\n'" in result.stderr, result

@@ -125,3 +125,27 @@ def test_the_runs_end_closes_its_hosts_at_once() -> None:
 
     Fleet({name: AtOnce(name, ok) for name in "abc"}, dict.fromkeys("abc", "linux")).close()
     assert sorted(closed) == ["a", "b", "c"]
+
+
+@dataclass
+class Warming(Closing):
+    """Its warm raises what paramiko may (the host closed the connection) when `breaks`."""
+
+    breaks: bool = False
+
+    def warm(self) -> None:
+        self.log.append(("warm", self.host, threading.current_thread().name))
+        if self.breaks:
+            raise EOFError
+
+
+def test_a_host_whose_warm_breaks_stops_no_other_hosts_warming() -> None:
+    """One thread warms the hosts in turn, each when `wanted` still says so; one that raises (a promise
+    `Executor.warm` breaks) is passed over, and the rest are warmed."""
+    log: list[tuple[str, str, str]] = []
+    executors = {n: Warming(n, ok, log=log, breaks=n == "a") for n in "abc"}
+    fleet = Fleet(dict(executors), dict.fromkeys(executors, "linux"))
+    fleet.warm(["a", "b", "c"], lambda name: name != "c")
+    wait_for(lambda: ("warm", "b", "warming") in log, "b to be warmed")
+    fleet.close()
+    assert [(what, host) for what, host, _ in log if what == "warm"] == [("warm", "a"), ("warm", "b")]

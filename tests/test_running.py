@@ -84,6 +84,7 @@ class FakeExecutor(Executor):
     calls: list[Invocation] = field(default_factory=list)
     killed: dict[int, threading.Event] = field(default_factory=dict)
     closes: list[str] = field(default_factory=list)  # the thread of each close
+    warms: list[str] = field(default_factory=list)  # the thread of each warm
 
     def __post_init__(self) -> None:
         super().__init__(self.name)
@@ -96,8 +97,8 @@ class FakeExecutor(Executor):
             attempt = sum(1 for c in self.calls if c.script == invocation.script)
             pgid = next(self._ids)
             self.killed[pgid] = threading.Event()
+        job.set_pgid(pgid)  # journaled (and, the first time, the run's warming begun) before the reply
         reply = self.replies(invocation.script, attempt)
-        job.set_pgid(pgid)
         if reply.interrupt:  # what Ctrl-C does: SIGINT to the main thread, waiting for the fan-out
             signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
         return FakeProcess(reply, self.killed[pgid])
@@ -117,6 +118,9 @@ class FakeExecutor(Executor):
 
     def close(self) -> None:
         self.closes.append(threading.current_thread().name)
+
+    def warm(self) -> None:
+        self.warms.append(threading.current_thread().name)
 
 
 def ok(script: str, attempt: int) -> Reply:
@@ -636,3 +640,81 @@ def test_each_loop_item_is_a_unit_with_its_own_outcome(lab_for: Callable[..., La
     assert [(o.step, o.status) for o in outcomes] == [("r[1]", Status.OK), ("r[2]", Status.FAILED)]
     assert outcomes[0].hosts[0].status is Status.DONE_BEFORE
     assert lab.executors["local"].scripts() == ["rotate b"]  # a done, c not reached
+
+
+# -- hosts warmed while the run waits ------------------------------------------------------------------------
+
+WARM_STEPS = (
+    "  - id: here\n    title: Here\n    run: here\n"
+    "  - id: both\n    title: On a and b\n    on: nodes\n    run: both\n"
+    "  - id: between\n    title: Here\n    run: between\n"
+    "  - id: on-b\n    title: On b\n    on: bee\n    run: on-b\n"
+)
+
+
+def warms_once(executors: dict[str, FakeExecutor], **counts: int) -> Reply:
+    """A local step's reply once the hosts were warmed `counts` times: what each was, by then."""
+    wait_for(
+        lambda: all(len(executors[n].warms) >= c for n, c in counts.items()), f"warms {counts}", timeout=10
+    )
+    return Reply(stdout=" ".join(f"{n}{len(executors[n].warms)}" for n in "abc"))
+
+
+def test_hosts_are_warmed_once_the_run_waits_and_only_for_a_later_step(lab_for: Callable[..., Lab]) -> None:
+    """While the first step runs, the hosts the later steps list get their next command ready (`a`, `b`;
+    not `c`, no step's, nor this machine); after `both`, `b` again (`on-b` lists it), not `a` (nothing
+    later does). In the background, on one thread."""
+    lab = lab_for(WARM_STEPS, SPREAD)
+    executors = lab.executors
+    replies = {
+        "here": lambda: warms_once(executors, a=1, b=1),
+        "between": lambda: warms_once(executors, b=2),
+    }
+    executors["local"].replies = lambda script, _: replies.get(script, Reply)()
+    outcomes = lab.run()
+    said = {o.step: o.hosts[0].stdout for o in outcomes if o.step in replies}
+    assert said == {"here": "a1 b1 c0", "between": "a1 b2 c0"}
+    assert {n: set(e.warms) for n, e in executors.items()} == {
+        "a": {"warming"},
+        "b": {"warming"},
+        "c": set(),
+        "local": set(),
+    }
+
+
+class AnswersOnceWarmed(io.StringIO):
+    """Standard input where the operator answers "y" once `executor` was warmed: the warming is done while
+    the question waits."""
+
+    def __init__(self, executor: FakeExecutor) -> None:
+        super().__init__("y\n")
+        self.executor = executor
+
+    def readline(self, size: int | None = -1) -> str:
+        wait_for(lambda: self.executor.warms, f"{self.executor.host} to be warmed", timeout=10)
+        return super().readline(size)
+
+
+def test_a_manual_step_is_a_wait_the_hosts_are_warmed_in(lab_for: Callable[..., Lab]) -> None:
+    """The run's first wait is the operator's answer to a manual step: the hosts of the later steps are
+    got ready while the question waits (`b`; not `a`, no later step's)."""
+    steps = (
+        "  - id: ask\n    title: Ask\n    manual: Look\n"
+        "  - id: on-b\n    title: On b\n    on: bee\n    run: on-b\n"
+    )
+    lab = lab_for(steps, SPREAD)
+    lab.runner.terminal.answers = AnswersOnceWarmed(lab.executors["b"])
+    outcomes = lab.run()
+    assert [o.status for o in outcomes] == [Status.OK, Status.OK]
+    assert lab.executors["b"].warms == ["warming"] and not lab.executors["a"].warms
+
+
+def test_a_host_no_step_still_to_come_lists_is_not_warmed(lab_for: Callable[..., Lab]) -> None:
+    """The first wait is `both`'s own command: `a`, whose one command that is, is not got ready again (a
+    session nobody would take); `b`, which `on-b` lists, is."""
+    lab = lab_for(WARM_STEPS[WARM_STEPS.index("  - id: both") :], SPREAD)  # both, between, on-b
+    executors = lab.executors
+    executors["local"].replies = lambda script, _: warms_once(executors, b=1)
+    outcomes = lab.run()
+    assert [o.status for o in outcomes] == [Status.OK] * 3
+    assert executors["a"].warms == [] and executors["b"].warms

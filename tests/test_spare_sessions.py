@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from sshd import SSHDCluster, SSHDNode
+from test_connection_loss import sshd_session_of
 from test_executors_ssh import options, target
-from test_node_cost import _node_files, _sessions, logged  # noqa: F401 - `logged` is a fixture
+from test_node_cost import _held_shells, _node_files, _sessions, logged  # noqa: F401 - `logged` is a fixture
 
+from engine.errors import ConnectionFailed
 from engine.executors import nodefiles, ssh_executor
 from engine.executors.ssh import SSHExecutor
 from runbooks import Nodes, journal, nodes_runbook, operator_lab, wait_for, write_runbook
@@ -104,8 +108,6 @@ def test_warming_a_host_that_runs_a_command_opens_nothing(probed: tuple[SSHExecu
     ssh, node = probed
     release = node.home / "release"
     started: list[int] = []
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(max_workers=1) as pool:
         running = pool.submit(
             ssh.run,
@@ -144,8 +146,10 @@ def test_a_host_with_one_session_gets_no_spare_and_works_as_before(sshd_cluster:
     spare is tried again) and the commands run as they did without spares."""
     with _limited(sshd_cluster, "127.0.0.141", 1) as ssh:
         ssh.warm()
-        assert ssh.run("echo hi").stdout == "hi\n"
-        ssh.warm()  # refused before: not tried again (the command's session would be refused behind it)
+        assert ssh._spare.refused
+        assert ssh.run("echo hi").stdout == "hi\n"  # the control channel gave its session up for it
+        ssh.warm()  # refused before: not tried again, though the host has a session free now
+        assert ssh._spare._channel is None
         assert ssh.run("echo again").stdout == "again\n"
 
 
@@ -203,3 +207,48 @@ def test_a_host_whose_command_ended_gets_its_next_session_ready_for_a_later_step
     assert done.returncode == 0, done.stdout + done.stderr
     groups = {r["step"]: r["pgid"] for r in journal(lab.root / "state") if r["type"] == "process-group"}
     assert groups["second"] == int(seen.read_text()) != groups["first"], groups
+
+
+def test_a_spare_lost_with_its_connection_is_no_refusal(probed: tuple[SSHExecutor, SSHDNode]) -> None:
+    """The connection dies while a spare is being opened (its sshd killed): that is no MaxSessions refusal,
+    so once a command has reconnected, the host gets a spare again."""
+    ssh, node = probed
+    [held] = _held_shells(node)
+    session = sshd_session_of(held)
+    os.kill(session, signal.SIGSTOP)  # the open below waits on it, its connection still up
+    warming = threading.Thread(target=ssh.warm)
+    warming.start()
+    wait_for(lambda: ssh._spare._opening is not None, "the spare's open to be under way", timeout=10)
+    os.kill(session, signal.SIGKILL)
+    os.kill(session, signal.SIGCONT)
+    warming.join(30)
+    assert not warming.is_alive() and not ssh._spare.refused
+    assert ssh.run("true").ok  # a new connection
+    before = {p.name for p in _fifos(node)}
+    ssh.warm()
+    wait_for(lambda: {p.name for p in _fifos(node)} - before, "a spare on the new connection", timeout=10)
+
+
+def test_a_command_that_cannot_start_keeps_the_node_files_it_was_to_delete(sshd_cluster: SSHDCluster) -> None:
+    """A command takes the files of ended commands to delete as it starts; when it cannot start (here sshd
+    refuses its session: MaxSessions 1, taken), they stay to delete, by a later command or the close."""
+    with _limited(sshd_cluster, "127.0.0.141", 1) as ssh:
+        node = sshd_cluster.extras["127.0.0.141"]
+        release, started = node.home / "release", threading.Event()
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            running = pool.submit(
+                ssh.run,
+                f'n=0; while [ ! -e "{release}" ] && [ $n -lt 600 ]; do sleep 0.05; n=$((n+1)); done',
+                timeout=60,
+                on_group=lambda pgid, at: started.set(),
+            )
+            assert started.wait(10)
+            ended = [f"{900000 + i}-1" for i in range(nodefiles.DELETE_AT_ONCE)]
+            for ident in ended:
+                (node.home / nodefiles.DIR / f"{ident}.out").write_text("kept by an ended command\n")
+            ssh._ended.add(*ended)
+            with pytest.raises(ConnectionFailed):
+                ssh.run("true")
+            release.touch()
+            assert running.result(timeout=30).ok
+    # `_limited` waits for the close to leave no node files: the 8 above included

@@ -21,7 +21,7 @@ import paramiko
 
 from engine.errors import ConnectionFailed, PreflightFailed
 from engine.executors import heartbeat, nodefiles, sshcontrol, wrapper
-from engine.executors.base import Executor, Invocation, Process, lookup_script
+from engine.executors.base import CannotStart, Executor, Invocation, Process, lookup_script
 from engine.executors.jobs import Job
 from engine.executors.nodefiles import Ended
 from engine.executors.sshconnect import close_chain, open_chain, resolve
@@ -72,39 +72,53 @@ class SSHExecutor(Executor):
         return self._sessions
 
     def start(self, job: Job, invocation: Invocation) -> Process:
+        if "\n" in invocation.shell:  # the wrapper reads it as one line (`wrapper.job`)
+            raise CannotStart(f"no such shell: {invocation.shell!r}")
         transport = self._transport()
         marker = f"runbook-pgid-{random.token_hex(8)}"
         delete = self._ended.take()
-        sent = wrapper.job(
-            marker, invocation.shell, invocation.cwd, invocation.script, nodefiles.names(delete)
-        )
-        sent += wrapper.environment({**invocation.env, **invocation.secrets})
+        try:  # until the environment's last line is sent, the wrapper cannot start the script
+            channel = self._given(
+                transport,
+                wrapper.job(
+                    marker, invocation.shell, invocation.cwd, invocation.script, nodefiles.names(delete)
+                )
+                + wrapper.environment({**invocation.env, **invocation.secrets}),
+            )
+        except BaseException:
+            self._ended.add(*delete)  # not deleted: the next command (or `close`) tries again
+            raise
+        return SSHProcess(channel, marker, self._lost_reason, job, self._ended.add)  # go: `_GroupMarker`
+
+    def _given(self, transport: paramiko.Transport, sent: bytes) -> paramiko.Channel:
+        """A session whose wrapper has the command and its environment: the spare, else one opened now."""
         spare = self._spare.take(transport)
-        for channel in (spare, None) if spare is not None else (None,):
-            try:  # until the environment's last line is sent, the wrapper cannot start the script
-                if channel is None:
-                    channel = self._open_session(transport)
-                    channel.exec_command(wrapper.command())
-                channel.sendall(sent)
-            except (paramiko.SSHException, OSError) as error:
-                if channel is not None:
-                    channel.close()
-                if channel is spare:  # gone while it waited (its wrapper got nothing): a session of its own
-                    continue
-                self._ended.add(*delete)  # not deleted: the next command (or `close`) tries again
-                raise ConnectionFailed(f"{self.host}: cannot start a command: {error}") from None
-            return SSHProcess(channel, marker, self._lost_reason, job, self._ended.add)  # go: `_GroupMarker`
-        raise AssertionError("unreachable")
+        if spare is not None:
+            try:
+                spare.sendall(sent)
+                return spare
+            except (paramiko.SSHException, OSError):
+                spare.close()  # gone while it waited (its wrapper got nothing whole): a session of its own
+        channel = self._open_session(transport)
+        try:
+            channel.exec_command(wrapper.command())
+            channel.sendall(sent)
+        except (paramiko.SSHException, OSError) as error:
+            channel.close()
+            raise ConnectionFailed(f"{self.host}: cannot start a command: {error}") from None
+        return channel
 
     def warm(self) -> None:
-        """Open the next command's session now, while the host runs nothing (`sshspare`); never raises."""
+        """Open the next command's session now, while the host runs nothing (`sshspare`); never raises: a
+        spare is only ever a head start, and whatever failed here the next command meets on its own."""
         transport = self.transport
         if transport is None or not transport.is_active() or not self._jobs.empty():
             return
-        with suppress(paramiko.SSHException, OSError, ConnectionFailed):
+        with suppress(Exception):  # paramiko raises EOFError too, when the host closes the connection
             self._spare.open(lambda: self._open_spare(transport))
 
     def _open_spare(self, transport: paramiko.Transport) -> paramiko.Channel | None:
+        """The spare's session with its wrapper started; None: the host refused the session (MaxSessions)."""
         with self._open_lock:  # one try: a refusal means the host has no session to spare
             try:
                 channel = transport.open_session(timeout=self.options.connect_timeout)
@@ -112,9 +126,9 @@ class SSHExecutor(Executor):
                 return None
         try:
             channel.exec_command(wrapper.command())
-        except (paramiko.SSHException, OSError):
+        except BaseException:
             channel.close()
-            return None
+            raise
         return channel
 
     def ended(self, pgid: int, started: str | None) -> Ended | None:

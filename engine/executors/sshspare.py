@@ -39,23 +39,30 @@ class Spare:
 
     def open(self, opener: Callable[[], paramiko.Channel | None]) -> None:
         """Open the spare here, in the caller's thread, unless the host has one, is opening one, or refused
-        one; `opener` returns None when the host refuses the session."""
+        one; `opener` returns None when the host refuses the session (and raises when it fails otherwise:
+        a lost connection, which a reconnect may mend, is no refusal)."""
         with self._lock:
             if self._closed or self._refused or self._channel is not None or self._opening is not None:
                 return
             self._opening = opened = threading.Event()
-        channel = None
+        channel, refused = None, False
         try:
             channel = opener()
+            refused = channel is None
         finally:
             with self._lock:
                 self._opening = None
-                self._refused = self._refused or channel is None
+                self._refused = self._refused or refused
                 if self._closed and channel is not None:
                     channel.close()
                 else:
                     self._channel = channel
             opened.set()
+
+    @property
+    def refused(self) -> bool:
+        """The host refused a spare session: none is asked for again."""
+        return self._refused
 
     def take(self, transport: paramiko.Transport) -> paramiko.Channel | None:
         """The spare, for a command on `transport` (waiting for one being opened); None if there is none, or

@@ -34,11 +34,11 @@ from engine.executors.nodefiles import CAP, DIR
 # a session can be opened and the wrapper started before the command is known, a spare, while the machine
 # has nothing else to do), and what the engine then sends on the channel (`job()` and `environment()`):
 # the marker, the shell, the node files to delete, the working directory and the script (each of those two
-# as a count of lines, then the lines: any text, read by builtins alone), then the environment, then the go.
-# `read` and `printf` are builtins, so no value of the environment reaches an argv (the script does, as
-# the argument of its shell's `-ec`, as it always did). One line, no `!`: any Bourne-like login shell can
-# pass it on. Its one argument besides `_START` is a line break (`read` strips them; a command substitution
-# would cost a fork).
+# as a count of lines, then the lines: any text, read by builtins alone, and joined 64 lines at a time, as
+# a shell's appending copies the whole string), then the environment, then the go. `read` and `printf` are
+# builtins, so no value of the environment reaches an argv (the script does, as the argument of its shell's
+# `-ec`, as it always did). No `!`: any Bourne-like login shell can pass it on. Its one argument besides
+# `_START` is a line break, quoted (`read` strips them; a command substitution would cost a fork).
 # Three ways to a group of its own. (1) This shell already leads one (/proc/$$/stat's field 5 is $$): sshd
 # starts every session command in a new session (setsid(2)) and the login shell `exec`s us, so that is the
 # usual case; `_START` runs right here (`eval`, mode "w"): no `setsid`, no second `sh`, two process spawns
@@ -97,9 +97,10 @@ _START = (
     ' exec 5>"$_rb_f.o" 6>"$_rb_f.e"; else _rb_f=; fi;'
     ' _rb_z() { [ -z "$_rb_f" ] || { kill "$_rb_1" "$_rb_2"; rm -f "$_rb_f.o" "$_rb_f.e";'
     ' [ -z "$2" ] || rm -f "$_rb_f.out" "$_rb_f.err"; } 2>/dev/null; exit "$1"; };'
-    " _rb_r() { _rb_v=; _rb_i=0; IFS= read -r _rb_j <&3 || return 1;"
+    " _rb_r() { _rb_v=; _rb_c=; _rb_i=0; IFS= read -r _rb_j <&3 || return 1;"
     ' while [ "$_rb_i" -lt "$_rb_j" ]; do IFS= read -r _rb_l <&3 || return 1;'
-    ' if [ "$_rb_i" = 0 ]; then _rb_v=$_rb_l; else _rb_v=$_rb_v$_rb_b$_rb_l; fi; _rb_i=$((_rb_i + 1)); done; };'
+    ' if [ "$_rb_i" = 0 ]; then _rb_c=$_rb_l; else _rb_c=$_rb_c$_rb_b$_rb_l; fi; _rb_i=$((_rb_i + 1));'
+    " [ $((_rb_i % 64)) != 0 ] || { _rb_v=$_rb_v$_rb_c; _rb_c=; }; done; _rb_v=$_rb_v$_rb_c; };"
     " IFS= read -r _rb_m <&3 && IFS= read -r _rb_h <&3 && IFS= read -r _rb_x <&3 || _rb_z 125 all;"
     ' [ -z "$_rb_x" ] || (cd -- "$1" && exec rm -f -- $_rb_x) </dev/null >/dev/null 2>&1 3<&- 5>&- 6>&- &'
     " _rb_r && _rb_w=$_rb_v && _rb_r || _rb_z 125 all; _rb_s=$_rb_v;"
