@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -87,15 +88,25 @@ def ansible_playbook(
         "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=2s",
         "ANSIBLE_PIPELINING": "True",
     }
-    return subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(out / "inventory.yml"), str(out / "playbook.yml"), *args],
-        cwd=lab.root,
-        env=lab.env(**{**settings, **(env or {})}),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=ANSIBLE_TIMEOUT,
-    )
+    # The masters' sockets in a short directory of their own: a unix socket's path holds 108 bytes, which
+    # ~/.ansible/cp under pytest's numbered temporary directories outgrows (from pytest-1000 on).
+    with tempfile.TemporaryDirectory(prefix="rb-cp-", dir="/tmp", ignore_cleanup_errors=True) as sockets:
+        settings["ANSIBLE_SSH_CONTROL_PATH_DIR"] = sockets
+        return subprocess.run(
+            [
+                str(BIN / "ansible-playbook"),
+                "-i",
+                str(out / "inventory.yml"),
+                str(out / "playbook.yml"),
+                *args,
+            ],
+            cwd=lab.root,
+            env=lab.env(**{**settings, **(env or {})}),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=ANSIBLE_TIMEOUT,
+        )
 
 
 def recorded(lab: Lab) -> dict[str, Any]:
