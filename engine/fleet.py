@@ -1,4 +1,5 @@
-"""The run's executors, one per host, and how they are closed: released during the run, the rest at its end.
+"""The run's executors, one per host: got ready for their next command while the run waits, released once
+no later step needs them, the rest closed at the run's end.
 
 A host that no later step needs is *released* (`Fleet.release_all_but`): one closer thread closes the released
 hosts one after the other while the later steps run. An SSH host's close is a line on its control channel
@@ -10,6 +11,9 @@ through the GIL; one after the other they do not.
 `close()` (the run's end, every error path) stops the closer after the host it is closing, then closes every
 host not closed yet, all at once (`_each`): no host waits for a released one queued before it. Each host is
 closed exactly once. `kill_all()` (Ctrl-C, SIGTERM) passes over released hosts: nothing runs on them.
+
+A host a later step needs is *warmed* (`Fleet.warm`) in the same way, by one thread of its own: its next
+command's session is opened ahead (`engine.executors.sshspare`) while the run waits on something else.
 """
 
 from __future__ import annotations
@@ -43,7 +47,6 @@ class Fleet:
     unreachable: dict[str, str] = field(default_factory=dict)  # hosts that may be, and were: why
     local: set[str] = field(default_factory=set)  # hosts on this machine: nothing to release
     _closing: _Closer = field(init=False, repr=False, compare=False)
-
     _warming: _InTurn = field(init=False, repr=False, compare=False)
     _wanted: Callable[[str], bool] = field(default=lambda name: True, init=False, repr=False, compare=False)
 
@@ -73,8 +76,8 @@ class Fleet:
 
     def warm(self, names: Iterable[str], wanted: Callable[[str], bool]) -> None:
         """Get these hosts' next command ready now (`Executor.warm`: an SSH host opens its next session), in
-        the background, one host after the other: after the preflight, or once a host's command ended and a
-        later step needs it, while the run waits on other commands; one thread takes little of the CPU the
+        the background, one host after the other: once the run first waits, or once a host's command ended and
+        a later step needs it, while the run waits on other commands; one thread takes little of the CPU the
         steps starting meanwhile need. `wanted` is asked when a host's turn comes: by then the run may have
         gone past the last step that needed it."""
         self._wanted = wanted
