@@ -37,8 +37,9 @@ from engine.executors.nodefiles import CAP, DIR
 # as a count of lines, then the lines: any text, read by builtins alone, and joined 64 lines at a time, as
 # a shell's appending copies the whole string), then the environment, then the go. `read` and `printf` are
 # builtins, so no value of the environment reaches an argv (the script does, as the argument of its shell's
-# `-ec`, as it always did). No `!`: any Bourne-like login shell can pass it on. Its one argument besides
-# `_START` is a line break, quoted (`read` strips them; a command substitution would cost a fork).
+# `-ec`, as it always did). One line, no `!`: any Bourne-like login shell can pass it on. The line break
+# that joins the lines again is the last of IFS, which every shell sets to space, tab, line break when it
+# starts (`read` strips line breaks, and a command substitution would cost a fork).
 # Three ways to a group of its own. (1) This shell already leads one (/proc/$$/stat's field 5 is $$): sshd
 # starts every session command in a new session (setsid(2)) and the login shell `exec`s us, so that is the
 # usual case; `_START` runs right here (`eval`, mode "w"): no `setsid`, no second `sh`, two process spawns
@@ -51,17 +52,17 @@ from engine.executors.nodefiles import CAP, DIR
 _WRAPPER = (
     f"_rb_d=${{HOME:-/tmp}}/{DIR}; exec 3<&0;"
     " read -r _rb_x _rb_x _rb_x _rb_x _rb_g _rb_x 2>/dev/null </proc/$$/stat || _rb_g=;"
-    ' if [ "$_rb_g" = "$$" ]; then _rb_s=$1; set -- "$_rb_d" w "$2"; eval "$_rb_s";'
+    ' if [ "$_rb_g" = "$$" ]; then _rb_s=$1; set -- "$_rb_d" w; eval "$_rb_s";'
     " elif command -v setsid >/dev/null 2>&1;"
-    ' then setsid sh -c "$1" sh "$_rb_d" "" "$2" </dev/null & _rb_p=$!;'
+    ' then setsid sh -c "$1" sh "$_rb_d" "" </dev/null & _rb_p=$!;'
     " read -r" + " _rb_x" * 21 + " _rb_t _rb_x 2>/dev/null </proc/$_rb_p/stat || _rb_t=;"
     ' wait "$_rb_p" 2>/dev/null; _rb_c=$?; _rb_f=$_rb_d/$_rb_p-$_rb_t;'
     ' if [ -p "$_rb_f.o" ]; then umask 077; { printf "%s\\n" "$_rb_c" >"$_rb_f.status"; } 2>/dev/null; fi;'
     ' exit "$_rb_c";'
-    ' else exec sh -c "$1" sh "$_rb_d" "" "$2" </dev/null; fi'
+    ' else exec sh -c "$1" sh "$_rb_d" "" </dev/null; fi'
 )
 # Runs as the group leader ($1 the files' directory, $2 "w" when it must also wait for the script and write
-# its exit status, $3 a line break). First what no command needs to be known for: the files, two FIFOs and a
+# its exit status). First what no command needs to be known for: the files, two FIFOs and a
 # `tee` on each (in the group: a kill stops them too), copying to the channel and to a file of at most `CAP`
 # bytes; SIGPIPE ignored, a `tee` whose channel is gone goes on with its file. The leader opens each FIFO for
 # writing as soon as its `tee` opened it for reading (so no byte is written before a reader is there). Where
@@ -88,7 +89,7 @@ _WRAPPER = (
 _TEE = f'trap "" PIPE XFSZ; umask 077; ulimit -f {CAP // 512}; exec tee -- '
 _TRAPPED = "HUP INT QUIT PIPE ALRM TERM USR1 USR2"
 _START = (
-    "_rb_b=$3; read -r" + " _rb_x" * 21 + " _rb_t _rb_x 2>/dev/null </proc/$$/stat || _rb_t=;"
+    "_rb_b=${IFS#??}; read -r" + " _rb_x" * 21 + " _rb_t _rb_x 2>/dev/null </proc/$$/stat || _rb_t=;"
     " _rb_f=$1/$$-$_rb_t;"
     ' if [ -n "$1" ] && command -v tee >/dev/null 2>&1 && { [ -d "$1" ] || mkdir -p -m 700 "$1"; } 2>/dev/null'
     ' && mkfifo -m 600 "$_rb_f.o" "$_rb_f.e" 2>/dev/null; then'
@@ -122,7 +123,7 @@ _START = (
 def command() -> str:
     """What sshd hands to the login shell: `exec sh -c <wrapper>`, the same for every command (a spare
     session runs it before its command is known); the command itself follows on the channel (`job`)."""
-    return f"exec sh -c {shlex.quote(_WRAPPER)} runbook {shlex.quote(_START)} {shlex.quote(chr(10))}"
+    return f"exec sh -c {shlex.quote(_WRAPPER)} runbook {shlex.quote(_START)}"
 
 
 def job(marker: str, shell: str, cwd: str | None, script: str, delete: list[str] | None = None) -> bytes:
