@@ -71,6 +71,10 @@ class Runner:
         self.roll = Roll()  # hosts that failed (tolerated), left out afterwards; what failed in groups
         self.stop = threading.Event()
         self._later: frozenset[str] = frozenset()  # the hosts the steps after the current one list
+        self._warmable: frozenset[str] = (
+            frozenset()
+        )  # of those, the ones a step not skipped at plan time lists
+        self._pending: set[str] = set()  # the current step's hosts whose command has not started yet
         self._waited = False  # the run waited once (a command started, or the operator): warming began
         self.finished: list[HostOutcome] = []  # every host outcome of this session, for the summary
         values = plan.values
@@ -83,9 +87,9 @@ class Runner:
         run first waits, the hosts the later steps list get their next command ready (`Fleet.warm`), and a
         host whose command ended gets its next one ready if a later step lists it: while the run waits."""
         outcomes = []
-        used_after = _used_after(steps)
+        used_after, warmable = _used_after(steps, skipped=True), _used_after(steps, skipped=False)
         for index, planned in enumerate(steps, start=1):
-            self._later = used_after[index - 1]
+            self._warmable, self._pending = warmable[index - 1], set()
             self.terminal.say(f"\n▶ [{index}/{len(steps)}] {planned.id}: {planned.title}", "bold cyan")
             known = self.known.of(planned)  # `steps.` so far
             try:  # what reads earlier steps' output is rendered with it now (and a batch's failures)
@@ -124,6 +128,7 @@ class Runner:
             return []
         futures: list[Future[HostOutcome]] = []
         workers = min(planned.concurrency, len(todo))
+        self._pending = {h.host.name for h in todo}
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=planned.id)
         with self.terminal.progress(len(todo), planned.id) as advance:
             try:
@@ -148,6 +153,7 @@ class Runner:
         attempt, attempts = self.selection.attempts(planned.id, name, step, timer)  # an open series goes on
         outcome = HostOutcome(planned.id, name, Status.INTERRUPTED, reason="not started")
         out = self.journal.output_file(planned.id, name)
+        self._pending.discard(name)
         try:
             while not self.stop.is_set():
                 attempt += 1
@@ -160,8 +166,8 @@ class Runner:
                 outcome = replace(outcome, status=Status.INTERRUPTED, reason=stopped_waiting(outcome))
         finally:
             out.close()
-        if outcome.status is Status.OK and name in self._later:
-            self.fleet.warm((name,), self._listed_later)
+        if outcome.status is Status.OK and name in self._warmable:
+            self.fleet.warm((name,), self._wanted)
         self.finished.append(outcome)
         self.terminal.result(outcome)
         return outcome
@@ -238,15 +244,15 @@ class Runner:
 
     def _waiting(self) -> None:
         """The run waits (on a command it started, on the operator). The first time, the hosts the later
-        steps list get their next command ready: not before, so the warming takes no CPU from the start of
-        the step that follows the preflight; and only those, each as long as a step still to come lists it
-        when its turn comes (`_later`, read then)."""
+        steps list, and those of this step not started yet (`concurrency`), get their next command ready:
+        not before, so the warming takes no CPU from the start of the step that follows the preflight; each
+        as long as a step still to come lists it when its turn comes (`_wanted`, read then)."""
         if not self._waited:
             self._waited = True
-            self.fleet.warm(sorted(self._later), self._listed_later)
+            self.fleet.warm(sorted(self._warmable | self._pending), self._wanted)
 
-    def _listed_later(self, name: str) -> bool:
-        return name in self._later
+    def _wanted(self, name: str) -> bool:
+        return name in self._warmable or name in self._pending
 
     def _until_context(self, planned: PlannedStep, host_plan: HostPlan) -> dict[str, Any]:
         """What the step's `until` reads besides the result (nothing to render without an `until`)."""
@@ -284,13 +290,14 @@ class Runner:
         return StepOutcome(planned.id, (outcome,), () if got.ok else (OPERATOR,), stopped=not got.ok)
 
 
-def _used_after(steps: tuple[PlannedStep, ...]) -> list[frozenset[str]]:
-    """For each step, the hosts the steps after it list: every host of each, one a `when` may skip or a
-    failure leave out included (known only when that step comes), so no host is released that a later
-    step could run on or ask about (a resume asks an unknown step's host how its first copy ended)."""
+def _used_after(steps: tuple[PlannedStep, ...], skipped: bool) -> list[frozenset[str]]:
+    """For each step, the hosts the steps after it list. With the `skipped` ones (a `when` decided at plan
+    time): every host a later step could run on or ask about, none released too early (a `when` known only
+    when its step comes, a failure leaving a host out, a resume asking an unknown step's host how its first
+    copy ended). Without: the hosts worth a session opened ahead."""
     after: frozenset[str] = frozenset()
     found = []
     for planned in reversed(steps):
         found.append(after)
-        after |= {h.host.name for h in planned.hosts}
+        after |= {h.host.name for h in planned.hosts if skipped or not h.skip}
     return found[::-1]

@@ -459,3 +459,25 @@ def test_a_shell_with_a_line_break_is_a_failed_command(connect: Callable[..., SS
     the wrapper reads the shell as one line, so it never gets such a job."""
     result = connect().run("true", shell="bash\n")
     assert result.exit_code == 127 and "no such shell: 'bash\\n'" in result.stderr, result
+
+
+@pytest.mark.parametrize("lines", [62, 63, 64, 126, 127, 128, 300])
+def test_a_long_script_reaches_its_shell_line_for_line(lines: int, tmp_path: Path) -> None:
+    """The wrapper joins the script's lines 64 at a time (a shell's appending copies the whole string): on
+    every side of a join, every line comes through, in order, blanks and backslashes kept. What sshd runs
+    is one line all the same (the line break comes from IFS)."""
+    command = _command()
+    assert "\n" not in command
+    body = [f"  {i} \\ x\t" if i % 7 else "" for i in range(lines)]
+    script = "cat <<'END'\n" + "\n".join(body) + "\nEND"
+    process = subprocess.run(
+        ["/bin/sh", "-c", command],
+        input=_job("marker", "sh", None, script) + _environment({}) + b"\n",  # and the go
+        capture_output=True,
+        env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)},
+        start_new_session=True,  # as sshd does: the wrapper leads the group
+        timeout=30,
+        check=False,
+    )
+    assert process.returncode == 0, process.stderr
+    assert process.stdout.decode() == "\n".join(body) + "\n"

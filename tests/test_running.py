@@ -718,3 +718,22 @@ def test_a_host_no_step_still_to_come_lists_is_not_warmed(lab_for: Callable[...,
     outcomes = lab.run()
     assert [o.status for o in outcomes] == [Status.OK] * 3
     assert executors["a"].warms == [] and executors["b"].warms
+
+
+def test_the_hosts_of_a_step_not_started_yet_are_warmed_too(lab_for: Callable[..., Lab]) -> None:
+    """One host at a time (`concurrency: 1`), and no later step: once `a`'s command started, `b` and `c`,
+    whose commands come later in this very step, are got ready meanwhile; `a` is not (done by then)."""
+    lab = lab_for(
+        "  - id: one-by-one\n    title: One by one\n    on: nodes\n    concurrency: 1\n    run: x\n", NODES
+    )
+    executors = lab.executors
+
+    def waits_for_warms(script: str, attempt: int) -> Reply:  # each command, once b and c were warmed
+        wait_for(lambda: executors["b"].warms and executors["c"].warms, "b and c to be warmed", timeout=10)
+        return Reply()
+
+    for name in "abc":
+        executors[name].replies = waits_for_warms
+    [outcome] = lab.run()
+    assert outcome.hosts and all(h.status is Status.OK for h in outcome.hosts)
+    assert executors["a"].warms == [] and executors["b"].warms == executors["c"].warms == ["warming"]

@@ -34,6 +34,7 @@ __all__ = ["MAX_SESSIONS", "SSHExecutor", "resolve"]
 MAX_SESSIONS = 9
 """Command channels open at once per host: sshd's MaxSessions defaults to 10; one is the control channel's."""
 _OPEN_TRIES = 10  # 10 ms, 20 ms, ... : at most ~0.5 s of retrying a refused session
+_SPARE_TRIES = 3  # a spare is not worth more than ~30 ms of retrying (in the background)
 _KILL_WAIT = 5.0  # seconds for the kill's channel to open and report: a slower peer is presumed dead
 _ALIVE_COUNT_MAX = 3  # OpenSSH's default ServerAliveCountMax
 _PROBE_WAIT = 30.0  # seconds for preflight's probe to answer
@@ -97,13 +98,13 @@ class SSHExecutor(Executor):
             try:
                 spare.sendall(sent)
                 return spare
-            except (paramiko.SSHException, OSError):
+            except (paramiko.SSHException, OSError, EOFError):
                 spare.close()  # gone while it waited (its wrapper got nothing whole): a session of its own
         channel = self._open_session(transport)
         try:
             channel.exec_command(wrapper.command())
             channel.sendall(sent)
-        except (paramiko.SSHException, OSError) as error:
+        except (paramiko.SSHException, OSError, EOFError) as error:
             channel.close()
             raise ConnectionFailed(f"{self.host}: cannot start a command: {error}") from None
         return channel
@@ -115,15 +116,20 @@ class SSHExecutor(Executor):
         if transport is None or not transport.is_active() or not self._jobs.empty():
             return
         with suppress(Exception):  # paramiko raises EOFError too, when the host closes the connection
-            self._spare.open(lambda: self._open_spare(transport))
+            self._spare.open(lambda: self._open_spare(transport), transport)
 
     def _open_spare(self, transport: paramiko.Transport) -> paramiko.Channel | None:
-        """The spare's session with its wrapper started; None: the host refused the session (MaxSessions)."""
-        with self._open_lock:  # one try: a refusal means the host has no session to spare
+        """The spare's session with its wrapper started; None: the host refused the session three times in
+        a row (sshd frees a closed session's slot a moment late: see `_open_session`; MaxSessions is all)."""
+        for attempt in range(1, _SPARE_TRIES + 1):
             try:
-                channel = transport.open_session(timeout=self.options.connect_timeout)
+                with self._open_lock:
+                    channel = transport.open_session(timeout=self.options.connect_timeout)
+                break
             except paramiko.ChannelException:
-                return None
+                if attempt == _SPARE_TRIES:
+                    return None
+                time.sleep(0.01 * attempt)
         try:
             channel.exec_command(wrapper.command())
         except BaseException:

@@ -9,9 +9,10 @@ the step then only sends its command (`wrapper.job`), its environment and the go
 
 One spare per host at most, opened only while the host runs nothing: with the control channel it stays
 under sshd's MaxSessions, since the first command takes it before any other opens. A host that refuses it
-(MaxSessions 1: the control channel holds the only session) gets none again; a refused session elsewhere
-closes an idle spare first. A spare never used (the run ended or stopped) is closed: its wrapper's input
-ends before any command came, so it exits 125 and removes its FIFOs and files; nothing ran.
+(MaxSessions 1: the control channel holds the only session), three tries in a row, gets none again on that
+connection; a refused session elsewhere closes an idle spare first. A spare never used (the run ended or
+stopped) is closed: its wrapper's input ends before any command came, so it exits 125 and removes its FIFOs
+and files; nothing ran.
 """
 
 from __future__ import annotations
@@ -34,15 +35,17 @@ class Spare:
         self._lock = threading.Lock()
         self._channel: paramiko.Channel | None = None
         self._opening: threading.Event | None = None
-        self._refused = False  # the host refused one: never again on this host
+        self._refused_on: object | None = None  # the connection that refused one: never again on it
         self._closed = False
 
-    def open(self, opener: Callable[[], paramiko.Channel | None]) -> None:
+    def open(self, opener: Callable[[], paramiko.Channel | None], connection: object) -> None:
         """Open the spare here, in the caller's thread, unless the host has one, is opening one, or refused
-        one; `opener` returns None when the host refuses the session (and raises when it fails otherwise:
-        a lost connection, which a reconnect may mend, is no refusal)."""
+        one on this `connection`; `opener` returns None when the host refuses the session (and raises when
+        it fails otherwise: a lost connection, which a reconnect may mend, is no refusal)."""
         with self._lock:
-            if self._closed or self._refused or self._channel is not None or self._opening is not None:
+            if self._closed or self._channel is not None or self._opening is not None:
+                return
+            if self._refused_on is connection:
                 return
             self._opening = opened = threading.Event()
         channel, refused = None, False
@@ -52,7 +55,8 @@ class Spare:
         finally:
             with self._lock:
                 self._opening = None
-                self._refused = self._refused or refused
+                if refused:
+                    self._refused_on = connection
                 if self._closed and channel is not None:
                     channel.close()
                 else:
@@ -61,8 +65,8 @@ class Spare:
 
     @property
     def refused(self) -> bool:
-        """The host refused a spare session: none is asked for again."""
-        return self._refused
+        """The host refused a spare session: none is asked for again on that connection."""
+        return self._refused_on is not None
 
     def take(self, transport: paramiko.Transport) -> paramiko.Channel | None:
         """The spare, for a command on `transport` (waiting for one being opened); None if there is none, or

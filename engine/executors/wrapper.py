@@ -101,7 +101,7 @@ _START = (
     " _rb_r() { _rb_v=; _rb_c=; _rb_i=0; IFS= read -r _rb_j <&3 || return 1;"
     ' while [ "$_rb_i" -lt "$_rb_j" ]; do IFS= read -r _rb_l <&3 || return 1;'
     ' if [ "$_rb_i" = 0 ]; then _rb_c=$_rb_l; else _rb_c=$_rb_c$_rb_b$_rb_l; fi; _rb_i=$((_rb_i + 1));'
-    " [ $((_rb_i % 64)) != 0 ] || { _rb_v=$_rb_v$_rb_c; _rb_c=; }; done; _rb_v=$_rb_v$_rb_c; };"
+    " [ $((_rb_i % 64)) -ne 0 ] || { _rb_v=$_rb_v$_rb_c; _rb_c=; }; done; _rb_v=$_rb_v$_rb_c; };"
     " IFS= read -r _rb_m <&3 && IFS= read -r _rb_h <&3 && IFS= read -r _rb_x <&3 || _rb_z 125 all;"
     ' [ -z "$_rb_x" ] || (cd -- "$1" && exec rm -f -- $_rb_x) </dev/null >/dev/null 2>&1 3<&- 5>&- 6>&- &'
     " _rb_r && _rb_w=$_rb_v && _rb_r || _rb_z 125 all; _rb_s=$_rb_v;"
