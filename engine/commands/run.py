@@ -132,10 +132,11 @@ def execute(
     Asking(run.break_glass)  # a break-glass without a reason is refused before anything is locked
     validated = validate(Path(options.file), options.file)
     runbook = validated.runbook
-    previous = _previous(state, runbook.name, run.resume) if run.resume else None
-    if previous is not None:
-        from engine import resume  # loaded by `_previous`: a resume's checks
+    previous = None
+    if run.resume:
+        from engine import resume  # only a resume loads it, and the run history it reads
 
+        previous = resume.find(state, runbook.name, run.resume)
         diff = resume.check_unchanged(
             previous, runbook.document.text, run.force, _defaults_masker(runbook).mask
         )
@@ -143,9 +144,7 @@ def execute(
             print(f"--force: resuming although the runbook changed:\n{diff}", file=sys.stderr)
         options = replace(options, recorded=previous.values)
     validated, plan = prepare(options, validated=validated)
-    if previous is not None:
-        from engine import resume
-
+    if previous is not None:  # `resume` was imported above
         used = ((u.step, u.path, u.sha256) for u in plan.uses)
         if changed := resume.changed_uses(previous, used, run.force):
             print(f"--force: resuming although {changed}", file=sys.stderr)
@@ -170,14 +169,6 @@ def execute(
         return _locked(plan, steps, terminal, run, previous, state, run_id, connecting, stage is not None)
     finally:
         connecting.close()
-
-
-def _previous(state: StateBackend, name: str, which: str) -> resume.Previous:
-    """The run `--resume` names. Only a resume imports `resume` and the run history it reads (a new run's
-    start-up does not pay for them)."""
-    from engine import resume
-
-    return resume.find(state, name, which)
 
 
 def _locked(
